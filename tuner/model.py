@@ -1,0 +1,290 @@
+"""Frozen value types shared by every part of tuner.
+
+This module is the innermost layer: it imports the standard library only, and every
+other module speaks in these types.  Times are POSIX seconds (float), memory is in MB,
+durations in facts are in milliseconds and timeouts in configuration are in seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Union
+
+FactValue = Union[float, str, bool, None, Mapping[str, "FactValue"]]
+"""A value a rule condition can see: numbers are always floats, unknown is None."""
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class Mode(enum.StrEnum):
+    """How far tuner may go: record only, record and tell people, or change functions."""
+
+    OBSERVE = "observe"
+    RECOMMEND = "recommend"
+    APPLY = "apply"
+
+    @property
+    def rank(self) -> int:
+        """Order of the modes, so the stricter of two modes is the smaller rank."""
+        return _MODE_RANK[self]
+
+
+_MODE_RANK = {Mode.OBSERVE: 0, Mode.RECOMMEND: 1, Mode.APPLY: 2}
+
+
+class Severity(enum.StrEnum):
+    """How urgent a finding is for the people who own the function."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Knob(enum.StrEnum):
+    """A setting of a function that tuner can change."""
+
+    MEMORY_MB = "memory_mb"
+    TIMEOUT_S = "timeout_s"
+    BATCH_SIZE = "batch_size"
+    FAN_OUT = "fan_out"
+    CONCURRENCY = "concurrency"
+    CACHE_TTL_S = "cache_ttl_s"
+    """Cache time-to-live in seconds; 0 means the cache is off."""
+
+
+class Outcome(enum.StrEnum):
+    """What became of a decision."""
+
+    OBSERVED = "observed"  # recorded only (mode observe)
+    RECOMMENDED = "recommended"  # people were told, nothing changed (mode recommend)
+    NOTIFIED = "notified"  # a notify-only action: people were told, nothing to change
+    APPLIED = "applied"  # the change is live
+    SKIPPED = "skipped"  # the guard held it back (cooldown, cap, hysteresis, no data)
+    FAILED = "failed"  # the provider could not apply it
+    ROLLED_BACK = "rolled-back"  # applied, then undone because it made things worse
+
+
+class Verification(enum.StrEnum):
+    """What later windows said about an applied change."""
+
+    PENDING = "pending"
+    IMPROVED = "improved"
+    UNCHANGED = "unchanged"
+    WORSE = "worse"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FunctionRef:
+    """Names one function: the provider, a scope (region, namespace, host) and its name."""
+
+    provider: str
+    name: str
+    scope: str = ""
+
+    @property
+    def key(self) -> str:
+        """A stable, human-readable identifier, e.g. ``aws:eu-west-1/resize``."""
+        scope = f"{self.scope}/" if self.scope else ""
+        return f"{self.provider}:{scope}{self.name}"
+
+    def __str__(self) -> str:
+        return self.key
+
+    @classmethod
+    def parse(cls, key: str) -> FunctionRef:
+        """Inverse of :attr:`key`."""
+        provider, _, rest = key.partition(":")
+        scope, _, name = rest.rpartition("/")
+        return cls(provider=provider, name=name, scope=scope)
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionConfig:
+    """The tunable configuration of a function as the provider reports it.
+
+    A knob that the function does not have is None (a Lambda without an event source
+    has no batch size; a Deployment has no timeout).
+    """
+
+    memory_mb: int
+    timeout_s: float | None = None
+    batch_size: int | None = None
+    fan_out: int | None = None
+    concurrency: int | None = None
+    cache_ttl_s: int | None = None
+    environment: Mapping[str, str] = field(default=_EMPTY, compare=False)
+    revision: str = field(default="", compare=False)
+    """Optimistic-concurrency token: Lambda RevisionId, Kubernetes resourceVersion."""
+
+    def get(self, knob: Knob) -> float | int | None:
+        """The current value of one knob."""
+        value: float | int | None = getattr(self, knob.value)
+        return value
+
+    def with_changes(self, changes: Mapping[Knob, float | int]) -> FunctionConfig:
+        """A copy with the given knobs set."""
+        return replace(self, **{k.value: v for k, v in changes.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a provider allows for each knob; planned changes are clamped into these."""
+
+    memory_min_mb: int = 128
+    memory_max_mb: int = 10_240
+    memory_step_mb: int = 1
+    timeout_min_s: float = 1.0
+    timeout_max_s: float = 900.0
+    batch_min: int = 1
+    batch_max: int = 10_000
+    fan_out_max: int = 64
+    concurrency_min: int = 1
+    concurrency_max: int = 1000
+    cpu_scales_with_memory: bool = True
+    """True where more memory also buys more CPU (Lambda), so a slow function may speed up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A function that a provider manages, with its configuration and labels."""
+
+    ref: FunctionRef
+    config: FunctionConfig
+    labels: Mapping[str, str] = field(default=_EMPTY)
+    limits: Limits = field(default_factory=Limits)
+    owner: str = ""
+    """Who to tell (a team or address label), when the provider knows it."""
+    console_url: str = ""
+    """Where a person can look at the function, when there is such a page."""
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyFacts:
+    """What one window says about calls from a function to one named dependency."""
+
+    name: str
+    calls: int
+    errors: int
+    latency_p95_ms: float | None = None
+
+    @property
+    def error_rate(self) -> float | None:
+        """Errors per call, or None when there were no calls."""
+        return self.errors / self.calls if self.calls else None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFacts:
+    """Everything observed about one function over one time window.
+
+    Counters are whole numbers; anything that was not measured is None, never 0,
+    so that missing data can never look like a reason to act.
+    """
+
+    ref: FunctionRef
+    start: float
+    end: float
+    invocations: int | None
+    errors: int | None = None
+    timeouts: int | None = None
+    ooms: int | None = None
+    throttles: int | None = None
+    cold_starts: int | None = None
+    duration_p50_ms: float | None = None
+    duration_p95_ms: float | None = None
+    duration_p99_ms: float | None = None
+    duration_max_ms: float | None = None
+    peak_memory_mb: float | None = None
+    dependencies: Mapping[str, DependencyFacts] = field(default_factory=dict)
+    extra: Mapping[str, float] = field(default_factory=dict)
+    """Provider-specific measurements, exposed to conditions under their own names."""
+
+    @property
+    def empty(self) -> bool:
+        """True when the window holds no invocations (or none were counted)."""
+        return not self.invocations
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One knob of one function going from one value to another."""
+
+    knob: Knob
+    before: float | int | None
+    after: float | int
+
+    def describe(self) -> str:
+        """A short human text, e.g. ``memory_mb 128 -> 384``."""
+        return f"{self.knob.value} {_fmt(self.before)} -> {_fmt(self.after)}"
+
+
+def _fmt(value: float | int | None) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule whose condition held for a function: the input to planning."""
+
+    ref: FunctionRef
+    rule: str
+    severity: Severity
+    facts: Mapping[str, FactValue]
+    window_end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What tuner decided for one finding and one action, and what became of it.
+
+    This is also the audit record: the store keeps every decision, acted on or not.
+    """
+
+    id: str
+    time: float
+    ref: FunctionRef
+    rule: str
+    action: str
+    severity: Severity
+    mode: Mode
+    outcome: Outcome
+    facts: Mapping[str, FactValue] = field(default_factory=dict)
+    change: Change | None = None
+    summary: str = ""
+    """What happened, in one sentence with numbers."""
+    advice: str = ""
+    """What a person should do next."""
+    reason: str = ""
+    """Why the guard held it back, or why applying failed."""
+    verification: Verification | None = None
+    channels: tuple[str, ...] = ()
+    group: str = ""
+    """Notifications for decisions with the same group key are sent together."""
+
+    @property
+    def applied(self) -> bool:
+        """True when the change went live (even if it was later rolled back)."""
+        return self.outcome in (Outcome.APPLIED, Outcome.ROLLED_BACK)
+
+    def with_outcome(self, outcome: Outcome, reason: str = "") -> Decision:
+        """A copy with another outcome and reason."""
+        return replace(self, outcome=outcome, reason=reason or self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A change about to be applied, written down first so a crash leaves a record."""
+
+    id: str
+    decision_id: str
+    ref: FunctionRef
+    changes: tuple[Change, ...]
+    created: float
+    state: str = "open"  # open | done | failed | abandoned

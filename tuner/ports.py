@@ -1,0 +1,129 @@
+"""Protocols through which the core talks to the world.
+
+Providers, metric sources, notifiers and stores implement these; the core depends on
+nothing else.  All ports are synchronous: the loop runs them in worker threads, and
+asynchronous frameworks (Kopf) call the core through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from tuner.model import Change, Decision, FunctionConfig, FunctionRef, Intent, Outcome, Target
+from tuner.model import Verification, WindowFacts
+
+
+@runtime_checkable
+class TargetSource(Protocol):
+    """Lists the functions a provider manages."""
+
+    name: str
+
+    def targets(self) -> Sequence[Target]:
+        """Every managed function with its current configuration."""
+        ...
+
+
+@runtime_checkable
+class MetricSource(Protocol):
+    """Observes functions over a time window."""
+
+    def observe(
+        self, targets: Sequence[Target], start: float, end: float
+    ) -> Mapping[FunctionRef, WindowFacts]:
+        """Facts for each target over ``[start, end)``; a target without data may be absent.
+
+        Implementations batch their queries: one call covers the whole fleet.
+        """
+        ...
+
+
+@runtime_checkable
+class Actuator(Protocol):
+    """Changes functions."""
+
+    def read(self, ref: FunctionRef) -> FunctionConfig:
+        """The live configuration of one function."""
+        ...
+
+    def apply(self, target: Target, changes: Sequence[Change]) -> FunctionConfig:
+        """Apply the changes and wait until they are live; return the new configuration.
+
+        Idempotent: applying changes that are already live is a no-op.  Uses the
+        target's ``config.revision`` for optimistic concurrency and raises
+        :class:`tuner.errors.ConflictError` when the function changed meanwhile.
+        """
+        ...
+
+
+@runtime_checkable
+class Provider(TargetSource, MetricSource, Actuator, Protocol):
+    """A platform that runs functions: it lists, observes and changes them."""
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Tells people about decisions; must never block the loop for long."""
+
+    def notify(self, decisions: Sequence[Decision]) -> None:
+        """Queue the decisions for delivery (grouping and retries are the notifier's job)."""
+        ...
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """The time source, so tests and simulations can run on a virtual clock."""
+
+    def now(self) -> float:
+        """POSIX seconds."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The audit log and the loop's durable state."""
+
+    def record(self, decision: Decision) -> None:
+        """Write a decision (insert or replace by id)."""
+        ...
+
+    def set_outcome(
+        self,
+        decision_id: str,
+        outcome: Outcome | None = None,
+        verification: Verification | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Update what became of a decision."""
+        ...
+
+    def decisions(
+        self, ref: FunctionRef | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[Decision]:
+        """Decisions, oldest first, optionally for one function and after a time."""
+        ...
+
+    def applied_since(self, since: float) -> list[Decision]:
+        """Applied (or rolled back) decisions after a time, oldest first."""
+        ...
+
+    def begin_intent(self, intent: Intent) -> None:
+        """Write down a change before it is applied."""
+        ...
+
+    def finish_intent(self, intent_id: str, state: str) -> None:
+        """Mark an intent done, failed or abandoned."""
+        ...
+
+    def open_intents(self) -> list[Intent]:
+        """Intents that were begun and never finished (a crash happened in between)."""
+        ...
+
+    def get_state(self, key: str) -> str | None:
+        """A small piece of loop state (JSON text) by key."""
+        ...
+
+    def put_state(self, key: str, value: str) -> None:
+        """Store a small piece of loop state."""
+        ...
