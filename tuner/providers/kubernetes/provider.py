@@ -1,0 +1,289 @@
+"""The Kubernetes provider: lists, observes and changes Deployments and Knative Services."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+from tuner.errors import ApplyFailedError, ConflictError, ProviderError
+from tuner.model import Change, FunctionConfig, FunctionRef, Limits, Target, WindowFacts
+from tuner.ports import Clock
+from tuner.providers.kubernetes import disruption, events, patching, signals, usage, workloads
+from tuner.providers.kubernetes.api import JsonObject, KubeApi, NotFoundError
+from tuner.providers.kubernetes.settings import Settings
+from tuner.providers.kubernetes.workloads import KINDS, WorkloadKind, dig
+from tuner.providers.prometheus import ContainerQueries, PrometheusClient
+
+log = structlog.get_logger(__name__)
+
+ROLLOUT_POLL_S = 0.2
+
+
+class KubernetesProvider:
+    """Implements :class:`tuner.ports.Provider` for workloads in one namespace."""
+
+    def __init__(self, settings: Settings, *, clock: Clock) -> None:
+        """Configure the provider; the API connection is opened by :meth:`start`."""
+        self.settings = settings
+        self.name = settings.name
+        self._clock = clock
+        self._api: KubeApi | None = None
+        self._kinds = [KINDS[short] for short in settings.kinds]
+        self._missing_kinds: set[str] = set()
+        self._prometheus = (
+            ContainerQueries(PrometheusClient(settings.prometheus_url), settings.latency_metric)
+            if settings.prometheus_url
+            else None
+        )
+
+    # lifecycle
+
+    def start(self) -> None:
+        """Open the API connection (idempotent)."""
+        if self._api is None:
+            self._api = KubeApi(self.settings.api_url, timeout_s=self.settings.request_timeout_s)
+            log.info("kubernetes_connected", host=self._api.host, namespace=self.settings.namespace)
+
+    def close(self) -> None:
+        """Close the API connection."""
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    @property
+    def api(self) -> KubeApi:
+        """The open API client (opened on first use)."""
+        self.start()
+        assert self._api is not None
+        return self._api
+
+    # TargetSource
+
+    def targets(self) -> Sequence[Target]:
+        """Every selected Deployment and Knative Service with a memory setting."""
+        found: list[Target] = []
+        for kind in self._kinds:
+            for obj in self._list_workloads(kind):
+                target = self._target(kind, obj)
+                if target is not None:
+                    found.append(target)
+        return found
+
+    def _list_workloads(self, kind: WorkloadKind) -> list[JsonObject]:
+        selector = self.settings.selector
+        try:
+            path = kind.collection_path(self.settings.namespace)
+            items = self.api.list(path, selector.to_query())
+        except NotFoundError:
+            if kind.short not in self._missing_kinds:
+                log.info("workload_kind_not_served", kind=kind.kind, api=kind.api_version)
+                self._missing_kinds.add(kind.short)
+            return []
+        return [
+            obj for obj in items
+            if selector.matches(dig(obj, "metadata", "labels") or {})
+            and not (kind is workloads.DEPLOYMENT and workloads.is_knative_managed(obj))
+        ]
+
+    def _target(self, kind: WorkloadKind, obj: JsonObject) -> Target | None:
+        ref = workloads.ref_for(self.name, kind, obj)
+        container = workloads.container_name(obj, self.settings.container)
+        config = workloads.read_config(obj, container) if container else None
+        if config is None:
+            log.warning("workload_without_memory_setting", ref=str(ref), container=container)
+            return None
+        labels: Mapping[str, str] = dig(obj, "metadata", "labels") or {}
+        return Target(
+            ref=ref,
+            config=config,
+            labels=dict(labels),
+            limits=self._limits(),
+            owner=labels.get(workloads.OWNER_LABEL, ""),
+        )
+
+    def _limits(self) -> Limits:
+        return Limits(
+            memory_min_mb=self.settings.memory_min_mb,
+            memory_max_mb=self.settings.memory_max_mb,
+            concurrency_max=self.settings.concurrency_max,
+            cpu_scales_with_memory=False,
+        )
+
+    # MetricSource
+
+    def observe(
+        self, targets: Sequence[Target], start: float, end: float
+    ) -> Mapping[FunctionRef, WindowFacts]:
+        """OOM kills and restarts from pods, peak memory and latency from metrics."""
+        mine = [t for t in targets if t.ref.provider == self.name]
+        if not mine:
+            return {}
+        namespace = self.settings.namespace
+        pods = self.api.list(f"/api/v1/namespaces/{namespace}/pods")
+        memory = self._memory_usage(namespace, start, end)
+        facts: dict[FunctionRef, WindowFacts] = {}
+        for target in mine:
+            kind, _, name = workloads.parse_ref(target.ref)
+            obj = self._find(kind, name)
+            if obj is None:
+                continue
+            container = workloads.container_name(obj, self.settings.container) or ""
+            own = signals.pods_of(pods, kind.pod_labels(obj))
+            facts[target.ref] = self._facts(target.ref, own, container, memory, start, end)
+        return facts
+
+    def _find(self, kind: WorkloadKind, name: str) -> JsonObject | None:
+        try:
+            return self.api.get(kind.object_path(self.settings.namespace, name))
+        except NotFoundError:
+            return None
+
+    def _memory_usage(
+        self, namespace: str, start: float, end: float
+    ) -> dict[tuple[str, str], float]:
+        source = self.settings.memory_source
+        if source == "auto":
+            source = "prometheus" if self._prometheus else "metrics-api"
+        if source == "prometheus" and self._prometheus is not None:
+            return self._prometheus.peak_memory_mb(namespace, start, end)
+        if source == "metrics-api":
+            return usage.metrics_api_usage(self.api, namespace)
+        return {}
+
+    def _facts(
+        self,
+        ref: FunctionRef,
+        pods: Sequence[JsonObject],
+        container: str,
+        memory: Mapping[tuple[str, str], float],
+        start: float,
+        end: float,
+    ) -> WindowFacts:
+        names = [dig(p, "metadata", "name") or "" for p in pods]
+        peaks = [memory[(n, container)] for n in names if (n, container) in memory]
+        latency = (
+            self._prometheus.latency(self.settings.namespace, names, start, end)
+            if self._prometheus
+            else None
+        )
+        return WindowFacts(
+            ref=ref,
+            start=start,
+            end=end,
+            invocations=latency.requests if latency else None,
+            ooms=signals.count_ooms(pods, container, start, end),
+            peak_memory_mb=max(peaks) if peaks else None,
+            duration_p50_ms=latency.p50_ms if latency else None,
+            duration_p95_ms=latency.p95_ms if latency else None,
+            duration_p99_ms=latency.p99_ms if latency else None,
+            extra={
+                "restarts": float(signals.restart_count(pods, container)),
+                "pods": float(len(pods)),
+            },
+        )
+
+    # Actuator
+
+    def read(self, ref: FunctionRef) -> FunctionConfig:
+        """The live configuration of one workload."""
+        kind, namespace, name = workloads.parse_ref(ref)
+        obj = self.api.get(kind.object_path(namespace, name))
+        return self._config(ref, obj)
+
+    def _config(self, ref: FunctionRef, obj: JsonObject) -> FunctionConfig:
+        container = workloads.container_name(obj, self.settings.container)
+        config = workloads.read_config(obj, container) if container else None
+        if config is None:
+            raise ProviderError(f"{ref}: container {container!r} has no memory setting")
+        return config
+
+    def apply(
+        self, target: Target, changes: Sequence[Change], *, reason: str = ""
+    ) -> FunctionConfig:
+        """Patch the workload, record an annotation and an Event, and wait for the rollout.
+
+        The plan is checked against the live object first: when a knob no longer has the
+        value the change was planned from, :class:`ConflictError` tells the caller to
+        re-plan.  A 409 from the API (someone wrote between read and patch) is retried up
+        to ``conflict_retries`` times while the plan still holds.
+        """
+        kind, namespace, name = workloads.parse_ref(target.ref)
+        path = kind.object_path(namespace, name)
+        for attempt in range(self.settings.conflict_retries + 1):
+            obj = self.api.get(path)
+            live = self._config(target.ref, obj)
+            if all(live.get(c.knob) == c.after for c in changes):
+                log.info("apply_already_live", ref=str(target.ref))
+                return live
+            stale = [c for c in changes if live.get(c.knob) != c.before]
+            if stale:
+                raise ConflictError(
+                    f"{target.ref} changed meanwhile: "
+                    + ", ".join(f"{c.knob.value} is {live.get(c.knob)}, planned from "
+                                f"{c.before}" for c in stale)
+                )
+            disruption.check_disruption(
+                kind, obj, self._budgets(namespace),
+                allow_single_replica_restart=self.settings.allow_single_replica_restart,
+            )
+            container = workloads.container_name(obj, self.settings.container) or ""
+            note = patching.change_annotation(changes, reason, self._clock.now())
+            body = patching.change_patch(kind, obj, container, changes, note)
+            try:
+                patched = self.api.patch(path, body)
+            except ConflictError:
+                log.info("apply_conflict_retry", ref=str(target.ref), attempt=attempt + 1)
+                continue
+            self._record_event(kind, patched, changes, reason)
+            return self._config(target.ref, self._wait_rolled_out(kind, path, patched))
+        raise ConflictError(
+            f"{target.ref}: still conflicting after {self.settings.conflict_retries + 1} attempts"
+        )
+
+    def _budgets(self, namespace: str) -> list[JsonObject]:
+        try:
+            return self.api.list(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets")
+        except NotFoundError:
+            return []
+
+    def _record_event(
+        self, kind: WorkloadKind, obj: JsonObject, changes: Sequence[Change], reason: str
+    ) -> None:
+        message = "tuner changed " + ", ".join(c.describe() for c in changes)
+        if reason:
+            message += f": {reason}"
+        event = events.change_event(kind, obj, message, self._clock.now())
+        try:
+            self.api.create(events.events_path(event["metadata"]["namespace"]), event)
+        except ProviderError as exc:  # the change is live; a lost event must not undo that
+            log.warning("event_not_recorded", error=str(exc))
+
+    def _wait_rolled_out(self, kind: WorkloadKind, path: str, obj: JsonObject) -> JsonObject:
+        timeout = self.settings.rollout_timeout_s
+        if timeout <= 0:
+            return obj
+        deadline = time.monotonic() + timeout
+        while not _rolled_out(kind, obj):
+            if time.monotonic() >= deadline:
+                name = dig(obj, "metadata", "name")
+                raise ApplyFailedError(f"{kind.kind} {name}: rollout unfinished after {timeout:g}s")
+            time.sleep(ROLLOUT_POLL_S)
+            obj = self.api.get(path)
+        return obj
+
+
+def _rolled_out(kind: WorkloadKind, obj: JsonObject) -> bool:
+    """True when the controller has rolled out the object's current generation."""
+    status = obj.get("status") or {}
+    if (status.get("observedGeneration") or 0) < (dig(obj, "metadata", "generation") or 0):
+        return False
+    if kind is workloads.KNATIVE_SERVICE:
+        conditions = status.get("conditions") or []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    wanted = dig(obj, "spec", "replicas")
+    wanted = 1 if wanted is None else int(wanted)
+    return (status.get("updatedReplicas") or 0) >= wanted and (
+        status.get("availableReplicas") or 0
+    ) >= wanted

@@ -1,0 +1,55 @@
+"""A minimal client for the Prometheus HTTP API's instant queries."""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tuner.errors import ProviderError
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One series of an instant-query result: its labels and value."""
+
+    labels: Mapping[str, str]
+    value: float
+
+
+class PrometheusClient:
+    """Runs PromQL instant queries against one Prometheus server."""
+
+    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+        """Talk to the server at ``url`` (e.g. ``http://prometheus:9090``)."""
+        self.url = url.rstrip("/")
+        self._timeout_s = timeout_s
+
+    def query(self, promql: str, at: float) -> list[Sample]:
+        """Evaluate ``promql`` at time ``at``; NaN results are dropped."""
+        params = urllib.parse.urlencode({"query": promql, "time": f"{at:.3f}"})
+        url = f"{self.url}/api/v1/query?{params}"
+        try:
+            with urllib.request.urlopen(url, timeout=self._timeout_s) as response:
+                payload = json.load(response)
+        except urllib.error.HTTPError as exc:
+            raise ProviderError(f"prometheus query failed: HTTP {exc.code}: {promql}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            message = f"prometheus unreachable at {self.url}: {exc}"
+            raise ProviderError(message, retryable=True) from exc
+        if payload.get("status") != "success":
+            raise ProviderError(f"prometheus query failed: {payload.get('error')}: {promql}")
+        data = payload["data"]
+        if data["resultType"] == "scalar":
+            return _finite([Sample({}, float(data["result"][1]))])
+        return _finite(
+            [Sample(item["metric"], float(item["value"][1])) for item in data["result"]]
+        )
+
+
+def _finite(samples: list[Sample]) -> list[Sample]:
+    return [s for s in samples if math.isfinite(s.value)]
