@@ -61,6 +61,7 @@ class Outcome(enum.StrEnum):
     OBSERVED = "observed"  # recorded only (mode observe)
     RECOMMENDED = "recommended"  # people were told, nothing changed (mode recommend)
     NOTIFIED = "notified"  # a notify-only action: people were told, nothing to change
+    APPLYING = "applying"  # written down before the provider is called; final after
     APPLIED = "applied"  # the change is live
     SKIPPED = "skipped"  # the guard held it back (cooldown, cap, hysteresis, no data)
     FAILED = "failed"  # the provider could not apply it
@@ -115,7 +116,7 @@ class FunctionConfig:
     fan_out: int | None = None
     concurrency: int | None = None
     cache_ttl_s: int | None = None
-    environment: Mapping[str, str] = field(default=_EMPTY, compare=False)
+    environment: Mapping[str, str] = field(default_factory=lambda: _EMPTY, compare=False)
     revision: str = field(default="", compare=False)
     """Optimistic-concurrency token: Lambda RevisionId, Kubernetes resourceVersion."""
 
@@ -153,7 +154,7 @@ class Target:
 
     ref: FunctionRef
     config: FunctionConfig
-    labels: Mapping[str, str] = field(default=_EMPTY)
+    labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     limits: Limits = field(default_factory=Limits)
     owner: str = ""
     """Who to tell (a team or address label), when the provider knows it."""
