@@ -1,0 +1,50 @@
+"""Fixtures: one emulated Kubernetes API per module, a namespace per test."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import pytest
+from kube_emulation import EmulatorThread
+
+from tuner.providers.kubernetes.api import KubeApi
+
+_namespaces = itertools.count(1)
+
+
+class WallClock:
+    """The real time."""
+
+    def now(self) -> float:
+        """POSIX seconds."""
+        return time.time()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[EmulatorThread]:
+    """An emulated API server on 127.0.0.1, shared by a module's tests."""
+    emulated = EmulatorThread().start()
+    yield emulated
+    emulated.stop()
+
+
+@pytest.fixture()
+def kube(cluster: EmulatorThread) -> Iterator[KubeApi]:
+    """A JSON client for seeding and inspecting the emulated cluster."""
+    api = KubeApi(cluster.url)
+    yield api
+    api.close()
+
+
+@pytest.fixture()
+def namespace() -> str:
+    """A namespace name of this test's own."""
+    return f"ns{next(_namespaces)}"
+
+
+@pytest.fixture()
+def clock() -> WallClock:
+    """The real time."""
+    return WallClock()
