@@ -108,12 +108,12 @@ class Store(Protocol):
         """Applied (or rolled back) decisions after a time, oldest first."""
         ...
 
-    def begin_intent(self, intent: Intent) -> None:
-        """Write down a change before it is applied."""
+    def begin_intent(self, intent: Intent, decision: Decision) -> None:
+        """Write down a change and its decision (outcome applying) before it is applied."""
         ...
 
-    def finish_intent(self, intent_id: str, state: str) -> None:
-        """Mark an intent done, failed or abandoned."""
+    def finish_intent(self, intent_id: str, state: str, decision: Decision) -> None:
+        """Mark an intent done, failed or abandoned and record the final decision, at once."""
         ...
 
     def open_intents(self) -> list[Intent]:

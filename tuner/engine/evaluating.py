@@ -1,0 +1,63 @@
+"""Evaluation: match the rule base against one function's facts.
+
+Pure and fast: no I/O, conditions are compiled closures.  The ``for`` clause of a rule
+needs memory across windows; :class:`Streaks` holds how many consecutive windows each
+rule has matched for each function, and the loop persists it between cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tuner.engine.rulefiles import RuleBase
+from tuner.model import Finding, Target
+
+
+class Streaks:
+    """Consecutive matching windows per (function, rule); absent means zero."""
+
+    def __init__(self, counts: Mapping[str, int] | None = None):
+        self.counts: dict[str, int] = dict(counts or {})
+
+    @staticmethod
+    def key(function_key: str, rule: str) -> str:
+        """The key of one function and rule."""
+        return f"{function_key}|{rule}"
+
+    def bump(self, function_key: str, rule: str) -> int:
+        """Count one more matching window and return the streak."""
+        k = self.key(function_key, rule)
+        n = self.counts.get(k, 0) + 1
+        self.counts[k] = n
+        return n
+
+    def reset(self, function_key: str, rule: str) -> int:
+        """Break a streak and return how long it was."""
+        return self.counts.pop(self.key(function_key, rule), 0)
+
+
+def evaluate(
+    rules: RuleBase, target: Target, facts: Mapping[str, Any], streaks: Streaks, window_end: float
+) -> tuple[list[Finding], list[str]]:
+    """The findings for one target, and the names of rules that stopped holding (resolved).
+
+    A finding is a rule that matches the target and whose condition held for ``for``
+    consecutive windows.  A window without invocations neither starts nor breaks a
+    streak: no data is no evidence either way.
+    """
+    findings: list[Finding] = []
+    resolved: list[str] = []
+    if not facts.get("invocations"):
+        return findings, resolved
+    key = target.ref.key
+    for compiled in rules.rules:
+        rule = compiled.rule
+        if not rule.match.matches(target):
+            continue
+        if compiled.condition.evaluate(facts) is True:
+            if streaks.bump(key, rule.name) >= rule.for_windows:
+                findings.append(Finding(target.ref, rule.name, rule.severity, facts, window_end))
+        elif streaks.reset(key, rule.name) >= rule.for_windows:
+            resolved.append(rule.name)
+    return findings, resolved

@@ -1,0 +1,212 @@
+"""The fact reference: every name a rule condition may use, and how facts are built.
+
+All numbers are floats (``3.0``, not ``3``) so that arithmetic such as
+``0.9 * memory_mb`` is well typed in CEL; a fact that was not measured is ``null``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tuner.engine.conditions import Type
+from tuner.model import Target, WindowFacts
+
+FAILING_DEPENDENCY_ERROR_RATE = 0.5
+"""A dependency counts as failing for a function when at least this share of calls fail."""
+
+
+@dataclass(frozen=True)
+class FactDoc:
+    """One documented fact: its type, unit and meaning."""
+
+    type: Type
+    unit: str
+    doc: str
+
+
+FACTS: Mapping[str, FactDoc] = {
+    # identity
+    "provider": FactDoc(Type.STRING, "", "The provider's name: local, aws, kubernetes."),
+    "function": FactDoc(Type.STRING, "", "The function's name."),
+    "labels": FactDoc(Type.MAP, "", "The function's labels or tags, e.g. labels.team."),
+    "window_s": FactDoc(Type.NUMBER, "s", "Length of the observed window."),
+    # traffic and outcomes
+    "invocations": FactDoc(Type.NUMBER, "count", "Invocations in the window."),
+    "errors": FactDoc(Type.NUMBER, "count", "Invocations that did not succeed, for any reason."),
+    "error_rate": FactDoc(Type.NUMBER, "ratio", "errors / invocations."),
+    "timeouts": FactDoc(Type.NUMBER, "count", "Invocations stopped at the timeout."),
+    "timeout_rate": FactDoc(Type.NUMBER, "ratio", "timeouts / invocations."),
+    "ooms": FactDoc(Type.NUMBER, "count", "Invocations killed for running out of memory."),
+    "oom_rate": FactDoc(Type.NUMBER, "ratio", "ooms / invocations."),
+    "throttles": FactDoc(Type.NUMBER, "count", "Invocations refused for concurrency limits."),
+    "cold_starts": FactDoc(Type.NUMBER, "count", "Invocations that started a new worker."),
+    # duration
+    "duration_p50_ms": FactDoc(Type.NUMBER, "ms", "Median duration."),
+    "duration_p95_ms": FactDoc(Type.NUMBER, "ms", "95th percentile duration."),
+    "duration_p99_ms": FactDoc(Type.NUMBER, "ms", "99th percentile duration."),
+    "duration_max_ms": FactDoc(Type.NUMBER, "ms", "Longest duration."),
+    "timeout_ms": FactDoc(Type.NUMBER, "ms", "The configured timeout (null where none)."),
+    "duration_timeout_ratio": FactDoc(
+        Type.NUMBER, "ratio", "duration_p99_ms / timeout_ms: how close the tail is to the timeout."
+    ),
+    # memory
+    "memory_mb": FactDoc(Type.NUMBER, "MB", "The configured memory."),
+    "peak_memory_mb": FactDoc(Type.NUMBER, "MB", "Highest memory used by one invocation."),
+    "memory_utilisation": FactDoc(Type.NUMBER, "ratio", "peak_memory_mb / memory_mb."),
+    "cpu_scales_with_memory": FactDoc(
+        Type.BOOL, "", "True where more memory also buys CPU (AWS Lambda)."
+    ),
+    # granularity and caching
+    "batch_size": FactDoc(Type.NUMBER, "records", "Records per invocation (null: no such knob)."),
+    "fan_out": FactDoc(Type.NUMBER, "count", "Parallel parts a payload is split into (null: none)."),
+    "concurrency": FactDoc(Type.NUMBER, "count", "Requests one instance serves at once."),
+    "cache_ttl_s": FactDoc(Type.NUMBER, "s", "Cache time-to-live; 0 is off, null: no cache knob."),
+    "cache_enabled": FactDoc(Type.BOOL, "", "True when the cache is on."),
+    # dependencies
+    "dependencies": FactDoc(
+        Type.MAP,
+        "",
+        "Per dependency name: {calls, errors, error_rate, latency_p95_ms}, "
+        'e.g. dependencies["orders-db"].error_rate.',
+    ),
+    "dependency_calls": FactDoc(Type.NUMBER, "count", "Calls to all dependencies."),
+    "dependency_errors": FactDoc(Type.NUMBER, "count", "Failed calls to all dependencies."),
+    "dependency_error_rate": FactDoc(
+        Type.NUMBER, "ratio", "The highest error rate of any one dependency."
+    ),
+    "dependency_latency_p95_ms": FactDoc(
+        Type.NUMBER, "ms", "The highest p95 call latency of any one dependency."
+    ),
+    "worst_dependency": FactDoc(
+        Type.STRING, "", "The dependency with the highest error rate (then latency)."
+    ),
+    # fleet
+    "fleet_functions": FactDoc(Type.NUMBER, "count", "Functions observed in this cycle."),
+    "dependency_failing_functions": FactDoc(
+        Type.NUMBER,
+        "count",
+        "How many functions in the fleet see this function's worst dependency failing "
+        f"(error rate >= {FAILING_DEPENDENCY_ERROR_RATE}); 0 when it is not failing here.",
+    ),
+    "extra": FactDoc(Type.MAP, "", "Provider-specific measurements, e.g. extra.records_per_invocation."),
+}
+
+FACT_TYPES: Mapping[str, Type] = {name: doc.type for name, doc in FACTS.items()}
+
+
+def _f(value: float | int | None) -> float | None:
+    """A measurement as a float; NaN, infinite or negative telemetry counts as missing."""
+    if value is None:
+        return None
+    f = float(value)
+    return f if math.isfinite(f) and f >= 0.0 else None
+
+
+def _ratio(part: float | int | None, whole: float | int | None) -> float | None:
+    p, w = _f(part), _f(whole)
+    if p is None or not w:
+        return None
+    return p / w
+
+
+def _worst(window: WindowFacts) -> tuple[str | None, float | None, float | None]:
+    """The worst dependency by error rate, then latency; with its rate and the worst latency."""
+    worst: tuple[float, float, str] | None = None
+    latency: float | None = None
+    for dep in window.dependencies.values():
+        rate = dep.error_rate
+        if rate is None:
+            continue
+        p95 = dep.latency_p95_ms
+        if p95 is not None:
+            latency = p95 if latency is None else max(latency, p95)
+        key = (rate, p95 or 0.0, dep.name)
+        if worst is None or key > worst:
+            worst = key
+    if worst is None:
+        return None, None, latency
+    return worst[2], worst[0], latency
+
+
+def build_facts(target: Target, window: WindowFacts | None, fleet: Mapping[str, Any]) -> dict[str, Any]:
+    """The facts one condition evaluation sees for a target over a window.
+
+    ``fleet`` carries fleet-level facts computed by :func:`fleet_facts`.
+    """
+    cfg = target.config
+    w = window
+    timeout_ms = None if cfg.timeout_s is None else cfg.timeout_s * 1000.0
+    facts: dict[str, Any] = {
+        "provider": target.ref.provider,
+        "function": target.ref.name,
+        "labels": dict(target.labels),
+        "memory_mb": float(cfg.memory_mb),
+        "timeout_ms": timeout_ms,
+        "cpu_scales_with_memory": target.limits.cpu_scales_with_memory,
+        "batch_size": _f(cfg.batch_size),
+        "fan_out": _f(cfg.fan_out),
+        "concurrency": _f(cfg.concurrency),
+        "cache_ttl_s": _f(cfg.cache_ttl_s),
+        "cache_enabled": None if cfg.cache_ttl_s is None else cfg.cache_ttl_s > 0,
+        "fleet_functions": float(fleet.get("fleet_functions", 0)),
+    }
+    if w is None:
+        for name in FACTS:
+            facts.setdefault(name, None)
+        facts["dependencies"] = {}
+        facts["extra"] = {}
+        facts["dependency_failing_functions"] = 0.0
+        return facts
+    worst, worst_rate, worst_latency = _worst(w)
+    failing = fleet.get("failing_dependencies", {})
+    facts.update(
+        window_s=w.end - w.start,
+        invocations=_f(w.invocations),
+        errors=_f(w.errors),
+        error_rate=_ratio(w.errors, w.invocations),
+        timeouts=_f(w.timeouts),
+        timeout_rate=_ratio(w.timeouts, w.invocations),
+        ooms=_f(w.ooms),
+        oom_rate=_ratio(w.ooms, w.invocations),
+        throttles=_f(w.throttles),
+        cold_starts=_f(w.cold_starts),
+        duration_p50_ms=_f(w.duration_p50_ms),
+        duration_p95_ms=_f(w.duration_p95_ms),
+        duration_p99_ms=_f(w.duration_p99_ms),
+        duration_max_ms=_f(w.duration_max_ms),
+        duration_timeout_ratio=_ratio(w.duration_p99_ms, timeout_ms),
+        peak_memory_mb=_f(w.peak_memory_mb),
+        memory_utilisation=_ratio(w.peak_memory_mb, cfg.memory_mb),
+        dependencies={
+            d.name: {
+                "calls": float(d.calls),
+                "errors": float(d.errors),
+                "error_rate": d.error_rate,
+                "latency_p95_ms": _f(d.latency_p95_ms),
+            }
+            for d in w.dependencies.values()
+        },
+        dependency_calls=float(sum(d.calls for d in w.dependencies.values())) if w.dependencies else None,
+        dependency_errors=float(sum(d.errors for d in w.dependencies.values())) if w.dependencies else None,
+        dependency_error_rate=worst_rate,
+        dependency_latency_p95_ms=worst_latency,
+        worst_dependency=worst,
+        dependency_failing_functions=float(failing.get(worst, 0)) if worst_rate and worst_rate >= FAILING_DEPENDENCY_ERROR_RATE else 0.0,
+        extra={k: float(v) for k, v in w.extra.items()},
+    )
+    return facts
+
+
+def fleet_facts(functions: int, windows: Sequence[WindowFacts]) -> dict[str, Any]:
+    """Facts about the whole fleet: its size and how many functions see each dependency failing."""
+    failing: Counter[str] = Counter()
+    for w in windows:
+        for dep in w.dependencies.values():
+            rate = dep.error_rate
+            if rate is not None and rate >= FAILING_DEPENDENCY_ERROR_RATE:
+                failing[dep.name] += 1
+    return {"fleet_functions": functions, "failing_dependencies": dict(failing)}

@@ -1,0 +1,340 @@
+"""Rule files: the typed models, YAML loading with line numbers, and compilation.
+
+A rule file looks like this::
+
+    rules:
+      - name: oom
+        description: The function ran out of memory.
+        match: {provider: "*", name: "*", labels: {team: payments}}
+        when: ooms > 0.0
+        for: 1
+        actions:
+          - action: more-memory
+            margin: 0.2
+        severity: critical
+        cooldown: 10m
+        advice: Look at what the function holds in memory per record.
+
+Every problem is reported as ``file:line: rule 'name': field 'f': message``; loading
+collects all problems of a file instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+
+from tuner.actions import ACTIONS, Action
+from tuner.engine.conditions import Condition, ConditionError, compile_condition
+from tuner.engine.facts import FACT_TYPES
+from tuner.errors import ConfigError, Problem
+from tuner.model import Mode, Severity, Target
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"2h"`` or ``"1d"``."""
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 2h)")
+        return float(m.group(1)) * _UNIT_S[m.group(2)]
+    return value
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    Field(ge=0),
+    WithJsonSchema(
+        {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _DURATION.pattern}]}
+    ),
+]
+"""A duration in seconds, written as a number or with a unit (``30s``, ``15m``, ``2h``)."""
+
+
+class Match(BaseModel):
+    """Which functions a rule applies to; every given part must match."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str = Field("*", description="Provider name or glob.")
+    name: str = Field("*", description="Function name glob, e.g. 'orders-*'.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels that must be equal.")
+
+    def matches(self, target: Target) -> bool:
+        """True when the target satisfies every part of the match."""
+        if self.provider != "*" and not fnmatch.fnmatchcase(target.ref.provider, self.provider):
+            return False
+        if self.name != "*" and not fnmatch.fnmatchcase(target.ref.name, self.name):
+            return False
+        return all(target.labels.get(k) == v for k, v in self.labels.items())
+
+
+class Rule(BaseModel):
+    """One rule: when its condition holds for enough windows, its actions run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)
+    description: str = ""
+    match: Match = Field(default_factory=Match)
+    when: str = Field(description="A CEL condition over the window facts.", max_length=2000)
+    for_windows: int = Field(1, alias="for", ge=1, le=1000, description="Consecutive windows.")
+    actions: list[Action] = Field(min_length=1)
+    choose: Literal["all", "first"] = Field(
+        "all", description="'first': use only the first action that can apply."
+    )
+    severity: Severity = Severity.WARNING
+    cooldown: Duration = Field(900.0, description="Minimum time between changes of one knob.")
+    mode: Mode | None = Field(None, description="Stricter mode for this rule only.")
+    advice: str = Field("", description="What a person should do; goes into every message.")
+    notify: list[str] = Field(default_factory=list, description="Channel names.")
+    group_by: Literal["function", "rule", "dependency"] = "function"
+
+
+class RuleFile(BaseModel):
+    """The top level of a rule file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    rules: list[Rule] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A validated rule with its condition compiled."""
+
+    rule: Rule
+    condition: Condition
+    source: str
+    line: int
+
+    @property
+    def name(self) -> str:
+        """The rule's name."""
+        return self.rule.name
+
+
+@dataclass(frozen=True)
+class RuleBase:
+    """The rules in force, in file order, with where they came from."""
+
+    rules: tuple[CompiledRule, ...]
+    files: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def by_name(self, name: str) -> CompiledRule | None:
+        """The rule with this name, if any."""
+        return next((r for r in self.rules if r.name == name), None)
+
+
+# ---------------------------------------------------------------- line tracking
+
+
+def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value
+            out[path + (k,)] = key.start_mark.line + 1
+            _lines(value, path + (k,), out)
+            out[path + (k,)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, path + (i,), out)
+
+
+def _line_of(lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that rejects duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """Parse YAML safely, returning the data and a map from data path to line number."""
+    try:
+        node = yaml.compose(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(source, line, f"invalid YAML: {problem}")]) from None
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _lines(node, (), lines)
+    return data, lines
+
+
+def validation_problems(
+    exc: ValidationError,
+    source: str,
+    lines: Mapping[tuple[Any, ...], int],
+    data: Any,
+    *,
+    rule_file: bool = True,
+) -> list[Problem]:
+    """Turn pydantic errors into located problems, naming the rule (in rule files) and the field."""
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        rule = _rule_name(data, loc) if rule_file else None
+        path = loc[2:] if rule else loc
+        fields = [str(p) for p in path if not isinstance(p, int) and p not in _ACTION_TAGS]
+        field = ".".join(fields) if fields else None
+        message = _message(err, loc)
+        problems.append(Problem(source, _line_of(lines, _strip_tags(loc)), message, rule, field))
+    return problems
+
+
+_ACTION_TAGS = set(ACTIONS)
+
+
+def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(p for p in loc if p not in _ACTION_TAGS)
+
+
+def _rule_name(data: Any, loc: tuple[Any, ...]) -> str | None:
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        try:
+            name = data["rules"][loc[1]].get("name")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return f"#{loc[1] + 1}"
+        return str(name) if name else f"#{loc[1] + 1}"
+    return None
+
+
+def _message(err: Any, loc: tuple[Any, ...]) -> str:
+    kind = err["type"]
+    if kind == "union_tag_invalid":
+        tag = err.get("ctx", {}).get("tag", "")
+        close = difflib.get_close_matches(str(tag), list(ACTIONS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown action '{tag}'{hint}; known: {', '.join(sorted(ACTIONS))}"
+    if kind == "union_tag_not_found":
+        return "an action needs an 'action' field, e.g. 'action: more-memory'"
+    if kind == "extra_forbidden":
+        return f"unknown key '{loc[-1]}'"
+    return str(err["msg"])
+
+
+# ---------------------------------------------------------------- loading
+
+
+def parse_rules(text: str, source: str) -> RuleBase:
+    """Validate and compile the rules in one file's text; raise ConfigError with every problem."""
+    data, lines = load_yaml(text, source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(source, 1, "a rule file is a mapping with a 'rules' list")])
+    try:
+        parsed = RuleFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, source, lines, data)) from None
+    problems: list[Problem] = []
+    compiled: list[CompiledRule] = []
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(parsed.rules):
+        line = lines.get(("rules", i), 0)
+        if rule.name in seen:
+            problems.append(
+                Problem(source, line, f"duplicate rule name (first at line {seen[rule.name]})", rule.name, "name")
+            )
+            continue
+        seen[rule.name] = line
+        try:
+            condition = compile_condition(rule.when, FACT_TYPES)
+        except ConditionError as exc:
+            problems.append(Problem(source, lines.get(("rules", i, "when"), line), str(exc), rule.name, "when"))
+            continue
+        compiled.append(CompiledRule(rule, condition, source, line))
+    if problems:
+        raise ConfigError(problems)
+    return RuleBase(tuple(compiled), (source,))
+
+
+def load_rules(paths: Sequence[str | Path]) -> RuleBase:
+    """Load rule files (or directories of ``*.yaml``) into one rule base.
+
+    Rule names must be unique across files.  Raises ConfigError listing every problem.
+    """
+    problems: list[Problem] = []
+    rules: list[CompiledRule] = []
+    files: list[str] = []
+    for path in _expand(paths):
+        files.append(str(path))
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+            base = parse_rules(text, str(path))
+        except OSError as exc:
+            problems.append(Problem(str(path), None, f"cannot read: {exc.strerror}"))
+            continue
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        rules.extend(base.rules)
+    first: dict[str, CompiledRule] = {}
+    for r in rules:
+        if r.name in first:
+            other = first[r.name]
+            problems.append(
+                Problem(r.source, r.line, f"duplicate rule name (also at {other.source}:{other.line})", r.name, "name")
+            )
+        else:
+            first[r.name] = r
+    if problems:
+        raise ConfigError(problems)
+    return RuleBase(tuple(first.values()), tuple(files))
+
+
+def _expand(paths: Sequence[str | Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.glob("*.yaml") if q.name != "schema.json"))
+        else:
+            out.append(p)
+    return out
+
+
+def rules_schema() -> dict[str, Any]:
+    """The JSON Schema of rule files, generated from the models above."""
+    schema = RuleFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tuner rule file"
+    return schema

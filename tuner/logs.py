@@ -1,0 +1,42 @@
+"""Logging setup: structlog with JSON lines off a terminal and readable lines on one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+_SECRET_KEYS = ("password", "secret", "token", "webhook_url", "authorization", "aws_secret")
+
+
+def _redact(_: object, __: str, event: dict[str, object]) -> dict[str, object]:
+    """Replace the values of keys that look like secrets."""
+    for key in event:
+        if any(s in key.lower() for s in _SECRET_KEYS):
+            event[key] = "***"
+    return event
+
+
+def configure(
+    fmt: Literal["auto", "json", "console"] = "auto", level: str = "info", stream: object = None
+) -> None:
+    """Configure structlog once for the process."""
+    out = stream or sys.stderr
+    json_lines = fmt == "json" or (fmt == "auto" and not getattr(out, "isatty", lambda: False)())
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
+        cache_logger_on_first_use=False,
+    )

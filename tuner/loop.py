@@ -1,0 +1,395 @@
+"""The control loop: observe, evaluate, plan, guard, apply, verify, record and notify.
+
+:class:`Daemon` runs one cycle at a time (``run_cycle``); :func:`run_forever` schedules
+cycles with APScheduler and stops gracefully on SIGTERM/SIGINT, finishing the cycle
+under way.  One failing provider or function never stops the cycle for the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import structlog
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
+from tuner.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
+from tuner.guard import DAY_S, GuardPolicy, guard
+from tuner.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Outcome, Severity, Target
+from tuner.model import Verification, WindowFacts
+from tuner.planning import plan_finding
+from tuner.ports import Clock, Notifier, Provider
+from tuner.store import SqliteStore
+from tuner.verifying import VerifyPolicy, verify
+
+log = structlog.get_logger(__name__)
+
+_STREAKS_KEY = "streaks"
+_COST_KNOBS = {Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT}
+_SILENT = {Outcome.OBSERVED, Outcome.SKIPPED, Outcome.APPLYING}
+
+
+class SystemClock:
+    """The wall clock."""
+
+    def now(self) -> float:
+        """POSIX seconds."""
+        return time.time()
+
+
+@dataclass
+class CycleReport:
+    """What one cycle saw and did."""
+
+    started: float
+    finished: float = 0.0
+    targets: int = 0
+    observed: int = 0
+    findings: int = 0
+    decisions: list[Decision] = field(default_factory=list)
+    verified: list[Decision] = field(default_factory=list)
+    """Earlier changes judged in this cycle (rollbacks are in ``decisions``)."""
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> int:
+        """How many decisions ended with this outcome."""
+        return sum(1 for d in self.decisions if d.outcome is outcome)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderError) and exc.retryable and not isinstance(exc, ConflictError)
+
+
+def _wait(retry_state: Any) -> float:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    if isinstance(exc, ThrottledError) and exc.retry_after:
+        return min(float(exc.retry_after), 30.0)
+    return float(wait_random_exponential(multiplier=0.2, max=5.0)(retry_state))
+
+
+class Daemon:
+    """One tuner instance: providers, a rule base, a store and a notifier, wired together."""
+
+    def __init__(
+        self,
+        *,
+        providers: Sequence[Provider],
+        rules: RuleBase | Callable[[], RuleBase],
+        store: SqliteStore,
+        notifier: Notifier | None = None,
+        clock: Clock | None = None,
+        mode: Mode = Mode.APPLY,
+        window_s: float = 60.0,
+        guard_policy: GuardPolicy | None = None,
+        verify_policy: VerifyPolicy | None = None,
+        attempts: int = 3,
+    ):
+        self.providers = list(providers)
+        self._rules = rules
+        self.store = store
+        self.notifier = notifier
+        self.clock = clock or SystemClock()
+        self.mode = mode
+        self.window_s = window_s
+        self.guard_policy = guard_policy or GuardPolicy(mode=mode)
+        self.verify_policy = verify_policy or VerifyPolicy()
+        self.attempts = attempts
+        saved = store.get_state(_STREAKS_KEY)
+        self.streaks = Streaks(json.loads(saved) if saved else None)
+        self._lock = threading.Lock()
+
+    @property
+    def rules(self) -> RuleBase:
+        """The rule base in force now."""
+        return self._rules() if callable(self._rules) else self._rules
+
+    def _retry(self, fn: Callable[[], Any]) -> Any:
+        for attempt in Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=_wait,
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        ):
+            with attempt:
+                return fn()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------ the cycle
+
+    def run_cycle(self) -> CycleReport:
+        """Run one full cycle over every provider; never raises for a provider's fault."""
+        with self._lock:
+            return self._cycle()
+
+    def _cycle(self) -> CycleReport:
+        now = self.clock.now()
+        report = CycleReport(started=now)
+        rules = self.rules
+        start = now - self.window_s
+        observed: list[tuple[Provider, Target, WindowFacts | None]] = []
+        for provider in self.providers:
+            try:
+                targets = list(self._retry(provider.targets))
+                windows = self._retry(lambda p=provider, t=targets: p.observe(t, start, now))
+            except Exception as exc:  # noqa: BLE001 - one provider never stops the others
+                report.errors.append(f"{provider.name}: {exc}")
+                log.error("provider failed", provider=provider.name, error=str(exc))
+                continue
+            report.targets += len(targets)
+            report.observed += len(windows)
+            observed.extend((provider, t, windows.get(t.ref)) for t in targets)
+        fleet = fleet_facts(len(observed), [w for _, _, w in observed if w is not None])
+        pending = _by_ref(self.store.pending_verification())
+        planned: list[Decision] = []
+        targets_by_ref: dict[FunctionRef, tuple[Provider, Target]] = {}
+        compiled = {r.name: r for r in rules.rules}
+        for provider, target, window in observed:
+            targets_by_ref[target.ref] = (provider, target)
+            facts = build_facts(target, window, fleet)
+            for decision in pending.get(target.ref, ()):
+                judged, rollback = self._verify(decision, facts, start, provider, target)
+                report.verified.extend(judged)
+                report.decisions.extend(rollback)
+            findings, resolved = evaluate(rules, target, facts, self.streaks, now)
+            report.findings += len(findings)
+            for finding in findings:
+                planned.extend(plan_finding(compiled[finding.rule], finding, target, self.mode, now))
+            planned.extend(self._resolved(target.ref, name, facts, now) for name in resolved)
+        history = self.store.applied_since(now - DAY_S)
+        cooldowns = {r.name: r.rule.cooldown for r in rules.rules}
+        for decision in guard(planned, history, cooldowns, self.guard_policy, now):
+            if decision.outcome is Outcome.APPLIED:
+                provider, target = targets_by_ref[decision.ref]
+                decision, target = self._apply(provider, target, decision)
+                targets_by_ref[decision.ref] = (provider, target)
+            else:
+                self.store.record(decision)
+            report.decisions.append(decision)
+        self.store.put_state(_STREAKS_KEY, json.dumps(self.streaks.counts))
+        self._notify([d for d in report.decisions if d.outcome not in _SILENT])
+        report.finished = self.clock.now()
+        log.info(
+            "cycle",
+            targets=report.targets,
+            findings=report.findings,
+            applied=report.count(Outcome.APPLIED),
+            errors=len(report.errors),
+            seconds=round(report.finished - report.started, 3),
+        )
+        return report
+
+    def _resolved(self, ref: FunctionRef, rule: str, facts: dict[str, Any], now: float) -> Decision:
+        compiled = self.rules.by_name(rule)
+        return Decision(
+            id=uuid.uuid4().hex, time=now, ref=ref, rule=rule, action="resolved",
+            severity=compiled.rule.severity if compiled else Severity.INFO,
+            mode=self.mode, outcome=Outcome.NOTIFIED, facts=facts,
+            summary=f"{rule}: resolved, the condition no longer holds",
+            channels=tuple(compiled.rule.notify) if compiled else (),
+            group=f"function:{ref.key}",
+        )  # fmt: skip
+
+    def _notify(self, decisions: list[Decision]) -> None:
+        if self.notifier is None or not decisions:
+            return
+        try:
+            self.notifier.notify(decisions)
+        except Exception as exc:  # noqa: BLE001 - a notifier fault never stops the loop
+            log.error("notifier failed", error=str(exc))
+
+    # ------------------------------------------------------------ applying
+
+    def _apply(self, provider: Provider, target: Target, decision: Decision) -> tuple[Decision, Target]:
+        """Apply one change with an intent written first; re-read and re-plan on conflicts."""
+        assert decision.change is not None
+        change = decision.change
+        intent = Intent(uuid.uuid4().hex, decision.id, decision.ref, (change,), self.clock.now())
+        self.store.begin_intent(intent, decision.with_outcome(Outcome.APPLYING))
+        for _ in range(self.attempts):
+            try:
+                config = self._retry(lambda: provider.apply(target, [change]))
+            except ConflictError as exc:
+                log.warning("conflict, re-reading", function=decision.ref.key, error=str(exc))
+                try:
+                    live = self._retry(lambda: provider.read(decision.ref))
+                except ProviderError as read_exc:
+                    return self._failed(intent, decision, f"re-read failed: {read_exc}"), target
+                target = replace(target, config=live)
+                if live.get(change.knob) == change.after:
+                    break  # someone (or an earlier attempt) already made it live
+                change = Change(change.knob, live.get(change.knob), change.after)
+                decision = replace(decision, change=change)
+                continue
+            except ApplyFailedError as exc:
+                return self._failed(intent, decision, f"the provider could not apply it: {exc}"), target
+            except Exception as exc:  # noqa: BLE001 - recorded, never half-done silently
+                return self._failed(intent, decision, str(exc)), target
+            target = replace(target, config=config)
+            break
+        else:
+            return self._failed(intent, decision, "conflicts persisted after re-reading"), target
+        done = replace(decision, outcome=Outcome.APPLIED, verification=Verification.PENDING)
+        self.store.finish_intent(intent.id, "done", done)
+        log.info("applied", function=decision.ref.key, change=change.describe(), rule=decision.rule)
+        return done, target
+
+    def _failed(self, intent: Intent, decision: Decision, reason: str) -> Decision:
+        failed = decision.with_outcome(Outcome.FAILED, reason)
+        self.store.finish_intent(intent.id, "failed", failed)
+        log.error("apply failed", function=decision.ref.key, reason=reason)
+        return failed
+
+    def reconcile(self) -> list[Decision]:
+        """Settle intents left open by a crash, from the live configuration; never re-applies."""
+        settled = []
+        providers = {p.name: p for p in self.providers}
+        for intent in self.store.open_intents():
+            decision = self.store.get(intent.decision_id)
+            provider = providers.get(intent.ref.provider)
+            if decision is None or provider is None:
+                continue
+            try:
+                live = provider.read(intent.ref)
+            except Exception as exc:  # noqa: BLE001 - try again at the next start
+                log.error("reconcile failed", function=intent.ref.key, error=str(exc))
+                continue
+            live_now = all(live.get(c.knob) == c.after for c in intent.changes)
+            if live_now:
+                final = replace(decision, outcome=Outcome.APPLIED, verification=Verification.PENDING,
+                                reason="completed after a restart: the change was live")  # fmt: skip
+                self.store.finish_intent(intent.id, "done", final)
+            else:
+                final = decision.with_outcome(Outcome.FAILED, "interrupted before the change went live")
+                self.store.finish_intent(intent.id, "abandoned", final)
+            log.warning("reconciled", function=intent.ref.key, outcome=final.outcome.value)
+            settled.append(final)
+        return settled
+
+    # ------------------------------------------------------------ verifying
+
+    def _verify(
+        self, decision: Decision, facts: dict[str, Any], window_start: float, provider: Provider, target: Target
+    ) -> tuple[list[Decision], list[Decision]]:
+        """Judge an applied change from a window that began after it; roll back if worse.
+
+        Returns the judged decision (when a verdict was reached) and any rollback decision.
+        """
+        if decision.time > window_start:
+            return [], []  # the window still holds data from before the change
+        key = f"verify:{decision.id}"
+        seen = int(self.store.get_state(key) or 0) + 1
+        self.store.put_state(key, str(seen))
+        compiled = self.rules.by_name(decision.rule)
+        condition = compiled.condition if compiled else None
+        verdict = verify(decision.facts, facts, decision.action, condition, self.verify_policy)
+        change = decision.change
+        assert change is not None
+        if verdict is Verification.PENDING:
+            if seen < 3 * self.verify_policy.windows:
+                return [], []
+            verdict = Verification.UNCHANGED
+        if verdict is Verification.UNCHANGED and seen < self.verify_policy.windows:
+            return [], []
+        superseded = target.config.get(change.knob) != change.after
+        unhelpful = (
+            verdict is Verification.UNCHANGED
+            and self.verify_policy.rollback_unhelpful
+            and change.knob in _COST_KNOBS
+            and change.before is not None
+            and change.after > change.before
+        )
+        if superseded or not (verdict is Verification.WORSE or unhelpful):
+            self.store.set_outcome(decision.id, verification=verdict)
+            return [replace(decision, verification=verdict)], []
+        rollback = self._rollback(decision, verdict, facts, provider, target)
+        return [replace(decision, outcome=rollback.outcome if rollback.outcome is Outcome.ROLLED_BACK else decision.outcome, verification=verdict)], [rollback]
+
+    def _rollback(
+        self, decision: Decision, verdict: Verification, facts: dict[str, Any], provider: Provider, target: Target
+    ) -> Decision:
+        change = decision.change
+        assert change is not None and change.before is not None
+        why = "it made things worse" if verdict is Verification.WORSE else "it cost more and did not help"
+        undo = replace(
+            decision,
+            id=uuid.uuid4().hex,
+            time=self.clock.now(),
+            action="rollback",
+            change=Change(change.knob, change.after, change.before),
+            facts=facts,
+            summary=f"rolled back {change.describe()}: {why}",
+            verification=None,
+        )
+        done, _ = self._apply(provider, target, undo)
+        done = replace(done, verification=None)
+        self.store.record(done)
+        if done.outcome is Outcome.APPLIED:
+            self.store.set_outcome(decision.id, Outcome.ROLLED_BACK, verdict, f"rolled back: {why}")
+            done = done.with_outcome(Outcome.ROLLED_BACK)
+            self.store.record(done)
+        return done
+
+
+def _by_ref(decisions: list[Decision]) -> dict[FunctionRef, list[Decision]]:
+    out: dict[FunctionRef, list[Decision]] = {}
+    for d in decisions:
+        out.setdefault(d.ref, []).append(d)
+    return out
+
+
+def run_forever(
+    daemon: Daemon,
+    interval_s: float,
+    *,
+    duration_s: float | None = None,
+    on_cycle: Callable[[CycleReport], None] | None = None,
+    before_cycle: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run cycles every ``interval_s`` until SIGTERM/SIGINT, ``stop`` or ``duration_s`` passes.
+
+    The cycle under way always finishes; SIGHUP calls ``before_cycle`` (rule reload) at once.
+    """
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    stop = stop or threading.Event()
+
+    def job() -> None:
+        if stop.is_set():
+            return
+        if before_cycle is not None:
+            before_cycle()
+        report = daemon.run_cycle()
+        if on_cycle is not None:
+            on_cycle(report)
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        if before_cycle is not None:
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: before_cycle())
+    scheduler = BackgroundScheduler()
+    first = datetime.now(timezone.utc)  # the first cycle at once
+    scheduler.add_job(job, "interval", seconds=interval_s, max_instances=1, coalesce=True,
+                      next_run_time=first)  # fmt: skip
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    scheduler.start()
+    try:
+        while not stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            stop.wait(0.2)
+    finally:
+        stop.set()
+        scheduler.shutdown(wait=True)  # finish the cycle under way
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,63 @@
+"""Rule reloading: the rule base in force, reloaded when its files change or on SIGHUP.
+
+A file that fails to load keeps the last good rule base running; the error is logged
+once per change of the files, naming file, line, rule and field.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from tuner.engine import RuleBase, load_rules
+from tuner.errors import ConfigError
+
+log = structlog.get_logger(__name__)
+
+
+class RuleSource:
+    """Holds the current rule base and reloads it from its files when they change."""
+
+    def __init__(self, paths: Sequence[str | Path]):
+        self.paths = [Path(p) for p in paths]
+        self._lock = threading.Lock()
+        self._stamp = self._stamps()
+        self.rules: RuleBase = load_rules(self.paths)  # the first load must succeed
+        self.last_error: ConfigError | None = None
+
+    def __call__(self) -> RuleBase:
+        return self.rules
+
+    def _stamps(self) -> tuple[tuple[str, float, int], ...]:
+        files: list[Path] = []
+        for p in self.paths:
+            files.extend(sorted(p.glob("*.yaml")) if p.is_dir() else [p])
+        out = []
+        for f in files:
+            try:
+                st = f.stat()
+                out.append((str(f), st.st_mtime, st.st_size))
+            except OSError:
+                out.append((str(f), -1.0, -1))
+        return tuple(out)
+
+    def reload(self, force: bool = False) -> bool:
+        """Reload when the files changed (or when forced); True when new rules are in force."""
+        with self._lock:
+            stamp = self._stamps()
+            if stamp == self._stamp and not force:
+                return False
+            self._stamp = stamp
+            try:
+                rules = load_rules(self.paths)
+            except ConfigError as exc:
+                self.last_error = exc
+                for problem in exc.problems:
+                    log.error("rule file rejected, keeping the last good rules", problem=str(problem))
+                return False
+            self.rules, self.last_error = rules, None
+            log.info("rules reloaded", rules=len(rules), files=[str(p) for p in self.paths])
+            return True

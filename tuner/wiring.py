@@ -1,0 +1,151 @@
+"""Wiring: build a running tuner (providers, rules, store, notifier, daemon) from a config.
+
+This is, with the CLI and the operator, the only place where concrete classes meet.
+Providers and the notifier are imported lazily by name, so that a user of the local host
+never imports boto3 or the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from pydantic import ValidationError
+
+from tuner.config import TunerConfig
+from tuner.engine.rulefiles import validation_problems
+from tuner.errors import ConfigError, Problem
+from tuner.guard import GuardPolicy
+from tuner.loop import Daemon, SystemClock
+from tuner.ports import Clock, Notifier, Provider
+from tuner.reloading import RuleSource
+from tuner.store import SqliteStore
+from tuner.verifying import VerifyPolicy
+
+PROVIDERS = {
+    "local": "tuner.providers.local",
+    "aws": "tuner.providers.aws",
+    "kubernetes": "tuner.providers.kubernetes",
+}
+"""Provider type -> package exporting ``Settings`` and ``build(settings, *, clock)``."""
+
+
+def _provider_module(kind: str, config: TunerConfig, index: int) -> ModuleType:
+    if kind not in PROVIDERS:
+        raise ConfigError(
+            [Problem(config.source or "tuner.yaml", config.line_of("providers", index, "type"),
+                     f"unknown provider type '{kind}'; known: {', '.join(PROVIDERS)}",
+                     field=f"providers[{index}].type")]  # fmt: skip
+        )
+    try:
+        return importlib.import_module(PROVIDERS[kind])
+    except ImportError as exc:
+        raise ConfigError(
+            [Problem(config.source or "tuner.yaml", config.line_of("providers", index),
+                     f"provider '{kind}' needs an extra: pip install 'tuner[{kind}]' ({exc.name} missing)")]  # fmt: skip
+        ) from None
+
+
+def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:
+    """Validate each provider's section with that provider's own settings model."""
+    out = []
+    problems: list[Problem] = []
+    for i, section in enumerate(config.providers):
+        module = _provider_module(str(section.get("type")), config, i)
+        try:
+            out.append((module, module.Settings.model_validate(section)))
+        except ValidationError as exc:
+            for p in validation_problems(exc, config.source or "tuner.yaml", {}, section, rule_file=False):
+                p.line = config.line_of("providers", i, *(p.field or "").split(".")[:1]) or config.line_of("providers", i)
+                p.field = f"providers[{i}].{p.field}" if p.field else f"providers[{i}]"
+                problems.append(p)
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def build_notifier(config: TunerConfig, store_path: str, clock: Clock) -> Notifier | None:
+    """The notification center for the configured channels (console when none are named)."""
+    try:
+        notify = importlib.import_module("tuner.notify")
+    except ImportError:
+        return None
+    settings = {"channels": config.channels, "routing": config.routing}
+    if not config.channels:
+        settings["channels"] = {"console": {"type": "console"}}
+    notifier: Notifier = notify.build_notifier(settings, store_path, clock)
+    return notifier
+
+
+@dataclass
+class Tuner:
+    """A wired tuner: the daemon and the parts it owns, started and closed together."""
+
+    config: TunerConfig
+    daemon: Daemon
+    rules: RuleSource
+    store: SqliteStore
+    providers: list[Provider]
+    notifier: Notifier | None
+    _started: list[Any] = field(default_factory=list)
+
+    def start(self) -> None:
+        """Start providers and the notifier, then settle intents a crash left open."""
+        for part in [*self.providers, self.notifier]:
+            start = getattr(part, "start", None)
+            if start is not None:
+                start()
+                self._started.append(part)
+        self.daemon.reconcile()
+
+    def close(self) -> None:
+        """Stop what was started (in reverse order), flushing notifications, then the store."""
+        flush = getattr(self.notifier, "flush", None)
+        if flush is not None:
+            flush(5.0)
+        for part in reversed(self._started):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
+        self._started.clear()
+        self.store.close()
+
+
+def build(
+    config: TunerConfig,
+    *,
+    clock: Clock | None = None,
+    providers: list[Provider] | None = None,
+    notifier: Notifier | None = None,
+) -> Tuner:
+    """Build a tuner from a configuration; ``providers``/``notifier`` override the configured ones."""
+    clock = clock or SystemClock()
+    rules = RuleSource(config.rule_paths())
+    if providers is None:
+        providers = [module.build(settings, clock=clock) for module, settings in provider_settings(config)]
+    store_path = config.store_path()
+    store = SqliteStore(store_path)
+    if notifier is None:
+        notifier = build_notifier(config, str(store_path), clock)
+    g = config.guard
+    daemon = Daemon(
+        providers=providers,
+        rules=rules,
+        store=store,
+        notifier=notifier,
+        clock=clock,
+        mode=config.mode,
+        window_s=config.window_s,
+        guard_policy=GuardPolicy(
+            mode=config.mode,
+            max_changes_per_cycle=g.max_changes_per_cycle,
+            max_changes_per_hour=g.max_changes_per_hour,
+            max_changes_per_function_per_day=g.max_changes_per_function_per_day,
+            hysteresis_s=g.hysteresis,
+            min_invocations=g.min_invocations,
+        ),
+        verify_policy=VerifyPolicy(**config.verify.model_dump()),
+    )
+    return Tuner(config, daemon, rules, store, providers, notifier)
