@@ -1,0 +1,66 @@
+"""The ``local`` provider: an embedded function host that runs Python handlers for real.
+
+``build(Settings(), clock=clock)`` gives a :class:`LocalProvider` over the functions of
+``examples/local``; call ``start()`` before the loop and ``close()`` after it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuner.errors import ConfigError, Problem
+from tuner.ports import Clock
+from tuner.providers.local.cgroups import memory_limits
+from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.provider import LOCAL_LIMITS, LocalProvider
+
+__all__ = ["LOCAL_LIMITS", "LocalProvider", "Settings", "build", "resolve_functions_dir"]
+
+_REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
+
+
+class Settings(BaseModel):
+    """Options of the local provider in ``tuner.yaml`` (``providers: [{type: local}]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["local"] = "local"
+    functions_dir: Path = Path("examples/local")
+    """Holds ``functions/<name>/`` and ``dependencies.yaml``; relative to the current
+    directory, else to the checkout tuner is installed from."""
+    state_dir: Path = Path(".tuner")
+    """Where the host keeps ``local.sqlite`` (invocations, deployments) and worker logs."""
+    http_port: int | None = Field(default=0, ge=0, le=65535)
+    """Port of the invoke endpoint on 127.0.0.1; 0 picks a free one, None turns it off."""
+    traffic: bool = True
+    """Send every function the demo traffic its ``function.yaml`` declares."""
+    max_workers_per_function: int = Field(default=8, ge=1, le=64)
+    cgroups: bool = True
+    """Also enforce memory with a cgroup v1 limit where one can be created."""
+
+
+def resolve_functions_dir(path: Path) -> Path:
+    """The functions directory: as given, relative to the cwd, else to the repository root."""
+    candidates = [path] if path.is_absolute() else [Path.cwd() / path, _REPOSITORY_ROOT / path]
+    for candidate in candidates:
+        if (candidate / "functions").is_dir():
+            return candidate.resolve()
+    raise ConfigError(
+        [Problem(str(path), None, "no functions directory here (looked in "
+                 + ", ".join(str(c) for c in candidates) + ")", field="functions_dir")]
+    )
+
+
+def build(settings: Settings, *, clock: Clock) -> LocalProvider:
+    """A local provider for the settings; nothing runs until its ``start()``."""
+    host = FunctionHost(
+        resolve_functions_dir(settings.functions_dir),
+        settings.state_dir,
+        clock,
+        max_workers_per_function=settings.max_workers_per_function,
+        memory_limits=memory_limits() if settings.cgroups else None,
+    )
+    return LocalProvider(host, clock, http_port=settings.http_port, traffic=settings.traffic)

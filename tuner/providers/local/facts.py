@@ -1,0 +1,95 @@
+"""Window facts of local functions, computed from the host's recorded invocations."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+
+from tuner.model import DependencyFacts, FunctionRef, WindowFacts
+from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """The nearest-rank ``p``-th percentile (0 < p <= 100), or None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def window_facts(
+    ref: FunctionRef,
+    start: float,
+    end: float,
+    invocations: Sequence[InvocationRecord],
+    calls: Sequence[DependencyCallRecord],
+) -> WindowFacts:
+    """Facts over ``[start, end)`` from that window's invocations and dependency calls."""
+    if not invocations:
+        return WindowFacts(ref=ref, start=start, end=end, invocations=0)
+    durations = [i.duration_ms for i in invocations]
+    peaks = [i.peak_memory_mb for i in invocations if i.peak_memory_mb is not None]
+    return WindowFacts(
+        ref=ref,
+        start=start,
+        end=end,
+        invocations=len(invocations),
+        errors=sum(1 for i in invocations if i.outcome != "ok"),
+        timeouts=sum(1 for i in invocations if i.outcome == "timeout"),
+        ooms=sum(1 for i in invocations if i.outcome == "oom"),
+        throttles=0,  # the host queues invocations for a free worker; it never rejects one
+        cold_starts=sum(1 for i in invocations if i.cold_start),
+        duration_p50_ms=percentile(durations, 50),
+        duration_p95_ms=percentile(durations, 95),
+        duration_p99_ms=percentile(durations, 99),
+        duration_max_ms=max(durations),
+        peak_memory_mb=max(peaks) if peaks else None,
+        dependencies=dependency_facts(calls),
+        extra=extra_facts(invocations),
+    )
+
+
+def dependency_facts(calls: Sequence[DependencyCallRecord]) -> dict[str, DependencyFacts]:
+    """Calls, errors and p95 latency per dependency name."""
+    by_name: dict[str, list[DependencyCallRecord]] = defaultdict(list)
+    for call in calls:
+        by_name[call.name].append(call)
+    return {
+        name: DependencyFacts(
+            name=name,
+            calls=len(group),
+            errors=sum(1 for c in group if c.error),
+            latency_p95_ms=percentile([c.latency_ms for c in group], 95),
+        )
+        for name, group in sorted(by_name.items())
+    }
+
+
+def extra_facts(invocations: Sequence[InvocationRecord]) -> dict[str, float]:
+    """Local measurements beyond the common facts.
+
+    ``records_per_invocation`` (mean, batched invocations only), ``duration_per_record_ms``
+    (from the invocations that finished, so timeouts do not understate it; from all batched
+    invocations when none finished, then it is a lower bound), ``cache_hits``,
+    ``cache_misses``, ``cache_hit_rate`` (when the cache was asked) and ``init_ms_max``
+    (slowest cold start).
+    """
+    extra: dict[str, float] = {}
+    batched = [i for i in invocations if i.records]
+    if batched:
+        extra["records_per_invocation"] = sum(i.records or 0 for i in batched) / len(batched)
+        finished = [i for i in batched if i.outcome == "ok"] or batched
+        records = sum(i.records or 0 for i in finished)
+        extra["duration_per_record_ms"] = sum(i.duration_ms for i in finished) / records
+    hits = sum(i.cache_hits for i in invocations)
+    misses = sum(i.cache_misses for i in invocations)
+    extra["cache_hits"] = float(hits)
+    extra["cache_misses"] = float(misses)
+    if hits + misses:
+        extra["cache_hit_rate"] = hits / (hits + misses)
+    inits = [i.init_ms for i in invocations if i.init_ms is not None]
+    if inits:
+        extra["init_ms_max"] = max(inits)
+    return extra

@@ -1,0 +1,290 @@
+"""The function host: runs the functions of one directory in worker processes and records them."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from tuner.model import FunctionConfig
+from tuner.ports import Clock
+from tuner.providers.local.caching import TtlCache
+from tuner.providers.local.queues import EventSourceQueue
+from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
+from tuner.providers.local.specs import FunctionSpec, load_dependencies, load_functions
+from tuner.providers.local.stubs import DependencyStubs
+from tuner.providers.local.workers import (
+    Execution,
+    LimitFactory,
+    WorkerPool,
+    WorkerSpec,
+    WorkerStartError,
+)
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    """What the caller of an invocation gets back (merged over a fan-out)."""
+
+    function: str
+    outcome: str
+    result: Any
+    error: str
+    duration_ms: float
+    invocations: int
+    """Worker invocations it took: 1, or the number of fan-out parts."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The result as the HTTP endpoint returns it."""
+        return {
+            "function": self.function,
+            "outcome": self.outcome,
+            "result": self.result,
+            "error": self.error,
+            "duration_ms": round(self.duration_ms, 3),
+            "invocations": self.invocations,
+        }
+
+
+class UnknownFunctionError(KeyError):
+    """No function of that name is deployed on the host."""
+
+
+class FunctionHost:
+    """Runs each function of a directory in worker processes, with its live configuration.
+
+    Configurations persist in ``<state_dir>/local.sqlite``: the first start deploys each
+    function as its ``function.yaml`` says; later starts keep the configuration that was
+    last deployed.  Every invocation, dependency call and deployment is recorded there.
+    """
+
+    def __init__(
+        self,
+        functions_dir: Path,
+        state_dir: Path,
+        clock: Clock,
+        *,
+        max_workers_per_function: int = 8,
+        memory_limits: LimitFactory | None = None,
+    ) -> None:
+        self.functions_dir = functions_dir
+        self.state_dir = state_dir
+        self.specs: dict[str, FunctionSpec] = load_functions(functions_dir)
+        self._clock = clock
+        self._max_workers = max_workers_per_function
+        self._memory_limits = memory_limits
+        self._stubs = DependencyStubs(load_dependencies(functions_dir))
+        self.records = Records(state_dir / "local.sqlite")
+        self._configs: dict[str, FunctionConfig] = {}
+        self._pools: dict[str, WorkerPool] = {}
+        self._caches: dict[str, TtlCache] = {}
+        self._queues: dict[str, EventSourceQueue] = {}
+        self._deploying = threading.Lock()
+        self._closing = False
+        self._load_configs()
+
+    @property
+    def dependency_urls(self) -> dict[str, str]:
+        """Base URL of every started dependency, by name."""
+        return dict(self._stubs.urls)
+
+    def start(self) -> None:
+        """Start the dependencies, the worker pools and the event source queues."""
+        self._stubs.start()
+        for name, spec in self.specs.items():
+            config = self._configs[name]
+            self._caches[name] = TtlCache(self._clock, config.cache_ttl_s or 0)
+            self._pools[name] = WorkerPool(
+                self._worker_spec(spec, config), self._max_workers, self._memory_limits
+            )
+            if config.batch_size is not None:
+                queue = EventSourceQueue(
+                    name,
+                    batch_size=functools.partial(self._batch_size, name),
+                    batch_window_s=spec.batch_window_s,
+                    deliver=functools.partial(self.invoke, name),
+                    max_in_flight=self._max_workers,
+                )
+                queue.start()
+                self._queues[name] = queue
+        log.info("local host started", functions=sorted(self.specs), state_dir=str(self.state_dir))
+
+    def _batch_size(self, name: str) -> int:
+        return self._configs[name].batch_size or 1
+
+    def _load_configs(self) -> None:
+        now = self._clock.now()
+        for name, spec in self.specs.items():
+            config = self.records.live_config(name)
+            if config is None:
+                config = spec.initial_config()
+                self.records.deploy(name, None, config, now)
+            self._configs[name] = config
+
+    def close(self) -> None:
+        """Stop the queues, workers and dependencies, then close the records."""
+        self._closing = True
+        for pool in self._pools.values():
+            pool.close()
+        for queue in self._queues.values():
+            queue.stop()
+        self._stubs.close()
+        self.records.close()
+
+    def functions(self) -> list[str]:
+        """Names of the deployed functions."""
+        return sorted(self.specs)
+
+    def config(self, name: str) -> FunctionConfig:
+        """The live configuration of a function."""
+        try:
+            return self._configs[name]
+        except KeyError:
+            raise UnknownFunctionError(name) from None
+
+    def deploy(self, name: str, config: FunctionConfig) -> FunctionConfig:
+        """Make ``config`` live for every new invocation; running ones finish on the old one.
+
+        Returns the deployed configuration with the next revision.
+        """
+        with self._deploying:
+            before = self.config(name)
+            after = replace(config, revision=str(int(before.revision) + 1))
+            self.records.deploy(name, before, after, self._clock.now())
+            self._configs[name] = after
+            if name in self._pools:  # started: new invocations get the new configuration
+                self._caches[name].configure(after.cache_ttl_s or 0)
+                self._pools[name].configure(self._worker_spec(self.specs[name], after))
+        log.info("function redeployed", function=name, revision=after.revision)
+        return after
+
+    def enqueue(self, name: str, records: list[Any]) -> int:
+        """Put records on a function's event source queue; returns how many were accepted."""
+        self.config(name)
+        queue = self._queues.get(name)
+        if queue is None:
+            raise ValueError(f"function {name} has no event source queue (no batch_size)")
+        return queue.put(records)
+
+    def queued(self, name: str) -> int:
+        """Records waiting on a function's queue."""
+        queue = self._queues.get(name)
+        return 0 if queue is None else len(queue)
+
+    def invoke(self, name: str, event: Any) -> InvocationResult:
+        """Invoke a function; a list event is split over ``fan_out`` parallel invocations."""
+        fan_out = self.config(name).fan_out or 1
+        started = time.monotonic()
+        if fan_out > 1 and isinstance(event, list) and len(event) > 1:
+            executions = self._fan_out(name, split(event, fan_out))
+        else:
+            executions = [self._invoke_once(name, event)]
+        failed = next((e for e in executions if e.outcome != "ok"), None)
+        return InvocationResult(
+            function=name,
+            outcome="ok" if failed is None else failed.outcome,
+            result=merge([e.result for e in executions]) if len(executions) > 1
+            else executions[0].result,
+            error="" if failed is None else failed.error,
+            duration_ms=(time.monotonic() - started) * 1000,
+            invocations=len(executions),
+        )
+
+    def _fan_out(self, name: str, parts: list[list[Any]]) -> list[Execution]:
+        executions: list[Execution | None] = [None] * len(parts)
+
+        def run(index: int) -> None:
+            executions[index] = self._invoke_once(name, parts[index])
+
+        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(parts))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [e for e in executions if e is not None]
+
+    def _invoke_once(self, name: str, event: Any) -> Execution:
+        config = self.config(name)
+        start = self._clock.now()
+        cold, init_ms = False, None
+        try:
+            with self._pools[name].worker() as (process, cold):
+                init_ms = process.init_ms if cold else None
+                execution = process.invoke(event, self._caches[name])
+        except WorkerStartError as error:
+            cold = True
+            execution = Execution("error", 0.0, None, str(error))
+        self._record(name, int(config.revision), start, event, execution, cold, init_ms)
+        return execution
+
+    def _record(
+        self,
+        name: str,
+        revision: int,
+        start: float,
+        event: Any,
+        execution: Execution,
+        cold: bool,
+        init_ms: float | None,
+    ) -> None:
+        if self._closing:
+            return  # invocations cut short by shutdown say nothing about the function
+        invocation = InvocationRecord(
+            function=name,
+            revision=revision,
+            start=start,
+            end=self._clock.now(),
+            duration_ms=execution.duration_ms,
+            outcome=execution.outcome,
+            peak_memory_mb=execution.peak_memory_mb,
+            cold_start=cold,
+            init_ms=init_ms,
+            records=len(event) if isinstance(event, list) else None,
+            cache_hits=execution.cache_hits,
+            cache_misses=execution.cache_misses,
+            error=execution.error,
+        )
+        calls = [
+            DependencyCallRecord(name, c.name, c.time, c.latency_ms, c.error)
+            for c in execution.dependency_calls
+        ]
+        self.records.add_invocation(invocation, calls)
+
+    def _worker_spec(self, spec: FunctionSpec, config: FunctionConfig) -> WorkerSpec:
+        return WorkerSpec(
+            function=spec.name,
+            directory=spec.directory,
+            memory_mb=config.memory_mb,
+            timeout_s=config.timeout_s or spec.timeout_s,
+            cache_ttl_s=config.cache_ttl_s or 0,
+            environment=dict(config.environment),
+            dependencies=self.dependency_urls,
+            log_path=self.state_dir / "logs" / f"{spec.name}.log",
+        )
+
+
+def split(items: Sequence[Any], parts: int) -> list[list[Any]]:
+    """Split a list into at most ``parts`` contiguous, nearly equal, non-empty chunks."""
+    parts = max(1, min(parts, len(items)))
+    size, rest = divmod(len(items), parts)
+    chunks, begin = [], 0
+    for index in range(parts):
+        end = begin + size + (1 if index < rest else 0)
+        chunks.append(list(items[begin:end]))
+        begin = end
+    return chunks
+
+
+def merge(results: Sequence[Any]) -> Any:
+    """Merge fan-out results: lists are concatenated, anything else is listed in order."""
+    if all(isinstance(r, list) for r in results):
+        return [item for r in results for item in r]
+    return list(results)

@@ -1,0 +1,183 @@
+"""LocalProvider: the embedded host seen through tuner's Provider port."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from threading import Lock
+
+import structlog
+
+from tuner.errors import ConflictError, ProviderError
+from tuner.model import Change, FunctionConfig, FunctionRef, Knob, Limits, Target, WindowFacts
+from tuner.ports import Clock
+from tuner.providers.local.facts import window_facts
+from tuner.providers.local.host import FunctionHost, UnknownFunctionError
+from tuner.providers.local.http_api import InvokeEndpoint
+from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
+from tuner.providers.local.traffic import TrafficDriver
+
+log = structlog.get_logger(__name__)
+
+LOCAL_LIMITS = Limits(
+    memory_min_mb=64,
+    memory_max_mb=4096,
+    memory_step_mb=1,
+    timeout_min_s=1.0,
+    timeout_max_s=300.0,
+    batch_min=1,
+    batch_max=1000,
+    fan_out_max=16,
+    cpu_scales_with_memory=False,
+)
+"""What the local host allows; memory does not buy CPU here."""
+
+_INTEGER_KNOBS = {Knob.MEMORY_MB, Knob.BATCH_SIZE, Knob.FAN_OUT, Knob.CACHE_TTL_S}
+_RANGES: dict[Knob, tuple[float, float]] = {
+    Knob.MEMORY_MB: (LOCAL_LIMITS.memory_min_mb, LOCAL_LIMITS.memory_max_mb),
+    Knob.TIMEOUT_S: (LOCAL_LIMITS.timeout_min_s, LOCAL_LIMITS.timeout_max_s),
+    Knob.BATCH_SIZE: (LOCAL_LIMITS.batch_min, LOCAL_LIMITS.batch_max),
+    Knob.FAN_OUT: (1, LOCAL_LIMITS.fan_out_max),
+    Knob.CACHE_TTL_S: (0, 86_400),
+}
+
+
+class LocalProvider:
+    """Lists, observes and redeploys the functions of an embedded :class:`FunctionHost`.
+
+    ``start()`` brings up the host (dependencies, workers, queues), the HTTP endpoint
+    (unless ``http_port`` is None) and the demo traffic (when ``traffic`` is True);
+    ``close()`` stops them all.  The revision of a function is its deployment counter.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        host: FunctionHost,
+        clock: Clock,
+        *,
+        http_port: int | None = 0,
+        traffic: bool = True,
+    ) -> None:
+        self.host = host
+        self._clock = clock
+        self._endpoint = InvokeEndpoint(host, http_port) if http_port is not None else None
+        self._traffic = (
+            TrafficDriver(host, {name: spec.traffic for name, spec in host.specs.items()})
+            if traffic
+            else None
+        )
+        self._applying = Lock()
+        self._started = False
+
+    @property
+    def url(self) -> str | None:
+        """Base URL of the HTTP endpoint, or None when it is off."""
+        return self._endpoint.url if self._endpoint is not None else None
+
+    def start(self) -> None:
+        """Start the host, the HTTP endpoint and the demo traffic."""
+        self.host.start()
+        if self._endpoint is not None:
+            self._endpoint.start()
+        if self._traffic is not None:
+            self._traffic.start()
+        self._started = True
+
+    def close(self) -> None:
+        """Stop traffic, endpoint and host (workers, queues, dependencies, records)."""
+        if self._traffic is not None and self._started:
+            self._traffic.stop()
+        if self._endpoint is not None:
+            self._endpoint.close()
+        self.host.close()
+
+    def __enter__(self) -> LocalProvider:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def ref(self, name: str) -> FunctionRef:
+        """The reference of a local function."""
+        return FunctionRef(provider=self.name, name=name)
+
+    def targets(self) -> list[Target]:
+        """Every function of the host with its live configuration."""
+        found = []
+        for name in self.host.functions():
+            spec = self.host.specs[name]
+            found.append(
+                Target(
+                    ref=self.ref(name),
+                    config=self.host.config(name),
+                    labels=dict(spec.labels),
+                    limits=LOCAL_LIMITS,
+                    owner=spec.owner,
+                    console_url=f"{self.url}/functions" if self.url else "",
+                )
+            )
+        return found
+
+    def observe(
+        self, targets: Sequence[Target], start: float, end: float
+    ) -> Mapping[FunctionRef, WindowFacts]:
+        """Facts over ``[start, end)`` for each local target, from two queries in all."""
+        mine = [t.ref for t in targets if t.ref.provider == self.name and t.ref.name in
+                self.host.specs]
+        if not mine:
+            return {}
+        names = [ref.name for ref in mine]
+        invocations: dict[str, list[InvocationRecord]] = defaultdict(list)
+        for invocation in self.host.records.invocations(names, start, end):
+            invocations[invocation.function].append(invocation)
+        calls: dict[str, list[DependencyCallRecord]] = defaultdict(list)
+        for call in self.host.records.dependency_calls(names, start, end):
+            calls[call.function].append(call)
+        return {
+            ref: window_facts(ref, start, end, invocations[ref.name], calls[ref.name])
+            for ref in mine
+        }
+
+    def read(self, ref: FunctionRef) -> FunctionConfig:
+        """The live configuration of one function."""
+        try:
+            return self.host.config(ref.name)
+        except UnknownFunctionError:
+            raise ProviderError(f"no local function {ref.name!r}") from None
+
+    def apply(self, target: Target, changes: Sequence[Change]) -> FunctionConfig:
+        """Redeploy with the changes; live for every invocation that starts after return.
+
+        Changes that are all live already return the live configuration unchanged.  A
+        stale ``target.config.revision`` raises ConflictError; an unsupported knob or a
+        value outside :data:`LOCAL_LIMITS` raises ProviderError.
+        """
+        with self._applying:
+            live = self.read(target.ref)
+            if all(live.get(change.knob) == change.after for change in changes):
+                return live
+            if target.config.revision != live.revision:
+                raise ConflictError(
+                    f"{target.ref}: revision {target.config.revision} is stale,"
+                    f" live is {live.revision}"
+                )
+            values = {change.knob: self._checked(live, change) for change in changes}
+            deployed = self.host.deploy(target.ref.name, live.with_changes(values))
+        log.info("applied", function=str(target.ref),
+                 changes=[change.describe() for change in changes], revision=deployed.revision)
+        return deployed
+
+    def _checked(self, live: FunctionConfig, change: Change) -> float | int:
+        if change.knob not in _RANGES:
+            raise ProviderError(f"the local host has no {change.knob.value} setting")
+        if change.knob is Knob.BATCH_SIZE and live.batch_size is None:
+            raise ProviderError("batch_size needs an event source queue (none configured)")
+        low, high = _RANGES[change.knob]
+        if not low <= change.after <= high:
+            raise ProviderError(
+                f"{change.knob.value} {change.after} is outside the local limits {low}..{high}"
+            )
+        return round(change.after) if change.knob in _INTEGER_KNOBS else float(change.after)

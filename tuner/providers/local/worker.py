@@ -1,0 +1,240 @@
+"""The worker process that runs one function's handler, one invocation at a time.
+
+The host starts this file as a script (``python -I worker.py``) so that a worker imports
+the standard library only.  It speaks JSON lines: requests on stdin, replies on a private
+copy of stdout; the handler's own prints go to stderr, which the host sends to a log file.
+
+Protocol (host -> worker): ``init`` once, then ``invoke`` repeatedly, and ``cache_value``
+as the answer to a ``cache_get``.  Worker -> host: ``ready`` after init, then per
+invocation any number of ``dependency_call``, ``cache_get`` and ``cache_set`` messages and
+finally one ``result`` with the outcome (ok, error, oom) and the peak RSS of the process.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import json
+import logging
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import IO, Any
+
+_MB = 1024 * 1024
+_DEPENDENCY_CONNECT_TIMEOUT_S = 2.0
+
+
+class DependencyError(Exception):
+    """A call to a named dependency failed (refused, timed out or answered 5xx)."""
+
+
+class Channel:
+    """JSON lines between this worker and the host."""
+
+    def __init__(self, incoming: IO[str], outgoing: IO[str]) -> None:
+        self._incoming = incoming
+        self._outgoing = outgoing
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Write one message and flush it."""
+        self._outgoing.write(json.dumps(message) + "\n")
+        self._outgoing.flush()
+
+    def receive(self) -> dict[str, Any] | None:
+        """The next message, or None when the host closed the pipe."""
+        line = self._incoming.readline()
+        if not line:
+            return None
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+
+class Cache:
+    """The platform cache as a handler sees it: shared by all workers, off when TTL is 0."""
+
+    def __init__(self, channel: Channel, enabled: bool) -> None:
+        self._channel = channel
+        self.enabled = enabled
+
+    def get(self, key: str) -> Any:
+        """The cached value for ``key``, or None on a miss (always None when off)."""
+        if not self.enabled:
+            return None
+        self._channel.send({"type": "cache_get", "key": key})
+        reply = self._channel.receive()
+        return None if reply is None else reply.get("value")
+
+    def set(self, key: str, value: Any) -> None:
+        """Cache a JSON-serialisable value for the configured TTL (ignored when off)."""
+        if self.enabled:
+            self._channel.send({"type": "cache_set", "key": key, "value": value})
+
+
+class DependencyClient:
+    """Calls one named dependency over HTTP and tells the host about every call."""
+
+    def __init__(self, name: str, url: str, channel: Channel, deadline: float) -> None:
+        self.name = name
+        self.url = url.rstrip("/")
+        self._channel = channel
+        self._deadline = deadline
+
+    def get(self, path: str = "/") -> Any:
+        """GET ``path`` from the dependency and return the decoded JSON body."""
+        import urllib.error  # imported on first use: most handlers call no dependency
+        import urllib.request
+
+        started = time.monotonic()
+        timeout = max(0.05, min(_DEPENDENCY_CONNECT_TIMEOUT_S, self._deadline - started))
+        error = ""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+                body = response.read()
+            return json.loads(body) if body else None
+        except (urllib.error.URLError, OSError, ValueError) as failure:
+            reason = getattr(failure, "reason", failure)
+            error = f"{type(failure).__name__}: {reason}"
+            raise DependencyError(f"{self.name}: {error}") from failure
+        finally:
+            latency_ms = (time.monotonic() - started) * 1000
+            self._channel.send(
+                {"type": "dependency_call", "name": self.name,
+                 "latency_ms": latency_ms, "error": error}
+            )
+
+
+class Context:
+    """What the platform gives a handler: identity, remaining time, logger, cache, deps."""
+
+    def __init__(
+        self,
+        function_name: str,
+        memory_limit_mb: int,
+        deadline: float,
+        cache: Cache,
+        dependency_urls: dict[str, str],
+        channel: Channel,
+    ) -> None:
+        self.function_name = function_name
+        self.memory_limit_mb = memory_limit_mb
+        self.cache = cache
+        self.logger = logging.getLogger(function_name)
+        self._deadline = deadline
+        self._dependency_urls = dependency_urls
+        self._channel = channel
+
+    def remaining_time_ms(self) -> int:
+        """Milliseconds left before the host kills this invocation."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+    def dependency(self, name: str) -> DependencyClient:
+        """A client for the named dependency; raises KeyError for an unknown name."""
+        return DependencyClient(name, self._dependency_urls[name], self._channel, self._deadline)
+
+
+def read_memory_status() -> dict[str, int]:
+    """VmSize, VmRSS and VmHWM of this process in kB."""
+    status: dict[str, int] = {}
+    with open("/proc/self/status") as lines:
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key in ("VmSize", "VmRSS", "VmHWM"):
+                status[key] = int(value.split()[0])
+    return status
+
+
+def reset_peak_memory() -> None:
+    """Reset VmHWM to the current RSS, so the next reading is this invocation's peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        pass  # an older kernel: the peak then covers the worker's whole life
+
+
+def limit_address_space(memory_mb: int) -> int:
+    """Cap the address space so the resident memory of the process can reach ``memory_mb``.
+
+    The cap is the memory limit plus the part of the address space that is mapped but not
+    resident right now (shared libraries, reserved arenas): an allocation that would push
+    the process past ``memory_mb`` resident then raises MemoryError.
+    """
+    status = read_memory_status()
+    non_resident_kb = status["VmSize"] - status["VmRSS"]
+    limit = memory_mb * _MB + non_resident_kb * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return non_resident_kb // 1024
+
+
+def load_handler(directory: str) -> Callable[[Any, Context], Any]:
+    """Import ``handler.py`` from the function's directory and return its ``handler``."""
+    sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location("handler", os.path.join(directory, "handler.py"))
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no handler.py in {directory}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["handler"] = module
+    spec.loader.exec_module(module)
+    handler: Callable[[Any, Context], Any] = module.handler
+    return handler
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or (
+        isinstance(error, OSError) and error.errno == errno.ENOMEM
+    )
+
+
+def serve(channel: Channel) -> None:
+    """Initialise from the first message, then run invocations until the pipe closes."""
+    init = channel.receive()
+    if init is None:
+        return
+    started = time.monotonic()
+    handler = load_handler(init["directory"])
+    non_resident_mb = limit_address_space(init["memory_mb"])
+    reserve = bytearray(2 * _MB)  # freed on MemoryError so the reply can still be built
+    channel.send(
+        {"type": "ready", "init_ms": (time.monotonic() - started) * 1000,
+         "non_resident_mb": non_resident_mb}
+    )
+    cache = Cache(channel, enabled=init["cache_ttl_s"] > 0)
+    while (request := channel.receive()) is not None:
+        deadline = time.monotonic() + init["timeout_s"]
+        context = Context(
+            init["function"], init["memory_mb"], deadline, cache, init["dependencies"], channel
+        )
+        reset_peak_memory()
+        reply: dict[str, Any] = {"type": "result", "outcome": "ok"}
+        try:
+            reply["result"] = handler(request["event"], context)
+            json.dumps(reply["result"])
+        except BaseException as error:  # the handler's failure is the outcome, not ours
+            if _is_out_of_memory(error):
+                del reserve
+                reply = {"type": "result", "outcome": "oom", "error": "MemoryError"}
+            else:
+                reply = {"type": "result", "outcome": "error",
+                         "error": f"{type(error).__name__}: {error}"}
+                traceback.print_exc()
+        reply["peak_mb"] = read_memory_status()["VmHWM"] / 1024
+        channel.send(reply)
+        if reply["outcome"] == "oom":
+            return  # a worker that ran out of memory is not reused
+
+
+def main() -> None:
+    """Run as a worker: keep a private copy of stdout for the protocol."""
+    protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # the handler's print() goes to the log, never into the protocol
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    serve(Channel(sys.stdin, protocol_out))
+
+
+if __name__ == "__main__":
+    main()
