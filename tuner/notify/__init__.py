@@ -1,0 +1,10 @@
+"""Notifications: decisions grouped into constructive messages, delivered reliably.
+
+The loop hands every cycle's decisions to :class:`NotificationCenter` (a
+:class:`tuner.ports.Notifier`); see ``docs/notifications.md``.
+"""
+
+from tuner.notify.center import NotificationCenter, build_notifier, load_settings
+from tuner.notify.settings import NotifySettings
+
+__all__ = ["NotificationCenter", "NotifySettings", "build_notifier", "load_settings"]

@@ -1,0 +1,262 @@
+"""The notification center: the :class:`tuner.ports.Notifier` the loop talks to."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+from pydantic import ValidationError
+
+from tuner.errors import ConfigError, Problem
+from tuner.model import Decision, Outcome
+from tuner.notify.alerts import Alert
+from tuner.notify.channels import Channel, build_channel
+from tuner.notify.delivery import Courier
+from tuner.notify.grouping import Grouper, Section
+from tuner.notify.messages import Message
+from tuner.notify.outbox import Outbox
+from tuner.notify.rendering import Renderer
+from tuner.notify.secrets import SecretMissingError
+from tuner.notify.settings import NotifySettings
+from tuner.ports import Clock
+
+log = structlog.get_logger(__name__)
+
+RESOLVED_ACTION = "resolved"
+"""The action of a decision that says a rule stopped firing for a function."""
+PRUNE_EVERY = 3600.0
+
+
+class NotificationCenter:
+    """Groups decisions into messages, keeps them in the outbox and delivers them.
+
+    ``notify()`` only touches memory and the local database: it never waits for a
+    channel.  Delivery runs on background threads after :meth:`start`, or in the
+    caller's thread in :meth:`flush`.
+    """
+
+    def __init__(
+        self,
+        settings: NotifySettings,
+        db_path: str | Path,
+        clock: Clock,
+        *,
+        stream: TextIO | None = None,
+        rng: random.Random | None = None,
+        tick: float = 0.2,
+    ):
+        self._settings = settings
+        self._clock = clock
+        self._tick = tick
+        self._renderer = Renderer(settings.templates)
+        self._channels = _build_channels(settings, stream)
+        self._outbox = Outbox(db_path, owner=uuid.uuid4().hex)
+        self._grouper = Grouper(settings.routing, self._outbox.load_groups())
+        self._couriers = [
+            Courier(c, self._outbox, clock, settings.delivery, rng) for c in self._channels.values()
+        ]
+        self._state_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._unknown_channels: set[str] = set()
+        self._last_prune = float("-inf")
+
+    @property
+    def outbox(self) -> Outbox:
+        """The outbox, for inspection (``tuner`` commands, tests)."""
+        return self._outbox
+
+    @property
+    def channel_names(self) -> list[str]:
+        """The configured channel names, to check the channels rules refer to."""
+        return sorted(self._channels)
+
+    def notify(self, decisions: Sequence[Decision]) -> None:
+        """Take this cycle's decisions into their groups; observed ones are ignored.
+
+        A decision with action ``resolved`` resolves the rule's alerts for its function.
+        Never raises: a notifier fault must not stop the loop (it is logged).
+        """
+        try:
+            now = self._clock.now()
+            with self._state_lock:
+                for decision in decisions:
+                    self._take(decision, now)
+                changed, deleted = self._grouper.drain_changes()
+                self._outbox.save(changed, deleted)
+        except Exception:
+            log.exception("notify failed", decisions=len(decisions))
+
+    def _take(self, decision: Decision, now: float) -> None:
+        if decision.action == RESOLVED_ACTION:
+            self._grouper.resolve(decision.ref.key, decision.rule, now)
+        elif decision.outcome != Outcome.OBSERVED:
+            alert = Alert.from_decision(decision)
+            for channel in self._route(decision):
+                self._grouper.add(channel, alert, now)
+
+    def _route(self, decision: Decision) -> list[str]:
+        """The channels a decision goes to: its rule's, else the default ones."""
+        known = [name for name in decision.channels if name in self._channels]
+        for name in set(decision.channels) - set(known) - self._unknown_channels:
+            self._unknown_channels.add(name)
+            log.warning("rule names an unknown channel; using the default ones",
+                        rule=decision.rule, channel=name)  # fmt: skip
+        return known or list(self._settings.routing.default_channels)
+
+    def start(self) -> None:
+        """Start the background threads that group and deliver."""
+        if self._threads:
+            return
+        self._stop.clear()
+        self._spawn("tuner-notify-grouping", lambda: self._group_pass(False))
+        for courier in self._couriers:
+            self._spawn(f"tuner-notify-{courier.channel.name}", courier.deliver_due)
+        log.info("notifier started", channels={n: c.type for n, c in self._channels.items()})
+
+    def _spawn(self, name: str, work: Callable[[], object]) -> None:
+        def run() -> None:
+            while not self._stop.wait(self._tick):
+                try:
+                    work()
+                except Exception:
+                    log.exception("notifier thread failed; continuing", thread=name)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def flush(self, timeout: float = 10.0, include_waiting: bool = False) -> int:
+        """Deliver what is due now, waiting up to ``timeout`` s for rate limits and retries.
+
+        With ``include_waiting`` groups still inside ``group_wait`` or ``group_interval``
+        are sent too (for ``tuner once``, which exits next).  Returns how many messages
+        are still queued.
+        """
+        deadline = time.monotonic() + timeout
+        self._group_pass(include_waiting)
+        while True:
+            for courier in self._couriers:
+                courier.deliver_due()
+            due = [t for c in self._couriers if (t := c.next_due()) is not None]
+            if not due:
+                return 0
+            remaining = deadline - time.monotonic()
+            wait = min(due) - self._clock.now()
+            if remaining <= 0 or wait > remaining:
+                return self.pending()
+            time.sleep(min(max(wait, 0.01), remaining))
+
+    def pending(self) -> int:
+        """How many messages are queued and not yet delivered."""
+        return self._outbox.counts().get("queued", 0)
+
+    def close(self) -> None:
+        """Stop the threads and close the database; pending messages stay queued."""
+        self._stop.set()
+        longest = max((c.timeout for c in self._channels.values()), default=1.0)
+        for thread in self._threads:
+            thread.join(timeout=longest + self._tick + 1.0)
+        self._threads.clear()
+        self._outbox.close()
+
+    def __enter__(self) -> NotificationCenter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _group_pass(self, include_waiting: bool) -> None:
+        """Recover abandoned sends, turn due groups into queued messages, prune old ones."""
+        with self._state_lock:
+            now = self._clock.now()
+            requeued, in_doubt = self._outbox.recover(now, self._resends)
+            if requeued or in_doubt:
+                log.warning("found messages a stopped sender left behind",
+                            requeued=len(requeued), in_doubt=len(in_doubt))  # fmt: skip
+            sections = self._grouper.take_due(now, include_waiting)
+            messages = self._render(sections, now)
+            changed, deleted = self._grouper.drain_changes()
+            self._outbox.save(changed, deleted, messages, now)
+            if now - self._last_prune >= PRUNE_EVERY:
+                self._last_prune = now
+                self._outbox.prune(now - self._settings.delivery.keep_sent)
+
+    def _resends(self, channel: str) -> bool:
+        known = self._channels.get(channel)
+        return known is not None and known.resend_in_doubt
+
+    def _render(self, sections: Sequence[Section], now: float) -> list[Message]:
+        """One message per section, or one digest per channel in a storm."""
+        by_channel: dict[str, list[Section]] = defaultdict(list)
+        for section in sections:
+            by_channel[section.channel].append(section)
+        messages = []
+        threshold = self._settings.routing.storm_threshold
+        for name, channel_sections in by_channel.items():
+            channel = self._channels.get(name)
+            if channel is None:
+                log.warning("dropping groups of a channel no longer configured", channel=name)
+                continue
+            batches = (
+                [channel_sections]
+                if len(channel_sections) > threshold
+                else [[s] for s in channel_sections]
+            )
+            for batch in batches:
+                try:
+                    messages.append(self._renderer.render(name, channel.type, batch, now))
+                except Exception:
+                    log.exception("rendering failed", channel=name, groups=len(batch))
+        return messages
+
+
+def _build_channels(settings: NotifySettings, stream: TextIO | None) -> dict[str, Channel]:
+    channels: dict[str, Channel] = {}
+    problems = []
+    for name, channel_settings in settings.channels.items():
+        try:
+            channels[name] = build_channel(name, channel_settings, stream)
+        except SecretMissingError as error:
+            problems.append(Problem("tuner.yaml", None, str(error), field=f"channels.{name}"))
+    if problems:
+        raise ConfigError(problems)
+    return channels
+
+
+def load_settings(
+    raw: NotifySettings | Mapping[str, Any], source: str = "tuner.yaml"
+) -> NotifySettings:
+    """Validated settings from a model or from the ``channels``/``routing``/... mapping."""
+    if isinstance(raw, NotifySettings):
+        return raw
+    try:
+        return NotifySettings.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(
+            [
+                Problem(source, None, e["msg"], field=".".join(str(p) for p in e["loc"]) or None)
+                for e in error.errors()
+            ]
+        ) from None
+
+
+def build_notifier(
+    settings: NotifySettings | Mapping[str, Any],
+    db_path: str | Path,
+    clock: Clock,
+    **options: Any,
+) -> NotificationCenter:
+    """A :class:`NotificationCenter` from settings (a model or the raw config mapping).
+
+    ``options`` are passed on (``stream``, ``rng``, ``tick``).  Raises
+    :class:`tuner.errors.ConfigError` for invalid settings or missing secrets.
+    """
+    return NotificationCenter(load_settings(settings), db_path, clock, **options)

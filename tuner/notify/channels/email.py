@@ -1,0 +1,102 @@
+"""The email channel: SMTP with STARTTLS or implicit TLS, authentication, text + HTML."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from tuner.notify.channels.base import DeliveryError
+from tuner.notify.messages import Message
+from tuner.notify.secrets import Secret
+from tuner.notify.settings import EmailChannelSettings
+
+_REJECTED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
+
+
+class EmailChannel:
+    """Sends each message as one multipart (text + HTML) email to the configured addresses."""
+
+    type = "email"
+
+    def __init__(
+        self,
+        name: str,
+        settings: EmailChannelSettings,
+        username: str | None = None,
+        password: Secret | None = None,
+    ):
+        self.name = name
+        self.min_interval = settings.min_interval
+        self.resend_in_doubt = settings.resend_in_doubt
+        self.timeout = settings.timeout
+        self._settings = settings
+        self._username = username
+        self._password = password
+
+    def compose(self, message: Message) -> EmailMessage:
+        """The email for a message; its Message-ID is derived from the message id."""
+        s = self._settings
+        email = EmailMessage()
+        email["Subject"] = f"{s.subject_prefix} {message.title}".strip()
+        email["From"] = s.from_
+        email["To"] = ", ".join(s.to)
+        email["Date"] = formatdate(usegmt=True)
+        email["Message-ID"] = f"<{message.id}@tuner>"
+        email.set_content(message.text)
+        if message.html:
+            email.add_alternative(message.html, subtype="html")
+        return email
+
+    def send(self, message: Message) -> None:
+        """Connect, secure, log in and send; failures say whether the mail may have arrived."""
+        email = self.compose(message)
+        try:
+            smtp = self._connect()
+        except (OSError, smtplib.SMTPException) as error:
+            raise DeliveryError(self._describe(error), delivered=False) from None
+        try:
+            refused = smtp.send_message(email)
+        except _REJECTED as error:
+            raise DeliveryError(self._describe(error), delivered=False) from None
+        except (OSError, smtplib.SMTPException) as error:
+            raise DeliveryError(self._describe(error), delivered=None) from None
+        finally:
+            _quit(smtp)
+        if refused:
+            raise DeliveryError(
+                f"some recipients refused: {', '.join(sorted(refused))}", delivered=True
+            )
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self._settings
+        context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
+        smtp: smtplib.SMTP
+        if s.security == "tls":
+            smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(s.host, s.port, timeout=self.timeout)
+        try:
+            if s.security == "starttls":
+                smtp.starttls(context=context)
+            if self._username is not None and self._password is not None:
+                smtp.login(self._username, self._password.reveal())
+        except BaseException:
+            _quit(smtp)
+            raise
+        return smtp
+
+    def _describe(self, error: BaseException) -> str:
+        return self.redact(f"{type(error).__name__}: {error}")
+
+    def redact(self, text: str) -> str:
+        """``text`` without the password."""
+        return self._password.redact(text) if self._password else text
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()

@@ -1,0 +1,302 @@
+"""Grouping of alerts into messages over time, the way Alertmanager does it.
+
+Pure logic on an injected ``now``: no clock, no I/O.  Each channel has its own groups.
+A new group waits ``group_wait`` before its first message; news (new, changed or
+resolved alerts) is told at most every ``group_interval``; alerts still firing are
+repeated every ``repeat_interval``.  Alerts about something tuner did (applied, failed,
+rolled back) are told once and then dropped.  While a dependency's group is firing,
+the other alerts of the functions that depend on it are held back (inhibition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuner.notify.alerts import Alert
+from tuner.notify.settings import GroupField, RoutingSettings
+
+GroupId = tuple[str, str]
+"""A group's channel and key."""
+
+
+@dataclass
+class Entry:
+    """One alert in a group, with what has been told about it."""
+
+    alert: Alert
+    last_seen: float
+    sent_fingerprint: str | None = None
+    resolved_at: float | None = None
+    stale: bool = False
+
+    @property
+    def firing(self) -> bool:
+        """True while the alert has not been resolved."""
+        return self.resolved_at is None
+
+
+@dataclass
+class Group:
+    """The alerts of one channel that are told together, and when they were last told."""
+
+    channel: str
+    key: str
+    created_at: float
+    entries: dict[str, Entry] = field(default_factory=dict)
+    last_sent_at: float | None = None
+
+    @property
+    def id(self) -> GroupId:
+        """The channel and the key."""
+        return (self.channel, self.key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {
+            "channel": self.channel,
+            "key": self.key,
+            "created_at": self.created_at,
+            "last_sent_at": self.last_sent_at,
+            "entries": [
+                {
+                    "alert": e.alert.to_dict(),
+                    "last_seen": e.last_seen,
+                    "sent_fingerprint": e.sent_fingerprint,
+                    "resolved_at": e.resolved_at,
+                    "stale": e.stale,
+                }
+                for e in self.entries.values()
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Group:
+        """Inverse of :meth:`to_dict`."""
+        group = cls(data["channel"], data["key"], data["created_at"], {}, data["last_sent_at"])
+        for raw in data["entries"]:
+            alert = Alert.from_dict(raw["alert"])
+            group.entries[alert.key] = Entry(
+                alert, raw["last_seen"], raw["sent_fingerprint"], raw["resolved_at"], raw["stale"]
+            )
+        return group
+
+
+@dataclass(frozen=True)
+class Section:
+    """What one group tells in one message."""
+
+    channel: str
+    key: str
+    firing: tuple[Alert, ...]
+    new: frozenset[str]
+    """Keys of the firing alerts that are news (not told before in this form)."""
+    resolved: tuple[Alert, ...] = ()
+    stale: frozenset[str] = frozenset()
+    """Keys of the resolved alerts that were simply no longer reported."""
+    silenced: int = 0
+    """How many alerts of dependent functions this (dependency) group holds back."""
+
+    @property
+    def repeat(self) -> bool:
+        """True when nothing changed: the message is a reminder."""
+        return not self.new and not self.resolved
+
+
+def group_key(alert: Alert, group_by: Iterable[GroupField]) -> str:
+    """The key of the group an alert belongs to under the ``group_by`` fields."""
+    fields = list(group_by)
+    if fields == ["group"]:
+        return alert.group
+    return ",".join(f"{name}={_field(alert, name)}" for name in fields)
+
+
+def _field(alert: Alert, name: GroupField) -> str:
+    if name == "group":
+        return alert.group
+    if name == "rule":
+        return alert.rule
+    if name == "function":
+        return alert.ref
+    if name == "provider":
+        return alert.ref.partition(":")[0]
+    if name == "severity":
+        return alert.severity
+    worst = alert.facts.get("worst_dependency")
+    return alert.dependency or (worst if isinstance(worst, str) else "")
+
+
+class Grouper:
+    """Holds the groups of all channels and decides which of them are due to be told."""
+
+    def __init__(self, routing: RoutingSettings, groups: Iterable[Group] = ()):
+        self._routing = routing
+        self._groups: dict[GroupId, Group] = {g.id: g for g in groups}
+        self._changed: set[GroupId] = set()
+        self._deleted: set[GroupId] = set()
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def add(self, channel: str, alert: Alert, now: float) -> None:
+        """Put an alert into its group on ``channel`` (a known alert is refreshed)."""
+        key = group_key(alert, self._routing.group_by)
+        group = self._groups.get((channel, key))
+        if group is None:
+            group = self._groups[(channel, key)] = Group(channel, key, now)
+            self._deleted.discard(group.id)
+        entry = group.entries.get(alert.key)
+        if entry is None:
+            group.entries[alert.key] = Entry(alert, now)
+        else:
+            entry.alert, entry.last_seen = alert, now
+            entry.resolved_at, entry.stale = None, False
+        self._changed.add(group.id)
+
+    def resolve(self, ref: str, rule: str, now: float) -> None:
+        """Mark the firing alerts of ``rule`` for the function ``ref`` resolved."""
+        for group in self._groups.values():
+            for entry in group.entries.values():
+                alert = entry.alert
+                if alert.ref == ref and alert.rule == rule and entry.firing and not alert.event:
+                    entry.resolved_at = now
+                    self._changed.add(group.id)
+
+    def take_due(self, now: float, include_waiting: bool = False) -> list[Section]:
+        """The sections due now (all that have something to say with ``include_waiting``).
+
+        The groups are updated as if the sections were told.
+        """
+        inhibitors = self._inhibitors() if self._routing.inhibit else {}
+        silenced: dict[str, set[str]] = {}
+        sections: list[Section] = []
+        for group in list(self._groups.values()):
+            self._expire(group, now)
+            section = self._section(group, inhibitors, silenced)
+            if section is not None and (include_waiting or self._due(group, section, now)):
+                sections.append(section)
+                self._mark_told(group, section, now)
+            if not group.entries:
+                self._drop(group.id)
+        return [
+            _with_silenced(s, silenced) if s.key.startswith("dependency:") else s for s in sections
+        ]
+
+    def next_due(self) -> float | None:
+        """The earliest time a group may become due (None when there are no groups)."""
+        times = []
+        r = self._routing
+        for group in self._groups.values():
+            if group.last_sent_at is None:
+                times.append(group.created_at + r.group_wait)
+            else:
+                times.append(group.last_sent_at + min(r.group_interval, r.repeat_interval))
+        return min(times, default=None)
+
+    def drain_changes(self) -> tuple[list[Group], list[GroupId]]:
+        """Groups changed and groups deleted since the last call (to persist them)."""
+        changed = [self._groups[gid] for gid in self._changed if gid in self._groups]
+        deleted = list(self._deleted)
+        self._changed.clear()
+        self._deleted.clear()
+        return changed, deleted
+
+    def _drop(self, gid: GroupId) -> None:
+        del self._groups[gid]
+        self._changed.discard(gid)
+        self._deleted.add(gid)
+
+    def _inhibitors(self) -> dict[str, set[str]]:
+        """Per failing dependency, the functions its firing alerts are about."""
+        found: dict[str, set[str]] = {}
+        for group in self._groups.values():
+            for entry in group.entries.values():
+                dependency = entry.alert.dependency
+                if dependency is not None and entry.firing:
+                    found.setdefault(dependency, set()).add(entry.alert.ref)
+        return found
+
+    def _expire(self, group: Group, now: float) -> None:
+        """Resolve alerts no longer reported; forget resolved ones nobody was told about."""
+        timeout = self._routing.resolve_timeout
+        for key, entry in list(group.entries.items()):
+            if entry.firing and not entry.alert.event and entry.last_seen + timeout <= now:
+                entry.resolved_at, entry.stale = now, True
+                self._changed.add(group.id)
+            if not entry.firing and (
+                entry.sent_fingerprint is None or not self._routing.send_resolved
+            ):
+                del group.entries[key]
+                self._changed.add(group.id)
+
+    def _section(
+        self, group: Group, inhibitors: Mapping[str, set[str]], silenced: dict[str, set[str]]
+    ) -> Section | None:
+        firing: list[Alert] = []
+        for entry in group.entries.values():
+            if not entry.firing:
+                continue
+            blocker = _inhibited_by(entry.alert, inhibitors)
+            if blocker is None:
+                firing.append(entry.alert)
+            else:
+                silenced.setdefault(blocker, set()).add(entry.alert.key)
+        resolved = [e for e in group.entries.values() if not e.firing]
+        if not firing and not resolved:
+            return None
+        return Section(
+            channel=group.channel,
+            key=group.key,
+            firing=tuple(firing),
+            new=frozenset(
+                a.key for a in firing if group.entries[a.key].sent_fingerprint != a.fingerprint
+            ),
+            resolved=tuple(e.alert for e in resolved),
+            stale=frozenset(e.alert.key for e in resolved if e.stale),
+        )
+
+    def _due(self, group: Group, section: Section, now: float) -> bool:
+        r = self._routing
+        if group.last_sent_at is None:
+            return now >= group.created_at + r.group_wait
+        wait = r.repeat_interval if section.repeat else r.group_interval
+        return now >= group.last_sent_at + wait
+
+    def _mark_told(self, group: Group, section: Section, now: float) -> None:
+        for alert in section.firing:
+            entry = group.entries[alert.key]
+            if alert.event:
+                del group.entries[alert.key]
+            else:
+                entry.sent_fingerprint = alert.fingerprint
+        for alert in section.resolved:
+            del group.entries[alert.key]
+        group.last_sent_at = now
+        self._changed.add(group.id)
+
+
+def _inhibited_by(alert: Alert, inhibitors: Mapping[str, set[str]]) -> str | None:
+    """The failing dependency that holds this alert back, if any."""
+    if alert.dependency is not None or alert.event:
+        return None
+    for dependency, refs in inhibitors.items():
+        if alert.ref in refs or alert.depends_on(dependency):
+            return dependency
+    return None
+
+
+def _with_silenced(section: Section, silenced: Mapping[str, set[str]]) -> Section:
+    dependency = section.key.removeprefix("dependency:")
+    count = len(silenced.get(dependency, ()))
+    if not count:
+        return section
+    return Section(
+        section.channel,
+        section.key,
+        section.firing,
+        section.new,
+        section.resolved,
+        section.stale,
+        count,
+    )

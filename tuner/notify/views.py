@@ -1,0 +1,250 @@
+"""Views: alerts and sections turned into the plain, readable values templates show."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tuner.notify.alerts import Alert
+from tuner.notify.grouping import Section
+from tuner.notify.proposals import propose
+
+MAX_ALERTS_PER_SECTION = 10
+MAX_SECTIONS = 20
+MAX_FACTS = 10
+
+_FACT_ORDER = (
+    "invocations", "errors", "error_rate", "timeouts", "timeout_rate", "ooms", "oom_rate",
+    "throttles", "duration_p50_ms", "duration_p95_ms", "duration_p99_ms", "duration_max_ms",
+    "timeout_ms", "duration_timeout_ratio", "memory_mb", "peak_memory_mb", "memory_utilisation",
+    "worst_dependency", "dependency_error_rate", "dependency_latency_p95_ms",
+    "dependency_failing_functions", "batch_size", "fan_out", "concurrency", "cache_ttl_s",
+)  # fmt: skip
+_HIDDEN_FACTS = frozenset(
+    {"provider", "function", "labels", "window_s", "fleet_functions", "dependencies", "extra"}
+)
+_OUTCOME_TEXT = {
+    "observed": "observed only",
+    "recommended": "recommended, not applied",
+    "notified": "needs a person: nothing tuner can change",
+    "applied": "applied",
+    "skipped": "held back",
+    "failed": "failed to apply",
+    "rolled-back": "rolled back: it made things worse",
+}
+_SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True)
+class Link:
+    """Evidence a person can open: a URL, or a path on the machine tuner runs on."""
+
+    label: str
+    target: str
+
+    @property
+    def is_url(self) -> bool:
+        """True for http(s) links."""
+        return self.target.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """One alert as templates show it."""
+
+    alert: Alert
+    new: bool
+    stale: bool = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.alert, name)
+
+    @property
+    def outcome_text(self) -> str:
+        """The outcome in words, e.g. ``rolled back: it made things worse``."""
+        return _OUTCOME_TEXT.get(self.alert.outcome, self.alert.outcome)
+
+    @property
+    def change_text(self) -> str:
+        """``memory_mb 128 -> 384``, or empty when nothing is to change."""
+        change = self.alert.change
+        return change.describe() if change else ""
+
+    @property
+    def headline(self) -> str:
+        """One line: the change and its outcome, else the summary, else the rule."""
+        if self.change_text:
+            return f"{self.outcome_text}: {self.change_text} ({self.alert.rule})"
+        return self.alert.summary or f"{self.alert.rule} ({self.outcome_text})"
+
+    @property
+    def facts_shown(self) -> list[tuple[str, str]]:
+        """The measured facts worth showing, formatted with units."""
+        return fact_lines(self.alert.facts)
+
+    @property
+    def window(self) -> str:
+        """The observed window, e.g. ``5 min window ending 2026-11-27 20:15 UTC``."""
+        end = format_time(self.alert.time)
+        seconds = self.alert.facts.get("window_s")
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > 0:
+            return f"{format_span(float(seconds))} window ending {end}"
+        return f"window ending {end}"
+
+    @property
+    def links(self) -> list[Link]:
+        """Evidence named in the facts: ``console_url``, trace and flame-graph paths."""
+        return evidence_links(self.alert.facts)
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """One group's part of a message."""
+
+    key: str
+    firing: list[AlertView]
+    resolved: list[AlertView]
+    hidden: int
+    silenced: int
+    repeat: bool
+
+    @property
+    def label(self) -> str:
+        """The group key in words: ``dependency payments-api``, ``function aws:...``."""
+        kind, sep, name = self.key.partition(":")
+        return f"{kind} {name}" if sep and kind in ("dependency", "function") else self.key
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    """Everything one message tells: its sections and the proposals across them."""
+
+    kind: str
+    channel: str
+    sections: list[SectionView]
+    hidden_sections: int
+    proposals: list[str]
+    time: str
+    severity: str
+    firing_count: int
+    resolved_count: int
+    functions: int
+
+    @property
+    def single(self) -> AlertView | None:
+        """The one alert, when the message is about exactly one."""
+        if len(self.sections) == 1 and self.firing_count == 1 and not self.resolved_count:
+            return self.sections[0].firing[0]
+        return None
+
+
+def build_notice(kind: str, channel: str, sections: Sequence[Section], now: float) -> NoticeView:
+    """The view of one message about ``sections``."""
+    firing = [a for s in sections for a in s.firing]
+    resolved = [a for s in sections for a in s.resolved]
+    views = [_section_view(s) for s in sections[:MAX_SECTIONS]]
+    severities = [a.severity for a in firing] or ["info"]
+    return NoticeView(
+        kind=kind,
+        channel=channel,
+        sections=views,
+        hidden_sections=max(0, len(sections) - MAX_SECTIONS),
+        proposals=propose(firing),
+        time=format_time(now),
+        severity=max(severities, key=lambda s: _SEVERITY_RANK.get(s, 0)),
+        firing_count=len(firing),
+        resolved_count=len(resolved),
+        functions=len({a.ref for a in firing} | {a.ref for a in resolved}),
+    )
+
+
+def _section_view(section: Section) -> SectionView:
+    firing = sorted(
+        section.firing,
+        key=lambda a: (-_SEVERITY_RANK.get(a.severity, 0), a.key not in section.new, a.ref),
+    )
+    return SectionView(
+        key=section.key,
+        firing=[AlertView(a, a.key in section.new) for a in firing[:MAX_ALERTS_PER_SECTION]],
+        resolved=[
+            AlertView(a, False, a.key in section.stale)
+            for a in section.resolved[:MAX_ALERTS_PER_SECTION]
+        ],
+        hidden=max(0, len(section.firing) - MAX_ALERTS_PER_SECTION)
+        + max(0, len(section.resolved) - MAX_ALERTS_PER_SECTION),
+        silenced=section.silenced,
+        repeat=section.repeat,
+    )
+
+
+def format_time(seconds: float) -> str:
+    """POSIX seconds as ``2026-11-27 20:15 UTC``."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_span(seconds: float) -> str:
+    """A duration in words: ``45 s``, ``5 min``, ``2 h``."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+def format_fact(name: str, value: Any) -> str:
+    """A fact's value with its unit, from the fact's name."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if name.endswith(("_rate", "_utilisation", "_ratio")):
+        return f"{value:.1%}"
+    number = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+    for suffix, unit in (("_ms", " ms"), ("_mb", " MB"), ("_s", " s")):
+        if name.endswith(suffix):
+            return number + unit
+    return number
+
+
+def fact_lines(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Name and formatted value of the facts worth showing, most telling first."""
+    known = [n for n in _FACT_ORDER if facts.get(n) is not None]
+    others = sorted(
+        n
+        for n, v in facts.items()
+        if n not in _FACT_ORDER and n not in _HIDDEN_FACTS and _is_number(v)
+    )
+    lines = [(n, format_fact(n, facts[n])) for n in known + others]
+    return (lines + dependency_lines(facts))[:MAX_FACTS]
+
+
+def dependency_lines(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """One line per dependency that had failed calls: ``12/40 calls failed (30.0%)``."""
+    deps = facts.get("dependencies")
+    if not isinstance(deps, Mapping):
+        return []
+    lines = []
+    for name, dep in sorted(deps.items()):
+        if not isinstance(dep, Mapping) or not dep.get("errors"):
+            continue
+        calls, errors = dep.get("calls") or 0, dep["errors"]
+        text = f"{errors:,.0f}/{calls:,.0f} calls failed"
+        if calls:
+            text += f" ({errors / calls:.1%})"
+        if dep.get("latency_p95_ms") is not None:
+            text += f", p95 {dep['latency_p95_ms']:,.0f} ms"
+        lines.append((f"dependency {name}", text))
+    return lines
+
+
+def evidence_links(facts: Mapping[str, Any]) -> list[Link]:
+    """Facts ending in ``_url`` or ``_path`` with a value, as links."""
+    return [
+        Link(name.rsplit("_", 1)[0].replace("_", " "), value)
+        for name, value in sorted(facts.items())
+        if name.endswith(("_url", "_path")) and isinstance(value, str) and value
+    ]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
