@@ -262,15 +262,30 @@ def parse_rules(text: str, source: str) -> RuleBase:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([Problem(source, 1, "a rule file is a mapping with a 'rules' list")])
-    try:
-        parsed = RuleFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, source, lines, data)) from None
     problems: list[Problem] = []
+    raw_rules = data.get("rules", [])
+    try:
+        RuleFile.model_validate({**data, "rules": []})
+    except ValidationError as exc:
+        problems.extend(validation_problems(exc, source, lines, data))
+    if not isinstance(raw_rules, list):
+        problems.append(Problem(source, lines.get(("rules",)), "'rules' must be a list", field="rules"))
+        raw_rules = []
     compiled: list[CompiledRule] = []
     seen: dict[str, int] = {}
-    for i, rule in enumerate(parsed.rules):
+    for i, raw in enumerate(raw_rules):
         line = lines.get(("rules", i), 0)
+        try:
+            rule = Rule.model_validate(raw)
+        except ValidationError as exc:
+            wrapped = ValidationError.from_exception_data(
+                exc.title,
+                [{**e, "loc": ("rules", i, *e["loc"])} for e in exc.errors()],  # type: ignore[misc]
+            )
+            problems.extend(validation_problems(wrapped, source, lines, data))
+            if isinstance(raw, dict) and isinstance(raw.get("when"), str):
+                problems.extend(_condition_problems(raw["when"], source, lines, i, str(raw.get("name", f"#{i + 1}"))))
+            continue
         if rule.name in seen:
             problems.append(
                 Problem(source, line, f"duplicate rule name (first at line {seen[rule.name]})", rule.name, "name")
@@ -279,13 +294,24 @@ def parse_rules(text: str, source: str) -> RuleBase:
         seen[rule.name] = line
         try:
             condition = compile_condition(rule.when, FACT_TYPES)
-        except ConditionError as exc:
-            problems.append(Problem(source, lines.get(("rules", i, "when"), line), str(exc), rule.name, "when"))
+        except ConditionError:
+            problems.extend(_condition_problems(rule.when, source, lines, i, rule.name))
             continue
         compiled.append(CompiledRule(rule, condition, source, line))
     if problems:
         raise ConfigError(problems)
     return RuleBase(tuple(compiled), (source,))
+
+
+def _condition_problems(
+    when: str, source: str, lines: Mapping[tuple[Any, ...], int], index: int, rule: str
+) -> list[Problem]:
+    try:
+        compile_condition(when, FACT_TYPES)
+    except ConditionError as exc:
+        line = lines.get(("rules", index, "when"), lines.get(("rules", index)))
+        return [Problem(source, line, str(exc), rule, "when")]
+    return []
 
 
 def load_rules(paths: Sequence[str | Path]) -> RuleBase:
