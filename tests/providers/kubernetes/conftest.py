@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator
 
 import pytest
-from kube_emulation import EmulatorThread
+from kube_emulation import EmulatorThread, WallClock
 
 from tuner.providers.kubernetes.api import KubeApi
 
 _namespaces = itertools.count(1)
-
-
-class WallClock:
-    """The real time."""
-
-    def now(self) -> float:
-        """POSIX seconds."""
-        return time.time()
 
 
 @pytest.fixture(scope="module")

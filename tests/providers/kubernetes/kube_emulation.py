@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -47,6 +48,14 @@ RESOURCES: dict[str, kmock.ResourceInfo] = {
         kind="ClusterKopfPeering", namespaced=False
     ),
 }
+
+
+class WallClock:
+    """The real time, as a tuner clock."""
+
+    def now(self) -> float:
+        """POSIX seconds."""
+        return time.time()
 
 
 def _now() -> str:

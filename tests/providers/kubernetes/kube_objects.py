@@ -6,6 +6,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 OPT_IN = {"tuner.dev/enabled": "true"}
+PLURALS = {
+    "Deployment": "deployments", "Service": "services", "Pod": "pods", "PodMetrics": "pods",
+    "PodDisruptionBudget": "poddisruptionbudgets", "TuningPolicy": "tuningpolicies",
+    "ConfigMap": "configmaps", "Secret": "secrets",
+}
+
+
+def seed(kube: Any, *objects: dict[str, Any]) -> None:
+    """Create objects through the API (a KubeApi), as kubectl would."""
+    for obj in objects:
+        group = obj["apiVersion"]
+        prefix = "/api/v1" if group == "v1" else f"/apis/{group}"
+        namespace = obj["metadata"]["namespace"]
+        kube.create(f"{prefix}/namespaces/{namespace}/{PLURALS[obj['kind']]}", obj)
 
 
 def stamp(when: float) -> str:
@@ -95,7 +109,9 @@ def pod(
     }
 
 
-def pod_metrics(name: str, namespace: str, memory: str, container_name: str = "app") -> dict[str, Any]:
+def pod_metrics(
+    name: str, namespace: str, memory: str, container_name: str = "app"
+) -> dict[str, Any]:
     """A metrics.k8s.io PodMetrics sample."""
     return {
         "apiVersion": "metrics.k8s.io/v1beta1",

@@ -7,14 +7,14 @@ import time
 from typing import Any
 
 import pytest
-from conftest import WallClock
-from kube_emulation import EmulatorThread
+from kube_emulation import EmulatorThread, WallClock
 from kube_objects import (
     deployment,
     knative_service,
     pod,
     pod_disruption_budget,
     pod_metrics,
+    seed,
 )
 
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError
@@ -26,18 +26,6 @@ from tuner.providers.kubernetes.patching import CHANGE_ANNOTATION
 from tuner.providers.kubernetes.provider import KubernetesProvider
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/{ns}/deployments"
-
-
-def seed(kube: KubeApi, *objects: dict[str, Any]) -> None:
-    """Create objects through the API, as kubectl would."""
-    for obj in objects:
-        group = obj["apiVersion"]
-        prefix = "/api/v1" if group == "v1" else f"/apis/{group}"
-        plural = {
-            "Deployment": "deployments", "Service": "services", "Pod": "pods",
-            "PodMetrics": "pods", "PodDisruptionBudget": "poddisruptionbudgets",
-        }[obj["kind"]]
-        kube.create(f"{prefix}/namespaces/{obj['metadata']['namespace']}/{plural}", obj)
 
 
 def make_provider(cluster: EmulatorThread, namespace: str, **options: Any) -> KubernetesProvider:
@@ -110,6 +98,7 @@ def test_observe_counts_oom_kills_in_the_window_restarts_and_peak_memory(
     facts = provider.observe(targets, now - 300, now)
     api = facts[FunctionRef("kubernetes", "deployment.api", namespace)]
     assert api.ooms == 1
+    assert api.invocations == 2  # without a request metric: the pods observed
     assert api.peak_memory_mb == pytest.approx(300.0)
     assert api.extra["restarts"] == 4.0
     assert api.extra["pods"] == 2.0

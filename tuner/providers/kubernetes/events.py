@@ -12,8 +12,17 @@ REASON_CHANGED = "TunerChanged"
 COMPONENT = "tuner"
 
 
-def change_event(kind: WorkloadKind, obj: JsonObject, message: str, now: float) -> JsonObject:
-    """A ``v1`` Event about ``obj`` (a Normal event with reason ``TunerChanged``)."""
+def object_event(
+    api_version: str,
+    kind: str,
+    obj: JsonObject,
+    *,
+    reason: str,
+    message: str,
+    now: float,
+    type: str = "Normal",
+) -> JsonObject:
+    """A ``v1`` Event about ``obj``, reported by tuner."""
     name = dig(obj, "metadata", "name")
     namespace = dig(obj, "metadata", "namespace")
     stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -22,22 +31,29 @@ def change_event(kind: WorkloadKind, obj: JsonObject, message: str, now: float) 
         "kind": "Event",
         "metadata": {"name": f"{name}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
         "involvedObject": {
-            "apiVersion": kind.api_version,
-            "kind": kind.kind,
+            "apiVersion": api_version,
+            "kind": kind,
             "name": name,
             "namespace": namespace,
             "uid": dig(obj, "metadata", "uid"),
             "resourceVersion": dig(obj, "metadata", "resourceVersion"),
         },
-        "reason": REASON_CHANGED,
-        "message": message,
-        "type": "Normal",
+        "reason": reason,
+        "message": message[:1000],
+        "type": type,
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
         "count": 1,
     }
+
+
+def change_event(kind: WorkloadKind, obj: JsonObject, message: str, now: float) -> JsonObject:
+    """A Normal event with reason ``TunerChanged`` about a changed workload."""
+    return object_event(
+        kind.api_version, kind.kind, obj, reason=REASON_CHANGED, message=message, now=now
+    )
 
 
 def events_path(namespace: str) -> str:

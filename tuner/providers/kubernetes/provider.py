@@ -15,6 +15,7 @@ from tuner.providers.kubernetes.api import JsonObject, KubeApi, NotFoundError
 from tuner.providers.kubernetes.settings import Settings
 from tuner.providers.kubernetes.workloads import KINDS, WorkloadKind, dig
 from tuner.providers.prometheus import ContainerQueries, PrometheusClient
+from tuner.providers.prometheus.queries import LatencyFacts
 
 log = structlog.get_logger(__name__)
 
@@ -172,7 +173,7 @@ class KubernetesProvider:
             ref=ref,
             start=start,
             end=end,
-            invocations=latency.requests if latency else None,
+            invocations=_invocations(latency, pods),
             ooms=signals.count_ooms(pods, container, start, end),
             peak_memory_mb=max(peaks) if peaks else None,
             duration_p50_ms=latency.p50_ms if latency else None,
@@ -272,6 +273,17 @@ class KubernetesProvider:
             time.sleep(ROLLOUT_POLL_S)
             obj = self.api.get(path)
         return obj
+
+
+def _invocations(latency: LatencyFacts | None, pods: Sequence[JsonObject]) -> int:
+    """Requests served when Prometheus counts them; otherwise the pods observed.
+
+    A Deployment without a request metric still runs: its pods are the units of work
+    tuner can see, so an OOM-killed pod is data (``oom_rate`` is then kills per pod).
+    """
+    if latency is not None and latency.requests is not None:
+        return latency.requests
+    return len(pods)
 
 
 def _rolled_out(kind: WorkloadKind, obj: JsonObject) -> bool:

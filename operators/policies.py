@@ -1,0 +1,115 @@
+"""The TuningPolicy custom resource's spec as a typed model, and the tuner.yaml it becomes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuner.providers.kubernetes import LabelSelector
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class KeyRef(_Spec):
+    """A key of a ConfigMap or Secret in the policy's namespace."""
+
+    name: str
+    key: str
+
+
+class RulesSpec(_Spec):
+    """Rules written inline (YAML text) or kept in a ConfigMap; neither means the defaults."""
+
+    inline: str | None = None
+    config_map_ref: KeyRef | None = Field(None, alias="configMapRef")
+
+
+class LimitsSpec(_Spec):
+    """Bounds for the changes tuner makes to the selected workloads."""
+
+    memory_min_mb: int = Field(64, alias="memoryMinMb", ge=4)
+    memory_max_mb: int = Field(32_768, alias="memoryMaxMb", ge=4)
+    concurrency_max: int = Field(1000, alias="concurrencyMax", ge=1)
+    allow_single_replica_restart: bool = Field(False, alias="allowSingleReplicaRestart")
+
+
+class ChannelSpec(_Spec):
+    """A notification channel whose secret (webhook URL, password) lives in a Secret."""
+
+    name: str
+    type: Literal["slack", "email", "webhook", "console"]
+    secret_ref: KeyRef | None = Field(None, alias="secretRef")
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Further channel options as in tuner.yaml (e.g. ``host``, ``to`` for email)."""
+
+
+class PrometheusSpec(_Spec):
+    """Where memory peaks and request latency come from."""
+
+    url: str
+    latency_metric: str | None = Field(None, alias="latencyMetric")
+
+
+class TuningPolicySpec(_Spec):
+    """What a TuningPolicy asks for: which workloads, which rules, how far to go."""
+
+    selector: LabelSelector = Field(default_factory=LabelSelector.opt_in)
+    mode: Literal["observe", "recommend", "apply"] = "recommend"
+    interval: str | float | None = None
+    rules: RulesSpec = Field(default_factory=RulesSpec)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    channels: list[ChannelSpec] = Field(default_factory=list)
+    prometheus: PrometheusSpec | None = None
+
+
+SECRET_OPTION = {"slack": "webhook_url_file", "webhook": "url_file", "email": "password_file"}
+"""The tuner.yaml channel option that names a file holding the channel's secret."""
+
+
+def tuner_document(
+    spec: TuningPolicySpec,
+    *,
+    namespace: str,
+    name: str,
+    api_url: str | None,
+    rules_file: Path,
+    store_file: Path,
+    secret_files: dict[str, Path],
+    default_interval_s: float,
+) -> dict[str, Any]:
+    """The tuner.yaml content that runs this policy (secrets only as file names)."""
+    provider: dict[str, Any] = {
+        "type": "kubernetes",
+        "name": "kubernetes",
+        "namespace": namespace,
+        "selector": spec.selector.model_dump(by_alias=True),
+        "api_url": api_url,
+        "allow_single_replica_restart": spec.limits.allow_single_replica_restart,
+        "memory_min_mb": spec.limits.memory_min_mb,
+        "memory_max_mb": spec.limits.memory_max_mb,
+        "concurrency_max": spec.limits.concurrency_max,
+    }
+    if spec.prometheus is not None:
+        provider["prometheus_url"] = spec.prometheus.url
+        provider["latency_metric"] = spec.prometheus.latency_metric
+    channels: dict[str, dict[str, Any]] = {}
+    for channel in spec.channels:
+        options = dict(channel.options, type=channel.type)
+        if channel.name in secret_files:
+            options[SECRET_OPTION[channel.type]] = str(secret_files[channel.name])
+        channels[channel.name] = options
+    document: dict[str, Any] = {
+        "mode": spec.mode,
+        "interval": spec.interval if spec.interval is not None else default_interval_s,
+        "rules": [str(rules_file)],
+        "store": str(store_file),
+        "providers": [provider],
+        "channels": channels,
+    }
+    if channels:
+        document["routing"] = {"default_channels": list(channels)}
+    return document

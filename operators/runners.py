@@ -1,0 +1,128 @@
+"""One TuningPolicy's running tuner: its files, its wired daemon, and its cycles.
+
+Building a runner reads the policy's rules (inline or from a ConfigMap) and channel
+secrets (from Secrets) through the API, writes them as files in the policy's state
+folder, and wires a :class:`tuner.wiring.Tuner` from the resulting tuner.yaml.  Every
+problem with the policy surfaces as :class:`tuner.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+import yaml
+from pydantic import ValidationError
+
+from operators.policies import TuningPolicySpec, tuner_document
+from operators.settings import OperatorSettings
+from tuner.config import parse_config
+from tuner.errors import ConfigError, Problem, ProviderError
+from tuner.loop import CycleReport
+from tuner.providers.kubernetes.api import KubeApi
+from tuner.wiring import Tuner, build
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class PolicyRunner:
+    """A wired tuner for one policy; :meth:`cycle` runs one tuner cycle."""
+
+    namespace: str
+    name: str
+    spec: TuningPolicySpec
+    tuner: Tuner
+    interval_s: float
+
+    def cycle(self) -> CycleReport:
+        """Run one cycle (observe, decide, apply, record, notify) for this policy."""
+        return self.tuner.daemon.run_cycle()
+
+    def close(self) -> None:
+        """Stop the tuner's providers and notifier and close its store."""
+        self.tuner.close()
+
+
+def parse_spec(source: str, raw: dict[str, object]) -> TuningPolicySpec:
+    """The validated spec, or ConfigError naming each invalid field."""
+    try:
+        return TuningPolicySpec.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([
+            Problem(source, None, error["msg"], field=".".join(str(p) for p in error["loc"]))
+            for error in exc.errors()
+        ]) from None
+
+
+def _key_of(api: KubeApi, source: str, kind: str, namespace: str, name: str, key: str) -> str:
+    plural = "configmaps" if kind == "ConfigMap" else "secrets"
+    try:
+        obj = api.get(f"/api/v1/namespaces/{namespace}/{plural}/{name}")
+    except ProviderError as exc:
+        raise ConfigError([Problem(source, None, f"{kind} {name}: {exc}")]) from None
+    data = obj.get("data") or {}
+    if key not in data:
+        raise ConfigError([Problem(source, None, f"{kind} {name} has no key '{key}'")])
+    value = str(data[key])
+    return base64.b64decode(value).decode("utf-8") if kind == "Secret" else value
+
+
+def _write(path: Path, text: str, *, private: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(partial, path)
+    return path
+
+
+def build_runner(
+    settings: OperatorSettings, api: KubeApi, namespace: str, name: str, raw: dict[str, object]
+) -> PolicyRunner:
+    """Wire a tuner for a policy; raise ConfigError when the policy cannot run."""
+    source = f"TuningPolicy {namespace}/{name}"
+    spec = parse_spec(source, raw)
+    folder = settings.state_dir / namespace / name
+    rules = spec.rules
+    if rules.inline is not None:
+        rules_file = _write(folder / "rules.yaml", rules.inline)
+    elif rules.config_map_ref is not None:
+        ref = rules.config_map_ref
+        text = _key_of(api, source, "ConfigMap", namespace, ref.name, ref.key)
+        rules_file = _write(folder / "rules.yaml", text)
+    else:
+        rules_file = settings.default_rules
+    secret_files = {}
+    for channel in spec.channels:
+        if channel.secret_ref is not None:
+            ref = channel.secret_ref
+            secret = _key_of(api, source, "Secret", namespace, ref.name, ref.key)
+            secret_files[channel.name] = _write(
+                folder / "secrets" / channel.name, secret, private=True
+            )
+    document = tuner_document(
+        spec,
+        namespace=namespace,
+        name=name,
+        api_url=settings.api_url,
+        rules_file=rules_file,
+        store_file=folder / "tuner.db",
+        secret_files=secret_files,
+        default_interval_s=settings.interval_s,
+    )
+    config = parse_config(yaml.safe_dump(document), source)
+    tuner = build(config)
+    tuner.start()
+    log.info("policy_wired", policy=f"{namespace}/{name}", mode=spec.mode, rules=str(rules_file))
+    return PolicyRunner(namespace, name, spec, tuner, config.interval)
+
+
+def forget(settings: OperatorSettings, namespace: str, name: str) -> None:
+    """Remove a deleted policy's files (rules, secrets, store)."""
+    shutil.rmtree(settings.state_dir / namespace / name, ignore_errors=True)

@@ -1,0 +1,51 @@
+"""The operator's own settings, read from environment variables the Helm chart sets."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GROUP = "tuner.dev"
+VERSION = "v1alpha1"
+PLURAL = "tuningpolicies"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Where the operator connects, keeps its state and how it elects a leader."""
+
+    api_url: str | None = None
+    """API server URL without auth (tests); default in-cluster config, then kubeconfig."""
+    state_dir: Path = Path("/var/lib/tuner")
+    """Per-policy rule files, secret files and SQLite stores (an emptyDir in the chart)."""
+    default_rules: Path = Path("/etc/tuner/rules/default.yaml")
+    """Rules for policies that name none (the chart mounts its ConfigMap here)."""
+    interval_s: float = 30.0
+    """Default time between two cycles of a policy (a policy's ``interval`` overrides it)."""
+    identity: str = field(default_factory=socket.gethostname)
+    lease_namespace: str = "default"
+    lease_name: str = "tuner-operator"
+    lease_duration_s: float = 15.0
+    lease_renew_s: float = 5.0
+    oom_recency_s: float = 120.0
+    """An OOM kill newer than this wakes the pod's policies at once."""
+    liveness_endpoint: str | None = None
+
+    @classmethod
+    def from_env(cls) -> OperatorSettings:
+        """Settings from ``TUNER_*`` environment variables (and ``POD_NAME``/``POD_NAMESPACE``)."""
+        env = os.environ
+        return cls(
+            api_url=env.get("TUNER_API_URL") or None,
+            state_dir=Path(env.get("TUNER_STATE_DIR", "/var/lib/tuner")),
+            default_rules=Path(env.get("TUNER_DEFAULT_RULES", "/etc/tuner/rules/default.yaml")),
+            interval_s=float(env.get("TUNER_INTERVAL_S", "30")),
+            identity=env.get("POD_NAME") or socket.gethostname(),
+            lease_namespace=env.get("POD_NAMESPACE", "default"),
+            lease_name=env.get("TUNER_LEASE_NAME", "tuner-operator"),
+            lease_duration_s=float(env.get("TUNER_LEASE_DURATION_S", "15")),
+            lease_renew_s=float(env.get("TUNER_LEASE_RENEW_S", "5")),
+            liveness_endpoint=env.get("TUNER_LIVENESS_ENDPOINT") or None,
+        )
