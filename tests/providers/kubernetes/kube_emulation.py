@@ -26,25 +26,32 @@ from kmock._internal.k8s import KubernetesError
 
 Interference = Callable[[kmock.Request], None]
 
+VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+
+
+def _info(**fields: Any) -> kmock.ResourceInfo:
+    return kmock.ResourceInfo(verbs=VERBS, **fields)
+
+
 RESOURCES: dict[str, kmock.ResourceInfo] = {
-    "apps/v1/deployments": kmock.ResourceInfo(kind="Deployment", namespaced=True),
-    "serving.knative.dev/v1/services": kmock.ResourceInfo(kind="Service", namespaced=True),
-    "v1/pods": kmock.ResourceInfo(kind="Pod", namespaced=True),
-    "v1/events": kmock.ResourceInfo(kind="Event", namespaced=True),
-    "v1/configmaps": kmock.ResourceInfo(kind="ConfigMap", namespaced=True),
-    "v1/secrets": kmock.ResourceInfo(kind="Secret", namespaced=True),
-    "v1/namespaces": kmock.ResourceInfo(kind="Namespace", namespaced=False),
-    "policy/v1/poddisruptionbudgets": kmock.ResourceInfo(
+    "apps/v1/deployments": _info(kind="Deployment", namespaced=True),
+    "serving.knative.dev/v1/services": _info(kind="Service", namespaced=True),
+    "v1/pods": _info(kind="Pod", namespaced=True),
+    "v1/events": _info(kind="Event", namespaced=True),
+    "v1/configmaps": _info(kind="ConfigMap", namespaced=True),
+    "v1/secrets": _info(kind="Secret", namespaced=True),
+    "v1/namespaces": _info(kind="Namespace", namespaced=False),
+    "policy/v1/poddisruptionbudgets": _info(
         kind="PodDisruptionBudget", namespaced=True
     ),
-    "metrics.k8s.io/v1beta1/pods": kmock.ResourceInfo(kind="PodMetrics", namespaced=True),
-    "events.k8s.io/v1/events": kmock.ResourceInfo(kind="Event", namespaced=True),
-    "coordination.k8s.io/v1/leases": kmock.ResourceInfo(kind="Lease", namespaced=True),
-    "tuner.dev/v1alpha1/tuningpolicies": kmock.ResourceInfo(
+    "metrics.k8s.io/v1beta1/pods": _info(kind="PodMetrics", namespaced=True),
+    "events.k8s.io/v1/events": _info(kind="Event", namespaced=True),
+    "coordination.k8s.io/v1/leases": _info(kind="Lease", namespaced=True),
+    "tuner.dev/v1alpha1/tuningpolicies": _info(
         kind="TuningPolicy", namespaced=True, subresources={"status"}
     ),
-    "kopf.dev/v1/kopfpeerings": kmock.ResourceInfo(kind="KopfPeering", namespaced=True),
-    "kopf.dev/v1/clusterkopfpeerings": kmock.ResourceInfo(
+    "kopf.dev/v1/kopfpeerings": _info(kind="KopfPeering", namespaced=True),
+    "kopf.dev/v1/clusterkopfpeerings": _info(
         kind="ClusterKopfPeering", namespaced=False
     ),
 }
