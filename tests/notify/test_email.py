@@ -1,0 +1,174 @@
+"""Email over SMTP against aiosmtpd on 127.0.0.1: content, TLS, auth, outages."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Callable
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.fakes import FakeClock
+from tests.notify.conftest import (
+    Certificate,
+    MailServer,
+    decision,
+    free_port,
+    server_tls,
+)
+from tuner.notify import NotificationCenter, build_notifier
+
+
+def mail_center(
+    tmp_path: Path, clock: FakeClock, port: int, **mail: Any
+) -> NotificationCenter:
+    settings = {
+        "channels": {
+            "mail": {
+                "type": "email", "host": "127.0.0.1", "port": port, "security": "none",
+                "from": "tuner@example.com", "to": ["team@example.com", "oncall@example.com"],
+                **mail,
+            }
+        },
+        "routing": {"default_channels": ["mail"]},
+        "delivery": {"retry_initial": "10s", "retry_max": "1m"},
+    }  # fmt: skip
+    return build_notifier(settings, tmp_path / "tuner.db", clock)
+
+
+def parse(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+def test_a_mail_with_text_and_html_parts(
+    tmp_path: Path, clock: FakeClock, start_smtp: Callable[..., MailServer]
+) -> None:
+    server = start_smtp()
+    with mail_center(tmp_path, clock, server.port) as center:
+        center.notify([decision(summary="14 of 1200 invocations ran out of memory",
+                                advice="Watch the next windows.", peak_memory_mb=301.0)])  # fmt: skip
+        clock.advance(30)
+        assert center.flush(0) == 0
+        (row,) = center.outbox.rows()
+    ((recipients, raw),) = server.handler.messages
+    assert recipients == ["team@example.com", "oncall@example.com"]
+    message = parse(raw)
+    assert message["Subject"].strip() == (
+        "[tuner] [CRITICAL] aws:eu-west-1/resize: applied: memory_mb 128 -> 384 (oom)"
+    )
+    assert message["Message-ID"] == f"<{row.id}@tuner>"
+    text, html = parts(message)
+    assert "14 of 1200 invocations ran out of memory" in text
+    assert "Change: memory_mb 128 -> 384 (mode apply, applied)" in text
+    assert "Next: Watch the next windows." in text
+    assert "<td>301 MB</td>" in html and "<b>Next:</b> Watch the next windows." in html
+
+
+def test_with_smtp_down_mail_queues_and_arrives_exactly_once_when_it_is_back(
+    tmp_path: Path, clock: FakeClock, start_smtp: Callable[..., MailServer]
+) -> None:
+    port = free_port()  # nothing listens here yet
+    with mail_center(tmp_path, clock, port) as center:
+        center.notify([decision("a"), decision("b")])
+        clock.advance(30)
+        for _ in range(3):  # attempts fail fast, with growing pauses
+            assert center.flush(0) == 2
+            clock.advance(60)
+        (head, _) = center.outbox.rows()
+        assert head.attempts == 3 and "ConnectionRefusedError" in (head.last_error or "")
+        server = start_smtp(port)
+        clock.advance(60)
+        assert center.flush(0) == 0
+        for _ in range(3):
+            clock.advance(3600)
+            center.flush(0)
+        assert [r.state for r in center.outbox.rows()] == ["sent", "sent"]
+    subjects = sorted(parse(raw)["Subject"].strip() for _, raw in server.handler.messages)
+    assert len(subjects) == 2 and "resize" not in "".join(subjects)
+    assert "aws:eu-west-1/a" in subjects[0] and "aws:eu-west-1/b" in subjects[1]
+
+
+def authenticator(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and auth_data.password == b"pa55word"
+    return AuthResult(success=ok, handled=False)
+
+
+def test_starttls_and_authentication(
+    tmp_path: Path,
+    clock: FakeClock,
+    start_smtp: Callable[..., MailServer],
+    certificate: Certificate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = start_smtp(
+        tls_context=server_tls(certificate), require_starttls=True,
+        authenticator=authenticator, auth_require_tls=True,
+    )  # fmt: skip
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "pa55word")
+    center = mail_center(
+        tmp_path, clock, server.port, security="starttls", ca_file=str(certificate.cert),
+        username="tuner", password_env="TEST_SMTP_PASSWORD",
+    )  # fmt: skip
+    with center:
+        center.notify([decision()])
+        clock.advance(30)
+        assert center.flush(0) == 0
+    assert len(server.handler.messages) == 1
+
+
+def test_a_wrong_password_is_not_delivered_and_kept_for_retry(
+    tmp_path: Path,
+    clock: FakeClock,
+    start_smtp: Callable[..., MailServer],
+    certificate: Certificate,
+) -> None:
+    server = start_smtp(
+        tls_context=server_tls(certificate), authenticator=authenticator,
+        auth_require_tls=True,
+    )  # fmt: skip
+    secret_file = tmp_path / "password"
+    secret_file.write_text("wrong-pa55\n")
+    center = mail_center(
+        tmp_path, clock, server.port, security="starttls", ca_file=str(certificate.cert),
+        username="tuner", password_file=str(secret_file),
+    )  # fmt: skip
+    with center:
+        center.notify([decision()])
+        clock.advance(30)
+        assert center.flush(0) == 1
+        (row,) = center.outbox.rows()
+    assert row.state == "queued" and "SMTPAuthenticationError" in (row.last_error or "")
+    assert "wrong-pa55" not in (row.last_error or "")
+    assert server.handler.messages == []
+
+
+def test_implicit_tls(
+    tmp_path: Path,
+    clock: FakeClock,
+    start_smtp: Callable[..., MailServer],
+    certificate: Certificate,
+) -> None:
+    server = start_smtp(ssl_context=server_tls(certificate))
+    center = mail_center(
+        tmp_path, clock, server.port, security="tls", ca_file=str(certificate.cert)
+    )
+    with center:
+        center.notify([decision()])
+        clock.advance(30)
+        assert center.flush(0) == 0
+    assert len(server.handler.messages) == 1
