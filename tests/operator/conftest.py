@@ -53,7 +53,9 @@ class OperatorThread:
         return self
 
     def stop(self) -> None:
-        """Stop the replica gracefully (it releases its Lease)."""
+        """Stop the replica gracefully (it releases its Lease); stopping twice is harmless."""
+        if not self._thread.is_alive():
+            return
         self._stop.set()
         self._thread.join(timeout=30)
         assert not self._thread.is_alive(), "the operator did not stop"

@@ -149,7 +149,8 @@ def test_rules_from_a_config_map_and_channel_secrets_are_wired(
     seed(kube, policy(
         "team", mode="recommend",
         rules={"configMapRef": {"name": "team-rules", "key": "rules.yaml"}},
-        channels=[{"name": "hook", "type": "webhook", "secretRef": {"name": "hooks", "key": "url"}}],
+        channels=[{"name": "hook", "type": "webhook",
+                   "secretRef": {"name": "hooks", "key": "url"}}],
     ))
     status = eventually(lambda: condition(status_of(kube, "team"), "Ready") and
                         status_of(kube, "team"))
