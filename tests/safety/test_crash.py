@@ -1,0 +1,91 @@
+"""Crash safety: a daemon killed with SIGKILL around an apply neither repeats nor loses a change."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.safety.file_provider import FileProvider
+from tests.safety.harness import REPO, applied
+from tuner.model import FunctionRef, Outcome
+from tuner.store import SqliteStore
+
+OOM_WINDOW = {"invocations": 100, "errors": 5, "ooms": 5, "peak_memory_mb": 250.0}
+REF = FunctionRef("file", "resize")
+
+
+def _daemon(store: Path, state: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.safety.crash_daemon", str(store), str(state)],
+        cwd=REPO, env={**os.environ, **env}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _kill_at(store: Path, state: Path, point: str, marker: Path) -> None:
+    """Start a daemon that stops at ``point`` inside apply, and SIGKILL it there."""
+    proc = _daemon(store, state, {"SAFETY_CRASH_POINT": point, "SAFETY_MARKER": str(marker)})
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the daemon never reached the crash point"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def _restart(store: Path, state: Path) -> dict[str, list[str]]:
+    proc = _daemon(store, state, {})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    result: dict[str, list[str]] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize(
+    ("point", "reconciled"),
+    [("after-apply", Outcome.APPLIED), ("before-apply", Outcome.FAILED)],
+)
+def test_a_change_survives_sigkill_exactly_once(
+    tmp_path: Path, point: str, reconciled: Outcome
+) -> None:
+    """Killed around apply, the restarted daemon completes the record and applies once in all."""
+    store_path, state_path = tmp_path / "tuner.db", tmp_path / "functions.json"
+    FileProvider.create(state_path, {"resize": 256}, OOM_WINDOW)
+
+    _kill_at(store_path, state_path, point, tmp_path / "marker")
+    store = SqliteStore(store_path)
+    try:
+        assert [i.ref for i in store.open_intents()] == [REF]
+        [opened] = store.decisions(REF)
+        assert opened.outcome is Outcome.APPLYING
+    finally:
+        store.close()
+
+    result = _restart(store_path, state_path)
+
+    assert result["reconciled"] == [reconciled.value]
+    store = SqliteStore(store_path)
+    try:
+        assert store.open_intents() == []
+        [change] = applied(store, REF)
+        assert change.outcome is Outcome.APPLIED
+        assert change.change is not None and change.change.after == 512
+        assert not [d for d in store.decisions(REF) if d.outcome is Outcome.APPLYING]
+    finally:
+        store.close()
+    live = FileProvider(state_path).load()
+    assert live["applies"] == [["resize", [["memory_mb", 512]]]]
+    assert live["functions"]["resize"]["memory_mb"] == 512
