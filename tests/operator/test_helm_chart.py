@@ -66,7 +66,9 @@ def test_every_rendered_manifest_is_valid_kubernetes(sets: tuple[str, ...]) -> N
 
 
 def test_values_outside_the_schema_are_refused() -> None:
-    result = helm("template", "t", str(CHART), "--set", "securityContext.readOnlyRootFilesystem=false")
+    result = helm(
+        "template", "t", str(CHART), "--set", "securityContext.readOnlyRootFilesystem=false"
+    )
     assert result.returncode != 0
     assert "readOnlyRootFilesystem" in result.stderr
     assert helm("template", "t", str(CHART), "--set", "replicaCount=0").returncode != 0
