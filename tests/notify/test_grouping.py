@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.notify.conftest import T0, decision
 from tuner.model import Change, Knob, Outcome, Severity
 from tuner.notify.alerts import Alert
@@ -173,8 +175,8 @@ def test_groups_survive_a_round_trip_through_json() -> None:
     g.add("c", alert(dependencies={"db": {"calls": 3.0, "errors": 1.0}}), T0)
     told(g, 30)
     g.add("c", alert("other"), T0 + 40)
-    changed, deleted = g.drain_changes()
-    restored = Grouper(ROUTING, [Group.from_dict(group.to_dict()) for group in changed])
+    changes = g.drain_changes()
+    restored = Grouper(ROUTING, [Group.from_dict(json.loads(s)) for *_, s in changes.saved])
     assert told(restored, 40) == []  # already told, and the new group still waits
     assert [s.key for s in restored.take_due(T0 + 70)] == ["function:aws:eu-west-1/other"]
-    assert deleted == []
+    assert changes.deleted == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tuner.model import Change, Decision, Knob, Outcome
@@ -102,13 +102,16 @@ class Alert:
         return self.facts.get("worst_dependency") == dependency
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict."""
-        return asdict(self)
+        """A JSON-serialisable dict (shallow: the facts are plain values already)."""
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Alert:
         """Inverse of :meth:`to_dict`."""
         return cls(**data)
+
+
+_FIELDS = tuple(f.name for f in fields(Alert))
 
 
 def _plain(value: Any) -> Any:

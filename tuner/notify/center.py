@@ -63,6 +63,7 @@ class NotificationCenter:
             Courier(c, self._outbox, clock, settings.delivery, rng) for c in self._channels.values()
         ]
         self._state_lock = threading.Lock()
+        self._pass_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._unknown_channels: set[str] = set()
@@ -89,8 +90,7 @@ class NotificationCenter:
             with self._state_lock:
                 for decision in decisions:
                     self._take(decision, now)
-                changed, deleted = self._grouper.drain_changes()
-                self._outbox.save(changed, deleted)
+                self._outbox.save(self._grouper.drain_changes())
         except Exception:
             log.exception("notify failed", decisions=len(decisions))
 
@@ -116,7 +116,7 @@ class NotificationCenter:
         if self._threads:
             return
         self._stop.clear()
-        self._spawn("tuner-notify-grouping", lambda: self._group_pass(False))
+        self._spawn("tuner-notify-grouping", self.queue_due)
         for courier in self._couriers:
             self._spawn(f"tuner-notify-{courier.channel.name}", courier.deliver_due)
         log.info("notifier started", channels={n: c.type for n, c in self._channels.items()})
@@ -141,7 +141,7 @@ class NotificationCenter:
         are still queued.
         """
         deadline = time.monotonic() + timeout
-        self._group_pass(include_waiting)
+        self.queue_due(include_waiting)
         while True:
             for courier in self._couriers:
                 courier.deliver_due()
@@ -173,21 +173,27 @@ class NotificationCenter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _group_pass(self, include_waiting: bool) -> None:
-        """Recover abandoned sends, turn due groups into queued messages, prune old ones."""
-        with self._state_lock:
+    def queue_due(self, include_waiting: bool = False) -> int:
+        """Turn the groups due now into queued messages (without sending them).
+
+        Also deals with messages a stopped sender left behind, and prunes old ones.
+        Returns how many messages were queued.
+        """
+        with self._pass_lock:
             now = self._clock.now()
             requeued, in_doubt = self._outbox.recover(now, self._resends)
             if requeued or in_doubt:
                 log.warning("found messages a stopped sender left behind",
                             requeued=len(requeued), in_doubt=len(in_doubt))  # fmt: skip
-            sections = self._grouper.take_due(now, include_waiting)
+            with self._state_lock:  # notify() waits for this part only, not for rendering
+                sections = self._grouper.take_due(now, include_waiting)
+                changes = self._grouper.drain_changes()
             messages = self._render(sections, now)
-            changed, deleted = self._grouper.drain_changes()
-            self._outbox.save(changed, deleted, messages, now)
+            self._outbox.save(changes, messages, now)
             if now - self._last_prune >= PRUNE_EVERY:
                 self._last_prune = now
                 self._outbox.prune(now - self._settings.delivery.keep_sent)
+        return len(messages)
 
     def _resends(self, channel: str) -> bool:
         known = self._channels.get(channel)

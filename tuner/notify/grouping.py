@@ -10,6 +10,7 @@ the other alerts of the functions that depend on it are held back (inhibition).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,8 @@ class Group:
     created_at: float
     entries: dict[str, Entry] = field(default_factory=dict)
     last_sent_at: float | None = None
+    version: int = 0
+    """Stamped on every persisted change, so an older snapshot never overwrites a newer one."""
 
     @property
     def id(self) -> GroupId:
@@ -59,6 +62,7 @@ class Group:
             "key": self.key,
             "created_at": self.created_at,
             "last_sent_at": self.last_sent_at,
+            "version": self.version,
             "entries": [
                 {
                     "alert": e.alert.to_dict(),
@@ -74,13 +78,26 @@ class Group:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Group:
         """Inverse of :meth:`to_dict`."""
-        group = cls(data["channel"], data["key"], data["created_at"], {}, data["last_sent_at"])
+        group = cls(
+            data["channel"], data["key"], data["created_at"], {}, data["last_sent_at"],
+            data.get("version", 0),
+        )  # fmt: skip
         for raw in data["entries"]:
             alert = Alert.from_dict(raw["alert"])
             group.entries[alert.key] = Entry(
                 alert, raw["last_seen"], raw["sent_fingerprint"], raw["resolved_at"], raw["stale"]
             )
         return group
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Group changes to persist: new states and deletions, each with its version."""
+
+    saved: list[tuple[str, str, int, str]]
+    """(channel, key, version, state as JSON) per changed group."""
+    deleted: list[tuple[str, str, int]]
+    """(channel, key, version) per deleted group."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +152,7 @@ class Grouper:
         self._groups: dict[GroupId, Group] = {g.id: g for g in groups}
         self._changed: set[GroupId] = set()
         self._deleted: set[GroupId] = set()
+        self._version = max((g.version for g in self._groups.values()), default=0)
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -164,7 +182,7 @@ class Grouper:
                     self._changed.add(group.id)
 
     def take_due(self, now: float, include_waiting: bool = False) -> list[Section]:
-        """The sections due now (all that have something to say with ``include_waiting``).
+        """The sections due now; with ``include_waiting`` also every section with news.
 
         The groups are updated as if the sections were told.
         """
@@ -174,7 +192,9 @@ class Grouper:
         for group in list(self._groups.values()):
             self._expire(group, now)
             section = self._section(group, inhibitors, silenced)
-            if section is not None and (include_waiting or self._due(group, section, now)):
+            if section is not None and (
+                self._due(group, section, now) or (include_waiting and not section.repeat)
+            ):
                 sections.append(section)
                 self._mark_told(group, section, now)
             if not group.entries:
@@ -194,13 +214,18 @@ class Grouper:
                 times.append(group.last_sent_at + min(r.group_interval, r.repeat_interval))
         return min(times, default=None)
 
-    def drain_changes(self) -> tuple[list[Group], list[GroupId]]:
-        """Groups changed and groups deleted since the last call (to persist them)."""
-        changed = [self._groups[gid] for gid in self._changed if gid in self._groups]
-        deleted = list(self._deleted)
+    def drain_changes(self) -> Changes:
+        """The changes since the last call, serialised now and stamped with a new version."""
+        self._version += 1
+        saved = []
+        for gid in self._changed:
+            group = self._groups[gid]
+            group.version = self._version
+            saved.append((group.channel, group.key, group.version, json.dumps(group.to_dict())))
+        deleted = [(channel, key, self._version) for channel, key in self._deleted]
         self._changed.clear()
         self._deleted.clear()
-        return changed, deleted
+        return Changes(saved, deleted)
 
     def _drop(self, gid: GroupId) -> None:
         del self._groups[gid]

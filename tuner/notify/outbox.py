@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.notify.grouping import Group, GroupId
+from tuner.notify.grouping import Changes, Group
 from tuner.notify.messages import Message
 
 SCHEMA = """
@@ -44,6 +44,7 @@ CREATE INDEX IF NOT EXISTS notify_outbox_state ON notify_outbox (state);
 CREATE TABLE IF NOT EXISTS notify_groups (
     channel TEXT NOT NULL,
     key TEXT NOT NULL,
+    version INTEGER NOT NULL,
     state TEXT NOT NULL,
     PRIMARY KEY (channel, key)
 );
@@ -105,20 +106,23 @@ class Outbox:
         with self._lock:
             self._db.close()
 
-    def save(
-        self,
-        changed: Iterable[Group],
-        deleted: Iterable[GroupId],
-        messages: Sequence[Message] = (),
-        now: float = 0.0,
-    ) -> None:
-        """Persist group changes and queue messages, all in one transaction."""
+    def save(self, changes: Changes, messages: Sequence[Message] = (), now: float = 0.0) -> None:
+        """Persist group changes and queue messages, all in one transaction.
+
+        A group's state or deletion only applies over an older version, so snapshots
+        written out of order never undo a newer change.
+        """
         with self._transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO notify_groups (channel, key, state) VALUES (?, ?, ?)",
-                [(g.channel, g.key, json.dumps(g.to_dict())) for g in changed],
+                "INSERT INTO notify_groups (channel, key, version, state) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (channel, key) DO UPDATE SET version = excluded.version,"
+                " state = excluded.state WHERE excluded.version > notify_groups.version",
+                changes.saved,
             )
-            db.executemany("DELETE FROM notify_groups WHERE channel = ? AND key = ?", deleted)
+            db.executemany(
+                "DELETE FROM notify_groups WHERE channel = ? AND key = ? AND version < ?",
+                changes.deleted,
+            )
             db.executemany(
                 "INSERT INTO notify_outbox (id, channel, group_key, kind, body, state,"
                 " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

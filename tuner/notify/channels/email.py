@@ -34,6 +34,10 @@ class EmailChannel:
         self._settings = settings
         self._username = username
         self._password = password
+        self._tls: ssl.SSLContext | None = None
+        if settings.security != "none":
+            cafile = str(settings.ca_file) if settings.ca_file else None
+            self._tls = ssl.create_default_context(cafile=cafile)
 
     def compose(self, message: Message) -> EmailMessage:
         """The email for a message; its Message-ID is derived from the message id."""
@@ -71,15 +75,14 @@ class EmailChannel:
 
     def _connect(self) -> smtplib.SMTP:
         s = self._settings
-        context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
         smtp: smtplib.SMTP
         if s.security == "tls":
-            smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=context)
+            smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=self._tls)
         else:
             smtp = smtplib.SMTP(s.host, s.port, timeout=self.timeout)
         try:
             if s.security == "starttls":
-                smtp.starttls(context=context)
+                smtp.starttls(context=self._tls)
             if self._username is not None and self._password is not None:
                 smtp.login(self._username, self._password.reveal())
         except BaseException:
