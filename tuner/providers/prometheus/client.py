@@ -37,7 +37,9 @@ class PrometheusClient:
             with urllib.request.urlopen(url, timeout=self._timeout_s) as response:
                 payload = json.load(response)
         except urllib.error.HTTPError as exc:
-            raise ProviderError(f"prometheus query failed: HTTP {exc.code}: {promql}") from exc
+            reason = _error_text(exc)
+            raise ProviderError(f"prometheus query failed: HTTP {exc.code} {reason}: {promql}",
+                                retryable=exc.code >= 500) from exc
         except (urllib.error.URLError, OSError) as exc:
             message = f"prometheus unreachable at {self.url}: {exc}"
             raise ProviderError(message, retryable=True) from exc
@@ -49,6 +51,13 @@ class PrometheusClient:
         return _finite(
             [Sample(item["metric"], float(item["value"][1])) for item in data["result"]]
         )
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.load(exc).get("error", ""))
+    except (ValueError, OSError):
+        return ""
 
 
 def _finite(samples: list[Sample]) -> list[Sample]:

@@ -17,7 +17,8 @@ def _quote(value: str) -> str:
 
 
 def _pods_regex(pods: Sequence[str]) -> str:
-    return "|".join(re.escape(p) for p in sorted(pods))
+    """An anchored regex matching exactly these pod names, quoted for a PromQL string."""
+    return _quote("|".join(re.escape(p) for p in sorted(pods)))
 
 
 def _range(start: float, end: float) -> str:
