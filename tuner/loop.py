@@ -71,8 +71,17 @@ def _retryable(exc: BaseException) -> bool:
 def _wait(retry_state: Any) -> float:
     exc = retry_state.outcome.exception() if retry_state.outcome else None
     if isinstance(exc, ThrottledError) and exc.retry_after:
-        return min(float(exc.retry_after), 30.0)
+        return float(exc.retry_after)
     return float(wait_random_exponential(multiplier=0.2, max=5.0)(retry_state))
+
+
+def _over_budget(budget_s: float) -> Callable[[Any], bool]:
+    """A tenacity stop: give up when the next wait would take the call past ``budget_s``."""
+
+    def stop(retry_state: Any) -> bool:
+        return bool(retry_state.idle_for + retry_state.upcoming_sleep > budget_s)
+
+    return stop
 
 
 class Daemon:
@@ -91,6 +100,8 @@ class Daemon:
         guard_policy: GuardPolicy | None = None,
         verify_policy: VerifyPolicy | None = None,
         attempts: int = 3,
+        retry_budget_s: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.providers = list(providers)
         self._rules = rules
@@ -102,6 +113,9 @@ class Daemon:
         self.guard_policy = guard_policy or GuardPolicy(mode=mode)
         self.verify_policy = verify_policy or VerifyPolicy()
         self.attempts = attempts
+        self.retry_budget_s = retry_budget_s
+        """Longest time one provider call may spend waiting between its attempts."""
+        self._sleep = sleep
         saved = store.get_state(_STREAKS_KEY)
         self.streaks = Streaks(json.loads(saved) if saved else None)
         self._lock = threading.Lock()
@@ -113,10 +127,11 @@ class Daemon:
 
     def _retry(self, fn: Callable[[], Any]) -> Any:
         for attempt in Retrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_after_attempt(self.attempts) | _over_budget(self.retry_budget_s),
             wait=_wait,
             retry=retry_if_exception(_retryable),
             reraise=True,
+            sleep=self._sleep,
         ):
             with attempt:
                 return fn()
