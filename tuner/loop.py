@@ -168,25 +168,32 @@ class Daemon:
         compiled = {r.name: r for r in rules.rules}
         for provider, target, window in observed:
             targets_by_ref[target.ref] = (provider, target)
-            facts = build_facts(target, window, fleet)
-            for decision in pending.get(target.ref, ()):
-                judged, rollback = self._verify(decision, facts, start, provider, target)
-                report.verified.extend(judged)
-                report.decisions.extend(rollback)
-            findings, resolved = evaluate(rules, target, facts, self.streaks, now)
-            report.findings += len(findings)
-            for finding in findings:
-                planned.extend(plan_finding(compiled[finding.rule], finding, target, self.mode, now))
-            planned.extend(self._resolved(target.ref, name, facts, now) for name in resolved)
+            try:
+                facts = build_facts(target, window, fleet)
+                for decision in pending.get(target.ref, ()):
+                    judged, rollback = self._verify(decision, facts, start, provider, target)
+                    report.verified.extend(judged)
+                    report.decisions.extend(rollback)
+                findings, resolved = evaluate(rules, target, facts, self.streaks, now)
+                report.findings += len(findings)
+                for finding in findings:
+                    planned.extend(plan_finding(compiled[finding.rule], finding, target, self.mode, now))
+                planned.extend(self._resolved(target.ref, name, facts, now) for name in resolved)
+            except Exception as exc:  # noqa: BLE001 - one function never stops the others
+                self._function_failed(report, target.ref, exc)
         history = self.store.applied_since(now - DAY_S)
         cooldowns = {r.name: r.rule.cooldown for r in rules.rules}
         for decision in guard(planned, history, cooldowns, self.guard_policy, now):
-            if decision.outcome is Outcome.APPLIED:
-                provider, target = targets_by_ref[decision.ref]
-                decision, target = self._apply(provider, target, decision)
-                targets_by_ref[decision.ref] = (provider, target)
-            else:
-                self.store.record(decision)
+            try:
+                if decision.outcome is Outcome.APPLIED:
+                    provider, target = targets_by_ref[decision.ref]
+                    decision, target = self._apply(provider, target, decision)
+                    targets_by_ref[decision.ref] = (provider, target)
+                else:
+                    self.store.record(decision)
+            except Exception as exc:  # noqa: BLE001 - one function never stops the others
+                self._function_failed(report, decision.ref, exc)
+                continue
             report.decisions.append(decision)
         self.store.put_state(_STREAKS_KEY, json.dumps(self.streaks.counts))
         self._notify([d for d in report.decisions if d.outcome not in _SILENT])
@@ -200,6 +207,11 @@ class Daemon:
             seconds=round(report.finished - report.started, 3),
         )
         return report
+
+    @staticmethod
+    def _function_failed(report: CycleReport, ref: FunctionRef, exc: Exception) -> None:
+        report.errors.append(f"{ref.key}: {exc}")
+        log.error("function failed", function=ref.key, error=str(exc), error_type=type(exc).__name__)
 
     def _resolved(self, ref: FunctionRef, rule: str, facts: dict[str, Any], now: float) -> Decision:
         compiled = self.rules.by_name(rule)
