@@ -256,7 +256,9 @@ class Daemon:
                 decision = replace(decision, change=change)
                 continue
             except ApplyFailedError as exc:
-                return self._failed(intent, decision, f"the provider could not apply it: {exc}"), target
+                target, restored = self._restore(provider, target, change)
+                why = f"the provider could not apply it: {exc}; {restored}"
+                return self._failed(intent, decision, why), target
             except Exception as exc:  # noqa: BLE001 - recorded, never half-done silently
                 return self._failed(intent, decision, str(exc)), target
             target = replace(target, config=config)
@@ -267,6 +269,22 @@ class Daemon:
         self.store.finish_intent(intent.id, "done", done)
         log.info("applied", function=decision.ref.key, change=change.describe(), rule=decision.rule)
         return done, target
+
+    def _restore(self, provider: Provider, target: Target, change: Change) -> tuple[Target, str]:
+        """After a failed update, put the knob back to its value before the change, if it moved."""
+        try:
+            live = self._retry(lambda: provider.read(target.ref))
+            target = replace(target, config=live)
+            value = live.get(change.knob)
+            if change.before is None or value == change.before:
+                return target, f"{change.knob.value} is unchanged"
+            undo = Change(change.knob, value, change.before)
+            target = replace(target, config=self._retry(lambda: provider.apply(target, [undo])))
+        except Exception as exc:  # noqa: BLE001 - reported in the failed decision
+            log.error("restore failed", function=target.ref.key, error=str(exc))
+            return target, f"restoring {change.knob.value} failed: {exc}"
+        log.warning("restored", function=target.ref.key, change=undo.describe())
+        return target, f"restored {undo.describe()}"
 
     def _failed(self, intent: Intent, decision: Decision, reason: str) -> Decision:
         failed = decision.with_outcome(Outcome.FAILED, reason)
