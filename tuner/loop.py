@@ -160,7 +160,7 @@ class Daemon:
                 continue
             report.targets += len(targets)
             report.observed += len(windows)
-            observed.extend((provider, t, windows.get(t.ref)) for t in targets)
+            observed.extend((provider, t, _current(windows.get(t.ref), start, now)) for t in targets)
         fleet = fleet_facts(len(observed), [w for _, _, w in observed if w is not None])
         pending = _by_ref(self.store.pending_verification())
         planned: list[Decision] = []
@@ -381,6 +381,15 @@ class Daemon:
             done = done.with_outcome(Outcome.ROLLED_BACK)
             self.store.record(done)
         return done
+
+
+def _current(window: WindowFacts | None, start: float, end: float) -> WindowFacts | None:
+    """The window when it overlaps ``[start, end)``; late, future or inverted windows are no data."""
+    if window is None or (window.start < window.end and window.end > start and window.start < end):
+        return window
+    log.warning("window out of range, ignored", function=window.ref.key,
+                start=window.start, end=window.end, wanted_start=start, wanted_end=end)  # fmt: skip
+    return None
 
 
 def _by_ref(decisions: list[Decision]) -> dict[FunctionRef, list[Decision]]:
