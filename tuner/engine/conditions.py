@@ -475,7 +475,7 @@ def compile_node(node: Node) -> Evaluator:
             a, b = left_ev(f), right_ev(f)
             if (a is None) != (b is None):
                 # Comparing with an explicit null literal asks whether data is missing.
-                if node.args[0].op == "const" or node.args[1].op == "const":
+                if any(a.op == "const" and a.value is None for a in node.args):
                     return negate
                 return None
             return (a == b) != negate
