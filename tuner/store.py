@@ -7,9 +7,10 @@ it), every write committed at once so that a crash loses nothing already recorde
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,7 @@ class SqliteStore:
             d.outcome.value, c.knob.value if c else None, c.before if c else None,
             c.after if c else None, d.summary, d.advice, d.reason,
             d.verification.value if d.verification else None, json.dumps(list(d.channels)),
-            d.group, json.dumps(d.facts, default=_json_default, allow_nan=False),
+            d.group, json.dumps(_finite(d.facts), default=_json_default, allow_nan=False),
         )  # fmt: skip
 
     @staticmethod
@@ -243,6 +244,17 @@ class SqliteStore:
         """Store a small piece of loop state."""
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+
+
+def _finite(value: Any) -> Any:
+    """The facts with NaN and infinite numbers replaced by None (unknown), at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _number(value: Any) -> float | int | None:
