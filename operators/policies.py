@@ -60,8 +60,8 @@ class TuningPolicySpec(_Spec):
     selector: LabelSelector = Field(default_factory=LabelSelector.opt_in)
     mode: Literal["observe", "recommend", "apply"] = "recommend"
     interval: str | float | None = None
-    rules: RulesSpec = Field(default_factory=RulesSpec)
-    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    rules: RulesSpec = Field(default_factory=lambda: RulesSpec.model_validate({}))
+    limits: LimitsSpec = Field(default_factory=lambda: LimitsSpec.model_validate({}))
     channels: list[ChannelSpec] = Field(default_factory=list)
     prometheus: PrometheusSpec | None = None
 

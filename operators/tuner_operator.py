@@ -35,7 +35,6 @@ WAIT_STEP_S = 0.5
 def build_registry() -> kopf.OperatorRegistry:
     """A fresh registry holding every handler of the operator."""
     registry = kopf.OperatorRegistry()
-    policies = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": registry}
 
     @kopf.on.startup(registry=registry)
     async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -64,25 +63,27 @@ def build_registry() -> kopf.OperatorRegistry:
     def leader(memo: kopf.Memo, **_: Any) -> bool:
         return bool(memo.operator.elector.is_leader)
 
-    @kopf.on.resume(**policies)
-    @kopf.on.create(**policies)
-    @kopf.on.update(field="spec", **policies)
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", registry=registry)
     async def configure(
-        spec: kopf.Spec, namespace: str, name: str, memo: kopf.Memo, **_: Any
+        spec: kopf.Spec, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
     ) -> None:
         state: OperatorState = memo.operator
+        namespace = namespace or ""  # TuningPolicies are namespaced
         await asyncio.to_thread(state.configure, namespace, name, dict(spec))
         state.waker((namespace, name)).set()
 
-    @kopf.on.delete(optional=True, **policies)
-    async def remove(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-        await asyncio.to_thread(memo.operator.remove, namespace, name)
+    @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
+    async def remove(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+        await asyncio.to_thread(memo.operator.remove, namespace or "", name)
 
-    @kopf.daemon(cancellation_timeout=30, **policies)
+    @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=30, registry=registry)
     async def run_policy(
-        namespace: str, name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+        namespace: str | None, name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
     ) -> None:
         state: OperatorState = memo.operator
+        namespace = namespace or ""
         key = (namespace, name)
         wake = state.waker(key)
         while not stopped:
@@ -100,7 +101,7 @@ def build_registry() -> kopf.OperatorRegistry:
 
     @kopf.on.event("", "v1", "pods", registry=registry)
     async def pod_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        pod = event["object"]
+        pod: dict[str, Any] = dict(event["object"])
         state: OperatorState = memo.operator
         since = time.time() - state.settings.oom_recency_s
         uid = pod.get("metadata", {}).get("uid") or pod.get("metadata", {}).get("name", "")
