@@ -15,26 +15,34 @@ from tuner.model import Finding, Target
 
 
 class Streaks:
-    """Consecutive matching windows per (function, rule); absent means zero."""
+    """Consecutive matching windows per function and rule; absent means zero."""
 
-    def __init__(self, counts: Mapping[str, int] | None = None):
-        self.counts: dict[str, int] = dict(counts or {})
-
-    @staticmethod
-    def key(function_key: str, rule: str) -> str:
-        """The key of one function and rule."""
-        return f"{function_key}|{rule}"
+    def __init__(self, counts: Mapping[str, Mapping[str, int]] | None = None):
+        self.counts: dict[str, dict[str, int]] = {
+            k: dict(v) for k, v in (counts or {}).items() if isinstance(v, Mapping)
+        }
 
     def bump(self, function_key: str, rule: str) -> int:
         """Count one more matching window and return the streak."""
-        k = self.key(function_key, rule)
-        n = self.counts.get(k, 0) + 1
-        self.counts[k] = n
+        rules = self.counts.setdefault(function_key, {})
+        n = rules.get(rule, 0) + 1
+        rules[rule] = n
         return n
 
     def reset(self, function_key: str, rule: str) -> int:
         """Break a streak and return how long it was."""
-        return self.counts.pop(self.key(function_key, rule), 0)
+        rules = self.counts.get(function_key)
+        if not rules:
+            return 0
+        n = rules.pop(rule, 0)
+        if not rules:
+            del self.counts[function_key]
+        return n
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop the streaks of functions that are gone, so state stays bounded."""
+        for key in [k for k in self.counts if k not in keep]:
+            del self.counts[key]
 
 
 def evaluate(
@@ -53,7 +61,7 @@ def evaluate(
     key = target.ref.key
     for compiled in rules.rules:
         rule = compiled.rule
-        if not rule.match.matches(target):
+        if not compiled.matches_all and not rule.match.matches(target):
             continue
         if compiled.condition.evaluate(facts) is True:
             if streaks.bump(key, rule.name) >= rule.for_windows:

@@ -103,7 +103,7 @@ def _f(value: float | int | None) -> float | None:
     if value is None:
         return None
     f = float(value)
-    return f if math.isfinite(f) and f >= 0.0 else None
+    return f if 0.0 <= f < math.inf else None  # false for NaN too
 
 
 def _ratio(part: float | int | None, whole: float | int | None) -> float | None:

@@ -26,6 +26,7 @@ import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -125,6 +126,12 @@ class CompiledRule:
     def name(self) -> str:
         """The rule's name."""
         return self.rule.name
+
+    @cached_property
+    def matches_all(self) -> bool:
+        """True when the rule's match selects every function (the common case, skipped fast)."""
+        m = self.rule.match
+        return m.provider == "*" and m.name == "*" and not m.labels
 
 
 @dataclass(frozen=True)
