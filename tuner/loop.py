@@ -28,7 +28,7 @@ from tuner.model import Verification, WindowFacts
 from tuner.planning import plan_finding
 from tuner.ports import Clock, Notifier, Provider
 from tuner.store import SqliteStore
-from tuner.verifying import VerifyPolicy, verify
+from tuner.verifying import VerifyPolicy, evidence, verify
 
 log = structlog.get_logger(__name__)
 
@@ -352,8 +352,9 @@ class Daemon:
             and change.after > change.before
         )
         if superseded or not (verdict is Verification.WORSE or unhelpful):
-            self.store.set_outcome(decision.id, verification=verdict)
-            return [replace(decision, verification=verdict)], []
+            note = evidence(decision.facts, facts, decision.action)
+            self.store.set_outcome(decision.id, verification=verdict, reason=note)
+            return [replace(decision, verification=verdict, reason=note)], []
         rollback = self._rollback(decision, verdict, facts, provider, target)
         return [replace(decision, outcome=rollback.outcome if rollback.outcome is Outcome.ROLLED_BACK else decision.outcome, verification=verdict)], [rollback]
 

@@ -73,3 +73,22 @@ def verify(
     if condition is None or condition.evaluate(after) is not True:
         return Verification.IMPROVED
     return Verification.UNCHANGED
+
+
+def evidence(before: Mapping[str, Any], after: Mapping[str, Any], action: str) -> str:
+    """A short account of what moved, e.g. ``oom_rate 0.45 -> 0; duration_p95_ms 320 -> 41``."""
+    action_cls = ACTIONS.get(action)
+    names = [action_cls.symptom] if action_cls is not None and action_cls.symptom else []
+    names += [n for n in ("error_rate", "duration_p95_ms") if n not in names]
+    parts = []
+    for name in names:
+        was, now = _num(before, name), _num(after, name)
+        if was is not None or now is not None:
+            parts.append(f"{name} {_short(was)} -> {_short(now)}")
+    return "; ".join(parts)
+
+
+def _short(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2g}"
