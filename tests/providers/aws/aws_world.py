@@ -1,0 +1,177 @@
+"""A small AWS world on moto's server for the provider tests: functions, metrics and logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+ASSUME_ROLE_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+
+
+def handler_zip() -> bytes:
+    """A deployment package with one trivial handler, built in memory."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", "def handle(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+class WallClock:
+    """The real time, as tuner's Clock port wants it."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+@dataclass
+class AwsWorld:
+    """boto3 clients on the moto server, with helpers to build a fleet and its telemetry."""
+
+    endpoint_url: str
+    region: str = REGION
+    clients: dict[str, Any] = field(default_factory=dict)
+    _role_arn: str = ""
+    _queues: int = 0
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on the moto server."""
+        if service not in self.clients:
+            self.clients[service] = boto3.client(
+                service, region_name=self.region, endpoint_url=self.endpoint_url
+            )
+        return self.clients[service]
+
+    def role_arn(self) -> str:
+        """The execution role every test function uses."""
+        if not self._role_arn:
+            role = self.client("iam").create_role(
+                RoleName="tuner-test-fn", AssumeRolePolicyDocument=ASSUME_ROLE_POLICY
+            )
+            self._role_arn = role["Role"]["Arn"]
+        return self._role_arn
+
+    def create_function(
+        self,
+        name: str,
+        *,
+        memory_mb: int = 128,
+        timeout_s: int = 3,
+        tags: dict[str, str] | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Create a Lambda function from an in-memory zip."""
+        extra: dict[str, Any] = {}
+        if tags:
+            extra["Tags"] = tags
+        if environment:
+            extra["Environment"] = {"Variables": environment}
+        function: dict[str, Any] = self.client("lambda").create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=self.role_arn(),
+            Handler="handler.handle",
+            Code={"ZipFile": handler_zip()},
+            MemorySize=memory_mb,
+            Timeout=timeout_s,
+            **extra,
+        )
+        return function
+
+    def attach_queue(self, function: str, batch_size: int) -> str:
+        """Give the function an SQS event source mapping; return the mapping's UUID."""
+        self._queues += 1
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName=f"{function}-queue-{self._queues}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        mapping = self.client("lambda").create_event_source_mapping(
+            EventSourceArn=arn, FunctionName=function, BatchSize=batch_size
+        )
+        return str(mapping["UUID"])
+
+    def put_metrics(self, function: str, when: float, **values: float) -> None:
+        """Write AWS/Lambda datapoints, e.g. ``Invocations=100, Duration=2900.0``."""
+        stamp = datetime.fromtimestamp(when, UTC)
+        data = [
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": "FunctionName", "Value": function}],
+                "Timestamp": stamp,
+                "Value": value,
+                "Unit": "Milliseconds" if metric == "Duration" else "Count",
+            }
+            for metric, value in values.items()
+        ]
+        self.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=data)
+
+    def put_insights(self, function: str, when: float, used_memory_max: float) -> None:
+        """Write a Lambda Insights used_memory_max datapoint (MB)."""
+        self.client("cloudwatch").put_metric_data(
+            Namespace="LambdaInsights",
+            MetricData=[
+                {
+                    "MetricName": "used_memory_max",
+                    "Dimensions": [{"Name": "function_name", "Value": function}],
+                    "Timestamp": datetime.fromtimestamp(when, UTC),
+                    "Value": used_memory_max,
+                    "Unit": "Megabytes",
+                }
+            ],
+        )
+
+    def put_log_lines(self, function: str, when: float, lines: list[str]) -> None:
+        """Write lines into the function's log group, one event each, a millisecond apart."""
+        logs = self.client("logs")
+        group = f"/aws/lambda/{function}"
+        if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+            logs.create_log_group(logGroupName=group)
+        stream = f"2026/11/27/[$LATEST]{len(lines)}{int(when)}"
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        first = int(when * 1000)
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": first + i, "message": line} for i, line in enumerate(lines)],
+        )
+
+
+def report_line(
+    request_id: str,
+    duration_ms: float,
+    memory_mb: int,
+    used_mb: int,
+    init_ms: float | None = None,
+    status: str = "",
+) -> str:
+    """A REPORT line as Lambda writes it."""
+    line = (
+        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+        f"Billed Duration: {int(duration_ms) + 1} ms\tMemory Size: {memory_mb} MB\t"
+        f"Max Memory Used: {used_mb} MB\t"
+    )
+    if init_ms is not None:
+        line += f"Init Duration: {init_ms:.2f} ms\t"
+    if status:
+        line += f"Status: {status}\t"
+    return line

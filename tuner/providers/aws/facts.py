@@ -1,0 +1,66 @@
+"""Combining CloudWatch statistics and log summaries into WindowFacts."""
+
+from __future__ import annotations
+
+from tuner.model import FunctionRef, WindowFacts
+from tuner.providers.aws.metrics import FunctionStats
+from tuner.providers.aws.reports import LogSummary
+
+_EXTRA_STATS = ("duration_avg_ms", "concurrent_executions_max", "memory_utilization_pct")
+
+
+def window_facts(
+    ref: FunctionRef,
+    start: float,
+    end: float,
+    stats: FunctionStats,
+    summary: LogSummary | None,
+) -> WindowFacts:
+    """The facts of one function over one window.
+
+    Counters that only logs can give (timeouts, OOMs, cold starts) are None when the
+    logs were not read.  Duration percentiles come from the REPORT lines when there are
+    some, else from CloudWatch percentiles when those were asked for.
+    """
+    invocations = stats.get("invocations")
+    if invocations is None and summary is not None and summary.reports:
+        invocations = float(len(summary.reports))
+    extra = {key: stats[key] for key in _EXTRA_STATS if key in stats}
+    if summary is not None:
+        extra["log_reports"] = float(len(summary.reports))
+        extra["malformed_log_lines"] = float(summary.malformed)
+    return WindowFacts(
+        ref=ref,
+        start=start,
+        end=end,
+        invocations=_count(invocations),
+        errors=_count(stats.get("errors")),
+        throttles=_count(stats.get("throttles")),
+        timeouts=summary.timeouts if summary else None,
+        ooms=summary.ooms if summary else None,
+        cold_starts=summary.cold_starts if summary else None,
+        duration_p50_ms=_percentile(summary, 50, stats.get("duration_p50_ms")),
+        duration_p95_ms=_percentile(summary, 95, stats.get("duration_p95_ms")),
+        duration_p99_ms=_percentile(summary, 99, stats.get("duration_p99_ms")),
+        duration_max_ms=_largest(
+            stats.get("duration_max_ms"), summary.duration_percentile(100) if summary else None
+        ),
+        peak_memory_mb=_largest(
+            stats.get("used_memory_max_mb"), summary.peak_memory_mb if summary else None
+        ),
+        extra=extra,
+    )
+
+
+def _count(value: float | None) -> int | None:
+    return None if value is None else int(round(value))
+
+
+def _percentile(summary: LogSummary | None, q: float, fallback: float | None) -> float | None:
+    from_logs = summary.duration_percentile(q) if summary else None
+    return from_logs if from_logs is not None else fallback
+
+
+def _largest(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
