@@ -58,7 +58,7 @@ class NotificationCenter:
         self._renderer = Renderer(settings.templates)
         self._channels = _build_channels(settings, stream)
         self._outbox = Outbox(db_path, owner=uuid.uuid4().hex)
-        self._grouper = Grouper(settings.routing, self._outbox.load_groups())
+        self._grouper = Grouper(settings.routing, self._outbox.load_groups(), clock.now())
         self._couriers = [
             Courier(c, self._outbox, clock, settings.delivery, rng) for c in self._channels.values()
         ]

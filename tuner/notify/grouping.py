@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tuner.notify.alerts import Alert
+from tuner.notify.alerts import DEPENDENCY_GROUP_PREFIX, Alert
 from tuner.notify.settings import GroupField, RoutingSettings
 
 GroupId = tuple[str, str]
@@ -147,9 +147,13 @@ def _field(alert: Alert, name: GroupField) -> str:
 class Grouper:
     """Holds the groups of all channels and decides which of them are due to be told."""
 
-    def __init__(self, routing: RoutingSettings, groups: Iterable[Group] = ()):
+    def __init__(self, routing: RoutingSettings, groups: Iterable[Group] = (), now: float = 0.0):
+        """Start with persisted ``groups``; their alerts count as seen at ``now``."""
         self._routing = routing
         self._groups: dict[GroupId, Group] = {g.id: g for g in groups}
+        for group in self._groups.values():
+            for entry in group.entries.values():
+                entry.last_seen = max(entry.last_seen, now)
         self._changed: set[GroupId] = set()
         self._deleted: set[GroupId] = set()
         self._version = max((g.version for g in self._groups.values()), default=0)
@@ -167,6 +171,9 @@ class Grouper:
         entry = group.entries.get(alert.key)
         if entry is None:
             group.entries[alert.key] = Entry(alert, now)
+        elif entry.firing and entry.alert.fingerprint == alert.fingerprint:
+            entry.alert, entry.last_seen = alert, now
+            return  # a mere refresh: not persisted (a restart refreshes every alert)
         else:
             entry.alert, entry.last_seen = alert, now
             entry.resolved_at, entry.stale = None, False
@@ -184,14 +191,19 @@ class Grouper:
     def take_due(self, now: float, include_waiting: bool = False) -> list[Section]:
         """The sections due now; with ``include_waiting`` also every section with news.
 
-        The groups are updated as if the sections were told.
+        The groups are updated as if the sections were told.  Groups that cannot be due
+        yet are skipped without looking at their alerts, so a pass stays cheap.
         """
+        candidates = [
+            g for g in self._groups.values() if include_waiting or now >= self._earliest(g)
+        ]
+        if not candidates:
+            return []
         inhibitors = self._inhibitors() if self._routing.inhibit else {}
-        silenced: dict[str, set[str]] = {}
         sections: list[Section] = []
-        for group in list(self._groups.values()):
+        for group in candidates:
             self._expire(group, now)
-            section = self._section(group, inhibitors, silenced)
+            section = self._section(group, inhibitors)
             if section is not None and (
                 self._due(group, section, now) or (include_waiting and not section.repeat)
             ):
@@ -199,20 +211,17 @@ class Grouper:
                 self._mark_told(group, section, now)
             if not group.entries:
                 self._drop(group.id)
-        return [
-            _with_silenced(s, silenced) if s.key.startswith("dependency:") else s for s in sections
-        ]
+        if any(s.key.startswith(DEPENDENCY_GROUP_PREFIX) for s in sections):
+            silenced = self._silenced(inhibitors)
+            sections = [_with_silenced(s, silenced) for s in sections]
+        return sections
 
-    def next_due(self) -> float | None:
-        """The earliest time a group may become due (None when there are no groups)."""
-        times = []
+    def _earliest(self, group: Group) -> float:
+        """The earliest time the group may have something due."""
         r = self._routing
-        for group in self._groups.values():
-            if group.last_sent_at is None:
-                times.append(group.created_at + r.group_wait)
-            else:
-                times.append(group.last_sent_at + min(r.group_interval, r.repeat_interval))
-        return min(times, default=None)
+        if group.last_sent_at is None:
+            return group.created_at + r.group_wait
+        return group.last_sent_at + min(r.group_interval, r.repeat_interval)
 
     def drain_changes(self) -> Changes:
         """The changes since the last call, serialised now and stamped with a new version."""
@@ -255,18 +264,22 @@ class Grouper:
                 del group.entries[key]
                 self._changed.add(group.id)
 
-    def _section(
-        self, group: Group, inhibitors: Mapping[str, set[str]], silenced: dict[str, set[str]]
-    ) -> Section | None:
-        firing: list[Alert] = []
-        for entry in group.entries.values():
-            if not entry.firing:
-                continue
-            blocker = _inhibited_by(entry.alert, inhibitors)
-            if blocker is None:
-                firing.append(entry.alert)
-            else:
-                silenced.setdefault(blocker, set()).add(entry.alert.key)
+    def _silenced(self, inhibitors: Mapping[str, set[str]]) -> dict[str, set[str]]:
+        """Per failing dependency, the keys of the alerts it holds back."""
+        silenced: dict[str, set[str]] = {}
+        for group in self._groups.values():
+            for entry in group.entries.values():
+                blocker = _inhibited_by(entry.alert, inhibitors) if entry.firing else None
+                if blocker is not None:
+                    silenced.setdefault(blocker, set()).add(entry.alert.key)
+        return silenced
+
+    def _section(self, group: Group, inhibitors: Mapping[str, set[str]]) -> Section | None:
+        firing = [
+            e.alert
+            for e in group.entries.values()
+            if e.firing and _inhibited_by(e.alert, inhibitors) is None
+        ]
         resolved = [e for e in group.entries.values() if not e.firing]
         if not firing and not resolved:
             return None
@@ -312,16 +325,8 @@ def _inhibited_by(alert: Alert, inhibitors: Mapping[str, set[str]]) -> str | Non
 
 
 def _with_silenced(section: Section, silenced: Mapping[str, set[str]]) -> Section:
-    dependency = section.key.removeprefix("dependency:")
-    count = len(silenced.get(dependency, ()))
-    if not count:
+    """The section with the count of alerts its dependency holds back, if it is one's."""
+    if not section.key.startswith(DEPENDENCY_GROUP_PREFIX):
         return section
-    return Section(
-        section.channel,
-        section.key,
-        section.firing,
-        section.new,
-        section.resolved,
-        section.stale,
-        count,
-    )
+    dependency = section.key[len(DEPENDENCY_GROUP_PREFIX) :]
+    return replace(section, silenced=len(silenced.get(dependency, ())))

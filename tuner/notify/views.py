@@ -12,6 +12,7 @@ from tuner.notify.grouping import Section
 from tuner.notify.proposals import propose
 
 MAX_ALERTS_PER_SECTION = 10
+MAX_ALERTS_PER_DIGEST_SECTION = 3
 MAX_SECTIONS = 20
 MAX_FACTS = 10
 
@@ -133,6 +134,11 @@ class NoticeView:
     functions: int
 
     @property
+    def compact(self) -> bool:
+        """True for a digest of many groups: one line per alert, no details."""
+        return self.kind == "digest"
+
+    @property
     def single(self) -> AlertView | None:
         """The one alert, when the message is about exactly one."""
         if len(self.sections) == 1 and self.firing_count == 1 and not self.resolved_count:
@@ -144,7 +150,8 @@ def build_notice(kind: str, channel: str, sections: Sequence[Section], now: floa
     """The view of one message about ``sections``."""
     firing = [a for s in sections for a in s.firing]
     resolved = [a for s in sections for a in s.resolved]
-    views = [_section_view(s) for s in sections[:MAX_SECTIONS]]
+    shown = MAX_ALERTS_PER_DIGEST_SECTION if kind == "digest" else MAX_ALERTS_PER_SECTION
+    views = [_section_view(s, shown) for s in sections[:MAX_SECTIONS]]
     severities = [a.severity for a in firing] or ["info"]
     return NoticeView(
         kind=kind,
@@ -160,20 +167,16 @@ def build_notice(kind: str, channel: str, sections: Sequence[Section], now: floa
     )
 
 
-def _section_view(section: Section) -> SectionView:
+def _section_view(section: Section, shown: int) -> SectionView:
     firing = sorted(
         section.firing,
         key=lambda a: (-_SEVERITY_RANK.get(a.severity, 0), a.key not in section.new, a.ref),
     )
     return SectionView(
         key=section.key,
-        firing=[AlertView(a, a.key in section.new) for a in firing[:MAX_ALERTS_PER_SECTION]],
-        resolved=[
-            AlertView(a, False, a.key in section.stale)
-            for a in section.resolved[:MAX_ALERTS_PER_SECTION]
-        ],
-        hidden=max(0, len(section.firing) - MAX_ALERTS_PER_SECTION)
-        + max(0, len(section.resolved) - MAX_ALERTS_PER_SECTION),
+        firing=[AlertView(a, a.key in section.new) for a in firing[:shown]],
+        resolved=[AlertView(a, False, a.key in section.stale) for a in section.resolved[:shown]],
+        hidden=max(0, len(section.firing) - shown) + max(0, len(section.resolved) - shown),
         silenced=section.silenced,
         repeat=section.repeat,
     )
