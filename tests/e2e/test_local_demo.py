@@ -1,0 +1,108 @@
+"""The README's first command, end to end: the daemon on the local host fixes the examples.
+
+Runs ``tuner run --for 45s --fresh`` for real in a scratch folder and asserts every outcome
+from the store (decisions) and the notification outbox, never from log text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tuner.model import Knob, Outcome, Verification
+from tuner.store import SqliteStore
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    cwd = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "run", "--for", "45s", "--fresh"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    return cwd / ".tuner" / "tuner.db", run.stdout
+
+
+def _decisions(db: Path, name: str) -> list:  # type: ignore[type-arg]
+    store = SqliteStore(db)
+    try:
+        return [d for d in store.decisions(limit=100_000) if d.ref.name == name]
+    finally:
+        store.close()
+
+
+def _applied(db: Path, name: str) -> list:  # type: ignore[type-arg]
+    return [d for d in _decisions(db, name) if d.outcome is Outcome.APPLIED and d.action != "rollback"]
+
+
+def test_oom_fixed_with_one_memory_change(demo: tuple[Path, str]) -> None:
+    db, _ = demo
+    [change] = _applied(db, "report-builder")
+    assert change.rule == "oom" and change.change.knob is Knob.MEMORY_MB
+    assert change.change.after > change.change.before
+    assert change.verification is Verification.IMPROVED
+
+
+def test_timeout_fixed_by_granularity_or_timeout(demo: tuple[Path, str]) -> None:
+    db, _ = demo
+    applied = _applied(db, "ledger-sync")
+    assert applied and all(d.rule == "timeout" for d in applied)
+    assert applied[0].change.knob in (Knob.BATCH_SIZE, Knob.FAN_OUT, Knob.TIMEOUT_S)
+    assert applied[-1].verification is Verification.IMPROVED
+
+
+def test_cache_turned_on_and_p95_falls(demo: tuple[Path, str]) -> None:
+    db, _ = demo
+    [change] = _applied(db, "price-lookup")
+    assert change.change.knob is Knob.CACHE_TTL_S and change.change.after > 0
+    assert change.verification is Verification.IMPROVED
+    before = change.facts["duration_p95_ms"]
+    after = float(change.reason.split("duration_p95_ms ")[1].split(" -> ")[1].split(";")[0])
+    assert after < 0.8 * before, change.reason
+
+
+def test_dependency_outage_one_grouped_notification_no_change(demo: tuple[Path, str]) -> None:
+    db, _ = demo
+    for name in ("checkout", "refund-notifier"):
+        decisions = _decisions(db, name)
+        assert any(d.rule == "dependency-down" for d in decisions)
+        assert not any(d.change is not None and d.applied for d in decisions)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT group_key, kind FROM notify_outbox WHERE group_key LIKE '%payments-api%'"
+        ).fetchall()
+    assert len([r for r in rows if r[1] != "resolved"]) == 1, rows
+
+
+def test_healthy_function_left_alone(demo: tuple[Path, str]) -> None:
+    db, _ = demo
+    assert not [d for d in _decisions(db, "greeter") if d.change is not None]
+
+
+def test_summary_and_explain_show_the_same_history(demo: tuple[Path, str]) -> None:
+    db, stdout = demo
+    assert "function" in stdout and "verified" in stdout and "report-builder" in stdout
+    explain = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "explain", "--json"],
+        cwd=db.parent.parent, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    records = json.loads(explain.stdout)
+    store = SqliteStore(db)
+    try:
+        assert [r["id"] for r in records] == [d.id for d in store.decisions(limit=1000)]
+    finally:
+        store.close()
+    for key in ("function", "rule", "action", "before", "after", "mode", "applied", "verified", "time"):
+        assert all(key in r for r in records)
+    memory = [r for r in records if r["function"].endswith("report-builder") and r["applied"]]
+    assert memory and memory[0]["verified"] == "improved"
