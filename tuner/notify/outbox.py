@@ -139,16 +139,20 @@ class Outbox:
         return [Group.from_dict(json.loads(state)) for (state,) in rows]
 
     def claim(self, channel: str, now: float, lease: float) -> Claim | None:
-        """Take the channel's oldest queued message if it is due (messages keep their order)."""
+        """Take the channel's oldest unfinished message if it is queued and due.
+
+        While an older message is being sent (by any process) nothing is claimed, so a
+        channel's messages arrive in order.
+        """
         with self._transaction() as db:
             row = db.execute(
-                "SELECT seq, body, attempts, created_at, next_attempt_at FROM notify_outbox"
-                " WHERE channel = ? AND state = ? ORDER BY seq LIMIT 1",
-                (channel, QUEUED),
+                "SELECT seq, body, attempts, created_at, next_attempt_at, state FROM notify_outbox"
+                " WHERE channel = ? AND state IN (?, ?) ORDER BY seq LIMIT 1",
+                (channel, QUEUED, SENDING),
             ).fetchone()
-            if row is None or row[4] > now:
+            if row is None or row[5] != QUEUED or row[4] > now:
                 return None
-            seq, body, attempts, created_at, _ = row
+            seq, body, attempts, created_at, _, _ = row
             db.execute(
                 "UPDATE notify_outbox SET state = ?, attempts = attempts + 1, lease_owner = ?,"
                 " lease_until = ? WHERE seq = ?",

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.notify.alerts import Alert
+from tuner.notify.alerts import DEPENDENCY_GROUP_PREFIX, Alert
 from tuner.notify.grouping import Section
 from tuner.notify.proposals import propose
 
@@ -151,7 +151,8 @@ def build_notice(kind: str, channel: str, sections: Sequence[Section], now: floa
     firing = [a for s in sections for a in s.firing]
     resolved = [a for s in sections for a in s.resolved]
     shown = MAX_ALERTS_PER_DIGEST_SECTION if kind == "digest" else MAX_ALERTS_PER_SECTION
-    views = [_section_view(s, shown) for s in sections[:MAX_SECTIONS]]
+    ordered = sorted(sections, key=_section_order)
+    views = [_section_view(s, shown) for s in ordered[:MAX_SECTIONS]]
     severities = [a.severity for a in firing] or ["info"]
     return NoticeView(
         kind=kind,
@@ -165,6 +166,13 @@ def build_notice(kind: str, channel: str, sections: Sequence[Section], now: floa
         resolved_count=len(resolved),
         functions=len({a.ref for a in firing} | {a.ref for a in resolved}),
     )
+
+
+def _section_order(section: Section) -> tuple[bool, int, int]:
+    """Dependencies first, then the most severe, then the largest groups."""
+    worst = max((_SEVERITY_RANK.get(a.severity, 0) for a in section.firing), default=0)
+    is_dependency = section.key.startswith(DEPENDENCY_GROUP_PREFIX)
+    return (not is_dependency, -worst, -len(section.firing))
 
 
 def _section_view(section: Section, shown: int) -> SectionView:
