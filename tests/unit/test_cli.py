@@ -1,0 +1,70 @@
+"""The command line: check's exit codes and messages, schema checking, the README's config."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tuner.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_check_valid_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(ROOT / "rules" / "default.yaml"), str(ROOT / "rules")]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_check_reports_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "team.yaml"
+    bad.write_text("rules:\n  - name: oom\n    when: ooms > 0.0\n    actions:\n      - action: more-memroy\n")
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:5: rule 'oom': field 'actions': unknown action 'more-memroy' (did you mean 'more-memory'?)" in err
+
+
+def test_check_a_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "tuner.yaml"
+    cfg.write_text("mode: apply\ninterval: 30s\nproviders:\n  - type: local\n    functions_dirr: x\n")
+    assert main(["check", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}:5: field 'providers[0].functions_dirr'" in err
+    cfg.write_text("mode: sometimes\n")
+    assert main(["check", str(cfg)]) == 2
+    assert f"{cfg}:1: field 'mode'" in capsys.readouterr().err
+    cfg.write_text("providers:\n  - type: azure\n")
+    assert main(["check", str(cfg)]) == 2
+    assert "unknown provider type 'azure'" in capsys.readouterr().err
+
+
+def test_readme_configuration_is_valid(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "providers:" in b)
+    cfg = tmp_path / "tuner.yaml"
+    cfg.write_text(block.replace("rules: [rules/]", f"rules: [{ROOT / 'rules'}]"))
+    assert main(["check", str(cfg)]) == 0
+
+
+def test_schema_check_detects_a_stale_file(tmp_path: Path) -> None:
+    out = tmp_path / "schema.json"
+    assert main(["schema", "-o", str(out), "--check"]) == 1
+    assert main(["schema", "-o", str(out)]) == 0
+    assert main(["schema", "-o", str(out), "--check"]) == 0
+
+
+def test_facts_lists_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["facts"]) == 0
+    out = capsys.readouterr().out
+    assert "peak_memory_mb" in out and "dependency_failing_functions" in out
+
+
+def test_import_contract_holds() -> None:
+    """The pure core imports no SDK (import-linter, configured in pyproject.toml)."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "KEPT" in result.stdout
