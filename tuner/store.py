@@ -245,6 +245,11 @@ class SqliteStore:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
 
+    def delete_state(self, key: str) -> None:
+        """Forget a piece of loop state (absent keys are fine)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM state WHERE key = ?", (key,))
+
 
 def _finite(value: Any) -> Any:
     """The facts with NaN and infinite numbers replaced by None (unknown), at any depth."""
