@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 _STREAKS_KEY = "streaks"
 _COST_KNOBS = {Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT}
 _SILENT = {Outcome.OBSERVED, Outcome.SKIPPED, Outcome.APPLYING}
+_TOO_QUIET = "not enough traffic to judge the change: kept, not rolled back"
 
 
 class SystemClock:
@@ -340,7 +341,7 @@ class Daemon:
         if verdict is Verification.PENDING:
             if seen < 3 * self.verify_policy.windows:
                 return [], []
-            verdict = Verification.UNCHANGED
+            return [self._settle(decision, Verification.UNCHANGED, _TOO_QUIET)], []
         if verdict is Verification.UNCHANGED and seen < self.verify_policy.windows:
             return [], []
         superseded = target.config.get(change.knob) != change.after
@@ -353,10 +354,15 @@ class Daemon:
         )
         if superseded or not (verdict is Verification.WORSE or unhelpful):
             note = evidence(decision.facts, facts, decision.action)
-            self.store.set_outcome(decision.id, verification=verdict, reason=note)
-            return [replace(decision, verification=verdict, reason=note)], []
+            return [self._settle(decision, verdict, note)], []
         rollback = self._rollback(decision, verdict, facts, provider, target)
         return [replace(decision, outcome=rollback.outcome if rollback.outcome is Outcome.ROLLED_BACK else decision.outcome, verification=verdict)], [rollback]
+
+    def _settle(self, decision: Decision, verdict: Verification, reason: str) -> Decision:
+        """Record the verdict on a change that stays, and forget its window counter."""
+        self.store.set_outcome(decision.id, verification=verdict, reason=reason)
+        self.store.delete_state(f"verify:{decision.id}")
+        return replace(decision, verification=verdict, reason=reason)
 
     def _rollback(
         self, decision: Decision, verdict: Verification, facts: dict[str, Any], provider: Provider, target: Target
@@ -379,6 +385,7 @@ class Daemon:
         self.store.record(done)
         if done.outcome is Outcome.APPLIED:
             self.store.set_outcome(decision.id, Outcome.ROLLED_BACK, verdict, f"rolled back: {why}")
+            self.store.delete_state(f"verify:{decision.id}")
             done = done.with_outcome(Outcome.ROLLED_BACK)
             self.store.record(done)
         return done
