@@ -1,0 +1,186 @@
+"""Verification and rollback: changes that made things worse or cost more for nothing are undone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
+from tests.safety.harness import WINDOW_S, healthy, make_daemon, oom
+from tuner import cli
+from tuner.errors import ProviderError
+from tuner.loop import Daemon
+from tuner.model import Decision, FunctionConfig, FunctionRef, Outcome, Verification
+from tuner.store import SqliteStore
+from tuner.verifying import VerifyPolicy
+
+
+@dataclass
+class World:
+    """One function that runs out of memory, a daemon over it, and what it reported."""
+
+    store: SqliteStore
+    provider: FakeProvider = field(default_factory=FakeProvider)
+    clock: FakeClock = field(default_factory=FakeClock)
+    notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+    daemon: Daemon | None = None
+
+    def __post_init__(self) -> None:
+        self.ref = self.provider.add("f", FunctionConfig(memory_mb=256, timeout_s=30))
+        self.provider.windows["f"] = oom(self.ref)
+        self.daemon = make_daemon([self.provider], self.store, self.clock, notifier=self.notifier,
+                                  verify_policy=VerifyPolicy(windows=3))  # fmt: skip
+
+    def cycle(self, **window: Any) -> None:
+        """Advance one window and run a cycle where the function sees ``window``."""
+        if window:
+            self.provider.windows["f"] = healthy(self.ref, **window)
+        assert self.daemon is not None
+        report = self.daemon.run_cycle()
+        assert report.errors == []
+        self.clock.advance(WINDOW_S)
+
+    def first_change(self) -> Decision:
+        """The change that tuner made for the OOMs."""
+        [first] = [d for d in self.store.decisions() if d.action == "more-memory" and d.applied]
+        return first
+
+    def rollbacks(self) -> list[Decision]:
+        """The rollback decisions in the store."""
+        return [d for d in self.store.decisions() if d.action == "rollback"]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    """A world whose store is a file, so that ``tuner explain`` can read it."""
+    return World(SqliteStore(tmp_path / "tuner.db"))
+
+
+def _explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    config = tmp_path / "tuner.yaml"
+    config.write_text("store: tuner.db\n", encoding="utf-8")
+    capsys.readouterr()
+    assert cli.main(["explain", "--json", "-c", str(config)]) == 0
+    rows: list[dict[str, Any]] = json.loads(capsys.readouterr().out)
+    return rows
+
+
+def test_a_change_that_raises_the_error_rate_is_rolled_back(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Errors jump from 5% to 50% after the change: undone, recorded, reported, explained."""
+    world.cycle()
+    assert world.provider.configs["f"].memory_mb == 512
+    world.cycle(ooms=0, errors=50)
+
+    assert world.provider.configs["f"].memory_mb == 256
+    first = world.first_change()
+    assert (first.outcome, first.verification) == (Outcome.ROLLED_BACK, Verification.WORSE)
+    [undo] = world.rollbacks()
+    assert undo.change is not None and (undo.change.before, undo.change.after) == (512, 256)
+    assert "made things worse" in undo.summary
+    assert undo.id in {d.id for d in world.notifier.sent}
+    rows = {r["id"]: r for r in _explain(tmp_path, capsys)}
+    assert rows[first.id]["verified"] == "worse"
+    assert rows[first.id]["outcome"] == "rolled-back"
+    assert rows[undo.id]["action"] == "rollback"
+
+
+def test_a_change_that_slows_the_function_down_is_rolled_back(world: World) -> None:
+    """p95 doubles after the change (errors no better): worse, undone."""
+    world.cycle()
+    world.cycle(ooms=0, errors=5, duration_p95_ms=160.0 * 1.6)
+    assert world.first_change().verification is Verification.WORSE
+    assert world.provider.configs["f"].memory_mb == 256
+
+
+def test_a_costly_change_that_does_not_help_is_rolled_back_after_the_verify_windows(
+    world: World,
+) -> None:
+    """OOMs go on for 3 windows after more memory: the extra memory is given back, not before."""
+    world.cycle()
+    world.cycle()
+    world.cycle()
+    assert world.provider.configs["f"].memory_mb == 512, "two windows are not enough to judge"
+    world.cycle()
+    first = world.first_change()
+    assert (first.outcome, first.verification) == (Outcome.ROLLED_BACK, Verification.UNCHANGED)
+    [undo] = world.rollbacks()
+    assert "did not help" in undo.summary
+    assert world.provider.configs["f"].memory_mb == 256
+
+
+def test_a_change_that_helped_is_kept_and_explained(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OOMs stop after more memory: verified improved, nothing rolled back."""
+    world.cycle()
+    world.cycle(ooms=0)
+    first = world.first_change()
+    assert (first.outcome, first.verification) == (Outcome.APPLIED, Verification.IMPROVED)
+    assert world.rollbacks() == []
+    assert world.provider.configs["f"].memory_mb == 512
+    rows = {r["id"]: r for r in _explain(tmp_path, capsys)}
+    assert rows[first.id]["verified"] == "improved"
+
+
+def test_no_traffic_after_a_change_is_no_reason_to_roll_it_back(world: World) -> None:
+    """Without invocations the change cannot be judged; it is kept, never undone on no data."""
+    world.cycle()
+    for _ in range(12):
+        world.cycle(invocations=0, ooms=0, errors=0)
+    assert world.provider.configs["f"].memory_mb == 512
+    assert world.rollbacks() == []
+    first = world.first_change()
+    assert first.outcome is Outcome.APPLIED
+    assert first.verification is Verification.UNCHANGED
+    assert "not enough traffic" in first.reason
+
+
+def test_a_failed_rollback_is_reported_and_tried_again(world: World) -> None:
+    """The first rollback attempt fails; the next cycle undoes the change."""
+    world.cycle()
+    world.provider.faults = [ProviderError("access denied")]
+    world.cycle(ooms=0, errors=50)
+    assert world.provider.configs["f"].memory_mb == 512
+    [failed] = world.rollbacks()
+    assert failed.outcome is Outcome.FAILED
+    assert failed.id in {d.id for d in world.notifier.sent}
+    world.cycle(ooms=0, errors=50)
+    assert world.provider.configs["f"].memory_mb == 256
+    assert world.first_change().outcome is Outcome.ROLLED_BACK
+    assert [d.outcome for d in world.rollbacks()] == [Outcome.FAILED, Outcome.ROLLED_BACK]
+
+
+def test_verification_state_is_removed_once_a_change_is_judged(world: World) -> None:
+    """The per-change window counter does not outlive the verdict."""
+    world.cycle()
+    world.cycle()
+    first = world.first_change()
+    assert world.store.get_state(f"verify:{first.id}") == "1"
+    world.cycle(ooms=0)
+    assert world.store.get_state(f"verify:{first.id}") is None
+
+
+def test_each_function_is_judged_on_its_own(tmp_path: Path) -> None:
+    """Of two changed functions, only the one that got worse is rolled back."""
+    provider = FakeProvider()
+    clock = FakeClock()
+    store = SqliteStore(tmp_path / "tuner.db")
+    refs = [provider.add(n, FunctionConfig(memory_mb=256, timeout_s=30)) for n in ("a", "b")]
+    for ref in refs:
+        provider.windows[ref.name] = oom(ref)
+    daemon = make_daemon([provider], store, clock)
+    daemon.run_cycle()
+    clock.advance(WINDOW_S)
+    provider.windows["a"] = healthy(refs[0])
+    provider.windows["b"] = healthy(refs[1], errors=60)
+    daemon.run_cycle()
+    assert {n: c.memory_mb for n, c in provider.configs.items()} == {"a": 512, "b": 256}
+    verdicts = {d.ref: d.verification for d in store.decisions() if d.action == "more-memory"}
+    assert verdicts == {refs[0]: Verification.IMPROVED, refs[1]: Verification.WORSE}
+    assert FunctionRef("fake", "b") in {d.ref for d in store.decisions() if d.action == "rollback"}
