@@ -48,7 +48,8 @@ class OperatorState:
     problems: dict[PolicyKey, str] = field(default_factory=dict)
     reported: dict[PolicyKey, str] = field(default_factory=dict)
     wakers: dict[PolicyKey, asyncio.Event] = field(default_factory=dict)
-    seen_ooms: set[tuple[str, float]] = field(default_factory=set)
+    seen_ooms: set[tuple[str, str, int, float]] = field(default_factory=set)
+    """OOM kills already acted on: (pod uid, container, restart count, time)."""
     cycles: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

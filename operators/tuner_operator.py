@@ -105,9 +105,11 @@ def build_registry() -> kopf.OperatorRegistry:
         state: OperatorState = memo.operator
         since = time.time() - state.settings.oom_recency_s
         uid = pod.get("metadata", {}).get("uid") or pod.get("metadata", {}).get("name", "")
-        kills = {(uid, t) for t in signals.oom_kills(pod) if t >= since} - state.seen_ooms
+        kills = {
+            (uid, *mark) for mark in signals.oom_kill_marks(pod) if mark[2] >= since
+        } - state.seen_ooms
         if kills:
-            state.seen_ooms |= kills
+            state.seen_ooms = {k for k in state.seen_ooms if k[3] >= since} | kills
             namespace = pod.get("metadata", {}).get("namespace", "")
             woken = state.wake_namespace(namespace)
             log.info("oom_seen", pod=pod["metadata"].get("name"), namespace=namespace, woken=woken)

@@ -32,17 +32,30 @@ def _statuses(pod: JsonObject, container: str | None) -> list[JsonObject]:
     return [s for s in statuses if container is None or s.get("name") == container]
 
 
-def oom_kills(pod: JsonObject, container: str | None = None) -> list[float]:
-    """When the pod's containers were last OOM-killed (current or last termination)."""
-    times: list[float] = []
+OomKill = tuple[str, int, float]
+"""One OOM kill: (container name, the container's restart count, when it ended)."""
+
+
+def oom_kill_marks(pod: JsonObject, container: str | None = None) -> set[OomKill]:
+    """The OOM kills the pod's statuses show (current or last termination of each container).
+
+    The restart count tells two kills apart that Kubernetes stamped in the same second.
+    """
+    kills: set[OomKill] = set()
     for status in _statuses(pod, container):
         for state in (status.get("state"), status.get("lastState")):
             terminated = dig(state or {}, "terminated") or {}
             if terminated.get("reason") == OOM_REASON:
                 finished = _timestamp(terminated.get("finishedAt"))
                 if finished is not None:
-                    times.append(finished)
-    return times
+                    restarts = int(status.get("restartCount") or 0)
+                    kills.add((str(status.get("name", "")), restarts, finished))
+    return kills
+
+
+def oom_kills(pod: JsonObject, container: str | None = None) -> list[float]:
+    """When the pod's containers were last OOM-killed (current or last termination)."""
+    return sorted({when for _, _, when in oom_kill_marks(pod, container)})
 
 
 def count_ooms(pods: Iterable[JsonObject], container: str, start: float, end: float) -> int:
@@ -52,7 +65,7 @@ def count_ooms(pods: Iterable[JsonObject], container: str, start: float, end: fl
     the same container within one window count once: a lower bound.
     """
     return sum(
-        1 for pod in pods for when in set(oom_kills(pod, container)) if start <= when < end
+        1 for pod in pods for _, _, when in oom_kill_marks(pod, container) if start <= when < end
     )
 
 
