@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,11 +17,16 @@ from tuner.notify.messages import Message
 from tuner.notify.proposals import propose
 from tuner.notify.rendering import Renderer
 
-OOM = dict(
-    invocations=1200.0, ooms=14.0, oom_rate=14 / 1200, memory_mb=128.0, peak_memory_mb=301.0,
-    window_s=300.0, console_url="https://console.aws.amazon.com/lambda/home#/functions/resize",
+OOM: dict[str, Any] = dict(
+    invocations=1200.0,
+    ooms=14.0,
+    oom_rate=14 / 1200,
+    memory_mb=128.0,
+    peak_memory_mb=301.0,
+    window_s=300.0,
+    console_url="https://console.aws.amazon.com/lambda/home#/functions/resize",
     flame_graph_path="/var/lib/tuner/flames/resize.svg",
-)  # fmt: skip
+)
 
 
 def section(*alerts: Alert, key: str = "", resolved: tuple[Alert, ...] = ()) -> Section:
@@ -33,7 +39,9 @@ def section(*alerts: Alert, key: str = "", resolved: tuple[Alert, ...] = ()) -> 
     )
 
 
-def render(*sections: Section, channel_type: str = "email", templates: Path | None = None) -> Message:
+def render(
+    *sections: Section, channel_type: str = "email", templates: Path | None = None
+) -> Message:
     return Renderer(templates).render("c", channel_type, list(sections), T0)
 
 
@@ -46,9 +54,7 @@ def test_an_applied_change_says_what_happened_what_changed_and_links_the_evidenc
         )
     )
     message = render(section(applied))
-    assert message.title == (
-        "[CRITICAL] aws:eu-west-1/resize: applied: memory_mb 128 -> 384 (oom)"
-    )
+    assert message.title == ("[CRITICAL] aws:eu-west-1/resize: applied: memory_mb 128 -> 384 (oom)")
     text = message.text
     assert "14 of 1200 invocations ran out of memory; peak 301 MB of 128 MB" in text
     assert "5 min window ending 2027-01-15 08:00 UTC" in text
@@ -82,12 +88,17 @@ def test_a_dependency_failing_for_several_functions_is_named_as_the_problem() ->
     alerts = [
         Alert.from_decision(
             decision(
-                name, "dependency-down", action="notify", outcome=Outcome.NOTIFIED,
-                group="dependency:payments-api", worst_dependency="payments-api",
+                name,
+                "dependency-down",
+                action="notify",
+                outcome=Outcome.NOTIFIED,
+                group="dependency:payments-api",
+                worst_dependency="payments-api",
                 dependency_error_rate=0.8,
-                dependencies={"payments-api": {"calls": 50.0, "errors": 40.0,
-                                               "latency_p95_ms": 1200.0}},
-            )  # fmt: skip
+                dependencies={
+                    "payments-api": {"calls": 50.0, "errors": 40.0, "latency_p95_ms": 1200.0}
+                },
+            )
         )
         for name in ("checkout", "billing")
     ]
@@ -102,15 +113,23 @@ def test_a_dependency_failing_for_several_functions_is_named_as_the_problem() ->
 
 def test_proposals_drawn_from_the_data() -> None:
     timeouts = Alert.from_decision(
-        decision("etl", "timeout", outcome=Outcome.NOTIFIED, change=None, timeout_rate=0.25,
-                 duration_timeout_ratio=1.0, timeout_ms=3000.0, batch_size=500.0)  # fmt: skip
+        decision(
+            "etl",
+            "timeout",
+            outcome=Outcome.NOTIFIED,
+            change=None,
+            timeout_rate=0.25,
+            duration_timeout_ratio=1.0,
+            timeout_ms=3000.0,
+            batch_size=500.0,
+        )
     )
-    payload = Alert.from_decision(
-        decision("thumbs", extra={"memory_payload_correlation": 0.93})
-    )
+    payload = Alert.from_decision(decision("thumbs", extra={"memory_payload_correlation": 0.93}))
     rolled = Alert.from_decision(decision("api", outcome=Outcome.ROLLED_BACK))
-    many = [Alert.from_decision(decision(f"f{i}", "cold-starts", outcome=Outcome.NOTIFIED))
-            for i in range(4)]  # fmt: skip
+    many = [
+        Alert.from_decision(decision(f"f{i}", "cold-starts", outcome=Outcome.NOTIFIED))
+        for i in range(4)
+    ]
     proposals = "\n".join(propose([timeouts, payload, rolled, *many]))
     assert "25% of the invocations of aws:eu-west-1/etl hit the 3 s timeout" in proposals
     assert "smaller batches than 500 records" in proposals

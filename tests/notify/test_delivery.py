@@ -21,7 +21,7 @@ from tests.notify.conftest import (
     resolved,
 )
 from tuner.model import Outcome
-from tuner.notify import NotificationCenter, build_notifier
+from tuner.notify import build_notifier
 from tuner.notify.delivery import backoff
 from tuner.notify.settings import DeliverySettings
 
@@ -29,12 +29,19 @@ from tuner.notify.settings import DeliverySettings
 def mail_settings(port: int, **mail: Any) -> dict[str, Any]:
     return {
         "channels": {
-            "mail": {"type": "email", "host": "127.0.0.1", "port": port, "security": "none",
-                     "from": "tuner@example.com", "to": ["team@example.com"], **mail},
+            "mail": {
+                "type": "email",
+                "host": "127.0.0.1",
+                "port": port,
+                "security": "none",
+                "from": "tuner@example.com",
+                "to": ["team@example.com"],
+                **mail,
+            },
         },
         "routing": {"default_channels": ["mail"]},
         "delivery": {"retry_initial": "10s", "retry_max": "1m", "give_up_after": "1h"},
-    }  # fmt: skip
+    }
 
 
 def test_backoff_doubles_up_to_the_maximum_with_jitter() -> None:
@@ -195,9 +202,7 @@ def test_webhook_posts_json_with_an_idempotency_key(
     assert request.body["title"].startswith("[CRITICAL]")
 
 
-def test_the_console_prints_one_compact_block_per_message(
-    tmp_path: Path, clock: FakeClock
-) -> None:
+def test_the_console_prints_one_compact_block_per_message(tmp_path: Path, clock: FakeClock) -> None:
     out = io.StringIO()
     with build_notifier({}, tmp_path / "t.db", clock, stream=out) as center:
         center.notify([decision("a"), decision("b", outcome=Outcome.OBSERVED)])

@@ -23,20 +23,22 @@ from tests.notify.conftest import (
 from tuner.notify import NotificationCenter, build_notifier
 
 
-def mail_center(
-    tmp_path: Path, clock: FakeClock, port: int, **mail: Any
-) -> NotificationCenter:
+def mail_center(tmp_path: Path, clock: FakeClock, port: int, **mail: Any) -> NotificationCenter:
     settings = {
         "channels": {
             "mail": {
-                "type": "email", "host": "127.0.0.1", "port": port, "security": "none",
-                "from": "tuner@example.com", "to": ["team@example.com", "oncall@example.com"],
+                "type": "email",
+                "host": "127.0.0.1",
+                "port": port,
+                "security": "none",
+                "from": "tuner@example.com",
+                "to": ["team@example.com", "oncall@example.com"],
                 **mail,
             }
         },
         "routing": {"default_channels": ["mail"]},
         "delivery": {"retry_initial": "10s", "retry_max": "1m"},
-    }  # fmt: skip
+    }
     return build_notifier(settings, tmp_path / "tuner.db", clock)
 
 
@@ -58,8 +60,15 @@ def test_a_mail_with_text_and_html_parts(
 ) -> None:
     server = start_smtp()
     with mail_center(tmp_path, clock, server.port) as center:
-        center.notify([decision(summary="14 of 1200 invocations ran out of memory",
-                                advice="Watch the next windows.", peak_memory_mb=301.0)])  # fmt: skip
+        center.notify(
+            [
+                decision(
+                    summary="14 of 1200 invocations ran out of memory",
+                    advice="Watch the next windows.",
+                    peak_memory_mb=301.0,
+                )
+            ]
+        )
         clock.advance(30)
         assert center.flush(0) == 0
         (row,) = center.outbox.rows()
@@ -116,14 +125,21 @@ def test_starttls_and_authentication(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = start_smtp(
-        tls_context=server_tls(certificate), require_starttls=True,
-        authenticator=authenticator, auth_require_tls=True,
-    )  # fmt: skip
+        tls_context=server_tls(certificate),
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "pa55word")
     center = mail_center(
-        tmp_path, clock, server.port, security="starttls", ca_file=str(certificate.cert),
-        username="tuner", password_env="TEST_SMTP_PASSWORD",
-    )  # fmt: skip
+        tmp_path,
+        clock,
+        server.port,
+        security="starttls",
+        ca_file=str(certificate.cert),
+        username="tuner",
+        password_env="TEST_SMTP_PASSWORD",
+    )
     with center:
         center.notify([decision()])
         clock.advance(30)
@@ -138,15 +154,21 @@ def test_a_wrong_password_is_not_delivered_and_kept_for_retry(
     certificate: Certificate,
 ) -> None:
     server = start_smtp(
-        tls_context=server_tls(certificate), authenticator=authenticator,
+        tls_context=server_tls(certificate),
+        authenticator=authenticator,
         auth_require_tls=True,
-    )  # fmt: skip
+    )
     secret_file = tmp_path / "password"
     secret_file.write_text("wrong-pa55\n")
     center = mail_center(
-        tmp_path, clock, server.port, security="starttls", ca_file=str(certificate.cert),
-        username="tuner", password_file=str(secret_file),
-    )  # fmt: skip
+        tmp_path,
+        clock,
+        server.port,
+        security="starttls",
+        ca_file=str(certificate.cert),
+        username="tuner",
+        password_file=str(secret_file),
+    )
     with center:
         center.notify([decision()])
         clock.advance(30)

@@ -36,23 +36,33 @@ def test_secrets_stay_out_of_logs_errors_and_the_outbox(
         "channels": {
             "slack": {"type": "slack", "webhook_url_env": "TEST_SLACK_URL"},
             "dead": {"type": "webhook", "url_env": "TEST_DEAD_URL"},
-            "mail": {"type": "email", "host": "127.0.0.1", "port": server.port,
-                     "security": "none", "from": "t@example.com", "to": ["o@example.com"],
-                     "username": "tuner", "password_env": "TEST_SMTP_PASSWORD"},
+            "mail": {
+                "type": "email",
+                "host": "127.0.0.1",
+                "port": server.port,
+                "security": "none",
+                "from": "t@example.com",
+                "to": ["o@example.com"],
+                "username": "tuner",
+                "password_env": "TEST_SMTP_PASSWORD",
+            },
         },
         "routing": {"default_channels": ["slack", "dead", "mail"]},
-    }  # fmt: skip
+    }
     http_receiver.script = [(500, {}), (404, {}), (429, {"Retry-After": "0"})]
     caplog.set_level(logging.DEBUG)
-    with capture_logs() as events:
-        with build_notifier(raw, tmp_path / "tuner.db", clock) as center:
-            center.notify([decision()])
-            for _ in range(5):
-                clock.advance(60)
-                center.flush(0)
-            rows = center.outbox.rows()
-            settings_text = repr(load_settings(raw)) + repr(center.__dict__)
-    assert {r.channel: r.state for r in rows} == {"slack": "sent", "dead": "queued", "mail": "queued"}
+    with capture_logs() as events, build_notifier(raw, tmp_path / "tuner.db", clock) as center:
+        center.notify([decision()])
+        for _ in range(5):
+            clock.advance(60)
+            center.flush(0)
+        rows = center.outbox.rows()
+        settings_text = repr(load_settings(raw)) + repr(center.__dict__)
+    assert {r.channel: r.state for r in rows} == {
+        "slack": "sent",
+        "dead": "queued",
+        "mail": "queued",
+    }
     assert all(r.last_error for r in rows)  # the failures were recorded ...
     assert len(events) >= 8  # ... and logged
     captured = capfd.readouterr()

@@ -71,14 +71,23 @@ def test_the_example_configuration_loads() -> None:
 @pytest.mark.parametrize(
     ("channel", "field"),
     [
-        ({"type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/xyz"}, "webhook_url"),
+        (
+            {"type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/xyz"},
+            "webhook_url",
+        ),
         ({"type": "webhook", "url": "https://example.com/hook?token=xyz"}, "url"),
         (
-            {"type": "email", "host": "h", "from": "a@b", "to": ["c@d"], "username": "u",
-             "password": "xyz"},
+            {
+                "type": "email",
+                "host": "h",
+                "from": "a@b",
+                "to": ["c@d"],
+                "username": "u",
+                "password": "xyz",
+            },
             "password",
         ),
-    ],  # fmt: skip
+    ],
 )
 def test_a_literal_secret_is_rejected_clearly_without_echoing_it(
     channel: dict[str, object], field: str
@@ -99,8 +108,17 @@ def test_secret_sources_are_exclusive_and_required() -> None:
         NotifySettings.model_validate({"channels": {"s": {"type": "slack"}}})
     with pytest.raises(ValidationError, match="password_env or password_file"):
         NotifySettings.model_validate(
-            {"channels": {"m": {"type": "email", "host": "h", "from": "a@b", "to": ["c@d"],
-                                "username": "u"}}}  # fmt: skip
+            {
+                "channels": {
+                    "m": {
+                        "type": "email",
+                        "host": "h",
+                        "from": "a@b",
+                        "to": ["c@d"],
+                        "username": "u",
+                    }
+                }
+            }
         )
 
 

@@ -21,13 +21,18 @@ def storm(cycle: int) -> list[Decision]:
     """500 functions x 5 rules, four times over; the odd functions lose orders-db."""
     return [
         decision(
-            f"fn-{i % FUNCTIONS:03d}", RULES[(i // FUNCTIONS) % len(RULES)], action="notify",
-            outcome=Outcome.NOTIFIED, change=None, severity=Severity.WARNING,
+            f"fn-{i % FUNCTIONS:03d}",
+            RULES[(i // FUNCTIONS) % len(RULES)],
+            action="notify",
+            outcome=Outcome.NOTIFIED,
+            change=None,
+            severity=Severity.WARNING,
             group="dependency:orders-db" if i % 2 else "",
             worst_dependency="orders-db" if i % 2 else "cache",
-            dependency_error_rate=0.9 if i % 2 else 0.0, dependency_failing_functions=250.0,
+            dependency_error_rate=0.9 if i % 2 else 0.0,
+            dependency_failing_functions=250.0,
             time_=T0 + cycle * 60.0,
-        )  # fmt: skip
+        )
         for i in range(10_000)
     ]
 
