@@ -1,0 +1,85 @@
+"""Benchmark: time from the first OOM of a local function to the applied memory change.
+
+Runs the real local host with its demo traffic and the daemon on a short interval, then
+reads the first OOM invocation from the host's records and the applied change from the
+store.  Target: at most one poll interval plus the apply time.
+Run: ``python bench/bench_time_to_fix.py [interval_s]``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from tuner.engine import load_rules
+from tuner.logs import configure
+from tuner.loop import Daemon, SystemClock, run_forever
+from tuner.model import Outcome
+from tuner.providers.local import Settings, build
+from tuner.store import SqliteStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(interval_s: float = 5.0) -> None:
+    """Print first OOM -> applied change, against the interval and the apply time."""
+    configure("console", "warning")
+    with tempfile.TemporaryDirectory() as tmp:
+        clock = SystemClock()
+        provider = build(Settings(state_dir=Path(tmp), http_port=None), clock=clock)
+        store = SqliteStore(Path(tmp) / "tuner.db")
+        daemon = Daemon(
+            providers=[provider], rules=load_rules([ROOT / "rules" / "default.yaml"]),
+            store=store, clock=clock, window_s=interval_s,
+        )  # fmt: skip
+        stop = threading.Event()
+        applied_at: list[float] = []
+        apply_seconds: list[float] = []
+        original_apply = provider.apply
+
+        def timed_apply(target, changes):  # type: ignore[no-untyped-def]
+            t0 = time.time()
+            try:
+                return original_apply(target, changes)
+            finally:
+                apply_seconds.append(time.time() - t0)
+                applied_at.append(time.time())
+
+        provider.apply = timed_apply  # type: ignore[method-assign]
+        provider.start()
+        runner = threading.Thread(target=run_forever, args=(daemon, interval_s), kwargs={"stop": stop})
+        runner.start()
+        try:
+            deadline = time.time() + 20 * interval_s
+            decision = None
+            while time.time() < deadline and decision is None:
+                time.sleep(0.2)
+                decision = next(
+                    (d for d in store.decisions() if d.rule == "oom" and d.outcome is Outcome.APPLIED), None
+                )
+        finally:
+            stop.set()
+            runner.join()
+            provider.close()
+        if decision is None:
+            print("no OOM change was applied")
+            return
+        with sqlite3.connect(Path(tmp) / "local.sqlite") as db:
+            (first_oom,) = db.execute(
+                "SELECT MIN(end) FROM invocations WHERE outcome = 'oom' AND function = ?", (decision.ref.name,)
+            ).fetchone()
+        store.close()
+        elapsed = applied_at[0] - first_oom
+        print(f"poll interval: {interval_s:.1f} s; apply time: {apply_seconds[0] * 1000:.0f} ms")
+        print(
+            f"first OOM -> applied change: {elapsed:.2f} s "
+            f"(target <= interval + apply = {interval_s + apply_seconds[0]:.2f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else 5.0)
