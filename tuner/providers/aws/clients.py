@@ -19,6 +19,8 @@ class RegionClients:
     """The clients tuner uses in one region (boto3 clients are thread-safe)."""
 
     region: str
+    session: Any
+    """The boto3 session the clients share (its credentials come from the chain or a role)."""
     lambda_: Any
     cloudwatch: Any
     logs: Any
@@ -56,6 +58,7 @@ def connect(settings: Settings, region: str) -> RegionClients:
     lambda_.meta.events.register("before-send.lambda", _take_token(control_plane))
     return RegionClients(
         region=region,
+        session=session,
         lambda_=lambda_,
         cloudwatch=client("cloudwatch"),
         logs=client("logs"),
