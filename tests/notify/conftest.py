@@ -239,3 +239,30 @@ def server_tls(certificate: Certificate) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certificate.cert, certificate.key)
     return context
+
+
+def mail_settings(port: int, **mail: Any) -> dict[str, Any]:
+    """Settings with one email channel to 127.0.0.1:``port`` (plain SMTP unless overridden)."""
+    return {
+        "channels": {
+            "mail": {
+                "type": "email",
+                "host": "127.0.0.1",
+                "port": port,
+                "security": "none",
+                "from": "tuner@example.com",
+                "to": ["team@example.com", "oncall@example.com"],
+                **mail,
+            },
+        },
+        "routing": {"default_channels": ["mail"]},
+        "delivery": {"retry_initial": "10s", "retry_max": "1m", "give_up_after": "1h"},
+    }
+
+
+def hook_settings(url_env: str, **routing: Any) -> dict[str, Any]:
+    """Settings with one webhook channel whose URL is in the variable ``url_env``."""
+    return {
+        "channels": {"hook": {"type": "webhook", "url_env": url_env, "timeout": "1s"}},
+        "routing": {"default_channels": ["hook"], **routing},
+    }

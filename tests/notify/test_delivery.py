@@ -18,30 +18,14 @@ from tests.notify.conftest import (
     WallClock,
     decision,
     free_port,
+    hook_settings,
+    mail_settings,
     resolved,
 )
 from tuner.model import Outcome
 from tuner.notify import build_notifier
 from tuner.notify.delivery import backoff
 from tuner.notify.settings import DeliverySettings
-
-
-def mail_settings(port: int, **mail: Any) -> dict[str, Any]:
-    return {
-        "channels": {
-            "mail": {
-                "type": "email",
-                "host": "127.0.0.1",
-                "port": port,
-                "security": "none",
-                "from": "tuner@example.com",
-                "to": ["team@example.com"],
-                **mail,
-            },
-        },
-        "routing": {"default_channels": ["mail"]},
-        "delivery": {"retry_initial": "10s", "retry_max": "1m", "give_up_after": "1h"},
-    }
 
 
 def test_backoff_doubles_up_to_the_maximum_with_jitter() -> None:
@@ -150,10 +134,7 @@ def test_a_channel_that_hangs_never_slows_notify(
 ) -> None:
     http_receiver.delay = 2.0  # accepts the request, answers late
     monkeypatch.setenv("TEST_HOOK_URL", http_receiver.url)
-    settings = {
-        "channels": {"hook": {"type": "webhook", "url_env": "TEST_HOOK_URL", "timeout": "1s"}},
-        "routing": {"default_channels": ["hook"], "group_wait": 0},
-    }
+    settings = hook_settings("TEST_HOOK_URL", group_wait=0)
     center = build_notifier(settings, tmp_path / "t.db", WallClock(), tick=0.02)
     center.start()
     try:
@@ -185,10 +166,7 @@ def test_webhook_posts_json_with_an_idempotency_key(
     tmp_path: Path, clock: FakeClock, http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_HOOK_URL", http_receiver.url)
-    settings = {
-        "channels": {"hook": {"type": "webhook", "url_env": "TEST_HOOK_URL"}},
-        "routing": {"default_channels": ["hook"]},
-    }
+    settings = hook_settings("TEST_HOOK_URL")
     with build_notifier(settings, tmp_path / "t.db", clock) as center:
         center.notify([decision(peak_memory_mb=301.0)])
         clock.advance(30)
@@ -229,10 +207,7 @@ def test_background_threads_deliver_without_flush(
     tmp_path: Path, http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_HOOK_URL", http_receiver.url)
-    settings = {
-        "channels": {"hook": {"type": "webhook", "url_env": "TEST_HOOK_URL"}},
-        "routing": {"default_channels": ["hook"], "group_wait": "100ms"},
-    }
+    settings = hook_settings("TEST_HOOK_URL", group_wait="100ms")
     with build_notifier(settings, tmp_path / "t.db", WallClock(), tick=0.02) as center:
         center.start()
         center.notify([decision()])

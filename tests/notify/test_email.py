@@ -18,28 +18,14 @@ from tests.notify.conftest import (
     MailServer,
     decision,
     free_port,
+    mail_settings,
     server_tls,
 )
 from tuner.notify import NotificationCenter, build_notifier
 
 
 def mail_center(tmp_path: Path, clock: FakeClock, port: int, **mail: Any) -> NotificationCenter:
-    settings = {
-        "channels": {
-            "mail": {
-                "type": "email",
-                "host": "127.0.0.1",
-                "port": port,
-                "security": "none",
-                "from": "tuner@example.com",
-                "to": ["team@example.com", "oncall@example.com"],
-                **mail,
-            }
-        },
-        "routing": {"default_channels": ["mail"]},
-        "delivery": {"retry_initial": "10s", "retry_max": "1m"},
-    }
-    return build_notifier(settings, tmp_path / "tuner.db", clock)
+    return build_notifier(mail_settings(port, **mail), tmp_path / "tuner.db", clock)
 
 
 def parse(raw: bytes) -> EmailMessage:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeClock
-from tests.notify.conftest import T0, HttpReceiver, decision
+from tests.notify.conftest import T0, HttpReceiver, decision, hook_settings
 from tuner.model import Decision, Outcome, Severity
 from tuner.notify import build_notifier
 
@@ -41,10 +41,7 @@ def test_ten_thousand_decisions_make_a_bounded_number_of_messages(
     tmp_path: Path, clock: FakeClock, http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_HOOK_URL", http_receiver.url)
-    settings = {
-        "channels": {"hook": {"type": "webhook", "url_env": "TEST_HOOK_URL"}},
-        "routing": {"default_channels": ["hook", "console"]},
-    }
+    settings = hook_settings("TEST_HOOK_URL", default_channels=["hook", "console"])
     out = io.StringIO()
     with build_notifier(settings, tmp_path / "t.db", clock, stream=out) as center:
         started = time.perf_counter()

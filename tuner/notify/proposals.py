@@ -72,79 +72,70 @@ def shared_dependency(alerts: Sequence[Alert]) -> list[str]:
     return proposals
 
 
-def memory_grows_with_payload(alerts: Sequence[Alert]) -> list[str]:
+def memory_grows_with_payload(alert: Alert) -> str | None:
     """Memory that grows with the payload calls for splitting the work, not more memory."""
-    proposals = []
-    for alert in alerts:
-        correlation = _number(alert.facts, "memory_payload_correlation")
-        if correlation is not None and correlation >= CORRELATION_STRONG:
-            proposals.append(
-                f"Memory of {alert.ref} grows with the payload size (correlation "
-                f"{correlation:.2f}): more memory only moves the limit. Split the work "
-                "map-reduce style (smaller batches, fan-out over parts) so each invocation "
-                "handles a bounded share."
-            )
-    return proposals
+    correlation = _number(alert.facts, "memory_payload_correlation")
+    if correlation is None or correlation < CORRELATION_STRONG:
+        return None
+    return (
+        f"Memory of {alert.ref} grows with the payload size (correlation "
+        f"{correlation:.2f}): more memory only moves the limit. Split the work "
+        "map-reduce style (smaller batches, fan-out over parts) so each invocation "
+        "handles a bounded share."
+    )
 
 
-def memory_at_limit(alerts: Sequence[Alert]) -> list[str]:
+def memory_at_limit(alert: Alert) -> str | None:
     """Running out of memory at the provider's maximum leaves only decomposition."""
-    proposals = []
-    for alert in alerts:
-        limit = _number(alert.facts, "memory_max_mb")
-        if alert.knob == "memory_mb" and limit is not None and (alert.after or 0) >= limit:
-            proposals.append(
-                f"{alert.ref} now has the most memory the provider allows ({limit:.0f} MB). "
-                "If it runs out again, re-cluster or split its work map-reduce style."
-            )
-    return proposals
+    limit = _number(alert.facts, "memory_max_mb")
+    if alert.knob != "memory_mb" or limit is None or (alert.after or 0) < limit:
+        return None
+    return (
+        f"{alert.ref} now has the most memory the provider allows ({limit:.0f} MB). "
+        "If it runs out again, re-cluster or split its work map-reduce style."
+    )
 
 
-def timeouts(alerts: Sequence[Alert]) -> list[str]:
+def timeouts(alert: Alert) -> str | None:
     """A tail at the timeout calls for smaller or resumable work, not only more time."""
-    proposals = []
-    for alert in alerts:
-        rate = _number(alert.facts, "timeout_rate")
-        ratio = _number(alert.facts, "duration_timeout_ratio")
-        timeout_ms = _number(alert.facts, "timeout_ms")
-        if not rate or ratio is None or ratio < 0.9 or timeout_ms is None:
-            continue
-        batch = _number(alert.facts, "batch_size")
-        how = (
-            f"smaller batches than {batch:.0f} records"
-            if batch is not None
-            else "a continuation that hands over its state, or a fan-out over parts"
-        )
-        proposals.append(
-            f"{rate:.0%} of the invocations of {alert.ref} hit the {timeout_ms / 1000:g} s "
-            f"timeout: a longer timeout only postpones this. Decompose the work: {how}."
-        )
-    return proposals
+    rate = _number(alert.facts, "timeout_rate")
+    ratio = _number(alert.facts, "duration_timeout_ratio")
+    timeout_ms = _number(alert.facts, "timeout_ms")
+    if not rate or ratio is None or ratio < 0.9 or timeout_ms is None:
+        return None
+    batch = _number(alert.facts, "batch_size")
+    how = (
+        f"smaller batches than {batch:.0f} records"
+        if batch is not None
+        else "a continuation that hands over its state, or a fan-out over parts"
+    )
+    return (
+        f"{rate:.0%} of the invocations of {alert.ref} hit the {timeout_ms / 1000:g} s "
+        f"timeout: a longer timeout only postpones this. Decompose the work: {how}."
+    )
 
 
-def outcomes(alerts: Sequence[Alert]) -> list[str]:
-    """What to do about changes that were recommended, failed or rolled back."""
-    proposals = []
-    for alert in alerts:
-        change = alert.change
-        what = change.describe() if change else alert.action
-        if alert.outcome == "recommended":
-            proposals.append(
-                f"Apply {what} on {alert.ref} by hand, or set mode: apply for the rule "
-                f"'{alert.rule}' to let tuner do it."
-            )
-        elif alert.outcome == "failed":
-            reason = f" ({alert.reason})" if alert.reason else ""
-            proposals.append(
-                f"tuner could not apply {what} on {alert.ref}{reason}: check tuner's "
-                "permissions and the function's state; it tries again after the cooldown."
-            )
-        elif alert.outcome == "rolled-back":
-            proposals.append(
-                f"tuner undid {what} on {alert.ref} because later windows were worse: the "
-                "bottleneck is elsewhere. Look at the evidence before trying it again."
-            )
-    return proposals
+def outcomes(alert: Alert) -> str | None:
+    """What to do about a change that was recommended, failed or rolled back."""
+    change = alert.change
+    what = change.describe() if change else alert.action
+    if alert.outcome == "recommended":
+        return (
+            f"Apply {what} on {alert.ref} by hand, or set mode: apply for the rule "
+            f"'{alert.rule}' to let tuner do it."
+        )
+    if alert.outcome == "failed":
+        reason = f" ({alert.reason})" if alert.reason else ""
+        return (
+            f"tuner could not apply {what} on {alert.ref}{reason}: check tuner's "
+            "permissions and the function's state; it tries again after the cooldown."
+        )
+    if alert.outcome == "rolled-back":
+        return (
+            f"tuner undid {what} on {alert.ref} because later windows were worse: the "
+            "bottleneck is elsewhere. Look at the evidence before trying it again."
+        )
+    return None
 
 
 def shared_rule(alerts: Sequence[Alert]) -> list[str]:
@@ -161,20 +152,28 @@ def shared_rule(alerts: Sequence[Alert]) -> list[str]:
     ]
 
 
-PROPOSERS: tuple[Callable[[Sequence[Alert]], list[str]], ...] = (
+ACROSS_ALERTS: tuple[Callable[[Sequence[Alert]], list[str]], ...] = (
     shared_dependency,
     shared_rule,
+)
+"""Proposals about what several alerts have in common; these come first."""
+PER_ALERT: tuple[Callable[[Alert], str | None], ...] = (
     memory_grows_with_payload,
     memory_at_limit,
     timeouts,
     outcomes,
 )
+"""Proposals about one alert each."""
 
 
 def propose(alerts: Sequence[Alert], limit: int = 8) -> list[str]:
     """The proposals for the alerts of one message, without repeats, most general first."""
     seen: dict[str, None] = {}
-    for proposer in PROPOSERS:
-        for proposal in proposer(alerts):
-            seen.setdefault(proposal, None)
+    for across in ACROSS_ALERTS:
+        seen.update(dict.fromkeys(across(alerts)))
+    for proposer in PER_ALERT:
+        for alert in alerts:
+            proposal = proposer(alert)
+            if proposal is not None:
+                seen.setdefault(proposal, None)
     return list(seen)[:limit]

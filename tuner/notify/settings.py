@@ -67,7 +67,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class _ChannelBase(_Strict):
+class ChannelSettingsBase(_Strict):
+    """Options every channel has."""
+
     timeout: Duration = 10.0
     """How long one delivery attempt may take."""
     min_interval: Duration = 0.0
@@ -95,7 +97,7 @@ def _one_source(env: str | None, file: Path | None, field: str, required: bool) 
         raise ValueError(f"{field}_env or {field}_file is required")
 
 
-class SlackChannelSettings(_ChannelBase):
+class SlackChannelSettings(ChannelSettingsBase):
     """A Slack incoming webhook."""
 
     type: Literal["slack"]
@@ -110,7 +112,7 @@ class SlackChannelSettings(_ChannelBase):
         return self
 
 
-class EmailChannelSettings(_ChannelBase):
+class EmailChannelSettings(ChannelSettingsBase):
     """An SMTP server and the addresses to write to."""
 
     type: Literal["email"]
@@ -139,7 +141,7 @@ class EmailChannelSettings(_ChannelBase):
         return self
 
 
-class WebhookChannelSettings(_ChannelBase):
+class WebhookChannelSettings(ChannelSettingsBase):
     """Any HTTP endpoint that accepts a JSON POST."""
 
     type: Literal["webhook"]
@@ -152,7 +154,7 @@ class WebhookChannelSettings(_ChannelBase):
         return self
 
 
-class ConsoleChannelSettings(_ChannelBase):
+class ConsoleChannelSettings(ChannelSettingsBase):
     """Readable text on the terminal, for local runs and demos."""
 
     type: Literal["console"]

@@ -7,6 +7,7 @@ import urllib.error
 from typing import Protocol
 
 from tuner.notify.messages import Message
+from tuner.notify.settings import ChannelSettingsBase
 
 
 class DeliveryError(Exception):
@@ -22,6 +23,16 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.delivered = delivered
         self.retry_after = retry_after
+
+
+class ChannelOptions:
+    """The options every channel has, taken from its settings."""
+
+    def __init__(self, name: str, settings: ChannelSettingsBase):
+        self.name = name
+        self.min_interval = settings.min_interval
+        self.resend_in_doubt = settings.resend_in_doubt
+        self.timeout = settings.timeout
 
 
 class Channel(Protocol):

@@ -6,20 +6,18 @@ import sys
 import threading
 from typing import TextIO
 
+from tuner.notify.channels.base import ChannelOptions
 from tuner.notify.messages import Message
 from tuner.notify.settings import ConsoleChannelSettings
 
 
-class ConsoleChannel:
+class ConsoleChannel(ChannelOptions):
     """Writes each message as a titled block to stdout or stderr."""
 
     type = "console"
 
     def __init__(self, name: str, settings: ConsoleChannelSettings, stream: TextIO | None = None):
-        self.name = name
-        self.min_interval = settings.min_interval
-        self.resend_in_doubt = settings.resend_in_doubt
-        self.timeout = settings.timeout
+        super().__init__(name, settings)
         self._stream_name = settings.stream
         self._stream = stream
         self._lock = threading.Lock()

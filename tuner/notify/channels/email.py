@@ -7,7 +7,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from tuner.notify.channels.base import DeliveryError
+from tuner.notify.channels.base import ChannelOptions, DeliveryError
 from tuner.notify.messages import Message
 from tuner.notify.secrets import Secret
 from tuner.notify.settings import EmailChannelSettings
@@ -15,7 +15,7 @@ from tuner.notify.settings import EmailChannelSettings
 _REJECTED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
 
 
-class EmailChannel:
+class EmailChannel(ChannelOptions):
     """Sends each message as one multipart (text + HTML) email to the configured addresses."""
 
     type = "email"
@@ -27,10 +27,7 @@ class EmailChannel:
         username: str | None = None,
         password: Secret | None = None,
     ):
-        self.name = name
-        self.min_interval = settings.min_interval
-        self.resend_in_doubt = settings.resend_in_doubt
-        self.timeout = settings.timeout
+        super().__init__(name, settings)
         self._settings = settings
         self._username = username
         self._password = password

@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_sdk.webhook import WebhookClient
 
-from tuner.notify.channels.base import http_failure, status_failure
+from tuner.notify.channels.base import ChannelOptions, http_failure, status_failure
 from tuner.notify.messages import Message
 from tuner.notify.secrets import Secret
 from tuner.notify.settings import SlackChannelSettings
@@ -21,16 +21,13 @@ _sdk_log.setLevel(logging.CRITICAL)  # the SDK logs request URLs at debug level:
 _sdk_log.propagate = False
 
 
-class SlackChannel:
+class SlackChannel(ChannelOptions):
     """Posts messages to one Slack incoming webhook."""
 
     type = "slack"
 
     def __init__(self, name: str, settings: SlackChannelSettings, url: Secret):
-        self.name = name
-        self.min_interval = settings.min_interval
-        self.resend_in_doubt = settings.resend_in_doubt
-        self.timeout = settings.timeout
+        super().__init__(name, settings)
         self._url = url
         self._client = WebhookClient(
             url.reveal(),

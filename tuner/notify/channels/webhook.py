@@ -5,22 +5,19 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from tuner.notify.channels.base import http_failure, status_failure
+from tuner.notify.channels.base import ChannelOptions, http_failure, status_failure
 from tuner.notify.messages import Message
 from tuner.notify.secrets import Secret
 from tuner.notify.settings import WebhookChannelSettings
 
 
-class WebhookChannel:
+class WebhookChannel(ChannelOptions):
     """POSTs each message's JSON to one URL, with the message id as Idempotency-Key."""
 
     type = "webhook"
 
     def __init__(self, name: str, settings: WebhookChannelSettings, url: Secret):
-        self.name = name
-        self.min_interval = settings.min_interval
-        self.resend_in_doubt = settings.resend_in_doubt
-        self.timeout = settings.timeout
+        super().__init__(name, settings)
         self._url = url
 
     def send(self, message: Message) -> None:
