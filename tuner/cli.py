@@ -231,7 +231,7 @@ def check_file(path: Path) -> list[Problem]:
 
             config = parse_config(text, str(path))
             provider_settings(config)
-            for rule_path in config.rules and config.rule_paths():
+            for rule_path in config.rule_paths() if config.rules else []:
                 problems = check_path(rule_path)
                 if problems:
                     return problems

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from collections.abc import MutableMapping
+from typing import Any, Literal
 
 import structlog
 
 _SECRET_KEYS = ("password", "secret", "token", "webhook_url", "authorization", "aws_secret")
 
 
-def _redact(_: object, __: str, event: dict[str, object]) -> dict[str, object]:
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Replace the values of keys that look like secrets."""
     for key in event:
         if any(s in key.lower() for s in _SECRET_KEYS):

@@ -8,6 +8,7 @@ under way.  One failing provider or function never stops the cycle for the rest.
 from __future__ import annotations
 
 import json
+from functools import partial
 from datetime import datetime, timezone
 import signal
 import threading
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_any, wait_random_exponential
+from tenacity.stop import stop_base
 
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
@@ -76,13 +78,14 @@ def _wait(retry_state: Any) -> float:
     return float(wait_random_exponential(multiplier=0.2, max=5.0)(retry_state))
 
 
-def _over_budget(budget_s: float) -> Callable[[Any], bool]:
+class _over_budget(stop_base):  # noqa: N801 - named like tenacity's own stops
     """A tenacity stop: give up when the next wait would take the call past ``budget_s``."""
 
-    def stop(retry_state: Any) -> bool:
-        return bool(retry_state.idle_for + retry_state.upcoming_sleep > budget_s)
+    def __init__(self, budget_s: float):
+        self.budget_s = budget_s
 
-    return stop
+    def __call__(self, retry_state: Any) -> bool:
+        return bool(retry_state.idle_for + retry_state.upcoming_sleep > self.budget_s)
 
 
 class Daemon:
@@ -128,7 +131,7 @@ class Daemon:
 
     def _retry(self, fn: Callable[[], Any]) -> Any:
         for attempt in Retrying(
-            stop=stop_after_attempt(self.attempts) | _over_budget(self.retry_budget_s),
+            stop=stop_any(stop_after_attempt(self.attempts), _over_budget(self.retry_budget_s)),
             wait=_wait,
             retry=retry_if_exception(_retryable),
             reraise=True,
@@ -154,7 +157,7 @@ class Daemon:
         for provider in self.providers:
             try:
                 targets = list(self._retry(provider.targets))
-                windows = self._retry(lambda p=provider, t=targets: p.observe(t, start, now))
+                windows = self._retry(partial(provider.observe, targets, start, now))
             except Exception as exc:  # noqa: BLE001 - one provider never stops the others
                 report.errors.append(f"{provider.name}: {exc}")
                 log.error("provider failed", provider=provider.name, error=str(exc))
@@ -413,7 +416,7 @@ def run_forever(
     *,
     duration_s: float | None = None,
     on_cycle: Callable[[CycleReport], None] | None = None,
-    before_cycle: Callable[[], None] | None = None,
+    before_cycle: Callable[[], object] | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Run cycles every ``interval_s`` until SIGTERM/SIGINT, ``stop`` or ``duration_s`` passes.
@@ -433,7 +436,7 @@ def run_forever(
         if on_cycle is not None:
             on_cycle(report)
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())

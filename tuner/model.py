@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Union
+from typing import Any, Union
 
 FactValue = Union[float, str, bool, None, Mapping[str, "FactValue"]]
 """A value a rule condition can see: numbers are always floats, unknown is None."""
@@ -127,7 +127,8 @@ class FunctionConfig:
 
     def with_changes(self, changes: Mapping[Knob, float | int]) -> FunctionConfig:
         """A copy with the given knobs set."""
-        return replace(self, **{k.value: v for k, v in changes.items()})
+        values: dict[str, Any] = {k.value: v for k, v in changes.items()}
+        return replace(self, **values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,7 +145,8 @@ class SqliteStore:
         reason: str | None = None,
     ) -> None:
         """Update what became of a decision."""
-        sets, args = [], []
+        sets: list[str] = []
+        args: list[str] = []
         for column, value in (("outcome", outcome), ("verification", verification), ("reason", reason)):
             if value is not None:
                 sets.append(f"{column} = ?")
@@ -159,7 +160,8 @@ class SqliteStore:
         self, ref: FunctionRef | None = None, since: float | None = None, limit: int = 1000
     ) -> list[Decision]:
         """Decisions, oldest first (the newest ``limit``), optionally for one function."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if ref is not None:
             where.append("function = ?")
             args.append(ref.key)

@@ -179,7 +179,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -214,11 +214,12 @@ def validation_problems(
     data: Any,
     *,
     rule_file: bool = True,
+    prefix: tuple[Any, ...] = (),
 ) -> list[Problem]:
     """Turn pydantic errors into located problems, naming the rule (in rule files) and the field."""
     problems = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        loc = prefix + tuple(err["loc"])
         rule = _rule_name(data, loc) if rule_file else None
         path = loc[2:] if rule else loc
         fields = [str(p) for p in path if not isinstance(p, int) and p not in _ACTION_TAGS]
@@ -285,11 +286,7 @@ def parse_rules(text: str, source: str) -> RuleBase:
         try:
             rule = Rule.model_validate(raw)
         except ValidationError as exc:
-            wrapped = ValidationError.from_exception_data(
-                exc.title,
-                [{**e, "loc": ("rules", i, *e["loc"])} for e in exc.errors()],  # type: ignore[misc]
-            )
-            problems.extend(validation_problems(wrapped, source, lines, data))
+            problems.extend(validation_problems(exc, source, lines, data, prefix=("rules", i)))
             if isinstance(raw, dict) and isinstance(raw.get("when"), str):
                 problems.extend(_condition_problems(raw["when"], source, lines, i, str(raw.get("name", f"#{i + 1}"))))
             continue
