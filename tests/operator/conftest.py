@@ -1,72 +1,9 @@
-"""Fixtures: the emulated API server and operator replicas running in threads."""
+"""Fixtures' support for the operator tests: the emulator helpers' folder on the path."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 # The emulator helpers live with the provider tests; both suites share them.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "providers" / "kubernetes"))
-
-from kube_emulation import EmulatorThread  # noqa: E402
-
-from operators.settings import OperatorSettings  # noqa: E402
-from operators.state import OperatorState  # noqa: E402
-from operators.tuner_operator import run  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_RULES = REPO / "rules" / "default.yaml"
-
-
-class OperatorThread:
-    """One operator replica (Kopf and its state) in a thread of its own."""
-
-    def __init__(self, cluster: EmulatorThread, identity: str, state_dir: Path) -> None:
-        self.settings = OperatorSettings(
-            api_url=cluster.url,
-            state_dir=state_dir,
-            default_rules=DEFAULT_RULES,
-            interval_s=3600.0,
-            identity=identity,
-            lease_namespace="tuner-system",
-            lease_duration_s=2.0,
-            lease_renew_s=0.3,
-        )
-        self.state = OperatorState.create(self.settings)
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name=f"operator-{identity}")
-
-    def _main(self) -> None:
-        asyncio.run(run(self.settings, state=self.state, stop_flag=self._stop,
-                        ready_flag=self._ready))
-
-    def start(self) -> OperatorThread:
-        """Start the replica and wait until Kopf is ready."""
-        self._thread.start()
-        assert self._ready.wait(15), "the operator did not get ready"
-        return self
-
-    def stop(self) -> None:
-        """Stop the replica gracefully (it releases its Lease); stopping twice is harmless."""
-        if not self._thread.is_alive():
-            return
-        self._stop.set()
-        self._thread.join(timeout=30)
-        assert not self._thread.is_alive(), "the operator did not stop"
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0, step: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(step)
-        value = check()
-    assert value, f"condition not met within {timeout} s (last value {value!r})"
-    return value

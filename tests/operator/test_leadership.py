@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import OperatorThread, eventually
 from kube_emulation import EmulatorThread
 from kube_objects import deployment, pod, seed
+from operator_threads import OperatorThread, eventually
 
 from tuner.providers.kubernetes.api import KubeApi
 

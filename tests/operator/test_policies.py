@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OperatorThread, eventually
 from kube_emulation import EmulatorThread
 from kube_objects import deployment, pod, pod_metrics, seed
+from operator_threads import OperatorThread, eventually
 
 from tuner.providers.kubernetes.api import KubeApi, NotFoundError
 
