@@ -49,8 +49,16 @@ def resolve_functions_dir(path: Path) -> Path:
         if (candidate / "functions").is_dir():
             return candidate.resolve()
     raise ConfigError(
-        [Problem(str(path), None, "no functions directory here (looked in "
-                 + ", ".join(str(c) for c in candidates) + ")", field="functions_dir")]
+        [
+            Problem(
+                str(path),
+                None,
+                "no functions directory here (looked in "
+                + ", ".join(str(c) for c in candidates)
+                + ")",
+                field="functions_dir",
+            )
+        ]
     )
 
 

@@ -191,7 +191,8 @@ class FunctionHost:
         return InvocationResult(
             function=name,
             outcome="ok" if failed is None else failed.outcome,
-            result=merge([e.result for e in executions]) if len(executions) > 1
+            result=merge([e.result for e in executions])
+            if len(executions) > 1
             else executions[0].result,
             error="" if failed is None else failed.error,
             duration_ms=(time.monotonic() - started) * 1000,

@@ -15,6 +15,9 @@ from tuner.providers.local.recording import config_to_json
 
 log = structlog.get_logger(__name__)
 
+_POLL_S = 0.05
+"""How often a server checks for shutdown: bounds how long close() waits."""
+
 _INVOKE = re.compile(r"^/functions/([\w.-]+)/invoke$")
 _RECORDS = re.compile(r"^/functions/([\w.-]+)/records$")
 _MAX_BODY = 16 * 1024 * 1024
@@ -37,8 +40,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         host = self.server.host
         listing = [
-            {"name": name, "config": json.loads(config_to_json(host.config(name))),
-             "revision": host.config(name).revision, "queued": host.queued(name)}
+            {
+                "name": name,
+                "config": json.loads(config_to_json(host.config(name))),
+                "revision": host.config(name).revision,
+                "queued": host.queued(name),
+            }
             for name in host.functions()
         ]
         self._reply(200, {"functions": listing})
@@ -93,7 +100,7 @@ class InvokeEndpoint:
     def __init__(self, host: FunctionHost, port: int = 0) -> None:
         self._server = _Server(host, port)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="local-http", daemon=True
+            target=self._server.serve_forever, args=(_POLL_S,), name="local-http", daemon=True
         )
 
     @property

@@ -125,8 +125,9 @@ class LocalProvider:
         self, targets: Sequence[Target], start: float, end: float
     ) -> Mapping[FunctionRef, WindowFacts]:
         """Facts over ``[start, end)`` for each local target, from two queries in all."""
-        mine = [t.ref for t in targets if t.ref.provider == self.name and t.ref.name in
-                self.host.specs]
+        mine = [
+            t.ref for t in targets if t.ref.provider == self.name and t.ref.name in self.host.specs
+        ]
         if not mine:
             return {}
         names = [ref.name for ref in mine]
@@ -166,8 +167,12 @@ class LocalProvider:
                 )
             values = {change.knob: self._checked(live, change) for change in changes}
             deployed = self.host.deploy(target.ref.name, live.with_changes(values))
-        log.info("applied", function=str(target.ref),
-                 changes=[change.describe() for change in changes], revision=deployed.revision)
+        log.info(
+            "applied",
+            function=str(target.ref),
+            changes=[change.describe() for change in changes],
+            revision=deployed.revision,
+        )
         return deployed
 
     def _checked(self, live: FunctionConfig, change: Change) -> float | int:

@@ -143,16 +143,29 @@ class Records:
                 "INSERT INTO invocations (function, revision, start, end, duration_ms, outcome,"
                 " peak_memory_mb, cold_start, init_ms, records, cache_hits, cache_misses, error)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (invocation.function, invocation.revision, invocation.start, invocation.end,
-                 invocation.duration_ms, invocation.outcome, invocation.peak_memory_mb,
-                 int(invocation.cold_start), invocation.init_ms, invocation.records,
-                 invocation.cache_hits, invocation.cache_misses, invocation.error),
+                (
+                    invocation.function,
+                    invocation.revision,
+                    invocation.start,
+                    invocation.end,
+                    invocation.duration_ms,
+                    invocation.outcome,
+                    invocation.peak_memory_mb,
+                    int(invocation.cold_start),
+                    invocation.init_ms,
+                    invocation.records,
+                    invocation.cache_hits,
+                    invocation.cache_misses,
+                    invocation.error,
+                ),
             )
             self._db.executemany(
                 "INSERT INTO dependency_calls (invocation_id, function, name, time, latency_ms,"
                 " error) VALUES (?, ?, ?, ?, ?, ?)",
-                [(cursor.lastrowid, c.function, c.name, c.time, c.latency_ms, c.error)
-                 for c in calls],
+                [
+                    (cursor.lastrowid, c.function, c.name, c.time, c.latency_ms, c.error)
+                    for c in calls
+                ],
             )
 
     def invocations(
@@ -210,8 +223,13 @@ class Records:
             self._db.execute(
                 "INSERT INTO deployments (function, time, revision, before, after)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (function, time, revision,
-                 None if before is None else config_to_json(before), config_to_json(after)),
+                (
+                    function,
+                    time,
+                    revision,
+                    None if before is None else config_to_json(before),
+                    config_to_json(after),
+                ),
             )
 
     def deployments(self, function: str | None = None) -> list[Deployment]:
@@ -225,7 +243,9 @@ class Records:
             rows = self._db.execute(query + " ORDER BY id", arguments).fetchall()
         return [
             Deployment(
-                name, time, revision,
+                name,
+                time,
+                revision,
                 None if before is None else config_from_json(before, revision - 1),
                 config_from_json(after, revision),
             )

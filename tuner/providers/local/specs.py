@@ -27,6 +27,8 @@ class TrafficSpec(BaseModel):
     """Payloads sent in turn; an invocation gets ``events[i % len(events)]``."""
     records_per_s: float = Field(default=0.0, ge=0)
     """Records per second put on the function's event source queue."""
+    backlog: int = Field(default=0, ge=0)
+    """Records already waiting on the queue when the traffic starts."""
 
 
 class FunctionSpec(BaseModel):

@@ -16,6 +16,9 @@ from tuner.providers.local.specs import DependencySpec
 
 log = structlog.get_logger(__name__)
 
+_POLL_S = 0.05
+"""How often a server checks for shutdown: bounds how long close() waits."""
+
 
 class _StubServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -65,7 +68,10 @@ class DependencyStubs:
             else:
                 server = _StubServer(spec)
                 threading.Thread(
-                    target=server.serve_forever, name=f"stub-{name}", daemon=True
+                    target=server.serve_forever,
+                    args=(_POLL_S,),
+                    name=f"stub-{name}",
+                    daemon=True,
                 ).start()
                 self._servers.append(server)
                 port = server.server_address[1]

@@ -44,8 +44,9 @@ class TrafficDriver:
             max_workers=max(1, max_in_flight * len(self._traffic)), thread_name_prefix="traffic"
         )
         self._threads = [
-            threading.Thread(target=self._drive, args=(name, spec), name=f"traffic-{name}",
-                             daemon=True)
+            threading.Thread(
+                target=self._drive, args=(name, spec), name=f"traffic-{name}", daemon=True
+            )
             for name, spec in self._traffic.items()
         ]
 
@@ -67,7 +68,8 @@ class TrafficDriver:
     def _drive(self, name: str, spec: TrafficSpec) -> None:
         events = itertools.cycle(spec.events)
         serial = itertools.count(1)
-        invocation_credit = record_credit = 0.0
+        invocation_credit = 1.0 if spec.rate_per_s else 0.0  # the first invocation at once
+        record_credit = float(spec.backlog)
         next_tick = time.monotonic()
         while not self._stop.wait(max(0.0, next_tick - time.monotonic())):
             next_tick += _TICK_S
@@ -103,4 +105,4 @@ class TrafficDriver:
 
 
 def _active(spec: TrafficSpec) -> bool:
-    return spec.rate_per_s > 0 or spec.records_per_s > 0
+    return spec.rate_per_s > 0 or spec.records_per_s > 0 or spec.backlog > 0

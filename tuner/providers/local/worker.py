@@ -102,8 +102,12 @@ class DependencyClient:
         finally:
             latency_ms = (time.monotonic() - started) * 1000
             self._channel.send(
-                {"type": "dependency_call", "name": self.name,
-                 "latency_ms": latency_ms, "error": error}
+                {
+                    "type": "dependency_call",
+                    "name": self.name,
+                    "latency_ms": latency_ms,
+                    "error": error,
+                }
             )
 
 
@@ -199,8 +203,11 @@ def serve(channel: Channel) -> None:
     non_resident_mb = limit_address_space(init["memory_mb"])
     reserve = bytearray(2 * _MB)  # freed on MemoryError so the reply can still be built
     channel.send(
-        {"type": "ready", "init_ms": (time.monotonic() - started) * 1000,
-         "non_resident_mb": non_resident_mb}
+        {
+            "type": "ready",
+            "init_ms": (time.monotonic() - started) * 1000,
+            "non_resident_mb": non_resident_mb,
+        }
     )
     cache = Cache(channel, enabled=init["cache_ttl_s"] > 0)
     while (request := channel.receive()) is not None:
@@ -218,8 +225,11 @@ def serve(channel: Channel) -> None:
                 del reserve
                 reply = {"type": "result", "outcome": "oom", "error": "MemoryError"}
             else:
-                reply = {"type": "result", "outcome": "error",
-                         "error": f"{type(error).__name__}: {error}"}
+                reply = {
+                    "type": "result",
+                    "outcome": "error",
+                    "error": f"{type(error).__name__}: {error}",
+                }
                 traceback.print_exc()
         reply["peak_mb"] = read_memory_status()["VmHWM"] / 1024
         channel.send(reply)
@@ -231,8 +241,11 @@ def main() -> None:
     """Run as a worker: keep a private copy of stdout for the protocol."""
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the handler's print() goes to the log, never into the protocol
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     serve(Channel(sys.stdin, protocol_out))
 
 

@@ -198,14 +198,24 @@ class WorkerProcess:
                 if line is None:
                     peak = self.peak_memory_mb()
                     self.stop()
-                    return Execution("timeout", self.spec.timeout_s * 1000, None,
-                                     f"timed out after {self.spec.timeout_s:g} s", peak, calls,
-                                     hits, misses)
+                    return Execution(
+                        "timeout",
+                        self.spec.timeout_s * 1000,
+                        None,
+                        f"timed out after {self.spec.timeout_s:g} s",
+                        peak,
+                        calls,
+                        hits,
+                        misses,
+                    )
                 message = json.loads(line)
                 kind = message["type"]
                 if kind == "dependency_call":
-                    calls.append(DependencyCall(message["name"], time.time(),
-                                                message["latency_ms"], message["error"]))
+                    calls.append(
+                        DependencyCall(
+                            message["name"], time.time(), message["latency_ms"], message["error"]
+                        )
+                    )
                 elif kind == "cache_get":
                     value = cache.get(message["key"])
                     hits, misses = (hits + 1, misses) if value is not None else (hits, misses + 1)
@@ -218,8 +228,16 @@ class WorkerProcess:
                     if message["outcome"] == "oom":
                         peak = float(self.spec.memory_mb)
                         self.stop()
-                    return Execution(message["outcome"], duration_ms, message.get("result"),
-                                     message.get("error", ""), peak, calls, hits, misses)
+                    return Execution(
+                        message["outcome"],
+                        duration_ms,
+                        message.get("result"),
+                        message.get("error", ""),
+                        peak,
+                        calls,
+                        hits,
+                        misses,
+                    )
         except (EOFError, BrokenPipeError):
             return self._died(started, calls, hits, misses)
 
@@ -230,11 +248,20 @@ class WorkerProcess:
         code = self._process.wait()
         if self._limit is not None and self._limit.exceeded():
             self.stop()
-            return Execution("oom", duration_ms, None, "killed at its memory limit",
-                             float(self.spec.memory_mb), calls, hits, misses)
+            return Execution(
+                "oom",
+                duration_ms,
+                None,
+                "killed at its memory limit",
+                float(self.spec.memory_mb),
+                calls,
+                hits,
+                misses,
+            )
         self.stop()
-        return Execution("error", duration_ms, None, f"worker exited with code {code}", None,
-                         calls, hits, misses)
+        return Execution(
+            "error", duration_ms, None, f"worker exited with code {code}", None, calls, hits, misses
+        )
 
     def peak_memory_mb(self) -> float | None:
         """The worker's peak RSS since the current invocation began, read from /proc."""

@@ -8,6 +8,6 @@ def handler(event, context):
     canvas = bytearray(pages * PAGE_BYTES)
     for page in range(pages):
         ink = bytes([page % 251 + 1]) * PAGE_BYTES
-        canvas[page * PAGE_BYTES:(page + 1) * PAGE_BYTES] = ink
+        canvas[page * PAGE_BYTES : (page + 1) * PAGE_BYTES] = ink
     context.logger.info("rendered %d pages for %s", pages, event.get("month"))
     return {"month": event.get("month"), "pages": pages, "bytes": len(canvas)}

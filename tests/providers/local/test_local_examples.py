@@ -1,0 +1,139 @@
+"""The demo functions in examples/local misbehave as documented, and one change fixes each."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from local_world import WallClock
+
+from tuner.errors import ConfigError
+from tuner.providers.local import Settings, build, resolve_functions_dir
+from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.specs import load_dependencies
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "local"
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[FunctionHost]:
+    """The demo functions on a started host, without traffic."""
+    host = FunctionHost(EXAMPLES, tmp_path / "state", WallClock())
+    host.start()
+    yield host
+    host.close()
+
+
+def peak_of_last(host: FunctionHost, name: str) -> float | None:
+    return host.records.invocations([name], 0, time.time() + 1)[-1].peak_memory_mb
+
+
+def test_the_demo_declares_five_kinds_of_function_and_their_dependencies() -> None:
+    host = FunctionHost(EXAMPLES, Path("/nonexistent-never-written"), WallClock())
+    try:
+        assert host.functions() == [
+            "checkout",
+            "greeter",
+            "ledger-sync",
+            "price-lookup",
+            "refund-notifier",
+            "report-builder",
+        ]
+        assert all(spec.owner and spec.labels for spec in host.specs.values())
+    finally:
+        host.close()
+    dependencies = load_dependencies(EXAMPLES)
+    assert dependencies["catalog-db"].latency_ms == 300 and dependencies["payments-api"].down
+
+
+def test_report_builder_runs_out_of_memory_and_fits_after_doubling(demo: FunctionHost) -> None:
+    assert demo.invoke("report-builder", {"pages": 44}).outcome == "oom"
+    assert peak_of_last(demo, "report-builder") == 128.0
+
+    demo.deploy("report-builder", replace(demo.config("report-builder"), memory_mb=256))
+
+    assert demo.invoke("report-builder", {"pages": 44}).outcome == "ok"
+    peak = peak_of_last(demo, "report-builder")
+    assert peak is not None and 170 <= peak <= 215
+
+
+def test_ledger_sync_times_out_on_full_batches_and_not_on_half_ones(demo: FunctionHost) -> None:
+    records = [{"id": i} for i in range(100)]
+
+    assert demo.invoke("ledger-sync", records).outcome == "timeout"
+    halved = demo.invoke("ledger-sync", records[:50])
+
+    assert halved.outcome == "ok" and halved.result == list(range(50))
+    assert halved.duration_ms < 0.8 * 3000
+
+
+def test_price_lookup_is_slow_until_its_cache_is_on(demo: FunctionHost) -> None:
+    event = {"product": "p-100"}
+    slow = [demo.invoke("price-lookup", event).duration_ms for _ in range(2)]
+    demo.deploy("price-lookup", replace(demo.config("price-lookup"), cache_ttl_s=300))
+
+    cached = [demo.invoke("price-lookup", event) for _ in range(3)]
+
+    assert min(slow) >= 250
+    assert [c.result["cached"] for c in cached] == [False, True, True]
+    assert max(c.duration_ms for c in cached[1:]) < 50
+
+
+@pytest.mark.parametrize("name", ["checkout", "refund-notifier"])
+def test_the_payment_functions_fail_on_their_down_dependency(demo: FunctionHost, name: str) -> None:
+    event = {"cart": "c-1"} if name == "checkout" else {"refund": "r-1"}
+
+    result = demo.invoke(name, event)
+
+    assert result.outcome == "error" and "payments-api" in result.error
+    [call] = demo.records.dependency_calls([name], 0, time.time() + 1)
+    assert call.name == "payments-api" and call.error
+
+
+def test_greeter_is_healthy(demo: FunctionHost) -> None:
+    result = demo.invoke("greeter", {"name": "Ada"})
+
+    assert result.outcome == "ok" and result.result == {"greeting": "Hello, Ada!"}
+    assert (peak_of_last(demo, "greeter") or 0) < 64
+
+
+def test_functions_dir_is_found_from_the_checkout_when_not_in_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert resolve_functions_dir(Path("examples/local")) == EXAMPLES
+    with pytest.raises(ConfigError, match="functions_dir"):
+        resolve_functions_dir(Path("examples/missing"))
+
+
+def test_settings_forbid_unknown_options() -> None:
+    with pytest.raises(ValueError):
+        Settings.model_validate({"type": "local", "functions": "x"})
+    assert Settings().model_dump()["type"] == "local"
+
+
+@pytest.mark.slow
+def test_every_problem_shows_in_the_first_window_of_demo_traffic(tmp_path: Path) -> None:
+    provider = build(
+        Settings(state_dir=tmp_path / "state", http_port=None, traffic=True), clock=WallClock()
+    )
+    start = time.time()
+    with provider:
+        time.sleep(6.0)
+        facts = {
+            ref.name: f
+            for ref, f in provider.observe(provider.targets(), start, time.time()).items()
+        }
+
+    assert facts["report-builder"].ooms
+    assert facts["ledger-sync"].timeouts
+    assert (facts["price-lookup"].dependencies["catalog-db"].latency_p95_ms or 0) >= 250
+    for name in ("checkout", "refund-notifier"):
+        payments = facts[name].dependencies["payments-api"]
+        assert payments.calls and payments.errors == payments.calls
+    greeter = facts["greeter"]
+    assert greeter.invocations and greeter.errors == 0
