@@ -26,7 +26,9 @@ def fleet(n: int, seed: int = 7) -> tuple[list[Target], list[WindowFacts]]:
     for i in range(n):
         ref = FunctionRef("aws", f"fn-{i:05d}", "eu-west-1")
         memory = rng.choice([128, 256, 512, 1024])
-        config = FunctionConfig(memory_mb=memory, timeout_s=30.0, batch_size=100 if i % 3 == 0 else None, cache_ttl_s=0)
+        config = FunctionConfig(
+            memory_mb=memory, timeout_s=30.0, batch_size=100 if i % 3 == 0 else None, cache_ttl_s=0
+        )
         targets.append(Target(ref, config, {"team": f"t{i % 20}"}))
         kind = rng.random()
         inv = rng.randint(20, 2000)
@@ -71,7 +73,9 @@ def bench_conditions(rules_path: Path, seconds: float = 2.0) -> float:
     return n / (time.process_time() - start)
 
 
-def bench_cycle(rules_path: Path, functions: int = 10_000, repeats: int = 5) -> tuple[float, int, int]:
+def bench_cycle(
+    rules_path: Path, functions: int = 10_000, repeats: int = 5
+) -> tuple[float, int, int]:
     """CPU seconds of facts + evaluate + plan + guard for a fleet (best of ``repeats``)."""
     rules = load_rules([rules_path])
     compiled = {r.name: r for r in rules.rules}
@@ -90,7 +94,9 @@ def bench_cycle(rules_path: Path, functions: int = 10_000, repeats: int = 5) -> 
             found, _ = evaluate(rules, target, facts, streaks, 60.0)
             findings += len(found)
             for finding in found:
-                planned.extend(plan_finding(compiled[finding.rule], finding, target, Mode.APPLY, 60.0))
+                planned.extend(
+                    plan_finding(compiled[finding.rule], finding, target, Mode.APPLY, 60.0)
+                )
         settled = guard(planned, [], cooldowns, GuardPolicy(max_changes_per_cycle=1000), 60.0)
         best = min(best, time.process_time() - start)
         decisions = len(settled)

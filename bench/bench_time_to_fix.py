@@ -51,7 +51,9 @@ def main(interval_s: float = 5.0) -> None:
 
         provider.apply = timed_apply  # type: ignore[method-assign]
         provider.start()
-        runner = threading.Thread(target=run_forever, args=(daemon, interval_s), kwargs={"stop": stop})
+        runner = threading.Thread(
+            target=run_forever, args=(daemon, interval_s), kwargs={"stop": stop}
+        )
         runner.start()
         try:
             deadline = time.time() + 20 * interval_s
@@ -59,7 +61,12 @@ def main(interval_s: float = 5.0) -> None:
             while time.time() < deadline and decision is None:
                 time.sleep(0.2)
                 decision = next(
-                    (d for d in store.decisions() if d.rule == "oom" and d.outcome is Outcome.APPLIED), None
+                    (
+                        d
+                        for d in store.decisions()
+                        if d.rule == "oom" and d.outcome is Outcome.APPLIED
+                    ),
+                    None,
                 )
         finally:
             stop.set()
@@ -70,7 +77,8 @@ def main(interval_s: float = 5.0) -> None:
             return
         with sqlite3.connect(Path(tmp) / "local.sqlite") as db:
             (first_oom,) = db.execute(
-                "SELECT MIN(end) FROM invocations WHERE outcome = 'oom' AND function = ?", (decision.ref.name,)
+                "SELECT MIN(end) FROM invocations WHERE outcome = 'oom' AND function = ?",
+                (decision.ref.name,),
             ).fetchone()
         store.close()
         elapsed = applied_at[0] - first_oom

@@ -48,10 +48,13 @@ class FakeProvider:
         if self.fail_targets is not None:
             raise self.fail_targets
         return [
-            Target(self.ref(n), c, self.labels.get(n, {}), self.limits) for n, c in self.configs.items()
+            Target(self.ref(n), c, self.labels.get(n, {}), self.limits)
+            for n, c in self.configs.items()
         ]
 
-    def observe(self, targets: Sequence[Target], start: float, end: float) -> Mapping[FunctionRef, WindowFacts]:
+    def observe(
+        self, targets: Sequence[Target], start: float, end: float
+    ) -> Mapping[FunctionRef, WindowFacts]:
         return {
             t.ref: replace(self.windows[t.ref.name], ref=t.ref, start=start, end=end)
             for t in targets

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -102,7 +102,9 @@ class MoreMemory(_Action):
             wanted = current * self.growth
             basis = f"x{self.growth:g}: killed at the limit, real need unknown"
         after = min(cap, max(limits.memory_min_mb, _round_up(wanted, limits.memory_step_mb)))
-        return Plan(Change(Knob.MEMORY_MB, current, after), f"memory {current} -> {after} MB ({basis})")
+        return Plan(
+            Change(Knob.MEMORY_MB, current, after), f"memory {current} -> {after} MB ({basis})"
+        )
 
 
 class LessMemory(_Action):
@@ -125,7 +127,9 @@ class LessMemory(_Action):
         if peak is None or peak <= 0:
             return _not("no peak memory measured: memory is never lowered on missing data")
         current = config.memory_mb
-        after = max(limits.memory_min_mb, _round_up(peak * (1.0 + self.margin), limits.memory_step_mb))
+        after = max(
+            limits.memory_min_mb, _round_up(peak * (1.0 + self.margin), limits.memory_step_mb)
+        )
         if after > current * (1.0 - self.min_saving):
             return _not(f"saving below {self.min_saving:.0%}")
         summary = f"memory {current} -> {after} MB (peak {peak:.0f} MB + {self.margin:.0%})"
@@ -185,7 +189,9 @@ class SmallerBatches(_Action):
     """
 
     action: Literal["smaller-batches"] = "smaller-batches"
-    factor: float = Field(0.5, gt=0.0, lt=1.0, description="Shrink factor without a per-record time.")
+    factor: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Shrink factor without a per-record time."
+    )
     target_fraction: float = Field(0.6, gt=0.0, le=1.0, description="Share of the timeout to use.")
     knob: ClassVar[Knob | None] = Knob.BATCH_SIZE
     symptom: ClassVar[str | None] = "timeout_rate"
@@ -205,8 +211,13 @@ class SmallerBatches(_Action):
         if per_record and timeout_ms:
             sized = int(self.target_fraction * timeout_ms / per_record)
             if limits.batch_min <= sized < batch:
-                after, basis = sized, f"{per_record:.0f} ms per record, {self.target_fraction:.0%} of the timeout"
-        return Plan(Change(Knob.BATCH_SIZE, batch, after), f"batch size {batch} -> {after} ({basis})")
+                after, basis = (
+                    sized,
+                    f"{per_record:.0f} ms per record, {self.target_fraction:.0%} of the timeout",
+                )
+        return Plan(
+            Change(Knob.BATCH_SIZE, batch, after), f"batch size {batch} -> {after} ({basis})"
+        )
 
 
 class FanOut(_Action):
@@ -299,14 +310,23 @@ class Notify(_Action):
 
 
 Action = Annotated[
-    Union[MoreMemory, LessMemory, LongerTimeout, SmallerBatches, FanOut, LessConcurrency, EnableCache, Notify],
+    MoreMemory | LessMemory | LongerTimeout | SmallerBatches | FanOut | LessConcurrency | EnableCache | Notify,
     Field(discriminator="action"),
 ]
 """Any action of a rule, told apart by its ``action`` field."""
 
 ACTIONS: Mapping[str, type[_Action]] = {
     cls.model_fields["action"].default: cls
-    for cls in (MoreMemory, LessMemory, LongerTimeout, SmallerBatches, FanOut, LessConcurrency, EnableCache, Notify)
+    for cls in (
+        MoreMemory,
+        LessMemory,
+        LongerTimeout,
+        SmallerBatches,
+        FanOut,
+        LessConcurrency,
+        EnableCache,
+        Notify,
+    )
 }
 """Action name -> model class."""
 
@@ -315,7 +335,9 @@ def clamp(config: FunctionConfig, limits: Limits, change: Change) -> Change:
     """Clamp a change to the provider's limits (for changes that come from outside a plan)."""
     value = change.after
     if change.knob is Knob.MEMORY_MB:
-        value = min(limits.memory_max_mb, max(limits.memory_min_mb, _round_up(value, limits.memory_step_mb)))
+        value = min(
+            limits.memory_max_mb, max(limits.memory_min_mb, _round_up(value, limits.memory_step_mb))
+        )
     elif change.knob is Knob.TIMEOUT_S:
         value = min(limits.timeout_max_s, max(limits.timeout_min_s, float(value)))
     elif change.knob is Knob.BATCH_SIZE:

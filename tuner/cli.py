@@ -18,7 +18,7 @@ from typing import Any
 
 from tuner.config import TunerConfig, load_config
 from tuner.engine.facts import FACTS
-from tuner.engine.rulefiles import load_yaml, parse_rules, parse_duration, rules_schema
+from tuner.engine.rulefiles import load_yaml, parse_duration, parse_rules, rules_schema
 from tuner.errors import ConfigError, Problem
 from tuner.logs import configure
 from tuner.model import Decision, FunctionRef, Outcome
@@ -51,11 +51,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args.config)
     if args.fresh:
         if args.config:
-            raise ConfigError([Problem(args.config, None, "--fresh only resets the embedded demo's state")])
+            raise ConfigError(
+                [Problem(args.config, None, "--fresh only resets the embedded demo's state")]
+            )
         shutil.rmtree(config.store_path().parent, ignore_errors=True)
     if args.interval:
         config = config.model_copy(update={"interval": parse_duration(args.interval)})
-    configure(config.log.format if not args.verbose else "console", "debug" if args.verbose else "warning")
+    configure(
+        config.log.format if not args.verbose else "console", "debug" if args.verbose else "warning"
+    )
     tuner = build(config)
     started = time.time()
     _print(
@@ -74,9 +78,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             + (f", {len(report.errors)} errors" if report.errors else "")
         )
         for d in applied:
-            _print(f"    changed  {d.ref.name}: {d.change.describe() if d.change else ''}  ({d.rule})")
+            _print(
+                f"    changed  {d.ref.name}: {d.change.describe() if d.change else ''}  ({d.rule})"
+            )
         for d in report.verified:
-            _print(f"    verified {d.ref.name}: {d.change.describe() if d.change else ''} -> {d.verification}")
+            _print(
+                f"    verified {d.ref.name}: {d.change.describe() if d.change else ''} -> {d.verification}"
+            )
         for d in report.decisions:
             if d.outcome in (Outcome.FAILED, Outcome.ROLLED_BACK):
                 _print(f"    {d.outcome.value:8} {d.ref.name}: {d.summary} {d.reason}")
@@ -192,7 +200,9 @@ def summary_table(decisions: Sequence[Decision]) -> str:
         if d.action != "resolved" and d.rule not in row["found"]:
             row["found"].append(d.rule)
         if d.change is not None and d.outcome in (Outcome.APPLIED, Outcome.ROLLED_BACK):
-            row["changed"].append(d.change.describe() + (" (rolled back)" if d.outcome is Outcome.ROLLED_BACK else ""))
+            row["changed"].append(
+                d.change.describe() + (" (rolled back)" if d.outcome is Outcome.ROLLED_BACK else "")
+            )
             row["verified"].append(d.verification.value if d.verification else "-")
         elif d.outcome in (Outcome.NOTIFIED, Outcome.RECOMMENDED) and d.action != "resolved":
             label = "told the owners" if d.outcome is Outcome.NOTIFIED else "recommended"
@@ -293,7 +303,9 @@ def cmd_facts(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tuner`` command."""
-    p = argparse.ArgumentParser(prog="tuner", description="Autotuning daemon for serverless functions.")
+    p = argparse.ArgumentParser(
+        prog="tuner", description="Autotuning daemon for serverless functions."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the daemon (the embedded demo without -c)")
@@ -301,7 +313,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--for", dest="duration", help="stop after this long, e.g. 90s or 10m")
     run.add_argument("--interval", help="override the cycle interval, e.g. 10s")
     run.add_argument(
-        "--fresh", action="store_true", help="embedded demo only: start from the shipped examples (clears .tuner/)"
+        "--fresh",
+        action="store_true",
+        help="embedded demo only: start from the shipped examples (clears .tuner/)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log every step")
     run.set_defaults(fn=cmd_run)

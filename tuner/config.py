@@ -84,7 +84,9 @@ class TunerConfig(BaseModel):
 
     mode: Mode = Mode.APPLY
     interval: Duration = 30.0
-    window: Duration | None = Field(None, description="Observation window; the interval when omitted.")
+    window: Duration | None = Field(
+        None, description="Observation window; the interval when omitted."
+    )
     rules: list[str] = Field(default_factory=list, description="Rule files or folders.")
     store: str = ".tuner/tuner.db"
     providers: list[dict[str, Any]] = Field(default_factory=lambda: [{"type": "local"}])
@@ -133,7 +135,16 @@ def parse_config(text: str, source: str) -> TunerConfig:
         raise ConfigError(validation_problems(exc, source, lines, data, rule_file=False)) from None
     for i, provider in enumerate(config.providers):
         if not isinstance(provider.get("type"), str):
-            raise ConfigError([Problem(source, lines.get(("providers", i)), "a provider needs a 'type'", field="providers")])
+            raise ConfigError(
+                [
+                    Problem(
+                        source,
+                        lines.get(("providers", i)),
+                        "a provider needs a 'type'",
+                        field="providers",
+                    )
+                ]
+            )
     config.source = source
     config._lines = lines
     return config

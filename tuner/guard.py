@@ -67,7 +67,17 @@ def guard(
     touched: set[tuple[FunctionRef, Knob]] = set()
     settled: list[Decision] = []
     for d in sorted(planned, key=lambda d: _SEVERITY_ORDER[d.severity]):
-        outcome, reason = _settle(d, last, touched, per_function_day, in_last_hour + this_cycle, this_cycle, cooldowns, policy, now)
+        outcome, reason = _settle(
+            d,
+            last,
+            touched,
+            per_function_day,
+            in_last_hour + this_cycle,
+            this_cycle,
+            cooldowns,
+            policy,
+            now,
+        )
         if outcome is Outcome.APPLIED and d.change is not None:
             this_cycle += 1
             touched.add((d.ref, d.change.knob))
@@ -104,9 +114,15 @@ def _settle(
         cooldown = cooldowns.get(d.rule, 0.0)
         if now - previous.time < cooldown:
             wait = cooldown - (now - previous.time)
-            return Outcome.SKIPPED, f"cooldown: {change.knob.value} changed {now - previous.time:.0f} s ago, {wait:.0f} s to go"
+            return (
+                Outcome.SKIPPED,
+                f"cooldown: {change.knob.value} changed {now - previous.time:.0f} s ago, {wait:.0f} s to go",
+            )
         if _direction(previous) * _direction(d) < 0 and now - previous.time < policy.hysteresis_s:
-            return Outcome.SKIPPED, f"hysteresis: {change.knob.value} moved the other way {now - previous.time:.0f} s ago"
+            return (
+                Outcome.SKIPPED,
+                f"hysteresis: {change.knob.value} moved the other way {now - previous.time:.0f} s ago",
+            )
     if mode is Mode.RECOMMEND:
         return Outcome.RECOMMENDED, ""
     if this_cycle >= policy.max_changes_per_cycle:
@@ -114,5 +130,8 @@ def _settle(
     if in_last_hour >= policy.max_changes_per_hour:
         return Outcome.SKIPPED, f"cap: {policy.max_changes_per_hour} changes per hour"
     if per_function_day.get(d.ref, 0) >= policy.max_changes_per_function_per_day:
-        return Outcome.SKIPPED, f"cap: {policy.max_changes_per_function_per_day} changes per function per day"
+        return (
+            Outcome.SKIPPED,
+            f"cap: {policy.max_changes_per_function_per_day} changes per function per day",
+        )
     return Outcome.APPLIED, ""

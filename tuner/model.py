@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Union
 
-FactValue = Union[float, str, bool, None, Mapping[str, "FactValue"]]
+# A recursive alias needs Union with a string forward reference.
+FactValue = Union[float, str, bool, None, Mapping[str, "FactValue"]]  # noqa: UP007
 """A value a rule condition can see: numbers are always floats, unknown is None."""
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})

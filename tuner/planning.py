@@ -51,7 +51,11 @@ def proposals(facts: Mapping[str, Any], plan: Plan | None) -> list[str]:
             "Memory cannot grow further: split the work map-reduce style (fan-out), or move "
             "large private state out of the function."
         )
-    if (facts.get("timeouts") or 0) > 0 and facts.get("batch_size") is None and facts.get("fan_out") is None:
+    if (
+        (facts.get("timeouts") or 0) > 0
+        and facts.get("batch_size") is None
+        and facts.get("fan_out") is None
+    ):
         out.append(
             "The function has no batch or fan-out knob: consider decomposing it (smaller "
             "batches, map-reduce fan-out, or a continuation that hands its state over)."
@@ -85,7 +89,16 @@ def plan_finding(
             reasons.append(f"{action.action}: {plan.reason}")
             continue
         decisions.append(
-            _decision(compiled, finding, action.action, mode, plan, group, now, proposals(finding.facts, plan))
+            _decision(
+                compiled,
+                finding,
+                action.action,
+                mode,
+                plan,
+                group,
+                now,
+                proposals(finding.facts, plan),
+            )
         )
         if rule.choose == "first" and plan.change is not None:
             break

@@ -10,8 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from tuner.model import Change, Decision, FunctionConfig, FunctionRef, Intent, Outcome, Target
-from tuner.model import Verification, WindowFacts
+from tuner.model import (
+    Change,
+    Decision,
+    FunctionConfig,
+    FunctionRef,
+    Intent,
+    Outcome,
+    Target,
+    Verification,
+    WindowFacts,
+)
 
 
 @runtime_checkable

@@ -56,7 +56,9 @@ class RuleSource:
             except ConfigError as exc:
                 self.last_error = exc
                 for problem in exc.problems:
-                    log.error("rule file rejected, keeping the last good rules", problem=str(problem))
+                    log.error(
+                        "rule file rejected, keeping the last good rules", problem=str(problem)
+                    )
                 return False
             self.rules, self.last_error = rules, None
             log.info("rules reloaded", rules=len(rules), files=[str(p) for p in self.paths])

@@ -15,8 +15,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tuner.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Outcome, Severity
-from tuner.model import Verification
+from tuner.model import (
+    Change,
+    Decision,
+    FunctionRef,
+    Intent,
+    Knob,
+    Mode,
+    Outcome,
+    Severity,
+    Verification,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -74,7 +83,9 @@ class SqliteStore:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30
+        )
         self._lock = threading.RLock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -147,7 +158,11 @@ class SqliteStore:
         """Update what became of a decision."""
         sets: list[str] = []
         args: list[str] = []
-        for column, value in (("outcome", outcome), ("verification", verification), ("reason", reason)):
+        for column, value in (
+            ("outcome", outcome),
+            ("verification", verification),
+            ("reason", reason),
+        ):
             if value is not None:
                 sets.append(f"{column} = ?")
                 args.append(value.value if hasattr(value, "value") else value)
@@ -177,7 +192,9 @@ class SqliteStore:
     def get(self, decision_id: str) -> Decision | None:
         """One decision by id."""
         with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM decisions WHERE id = ?", (decision_id,)).fetchone()
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM decisions WHERE id = ?", (decision_id,)
+            ).fetchone()
         return self._decision(row) if row else None
 
     def applied_since(self, since: float) -> list[Decision]:
@@ -187,7 +204,9 @@ class SqliteStore:
             "ORDER BY time, rowid"
         )
         with self._lock:
-            rows = self._db.execute(sql, (since, Outcome.APPLIED.value, Outcome.ROLLED_BACK.value)).fetchall()
+            rows = self._db.execute(
+                sql, (since, Outcome.APPLIED.value, Outcome.ROLLED_BACK.value)
+            ).fetchall()
         return [self._decision(r) for r in rows]
 
     def pending_verification(self) -> list[Decision]:
@@ -197,7 +216,9 @@ class SqliteStore:
             "ORDER BY time, rowid"
         )
         with self._lock:
-            rows = self._db.execute(sql, (Outcome.APPLIED.value, Verification.PENDING.value)).fetchall()
+            rows = self._db.execute(
+                sql, (Outcome.APPLIED.value, Verification.PENDING.value)
+            ).fetchall()
         return [self._decision(r) for r in rows]
 
     # ------------------------------------------------------------ intents
@@ -227,9 +248,12 @@ class SqliteStore:
             ).fetchall()
         return [
             Intent(
-                id=r[0], decision_id=r[1], ref=FunctionRef.parse(r[2]),
+                id=r[0],
+                decision_id=r[1],
+                ref=FunctionRef.parse(r[2]),
                 changes=tuple(Change(Knob(k), b, a) for k, b, a in json.loads(r[3])),
-                created=r[4], state=r[5],
+                created=r[4],
+                state=r[5],
             )  # fmt: skip
             for r in rows
         ]

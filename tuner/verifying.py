@@ -56,13 +56,14 @@ def verify(
     if invocations is None or invocations < policy.min_invocations:
         return Verification.PENDING
     rate_before, rate_after = _num(before, "error_rate"), _num(after, "error_rate")
-    if rate_before is not None and rate_after is not None:
-        if rate_after > rate_before + policy.error_rate_increase:
-            return Verification.WORSE
+    known = rate_before is not None and rate_after is not None
+    if known and rate_after > rate_before + policy.error_rate_increase:  # type: ignore[operator]
+        return Verification.WORSE
+    fewer_errors = known and rate_after < rate_before  # type: ignore[operator]
     p95_before, p95_after = _num(before, "duration_p95_ms"), _num(after, "duration_p95_ms")
-    if p95_before and p95_after and p95_after > p95_before * policy.latency_factor:
-        if rate_after is None or rate_before is None or rate_after >= rate_before:
-            return Verification.WORSE
+    slower = bool(p95_before and p95_after and p95_after > p95_before * policy.latency_factor)
+    if slower and not fewer_errors:
+        return Verification.WORSE
     action_cls = ACTIONS.get(action)
     symptom = action_cls.symptom if action_cls is not None else None
     was = _num(before, symptom) if symptom else None

@@ -35,16 +35,26 @@ PROVIDERS = {
 def _provider_module(kind: str, config: TunerConfig, index: int) -> ModuleType:
     if kind not in PROVIDERS:
         raise ConfigError(
-            [Problem(config.source or "tuner.yaml", config.line_of("providers", index, "type"),
-                     f"unknown provider type '{kind}'; known: {', '.join(PROVIDERS)}",
-                     field=f"providers[{index}].type")]  # fmt: skip
+            [
+                Problem(
+                    config.source or "tuner.yaml",
+                    config.line_of("providers", index, "type"),
+                    f"unknown provider type '{kind}'; known: {', '.join(PROVIDERS)}",
+                    field=f"providers[{index}].type",
+                )
+            ]  # fmt: skip
         )
     try:
         return importlib.import_module(PROVIDERS[kind])
     except ImportError as exc:
         raise ConfigError(
-            [Problem(config.source or "tuner.yaml", config.line_of("providers", index),
-                     f"provider '{kind}' needs an extra: pip install 'tuner[{kind}]' ({exc.name} missing)")]  # fmt: skip
+            [
+                Problem(
+                    config.source or "tuner.yaml",
+                    config.line_of("providers", index),
+                    f"provider '{kind}' needs an extra: pip install 'tuner[{kind}]' ({exc.name} missing)",
+                )
+            ]  # fmt: skip
         ) from None
 
 
@@ -57,8 +67,12 @@ def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:
         try:
             out.append((module, module.Settings.model_validate(section)))
         except ValidationError as exc:
-            for p in validation_problems(exc, config.source or "tuner.yaml", {}, section, rule_file=False):
-                p.line = config.line_of("providers", i, *(p.field or "").split(".")[:1]) or config.line_of("providers", i)
+            for p in validation_problems(
+                exc, config.source or "tuner.yaml", {}, section, rule_file=False
+            ):
+                p.line = config.line_of(
+                    "providers", i, *(p.field or "").split(".")[:1]
+                ) or config.line_of("providers", i)
                 p.field = f"providers[{i}].{p.field}" if p.field else f"providers[{i}]"
                 problems.append(p)
     if problems:
@@ -124,7 +138,9 @@ def build(
     clock = clock or SystemClock()
     rules = RuleSource(config.rule_paths())
     if providers is None:
-        providers = [module.build(settings, clock=clock) for module, settings in provider_settings(config)]
+        providers = [
+            module.build(settings, clock=clock) for module, settings in provider_settings(config)
+        ]
     store_path = config.store_path()
     store = SqliteStore(store_path)
     if notifier is None:

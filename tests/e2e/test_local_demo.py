@@ -42,7 +42,9 @@ def _decisions(db: Path, name: str) -> list:  # type: ignore[type-arg]
 
 
 def _applied(db: Path, name: str) -> list:  # type: ignore[type-arg]
-    return [d for d in _decisions(db, name) if d.outcome is Outcome.APPLIED and d.action != "rollback"]
+    return [
+        d for d in _decisions(db, name) if d.outcome is Outcome.APPLIED and d.action != "rollback"
+    ]
 
 
 def test_oom_fixed_with_one_memory_change(demo: tuple[Path, str]) -> None:
@@ -102,7 +104,17 @@ def test_summary_and_explain_show_the_same_history(demo: tuple[Path, str]) -> No
         assert [r["id"] for r in records] == [d.id for d in store.decisions(limit=1000)]
     finally:
         store.close()
-    for key in ("function", "rule", "action", "before", "after", "mode", "applied", "verified", "time"):
+    for key in (
+        "function",
+        "rule",
+        "action",
+        "before",
+        "after",
+        "mode",
+        "applied",
+        "verified",
+        "time",
+    ):
         assert all(key in r for r in records)
     memory = [r for r in records if r["function"].endswith("report-builder") and r["applied"]]
     assert memory and memory[0]["verified"] == "improved"

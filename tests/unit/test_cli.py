@@ -21,15 +21,22 @@ def test_check_valid_files(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_check_reports_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "team.yaml"
-    bad.write_text("rules:\n  - name: oom\n    when: ooms > 0.0\n    actions:\n      - action: more-memroy\n")
+    bad.write_text(
+        "rules:\n  - name: oom\n    when: ooms > 0.0\n    actions:\n      - action: more-memroy\n"
+    )
     assert main(["check", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert f"{bad}:5: rule 'oom': field 'actions': unknown action 'more-memroy' (did you mean 'more-memory'?)" in err
+    assert (
+        f"{bad}:5: rule 'oom': field 'actions': unknown action 'more-memroy' (did you mean 'more-memory'?)"
+        in err
+    )
 
 
 def test_check_a_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "tuner.yaml"
-    cfg.write_text("mode: apply\ninterval: 30s\nproviders:\n  - type: local\n    functions_dirr: x\n")
+    cfg.write_text(
+        "mode: apply\ninterval: 30s\nproviders:\n  - type: local\n    functions_dirr: x\n"
+    )
     assert main(["check", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert f"{cfg}:5: field 'providers[0].functions_dirr'" in err

@@ -16,7 +16,13 @@ F = FunctionRef("aws", "resize", "eu-west-1")
 G = FunctionRef("aws", "thumb", "eu-west-1")
 
 
-def decision(ref: FunctionRef = F, before: float = 128, after: float = 256, knob: Knob = Knob.MEMORY_MB, **kw: Any) -> Decision:
+def decision(
+    ref: FunctionRef = F,
+    before: float = 128,
+    after: float = 256,
+    knob: Knob = Knob.MEMORY_MB,
+    **kw: Any,
+) -> Decision:
     base = Decision(
         id=f"{ref.name}-{knob}-{after}", time=NOW, ref=ref, rule="oom", action="more-memory",
         severity=Severity.CRITICAL, mode=Mode.APPLY, outcome=Outcome.OBSERVED,
@@ -26,7 +32,9 @@ def decision(ref: FunctionRef = F, before: float = 128, after: float = 256, knob
 
 
 def past(age_s: float, before: float = 128, after: float = 256, ref: FunctionRef = F) -> Decision:
-    return decision(ref, before, after, time=NOW - age_s, outcome=Outcome.APPLIED, id=f"past-{age_s}-{ref.name}")
+    return decision(
+        ref, before, after, time=NOW - age_s, outcome=Outcome.APPLIED, id=f"past-{age_s}-{ref.name}"
+    )
 
 
 COOLDOWN = {"oom": 600.0}
@@ -43,19 +51,67 @@ COOLDOWN = {"oom": 600.0}
         ([decision(facts={"invocations": 0.0})], [], GuardPolicy(), Outcome.SKIPPED, "no data"),
         ([decision(facts={"invocations": None})], [], GuardPolicy(), Outcome.SKIPPED, "no data"),
         ([decision(facts={})], [], GuardPolicy(), Outcome.SKIPPED, "no data"),
-        ([decision(before=256, after=512)], [past(100)], GuardPolicy(), Outcome.SKIPPED, "cooldown"),
+        (
+            [decision(before=256, after=512)],
+            [past(100)],
+            GuardPolicy(),
+            Outcome.SKIPPED,
+            "cooldown",
+        ),
         ([decision(before=256, after=512)], [past(700)], GuardPolicy(), Outcome.APPLIED, ""),
-        ([decision(before=256, after=128)], [past(700)], GuardPolicy(), Outcome.SKIPPED, "hysteresis"),
-        ([decision(before=256, after=128)], [past(700)], GuardPolicy(hysteresis_s=600), Outcome.APPLIED, ""),
-        ([decision(knob=Knob.TIMEOUT_S, before=3, after=6)], [past(100)], GuardPolicy(), Outcome.APPLIED, ""),
+        (
+            [decision(before=256, after=128)],
+            [past(700)],
+            GuardPolicy(),
+            Outcome.SKIPPED,
+            "hysteresis",
+        ),
+        (
+            [decision(before=256, after=128)],
+            [past(700)],
+            GuardPolicy(hysteresis_s=600),
+            Outcome.APPLIED,
+            "",
+        ),
+        (
+            [decision(knob=Knob.TIMEOUT_S, before=3, after=6)],
+            [past(100)],
+            GuardPolicy(),
+            Outcome.APPLIED,
+            "",
+        ),
         ([decision(before=256, after=512)], [past(100, ref=G)], GuardPolicy(), Outcome.APPLIED, ""),
-        ([decision(before=256, after=512)], [past(4000)], GuardPolicy(max_changes_per_function_per_day=1), Outcome.SKIPPED, "per function per day"),
-        ([decision(before=256, after=512)], [past(4000, ref=G)], GuardPolicy(max_changes_per_function_per_day=1), Outcome.APPLIED, ""),
-        ([decision(before=256, after=512)], [past(1000, ref=G)], GuardPolicy(max_changes_per_hour=1), Outcome.SKIPPED, "per hour"),
+        (
+            [decision(before=256, after=512)],
+            [past(4000)],
+            GuardPolicy(max_changes_per_function_per_day=1),
+            Outcome.SKIPPED,
+            "per function per day",
+        ),
+        (
+            [decision(before=256, after=512)],
+            [past(4000, ref=G)],
+            GuardPolicy(max_changes_per_function_per_day=1),
+            Outcome.APPLIED,
+            "",
+        ),
+        (
+            [decision(before=256, after=512)],
+            [past(1000, ref=G)],
+            GuardPolicy(max_changes_per_hour=1),
+            Outcome.SKIPPED,
+            "per hour",
+        ),
         ([decision()], [], GuardPolicy(max_changes_per_cycle=0), Outcome.SKIPPED, "per cycle"),
     ],
 )
-def test_guard(planned: list[Decision], history: list[Decision], policy: GuardPolicy, outcome: Outcome, reason: str) -> None:
+def test_guard(
+    planned: list[Decision],
+    history: list[Decision],
+    policy: GuardPolicy,
+    outcome: Outcome,
+    reason: str,
+) -> None:
     [settled] = guard(planned, history, COOLDOWN, policy, NOW)
     assert settled.outcome is outcome
     assert reason in settled.reason
@@ -64,7 +120,10 @@ def test_guard(planned: list[Decision], history: list[Decision], policy: GuardPo
 def test_caps_keep_the_most_severe_first() -> None:
     info = decision(G, severity=Severity.INFO, id="info")
     critical = decision(F, id="critical")
-    settled = {d.id: d.outcome for d in guard([info, critical], [], COOLDOWN, GuardPolicy(max_changes_per_cycle=1), NOW)}
+    settled = {
+        d.id: d.outcome
+        for d in guard([info, critical], [], COOLDOWN, GuardPolicy(max_changes_per_cycle=1), NOW)
+    }
     assert settled == {"critical": Outcome.APPLIED, "info": Outcome.SKIPPED}
 
 

@@ -9,7 +9,15 @@ import pytest
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
 from tuner.engine import load_rules
 from tuner.loop import Daemon
-from tuner.model import DependencyFacts, FunctionConfig, FunctionRef, Mode, Outcome, Verification, WindowFacts
+from tuner.model import (
+    DependencyFacts,
+    FunctionConfig,
+    FunctionRef,
+    Mode,
+    Outcome,
+    Verification,
+    WindowFacts,
+)
 from tuner.reloading import RuleSource
 from tuner.store import SqliteStore
 
@@ -17,17 +25,25 @@ ROOT = Path(__file__).resolve().parents[2]
 X = FunctionRef("fake", "x")
 
 
-def world(mode: Mode = Mode.APPLY, store: SqliteStore | None = None) -> tuple[Daemon, FakeProvider, RecordingNotifier, FakeClock]:
+def world(
+    mode: Mode = Mode.APPLY, store: SqliteStore | None = None
+) -> tuple[Daemon, FakeProvider, RecordingNotifier, FakeClock]:
     provider = FakeProvider()
     provider.add("oomer", FunctionConfig(memory_mb=128, timeout_s=3.0))
     provider.add("down-a", FunctionConfig(memory_mb=256, timeout_s=3.0))
     provider.add("down-b", FunctionConfig(memory_mb=256, timeout_s=3.0))
     provider.add("healthy", FunctionConfig(memory_mb=128, timeout_s=3.0))
-    provider.windows["oomer"] = WindowFacts(X, 0, 0, invocations=20, errors=6, ooms=6, timeouts=0, peak_memory_mb=128.0)
+    provider.windows["oomer"] = WindowFacts(
+        X, 0, 0, invocations=20, errors=6, ooms=6, timeouts=0, peak_memory_mb=128.0
+    )
     outage = {"orders-db": DependencyFacts("orders-db", 20, 20, 3.0)}
-    provider.windows["down-a"] = WindowFacts(X, 0, 0, invocations=20, errors=20, ooms=0, timeouts=0, dependencies=outage)
+    provider.windows["down-a"] = WindowFacts(
+        X, 0, 0, invocations=20, errors=20, ooms=0, timeouts=0, dependencies=outage
+    )
     provider.windows["down-b"] = provider.windows["down-a"]
-    provider.windows["healthy"] = WindowFacts(X, 0, 0, invocations=20, errors=0, ooms=0, timeouts=0, peak_memory_mb=100.0)
+    provider.windows["healthy"] = WindowFacts(
+        X, 0, 0, invocations=20, errors=0, ooms=0, timeouts=0, peak_memory_mb=100.0
+    )
     notifier = RecordingNotifier()
     clock = FakeClock()
     daemon = Daemon(
@@ -50,7 +66,9 @@ def test_apply_mode_fixes_and_verifies() -> None:
     assert "failed for 2 functions at once" in outage[0].advice
     assert {d.id for d in notifier.sent} >= {d.id for d in outage}
 
-    provider.windows["oomer"] = WindowFacts(X, 0, 0, invocations=20, errors=0, ooms=0, timeouts=0, peak_memory_mb=180.0)
+    provider.windows["oomer"] = WindowFacts(
+        X, 0, 0, invocations=20, errors=0, ooms=0, timeouts=0, peak_memory_mb=180.0
+    )
     clock.advance(60)
     report = daemon.run_cycle()
     [verified] = report.verified
@@ -61,7 +79,9 @@ def test_apply_mode_fixes_and_verifies() -> None:
     assert len(provider.applied) == 1
 
 
-@pytest.mark.parametrize(("mode", "outcome"), [(Mode.OBSERVE, Outcome.OBSERVED), (Mode.RECOMMEND, Outcome.RECOMMENDED)])
+@pytest.mark.parametrize(
+    ("mode", "outcome"), [(Mode.OBSERVE, Outcome.OBSERVED), (Mode.RECOMMEND, Outcome.RECOMMENDED)]
+)
 def test_observe_and_recommend_change_nothing(mode: Mode, outcome: Outcome) -> None:
     daemon, provider, notifier, _ = world(mode)
     report = daemon.run_cycle()
@@ -85,27 +105,37 @@ def test_every_decision_is_recorded_and_survives_a_restart(tmp_path: Path) -> No
 
 def test_a_streak_persists_across_restarts(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
-    rules.write_text("rules:\n  - name: slow-oom\n    when: ooms > 0.0\n    for: 2\n    actions: [{action: more-memory}]\n")
+    rules.write_text(
+        "rules:\n  - name: slow-oom\n    when: ooms > 0.0\n    for: 2\n    actions: [{action: more-memory}]\n"
+    )
     db = tmp_path / "tuner.db"
     daemon, provider, _, _ = world(store=SqliteStore(db))
     daemon._rules = load_rules([rules])
     daemon.run_cycle()
     assert provider.applied == []
     daemon.store.close()
-    again = Daemon(providers=[provider], rules=load_rules([rules]), store=SqliteStore(db), clock=FakeClock(2e6))
+    again = Daemon(
+        providers=[provider], rules=load_rules([rules]), store=SqliteStore(db), clock=FakeClock(2e6)
+    )
     again.run_cycle()
     assert [name for name, _ in provider.applied] == ["oomer"]
 
 
 def test_a_broken_rule_file_keeps_the_last_good_rules(tmp_path: Path) -> None:
     path = tmp_path / "team.yaml"
-    path.write_text("rules:\n  - name: oom\n    when: ooms > 0.0\n    actions: [{action: more-memory}]\n")
+    path.write_text(
+        "rules:\n  - name: oom\n    when: ooms > 0.0\n    actions: [{action: more-memory}]\n"
+    )
     source = RuleSource([path])
     assert [r.name for r in source().rules] == ["oom"]
-    path.write_text("rules:\n  - name: oom\n    when: ooms >\n    actions: [{action: more-memroy}]\n")
+    path.write_text(
+        "rules:\n  - name: oom\n    when: ooms >\n    actions: [{action: more-memroy}]\n"
+    )
     assert source.reload() is False
     assert [r.name for r in source().rules] == ["oom"]
     assert source.last_error is not None and "team.yaml:3" in str(source.last_error)
-    path.write_text("rules:\n  - name: timeout\n    when: timeouts > 0.0\n    actions: [{action: longer-timeout}]\n")
+    path.write_text(
+        "rules:\n  - name: timeout\n    when: timeouts > 0.0\n    actions: [{action: longer-timeout}]\n"
+    )
     assert source.reload(force=True) is True
     assert [r.name for r in source().rules] == ["timeout"] and source.last_error is None

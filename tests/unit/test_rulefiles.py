@@ -43,23 +43,59 @@ def problems(text: str) -> list[str]:
             "(did you mean 'more-memory'?)",
         ),
         ("rules:\n  - name: oom\n    when: [ooms\n", "rules/team.yaml:4: invalid YAML"),
-        (GOOD + "    colour: red\n", "rules/team.yaml:6: rule 'oom': field 'colour': unknown key 'colour'"),
-        (GOOD.replace("ooms > 0.0", "oomz > 0.0"), "rules/team.yaml:3: rule 'oom': field 'when': unknown fact 'oomz'"),
-        (GOOD.replace("ooms > 0.0", "ooms > 'many'"), "rules/team.yaml:3: rule 'oom': field 'when': operator '>' needs number"),
-        (GOOD + "    for: many\n", "rules/team.yaml:6: rule 'oom': field 'for': Input should be a valid integer"),
-        (GOOD + "    cooldown: soon\n", "rules/team.yaml:6: rule 'oom': field 'cooldown': Value error, not a duration"),
-        (GOOD + "      - action: more-memory\n        margin: -1\n", "rules/team.yaml:7: rule 'oom': field 'actions.margin'"),
-        (GOOD + GOOD.replace("rules:\n", ""), "rules/team.yaml:6: rule 'oom': field 'name': duplicate rule name (first at line 2)"),
-        (GOOD.replace("ooms > 0.0", "__import__('os').system('id')"), "field 'when': names starting with '_' are not allowed"),
-        (GOOD.replace("ooms > 0.0", "labels.__class__ == 1.0"), "names starting with '_' are not allowed"),
+        (
+            GOOD + "    colour: red\n",
+            "rules/team.yaml:6: rule 'oom': field 'colour': unknown key 'colour'",
+        ),
+        (
+            GOOD.replace("ooms > 0.0", "oomz > 0.0"),
+            "rules/team.yaml:3: rule 'oom': field 'when': unknown fact 'oomz'",
+        ),
+        (
+            GOOD.replace("ooms > 0.0", "ooms > 'many'"),
+            "rules/team.yaml:3: rule 'oom': field 'when': operator '>' needs number",
+        ),
+        (
+            GOOD + "    for: many\n",
+            "rules/team.yaml:6: rule 'oom': field 'for': Input should be a valid integer",
+        ),
+        (
+            GOOD + "    cooldown: soon\n",
+            "rules/team.yaml:6: rule 'oom': field 'cooldown': Value error, not a duration",
+        ),
+        (
+            GOOD + "      - action: more-memory\n        margin: -1\n",
+            "rules/team.yaml:7: rule 'oom': field 'actions.margin'",
+        ),
+        (
+            GOOD + GOOD.replace("rules:\n", ""),
+            "rules/team.yaml:6: rule 'oom': field 'name': duplicate rule name (first at line 2)",
+        ),
+        (
+            GOOD.replace("ooms > 0.0", "__import__('os').system('id')"),
+            "field 'when': names starting with '_' are not allowed",
+        ),
+        (
+            GOOD.replace("ooms > 0.0", "labels.__class__ == 1.0"),
+            "names starting with '_' are not allowed",
+        ),
         (GOOD.replace("ooms > 0.0", "(" * 50 + "ooms > 0.0" + ")" * 50), "nested too deeply"),
         (GOOD.replace("ooms > 0.0", " + ".join(["ooms"] * 150) + " > 0.0"), "too large"),
-        (GOOD.replace("name: oom", "name: Bad Name"), "rule 'Bad Name': field 'name': String should match pattern"),
-        (GOOD.replace("      - action: more-memory\n", "      - margin: 0.2\n"), "an action needs an 'action' field"),
+        (
+            GOOD.replace("name: oom", "name: Bad Name"),
+            "rule 'Bad Name': field 'name': String should match pattern",
+        ),
+        (
+            GOOD.replace("      - action: more-memory\n", "      - margin: 0.2\n"),
+            "an action needs an 'action' field",
+        ),
         ("rules: 3\n", "rules/team.yaml:1: field 'rules': 'rules' must be a list"),
         ("- a\n- b\n", "a rule file is a mapping"),
         ("rules:\n  - name: a\n    name: b\n", "duplicate key 'name'"),
-        (GOOD + "    mode: yolo\n", "field 'mode': Input should be 'observe', 'recommend' or 'apply'"),
+        (
+            GOOD + "    mode: yolo\n",
+            "field 'mode': Input should be 'observe', 'recommend' or 'apply'",
+        ),
     ],
 )
 def test_bad_rule_files_are_located(text: str, expected: str) -> None:
@@ -68,7 +104,13 @@ def test_bad_rule_files_are_located(text: str, expected: str) -> None:
 
 
 def test_all_problems_of_a_file_are_reported_at_once() -> None:
-    text = GOOD + "    colour: red\n" + GOOD.replace("rules:\n", "").replace("name: oom", "name: oom2").replace("ooms >", "oomz >")
+    text = (
+        GOOD
+        + "    colour: red\n"
+        + GOOD.replace("rules:\n", "")
+        .replace("name: oom", "name: oom2")
+        .replace("ooms >", "oomz >")
+    )
     found = problems(text)
     assert len(found) == 2
     assert "colour" in found[0] and "oomz" in found[1]
@@ -86,7 +128,14 @@ def test_duplicate_names_across_files(tmp_path: Path) -> None:
 def test_bundled_rules_load_and_cover_the_seed_proposal() -> None:
     rules = load_rules([ROOT / "rules" / "default.yaml"])
     names = {r.name for r in rules.rules}
-    assert {"oom", "timeout", "data-latency", "dependency-down", "right-size", "throttling"} <= names
+    assert {
+        "oom",
+        "timeout",
+        "data-latency",
+        "dependency-down",
+        "right-size",
+        "throttling",
+    } <= names
     down = rules.by_name("dependency-down")
     assert down is not None
     assert [a.action for a in down.rule.actions] == ["notify"]  # never redeploy for an outage
@@ -113,7 +162,9 @@ def _yaml_examples(obj: object) -> list[str]:
     return [textwrap.dedent(b) for b in blocks]
 
 
-ACTION_EXAMPLES = [(name, ex) for name, cls in actions.ACTIONS.items() for ex in _yaml_examples(cls)]
+ACTION_EXAMPLES = [
+    (name, ex) for name, cls in actions.ACTIONS.items() for ex in _yaml_examples(cls)
+]
 
 
 def test_every_action_documents_an_example() -> None:
@@ -144,7 +195,12 @@ def test_documented_examples_in_docs_load() -> None:
             continue
         for block in re.findall(r"```yaml\n(.*?)```", path.read_text(), re.S):
             data = yaml.safe_load(block)
-            if isinstance(data, dict) and isinstance(data.get("rules"), list) and data["rules"] and isinstance(data["rules"][0], dict):
+            if (
+                isinstance(data, dict)
+                and isinstance(data.get("rules"), list)
+                and data["rules"]
+                and isinstance(data["rules"][0], dict)
+            ):
                 parse_rules(block, str(path))
                 checked += 1
     assert checked >= 1

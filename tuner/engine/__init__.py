@@ -2,7 +2,14 @@
 
 from tuner.engine.evaluating import Streaks, evaluate
 from tuner.engine.facts import FACTS, build_facts, fleet_facts
-from tuner.engine.rulefiles import CompiledRule, Rule, RuleBase, load_rules, parse_rules, rules_schema
+from tuner.engine.rulefiles import (
+    CompiledRule,
+    Rule,
+    RuleBase,
+    load_rules,
+    parse_rules,
+    rules_schema,
+)
 
 __all__ = [
     "FACTS",

@@ -138,7 +138,9 @@ class _Parser:
 
     def expr(self, depth: int) -> Node:
         if depth > MAX_DEPTH:
-            raise ConditionError(f"condition is nested too deeply (over {MAX_DEPTH})", self.peek().pos)
+            raise ConditionError(
+                f"condition is nested too deeply (over {MAX_DEPTH})", self.peek().pos
+            )
         cond = self.binary(0, depth)
         if self.peek().text == "?":
             pos = self.take().pos
@@ -161,7 +163,9 @@ class _Parser:
 
     def unary(self, depth: int) -> Node:
         if depth > MAX_DEPTH:
-            raise ConditionError(f"condition is nested too deeply (over {MAX_DEPTH})", self.peek().pos)
+            raise ConditionError(
+                f"condition is nested too deeply (over {MAX_DEPTH})", self.peek().pos
+            )
         tok = self.peek()
         if tok.text in ("!", "-"):
             self.take()
@@ -332,7 +336,9 @@ def _check_call(node: Node, fact_types: Mapping[str, Type]) -> Type:
     name = node.value
     if name == "has":
         if len(node.args) != 1 or node.args[0].op != "index":
-            raise ConditionError("has() takes one field selection, e.g. has(dependencies.db)", node.pos)
+            raise ConditionError(
+                "has() takes one field selection, e.g. has(dependencies.db)", node.pos
+            )
         check(node.args[0], fact_types)
         return Type.BOOL
     if name not in FUNCTIONS:
@@ -464,7 +470,12 @@ def compile_node(node: Node) -> Evaluator:
         return _or([compile_node(n) for n in _flatten(node, "||")])
     if op in _ARITH:
         left, right = node.args
-        if left.op == "fact" and right.op == "const" and right.value is not None and op in _COMPARISONS:
+        if (
+            left.op == "fact"
+            and right.op == "const"
+            and right.value is not None
+            and op in _COMPARISONS
+        ):
             return _const_cmp(_ARITH[op], left.value, right.value)
         return _num_op(_ARITH[op])(compile_node(left), compile_node(right))
     if op in ("==", "!="):

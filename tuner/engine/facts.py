@@ -62,7 +62,9 @@ FACTS: Mapping[str, FactDoc] = {
     ),
     # granularity and caching
     "batch_size": FactDoc(Type.NUMBER, "records", "Records per invocation (null: no such knob)."),
-    "fan_out": FactDoc(Type.NUMBER, "count", "Parallel parts a payload is split into (null: none)."),
+    "fan_out": FactDoc(
+        Type.NUMBER, "count", "Parallel parts a payload is split into (null: none)."
+    ),
     "concurrency": FactDoc(Type.NUMBER, "count", "Requests one instance serves at once."),
     "cache_ttl_s": FactDoc(Type.NUMBER, "s", "Cache time-to-live; 0 is off, null: no cache knob."),
     "cache_enabled": FactDoc(Type.BOOL, "", "True when the cache is on."),
@@ -92,7 +94,9 @@ FACTS: Mapping[str, FactDoc] = {
         "How many functions in the fleet see this function's worst dependency failing "
         f"(error rate >= {FAILING_DEPENDENCY_ERROR_RATE}); 0 when it is not failing here.",
     ),
-    "extra": FactDoc(Type.MAP, "", "Provider-specific measurements, e.g. extra.records_per_invocation."),
+    "extra": FactDoc(
+        Type.MAP, "", "Provider-specific measurements, e.g. extra.records_per_invocation."
+    ),
 }
 
 FACT_TYPES: Mapping[str, Type] = {name: doc.type for name, doc in FACTS.items()}
@@ -132,7 +136,9 @@ def _worst(window: WindowFacts) -> tuple[str | None, float | None, float | None]
     return worst[2], worst[0], latency
 
 
-def build_facts(target: Target, window: WindowFacts | None, fleet: Mapping[str, Any]) -> dict[str, Any]:
+def build_facts(
+    target: Target, window: WindowFacts | None, fleet: Mapping[str, Any]
+) -> dict[str, Any]:
     """The facts one condition evaluation sees for a target over a window.
 
     ``fleet`` carries fleet-level facts computed by :func:`fleet_facts`.
@@ -190,12 +196,18 @@ def build_facts(target: Target, window: WindowFacts | None, fleet: Mapping[str, 
             }
             for d in w.dependencies.values()
         },
-        dependency_calls=float(sum(d.calls for d in w.dependencies.values())) if w.dependencies else None,
-        dependency_errors=float(sum(d.errors for d in w.dependencies.values())) if w.dependencies else None,
+        dependency_calls=float(sum(d.calls for d in w.dependencies.values()))
+        if w.dependencies
+        else None,
+        dependency_errors=float(sum(d.errors for d in w.dependencies.values()))
+        if w.dependencies
+        else None,
         dependency_error_rate=worst_rate,
         dependency_latency_p95_ms=worst_latency,
         worst_dependency=worst,
-        dependency_failing_functions=float(failing.get(worst, 0)) if worst_rate and worst_rate >= FAILING_DEPENDENCY_ERROR_RATE else 0.0,
+        dependency_failing_functions=float(failing.get(worst, 0))
+        if worst_rate and worst_rate >= FAILING_DEPENDENCY_ERROR_RATE
+        else 0.0,
         extra={k: float(v) for k, v in w.extra.items()},
     )
     return facts

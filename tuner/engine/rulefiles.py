@@ -58,7 +58,12 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     Field(ge=0),
     WithJsonSchema(
-        {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _DURATION.pattern}]}
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": _DURATION.pattern},
+            ]
+        }
     ),
 ]
 """A duration in seconds, written as a number or with a unit (``30s``, ``15m``, ``2h``)."""
@@ -277,7 +282,9 @@ def parse_rules(text: str, source: str) -> RuleBase:
     except ValidationError as exc:
         problems.extend(validation_problems(exc, source, lines, data))
     if not isinstance(raw_rules, list):
-        problems.append(Problem(source, lines.get(("rules",)), "'rules' must be a list", field="rules"))
+        problems.append(
+            Problem(source, lines.get(("rules",)), "'rules' must be a list", field="rules")
+        )
         raw_rules = []
     compiled: list[CompiledRule] = []
     seen: dict[str, int] = {}
@@ -288,11 +295,21 @@ def parse_rules(text: str, source: str) -> RuleBase:
         except ValidationError as exc:
             problems.extend(validation_problems(exc, source, lines, data, prefix=("rules", i)))
             if isinstance(raw, dict) and isinstance(raw.get("when"), str):
-                problems.extend(_condition_problems(raw["when"], source, lines, i, str(raw.get("name", f"#{i + 1}"))))
+                problems.extend(
+                    _condition_problems(
+                        raw["when"], source, lines, i, str(raw.get("name", f"#{i + 1}"))
+                    )
+                )
             continue
         if rule.name in seen:
             problems.append(
-                Problem(source, line, f"duplicate rule name (first at line {seen[rule.name]})", rule.name, "name")
+                Problem(
+                    source,
+                    line,
+                    f"duplicate rule name (first at line {seen[rule.name]})",
+                    rule.name,
+                    "name",
+                )
             )
             continue
         seen[rule.name] = line
@@ -343,7 +360,13 @@ def load_rules(paths: Sequence[str | Path]) -> RuleBase:
         if r.name in first:
             other = first[r.name]
             problems.append(
-                Problem(r.source, r.line, f"duplicate rule name (also at {other.source}:{other.line})", r.name, "name")
+                Problem(
+                    r.source,
+                    r.line,
+                    f"duplicate rule name (also at {other.source}:{other.line})",
+                    r.name,
+                    "name",
+                )
             )
         else:
             first[r.name] = r
