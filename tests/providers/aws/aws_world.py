@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import socket
 import time
+import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+from moto.server import ThreadedMotoServer
+
+from tuner.providers.aws import AwsProvider
 
 REGION = "eu-west-1"
 QUIET_EVERY = 1000
@@ -28,6 +36,28 @@ ASSUME_ROLE_POLICY = json.dumps(
         ],
     }
 )
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """Run moto's server on a free port of 127.0.0.1; yields its URL."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def reset(moto_url: str) -> None:
+    """Forget every resource on the moto server (its documented reset endpoint)."""
+    request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 200
 
 
 def handler_zip() -> bytes:
@@ -177,3 +207,24 @@ def report_line(
     if status:
         line += f"Status: {status}\t"
     return line
+
+
+class CallRecorder:
+    """Records every API operation a client makes, through botocore's ``before-call`` event."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def watch(self, provider: AwsProvider) -> CallRecorder:
+        """Observe every client of the provider."""
+        for region in provider.settings.regions:
+            for client in provider.clients(region).all():
+                client.meta.events.register("before-call", self._record)
+        return self
+
+    def _record(self, model: Any, **_: Any) -> None:
+        self.calls.append((model.service_model.service_id, model.name))
+
+    def count(self, operation: str) -> int:
+        """How often an operation (e.g. ``GetMetricData``) was called."""
+        return sum(1 for _, name in self.calls if name == operation)

@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-import socket
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aws_world import REGION, AwsWorld, WallClock
-from moto.server import ThreadedMotoServer
+from aws_world import REGION, AwsWorld, CallRecorder, WallClock, moto_server, reset
 
 from tuner.providers.aws import AwsProvider, Settings, build
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """The URL of a moto server on 127.0.0.1, for the whole session."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -49,9 +32,7 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def world(moto_url: str) -> AwsWorld:
     """An empty AWS account on the moto server."""
-    request = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request) as response:
-        assert response.status == 200
+    reset(moto_url)
     return AwsWorld(endpoint_url=moto_url)
 
 
@@ -76,27 +57,6 @@ def make_provider(moto_url: str) -> Iterator[Callable[..., AwsProvider]]:
     yield make
     for provider in made:
         provider.close()
-
-
-class CallRecorder:
-    """Records every API operation a client makes, through botocore's ``before-call`` event."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def watch(self, provider: AwsProvider) -> CallRecorder:
-        """Observe every client of the provider."""
-        for region in provider.settings.regions:
-            for client in provider.clients(region).all():
-                client.meta.events.register("before-call", self._record)
-        return self
-
-    def _record(self, model: Any, **_: Any) -> None:
-        self.calls.append((model.service_model.service_id, model.name))
-
-    def count(self, operation: str) -> int:
-        """How often an operation (e.g. ``GetMetricData``) was called."""
-        return sum(1 for _, name in self.calls if name == operation)
 
 
 @pytest.fixture

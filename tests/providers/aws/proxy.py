@@ -37,8 +37,10 @@ class Injection:
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
-        return self.hits < self.times and method == self.method and bool(
-            re.fullmatch(self.path, path.split("?")[0])
+        return (
+            self.hits < self.times
+            and method == self.method
+            and bool(re.fullmatch(self.path, path.split("?")[0]))
         )
 
 

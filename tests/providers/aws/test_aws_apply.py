@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
-from aws_world import AwsWorld
-from conftest import CallRecorder
+from aws_world import AwsWorld, CallRecorder
 from proxy import AwsProxy, Injection, lambda_error, running_proxy
 
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError

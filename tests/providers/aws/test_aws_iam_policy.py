@@ -7,8 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aws_world import REGION, AwsWorld, report_line
-from conftest import CallRecorder
+from aws_world import REGION, AwsWorld, CallRecorder, report_line
 
 from tuner.model import Change, Knob
 from tuner.providers.aws import AwsProvider

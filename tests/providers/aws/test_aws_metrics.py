@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aws_world import QUIET_EVERY, REGION, AwsWorld
-from conftest import CallRecorder
+from aws_world import QUIET_EVERY, REGION, AwsWorld, CallRecorder
 
 from tuner.model import FunctionConfig, FunctionRef, Target
 from tuner.providers.aws import AwsProvider
@@ -75,10 +74,8 @@ def test_a_fleet_of_1200_takes_at_most_one_get_metric_data_call_per_500_queries(
     for name in ("fn-0000", "fn-0600", "fn-1199"):
         world.put_metrics(name, now - 120, Invocations=10, Errors=0, Duration=100.0)
     world.put_insights("fn-0600", now - 120, used_memory_max=300.0)
-    targets = [
-        Target(FunctionRef("aws", f"fn-{i:04d}", REGION), FunctionConfig(memory_mb=512, timeout_s=30))
-        for i in range(1_200)
-    ]
+    config = FunctionConfig(memory_mb=512, timeout_s=30)
+    targets = [Target(FunctionRef("aws", f"fn-{i:04d}", REGION), config) for i in range(1_200)]
     provider = make_provider(rightsizing_every_cycles=QUIET_EVERY)
     recorder.watch(provider)
 
@@ -93,4 +90,3 @@ def test_a_fleet_of_1200_takes_at_most_one_get_metric_data_call_per_500_queries(
     assert sorted(ref.name for ref in facts) == ["fn-0000", "fn-0600", "fn-1199"]
     assert facts[FunctionRef("aws", "fn-0600", REGION)].peak_memory_mb == 300.0
     print(f"observed 1,200 functions in {elapsed:.2f} s, {recorder.count('GetMetricData')} calls")
-

@@ -6,12 +6,12 @@ import time
 import uuid
 from collections.abc import Callable
 
-from aws_world import QUIET_EVERY, AwsWorld, report_line
-from conftest import CallRecorder
+from aws_world import QUIET_EVERY, AwsWorld, CallRecorder, report_line
 
 from tuner.model import Target, WindowFacts
 from tuner.providers.aws import AwsProvider
 from tuner.providers.aws.logs import due_for_rightsizing
+
 
 def build_fleet(world: AwsWorld, when: float) -> None:
     """An OOMing, a timing-out and a healthy function, with their metrics and logs."""
@@ -21,7 +21,7 @@ def build_fleet(world: AwsWorld, when: float) -> None:
 
     world.put_metrics("oom-fn", when, Invocations=50, Errors=3, Duration=850.0, Throttles=0)
     oom_lines = []
-    for i in range(3):
+    for _ in range(3):
         rid = str(uuid.uuid4())
         oom_lines += [
             f"RequestId: {rid} Error: Runtime exited with error: signal: killed",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aws_world import REGION, AwsWorld
-from conftest import CallRecorder
+from aws_world import REGION, AwsWorld, CallRecorder
 
 from tuner.model import FunctionRef
 from tuner.providers.aws import AwsProvider
