@@ -117,29 +117,30 @@ class KubernetesProvider:
     def observe(
         self, targets: Sequence[Target], start: float, end: float
     ) -> Mapping[FunctionRef, WindowFacts]:
-        """OOM kills and restarts from pods, peak memory and latency from metrics."""
+        """OOM kills and restarts from pods, peak memory and latency from metrics.
+
+        One list of workloads per kind, one of pods and one memory query cover the fleet.
+        """
         mine = [t for t in targets if t.ref.provider == self.name]
         if not mine:
             return {}
         namespace = self.settings.namespace
+        live = {
+            workloads.ref_for(self.name, kind, obj): (kind, obj)
+            for kind in self._kinds
+            for obj in self._list_workloads(kind)
+        }
         pods = self.api.list(f"/api/v1/namespaces/{namespace}/pods")
         memory = self._memory_usage(namespace, start, end)
         facts: dict[FunctionRef, WindowFacts] = {}
         for target in mine:
-            kind, _, name = workloads.parse_ref(target.ref)
-            obj = self._find(kind, name)
-            if obj is None:
-                continue
+            if target.ref not in live:
+                continue  # deleted or no longer selected since targets() ran
+            kind, obj = live[target.ref]
             container = workloads.container_name(obj, self.settings.container) or ""
             own = signals.pods_of(pods, kind.pod_labels(obj))
             facts[target.ref] = self._facts(target.ref, own, container, memory, start, end)
         return facts
-
-    def _find(self, kind: WorkloadKind, name: str) -> JsonObject | None:
-        try:
-            return self.api.get(kind.object_path(self.settings.namespace, name))
-        except NotFoundError:
-            return None
 
     def _memory_usage(
         self, namespace: str, start: float, end: float

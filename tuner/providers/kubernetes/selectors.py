@@ -52,7 +52,7 @@ class LabelSelector(BaseModel):
     @classmethod
     def opt_in(cls) -> LabelSelector:
         """The default selector: workloads labelled ``tuner.dev/enabled=true``."""
-        return cls(matchLabels={OPT_IN_LABEL: "true"})
+        return cls(match_labels={OPT_IN_LABEL: "true"})
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """True when the labels satisfy every part of the selector."""
