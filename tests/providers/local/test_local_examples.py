@@ -31,8 +31,8 @@ def peak_of_last(host: FunctionHost, name: str) -> float | None:
     return host.records.invocations([name], 0, time.time() + 1)[-1].peak_memory_mb
 
 
-def test_the_demo_declares_five_kinds_of_function_and_their_dependencies() -> None:
-    host = FunctionHost(EXAMPLES, Path("/nonexistent-never-written"), WallClock())
+def test_the_demo_declares_five_kinds_of_function_and_their_dependencies(tmp_path: Path) -> None:
+    host = FunctionHost(EXAMPLES, tmp_path / "state", WallClock())
     try:
         assert host.functions() == [
             "checkout",
@@ -123,7 +123,7 @@ def test_every_problem_shows_in_the_first_window_of_demo_traffic(tmp_path: Path)
     )
     start = time.time()
     with provider:
-        time.sleep(6.0)
+        time.sleep(5.0)
         facts = {
             ref.name: f
             for ref, f in provider.observe(provider.targets(), start, time.time()).items()

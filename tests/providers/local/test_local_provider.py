@@ -182,3 +182,22 @@ def test_observe_ignores_targets_of_other_providers(provider: LocalProvider) -> 
     )
 
     assert provider.observe([foreign], 0, time.time()) == {}
+
+
+def test_reset_redeploys_every_function_from_its_file(functions_dir: Path, state_dir: Path) -> None:
+    first = LocalProvider(
+        FunctionHost(functions_dir, state_dir, WallClock()),
+        WallClock(),
+        http_port=None,
+        traffic=False,
+    )
+    with first:
+        first.apply(target(first, "hog"), [Change(Knob.MEMORY_MB, 128, 300)])
+
+    host = FunctionHost(functions_dir, state_dir, WallClock(), reset=True)
+    try:
+        assert (host.config("hog").memory_mb, host.config("hog").revision) == (128, "3")
+        assert host.config("echo").revision == "1"  # unchanged functions are not redeployed
+        assert [d.after.memory_mb for d in host.records.deployments("hog")] == [128, 300, 128]
+    finally:
+        host.close()

@@ -40,6 +40,8 @@ class Settings(BaseModel):
     max_workers_per_function: int = Field(default=8, ge=1, le=64)
     cgroups: bool = True
     """Also enforce memory with a cgroup v1 limit where one can be created."""
+    reset: bool = False
+    """Redeploy every function as its ``function.yaml`` says, dropping tuned settings."""
 
 
 def resolve_functions_dir(path: Path) -> Path:
@@ -70,5 +72,6 @@ def build(settings: Settings, *, clock: Clock) -> LocalProvider:
         clock,
         max_workers_per_function=settings.max_workers_per_function,
         memory_limits=memory_limits() if settings.cgroups else None,
+        reset=settings.reset,
     )
     return LocalProvider(host, clock, http_port=settings.http_port, traffic=settings.traffic)

@@ -104,5 +104,21 @@ def memory_limits(root: Path = _V1_ROOT) -> LimitFactory | None:
     except OSError:
         log.info("cgroup memory limits unavailable; using the address-space cap only")
         return None
-    log.info("cgroup v1 memory limits enabled", parent=str(parent))
+    removed = remove_stale(parent)
+    log.info("cgroup v1 memory limits enabled", parent=str(parent), stale_removed=removed)
     return CgroupLimits(parent)
+
+
+def remove_stale(parent: Path) -> int:
+    """Remove empty worker cgroups left by tuner processes that no longer run."""
+    removed = 0
+    for group in parent.glob("tuner-*-*"):
+        owner = group.name.split("-")[1]
+        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+            continue
+        try:
+            group.rmdir()  # fails while a process is still in it
+            removed += 1
+        except OSError:
+            continue
+    return removed

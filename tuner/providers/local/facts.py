@@ -71,8 +71,8 @@ def extra_facts(invocations: Sequence[InvocationRecord]) -> dict[str, float]:
     """Local measurements beyond the common facts.
 
     ``records_per_invocation`` (mean, batched invocations only), ``duration_per_record_ms``
-    (from the invocations that finished, so timeouts do not understate it; from all batched
-    invocations when none finished, then it is a lower bound), ``cache_hits``,
+    (from the batches that finished; absent when none did, because a timed-out batch only
+    bounds it from below), ``cache_hits``,
     ``cache_misses``, ``cache_hit_rate`` (when the cache was asked) and ``init_ms_max``
     (slowest cold start).
     """
@@ -80,9 +80,10 @@ def extra_facts(invocations: Sequence[InvocationRecord]) -> dict[str, float]:
     batched = [i for i in invocations if i.records]
     if batched:
         extra["records_per_invocation"] = sum(i.records or 0 for i in batched) / len(batched)
-        finished = [i for i in batched if i.outcome == "ok"] or batched
-        records = sum(i.records or 0 for i in finished)
-        extra["duration_per_record_ms"] = sum(i.duration_ms for i in finished) / records
+        finished = [i for i in batched if i.outcome == "ok"]
+        if finished:
+            records = sum(i.records or 0 for i in finished)
+            extra["duration_per_record_ms"] = sum(i.duration_ms for i in finished) / records
     hits = sum(i.cache_hits for i in invocations)
     misses = sum(i.cache_misses for i in invocations)
     extra["cache_hits"] = float(hits)

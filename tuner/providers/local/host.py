@@ -63,7 +63,8 @@ class FunctionHost:
 
     Configurations persist in ``<state_dir>/local.sqlite``: the first start deploys each
     function as its ``function.yaml`` says; later starts keep the configuration that was
-    last deployed.  Every invocation, dependency call and deployment is recorded there.
+    last deployed, unless ``reset`` redeploys every function from its file (the revision
+    keeps counting).  Every invocation, dependency call and deployment is recorded there.
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class FunctionHost:
         *,
         max_workers_per_function: int = 8,
         memory_limits: LimitFactory | None = None,
+        reset: bool = False,
     ) -> None:
         self.functions_dir = functions_dir
         self.state_dir = state_dir
@@ -89,7 +91,7 @@ class FunctionHost:
         self._queues: dict[str, EventSourceQueue] = {}
         self._deploying = threading.Lock()
         self._closing = False
-        self._load_configs()
+        self._load_configs(reset)
 
     @property
     def dependency_urls(self) -> dict[str, str]:
@@ -120,12 +122,17 @@ class FunctionHost:
     def _batch_size(self, name: str) -> int:
         return self._configs[name].batch_size or 1
 
-    def _load_configs(self) -> None:
+    def _load_configs(self, reset: bool) -> None:
         now = self._clock.now()
         for name, spec in self.specs.items():
-            config = self.records.live_config(name)
-            if config is None:
-                config = spec.initial_config()
+            stored = self.records.live_config(name)
+            config = spec.initial_config()
+            if stored is not None and reset and stored != config:
+                config = replace(config, revision=str(int(stored.revision) + 1))
+                self.records.deploy(name, stored, config, now)
+            elif stored is not None:
+                config = stored
+            else:
                 self.records.deploy(name, None, config, now)
             self._configs[name] = config
 

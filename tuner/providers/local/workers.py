@@ -364,10 +364,12 @@ class WorkerPool:
         """Stop every worker, idle or busy; no new worker starts afterwards."""
         with self._lock:
             self._closed = True
-            stopping = self._idle + list(self._busy)
-            self._idle = []
-        for process in stopping:
-            process.kill()
+            idle, self._idle = self._idle, []
+            busy = list(self._busy)
+        for process in idle:
+            process.stop()
+        for process in busy:
+            process.kill()  # the invoking thread sees the pipe close and stops it
 
 
 class LimitFactory(Protocol):
