@@ -52,6 +52,8 @@ class OperatorState:
     """OOM kills already acted on: (pod uid, container, restart count, time)."""
     cycles: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _policy_locks: dict[PolicyKey, threading.Lock] = field(default_factory=dict)
+    """Held while a policy cycles or is rewired: one at a time per policy."""
 
     @classmethod
     def create(cls, settings: OperatorSettings) -> OperatorState:
@@ -66,32 +68,42 @@ class OperatorState:
     # wiring policies (every replica)
 
     def configure(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
-        """(Re)wire a policy from its spec; an invalid policy is remembered as a problem."""
+        """(Re)wire a policy from its spec; an invalid policy is remembered as a problem.
+
+        The old tuner is closed first, after any cycle of it has finished, so two tuners
+        never share the policy's store.
+        """
         key = (namespace, name)
-        try:
-            runner = build_runner(self.settings, self.api, namespace, name, spec)
-        except ConfigError as exc:
-            log.warning("policy_invalid", policy=f"{namespace}/{name}", problems=str(exc))
-            with self._lock:
-                self._drop_runner(key)
-                self.problems[key] = str(exc)
-            return
-        with self._lock:
+        with self._policy_lock(key):
             self._drop_runner(key)
-            self.problems.pop(key, None)
-            self.runners[key] = runner
+            try:
+                runner = build_runner(self.settings, self.api, namespace, name, spec)
+            except ConfigError as exc:
+                log.warning("policy_invalid", policy=f"{namespace}/{name}", problems=str(exc))
+                with self._lock:
+                    self.problems[key] = str(exc)
+                return
+            with self._lock:
+                self.problems.pop(key, None)
+                self.runners[key] = runner
 
     def remove(self, namespace: str, name: str) -> None:
         """Forget a deleted policy and its files."""
         key = (namespace, name)
-        with self._lock:
+        with self._policy_lock(key):
             self._drop_runner(key)
-            self.problems.pop(key, None)
-            self.reported.pop(key, None)
-        forget(self.settings, namespace, name)
+            with self._lock:
+                self.problems.pop(key, None)
+                self.reported.pop(key, None)
+            forget(self.settings, namespace, name)
+
+    def _policy_lock(self, key: PolicyKey) -> threading.Lock:
+        with self._lock:
+            return self._policy_locks.setdefault(key, threading.Lock())
 
     def _drop_runner(self, key: PolicyKey) -> None:
-        old = self.runners.pop(key, None)
+        with self._lock:
+            old = self.runners.pop(key, None)
         if old is not None:
             old.close()
 
@@ -105,16 +117,17 @@ class OperatorState:
     def step(self, namespace: str, name: str) -> None:
         """Run one cycle for a policy and write its status, or report why it cannot run."""
         key = (namespace, name)
-        with self._lock:
-            problem = self.problems.get(key)
-            runner = self.runners.get(key)
-        if problem is not None:
-            self._report_problem(key, problem)
-        elif runner is not None:
-            report = runner.cycle()
-            self.cycles += 1
-            self._patch_status(key, lambda current: status.cycle_status(
-                current, report, runner.spec.mode, self.settings.identity))
+        with self._policy_lock(key):
+            with self._lock:
+                problem = self.problems.get(key)
+                runner = self.runners.get(key)
+            if problem is not None:
+                self._report_problem(key, problem)
+            elif runner is not None:
+                report = runner.cycle()
+                self.cycles += 1
+                self._patch_status(key, lambda current: status.cycle_status(
+                    current, report, runner.spec.mode, self.settings.identity))
 
     def _report_problem(self, key: PolicyKey, problem: str) -> None:
         if self.reported.get(key) == problem:
@@ -158,7 +171,7 @@ class OperatorState:
     def close(self) -> None:
         """Give up leadership and close every policy's tuner."""
         self.elector.release()
-        with self._lock:
-            for key in list(self.runners):
+        for key in list(self.runners):
+            with self._policy_lock(key):
                 self._drop_runner(key)
         self.api.close()
