@@ -61,6 +61,8 @@ def _decision_entry(decision: Decision) -> dict[str, Any]:
     }
     if decision.change is not None:
         entry["change"] = decision.change.describe()
+    if decision.reason:
+        entry["reason"] = decision.reason
     return entry
 
 

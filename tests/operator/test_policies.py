@@ -43,18 +43,19 @@ def operator(cluster: EmulatorThread, tmp_path_factory: pytest.TempPathFactory) 
     replica.stop()
 
 
-def policy(name: str, **spec: Any) -> dict[str, Any]:
+def policy(name: str, namespace: str = NAMESPACE, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "tuner.dev/v1alpha1",
         "kind": "TuningPolicy",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
 
 
-def status_of(kube: KubeApi, name: str) -> dict[str, Any]:
+def status_of(kube: KubeApi, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
     try:
-        return kube.get(f"{POLICIES}/{name}").get("status") or {}
+        path = f"/apis/tuner.dev/v1alpha1/namespaces/{namespace}/tuningpolicies/{name}"
+        return kube.get(path).get("status") or {}
     except NotFoundError:
         return {}
 
@@ -63,8 +64,8 @@ def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in status.get("conditions") or [] if c["type"] == kind), {})
 
 
-def memory_limit(kube: KubeApi, name: str) -> str:
-    live = kube.get(f"{DEPLOYMENTS}/{name}")
+def memory_limit(kube: KubeApi, name: str, namespace: str = NAMESPACE) -> str:
+    live = kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
     return str(live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
 
 
@@ -158,3 +159,27 @@ def test_rules_from_a_config_map_and_channel_secrets_are_wired(
     secret_file = operator.settings.state_dir / NAMESPACE / "team" / "secrets" / "hook"
     assert secret_file.read_text() == "http://127.0.0.1:9/hook"
     assert secret_file.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(("mode", "replicas", "outcome", "reason"), [
+    ("recommend", 2, "recommended", None),
+    ("apply", 1, "failed", "single replica"),
+])
+def test_decisions_that_change_nothing_are_in_the_status_too(
+    operator: OperatorThread, kube: KubeApi, mode: str, replicas: int, outcome: str,
+    reason: str | None,
+) -> None:
+    namespace = f"{mode}-{replicas}"
+    seed(kube, deployment("worker", namespace, memory="256Mi", replicas=replicas),
+         pod("worker-1", namespace, {"app": "worker"}, oom_at=time.time(), restarts=1))
+    seed(kube, policy("p", namespace, mode=mode))
+
+    status = eventually(lambda: (s := status_of(kube, "p", namespace)).get("lastDecisions") and s)
+
+    latest = status["lastDecisions"][0]
+    assert (latest["rule"], latest["outcome"]) == ("oom", outcome)
+    assert latest["change"].startswith("memory_mb 256 -> ")
+    assert status["counts"][outcome] == 1
+    if reason:
+        assert reason in latest["reason"]
+    assert memory_limit(kube, "worker", namespace) == "256Mi"
