@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -42,43 +41,27 @@ world_helpers = _aws_world()
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials and region in the environment, as boto3's chain reads them."""
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    world_helpers.use_dummy_credentials(monkeypatch)
 
 
 @pytest.fixture
 def fleet() -> Iterator[Any]:
     """A moto server holding an OOMing, a timing-out and a healthy function with telemetry."""
-    report_line = world_helpers.report_line
     with world_helpers.moto_server() as url:
+        world_helpers.reset(url)  # moto keeps its state per process, not per server
         world = world_helpers.AwsWorld(endpoint_url=url)
         when = time.time() - 120
         world.create_function("oom-fn", memory_mb=128, timeout_s=30, tags={"tuner": "on"})
         world.put_metrics("oom-fn", when, Invocations=50, Errors=3, Duration=850.0)
-        lines = []
-        for _ in range(3):
-            rid = str(uuid.uuid4())
-            lines += [
-                f"RequestId: {rid} Error: Runtime exited with error: signal: killed",
-                report_line(rid, 850.0, 128, 128),
-            ]
-        lines += [report_line(str(uuid.uuid4()), 300.0, 128, 121) for _ in range(47)]
+        lines = world_helpers.oom_invocations(3, memory_mb=128, duration_ms=850.0)
+        lines += world_helpers.ok_invocations([300.0] * 47, memory_mb=128, used_mb=121)
         world.put_log_lines("oom-fn", when, lines)
 
         world.create_function("slow-fn", memory_mb=256, timeout_s=3, tags={"tuner": "on"})
         world.attach_queue("slow-fn", batch_size=10)
         world.put_metrics("slow-fn", when, Invocations=40, Errors=4, Duration=3000.0)
-        lines = []
-        for _ in range(4):
-            rid = str(uuid.uuid4())
-            lines += [
-                f"2026-11-27T20:00:03.010Z {rid} Task timed out after 3.00 seconds",
-                report_line(rid, 3000.0, 256, 90, status="timeout"),
-            ]
-        lines += [report_line(str(uuid.uuid4()), 1900.0, 256, 88) for _ in range(36)]
+        lines = world_helpers.timed_out_invocations(4, timeout_s=3, memory_mb=256, used_mb=90)
+        lines += world_helpers.ok_invocations([1900.0] * 36, memory_mb=256, used_mb=88)
         world.put_log_lines("slow-fn", when, lines)
 
         world.create_function("healthy-fn", memory_mb=512, timeout_s=30, tags={"tuner": "on"})

@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 import urllib.request
+import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import pytest
 from moto.server import ThreadedMotoServer
 
 from tuner.providers.aws import AwsProvider
@@ -207,6 +209,41 @@ def report_line(
     if status:
         line += f"Status: {status}\t"
     return line
+
+
+def oom_invocations(count: int, memory_mb: int, duration_ms: float) -> list[str]:
+    """Log lines of invocations killed for want of memory: the runtime error and a full REPORT."""
+    lines: list[str] = []
+    for _ in range(count):
+        rid = str(uuid.uuid4())
+        lines.append(f"RequestId: {rid} Error: Runtime exited with error: signal: killed")
+        lines.append(report_line(rid, duration_ms, memory_mb, memory_mb))
+    return lines
+
+
+def timed_out_invocations(count: int, timeout_s: int, memory_mb: int, used_mb: int) -> list[str]:
+    """Log lines of invocations that hit the timeout: the timeout line and a REPORT."""
+    lines: list[str] = []
+    for _ in range(count):
+        rid = str(uuid.uuid4())
+        lines.append(f"2026-11-27T20:00:03.010Z {rid} Task timed out after {timeout_s}.00 seconds")
+        lines.append(report_line(rid, timeout_s * 1000.0, memory_mb, used_mb, status="timeout"))
+    return lines
+
+
+def ok_invocations(durations_ms: list[float], memory_mb: int, used_mb: int) -> list[str]:
+    """REPORT lines of invocations that went well."""
+    return [report_line(str(uuid.uuid4()), d, memory_mb, used_mb) for d in durations_ms]
+
+
+def use_dummy_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials and region in the environment, where boto3's chain reads them."""
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 class CallRecorder:

@@ -6,7 +6,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aws_world import REGION, AwsWorld, CallRecorder, WallClock, moto_server, reset
+from aws_world import (
+    REGION,
+    AwsWorld,
+    CallRecorder,
+    WallClock,
+    moto_server,
+    reset,
+    use_dummy_credentials,
+)
 
 from tuner.providers.aws import AwsProvider, Settings, build
 
@@ -21,12 +29,7 @@ def moto_url() -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials and region in the environment, as boto3's chain reads them."""
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    use_dummy_credentials(monkeypatch)
 
 
 @pytest.fixture

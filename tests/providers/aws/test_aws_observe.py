@@ -6,7 +6,15 @@ import time
 import uuid
 from collections.abc import Callable
 
-from aws_world import QUIET_EVERY, AwsWorld, CallRecorder, report_line
+from aws_world import (
+    QUIET_EVERY,
+    AwsWorld,
+    CallRecorder,
+    ok_invocations,
+    oom_invocations,
+    report_line,
+    timed_out_invocations,
+)
 
 from tuner.model import Target, WindowFacts
 from tuner.providers.aws import AwsProvider
@@ -20,31 +28,19 @@ def build_fleet(world: AwsWorld, when: float) -> None:
     world.create_function("healthy-fn", memory_mb=512, timeout_s=30)
 
     world.put_metrics("oom-fn", when, Invocations=50, Errors=3, Duration=850.0, Throttles=0)
-    oom_lines = []
-    for _ in range(3):
-        rid = str(uuid.uuid4())
-        oom_lines += [
-            f"RequestId: {rid} Error: Runtime exited with error: signal: killed",
-            report_line(rid, 850.0, 128, 128),
-        ]
+    oom_lines = oom_invocations(3, memory_mb=128, duration_ms=850.0)
     oom_lines += [report_line(str(uuid.uuid4()), 400.0, 128, 120, init_ms=310.0)]
     oom_lines += ["REPORT RequestId: broken Duration: ??? ms"]
     world.put_log_lines("oom-fn", when, oom_lines)
 
     world.put_metrics("slow-fn", when, Invocations=40, Errors=2, Duration=3000.0)
-    slow_lines = []
-    for _ in range(2):
-        rid = str(uuid.uuid4())
-        slow_lines += [
-            f"2026-11-27T20:00:03.010Z {rid} Task timed out after 3.00 seconds",
-            report_line(rid, 3000.0, 256, 90, status="timeout"),
-        ]
-    slow_lines += [report_line(str(uuid.uuid4()), 1200.0, 256, 88)]
+    slow_lines = timed_out_invocations(2, timeout_s=3, memory_mb=256, used_mb=90)
+    slow_lines += ok_invocations([1200.0], memory_mb=256, used_mb=88)
     world.put_log_lines("slow-fn", when, slow_lines)
 
     world.put_metrics("healthy-fn", when, Invocations=100, Errors=0, Duration=210.0)
     world.put_insights("healthy-fn", when, used_memory_max=96.0)
-    healthy_lines = [report_line(str(uuid.uuid4()), float(d), 512, 90) for d in range(100, 200)]
+    healthy_lines = ok_invocations([float(d) for d in range(100, 200)], memory_mb=512, used_mb=90)
     world.put_log_lines("healthy-fn", when, healthy_lines)
 
 

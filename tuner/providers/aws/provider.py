@@ -83,7 +83,7 @@ class AwsProvider:
         self, region: str, targets: Sequence[Target], start: float, end: float, cycle: int
     ) -> dict[FunctionRef, WindowFacts]:
         clients = self.clients(region)
-        specs = metrics.CORE_METRICS
+        specs: tuple[metrics.MetricSpec, ...] = metrics.CORE_METRICS
         if self.settings.duration_percentiles:
             specs = (*specs, *metrics.PERCENTILE_METRICS)
         insights = (
