@@ -43,10 +43,10 @@ def test_workers_run_in_their_own_limited_cgroup(functions_dir: Path, state_dir:
     host.start()
     try:
         assert host.invoke("hog", {"mb": 60}).outcome == "ok"
-        [worker] = host._pools["hog"]._idle
+        [worker] = host.warm_workers("hog")
         cgroup_line = next(
             line
-            for line in Path(f"/proc/{worker.pid}/cgroup").read_text().splitlines()
+            for line in Path(f"/proc/{worker}/cgroup").read_text().splitlines()
             if ":memory:" in line
         )
         group = Path("/sys/fs/cgroup/memory") / cgroup_line.split(":", 2)[2].lstrip("/")

@@ -38,17 +38,16 @@ def test_error_reports_the_exception(host: FunctionHost) -> None:
 
 def test_timeout_kills_the_worker(host: FunctionHost) -> None:
     host.invoke("sleeper", {"seconds": 0})
-    pool = host._pools["sleeper"]
-    warm = pool._idle[0]
+    [warm] = host.warm_workers("sleeper")
 
     started = time.monotonic()
     result = host.invoke("sleeper", {"seconds": 30})
 
     assert result.outcome == "timeout"
     assert 1.0 <= time.monotonic() - started < 2.0
-    assert not warm.alive
+    assert host.warm_workers("sleeper") == []
     with pytest.raises(ProcessLookupError):
-        os.kill(warm.pid, 0)
+        os.kill(warm, 0)
     record = recorded(host, "sleeper")[-1]
     assert (record.outcome, record.duration_ms) == ("timeout", 1000.0)
 

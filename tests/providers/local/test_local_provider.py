@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -13,6 +14,12 @@ from tuner.model import Change, FunctionRef, Knob, Target
 from tuner.ports import Provider
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.provider import LOCAL_LIMITS, LocalProvider
+
+
+def quiet_provider(functions_dir: Path, state_dir: Path) -> LocalProvider:
+    """A provider without HTTP endpoint and traffic, not started yet."""
+    host = FunctionHost(functions_dir, state_dir, WallClock())
+    return LocalProvider(host, WallClock(), http_port=None, traffic=False)
 
 
 def target(provider: LocalProvider, name: str) -> Target:
@@ -48,16 +55,20 @@ def test_apply_is_live_for_the_next_invocation(provider: LocalProvider) -> None:
     assert (config.memory_mb, config.revision) == (256, "2")
     assert provider.read(hog.ref) == config
     assert provider.host.invoke("hog", {"mb": 150}).outcome == "ok"
+    recorded = provider.host.records.invocations(["hog"], 0, time.time() + 1)
+    assert [r.revision for r in recorded] == [1, 2]
 
 
 def test_apply_drains_the_workers_of_the_old_configuration(provider: LocalProvider) -> None:
     provider.host.invoke("echo", {})
-    old_worker = provider.host._pools["echo"]._idle[0]
+    [old_worker] = provider.host.warm_workers("echo")
 
     provider.apply(target(provider, "echo"), [Change(Knob.TIMEOUT_S, 5, 10)])
     result = provider.host.invoke("echo", {})
 
-    assert not old_worker.alive
+    with pytest.raises(ProcessLookupError):
+        os.kill(old_worker, 0)
+    assert provider.host.warm_workers("echo") != [old_worker]
     assert result.result["remaining"] > 9000
     assert provider.host.records.invocations(["echo"], 0, time.time() + 1)[-1].cold_start
 
@@ -115,21 +126,11 @@ def test_every_deployment_is_recorded_with_before_and_after(provider: LocalProvi
 
 
 def test_the_configuration_persists_across_a_restart(functions_dir: Path, state_dir: Path) -> None:
-    first = LocalProvider(
-        FunctionHost(functions_dir, state_dir, WallClock()),
-        WallClock(),
-        http_port=None,
-        traffic=False,
-    )
+    first = quiet_provider(functions_dir, state_dir)
     with first:
         first.apply(target(first, "hog"), [Change(Knob.MEMORY_MB, 128, 300)])
 
-    second = LocalProvider(
-        FunctionHost(functions_dir, state_dir, WallClock()),
-        WallClock(),
-        http_port=None,
-        traffic=False,
-    )
+    second = quiet_provider(functions_dir, state_dir)
     with second:
         hog = target(second, "hog")
         assert (hog.config.memory_mb, hog.config.revision) == (300, "2")
@@ -185,12 +186,7 @@ def test_observe_ignores_targets_of_other_providers(provider: LocalProvider) -> 
 
 
 def test_reset_redeploys_every_function_from_its_file(functions_dir: Path, state_dir: Path) -> None:
-    first = LocalProvider(
-        FunctionHost(functions_dir, state_dir, WallClock()),
-        WallClock(),
-        http_port=None,
-        traffic=False,
-    )
+    first = quiet_provider(functions_dir, state_dir)
     with first:
         first.apply(target(first, "hog"), [Change(Knob.MEMORY_MB, 128, 300)])
 

@@ -146,6 +146,11 @@ class FunctionHost:
         self._stubs.close()
         self.records.close()
 
+    def warm_workers(self, name: str) -> list[int]:
+        """Process ids of a function's idle warm workers (empty before start)."""
+        pool = self._pools.get(name)
+        return [] if pool is None else pool.idle_pids()
+
     def functions(self) -> list[str]:
         """Names of the deployed functions."""
         return sorted(self.specs)
@@ -220,17 +225,18 @@ class FunctionHost:
         return [e for e in executions if e is not None]
 
     def _invoke_once(self, name: str, event: Any) -> Execution:
-        config = self.config(name)
         start = self._clock.now()
+        revision = int(self.config(name).revision)
         cold, init_ms = False, None
         try:
             with self._pools[name].worker() as (process, cold):
                 init_ms = process.init_ms if cold else None
+                revision = process.spec.revision
                 execution = process.invoke(event, self._caches[name])
         except WorkerStartError as error:
             cold = True
-            execution = Execution("error", 0.0, None, str(error))
-        self._record(name, int(config.revision), start, event, execution, cold, init_ms)
+            execution = Execution(outcome="error", duration_ms=0.0, error=str(error))
+        self._record(name, revision, start, event, execution, cold, init_ms)
         return execution
 
     def _record(
@@ -276,6 +282,7 @@ class FunctionHost:
             environment=dict(config.environment),
             dependencies=self.dependency_urls,
             log_path=self.state_dir / "logs" / f"{spec.name}.log",
+            revision=int(config.revision),
         )
 
 

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tuner.model import FunctionConfig
 
@@ -172,15 +173,14 @@ class Records:
         self, functions: Sequence[str], start: float, end: float
     ) -> list[InvocationRecord]:
         """Invocations of the given functions that finished in ``[start, end)``."""
-        marks = ",".join("?" * len(functions))
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT function, revision, start, end, duration_ms, outcome, peak_memory_mb,"
-                " cold_start, init_ms, records, cache_hits, cache_misses, error"
-                f" FROM invocations WHERE function IN ({marks}) AND end >= ? AND end < ?"
-                " ORDER BY end",
-                (*functions, start, end),
-            ).fetchall()
+        rows = self._in_window(
+            "SELECT function, revision, start, end, duration_ms, outcome, peak_memory_mb,"
+            " cold_start, init_ms, records, cache_hits, cache_misses, error FROM invocations",
+            "end",
+            functions,
+            start,
+            end,
+        )
         return [
             InvocationRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), *r[8:])
             for r in rows
@@ -190,14 +190,25 @@ class Records:
         self, functions: Sequence[str], start: float, end: float
     ) -> list[DependencyCallRecord]:
         """Dependency calls of the given functions made in ``[start, end)``."""
-        marks = ",".join("?" * len(functions))
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT function, name, time, latency_ms, error FROM dependency_calls"
-                f" WHERE function IN ({marks}) AND time >= ? AND time < ? ORDER BY time",
-                (*functions, start, end),
-            ).fetchall()
+        rows = self._in_window(
+            "SELECT function, name, time, latency_ms, error FROM dependency_calls",
+            "time",
+            functions,
+            start,
+            end,
+        )
         return [DependencyCallRecord(*row) for row in rows]
+
+    def _in_window(
+        self, select: str, time_column: str, functions: Sequence[str], start: float, end: float
+    ) -> list[tuple[Any, ...]]:
+        marks = ",".join("?" * len(functions))
+        query = (
+            f"{select} WHERE function IN ({marks})"
+            f" AND {time_column} >= ? AND {time_column} < ? ORDER BY {time_column}"
+        )
+        with self._lock:
+            return self._db.execute(query, (*functions, start, end)).fetchall()
 
     def live_config(self, function: str) -> FunctionConfig | None:
         """The stored configuration of a function, or None when it was never deployed."""

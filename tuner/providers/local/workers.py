@@ -66,6 +66,8 @@ class WorkerSpec:
     dependencies: Mapping[str, str]
     """Dependency name -> base URL."""
     log_path: Path
+    revision: int = 0
+    """The deployment these workers run, recorded with every invocation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,79 +191,65 @@ class WorkerProcess:
         """Run one invocation; kill the worker when it exceeds the timeout."""
         started = time.monotonic()
         deadline = started + self.spec.timeout_s
-        calls: list[DependencyCall] = []
-        hits = misses = 0
+        execution = Execution(outcome="", duration_ms=0.0)
         try:
             self._send({"type": "invoke", "event": event})
-            while True:
+            while not execution.outcome:
                 line = self._reader.read_line(deadline)
                 if line is None:
-                    peak = self.peak_memory_mb()
-                    self.stop()
-                    return Execution(
-                        "timeout",
-                        self.spec.timeout_s * 1000,
-                        None,
-                        f"timed out after {self.spec.timeout_s:g} s",
-                        peak,
-                        calls,
-                        hits,
-                        misses,
-                    )
-                message = json.loads(line)
-                kind = message["type"]
-                if kind == "dependency_call":
-                    calls.append(
-                        DependencyCall(
-                            message["name"], time.time(), message["latency_ms"], message["error"]
-                        )
-                    )
-                elif kind == "cache_get":
-                    value = cache.get(message["key"])
-                    hits, misses = (hits + 1, misses) if value is not None else (hits, misses + 1)
-                    self._send({"type": "cache_value", "value": value})
-                elif kind == "cache_set":
-                    cache.set(message["key"], message["value"])
-                elif kind == "result":
-                    duration_ms = (time.monotonic() - started) * 1000
-                    peak = message.get("peak_mb")
-                    if message["outcome"] == "oom":
-                        peak = float(self.spec.memory_mb)
-                        self.stop()
-                    return Execution(
-                        message["outcome"],
-                        duration_ms,
-                        message.get("result"),
-                        message.get("error", ""),
-                        peak,
-                        calls,
-                        hits,
-                        misses,
-                    )
+                    self._timed_out(execution)
+                else:
+                    self._handle(json.loads(line), execution, cache)
+            execution.duration_ms = (time.monotonic() - started) * 1000
         except (EOFError, BrokenPipeError):
-            return self._died(started, calls, hits, misses)
+            self._died(execution)
+            execution.duration_ms = (time.monotonic() - started) * 1000
+        if execution.outcome == "timeout":
+            execution.duration_ms = self.spec.timeout_s * 1000
+        return execution
 
-    def _died(
-        self, started: float, calls: list[DependencyCall], hits: int, misses: int
-    ) -> Execution:
-        duration_ms = (time.monotonic() - started) * 1000
+    def _handle(self, message: dict[str, Any], execution: Execution, cache: SharedCache) -> None:
+        kind = message["type"]
+        if kind == "dependency_call":
+            execution.dependency_calls.append(
+                DependencyCall(
+                    message["name"], time.time(), message["latency_ms"], message["error"]
+                )
+            )
+        elif kind == "cache_get":
+            value = cache.get(message["key"])
+            if value is None:
+                execution.cache_misses += 1
+            else:
+                execution.cache_hits += 1
+            self._send({"type": "cache_value", "value": value})
+        elif kind == "cache_set":
+            cache.set(message["key"], message["value"])
+        elif kind == "result":
+            execution.outcome = message["outcome"]
+            execution.result = message.get("result")
+            execution.error = message.get("error", "")
+            execution.peak_memory_mb = message.get("peak_mb")
+            if execution.outcome == "oom":
+                execution.peak_memory_mb = float(self.spec.memory_mb)
+                self.stop()  # a worker that ran out of memory is not reused
+
+    def _timed_out(self, execution: Execution) -> None:
+        execution.peak_memory_mb = self.peak_memory_mb()
+        self.stop()
+        execution.outcome = "timeout"
+        execution.error = f"timed out after {self.spec.timeout_s:g} s"
+
+    def _died(self, execution: Execution) -> None:
         code = self._process.wait()
         if self._limit is not None and self._limit.exceeded():
-            self.stop()
-            return Execution(
-                "oom",
-                duration_ms,
-                None,
-                "killed at its memory limit",
-                float(self.spec.memory_mb),
-                calls,
-                hits,
-                misses,
-            )
+            execution.outcome = "oom"
+            execution.error = "killed at its memory limit"
+            execution.peak_memory_mb = float(self.spec.memory_mb)
+        else:
+            execution.outcome = "error"
+            execution.error = f"worker exited with code {code}"
         self.stop()
-        return Execution(
-            "error", duration_ms, None, f"worker exited with code {code}", None, calls, hits, misses
-        )
 
     def peak_memory_mb(self) -> float | None:
         """The worker's peak RSS since the current invocation began, read from /proc."""
@@ -355,10 +343,10 @@ class WorkerPool:
                 return
         process.stop()
 
-    def idle_count(self) -> int:
-        """How many warm workers wait for an invocation."""
+    def idle_pids(self) -> list[int]:
+        """Process ids of the warm workers waiting for an invocation."""
         with self._lock:
-            return len(self._idle)
+            return [process.pid for process in self._idle]
 
     def close(self) -> None:
         """Stop every worker, idle or busy; no new worker starts afterwards."""
