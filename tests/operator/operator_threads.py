@@ -22,8 +22,15 @@ DEFAULT_RULES = REPO / "rules" / "default.yaml"
 class OperatorThread:
     """One operator replica (Kopf and its state) in a thread of its own."""
 
-    def __init__(self, cluster: EmulatorThread, identity: str, state_dir: Path) -> None:
+    def __init__(
+        self,
+        cluster: EmulatorThread,
+        identity: str,
+        state_dir: Path,
+        liveness_endpoint: str | None = None,
+    ) -> None:
         self.settings = OperatorSettings(
+            liveness_endpoint=liveness_endpoint,
             api_url=cluster.url,
             state_dir=state_dir,
             default_rules=DEFAULT_RULES,
