@@ -15,6 +15,7 @@ from aws_world import (
     reset,
     use_dummy_credentials,
 )
+from proxy import AwsProxy, running_proxy
 
 from tuner.providers.aws import AwsProvider, Settings, build
 
@@ -60,6 +61,13 @@ def make_provider(moto_url: str) -> Iterator[Callable[..., AwsProvider]]:
     yield make
     for provider in made:
         provider.close()
+
+
+@pytest.fixture
+def proxy(moto_url: str) -> Iterator[AwsProxy]:
+    """A proxy in front of moto that can answer like AWS where moto cannot."""
+    with running_proxy(moto_url) as running:
+        yield running
 
 
 @pytest.fixture

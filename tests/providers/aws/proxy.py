@@ -30,17 +30,20 @@ class Injection:
     method: str
     path: str
     times: int = 1
+    target: str = ""
+    """For JSON-protocol services: the operation in the X-Amz-Target header."""
     status: int | None = None
     error_type: str = ""
     body: dict[str, Any] | None = None
     amend: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     hits: int = 0
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, target: str) -> bool:
         return (
             self.hits < self.times
             and method == self.method
             and bool(re.fullmatch(self.path, path.split("?")[0]))
+            and target.endswith(self.target)
         )
 
 
@@ -79,10 +82,10 @@ class AwsProxy:
             self.injections.append(injection)
         return injection
 
-    def _claim(self, method: str, path: str) -> Injection | None:
+    def _claim(self, method: str, path: str, target: str) -> Injection | None:
         with self._lock:
             for injection in self.injections:
-                if injection.matches(method, path):
+                if injection.matches(method, path, target):
                     injection.hits += 1
                     return injection
         return None
@@ -90,7 +93,8 @@ class AwsProxy:
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
-        injection = self._claim(request.command, request.path)
+        target = request.headers.get("X-Amz-Target", "")
+        injection = self._claim(request.command, request.path, target)
         if injection is not None and injection.status is not None:
             headers = {"Content-Type": "application/json"}
             if injection.error_type:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
 from aws_world import AwsWorld, CallRecorder
-from proxy import AwsProxy, Injection, lambda_error, running_proxy
+from proxy import AwsProxy, Injection, lambda_error
 
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError
 from tuner.model import Change, Knob, Target
@@ -19,13 +19,6 @@ CONFIGURATION = r"/2015-03-31/functions/[^/]+/configuration"
 
 def target_named(provider: AwsProvider, name: str) -> Target:
     return next(t for t in provider.targets() if t.ref.name == name)
-
-
-@pytest.fixture
-def proxy(moto_url: str) -> Iterator[AwsProxy]:
-    """A proxy in front of moto that can answer like AWS where moto cannot."""
-    with running_proxy(moto_url) as running:
-        yield running
 
 
 def test_memory_timeout_and_cache_are_applied_and_the_environment_merged(

@@ -15,6 +15,7 @@ from aws_world import (
     report_line,
     timed_out_invocations,
 )
+from proxy import AwsProxy, Injection
 
 from tuner.model import Target, WindowFacts
 from tuner.providers.aws import AwsProvider
@@ -109,6 +110,29 @@ def test_functions_without_data_are_absent_and_idle_ones_never_read(
 
     assert facts == {}
     assert recorder.count("FilterLogEvents") == 0
+
+
+def test_an_unreadable_log_group_leaves_log_facts_unknown_and_the_rest_observed(
+    world: AwsWorld, make_provider: Callable[..., AwsProvider], proxy: AwsProxy
+) -> None:
+    build_fleet(world, time.time() - 120)
+    denied = proxy.inject(
+        Injection(
+            "POST",
+            "/",
+            status=400,
+            target="FilterLogEvents",
+            body={"__type": "AccessDeniedException", "message": "not authorized"},
+        )
+    )
+    provider = make_provider(endpoint_url=proxy.url, rightsizing_every_cycles=QUIET_EVERY)
+
+    _, facts = observe(provider)
+
+    assert denied.hits == 1
+    unread = [name for name, f in facts.items() if f.invocations and f.timeouts is None]
+    assert sorted(unread) == ["healthy-fn", "oom-fn"]  # oom-fn denied, healthy-fn not due
+    assert facts["slow-fn"].timeouts == 2
 
 
 def test_log_reads_per_cycle_are_capped_flagged_first(

@@ -10,6 +10,7 @@ import structlog
 
 from tuner.model import Target
 from tuner.providers.aws.clients import RegionClients
+from tuner.providers.aws.errors import error_code
 from tuner.providers.aws.metrics import FunctionStats
 from tuner.providers.aws.reports import FILTER_PATTERN, LogSummary, summarize
 from tuner.providers.aws.settings import Settings
@@ -58,12 +59,18 @@ def choose(
 def read_summary(
     clients: RegionClients, name: str, start: float, end: float, max_events: int
 ) -> LogSummary | None:
-    """A summary of the function's Lambda lines in the window; None without a log group."""
+    """A summary of the function's Lambda lines in the window, or None when unreadable.
+
+    Logs only add detail to the metrics, so a missing or forbidden log group leaves the
+    log-only facts unknown instead of failing the whole fleet's observation.
+    """
+    from botocore.exceptions import ClientError
+
     lines = _log_lines(clients, f"/aws/lambda/{name}", start, end, max_events)
     try:
         return summarize(lines)
-    except clients.logs.exceptions.ResourceNotFoundException:
-        log.info("no log group", function=name)
+    except ClientError as error:
+        log.warning("logs not read", function=name, error=error_code(error))
         return None
 
 
