@@ -58,7 +58,7 @@ def test_an_applied_change_says_what_happened_what_changed_and_links_the_evidenc
     text = message.text
     assert "14 of 1200 invocations ran out of memory; peak 301 MB of 128 MB" in text
     assert "5 min window ending 2027-01-15 08:00 UTC" in text
-    assert "ooms 14" in text and "peak_memory_mb 301 MB" in text and "oom_rate 1.2%" in text
+    assert "Facts: invocations 1,200; ooms 14 (1.2%); memory 128 MB, peak 301 MB (235%)" in text
     assert "Change: memory_mb 128 -> 384 (mode apply, applied)" in text
     assert "Next: Nothing to do unless it happens again at 384 MB." in text
     assert "console: https://console.aws.amazon.com/lambda/home#/functions/resize" in text
@@ -191,3 +191,19 @@ def test_an_override_failing_at_render_time_falls_back_to_the_bundled_one(tmp_pa
     (tmp_path / "title.txt.j2").write_text("{{ notice.no_such_field }}")
     message = render(section(Alert.from_decision(decision())), templates=tmp_path)
     assert message.title.startswith("[CRITICAL] aws:eu-west-1/resize")
+
+
+def test_zero_counts_are_left_out_unless_zero_tells_something() -> None:
+    alert = Alert.from_decision(
+        decision(
+            "prices", "data-latency", outcome=Outcome.NOTIFIED, change=None,
+            summary="p95 610 ms on a slow data source",
+            invocations=40.0, errors=0.0, ooms=0.0, timeout_rate=0.0, cache_ttl_s=0.0,
+            duration_p95_ms=610.1,
+        )
+    )  # fmt: skip
+    text = render(section(alert)).text
+    assert "Facts: invocations 40; duration p95 610.1 ms; cache_ttl_s 0 s" in text
+    assert "ooms" not in text and "errors" not in text
+    assert text.count("p95 610 ms on a slow data source") == 1  # the headline says it once
+    assert "When: 5 min window" not in text and "When: window ending" in text

@@ -69,7 +69,7 @@ def test_a_mail_with_text_and_html_parts(
     assert "14 of 1200 invocations ran out of memory" in text
     assert "Change: memory_mb 128 -> 384 (mode apply, applied)" in text
     assert "Next: Watch the next windows." in text
-    assert "<td>301 MB</td>" in html and "<b>Next:</b> Watch the next windows." in html
+    assert "<td>peak 301 MB</td>" in html and "<b>Next:</b> Watch the next windows." in html
 
 
 def test_with_smtp_down_mail_queues_and_arrives_exactly_once_when_it_is_back(

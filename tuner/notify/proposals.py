@@ -103,6 +103,8 @@ def timeouts(alert: Alert) -> str | None:
     timeout_ms = _number(alert.facts, "timeout_ms")
     if not rate or ratio is None or ratio < 0.9 or timeout_ms is None:
         return None
+    if alert.event and alert.knob in ("batch_size", "fan_out"):
+        return None  # tuner is decomposing the work already: the message says how
     batch = _number(alert.facts, "batch_size")
     how = (
         f"smaller batches than {batch:.0f} records"

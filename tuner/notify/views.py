@@ -8,24 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuner.notify.alerts import DEPENDENCY_GROUP_PREFIX, Alert
+from tuner.notify.facts import fact_lines
 from tuner.notify.grouping import Section
 from tuner.notify.proposals import propose
 
 MAX_ALERTS_PER_SECTION = 10
 MAX_ALERTS_PER_DIGEST_SECTION = 3
 MAX_SECTIONS = 20
-MAX_FACTS = 10
 
-_FACT_ORDER = (
-    "invocations", "errors", "error_rate", "timeouts", "timeout_rate", "ooms", "oom_rate",
-    "throttles", "duration_p50_ms", "duration_p95_ms", "duration_p99_ms", "duration_max_ms",
-    "timeout_ms", "duration_timeout_ratio", "memory_mb", "peak_memory_mb", "memory_utilisation",
-    "worst_dependency", "dependency_error_rate", "dependency_latency_p95_ms",
-    "dependency_failing_functions", "batch_size", "fan_out", "concurrency", "cache_ttl_s",
-)  # fmt: skip
-_HIDDEN_FACTS = frozenset(
-    {"provider", "function", "labels", "window_s", "fleet_functions", "dependencies", "extra"}
-)
 _OUTCOME_TEXT = {
     "observed": "observed only",
     "recommended": "recommended, not applied",
@@ -204,50 +194,6 @@ def format_span(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def format_fact(name: str, value: Any) -> str:
-    """A fact's value with its unit, from the fact's name."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if name.endswith(("_rate", "_utilisation", "_ratio")):
-        return f"{value:.1%}"
-    number = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
-    for suffix, unit in (("_ms", " ms"), ("_mb", " MB"), ("_s", " s")):
-        if name.endswith(suffix):
-            return number + unit
-    return number
-
-
-def fact_lines(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Name and formatted value of the facts worth showing, most telling first."""
-    known = [n for n in _FACT_ORDER if facts.get(n) is not None]
-    others = sorted(
-        n
-        for n, v in facts.items()
-        if n not in _FACT_ORDER and n not in _HIDDEN_FACTS and _is_number(v)
-    )
-    lines = [(n, format_fact(n, facts[n])) for n in known + others]
-    return (lines + dependency_lines(facts))[:MAX_FACTS]
-
-
-def dependency_lines(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """One line per dependency that had failed calls: ``12/40 calls failed (30.0%)``."""
-    deps = facts.get("dependencies")
-    if not isinstance(deps, Mapping):
-        return []
-    lines = []
-    for name, dep in sorted(deps.items()):
-        if not isinstance(dep, Mapping) or not dep.get("errors"):
-            continue
-        calls, errors = dep.get("calls") or 0, dep["errors"]
-        text = f"{errors:,.0f}/{calls:,.0f} calls failed"
-        if calls:
-            text += f" ({errors / calls:.1%})"
-        if dep.get("latency_p95_ms") is not None:
-            text += f", p95 {dep['latency_p95_ms']:,.0f} ms"
-        lines.append((f"dependency {name}", text))
-    return lines
-
-
 def evidence_links(facts: Mapping[str, Any]) -> list[Link]:
     """Facts ending in ``_url`` or ``_path`` with a value, as links."""
     return [
@@ -255,7 +201,3 @@ def evidence_links(facts: Mapping[str, Any]) -> list[Link]:
         for name, value in sorted(facts.items())
         if name.endswith(("_url", "_path")) and isinstance(value, str) and value
     ]
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
