@@ -31,6 +31,8 @@ log = structlog.get_logger(__name__)
 
 RESOLVED_ACTION = "resolved"
 """The action of a decision that says a rule stopped firing for a function."""
+UNTOLD_OUTCOMES = frozenset({Outcome.OBSERVED, Outcome.SKIPPED, Outcome.APPLYING})
+"""Outcomes only the store records: nothing to tell (yet)."""
 PRUNE_EVERY = 3600.0
 
 
@@ -80,7 +82,7 @@ class NotificationCenter:
         return sorted(self._channels)
 
     def notify(self, decisions: Sequence[Decision]) -> None:
-        """Take this cycle's decisions into their groups; observed ones are ignored.
+        """Take this cycle's decisions into their groups (observed, skipped ones are ignored).
 
         A decision with action ``resolved`` resolves the rule's alerts for its function.
         Never raises: a notifier fault must not stop the loop (it is logged).
@@ -97,7 +99,7 @@ class NotificationCenter:
     def _take(self, decision: Decision, now: float) -> None:
         if decision.action == RESOLVED_ACTION:
             self._grouper.resolve(decision.ref.key, decision.rule, now)
-        elif decision.outcome != Outcome.OBSERVED:
+        elif decision.outcome not in UNTOLD_OUTCOMES:
             alert = Alert.from_decision(decision)
             for channel in self._route(decision):
                 self._grouper.add(channel, alert, now)
