@@ -78,6 +78,7 @@ def bench_overhead(root: Path) -> None:
         url = f"{provider.url}/functions/noop/invoke"
 
         def over_http() -> object:
+            """One no-op invocation through the HTTP endpoint."""
             request = urllib.request.Request(url, data=b"{}", method="POST")
             with urllib.request.urlopen(request) as response:
                 return json.loads(response.read())
@@ -85,6 +86,7 @@ def bench_overhead(root: Path) -> None:
         describe("warm no-op invocation (HTTP endpoint)", timed_ms(over_http, WARM_RUNS))
 
         def cold() -> object:
+            """Redeploy (draining the warm worker), then invoke on a new one."""
             host.deploy("noop", replace(host.config("noop")))  # drains the warm worker
             return host.invoke("noop", {})
 

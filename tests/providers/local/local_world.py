@@ -17,6 +17,10 @@ HANDLERS = {
         "memory_mb: 128\ntimeout_s: 5\n",
         "def handler(event, context):\n    raise ValueError('bad input: ' + str(event))\n",
     ),
+    "crasher": (
+        "memory_mb: 128\ntimeout_s: 5\n",
+        "import os\n\ndef handler(event, context):\n    os._exit(3)\n",
+    ),
     "sleeper": (
         "memory_mb: 128\ntimeout_s: 1\n",
         "import time\n\n"

@@ -32,7 +32,7 @@ def test_get_functions_lists_configurations(provider: LocalProvider) -> None:
 
     assert status == 200
     by_name = {f["name"]: f for f in body["functions"]}
-    assert sorted(by_name) == ["batcher", "echo", "failing", "hog", "lookup", "sleeper"]
+    assert sorted(by_name) == ["batcher", "crasher", "echo", "failing", "hog", "lookup", "sleeper"]
     assert by_name["hog"]["config"]["memory_mb"] == 128
     assert by_name["hog"]["revision"] == "1"
     assert by_name["batcher"]["config"]["batch_size"] == 5

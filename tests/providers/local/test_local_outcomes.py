@@ -36,6 +36,14 @@ def test_error_reports_the_exception(host: FunctionHost) -> None:
     assert record.outcome == "error"
 
 
+def test_a_worker_that_dies_mid_invocation_is_an_error(host: FunctionHost) -> None:
+    result = host.invoke("crasher", {})
+
+    assert (result.outcome, result.error) == ("error", "worker exited with code 3")
+    assert host.invoke("echo", {}).outcome == "ok"
+    assert host.warm_workers("crasher") == []
+
+
 def test_timeout_kills_the_worker(host: FunctionHost) -> None:
     host.invoke("sleeper", {"seconds": 0})
     [warm] = host.warm_workers("sleeper")

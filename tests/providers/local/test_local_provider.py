@@ -32,6 +32,7 @@ def test_it_is_a_provider_listing_every_function(provider: LocalProvider) -> Non
 
     assert [t.ref.key for t in provider.targets()] == [
         "local:batcher",
+        "local:crasher",
         "local:echo",
         "local:failing",
         "local:hog",

@@ -215,6 +215,7 @@ class FunctionHost:
         executions: list[Execution | None] = [None] * len(parts)
 
         def run(index: int) -> None:
+            """Run one part of the fan-out."""
             executions[index] = self._invoke_once(name, parts[index])
 
         threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(parts))]

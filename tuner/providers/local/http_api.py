@@ -35,6 +35,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        """``GET /functions``: every function with its live configuration."""
         if self.path.rstrip("/") != "/functions":
             self._reply(404, {"error": "not found"})
             return
@@ -51,6 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, {"functions": listing})
 
     def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        """``POST /functions/<name>/invoke`` (JSON event) or ``.../records`` (JSON list)."""
         invoke, records = _INVOKE.match(self.path), _RECORDS.match(self.path)
         if invoke is None and records is None:
             self._reply(404, {"error": "not found"})

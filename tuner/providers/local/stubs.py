@@ -32,6 +32,7 @@ class _StubHandler(BaseHTTPRequestHandler):
     server: _StubServer
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        """Answer after the dependency's latency with a small JSON body."""
         spec = self.server.spec
         delay_ms = spec.latency_ms + random.uniform(-spec.jitter_ms, spec.jitter_ms)
         time.sleep(max(0.0, delay_ms) / 1000)

@@ -200,8 +200,8 @@ def serve(channel: Channel) -> None:
         return
     started = time.monotonic()
     handler = load_handler(init["directory"])
-    non_resident_mb = limit_address_space(init["memory_mb"])
     reserve = bytearray(2 * _MB)  # freed on MemoryError so the reply can still be built
+    non_resident_mb = limit_address_space(init["memory_mb"])
     channel.send(
         {
             "type": "ready",
