@@ -80,6 +80,15 @@ def test_events_are_told_once_and_then_forgotten() -> None:
     assert len(g) == 0
 
 
+def test_events_soon_after_a_message_wait_for_group_interval() -> None:
+    g = Grouper(ROUTING)
+    g.add("c", Alert.from_decision(decision(outcome=Outcome.APPLIED)), T0)
+    assert len(told(g, 30)) == 1
+    g.add("c", Alert.from_decision(decision(outcome=Outcome.ROLLED_BACK)), T0 + 60)
+    assert told(g, 90) == []  # not a new group with a short group_wait: news waits
+    assert [s.firing[0].outcome for s in g.take_due(T0 + 330)] == ["rolled-back"]
+
+
 def test_resolved_findings_get_a_resolved_message_then_the_group_closes() -> None:
     g = Grouper(ROUTING)
     g.add("c", alert(), T0)
@@ -87,7 +96,7 @@ def test_resolved_findings_get_a_resolved_message_then_the_group_closes() -> Non
     g.resolve("aws:eu-west-1/resize", "errors", T0 + 100)
     assert told(g, 200) == []  # group_interval since the last message
     assert told(g, 330) == [("function:aws:eu-west-1/resize", [], ["aws:eu-west-1/resize"])]
-    assert len(g) == 0
+    assert told(g, 630) == [] and len(g) == 0  # closed once group_interval has passed
 
 
 def test_a_finding_resolved_before_anyone_heard_of_it_is_dropped_silently() -> None:

@@ -209,8 +209,8 @@ class Grouper:
             ):
                 sections.append(section)
                 self._mark_told(group, section, now)
-            if not group.entries:
-                self._drop(group.id)
+            if not group.entries and now >= self._earliest(group):
+                self._drop(group.id)  # a group just told waits out group_interval first
         if any(s.key.startswith(DEPENDENCY_GROUP_PREFIX) for s in sections):
             silenced = self._silenced(inhibitors)
             sections = [_with_silenced(s, silenced) for s in sections]
