@@ -4,7 +4,7 @@ The loop hands every cycle's decisions to :class:`NotificationCenter` (a
 :class:`tuner.ports.Notifier`); see ``docs/notifications.md``.
 """
 
-from tuner.notify.center import NotificationCenter, build_notifier, load_settings
-from tuner.notify.settings import NotifySettings
+from tuner.notify.center import NotificationCenter, build_notifier
+from tuner.notify.settings import NotifySettings, load_settings
 
 __all__ = ["NotificationCenter", "NotifySettings", "build_notifier", "load_settings"]

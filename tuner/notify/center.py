@@ -12,19 +12,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
-from pydantic import ValidationError
 
-from tuner.errors import ConfigError, Problem
 from tuner.model import Decision, Outcome
 from tuner.notify.alerts import Alert
-from tuner.notify.channels import Channel, build_channel
+from tuner.notify.channels import build_channels
 from tuner.notify.delivery import Courier
 from tuner.notify.grouping import Grouper, Section
 from tuner.notify.messages import Message
 from tuner.notify.outbox import Outbox
 from tuner.notify.rendering import Renderer
-from tuner.notify.secrets import SecretMissingError
-from tuner.notify.settings import NotifySettings
+from tuner.notify.settings import NotifySettings, load_settings
 from tuner.ports import Clock
 
 log = structlog.get_logger(__name__)
@@ -58,7 +55,7 @@ class NotificationCenter:
         self._clock = clock
         self._tick = tick
         self._renderer = Renderer(settings.templates)
-        self._channels = _build_channels(settings, stream)
+        self._channels = build_channels(settings, stream)
         self._outbox = Outbox(db_path, owner=uuid.uuid4().hex)
         self._grouper = Grouper(settings.routing, self._outbox.load_groups(), clock.now())
         self._couriers = [
@@ -224,36 +221,6 @@ class NotificationCenter:
                 except Exception:
                     log.exception("rendering failed", channel=name, groups=len(batch))
         return messages
-
-
-def _build_channels(settings: NotifySettings, stream: TextIO | None) -> dict[str, Channel]:
-    channels: dict[str, Channel] = {}
-    problems = []
-    for name, channel_settings in settings.channels.items():
-        try:
-            channels[name] = build_channel(name, channel_settings, stream)
-        except SecretMissingError as error:
-            problems.append(Problem("tuner.yaml", None, str(error), field=f"channels.{name}"))
-    if problems:
-        raise ConfigError(problems)
-    return channels
-
-
-def load_settings(
-    raw: NotifySettings | Mapping[str, Any], source: str = "tuner.yaml"
-) -> NotifySettings:
-    """Validated settings from a model or from the ``channels``/``routing``/... mapping."""
-    if isinstance(raw, NotifySettings):
-        return raw
-    try:
-        return NotifySettings.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(
-            [
-                Problem(source, None, e["msg"], field=".".join(str(p) for p in e["loc"]) or None)
-                for e in error.errors()
-            ]
-        ) from None
 
 
 def build_notifier(

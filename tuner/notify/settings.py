@@ -29,10 +29,20 @@ variable, ``*_file`` for a file.  Writing one literally is a configuration error
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from tuner.errors import ConfigError, Problem
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -225,3 +235,20 @@ class NotifySettings(_Strict):
                 f"(configured: {', '.join(sorted(self.channels))})"
             )
         return self
+
+
+def load_settings(
+    raw: NotifySettings | Mapping[str, Any], source: str = "tuner.yaml"
+) -> NotifySettings:
+    """Validated settings from a model or from the ``channels``/``routing``/... mapping."""
+    if isinstance(raw, NotifySettings):
+        return raw
+    try:
+        return NotifySettings.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(
+            [
+                Problem(source, None, e["msg"], field=".".join(str(p) for p in e["loc"]) or None)
+                for e in error.errors()
+            ]
+        ) from None

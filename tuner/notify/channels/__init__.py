@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from tuner.errors import ConfigError, Problem
 from tuner.notify.channels.base import Channel, DeliveryError
-from tuner.notify.secrets import read_secret
+from tuner.notify.secrets import SecretMissingError, read_secret
 from tuner.notify.settings import (
     ChannelSettings,
     ConsoleChannelSettings,
     EmailChannelSettings,
+    NotifySettings,
     SlackChannelSettings,
     WebhookChannelSettings,
 )
 
-__all__ = ["Channel", "DeliveryError", "build_channel"]
+__all__ = ["Channel", "DeliveryError", "build_channel", "build_channels"]
 
 
 def build_channel(name: str, settings: ChannelSettings, stream: TextIO | None = None) -> Channel:
@@ -50,3 +52,17 @@ def build_channel(name: str, settings: ChannelSettings, stream: TextIO | None = 
     from tuner.notify.channels.console import ConsoleChannel
 
     return ConsoleChannel(name, settings, stream)
+
+
+def build_channels(settings: NotifySettings, stream: TextIO | None) -> dict[str, Channel]:
+    """Every configured channel; all missing secrets are reported at once."""
+    channels: dict[str, Channel] = {}
+    problems = []
+    for name, channel_settings in settings.channels.items():
+        try:
+            channels[name] = build_channel(name, channel_settings, stream)
+        except SecretMissingError as error:
+            problems.append(Problem("tuner.yaml", None, str(error), field=f"channels.{name}"))
+    if problems:
+        raise ConfigError(problems)
+    return channels
