@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tuner.notify.grouping import Changes, Group
 from tuner.notify.messages import Message
@@ -112,6 +113,8 @@ class Outbox:
         A group's state or deletion only applies over an older version, so snapshots
         written out of order never undo a newer change.
         """
+        if not (changes.saved or changes.deleted or messages):
+            return
         with self._transaction() as db:
             db.executemany(
                 "INSERT INTO notify_groups (channel, key, version, state) VALUES (?, ?, ?, ?)"
@@ -144,13 +147,18 @@ class Outbox:
         While an older message is being sent (by any process) nothing is claimed, so a
         channel's messages arrive in order.
         """
+        head = (
+            "SELECT seq, body, attempts, created_at, next_attempt_at, state FROM notify_outbox"
+            " WHERE channel = ? AND state IN (?, ?) ORDER BY seq LIMIT 1"
+        )
+        params = (channel, QUEUED, SENDING)
+        with self._lock:  # a read first: an idle channel never takes the write lock
+            row = self._db.execute(head, params).fetchone()
+        if not _claimable(row, now):
+            return None
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT seq, body, attempts, created_at, next_attempt_at, state FROM notify_outbox"
-                " WHERE channel = ? AND state IN (?, ?) ORDER BY seq LIMIT 1",
-                (channel, QUEUED, SENDING),
-            ).fetchone()
-            if row is None or row[5] != QUEUED or row[4] > now:
+            row = db.execute(head, params).fetchone()  # again, now under the write lock
+            if not _claimable(row, now):
                 return None
             seq, body, attempts, created_at, _, _ = row
             db.execute(
@@ -208,11 +216,12 @@ class Outbox:
         """
         requeued: list[str] = []
         in_doubt: list[str] = []
+        query = "SELECT id, channel FROM notify_outbox WHERE state = ? AND lease_until <= ?"
+        with self._lock:
+            if self._db.execute(query, (SENDING, now)).fetchone() is None:
+                return requeued, in_doubt  # the usual case: no write transaction
         with self._transaction() as db:
-            rows = db.execute(
-                "SELECT id, channel FROM notify_outbox WHERE state = ? AND lease_until <= ?",
-                (SENDING, now),
-            ).fetchall()
+            rows = db.execute(query, (SENDING, now)).fetchall()
             for message_id, channel in rows:
                 again = resend(channel)
                 db.execute(
@@ -256,3 +265,8 @@ class Outbox:
         with self._lock:
             rows = self._db.execute(query + " ORDER BY seq", params).fetchall()
         return [OutboxRow(*row) for row in rows]
+
+
+def _claimable(row: tuple[Any, ...] | None, now: float) -> bool:
+    """True for a queued head-of-line row that is due."""
+    return row is not None and row[5] == QUEUED and row[4] <= now
