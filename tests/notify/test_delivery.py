@@ -27,6 +27,7 @@ from tuner.notify import build_notifier
 from tuner.notify.delivery import backoff
 from tuner.notify.outbox import Outbox
 from tuner.notify.settings import DeliverySettings
+from tuner.ports import Notifier
 
 
 def test_backoff_doubles_up_to_the_maximum_with_jitter() -> None:
@@ -213,3 +214,8 @@ def test_background_threads_deliver_without_flush(
         while not http_receiver.requests and time.monotonic() < deadline:
             time.sleep(0.01)
     assert len(http_receiver.requests) == 1
+
+
+def test_the_center_is_the_notifier_port(tmp_path: Path, clock: FakeClock) -> None:
+    with build_notifier({}, tmp_path / "t.db", clock, stream=io.StringIO()) as center:
+        assert isinstance(center, Notifier)

@@ -50,6 +50,7 @@ class AlertView:
     stale: bool = False
 
     def __getattr__(self, name: str) -> Any:
+        # templates read the alert's own fields (ref, rule, severity ...) directly
         return getattr(self.alert, name)
 
     @property
