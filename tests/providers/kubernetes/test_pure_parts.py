@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kube_objects import deployment, pod, pod_disruption_budget
+from kube_objects import deployment, knative_service, pod, pod_disruption_budget
 
-from tuner.errors import ProviderError
+from tuner.errors import ApplyFailedError, ProviderError
 from tuner.model import FunctionRef
 from tuner.providers.kubernetes import LabelSelector
 from tuner.providers.kubernetes.disruption import check_disruption
 from tuner.providers.kubernetes.quantities import format_mb, parse_bytes, parse_mb
+from tuner.providers.kubernetes.rollouts import rolled_out
 from tuner.providers.kubernetes.signals import count_ooms, has_recent_oom, restart_count
 from tuner.providers.kubernetes.workloads import DEPLOYMENT, KNATIVE_SERVICE, parse_ref
 
@@ -89,3 +90,44 @@ def test_knative_services_ignore_the_single_replica_rule_but_not_budgets() -> No
     budget["spec"]["selector"] = {"matchLabels": {"serving.knative.dev/service": "s"}}
     with pytest.raises(ProviderError, match="PodDisruptionBudget b"):
         check_disruption(KNATIVE_SERVICE, service, [budget], allow_single_replica_restart=False)
+
+
+def with_status(obj: dict[str, Any], generation: int, **status: Any) -> dict[str, Any]:
+    obj["metadata"]["generation"] = generation
+    obj["status"] = status
+    return obj
+
+
+@pytest.mark.parametrize(("status", "live"), [
+    ({"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2}, False),
+    ({"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 2}, False),
+    ({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 1}, False),
+    ({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2}, True),
+])
+def test_a_deployment_is_live_when_every_replica_is_updated_and_available(
+    status: dict[str, Any], live: bool
+) -> None:
+    assert rolled_out(DEPLOYMENT, with_status(deployment("d", "ns"), 2, **status)) is live
+
+
+def test_a_stuck_deployment_rollout_fails() -> None:
+    stuck = with_status(deployment("d", "ns"), 2, observedGeneration=2, conditions=[{
+        "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+        "message": "ReplicaSet d-2 has timed out progressing."}])
+    with pytest.raises(ApplyFailedError, match="timed out progressing"):
+        rolled_out(DEPLOYMENT, stuck)
+
+
+def test_a_knative_service_is_live_when_its_newest_revision_is_ready() -> None:
+    ready = {"type": "Ready", "status": "True"}
+    service = knative_service("s", "ns")
+    assert not rolled_out(KNATIVE_SERVICE, with_status(
+        service, 2, observedGeneration=2, conditions=[ready],
+        latestCreatedRevisionName="s-00002", latestReadyRevisionName="s-00001"))
+    assert rolled_out(KNATIVE_SERVICE, with_status(
+        service, 2, observedGeneration=2, conditions=[ready],
+        latestCreatedRevisionName="s-00002", latestReadyRevisionName="s-00002"))
+    failed = {"type": "Ready", "status": "False", "message": "Revision s-00002 failed"}
+    with pytest.raises(ApplyFailedError, match="s-00002 failed"):
+        rolled_out(KNATIVE_SERVICE, with_status(service, 2, observedGeneration=2,
+                                                conditions=[failed]))

@@ -10,7 +10,15 @@ import structlog
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError
 from tuner.model import Change, FunctionConfig, FunctionRef, Limits, Target, WindowFacts
 from tuner.ports import Clock
-from tuner.providers.kubernetes import disruption, events, patching, signals, usage, workloads
+from tuner.providers.kubernetes import (
+    disruption,
+    events,
+    patching,
+    rollouts,
+    signals,
+    usage,
+    workloads,
+)
 from tuner.providers.kubernetes.api import JsonObject, KubeApi, NotFoundError
 from tuner.providers.kubernetes.settings import Settings
 from tuner.providers.kubernetes.workloads import KINDS, WorkloadKind, dig
@@ -267,7 +275,7 @@ class KubernetesProvider:
         if timeout <= 0:
             return obj
         deadline = time.monotonic() + timeout
-        while not _rolled_out(kind, obj):
+        while not rollouts.rolled_out(kind, obj):
             if time.monotonic() >= deadline:
                 name = dig(obj, "metadata", "name")
                 raise ApplyFailedError(f"{kind.kind} {name}: rollout unfinished after {timeout:g}s")
@@ -285,18 +293,3 @@ def _invocations(latency: LatencyFacts | None, pods: Sequence[JsonObject]) -> in
     if latency is not None and latency.requests is not None:
         return latency.requests
     return len(pods)
-
-
-def _rolled_out(kind: WorkloadKind, obj: JsonObject) -> bool:
-    """True when the controller has rolled out the object's current generation."""
-    status = obj.get("status") or {}
-    if (status.get("observedGeneration") or 0) < (dig(obj, "metadata", "generation") or 0):
-        return False
-    if kind is workloads.KNATIVE_SERVICE:
-        conditions = status.get("conditions") or []
-        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    wanted = dig(obj, "spec", "replicas")
-    wanted = 1 if wanted is None else int(wanted)
-    return (status.get("updatedReplicas") or 0) >= wanted and (
-        status.get("availableReplicas") or 0
-    ) >= wanted
