@@ -22,7 +22,7 @@ from tests.notify.conftest import (
     mail_settings,
     resolved,
 )
-from tuner.model import Outcome
+from tuner.model import Outcome, Severity
 from tuner.notify import build_notifier
 from tuner.notify.delivery import backoff
 from tuner.notify.outbox import Outbox
@@ -219,3 +219,23 @@ def test_background_threads_deliver_without_flush(
 def test_the_center_is_the_notifier_port(tmp_path: Path, clock: FakeClock) -> None:
     with build_notifier({}, tmp_path / "t.db", clock, stream=io.StringIO()) as center:
         assert isinstance(center, Notifier)
+
+
+def test_routes_add_channels_by_severity(
+    tmp_path: Path, clock: FakeClock, http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_HOOK_URL", http_receiver.url)
+    settings = hook_settings(
+        "TEST_HOOK_URL",
+        default_channels=["console"],
+        routes=[{"severity": ["critical"], "channels": ["hook", "console"]}],
+    )
+    out = io.StringIO()
+    with build_notifier(settings, tmp_path / "t.db", clock, stream=out) as center:
+        center.notify([decision("hot"), decision("mild", severity=Severity.WARNING)])
+        clock.advance(30)
+        center.flush(0)
+    (request,) = http_receiver.requests  # the critical one only
+    assert request.body["groups"][0]["key"] == "function:aws:eu-west-1/hot"
+    assert out.getvalue().count("[CRITICAL] aws:eu-west-1/hot") == 1  # once, though named twice
+    assert "aws:eu-west-1/mild" in out.getvalue()

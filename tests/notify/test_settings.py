@@ -125,6 +125,8 @@ def test_secret_sources_are_exclusive_and_required() -> None:
 def test_unknown_default_channels_and_fields_are_errors() -> None:
     with pytest.raises(ConfigError, match="unknown channels: pager"):
         load_settings({"routing": {"default_channels": ["pager"]}})
+    with pytest.raises(ConfigError, match=r"routing.routes\[0\].channels names unknown"):
+        load_settings({"routing": {"routes": [{"severity": ["critical"], "channels": ["x"]}]}})
     with pytest.raises(ConfigError) as caught:
         load_settings({"routing": {"group_wiat": "30s"}})
     assert caught.value.problems[0].field == "routing.group_wiat"

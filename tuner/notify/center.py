@@ -102,13 +102,18 @@ class NotificationCenter:
                 self._grouper.add(channel, alert, now)
 
     def _route(self, decision: Decision) -> list[str]:
-        """The channels a decision goes to: its rule's, else the default ones."""
+        """The channels a decision goes to: its rule's (else the default ones) and its routes'."""
+        routing = self._settings.routing
         known = [name for name in decision.channels if name in self._channels]
         for name in set(decision.channels) - set(known) - self._unknown_channels:
             self._unknown_channels.add(name)
             log.warning("rule names an unknown channel; using the default ones",
                         rule=decision.rule, channel=name)  # fmt: skip
-        return known or list(self._settings.routing.default_channels)
+        channels = known or list(routing.default_channels)
+        for route in routing.routes:
+            if route.matches(decision):
+                channels += route.channels
+        return list(dict.fromkeys(channels))
 
     def start(self) -> None:
         """Start the background threads that group and deliver."""

@@ -29,7 +29,7 @@ variable, ``*_file`` for a file.  Writing one literally is a configuration error
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -43,6 +43,7 @@ from pydantic import (
 )
 
 from tuner.errors import ConfigError, Problem
+from tuner.model import Decision
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -179,6 +180,32 @@ ChannelSettings = Annotated[
 GroupField = Literal["group", "rule", "function", "provider", "severity", "dependency"]
 
 
+class Route(_Strict):
+    """More channels for the decisions that match every condition given.
+
+    Example: ``{severity: [critical], channels: [oncall-mail]}``.
+    """
+
+    severity: list[Literal["info", "warning", "critical"]] | None = None
+    rules: list[str] | None = None
+    providers: list[str] | None = None
+    outcomes: list[str] | None = None
+    channels: list[str] = Field(min_length=1)
+
+    def matches(self, decision: Decision) -> bool:
+        """True when the decision meets every condition of this route."""
+        return (
+            _within(decision.severity.value, self.severity)
+            and _within(decision.rule, self.rules)
+            and _within(decision.ref.provider, self.providers)
+            and _within(decision.outcome.value, self.outcomes)
+        )
+
+
+def _within(value: str, allowed: Sequence[str] | None) -> bool:
+    return allowed is None or value in allowed
+
+
 def _by_group() -> list[GroupField]:
     return ["group"]
 
@@ -200,6 +227,9 @@ class RoutingSettings(_Strict):
     inhibit: bool = True
     """A failing dependency silences the other findings of the functions that depend on it."""
     default_channels: list[str] = Field(default_factory=lambda: ["console"])
+    """Where decisions go whose rule names no channel."""
+    routes: list[Route] = Field(default_factory=list)
+    """More channels by severity, rule, provider or outcome, on top of the rule's own."""
     storm_threshold: int = Field(default=10, ge=1)
     """More groups than this due at once on one channel are sent as one digest message."""
 
@@ -228,12 +258,16 @@ class NotifySettings(_Strict):
     def _known_channels(self) -> NotifySettings:
         if "console" not in self.channels:
             self.channels["console"] = ConsoleChannelSettings(type="console")
-        unknown = [name for name in self.routing.default_channels if name not in self.channels]
-        if unknown:
-            raise ValueError(
-                f"routing.default_channels names unknown channels: {', '.join(unknown)} "
-                f"(configured: {', '.join(sorted(self.channels))})"
-            )
+        named = {"routing.default_channels": self.routing.default_channels}
+        for i, route in enumerate(self.routing.routes):
+            named[f"routing.routes[{i}].channels"] = route.channels
+        for where, names in named.items():
+            unknown = [name for name in names if name not in self.channels]
+            if unknown:
+                raise ValueError(
+                    f"{where} names unknown channels: {', '.join(unknown)} "
+                    f"(configured: {', '.join(sorted(self.channels))})"
+                )
         return self
 
 
