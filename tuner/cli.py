@@ -237,14 +237,13 @@ def check_file(path: Path) -> list[Problem]:
             parse_rules(text, str(path))
         else:
             from tuner.config import parse_config
-            from tuner.wiring import provider_settings
+            from tuner.reloading import RuleSource
+            from tuner.wiring import check_rule_channels, notify_settings, provider_settings
 
             config = parse_config(text, str(path))
             provider_settings(config)
-            for rule_path in config.rule_paths() if config.rules else []:
-                problems = check_path(rule_path)
-                if problems:
-                    return problems
+            channels = set(notify_settings(config).channels)
+            check_rule_channels(RuleSource(config.rule_paths()), channels)
     except ConfigError as exc:
         return exc.problems
     return []

@@ -92,6 +92,10 @@ class TunerConfig(BaseModel):
     providers: list[dict[str, Any]] = Field(default_factory=lambda: [{"type": "local"}])
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routing: dict[str, Any] = Field(default_factory=dict)
+    delivery: dict[str, Any] = Field(default_factory=dict)
+    templates: str | None = Field(
+        None, description="A folder of templates that replace the bundled ones."
+    )
     guard: GuardSettings = Field(default_factory=GuardSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
     log: LogSettings = Field(default_factory=LogSettings)

@@ -41,11 +41,9 @@ def proposals(facts: Mapping[str, Any], plan: Plan | None) -> list[str]:
     failing = facts.get("dependency_failing_functions") or 0.0
     if dep and failing >= 2:
         out.append(
-            f"The dependency '{dep}' failed for {failing:.0f} functions at once: the problem is the "
-            "dependency, not the functions. Check its health before touching them."
+            f"'{dep}' failed for {failing:.0f} functions at once: the problem is the dependency, "
+            "not the functions."
         )
-    elif dep and (facts.get("dependency_error_rate") or 0.0) >= 0.5:
-        out.append(f"Calls to '{dep}' fail: check that it is up and reachable from this function.")
     if (facts.get("ooms") or 0) > 0 and plan is not None and not plan.applicable:
         out.append(
             "Memory cannot grow further: split the work map-reduce style (fan-out), or move "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -80,17 +81,51 @@ def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:
     return out
 
 
-def build_notifier(config: TunerConfig, store_path: str, clock: Clock) -> Notifier | None:
-    """The notification center for the configured channels (console when none are named)."""
+def notify_settings(config: TunerConfig) -> Any:
+    """The notification settings, validated, with problems located in the configuration file."""
+    from tuner.notify import load_settings
+
+    raw: dict[str, Any] = {"channels": config.channels or {"console": {"type": "console"}}}
+    for key in ("routing", "delivery"):
+        if getattr(config, key):
+            raw[key] = getattr(config, key)
+    if config.templates:
+        base = Path(config.source).parent if config.source else Path.cwd()
+        raw["templates"] = base / config.templates
+    source = config.source or "tuner.yaml"
     try:
-        notify = importlib.import_module("tuner.notify")
-    except ImportError:
-        return None
-    settings = {"channels": config.channels, "routing": config.routing}
-    if not config.channels:
-        settings["channels"] = {"console": {"type": "console"}}
-    notifier: Notifier = notify.build_notifier(settings, store_path, clock)
-    return notifier
+        return load_settings(raw, source)
+    except ConfigError as exc:
+        for p in exc.problems:
+            path = tuple(int(x) if x.isdigit() else x for x in (p.field or "").split("."))
+            p.line = p.line or _nearest_line(config, path)
+        raise
+
+
+def _nearest_line(config: TunerConfig, path: tuple[Any, ...]) -> int | None:
+    for n in range(len(path), 0, -1):
+        line = config.line_of(*path[:n])
+        if line:
+            return line
+    return None
+
+
+def check_rule_channels(rules: RuleSource, channels: set[str]) -> None:
+    """Every channel a rule names must be configured: a located error otherwise."""
+    problems = [
+        Problem(
+            r.source,
+            r.line,
+            f"unknown channel '{name}'; configured: {', '.join(sorted(channels))}",
+            r.name,
+            "notify",
+        )
+        for r in rules().rules
+        for name in r.rule.notify
+        if name not in channels
+    ]
+    if problems:
+        raise ConfigError(problems)
 
 
 @dataclass
@@ -118,7 +153,7 @@ class Tuner:
         """Stop what was started (in reverse order), flushing notifications, then the store."""
         flush = getattr(self.notifier, "flush", None)
         if flush is not None:
-            flush(5.0)
+            flush(5.0, include_waiting=True)  # groups still waiting go out before we stop
         for part in reversed(self._started):
             close = getattr(part, "close", None)
             if close is not None:
@@ -142,9 +177,14 @@ def build(
             module.build(settings, clock=clock) for module, settings in provider_settings(config)
         ]
     store_path = config.store_path()
-    store = SqliteStore(store_path)
     if notifier is None:
-        notifier = build_notifier(config, str(store_path), clock)
+        from tuner.notify import build_notifier
+
+        settings = notify_settings(config)
+        check_rule_channels(rules, set(settings.channels))
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+        notifier = build_notifier(settings, store_path, clock)
+    store = SqliteStore(store_path)
     g = config.guard
     daemon = Daemon(
         providers=providers,

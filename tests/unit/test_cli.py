@@ -48,6 +48,25 @@ def test_check_a_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "unknown provider type 'azure'" in capsys.readouterr().err
 
 
+def test_check_a_configuration_whose_rules_name_an_unknown_channel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "team.yaml"
+    rules.write_text(
+        "rules:\n  - name: oom\n    when: ooms > 0.0\n    actions: [{action: notify}]\n    notify: [pager]\n"
+    )
+    cfg = tmp_path / "tuner.yaml"
+    cfg.write_text("rules: [team.yaml]\nchannels:\n  console: {type: console}\n")
+    assert main(["check", str(cfg)]) == 2
+    assert (
+        f"{rules}:2: rule 'oom': field 'notify': unknown channel 'pager'" in capsys.readouterr().err
+    )
+    cfg.write_text("channels:\n  team: {type: slack, webhook_url: https://hooks.example/secret}\n")
+    assert main(["check", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}:2" in err and "hooks.example/secret" not in err
+
+
 def test_readme_configuration_is_valid(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "providers:" in b)
