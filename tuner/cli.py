@@ -21,7 +21,7 @@ from tuner.engine.facts import FACTS
 from tuner.engine.rulefiles import load_yaml, parse_duration, parse_rules, rules_schema
 from tuner.errors import ConfigError, Problem
 from tuner.logs import configure
-from tuner.model import Decision, FunctionRef, Outcome
+from tuner.model import Decision, FunctionRef, Outcome, Verification
 from tuner.store import SqliteStore
 
 SCHEMA_PATH = Path("rules/schema.json")
@@ -31,8 +31,11 @@ DEMO_INTERVAL_S = 10.0
 def _config(path: str | None) -> TunerConfig:
     config = load_config(path)
     if path is None:
-        # The embedded default: short windows so the demo shows results within a minute.
-        config = config.model_copy(update={"interval": DEMO_INTERVAL_S})
+        # The embedded default: short windows and a short group wait, so the demo shows
+        # its results and messages within a minute.
+        config = config.model_copy(
+            update={"interval": DEMO_INTERVAL_S, "routing": {"group_wait": DEMO_INTERVAL_S / 2}}
+        )
     return config
 
 
@@ -196,7 +199,9 @@ def summary_table(decisions: Sequence[Decision]) -> str:
     """A readable table per function: what was found, what was changed, what was verified."""
     rows: dict[str, dict[str, list[str]]] = {}
     for d in decisions:
-        row = rows.setdefault(d.ref.name, {"found": [], "changed": [], "verified": []})
+        row = rows.setdefault(
+            d.ref.name, {"found": [], "changed": [], "verified": [], "evidence": []}
+        )
         if d.action != "resolved" and d.rule not in row["found"]:
             row["found"].append(d.rule)
         if d.change is not None and d.outcome in (Outcome.APPLIED, Outcome.ROLLED_BACK):
@@ -204,16 +209,18 @@ def summary_table(decisions: Sequence[Decision]) -> str:
                 d.change.describe() + (" (rolled back)" if d.outcome is Outcome.ROLLED_BACK else "")
             )
             row["verified"].append(d.verification.value if d.verification else "-")
+            if d.verification and d.verification is not Verification.PENDING and d.reason:
+                row["evidence"].append(d.reason.split(";")[0])
         elif d.outcome in (Outcome.NOTIFIED, Outcome.RECOMMENDED) and d.action != "resolved":
             label = "told the owners" if d.outcome is Outcome.NOTIFIED else "recommended"
             if label not in row["changed"]:
                 row["changed"].append(label)
     if not rows:
         return "Nothing found: every function looked healthy."
-    header = ("function", "found", "changed", "verified")
-    lines = [(name, ", ".join(r["found"]) or "-", "; ".join(r["changed"]) or "-", ", ".join(r["verified"]) or "-")
-             for name, r in sorted(rows.items())]  # fmt: skip
-    widths = [max(len(x[i]) for x in [header, *lines]) for i in range(4)]
+    header = ("function", "found", "changed", "verified", "evidence")
+    columns = ("found", "changed", "verified", "evidence")
+    lines = [(name, *("; ".join(r[c]) or "-" for c in columns)) for name, r in sorted(rows.items())]
+    widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
     fmt = "  ".join(f"{{:{w}}}" for w in widths)
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out.extend(fmt.format(*line) for line in lines)
