@@ -154,6 +154,7 @@ class Daemon:
         rules = self.rules
         start = now - self.window_s
         observed: list[tuple[Provider, Target, WindowFacts | None]] = []
+        listed: set[str] = set()
         for provider in self.providers:
             try:
                 targets = list(self._retry(provider.targets))
@@ -163,6 +164,7 @@ class Daemon:
                 log.error("provider failed", provider=provider.name, error=str(exc))
                 continue
             report.targets += len(targets)
+            listed.add(provider.name)
             report.observed += len(windows)
             observed.extend((provider, t, _current(windows.get(t.ref), start, now)) for t in targets)
         fleet = fleet_facts(len(observed), [w for _, _, w in observed if w is not None])
@@ -199,6 +201,7 @@ class Daemon:
                 self._function_failed(report, decision.ref, exc)
                 continue
             report.decisions.append(decision)
+        self._forget_streaks(listed, {target.ref.key for _, target, _ in observed})
         self.store.put_state(_STREAKS_KEY, json.dumps(self.streaks.counts))
         self._notify([d for d in report.decisions if d.outcome not in _SILENT])
         report.finished = self.clock.now()
@@ -211,6 +214,11 @@ class Daemon:
             seconds=round(report.finished - report.started, 3),
         )
         return report
+
+    def _forget_streaks(self, listed: set[str], seen: set[str]) -> None:
+        """Drop the streaks of functions that their provider, which answered, no longer lists."""
+        silent = {k for k in self.streaks.counts if FunctionRef.parse(k).provider not in listed}
+        self.streaks.forget(seen | silent)
 
     @staticmethod
     def _function_failed(report: CycleReport, ref: FunctionRef, exc: Exception) -> None:
