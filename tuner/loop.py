@@ -187,7 +187,7 @@ class Daemon:
                 planned.extend(self._resolved(target.ref, name, facts, now) for name in resolved)
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
                 self._function_failed(report, target.ref, exc)
-        history = self.store.applied_since(now - DAY_S)
+        history = self.store.applied_since(now - DAY_S, with_facts=False)
         cooldowns = {r.name: r.rule.cooldown for r in rules.rules}
         for decision in guard(planned, history, cooldowns, self.guard_policy, now):
             try:
