@@ -8,25 +8,42 @@ under way.  One failing provider or function never stops the cycle for the rest.
 from __future__ import annotations
 
 import json
-from functools import partial
-from datetime import datetime, timezone
 import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_any, wait_random_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    wait_random_exponential,
+)
 from tenacity.stop import stop_base
 
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
 from tuner.guard import DAY_S, GuardPolicy, guard
-from tuner.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Outcome, Severity, Target
-from tuner.model import Verification, WindowFacts
+from tuner.model import (
+    Change,
+    Decision,
+    FunctionRef,
+    Intent,
+    Knob,
+    Mode,
+    Outcome,
+    Severity,
+    Target,
+    Verification,
+    WindowFacts,
+)
 from tuner.planning import plan_finding
 from tuner.ports import Clock, Notifier, Provider
 from tuner.store import SqliteStore
@@ -254,11 +271,11 @@ class Daemon:
         self.store.begin_intent(intent, decision.with_outcome(Outcome.APPLYING))
         for _ in range(self.attempts):
             try:
-                config = self._retry(lambda: provider.apply(target, [change]))
+                config = self._retry(partial(provider.apply, target, [change]))
             except ConflictError as exc:
                 log.warning("conflict, re-reading", function=decision.ref.key, error=str(exc))
                 try:
-                    live = self._retry(lambda: provider.read(decision.ref))
+                    live = self._retry(partial(provider.read, decision.ref))
                 except ProviderError as read_exc:
                     return self._failed(intent, decision, f"re-read failed: {read_exc}"), target
                 target = replace(target, config=live)
@@ -451,7 +468,7 @@ def run_forever(
         if before_cycle is not None:
             previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: before_cycle())
     scheduler = BackgroundScheduler()
-    first = datetime.now(timezone.utc)  # the first cycle at once
+    first = datetime.now(UTC)  # the first cycle at once
     scheduler.add_job(job, "interval", seconds=interval_s, max_instances=1, coalesce=True,
                       next_run_time=first)  # fmt: skip
     deadline = None if duration_s is None else time.monotonic() + duration_s
