@@ -158,7 +158,9 @@ def test_one_failing_function_does_not_stop_the_others() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"invocations": "lots"}, {"duration_p95_ms": "slow"}])
-def test_malformed_telemetry_for_one_function_does_not_stop_the_others(bad: dict[str, object]) -> None:
+def test_malformed_telemetry_for_one_function_does_not_stop_the_others(
+    bad: dict[str, object],
+) -> None:
     """A window the provider built wrongly is skipped with an error; the rest of the cycle runs."""
     provider = _oom_fleet("good")
     ref = provider.add("bad", FunctionConfig(memory_mb=256, timeout_s=30))

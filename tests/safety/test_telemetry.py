@@ -11,8 +11,17 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import WINDOW_S, make_daemon, oom
-from tuner.model import Decision, DependencyFacts, FunctionConfig, FunctionRef, Outcome, Severity
-from tuner.model import Mode, Target, WindowFacts
+from tuner.model import (
+    Decision,
+    DependencyFacts,
+    FunctionConfig,
+    FunctionRef,
+    Mode,
+    Outcome,
+    Severity,
+    Target,
+    WindowFacts,
+)
 from tuner.store import SqliteStore
 
 NAN, INF = math.nan, math.inf
@@ -91,11 +100,24 @@ def test_nan_and_infinite_facts_are_stored_as_unknown() -> None:
     store = SqliteStore(":memory:")
     facts = {"invocations": 10.0, "extra": {"queue_depth": NAN}, "peak_memory_mb": INF}
     store.record(
-        Decision("d1", 1.0, REF, "oom", "more-memory", Severity.CRITICAL, Mode.APPLY,
-                 Outcome.SKIPPED, facts=facts)  # fmt: skip
+        Decision(
+            "d1",
+            1.0,
+            REF,
+            "oom",
+            "more-memory",
+            Severity.CRITICAL,
+            Mode.APPLY,
+            Outcome.SKIPPED,
+            facts=facts,
+        )  # fmt: skip
     )
     [back] = store.decisions()
-    assert back.facts == {"invocations": 10.0, "extra": {"queue_depth": None}, "peak_memory_mb": None}
+    assert back.facts == {
+        "invocations": 10.0,
+        "extra": {"queue_depth": None},
+        "peak_memory_mb": None,
+    }
 
 
 def test_nan_in_provider_specific_facts_does_not_stop_a_needed_change() -> None:
