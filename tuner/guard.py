@@ -31,6 +31,8 @@ class GuardPolicy:
     """A change needs at least this many invocations in the window: no data, no action."""
 
 
+_CHANGED = (Outcome.APPLIED, Outcome.ROLLED_BACK, Outcome.APPLYING)
+"""Outcomes of past decisions whose change is, or may be, live (applying: a crash left it open)."""
 _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
@@ -57,7 +59,7 @@ def guard(
     per_function_day: Counter[FunctionRef] = Counter()
     in_last_hour = 0
     for past in history:
-        if past.change is not None and past.outcome in (Outcome.APPLIED, Outcome.ROLLED_BACK):
+        if past.change is not None and past.outcome in _CHANGED:
             last[(past.ref, past.change.knob)] = past
             if past.time > now - DAY_S:
                 per_function_day[past.ref] += 1

@@ -71,6 +71,10 @@ _COLUMNS = (
 )
 
 
+_CHANGED = (Outcome.APPLIED.value, Outcome.ROLLED_BACK.value, Outcome.APPLYING.value)
+"""Outcomes of decisions whose change is, or may be, live."""
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
@@ -199,19 +203,21 @@ class SqliteStore:
         return self._decision(row) if row else None
 
     def applied_since(self, since: float, *, with_facts: bool = True) -> list[Decision]:
-        """Applied (or rolled back) decisions after a time, oldest first.
+        """Applied, rolled back or still applying decisions after a time, oldest first.
+
+        A decision still ``applying`` belongs to an intent a crash left open: it may be live.
 
         ``with_facts=False`` leaves the facts out (empty), which the guard does not need
         and which make up most of the cost of reading a day of history.
         """
         columns = _COLUMNS if with_facts else _COLUMNS.replace(", facts", ", '{}'")
         sql = (
-            f"SELECT {columns} FROM decisions WHERE time >= ? AND outcome IN (?, ?) "
+            f"SELECT {columns} FROM decisions WHERE time >= ? AND outcome IN (?, ?, ?) "
             "ORDER BY time, rowid"
         )
         with self._lock:
             rows = self._db.execute(
-                sql, (since, Outcome.APPLIED.value, Outcome.ROLLED_BACK.value)
+                sql, (since, *_CHANGED)
             ).fetchall()
         return [self._decision(r) for r in rows]
 
