@@ -166,6 +166,8 @@ class Daemon:
             return self._cycle()
 
     def _cycle(self) -> CycleReport:
+        if self.store.open_intents():
+            self.reconcile()  # a crash left changes unsettled that could not be settled at start
         now = self.clock.now()
         report = CycleReport(started=now)
         rules = self.rules
@@ -332,7 +334,7 @@ class Daemon:
                 continue
             try:
                 live = provider.read(intent.ref)
-            except Exception as exc:  # noqa: BLE001 - try again at the next start
+            except Exception as exc:  # noqa: BLE001 - tried again at the next cycle
                 log.error("reconcile failed", function=intent.ref.key, error=str(exc))
                 continue
             live_now = all(live.get(c.knob) == c.after for c in intent.changes)
@@ -345,6 +347,7 @@ class Daemon:
                 self.store.finish_intent(intent.id, "abandoned", final)
             log.warning("reconciled", function=intent.ref.key, outcome=final.outcome.value)
             settled.append(final)
+        self._notify(settled)
         return settled
 
     # ------------------------------------------------------------ verifying
