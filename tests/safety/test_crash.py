@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
 from tests.safety.file_provider import FileProvider
-from tests.safety.harness import REPO, applied
-from tuner.model import FunctionRef, Outcome
+from tests.safety.harness import REPO, WINDOW_S, applied, make_daemon, oom
+from tuner.errors import ProviderError
+from tuner.model import FunctionConfig, FunctionRef, Intent, Outcome
 from tuner.store import SqliteStore
 
 OOM_WINDOW = {"invocations": 100, "errors": 5, "ooms": 5, "peak_memory_mb": 250.0}
@@ -89,3 +91,50 @@ def test_a_change_survives_sigkill_exactly_once(
     live = FileProvider(state_path).load()
     assert live["applies"] == [["resize", [["memory_mb", 512]]]]
     assert live["functions"]["resize"]["memory_mb"] == 512
+
+
+class Unreadable(FakeProvider):
+    """A provider whose ``read`` fails for a while (its API is down), while listing works."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.readable = False
+
+    def read(self, ref: FunctionRef) -> FunctionConfig:
+        """The live configuration, once the API is back."""
+        if not self.readable:
+            raise ProviderError("control plane unavailable", retryable=False)
+        return super().read(ref)
+
+
+def test_an_intent_that_cannot_be_settled_yet_holds_back_changes_until_it_is() -> None:
+    """A crash left a change open and the provider cannot say if it is live: nothing is re-applied,
+    and the record is completed (and announced) as soon as the provider answers."""
+    provider = Unreadable()
+    ref = provider.add("f", FunctionConfig(memory_mb=256, timeout_s=30))
+    provider.windows["f"] = oom(ref)
+    clock, notifier, store = FakeClock(), RecordingNotifier(), SqliteStore(":memory:")
+    crashed = make_daemon([provider], store, clock)
+    [decision] = crashed.run_cycle().decisions
+    assert decision.change is not None
+    # the first run died after applying and before recording: put the store back to that moment
+    store.begin_intent(
+        Intent("i1", decision.id, ref, (decision.change,), clock.now()),
+        decision.with_outcome(Outcome.APPLYING),
+    )
+    clock.advance(WINDOW_S)
+
+    restarted = make_daemon([provider], store, clock, notifier=notifier)
+    assert restarted.reconcile() == []
+    for _ in range(3):
+        restarted.run_cycle()
+        clock.advance(WINDOW_S)
+    assert len(provider.applied) == 1, "no second change while the first is unsettled"
+    assert [i.id for i in store.open_intents()] == ["i1"]
+
+    provider.readable = True
+    restarted.run_cycle()
+    assert store.open_intents() == []
+    assert store.get(decision.id).outcome is Outcome.APPLIED  # type: ignore[union-attr]
+    assert decision.id in {d.id for d in notifier.sent}
+    assert len(provider.applied) == 1
