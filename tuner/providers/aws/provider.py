@@ -15,6 +15,7 @@ from tuner.providers.aws.errors import provider_errors
 from tuner.providers.aws.facts import window_facts
 from tuner.providers.aws.reports import LogSummary
 from tuner.providers.aws.settings import Settings
+from tuner.providers.aws.targets import list_targets
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +59,6 @@ class AwsProvider:
 
     def targets(self) -> list[Target]:
         """Every managed function of every configured region."""
-        from tuner.providers.aws.targets import list_targets
-
         found: list[Target] = []
         for region in self.settings.regions:
             with provider_errors(f"list functions in {region}"):
