@@ -102,6 +102,7 @@ def test_the_daemon_fixes_oom_and_timeout_and_leaves_the_healthy_function_alone(
     try:
         report = tuner.daemon.run_cycle()
         decisions = tuner.store.decisions(limit=1000)
+        again = tuner.daemon.run_cycle()  # same telemetry: the cooldown holds, nothing re-applied
     finally:
         tuner.close()
 
@@ -123,3 +124,4 @@ def test_the_daemon_fixes_oom_and_timeout_and_leaves_the_healthy_function_alone(
     assert mapping["BatchSize"] == slow.change.after
     assert lambda_.get_function_configuration(FunctionName="healthy-fn")["MemorySize"] == 512
     assert not [d for d in decisions if d.ref.name == "healthy-fn" and d.change is not None]
+    assert again.errors == [] and again.count(Outcome.APPLIED) == 0
