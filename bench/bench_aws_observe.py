@@ -59,7 +59,9 @@ def seed(endpoint: str, names: list[str], when: float) -> None:
                 data.append({"MetricName": metric, "Dimensions": dims, "Timestamp": stamp,
                              "Value": value})  # fmt: skip
         for chunk in range(0, len(data), 1000):
-            cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=data[chunk:chunk + 1000])
+            cloudwatch.put_metric_data(
+                Namespace="AWS/Lambda", MetricData=data[chunk : chunk + 1000]
+            )
     for name in names[::50]:
         group = f"/aws/lambda/{name}"
         logs.create_log_group(logGroupName=group)
