@@ -98,9 +98,13 @@ class AwsWorld:
     def role_arn(self) -> str:
         """The execution role every test function uses."""
         if not self._role_arn:
-            role = self.client("iam").create_role(
-                RoleName="tuner-test-fn", AssumeRolePolicyDocument=ASSUME_ROLE_POLICY
-            )
+            iam = self.client("iam")
+            try:
+                role = iam.create_role(
+                    RoleName="tuner-test-fn", AssumeRolePolicyDocument=ASSUME_ROLE_POLICY
+                )
+            except iam.exceptions.EntityAlreadyExistsException:  # IAM is global
+                role = iam.get_role(RoleName="tuner-test-fn")
             self._role_arn = role["Role"]["Arn"]
         return self._role_arn
 

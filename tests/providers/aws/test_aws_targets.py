@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from aws_world import REGION, AwsWorld, CallRecorder
+from proxy import AwsProxy, lambda_error
 
+from tuner.errors import ThrottledError
 from tuner.model import FunctionRef
 from tuner.providers.aws import AwsProvider
+
+LIST_FUNCTIONS = r"/2015-03-31/functions/?"
 
 
 def test_targets_are_selected_by_tags_and_name_patterns(
@@ -78,3 +83,33 @@ def test_tag_pages_are_all_followed(
     assert recorder.count("GetResources") == 3  # moto pages tags by 50
     assert recorder.count("ListFunctions") >= 1
     assert recorder.count("ListEventSourceMappings") >= 1
+
+
+def test_every_configured_region_is_listed_with_its_scope(
+    world: AwsWorld, make_provider: Callable[..., AwsProvider]
+) -> None:
+    world.create_function("eu-fn")
+    other = AwsWorld(endpoint_url=world.endpoint_url, region="us-east-1")
+    other.create_function("us-fn")
+    provider = make_provider(regions=[REGION, "us-east-1"])
+
+    refs = sorted(t.ref for t in provider.targets())
+
+    assert refs == [FunctionRef("aws", "eu-fn", REGION), FunctionRef("aws", "us-fn", "us-east-1")]
+
+
+def test_throttling_is_retried_adaptively_then_reported_as_throttled(
+    world: AwsWorld, make_provider: Callable[..., AwsProvider], proxy: AwsProxy
+) -> None:
+    world.create_function("resize")
+    throttled = proxy.inject(
+        lambda_error("GET", LIST_FUNCTIONS, "TooManyRequestsException", 429, "Rate exceeded")
+    )
+    assert [t.ref.name for t in make_provider(endpoint_url=proxy.url).targets()] == ["resize"]
+    assert throttled.hits == 1
+
+    proxy.inject(
+        lambda_error("GET", LIST_FUNCTIONS, "TooManyRequestsException", 429, "Rate exceeded", 9)
+    )
+    with pytest.raises(ThrottledError):
+        make_provider(endpoint_url=proxy.url, max_attempts=1).targets()
