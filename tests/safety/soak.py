@@ -91,6 +91,7 @@ class Soak:
         for name in self.rng.sample(sorted(self.provider.configs), 2):
             del self.provider.configs[name]
             self.provider.windows.pop(name, None)
+            self.provider.labels.pop(name, None)
         self._add()
         self._add()
 
