@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_world import report_line
 
 from tuner.providers.aws.reports import parse_report, percentile, summarize
@@ -79,3 +81,38 @@ def test_duration_percentiles_use_the_nearest_rank() -> None:
     assert percentile(durations, 99) == 99.0
     assert percentile([7.0], 99) == 7.0
     assert percentile([], 50) is None
+
+
+def json_report(request_id: str, status: str = "success", **metrics: float) -> str:
+    """A platform.report record as Lambda writes it in the JSON log format."""
+    record: dict[str, object] = {
+        "requestId": request_id,
+        "metrics": {
+            "durationMs": 120.5,
+            "billedDurationMs": 121,
+            "memorySizeMB": 256,
+            "maxMemoryUsedMB": 80,
+            **metrics,
+        },
+        "status": status,
+    }
+    if status == "error":
+        record["errorType"] = "Runtime.OutOfMemory"
+    return json.dumps({"time": "2026-11-27T20:00:00.000Z", "type": "platform.report",
+                       "record": record})  # fmt: skip
+
+
+def test_json_platform_reports_count_like_text_reports() -> None:
+    summary = summarize(
+        [
+            json_report(A, initDurationMs=210.0),
+            json_report(B, status="timeout", durationMs=3000.0),
+            json_report("c", status="error", maxMemoryUsedMB=250),
+            '{"type": "platform.report", "record": {"requestId": "d"}}',
+            json.dumps({"type": "function", "record": "user output"}),
+        ]
+    )
+    assert len(summary.reports) == 3
+    assert (summary.timeouts, summary.ooms, summary.cold_starts) == (1, 1, 1)
+    assert summary.malformed == 1
+    assert summary.duration_percentile(100) == 3000.0

@@ -8,17 +8,22 @@ Lambda writes one ``REPORT`` line per invocation, e.g.::
 plus ``Task timed out after 3.00 seconds`` on a timeout and ``Runtime exited with error:
 signal: killed`` or ``Runtime.OutOfMemory`` when the function ran out of memory.  Newer
 runtimes add ``Status: timeout`` / ``Status: error  Error Type: Runtime.OutOfMemory`` to
-the REPORT line.  One invocation may show several signatures; each counts once.
+the REPORT line.  Functions logging in Lambda's JSON format write the same numbers as a
+``platform.report`` record.  One invocation may show several signatures; each counts once.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-FILTER_PATTERN = '?REPORT ?"Task timed out" ?"Runtime exited with error" ?"Runtime.OutOfMemory"'
+FILTER_PATTERN = (
+    '?REPORT ?"platform.report" ?"Task timed out" ?"Runtime exited with error" '
+    '?"Runtime.OutOfMemory"'
+)
 """A CloudWatch Logs filter pattern selecting the lines this module reads."""
 
 _REPORT = re.compile(r"^\s*(?:\S+\s+)?REPORT\s+RequestId:")
@@ -31,6 +36,7 @@ _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 _TIMEOUT = "Task timed out after"
 _OOM_SIGNATURES = ("Runtime exited with error: signal: killed", "Runtime.OutOfMemory")
 _REQUIRED = ("Duration", "Billed Duration", "Memory Size", "Max Memory Used")
+_JSON_REPORT = '"platform.report"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,34 @@ def parse_report(line: str) -> Report | None:
     )
 
 
+def parse_json_report(line: str) -> Report | None:
+    """The numbers of a JSON ``platform.report`` record; None when it is not one."""
+    try:
+        event = json.loads(line)
+        record = event["record"]
+        metrics = record["metrics"]
+        return Report(
+            request_id=str(record.get("requestId", "")),
+            duration_ms=float(metrics["durationMs"]),
+            billed_duration_ms=float(metrics["billedDurationMs"]),
+            memory_size_mb=float(metrics["memorySizeMB"]),
+            max_memory_used_mb=float(metrics["maxMemoryUsedMB"]),
+            init_duration_ms=_float_or_none(metrics.get("initDurationMs")),
+            status=_status(record),
+        )
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _status(record: dict[str, object]) -> str | None:
+    status = record.get("status")
+    return str(status).lower() if status else None
+
+
+def _float_or_none(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
 def summarize(lines: Iterable[str]) -> LogSummary:
     """Count reports, timeouts, out-of-memory kills and malformed REPORT lines.
 
@@ -123,8 +157,9 @@ def summarize(lines: Iterable[str]) -> LogSummary:
     ooms = _Invocations()
     malformed = 0
     for line in lines:
-        if _REPORT.match(line):
-            report = parse_report(line)
+        is_json_report = _JSON_REPORT in line and line.lstrip().startswith("{")
+        if is_json_report or _REPORT.match(line):
+            report = parse_json_report(line) if is_json_report else parse_report(line)
             if report is None:
                 malformed += 1
                 continue
