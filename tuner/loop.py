@@ -54,6 +54,7 @@ log = structlog.get_logger(__name__)
 _STREAKS_KEY = "streaks"
 _COST_KNOBS = {Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT}
 _SILENT = {Outcome.OBSERVED, Outcome.SKIPPED, Outcome.APPLYING}
+_THROTTLED = "the provider is throttling changes: tried again next cycle"
 _TOO_QUIET = "not enough traffic to judge the change: kept, not rolled back"
 
 
@@ -140,6 +141,8 @@ class Daemon:
         saved = store.get_state(_STREAKS_KEY)
         self.streaks = Streaks(json.loads(saved) if saved else None)
         self._lock = threading.Lock()
+        self._throttled: set[str] = set()
+        """Providers that kept throttling in this cycle: no more changes for them until the next."""
 
     @property
     def rules(self) -> RuleBase:
@@ -167,7 +170,8 @@ class Daemon:
 
     def _cycle(self) -> CycleReport:
         if self.store.open_intents():
-            self.reconcile()  # a crash left changes unsettled that could not be settled at start
+            self._reconcile()  # a crash left changes unsettled that could not be settled at start
+        self._throttled.clear()
         now = self.clock.now()
         report = CycleReport(started=now)
         rules = self.rules
@@ -212,7 +216,11 @@ class Daemon:
             try:
                 if decision.outcome is Outcome.APPLIED:
                     provider, target = targets_by_ref[decision.ref]
-                    decision, target = self._apply(provider, target, decision)
+                    if provider.name in self._throttled:
+                        decision = decision.with_outcome(Outcome.SKIPPED, _THROTTLED)
+                        self.store.record(decision)
+                    else:
+                        decision, target = self._apply(provider, target, decision)
                     targets_by_ref[decision.ref] = (provider, target)
                 else:
                     self.store.record(decision)
@@ -286,6 +294,9 @@ class Daemon:
                 change = Change(change.knob, live.get(change.knob), change.after)
                 decision = replace(decision, change=change)
                 continue
+            except ThrottledError as exc:
+                self._throttled.add(provider.name)
+                return self._failed(intent, decision, f"the provider is throttling: {exc}"), target
             except ApplyFailedError as exc:
                 target, restored = self._restore(provider, target, change)
                 why = f"the provider could not apply it: {exc}; {restored}"
@@ -325,6 +336,10 @@ class Daemon:
 
     def reconcile(self) -> list[Decision]:
         """Settle intents left open by a crash, from the live configuration; never re-applies."""
+        with self._lock:
+            return self._reconcile()
+
+    def _reconcile(self) -> list[Decision]:
         settled = []
         providers = {p.name: p for p in self.providers}
         for intent in self.store.open_intents():
