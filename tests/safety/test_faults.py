@@ -169,3 +169,28 @@ def test_malformed_telemetry_for_one_function_does_not_stop_the_others(
     report = make_daemon([provider], store, FakeClock(), sleep=Sleeps()).run_cycle()
     assert [(d.ref.name, d.outcome) for d in report.decisions] == [("good", Outcome.APPLIED)]
     assert any("bad" in e for e in report.errors)
+
+
+def test_a_throttling_provider_does_not_starve_the_others() -> None:
+    """Provider a throttles every change: it gets one try per cycle, b still gets its change,
+    and the time spent waiting stays within one retry budget."""
+    throttling = _oom_fleet(*(f"f{i}" for i in range(10)))
+    throttling.faults = [ThrottledError("Rate exceeded", retry_after=3.0)] * 30
+    other = _oom_fleet("g")
+    other.name = "other"
+    sleeps = Sleeps()
+    store = SqliteStore(":memory:")
+    daemon = make_daemon([throttling, other], store, FakeClock(), sleep=sleeps)
+    report = daemon.run_cycle()
+    by_provider = {
+        name: sorted(d.outcome for d in report.decisions if d.ref.provider == name)
+        for name in ("fake", "other")
+    }
+    assert by_provider["other"] == [Outcome.APPLIED]
+    assert by_provider["fake"] == sorted([Outcome.FAILED] + [Outcome.SKIPPED] * 9)
+    assert sum(sleeps.waits) <= daemon.retry_budget_s
+    skipped = [d for d in report.decisions if d.outcome is Outcome.SKIPPED]
+    assert all("throttl" in d.reason for d in skipped)
+    throttling.faults.clear()
+    assert len(daemon.run_cycle().decisions) >= 10, "the next cycle tries them again"
+    assert len(throttling.applied) == 10
