@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tuner.model import FunctionRef
-from tuner.providers.local.facts import percentile, window_facts
+from tuner.providers.local.facts import window_facts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
+from tuner.stats import percentile
 
 REF = FunctionRef("local", "f")
 

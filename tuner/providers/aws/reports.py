@@ -15,10 +15,11 @@ the REPORT line.  Functions logging in Lambda's JSON format write the same numbe
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from tuner.stats import percentile
 
 FILTER_PATTERN = (
     '?REPORT ?"platform.report" ?"Task timed out" ?"Runtime exited with error" '
@@ -84,15 +85,6 @@ class LogSummary:
     def duration_percentile(self, q: float) -> float | None:
         """The nearest-rank ``q``-th percentile (0-100) of the reported durations."""
         return percentile(self.durations_ms, q)
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The nearest-rank percentile of ``values``, or None when there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def parse_report(line: str) -> Report | None:

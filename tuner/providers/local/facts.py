@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 
 from tuner.model import DependencyFacts, FunctionRef, WindowFacts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
-
-
-def percentile(values: Sequence[float], p: float) -> float | None:
-    """The nearest-rank ``p``-th percentile (0 < p <= 100), or None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
+from tuner.stats import percentile
 
 
 def window_facts(
