@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -54,7 +55,6 @@ def make_daemon(
     guard_policy: GuardPolicy | None = None,
 ) -> Daemon:
     """A daemon in apply mode over the bundled rules, with one-minute windows."""
-    extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
     return Daemon(
         providers=providers,
         rules=default_rules(),
@@ -64,7 +64,7 @@ def make_daemon(
         window_s=WINDOW_S,
         verify_policy=verify_policy,
         guard_policy=guard_policy,
-        **extra,
+        sleep=sleep or time.sleep,
     )
 
 
