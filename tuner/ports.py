@@ -56,8 +56,13 @@ class Actuator(Protocol):
         """The live configuration of one function."""
         ...
 
-    def apply(self, target: Target, changes: Sequence[Change]) -> FunctionConfig:
+    def apply(
+        self, target: Target, changes: Sequence[Change], *, reason: str = ""
+    ) -> FunctionConfig:
         """Apply the changes and wait until they are live; return the new configuration.
+
+        ``reason`` says why, for providers that can record it on the function (an
+        annotation, an event, a deployment record).
 
         Idempotent: applying changes that are already live is a no-op.  Uses the
         target's ``config.revision`` for optimistic concurrency and raises

@@ -120,7 +120,9 @@ class AwsProvider:
         with provider_errors(f"read {ref.key}"):
             return actuating.read_config(self.clients(ref.scope), ref.name, self.settings)
 
-    def apply(self, target: Target, changes: Sequence[Change]) -> FunctionConfig:
+    def apply(
+        self, target: Target, changes: Sequence[Change], *, reason: str = ""
+    ) -> FunctionConfig:
         """Apply the changes and wait until they are live; see :mod:`.actuating`."""
         with provider_errors(f"apply to {target.ref.key}"):
             return actuating.apply_changes(

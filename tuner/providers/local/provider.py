@@ -149,7 +149,9 @@ class LocalProvider:
         except UnknownFunctionError:
             raise ProviderError(f"no local function {ref.name!r}") from None
 
-    def apply(self, target: Target, changes: Sequence[Change]) -> FunctionConfig:
+    def apply(
+        self, target: Target, changes: Sequence[Change], *, reason: str = ""
+    ) -> FunctionConfig:
         """Redeploy with the changes; live for every invocation that starts after return.
 
         Changes that are all live already return the live configuration unchanged.  A
@@ -171,6 +173,7 @@ class LocalProvider:
             "applied",
             function=str(target.ref),
             changes=[change.describe() for change in changes],
+            reason=reason,
             revision=deployed.revision,
         )
         return deployed
