@@ -1,7 +1,8 @@
-"""A tuner daemon process over a FileProvider, for the crash tests.
+"""A tuner process over a FileProvider, wired as in production, for the crash tests.
 
-Usage: ``python -m tests.safety.crash_daemon STORE STATE``.  It settles open intents
-(``reconcile``), runs one cycle and prints the outcomes as JSON.
+Usage: ``python -m tests.safety.crash_daemon CONFIG STATE``.  It builds the tuner from the
+configuration file (store, rules, notifications) with a :class:`FileProvider` over STATE,
+starts it (which settles open intents), runs one cycle and prints a ``RESULT`` line.
 """
 
 from __future__ import annotations
@@ -11,23 +12,20 @@ import sys
 from pathlib import Path
 
 from tests.safety.file_provider import FileProvider
-from tests.safety.harness import default_rules
-from tuner.loop import Daemon
-from tuner.store import SqliteStore
+from tuner.config import load_config
+from tuner.wiring import build
 
 
-def main(store_path: str, state_path: str) -> None:
-    """Reconcile, run one cycle and print what became of each decision."""
-    store = SqliteStore(store_path)
-    daemon = Daemon(providers=[FileProvider(Path(state_path))], rules=default_rules(), store=store)
-    settled = daemon.reconcile()
-    report = daemon.run_cycle()
-    store.close()
-    print(json.dumps({
-        "reconciled": [d.outcome.value for d in settled],
-        "cycle": [d.outcome.value for d in report.decisions],
-        "errors": report.errors,
-    }))  # fmt: skip
+def main(config_path: str, state_path: str) -> None:
+    """Start, run one cycle, close, and print what became of each decision."""
+    tuner = build(load_config(config_path), providers=[FileProvider(Path(state_path))])
+    tuner.start()
+    try:
+        report = tuner.daemon.run_cycle()
+    finally:
+        tuner.close()
+    result = {"cycle": [d.outcome.value for d in report.decisions], "errors": report.errors}
+    print("RESULT", json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
 from tests.safety.file_provider import FileProvider
-from tests.safety.harness import REPO, WINDOW_S, applied, make_daemon, oom
+from tests.safety.harness import DEFAULT_RULES, REPO, WINDOW_S, applied, make_daemon, oom
 from tuner.errors import ProviderError
 from tuner.model import FunctionConfig, FunctionRef, Intent, Outcome
 from tuner.store import SqliteStore
@@ -23,17 +23,17 @@ OOM_WINDOW = {"invocations": 100, "errors": 5, "ooms": 5, "peak_memory_mb": 250.
 REF = FunctionRef("file", "resize")
 
 
-def _daemon(store: Path, state: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+def _daemon(config: Path, state: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.safety.crash_daemon", str(store), str(state)],
+        [sys.executable, "-m", "tests.safety.crash_daemon", str(config), str(state)],
         cwd=REPO, env={**os.environ, **env}, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
 
 
-def _kill_at(store: Path, state: Path, point: str, marker: Path) -> None:
+def _kill_at(config: Path, state: Path, point: str, marker: Path) -> None:
     """Start a daemon that stops at ``point`` inside apply, and SIGKILL it there."""
-    proc = _daemon(store, state, {"SAFETY_CRASH_POINT": point, "SAFETY_MARKER": str(marker)})
+    proc = _daemon(config, state, {"SAFETY_CRASH_POINT": point, "SAFETY_MARKER": str(marker)})
     try:
         deadline = time.monotonic() + 30
         while not marker.exists():
@@ -48,26 +48,42 @@ def _kill_at(store: Path, state: Path, point: str, marker: Path) -> None:
         proc.communicate()
 
 
-def _restart(store: Path, state: Path) -> dict[str, list[str]]:
-    proc = _daemon(store, state, {})
+def _restart(config: Path, state: Path) -> tuple[dict[str, list[str]], str]:
+    """Run the daemon to the end; its RESULT line and everything it printed."""
+    proc = _daemon(config, state, {})
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    result: dict[str, list[str]] = json.loads(out.strip().splitlines()[-1])
-    return result
+    [line] = [x for x in out.splitlines() if x.startswith("RESULT ")]
+    result: dict[str, list[str]] = json.loads(line.removeprefix("RESULT "))
+    return result, out
+
+
+def _config(tmp_path: Path) -> Path:
+    config = tmp_path / "tuner.yaml"
+    config.write_text(
+        f"mode: apply\ninterval: 60s\nstore: tuner.db\nrules: [{DEFAULT_RULES}]\n"
+        "channels: {console: {type: console}}\n",
+        encoding="utf-8",
+    )
+    return config
 
 
 @pytest.mark.parametrize(
-    ("point", "reconciled"),
-    [("after-apply", Outcome.APPLIED), ("before-apply", Outcome.FAILED)],
+    ("point", "reconciled", "announced"),
+    [
+        ("after-apply", Outcome.APPLIED, "completed after a restart"),
+        ("before-apply", Outcome.FAILED, "interrupted before the change went live"),
+    ],
 )
 def test_a_change_survives_sigkill_exactly_once(
-    tmp_path: Path, point: str, reconciled: Outcome
+    tmp_path: Path, point: str, reconciled: Outcome, announced: str
 ) -> None:
-    """Killed around apply, the restarted daemon completes the record and applies once in all."""
-    store_path, state_path = tmp_path / "tuner.db", tmp_path / "functions.json"
+    """Killed around apply, the restarted tuner completes the record and applies once in all."""
+    config, store_path = _config(tmp_path), tmp_path / "tuner.db"
+    state_path = tmp_path / "functions.json"
     FileProvider.create(state_path, {"resize": 256}, OOM_WINDOW)
 
-    _kill_at(store_path, state_path, point, tmp_path / "marker")
+    _kill_at(config, state_path, point, tmp_path / "marker")
     store = SqliteStore(store_path)
     try:
         assert [i.ref for i in store.open_intents()] == [REF]
@@ -76,14 +92,14 @@ def test_a_change_survives_sigkill_exactly_once(
     finally:
         store.close()
 
-    result = _restart(store_path, state_path)
+    result, printed = _restart(config, state_path)
 
-    assert result["reconciled"] == [reconciled.value]
+    assert result["errors"] == []
     store = SqliteStore(store_path)
     try:
         assert store.open_intents() == []
+        assert store.get(opened.id).outcome is reconciled  # type: ignore[union-attr]
         [change] = applied(store, REF)
-        assert change.outcome is Outcome.APPLIED
         assert change.change is not None and change.change.after == 512
         assert not [d for d in store.decisions(REF) if d.outcome is Outcome.APPLYING]
     finally:
@@ -91,6 +107,7 @@ def test_a_change_survives_sigkill_exactly_once(
     live = FileProvider(state_path).load()
     assert live["applies"] == [["resize", [["memory_mb", 512]]]]
     assert live["functions"]["resize"]["memory_mb"] == 512
+    assert announced in printed, "what became of the interrupted change was announced"
 
 
 class Unreadable(FakeProvider):
