@@ -55,6 +55,7 @@ _STREAKS_KEY = "streaks"
 _COST_KNOBS = {Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT}
 _SILENT = {Outcome.OBSERVED, Outcome.SKIPPED, Outcome.APPLYING}
 _THROTTLED = "the provider is throttling changes: tried again next cycle"
+_RESTORING = "restoring the configuration after a failed update"
 _TOO_QUIET = "not enough traffic to judge the change: kept, not rolled back"
 
 
@@ -279,9 +280,10 @@ class Daemon:
         change = decision.change
         intent = Intent(uuid.uuid4().hex, decision.id, decision.ref, (change,), self.clock.now())
         self.store.begin_intent(intent, decision.with_outcome(Outcome.APPLYING))
+        purpose = decision.summary or f"rule {decision.rule}"
         for _ in range(self.attempts):
             try:
-                config = self._retry(partial(provider.apply, target, [change]))
+                config = self._retry(partial(provider.apply, target, [change], reason=purpose))
             except ConflictError as exc:
                 log.warning("conflict, re-reading", function=decision.ref.key, error=str(exc))
                 try:
@@ -321,7 +323,8 @@ class Daemon:
             if change.before is None or value == change.before:
                 return target, f"{change.knob.value} is unchanged"
             undo = Change(change.knob, value, change.before)
-            target = replace(target, config=self._retry(lambda: provider.apply(target, [undo])))
+            restored = self._retry(partial(provider.apply, target, [undo], reason=_RESTORING))
+            target = replace(target, config=restored)
         except Exception as exc:  # noqa: BLE001 - reported in the failed decision
             log.error("restore failed", function=target.ref.key, error=str(exc))
             return target, f"restoring {change.knob.value} failed: {exc}"
