@@ -72,7 +72,9 @@ class FileProvider:
             raise ProviderError(f"no function {ref.name}")
         return self._config(functions[ref.name])
 
-    def apply(self, target: Target, changes: Sequence[Change]) -> FunctionConfig:
+    def apply(
+        self, target: Target, changes: Sequence[Change], *, reason: str = ""
+    ) -> FunctionConfig:
         """Change the file, then stop at the crash point if one is set."""
         _crash_point("before-apply")
         state = self.load()

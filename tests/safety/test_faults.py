@@ -113,10 +113,14 @@ class HalfApplying(FakeProvider):
     """Takes the first change, then reports that it did not become live (Lambda ``Failed``)."""
 
     broken: bool = True
+    reasons: list[str] = field(default_factory=list)
 
-    def apply(self, target: Target, changes: Sequence[Change]) -> FunctionConfig:
+    def apply(
+        self, target: Target, changes: Sequence[Change], *, reason: str = ""
+    ) -> FunctionConfig:
         """Apply, and on the first call fail after the change was written."""
-        config = super().apply(target, changes)
+        self.reasons.append(reason)
+        config = super().apply(target, changes, reason=reason)
         if self.broken:
             self.broken = False
             raise ApplyFailedError("update Failed: InvalidConfiguration")
@@ -134,6 +138,8 @@ def test_a_failed_update_is_rolled_back_to_the_previous_configuration() -> None:
     assert "restored" in report.decisions[0].reason
     assert provider.configs["f"].memory_mb == 256
     assert [c[0].after for _, c in provider.applied] == [512, 256]
+    assert "memory 256 -> 512 MB" in provider.reasons[0]
+    assert provider.reasons[1] == "restoring the configuration after a failed update"
     assert store.open_intents() == []
 
 

@@ -61,7 +61,7 @@ def test_a_flapping_signal_is_damped_by_the_cooldown(seed: int) -> None:
         assert len(stamps) <= CYCLES * WINDOW_S / cooldown + 1
     rollbacks = [d for d in changes if d.action == "rollback"]
     assert len(rollbacks) <= len(changes) - len(rollbacks)
-    per_function = defaultdict(int)
+    per_function: dict[FunctionRef, int] = defaultdict(int)
     for d in changes:
         per_function[d.ref] += 1
     assert max(per_function.values()) <= CYCLES * WINDOW_S / cooldowns["oom"] * 2

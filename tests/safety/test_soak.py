@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ def soak(tmp_path: Path) -> Iterator[Soak]:
 
 
 def test_memory_and_state_stay_flat_over_three_simulated_days(
-    soak: Soak, record_property: pytest.RecordProperty
+    soak: Soak, record_property: Callable[[str, object], None]
 ) -> None:
     """After a warm-up day, two more days of churn add no heap, no RSS and no unbounded state."""
     soak.run(CYCLES_PER_DAY)

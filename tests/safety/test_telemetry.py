@@ -14,6 +14,7 @@ from tests.safety.harness import WINDOW_S, make_daemon, oom
 from tuner.model import (
     Decision,
     DependencyFacts,
+    FactValue,
     FunctionConfig,
     FunctionRef,
     Mode,
@@ -98,7 +99,11 @@ def test_the_good_window_does_change_the_function() -> None:
 def test_nan_and_infinite_facts_are_stored_as_unknown() -> None:
     """A decision whose facts hold NaN or infinity is recorded, and reads back as null."""
     store = SqliteStore(":memory:")
-    facts = {"invocations": 10.0, "extra": {"queue_depth": NAN}, "peak_memory_mb": INF}
+    facts: dict[str, FactValue] = {
+        "invocations": 10.0,
+        "extra": {"queue_depth": NAN},
+        "peak_memory_mb": INF,
+    }
     store.record(
         Decision(
             "d1",
