@@ -270,6 +270,23 @@ class SqliteStore:
             for r in rows
         ]
 
+    def prune(self, before: float) -> int:
+        """Delete decisions and finished intents older than ``before``; return how many decisions.
+
+        Unfinished work stays: a change still being verified, and one whose intent is open.
+        SQLite reuses the freed pages, so the file stops growing at the retention's size.
+        """
+        sql = (
+            "DELETE FROM decisions WHERE time < ? AND outcome != ? "
+            "AND NOT (outcome = ? AND verification IS ?) "
+            "AND id NOT IN (SELECT decision_id FROM intents WHERE state = 'open')"
+        )
+        args = (before, Outcome.APPLYING.value, Outcome.APPLIED.value, Verification.PENDING.value)
+        with self._tx() as db:
+            deleted = db.execute(sql, args).rowcount
+            db.execute("DELETE FROM intents WHERE created < ? AND state != 'open'", (before,))
+        return int(deleted)
+
     # ------------------------------------------------------------ state
 
     def get_state(self, key: str) -> str | None:
