@@ -30,7 +30,7 @@ from tenacity.stop import stop_base
 
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
-from tuner.guard import DAY_S, GuardPolicy, guard
+from tuner.guard import DAY_S, HOUR_S, GuardPolicy, guard
 from tuner.model import (
     Change,
     Decision,
@@ -124,6 +124,7 @@ class Daemon:
         verify_policy: VerifyPolicy | None = None,
         attempts: int = 3,
         retry_budget_s: float = 10.0,
+        retention_s: float | None = 30 * DAY_S,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.providers = list(providers)
@@ -139,6 +140,9 @@ class Daemon:
         self.retry_budget_s = retry_budget_s
         """Longest time one provider call may spend waiting between its attempts."""
         self._sleep = sleep
+        self.retention_s = retention_s
+        """How long decisions are kept in the store (at least a day, which the guard reads)."""
+        self._pruned_at = float("-inf")
         saved = store.get_state(_STREAKS_KEY)
         self.streaks = Streaks(json.loads(saved) if saved else None)
         self._lock = threading.Lock()
@@ -230,6 +234,7 @@ class Daemon:
                 continue
             report.decisions.append(decision)
         self._forget_streaks(listed, {target.ref.key for _, target, _ in observed})
+        self._prune(now)
         self.store.put_state(_STREAKS_KEY, json.dumps(self.streaks.counts))
         self._notify([d for d in report.decisions if d.outcome not in _SILENT])
         report.finished = self.clock.now()
@@ -242,6 +247,15 @@ class Daemon:
             seconds=round(report.finished - report.started, 3),
         )
         return report
+
+    def _prune(self, now: float) -> None:
+        """Once an hour, drop the decisions older than the retention from the store."""
+        if self.retention_s is None or now - self._pruned_at < HOUR_S:
+            return
+        self._pruned_at = now
+        deleted = self.store.prune(now - max(self.retention_s, DAY_S))
+        if deleted:
+            log.info("store pruned", decisions=deleted, retention_s=self.retention_s)
 
     def _forget_streaks(self, listed: set[str], seen: set[str]) -> None:
         """Drop the streaks of functions that their provider, which answered, no longer lists."""
