@@ -56,6 +56,7 @@ _COST_KNOBS = {Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT}
 _SILENT = {Outcome.OBSERVED, Outcome.SKIPPED, Outcome.APPLYING}
 _THROTTLED = "the provider is throttling changes: tried again next cycle"
 _RESTORING = "restoring the configuration after a failed update"
+_GONE = "the function no longer exists: not judged"
 _TOO_QUIET = "not enough traffic to judge the change: kept, not rolled back"
 
 
@@ -215,6 +216,9 @@ class Daemon:
                 planned.extend(self._resolved(target.ref, name, facts, now) for name in resolved)
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
                 self._function_failed(report, target.ref, exc)
+        for ref, gone in pending.items():
+            if ref not in targets_by_ref and ref.provider in listed:
+                report.verified.extend(self._settle(d, Verification.UNCHANGED, _GONE) for d in gone)
         history = self.store.applied_since(now - DAY_S, with_facts=False)
         cooldowns = {r.name: r.rule.cooldown for r in rules.rules}
         for decision in guard(planned, history, cooldowns, self.guard_policy, now):
