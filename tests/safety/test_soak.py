@@ -9,6 +9,18 @@ import pytest
 
 from tests.safety.harness import default_rules
 from tests.safety.soak import CYCLES_PER_DAY, WINDOW_S, Soak
+from tuner.model import (
+    Change,
+    Decision,
+    FunctionRef,
+    Intent,
+    Knob,
+    Mode,
+    Outcome,
+    Severity,
+    Verification,
+)
+from tuner.store import SqliteStore
 
 BLOCK_GROWTH_LIMIT = 2_000
 """Memory blocks the interpreter may gain from the end of day one to the end of day three."""
@@ -56,3 +68,50 @@ def test_memory_and_state_stay_flat_over_three_simulated_days(
     assert day_three.streaks <= soak.live, "streaks are kept for live functions only"
     assert day_three.state_keys <= 1 + soak.live * len(default_rules().rules)
     assert day_three.open_intents == 0
+    live = {soak.provider.ref(name) for name in soak.provider.configs}
+    assert {d.ref for d in soak.store.pending_verification()} <= live
+
+
+def test_the_audit_store_keeps_a_bounded_history(tmp_path: Path) -> None:
+    """With a retention of one day, the store holds about a day of decisions, however long it
+    runs, and its file stops growing; changes still being verified are kept."""
+    soak = Soak(tmp_path / "soak.db", live=10)
+    soak.daemon.retention_s = 86_400.0
+    try:
+        soak.run(CYCLES_PER_DAY + 12)
+        rows_day1 = len(soak.store.decisions(limit=10**6))
+        size_day1 = (tmp_path / "soak.db").stat().st_size
+        soak.run(2 * CYCLES_PER_DAY)
+        rows_day3 = len(soak.store.decisions(limit=10**6))
+        size_day3 = (tmp_path / "soak.db").stat().st_size
+        oldest = soak.store.decisions(limit=10**6)[0].time
+    finally:
+        soak.close()
+    print("store rows day 1 / day 3:", rows_day1, rows_day3, "bytes:", size_day1, size_day3)
+    assert rows_day3 < 1.5 * rows_day1
+    assert size_day3 < 1.5 * size_day1
+    assert oldest >= soak.clock.now() - 86_400.0 - 3_600.0 - WINDOW_S
+
+
+def test_pruning_keeps_unfinished_work(tmp_path: Path) -> None:
+    """Old decisions go, except a change still being verified and one whose intent is open."""
+    store = SqliteStore(tmp_path / "tuner.db")
+    ref = FunctionRef("fake", "f")
+    change = Change(Knob.MEMORY_MB, 256, 512)
+
+    def old(id_: str, outcome: Outcome, verification: Verification | None = None) -> Decision:
+        return Decision(id_, 1.0, ref, "oom", "more-memory", Severity.CRITICAL, Mode.APPLY,
+                        outcome, change=change, verification=verification)  # fmt: skip
+
+    try:
+        store.record(old("skipped", Outcome.SKIPPED))
+        store.record(old("verified", Outcome.APPLIED, Verification.IMPROVED))
+        store.record(old("pending", Outcome.APPLIED, Verification.PENDING))
+        store.begin_intent(Intent("i", "open", ref, (change,), 1.0), old("open", Outcome.APPLYING))
+        store.begin_intent(Intent("j", "done", ref, (change,), 1.0), old("done", Outcome.APPLYING))
+        store.finish_intent("j", "done", old("done", Outcome.APPLIED, Verification.IMPROVED))
+        assert store.prune(before=100.0) == 3
+        assert sorted(d.id for d in store.decisions()) == ["open", "pending"]
+        assert [i.id for i in store.open_intents()] == ["i"]
+    finally:
+        store.close()

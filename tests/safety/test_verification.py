@@ -184,3 +184,18 @@ def test_each_function_is_judged_on_its_own(tmp_path: Path) -> None:
     verdicts = {d.ref: d.verification for d in store.decisions() if d.action == "more-memory"}
     assert verdicts == {refs[0]: Verification.IMPROVED, refs[1]: Verification.WORSE}
     assert FunctionRef("fake", "b") in {d.ref for d in store.decisions() if d.action == "rollback"}
+
+
+def test_a_change_to_a_function_that_went_away_is_settled_not_kept_pending(world: World) -> None:
+    """The function is deleted while its change is being verified: settled, counter removed."""
+    world.cycle()
+    world.cycle()
+    first = world.first_change()
+    assert world.store.get_state(f"verify:{first.id}") == "1"
+    del world.provider.configs["f"]
+    world.cycle()
+    settled = world.first_change()
+    assert settled.verification is Verification.UNCHANGED
+    assert "no longer exists" in settled.reason
+    assert world.store.pending_verification() == []
+    assert world.store.get_state(f"verify:{first.id}") is None
