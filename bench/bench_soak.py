@@ -1,6 +1,6 @@
 """Soak benchmark: days of simulated churn on a virtual clock, with the daemon's footprint per day.
 
-Usage: ``python -m bench.bench_soak [DAYS] [--live N]``.  Prints one line per simulated day:
+Usage: ``python -m bench.bench_soak [DAYS] [--live N] [--retention-days D]``.  Prints one line per simulated day:
 the Python heap traced by tracemalloc, the interpreter's allocated blocks, RSS, the loop's
 state (streaks, state keys, open intents), the store's size and the time per cycle.
 """
@@ -24,11 +24,13 @@ def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("days", nargs="?", type=int, default=7)
     args.add_argument("--live", type=int, default=20, help="functions alive at any time")
+    args.add_argument("--retention-days", type=float, default=30.0, help="audit store retention")
     opts = args.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "soak.db"
         soak = Soak(store, live=opts.live)
+        soak.daemon.retention_s = opts.retention_days * 86_400.0
         tracemalloc.start()
         print(
             "day  functions  changes  heap_kib  blocks   rss_mib  streaks  state  open  db_kib  ms/cycle"
