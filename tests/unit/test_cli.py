@@ -67,12 +67,28 @@ def test_check_a_configuration_whose_rules_name_an_unknown_channel(
     assert f"{cfg}:2" in err and "hooks.example/secret" not in err
 
 
-def test_readme_configuration_is_valid(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "providers:" in b)
+CONFIG_DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+CONFIG_BLOCKS = [
+    (path.name, block)
+    for path in CONFIG_DOCS
+    for block in re.findall(r"```yaml\n(.*?)```", path.read_text(), re.S)
+    if not block.lstrip().startswith(("rules:", "version:"))
+]
+
+
+@pytest.mark.parametrize(("doc", "block"), CONFIG_BLOCKS, ids=[d for d, _ in CONFIG_BLOCKS])
+def test_documented_configurations_are_valid(tmp_path: Path, doc: str, block: str) -> None:
+    """Every configuration example in the README and docs/ passes ``tuner check``."""
     cfg = tmp_path / "tuner.yaml"
     cfg.write_text(block.replace("rules: [rules/]", f"rules: [{ROOT / 'rules'}]"))
+    (tmp_path / "templates").mkdir()
     assert main(["check", str(cfg)]) == 0
+
+
+def test_the_docs_hold_configuration_examples() -> None:
+    assert {"README.md", "aws.md", "kubernetes.md", "notifications.md"} <= {
+        d for d, _ in CONFIG_BLOCKS
+    }
 
 
 def test_schema_check_detects_a_stale_file(tmp_path: Path) -> None:
