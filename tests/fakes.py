@@ -66,7 +66,9 @@ class FakeProvider:
             raise ProviderError(f"no function {ref.name}")
         return self.configs[ref.name]
 
-    def apply(self, target: Target, changes: Sequence[Change], *, reason: str = "") -> FunctionConfig:
+    def apply(
+        self, target: Target, changes: Sequence[Change], *, reason: str = ""
+    ) -> FunctionConfig:
         if self.faults:
             raise self.faults.pop(0)
         current = self.configs[target.ref.name]

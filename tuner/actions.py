@@ -310,7 +310,14 @@ class Notify(_Action):
 
 
 Action = Annotated[
-    MoreMemory | LessMemory | LongerTimeout | SmallerBatches | FanOut | LessConcurrency | EnableCache | Notify,
+    MoreMemory
+    | LessMemory
+    | LongerTimeout
+    | SmallerBatches
+    | FanOut
+    | LessConcurrency
+    | EnableCache
+    | Notify,
     Field(discriminator="action"),
 ]
 """Any action of a rule, told apart by its ``action`` field."""

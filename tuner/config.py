@@ -66,6 +66,7 @@ class VerifySettings(BaseModel):
     latency_factor: float = Field(1.5, gt=1)
     min_invocations: int = Field(5, ge=1)
     rollback_unhelpful: bool = True
+    min_improvement: float = Field(0.2, gt=0, lt=1)
 
 
 class LogSettings(BaseModel):
@@ -89,6 +90,9 @@ class TunerConfig(BaseModel):
     )
     rules: list[str] = Field(default_factory=list, description="Rule files or folders.")
     store: str = ".tuner/tuner.db"
+    retention: Duration = Field(30 * 86400.0, description="How long decisions are kept.")
+    attempts: int = Field(3, ge=1, le=10, description="Tries per provider call.")
+    retry_budget: Duration = Field(10.0, description="Longest wait between tries of one call.")
     providers: list[dict[str, Any]] = Field(default_factory=lambda: [{"type": "local"}])
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routing: dict[str, Any] = Field(default_factory=dict)

@@ -195,7 +195,9 @@ class Daemon:
             report.targets += len(targets)
             listed.add(provider.name)
             report.observed += len(windows)
-            observed.extend((provider, t, _current(windows.get(t.ref), start, now)) for t in targets)
+            observed.extend(
+                (provider, t, _current(windows.get(t.ref), start, now)) for t in targets
+            )
         fleet = fleet_facts(len(observed), [w for _, _, w in observed if w is not None])
         pending = _by_ref(self.store.pending_verification())
         planned: list[Decision] = []
@@ -212,7 +214,9 @@ class Daemon:
                 findings, resolved = evaluate(rules, target, facts, self.streaks, now)
                 report.findings += len(findings)
                 for finding in findings:
-                    planned.extend(plan_finding(compiled[finding.rule], finding, target, self.mode, now))
+                    planned.extend(
+                        plan_finding(compiled[finding.rule], finding, target, self.mode, now)
+                    )
                 planned.extend(self._resolved(target.ref, name, facts, now) for name in resolved)
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
                 self._function_failed(report, target.ref, exc)
@@ -269,7 +273,9 @@ class Daemon:
     @staticmethod
     def _function_failed(report: CycleReport, ref: FunctionRef, exc: Exception) -> None:
         report.errors.append(f"{ref.key}: {exc}")
-        log.error("function failed", function=ref.key, error=str(exc), error_type=type(exc).__name__)
+        log.error(
+            "function failed", function=ref.key, error=str(exc), error_type=type(exc).__name__
+        )
 
     def _resolved(self, ref: FunctionRef, rule: str, facts: dict[str, Any], now: float) -> Decision:
         compiled = self.rules.by_name(rule)
@@ -292,7 +298,9 @@ class Daemon:
 
     # ------------------------------------------------------------ applying
 
-    def _apply(self, provider: Provider, target: Target, decision: Decision) -> tuple[Decision, Target]:
+    def _apply(
+        self, provider: Provider, target: Target, decision: Decision
+    ) -> tuple[Decision, Target]:
         """Apply one change with an intent written first; re-read and re-plan on conflicts."""
         assert decision.change is not None
         change = decision.change
@@ -379,7 +387,9 @@ class Daemon:
                                 reason="completed after a restart: the change was live")  # fmt: skip
                 self.store.finish_intent(intent.id, "done", final)
             else:
-                final = decision.with_outcome(Outcome.FAILED, "interrupted before the change went live")
+                final = decision.with_outcome(
+                    Outcome.FAILED, "interrupted before the change went live"
+                )
                 self.store.finish_intent(intent.id, "abandoned", final)
             log.warning("reconciled", function=intent.ref.key, outcome=final.outcome.value)
             settled.append(final)
@@ -389,20 +399,31 @@ class Daemon:
     # ------------------------------------------------------------ verifying
 
     def _verify(
-        self, decision: Decision, facts: dict[str, Any], window_start: float, provider: Provider, target: Target
+        self,
+        decision: Decision,
+        facts: dict[str, Any],
+        window_start: float,
+        provider: Provider,
+        target: Target,
     ) -> tuple[list[Decision], list[Decision]]:
         """Judge an applied change from a window that began after it; roll back if worse.
 
         Returns the judged decision (when a verdict was reached) and any rollback decision.
+        Invocations in flight at the change finish within the function's timeout; a window
+        that may still hold them can show that the change helped or hurt, but not that
+        nothing changed, so such a window does not count towards ``windows``.
         """
         if decision.time > window_start:
-            return [], []  # the window still holds data from before the change
-        key = f"verify:{decision.id}"
-        seen = int(self.store.get_state(key) or 0) + 1
-        self.store.put_state(key, str(seen))
+            return [], []  # the window holds data from before the change
         compiled = self.rules.by_name(decision.rule)
         condition = compiled.condition if compiled else None
         verdict = verify(decision.facts, facts, decision.action, condition, self.verify_policy)
+        in_flight = decision.time + (target.config.timeout_s or 0.0) > window_start
+        if in_flight and verdict in (Verification.UNCHANGED, Verification.PENDING):
+            return [], []
+        key = f"verify:{decision.id}"
+        seen = int(self.store.get_state(key) or 0) + 1
+        self.store.put_state(key, str(seen))
         change = decision.change
         assert change is not None
         if verdict is Verification.PENDING:
@@ -423,7 +444,15 @@ class Daemon:
             note = evidence(decision.facts, facts, decision.action)
             return [self._settle(decision, verdict, note)], []
         rollback = self._rollback(decision, verdict, facts, provider, target)
-        return [replace(decision, outcome=rollback.outcome if rollback.outcome is Outcome.ROLLED_BACK else decision.outcome, verification=verdict)], [rollback]
+        return [
+            replace(
+                decision,
+                outcome=rollback.outcome
+                if rollback.outcome is Outcome.ROLLED_BACK
+                else decision.outcome,
+                verification=verdict,
+            )
+        ], [rollback]
 
     def _settle(self, decision: Decision, verdict: Verification, reason: str) -> Decision:
         """Record the verdict on a change that stays, and forget its window counter."""
@@ -432,11 +461,20 @@ class Daemon:
         return replace(decision, verification=verdict, reason=reason)
 
     def _rollback(
-        self, decision: Decision, verdict: Verification, facts: dict[str, Any], provider: Provider, target: Target
+        self,
+        decision: Decision,
+        verdict: Verification,
+        facts: dict[str, Any],
+        provider: Provider,
+        target: Target,
     ) -> Decision:
         change = decision.change
         assert change is not None and change.before is not None
-        why = "it made things worse" if verdict is Verification.WORSE else "it cost more and did not help"
+        why = (
+            "it made things worse"
+            if verdict is Verification.WORSE
+            else "it cost more and did not help"
+        )
         undo = replace(
             decision,
             id=uuid.uuid4().hex,

@@ -216,9 +216,7 @@ class SqliteStore:
             "ORDER BY time, rowid"
         )
         with self._lock:
-            rows = self._db.execute(
-                sql, (since, *_CHANGED)
-            ).fetchall()
+            rows = self._db.execute(sql, (since, *_CHANGED)).fetchall()
         return [self._decision(r) for r in rows]
 
     def pending_verification(self) -> list[Decision]:

@@ -203,5 +203,8 @@ def build(
             min_invocations=g.min_invocations,
         ),
         verify_policy=VerifyPolicy(**config.verify.model_dump()),
+        attempts=config.attempts,
+        retry_budget_s=config.retry_budget,
+        retention_s=config.retention,
     )
     return Tuner(config, daemon, rules, store, providers, notifier)

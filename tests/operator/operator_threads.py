@@ -46,8 +46,9 @@ class OperatorThread:
         self._thread = threading.Thread(target=self._main, name=f"operator-{identity}")
 
     def _main(self) -> None:
-        asyncio.run(run(self.settings, state=self.state, stop_flag=self._stop,
-                        ready_flag=self._ready))
+        asyncio.run(
+            run(self.settings, state=self.state, stop_flag=self._stop, ready_flag=self._ready)
+        )
 
     def start(self) -> OperatorThread:
         """Start the replica and wait until Kopf is ready."""

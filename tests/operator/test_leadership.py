@@ -39,12 +39,20 @@ def test_only_the_lease_holder_acts_and_the_standby_takes_over(
     eventually(lambda: first.state.elector.is_leader)
     second = OperatorThread(cluster, "second", tmp_path / "second").start()
     try:
-        seed(kube, {"apiVersion": "tuner.dev/v1alpha1", "kind": "TuningPolicy",
-                    "metadata": {"name": "fleet", "namespace": NAMESPACE},
-                    "spec": {"mode": "observe"}})
+        seed(
+            kube,
+            {
+                "apiVersion": "tuner.dev/v1alpha1",
+                "kind": "TuningPolicy",
+                "metadata": {"name": "fleet", "namespace": NAMESPACE},
+                "spec": {"mode": "observe"},
+            },
+        )
         eventually(lambda: (kube.get(POLICY).get("status") or {}).get("lastCycle"))
-        kube.patch(f"/api/v1/namespaces/{NAMESPACE}/pods/api-1",
-                   pod("api-1", NAMESPACE, {"app": "api"}, oom_at=time.time(), restarts=1))
+        kube.patch(
+            f"/api/v1/namespaces/{NAMESPACE}/pods/api-1",
+            pod("api-1", NAMESPACE, {"app": "api"}, oom_at=time.time(), restarts=1),
+        )
         eventually(lambda: first.state.cycles >= 2)  # the OOM woke the leader's policy
 
         assert holder(kube) == "first"
@@ -55,8 +63,10 @@ def test_only_the_lease_holder_acts_and_the_standby_takes_over(
         first.stop()
         eventually(lambda: second.state.elector.is_leader, timeout=5)
         assert holder(kube) == "second"
-        kube.patch(f"/api/v1/namespaces/{NAMESPACE}/pods/api-1",
-                   pod("api-1", NAMESPACE, {"app": "api"}, oom_at=time.time(), restarts=2))
+        kube.patch(
+            f"/api/v1/namespaces/{NAMESPACE}/pods/api-1",
+            pod("api-1", NAMESPACE, {"app": "api"}, oom_at=time.time(), restarts=2),
+        )
         eventually(lambda: second.state.cycles >= 1)
         status = eventually(
             lambda: (s := kube.get(POLICY).get("status") or {}).get("leader") == "second" and s

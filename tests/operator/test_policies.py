@@ -37,14 +37,18 @@ def kube(cluster: EmulatorThread) -> Iterator[KubeApi]:
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: EmulatorThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    OperatorThread
-]:
+def operator(
+    cluster: EmulatorThread, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorThread]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    replica = OperatorThread(cluster, "solo", tmp_path_factory.mktemp("state"),
-                             liveness_endpoint=f"http://127.0.0.1:{port}/healthz").start()
+    replica = OperatorThread(
+        cluster,
+        "solo",
+        tmp_path_factory.mktemp("state"),
+        liveness_endpoint=f"http://127.0.0.1:{port}/healthz",
+    ).start()
     eventually(lambda: replica.state.elector.is_leader)
     yield replica
     replica.stop()
@@ -79,17 +83,22 @@ def memory_limit(kube: KubeApi, name: str, namespace: str = NAMESPACE) -> str:
 def test_an_oom_killed_pod_gets_its_deployment_more_memory_within_seconds(
     operator: OperatorThread, kube: KubeApi
 ) -> None:
-    seed(kube, deployment("api", NAMESPACE, memory="256Mi"),
-         pod("api-1", NAMESPACE, {"app": "api"}),
-         pod_metrics("api-1", NAMESPACE, "250Mi"))
+    seed(
+        kube,
+        deployment("api", NAMESPACE, memory="256Mi"),
+        pod("api-1", NAMESPACE, {"app": "api"}),
+        pod_metrics("api-1", NAMESPACE, "250Mi"),
+    )
     seed(kube, policy("api", mode="apply", selector={"matchLabels": {"tuner.dev/enabled": "true"}}))
     first = eventually(lambda: status_of(kube, "api").get("lastCycle"))
     assert condition(status_of(kube, "api"), "Ready")["status"] == "True"
     assert memory_limit(kube, "api") == "256Mi"  # no OOM yet: nothing to do
 
     killed_at = time.time()
-    kube.patch(f"/api/v1/namespaces/{NAMESPACE}/pods/api-1",
-               pod("api-1", NAMESPACE, {"app": "api"}, oom_at=killed_at, restarts=1))
+    kube.patch(
+        f"/api/v1/namespaces/{NAMESPACE}/pods/api-1",
+        pod("api-1", NAMESPACE, {"app": "api"}, oom_at=killed_at, restarts=1),
+    )
     eventually(lambda: memory_limit(kube, "api") != "256Mi", timeout=8)
     reacted_s = time.time() - killed_at
 
@@ -104,15 +113,18 @@ def test_an_oom_killed_pod_gets_its_deployment_more_memory_within_seconds(
     assert (latest["rule"], latest["outcome"]) == ("oom", "applied")
     assert latest["change"] == f"memory_mb 256 -> {new_mb}"
     events = kube.list(f"/api/v1/namespaces/{NAMESPACE}/events")
-    assert any(e["reason"] == "TunerChanged" and e["involvedObject"]["name"] == "api"
-               for e in events)
+    assert any(
+        e["reason"] == "TunerChanged" and e["involvedObject"]["name"] == "api" for e in events
+    )
 
 
 def test_an_invalid_policy_becomes_a_condition_and_an_event(
     operator: OperatorThread, kube: KubeApi
 ) -> None:
-    rules = "version: 1\nrules:\n  - name: oom\n    when: ooms > 0.0\n    actions:\n" \
-            "      - action: more-memroy\n"
+    rules = (
+        "version: 1\nrules:\n  - name: oom\n    when: ooms > 0.0\n    actions:\n"
+        "      - action: more-memroy\n"
+    )
     seed(kube, policy("broken", mode="apply", rules={"inline": rules}))
 
     status = eventually(lambda: (s := status_of(kube, "broken")).get("conditions") and s)
@@ -120,16 +132,23 @@ def test_an_invalid_policy_becomes_a_condition_and_an_event(
     assert rules_valid["status"] == "False"
     assert "more-memroy" in rules_valid["message"]
     assert condition(status, "Ready")["status"] == "False"
-    events = eventually(lambda: [
-        e for e in kube.list(f"/api/v1/namespaces/{NAMESPACE}/events")
-        if e["reason"] == "InvalidPolicy" and e["involvedObject"]["name"] == "broken"
-    ])
+    events = eventually(
+        lambda: [
+            e
+            for e in kube.list(f"/api/v1/namespaces/{NAMESPACE}/events")
+            if e["reason"] == "InvalidPolicy" and e["involvedObject"]["name"] == "broken"
+        ]
+    )
     assert events[0]["type"] == "Warning"
 
     fixed = rules.replace("more-memroy", "more-memory")
     kube.patch(f"{POLICIES}/broken", {"spec": {"rules": {"inline": fixed}}})
-    status = eventually(lambda: condition(status_of(kube, "broken"), "RulesValid").get(
-        "status") == "True" and status_of(kube, "broken"))
+    status = eventually(
+        lambda: (
+            condition(status_of(kube, "broken"), "RulesValid").get("status") == "True"
+            and status_of(kube, "broken")
+        )
+    )
     assert condition(status, "Ready")["status"] == "True"
 
 
@@ -137,8 +156,9 @@ def test_a_policy_with_a_missing_config_map_is_reported_not_crashed(
     operator: OperatorThread, kube: KubeApi
 ) -> None:
     seed(kube, policy("elsewhere", rules={"configMapRef": {"name": "absent", "key": "r.yaml"}}))
-    status = eventually(lambda: condition(status_of(kube, "elsewhere"), "Ready") and
-                        status_of(kube, "elsewhere"))
+    status = eventually(
+        lambda: condition(status_of(kube, "elsewhere"), "Ready") and status_of(kube, "elsewhere")
+    )
     assert "ConfigMap absent" in condition(status, "Ready")["message"]
     assert operator.state.elector.is_leader  # still running
 
@@ -147,38 +167,62 @@ def test_rules_from_a_config_map_and_channel_secrets_are_wired(
     operator: OperatorThread, kube: KubeApi, tmp_path: Path
 ) -> None:
     rules = Path(__file__).resolve().parents[2] / "rules" / "default.yaml"
-    seed(kube,
-         {"apiVersion": "v1", "kind": "ConfigMap",
-          "metadata": {"name": "team-rules", "namespace": NAMESPACE},
-          "data": {"rules.yaml": rules.read_text()}},
-         {"apiVersion": "v1", "kind": "Secret",
-          "metadata": {"name": "hooks", "namespace": NAMESPACE},
-          "data": {"url": "aHR0cDovLzEyNy4wLjAuMTo5L2hvb2s="}})
-    seed(kube, policy(
-        "team", mode="recommend",
-        rules={"configMapRef": {"name": "team-rules", "key": "rules.yaml"}},
-        channels=[{"name": "hook", "type": "webhook",
-                   "secretRef": {"name": "hooks", "key": "url"}}],
-    ))
-    status = eventually(lambda: condition(status_of(kube, "team"), "Ready") and
-                        status_of(kube, "team"))
+    seed(
+        kube,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "team-rules", "namespace": NAMESPACE},
+            "data": {"rules.yaml": rules.read_text()},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "hooks", "namespace": NAMESPACE},
+            "data": {"url": "aHR0cDovLzEyNy4wLjAuMTo5L2hvb2s="},
+        },
+    )
+    seed(
+        kube,
+        policy(
+            "team",
+            mode="recommend",
+            rules={"configMapRef": {"name": "team-rules", "key": "rules.yaml"}},
+            channels=[
+                {"name": "hook", "type": "webhook", "secretRef": {"name": "hooks", "key": "url"}}
+            ],
+        ),
+    )
+    status = eventually(
+        lambda: condition(status_of(kube, "team"), "Ready") and status_of(kube, "team")
+    )
     assert condition(status, "Ready")["status"] == "True", status
     secret_file = operator.settings.state_dir / NAMESPACE / "team" / "secrets" / "hook"
     assert secret_file.read_text() == "http://127.0.0.1:9/hook"
     assert secret_file.stat().st_mode & 0o077 == 0
 
 
-@pytest.mark.parametrize(("mode", "replicas", "outcome", "reason"), [
-    ("recommend", 2, "recommended", None),
-    ("apply", 1, "failed", "single replica"),
-])
+@pytest.mark.parametrize(
+    ("mode", "replicas", "outcome", "reason"),
+    [
+        ("recommend", 2, "recommended", None),
+        ("apply", 1, "failed", "single replica"),
+    ],
+)
 def test_decisions_that_change_nothing_are_in_the_status_too(
-    operator: OperatorThread, kube: KubeApi, mode: str, replicas: int, outcome: str,
+    operator: OperatorThread,
+    kube: KubeApi,
+    mode: str,
+    replicas: int,
+    outcome: str,
     reason: str | None,
 ) -> None:
     namespace = f"{mode}-{replicas}"
-    seed(kube, deployment("worker", namespace, memory="256Mi", replicas=replicas),
-         pod("worker-1", namespace, {"app": "worker"}, oom_at=time.time(), restarts=1))
+    seed(
+        kube,
+        deployment("worker", namespace, memory="256Mi", replicas=replicas),
+        pod("worker-1", namespace, {"app": "worker"}, oom_at=time.time(), restarts=1),
+    )
     seed(kube, policy("p", namespace, mode=mode))
 
     status = eventually(lambda: (s := status_of(kube, "p", namespace)).get("lastDecisions") and s)

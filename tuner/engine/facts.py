@@ -122,10 +122,10 @@ def _worst(window: WindowFacts) -> tuple[str | None, float | None, float | None]
     worst: tuple[float, float, str] | None = None
     latency: float | None = None
     for dep in window.dependencies.values():
-        rate = dep.error_rate
-        if rate is None:
-            continue
-        p95 = dep.latency_p95_ms
+        rate = _f(dep.error_rate)
+        if rate is None or rate > 1.0 or dep.calls < 0 or dep.errors < 0:
+            continue  # no calls, or numbers that cannot be true
+        p95 = _f(dep.latency_p95_ms)
         if p95 is not None:
             latency = p95 if latency is None else max(latency, p95)
         key = (rate, p95 or 0.0, dep.name)
@@ -168,6 +168,7 @@ def build_facts(
         facts["dependency_failing_functions"] = 0.0
         return facts
     worst, worst_rate, worst_latency = _worst(w)
+    deps = list(w.dependencies.values())
     failing = fleet.get("failing_dependencies", {})
     facts.update(
         window_s=w.end - w.start,
@@ -189,26 +190,22 @@ def build_facts(
         memory_utilisation=_ratio(w.peak_memory_mb, cfg.memory_mb),
         dependencies={
             d.name: {
-                "calls": float(d.calls),
-                "errors": float(d.errors),
+                "calls": _f(d.calls),
+                "errors": _f(d.errors),
                 "error_rate": d.error_rate,
                 "latency_p95_ms": _f(d.latency_p95_ms),
             }
             for d in w.dependencies.values()
         },
-        dependency_calls=float(sum(d.calls for d in w.dependencies.values()))
-        if w.dependencies
-        else None,
-        dependency_errors=float(sum(d.errors for d in w.dependencies.values()))
-        if w.dependencies
-        else None,
+        dependency_calls=_f(sum(d.calls for d in deps)) if deps else None,
+        dependency_errors=_f(sum(d.errors for d in deps)) if deps else None,
         dependency_error_rate=worst_rate,
         dependency_latency_p95_ms=worst_latency,
         worst_dependency=worst,
         dependency_failing_functions=float(failing.get(worst, 0))
         if worst_rate and worst_rate >= FAILING_DEPENDENCY_ERROR_RATE
         else 0.0,
-        extra={k: float(v) for k, v in w.extra.items()},
+        extra={k: _f(v) for k, v in w.extra.items()},
     )
     return facts
 

@@ -41,9 +41,7 @@ RESOURCES: dict[str, kmock.ResourceInfo] = {
     "v1/configmaps": _info(kind="ConfigMap", namespaced=True),
     "v1/secrets": _info(kind="Secret", namespaced=True),
     "v1/namespaces": _info(kind="Namespace", namespaced=False),
-    "policy/v1/poddisruptionbudgets": _info(
-        kind="PodDisruptionBudget", namespaced=True
-    ),
+    "policy/v1/poddisruptionbudgets": _info(kind="PodDisruptionBudget", namespaced=True),
     "metrics.k8s.io/v1beta1/pods": _info(kind="PodMetrics", namespaced=True),
     "events.k8s.io/v1/events": _info(kind="Event", namespaced=True),
     "coordination.k8s.io/v1/leases": _info(kind="Lease", namespaced=True),
@@ -51,9 +49,7 @@ RESOURCES: dict[str, kmock.ResourceInfo] = {
         kind="TuningPolicy", namespaced=True, subresources={"status"}
     ),
     "kopf.dev/v1/kopfpeerings": _info(kind="KopfPeering", namespaced=True),
-    "kopf.dev/v1/clusterkopfpeerings": _info(
-        kind="ClusterKopfPeering", namespaced=False
-    ),
+    "kopf.dev/v1/clusterkopfpeerings": _info(kind="ClusterKopfPeering", namespaced=False),
 }
 
 

@@ -7,9 +7,14 @@ from typing import Any
 
 OPT_IN = {"tuner.dev/enabled": "true"}
 PLURALS = {
-    "Deployment": "deployments", "Service": "services", "Pod": "pods", "PodMetrics": "pods",
-    "PodDisruptionBudget": "poddisruptionbudgets", "TuningPolicy": "tuningpolicies",
-    "ConfigMap": "configmaps", "Secret": "secrets",
+    "Deployment": "deployments",
+    "Service": "services",
+    "Pod": "pods",
+    "PodMetrics": "pods",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "TuningPolicy": "tuningpolicies",
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
 }
 
 

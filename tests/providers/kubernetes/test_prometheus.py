@@ -34,11 +34,19 @@ class Exporter:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.memory = Gauge("container_memory_working_set_bytes", "working set",
-                            ["namespace", "pod", "container"], registry=self.registry)
-        self.latency = Histogram("http_request_duration_seconds", "request latency",
-                                 ["namespace", "pod"], registry=self.registry,
-                                 buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+        self.memory = Gauge(
+            "container_memory_working_set_bytes",
+            "working set",
+            ["namespace", "pod", "container"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "request latency",
+            ["namespace", "pod"],
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
         self.port = free_port()
         self.server, self.thread = start_http_server(self.port, "127.0.0.1", self.registry)
 
@@ -72,9 +80,15 @@ def prometheus(exporter: Exporter, tmp_path_factory: pytest.TempPathFactory) -> 
     )
     port = free_port()
     process = subprocess.Popen(
-        [prometheus_binary(), f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            prometheus_binary(),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     yield f"http://127.0.0.1:{port}"
     process.terminate()
@@ -100,25 +114,36 @@ def test_observe_reads_peak_memory_and_latency_from_prometheus(
     cluster = EmulatorThread().start()
     kube = KubeApi(cluster.url)
     try:
-        seed(kube, deployment("api", "shop"), pod("api-1", "shop", {"app": "api"}),
-             deployment("idle", "shop"))
+        seed(
+            kube,
+            deployment("api", "shop"),
+            pod("api-1", "shop", {"app": "api"}),
+            deployment("idle", "shop"),
+        )
         client = PrometheusClient(prometheus)
         memory = exporter.memory.labels("shop", "api-1", "app")
         latency = exporter.latency.labels("shop", "api-1")
         memory.set(300 * MIB)
-        wait_for(client, 'container_memory_working_set_bytes{pod="api-1"}',
-                 lambda v: v == 300 * MIB)
+        wait_for(
+            client, 'container_memory_working_set_bytes{pod="api-1"}', lambda v: v == 300 * MIB
+        )
         memory.set(200 * MIB)
         for seconds in [0.02] * 8 + [0.4] * 2:
             latency.observe(seconds)
-        wait_for(client, 'container_memory_working_set_bytes{pod="api-1"}',
-                 lambda v: v == 200 * MIB)
-        wait_for(client, 'sum(increase(http_request_duration_seconds_count[1m]))',
-                 lambda v: v > 0)
+        wait_for(
+            client, 'container_memory_working_set_bytes{pod="api-1"}', lambda v: v == 200 * MIB
+        )
+        wait_for(client, "sum(increase(http_request_duration_seconds_count[1m]))", lambda v: v > 0)
 
-        provider = build(Settings(namespace="shop", api_url=cluster.url, prometheus_url=prometheus,
-                                  latency_metric="http_request_duration_seconds"),
-                         clock=WallClock())
+        provider = build(
+            Settings(
+                namespace="shop",
+                api_url=cluster.url,
+                prometheus_url=prometheus,
+                latency_metric="http_request_duration_seconds",
+            ),
+            clock=WallClock(),
+        )
         now = time.time()
         facts = provider.observe(provider.targets(), now - 60, now)
         provider.close()

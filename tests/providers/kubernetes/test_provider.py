@@ -123,9 +123,7 @@ def test_apply_raises_memory_limit_and_request_and_records_why(
     assert note["changes"] == ["memory_mb 256 -> 384"]
     assert note["reason"] == "3 OOM kills, peak 301 MB"
     events = kube.list(f"/api/v1/namespaces/{namespace}/events")
-    assert [(e["reason"], e["involvedObject"]["name"]) for e in events] == [
-        ("TunerChanged", "api")
-    ]
+    assert [(e["reason"], e["involvedObject"]["name"]) for e in events] == [("TunerChanged", "api")]
     assert "memory_mb 256 -> 384" in events[0]["message"]
 
 
@@ -140,9 +138,13 @@ def test_apply_is_idempotent(
 
 
 def count_patches(cluster: EmulatorThread, namespace: str) -> int:
-    return int(cluster.call(lambda: sum(
-        1 for r in cluster.emulator if r.method == "PATCH" and r.namespace == namespace
-    )))
+    return int(
+        cluster.call(
+            lambda: sum(
+                1 for r in cluster.emulator if r.method == "PATCH" and r.namespace == namespace
+            )
+        )
+    )
 
 
 def test_a_409_from_a_concurrent_writer_is_retried_with_the_new_version(
@@ -153,7 +155,9 @@ def test_a_409_from_a_concurrent_writer_is_retried_with_the_new_version(
 
     def someone_else_writes(request: Any) -> None:
         cluster.emulator.bump(
-            "apps/v1/deployments", namespace, "api",
+            "apps/v1/deployments",
+            namespace,
+            "api",
             {"metadata": {"annotations": {"team": "payments"}}},
         )
 
@@ -171,8 +175,20 @@ def test_a_stale_plan_is_a_conflict_for_the_caller_to_re_plan(
 ) -> None:
     seed(kube, deployment("api", namespace, memory="256Mi"))
     target = target_named(provider, "deployment.api")
-    kube.patch(f"{DEPLOYMENTS.format(ns=namespace)}/api", {"spec": {"template": {"spec": {
-        "containers": [{"name": "app", "resources": {"limits": {"memory": "300Mi"}}}]}}}})
+    kube.patch(
+        f"{DEPLOYMENTS.format(ns=namespace)}/api",
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "app", "resources": {"limits": {"memory": "300Mi"}}}
+                        ]
+                    }
+                }
+            }
+        },
+    )
 
     with pytest.raises(ConflictError, match="memory_mb is 300, planned from 256"):
         provider.apply(target, memory_change(256, 384))
@@ -204,9 +220,10 @@ def test_a_single_replica_deployment_is_not_restarted_unless_allowed(
     careful.close()
 
     allowed = make_provider(cluster, namespace, allow_single_replica_restart=True)
-    assert allowed.apply(
-        target_named(allowed, "deployment.solo"), memory_change(256, 384)
-    ).memory_mb == 384
+    assert (
+        allowed.apply(target_named(allowed, "deployment.solo"), memory_change(256, 384)).memory_mb
+        == 384
+    )
     allowed.close()
 
 
@@ -266,6 +283,7 @@ def test_an_absent_knative_api_is_skipped(
     try:
         assert [t.ref.name for t in provider.targets()] == ["deployment.api"]
     finally:
-        cluster.call(lambda: cluster.emulator.resources.__setitem__(
-            "serving.knative.dev/v1/services", info))
+        cluster.call(
+            lambda: cluster.emulator.resources.__setitem__("serving.knative.dev/v1/services", info)
+        )
         provider.close()

@@ -17,10 +17,21 @@ from tuner.providers.kubernetes.signals import count_ooms, has_recent_oom, resta
 from tuner.providers.kubernetes.workloads import DEPLOYMENT, KNATIVE_SERVICE, parse_ref
 
 
-@pytest.mark.parametrize(("text", "mb"), [
-    ("256Mi", 256), ("1Gi", 1024), ("1.5Gi", 1536), ("268435456", 256), ("512M", 489),
-    ("1G", 954), ("131072Ki", 128), ("129e6", 124), (134217728, 128), ("100m", 1),
-])
+@pytest.mark.parametrize(
+    ("text", "mb"),
+    [
+        ("256Mi", 256),
+        ("1Gi", 1024),
+        ("1.5Gi", 1536),
+        ("268435456", 256),
+        ("512M", 489),
+        ("1G", 954),
+        ("131072Ki", 128),
+        ("129e6", 124),
+        (134217728, 128),
+        ("100m", 1),
+    ],
+)
 def test_memory_quantities_in_mb(text: str | int, mb: int) -> None:
     assert parse_mb(text) == mb
 
@@ -36,15 +47,21 @@ def test_mb_are_written_as_mebibytes() -> None:
     assert format_mb(383.2) == "384Mi"
 
 
-@pytest.mark.parametrize(("selector", "labels", "matches"), [
-    ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
-    ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
-    ({"matchExpressions": [{"key": "t", "operator": "In", "values": ["x", "y"]}]},
-     {"t": "y"}, True),
-    ({"matchExpressions": [{"key": "t", "operator": "NotIn", "values": ["x"]}]}, {}, True),
-    ({"matchExpressions": [{"key": "t", "operator": "Exists"}]}, {}, False),
-    ({"matchExpressions": [{"key": "t", "operator": "DoesNotExist"}]}, {"t": ""}, False),
-])
+@pytest.mark.parametrize(
+    ("selector", "labels", "matches"),
+    [
+        ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
+        ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
+        (
+            {"matchExpressions": [{"key": "t", "operator": "In", "values": ["x", "y"]}]},
+            {"t": "y"},
+            True,
+        ),
+        ({"matchExpressions": [{"key": "t", "operator": "NotIn", "values": ["x"]}]}, {}, True),
+        ({"matchExpressions": [{"key": "t", "operator": "Exists"}]}, {}, False),
+        ({"matchExpressions": [{"key": "t", "operator": "DoesNotExist"}]}, {"t": ""}, False),
+    ],
+)
 def test_label_selectors_match_like_kubernetes(
     selector: dict[str, Any], labels: dict[str, str], matches: bool
 ) -> None:
@@ -52,18 +69,25 @@ def test_label_selectors_match_like_kubernetes(
 
 
 def test_selector_query_text() -> None:
-    selector = LabelSelector.model_validate({
-        "matchLabels": {"b": "2", "a": "1"},
-        "matchExpressions": [{"key": "t", "operator": "In", "values": ["x", "y"]},
-                             {"key": "gone", "operator": "DoesNotExist"}],
-    })
+    selector = LabelSelector.model_validate(
+        {
+            "matchLabels": {"b": "2", "a": "1"},
+            "matchExpressions": [
+                {"key": "t", "operator": "In", "values": ["x", "y"]},
+                {"key": "gone", "operator": "DoesNotExist"},
+            ],
+        }
+    )
     assert selector.to_query() == "a=1,b=2,t in (x,y),!gone"
     assert LabelSelector.opt_in().to_query() == "tuner.dev/enabled=true"
 
 
 def test_oom_kills_are_counted_in_their_window_only() -> None:
-    pods = [pod("a", "ns", {}, oom_at=1000.0, restarts=2), pod("b", "ns", {}, oom_at=500.0),
-            pod("c", "ns", {}, restarts=1)]
+    pods = [
+        pod("a", "ns", {}, oom_at=1000.0, restarts=2),
+        pod("b", "ns", {}, oom_at=500.0),
+        pod("c", "ns", {}, restarts=1),
+    ]
     assert count_ooms(pods, "app", 900.0, 1100.0) == 1
     assert count_ooms(pods, "app", 0.0, 2000.0) == 2
     assert count_ooms(pods, "sidecar", 0.0, 2000.0) == 0
@@ -73,14 +97,18 @@ def test_oom_kills_are_counted_in_their_window_only() -> None:
 
 def test_refs_name_kind_namespace_and_name() -> None:
     assert parse_ref(FunctionRef("kubernetes", "ksvc.resize.v2", "media")) == (
-        KNATIVE_SERVICE, "media", "resize.v2")
+        KNATIVE_SERVICE,
+        "media",
+        "resize.v2",
+    )
     with pytest.raises(ProviderError):
         parse_ref(FunctionRef("kubernetes", "statefulset.db", "media"))
 
 
 def test_scaled_to_zero_deployments_restart_nothing() -> None:
-    check_disruption(DEPLOYMENT, deployment("d", "ns", replicas=0), [],
-                     allow_single_replica_restart=False)
+    check_disruption(
+        DEPLOYMENT, deployment("d", "ns", replicas=0), [], allow_single_replica_restart=False
+    )
 
 
 def test_knative_services_ignore_the_single_replica_rule_but_not_budgets() -> None:
@@ -98,12 +126,15 @@ def with_status(obj: dict[str, Any], generation: int, **status: Any) -> dict[str
     return obj
 
 
-@pytest.mark.parametrize(("status", "live"), [
-    ({"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2}, False),
-    ({"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 2}, False),
-    ({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 1}, False),
-    ({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2}, True),
-])
+@pytest.mark.parametrize(
+    ("status", "live"),
+    [
+        ({"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2}, False),
+        ({"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 2}, False),
+        ({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 1}, False),
+        ({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2}, True),
+    ],
+)
 def test_a_deployment_is_live_when_every_replica_is_updated_and_available(
     status: dict[str, Any], live: bool
 ) -> None:
@@ -111,9 +142,19 @@ def test_a_deployment_is_live_when_every_replica_is_updated_and_available(
 
 
 def test_a_stuck_deployment_rollout_fails() -> None:
-    stuck = with_status(deployment("d", "ns"), 2, observedGeneration=2, conditions=[{
-        "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-        "message": "ReplicaSet d-2 has timed out progressing."}])
+    stuck = with_status(
+        deployment("d", "ns"),
+        2,
+        observedGeneration=2,
+        conditions=[
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": "ReplicaSet d-2 has timed out progressing.",
+            }
+        ],
+    )
     with pytest.raises(ApplyFailedError, match="timed out progressing"):
         rolled_out(DEPLOYMENT, stuck)
 
@@ -121,13 +162,30 @@ def test_a_stuck_deployment_rollout_fails() -> None:
 def test_a_knative_service_is_live_when_its_newest_revision_is_ready() -> None:
     ready = {"type": "Ready", "status": "True"}
     service = knative_service("s", "ns")
-    assert not rolled_out(KNATIVE_SERVICE, with_status(
-        service, 2, observedGeneration=2, conditions=[ready],
-        latestCreatedRevisionName="s-00002", latestReadyRevisionName="s-00001"))
-    assert rolled_out(KNATIVE_SERVICE, with_status(
-        service, 2, observedGeneration=2, conditions=[ready],
-        latestCreatedRevisionName="s-00002", latestReadyRevisionName="s-00002"))
+    assert not rolled_out(
+        KNATIVE_SERVICE,
+        with_status(
+            service,
+            2,
+            observedGeneration=2,
+            conditions=[ready],
+            latestCreatedRevisionName="s-00002",
+            latestReadyRevisionName="s-00001",
+        ),
+    )
+    assert rolled_out(
+        KNATIVE_SERVICE,
+        with_status(
+            service,
+            2,
+            observedGeneration=2,
+            conditions=[ready],
+            latestCreatedRevisionName="s-00002",
+            latestReadyRevisionName="s-00002",
+        ),
+    )
     failed = {"type": "Ready", "status": "False", "message": "Revision s-00002 failed"}
     with pytest.raises(ApplyFailedError, match="s-00002 failed"):
-        rolled_out(KNATIVE_SERVICE, with_status(service, 2, observedGeneration=2,
-                                                conditions=[failed]))
+        rolled_out(
+            KNATIVE_SERVICE, with_status(service, 2, observedGeneration=2, conditions=[failed])
+        )

@@ -35,17 +35,24 @@ def test_a_kubernetes_section_becomes_the_providers_settings() -> None:
 
 
 def test_the_default_selector_is_the_opt_in_label() -> None:
-    [(_, settings)] = provider_settings(parse_config(
-        "providers: [{type: kubernetes}]\n", "tuner.yaml"))
+    [(_, settings)] = provider_settings(
+        parse_config("providers: [{type: kubernetes}]\n", "tuner.yaml")
+    )
     assert settings.selector == LabelSelector.opt_in()
     assert settings.namespace == "default"
 
 
-@pytest.mark.parametrize(("section", "field"), [
-    ("{type: kubernetes, namspace: shop}", "namspace"),
-    ("{type: kubernetes, kinds: [statefulset]}", "kinds"),
-    ("{type: kubernetes, selector: {matchExpressions: [{key: a, operator: Near}]}}", "selector"),
-])
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ("{type: kubernetes, namspace: shop}", "namspace"),
+        ("{type: kubernetes, kinds: [statefulset]}", "kinds"),
+        (
+            "{type: kubernetes, selector: {matchExpressions: [{key: a, operator: Near}]}}",
+            "selector",
+        ),
+    ],
+)
 def test_mistakes_are_named(section: str, field: str) -> None:
     with pytest.raises(ConfigError) as caught:
         provider_settings(parse_config(f"providers: [{section}]\n", "tuner.yaml"))

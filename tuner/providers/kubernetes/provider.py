@@ -91,7 +91,8 @@ class KubernetesProvider:
                 self._missing_kinds.add(kind.short)
             return []
         return [
-            obj for obj in items
+            obj
+            for obj in items
             if selector.matches(dig(obj, "metadata", "labels") or {})
             and not (kind is workloads.DEPLOYMENT and workloads.is_knative_managed(obj))
         ]
@@ -231,11 +232,15 @@ class KubernetesProvider:
             if stale:
                 raise ConflictError(
                     f"{target.ref} changed meanwhile: "
-                    + ", ".join(f"{c.knob.value} is {live.get(c.knob)}, planned from "
-                                f"{c.before}" for c in stale)
+                    + ", ".join(
+                        f"{c.knob.value} is {live.get(c.knob)}, planned from {c.before}"
+                        for c in stale
+                    )
                 )
             disruption.check_disruption(
-                kind, obj, self._budgets(namespace),
+                kind,
+                obj,
+                self._budgets(namespace),
                 allow_single_replica_restart=self.settings.allow_single_replica_restart,
             )
             container = workloads.container_name(obj, self.settings.container) or ""

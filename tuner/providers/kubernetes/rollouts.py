@@ -27,7 +27,9 @@ def rolled_out(kind: WorkloadKind, obj: JsonObject) -> bool:
     if kind is KNATIVE_SERVICE:
         ready = _condition(obj, "Ready")
         if ready.get("status") == "False":
-            raise ApplyFailedError(f"{name}: not ready: {ready.get('message') or ready.get('reason')}")
+            raise ApplyFailedError(
+                f"{name}: not ready: {ready.get('message') or ready.get('reason')}"
+            )
         created = status.get("latestCreatedRevisionName")
         return ready.get("status") == "True" and created == status.get("latestReadyRevisionName")
     progressing = _condition(obj, "Progressing")

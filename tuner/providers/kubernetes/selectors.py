@@ -45,9 +45,7 @@ class LabelSelector(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     match_labels: dict[str, str] = Field(default_factory=dict, alias="matchLabels")
-    match_expressions: tuple[SelectorRequirement, ...] = Field(
-        default=(), alias="matchExpressions"
-    )
+    match_expressions: tuple[SelectorRequirement, ...] = Field(default=(), alias="matchExpressions")
 
     @classmethod
     def opt_in(cls) -> LabelSelector:

@@ -16,7 +16,8 @@ def pods_of(pods: Iterable[JsonObject], labels: Mapping[str, str]) -> list[JsonO
     if not labels:
         return []
     return [
-        pod for pod in pods
+        pod
+        for pod in pods
         if all((dig(pod, "metadata", "labels") or {}).get(k) == v for k, v in labels.items())
     ]
 

@@ -38,8 +38,10 @@ class PrometheusClient:
                 payload = json.load(response)
         except urllib.error.HTTPError as exc:
             reason = _error_text(exc)
-            raise ProviderError(f"prometheus query failed: HTTP {exc.code} {reason}: {promql}",
-                                retryable=exc.code >= 500) from exc
+            raise ProviderError(
+                f"prometheus query failed: HTTP {exc.code} {reason}: {promql}",
+                retryable=exc.code >= 500,
+            ) from exc
         except (urllib.error.URLError, OSError) as exc:
             message = f"prometheus unreachable at {self.url}: {exc}"
             raise ProviderError(message, retryable=True) from exc
@@ -48,9 +50,7 @@ class PrometheusClient:
         data = payload["data"]
         if data["resultType"] == "scalar":
             return _finite([Sample({}, float(data["result"][1]))])
-        return _finite(
-            [Sample(item["metric"], float(item["value"][1])) for item in data["result"]]
-        )
+        return _finite([Sample(item["metric"], float(item["value"][1])) for item in data["result"]])
 
 
 def _error_text(exc: urllib.error.HTTPError) -> str:

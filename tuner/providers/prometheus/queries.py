@@ -53,7 +53,7 @@ class ContainerQueries:
     ) -> dict[tuple[str, str], float]:
         """Peak working-set memory (MB) per (pod, container) of a namespace over the window."""
         promql = (
-            f'max by (pod, container) (max_over_time({MEMORY_METRIC}'
+            f"max by (pod, container) (max_over_time({MEMORY_METRIC}"
             f'{{namespace="{_quote(namespace)}",container!="",container!="POD"}}'
             f"[{_range(start, end)}]))"
         )
