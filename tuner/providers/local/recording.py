@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.model import FunctionConfig
+from tuner.sqlite import connect, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invocations (
@@ -123,11 +123,8 @@ class Records:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self._db = connect(path, _SCHEMA)
 
     def close(self) -> None:
         """Close the database."""
@@ -138,8 +135,7 @@ class Records:
         self, invocation: InvocationRecord, calls: Iterable[DependencyCallRecord]
     ) -> None:
         """Store a finished invocation and its dependency calls."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
+        with transaction(self._db, self._lock):
             cursor = self._db.execute(
                 "INSERT INTO invocations (function, revision, start, end, duration_ms, outcome,"
                 " peak_memory_mb, cold_start, init_ms, records, cache_hits, cache_misses, error)"
@@ -223,8 +219,7 @@ class Records:
     ) -> None:
         """Store ``after`` as the live configuration and record the deployment."""
         revision = int(after.revision)
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
+        with transaction(self._db, self._lock):
             self._db.execute(
                 "INSERT INTO functions (name, revision, config) VALUES (?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET revision = excluded.revision,"
