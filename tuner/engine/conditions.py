@@ -421,30 +421,18 @@ _ARITH: Mapping[str, Callable[[Any, Any], Any]] = {
 _COMPARISONS = frozenset({"<", "<=", ">", ">="})
 
 
-def _and(parts: list[Evaluator]) -> Evaluator:
+def _kleene(parts: list[Evaluator], decisive: bool) -> Evaluator:
+    """``&&`` (decisive False) or ``||`` (decisive True) in three-valued logic."""
+
     def run(f: Facts) -> Any:
         unknown = False
         for p in parts:
             v = p(f)
-            if v is False:
-                return False
+            if v is decisive:
+                return decisive
             if v is None:
                 unknown = True
-        return None if unknown else True
-
-    return run
-
-
-def _or(parts: list[Evaluator]) -> Evaluator:
-    def run(f: Facts) -> Any:
-        unknown = False
-        for p in parts:
-            v = p(f)
-            if v is True:
-                return True
-            if v is None:
-                unknown = True
-        return None if unknown else False
+        return None if unknown else not decisive
 
     return run
 
@@ -465,9 +453,9 @@ def compile_node(node: Node) -> Evaluator:
         name = node.value
         return lambda f: f.get(name)
     if op == "&&":
-        return _and([compile_node(n) for n in _flatten(node, "&&")])
+        return _kleene([compile_node(n) for n in _flatten(node, "&&")], decisive=False)
     if op == "||":
-        return _or([compile_node(n) for n in _flatten(node, "||")])
+        return _kleene([compile_node(n) for n in _flatten(node, "||")], decisive=True)
     if op in _ARITH:
         left, right = node.args
         if (
