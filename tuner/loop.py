@@ -45,8 +45,7 @@ from tuner.model import (
     WindowFacts,
 )
 from tuner.planning import plan_finding
-from tuner.ports import Clock, Notifier, Provider
-from tuner.store import SqliteStore
+from tuner.ports import Clock, Notifier, Provider, Store
 from tuner.verifying import VerifyPolicy, evidence, verify
 
 log = structlog.get_logger(__name__)
@@ -116,7 +115,7 @@ class Daemon:
         *,
         providers: Sequence[Provider],
         rules: RuleBase | Callable[[], RuleBase],
-        store: SqliteStore,
+        store: Store,
         notifier: Notifier | None = None,
         clock: Clock | None = None,
         mode: Mode = Mode.APPLY,

@@ -118,8 +118,23 @@ class Store(Protocol):
         """Decisions, oldest first, optionally for one function and after a time."""
         ...
 
-    def applied_since(self, since: float) -> list[Decision]:
-        """Applied (or rolled back) decisions after a time, oldest first."""
+    def get(self, decision_id: str) -> Decision | None:
+        """One decision by id."""
+        ...
+
+    def applied_since(self, since: float, *, with_facts: bool = True) -> list[Decision]:
+        """Applied (or rolled back) decisions after a time, oldest first.
+
+        ``with_facts=False`` skips decoding the facts, for callers that only count changes.
+        """
+        ...
+
+    def pending_verification(self) -> list[Decision]:
+        """Applied decisions whose effect has not been judged yet, oldest first."""
+        ...
+
+    def prune(self, before: float) -> int:
+        """Delete decisions older than ``before``, keeping unfinished work; return how many."""
         ...
 
     def begin_intent(self, intent: Intent, decision: Decision) -> None:
@@ -140,4 +155,8 @@ class Store(Protocol):
 
     def put_state(self, key: str, value: str) -> None:
         """Store a small piece of loop state."""
+        ...
+
+    def delete_state(self, key: str) -> None:
+        """Forget a piece of loop state."""
         ...
