@@ -26,7 +26,9 @@ X = FunctionRef("fake", "x")
 
 
 def world(
-    mode: Mode = Mode.APPLY, store: SqliteStore | None = None
+    mode: Mode = Mode.APPLY,
+    store: SqliteStore | None = None,
+    rules: Path = ROOT / "rules" / "default.yaml",
 ) -> tuple[Daemon, FakeProvider, RecordingNotifier, FakeClock]:
     provider = FakeProvider()
     provider.add("oomer", FunctionConfig(memory_mb=128, timeout_s=3.0))
@@ -47,7 +49,7 @@ def world(
     notifier = RecordingNotifier()
     clock = FakeClock()
     daemon = Daemon(
-        providers=[provider], rules=load_rules([ROOT / "rules" / "default.yaml"]),
+        providers=[provider], rules=load_rules([rules]),
         store=store or SqliteStore(":memory:"), notifier=notifier, clock=clock, mode=mode, window_s=60.0,
     )  # fmt: skip
     return daemon, provider, notifier, clock
@@ -109,8 +111,7 @@ def test_a_streak_persists_across_restarts(tmp_path: Path) -> None:
         "rules:\n  - name: slow-oom\n    when: ooms > 0.0\n    for: 2\n    actions: [{action: more-memory}]\n"
     )
     db = tmp_path / "tuner.db"
-    daemon, provider, _, _ = world(store=SqliteStore(db))
-    daemon._rules = load_rules([rules])
+    daemon, provider, _, _ = world(store=SqliteStore(db), rules=rules)
     daemon.run_cycle()
     assert provider.applied == []
     daemon.store.close()
