@@ -334,7 +334,9 @@ class Daemon:
             break
         else:
             return self._failed(intent, decision, "conflicts persisted after re-reading"), target
-        done = replace(decision, outcome=Outcome.APPLIED, verification=Verification.PENDING)
+        # A rollback keeps the verdict that called for it; a change waits for its own.
+        verdict = decision.verification if decision.undoes else Verification.PENDING
+        done = replace(decision, outcome=Outcome.APPLIED, verification=verdict)
         self.store.finish_intent(intent.id, "done", done)
         log.info("applied", function=decision.ref.key, change=change.describe(), rule=decision.rule)
         return done, target
@@ -381,7 +383,12 @@ class Daemon:
                 log.error("reconcile failed", function=intent.ref.key, error=str(exc))
                 continue
             live_now = all(live.get(c.knob) == c.after for c in intent.changes)
-            if live_now:
+            if live_now and decision.undoes:
+                done = replace(decision, outcome=Outcome.APPLIED,
+                               reason="completed after a restart: the rollback was live")  # fmt: skip
+                self.store.finish_intent(intent.id, "done", done)
+                final = self._rolled_back(done)
+            elif live_now:
                 final = replace(decision, outcome=Outcome.APPLIED, verification=Verification.PENDING,
                                 reason="completed after a restart: the change was live")  # fmt: skip
                 self.store.finish_intent(intent.id, "done", final)
@@ -392,6 +399,9 @@ class Daemon:
                 self.store.finish_intent(intent.id, "abandoned", final)
             log.warning("reconciled", function=intent.ref.key, outcome=final.outcome.value)
             settled.append(final)
+        for undo in self.store.unsettled_rollbacks():  # a crash after the rollback was recorded
+            settled.append(self._rolled_back(undo))
+            log.warning("reconciled", function=undo.ref.key, outcome=Outcome.ROLLED_BACK.value)
         self._notify(settled)
         return settled
 
@@ -482,16 +492,23 @@ class Daemon:
             change=Change(change.knob, change.after, change.before),
             facts=facts,
             summary=f"rolled back {change.describe()}: {why}",
-            verification=None,
+            verification=verdict,
+            undoes=decision.id,
         )
-        done, _ = self._apply(provider, target, undo)
-        done = replace(done, verification=None)
-        self.store.record(done)
+        done, _ = self._apply(provider, target, undo)  # recorded with its intent
         if done.outcome is Outcome.APPLIED:
-            self.store.set_outcome(decision.id, Outcome.ROLLED_BACK, verdict, f"rolled back: {why}")
-            self.store.delete_state(f"verify:{decision.id}")
-            done = done.with_outcome(Outcome.ROLLED_BACK)
-            self.store.record(done)
+            done = self._rolled_back(done)
+        return done
+
+    def _rolled_back(self, undo: Decision) -> Decision:
+        """Mark a rollback that went live, and the change it reverses, as rolled back."""
+        why = undo.summary.partition(": ")[2] or "rolled back"
+        self.store.set_outcome(
+            undo.undoes, Outcome.ROLLED_BACK, undo.verification, f"rolled back: {why}"
+        )
+        self.store.delete_state(f"verify:{undo.undoes}")
+        done = undo.with_outcome(Outcome.ROLLED_BACK)
+        self.store.record(done)
         return done
 
 

@@ -270,6 +270,8 @@ class Decision:
     channels: tuple[str, ...] = ()
     group: str = ""
     """Notifications for decisions with the same group key are sent together."""
+    undoes: str = ""
+    """For a rollback: the id of the decision whose change it reverses."""
 
     @property
     def applied(self) -> bool:

@@ -133,6 +133,10 @@ class Store(Protocol):
         """Applied decisions whose effect has not been judged yet, oldest first."""
         ...
 
+    def unsettled_rollbacks(self) -> list[Decision]:
+        """Rollbacks that went live but whose reversed change is not yet marked rolled back."""
+        ...
+
     def prune(self, before: float) -> int:
         """Delete decisions older than ``before``, keeping unfinished work; return how many."""
         ...

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     verification TEXT,
     channels TEXT NOT NULL DEFAULT '[]',
     grp TEXT NOT NULL DEFAULT '',
-    facts TEXT NOT NULL DEFAULT '{}'
+    facts TEXT NOT NULL DEFAULT '{}',
+    undoes TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS decisions_function_time ON decisions(function, time);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
@@ -68,7 +69,7 @@ CREATE TABLE IF NOT EXISTS state (
 
 _COLUMNS = (
     "id, time, function, rule, action, severity, mode, outcome, knob, before_value, "
-    "after_value, summary, advice, reason, verification, channels, grp, facts"
+    "after_value, summary, advice, reason, verification, channels, grp, facts, undoes"
 )
 
 
@@ -91,6 +92,9 @@ class SqliteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = connect(self.path, _SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
+        if "undoes" not in columns:  # a store written before rollbacks were linked
+            self._db.execute("ALTER TABLE decisions ADD COLUMN undoes TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         """Close the database (a checkpoint flushes the write-ahead log)."""
@@ -112,7 +116,7 @@ class SqliteStore:
         with self._tx() as db:
             db.executemany(self._insert, rows)
 
-    _insert = f"INSERT OR REPLACE INTO decisions ({_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+    _insert = f"INSERT OR REPLACE INTO decisions ({_COLUMNS}) VALUES ({', '.join('?' * 19)})"
 
     @staticmethod
     def _row(d: Decision) -> tuple[Any, ...]:
@@ -123,12 +127,13 @@ class SqliteStore:
             c.after if c else None, d.summary, d.advice, d.reason,
             d.verification.value if d.verification else None, json.dumps(list(d.channels)),
             d.group, json.dumps(_finite(d.facts), default=_json_default, allow_nan=False),
+            d.undoes,
         )  # fmt: skip
 
     @staticmethod
     def _decision(row: tuple[Any, ...]) -> Decision:
         (id_, time, function, rule, action, severity, mode, outcome, knob, before, after,
-         summary, advice, reason, verification, channels, grp, facts) = row  # fmt: skip
+         summary, advice, reason, verification, channels, grp, facts, undoes) = row  # fmt: skip
         change = None
         if knob is not None:
             change = Change(Knob(knob), _number(before), _number(after) or 0)
@@ -137,7 +142,7 @@ class SqliteStore:
             severity=Severity(severity), mode=Mode(mode), outcome=Outcome(outcome),
             facts=json.loads(facts), change=change, summary=summary, advice=advice,
             reason=reason, verification=Verification(verification) if verification else None,
-            channels=tuple(json.loads(channels)), group=grp,
+            channels=tuple(json.loads(channels)), group=grp, undoes=undoes,
         )  # fmt: skip
 
     def set_outcome(
@@ -204,6 +209,16 @@ class SqliteStore:
         )
         with self._lock:
             rows = self._db.execute(sql, (since, *_CHANGED)).fetchall()
+        return [self._decision(r) for r in rows]
+
+    def unsettled_rollbacks(self) -> list[Decision]:
+        """Rollbacks that went live but whose reversed change is not yet marked rolled back."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM decisions WHERE action = 'rollback' AND outcome = ? "
+                "ORDER BY time, rowid",
+                (Outcome.APPLIED.value,),
+            ).fetchall()
         return [self._decision(r) for r in rows]
 
     def pending_verification(self) -> list[Decision]:
