@@ -166,7 +166,7 @@ def _line(d: Decision) -> str:
     change = f"  {d.change.describe()}" if d.change else ""
     verified = f"  verified: {d.verification.value}" if d.verification else ""
     reason = f"  ({d.reason})" if d.reason else ""
-    return f"{stamp}  {d.ref.key:32} {d.rule:16} {d.outcome.value:11}{change}{verified}{reason}"
+    return f"{stamp}  {d.ref.key:28} {d.rule:16} {d.action:16} {d.outcome.value:11}{change}{verified}{reason}"
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
