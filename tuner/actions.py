@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuner.model import Change, FunctionConfig, Knob, Limits
+from tuner.model import Change, FunctionConfig, Knob, Limits, fact_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +36,6 @@ class Plan:
 
 def _not(reason: str) -> Plan:
     return Plan(change=None, summary="", reason=reason)
-
-
-def _num(facts: Mapping[str, Any], name: str) -> float | None:
-    value = facts.get(name)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _round_up(value: float, step: int) -> int:
@@ -88,7 +83,7 @@ class MoreMemory(_Action):
         if self.only_if_cpu_scales and not limits.cpu_scales_with_memory:
             return _not("more memory buys no CPU on this provider")
         current = config.memory_mb
-        peak = _num(facts, "peak_memory_mb")
+        peak = fact_number(facts, "peak_memory_mb")
         cap = min(limits.memory_max_mb, self.max_mb or limits.memory_max_mb)
         if current >= cap:
             return _not(f"memory is already at the cap ({cap} MB)")
@@ -123,7 +118,7 @@ class LessMemory(_Action):
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
         """Size memory down from the peak, keeping a margin."""
-        peak = _num(facts, "peak_memory_mb")
+        peak = fact_number(facts, "peak_memory_mb")
         if peak is None or peak <= 0:
             return _not("no peak memory measured: memory is never lowered on missing data")
         current = config.memory_mb
@@ -163,8 +158,10 @@ class LongerTimeout(_Action):
         cap = min(limits.timeout_max_s, self.max_s or limits.timeout_max_s)
         if current >= cap:
             return _not(f"timeout is already at the cap ({cap:g} s)")
-        tail_ms = _num(facts, "duration_max_ms") or _num(facts, "duration_p99_ms") or 0.0
-        timed_out = (_num(facts, "timeouts") or 0.0) > 0
+        tail_ms = (
+            fact_number(facts, "duration_max_ms") or fact_number(facts, "duration_p99_ms") or 0.0
+        )
+        timed_out = (fact_number(facts, "timeouts") or 0.0) > 0
         basis_s = max(tail_ms / 1000.0, current if timed_out else 0.0)
         if basis_s <= 0:
             return _not("no duration measured")
@@ -206,8 +203,10 @@ class SmallerBatches(_Action):
         after = max(limits.batch_min, int(batch * self.factor))
         basis = f"x{self.factor:g}"
         extra = facts.get("extra")
-        per_record = _num(extra, "duration_per_record_ms") if isinstance(extra, Mapping) else None
-        timeout_ms = _num(facts, "timeout_ms")
+        per_record = (
+            fact_number(extra, "duration_per_record_ms") if isinstance(extra, Mapping) else None
+        )
+        timeout_ms = fact_number(facts, "timeout_ms")
         if per_record and timeout_ms:
             sized = int(self.target_fraction * timeout_ms / per_record)
             if limits.batch_min <= sized < batch:

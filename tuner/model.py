@@ -20,6 +20,14 @@ FactValue = Union[float, str, bool, None, Mapping[str, "FactValue"]]  # noqa: UP
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
+def fact_number(facts: Mapping[str, Any], name: str) -> float | None:
+    """A numeric fact as a float; None when it is missing, not a number, or a bool."""
+    value = facts.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 class Mode(enum.StrEnum):
     """How far tuner may go: record only, record and tell people, or change functions."""
 

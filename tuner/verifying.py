@@ -12,7 +12,7 @@ from typing import Any
 
 from tuner.actions import ACTIONS
 from tuner.engine.conditions import Condition
-from tuner.model import Verification
+from tuner.model import Verification, fact_number
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,6 @@ class VerifyPolicy:
     """The action's symptom (e.g. the OOM rate) must fall by at least this share."""
 
 
-def _num(facts: Mapping[str, Any], name: str) -> float | None:
-    v = facts.get(name)
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
 def verify(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
@@ -52,23 +47,26 @@ def verify(
     for an action without a symptom, or when the symptom was not present before, the
     rule's condition no longer holds.
     """
-    invocations = _num(after, "invocations")
+    invocations = fact_number(after, "invocations")
     if invocations is None or invocations < policy.min_invocations:
         return Verification.PENDING
-    rate_before, rate_after = _num(before, "error_rate"), _num(after, "error_rate")
+    rate_before, rate_after = fact_number(before, "error_rate"), fact_number(after, "error_rate")
     known = rate_before is not None and rate_after is not None
     if known and rate_after > rate_before + policy.error_rate_increase:  # type: ignore[operator]
         return Verification.WORSE
     fewer_errors = known and rate_after < rate_before  # type: ignore[operator]
-    p95_before, p95_after = _num(before, "duration_p95_ms"), _num(after, "duration_p95_ms")
+    p95_before, p95_after = (
+        fact_number(before, "duration_p95_ms"),
+        fact_number(after, "duration_p95_ms"),
+    )
     slower = bool(p95_before and p95_after and p95_after > p95_before * policy.latency_factor)
     if slower and not fewer_errors:
         return Verification.WORSE
     action_cls = ACTIONS.get(action)
     symptom = action_cls.symptom if action_cls is not None else None
-    was = _num(before, symptom) if symptom else None
+    was = fact_number(before, symptom) if symptom else None
     if symptom and was:
-        now = _num(after, symptom)
+        now = fact_number(after, symptom)
         helped = now is not None and now <= was * (1.0 - policy.min_improvement)
         return Verification.IMPROVED if helped else Verification.UNCHANGED
     if condition is None or condition.evaluate(after) is not True:
@@ -83,7 +81,7 @@ def evidence(before: Mapping[str, Any], after: Mapping[str, Any], action: str) -
     names += [n for n in ("error_rate", "duration_p95_ms") if n not in names]
     parts = []
     for name in names:
-        was, now = _num(before, name), _num(after, name)
+        was, now = fact_number(before, name), fact_number(after, name)
         if was is not None or now is not None:
             parts.append(f"{name} {_short(was)} -> {_short(now)}")
     return "; ".join(parts)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from tuner.model import fact_number
+
 MAX_LINES = 10
 
 _COUNTS = (
@@ -36,17 +38,17 @@ def fact_lines(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
     their own (provider-specific ones, ``extra``) follow when they are not zero.
     """
     lines: list[tuple[str, str]] = []
-    invocations = _number(facts, "invocations")
+    invocations = fact_number(facts, "invocations")
     if invocations is not None:
         lines.append(("invocations", f"{invocations:,.0f}"))
     for count_name, rate_name in _COUNTS:
-        count = _number(facts, count_name)
+        count = fact_number(facts, count_name)
         if count:
-            rate = _number(facts, rate_name) if rate_name else None
+            rate = fact_number(facts, rate_name) if rate_name else None
             lines.append((count_name, f"{count:,.0f}" + (f" ({rate:.1%})" if rate else "")))
     lines += _durations(facts) + _memory(facts) + dependency_lines(facts)
     for knob in _KNOBS:
-        value = _number(facts, knob)
+        value = fact_number(facts, knob)
         if value is not None:
             lines.append((knob, format_fact(knob, value)))
     lines += _others(facts)
@@ -58,21 +60,21 @@ def _durations(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
     parts = [
         f"{name.split('_')[1]} {format_fact(name, value)}"
         for name in _DURATIONS
-        if (value := _number(facts, name)) is not None
+        if (value := fact_number(facts, name)) is not None
     ]
     if parts:
         lines.append(("duration", ", ".join(parts)))
-    timeout = _number(facts, "timeout_ms")
+    timeout = fact_number(facts, "timeout_ms")
     if timeout:
-        ratio = _number(facts, "duration_timeout_ratio")
+        ratio = fact_number(facts, "duration_timeout_ratio")
         tail = f" (p99 at {ratio:.0%} of it)" if ratio is not None else ""
         lines.append(("timeout", f"{timeout:,.0f} ms{tail}"))
     return lines
 
 
 def _memory(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
-    memory = _number(facts, "memory_mb")
-    peak = _number(facts, "peak_memory_mb")
+    memory = fact_number(facts, "memory_mb")
+    peak = fact_number(facts, "peak_memory_mb")
     parts = [] if memory is None else [f"{memory:,.0f} MB"]
     if peak is not None:
         share = f" ({peak / memory:.0%})" if memory else ""
@@ -95,7 +97,7 @@ def dependency_lines(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
             if dep.get("latency_p95_ms") is not None:
                 text += f", p95 {format_fact('latency_p95_ms', dep['latency_p95_ms'])}"
             lines.append((f"dependency {name}", text))
-    worst, rate = facts.get("worst_dependency"), _number(facts, "dependency_error_rate")
+    worst, rate = facts.get("worst_dependency"), fact_number(facts, "dependency_error_rate")
     if not lines and isinstance(worst, str) and rate:
         lines.append((f"dependency {worst}", f"{rate:.1%} of calls failed"))
     return lines
@@ -124,11 +126,6 @@ def format_fact(name: str, value: Any) -> str:
         if name.endswith(suffix):
             return number + unit
     return number
-
-
-def _number(facts: Mapping[str, Any], name: str | None) -> float | None:
-    value = facts.get(name) if name else None
-    return float(value) if _is_number(value) else None
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:

@@ -12,22 +12,20 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from tuner.engine.facts import FAILING_DEPENDENCY_ERROR_RATE
+from tuner.model import fact_number
 from tuner.notify.alerts import Alert
 
-FAILING_DEPENDENCY_RATE = 0.5
-"""A dependency counts as failing for a function at this share of failed calls."""
 CORRELATION_STRONG = 0.7
 SHARED_RULE_FUNCTIONS = 3
 
 
 def _number(facts: Mapping[str, Any], name: str) -> float | None:
-    value = facts.get(name)
-    if value is None:
-        extra = facts.get("extra")
-        value = extra.get(name) if isinstance(extra, Mapping) else None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+    """A numeric fact, looked up among the provider's ``extra`` facts when not a fact itself."""
+    if facts.get(name) is not None:
+        return fact_number(facts, name)
+    extra = facts.get("extra")
+    return fact_number(extra, name) if isinstance(extra, Mapping) else None
 
 
 def _names(refs: Iterable[str], limit: int = 4) -> str:
@@ -41,7 +39,7 @@ def _failing_dependency(alert: Alert) -> str | None:
         return alert.dependency
     worst = alert.facts.get("worst_dependency")
     rate = _number(alert.facts, "dependency_error_rate")
-    if isinstance(worst, str) and rate is not None and rate >= FAILING_DEPENDENCY_RATE:
+    if isinstance(worst, str) and rate is not None and rate >= FAILING_DEPENDENCY_ERROR_RATE:
         return worst
     return None
 
