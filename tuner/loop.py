@@ -74,7 +74,6 @@ class CycleReport:
     started: float
     finished: float = 0.0
     targets: int = 0
-    observed: int = 0
     findings: int = 0
     decisions: list[Decision] = field(default_factory=list)
     verified: list[Decision] = field(default_factory=list)
@@ -193,7 +192,6 @@ class Daemon:
                 continue
             report.targets += len(targets)
             listed.add(provider.name)
-            report.observed += len(windows)
             observed.extend(
                 (provider, t, _current(windows.get(t.ref), start, now)) for t in targets
             )
@@ -479,11 +477,6 @@ class Daemon:
     ) -> Decision:
         change = decision.change
         assert change is not None and change.before is not None
-        why = (
-            "it made things worse"
-            if verdict is Verification.WORSE
-            else "it cost more and did not help"
-        )
         undo = replace(
             decision,
             id=uuid.uuid4().hex,
@@ -491,7 +484,7 @@ class Daemon:
             action="rollback",
             change=Change(change.knob, change.after, change.before),
             facts=facts,
-            summary=f"rolled back {change.describe()}: {why}",
+            summary=f"rolled back {change.describe()}: {_why_rolled_back(verdict)}",
             verification=verdict,
             undoes=decision.id,
         )
@@ -502,7 +495,7 @@ class Daemon:
 
     def _rolled_back(self, undo: Decision) -> Decision:
         """Mark a rollback that went live, and the change it reverses, as rolled back."""
-        why = undo.summary.partition(": ")[2] or "rolled back"
+        why = _why_rolled_back(undo.verification)
         self.store.set_outcome(
             undo.undoes, Outcome.ROLLED_BACK, undo.verification, f"rolled back: {why}"
         )
@@ -510,6 +503,12 @@ class Daemon:
         done = undo.with_outcome(Outcome.ROLLED_BACK)
         self.store.record(done)
         return done
+
+
+def _why_rolled_back(verdict: Verification | None) -> str:
+    if verdict is Verification.WORSE:
+        return "it made things worse"
+    return "it cost more and did not help"
 
 
 def _current(window: WindowFacts | None, start: float, end: float) -> WindowFacts | None:
