@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from tuner.engine.rulefiles import Duration, load_yaml, validation_problems
+from tuner.engine.rulefiles import Duration, load_yaml, nearest_line, validation_problems
 from tuner.errors import ConfigError, Problem
 from tuner.model import Mode
 
@@ -107,8 +107,8 @@ class TunerConfig(BaseModel):
     _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
 
     def line_of(self, *path: Any) -> int | None:
-        """The line of a setting in the configuration file, when known."""
-        return self._lines.get(path)
+        """The line of a setting in the configuration file, or of the nearest enclosing one."""
+        return nearest_line(self._lines, path, shortest=1)
 
     def rule_paths(self) -> list[Path]:
         """The rule files to load, relative to the configuration file's folder."""

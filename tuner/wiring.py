@@ -71,9 +71,7 @@ def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:
             for p in validation_problems(
                 exc, config.source or "tuner.yaml", {}, section, rule_file=False
             ):
-                p.line = config.line_of(
-                    "providers", i, *(p.field or "").split(".")[:1]
-                ) or config.line_of("providers", i)
+                p.line = config.line_of("providers", i, *_field_path(p.field))
                 p.field = f"providers[{i}].{p.field}" if p.field else f"providers[{i}]"
                 problems.append(p)
     if problems:
@@ -97,17 +95,13 @@ def notify_settings(config: TunerConfig) -> Any:
         return load_settings(raw, source)
     except ConfigError as exc:
         for p in exc.problems:
-            path = tuple(int(x) if x.isdigit() else x for x in (p.field or "").split("."))
-            p.line = p.line or _nearest_line(config, path)
+            p.line = p.line or config.line_of(*_field_path(p.field))
         raise
 
 
-def _nearest_line(config: TunerConfig, path: tuple[Any, ...]) -> int | None:
-    for n in range(len(path), 0, -1):
-        line = config.line_of(*path[:n])
-        if line:
-            return line
-    return None
+def _field_path(field: str | None) -> tuple[Any, ...]:
+    """``'channels.team.0'`` -> ``('channels', 'team', 0)``, a path into the loaded YAML."""
+    return tuple(int(x) if x.isdigit() else x for x in field.split(".")) if field else ()
 
 
 def check_rule_channels(rules: RuleSource, channels: set[str]) -> None:

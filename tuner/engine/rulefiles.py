@@ -170,8 +170,11 @@ def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], in
             _lines(item, path + (i,), out)
 
 
-def _line_of(lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    for n in range(len(loc), -1, -1):
+def nearest_line(
+    lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...], shortest: int = 0
+) -> int | None:
+    """The line of ``loc``, or of the nearest enclosing path at least ``shortest`` long."""
+    for n in range(len(loc), shortest - 1, -1):
         if loc[:n] in lines:
             return lines[loc[:n]]
     return None
@@ -230,7 +233,9 @@ def validation_problems(
         fields = [str(p) for p in path if not isinstance(p, int) and p not in _ACTION_TAGS]
         field = ".".join(fields) if fields else None
         message = _message(err, loc)
-        problems.append(Problem(source, _line_of(lines, _strip_tags(loc)), message, rule, field))
+        problems.append(
+            Problem(source, nearest_line(lines, _strip_tags(loc)), message, rule, field)
+        )
     return problems
 
 
