@@ -92,6 +92,7 @@ def problems(text: str) -> list[str]:
         ("rules: 3\n", "rules/team.yaml:1: field 'rules': 'rules' must be a list"),
         ("- a\n- b\n", "a rule file is a mapping"),
         ("rules:\n  - name: a\n    name: b\n", "duplicate key 'name'"),
+        ("? {a: b}\n: c\n", "rules/team.yaml:1: invalid YAML: a key must be a plain value"),
         (
             GOOD + "    mode: yolo\n",
             "field 'mode': Input should be 'observe', 'recommend' or 'apply'",
