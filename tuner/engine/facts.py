@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuner.engine.conditions import Type
-from tuner.model import Target, WindowFacts
+from tuner.model import DependencyFacts, Target, WindowFacts
 
 FAILING_DEPENDENCY_ERROR_RATE = 0.5
 """A dependency counts as failing for a function when at least this share of calls fail."""
@@ -117,14 +117,20 @@ def _ratio(part: float | int | None, whole: float | int | None) -> float | None:
     return p / w
 
 
+def _dependency_error_rate(dep: DependencyFacts) -> float | None:
+    """Failed calls per call; None without calls, or for numbers that cannot be true."""
+    rate = _ratio(dep.errors, dep.calls)
+    return rate if rate is not None and rate <= 1.0 else None
+
+
 def _worst(window: WindowFacts) -> tuple[str | None, float | None, float | None]:
     """The worst dependency by error rate, then latency; with its rate and the worst latency."""
     worst: tuple[float, float, str] | None = None
     latency: float | None = None
     for dep in window.dependencies.values():
-        rate = _f(dep.error_rate)
-        if rate is None or rate > 1.0 or dep.calls < 0 or dep.errors < 0:
-            continue  # no calls, or numbers that cannot be true
+        rate = _dependency_error_rate(dep)
+        if rate is None:
+            continue
         p95 = _f(dep.latency_p95_ms)
         if p95 is not None:
             latency = p95 if latency is None else max(latency, p95)
@@ -192,7 +198,7 @@ def build_facts(
             d.name: {
                 "calls": _f(d.calls),
                 "errors": _f(d.errors),
-                "error_rate": d.error_rate,
+                "error_rate": _dependency_error_rate(d),
                 "latency_p95_ms": _f(d.latency_p95_ms),
             }
             for d in w.dependencies.values()
@@ -215,7 +221,7 @@ def fleet_facts(functions: int, windows: Sequence[WindowFacts]) -> dict[str, Any
     failing: Counter[str] = Counter()
     for w in windows:
         for dep in w.dependencies.values():
-            rate = dep.error_rate
+            rate = _dependency_error_rate(dep)
             if rate is not None and rate >= FAILING_DEPENDENCY_ERROR_RATE:
                 failing[dep.name] += 1
     return {"fleet_functions": functions, "failing_dependencies": dict(failing)}
