@@ -83,7 +83,7 @@ def notify_settings(config: TunerConfig) -> Any:
     """The notification settings, validated, with problems located in the configuration file."""
     from tuner.notify import load_settings
 
-    raw: dict[str, Any] = {"channels": config.channels or {"console": {"type": "console"}}}
+    raw: dict[str, Any] = {"channels": config.channels}  # the console is always configured
     for key in ("routing", "delivery"):
         if getattr(config, key):
             raw[key] = getattr(config, key)
