@@ -18,7 +18,13 @@ from typing import Any
 
 from tuner.config import TunerConfig, load_config
 from tuner.engine.facts import FACTS
-from tuner.engine.rulefiles import load_yaml, parse_duration, parse_rules, rules_schema
+from tuner.engine.rulefiles import (
+    load_yaml,
+    parse_duration,
+    parse_rules,
+    rules_schema,
+    yaml_files,
+)
 from tuner.errors import ConfigError, Problem
 from tuner.logs import configure
 from tuner.model import Decision, FunctionRef, Outcome, Verification
@@ -258,8 +264,7 @@ def check_file(path: Path) -> list[Problem]:
 
 def check_path(path: Path) -> list[Problem]:
     """Validate a file, or every YAML file in a folder."""
-    files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
-    return [p for f in files for p in check_file(f)]
+    return [p for f in yaml_files([path]) for p in check_file(f)]
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 import structlog
 
 from tuner.engine import RuleBase, load_rules
+from tuner.engine.rulefiles import yaml_files
 from tuner.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -32,11 +33,8 @@ class RuleSource:
         return self.rules
 
     def _stamps(self) -> tuple[tuple[str, float, int], ...]:
-        files: list[Path] = []
-        for p in self.paths:
-            files.extend(sorted(p.glob("*.yaml")) if p.is_dir() else [p])
         out = []
-        for f in files:
+        for f in yaml_files(self.paths):
             try:
                 st = f.stat()
                 out.append((str(f), st.st_mtime, st.st_size))

@@ -365,7 +365,7 @@ def load_rules(paths: Sequence[str | Path]) -> RuleBase:
     problems: list[Problem] = []
     rules: list[CompiledRule] = []
     files: list[str] = []
-    for path in _expand(paths):
+    for path in yaml_files(paths):
         files.append(str(path))
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -397,13 +397,11 @@ def load_rules(paths: Sequence[str | Path]) -> RuleBase:
     return RuleBase(tuple(first.values()), tuple(files))
 
 
-def _expand(paths: Sequence[str | Path]) -> list[Path]:
+def yaml_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The files named, with each folder replaced by the ``*.yaml`` files in it, sorted."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(q for q in p.glob("*.yaml") if q.name != "schema.json"))
-        else:
-            out.append(p)
+        out.extend(sorted(p.glob("*.yaml")) if p.is_dir() else [p])
     return out
 
 
