@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from tuner.engine import load_rules
+from tuner.lifecycle import State
 from tuner.logs import configure
 from tuner.loop import Daemon, SystemClock, run_forever
-from tuner.model import Outcome
 from tuner.providers.local import Settings, build
 from tuner.store import SqliteStore
 
@@ -64,7 +64,7 @@ def main(interval_s: float = 5.0) -> None:
                     (
                         d
                         for d in store.decisions()
-                        if d.rule == "oom" and d.outcome is Outcome.APPLIED
+                        if d.rule == "oom" and d.state is State.APPLIED
                     ),
                     None,
                 )

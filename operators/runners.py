@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from operators.policies import TuningPolicySpec, tuner_document
 from operators.settings import OperatorSettings
 from tuner.config import parse_config
+from tuner.engine.locating import located_problems
 from tuner.errors import ConfigError, Problem, ProviderError
 from tuner.loop import CycleReport
 from tuner.providers.kubernetes.api import KubeApi
@@ -53,10 +54,7 @@ def parse_spec(source: str, raw: dict[str, object]) -> TuningPolicySpec:
     try:
         return TuningPolicySpec.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([
-            Problem(source, None, error["msg"], field=".".join(str(p) for p in error["loc"]))
-            for error in exc.errors()
-        ]) from None
+        raise ConfigError(located_problems(exc, source, {})) from None
 
 
 def _key_of(api: KubeApi, source: str, kind: str, namespace: str, name: str, key: str) -> str:

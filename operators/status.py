@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from tuner.lifecycle import State
 from tuner.loop import CycleReport
-from tuner.model import Decision, Outcome
+from tuner.model import Decision
 
 LAST_DECISIONS = 10
 
@@ -56,7 +57,7 @@ def _decision_entry(decision: Decision) -> dict[str, Any]:
         "time": timestamp(decision.time),
         "function": decision.ref.key,
         "rule": decision.rule,
-        "outcome": decision.outcome.value,
+        "state": decision.state.value,
         "summary": decision.summary or decision.reason,
     }
     if decision.change is not None:
@@ -72,8 +73,8 @@ def cycle_status(
     """Status after a cycle: Ready, counts summed over cycles, the newest decisions."""
     counts = dict(current_status.get("counts") or {})
     for decision in report.decisions:
-        counts[decision.outcome.value] = int(counts.get(decision.outcome.value, 0)) + 1
-    decisions = [_decision_entry(d) for d in report.decisions if d.outcome is not Outcome.OBSERVED]
+        counts[decision.state.value] = int(counts.get(decision.state.value, 0)) + 1
+    decisions = [_decision_entry(d) for d in report.decisions if d.state is not State.OBSERVED]
     recent = (decisions + list(current_status.get("lastDecisions") or []))[:LAST_DECISIONS]
     ready_message = (
         f"{report.targets} targets, {len(report.decisions)} decisions"
@@ -90,7 +91,7 @@ def cycle_status(
         "conditions": conditions,
         "mode": mode,
         "targets": report.targets,
-        "applied": int(counts.get(Outcome.APPLIED.value, 0)),
+        "applied": int(counts.get(State.APPLIED.value, 0)),
         "counts": counts,
         "lastCycle": timestamp(report.finished),
         "lastDecisions": recent,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,9 @@ class _Action(BaseModel):
     knob: ClassVar[Knob | None] = None
     symptom: ClassVar[str | None] = None
     """The fact that must fall after this action for the change to count as helping."""
+    monotone: ClassVar[bool] = False
+    """True when enough of the knob meets the need (memory): while the symptom stays, the
+    next step is due, and the change is never rolled back to a value known to fail."""
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
         """Propose a change for this function, or say why there is none."""
@@ -77,6 +80,7 @@ class MoreMemory(_Action):
     )
     knob: ClassVar[Knob | None] = Knob.MEMORY_MB
     symptom: ClassVar[str | None] = "oom_rate"
+    monotone: ClassVar[bool] = True
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
         """Size memory from the peak when it is known, else grow geometrically."""
@@ -322,19 +326,9 @@ Action = Annotated[
 """Any action of a rule, told apart by its ``action`` field."""
 
 ACTIONS: Mapping[str, type[_Action]] = {
-    cls.model_fields["action"].default: cls
-    for cls in (
-        MoreMemory,
-        LessMemory,
-        LongerTimeout,
-        SmallerBatches,
-        FanOut,
-        LessConcurrency,
-        EnableCache,
-        Notify,
-    )
+    cls.model_fields["action"].default: cls for cls in get_args(get_args(Action)[0])
 }
-"""Action name -> model class."""
+"""The registry: action name -> model class, derived from :data:`Action` (one list to edit)."""
 
 
 def clamp(config: FunctionConfig, limits: Limits, change: Change) -> Change:

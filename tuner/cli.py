@@ -17,17 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from tuner.config import TunerConfig, load_config
+from tuner.durations import parse_duration
 from tuner.engine.facts import FACTS
 from tuner.engine.rulefiles import (
     load_yaml,
-    parse_duration,
     parse_rules,
     rules_schema,
     yaml_files,
 )
 from tuner.errors import ConfigError, Problem
+from tuner.lifecycle import JUDGED, State
 from tuner.logs import configure
-from tuner.model import Decision, FunctionRef, Outcome, Verification
+from tuner.model import Decision, FunctionRef
 from tuner.store import SqliteStore
 
 SCHEMA_PATH = Path("rules/schema.json")
@@ -54,7 +55,8 @@ def _print(text: str = "") -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon until stopped (or for ``--for``), then print a summary."""
-    from tuner.loop import CycleReport, run_forever
+    from tuner.loop import CycleReport
+    from tuner.scheduling import run_forever
     from tuner.wiring import build
 
     config = _config(args.config)
@@ -80,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     def on_cycle(report: CycleReport) -> None:
         nonlocal cycles
         cycles += 1
-        applied = [d for d in report.decisions if d.outcome is Outcome.APPLIED]
+        applied = [d for d in report.decisions if d.state is State.APPLIED]
         _print(
             f"[cycle {cycles} +{report.started - started:4.0f}s] {report.targets} functions, "
             f"{report.findings} findings, {len(applied)} changes, {len(report.verified)} verified"
@@ -92,11 +94,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         for d in report.verified:
             _print(
-                f"    verified {d.ref.name}: {d.change.describe() if d.change else ''} -> {d.verification}"
+                f"    verified {d.ref.name}: {d.change.describe() if d.change else ''} -> {d.state.value}"
             )
         for d in report.decisions:
-            if d.outcome in (Outcome.FAILED, Outcome.ROLLED_BACK):
-                _print(f"    {d.outcome.value:8} {d.ref.name}: {d.summary} {d.reason}")
+            if d.state is State.FAILED:
+                _print(f"    {d.state.value:8} {d.ref.name}: {d.summary} {d.reason}")
 
     try:
         tuner.start()
@@ -157,9 +159,9 @@ def decision_json(d: Decision) -> dict[str, Any]:
         "before": c.before if c else None,
         "after": c.after if c else None,
         "mode": d.mode.value,
-        "outcome": d.outcome.value,
+        "verdict": d.verdict.value if d.verdict else None,
+        "state": d.state.value,
         "applied": d.applied,
-        "verified": d.verification.value if d.verification else None,
         "severity": d.severity.value,
         "summary": d.summary,
         "advice": d.advice,
@@ -170,9 +172,8 @@ def decision_json(d: Decision) -> dict[str, Any]:
 def _line(d: Decision) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(d.time))
     change = f"  {d.change.describe()}" if d.change else ""
-    verified = f"  verified: {d.verification.value}" if d.verification else ""
     reason = f"  ({d.reason})" if d.reason else ""
-    return f"{stamp}  {d.ref.key:28} {d.rule:16} {d.action:16} {d.outcome.value:11}{change}{verified}{reason}"
+    return f"{stamp}  {d.ref.key:28} {d.rule:16} {d.action:16} {d.state.value:11}{change}{reason}"
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -210,15 +211,14 @@ def summary_table(decisions: Sequence[Decision]) -> str:
         )
         if d.action != "resolved" and d.rule not in row["found"]:
             row["found"].append(d.rule)
-        if d.change is not None and d.outcome in (Outcome.APPLIED, Outcome.ROLLED_BACK):
-            row["changed"].append(
-                d.change.describe() + (" (rolled back)" if d.outcome is Outcome.ROLLED_BACK else "")
-            )
-            row["verified"].append(d.verification.value if d.verification else "-")
-            if d.verification and d.verification is not Verification.PENDING and d.reason:
+        if d.change is not None and d.applied and not d.undoes:
+            rolled_back = d.state is State.ROLLED_BACK
+            row["changed"].append(d.change.describe() + (" (rolled back)" if rolled_back else ""))
+            row["verified"].append("pending" if d.state is State.APPLIED else d.state.value)
+            if (d.state in JUDGED or rolled_back) and d.reason:
                 row["evidence"].append(d.reason.split(";")[0])
-        elif d.outcome in (Outcome.NOTIFIED, Outcome.RECOMMENDED) and d.action != "resolved":
-            label = "told the owners" if d.outcome is Outcome.NOTIFIED else "recommended"
+        elif d.state in (State.NOTIFIED, State.RECOMMENDED) and d.action != "resolved":
+            label = "told the owners" if d.state is State.NOTIFIED else "recommended"
             if label not in row["changed"]:
                 row["changed"].append(label)
     if not rows:

@@ -28,9 +28,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from tuner.engine.rulefiles import Duration, load_yaml, nearest_line, validation_problems
+from tuner.durations import Duration
+from tuner.engine.locating import located_problems, nearest_line
+from tuner.engine.rulefiles import load_yaml
 from tuner.errors import ConfigError, Problem
+from tuner.guard import GuardPolicy
 from tuner.model import Mode
+from tuner.verifying import VerifyPolicy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,31 +46,6 @@ def bundled_rules() -> Path:
         if candidate.is_file():
             return candidate
     raise ConfigError([Problem("rules/default.yaml", None, "the bundled rule base is missing")])
-
-
-class GuardSettings(BaseModel):
-    """Caps and damping; see :class:`tuner.guard.GuardPolicy`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_changes_per_cycle: int = Field(20, ge=0)
-    max_changes_per_hour: int = Field(60, ge=0)
-    max_changes_per_function_per_day: int = Field(8, ge=0)
-    hysteresis: Duration = 6 * 3600.0
-    min_invocations: int = Field(1, ge=1)
-
-
-class VerifySettings(BaseModel):
-    """When a change counts as worse; see :class:`tuner.verifying.VerifyPolicy`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    windows: int = Field(3, ge=1, le=100)
-    error_rate_increase: float = Field(0.10, gt=0, le=1)
-    latency_factor: float = Field(1.5, gt=1)
-    min_invocations: int = Field(5, ge=1)
-    rollback_unhelpful: bool = True
-    min_improvement: float = Field(0.2, gt=0, lt=1)
 
 
 class LogSettings(BaseModel):
@@ -100,11 +79,16 @@ class TunerConfig(BaseModel):
     templates: str | None = Field(
         None, description="A folder of templates that replace the bundled ones."
     )
-    guard: GuardSettings = Field(default_factory=GuardSettings)
-    verify: VerifySettings = Field(default_factory=VerifySettings)
+    guard: GuardPolicy = Field(default_factory=GuardPolicy)
+    verify: VerifyPolicy = Field(default_factory=VerifyPolicy)
     log: LogSettings = Field(default_factory=LogSettings)
     source: str = Field("", exclude=True, description="Where this configuration was read from.")
     _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
+
+    @property
+    def lines(self) -> dict[tuple[Any, ...], int]:
+        """The line of each setting in the configuration file, by its path in the data."""
+        return self._lines
 
     def line_of(self, *path: Any) -> int | None:
         """The line of a setting in the configuration file, or of the nearest enclosing one."""
@@ -140,7 +124,7 @@ def parse_config(text: str, source: str) -> TunerConfig:
     try:
         config = TunerConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, source, lines, data, rule_file=False)) from None
+        raise ConfigError(located_problems(exc, source, lines)) from None
     for i, provider in enumerate(config.providers):
         if not isinstance(provider.get("type"), str):
             raise ConfigError(

@@ -1,46 +1,54 @@
 """The guard: decides which planned decisions may happen, by mode, cooldown, hysteresis and caps.
 
 Pure: it reads the planned decisions and the recent history of applied changes and
-returns each decision with its outcome settled (or, for those that may go ahead,
-``Outcome.APPLIED`` as the intent; the loop turns that into FAILED when applying fails).
+returns each decision with the guard's :class:`~tuner.lifecycle.Verdict` and the state it
+leads to (``applying`` for those that may go ahead; the loop carries them on from there).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-from tuner.model import Decision, FunctionRef, Knob, Mode, Outcome, Severity
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuner.durations import Duration
+from tuner.lifecycle import LIVE, State, Verdict
+from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Severity
 
 DAY_S = 86_400.0
 HOUR_S = 3_600.0
 
 
-@dataclass(frozen=True)
-class GuardPolicy:
+class GuardPolicy(BaseModel):
     """Limits on what tuner may change; set in tuner.yaml under ``guard``."""
 
-    mode: Mode = Mode.APPLY
-    max_changes_per_cycle: int = 20
-    max_changes_per_hour: int = 60
-    max_changes_per_function_per_day: int = 8
-    hysteresis_s: float = 6 * HOUR_S
-    """A knob is not moved back the other way within this time of a change."""
-    min_invocations: int = 1
-    """A change needs at least this many invocations in the window: no data, no action."""
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    max_changes_per_cycle: int = Field(20, ge=0)
+    max_changes_per_hour: int = Field(60, ge=0)
+    max_changes_per_function_per_day: int = Field(8, ge=0)
+    hysteresis_s: Duration = Field(
+        6 * HOUR_S,
+        alias="hysteresis",
+        description="A knob is not moved back the other way within this time of a change.",
+    )
+    min_invocations: int = Field(
+        1, ge=1, description="A change needs this many invocations in the window: no data, no action."
+    )
 
 
-_CHANGED = (Outcome.APPLIED, Outcome.ROLLED_BACK, Outcome.APPLYING)
-"""Outcomes of past decisions whose change is, or may be, live (applying: a crash left it open)."""
 _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
-def _direction(decision: Decision) -> int:
-    change = decision.change
-    if change is None or change.before is None:
-        return 0
-    return (change.after > change.before) - (change.after < change.before)
+def _same_way(previous: Decision, change: Change) -> bool:
+    """True unless the change moves the knob back the other way from the previous change."""
+    return previous.change is None or previous.change.direction * change.direction >= 0
+
+
+def history_span(cooldowns: Mapping[str, float], policy: GuardPolicy) -> float:
+    """How far back the guard must see: a day (the daily cap), the longest cooldown and hysteresis."""
+    return max(DAY_S, policy.hysteresis_s, *cooldowns.values(), 0.0)
 
 
 def guard(
@@ -50,16 +58,17 @@ def guard(
     policy: GuardPolicy,
     now: float,
 ) -> list[Decision]:
-    """Settle the outcome of each planned decision; most severe first.
+    """Give each planned decision the guard's verdict; most severe first.
 
-    ``history`` holds the applied decisions of at least the last day; ``cooldowns`` maps
-    a rule name to its cooldown in seconds.
+    ``history`` holds the applied decisions of at least :func:`history_span`; ``cooldowns``
+    maps a rule name to its cooldown in seconds.  Each decision's ``mode`` is already the
+    stricter of the global mode and its rule's (planning settles it).
     """
     last: dict[tuple[FunctionRef, Knob], Decision] = {}
     per_function_day: Counter[FunctionRef] = Counter()
     in_last_hour = 0
     for past in history:
-        if past.change is not None and past.outcome in _CHANGED:
+        if past.change is not None and past.state in LIVE:
             last[(past.ref, past.change.knob)] = past
             if past.time > now - DAY_S:
                 per_function_day[past.ref] += 1
@@ -69,7 +78,7 @@ def guard(
     touched: set[tuple[FunctionRef, Knob]] = set()
     settled: list[Decision] = []
     for d in sorted(planned, key=lambda d: _SEVERITY_ORDER[d.severity]):
-        outcome, reason = _settle(
+        verdict, reason = _settle(
             d,
             last,
             touched,
@@ -80,11 +89,11 @@ def guard(
             policy,
             now,
         )
-        if outcome is Outcome.APPLIED and d.change is not None:
+        if verdict is Verdict.APPLY and d.change is not None:
             this_cycle += 1
             touched.add((d.ref, d.change.knob))
             per_function_day[d.ref] += 1
-        settled.append(d.with_outcome(outcome, reason))
+        settled.append(d.with_verdict(verdict, reason))
     return settled
 
 
@@ -98,42 +107,42 @@ def _settle(
     cooldowns: Mapping[str, float],
     policy: GuardPolicy,
     now: float,
-) -> tuple[Outcome, str]:
-    mode = d.mode if d.mode.rank <= policy.mode.rank else policy.mode
+) -> tuple[Verdict, str]:
     change = d.change
     if change is None:
-        return (Outcome.OBSERVED, "") if mode is Mode.OBSERVE else (Outcome.NOTIFIED, "")
+        return (Verdict.OBSERVE, "") if d.mode is Mode.OBSERVE else (Verdict.NOTIFY, "")
     invocations = d.facts.get("invocations")
     if not isinstance(invocations, (int, float)) or invocations < policy.min_invocations:
-        return Outcome.SKIPPED, "no data in the window: no action"
-    if mode is Mode.OBSERVE:
-        return Outcome.OBSERVED, ""
+        return Verdict.SKIP, "no data in the window: no action"
+    if d.mode is Mode.OBSERVE:
+        return Verdict.OBSERVE, ""
     key = (d.ref, change.knob)
     if key in touched:
-        return Outcome.SKIPPED, f"{change.knob.value} is already changed in this cycle"
+        return Verdict.SKIP, f"{change.knob.value} is already changed in this cycle"
     previous = last.get(key)
     if previous is not None:
         cooldown = cooldowns.get(d.rule, 0.0)
-        if now - previous.time < cooldown:
+        next_step = previous.state is State.PARTIAL and _same_way(previous, change)
+        if now - previous.time < cooldown and not next_step:
             wait = cooldown - (now - previous.time)
             return (
-                Outcome.SKIPPED,
+                Verdict.SKIP,
                 f"cooldown: {change.knob.value} changed {now - previous.time:.0f} s ago, {wait:.0f} s to go",
             )
-        if _direction(previous) * _direction(d) < 0 and now - previous.time < policy.hysteresis_s:
+        if not _same_way(previous, change) and now - previous.time < policy.hysteresis_s:
             return (
-                Outcome.SKIPPED,
+                Verdict.SKIP,
                 f"hysteresis: {change.knob.value} moved the other way {now - previous.time:.0f} s ago",
             )
-    if mode is Mode.RECOMMEND:
-        return Outcome.RECOMMENDED, ""
+    if d.mode is Mode.RECOMMEND:
+        return Verdict.RECOMMEND, ""
     if this_cycle >= policy.max_changes_per_cycle:
-        return Outcome.SKIPPED, f"cap: {policy.max_changes_per_cycle} changes per cycle"
+        return Verdict.SKIP, f"cap: {policy.max_changes_per_cycle} changes per cycle"
     if in_last_hour >= policy.max_changes_per_hour:
-        return Outcome.SKIPPED, f"cap: {policy.max_changes_per_hour} changes per hour"
+        return Verdict.SKIP, f"cap: {policy.max_changes_per_hour} changes per hour"
     if per_function_day.get(d.ref, 0) >= policy.max_changes_per_function_per_day:
         return (
-            Outcome.SKIPPED,
+            Verdict.SKIP,
             f"cap: {policy.max_changes_per_function_per_day} changes per function per day",
         )
-    return Outcome.APPLIED, ""
+    return Verdict.APPLY, ""

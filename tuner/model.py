@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Union
 
+from tuner.lifecycle import LIVE, VERDICT_STATES, State, Verdict, check
+
 # A recursive alias needs Union with a string forward reference.
 FactValue = Union[float, str, bool, None, Mapping[str, "FactValue"]]  # noqa: UP007
 """A value a rule condition can see: numbers are always floats, unknown is None."""
@@ -62,28 +64,6 @@ class Knob(enum.StrEnum):
     CONCURRENCY = "concurrency"
     CACHE_TTL_S = "cache_ttl_s"
     """Cache time-to-live in seconds; 0 means the cache is off."""
-
-
-class Outcome(enum.StrEnum):
-    """What became of a decision."""
-
-    OBSERVED = "observed"  # recorded only (mode observe)
-    RECOMMENDED = "recommended"  # people were told, nothing changed (mode recommend)
-    NOTIFIED = "notified"  # a notify-only action: people were told, nothing to change
-    APPLYING = "applying"  # written down before the provider is called; final after
-    APPLIED = "applied"  # the change is live
-    SKIPPED = "skipped"  # the guard held it back (cooldown, cap, hysteresis, no data)
-    FAILED = "failed"  # the provider could not apply it
-    ROLLED_BACK = "rolled-back"  # applied, then undone because it made things worse
-
-
-class Verification(enum.StrEnum):
-    """What later windows said about an applied change."""
-
-    PENDING = "pending"
-    IMPROVED = "improved"
-    UNCHANGED = "unchanged"
-    WORSE = "worse"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -227,6 +207,13 @@ class Change:
     before: float | int | None
     after: float | int
 
+    @property
+    def direction(self) -> int:
+        """+1 when the knob goes up, -1 down, 0 unchanged or from an unknown value."""
+        if self.before is None:
+            return 0
+        return (self.after > self.before) - (self.after < self.before)
+
     def describe(self) -> str:
         """A short human text, e.g. ``memory_mb 128 -> 384``."""
         return f"{self.knob.value} {_fmt(self.before)} -> {_fmt(self.after)}"
@@ -265,7 +252,10 @@ class Decision:
     action: str
     severity: Severity
     mode: Mode
-    outcome: Outcome
+    """The stricter of the global mode and the rule's own, settled by planning."""
+    state: State = State.PLANNED
+    verdict: Verdict | None = None
+    """The guard's verdict; None while the decision is only planned."""
     facts: Mapping[str, FactValue] = field(default_factory=dict)
     change: Change | None = None
     summary: str = ""
@@ -273,8 +263,9 @@ class Decision:
     advice: str = ""
     """What a person should do next."""
     reason: str = ""
-    """Why the guard held it back, or why applying failed."""
-    verification: Verification | None = None
+    """Why the guard held it back, why applying failed, or what the verdict rests on."""
+    judged_windows: int = 0
+    """Windows after the change that verification has counted so far."""
     channels: tuple[str, ...] = ()
     group: str = ""
     """Notifications for decisions with the same group key are sent together."""
@@ -284,11 +275,18 @@ class Decision:
     @property
     def applied(self) -> bool:
         """True when the change went live (even if it was later rolled back)."""
-        return self.outcome in (Outcome.APPLIED, Outcome.ROLLED_BACK)
+        return self.state in LIVE and self.state is not State.APPLYING
 
-    def with_outcome(self, outcome: Outcome, reason: str = "") -> Decision:
-        """A copy with another outcome and reason."""
-        return replace(self, outcome=outcome, reason=reason or self.reason)
+    def advance(self, state: State, reason: str = "", **changes: Any) -> Decision:
+        """A copy in the next state, checked against the transition table."""
+        check(self.state, state)
+        return replace(self, state=state, reason=reason or self.reason, **changes)
+
+    def with_verdict(self, verdict: Verdict, reason: str = "") -> Decision:
+        """A planned decision with the guard's verdict, in the state that verdict leads to."""
+        state = VERDICT_STATES[verdict]
+        planned = self if state is self.state else self.advance(state, reason)
+        return replace(planned, verdict=verdict, reason=reason or self.reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,21 @@
 """Planning: turn a finding into decisions with concrete changes and constructive advice.
 
-Pure: it reads the rule, the target and the facts, and writes nothing.  The guard decides
-afterwards what may actually happen.
+Pure: it reads the rule, the target and the facts, and writes nothing.  It settles each
+decision's mode (the stricter of the global mode and the rule's own) once; the guard
+decides afterwards what may actually happen.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 from tuner.actions import Plan
+from tuner.advice import for_finding
 from tuner.engine.rulefiles import CompiledRule
-from tuner.model import Decision, Finding, Mode, Outcome, Target
+from tuner.model import Change, Decision, Finding, FunctionRef, Mode, Target
+
+DEPENDENCY_GROUP = "dependency:"
+"""Prefix of the group key of findings about one dependency."""
 
 
 def effective_mode(global_mode: Mode, rule_mode: Mode | None) -> Mode:
@@ -22,49 +25,21 @@ def effective_mode(global_mode: Mode, rule_mode: Mode | None) -> Mode:
     return rule_mode
 
 
+def function_group(ref: FunctionRef) -> str:
+    """The group key of findings about one function (the default grouping)."""
+    return f"function:{ref.key}"
+
+
 def group_key(compiled: CompiledRule, finding: Finding) -> str:
     """The notification group of a finding, by the rule's ``group_by``."""
     by = compiled.rule.group_by
     if by == "dependency":
         dep = finding.facts.get("worst_dependency")
         if dep:
-            return f"dependency:{dep}"
+            return f"{DEPENDENCY_GROUP}{dep}"
     if by == "rule":
         return f"rule:{compiled.name}"
-    return f"function:{finding.ref.key}"
-
-
-def proposals(facts: Mapping[str, Any], plan: Plan | None) -> list[str]:
-    """Suggestions drawn from the data, beyond what the rule's author wrote."""
-    out: list[str] = []
-    dep = facts.get("worst_dependency")
-    failing = facts.get("dependency_failing_functions") or 0.0
-    if dep and failing >= 2:
-        out.append(
-            f"'{dep}' failed for {failing:.0f} functions at once: the problem is the dependency, "
-            "not the functions."
-        )
-    if (facts.get("ooms") or 0) > 0 and plan is not None and not plan.applicable:
-        out.append(
-            "Memory cannot grow further: split the work map-reduce style (fan-out), or move "
-            "large private state out of the function."
-        )
-    if (
-        (facts.get("timeouts") or 0) > 0
-        and facts.get("batch_size") is None
-        and facts.get("fan_out") is None
-    ):
-        out.append(
-            "The function has no batch or fan-out knob: consider decomposing it (smaller "
-            "batches, map-reduce fan-out, or a continuation that hands its state over)."
-        )
-    latency = facts.get("dependency_latency_p95_ms")
-    if latency and facts.get("cache_enabled") and latency > 200:
-        out.append(
-            f"Dependency latency stays at {latency:.0f} ms with the cache on: move the data "
-            "closer (a copy near the function, or an edge location)."
-        )
-    return out
+    return function_group(finding.ref)
 
 
 def plan_finding(
@@ -75,51 +50,40 @@ def plan_finding(
     When no action can apply, a single notify decision says why, so people hear about it.
     """
     rule = compiled.rule
-    mode = effective_mode(global_mode, rule.mode)
-    group = group_key(compiled, finding)
-    decisions: list[Decision] = []
+    plans: list[tuple[str, Plan]] = []
     reasons: list[str] = []
-    last_plan: Plan | None = None
     for action in rule.actions:
         plan = action.plan(target.config, target.limits, finding.facts)
-        last_plan = plan
         if not plan.applicable:
             reasons.append(f"{action.action}: {plan.reason}")
             continue
-        decisions.append(
-            _decision(
-                compiled,
-                finding,
-                action.action,
-                mode,
-                plan,
-                group,
-                now,
-                proposals(finding.facts, plan),
-            )
-        )
+        plans.append((action.action, plan))
         if rule.choose == "first" and plan.change is not None:
             break
-    if not decisions:
-        why = "; ".join(reasons)
-        plan = Plan(None, f"no automatic fix applies ({why})")
-        advice = proposals(finding.facts, last_plan)
-        decisions.append(_decision(compiled, finding, "notify", mode, plan, group, now, advice))
-    return decisions
+    stuck = not plans
+    if stuck:
+        plans.append(("notify", Plan(None, f"no automatic fix applies ({'; '.join(reasons)})")))
+    return [
+        _decision(compiled, finding, target, action, plan, global_mode, now, stuck)
+        for action, plan in plans
+    ]
 
 
 def _decision(
     compiled: CompiledRule,
     finding: Finding,
+    target: Target,
     action: str,
-    mode: Mode,
     plan: Plan,
-    group: str,
+    global_mode: Mode,
     now: float,
-    extra_advice: list[str],
+    stuck: bool,
 ) -> Decision:
     rule = compiled.rule
-    advice = " ".join([rule.advice, *extra_advice]).strip()
+    extra = for_finding(
+        finding.facts, plan.change, target.config, target.limits, global_mode, rule.mode,
+        stuck=stuck,
+    )
     head = rule.description or rule.name
     return Decision(
         id=uuid.uuid4().hex,
@@ -128,12 +92,38 @@ def _decision(
         rule=rule.name,
         action=action,
         severity=rule.severity,
-        mode=mode,
-        outcome=Outcome.OBSERVED,
+        mode=effective_mode(global_mode, rule.mode),
         facts=finding.facts,
         change=plan.change,
         summary=f"{head}: {plan.summary}" if plan.summary else head,
-        advice=advice,
+        advice=" ".join([rule.advice, *extra]).strip(),
         channels=tuple(rule.notify),
-        group=group,
+        group=group_key(compiled, finding),
     )
+
+
+def replan(compiled: CompiledRule | None, decision: Decision, fresh: Target) -> Change | None:
+    """After a conflict: the decision's change planned again from the fresh configuration.
+
+    None when nothing is left to do: an outside change already moved the knob as far as
+    intended or further, the rule's action proposes nothing now, or it would move the knob
+    against the direction the decision intended.  A rollback is never re-planned: the knob
+    moved since tuner's change, so a person moved it, and tuner leaves it.
+    """
+    change = decision.change
+    if change is None or compiled is None or decision.undoes:
+        return None
+    direction = change.direction
+    value = fresh.config.get(change.knob)
+    if value is not None and direction and Change(change.knob, value, change.after).direction != direction:
+        return None  # already there, or beyond
+    action = next((a for a in compiled.rule.actions if a.action == decision.action), None)
+    if action is None:
+        return None
+    new = action.plan(fresh.config, fresh.limits, decision.facts).change
+    if new is None or new.knob is not change.knob:
+        return None
+    if direction and new.direction != direction:
+        return None
+    return new
+

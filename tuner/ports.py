@@ -16,9 +16,7 @@ from tuner.model import (
     FunctionConfig,
     FunctionRef,
     Intent,
-    Outcome,
     Target,
-    Verification,
     WindowFacts,
 )
 
@@ -99,17 +97,7 @@ class Store(Protocol):
     """The audit log and the loop's durable state."""
 
     def record(self, decision: Decision) -> None:
-        """Write a decision (insert or replace by id)."""
-        ...
-
-    def set_outcome(
-        self,
-        decision_id: str,
-        outcome: Outcome | None = None,
-        verification: Verification | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """Update what became of a decision."""
+        """Write a decision in its current state (insert or replace by id)."""
         ...
 
     def decisions(
@@ -123,14 +111,14 @@ class Store(Protocol):
         ...
 
     def applied_since(self, since: float, *, with_facts: bool = True) -> list[Decision]:
-        """Applied (or rolled back) decisions after a time, oldest first.
+        """Decisions after a time whose change is, was or may be live, oldest first.
 
         ``with_facts=False`` skips decoding the facts, for callers that only count changes.
         """
         ...
 
     def pending_verification(self) -> list[Decision]:
-        """Applied decisions whose effect has not been judged yet, oldest first."""
+        """Changes that went live and have not been judged yet, oldest first."""
         ...
 
     def unsettled_rollbacks(self) -> list[Decision]:
@@ -142,7 +130,7 @@ class Store(Protocol):
         ...
 
     def begin_intent(self, intent: Intent, decision: Decision) -> None:
-        """Write down a change and its decision (outcome applying) before it is applied."""
+        """Write down a change and its decision (state applying) before it is applied."""
         ...
 
     def finish_intent(self, intent_id: str, state: str, decision: Decision) -> None:

@@ -15,17 +15,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from tuner.model import (
-    Change,
-    Decision,
-    FunctionRef,
-    Intent,
-    Knob,
-    Mode,
-    Outcome,
-    Severity,
-    Verification,
-)
+from tuner.lifecycle import LIVE, State, Verdict
+from tuner.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
 from tuner.sqlite import connect, transaction
 
 _SCHEMA = """
@@ -37,14 +28,15 @@ CREATE TABLE IF NOT EXISTS decisions (
     action TEXT NOT NULL,
     severity TEXT NOT NULL,
     mode TEXT NOT NULL,
-    outcome TEXT NOT NULL,
+    state TEXT NOT NULL,
+    verdict TEXT,
     knob TEXT,
     before_value REAL,
     after_value REAL,
     summary TEXT NOT NULL DEFAULT '',
     advice TEXT NOT NULL DEFAULT '',
     reason TEXT NOT NULL DEFAULT '',
-    verification TEXT,
+    judged_windows INTEGER NOT NULL DEFAULT 0,
     channels TEXT NOT NULL DEFAULT '[]',
     grp TEXT NOT NULL DEFAULT '',
     facts TEXT NOT NULL DEFAULT '{}',
@@ -52,7 +44,7 @@ CREATE TABLE IF NOT EXISTS decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_function_time ON decisions(function, time);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
-CREATE INDEX IF NOT EXISTS decisions_verification ON decisions(verification, outcome);
+CREATE INDEX IF NOT EXISTS decisions_state ON decisions(state);
 CREATE TABLE IF NOT EXISTS intents (
     id TEXT PRIMARY KEY,
     decision_id TEXT NOT NULL,
@@ -68,13 +60,38 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 _COLUMNS = (
-    "id, time, function, rule, action, severity, mode, outcome, knob, before_value, "
-    "after_value, summary, advice, reason, verification, channels, grp, facts, undoes"
+    "id, time, function, rule, action, severity, mode, state, verdict, knob, before_value, "
+    "after_value, summary, advice, reason, judged_windows, channels, grp, facts, undoes"
 )
 
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of a store this version writes (1: outcome and verification)."""
 
-_CHANGED = (Outcome.APPLIED.value, Outcome.ROLLED_BACK.value, Outcome.APPLYING.value)
-"""Outcomes of decisions whose change is, or may be, live."""
+_MIGRATE_FROM_1 = """
+ALTER TABLE decisions ADD COLUMN state TEXT NOT NULL DEFAULT 'planned';
+ALTER TABLE decisions ADD COLUMN verdict TEXT;
+ALTER TABLE decisions ADD COLUMN judged_windows INTEGER NOT NULL DEFAULT 0;
+UPDATE decisions SET
+  state = CASE
+    WHEN outcome = 'applied' AND verification IN ('improved', 'unchanged', 'worse')
+      THEN verification
+    WHEN outcome = 'rolled-back' AND action = 'rollback' THEN 'applied'
+    ELSE outcome END,
+  verdict = CASE outcome
+    WHEN 'observed' THEN 'observe' WHEN 'recommended' THEN 'recommend'
+    WHEN 'notified' THEN 'notify' WHEN 'skipped' THEN 'skip' ELSE 'apply' END,
+  judged_windows = COALESCE(
+    (SELECT CAST(value AS INTEGER) FROM state WHERE key = 'verify:' || decisions.id), 0);
+DELETE FROM state WHERE key LIKE 'verify:%';
+DROP INDEX IF EXISTS decisions_verification;
+ALTER TABLE decisions DROP COLUMN outcome;
+ALTER TABLE decisions DROP COLUMN verification;
+CREATE INDEX IF NOT EXISTS decisions_state ON decisions(state);
+"""
+"""Version 1 kept the guard's verdict and the decision's fate in one ``outcome`` column
+and the verification apart; version 2 keeps the lifecycle's states (tuner.lifecycle)."""
+
+_LIVE = tuple(s.value for s in LIVE)
 
 
 def _json_default(value: Any) -> Any:
@@ -91,10 +108,23 @@ class SqliteStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = connect(self.path, _SCHEMA)
+        self._db = connect(self.path)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Create the tables, or bring a store written by an earlier version up to date."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
-        if "undoes" not in columns:  # a store written before rollbacks were linked
-            self._db.execute("ALTER TABLE decisions ADD COLUMN undoes TEXT NOT NULL DEFAULT ''")
+        with self._tx() as db:
+            if columns and "undoes" not in columns:  # written before rollbacks were linked
+                db.execute("ALTER TABLE decisions ADD COLUMN undoes TEXT NOT NULL DEFAULT ''")
+            if "outcome" in columns:
+                for statement in _MIGRATE_FROM_1.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close the database (a checkpoint flushes the write-ahead log)."""
@@ -116,57 +146,36 @@ class SqliteStore:
         with self._tx() as db:
             db.executemany(self._insert, rows)
 
-    _insert = f"INSERT OR REPLACE INTO decisions ({_COLUMNS}) VALUES ({', '.join('?' * 19)})"
+    _insert = f"INSERT OR REPLACE INTO decisions ({_COLUMNS}) VALUES ({', '.join('?' * 20)})"
 
     @staticmethod
     def _row(d: Decision) -> tuple[Any, ...]:
         c = d.change
         return (
             d.id, d.time, d.ref.key, d.rule, d.action, d.severity.value, d.mode.value,
-            d.outcome.value, c.knob.value if c else None, c.before if c else None,
+            d.state.value, d.verdict.value if d.verdict else None,
+            c.knob.value if c else None, c.before if c else None,
             c.after if c else None, d.summary, d.advice, d.reason,
-            d.verification.value if d.verification else None, json.dumps(list(d.channels)),
+            d.judged_windows, json.dumps(list(d.channels)),
             d.group, json.dumps(_finite(d.facts), default=_json_default, allow_nan=False),
             d.undoes,
         )  # fmt: skip
 
     @staticmethod
     def _decision(row: tuple[Any, ...]) -> Decision:
-        (id_, time, function, rule, action, severity, mode, outcome, knob, before, after,
-         summary, advice, reason, verification, channels, grp, facts, undoes) = row  # fmt: skip
+        (id_, time, function, rule, action, severity, mode, state, verdict, knob, before, after,
+         summary, advice, reason, judged_windows, channels, grp, facts, undoes) = row  # fmt: skip
         change = None
         if knob is not None:
             change = Change(Knob(knob), _number(before), _number(after) or 0)
         return Decision(
             id=id_, time=time, ref=FunctionRef.parse(function), rule=rule, action=action,
-            severity=Severity(severity), mode=Mode(mode), outcome=Outcome(outcome),
+            severity=Severity(severity), mode=Mode(mode), state=State(state),
+            verdict=Verdict(verdict) if verdict else None,
             facts=json.loads(facts), change=change, summary=summary, advice=advice,
-            reason=reason, verification=Verification(verification) if verification else None,
+            reason=reason, judged_windows=judged_windows,
             channels=tuple(json.loads(channels)), group=grp, undoes=undoes,
         )  # fmt: skip
-
-    def set_outcome(
-        self,
-        decision_id: str,
-        outcome: Outcome | None = None,
-        verification: Verification | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """Update what became of a decision."""
-        sets: list[str] = []
-        args: list[str] = []
-        for column, value in (
-            ("outcome", outcome),
-            ("verification", verification),
-            ("reason", reason),
-        ):
-            if value is not None:
-                sets.append(f"{column} = ?")
-                args.append(value.value if hasattr(value, "value") else value)
-        if not sets:
-            return
-        with self._tx() as db:
-            db.execute(f"UPDATE decisions SET {', '.join(sets)} WHERE id = ?", (*args, decision_id))
 
     def decisions(
         self, ref: FunctionRef | None = None, since: float | None = None, limit: int = 1000
@@ -195,7 +204,7 @@ class SqliteStore:
         return self._decision(row) if row else None
 
     def applied_since(self, since: float, *, with_facts: bool = True) -> list[Decision]:
-        """Applied, rolled back or still applying decisions after a time, oldest first.
+        """Decisions after a time whose change is, was or may be live, oldest first.
 
         A decision still ``applying`` belongs to an intent a crash left open: it may be live.
 
@@ -204,39 +213,38 @@ class SqliteStore:
         """
         columns = _COLUMNS if with_facts else _COLUMNS.replace(", facts", ", '{}'")
         sql = (
-            f"SELECT {columns} FROM decisions WHERE time >= ? AND outcome IN (?, ?, ?) "
-            "ORDER BY time, rowid"
+            f"SELECT {columns} FROM decisions WHERE time >= ? "
+            f"AND state IN ({', '.join('?' * len(_LIVE))}) ORDER BY time, rowid"
         )
         with self._lock:
-            rows = self._db.execute(sql, (since, *_CHANGED)).fetchall()
+            rows = self._db.execute(sql, (since, *_LIVE)).fetchall()
         return [self._decision(r) for r in rows]
 
     def unsettled_rollbacks(self) -> list[Decision]:
         """Rollbacks that went live but whose reversed change is not yet marked rolled back."""
+        undo = ", ".join(f"u.{c.strip()}" for c in _COLUMNS.split(","))
+        sql = (
+            f"SELECT {undo} FROM decisions u JOIN decisions o ON o.id = u.undoes "
+            "WHERE u.undoes != '' AND u.state = ? AND o.state = ? ORDER BY u.time, u.rowid"
+        )
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM decisions WHERE action = 'rollback' AND outcome = ? "
-                "ORDER BY time, rowid",
-                (Outcome.APPLIED.value,),
-            ).fetchall()
+            rows = self._db.execute(sql, (State.APPLIED.value, State.APPLIED.value)).fetchall()
         return [self._decision(r) for r in rows]
 
     def pending_verification(self) -> list[Decision]:
-        """Applied decisions whose effect has not been judged yet, oldest first."""
+        """Changes that went live and have not been judged yet, oldest first."""
         sql = (
-            f"SELECT {_COLUMNS} FROM decisions WHERE outcome = ? AND verification = ? "
+            f"SELECT {_COLUMNS} FROM decisions WHERE state = ? AND undoes = '' "
             "ORDER BY time, rowid"
         )
         with self._lock:
-            rows = self._db.execute(
-                sql, (Outcome.APPLIED.value, Verification.PENDING.value)
-            ).fetchall()
+            rows = self._db.execute(sql, (State.APPLIED.value,)).fetchall()
         return [self._decision(r) for r in rows]
 
     # ------------------------------------------------------------ intents
 
     def begin_intent(self, intent: Intent, decision: Decision) -> None:
-        """Write down a change and its decision (outcome applying) before it is applied."""
+        """Write down a change and its decision (state applying) before it is applied."""
         changes = json.dumps([[c.knob.value, c.before, c.after] for c in intent.changes])
         with self._tx() as db:
             db.execute(
@@ -277,11 +285,11 @@ class SqliteStore:
         SQLite reuses the freed pages, so the file stops growing at the retention's size.
         """
         sql = (
-            "DELETE FROM decisions WHERE time < ? AND outcome != ? "
-            "AND NOT (outcome = ? AND verification IS ?) "
+            "DELETE FROM decisions WHERE time < ? AND state != ? "
+            "AND NOT (state = ? AND undoes = '') "
             "AND id NOT IN (SELECT decision_id FROM intents WHERE state = 'open')"
         )
-        args = (before, Outcome.APPLYING.value, Outcome.APPLIED.value, Verification.PENDING.value)
+        args = (before, State.APPLYING.value, State.APPLIED.value)
         with self._tx() as db:
             deleted = db.execute(sql, args).rowcount
             db.execute("DELETE FROM intents WHERE created < ? AND state != 'open'", (before,))

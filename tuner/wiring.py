@@ -16,14 +16,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from tuner.config import TunerConfig
-from tuner.engine.rulefiles import validation_problems
+from tuner.engine.locating import located_problems
 from tuner.errors import ConfigError, Problem
-from tuner.guard import GuardPolicy
 from tuner.loop import Daemon, SystemClock
 from tuner.ports import Clock, Notifier, Provider
 from tuner.reloading import RuleSource
 from tuner.store import SqliteStore
-from tuner.verifying import VerifyPolicy
 
 PROVIDERS = {
     "local": "tuner.providers.local",
@@ -68,12 +66,8 @@ def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:
         try:
             out.append((module, module.Settings.model_validate(section)))
         except ValidationError as exc:
-            for p in validation_problems(
-                exc, config.source or "tuner.yaml", {}, section, rule_file=False
-            ):
-                p.line = config.line_of("providers", i, *_field_path(p.field))
-                p.field = f"providers[{i}].{p.field}" if p.field else f"providers[{i}]"
-                problems.append(p)
+            source = config.source or "tuner.yaml"
+            problems.extend(located_problems(exc, source, config.lines, prefix=("providers", i)))
     if problems:
         raise ConfigError(problems)
     return out
@@ -90,18 +84,7 @@ def notify_settings(config: TunerConfig) -> Any:
     if config.templates:
         base = Path(config.source).parent if config.source else Path.cwd()
         raw["templates"] = base / config.templates
-    source = config.source or "tuner.yaml"
-    try:
-        return load_settings(raw, source)
-    except ConfigError as exc:
-        for p in exc.problems:
-            p.line = p.line or config.line_of(*_field_path(p.field))
-        raise
-
-
-def _field_path(field: str | None) -> tuple[Any, ...]:
-    """``'channels.team.0'`` -> ``('channels', 'team', 0)``, a path into the loaded YAML."""
-    return tuple(int(x) if x.isdigit() else x for x in field.split(".")) if field else ()
+    return load_settings(raw, config.source or "tuner.yaml", config.lines)
 
 
 def check_rule_channels(rules: RuleSource, channels: set[str]) -> None:
@@ -179,7 +162,6 @@ def build(
         store_path.parent.mkdir(parents=True, exist_ok=True)
         notifier = build_notifier(settings, store_path, clock)
     store = SqliteStore(store_path)
-    g = config.guard
     daemon = Daemon(
         providers=providers,
         rules=rules,
@@ -188,15 +170,8 @@ def build(
         clock=clock,
         mode=config.mode,
         window_s=config.window_s,
-        guard_policy=GuardPolicy(
-            mode=config.mode,
-            max_changes_per_cycle=g.max_changes_per_cycle,
-            max_changes_per_hour=g.max_changes_per_hour,
-            max_changes_per_function_per_day=g.max_changes_per_function_per_day,
-            hysteresis_s=g.hysteresis,
-            min_invocations=g.min_invocations,
-        ),
-        verify_policy=VerifyPolicy(**config.verify.model_dump()),
+        guard_policy=config.guard,
+        verify_policy=config.verify,
         attempts=config.attempts,
         retry_budget_s=config.retry_budget,
         retention_s=config.retention,

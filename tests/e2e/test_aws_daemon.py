@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from tuner.config import parse_config
-from tuner.model import Knob, Outcome
+from tuner.lifecycle import State
+from tuner.model import Knob
 from tuner.wiring import Tuner, build
 
 
@@ -107,7 +108,7 @@ def test_the_daemon_fixes_oom_and_timeout_and_leaves_the_healthy_function_alone(
         tuner.close()
 
     assert report.errors == []
-    applied = {d.ref.name: d for d in decisions if d.outcome is Outcome.APPLIED}
+    applied = {d.ref.name: d for d in decisions if d.state is State.APPLIED}
     assert set(applied) == {"oom-fn", "slow-fn"}
 
     oom = applied["oom-fn"]
@@ -124,4 +125,4 @@ def test_the_daemon_fixes_oom_and_timeout_and_leaves_the_healthy_function_alone(
     assert mapping["BatchSize"] == slow.change.after
     assert lambda_.get_function_configuration(FunctionName="healthy-fn")["MemorySize"] == 512
     assert not [d for d in decisions if d.ref.name == "healthy-fn" and d.change is not None]
-    assert again.errors == [] and again.count(Outcome.APPLIED) == 0
+    assert again.errors == [] and again.count(State.APPLIED) == 0

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tuner.model import Knob, Outcome, Verification
+from tuner.lifecycle import State
+from tuner.model import Knob
 from tuner.store import SqliteStore
 
 pytestmark = pytest.mark.slow
@@ -43,7 +44,7 @@ def _decisions(db: Path, name: str) -> list:  # type: ignore[type-arg]
 
 def _applied(db: Path, name: str) -> list:  # type: ignore[type-arg]
     return [
-        d for d in _decisions(db, name) if d.outcome is Outcome.APPLIED and d.action != "rollback"
+        d for d in _decisions(db, name) if d.applied and d.change is not None and not d.undoes
     ]
 
 
@@ -52,7 +53,7 @@ def test_oom_fixed_with_one_memory_change(demo: tuple[Path, str]) -> None:
     [change] = _applied(db, "report-builder")
     assert change.rule == "oom" and change.change.knob is Knob.MEMORY_MB
     assert change.change.after > change.change.before
-    assert change.verification is Verification.IMPROVED
+    assert change.state is State.IMPROVED
 
 
 def test_timeout_fixed_by_granularity_or_timeout(demo: tuple[Path, str]) -> None:
@@ -60,14 +61,14 @@ def test_timeout_fixed_by_granularity_or_timeout(demo: tuple[Path, str]) -> None
     applied = _applied(db, "ledger-sync")
     assert applied and all(d.rule == "timeout" for d in applied)
     assert applied[0].change.knob in (Knob.BATCH_SIZE, Knob.FAN_OUT, Knob.TIMEOUT_S)
-    assert applied[-1].verification is Verification.IMPROVED
+    assert applied[-1].state is State.IMPROVED
 
 
 def test_cache_turned_on_and_p95_falls(demo: tuple[Path, str]) -> None:
     db, _ = demo
     [change] = _applied(db, "price-lookup")
     assert change.change.knob is Knob.CACHE_TTL_S and change.change.after > 0
-    assert change.verification is Verification.IMPROVED
+    assert change.state is State.IMPROVED
     before = change.facts["duration_p95_ms"]
     after = float(change.reason.split("duration_p95_ms ")[1].split(" -> ")[1].split(";")[0])
     assert after < 0.8 * before, change.reason
@@ -112,9 +113,10 @@ def test_summary_and_explain_show_the_same_history(demo: tuple[Path, str]) -> No
         "after",
         "mode",
         "applied",
-        "verified",
+        "verdict",
+        "state",
         "time",
     ):
         assert all(key in r for r in records)
     memory = [r for r in records if r["function"].endswith("report-builder") and r["applied"]]
-    assert memory and memory[0]["verified"] == "improved"
+    assert memory and memory[0]["state"] == "improved"

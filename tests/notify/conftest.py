@@ -20,7 +20,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.fakes import FakeClock
-from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Outcome, Severity
+from tuner.lifecycle import State
+from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Severity
 
 T0 = 1_800_000_000.0
 
@@ -45,7 +46,7 @@ def decision(
     rule: str = "oom",
     *,
     action: str = "more-memory",
-    outcome: Outcome = Outcome.APPLIED,
+    state: State = State.APPLIED,
     severity: Severity = Severity.CRITICAL,
     mode: Mode = Mode.APPLY,
     change: Change | None = None,
@@ -58,7 +59,7 @@ def decision(
     **facts: Any,
 ) -> Decision:
     """A decision about the function ``aws:eu-west-1/<name>``; facts as keyword arguments."""
-    if change is None and outcome in (Outcome.APPLIED, Outcome.RECOMMENDED, Outcome.ROLLED_BACK):
+    if change is None and state in (State.APPLIED, State.RECOMMENDED, State.ROLLED_BACK):
         change = Change(Knob.MEMORY_MB, 128, 384)
     return Decision(
         id=f"d{next(_counter)}",
@@ -68,7 +69,7 @@ def decision(
         action=action,
         severity=severity,
         mode=mode,
-        outcome=outcome,
+        state=state,
         facts=facts,
         change=change,
         summary=summary or f"{rule} on {name}",
@@ -81,7 +82,7 @@ def decision(
 
 def resolved(name: str = "resize", rule: str = "oom") -> Decision:
     """The core's mark that ``rule`` stopped firing for the function."""
-    return decision(name, rule, action="resolved", outcome=Outcome.NOTIFIED, change=None)
+    return decision(name, rule, action="resolved", state=State.NOTIFIED, change=None)
 
 
 def free_port() -> int:

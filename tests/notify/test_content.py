@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,8 @@ import pytest
 
 from tests.notify.conftest import T0, decision
 from tuner.errors import ConfigError
-from tuner.model import Change, Knob, Outcome, Verification
+from tuner.lifecycle import State
+from tuner.model import Change, Knob
 from tuner.notify.alerts import Alert
 from tuner.notify.grouping import Section
 from tuner.notify.messages import Message
@@ -67,18 +67,16 @@ def test_an_applied_change_says_what_happened_what_changed_and_links_the_evidenc
 
 
 @pytest.mark.parametrize(
-    ("outcome", "verification", "words"),
+    ("state", "words"),
     [
-        (Outcome.RECOMMENDED, None, "recommended, not applied"),
-        (Outcome.ROLLED_BACK, Verification.WORSE, "rolled back: it made things worse"),
-        (Outcome.FAILED, None, "failed to apply"),
+        (State.RECOMMENDED, "recommended, not applied"),
+        (State.ROLLED_BACK, "rolled back"),
+        (State.FAILED, "failed to apply"),
+        (State.IMPROVED, "applied, and it helped"),
     ],
 )
-def test_the_mode_and_outcome_are_spelled_out(
-    outcome: Outcome, verification: Verification | None, words: str
-) -> None:
-    d = decision(outcome=outcome, change=Change(Knob.TIMEOUT_S, 3.0, 6.0), reason="AccessDenied")
-    d = dataclasses.replace(d, verification=verification)
+def test_the_mode_and_state_are_spelled_out(state: State, words: str) -> None:
+    d = decision(state=state, change=Change(Knob.TIMEOUT_S, 3.0, 6.0), reason="AccessDenied")
     text = render(section(Alert.from_decision(d))).text
     assert f"timeout_s 3 -> 6 (mode apply, {words}" in text
     assert "Why: AccessDenied" in text
@@ -91,7 +89,7 @@ def test_a_dependency_failing_for_several_functions_is_named_as_the_problem() ->
                 name,
                 "dependency-down",
                 action="notify",
-                outcome=Outcome.NOTIFIED,
+                state=State.NOTIFIED,
                 group="dependency:payments-api",
                 worst_dependency="payments-api",
                 dependency_error_rate=0.8,
@@ -111,36 +109,25 @@ def test_a_dependency_failing_for_several_functions_is_named_as_the_problem() ->
     ) in message.text
 
 
-def test_proposals_drawn_from_the_data() -> None:
-    timeouts = Alert.from_decision(
-        decision(
-            "etl",
-            "timeout",
-            outcome=Outcome.NOTIFIED,
-            change=None,
-            timeout_rate=0.25,
-            duration_timeout_ratio=1.0,
-            timeout_ms=3000.0,
-            batch_size=500.0,
-        )
+def test_proposals_across_alerts_and_about_fates() -> None:
+    rolled = Alert.from_decision(
+        decision("api", state=State.ROLLED_BACK, reason="rolled back: it made things worse")
     )
-    payload = Alert.from_decision(decision("thumbs", extra={"memory_payload_correlation": 0.93}))
-    rolled = Alert.from_decision(decision("api", outcome=Outcome.ROLLED_BACK))
+    failed = Alert.from_decision(decision("etl", state=State.FAILED, reason="AccessDenied"))
     many = [
-        Alert.from_decision(decision(f"f{i}", "cold-starts", outcome=Outcome.NOTIFIED))
+        Alert.from_decision(decision(f"f{i}", "cold-starts", state=State.NOTIFIED))
         for i in range(4)
     ]
-    proposals = "\n".join(propose([timeouts, payload, rolled, *many]))
-    assert "25% of the invocations of aws:eu-west-1/etl hit the 3 s timeout" in proposals
-    assert "smaller batches than 500 records" in proposals
-    assert "grows with the payload size (correlation 0.93)" in proposals
-    assert "map-reduce" in proposals
-    assert "tuner undid memory_mb 128 -> 384 on aws:eu-west-1/api" in proposals
-    assert "4 functions hit 'cold-starts' at once" in proposals
+    proposals = propose([rolled, failed, *many])
+    text = "\n".join(proposals)
+    assert "tuner undid memory_mb 128 -> 384 on aws:eu-west-1/api" in text
+    assert "could not apply more-memory on aws:eu-west-1/etl (AccessDenied)" in text
+    assert "4 functions hit 'cold-starts' at once" in text
+    assert len(proposals) == len(set(proposals)) == 3
 
 
 def test_resolved_messages() -> None:
-    gone = Alert.from_decision(decision(outcome=Outcome.NOTIFIED, change=None))
+    gone = Alert.from_decision(decision(state=State.NOTIFIED, change=None))
     message = render(section(key=gone.group, resolved=(gone,)))
     assert message.kind == "resolved"
     assert message.title == "RESOLVED: function aws:eu-west-1/resize"
@@ -196,7 +183,7 @@ def test_an_override_failing_at_render_time_falls_back_to_the_bundled_one(tmp_pa
 def test_zero_counts_are_left_out_unless_zero_tells_something() -> None:
     alert = Alert.from_decision(
         decision(
-            "prices", "data-latency", outcome=Outcome.NOTIFIED, change=None,
+            "prices", "data-latency", state=State.NOTIFIED, change=None,
             summary="p95 610 ms on a slow data source",
             invocations=40.0, errors=0.0, ooms=0.0, timeout_rate=0.0, cache_ttl_s=0.0,
             duration_p95_ms=610.1,

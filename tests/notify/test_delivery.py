@@ -22,7 +22,8 @@ from tests.notify.conftest import (
     mail_settings,
     resolved,
 )
-from tuner.model import Outcome, Severity
+from tuner.lifecycle import State
+from tuner.model import Severity
 from tuner.notify import build_notifier
 from tuner.notify.delivery import backoff
 from tuner.notify.outbox import Outbox
@@ -118,7 +119,7 @@ def test_messages_of_a_channel_keep_their_order_through_retries(
     port = free_port()
     settings = mail_settings(port)
     with build_notifier(settings, tmp_path / "t.db", clock) as center:
-        center.notify([decision(outcome=Outcome.NOTIFIED, change=None, action="notify")])
+        center.notify([decision(state=State.NOTIFIED, change=None, action="notify")])
         clock.advance(30)
         center.flush(0)  # the firing message fails
         center.notify([resolved()])
@@ -182,7 +183,7 @@ def test_webhook_posts_json_with_an_idempotency_key(
 def test_the_console_prints_one_compact_block_per_message(tmp_path: Path, clock: FakeClock) -> None:
     out = io.StringIO()
     with build_notifier({}, tmp_path / "t.db", clock, stream=out) as center:
-        center.notify([decision("a"), decision("b", outcome=Outcome.OBSERVED)])
+        center.notify([decision("a"), decision("b", state=State.OBSERVED)])
         clock.advance(30)
         center.flush(0)
     lines = out.getvalue().splitlines()

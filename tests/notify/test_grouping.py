@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from tests.notify.conftest import T0, decision
-from tuner.model import Change, Knob, Outcome, Severity
+from tuner.lifecycle import State
+from tuner.model import Change, Knob, Severity
 from tuner.notify.alerts import Alert
 from tuner.notify.grouping import Group, Grouper, group_key
 from tuner.notify.settings import RoutingSettings
@@ -14,7 +15,7 @@ ROUTING = RoutingSettings(group_wait=30, group_interval=300, repeat_interval=360
 
 
 def alert(name: str = "resize", rule: str = "errors", **kw: object) -> Alert:
-    kw.setdefault("outcome", Outcome.NOTIFIED)
+    kw.setdefault("state", State.NOTIFIED)
     return Alert.from_decision(decision(name, rule, action="notify", **kw))  # type: ignore[arg-type]
 
 
@@ -59,10 +60,10 @@ def test_news_waits_for_group_interval_after_the_last_message() -> None:
 
 def test_a_changed_outcome_of_the_same_finding_is_news() -> None:
     g = Grouper(ROUTING)
-    g.add("c", alert(outcome=Outcome.RECOMMENDED), T0)
+    g.add("c", alert(state=State.RECOMMENDED), T0)
     told(g, 30)
     bigger = Change(Knob.MEMORY_MB, 128, 512)
-    g.add("c", alert(outcome=Outcome.RECOMMENDED, change=bigger), T0 + 100)
+    g.add("c", alert(state=State.RECOMMENDED, change=bigger), T0 + 100)
     (section,) = g.take_due(T0 + 330)
     assert section.new == {alert().key}
     assert section.firing[0].after == 512
@@ -70,8 +71,8 @@ def test_a_changed_outcome_of_the_same_finding_is_news() -> None:
 
 def test_events_are_told_once_and_then_forgotten() -> None:
     g = Grouper(ROUTING)
-    first = Alert.from_decision(decision(outcome=Outcome.APPLIED))
-    second = Alert.from_decision(decision(outcome=Outcome.APPLIED))
+    first = Alert.from_decision(decision(state=State.APPLIED))
+    second = Alert.from_decision(decision(state=State.APPLIED))
     g.add("c", first, T0)
     g.add("c", second, T0 + 1)
     (section,) = g.take_due(T0 + 30)
@@ -82,11 +83,11 @@ def test_events_are_told_once_and_then_forgotten() -> None:
 
 def test_events_soon_after_a_message_wait_for_group_interval() -> None:
     g = Grouper(ROUTING)
-    g.add("c", Alert.from_decision(decision(outcome=Outcome.APPLIED)), T0)
+    g.add("c", Alert.from_decision(decision(state=State.APPLIED)), T0)
     assert len(told(g, 30)) == 1
-    g.add("c", Alert.from_decision(decision(outcome=Outcome.ROLLED_BACK)), T0 + 60)
+    g.add("c", Alert.from_decision(decision(state=State.ROLLED_BACK)), T0 + 60)
     assert told(g, 90) == []  # not a new group with a short group_wait: news waits
-    assert [s.firing[0].outcome for s in g.take_due(T0 + 330)] == ["rolled-back"]
+    assert [s.firing[0].state for s in g.take_due(T0 + 330)] == ["rolled-back"]
 
 
 def test_resolved_findings_get_a_resolved_message_then_the_group_closes() -> None:

@@ -11,21 +11,7 @@ from tests.fakes import FakeClock
 from tuner.errors import ConfigError
 from tuner.notify import NotifySettings, build_notifier, load_settings
 from tuner.notify.secrets import Secret
-from tuner.notify.settings import RoutingSettings, parse_duration
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("30s", 30), ("5m", 300), ("4h", 14400), ("1h30m", 5400), ("500ms", 0.5), (12, 12)],
-)
-def test_durations(text: object, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["5 minutes", "m5", "", "-3", True])
-def test_bad_durations(text: object) -> None:
-    with pytest.raises(ValueError):
-        parse_duration(text)
+from tuner.notify.settings import RoutingSettings
 
 
 def test_routing_defaults_follow_alertmanager() -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from tests.fakes import FakeClock
 from tests.notify.conftest import T0, HttpReceiver, decision, hook_settings
-from tuner.model import Decision, Outcome, Severity
+from tuner.lifecycle import State
+from tuner.model import Decision, Severity
 from tuner.notify import build_notifier
 
 FUNCTIONS = 500
@@ -24,7 +25,7 @@ def storm(cycle: int) -> list[Decision]:
             f"fn-{i % FUNCTIONS:03d}",
             RULES[(i // FUNCTIONS) % len(RULES)],
             action="notify",
-            outcome=Outcome.NOTIFIED,
+            state=State.NOTIFIED,
             change=None,
             severity=Severity.WARNING,
             group="dependency:orders-db" if i % 2 else "",

@@ -110,7 +110,7 @@ def test_an_oom_killed_pod_gets_its_deployment_more_memory_within_seconds(
     assert status["counts"]["applied"] == 1
     assert status["leader"] == "solo"
     latest = status["lastDecisions"][0]
-    assert (latest["rule"], latest["outcome"]) == ("oom", "applied")
+    assert (latest["rule"], latest["state"]) == ("oom", "applied")
     assert latest["change"] == f"memory_mb 256 -> {new_mb}"
     events = kube.list(f"/api/v1/namespaces/{NAMESPACE}/events")
     assert any(
@@ -228,7 +228,7 @@ def test_decisions_that_change_nothing_are_in_the_status_too(
     status = eventually(lambda: (s := status_of(kube, "p", namespace)).get("lastDecisions") and s)
 
     latest = status["lastDecisions"][0]
-    assert (latest["rule"], latest["outcome"]) == ("oom", outcome)
+    assert (latest["rule"], latest["state"]) == ("oom", outcome)
     assert latest["change"].startswith("memory_mb 256 -> ")
     assert status["counts"][outcome] == 1
     if reason:

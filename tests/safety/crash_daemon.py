@@ -24,7 +24,7 @@ def main(config_path: str, state_path: str) -> None:
         report = tuner.daemon.run_cycle()
     finally:
         tuner.close()
-    result = {"cycle": [d.outcome.value for d in report.decisions], "errors": report.errors}
+    result = {"cycle": [d.state.value for d in report.decisions], "errors": report.errors}
     print("RESULT", json.dumps(result), flush=True)
 
 

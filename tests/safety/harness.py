@@ -11,8 +11,9 @@ from typing import Any
 from tests.fakes import FakeClock, RecordingNotifier
 from tuner.engine import RuleBase, parse_rules
 from tuner.guard import GuardPolicy
+from tuner.lifecycle import State
 from tuner.loop import Daemon
-from tuner.model import Decision, FunctionRef, Outcome, WindowFacts
+from tuner.model import Decision, FunctionRef, WindowFacts
 from tuner.ports import Provider
 from tuner.store import SqliteStore
 from tuner.verifying import VerifyPolicy
@@ -73,6 +74,6 @@ def applied(store: SqliteStore, ref: FunctionRef | None = None) -> list[Decision
     return [d for d in store.decisions(ref, limit=100_000) if d.applied and d.change is not None]
 
 
-def outcomes(decisions: Sequence[Decision]) -> list[tuple[str, Outcome]]:
+def outcomes(decisions: Sequence[Decision]) -> list[tuple[str, State]]:
     """(action, outcome) pairs, compact for assertions."""
-    return [(d.action, d.outcome) for d in decisions]
+    return [(d.action, d.state) for d in decisions]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,7 +17,8 @@ from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
 from tests.safety.file_provider import FileProvider
 from tests.safety.harness import DEFAULT_RULES, REPO, WINDOW_S, applied, make_daemon, oom
 from tuner.errors import ProviderError
-from tuner.model import FunctionConfig, FunctionRef, Intent, Outcome
+from tuner.lifecycle import State
+from tuner.model import FunctionConfig, FunctionRef, Intent
 from tuner.store import SqliteStore
 
 OOM_WINDOW = {"invocations": 100, "errors": 5, "ooms": 5, "peak_memory_mb": 250.0}
@@ -71,12 +73,12 @@ def _config(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("point", "reconciled", "announced"),
     [
-        ("after-apply", Outcome.APPLIED, "completed after a restart"),
-        ("before-apply", Outcome.FAILED, "interrupted before the change went live"),
+        ("after-apply", State.APPLIED, "completed after a restart"),
+        ("before-apply", State.FAILED, "interrupted before the change went live"),
     ],
 )
 def test_a_change_survives_sigkill_exactly_once(
-    tmp_path: Path, point: str, reconciled: Outcome, announced: str
+    tmp_path: Path, point: str, reconciled: State, announced: str
 ) -> None:
     """Killed around apply, the restarted tuner completes the record and applies once in all."""
     config, store_path = _config(tmp_path), tmp_path / "tuner.db"
@@ -88,7 +90,7 @@ def test_a_change_survives_sigkill_exactly_once(
     try:
         assert [i.ref for i in store.open_intents()] == [REF]
         [opened] = store.decisions(REF)
-        assert opened.outcome is Outcome.APPLYING
+        assert opened.state is State.APPLYING
     finally:
         store.close()
 
@@ -98,10 +100,10 @@ def test_a_change_survives_sigkill_exactly_once(
     store = SqliteStore(store_path)
     try:
         assert store.open_intents() == []
-        assert store.get(opened.id).outcome is reconciled  # type: ignore[union-attr]
+        assert store.get(opened.id).state is reconciled  # type: ignore[union-attr]
         [change] = applied(store, REF)
         assert change.change is not None and change.change.after == 512
-        assert not [d for d in store.decisions(REF) if d.outcome is Outcome.APPLYING]
+        assert not [d for d in store.decisions(REF) if d.state is State.APPLYING]
     finally:
         store.close()
     live = FileProvider(state_path).load()
@@ -137,7 +139,7 @@ def test_an_intent_that_cannot_be_settled_yet_holds_back_changes_until_it_is() -
     # the first run died after applying and before recording: put the store back to that moment
     store.begin_intent(
         Intent("i1", decision.id, ref, (decision.change,), clock.now()),
-        decision.with_outcome(Outcome.APPLYING),
+        dataclasses.replace(decision, state=State.APPLYING),
     )
     clock.advance(WINDOW_S)
 
@@ -152,6 +154,6 @@ def test_an_intent_that_cannot_be_settled_yet_holds_back_changes_until_it_is() -
     provider.readable = True
     restarted.run_cycle()
     assert store.open_intents() == []
-    assert store.get(decision.id).outcome is Outcome.APPLIED  # type: ignore[union-attr]
+    assert store.get(decision.id).state is State.APPLIED  # type: ignore[union-attr]
     assert decision.id in {d.id for d in notifier.sent}
     assert len(provider.applied) == 1

@@ -10,7 +10,8 @@ import pytest
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import healthy, make_daemon, oom, outcomes
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
-from tuner.model import Change, FunctionConfig, Outcome, Target
+from tuner.lifecycle import State
+from tuner.model import Change, FunctionConfig, Target
 from tuner.store import SqliteStore
 
 
@@ -32,11 +33,11 @@ def _oom_fleet(*names: str) -> FakeProvider:
     return provider
 
 
-def _cycle(provider: FakeProvider, sleeps: Sleeps, *others: FakeProvider) -> list[Outcome]:
+def _cycle(provider: FakeProvider, sleeps: Sleeps, *others: FakeProvider) -> list[State]:
     store = SqliteStore(":memory:")
     daemon = make_daemon([provider, *others], store, FakeClock(), sleep=sleeps)
     report = daemon.run_cycle()
-    return [d.outcome for d in report.decisions]
+    return [d.state for d in report.decisions]
 
 
 def test_throttling_waits_as_long_as_the_provider_asks() -> None:
@@ -44,7 +45,7 @@ def test_throttling_waits_as_long_as_the_provider_asks() -> None:
     provider = _oom_fleet("f")
     provider.faults = [ThrottledError("slow down", retry_after=2.0)] * 2
     sleeps = Sleeps()
-    assert _cycle(provider, sleeps) == [Outcome.APPLIED]
+    assert _cycle(provider, sleeps) == [State.APPLIED]
     assert sleeps.waits == [2.0, 2.0]
     assert len(provider.applied) == 1
 
@@ -54,7 +55,7 @@ def test_a_long_retry_after_gives_up_for_this_cycle_instead_of_blocking() -> Non
     provider = _oom_fleet("f")
     provider.faults = [ThrottledError("slow down", retry_after=600.0)] * 3
     sleeps = Sleeps()
-    assert _cycle(provider, sleeps) == [Outcome.FAILED]
+    assert _cycle(provider, sleeps) == [State.FAILED]
     assert sum(sleeps.waits) <= 10.0
 
 
@@ -65,7 +66,7 @@ def test_retryable_faults_are_retried_a_bounded_number_of_times_with_jittered_ba
         provider = _oom_fleet("f")
         provider.faults = [ProviderError("read timed out", retryable=True)] * 10
         sleeps = Sleeps()
-        assert _cycle(provider, sleeps) == [Outcome.FAILED]
+        assert _cycle(provider, sleeps) == [State.FAILED]
         assert len(provider.faults) == 7, "exactly 3 attempts"
         assert len(sleeps.waits) == 2
         first_waits.append(sleeps.waits[0])
@@ -83,11 +84,11 @@ def test_a_permanent_fault_is_not_retried() -> None:
     sleeps = Sleeps()
     store = SqliteStore(":memory:")
     report = make_daemon([provider], store, FakeClock(), sleep=sleeps).run_cycle()
-    assert outcomes(report.decisions) == [("more-memory", Outcome.FAILED)]
+    assert outcomes(report.decisions) == [("more-memory", State.FAILED)]
     assert "access denied" in report.decisions[0].reason
     assert len(provider.faults) == 2 and sleeps.waits == []
     [recorded] = store.decisions()
-    assert recorded.outcome is Outcome.FAILED and store.open_intents() == []
+    assert recorded.state is State.FAILED and store.open_intents() == []
 
 
 def test_a_conflict_re_reads_and_applies_once() -> None:
@@ -95,7 +96,7 @@ def test_a_conflict_re_reads_and_applies_once() -> None:
     provider = _oom_fleet("f")
     provider.faults = [ConflictError("stale revision")]
     sleeps = Sleeps()
-    assert _cycle(provider, sleeps) == [Outcome.APPLIED]
+    assert _cycle(provider, sleeps) == [State.APPLIED]
     assert len(provider.applied) == 1
 
 
@@ -103,7 +104,7 @@ def test_persisting_conflicts_fail_after_a_bounded_number_of_re_reads() -> None:
     """A function that changes under every attempt is given up on, not fought over forever."""
     provider = _oom_fleet("f")
     provider.faults = [ConflictError("stale revision")] * 10
-    assert _cycle(provider, Sleeps()) == [Outcome.FAILED]
+    assert _cycle(provider, Sleeps()) == [State.FAILED]
     assert len(provider.faults) == 7
     assert provider.applied == []
 
@@ -134,7 +135,7 @@ def test_a_failed_update_is_rolled_back_to_the_previous_configuration() -> None:
     provider.windows["f"] = oom(ref)
     store = SqliteStore(":memory:")
     report = make_daemon([provider], store, FakeClock(), sleep=Sleeps()).run_cycle()
-    assert outcomes(report.decisions) == [("more-memory", Outcome.FAILED)]
+    assert outcomes(report.decisions) == [("more-memory", State.FAILED)]
     assert "restored" in report.decisions[0].reason
     assert provider.configs["f"].memory_mb == 256
     assert [c[0].after for _, c in provider.applied] == [512, 256]
@@ -150,7 +151,7 @@ def test_one_failing_provider_does_not_stop_the_others() -> None:
     working = _oom_fleet("g")
     working.name = "other"
     sleeps = Sleeps()
-    assert _cycle(broken, sleeps, working) == [Outcome.APPLIED]
+    assert _cycle(broken, sleeps, working) == [State.APPLIED]
     assert [name for name, _ in working.applied] == ["g"]
     assert len(sleeps.waits) == 2
 
@@ -160,7 +161,7 @@ def test_one_failing_function_does_not_stop_the_others() -> None:
     provider = _oom_fleet("a", "b", "c")
     provider.faults = [RuntimeError("bug in the SDK"), ApplyFailedError("Failed")]
     outcomes_ = _cycle(provider, Sleeps())
-    assert sorted(outcomes_) == sorted([Outcome.FAILED, Outcome.FAILED, Outcome.APPLIED])
+    assert sorted(outcomes_) == sorted([State.FAILED, State.FAILED, State.APPLIED])
 
 
 @pytest.mark.parametrize("bad", [{"invocations": "lots"}, {"duration_p95_ms": "slow"}])
@@ -173,7 +174,7 @@ def test_malformed_telemetry_for_one_function_does_not_stop_the_others(
     provider.windows["bad"] = healthy(ref, **bad)
     store = SqliteStore(":memory:")
     report = make_daemon([provider], store, FakeClock(), sleep=Sleeps()).run_cycle()
-    assert [(d.ref.name, d.outcome) for d in report.decisions] == [("good", Outcome.APPLIED)]
+    assert [(d.ref.name, d.state) for d in report.decisions] == [("good", State.APPLIED)]
     assert any("bad" in e for e in report.errors)
 
 
@@ -189,13 +190,13 @@ def test_a_throttling_provider_does_not_starve_the_others() -> None:
     daemon = make_daemon([throttling, other], store, FakeClock(), sleep=sleeps)
     report = daemon.run_cycle()
     by_provider = {
-        name: sorted(d.outcome for d in report.decisions if d.ref.provider == name)
+        name: sorted(d.state for d in report.decisions if d.ref.provider == name)
         for name in ("fake", "other")
     }
-    assert by_provider["other"] == [Outcome.APPLIED]
-    assert by_provider["fake"] == sorted([Outcome.FAILED] + [Outcome.SKIPPED] * 9)
-    assert sum(sleeps.waits) <= daemon.retry_budget_s
-    skipped = [d for d in report.decisions if d.outcome is Outcome.SKIPPED]
+    assert by_provider["other"] == [State.APPLIED]
+    assert by_provider["fake"] == sorted([State.FAILED] + [State.SKIPPED] * 9)
+    assert sum(sleeps.waits) <= daemon.applier.retry.budget_s
+    skipped = [d for d in report.decisions if d.state is State.SKIPPED]
     assert all("throttl" in d.reason for d in skipped)
     throttling.faults.clear()
     assert len(daemon.run_cycle().decisions) >= 10, "the next cycle tries them again"

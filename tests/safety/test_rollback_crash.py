@@ -8,23 +8,18 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import WINDOW_S, healthy, make_daemon, oom
-from tuner.model import FunctionConfig, Outcome, Verification
+from tuner.lifecycle import State
+from tuner.model import Decision, FunctionConfig
 from tuner.store import SqliteStore
 
 
 class CrashingStore(SqliteStore):
     """A store whose process 'dies' (raises) when the reversed change is to be marked."""
 
-    def set_outcome(
-        self,
-        decision_id: str,
-        outcome: Outcome | None = None,
-        verification: Verification | None = None,
-        reason: str | None = None,
-    ) -> None:
-        if outcome is Outcome.ROLLED_BACK:
+    def record(self, decision: Decision) -> None:
+        if decision.state is State.ROLLED_BACK:
             raise SystemExit("killed after the rollback went live and was recorded")
-        super().set_outcome(decision_id, outcome, verification, reason)
+        super().record(decision)
 
 
 def test_a_rollback_interrupted_after_it_went_live_is_completed_on_restart(tmp_path: Path) -> None:
@@ -45,9 +40,11 @@ def test_a_rollback_interrupted_after_it_went_live_is_completed_on_restart(tmp_p
     store = SqliteStore(db)
     restarted = make_daemon([provider], store, clock)
     [settled] = restarted.reconcile()
-    assert settled.action == "rollback" and settled.outcome is Outcome.ROLLED_BACK
     change = next(d for d in store.decisions() if d.action == "more-memory")
-    assert (change.outcome, change.verification) == (Outcome.ROLLED_BACK, Verification.WORSE)
+    assert settled.id == change.id and settled.state is State.ROLLED_BACK
+    assert change.state is State.ROLLED_BACK and "made things worse" in change.reason
+    [undo] = [d for d in store.decisions() if d.action == "rollback"]
+    assert (undo.state, undo.undoes) == (State.APPLIED, change.id)
     assert store.open_intents() == []
     clock.advance(WINDOW_S)
     provider.windows["f"] = healthy(ref)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.safety.harness import default_rules
 from tests.safety.soak import CYCLES_PER_DAY, WINDOW_S, Soak
+from tuner.lifecycle import State
 from tuner.model import (
     Change,
     Decision,
@@ -16,9 +17,7 @@ from tuner.model import (
     Intent,
     Knob,
     Mode,
-    Outcome,
     Severity,
-    Verification,
 )
 from tuner.store import SqliteStore
 
@@ -99,17 +98,17 @@ def test_pruning_keeps_unfinished_work(tmp_path: Path) -> None:
     ref = FunctionRef("fake", "f")
     change = Change(Knob.MEMORY_MB, 256, 512)
 
-    def old(id_: str, outcome: Outcome, verification: Verification | None = None) -> Decision:
+    def old(id_: str, state: State) -> Decision:
         return Decision(id_, 1.0, ref, "oom", "more-memory", Severity.CRITICAL, Mode.APPLY,
-                        outcome, change=change, verification=verification)  # fmt: skip
+                        state, change=change)  # fmt: skip
 
     try:
-        store.record(old("skipped", Outcome.SKIPPED))
-        store.record(old("verified", Outcome.APPLIED, Verification.IMPROVED))
-        store.record(old("pending", Outcome.APPLIED, Verification.PENDING))
-        store.begin_intent(Intent("i", "open", ref, (change,), 1.0), old("open", Outcome.APPLYING))
-        store.begin_intent(Intent("j", "done", ref, (change,), 1.0), old("done", Outcome.APPLYING))
-        store.finish_intent("j", "done", old("done", Outcome.APPLIED, Verification.IMPROVED))
+        store.record(old("skipped", State.SKIPPED))
+        store.record(old("verified", State.IMPROVED))
+        store.record(old("pending", State.APPLIED))
+        store.begin_intent(Intent("i", "open", ref, (change,), 1.0), old("open", State.APPLYING))
+        store.begin_intent(Intent("j", "done", ref, (change,), 1.0), old("done", State.APPLYING))
+        store.finish_intent("j", "done", old("done", State.IMPROVED))
         assert store.prune(before=100.0) == 3
         assert sorted(d.id for d in store.decisions()) == ["open", "pending"]
         assert [i.id for i in store.open_intents()] == ["i"]

@@ -11,6 +11,7 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import WINDOW_S, make_daemon, oom
+from tuner.lifecycle import State
 from tuner.model import (
     Decision,
     DependencyFacts,
@@ -18,7 +19,6 @@ from tuner.model import (
     FunctionConfig,
     FunctionRef,
     Mode,
-    Outcome,
     Severity,
     Target,
     WindowFacts,
@@ -86,7 +86,7 @@ def test_bad_windows_lead_to_no_change(window: WindowFacts | None) -> None:
     provider, store, errors = _run(window)
     assert provider.applied == []
     assert errors == []
-    assert not [d for d in store.decisions() if d.outcome is not Outcome.SKIPPED]
+    assert not [d for d in store.decisions() if d.state is not State.SKIPPED]
 
 
 def test_the_good_window_does_change_the_function() -> None:
@@ -113,7 +113,7 @@ def test_nan_and_infinite_facts_are_stored_as_unknown() -> None:
             "more-memory",
             Severity.CRITICAL,
             Mode.APPLY,
-            Outcome.SKIPPED,
+            State.SKIPPED,
             facts=facts,
         )  # fmt: skip
     )

@@ -13,8 +13,9 @@ from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
 from tests.safety.harness import WINDOW_S, healthy, make_daemon, oom
 from tuner import cli
 from tuner.errors import ProviderError
+from tuner.lifecycle import State
 from tuner.loop import Daemon
-from tuner.model import Decision, FunctionConfig, FunctionRef, Outcome, Verification
+from tuner.model import Decision, FunctionConfig, FunctionRef
 from tuner.store import SqliteStore
 from tuner.verifying import VerifyPolicy
 
@@ -79,14 +80,15 @@ def test_a_change_that_raises_the_error_rate_is_rolled_back(
 
     assert world.provider.configs["f"].memory_mb == 256
     first = world.first_change()
-    assert (first.outcome, first.verification) == (Outcome.ROLLED_BACK, Verification.WORSE)
+    assert first.state is State.ROLLED_BACK and "made things worse" in first.reason
     [undo] = world.rollbacks()
     assert undo.change is not None and (undo.change.before, undo.change.after) == (512, 256)
+    assert undo.state is State.APPLIED and undo.undoes == first.id
     assert "made things worse" in undo.summary
-    assert undo.id in {d.id for d in world.notifier.sent}
+    assert first.id in {d.id for d in world.notifier.sent}
     rows = {r["id"]: r for r in _explain(tmp_path, capsys)}
-    assert rows[first.id]["verified"] == "worse"
-    assert rows[first.id]["outcome"] == "rolled-back"
+    assert rows[first.id]["state"] == "rolled-back"
+    assert rows[first.id]["verdict"] == "apply"
     assert rows[undo.id]["action"] == "rollback"
 
 
@@ -94,29 +96,44 @@ def test_a_change_that_slows_the_function_down_is_rolled_back(world: World) -> N
     """p95 doubles after the change (errors no better): worse, undone."""
     world.cycle()
     world.cycle(ooms=0, errors=5, duration_p95_ms=160.0 * 1.6)
-    assert world.first_change().verification is Verification.WORSE
+    first = world.first_change()
+    assert first.state is State.ROLLED_BACK and "made things worse" in first.reason
     assert world.provider.configs["f"].memory_mb == 256
 
 
 def test_a_costly_change_that_does_not_help_is_rolled_back_after_the_verify_windows(
     world: World,
 ) -> None:
-    """OOMs go on for 3 windows after more memory: the extra memory is given back, not before.
+    """Timeouts go on for 3 windows after a longer timeout: the extra time is given back, not before.
 
     The first window after the change may still hold invocations that began before it, so
     it cannot show that nothing changed and does not count.
     """
+    world.provider.windows["f"] = healthy(world.ref, timeouts=5, errors=5)
+    world.cycle()
+    assert world.provider.configs["f"].timeout_s == 45
     world.cycle()
     world.cycle()
     world.cycle()
+    assert world.provider.configs["f"].timeout_s == 45, "two windows are not enough to judge"
     world.cycle()
-    assert world.provider.configs["f"].memory_mb == 512, "two windows are not enough to judge"
-    world.cycle()
-    first = world.first_change()
-    assert (first.outcome, first.verification) == (Outcome.ROLLED_BACK, Verification.UNCHANGED)
+    [first] = [d for d in world.store.decisions() if d.action == "longer-timeout" and d.applied]
+    assert first.state is State.ROLLED_BACK and "did not help" in first.reason
     [undo] = world.rollbacks()
     assert "did not help" in undo.summary
-    assert world.provider.configs["f"].memory_mb == 256
+    assert world.provider.configs["f"].timeout_s == 30
+
+
+def test_more_memory_that_still_fails_is_kept_not_rolled_back_to_a_size_known_to_fail(
+    world: World,
+) -> None:
+    """OOMs go on at the new size: never undone to the size that failed; the next step follows."""
+    for _ in range(5):
+        world.cycle()
+    first = world.first_change()
+    assert first.state is State.PARTIAL and "still failing" in first.reason
+    assert world.rollbacks() == []
+    assert world.provider.configs["f"].memory_mb == 1024, "the next step, within the cooldown"
 
 
 def test_a_change_that_helped_is_kept_and_explained(
@@ -126,11 +143,11 @@ def test_a_change_that_helped_is_kept_and_explained(
     world.cycle()
     world.cycle(ooms=0)
     first = world.first_change()
-    assert (first.outcome, first.verification) == (Outcome.APPLIED, Verification.IMPROVED)
+    assert first.state is State.IMPROVED
     assert world.rollbacks() == []
     assert world.provider.configs["f"].memory_mb == 512
     rows = {r["id"]: r for r in _explain(tmp_path, capsys)}
-    assert rows[first.id]["verified"] == "improved"
+    assert rows[first.id]["state"] == "improved"
 
 
 def test_no_traffic_after_a_change_is_no_reason_to_roll_it_back(world: World) -> None:
@@ -141,8 +158,7 @@ def test_no_traffic_after_a_change_is_no_reason_to_roll_it_back(world: World) ->
     assert world.provider.configs["f"].memory_mb == 512
     assert world.rollbacks() == []
     first = world.first_change()
-    assert first.outcome is Outcome.APPLIED
-    assert first.verification is Verification.UNCHANGED
+    assert first.state is State.UNCHANGED
     assert "not enough traffic" in first.reason
 
 
@@ -153,23 +169,27 @@ def test_a_failed_rollback_is_reported_and_tried_again(world: World) -> None:
     world.cycle(ooms=0, errors=50)
     assert world.provider.configs["f"].memory_mb == 512
     [failed] = world.rollbacks()
-    assert failed.outcome is Outcome.FAILED
+    assert failed.state is State.FAILED
     assert failed.id in {d.id for d in world.notifier.sent}
     world.cycle(ooms=0, errors=50)
     assert world.provider.configs["f"].memory_mb == 256
-    assert world.first_change().outcome is Outcome.ROLLED_BACK
-    assert [d.outcome for d in world.rollbacks()] == [Outcome.FAILED, Outcome.ROLLED_BACK]
+    assert world.first_change().state is State.ROLLED_BACK
+    assert [d.state for d in world.rollbacks()] == [State.FAILED, State.APPLIED]
 
 
-def test_verification_state_is_removed_once_a_change_is_judged(world: World) -> None:
-    """The per-change window counter does not outlive the verdict."""
+def test_the_windows_counted_are_kept_with_the_change(world: World, tmp_path: Path) -> None:
+    """The count of judged windows lives in the change's own record and survives a restart."""
     world.cycle()
     world.cycle()  # may hold invocations from before the change: not counted
     world.cycle()
     first = world.first_change()
-    assert world.store.get_state(f"verify:{first.id}") == "1"
+    assert (first.state, first.judged_windows) == (State.APPLIED, 1)
+    world.store.close()
+    world.store = SqliteStore(tmp_path / "tuner.db")
+    assert world.first_change().judged_windows == 1
+    world.daemon = make_daemon([world.provider], world.store, world.clock)
     world.cycle(ooms=0)
-    assert world.store.get_state(f"verify:{first.id}") is None
+    assert (world.first_change().state, world.first_change().judged_windows) == (State.IMPROVED, 2)
 
 
 def test_each_function_is_judged_on_its_own(tmp_path: Path) -> None:
@@ -187,22 +207,20 @@ def test_each_function_is_judged_on_its_own(tmp_path: Path) -> None:
     provider.windows["b"] = healthy(refs[1], errors=60)
     daemon.run_cycle()
     assert {n: c.memory_mb for n, c in provider.configs.items()} == {"a": 512, "b": 256}
-    verdicts = {d.ref: d.verification for d in store.decisions() if d.action == "more-memory"}
-    assert verdicts == {refs[0]: Verification.IMPROVED, refs[1]: Verification.WORSE}
+    verdicts = {d.ref: d.state for d in store.decisions() if d.action == "more-memory"}
+    assert verdicts == {refs[0]: State.IMPROVED, refs[1]: State.ROLLED_BACK}
     assert FunctionRef("fake", "b") in {d.ref for d in store.decisions() if d.action == "rollback"}
 
 
 def test_a_change_to_a_function_that_went_away_is_settled_not_kept_pending(world: World) -> None:
-    """The function is deleted while its change is being verified: settled, counter removed."""
+    """The function is deleted while its change is being verified: settled, not kept pending."""
     world.cycle()
     world.cycle()  # may hold invocations from before the change: not counted
     world.cycle()
-    first = world.first_change()
-    assert world.store.get_state(f"verify:{first.id}") == "1"
+    assert world.first_change().judged_windows == 1
     del world.provider.configs["f"]
     world.cycle()
     settled = world.first_change()
-    assert settled.verification is Verification.UNCHANGED
+    assert settled.state is State.UNCHANGED
     assert "no longer exists" in settled.reason
     assert world.store.pending_verification() == []
-    assert world.store.get_state(f"verify:{first.id}") is None

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from tuner.guard import GuardPolicy, guard
-from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Outcome, Severity
+from tuner.lifecycle import State, Verdict
+from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Severity
 from tuner.planning import effective_mode
 
 NOW = 1_000_000.0
@@ -25,7 +26,7 @@ def decision(
 ) -> Decision:
     base = Decision(
         id=f"{ref.name}-{knob}-{after}", time=NOW, ref=ref, rule="oom", action="more-memory",
-        severity=Severity.CRITICAL, mode=Mode.APPLY, outcome=Outcome.OBSERVED,
+        severity=Severity.CRITICAL, mode=Mode.APPLY,
         facts={"invocations": 50.0}, change=Change(knob, before, after),
     )  # fmt: skip
     return replace(base, **kw)
@@ -33,7 +34,7 @@ def decision(
 
 def past(age_s: float, before: float = 128, after: float = 256, ref: FunctionRef = F) -> Decision:
     return decision(
-        ref, before, after, time=NOW - age_s, outcome=Outcome.APPLIED, id=f"past-{age_s}-{ref.name}"
+        ref, before, after, time=NOW - age_s, state=State.APPLIED, id=f"past-{age_s}-{ref.name}"
     )
 
 
@@ -41,79 +42,78 @@ COOLDOWN = {"oom": 600.0}
 
 
 @pytest.mark.parametrize(
-    ("planned", "history", "policy", "outcome", "reason"),
+    ("planned", "history", "policy", "verdict", "reason"),
     [
-        ([decision()], [], GuardPolicy(), Outcome.APPLIED, ""),
-        ([decision()], [], GuardPolicy(mode=Mode.OBSERVE), Outcome.OBSERVED, ""),
-        ([decision()], [], GuardPolicy(mode=Mode.RECOMMEND), Outcome.RECOMMENDED, ""),
-        ([decision(mode=Mode.RECOMMEND)], [], GuardPolicy(), Outcome.RECOMMENDED, ""),
-        ([decision(change=None)], [], GuardPolicy(), Outcome.NOTIFIED, ""),
-        ([decision(facts={"invocations": 0.0})], [], GuardPolicy(), Outcome.SKIPPED, "no data"),
-        ([decision(facts={"invocations": None})], [], GuardPolicy(), Outcome.SKIPPED, "no data"),
-        ([decision(facts={})], [], GuardPolicy(), Outcome.SKIPPED, "no data"),
+        ([decision()], [], GuardPolicy(), Verdict.APPLY, ""),
+        ([decision(mode=Mode.OBSERVE)], [], GuardPolicy(), Verdict.OBSERVE, ""),
+        ([decision(mode=Mode.RECOMMEND)], [], GuardPolicy(), Verdict.RECOMMEND, ""),
+        ([decision(change=None)], [], GuardPolicy(), Verdict.NOTIFY, ""),
+        ([decision(facts={"invocations": 0.0})], [], GuardPolicy(), Verdict.SKIP, "no data"),
+        ([decision(facts={"invocations": None})], [], GuardPolicy(), Verdict.SKIP, "no data"),
+        ([decision(facts={})], [], GuardPolicy(), Verdict.SKIP, "no data"),
         (
             [decision(before=256, after=512)],
             [past(100)],
             GuardPolicy(),
-            Outcome.SKIPPED,
+            Verdict.SKIP,
             "cooldown",
         ),
-        ([decision(before=256, after=512)], [past(700)], GuardPolicy(), Outcome.APPLIED, ""),
+        ([decision(before=256, after=512)], [past(700)], GuardPolicy(), Verdict.APPLY, ""),
         (
             [decision(before=256, after=128)],
             [past(700)],
             GuardPolicy(),
-            Outcome.SKIPPED,
+            Verdict.SKIP,
             "hysteresis",
         ),
         (
             [decision(before=256, after=128)],
             [past(700)],
             GuardPolicy(hysteresis_s=600),
-            Outcome.APPLIED,
+            Verdict.APPLY,
             "",
         ),
         (
             [decision(knob=Knob.TIMEOUT_S, before=3, after=6)],
             [past(100)],
             GuardPolicy(),
-            Outcome.APPLIED,
+            Verdict.APPLY,
             "",
         ),
-        ([decision(before=256, after=512)], [past(100, ref=G)], GuardPolicy(), Outcome.APPLIED, ""),
+        ([decision(before=256, after=512)], [past(100, ref=G)], GuardPolicy(), Verdict.APPLY, ""),
         (
             [decision(before=256, after=512)],
             [past(4000)],
             GuardPolicy(max_changes_per_function_per_day=1),
-            Outcome.SKIPPED,
+            Verdict.SKIP,
             "per function per day",
         ),
         (
             [decision(before=256, after=512)],
             [past(4000, ref=G)],
             GuardPolicy(max_changes_per_function_per_day=1),
-            Outcome.APPLIED,
+            Verdict.APPLY,
             "",
         ),
         (
             [decision(before=256, after=512)],
             [past(1000, ref=G)],
             GuardPolicy(max_changes_per_hour=1),
-            Outcome.SKIPPED,
+            Verdict.SKIP,
             "per hour",
         ),
-        ([decision()], [], GuardPolicy(max_changes_per_cycle=0), Outcome.SKIPPED, "per cycle"),
+        ([decision()], [], GuardPolicy(max_changes_per_cycle=0), Verdict.SKIP, "per cycle"),
     ],
 )
 def test_guard(
     planned: list[Decision],
     history: list[Decision],
     policy: GuardPolicy,
-    outcome: Outcome,
+    verdict: Verdict,
     reason: str,
 ) -> None:
     [settled] = guard(planned, history, COOLDOWN, policy, NOW)
-    assert settled.outcome is outcome
+    assert settled.verdict is verdict
     assert reason in settled.reason
 
 
@@ -121,17 +121,17 @@ def test_caps_keep_the_most_severe_first() -> None:
     info = decision(G, severity=Severity.INFO, id="info")
     critical = decision(F, id="critical")
     settled = {
-        d.id: d.outcome
+        d.id: d.verdict
         for d in guard([info, critical], [], COOLDOWN, GuardPolicy(max_changes_per_cycle=1), NOW)
     }
-    assert settled == {"critical": Outcome.APPLIED, "info": Outcome.SKIPPED}
+    assert settled == {"critical": Verdict.APPLY, "info": Verdict.SKIP}
 
 
 def test_one_knob_changes_once_per_cycle() -> None:
     a = decision(id="a")
     b = decision(after=384, id="b", rule="other")
-    settled = [d.outcome for d in guard([a, b], [], COOLDOWN, GuardPolicy(), NOW)]
-    assert settled == [Outcome.APPLIED, Outcome.SKIPPED]
+    settled = [d.verdict for d in guard([a, b], [], COOLDOWN, GuardPolicy(), NOW)]
+    assert settled == [Verdict.APPLY, Verdict.SKIP]
 
 
 @pytest.mark.parametrize(

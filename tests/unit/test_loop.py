@@ -8,16 +8,17 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
 from tuner.engine import load_rules
+from tuner.lifecycle import State
 from tuner.loop import Daemon
 from tuner.model import (
     DependencyFacts,
     FunctionConfig,
     FunctionRef,
     Mode,
-    Outcome,
-    Verification,
     WindowFacts,
 )
+from tuner.notify.alerts import Alert
+from tuner.notify.proposals import propose
 from tuner.reloading import RuleSource
 from tuner.store import SqliteStore
 
@@ -60,12 +61,15 @@ def test_apply_mode_fixes_and_verifies() -> None:
     report = daemon.run_cycle()
     assert provider.configs["oomer"].memory_mb == 256
     assert provider.configs["healthy"].memory_mb == 128
-    assert [d.ref.name for d in report.decisions if d.outcome is Outcome.APPLIED] == ["oomer"]
+    assert [d.ref.name for d in report.decisions if d.state is State.APPLIED] == ["oomer"]
     # the outage: one decision per function, grouped by the dependency, nothing changed
     outage = [d for d in report.decisions if d.rule == "dependency-down"]
     assert {d.group for d in outage} == {"dependency:orders-db"}
-    assert all(d.outcome is Outcome.NOTIFIED and d.change is None for d in outage)
-    assert "failed for 2 functions at once" in outage[0].advice
+    assert all(d.state is State.NOTIFIED and d.change is None for d in outage)
+    # advice about what several functions share is the message's, never repeated per decision
+    assert all("at once" not in d.advice for d in outage)
+    alerts = [Alert.from_decision(d) for d in outage]
+    assert sum("failed for 2 functions at once" in p for p in propose(alerts)) == 1
     assert {d.id for d in notifier.sent} >= {d.id for d in outage}
 
     provider.windows["oomer"] = WindowFacts(
@@ -74,7 +78,7 @@ def test_apply_mode_fixes_and_verifies() -> None:
     clock.advance(60)
     report = daemon.run_cycle()
     [verified] = report.verified
-    assert verified.verification is Verification.IMPROVED
+    assert verified.state is State.IMPROVED
     assert "oom_rate 0.3 -> 0" in verified.reason
     resolved = [d for d in report.decisions if d.action == "resolved"]
     assert [d.ref.name for d in resolved] == ["oomer"]
@@ -82,14 +86,14 @@ def test_apply_mode_fixes_and_verifies() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "outcome"), [(Mode.OBSERVE, Outcome.OBSERVED), (Mode.RECOMMEND, Outcome.RECOMMENDED)]
+    ("mode", "outcome"), [(Mode.OBSERVE, State.OBSERVED), (Mode.RECOMMEND, State.RECOMMENDED)]
 )
-def test_observe_and_recommend_change_nothing(mode: Mode, outcome: Outcome) -> None:
+def test_observe_and_recommend_change_nothing(mode: Mode, outcome: State) -> None:
     daemon, provider, notifier, _ = world(mode)
     report = daemon.run_cycle()
     assert provider.applied == []
     [oom] = [d for d in report.decisions if d.rule == "oom"]
-    assert oom.outcome is outcome
+    assert oom.state is outcome
     assert (oom in notifier.sent) is (mode is Mode.RECOMMEND)
 
 
@@ -102,7 +106,7 @@ def test_every_decision_is_recorded_and_survives_a_restart(tmp_path: Path) -> No
     assert [d.id for d in reopened.decisions()] == [d.id for d in report.decisions]
     oom = next(d for d in reopened.decisions() if d.rule == "oom")
     assert oom.change is not None and (oom.change.before, oom.change.after) == (128, 256)
-    assert oom.facts["ooms"] == 6.0 and oom.verification is Verification.PENDING
+    assert oom.facts["ooms"] == 6.0 and oom.state is State.APPLIED
 
 
 def test_a_streak_persists_across_restarts(tmp_path: Path) -> None:

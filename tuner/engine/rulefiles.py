@@ -21,52 +21,23 @@ collects all problems of a file instead of stopping at the first.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tuner.actions import ACTIONS, Action
+from tuner.actions import Action
+from tuner.durations import Duration
 from tuner.engine.conditions import Condition, ConditionError, compile_condition
 from tuner.engine.facts import FACT_TYPES
+from tuner.engine.locating import located_problems
 from tuner.errors import ConfigError, Problem
 from tuner.model import Mode, Severity, Target
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> Any:
-    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"2h"`` or ``"1d"``."""
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if not m:
-            raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 2h)")
-        return float(m.group(1)) * _UNIT_S[m.group(2)]
-    return value
-
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    Field(ge=0),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": _DURATION.pattern},
-            ]
-        }
-    ),
-]
-"""A duration in seconds, written as a number or with a unit (``30s``, ``15m``, ``2h``)."""
 
 
 class Match(BaseModel):
@@ -170,16 +141,6 @@ def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], in
             _lines(item, path + (i,), out)
 
 
-def nearest_line(
-    lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...], shortest: int = 0
-) -> int | None:
-    """The line of ``loc``, or of the nearest enclosing path at least ``shortest`` long."""
-    for n in range(len(loc), shortest - 1, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return None
-
-
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe loader that rejects duplicate keys instead of keeping the last one."""
 
@@ -232,61 +193,6 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     return data, lines
 
 
-def validation_problems(
-    exc: ValidationError,
-    source: str,
-    lines: Mapping[tuple[Any, ...], int],
-    data: Any,
-    *,
-    rule_file: bool = True,
-    prefix: tuple[Any, ...] = (),
-) -> list[Problem]:
-    """Turn pydantic errors into located problems, naming the rule (in rule files) and the field."""
-    problems = []
-    for err in exc.errors():
-        loc = prefix + tuple(err["loc"])
-        rule = _rule_name(data, loc) if rule_file else None
-        path = loc[2:] if rule else loc
-        fields = [str(p) for p in path if not isinstance(p, int) and p not in _ACTION_TAGS]
-        field = ".".join(fields) if fields else None
-        message = _message(err, loc)
-        problems.append(
-            Problem(source, nearest_line(lines, _strip_tags(loc)), message, rule, field)
-        )
-    return problems
-
-
-_ACTION_TAGS = set(ACTIONS)
-
-
-def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(p for p in loc if p not in _ACTION_TAGS)
-
-
-def _rule_name(data: Any, loc: tuple[Any, ...]) -> str | None:
-    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-        try:
-            name = data["rules"][loc[1]].get("name")
-        except (KeyError, IndexError, TypeError, AttributeError):
-            return f"#{loc[1] + 1}"
-        return str(name) if name else f"#{loc[1] + 1}"
-    return None
-
-
-def _message(err: Any, loc: tuple[Any, ...]) -> str:
-    kind = err["type"]
-    if kind == "union_tag_invalid":
-        tag = err.get("ctx", {}).get("tag", "")
-        close = difflib.get_close_matches(str(tag), list(ACTIONS), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"unknown action '{tag}'{hint}; known: {', '.join(sorted(ACTIONS))}"
-    if kind == "union_tag_not_found":
-        return "an action needs an 'action' field, e.g. 'action: more-memory'"
-    if kind == "extra_forbidden":
-        return f"unknown key '{loc[-1]}'"
-    return str(err["msg"])
-
-
 # ---------------------------------------------------------------- loading
 
 
@@ -302,7 +208,7 @@ def parse_rules(text: str, source: str) -> RuleBase:
     try:
         RuleFile.model_validate({**data, "rules": []})
     except ValidationError as exc:
-        problems.extend(validation_problems(exc, source, lines, data))
+        problems.extend(located_problems(exc, source, lines, data, rule_file=True))
     if not isinstance(raw_rules, list):
         problems.append(
             Problem(source, lines.get(("rules",)), "'rules' must be a list", field="rules")
@@ -315,7 +221,9 @@ def parse_rules(text: str, source: str) -> RuleBase:
         try:
             rule = Rule.model_validate(raw)
         except ValidationError as exc:
-            problems.extend(validation_problems(exc, source, lines, data, prefix=("rules", i)))
+            problems.extend(
+                located_problems(exc, source, lines, data, rule_file=True, prefix=("rules", i))
+            )
             if isinstance(raw, dict) and isinstance(raw.get("when"), str):
                 problems.extend(
                     _condition_problems(

@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from tuner.model import Change, Decision, Knob, Outcome
+from tuner.lifecycle import EVENTS
+from tuner.model import Change, Decision, Knob
+from tuner.planning import DEPENDENCY_GROUP, function_group
 
-EVENT_OUTCOMES = frozenset({Outcome.APPLIED.value, Outcome.FAILED.value, Outcome.ROLLED_BACK.value})
-"""Outcomes that report something tuner did: told once, never repeated or silenced."""
-
-DEPENDENCY_GROUP_PREFIX = "dependency:"
+_EVENTS = frozenset(s.value for s in EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +25,11 @@ class Alert:
     action: str
     severity: str
     mode: str
-    outcome: str
+    state: str
     group: str
     summary: str = ""
     advice: str = ""
     reason: str = ""
-    verification: str | None = None
     knob: str | None = None
     before: float | int | None = None
     after: float | int | None = None
@@ -49,12 +47,11 @@ class Alert:
             action=decision.action,
             severity=decision.severity.value,
             mode=decision.mode.value,
-            outcome=decision.outcome.value,
-            group=decision.group or f"function:{decision.ref.key}",
+            state=decision.state.value,
+            group=decision.group or function_group(decision.ref),
             summary=decision.summary,
             advice=decision.advice,
             reason=decision.reason,
-            verification=decision.verification.value if decision.verification else None,
             knob=change.knob.value if change else None,
             before=change.before if change else None,
             after=change.after if change else None,
@@ -72,13 +69,13 @@ class Alert:
 
     @property
     def fingerprint(self) -> str:
-        """What makes a repeated alert news: a different outcome or a different change."""
-        return f"{self.outcome}|{self.knob}|{self.before}|{self.after}"
+        """What makes a repeated alert news: a different state or a different change."""
+        return f"{self.state}|{self.knob}|{self.before}|{self.after}"
 
     @property
     def event(self) -> bool:
         """True for something tuner did (applied, failed, rolled back): reported exactly once."""
-        return self.outcome in EVENT_OUTCOMES
+        return self.state in _EVENTS
 
     @property
     def change(self) -> Change | None:
@@ -90,8 +87,8 @@ class Alert:
     @property
     def dependency(self) -> str | None:
         """The dependency this alert is about, when its group is a dependency's."""
-        if self.group.startswith(DEPENDENCY_GROUP_PREFIX):
-            return self.group[len(DEPENDENCY_GROUP_PREFIX) :]
+        if self.group.startswith(DEPENDENCY_GROUP):
+            return self.group[len(DEPENDENCY_GROUP) :]
         return None
 
     def depends_on(self, dependency: str) -> bool:
@@ -107,11 +104,15 @@ class Alert:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Alert:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**data)
+        """Inverse of :meth:`to_dict`; also reads alerts queued by the previous version."""
+        values = {k: v for k, v in data.items() if k in _FIELDS}
+        if "outcome" in data and "state" not in data:  # outcome and verification, before states
+            values["state"] = _LEGACY.get((data["outcome"], data.get("verification")), data["outcome"])
+        return cls(**values)
 
 
 _FIELDS = tuple(f.name for f in fields(Alert))
+_LEGACY: dict[tuple[Any, Any], str] = {("applied", v): v for v in ("improved", "unchanged", "worse")}
 
 
 def _plain(value: Any) -> Any:

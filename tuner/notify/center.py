@@ -13,7 +13,8 @@ from typing import Any, TextIO
 
 import structlog
 
-from tuner.model import Decision, Outcome
+from tuner.lifecycle import UNTOLD
+from tuner.model import Decision
 from tuner.notify.alerts import Alert
 from tuner.notify.channels import build_channels
 from tuner.notify.delivery import Courier
@@ -28,8 +29,6 @@ log = structlog.get_logger(__name__)
 
 RESOLVED_ACTION = "resolved"
 """The action of a decision that says a rule stopped firing for a function."""
-UNTOLD_OUTCOMES = frozenset({Outcome.OBSERVED, Outcome.SKIPPED, Outcome.APPLYING})
-"""Outcomes only the store records: nothing to tell (yet)."""
 PRUNE_EVERY = 3600.0
 
 
@@ -96,7 +95,7 @@ class NotificationCenter:
     def _take(self, decision: Decision, now: float) -> None:
         if decision.action == RESOLVED_ACTION:
             self._grouper.resolve(decision.ref.key, decision.rule, now)
-        elif decision.outcome not in UNTOLD_OUTCOMES:
+        elif decision.state not in UNTOLD:
             alert = Alert.from_decision(decision)
             for channel in self._route(decision):
                 self._grouper.add(channel, alert, now)

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tuner.notify.alerts import DEPENDENCY_GROUP_PREFIX, Alert
+from tuner.notify.alerts import Alert
 from tuner.notify.settings import GroupField, RoutingSettings
+from tuner.planning import DEPENDENCY_GROUP
 
 GroupId = tuple[str, str]
 """A group's channel and key."""
@@ -211,7 +212,7 @@ class Grouper:
                 self._mark_told(group, section, now)
             if not group.entries and now >= self._earliest(group):
                 self._drop(group.id)  # a group just told waits out group_interval first
-        if any(s.key.startswith(DEPENDENCY_GROUP_PREFIX) for s in sections):
+        if any(s.key.startswith(DEPENDENCY_GROUP) for s in sections):
             silenced = self._silenced(inhibitors)
             sections = [_with_silenced(s, silenced) for s in sections]
         return sections
@@ -326,7 +327,7 @@ def _inhibited_by(alert: Alert, inhibitors: Mapping[str, set[str]]) -> str | Non
 
 def _with_silenced(section: Section, silenced: Mapping[str, set[str]]) -> Section:
     """The section with the count of alerts its dependency holds back, if it is one's."""
-    if not section.key.startswith(DEPENDENCY_GROUP_PREFIX):
+    if not section.key.startswith(DEPENDENCY_GROUP):
         return section
-    dependency = section.key[len(DEPENDENCY_GROUP_PREFIX) :]
+    dependency = section.key[len(DEPENDENCY_GROUP) :]
     return replace(section, silenced=len(silenced.get(dependency, ())))

@@ -28,48 +28,22 @@ variable, ``*_file`` for a file.  Writing one literally is a configuration error
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     model_validator,
 )
 
-from tuner.errors import ConfigError, Problem
+from tuner.durations import Duration
+from tuner.engine.locating import located_problems
+from tuner.errors import ConfigError
 from tuner.model import Decision
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a text such as ``30s``, ``5m``, ``4h``, ``1h30m``, ``500ms``."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a text like 30s, 5m, 4h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        parts = _DURATION_PART.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise ValueError(f"'{value}' is not a duration (examples: 30s, 5m, 4h, 1h30m)")
-        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    else:
-        raise ValueError("a duration is a number of seconds or a text like 30s, 5m, 4h")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds, written in YAML as a number or as ``30s`` / ``5m`` / ``4h``."""
 
 _SECRET_FIELDS = ("webhook_url", "url", "password", "token", "api_key")
 
@@ -198,7 +172,7 @@ class Route(_Strict):
             _within(decision.severity.value, self.severity)
             and _within(decision.rule, self.rules)
             and _within(decision.ref.provider, self.providers)
-            and _within(decision.outcome.value, self.outcomes)
+            and _within(decision.state.value, self.outcomes)
         )
 
 
@@ -272,17 +246,17 @@ class NotifySettings(_Strict):
 
 
 def load_settings(
-    raw: NotifySettings | Mapping[str, Any], source: str = "tuner.yaml"
+    raw: NotifySettings | Mapping[str, Any],
+    source: str = "tuner.yaml",
+    lines: Mapping[tuple[Any, ...], int] | None = None,
 ) -> NotifySettings:
-    """Validated settings from a model or from the ``channels``/``routing``/... mapping."""
+    """Validated settings from a model or from the ``channels``/``routing``/... mapping.
+
+    ``lines`` maps paths of the configuration file to lines, so problems are located.
+    """
     if isinstance(raw, NotifySettings):
         return raw
     try:
         return NotifySettings.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(
-            [
-                Problem(source, None, e["msg"], field=".".join(str(p) for p in e["loc"]) or None)
-                for e in error.errors()
-            ]
-        ) from None
+        raise ConfigError(located_problems(error, source, lines or {})) from None

@@ -7,24 +7,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.notify.alerts import DEPENDENCY_GROUP_PREFIX, Alert
+from tuner.lifecycle import IN_WORDS, State
+from tuner.notify.alerts import Alert
 from tuner.notify.facts import fact_lines
 from tuner.notify.grouping import Section
 from tuner.notify.proposals import propose
+from tuner.planning import DEPENDENCY_GROUP
 
 MAX_ALERTS_PER_SECTION = 10
 MAX_ALERTS_PER_DIGEST_SECTION = 3
 MAX_SECTIONS = 20
 
-_OUTCOME_TEXT = {
-    "observed": "observed only",
-    "recommended": "recommended, not applied",
-    "notified": "needs a person: nothing tuner can change",
-    "applied": "applied",
-    "skipped": "held back",
-    "failed": "failed to apply",
-    "rolled-back": "rolled back: it made things worse",
-}
 _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
@@ -54,9 +47,9 @@ class AlertView:
         return getattr(self.alert, name)
 
     @property
-    def outcome_text(self) -> str:
-        """The outcome in words, e.g. ``rolled back: it made things worse``."""
-        return _OUTCOME_TEXT.get(self.alert.outcome, self.alert.outcome)
+    def state_text(self) -> str:
+        """The decision's state in words, e.g. ``recommended, not applied``."""
+        return IN_WORDS[State(self.alert.state)]
 
     @property
     def change_text(self) -> str:
@@ -66,10 +59,10 @@ class AlertView:
 
     @property
     def headline(self) -> str:
-        """One line: the change and its outcome, else the summary, else the rule."""
+        """One line: the change and its state, else the summary, else the rule."""
         if self.change_text:
-            return f"{self.outcome_text}: {self.change_text} ({self.alert.rule})"
-        return self.alert.summary or f"{self.alert.rule} ({self.outcome_text})"
+            return f"{self.state_text}: {self.change_text} ({self.alert.rule})"
+        return self.alert.summary or f"{self.alert.rule} ({self.state_text})"
 
     @property
     def facts_shown(self) -> list[tuple[str, str]]:
@@ -162,7 +155,7 @@ def build_notice(kind: str, channel: str, sections: Sequence[Section], now: floa
 def _section_order(section: Section) -> tuple[bool, int, int]:
     """Dependencies first, then the most severe, then the largest groups."""
     worst = max((_SEVERITY_RANK.get(a.severity, 0) for a in section.firing), default=0)
-    is_dependency = section.key.startswith(DEPENDENCY_GROUP_PREFIX)
+    is_dependency = section.key.startswith(DEPENDENCY_GROUP)
     return (not is_dependency, -worst, -len(section.firing))
 
 

@@ -1,0 +1,104 @@
+"""Verification as one pure function: every window, verdict and rollback rule, as a table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tuner.engine.conditions import compile_condition
+from tuner.engine.facts import FACT_TYPES
+from tuner.lifecycle import State
+from tuner.model import Change, Decision, FunctionConfig, FunctionRef, Knob, Mode, Severity
+from tuner.verifying import (
+    MADE_WORSE,
+    ONLY_COST,
+    STILL_FAILING,
+    TOO_QUIET,
+    VerifyPolicy,
+    judge,
+)
+
+T = 1_000.0
+POLICY = VerifyPolicy(windows=3)
+OOM_BEFORE = {"invocations": 100.0, "ooms": 40.0, "oom_rate": 0.4, "error_rate": 0.4,
+              "duration_p95_ms": 100.0}  # fmt: skip
+OOM_RULE = compile_condition("ooms > 0.0", FACT_TYPES)
+
+
+def change(
+    action: str = "more-memory",
+    knob: Knob = Knob.MEMORY_MB,
+    before: float | None = 256,
+    after: float = 512,
+    judged: int = 0,
+    facts: dict[str, Any] | None = None,
+) -> Decision:
+    return Decision("c", T, FunctionRef("fake", "f"), "oom", action, Severity.CRITICAL,
+                    Mode.APPLY, State.APPLIED, facts=facts or OOM_BEFORE,
+                    change=Change(knob, before, after), judged_windows=judged)  # fmt: skip
+
+
+def after(**facts: float) -> dict[str, Any]:
+    base = {"invocations": 100.0, "ooms": 0.0, "oom_rate": 0.0, "error_rate": 0.0,
+            "duration_p95_ms": 100.0}  # fmt: skip
+    return {**base, **facts}
+
+
+LIVE = FunctionConfig(memory_mb=512, timeout_s=10.0)
+START = T + 60  # a window that began a minute after the change (past the 10 s timeout)
+
+
+@pytest.mark.parametrize(
+    ("decision", "window", "start", "live", "state", "reason", "counted"),
+    [
+        # a window that began before the change never counts
+        (change(), after(), T - 1, LIVE, None, "", False),
+        # the problem went away
+        (change(), after(), START, LIVE, State.IMPROVED, "oom_rate 0.4 -> 0", True),
+        # errors rose: worse, rolled back
+        (change(), after(error_rate=0.9, ooms=0.0), START, LIVE, State.ROLLED_BACK, MADE_WORSE, True),
+        # slower without fewer errors: worse
+        (change(facts={**OOM_BEFORE, "error_rate": 0.0}), after(duration_p95_ms=200.0),
+         START, LIVE, State.ROLLED_BACK, MADE_WORSE, True),
+        # a person moved the knob since: judged, never undone
+        (change(), after(error_rate=0.9), START, FunctionConfig(memory_mb=2048, timeout_s=10.0),
+         State.WORSE, "", True),
+        # the symptom fell but the rule still holds: partial, the next step is due
+        (change(), after(ooms=10.0, oom_rate=0.1, error_rate=0.1), START, LIVE, State.PARTIAL,
+         "oom_rate 0.4 -> 0.1", True),
+        # nothing changed yet: wait for the policy's windows
+        (change(), after(ooms=40.0, oom_rate=0.4, error_rate=0.4), START, LIVE, None, "", True),
+        # still failing at the new size after the windows: kept, never back to a failing size
+        (change(judged=2), after(ooms=40.0, oom_rate=0.4, error_rate=0.4), START, LIVE,
+         State.PARTIAL, STILL_FAILING, True),
+        # a longer timeout that did not help costs more: given back after the windows
+        (change("longer-timeout", Knob.TIMEOUT_S, 10.0, 20.0, judged=2,
+                facts={"invocations": 100.0, "timeout_rate": 0.2, "error_rate": 0.2}),
+         {"invocations": 100.0, "timeout_rate": 0.2, "error_rate": 0.2}, START + 60,
+         FunctionConfig(memory_mb=512, timeout_s=20.0), State.ROLLED_BACK, ONLY_COST, True),
+        # invocations in flight at the change: cannot show that nothing changed
+        (change(), after(ooms=40.0, oom_rate=0.4, error_rate=0.4), T + 5, LIVE, None, "", False),
+        # ...but can show that it helped
+        (change(), after(), T + 5, LIVE, State.IMPROVED, "", True),
+        # too quiet to judge: wait, and after 3 x windows keep it
+        (change(), after(invocations=1.0), START, LIVE, None, "", True),
+        (change(judged=8), after(invocations=1.0), START, LIVE, State.UNCHANGED, TOO_QUIET, True),
+        # a change from an unknown value cannot be rolled back: judged only
+        (change(before=None), after(error_rate=0.9), START, LIVE, State.WORSE, "", True),
+    ],
+)
+def test_judge(
+    decision: Decision,
+    window: dict[str, Any],
+    start: float,
+    live: FunctionConfig,
+    state: State | None,
+    reason: str,
+    counted: bool,
+) -> None:
+    judgement = judge(decision, window, start, live, OOM_RULE, POLICY)
+    assert (judgement.state, judgement.counted) == (state, counted)
+    assert reason in judgement.reason
+    assert judgement.rollback is (state is State.ROLLED_BACK)
+

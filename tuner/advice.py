@@ -1,0 +1,99 @@
+"""Advice: what a person should do next, drawn from one decision's facts, plan and state.
+
+Pure, and the one owner of per-decision advice.  Planning writes :func:`for_finding`
+into each decision (with the rule's own advice); the notifier adds :func:`for_state` once
+the decision's fate is known, and only the proposals that need several alerts at once
+(a dependency failing for many functions, a rule hitting many) live beside the messages.
+Every fact read here is in the fact reference (a test checks it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tuner.lifecycle import State
+from tuner.model import Change, FunctionConfig, Knob, Limits, Mode, fact_number
+
+SLOW_DEPENDENCY_MS = 200.0
+"""A dependency p95 above this with the cache on calls for moving the data closer."""
+
+
+def for_finding(
+    facts: Mapping[str, Any],
+    change: Change | None,
+    config: FunctionConfig,
+    limits: Limits,
+    global_mode: Mode,
+    rule_mode: Mode | None,
+    *,
+    stuck: bool = False,
+) -> list[str]:
+    """Suggestions for one finding beyond the rule's own advice, each true for this function.
+
+    ``stuck``: none of the rule's actions can change anything.
+    """
+    out: list[str] = []
+    ooms = fact_number(facts, "ooms") or 0.0
+    at_cap = config.memory_mb >= limits.memory_max_mb or (
+        change is not None
+        and change.knob is Knob.MEMORY_MB
+        and change.after >= limits.memory_max_mb
+    )
+    if ooms > 0 and (stuck or at_cap):
+        out.append(
+            "Memory cannot grow further: split the work map-reduce style (fan-out), or move "
+            "large private state out of the function."
+        )
+    timeout_rate = fact_number(facts, "timeout_rate") or 0.0
+    if timeout_rate > 0 and (change is None or change.knob not in (Knob.BATCH_SIZE, Knob.FAN_OUT)):
+        timeout_ms = fact_number(facts, "timeout_ms")
+        limit = f"the {timeout_ms / 1000:g} s timeout" if timeout_ms else "the timeout"
+        if config.batch_size is not None:
+            how = f"smaller batches than {config.batch_size} records"
+        elif config.fan_out is not None:
+            how = f"a fan-out over more than {config.fan_out} parts"
+        else:
+            how = "a continuation that hands its state over, or a map-reduce fan-out over parts"
+        out.append(
+            f"{timeout_rate:.0%} of the invocations hit {limit}: a longer timeout only "
+            f"postpones this. Decompose the work: {how}."
+        )
+    latency = fact_number(facts, "dependency_latency_p95_ms")
+    if latency and latency > SLOW_DEPENDENCY_MS and facts.get("cache_enabled") is True:
+        dep = facts.get("worst_dependency")
+        which = f"'{dep}'" if isinstance(dep, str) and dep else "the dependency"
+        out.append(
+            f"{which} stays at {latency:.0f} ms p95 with the cache on: move the data closer "
+            "(a copy near the function, or an edge location)."
+        )
+    if change is not None and Mode.RECOMMEND in (global_mode, rule_mode):
+        out.append(_how_to_apply(change, global_mode, rule_mode))
+    return out
+
+
+def _how_to_apply(change: Change, global_mode: Mode, rule_mode: Mode | None) -> str:
+    """The one true way to let tuner apply a recommended change, for the modes in force."""
+    where = []
+    if global_mode is not Mode.APPLY:
+        where.append("`mode: apply` in tuner.yaml")
+    if rule_mode is not None and rule_mode is not Mode.APPLY:
+        where.append("remove the rule's own `mode`")
+    how = " and ".join(where)
+    return f"Apply {change.describe()} by hand, or let tuner do it: {how}."
+
+
+def for_state(state: State, what: str, ref: str, reason: str) -> str | None:
+    """What to do about a change once its fate is known (failed or rolled back)."""
+    if state is State.FAILED:
+        why = f" ({reason})" if reason else ""
+        return (
+            f"tuner could not apply {what} on {ref}{why}: check tuner's permissions and the "
+            "function's state; it tries again after the cooldown."
+        )
+    if state is State.ROLLED_BACK:
+        return (
+            f"tuner undid {what} on {ref} ({reason or 'later windows were worse'}): the "
+            "bottleneck is elsewhere. Look at the evidence before trying it again."
+        )
+    return None
