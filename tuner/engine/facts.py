@@ -101,6 +101,23 @@ FACTS: Mapping[str, FactDoc] = {
 
 FACT_TYPES: Mapping[str, Type] = {name: doc.type for name, doc in FACTS.items()}
 
+EXTRA_FACTS: Mapping[str, FactDoc] = {
+    # local host
+    "records_per_invocation": FactDoc(Type.NUMBER, "records", "local: records per batched invocation."),
+    "duration_per_record_ms": FactDoc(Type.NUMBER, "ms", "local: duration per record of a batch."),
+    "cache_hits": FactDoc(Type.NUMBER, "count", "local: cache hits in the window."),
+    "cache_misses": FactDoc(Type.NUMBER, "count", "local: cache misses in the window."),
+    "cache_hit_rate": FactDoc(Type.NUMBER, "ratio", "local: hits / (hits + misses)."),
+    "init_ms_max": FactDoc(Type.NUMBER, "ms", "local: the longest worker start."),
+    # AWS Lambda
+    "log_reports": FactDoc(Type.NUMBER, "count", "aws: REPORT log lines read for the window."),
+    "malformed_log_lines": FactDoc(Type.NUMBER, "count", "aws: log lines that could not be read."),
+    # Kubernetes
+    "restarts": FactDoc(Type.NUMBER, "count", "kubernetes: container restarts of the pods."),
+    "pods": FactDoc(Type.NUMBER, "count", "kubernetes: pods of the workload."),
+}
+"""Provider-specific facts, under ``extra`` (e.g. ``extra.cache_hit_rate``), and who produces them."""
+
 
 def _f(value: float | int | None) -> float | None:
     """A measurement as a float; NaN, infinite or negative telemetry counts as missing."""
