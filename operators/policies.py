@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tuner.durations import Duration
+from tuner.notify.channels import CHANNELS
 from tuner.providers.kubernetes import LabelSelector
+from tuner.registry import UnknownNameError
 
 
 class _Spec(BaseModel):
@@ -41,10 +44,17 @@ class ChannelSpec(_Spec):
     """A notification channel whose secret (webhook URL, password) lives in a Secret."""
 
     name: str
-    type: Literal["slack", "email", "webhook", "console"]
+    type: str = Field(description="A channel type of tuner's registry: slack, email, webhook, console.")
     secret_ref: KeyRef | None = Field(None, alias="secretRef")
     options: dict[str, Any] = Field(default_factory=dict)
     """Further channel options as in tuner.yaml (e.g. ``host``, ``to`` for email)."""
+
+    @field_validator("type")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in CHANNELS:
+            raise ValueError(str(UnknownNameError(CHANNELS.kind, value, list(CHANNELS))))
+        return value
 
 
 class PrometheusSpec(_Spec):
@@ -59,14 +69,18 @@ class TuningPolicySpec(_Spec):
 
     selector: LabelSelector = Field(default_factory=LabelSelector.opt_in)
     mode: Literal["observe", "recommend", "apply"] = "recommend"
-    interval: str | float | None = None
+    interval: Duration | None = None
     rules: RulesSpec = Field(default_factory=lambda: RulesSpec.model_validate({}))
     limits: LimitsSpec = Field(default_factory=lambda: LimitsSpec.model_validate({}))
     channels: list[ChannelSpec] = Field(default_factory=list)
     prometheus: PrometheusSpec | None = None
 
 
-SECRET_OPTION = {"slack": "webhook_url_file", "webhook": "url_file", "email": "password_file"}
+SECRET_OPTION = {
+    e.name: e.settings.secret_file
+    for e in CHANNELS.entries()
+    if e.settings is not None and e.settings.secret_file
+}
 """The tuner.yaml channel option that names a file holding the channel's secret."""
 
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuner.model import Change, FunctionConfig, Knob, Limits, fact_number
+from tuner.registry import Entry, Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,10 +326,15 @@ Action = Annotated[
 ]
 """Any action of a rule, told apart by its ``action`` field."""
 
-ACTIONS: Mapping[str, type[_Action]] = {
-    cls.model_fields["action"].default: cls for cls in get_args(get_args(Action)[0])
-}
-"""The registry: action name -> model class, derived from :data:`Action` (one list to edit)."""
+def _entry(cls: type[_Action]) -> Entry[type[_Action]]:
+    summary = (cls.__doc__ or "").split("\n")[0]
+    return Entry(cls.model_fields["action"].default, lambda: cls, settings=cls, summary=summary)
+
+
+ACTIONS: Registry[type[_Action]] = Registry(
+    "action", [_entry(cls) for cls in get_args(get_args(Action)[0])]
+)
+"""The registry of actions, derived from :data:`Action` (the one list to edit)."""
 
 
 def clamp(config: FunctionConfig, limits: Limits, change: Change) -> Change:

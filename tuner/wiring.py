@@ -1,13 +1,13 @@
 """Wiring: build a running tuner (providers, rules, store, notifier, daemon) from a config.
 
 This is, with the CLI and the operator, the only place where concrete classes meet.
-Providers and the notifier are imported lazily by name, so that a user of the local host
-never imports boto3 or the Kubernetes client.
+Providers come from their registry (:data:`tuner.providers.PROVIDERS`) and, like the
+notifier, are imported only when configured, so that a user of the local host never
+imports boto3 or the Kubernetes client.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -20,41 +20,22 @@ from tuner.engine.locating import located_problems
 from tuner.errors import ConfigError, Problem
 from tuner.loop import Daemon, SystemClock
 from tuner.ports import Clock, Notifier, Provider
+from tuner.providers import PROVIDERS
+from tuner.registry import UnknownNameError
 from tuner.reloading import RuleSource
 from tuner.store import SqliteStore
 
-PROVIDERS = {
-    "local": "tuner.providers.local",
-    "aws": "tuner.providers.aws",
-    "kubernetes": "tuner.providers.kubernetes",
-}
-"""Provider type -> package exporting ``Settings`` and ``build(settings, *, clock)``."""
-
 
 def _provider_module(kind: str, config: TunerConfig, index: int) -> ModuleType:
-    if kind not in PROVIDERS:
-        raise ConfigError(
-            [
-                Problem(
-                    config.source or "tuner.yaml",
-                    config.line_of("providers", index, "type"),
-                    f"unknown provider type '{kind}'; known: {', '.join(PROVIDERS)}",
-                    field=f"providers[{index}].type",
-                )
-            ]  # fmt: skip
-        )
+    source = config.source or "tuner.yaml"
     try:
-        return importlib.import_module(PROVIDERS[kind])
+        return PROVIDERS.load(kind)
+    except UnknownNameError as exc:
+        line = config.line_of("providers", index, "type")
+        raise ConfigError([Problem(source, line, str(exc), field=f"providers[{index}].type")]) from None
     except ImportError as exc:
-        raise ConfigError(
-            [
-                Problem(
-                    config.source or "tuner.yaml",
-                    config.line_of("providers", index),
-                    f"provider '{kind}' needs an extra: pip install 'tuner[{kind}]' ({exc.name} missing)",
-                )
-            ]  # fmt: skip
-        ) from None
+        why = f"provider '{kind}' needs an extra: pip install 'tuner[{kind}]' ({exc.name} missing)"
+        raise ConfigError([Problem(source, config.line_of("providers", index), why)]) from None
 
 
 def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:

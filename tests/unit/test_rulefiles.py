@@ -164,7 +164,7 @@ def _yaml_examples(obj: object) -> list[str]:
 
 
 ACTION_EXAMPLES = [
-    (name, ex) for name, cls in actions.ACTIONS.items() for ex in _yaml_examples(cls)
+    (e.name, ex) for e in actions.ACTIONS.entries() for ex in _yaml_examples(e.load())
 ]
 
 

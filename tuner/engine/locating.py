@@ -6,7 +6,6 @@ provider and notification sections) and the operator's TuningPolicies.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ from pydantic import ValidationError
 
 from tuner.actions import ACTIONS
 from tuner.errors import Problem
+from tuner.registry import UnknownNameError
 
 
 def nearest_line(
@@ -87,10 +87,8 @@ def _rule_name(data: Any, loc: tuple[Any, ...]) -> str | None:
 def _message(err: Any, loc: tuple[Any, ...]) -> str:
     kind = err["type"]
     if kind == "union_tag_invalid":
-        tag = err.get("ctx", {}).get("tag", "")
-        close = difflib.get_close_matches(str(tag), list(ACTIONS), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"unknown action '{tag}'{hint}; known: {', '.join(sorted(ACTIONS))}"
+        tag = str(err.get("ctx", {}).get("tag", ""))
+        return str(UnknownNameError(ACTIONS.kind, tag, list(ACTIONS)))
     if kind == "union_tag_not_found":
         return "an action needs an 'action' field, e.g. 'action: more-memory'"
     if kind == "extra_forbidden":

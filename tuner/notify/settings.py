@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -61,6 +61,8 @@ class ChannelSettingsBase(_Strict):
     """At least this long between two messages on this channel (a rate limit)."""
     resend_in_doubt: bool = False
     """After a crash in the middle of a send, send the message again (may duplicate it)."""
+    secret_file: ClassVar[str | None] = None
+    """The option naming a file that holds the channel's secret (the operator mounts it)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -86,6 +88,7 @@ class SlackChannelSettings(ChannelSettingsBase):
     """A Slack incoming webhook."""
 
     type: Literal["slack"]
+    secret_file: ClassVar[str | None] = "webhook_url_file"
     webhook_url_env: str | None = None
     webhook_url_file: Path | None = None
     min_interval: Duration = 1.0
@@ -101,6 +104,7 @@ class EmailChannelSettings(ChannelSettingsBase):
     """An SMTP server and the addresses to write to."""
 
     type: Literal["email"]
+    secret_file: ClassVar[str | None] = "password_file"
     host: str
     port: int = 587
     security: Literal["starttls", "tls", "none"] = "starttls"
@@ -130,6 +134,7 @@ class WebhookChannelSettings(ChannelSettingsBase):
     """Any HTTP endpoint that accepts a JSON POST."""
 
     type: Literal["webhook"]
+    secret_file: ClassVar[str | None] = "url_file"
     url_env: str | None = None
     url_file: Path | None = None
 

@@ -1,0 +1,44 @@
+"""The providers tuner can run against, registered in one place.
+
+Each provider is a package of the same shape: ``Settings`` (the model of its section in
+``tuner.yaml``) and ``build(settings, *, clock)``.  The registry names each one, loads it
+only when configured (so the local host never imports boto3 or the Kubernetes client) and
+states what it must be granted: the IAM actions of ``docs/iam-policy.json`` and the RBAC
+rules of the Helm chart are checked against these lists and against the calls the code makes.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from importlib import import_module
+from types import ModuleType
+
+from tuner.registry import Entry, Registry
+
+AWS_IAM_ACTIONS = (
+    "lambda:ListFunctions",
+    "lambda:GetFunctionConfiguration",
+    "lambda:ListEventSourceMappings",
+    "lambda:GetEventSourceMapping",
+    "lambda:UpdateFunctionConfiguration",
+    "lambda:UpdateEventSourceMapping",
+    "tag:GetResources",
+    "cloudwatch:GetMetricData",
+    "cloudwatch:ListMetrics",
+    "logs:FilterLogEvents",
+    "sts:AssumeRole",
+)
+"""Every AWS API action the provider calls (``sts:AssumeRole`` only with ``assume_role_arn``)."""
+
+PROVIDERS: Registry[ModuleType] = Registry(
+    "provider",
+    [
+        Entry("local", partial(import_module, "tuner.providers.local"),
+              summary="the embedded function host: Python handlers in worker processes"),
+        Entry("aws", partial(import_module, "tuner.providers.aws"), permissions=AWS_IAM_ACTIONS,
+              summary="AWS Lambda: Lambda, CloudWatch metrics and logs"),
+        Entry("kubernetes", partial(import_module, "tuner.providers.kubernetes"),
+              summary="Deployments and Knative Services, through the Kubernetes API"),
+    ],
+)  # fmt: skip
+"""Provider type -> its package (``Settings``, ``build``), loaded on first use."""

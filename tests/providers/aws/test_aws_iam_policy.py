@@ -1,4 +1,4 @@
-"""docs/iam-policy.json grants exactly the operations the provider makes."""
+"""The provider's registered IAM actions are exactly the calls it makes, and docs/iam-policy.json grants them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from aws_world import REGION, AwsWorld, CallRecorder, report_line
 
 from tuner.model import Change, Knob
+from tuner.providers import PROVIDERS
 from tuner.providers.aws import AwsProvider
 
 POLICY = Path(__file__).parents[3] / "docs" / "iam-policy.json"
@@ -53,8 +54,10 @@ def test_every_operation_of_a_full_cycle_is_in_the_policy_and_nothing_more(
     provider.read(targets[0].ref)
 
     made = {f"{IAM_PREFIX[service]}:{operation}" for service, operation in recorder.calls}
-    assert made - policy_actions() == set(), "operations missing from docs/iam-policy.json"
-    assert policy_actions() - made - ROLE_ONLY == set(), "policy grants unused actions"
+    registered = set(PROVIDERS.entry("aws").permissions)
+    assert made - registered == set(), "calls the registry does not name"
+    assert registered - made - ROLE_ONLY == set(), "the registry names actions never called"
+    assert policy_actions() == registered, "docs/iam-policy.json differs from the registry"
 
 
 def test_an_assumed_role_supplies_the_credentials(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from tuner.errors import ConfigError, Problem
 from tuner.notify.channels.base import Channel, DeliveryError
@@ -15,43 +16,71 @@ from tuner.notify.settings import (
     SlackChannelSettings,
     WebhookChannelSettings,
 )
+from tuner.registry import Entry, Registry
 
-__all__ = ["Channel", "DeliveryError", "build_channel", "build_channels"]
+__all__ = ["CHANNELS", "Channel", "DeliveryError", "build_channel", "build_channels"]
+
+
+ChannelBuilder = Callable[[str, Any, "TextIO | None"], Channel]
+"""Builds a channel from its name, its settings and the console's stream, reading secrets now."""
+
+
+def _slack(name: str, settings: SlackChannelSettings, stream: TextIO | None) -> Channel:
+    from tuner.notify.channels.slack import SlackChannel
+
+    what = f"channel '{name}'"
+    url = read_secret(env=settings.webhook_url_env, file=settings.webhook_url_file, what=what)
+    return SlackChannel(name, settings, url)
+
+
+def _webhook(name: str, settings: WebhookChannelSettings, stream: TextIO | None) -> Channel:
+    from tuner.notify.channels.webhook import WebhookChannel
+
+    url = read_secret(env=settings.url_env, file=settings.url_file, what=f"channel '{name}'")
+    return WebhookChannel(name, settings, url)
+
+
+def _email(name: str, settings: EmailChannelSettings, stream: TextIO | None) -> Channel:
+    from tuner.notify.channels.email import EmailChannel
+
+    what = f"channel '{name}'"
+    username = settings.username
+    if settings.username_env is not None:
+        username = read_secret(env=settings.username_env, file=None, what=what).reveal()
+    password = None
+    if username is not None:
+        password = read_secret(env=settings.password_env, file=settings.password_file, what=what)
+    return EmailChannel(name, settings, username, password)
+
+
+def _console(name: str, settings: ConsoleChannelSettings, stream: TextIO | None) -> Channel:
+    from tuner.notify.channels.console import ConsoleChannel
+
+    return ConsoleChannel(name, settings, stream)
+
+
+def _entry(name: str, build: Callable[..., Channel], settings: type[Any], summary: str) -> Entry[ChannelBuilder]:
+    return Entry(name, lambda: build, settings=settings, summary=summary)
+
+
+CHANNELS: Registry[ChannelBuilder] = Registry(
+    "channel",
+    [
+        _entry("slack", _slack, SlackChannelSettings, "a Slack incoming webhook (slack-sdk)"),
+        _entry("email", _email, EmailChannelSettings, "mail over SMTP"),
+        _entry("webhook", _webhook, WebhookChannelSettings, "a JSON POST to any HTTP endpoint"),
+        _entry("console", _console, ConsoleChannelSettings, "the terminal tuner runs in"),
+    ],
+)
+"""Channel type -> how to build it; SDKs are imported only by the channels configured."""
 
 
 def build_channel(name: str, settings: ChannelSettings, stream: TextIO | None = None) -> Channel:
     """The channel for one ``channels:`` entry, with its secrets read now.
 
     Raises :class:`tuner.notify.secrets.SecretMissingError` when a secret is missing.
-    SDKs are imported here, so only configured channels pay for them.
     """
-    what = f"channel '{name}'"
-    if isinstance(settings, SlackChannelSettings):
-        from tuner.notify.channels.slack import SlackChannel
-
-        url = read_secret(env=settings.webhook_url_env, file=settings.webhook_url_file, what=what)
-        return SlackChannel(name, settings, url)
-    if isinstance(settings, WebhookChannelSettings):
-        from tuner.notify.channels.webhook import WebhookChannel
-
-        url = read_secret(env=settings.url_env, file=settings.url_file, what=what)
-        return WebhookChannel(name, settings, url)
-    if isinstance(settings, EmailChannelSettings):
-        from tuner.notify.channels.email import EmailChannel
-
-        username = settings.username
-        if settings.username_env is not None:
-            username = read_secret(env=settings.username_env, file=None, what=what).reveal()
-        password = None
-        if username is not None:
-            password = read_secret(
-                env=settings.password_env, file=settings.password_file, what=what
-            )
-        return EmailChannel(name, settings, username, password)
-    assert isinstance(settings, ConsoleChannelSettings)
-    from tuner.notify.channels.console import ConsoleChannel
-
-    return ConsoleChannel(name, settings, stream)
+    return CHANNELS.load(settings.type)(name, settings, stream)
 
 
 def build_channels(settings: NotifySettings, stream: TextIO | None) -> dict[str, Channel]:
