@@ -1,6 +1,7 @@
 """Soak benchmark: days of simulated churn on a virtual clock, with the daemon's footprint per day.
 
-Usage: ``python -m bench.bench_soak [DAYS] [--live N] [--retention-days D]``.  Prints one line per simulated day:
+Usage: ``python -m bench.bench_soak [DAYS] [--live N] [--retention-days D] [--quick]``
+(``--quick``: one short day of 60 cycles, to check that the benchmark runs).  Prints one line per simulated day:
 the Python heap traced by tracemalloc, the interpreter's allocated blocks, RSS, the loop's
 state (streaks, state keys, open intents), the store's size and the time per cycle.
 """
@@ -25,7 +26,11 @@ def main() -> None:
     args.add_argument("days", nargs="?", type=int, default=7)
     args.add_argument("--live", type=int, default=20, help="functions alive at any time")
     args.add_argument("--retention-days", type=float, default=30.0, help="audit store retention")
+    args.add_argument("--quick", action="store_true", help="one day of 60 cycles, 5 functions")
     opts = args.parse_args()
+    cycles = 60 if opts.quick else CYCLES_PER_DAY
+    if opts.quick:
+        opts.days, opts.live = 1, 5
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "soak.db"
@@ -38,8 +43,8 @@ def main() -> None:
         try:
             for day in range(1, opts.days + 1):
                 started = time.perf_counter()
-                soak.run(CYCLES_PER_DAY)
-                per_cycle = (time.perf_counter() - started) / CYCLES_PER_DAY * 1000
+                soak.run(cycles)
+                per_cycle = (time.perf_counter() - started) / cycles * 1000
                 s = soak.sample()
                 print(
                     f"{day:>3}  {soak.born:>9}  {soak.applied:>7}  {s.heap_bytes // 1024:>8}  "

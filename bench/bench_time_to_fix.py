@@ -3,23 +3,24 @@
 Runs the real local host with its demo traffic and the daemon on a short interval, then
 reads the first OOM invocation from the host's records and the applied change from the
 store.  Target: at most one poll interval plus the apply time.
-Run: ``python bench/bench_time_to_fix.py [interval_s]``.
+Run: ``python bench/bench_time_to_fix.py [--interval 5] [--quick]`` (``--quick``: a 2 s
+interval, to check that it runs).
 """
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from tuner.engine import load_rules
-from tuner.lifecycle import State
 from tuner.logs import configure
-from tuner.loop import Daemon, SystemClock, run_forever
+from tuner.loop import Daemon, SystemClock
 from tuner.providers.local import Settings, build
+from tuner.scheduling import run_forever
 from tuner.store import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +42,10 @@ def main(interval_s: float = 5.0) -> None:
         apply_seconds: list[float] = []
         original_apply = provider.apply
 
-        def timed_apply(target, changes):  # type: ignore[no-untyped-def]
+        def timed_apply(target, changes, **kwargs):  # type: ignore[no-untyped-def]
             t0 = time.time()
             try:
-                return original_apply(target, changes)
+                return original_apply(target, changes, **kwargs)
             finally:
                 apply_seconds.append(time.time() - t0)
                 applied_at.append(time.time())
@@ -64,7 +65,7 @@ def main(interval_s: float = 5.0) -> None:
                     (
                         d
                         for d in store.decisions()
-                        if d.rule == "oom" and d.state is State.APPLIED
+                        if d.rule == "oom" and d.applied
                     ),
                     None,
                 )
@@ -90,4 +91,8 @@ def main(interval_s: float = 5.0) -> None:
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 5.0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--interval", type=float, default=5.0, help="the poll interval, seconds")
+    parser.add_argument("--quick", action="store_true", help="a 2 s interval")
+    opts = parser.parse_args()
+    main(2.0 if opts.quick else opts.interval)
