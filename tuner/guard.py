@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuner.durations import Duration
-from tuner.lifecycle import LIVE, State, Verdict
+from tuner.lifecycle import LIVE, Verdict
 from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Severity
 
 DAY_S = 86_400.0
@@ -122,8 +122,7 @@ def _settle(
     previous = last.get(key)
     if previous is not None:
         cooldown = cooldowns.get(d.rule, 0.0)
-        next_step = previous.state is State.PARTIAL and _same_way(previous, change)
-        if now - previous.time < cooldown and not next_step:
+        if now - previous.time < cooldown:
             wait = cooldown - (now - previous.time)
             return (
                 Verdict.SKIP,

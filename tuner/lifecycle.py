@@ -39,7 +39,7 @@ class State(enum.StrEnum):
     SUPERSEDED = "superseded"  # an outside change made it moot before it was applied
     APPLIED = "applied"  # live; a change waits for its verdict (a rollback stays here)
     IMPROVED = "improved"  # later windows show the problem went away
-    PARTIAL = "partial"  # kept, but the problem remains: the next step is due at once
+    PARTIAL = "partial"  # kept, but the problem remains: the next step follows the cooldown
     UNCHANGED = "unchanged"  # later windows show no difference; kept
     WORSE = "worse"  # later windows are worse, but it was kept (a person changed it since)
     ROLLED_BACK = "rolled-back"  # it was undone because it made things worse or only cost more
@@ -106,7 +106,7 @@ IN_WORDS: Mapping[State, str] = {
     State.SUPERSEDED: "superseded by an outside change",
     State.APPLIED: "applied",
     State.IMPROVED: "applied, and it helped",
-    State.PARTIAL: "applied, not enough yet: the next step is due",
+    State.PARTIAL: "applied, not enough yet: a next step follows",
     State.UNCHANGED: "applied, with no effect seen",
     State.WORSE: "applied, and it made things worse",
     State.ROLLED_BACK: "rolled back",

@@ -135,15 +135,16 @@ def judge(
     ``judged_windows`` the windows counted so far); ``live`` is the function's
     configuration now.  A window that began before the change never counts.  Invocations
     in flight at the change finish within the function's timeout: a window that may
-    still hold them can show that the change helped or hurt, never that nothing changed.
+    still hold them can show that the change helped or hurt, never that nothing (or not
+    enough) changed.
     """
     change = decision.change
     if change is None or decision.time > window_start:
         return _WAIT
     verdict = compare(decision.facts, after, decision.action, condition, policy)
     in_flight = decision.time + (live.timeout_s or 0.0) > window_start
-    if in_flight and verdict in (State.UNCHANGED, None):
-        return _WAIT
+    if in_flight and verdict in (State.UNCHANGED, State.PARTIAL, None):
+        return _WAIT  # invocations from before the change may be what still fails
     seen = decision.judged_windows + 1
     if verdict is None:
         if seen < QUIET_FACTOR * policy.windows:

@@ -47,8 +47,7 @@ class World:
 
     def first_change(self) -> Decision:
         """The change that tuner made for the OOMs."""
-        [first] = [d for d in self.store.decisions() if d.action == "more-memory" and d.applied]
-        return first
+        return [d for d in self.store.decisions() if d.action == "more-memory" and d.applied][0]
 
     def rollbacks(self) -> list[Decision]:
         """The rollback decisions in the store."""
@@ -133,7 +132,11 @@ def test_more_memory_that_still_fails_is_kept_not_rolled_back_to_a_size_known_to
     first = world.first_change()
     assert first.state is State.PARTIAL and "still failing" in first.reason
     assert world.rollbacks() == []
-    assert world.provider.configs["f"].memory_mb == 1024, "the next step, within the cooldown"
+    assert world.provider.configs["f"].memory_mb == 512, "the cooldown holds the next step"
+    for _ in range(6):
+        world.cycle()
+    assert world.provider.configs["f"].memory_mb == 1024, "the next step, after the cooldown"
+    assert world.rollbacks() == []
 
 
 def test_a_change_that_helped_is_kept_and_explained(
