@@ -67,7 +67,7 @@ def for_finding(
             f"{which} stays at {latency:.0f} ms p95 with the cache on: move the data closer "
             "(a copy near the function, or an edge location)."
         )
-    if change is not None and Mode.RECOMMEND in (global_mode, rule_mode):
+    if change is not None and global_mode.stricter(rule_mode) is Mode.RECOMMEND:
         out.append(_how_to_apply(change, global_mode, rule_mode))
     return out
 

@@ -42,6 +42,10 @@ class Mode(enum.StrEnum):
         """Order of the modes, so the stricter of two modes is the smaller rank."""
         return _MODE_RANK[self]
 
+    def stricter(self, other: Mode | None) -> Mode:
+        """The stricter of this mode and another (None: no other mode)."""
+        return self if other is None or self.rank <= other.rank else other
+
 
 _MODE_RANK = {Mode.OBSERVE: 0, Mode.RECOMMEND: 1, Mode.APPLY: 2}
 

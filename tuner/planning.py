@@ -20,9 +20,7 @@ DEPENDENCY_GROUP = "dependency:"
 
 def effective_mode(global_mode: Mode, rule_mode: Mode | None) -> Mode:
     """The stricter of the global mode and the rule's own: a rule can only hold back more."""
-    if rule_mode is None or global_mode.rank <= rule_mode.rank:
-        return global_mode
-    return rule_mode
+    return global_mode.stricter(rule_mode)
 
 
 def function_group(ref: FunctionRef) -> str:

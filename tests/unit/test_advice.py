@@ -1,0 +1,54 @@
+"""Advice is true for the configuration in force: every rule, in every mode."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from tuner.engine import load_rules
+from tuner.guard import GuardPolicy, guard
+from tuner.lifecycle import Verdict
+from tuner.model import Finding, FunctionConfig, FunctionRef, Mode, Target
+from tuner.planning import plan_finding
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = load_rules([ROOT / "rules" / "default.yaml"])
+TARGET = Target(
+    FunctionRef("fake", "f"),
+    FunctionConfig(memory_mb=256, timeout_s=3.0, batch_size=100, cache_ttl_s=0, concurrency=10),
+)
+FACTS = {
+    "invocations": 100.0, "errors": 30.0, "error_rate": 0.3, "ooms": 5.0, "oom_rate": 0.05,
+    "timeouts": 10.0, "timeout_rate": 0.1, "timeout_ms": 3000.0, "peak_memory_mb": 250.0,
+    "duration_p95_ms": 2900.0, "duration_p99_ms": 2990.0, "duration_max_ms": 3000.0,
+    "memory_mb": 256.0, "memory_utilisation": 0.2, "throttles": 3.0,
+}  # fmt: skip
+
+
+def _rule_modes() -> list[Mode | None]:
+    return [None, *Mode]
+
+
+@pytest.mark.parametrize(
+    ("global_mode", "rule_mode"), list(itertools.product(list(Mode), _rule_modes()))
+)
+def test_recommendations_say_how_to_let_tuner_apply_them_truthfully(
+    global_mode: Mode, rule_mode: Mode | None
+) -> None:
+    for compiled in RULES.rules:
+        rule = compiled.rule.model_copy(update={"mode": rule_mode})
+        compiled = type(compiled)(rule, compiled.condition, compiled.source, compiled.line)
+        finding = Finding(TARGET.ref, rule.name, rule.severity, FACTS, 0.0)
+        planned = plan_finding(compiled, finding, TARGET, global_mode, 0.0)
+        for d in guard(planned, [], {}, GuardPolicy(), 0.0):
+            if d.verdict is not Verdict.RECOMMEND:
+                assert "let tuner do it" not in d.advice, (rule.name, d.advice)
+                continue
+            assert d.change is not None and d.change.describe() in d.advice
+            says_global = "`mode: apply` in tuner.yaml" in d.advice
+            says_rule = "remove the rule's own `mode`" in d.advice
+            assert says_global is (global_mode is not Mode.APPLY), (rule.name, d.advice)
+            assert says_rule is (rule_mode not in (None, Mode.APPLY)), (rule.name, d.advice)
+
