@@ -20,6 +20,7 @@ import structlog
 
 from tuner.applying import Applier
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
+from tuner.engine.telemetry import impossible
 from tuner.guard import DAY_S, HOUR_S, GuardPolicy, guard, history_span
 from tuner.lifecycle import EVENTS, UNTOLD, State, Verdict
 from tuner.model import Change, Decision, FunctionRef, Mode, Severity, Target, WindowFacts
@@ -182,10 +183,25 @@ class Daemon:
                 continue
             report.targets += len(targets)
             listed.add(provider.name)
-            observed.extend(
-                (provider, t, _current(windows.get(t.ref), start, now)) for t in targets
-            )
+            for target in targets:
+                window = windows.get(target.ref)
+                why = impossible(window) if window is not None else None
+                if why is not None:
+                    self._bad_telemetry(target, why, now)
+                    window = None
+                observed.append((provider, target, _current(window, start, now)))
         return observed, listed
+
+    def _bad_telemetry(self, target: Target, why: str, now: float) -> None:
+        """Record a window that cannot be true; the function is treated as having no data."""
+        log.warning("bad telemetry, window ignored", function=target.ref.key, why=why)
+        self.store.record(
+            Decision(
+                id=uuid.uuid4().hex, time=now, ref=target.ref, rule="telemetry",
+                action="ignore-window", severity=Severity.WARNING, mode=self.mode,
+                summary=f"bad telemetry: {why}", group=function_group(target.ref),
+            ).with_verdict(Verdict.SKIP, f"bad telemetry: {why}: no rule acts on this window")
+        )  # fmt: skip
 
     def _carry_out(
         self, decision: Decision, targets_by_ref: dict[FunctionRef, tuple[Provider, Target]]

@@ -9,6 +9,7 @@ from tuner.lifecycle import State
 from tuner.model import Change, Knob, Severity
 from tuner.notify.alerts import Alert
 from tuner.notify.grouping import Group, Grouper, group_key
+from tuner.notify.rendering import Renderer
 from tuner.notify.settings import RoutingSettings
 
 ROUTING = RoutingSettings(group_wait=30, group_interval=300, repeat_interval=3600)
@@ -107,12 +108,21 @@ def test_a_finding_resolved_before_anyone_heard_of_it_is_dropped_silently() -> N
     assert told(g, 30) == [] and len(g) == 0
 
 
-def test_a_finding_no_longer_reported_resolves_after_resolve_timeout() -> None:
+def test_silence_never_resolves_a_finding_it_says_no_data_once() -> None:
+    """Not reported for resolve_timeout: still open, told once as without data, never resolved."""
     g = Grouper(ROUTING.model_copy(update={"resolve_timeout": 600}))
-    g.add("c", alert(), T0)
+    finding = alert()
+    g.add("c", finding, T0)
     told(g, 30)
     (section,) = g.take_due(T0 + 600)
-    assert not section.firing and section.stale == {alert().key}
+    assert section.firing == (finding,) and section.resolved == ()
+    assert section.stale == {finding.key} and section.new == {finding.key}
+    text = Renderer().render("c", "email", [section], T0 + 600).text
+    assert "NO DATA since 2027-01-15 08:00 UTC, still open" in text and "RESOLVED" not in text
+    assert g.take_due(T0 + 1200) == []  # told once; reminders follow repeat_interval
+    g.add("c", finding, T0 + 1300)  # reported again: it has data again
+    (again,) = g.take_due(T0 + 1300 + 300)
+    assert again.stale == frozenset() and again.new == {finding.key}
 
 
 def test_send_resolved_false_closes_groups_quietly() -> None:

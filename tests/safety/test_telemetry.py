@@ -78,6 +78,16 @@ BAD_WINDOWS = {
     "from the future": _oom(start=3600.0, end=3600.0 + WINDOW_S),
     "ends before it starts": _oom(start=0.0, end=-WINDOW_S),
 }
+IMPOSSIBLE_WINDOWS = {
+    "50 OOMs in 10 invocations": _oom(invocations=10, ooms=50, errors=10),
+    "500 errors in 100 invocations": _oom(errors=500),
+    "peak memory 1e308 MB": _oom(peak_memory_mb=1e308),
+    "p95 of 1e308 ms": _oom(duration_p95_ms=1e308),
+    "infinite bounds": _oom(start=-INF, end=INF),
+    "a count given as text": _oom(invocations="100"),
+    "a fractional count": _oom(ooms=2.5, errors=3),
+}
+BAD_WINDOWS.update(IMPOSSIBLE_WINDOWS)
 
 
 @pytest.mark.parametrize("window", BAD_WINDOWS.values(), ids=BAD_WINDOWS.keys())
@@ -87,6 +97,14 @@ def test_bad_windows_lead_to_no_change(window: WindowFacts | None) -> None:
     assert provider.applied == []
     assert errors == []
     assert not [d for d in store.decisions() if d.state is not State.SKIPPED]
+
+
+@pytest.mark.parametrize("window", IMPOSSIBLE_WINDOWS.values(), ids=IMPOSSIBLE_WINDOWS.keys())
+def test_an_impossible_window_is_recorded_as_bad_telemetry(window: WindowFacts) -> None:
+    _, store, _ = _run(window, cycles=1)
+    [record] = store.decisions()
+    assert (record.rule, record.state) == ("telemetry", State.SKIPPED)
+    assert record.reason.startswith("bad telemetry: ") and "no rule acts" in record.reason
 
 
 def test_the_good_window_does_change_the_function() -> None:

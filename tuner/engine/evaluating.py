@@ -52,7 +52,8 @@ def evaluate(
 
     A finding is a rule that matches the target and whose condition held for ``for``
     consecutive windows.  A window without invocations neither starts nor breaks a
-    streak: no data is no evidence either way.
+    streak, and neither does a condition that is unknown (``null``, e.g. no calls to the
+    failing dependency): no data is no evidence either way, so silence never resolves.
     """
     findings: list[Finding] = []
     resolved: list[str] = []
@@ -63,9 +64,10 @@ def evaluate(
         rule = compiled.rule
         if not compiled.matches_all and not rule.match.matches(target):
             continue
-        if compiled.condition.evaluate(facts) is True:
+        holds = compiled.condition.evaluate(facts)
+        if holds is True:
             if streaks.bump(key, rule.name) >= rule.for_windows:
                 findings.append(Finding(target.ref, rule.name, rule.severity, facts, window_end))
-        elif streaks.reset(key, rule.name) >= rule.for_windows:
-            resolved.append(rule.name)
+        elif holds is False and streaks.reset(key, rule.name) >= rule.for_windows:
+            resolved.append(rule.name)  # only data showing health resolves; unknown keeps it
     return findings, resolved

@@ -32,6 +32,8 @@ class Entry:
     sent_fingerprint: str | None = None
     resolved_at: float | None = None
     stale: bool = False
+    """No report for ``resolve_timeout``: still open (silence is no recovery), without data."""
+    told_stale: bool = False
 
     @property
     def firing(self) -> bool:
@@ -71,6 +73,7 @@ class Group:
                     "sent_fingerprint": e.sent_fingerprint,
                     "resolved_at": e.resolved_at,
                     "stale": e.stale,
+                    "told_stale": e.told_stale,
                 }
                 for e in self.entries.values()
             ],
@@ -86,8 +89,9 @@ class Group:
         for raw in data["entries"]:
             alert = Alert.from_dict(raw["alert"])
             group.entries[alert.key] = Entry(
-                alert, raw["last_seen"], raw["sent_fingerprint"], raw["resolved_at"], raw["stale"]
-            )
+                alert, raw["last_seen"], raw["sent_fingerprint"], raw["resolved_at"], raw["stale"],
+                raw.get("told_stale", False),
+            )  # fmt: skip
         return group
 
 
@@ -112,7 +116,7 @@ class Section:
     """Keys of the firing alerts that are news (not told before in this form)."""
     resolved: tuple[Alert, ...] = ()
     stale: frozenset[str] = frozenset()
-    """Keys of the resolved alerts that were simply no longer reported."""
+    """Keys of the firing alerts without data for ``resolve_timeout``: still open."""
     silenced: int = 0
     """How many alerts of dependent functions this (dependency) group holds back."""
 
@@ -172,12 +176,12 @@ class Grouper:
         entry = group.entries.get(alert.key)
         if entry is None:
             group.entries[alert.key] = Entry(alert, now)
-        elif entry.firing and entry.alert.fingerprint == alert.fingerprint:
+        elif entry.firing and entry.alert.fingerprint == alert.fingerprint and not entry.stale:
             entry.alert, entry.last_seen = alert, now
             return  # a mere refresh: not persisted (a restart refreshes every alert)
         else:
             entry.alert, entry.last_seen = alert, now
-            entry.resolved_at, entry.stale = None, False
+            entry.resolved_at, entry.stale = None, False  # data again after silence is news
         self._changed.add(group.id)
 
     def resolve(self, ref: str, rule: str, now: float) -> None:
@@ -253,11 +257,13 @@ class Grouper:
         return found
 
     def _expire(self, group: Group, now: float) -> None:
-        """Resolve alerts no longer reported; forget resolved ones nobody was told about."""
+        """Mark alerts without a report for ``resolve_timeout`` as without data (never resolved:
+        only data showing health resolves); forget resolved ones nobody was told about."""
         timeout = self._routing.resolve_timeout
         for key, entry in list(group.entries.items()):
-            if entry.firing and not entry.alert.event and entry.last_seen + timeout <= now:
-                entry.resolved_at, entry.stale = now, True
+            quiet = entry.last_seen + timeout <= now
+            if entry.firing and not entry.alert.event and quiet and not entry.stale:
+                entry.stale = True
                 self._changed.add(group.id)
             if not entry.firing and (
                 entry.sent_fingerprint is None or not self._routing.send_resolved
@@ -289,10 +295,13 @@ class Grouper:
             key=group.key,
             firing=tuple(firing),
             new=frozenset(
-                a.key for a in firing if group.entries[a.key].sent_fingerprint != a.fingerprint
+                a.key
+                for a in firing
+                if group.entries[a.key].sent_fingerprint != a.fingerprint
+                or group.entries[a.key].stale is not group.entries[a.key].told_stale
             ),
             resolved=tuple(e.alert for e in resolved),
-            stale=frozenset(e.alert.key for e in resolved if e.stale),
+            stale=frozenset(a.key for a in firing if group.entries[a.key].stale),
         )
 
     def _due(self, group: Group, section: Section, now: float) -> bool:
@@ -308,7 +317,7 @@ class Grouper:
             if alert.event:
                 del group.entries[alert.key]
             else:
-                entry.sent_fingerprint = alert.fingerprint
+                entry.sent_fingerprint, entry.told_stale = alert.fingerprint, entry.stale
         for alert in section.resolved:
             del group.entries[alert.key]
         group.last_sent_at = now

@@ -41,10 +41,16 @@ class AlertView:
     alert: Alert
     new: bool
     stale: bool = False
+    """Still open, but not reported for a while: no data since the alert's time."""
 
     def __getattr__(self, name: str) -> Any:
         # templates read the alert's own fields (ref, rule, severity ...) directly
         return getattr(self.alert, name)
+
+    @property
+    def no_data_since(self) -> str:
+        """When the alert was last reported, for one that has had no data since."""
+        return format_time(self.alert.time)
 
     @property
     def state_text(self) -> str:
@@ -166,8 +172,8 @@ def _section_view(section: Section, shown: int) -> SectionView:
     )
     return SectionView(
         key=section.key,
-        firing=[AlertView(a, a.key in section.new) for a in firing[:shown]],
-        resolved=[AlertView(a, False, a.key in section.stale) for a in section.resolved[:shown]],
+        firing=[AlertView(a, a.key in section.new, a.key in section.stale) for a in firing[:shown]],
+        resolved=[AlertView(a, False) for a in section.resolved[:shown]],
         hidden=max(0, len(section.firing) - shown) + max(0, len(section.resolved) - shown),
         silenced=section.silenced,
         repeat=section.repeat,

@@ -31,7 +31,7 @@ AWS_IAM_ACTIONS = (
 """Every AWS API action the provider calls (``sts:AssumeRole`` only with ``assume_role_arn``)."""
 
 PROVIDERS: Registry[ModuleType] = Registry(
-    "provider",
+    "provider type",
     [
         Entry("local", partial(import_module, "tuner.providers.local"),
               summary="the embedded function host: Python handlers in worker processes"),

@@ -64,7 +64,7 @@ def _entry(name: str, build: Callable[..., Channel], settings: type[Any], summar
 
 
 CHANNELS: Registry[ChannelBuilder] = Registry(
-    "channel",
+    "channel type",
     [
         _entry("slack", _slack, SlackChannelSettings, "a Slack incoming webhook (slack-sdk)"),
         _entry("email", _email, EmailChannelSettings, "mail over SMTP"),

@@ -1,0 +1,60 @@
+"""Telemetry that cannot be true: windows no rule may act on.
+
+Pure.  A provider's window enters the core here.  Counts must be whole, finite,
+non-negative numbers, and failures can be no more than the invocations. Durations and
+memory must be finite and plausible. The window's bounds must be finite and in order.
+A value that is merely unknown (None, or a NaN provider-specific measurement) is not
+impossible: it reads as ``null`` and no rule fires on it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tuner.model import WindowFacts
+
+COUNTS = ("invocations", "errors", "timeouts", "ooms", "throttles", "cold_starts")
+PART_OF_INVOCATIONS = ("errors", "timeouts", "ooms", "cold_starts")
+MEASUREMENTS = {
+    "duration_p50_ms": 7 * 86_400_000.0,
+    "duration_p95_ms": 7 * 86_400_000.0,
+    "duration_p99_ms": 7 * 86_400_000.0,
+    "duration_max_ms": 7 * 86_400_000.0,
+    "peak_memory_mb": 10_000_000.0,
+}
+"""Each measurement's most plausible value: a week of duration, 10 TB of memory."""
+MAX_COUNT = 1e12
+
+
+def impossible(window: WindowFacts) -> str | None:
+    """Why the window cannot be true, or None when it can be."""
+    if not (_finite(window.start) and _finite(window.end)) or window.start >= window.end:
+        return f"the window's bounds are impossible ({window.start!r} .. {window.end!r})"
+    for name in COUNTS:
+        value = getattr(window, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{name} is not a number ({value!r})"
+        if not _finite(value) or value < 0 or value > MAX_COUNT or value != int(value):
+            return f"{name} is not a plausible count ({value!r})"
+    invocations = window.invocations
+    if invocations is not None:
+        for name in PART_OF_INVOCATIONS:
+            value = getattr(window, name)
+            if value is not None and value > invocations:
+                return f"{name} ({value:g}) exceed the invocations ({invocations:g})"
+    for name, most in MEASUREMENTS.items():
+        value = getattr(window, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{name} is not a number ({value!r})"
+        if not (_finite(value) and 0 <= value <= most):
+            return f"{name} is not plausible ({value!r})"
+    return None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
