@@ -46,7 +46,8 @@ def for_finding(
             "large private state out of the function."
         )
     timeout_rate = fact_number(facts, "timeout_rate") or 0.0
-    if timeout_rate > 0 and (change is None or change.knob not in (Knob.BATCH_SIZE, Knob.FAN_OUT)):
+    near_limit = (fact_number(facts, "duration_timeout_ratio") or 0.0) >= 0.9
+    if timeout_rate > 0 and near_limit and (change is None or change.knob is Knob.TIMEOUT_S):
         timeout_ms = fact_number(facts, "timeout_ms")
         limit = f"the {timeout_ms / 1000:g} s timeout" if timeout_ms else "the timeout"
         if config.batch_size is not None:
