@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tuner.advice import for_finding
 from tuner.engine import load_rules
 from tuner.guard import GuardPolicy, guard
 from tuner.lifecycle import Verdict
-from tuner.model import Finding, FunctionConfig, FunctionRef, Mode, Target
+from tuner.model import Change, Finding, FunctionConfig, FunctionRef, Knob, Limits, Mode, Target
 from tuner.planning import plan_finding
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,3 +53,18 @@ def test_recommendations_say_how_to_let_tuner_apply_them_truthfully(
             assert says_global is (global_mode is not Mode.APPLY), (rule.name, d.advice)
             assert says_rule is (rule_mode not in (None, Mode.APPLY)), (rule.name, d.advice)
 
+
+
+@pytest.mark.parametrize(
+    ("knob", "before", "after", "advised"),
+    [(None, None, None, True), ("timeout_s", 3.0, 6.0, True), ("batch_size", 100, 50, False),
+     ("cache_ttl_s", 0, 300, False)],
+)  # fmt: skip
+def test_decomposition_is_advised_where_tuner_does_not_decompose(
+    knob: str | None, before: float | None, after: float | None, advised: bool
+) -> None:
+    facts = {**FACTS, "duration_timeout_ratio": 1.0}
+    change = Change(Knob(knob), before, after) if knob and after is not None else None
+    advice = " ".join(for_finding(facts, change, TARGET.config, Limits(), Mode.APPLY, None))
+    assert ("Decompose the work: smaller batches than 100 records" in advice) is advised
+    assert "10% of the invocations hit the 3 s timeout" in advice or not advised
