@@ -112,6 +112,11 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     # AWS Lambda
     "log_reports": FactDoc(Type.NUMBER, "count", "aws: REPORT log lines read for the window."),
     "malformed_log_lines": FactDoc(Type.NUMBER, "count", "aws: log lines that could not be read."),
+    "duration_avg_ms": FactDoc(Type.NUMBER, "ms", "aws: CloudWatch's average duration."),
+    "concurrent_executions_max": FactDoc(Type.NUMBER, "count", "aws: most concurrent executions."),
+    "memory_utilization_pct": FactDoc(
+        Type.NUMBER, "percent", "aws: Lambda Insights' memory utilisation."
+    ),
     # Kubernetes
     "restarts": FactDoc(Type.NUMBER, "count", "kubernetes: container restarts of the pods."),
     "pods": FactDoc(Type.NUMBER, "count", "kubernetes: pods of the workload."),

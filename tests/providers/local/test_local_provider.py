@@ -178,6 +178,21 @@ def test_facts_cover_the_invocations_that_ended_in_the_window(provider: LocalPro
     assert failing.errors is None and failing.duration_p95_ms is None
 
 
+def test_facts_count_only_invocations_at_the_configuration_in_force(
+    provider: LocalProvider,
+) -> None:
+    """OOMs at 128 MB are the past once memory is 256 MB: they do not call for another raise."""
+    before = time.time()
+    for _ in range(2):
+        assert provider.host.invoke("hog", {"mb": 150}).outcome == "oom"
+    provider.apply(target(provider, "hog"), [Change(Knob.MEMORY_MB, 128, 256)])
+    assert provider.host.invoke("hog", {"mb": 150}).outcome == "ok"
+
+    hog = provider.observe(provider.targets(), before, time.time() + 1)[provider.ref("hog")]
+
+    assert (hog.invocations, hog.ooms, hog.errors) == (1, 0, 0)
+
+
 def test_observe_ignores_targets_of_other_providers(provider: LocalProvider) -> None:
     foreign = Target(
         ref=FunctionRef("aws", "echo", "eu-west-1"), config=target(provider, "echo").config

@@ -124,16 +124,25 @@ class LocalProvider:
     def observe(
         self, targets: Sequence[Target], start: float, end: float
     ) -> Mapping[FunctionRef, WindowFacts]:
-        """Facts over ``[start, end)`` for each local target, from two queries in all."""
-        mine = [
-            t.ref for t in targets if t.ref.provider == self.name and t.ref.name in self.host.specs
-        ]
+        """Facts over ``[start, end)`` for each local target, from two queries in all.
+
+        Only invocations that ran at the target's current revision count: those that ran
+        before a change are evidence of the past, not of the configuration in force.
+        """
+        current = {
+            t.ref: t.config.revision
+            for t in targets
+            if t.ref.provider == self.name and t.ref.name in self.host.specs
+        }
+        mine = list(current)
         if not mine:
             return {}
         names = [ref.name for ref in mine]
+        revisions = {ref.name: revision for ref, revision in current.items()}
         invocations: dict[str, list[InvocationRecord]] = defaultdict(list)
         for invocation in self.host.records.invocations(names, start, end):
-            invocations[invocation.function].append(invocation)
+            if str(invocation.revision) == revisions[invocation.function]:
+                invocations[invocation.function].append(invocation)
         calls: dict[str, list[DependencyCallRecord]] = defaultdict(list)
         for call in self.host.records.dependency_calls(names, start, end):
             calls[call.function].append(call)
