@@ -32,12 +32,15 @@ class RulesSpec(_Spec):
 
 
 class LimitsSpec(_Spec):
-    """Bounds for the changes tuner makes to the selected workloads."""
+    """Bounds for the changes tuner makes to the selected workloads.
 
-    memory_min_mb: int = Field(64, alias="memoryMinMb", ge=4)
-    memory_max_mb: int = Field(32_768, alias="memoryMaxMb", ge=4)
-    concurrency_max: int = Field(1000, alias="concurrencyMax", ge=1)
-    allow_single_replica_restart: bool = Field(False, alias="allowSingleReplicaRestart")
+    Unset bounds take the Kubernetes provider's defaults (its ``Settings``): one owner.
+    """
+
+    memory_min_mb: int | None = Field(None, alias="memoryMinMb", ge=4)
+    memory_max_mb: int | None = Field(None, alias="memoryMaxMb", ge=4)
+    concurrency_max: int | None = Field(None, alias="concurrencyMax", ge=1)
+    allow_single_replica_restart: bool | None = Field(None, alias="allowSingleReplicaRestart")
 
 
 class ChannelSpec(_Spec):
@@ -102,10 +105,7 @@ def tuner_document(
         "namespace": namespace,
         "selector": spec.selector.model_dump(by_alias=True),
         "api_url": api_url,
-        "allow_single_replica_restart": spec.limits.allow_single_replica_restart,
-        "memory_min_mb": spec.limits.memory_min_mb,
-        "memory_max_mb": spec.limits.memory_max_mb,
-        "concurrency_max": spec.limits.concurrency_max,
+        **spec.limits.model_dump(exclude_none=True),
     }
     if spec.prometheus is not None:
         provider["prometheus_url"] = spec.prometheus.url

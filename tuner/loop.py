@@ -195,13 +195,15 @@ class Daemon:
     def _bad_telemetry(self, target: Target, why: str, now: float) -> None:
         """Record a window that cannot be true; the function is treated as having no data."""
         log.warning("bad telemetry, window ignored", function=target.ref.key, why=why)
-        self.store.record(
-            Decision(
-                id=uuid.uuid4().hex, time=now, ref=target.ref, rule="telemetry",
-                action="ignore-window", severity=Severity.WARNING, mode=self.mode,
-                summary=f"bad telemetry: {why}", group=function_group(target.ref),
-            ).with_verdict(Verdict.SKIP, f"bad telemetry: {why}: no rule acts on this window")
-        )  # fmt: skip
+        record = Decision(
+            id=uuid.uuid4().hex, time=now, ref=target.ref, rule="telemetry",
+            action="ignore-window", severity=Severity.WARNING, mode=self.mode,
+            summary=f"bad telemetry: {why}", group=function_group(target.ref),
+        ).with_verdict(Verdict.SKIP, f"bad telemetry: {why}: no rule acts on this window")  # fmt: skip
+        try:
+            self.store.record(record)
+        except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
+            log.error("bad telemetry not recorded", function=target.ref.key, error=str(exc))
 
     def _carry_out(
         self, decision: Decision, targets_by_ref: dict[FunctionRef, tuple[Provider, Target]]
