@@ -18,13 +18,7 @@ from typing import Any
 
 from tuner.config import TunerConfig, load_config
 from tuner.engine.facts import FACTS
-from tuner.engine.rulefiles import (
-    load_yaml,
-    parse_duration,
-    parse_rules,
-    rules_schema,
-    yaml_files,
-)
+from tuner.engine.rulefiles import parse_duration, rules_schema
 from tuner.errors import ConfigError, Problem
 from tuner.logs import configure
 from tuner.model import Decision, FunctionRef, Outcome, Verification
@@ -236,44 +230,15 @@ def summary_table(decisions: Sequence[Decision]) -> str:
 # ---------------------------------------------------------------- check / schema / facts
 
 
-def check_file(path: Path) -> list[Problem]:
-    """Validate a rule file or a configuration file, told apart by their content."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        return [Problem(str(path), None, f"cannot read: {exc.strerror}")]
-    try:
-        data, _ = load_yaml(text, str(path))
-        rules = data.get("rules") if isinstance(data, dict) else None
-        is_rule_file = isinstance(rules, list) and any(isinstance(r, dict) for r in rules)
-        if is_rule_file or (isinstance(data, dict) and "version" in data):
-            parse_rules(text, str(path))
-        else:
-            from tuner.config import parse_config
-            from tuner.reloading import RuleSource
-            from tuner.wiring import check_rule_channels, notify_settings, provider_settings
-
-            config = parse_config(text, str(path))
-            provider_settings(config)
-            channels = set(notify_settings(config).channels)
-            check_rule_channels(RuleSource(config.rule_paths()), channels)
-    except ConfigError as exc:
-        return exc.problems
-    return []
-
-
-def check_path(path: Path) -> list[Problem]:
-    """Validate a file, or every YAML file in a folder."""
-    return [p for f in yaml_files([path]) for p in check_file(f)]
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate files; exit 0 when all are valid, 2 with ``file:line`` errors otherwise."""
-    problems = [p for name in args.paths for p in check_path(Path(name))]
+    from tuner.checking import check_paths
+
+    problems, checked = check_paths(args.paths)
     for p in problems:
         print(p, file=sys.stderr)
     if not problems:
-        _print(f"ok: {len(args.paths)} path(s) valid")
+        _print(f"ok: {checked} file(s) valid")
     return 2 if problems else 0
 
 

@@ -162,8 +162,6 @@ def load_config(path: str | Path | None) -> TunerConfig:
     """Read ``tuner.yaml``; with no path, the embedded default (local host, bundled rules)."""
     if path is None:
         return TunerConfig()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([Problem(str(path), None, f"cannot read: {exc.strerror}")]) from None
-    return parse_config(text, str(path))
+    from tuner.engine.yamlfiles import read_text
+
+    return parse_config(read_text(path), str(path))

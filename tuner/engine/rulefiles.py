@@ -30,12 +30,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from tuner.actions import ACTIONS, Action
 from tuner.engine.conditions import Condition, ConditionError, compile_condition
 from tuner.engine.facts import FACT_TYPES
+from tuner.engine.yamlfiles import load_yaml as load_yaml  # re-exported for the config
+from tuner.engine.yamlfiles import nearest_line as nearest_line
+from tuner.engine.yamlfiles import read_text
 from tuner.errors import ConfigError, Problem
 from tuner.model import Mode, Severity, Target
 
@@ -152,84 +154,6 @@ class RuleBase:
     def by_name(self, name: str) -> CompiledRule | None:
         """The rule with this name, if any."""
         return next((r for r in self.rules if r.name == name), None)
-
-
-# ---------------------------------------------------------------- line tracking
-
-
-def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            k = key.value
-            out[path + (k,)] = key.start_mark.line + 1
-            _lines(value, path + (k,), out)
-            out[path + (k,)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _lines(item, path + (i,), out)
-
-
-def nearest_line(
-    lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...], shortest: int = 0
-) -> int | None:
-    """The line of ``loc``, or of the nearest enclosing path at least ``shortest`` long."""
-    for n in range(len(loc), shortest - 1, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return None
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that rejects duplicate keys instead of keeping the last one."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                "a key must be a plain value, not a list or mapping",
-                key_node.start_mark,
-            ) from None
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def load_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    """Parse YAML safely, returning the data and a map from data path to line number.
-
-    The text is parsed once: the data is constructed from the same node tree that gives
-    the line numbers.
-    """
-    try:
-        loader = _UniqueKeyLoader(text)  # reading checks the characters already
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([Problem(source, line, f"invalid YAML: {problem}")]) from None
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        _lines(node, (), lines)
-    return data, lines
 
 
 def validation_problems(
@@ -368,11 +292,7 @@ def load_rules(paths: Sequence[str | Path]) -> RuleBase:
     for path in yaml_files(paths):
         files.append(str(path))
         try:
-            text = Path(path).read_text(encoding="utf-8")
-            base = parse_rules(text, str(path))
-        except OSError as exc:
-            problems.append(Problem(str(path), None, f"cannot read: {exc.strerror}"))
-            continue
+            base = parse_rules(read_text(path), str(path))
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
