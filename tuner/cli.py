@@ -57,6 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 [Problem(args.config, None, "--fresh only resets the embedded demo's state")]
             )
+        from tuner.storeguard import ensure_unheld
+
+        ensure_unheld(config.store_path())  # never delete the store of a running daemon
         shutil.rmtree(config.store_path().parent, ignore_errors=True)
     if args.interval:
         config = config.model_copy(update={"interval": parse_duration(args.interval)})

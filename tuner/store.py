@@ -27,6 +27,7 @@ from tuner.model import (
     Verification,
 )
 from tuner.sqlite import connect, transaction
+from tuner.storeguard import StoreHolder, guard_store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -73,6 +74,9 @@ _COLUMNS = (
 )
 
 
+SCHEMA_VERSION = 1
+"""The newest ``PRAGMA user_version`` of a store this version reads."""
+
 _CHANGED = (Outcome.APPLIED.value, Outcome.ROLLED_BACK.value, Outcome.APPLYING.value)
 """Outcomes of decisions whose change is, or may be, live."""
 
@@ -86,10 +90,12 @@ def _json_default(value: Any) -> Any:
 class SqliteStore:
     """The default :class:`tuner.ports.Store`: a SQLite file (or ``:memory:``)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, hold: bool = False):
+        """Open (or create) a store; ``hold``: claim it for this daemon alone (StoreError if taken)."""
         self.path = str(path)
+        self._holder: StoreHolder | None = None
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._holder = guard_store(self.path, SCHEMA_VERSION, hold=hold)
         self._lock = threading.RLock()
         self._db = connect(self.path, _SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
@@ -100,6 +106,8 @@ class SqliteStore:
         """Close the database (a checkpoint flushes the write-ahead log)."""
         with self._lock:
             self._db.close()
+        if self._holder is not None:
+            self._holder.release()
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         return transaction(self._db, self._lock)

@@ -172,13 +172,17 @@ def build(
         ]
     store_path = config.store_path()
     if notifier is None:
-        from tuner.notify import build_notifier
-
         settings = notify_settings(config)
         check_rule_channels(rules, set(settings.channels))
-        store_path.parent.mkdir(parents=True, exist_ok=True)
-        notifier = build_notifier(settings, store_path, clock)
-    store = SqliteStore(store_path)
+    store = SqliteStore(store_path, hold=True)  # checked and claimed before the outbox opens it
+    if notifier is None:
+        from tuner.notify import build_notifier
+
+        try:
+            notifier = build_notifier(settings, store_path, clock)
+        except BaseException:
+            store.close()
+            raise
     g = config.guard
     daemon = Daemon(
         providers=providers,
