@@ -140,7 +140,9 @@ def parse_config(text: str, source: str) -> TunerConfig:
     try:
         config = TunerConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, source, lines, data, rule_file=False)) from None
+        raise ConfigError(
+            validation_problems(exc, source, lines, data, rule_file=False, model=TunerConfig)
+        ) from None
     for i, provider in enumerate(config.providers):
         if not isinstance(provider.get("type"), str):
             raise ConfigError(

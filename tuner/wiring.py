@@ -69,7 +69,12 @@ def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:
             out.append((module, module.Settings.model_validate(section)))
         except ValidationError as exc:
             for p in validation_problems(
-                exc, config.source or "tuner.yaml", {}, section, rule_file=False
+                exc,
+                config.source or "tuner.yaml",
+                {},
+                section,
+                rule_file=False,
+                model=module.Settings,
             ):
                 p.line = config.line_of("providers", i, *_field_path(p.field))
                 p.field = f"providers[{i}].{p.field}" if p.field else f"providers[{i}]"

@@ -168,3 +168,49 @@ def test_check_of_a_missing_file_says_so(
 ) -> None:
     assert main(["check", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml: cannot read: No such file or directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "intervall: 30s\n",
+            "field 'intervall': unknown key 'intervall' (did you mean 'interval'?)",
+        ),
+        (
+            "guard: {max_changes_per_cycel: 3}\n",
+            "unknown key 'max_changes_per_cycel' (did you mean 'max_changes_per_cycle'?)",
+        ),
+        (
+            "providers: [{type: local, functions_dri: x}]\n",
+            "field 'providers[0].functions_dri': unknown key 'functions_dri' "
+            "(did you mean 'functions_dir'?)",
+        ),
+        (
+            "channels: {team: {type: slack, webhok_url_env: X}}\n",
+            "unknown key 'webhok_url_env' (did you mean 'webhook_url_env'?)",
+        ),
+        (
+            "routing: {default_chanels: [console]}\n",
+            "unknown key 'default_chanels' (did you mean 'default_channels'?)",
+        ),
+        ("zzz: 1\n", "field 'zzz': unknown key 'zzz'\n"),  # nothing close: no guess
+    ],
+)
+def test_unknown_configuration_keys_get_did_you_mean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    cfg = tmp_path / "tuner.yaml"
+    cfg.write_text(text)
+    assert main(["check", str(cfg)]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_unknown_rule_keys_get_did_you_mean(tmp_path: Path) -> None:
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(GOOD.replace("    when:", "    whn: x\n    when:") + "        margn: 0.2\n")
+    with pytest.raises(ConfigError) as err:
+        load_rules([bad])
+    messages = [p.message for p in err.value.problems]
+    assert "unknown key 'whn' (did you mean 'when'?)" in messages
+    assert "unknown key 'margn' (did you mean 'margin'?)" in messages

@@ -35,6 +35,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from tuner.actions import ACTIONS, Action
 from tuner.engine.conditions import Condition, ConditionError, compile_condition
 from tuner.engine.facts import FACT_TYPES
+from tuner.engine.keyhints import did_you_mean
 from tuner.engine.yamlfiles import load_yaml as load_yaml  # re-exported for the config
 from tuner.engine.yamlfiles import nearest_line as nearest_line
 from tuner.engine.yamlfiles import read_text
@@ -164,8 +165,13 @@ def validation_problems(
     *,
     rule_file: bool = True,
     prefix: tuple[Any, ...] = (),
+    model: Any = None,
 ) -> list[Problem]:
-    """Turn pydantic errors into located problems, naming the rule (in rule files) and the field."""
+    """Turn pydantic errors into located problems, naming the rule (in rule files) and the field.
+
+    ``model`` (the rule file's by default) lets an unknown key suggest the closest known one.
+    """
+    model = model if model is not None else (RuleFile if rule_file else None)
     problems = []
     for err in exc.errors():
         loc = prefix + tuple(err["loc"])
@@ -173,7 +179,7 @@ def validation_problems(
         path = loc[2:] if rule else loc
         fields = [str(p) for p in path if not isinstance(p, int) and p not in _ACTION_TAGS]
         field = ".".join(fields) if fields else None
-        message = _message(err, loc)
+        message = _message(err, loc, model)
         problems.append(
             Problem(source, nearest_line(lines, _strip_tags(loc)), message, rule, field)
         )
@@ -197,7 +203,7 @@ def _rule_name(data: Any, loc: tuple[Any, ...]) -> str | None:
     return None
 
 
-def _message(err: Any, loc: tuple[Any, ...]) -> str:
+def _message(err: Any, loc: tuple[Any, ...], model: Any = None) -> str:
     kind = err["type"]
     if kind == "union_tag_invalid":
         tag = err.get("ctx", {}).get("tag", "")
@@ -207,7 +213,7 @@ def _message(err: Any, loc: tuple[Any, ...]) -> str:
     if kind == "union_tag_not_found":
         return "an action needs an 'action' field, e.g. 'action: more-memory'"
     if kind == "extra_forbidden":
-        return f"unknown key '{loc[-1]}'"
+        return f"unknown key '{loc[-1]}'" + (did_you_mean(model, loc) if model else "")
     return str(err["msg"])
 
 

@@ -282,7 +282,21 @@ def load_settings(
     except ValidationError as error:
         raise ConfigError(
             [
-                Problem(source, None, e["msg"], field=".".join(str(p) for p in e["loc"]) or None)
+                Problem(
+                    source,
+                    None,
+                    _message(e),
+                    field=".".join(str(p) for p in e["loc"]) or None,
+                )
                 for e in error.errors()
             ]
         ) from None
+
+
+def _message(error: Any) -> str:
+    """Pydantic's message; an unknown key gets the closest known one."""
+    if error["type"] == "extra_forbidden":
+        from tuner.engine.keyhints import did_you_mean
+
+        return f"unknown key '{error['loc'][-1]}'" + did_you_mean(NotifySettings, error["loc"])
+    return str(error["msg"])
