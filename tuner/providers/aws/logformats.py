@@ -166,52 +166,59 @@ def _platform_report(record: Any) -> Report | None:
     if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
         return None
     metrics = record["metrics"]
-    numbers = [
-        _json_number(metrics.get(key))
-        for key in ("durationMs", "billedDurationMs", "memorySizeMB", "maxMemoryUsedMB")
-    ]
-    if any(n is None for n in numbers):
-        return None
-    init = metrics.get("initDurationMs")
-    restore = metrics.get("restoreDurationMs")
-    if (init is not None and _json_number(init) is None) or (
-        restore is not None and _json_number(restore) is None
-    ):
-        return None
     status = record.get("status")
-    return Report(
+    return _json_report(
+        metrics,
+        ("durationMs", "billedDurationMs", "memorySizeMB", "maxMemoryUsedMB"),
         request_id=str(record.get("requestId", "")),
-        duration_ms=numbers[0] or 0.0,
-        billed_duration_ms=numbers[1] or 0.0,
-        memory_size_mb=numbers[2] or 0.0,
-        max_memory_used_mb=numbers[3] or 0.0,
-        init_duration_ms=_json_number(init),
+        init=metrics.get("initDurationMs"),
+        restore=metrics.get("restoreDurationMs"),
         status=str(status).lower() if status else None,
-        restore_duration_ms=_json_number(restore),
         error_type=_str(record.get("errorType")),
     )
 
 
 def _insights_event(event: dict[str, Any]) -> Report | None:
     """A Lambda Insights performance event (one per invocation) as a report."""
-    numbers = [
-        _json_number(event.get(key))
-        for key in ("duration", "billed_duration", "total_memory", "used_memory_max")
-    ]
-    if any(n is None for n in numbers):
-        return None
-    timeout = event.get("timeout")
-    init = event.get("init_duration") if event.get("cold_start") is True else None
-    if init is not None and _json_number(init) is None:
-        return None
-    return Report(
+    return _json_report(
+        event,
+        ("duration", "billed_duration", "total_memory", "used_memory_max"),
         request_id=str(event.get("request_id", "")),
-        duration_ms=numbers[0] or 0.0,
-        billed_duration_ms=numbers[1] or 0.0,
-        memory_size_mb=numbers[2] or 0.0,
-        max_memory_used_mb=numbers[3] or 0.0,
+        init=event.get("init_duration") if event.get("cold_start") is True else None,
+        status="timeout" if event.get("timeout") is True else None,
+    )
+
+
+def _json_report(
+    source: dict[str, Any],
+    keys: tuple[str, str, str, str],
+    *,
+    request_id: str,
+    init: Any,
+    status: str | None,
+    restore: Any = None,
+    error_type: str | None = None,
+) -> Report | None:
+    """A report from duration, billed duration, memory size and memory used under ``keys``.
+
+    None when one of them, or a given init or restore duration, is not a finite
+    non-negative number.
+    """
+    numbers = [_json_number(source.get(key)) for key in keys]
+    optional = [v for v in (init, restore) if v is not None]
+    if any(n is None for n in numbers) or any(_json_number(v) is None for v in optional):
+        return None
+    duration, billed, size, used = (n or 0.0 for n in numbers)
+    return Report(
+        request_id=request_id,
+        duration_ms=duration,
+        billed_duration_ms=billed,
+        memory_size_mb=size,
+        max_memory_used_mb=used,
         init_duration_ms=_json_number(init),
-        status="timeout" if timeout is True else None,
+        status=status,
+        restore_duration_ms=_json_number(restore),
+        error_type=error_type,
     )
 
 
