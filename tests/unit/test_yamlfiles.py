@@ -8,19 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.test_rulefiles import GOOD
 from tuner.cli import main
 from tuner.engine import load_rules
 from tuner.engine.yamlfiles import load_yaml, read_text
 from tuner.errors import ConfigError
 from tuner.reloading import RuleSource
-
-GOOD = """\
-rules:
-  - name: oom
-    when: ooms > 0.0
-    actions:
-      - action: more-memory
-"""
 
 
 def alias_bomb(levels: int = 9) -> str:
