@@ -8,35 +8,39 @@ with the example functions of ``examples/local``, the bundled rules, a SQLite st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from tuner.config import TunerConfig, load_config
 from tuner.durations import parse_duration
 from tuner.engine.facts import FACTS
-from tuner.engine.rulefiles import (
-    load_yaml,
-    parse_rules,
-    rules_schema,
-    yaml_files,
-)
+from tuner.engine.rulefiles import rules_schema
 from tuner.errors import ConfigError, Problem
+from tuner.explaining import decision_json, decision_line
 from tuner.lifecycle import JUDGED, State
 from tuner.logs import configure
-from tuner.model import Decision, FunctionRef
+from tuner.model import Decision
 from tuner.store import SqliteStore
+
+__all__ = ["decision_json", "main", "parser", "summary_table"]
 
 SCHEMA_PATH = Path("rules/schema.json")
 DEMO_INTERVAL_S = 10.0
 
 
-def _config(path: str | None) -> TunerConfig:
+def _config(path: str | None, *, quiet: bool = False) -> TunerConfig:
     config = load_config(path)
+    if path is not None and "providers" not in config.model_fields_set and not quiet:
+        print(
+            f"{path}: no 'providers': running the embedded local host "
+            "(add 'providers:' to watch AWS, Kubernetes or your own functions)",
+            file=sys.stderr,
+        )
     if path is None:
         # The embedded default: short windows and a short group wait, so the demo shows
         # its results and messages within a minute.
@@ -65,9 +69,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 [Problem(args.config, None, "--fresh only resets the embedded demo's state")]
             )
+        from tuner.storeguard import ensure_unheld
+
+        ensure_unheld(config.store_path())  # never delete the store of a running daemon
         shutil.rmtree(config.store_path().parent, ignore_errors=True)
     if args.interval:
-        config = config.model_copy(update={"interval": parse_duration(args.interval)})
+        config = config.model_copy(update={"interval": args.interval})
     configure(
         config.log.format if not args.verbose else "console", "debug" if args.verbose else "warning"
     )
@@ -105,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_forever(
             tuner.daemon,
             config.interval,
-            duration_s=parse_duration(args.duration) if args.duration else None,
+            duration_s=args.duration,
             on_cycle=on_cycle,
             before_cycle=tuner.rules.reload,
         )
@@ -126,18 +133,19 @@ def cmd_once(args: argparse.Namespace) -> int:
 
     config = _config(args.config)
     configure(config.log.format, "warning")
-    tuner = build(config)
-    try:
-        tuner.start()
-        report = tuner.daemon.run_cycle()
-    finally:
-        tuner.close()
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        tuner = build(config)  # under --json, messages (the console channel) go to stderr
+        try:
+            tuner.start()
+            report = tuner.daemon.run_cycle()
+        finally:
+            tuner.close()
     decisions = report.decisions + report.verified
     if args.json:
         _print(json.dumps([decision_json(d) for d in decisions], indent=2))
     else:
         for d in decisions:
-            _print(_line(d))
+            _print(decision_line(d))
         if not decisions:
             _print(f"no findings ({report.targets} functions observed)")
     return 1 if report.errors else 0
@@ -146,60 +154,31 @@ def cmd_once(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- explain
 
 
-def decision_json(d: Decision) -> dict[str, Any]:
-    """The JSON form of a decision, as ``explain --json`` prints it."""
-    c = d.change
-    return {
-        "id": d.id,
-        "time": d.time,
-        "function": d.ref.key,
-        "rule": d.rule,
-        "action": d.action,
-        "knob": c.knob.value if c else None,
-        "before": c.before if c else None,
-        "after": c.after if c else None,
-        "mode": d.mode.value,
-        "verdict": d.verdict.value if d.verdict else None,
-        "state": d.state.value,
-        "applied": d.applied,
-        "severity": d.severity.value,
-        "summary": d.summary,
-        "advice": d.advice,
-        "reason": d.reason,
-    }
-
-
-def _line(d: Decision) -> str:
-    stamp = time.strftime("%H:%M:%S", time.localtime(d.time))
-    change = f"  {d.change.describe()}" if d.change else ""
-    reason = f"  ({d.reason})" if d.reason else ""
-    return f"{stamp}  {d.ref.key:28} {d.rule:16} {d.action:16} {d.state.value:11}{change}{reason}"
-
-
 def cmd_explain(args: argparse.Namespace) -> int:
     """Print the history of decisions, for one function or all."""
-    config = _config(args.config)
+    from tuner.explaining import grouped_lines, history, known_functions
+
+    config = _config(args.config, quiet=True)
     path = config.store_path()
     if not path.exists():
-        _print(f"no history yet: {path} does not exist")
+        print(f"no history yet: {path} does not exist", file=sys.stderr)
         return 1
     store = SqliteStore(path)
     try:
-        decisions = store.decisions(limit=args.limit)
+        decisions = history(store, args.function, args.limit)
+        known = known_functions(store) if args.function and not decisions else []
     finally:
         store.close()
-    if args.function:
-        decisions = [d for d in decisions if _names(d.ref, args.function)]
+    if args.function and not decisions:
+        hint = f" (functions with decisions: {', '.join(known)})" if known else ""
+        print(f"no such function: {args.function}{hint}", file=sys.stderr)
+        return 1
     if args.json:
         _print(json.dumps([decision_json(d) for d in decisions], indent=2))
     else:
-        for d in decisions:
-            _print(_line(d))
+        for line in grouped_lines(decisions):
+            _print(line)
     return 0
-
-
-def _names(ref: FunctionRef, wanted: str) -> bool:
-    return wanted in (ref.name, ref.key)
 
 
 def summary_table(decisions: Sequence[Decision]) -> str:
@@ -236,44 +215,15 @@ def summary_table(decisions: Sequence[Decision]) -> str:
 # ---------------------------------------------------------------- check / schema / facts
 
 
-def check_file(path: Path) -> list[Problem]:
-    """Validate a rule file or a configuration file, told apart by their content."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        return [Problem(str(path), None, f"cannot read: {exc.strerror}")]
-    try:
-        data, _ = load_yaml(text, str(path))
-        rules = data.get("rules") if isinstance(data, dict) else None
-        is_rule_file = isinstance(rules, list) and any(isinstance(r, dict) for r in rules)
-        if is_rule_file or (isinstance(data, dict) and "version" in data):
-            parse_rules(text, str(path))
-        else:
-            from tuner.config import parse_config
-            from tuner.reloading import RuleSource
-            from tuner.wiring import check_rule_channels, notify_settings, provider_settings
-
-            config = parse_config(text, str(path))
-            provider_settings(config)
-            channels = set(notify_settings(config).channels)
-            check_rule_channels(RuleSource(config.rule_paths()), channels)
-    except ConfigError as exc:
-        return exc.problems
-    return []
-
-
-def check_path(path: Path) -> list[Problem]:
-    """Validate a file, or every YAML file in a folder."""
-    return [p for f in yaml_files([path]) for p in check_file(f)]
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate files; exit 0 when all are valid, 2 with ``file:line`` errors otherwise."""
-    problems = [p for name in args.paths for p in check_path(Path(name))]
+    from tuner.checking import check_paths
+
+    problems, checked = check_paths(args.paths)
     for p in problems:
         print(p, file=sys.stderr)
     if not problems:
-        _print(f"ok: {len(args.paths)} path(s) valid")
+        _print(f"ok: {checked} file(s) valid")
     return 2 if problems else 0
 
 
@@ -312,17 +262,41 @@ def cmd_facts(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- main
 
 
+def _duration(text: str) -> float:
+    """An argparse type: seconds from ``90s``, ``10m``, ``2h`` (a usage error otherwise)."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not isinstance(seconds, float) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive duration: {text!r}")
+    return seconds
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number, 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of 1 or more: {text!r}")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tuner`` command."""
+    from tuner import __version__
+
     p = argparse.ArgumentParser(
         prog="tuner", description="Autotuning daemon for serverless functions."
     )
+    p.add_argument("--version", action="version", version=f"tuner {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    config_help = "tuner.yaml (default: the embedded local host and bundled rules)"
 
     run = sub.add_parser("run", help="run the daemon (the embedded demo without -c)")
-    run.add_argument("-c", "--config", help="tuner.yaml (default: the embedded local host)")
-    run.add_argument("--for", dest="duration", help="stop after this long, e.g. 90s or 10m")
-    run.add_argument("--interval", help="override the cycle interval, e.g. 10s")
+    run.add_argument("-c", "--config", help=config_help)
+    run.add_argument(
+        "--for", dest="duration", type=_duration, help="stop after this long, e.g. 90s or 10m"
+    )
+    run.add_argument("--interval", type=_duration, help="override the cycle interval, e.g. 10s")
     run.add_argument(
         "--fresh",
         action="store_true",
@@ -332,23 +306,34 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(fn=cmd_run)
 
     once = sub.add_parser("once", help="run one cycle and print its decisions")
-    once.add_argument("-c", "--config")
-    once.add_argument("--json", action="store_true")
+    once.add_argument("-c", "--config", help=config_help)
+    once.add_argument(
+        "--json",
+        action="store_true",
+        help="print the decisions as JSON on stdout (messages go to stderr)",
+    )
     once.set_defaults(fn=cmd_once)
 
     check = sub.add_parser("check", help="validate rule or configuration files")
-    check.add_argument("paths", nargs="+")
+    check.add_argument("paths", nargs="+", help="rule files, configuration files or folders")
     check.set_defaults(fn=cmd_check)
 
     explain = sub.add_parser("explain", help="show the history of decisions")
-    explain.add_argument("function", nargs="?")
-    explain.add_argument("-c", "--config")
-    explain.add_argument("--json", action="store_true")
-    explain.add_argument("--limit", type=int, default=1000)
+    explain.add_argument("function", nargs="?", help="only this function (name or key)")
+    explain.add_argument("-c", "--config", help=config_help + ", for its store")
+    explain.add_argument("--json", action="store_true", help="one JSON record per decision")
+    explain.add_argument(
+        "--limit", type=_count, default=1000, help="the newest N decisions (default 1000)"
+    )
     explain.set_defaults(fn=cmd_explain)
 
     schema = sub.add_parser("schema", help="write the rule-file JSON Schema")
-    schema.add_argument("-o", "--output", default=str(SCHEMA_PATH))
+    schema.add_argument(
+        "-o",
+        "--output",
+        default=str(SCHEMA_PATH),
+        help=f"where to (default {SCHEMA_PATH}; - for stdout)",
+    )
     schema.add_argument("--check", action="store_true", help="fail when the file is stale")
     schema.set_defaults(fn=cmd_schema)
 

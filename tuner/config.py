@@ -29,8 +29,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from tuner.durations import Duration
-from tuner.engine.locating import located_problems, nearest_line
-from tuner.engine.rulefiles import load_yaml
+from tuner.engine.locating import located_problems
+from tuner.engine.yamlfiles import load_yaml, nearest_line, read_text
 from tuner.errors import ConfigError, Problem
 from tuner.guard import GuardPolicy
 from tuner.model import Mode
@@ -124,7 +124,7 @@ def parse_config(text: str, source: str) -> TunerConfig:
     try:
         config = TunerConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(located_problems(exc, source, lines)) from None
+        raise ConfigError(located_problems(exc, source, lines, model=TunerConfig)) from None
     for i, provider in enumerate(config.providers):
         if not isinstance(provider.get("type"), str):
             raise ConfigError(
@@ -146,8 +146,5 @@ def load_config(path: str | Path | None) -> TunerConfig:
     """Read ``tuner.yaml``; with no path, the embedded default (local host, bundled rules)."""
     if path is None:
         return TunerConfig()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([Problem(str(path), None, f"cannot read: {exc.strerror}")]) from None
-    return parse_config(text, str(path))
+
+    return parse_config(read_text(path), str(path))

@@ -188,6 +188,8 @@ class WindowFacts:
     ooms: int | None = None
     throttles: int | None = None
     cold_starts: int | None = None
+    init_errors: int | None = None
+    """Init phases that failed (import error, crash or timeout before the handler ran)."""
     duration_p50_ms: float | None = None
     duration_p95_ms: float | None = None
     duration_p99_ms: float | None = None

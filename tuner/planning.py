@@ -16,6 +16,8 @@ from tuner.model import Change, Decision, Finding, FunctionRef, Mode, Target
 
 DEPENDENCY_GROUP = "dependency:"
 """Prefix of the group key of findings about one dependency."""
+FUNCTION_GROUP = "function:"
+"""Prefix of the group key of findings about one function."""
 
 
 def effective_mode(global_mode: Mode, rule_mode: Mode | None) -> Mode:
@@ -25,7 +27,7 @@ def effective_mode(global_mode: Mode, rule_mode: Mode | None) -> Mode:
 
 def function_group(ref: FunctionRef) -> str:
     """The group key of findings about one function (the default grouping)."""
-    return f"function:{ref.key}"
+    return f"{FUNCTION_GROUP}{ref.key}"
 
 
 def group_key(compiled: CompiledRule, finding: Finding) -> str:

@@ -1,7 +1,8 @@
 """Rule reloading: the rule base in force, reloaded when its files change or on SIGHUP.
 
 A file that fails to load keeps the last good rule base running; the error is logged
-once per change of the files, naming file, line, rule and field.
+once per change of the files, naming file, line, rule and field.  Any other failure of
+a reload (a bug, memory) is logged too and never stops the cycles.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import structlog
 
 from tuner.engine import RuleBase, load_rules
 from tuner.engine.rulefiles import yaml_files
-from tuner.errors import ConfigError
+from tuner.errors import ConfigError, Problem
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +58,12 @@ class RuleSource:
                     log.error(
                         "rule file rejected, keeping the last good rules", problem=str(problem)
                     )
+                return False
+            except Exception as exc:  # a reload never takes the loop down
+                self.last_error = ConfigError(
+                    [Problem(", ".join(map(str, self.paths)), None, f"cannot load: {exc!r}")]
+                )
+                log.exception("rule reload failed, keeping the last good rules")
                 return False
             self.rules, self.last_error = rules, None
             log.info("rules reloaded", rules=len(rules), files=[str(p) for p in self.paths])

@@ -18,6 +18,7 @@ from typing import Any
 from tuner.lifecycle import LIVE, State, Verdict
 from tuner.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
 from tuner.sqlite import connect, transaction
+from tuner.storeguard import StoreHolder, guard_store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -103,10 +104,12 @@ def _json_default(value: Any) -> Any:
 class SqliteStore:
     """The default :class:`tuner.ports.Store`: a SQLite file (or ``:memory:``)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, hold: bool = False):
+        """Open (or create) a store; ``hold``: claim it for this daemon alone (StoreError if taken)."""
         self.path = str(path)
+        self._holder: StoreHolder | None = None
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._holder = guard_store(self.path, SCHEMA_VERSION, hold=hold)
         self._lock = threading.RLock()
         self._db = connect(self.path)
         self._migrate()
@@ -130,6 +133,8 @@ class SqliteStore:
         """Close the database (a checkpoint flushes the write-ahead log)."""
         with self._lock:
             self._db.close()
+        if self._holder is not None:
+            self._holder.release()
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         return transaction(self._db, self._lock)

@@ -48,7 +48,11 @@ def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:
             out.append((module, module.Settings.model_validate(section)))
         except ValidationError as exc:
             source = config.source or "tuner.yaml"
-            problems.extend(located_problems(exc, source, config.lines, prefix=("providers", i)))
+            problems.extend(
+                located_problems(
+                    exc, source, config.lines, model=module.Settings, prefix=("providers", i)
+                )
+            )
     if problems:
         raise ConfigError(problems)
     return out
@@ -136,13 +140,17 @@ def build(
         ]
     store_path = config.store_path()
     if notifier is None:
-        from tuner.notify import build_notifier
-
         settings = notify_settings(config)
         check_rule_channels(rules, set(settings.channels))
-        store_path.parent.mkdir(parents=True, exist_ok=True)
-        notifier = build_notifier(settings, store_path, clock)
-    store = SqliteStore(store_path)
+    store = SqliteStore(store_path, hold=True)  # checked and claimed before the outbox opens it
+    if notifier is None:
+        from tuner.notify import build_notifier
+
+        try:
+            notifier = build_notifier(settings, store_path, clock)
+        except BaseException:
+            store.close()
+            raise
     daemon = Daemon(
         providers=providers,
         rules=rules,

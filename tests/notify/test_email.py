@@ -61,9 +61,9 @@ def test_a_mail_with_text_and_html_parts(
     ((recipients, raw),) = server.handler.messages
     assert recipients == ["team@example.com", "oncall@example.com"]
     message = parse(raw)
-    assert message["Subject"].strip() == (
-        "[tuner] [CRITICAL] aws:eu-west-1/resize: applied: memory_mb 128 -> 384 (oom)"
-    )
+    subject = "[tuner] [CRITICAL] aws:eu-west-1/resize: applied: memory_mb 128 -> 384 (oom)"
+    assert message["Subject"] == subject  # no leading space: never folded after the colon
+    assert f"Subject: {subject}".encode() in raw.split(b"\r\n")
     assert message["Message-ID"] == f"<{row.id}@tuner>"
     text, html = parts(message)
     assert "14 of 1200 invocations ran out of memory" in text
@@ -162,3 +162,18 @@ def test_implicit_tls(
         clock.advance(30)
         assert center.flush(0) == 0
     assert len(server.handler.messages) == 1
+
+
+def test_a_subject_that_needs_encoding_is_folded_after_its_first_words(
+    tmp_path: Path, clock: FakeClock, start_smtp: Callable[..., MailServer]
+) -> None:
+    server = start_smtp()
+    with mail_center(tmp_path, clock, server.port) as center:
+        center.notify([decision("données-clients-très-longues-à-traiter-en-lots-de-nuit")])
+        clock.advance(30)
+        assert center.flush(0) == 0
+    ((_, raw),) = server.handler.messages
+    subject = parse(raw)["Subject"]
+    assert subject.startswith("[tuner] [CRITICAL] aws:eu-west-1/données-clients")
+    [line] = [x for x in raw.split(b"\r\n") if x.startswith(b"Subject:")]
+    assert line.startswith(b"Subject: [tuner] [CRITICAL] ")

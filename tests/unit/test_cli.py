@@ -86,7 +86,7 @@ def test_documented_configurations_are_valid(tmp_path: Path, doc: str, block: st
 
 
 def test_the_docs_hold_configuration_examples() -> None:
-    assert {"README.md", "aws.md", "kubernetes.md", "notifications.md"} <= {
+    assert {"README.md", "aws.md", "kubernetes.md", "local.md", "notifications.md"} <= {
         d for d, _ in CONFIG_BLOCKS
     }
 

@@ -44,6 +44,12 @@ FACTS: Mapping[str, FactDoc] = {
     "oom_rate": FactDoc(Type.NUMBER, "ratio", "ooms / invocations."),
     "throttles": FactDoc(Type.NUMBER, "count", "Invocations refused for concurrency limits."),
     "cold_starts": FactDoc(Type.NUMBER, "count", "Invocations that started a new worker."),
+    "init_errors": FactDoc(
+        Type.NUMBER,
+        "count",
+        "Init phases that failed before the handler ran (import error, crash, init timeout); "
+        "no memory or timeout change fixes them.",
+    ),
     # duration
     "duration_p50_ms": FactDoc(Type.NUMBER, "ms", "Median duration."),
     "duration_p95_ms": FactDoc(Type.NUMBER, "ms", "95th percentile duration."),
@@ -209,6 +215,7 @@ def build_facts(
         oom_rate=_ratio(w.ooms, w.invocations),
         throttles=_f(w.throttles),
         cold_starts=_f(w.cold_starts),
+        init_errors=_f(w.init_errors),
         duration_p50_ms=_f(w.duration_p50_ms),
         duration_p95_ms=_f(w.duration_p95_ms),
         duration_p99_ms=_f(w.duration_p99_ms),

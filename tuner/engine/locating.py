@@ -12,18 +12,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from tuner.actions import ACTIONS
+from tuner.engine.keyhints import did_you_mean
+from tuner.engine.yamlfiles import nearest_line
 from tuner.errors import Problem
 from tuner.registry import UnknownNameError
-
-
-def nearest_line(
-    lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...], shortest: int = 0
-) -> int | None:
-    """The line of ``loc``, or of the nearest enclosing path at least ``shortest`` long."""
-    for n in range(len(loc), shortest - 1, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return None
 
 
 def located_problems(
@@ -32,16 +24,18 @@ def located_problems(
     lines: Mapping[tuple[Any, ...], int],
     data: Any = None,
     *,
-    rule_file: bool = False,
+    model: Any = None,
     prefix: tuple[Any, ...] = (),
+    rule_file: bool = False,
 ) -> list[Problem]:
     """Turn pydantic errors into problems that name the file, the line and the field.
 
     Every YAML input (rule files, ``tuner.yaml``, its provider and notification sections,
     TuningPolicies) reports its errors through here.  ``lines`` maps a path in the loaded
     data to its line; ``prefix`` is where the validated part sits in the file (e.g.
-    ``("providers", 0)``), and is part of the field named; in rule files the rule is named
-    too.
+    ``("providers", 0)``), and is part of the field named; in rule files the rule is
+    named too.  ``model`` is the validated model, at ``prefix``: an unknown key then
+    suggests the closest known one.
     """
     problems = []
     for err in exc.errors():
@@ -49,7 +43,7 @@ def located_problems(
         rule = _rule_name(data, loc) if rule_file else None
         path = loc[2:] if rule else loc
         field = _field(path, indexed=not rule_file)
-        message = _message(err, loc)
+        message = _message(err, loc, model, len(prefix))
         problems.append(
             Problem(source, nearest_line(lines, _strip_tags(loc)), message, rule, field)
         )
@@ -84,7 +78,7 @@ def _rule_name(data: Any, loc: tuple[Any, ...]) -> str | None:
     return None
 
 
-def _message(err: Any, loc: tuple[Any, ...]) -> str:
+def _message(err: Any, loc: tuple[Any, ...], model: Any, skip: int) -> str:
     kind = err["type"]
     if kind == "union_tag_invalid":
         tag = str(err.get("ctx", {}).get("tag", ""))
@@ -92,7 +86,8 @@ def _message(err: Any, loc: tuple[Any, ...]) -> str:
     if kind == "union_tag_not_found":
         return "an action needs an 'action' field, e.g. 'action: more-memory'"
     if kind == "extra_forbidden":
-        return f"unknown key '{loc[-1]}'"
+        hint = did_you_mean(model, loc[skip:]) if model is not None else ""
+        return f"unknown key '{loc[-1]}'{hint}"
     return str(err["msg"])
 
 

@@ -28,7 +28,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tuner.actions import Action
@@ -36,6 +35,7 @@ from tuner.durations import Duration
 from tuner.engine.conditions import Condition, ConditionError, compile_condition
 from tuner.engine.facts import FACT_TYPES
 from tuner.engine.locating import located_problems
+from tuner.engine.yamlfiles import load_yaml, read_text
 from tuner.errors import ConfigError, Problem
 from tuner.model import Mode, Severity, Target
 
@@ -125,72 +125,6 @@ class RuleBase:
         return next((r for r in self.rules if r.name == name), None)
 
 
-# ---------------------------------------------------------------- line tracking
-
-
-def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            k = key.value
-            out[path + (k,)] = key.start_mark.line + 1
-            _lines(value, path + (k,), out)
-            out[path + (k,)] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _lines(item, path + (i,), out)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that rejects duplicate keys instead of keeping the last one."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                "a key must be a plain value, not a list or mapping",
-                key_node.start_mark,
-            ) from None
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def load_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    """Parse YAML safely, returning the data and a map from data path to line number.
-
-    The text is parsed once: the data is constructed from the same node tree that gives
-    the line numbers.
-    """
-    try:
-        loader = _UniqueKeyLoader(text)  # reading checks the characters already
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([Problem(source, line, f"invalid YAML: {problem}")]) from None
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        _lines(node, (), lines)
-    return data, lines
 
 
 # ---------------------------------------------------------------- loading
@@ -208,7 +142,9 @@ def parse_rules(text: str, source: str) -> RuleBase:
     try:
         RuleFile.model_validate({**data, "rules": []})
     except ValidationError as exc:
-        problems.extend(located_problems(exc, source, lines, data, rule_file=True))
+        problems.extend(
+            located_problems(exc, source, lines, data, model=RuleFile, rule_file=True)
+        )
     if not isinstance(raw_rules, list):
         problems.append(
             Problem(source, lines.get(("rules",)), "'rules' must be a list", field="rules")
@@ -222,7 +158,9 @@ def parse_rules(text: str, source: str) -> RuleBase:
             rule = Rule.model_validate(raw)
         except ValidationError as exc:
             problems.extend(
-                located_problems(exc, source, lines, data, rule_file=True, prefix=("rules", i))
+                located_problems(
+                    exc, source, lines, data, model=Rule, prefix=("rules", i), rule_file=True
+                )
             )
             if isinstance(raw, dict) and isinstance(raw.get("when"), str):
                 problems.extend(
@@ -276,11 +214,7 @@ def load_rules(paths: Sequence[str | Path]) -> RuleBase:
     for path in yaml_files(paths):
         files.append(str(path))
         try:
-            text = Path(path).read_text(encoding="utf-8")
-            base = parse_rules(text, str(path))
-        except OSError as exc:
-            problems.append(Problem(str(path), None, f"cannot read: {exc.strerror}"))
-            continue
+            base = parse_rules(read_text(path), str(path))
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue

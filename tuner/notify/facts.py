@@ -10,6 +10,7 @@ from tuner.model import fact_number
 MAX_LINES = 10
 
 _COUNTS = (
+    ("init_errors", None),
     ("errors", "error_rate"),
     ("timeouts", "timeout_rate"),
     ("ooms", "oom_rate"),

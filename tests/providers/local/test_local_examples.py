@@ -13,7 +13,7 @@ from local_world import WallClock
 from tuner.errors import ConfigError
 from tuner.providers.local import Settings, build, resolve_functions_dir
 from tuner.providers.local.host import FunctionHost
-from tuner.providers.local.specs import load_dependencies
+from tuner.providers.local.specs import load_dependencies, load_functions
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "local"
 
@@ -137,3 +137,24 @@ def test_every_problem_shows_in_the_first_window_of_demo_traffic(tmp_path: Path)
         assert payments.calls and payments.errors == payments.calls
     greeter = facts["greeter"]
     assert greeter.invocations and greeter.errors == 0
+
+
+def test_broken_declarations_are_located_problems_not_crashes(tmp_path: Path) -> None:
+    function = tmp_path / "functions" / "resize"
+    function.mkdir(parents=True)
+    (function / "handler.py").write_text("def handler(event, context):\n    return event\n")
+    (function / "function.yaml").write_bytes(b"memory_mb: 128\nowner: caf\xe9@example.com\n")
+    (tmp_path / "dependencies.yaml").write_text(
+        'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n'
+        + "".join(
+            f"{n}: &{n} [" + ",".join([f"*{p}"] * 10) + "]\n"
+            for p, n in zip("abcdef", "bcdefg", strict=True)
+        )
+    )
+    with pytest.raises(ConfigError) as err:
+        load_functions(tmp_path)
+    assert [str(p) for p in err.value.problems] == [
+        f"{function / 'function.yaml'}:2: not UTF-8: byte 0xe9 at column 11"
+    ]
+    with pytest.raises(ConfigError, match="aliases expand to more than"):
+        load_dependencies(tmp_path)

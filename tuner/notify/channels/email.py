@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -13,6 +14,14 @@ from tuner.notify.secrets import Secret
 from tuner.notify.settings import EmailChannelSettings
 
 _REJECTED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
+
+_ASCII_HEADERS = email.policy.default.clone(max_line_length=998)
+"""RFC 5322's hard limit: an ASCII subject stays on the header's line.
+
+The default policy folds at 78 characters and, for some subjects, breaks right after
+``Subject:``, so that mail clients show the subject with a leading space.  Subjects that
+need encoded words (non-ASCII) keep the default, which folds those correctly.
+"""
 
 
 class EmailChannel(ChannelOptions):
@@ -39,26 +48,27 @@ class EmailChannel(ChannelOptions):
     def compose(self, message: Message) -> EmailMessage:
         """The email for a message; its Message-ID is derived from the message id."""
         s = self._settings
-        email = EmailMessage()
-        email["Subject"] = f"{s.subject_prefix} {message.title}".strip()
-        email["From"] = s.from_
-        email["To"] = ", ".join(s.to)
-        email["Date"] = formatdate(usegmt=True)
-        email["Message-ID"] = f"<{message.id}@tuner>"
-        email.set_content(message.text)
+        subject = f"{s.subject_prefix} {message.title}".strip()
+        mail = EmailMessage(policy=_ASCII_HEADERS if subject.isascii() else email.policy.default)
+        mail["Subject"] = subject
+        mail["From"] = s.from_
+        mail["To"] = ", ".join(s.to)
+        mail["Date"] = formatdate(usegmt=True)
+        mail["Message-ID"] = f"<{message.id}@tuner>"
+        mail.set_content(message.text)
         if message.html:
-            email.add_alternative(message.html, subtype="html")
-        return email
+            mail.add_alternative(message.html, subtype="html")
+        return mail
 
     def send(self, message: Message) -> None:
         """Connect, secure, log in and send; failures say whether the mail may have arrived."""
-        email = self.compose(message)
+        mail = self.compose(message)
         try:
             smtp = self._connect()
         except (OSError, smtplib.SMTPException) as error:
             raise DeliveryError(self._describe(error), delivered=False) from None
         try:
-            refused = smtp.send_message(email)
+            refused = smtp.send_message(mail)
         except _REJECTED as error:
             raise DeliveryError(self._describe(error), delivered=False) from None
         except (OSError, smtplib.SMTPException) as error:

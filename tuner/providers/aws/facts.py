@@ -18,9 +18,9 @@ def window_facts(
 ) -> WindowFacts:
     """The facts of one function over one window.
 
-    Counters that only logs can give (timeouts, OOMs, cold starts) are None when the
-    logs were not read.  Duration percentiles come from the REPORT lines when there are
-    some, else from CloudWatch percentiles when those were asked for.
+    Counters that only logs can give (timeouts, OOMs, cold starts, init errors) are None
+    when the logs were not read.  Duration percentiles come from the REPORT lines when
+    there are some, else from CloudWatch percentiles when those were asked for.
     """
     invocations = stats.get("invocations")
     if invocations is None and summary is not None and summary.reports:
@@ -39,6 +39,7 @@ def window_facts(
         timeouts=summary.timeouts if summary else None,
         ooms=summary.ooms if summary else None,
         cold_starts=summary.cold_starts if summary else None,
+        init_errors=summary.init_errors if summary else None,
         duration_p50_ms=_percentile(summary, 50, stats.get("duration_p50_ms")),
         duration_p95_ms=_percentile(summary, 95, stats.get("duration_p95_ms")),
         duration_p99_ms=_percentile(summary, 99, stats.get("duration_p99_ms")),

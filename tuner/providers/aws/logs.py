@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import structlog
@@ -56,17 +58,31 @@ def choose(
     return (urgent + routine)[: settings.max_log_reads_per_cycle]
 
 
+INSIGHTS_GROUP = "/aws/lambda-insights"
+"""Where Lambda Insights writes one performance event per invocation of every function."""
+
+
 def read_summary(
-    clients: RegionClients, name: str, start: float, end: float, max_events: int
+    clients: RegionClients,
+    name: str,
+    start: float,
+    end: float,
+    max_events: int,
+    *,
+    insights: bool = False,
 ) -> LogSummary | None:
     """A summary of the function's Lambda lines in the window, or None when unreadable.
 
+    With ``insights`` the function's Lambda Insights performance events are read too
+    (they say which invocations timed out even when the function's own group is quiet).
     Logs only add detail to the metrics, so a missing or forbidden log group leaves the
     log-only facts unknown instead of failing the whole fleet's observation.
     """
     from botocore.exceptions import ClientError
 
     lines = _log_lines(clients, f"/aws/lambda/{name}", start, end, max_events)
+    if insights:
+        lines = chain(lines, _insights_lines(clients, name, start, end, max_events))
     try:
         return summarize(lines)
     except ClientError as error:
@@ -74,14 +90,38 @@ def read_summary(
         return None
 
 
+def _insights_lines(
+    clients: RegionClients, name: str, start: float, end: float, max_events: int
+) -> Iterator[str]:
+    """The function's performance events in the shared Insights group (checked again here)."""
+    from botocore.exceptions import ClientError
+
+    pattern = f'{{ $.function_name = "{name}" }}'
+    try:
+        for line in _log_lines(clients, INSIGHTS_GROUP, start, end, max_events, pattern):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("function_name") == name:
+                yield line
+    except ClientError as error:  # no Insights group: the function's own lines still count
+        log.warning("insights events not read", function=name, error=error_code(error))
+
+
 def _log_lines(
-    clients: RegionClients, group: str, start: float, end: float, max_events: int
+    clients: RegionClients,
+    group: str,
+    start: float,
+    end: float,
+    max_events: int,
+    pattern: str = FILTER_PATTERN,
 ) -> Iterator[str]:
     request: dict[str, Any] = {
         "logGroupName": group,
         "startTime": int(start * 1000),
         "endTime": int(end * 1000),
-        "filterPattern": FILTER_PATTERN,
+        "filterPattern": pattern,
     }
     read = 0
     while True:

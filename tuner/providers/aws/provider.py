@@ -95,7 +95,12 @@ class AwsProvider:
         stats = metrics.fetch_stats(clients.cloudwatch, queries, start, end)
         summaries: dict[str, LogSummary | None] = {
             target.ref.name: logs.read_summary(
-                clients, target.ref.name, start, end, self.settings.max_log_events
+                clients,
+                target.ref.name,
+                start,
+                end,
+                self.settings.max_log_events,
+                insights=target.ref.name in insights,
             )
             for target in logs.choose(targets, stats, cycle, self.settings)
         }

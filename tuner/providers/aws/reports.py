@@ -1,4 +1,4 @@
-"""Parsing of Lambda's own log lines: REPORT lines, timeouts and out-of-memory signatures.
+"""Summaries of Lambda's own log lines: reports, timeouts, out-of-memory kills, init failures.
 
 Lambda writes one ``REPORT`` line per invocation, e.g.::
 
@@ -6,56 +6,54 @@ Lambda writes one ``REPORT`` line per invocation, e.g.::
     Memory Size: 128 MB  Max Memory Used: 128 MB  Init Duration: 250.12 ms
 
 plus ``Task timed out after 3.00 seconds`` on a timeout and ``Runtime exited with error:
-signal: killed`` or ``Runtime.OutOfMemory`` when the function ran out of memory.  Newer
-runtimes add ``Status: timeout`` / ``Status: error  Error Type: Runtime.OutOfMemory`` to
-the REPORT line.  Functions logging in Lambda's JSON format write the same numbers as a
-``platform.report`` record.  One invocation may show several signatures; each counts once.
+signal: killed``, ``Runtime.OutOfMemory``, Node's ``JavaScript heap out of memory`` or
+Python's ``[ERROR] MemoryError`` when the function ran out of memory.  Newer runtimes
+add ``Status: timeout`` / ``Status: error  Error Type: Runtime.OutOfMemory`` to the
+REPORT line.  Functions logging in Lambda's JSON format write the same numbers as a
+``platform.report`` record, and Lambda Insights writes a ``performance`` event per
+invocation.  One invocation may show several signatures; each counts once.
+
+An init phase that fails (``INIT_REPORT ... Status: error`` or ``timeout``, an import
+error) is counted apart, as ``init_errors``: the handler never ran, so no memory or
+timeout change can fix it.  How each line is read is in :mod:`.logformats`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tuner.providers.aws.logformats import (
+    InitReport,
+    Report,
+    is_init_report,
+    is_report,
+    parse_init_report,
+    parse_json,
+    parse_report,
+)
 from tuner.stats import percentile
 
+__all__ = ["FILTER_PATTERN", "LogSummary", "Report", "parse_report", "summarize"]
+
 FILTER_PATTERN = (
-    '?REPORT ?"platform.report" ?"Task timed out" ?"Runtime exited with error" '
-    '?"Runtime.OutOfMemory"'
+    '?REPORT ?INIT_REPORT ?"platform.report" ?"platform.initReport" ?"Task timed out" '
+    '?"Runtime exited with error" ?"Runtime.OutOfMemory" ?"JavaScript heap out of memory" '
+    '?MemoryError ?"Runtime.ImportModuleError" ?"Unable to import module"'
 )
 """A CloudWatch Logs filter pattern selecting the lines this module reads."""
 
-_REPORT = re.compile(r"^\s*(?:\S+\s+)?REPORT\s+RequestId:")
-_FIELD = re.compile(
-    r"(Duration|Billed Duration|Memory Size|Max Memory Used|Init Duration):\s*(\S+)"
+_TIMEOUT = "Task timed out after"
+_OOM_SIGNATURES = (
+    "Runtime exited with error: signal: killed",
+    "Runtime.OutOfMemory",
+    "JavaScript heap out of memory",
+    "[ERROR] MemoryError",
 )
-_STATUS = re.compile(r"Status:\s*(\w+)")
+_IMPORT_SIGNATURES = ("Runtime.ImportModuleError", "Unable to import module")
 _REQUEST_ID = re.compile(r"RequestId:\s*([\w-]+)")
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
-_TIMEOUT = "Task timed out after"
-_OOM_SIGNATURES = ("Runtime exited with error: signal: killed", "Runtime.OutOfMemory")
-_REQUIRED = ("Duration", "Billed Duration", "Memory Size", "Max Memory Used")
-_JSON_REPORT = '"platform.report"'
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """The numbers of one REPORT line."""
-
-    request_id: str
-    duration_ms: float
-    billed_duration_ms: float
-    memory_size_mb: float
-    max_memory_used_mb: float
-    init_duration_ms: float | None
-    status: str | None
-
-    @property
-    def out_of_memory(self) -> bool:
-        """True when the invocation used all the memory it had."""
-        return self.max_memory_used_mb >= self.memory_size_mb
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +64,7 @@ class LogSummary:
     timeouts: int
     ooms: int
     malformed: int
+    init_errors: int = 0
 
     @property
     def durations_ms(self) -> list[float]:
@@ -74,8 +73,8 @@ class LogSummary:
 
     @property
     def cold_starts(self) -> int:
-        """Invocations that paid an init phase."""
-        return sum(1 for r in self.reports if r.init_duration_ms is not None)
+        """Invocations that paid an init phase (or a SnapStart restore)."""
+        return sum(1 for r in self.reports if r.cold_start)
 
     @property
     def peak_memory_mb(self) -> float | None:
@@ -87,84 +86,55 @@ class LogSummary:
         return percentile(self.durations_ms, q)
 
 
-def parse_report(line: str) -> Report | None:
-    """The numbers of a REPORT line; None when a required field is missing or not a number."""
-    fields: dict[str, float] = {}
-    for name, raw in _FIELD.findall(line):
-        try:
-            fields[name] = float(raw)
-        except ValueError:
-            return None
-    if any(name not in fields for name in _REQUIRED):
-        return None
-    request = _REQUEST_ID.search(line)
-    status = _STATUS.search(line)
-    return Report(
-        request_id=request.group(1) if request else "",
-        duration_ms=fields["Duration"],
-        billed_duration_ms=fields["Billed Duration"],
-        memory_size_mb=fields["Memory Size"],
-        max_memory_used_mb=fields["Max Memory Used"],
-        init_duration_ms=fields.get("Init Duration"),
-        status=status.group(1).lower() if status else None,
-    )
-
-
-def parse_json_report(line: str) -> Report | None:
-    """The numbers of a JSON ``platform.report`` record; None when it is not one."""
-    try:
-        event = json.loads(line)
-        record = event["record"]
-        metrics = record["metrics"]
-        return Report(
-            request_id=str(record.get("requestId", "")),
-            duration_ms=float(metrics["durationMs"]),
-            billed_duration_ms=float(metrics["billedDurationMs"]),
-            memory_size_mb=float(metrics["memorySizeMB"]),
-            max_memory_used_mb=float(metrics["maxMemoryUsedMB"]),
-            init_duration_ms=_float_or_none(metrics.get("initDurationMs")),
-            status=_status(record),
-        )
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
-def _status(record: dict[str, object]) -> str | None:
-    status = record.get("status")
-    return str(status).lower() if status else None
-
-
-def _float_or_none(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
 def summarize(lines: Iterable[str]) -> LogSummary:
-    """Count reports, timeouts, out-of-memory kills and malformed REPORT lines.
+    """Count reports, timeouts, out-of-memory kills, init failures and malformed reports.
 
-    Other lines (the function's own output) are ignored; a REPORT line that cannot be
-    parsed is counted as malformed and skipped.
+    Other lines (the function's own output) are ignored; a report that cannot be
+    parsed is counted as malformed and skipped.  Two reports of one request (a REPORT
+    line and an Insights event) count once.
     """
-    reports: list[Report] = []
+    reports: dict[str, Report] = {}
+    anonymous: list[Report] = []
     timeouts = _Invocations()
     ooms = _Invocations()
-    malformed = 0
+    malformed = failed_inits = import_errors = 0
     for line in lines:
-        is_json_report = _JSON_REPORT in line and line.lstrip().startswith("{")
-        if is_json_report or _REPORT.match(line):
-            report = parse_json_report(line) if is_json_report else parse_report(line)
-            if report is None:
-                malformed += 1
-                continue
-            reports.append(report)
-            if report.status == "timeout":
-                timeouts.add(report.request_id)
-            if report.out_of_memory or "Runtime.OutOfMemory" in line:
-                ooms.add(report.request_id)
+        parsed: Report | InitReport | None | bool = False
+        if line.lstrip().startswith("{"):
+            parsed = parse_json(line)
+        if parsed is False and is_report(line):
+            parsed = parse_report(line)
+        elif parsed is False and is_init_report(line):
+            parsed = parse_init_report(line)
+        if parsed is None:
+            malformed += 1
+        elif isinstance(parsed, InitReport):
+            failed_inits += parsed.failed
+        elif isinstance(parsed, Report):
+            if parsed.request_id and parsed.request_id in reports:
+                pass
+            elif parsed.request_id:
+                reports[parsed.request_id] = parsed
+            else:
+                anonymous.append(parsed)
+            if parsed.status == "timeout":
+                timeouts.add(parsed.request_id)
+            if parsed.out_of_memory:
+                ooms.add(parsed.request_id)
         elif _TIMEOUT in line:
             timeouts.add(_request_id(line))
         elif any(signature in line for signature in _OOM_SIGNATURES):
             ooms.add(_request_id(line))
-    return LogSummary(tuple(reports), timeouts.count, ooms.count, malformed)
+        elif any(signature in line for signature in _IMPORT_SIGNATURES):
+            import_errors += 1
+    return LogSummary(
+        tuple(reports.values()) + tuple(anonymous),
+        timeouts.count,
+        ooms.count,
+        malformed,
+        # one failed init writes an INIT_REPORT and its error: count the larger tally
+        init_errors=max(failed_inits, import_errors),
+    )
 
 
 def _request_id(line: str) -> str:

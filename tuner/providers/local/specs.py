@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tuner.engine.yamlfiles import load_yaml_file
 from tuner.errors import ConfigError, Problem
 from tuner.model import FunctionConfig
 
@@ -121,13 +121,13 @@ def load_dependencies(directory: Path) -> dict[str, DependencySpec]:
 
 
 def _read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any]:
+    """The mapping in a YAML file, read with the size, encoding and alias limits of all input."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problems.append(Problem(str(path), line, f"invalid YAML: {error}"))
+        _, data, _ = load_yaml_file(path)
+    except ConfigError as error:
+        problems.extend(error.problems)
         return {}
+    data = data or {}
     if not isinstance(data, dict):
         problems.append(Problem(str(path), None, "must be a mapping"))
         return {}

@@ -1,0 +1,116 @@
+"""``tuner explain``: the history of decisions, as text rows or JSON, times in UTC.
+
+Times are ISO 8601 in UTC (``2026-11-30T17:41:00Z``) in text and JSON alike.  One
+message sent for several functions (an outage grouped by its dependency) is one text
+row naming the functions it covered; JSON keeps one record per decision, with its
+``group``, for tools.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tuner.model import Decision
+from tuner.planning import FUNCTION_GROUP
+from tuner.store import SqliteStore
+
+ALL = sys.maxsize
+"""A limit that reads every decision."""
+
+_SAME_MESSAGE_S = 1.0
+"""Decisions of one group recorded this close together went out as one message."""
+
+
+def iso(t: float) -> str:
+    """A time in seconds as ISO 8601 UTC, to the second: ``2026-11-30T17:41:00Z``."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decision_json(d: Decision) -> dict[str, Any]:
+    """The JSON form of a decision, as ``once --json`` and ``explain --json`` print it."""
+    c = d.change
+    return {
+        "id": d.id,
+        "time": iso(d.time),
+        "function": d.ref.key,
+        "rule": d.rule,
+        "action": d.action,
+        "knob": c.knob.value if c else None,
+        "before": c.before if c else None,
+        "after": c.after if c else None,
+        "mode": d.mode.value,
+        "verdict": d.verdict.value if d.verdict else None,
+        "state": d.state.value,
+        "applied": d.applied,
+        "severity": d.severity.value,
+        "group": d.group,
+        "summary": d.summary,
+        "advice": d.advice,
+        "reason": d.reason,
+    }
+
+
+def decision_line(d: Decision, functions: str | None = None) -> str:
+    """One text row: time, function (or the functions a grouped message covered), what happened."""
+    change = f"  {d.change.describe()}" if d.change else ""
+    reason = f"  ({d.reason})" if d.reason else ""
+    who = functions if functions is not None else d.ref.key
+    return (
+        f"{iso(d.time)}  {who:28} {d.rule:16} {d.action:16} {d.state.value:11}"
+        f"{change}{reason}"
+    )
+
+
+@dataclass
+class _Row:
+    first: Decision
+    last_time: float
+    functions: list[str] = field(default_factory=list)
+
+
+def grouped_lines(decisions: Sequence[Decision]) -> list[str]:
+    """Text rows, one per decision, except one per message that covered several functions."""
+    rows: list[_Row] = []
+    open_rows: dict[tuple[str, str, str, str], _Row] = {}
+    for d in decisions:
+        key = (d.group, d.rule, d.action, d.state.value)
+        row = open_rows.get(key) if d.group and not d.group.startswith(FUNCTION_GROUP) else None
+        if row is not None and d.time - row.last_time <= _SAME_MESSAGE_S and d.change is None:
+            row.functions.append(d.ref.name)
+            row.last_time = d.time
+            continue
+        row = _Row(d, d.time, [d.ref.name])
+        rows.append(row)
+        if d.change is None:
+            open_rows[key] = row
+    out = []
+    for row in rows:
+        if len(row.functions) == 1:
+            out.append(decision_line(row.first))
+        else:
+            group = row.first.group
+            who = f"{group} ({len(row.functions)} functions: {', '.join(row.functions)})"
+            out.append(decision_line(row.first, who))
+    return out
+
+
+def matches(d: Decision, wanted: str) -> bool:
+    """True when the decision is about the function named (by name or by key)."""
+    return wanted in (d.ref.name, d.ref.key)
+
+
+def history(store: SqliteStore, function: str | None, limit: int) -> list[Decision]:
+    """The newest ``limit`` decisions, of one function when named (filtered before limiting)."""
+    if function is None:
+        return store.decisions(limit=limit)
+    mine = [d for d in store.decisions(limit=ALL) if matches(d, function)]
+    return mine[-limit:] if limit > 0 else []
+
+
+def known_functions(store: SqliteStore) -> list[str]:
+    """The names of the functions the store holds decisions for."""
+    return sorted({d.ref.name for d in store.decisions(limit=ALL)})
