@@ -272,3 +272,17 @@ def test_json_reports_with_impossible_numbers_are_malformed(bad: str) -> None:
     assert summarize([line]).malformed == 1
     insights = INSIGHTS.replace('"used_memory_max": 63', f'"used_memory_max": {bad}')
     assert summarize([insights]).malformed == 1
+
+
+def test_only_invocations_at_the_memory_in_force_count() -> None:
+    """OOMs at 128 MB are the past once the function has 256 MB: they ask for no second raise."""
+    old = ["8f5e0b3c-1111-4d3a-9b1e-000000000001", "8f5e0b3c-1111-4d3a-9b1e-000000000002"]
+    lines = [
+        *(f"RequestId: {rid} Error: Runtime exited with error: signal: killed" for rid in old),
+        *(report_line(rid, 900.0, 128, 128) for rid in old),
+        report_line("8f5e0b3c-1111-4d3a-9b1e-000000000003", 300.0, 256, 190),
+    ]
+    everything = summarize(lines)
+    assert (len(everything.reports), everything.ooms) == (3, 2)
+    current = summarize(lines, memory_mb=256)
+    assert (len(current.reports), current.ooms, current.peak_memory_mb) == (1, 0, 190.0)

@@ -70,13 +70,15 @@ def read_summary(
     max_events: int,
     *,
     insights: bool = False,
+    memory_mb: float | None = None,
 ) -> LogSummary | None:
     """A summary of the function's Lambda lines in the window, or None when unreadable.
 
     With ``insights`` the function's Lambda Insights performance events are read too
     (they say which invocations timed out even when the function's own group is quiet).
     Logs only add detail to the metrics, so a missing or forbidden log group leaves the
-    log-only facts unknown instead of failing the whole fleet's observation.
+    log-only facts unknown instead of failing the whole fleet's observation.  With
+    ``memory_mb``, only invocations that ran at that size count (see ``summarize``).
     """
     from botocore.exceptions import ClientError
 
@@ -84,7 +86,7 @@ def read_summary(
     if insights:
         lines = chain(lines, _insights_lines(clients, name, start, end, max_events))
     try:
-        return summarize(lines)
+        return summarize(lines, memory_mb)
     except ClientError as error:
         log.warning("logs not read", function=name, error=error_code(error))
         return None

@@ -101,6 +101,7 @@ class AwsProvider:
                 end,
                 self.settings.max_log_events,
                 insights=target.ref.name in insights,
+                memory_mb=target.config.memory_mb,
             )
             for target in logs.choose(targets, stats, cycle, self.settings)
         }

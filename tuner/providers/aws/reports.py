@@ -86,12 +86,14 @@ class LogSummary:
         return percentile(self.durations_ms, q)
 
 
-def summarize(lines: Iterable[str]) -> LogSummary:
+def summarize(lines: Iterable[str], memory_mb: float | None = None) -> LogSummary:
     """Count reports, timeouts, out-of-memory kills, init failures and malformed reports.
 
     Other lines (the function's own output) are ignored; a report that cannot be
     parsed is counted as malformed and skipped.  Two reports of one request (a REPORT
-    line and an Insights event) count once.
+    line and an Insights event) count once.  With ``memory_mb`` (the configuration in
+    force), invocations whose report says they ran at another Memory Size are left out,
+    with their timeouts and OOMs: they are evidence of the past, not of this size.
     """
     reports: dict[str, Report] = {}
     anonymous: list[Report] = []
@@ -127,6 +129,14 @@ def summarize(lines: Iterable[str]) -> LogSummary:
             ooms.add(_request_id(line))
         elif any(signature in line for signature in _IMPORT_SIGNATURES):
             import_errors += 1
+    if memory_mb is not None:
+        past = {
+            rid for rid, r in reports.items() if r.memory_size_mb and r.memory_size_mb != memory_mb
+        }
+        reports = {rid: r for rid, r in reports.items() if rid not in past}
+        anonymous = [r for r in anonymous if not r.memory_size_mb or r.memory_size_mb == memory_mb]
+        timeouts.forget(past)
+        ooms.forget(past)
     return LogSummary(
         tuple(reports.values()) + tuple(anonymous),
         timeouts.count,
@@ -157,6 +167,9 @@ class _Invocations:
             self._ids.add(request_id)
         else:
             self._anonymous += 1
+
+    def forget(self, request_ids: set[str]) -> None:
+        self._ids -= request_ids
 
     @property
     def count(self) -> int:
