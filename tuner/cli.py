@@ -29,6 +29,8 @@ from tuner.errors import ConfigError, Problem
 from tuner.logs import configure
 from tuner.model import Decision, FunctionRef, Outcome, Verification
 from tuner.store import SqliteStore
+from tuner.web import commands as web_commands
+from tuner.web.addresses import DEFAULT_ADDRESS, parse_address
 
 SCHEMA_PATH = Path("rules/schema.json")
 DEMO_INTERVAL_S = 10.0
@@ -75,6 +77,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"tuner: {len(tuner.rules.rules)} rules, {len(tuner.providers)} provider(s), mode {config.mode.value}, "
         f"a cycle every {config.interval:g} s, store {config.store_path()}"
     )
+    from tuner.web.actions import load_token
+    from tuner.web.attaching import attach
+
+    try:
+        insight = attach(tuner, args.http, token=load_token())
+    except BaseException:
+        tuner.close()
+        raise
+    if insight.url:
+        _print(f"tuner: dashboard and metrics at {insight.url}")
     cycles = 0
 
     def on_cycle(report: CycleReport) -> None:
@@ -108,6 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             before_cycle=tuner.rules.reload,
         )
     finally:
+        insight.close()
         tuner.close()
     store = SqliteStore(config.store_path())
     try:
@@ -189,6 +202,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         store.close()
     if args.function:
         decisions = [d for d in decisions if _names(d.ref, args.function)]
+    if args.facts:
+        from tuner.reloading import RuleSource
+        from tuner.web.commands import explain_facts
+
+        _print(explain_facts(decisions, RuleSource(config.rule_paths()).rules, args.json))
+        return 0
     if args.json:
         _print(json.dumps([decision_json(d) for d in decisions], indent=2))
     else:
@@ -329,6 +348,8 @@ def parser() -> argparse.ArgumentParser:
         help="embedded demo only: start from the shipped examples (clears .tuner/)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    run.add_argument("--http", default=DEFAULT_ADDRESS, type=parse_address,
+                     help=f"serve the dashboard and metrics at HOST:PORT, or off (default {DEFAULT_ADDRESS})")  # fmt: skip
     run.set_defaults(fn=cmd_run)
 
     once = sub.add_parser("once", help="run one cycle and print its decisions")
@@ -345,6 +366,7 @@ def parser() -> argparse.ArgumentParser:
     explain.add_argument("-c", "--config")
     explain.add_argument("--json", action="store_true")
     explain.add_argument("--limit", type=int, default=1000)
+    explain.add_argument("--facts", action="store_true", help="show the facts each decision rested on")
     explain.set_defaults(fn=cmd_explain)
 
     schema = sub.add_parser("schema", help="write the rule-file JSON Schema")
@@ -354,6 +376,7 @@ def parser() -> argparse.ArgumentParser:
 
     facts = sub.add_parser("facts", help="list the facts a rule condition may use")
     facts.set_defaults(fn=cmd_facts)
+    web_commands.register(sub)
     return p
 
 

@@ -31,6 +31,8 @@ from tenacity.stop import stop_base
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
 from tuner.guard import DAY_S, HOUR_S, GuardPolicy, guard
+from tuner.insight import CycleObserver
+from tuner.manual import held
 from tuner.model import (
     Change,
     Decision,
@@ -147,6 +149,8 @@ class Daemon:
         self._lock = threading.Lock()
         self._throttled: set[str] = set()
         """Providers that kept throttling in this cycle: no more changes for them until the next."""
+        self.observers: list[CycleObserver] = []
+        """Told what each cycle saw (the dashboard's state, the metrics); empty by default."""
 
     @property
     def rules(self) -> RuleBase:
@@ -210,6 +214,8 @@ class Daemon:
                     report.decisions.extend(rollback)
                 findings, resolved = evaluate(rules, target, facts, self.streaks, now)
                 report.findings += len(findings)
+                for observer in self.observers:
+                    observer.function_observed(target, facts, findings, now)
                 for finding in findings:
                     planned.extend(
                         plan_finding(compiled[finding.rule], finding, target, self.mode, now)
@@ -223,6 +229,7 @@ class Daemon:
         history = self.store.applied_since(now - DAY_S, with_facts=False)
         cooldowns = {r.name: r.rule.cooldown for r in rules.rules}
         for decision in guard(planned, history, cooldowns, self.guard_policy, now):
+            decision = held(self.store, decision)  # a person paused tuning of this function
             try:
                 if decision.outcome is Outcome.APPLIED:
                     provider, target = targets_by_ref[decision.ref]
@@ -243,6 +250,8 @@ class Daemon:
         self.store.put_state(_STREAKS_KEY, json.dumps(self.streaks.counts))
         self._notify([d for d in report.decisions if d.outcome not in _SILENT])
         report.finished = self.clock.now()
+        for observer in self.observers:
+            observer.cycle_finished(report, rules)
         log.info(
             "cycle",
             targets=report.targets,

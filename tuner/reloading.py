@@ -7,7 +7,7 @@ once per change of the files, naming file, line, rule and field.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -28,6 +28,8 @@ class RuleSource:
         self._stamp = self._stamps()
         self.rules: RuleBase = load_rules(self.paths)  # the first load must succeed
         self.last_error: ConfigError | None = None
+        self.on_reload: Callable[[bool], None] | None = None
+        """Told after each reload of changed files: True when the new rules are in force."""
 
     def __call__(self) -> RuleBase:
         return self.rules
@@ -57,7 +59,11 @@ class RuleSource:
                     log.error(
                         "rule file rejected, keeping the last good rules", problem=str(problem)
                     )
+                if self.on_reload is not None:
+                    self.on_reload(False)
                 return False
             self.rules, self.last_error = rules, None
             log.info("rules reloaded", rules=len(rules), files=[str(p) for p in self.paths])
+            if self.on_reload is not None:
+                self.on_reload(True)
             return True

@@ -1,0 +1,135 @@
+"""What a person may do to the loop by hand: pause or resume tuning, approve, roll back.
+
+Each is recorded in the store as a decision like any other (rule ``manual``), so the audit
+log says who did what and when.  Pausing is a piece of loop state the loop reads before it
+applies a change (:func:`held`); approving and rolling back run under the loop's lock, one
+change at a time, through the same intent-first apply path as the loop's own changes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from tuner.model import Change, Decision, FunctionRef, Mode, Outcome, Severity, Target
+from tuner.ports import Provider, Store
+
+if TYPE_CHECKING:
+    from tuner.loop import Daemon
+
+MANUAL_RULE = "manual"
+_PAUSED = "paused:"
+
+
+class ManualError(ValueError):
+    """A request a person made cannot be carried out (the message says why)."""
+
+
+def paused(store: Store, key: str) -> dict[str, str] | None:
+    """Who paused tuning of a function and why, or None when it is not paused."""
+    raw = store.get_state(_PAUSED + key)
+    if not raw:
+        return None
+    value = json.loads(raw)
+    return value if isinstance(value, dict) else {"by": "?"}
+
+
+def held(store: Store, decision: Decision) -> Decision:
+    """A planned change to a paused function becomes skipped; rollbacks are never held."""
+    if decision.outcome is not Outcome.APPLIED or decision.undoes:
+        return decision
+    who = paused(store, decision.ref.key)
+    if who is None:
+        return decision
+    return decision.with_outcome(
+        Outcome.SKIPPED, f"tuning of this function is paused by {who.get('by', 'a person')}"
+    )
+
+
+def _audit(daemon: Daemon, ref: FunctionRef, action: str, summary: str, reason: str) -> Decision:
+    decision = Decision(
+        id=uuid.uuid4().hex, time=daemon.clock.now(), ref=ref, rule=MANUAL_RULE, action=action,
+        severity=Severity.INFO, mode=daemon.mode, outcome=Outcome.OBSERVED, summary=summary,
+        reason=reason, group=f"function:{ref.key}",
+    )  # fmt: skip
+    daemon.store.record(decision)
+    return decision
+
+
+def pause(daemon: Daemon, key: str, who: str, why: str = "") -> Decision:
+    """Stop tuner from changing one function until it is resumed; audited."""
+    ref = FunctionRef.parse(key)
+    now = daemon.clock.now()
+    daemon.store.put_state(_PAUSED + key, json.dumps({"by": who, "at": now, "why": why}))
+    return _audit(daemon, ref, "pause", f"tuning paused by {who}", why)
+
+
+def resume(daemon: Daemon, key: str, who: str, why: str = "") -> Decision:
+    """Let tuner change a paused function again; audited."""
+    if paused(daemon.store, key) is None:
+        raise ManualError(f"{key} is not paused")
+    daemon.store.delete_state(_PAUSED + key)
+    return _audit(daemon, FunctionRef.parse(key), "resume", f"tuning resumed by {who}", why)
+
+
+def _target(daemon: Daemon, ref: FunctionRef) -> tuple[Provider, Target]:
+    provider = next((p for p in daemon.providers if p.name == ref.provider), None)
+    if provider is None:
+        raise ManualError(f"no provider {ref.provider!r}")
+    target = next((t for t in daemon._retry(provider.targets) if t.ref == ref), None)
+    if target is None:
+        raise ManualError(f"{ref.key} is not managed by {ref.provider} any more")
+    return provider, target
+
+
+def approve(daemon: Daemon, decision_id: str, who: str) -> Decision:
+    """Apply a recommended change now, from the live value; the new decision says who approved."""
+    with daemon._lock:
+        decision = daemon.store.get(decision_id)
+        if decision is None:
+            raise ManualError(f"no decision {decision_id}")
+        if decision.outcome is not Outcome.RECOMMENDED or decision.change is None:
+            raise ManualError("only a recommended change can be approved")
+        provider, target = _target(daemon, decision.ref)
+        change = decision.change
+        live = target.config.get(change.knob)
+        if live == change.after:
+            raise ManualError(f"{change.knob.value} is already {live}")
+        approved = replace(
+            decision, id=uuid.uuid4().hex, time=daemon.clock.now(), mode=Mode.APPLY,
+            outcome=Outcome.APPLIED, change=Change(change.knob, live, change.after),
+            reason=f"approved by {who} (recommendation {decision.id})", verification=None,
+        )  # fmt: skip
+        done, _ = daemon._apply(provider, target, approved)
+    daemon._notify([done])
+    return done
+
+
+def roll_back(daemon: Daemon, decision_id: str, who: str) -> Decision:
+    """Put a changed knob back to its value before the change, now; audited as a rollback."""
+    with daemon._lock:
+        decision = daemon.store.get(decision_id)
+        if decision is None:
+            raise ManualError(f"no decision {decision_id}")
+        change = decision.change
+        if decision.outcome is not Outcome.APPLIED or change is None or change.before is None:
+            raise ManualError("only an applied change with a known earlier value can be rolled back")
+        if decision.undoes:
+            raise ManualError("this decision is itself a rollback")
+        provider, target = _target(daemon, decision.ref)
+        undo = replace(
+            decision, id=uuid.uuid4().hex, time=daemon.clock.now(), action="rollback",
+            change=Change(change.knob, target.config.get(change.knob), change.before),
+            summary=f"rolled back {change.describe()} by hand", reason=f"rolled back by {who}",
+            undoes=decision.id,
+        )  # fmt: skip
+        done, _ = daemon._apply(provider, target, undo)
+        if done.outcome is Outcome.APPLIED:
+            daemon.store.set_outcome(decision.id, Outcome.ROLLED_BACK, reason=f"rolled back by {who}")
+            daemon.store.delete_state(f"verify:{decision.id}")
+            done = done.with_outcome(Outcome.ROLLED_BACK)
+            daemon.store.record(done)
+    daemon._notify([done])
+    return done
