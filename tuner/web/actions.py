@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import structlog
 
 from tuner import manual
+from tuner.errors import ConfigError, Problem
+from tuner.model import Decision
 from tuner.web.api import decision_json
 
 if TYPE_CHECKING:
@@ -45,10 +47,15 @@ def load_token(environ: Mapping[str, str] | None = None) -> str | None:
     """The token from ``TUNER_WEB_TOKEN`` or the file ``TUNER_WEB_TOKEN_FILE`` names; None: read-only."""
     env = os.environ if environ is None else environ
     token = env.get(TOKEN_ENV, "").strip()
+    source = TOKEN_ENV
     if not token and env.get(TOKEN_FILE_ENV):
-        token = Path(env[TOKEN_FILE_ENV]).read_text(encoding="utf-8").strip()
+        source = env[TOKEN_FILE_ENV]
+        try:
+            token = Path(source).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError([Problem(source, None, f"cannot read the token: {exc.strerror}")]) from None
     if token and len(token) < 16:
-        raise ValueError(f"{TOKEN_ENV}: a token needs at least 16 characters")
+        raise ConfigError([Problem(source, None, "the web token needs at least 16 characters")])
     return token or None
 
 
@@ -57,7 +64,12 @@ class Actions:
 
     NAMES = ("pause", "resume", "approve", "rollback")
 
-    def __init__(self, daemon: Daemon, token: str | None, on_done: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        daemon: Daemon,
+        token: str | None,
+        on_done: Callable[[list[Decision]], None] | None = None,
+    ):
         self._daemon = daemon
         self._token = token
         self._on_done = on_done
@@ -94,7 +106,8 @@ class Actions:
             raise ActionError(409, str(exc)) from None
         log.info("manual action", action=name, function=done.ref.key, by=who)
         if self._on_done is not None:
-            self._on_done()
+            undone = self._daemon.store.get(done.undoes) if done.undoes else None
+            self._on_done([done] if undone is None else [undone, done])
         return {"ok": True, "decision": decision_json(done)}
 
     def _authorise(self, headers: Headers) -> None:

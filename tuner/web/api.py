@@ -18,6 +18,7 @@ from typing import Any
 from tuner.engine.explaining import explain
 from tuner.engine.rulefiles import CompiledRule
 from tuner.insight import FunctionView, LiveState
+from tuner.manual import paused
 from tuner.model import Decision, FunctionRef, Knob
 from tuner.ports import Store
 from tuner.web.fleet import Fleet
@@ -146,6 +147,7 @@ def function_json(src: Sources, key: str) -> dict[str, Any]:
         "decisions": [decision_json(d) for d in reversed(decisions)],
         "messages": messages(src, ref),
         "links": _links(view),
+        "paused": paused(src.store, view.key) if src.store is not None else None,
     }
 
 

@@ -98,7 +98,7 @@ def attach(
     metrics.watch(state, sources.fleet, getattr(tuner.notifier, "pending", None))
     insight = Insight(state, metrics, sources)
     if address is not None:
-        actions = Actions(daemon, token)
+        actions = Actions(daemon, token, on_done=state.add_decisions)
         try:
             insight.server = WebServer(sources, metrics, *address, actions=actions, poll_ms=poll_ms)
         except OSError as exc:

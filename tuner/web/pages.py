@@ -56,15 +56,17 @@ def environment() -> Environment:
 class Pages:
     """Renders each page of the dashboard."""
 
-    def __init__(self, src: Sources, poll_ms: int = 3000):
+    def __init__(self, src: Sources, poll_ms: int = 3000, actions: bool = False):
         self.src = src
         self.poll_ms = poll_ms
+        self.actions = actions
+        """Show the pause, resume, approve and roll-back buttons (a token is configured)."""
         self.env = environment()
 
     def _render(self, name: str, **context: Any) -> str:
         context.setdefault("function", None)
         return self.env.get_template(name).render(
-            status=api.status_json(self.src), poll_ms=self.poll_ms, **context
+            status=api.status_json(self.src), poll_ms=self.poll_ms, actions=self.actions, **context
         )
 
     def fleet(self, q: str = "", state: str = "", provider: str = "", page: int = 1) -> str:

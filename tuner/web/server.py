@@ -49,7 +49,7 @@ class WebServer:
     ):
         self.src = src
         self.metrics = metrics
-        self.pages = Pages(src, poll_ms)
+        self.pages = Pages(src, poll_ms, actions=actions is not None and actions.enabled)
         self.actions = actions
         handler = type("Handler", (_Handler,), {"web": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)

@@ -124,6 +124,28 @@ const tuner = (() => {
     setInterval(() => { load().catch(() => {}); status(); }, Math.max(poll, 5000));
   }
 
+  async function act(button) {
+    let token = sessionStorage.getItem("tuner-token");
+    if (!token) {
+      token = prompt("The dashboard's token (TUNER_WEB_TOKEN):");
+      if (!token) return;
+      sessionStorage.setItem("tuner-token", token);
+    }
+    const body = {by: localStorage.getItem("tuner-name") || "", function: button.dataset.function, decision: button.dataset.decision};
+    const r = await fetch("/api/actions/" + button.dataset.action, {
+      method: "POST", headers: {"Content-Type": "application/json", Authorization: "Bearer " + token}, body: JSON.stringify(body),
+    });
+    const answer = await r.json();
+    if (r.status === 401) sessionStorage.removeItem("tuner-token");
+    if (!r.ok) { alert(answer.error); return; }
+    location.reload();
+  }
+
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-action]");
+    if (button) act(button).catch((err) => alert(err));
+  });
+
   document.addEventListener("DOMContentLoaded", () => {
     const {page, key} = document.body.dataset;
     if (page === "fleet") fleet(Number(new URLSearchParams(location.search).get("page")) || 1);
