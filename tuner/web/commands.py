@@ -178,7 +178,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Print the fleet table: function, provider, state, last change, severity."""
     rows, source = _rows_from_daemon(args)
     if rows is None:
-        rows, source = _rows_from_store(args), "the store (no daemon answered: no live facts)"
+        rows, source = _rows_from_store(args)
     if args.state:
         rows = [r for r in rows if r["state"] == args.state]
     if args.json:
@@ -203,19 +203,22 @@ def _rows_from_daemon(args: argparse.Namespace) -> tuple[list[dict[str, Any]] | 
     return rows, f"the running daemon at {url}"
 
 
-def _rows_from_store(args: argparse.Namespace) -> list[dict[str, Any]]:
+def _rows_from_store(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
     from tuner.cli import _config
     from tuner.store import SqliteStore
 
     path = _config(args.config).store_path()
     if not path.exists():
-        return []
+        return [], f"nowhere: no daemon answered and {path} does not exist"
     store = SqliteStore(path)
     try:
-        decisions = store.decisions(since=time.time() - 86_400.0, limit=100_000)
+        decisions = store.decisions(limit=100_000)
     finally:
         store.close()
-    return store_rows(decisions, time.time())
+    newest = decisions[-1].time if decisions else time.time()
+    source = (f"the store as of its newest decision, {_clock(newest)} (no daemon answered: "
+              "functions without decisions are not listed)")  # fmt: skip
+    return store_rows(decisions, newest), source
 
 
 def store_rows(decisions: Sequence[Decision], now: float) -> list[dict[str, Any]]:

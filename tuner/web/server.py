@@ -91,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        log.debug("http", client=self.client_address[0], line=format % args)
+        """No access log: scrapes and polls every few seconds would drown the daemon's log."""
 
     # ------------------------------------------------------------ answering
 
