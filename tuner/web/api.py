@@ -37,6 +37,7 @@ class Sources:
     streaks: Callable[[], Mapping[str, Mapping[str, int]]] = dict
     clock: Callable[[], float] = time.time
     fleet: Fleet = field(init=False)
+    _topology: tuple[int, int, dict[str, Any]] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.fleet = Fleet(self.state, self.clock)
@@ -287,8 +288,23 @@ def why_rule(view: FunctionView, compiled: CompiledRule, streak: int) -> dict[st
     }
 
 
-def topology_json(src: Sources, key: str | None = None) -> dict[str, Any]:
-    """Functions and the dependencies they call, from the latest observed facts."""
+def topology_json(src: Sources, key: str | None = None, limit: int = 500) -> dict[str, Any]:
+    """Functions and the dependencies they call, from the latest observed facts.
+
+    Every dependency is counted; the edges (and their functions) are cut at ``limit``,
+    failing edges first, so that a fleet of thousands stays one readable answer.  The
+    whole fleet's answer is built once per cycle.
+    """
+    cached = src._topology
+    if not key and cached is not None and cached[:2] == (src.state.version, limit):
+        return cached[2]
+    answer = _topology(src, key, limit)
+    if not key:
+        src._topology = (src.state.version, limit, answer)
+    return answer
+
+
+def _topology(src: Sources, key: str | None, limit: int) -> dict[str, Any]:
     views = [_view(src, key)] if key else src.state.functions()
     functions: list[dict[str, Any]] = []
     deps: dict[str, dict[str, Any]] = {}
@@ -306,5 +322,11 @@ def topology_json(src: Sources, key: str | None = None) -> dict[str, Any]:
                 node["failing"] += 1
             edges.append({"from": view.key, "to": name, "calls": d.get("calls"),
                           "error_rate": rate, "latency_p95_ms": d.get("latency_p95_ms")})  # fmt: skip
+    total = len(edges)
+    if total > limit:
+        edges.sort(key=lambda e: -(e["error_rate"] or 0.0))
+        edges = edges[:limit]
+        shown = {e["from"] for e in edges}
+        functions = [f for f in functions if f["key"] in shown]
     return {"functions": functions, "dependencies": sorted(deps.values(), key=lambda n: n["name"]),
-            "edges": edges, "source": "observed dependency calls"}  # fmt: skip
+            "edges": edges, "total_edges": total, "source": "observed dependency calls"}  # fmt: skip

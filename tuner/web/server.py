@@ -172,7 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ValueError("/api/why needs ?function=KEY (and optionally &rule=NAME)")
             self._json(api.why_json(src, q["function"], q.get("rule")))
         elif path == "/api/topology":
-            self._json(api.topology_json(src, q.get("function")))
+            self._json(api.topology_json(src, q.get("function"), _int(q, "limit", 500)))
         elif path == "/api/actions":
             self._json(self._actions_info())
         elif path == "/":
