@@ -14,12 +14,11 @@ from __future__ import annotations
 import math
 import threading
 from array import array
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tuner.model import Decision, Finding, FunctionRef, Outcome, Target
+from tuner.model import Decision, Finding, Outcome, Target
 
 if TYPE_CHECKING:
     from tuner.engine import RuleBase
@@ -39,6 +38,8 @@ CHART_FACTS = (
 """The facts kept per cycle for the charts of a function."""
 
 DEFAULT_SLOTS = 96
+_WIDTH = len(CHART_FACTS)
+_NAN = math.nan
 
 
 class CycleObserver(Protocol):
@@ -55,7 +56,7 @@ class CycleObserver(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FunctionView:
     """The newest facts about one function, as the last cycle that listed it saw them."""
 
@@ -100,6 +101,8 @@ class LiveState:
         self._decisions: dict[str, _Decisions] = {}
         self._times = array("d", [math.nan] * self.slots)
         self._series: dict[str, array[float]] = {}
+        self._blank = array("f", [_NAN] * _WIDTH)
+        self._counts: dict[str, int] = {}
         self.per_provider: dict[str, int] = {}
 
     # ------------------------------------------------------------ writing (the loop)
@@ -108,45 +111,48 @@ class LiveState:
         self, target: Target, facts: Mapping[str, Any], findings: Sequence[Finding], now: float
     ) -> None:
         """Remember a function's facts and write its chart facts into this cycle's slot."""
-        key = target.ref.key
+        ref = target.ref
+        key = ref.key
         self._next[key] = FunctionView(target, facts, tuple(f.rule for f in findings), now)
+        self._counts[ref.provider] = self._counts.get(ref.provider, 0) + 1
         row = self._series.get(key)
-        width = len(CHART_FACTS)
         if row is None:
-            row = self._series[key] = array("f", [math.nan] * (self.slots * width))
-        base = (self.cycles % self.slots) * width
-        for i, name in enumerate(CHART_FACTS):
-            value = facts.get(name)
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            row[base + i] = float(value) if ok and value is not None else math.nan
+            row = self._series[key] = array("f", self._blank * self.slots)
+        base = (self.cycles % self.slots) * _WIDTH
+        # numeric facts are floats (the fact reference says so); anything else is no data
+        row[base : base + _WIDTH] = array(
+            "f", [v if type(v) is float else _NAN for v in map(facts.get, CHART_FACTS)]
+        )
 
     def cycle_finished(self, report: CycleReport, rules: RuleBase) -> None:
         """Publish this cycle's functions and decisions to readers, at once."""
         slot = self.cycles % self.slots
-        answered = {FunctionRef.parse(k).provider for k in self._next}
-        failed = {e.split(":", 1)[0] for e in report.errors}
+        fresh, counts = self._next, self._counts
+        failed = {e.split(":", 1)[0] for e in report.errors} - set(counts)
         with self._lock:
             kept = {
                 k: v
                 for k, v in self._functions.items()
-                if k not in self._next and v.target.ref.provider in failed - answered
+                if k not in fresh and v.target.ref.provider in failed
             }
-            self._functions = {**kept, **self._next}
-            for key in [k for k in self._series if k not in self._functions]:
-                del self._series[key]
-            width = len(CHART_FACTS)
-            for key, row in self._series.items():
-                if key not in self._next:  # listed before but not seen in this cycle
-                    row[slot * width : (slot + 1) * width] = array("f", [math.nan] * width)
+            for v in kept.values():  # the provider failed this cycle: its functions stay listed
+                counts[v.target.ref.provider] = counts.get(v.target.ref.provider, 0) + 1
+            self._functions = {**kept, **fresh} if kept else fresh
+            gap = slice(slot * _WIDTH, (slot + 1) * _WIDTH)
+            for key in [k for k in self._series if k not in fresh]:
+                if key in kept:
+                    self._series[key][gap] = self._blank  # listed before, not seen this cycle
+                else:
+                    del self._series[key]
             self._times[slot] = report.started
-            self.per_provider = dict(Counter(FunctionRef.parse(k).provider for k in self._functions))
+            self.per_provider = counts
             self.cycles += 1
             self.last_started, self.last_finished = report.started, report.finished
             self.last_errors = tuple(report.errors)
             self.rules = rules
             self._add([*report.decisions, *report.verified])
             self.version += 1
-        self._next = {}
+        self._next, self._counts = {}, {}
 
     def add_decisions(self, decisions: Iterable[Decision]) -> None:
         """Take decisions into each function's latest (also to seed from the store at start)."""
@@ -201,12 +207,11 @@ class LiveState:
             n = self.cycles
         order = [(n + i) % self.slots for i in range(self.slots)]
         order = [s for s in order if not math.isnan(times[s])]
-        width = len(CHART_FACTS)
         out: dict[str, list[float | None]] = {"time": [times[s] for s in order]}
         for i, name in enumerate(CHART_FACTS):
             values: list[float | None] = []
             for s in order:
-                v = row[s * width + i] if row is not None else math.nan
+                v = row[s * _WIDTH + i] if row is not None else math.nan
                 values.append(None if math.isnan(v) else round(float(v), 6))
             out[name] = values
         return out
