@@ -133,6 +133,13 @@ def test_report_builder_shows_its_memory_change_and_chart(daemon: str, browser: 
     box = page.locator("#chart-memory canvas").bounding_box()
     assert box and box["width"] > 200 and box["height"] > 100
     assert not errors
+    # the messages sent about it are listed on its page
+    deadline = time.monotonic() + 30
+    while not _get(daemon + "/api/functions/report-builder")["messages"]:
+        assert time.monotonic() < deadline, "no message about report-builder reached the outbox"
+        time.sleep(0.5)
+    page.reload()
+    assert "report-builder" in page.locator("#messages").inner_text()
     page.close()
 
 
