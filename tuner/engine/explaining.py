@@ -46,10 +46,10 @@ class Clause:
         """A JSON-ready form (NaN and infinities become null)."""
         return {
             "text": self.text,
-            "value": _plain(self.value),
+            "value": plain(self.value),
             "status": self.status,
-            "facts": {k: _plain(v) for k, v in self.facts.items()},
-            "operands": [_plain(v) for v in self.operands],
+            "facts": {k: plain(v) for k, v in self.facts.items()},
+            "operands": [plain(v) for v in self.operands],
             "joiner": self.joiner,
             "parts": [p.to_json() for p in self.parts],
         }
@@ -73,7 +73,7 @@ class Explanation:
         """A JSON-ready form."""
         return {
             "source": self.source,
-            "value": _plain(self.value),
+            "value": plain(self.value),
             "status": self.status,
             "joiner": self.joiner,
             "clauses": [c.to_json() for c in self.clauses],
@@ -171,11 +171,12 @@ def _literal(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A JSON-safe copy: NaN and infinities become null, tuples and sets become lists."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
     return value

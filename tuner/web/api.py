@@ -7,7 +7,6 @@ a function's configuration is shown knob by knob, never its environment.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.engine.explaining import explain
+from tuner.engine.explaining import explain, plain
 from tuner.engine.rulefiles import CompiledRule
 from tuner.insight import FunctionView, LiveState
 from tuner.manual import paused
@@ -47,44 +46,16 @@ class NotFound(LookupError):
     """The asked-for function or rule does not exist."""
 
 
-def plain(value: Any) -> Any:
-    """A JSON-safe copy: NaN and infinities become null, tuples become lists."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(v) for v in value]
-    return value
-
-
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes of an answer."""
     return json.dumps(plain(value), separators=(",", ":"), allow_nan=False).encode()
 
 
 def decision_json(d: Decision) -> dict[str, Any]:
-    """A decision as the dashboard shows it (before -> after, outcome, verdict)."""
-    c = d.change
-    return {
-        "id": d.id,
-        "time": d.time,
-        "function": d.ref.key,
-        "rule": d.rule,
-        "action": d.action,
-        "knob": c.knob.value if c else None,
-        "before": c.before if c else None,
-        "after": c.after if c else None,
-        "change": c.describe() if c else "",
-        "mode": d.mode.value,
-        "outcome": d.outcome.value,
-        "verified": d.verification.value if d.verification else None,
-        "severity": d.severity.value,
-        "summary": d.summary,
-        "advice": d.advice,
-        "reason": d.reason,
-        "undoes": d.undoes,
-    }
+    """A decision as ``tuner explain --json`` prints it, with the change's text and what it undoes."""
+    from tuner.cli import decision_json as explained  # at call time: the CLI imports this module
+
+    return {**explained(d), "change": d.change.describe() if d.change else "", "undoes": d.undoes}
 
 
 def status_json(src: Sources) -> dict[str, Any]:

@@ -17,11 +17,12 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tuner.engine.explaining import plain
 from tuner.engine.rulefiles import RuleBase
 from tuner.insight import FunctionView
 from tuner.model import Decision, FunctionConfig, FunctionRef, Target
-from tuner.web.api import decision_json, plain, why_rule
-from tuner.web.fleet import STATES, fleet_state, severity_of
+from tuner.web.api import decision_json, why_rule
+from tuner.web.fleet import STATES, change_json, fleet_state, severity_of
 
 URL_ENV = "TUNER_URL"
 DEFAULT_URL = "http://127.0.0.1:8780"
@@ -238,11 +239,7 @@ def store_rows(decisions: Sequence[Decision], now: float) -> list[dict[str, Any]
             "key": ref.key, "name": ref.name, "provider": ref.provider,
             "state": fleet_state(facts, findings, d, c, None, now),
             "severity": severity_of((), c, None, now) if c else d.severity.value,
-            "last_change": None if c is None else {
-                "time": c.time, "rule": c.rule, "change": c.change.describe() if c.change else "",
-                "outcome": c.outcome.value,
-                "verified": c.verification.value if c.verification else None,
-            },
+            "last_change": None if c is None else change_json(c),
         })  # fmt: skip
     return rows
 

@@ -120,16 +120,19 @@ class FleetRow:
             "severity": self.severity,
             "findings": list(self.findings),
             "invocations": self.invocations,
-            "last_change": None
-            if c is None
-            else {
-                "time": c.time,
-                "rule": c.rule,
-                "change": c.change.describe() if c.change else c.action,
-                "outcome": c.outcome.value,
-                "verified": c.verification.value if c.verification else None,
-            },
+            "last_change": None if c is None else change_json(c),
         }
+
+
+def change_json(c: Decision) -> dict[str, Any]:
+    """The last change of a function as the fleet table shows it."""
+    return {
+        "time": c.time,
+        "rule": c.rule,
+        "change": c.change.describe() if c.change else c.action,
+        "outcome": c.outcome.value,
+        "verified": c.verification.value if c.verification else None,
+    }
 
 
 def row_of(view: FunctionView, state: LiveState, now: float) -> FleetRow:
