@@ -81,7 +81,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tuner.web.attaching import attach
 
     try:
-        insight = attach(tuner, args.http, token=load_token())
+        chosen = hasattr(args, "http")  # the default address may be taken: then run without it
+        address = args.http if chosen else parse_address(DEFAULT_ADDRESS)
+        insight = attach(tuner, address, token=load_token(), required=chosen)
     except BaseException:
         tuner.close()
         raise
@@ -348,7 +350,7 @@ def parser() -> argparse.ArgumentParser:
         help="embedded demo only: start from the shipped examples (clears .tuner/)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log every step")
-    run.add_argument("--http", default=DEFAULT_ADDRESS, type=parse_address,
+    run.add_argument("--http", default=argparse.SUPPRESS, type=parse_address,
                      help=f"serve the dashboard and metrics at HOST:PORT, or off (default {DEFAULT_ADDRESS})")  # fmt: skip
     run.set_defaults(fn=cmd_run)
 

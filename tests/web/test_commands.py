@@ -77,3 +77,19 @@ def test_explain_facts_shows_what_each_decision_rested_on(
     assert main(["explain", "oomer", "--facts", "--json", "-c", config]) == 0
     [record] = json.loads(capsys.readouterr().out)
     assert record["condition_facts"] == {"ooms": 6.0} and record["facts"]["memory_mb"] == 128.0
+
+
+def test_run_says_when_it_cannot_serve_where_it_was_asked_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "tuner.yaml"
+    config.write_text(f"providers: []\nstore: {tmp_path / 'tuner.db'}\n")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["run", "-c", str(config), "--for", "1s", "--http", f"127.0.0.1:{port}"]) == 2
+    assert f"--http: cannot listen on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "-c", str(config), "--http", "nonsense"])
+    assert "use HOST:PORT (e.g. 127.0.0.1:8780) or off, not 'nonsense'" in capsys.readouterr().err

@@ -74,8 +74,13 @@ def attach(
     token: str | None = None,
     slots: int | None = None,
     poll_ms: int = 3000,
+    required: bool = True,
 ) -> Insight:
-    """Hook the live state and metrics into a wired tuner; serve HTTP at ``address`` unless None."""
+    """Hook the live state and metrics into a wired tuner; serve HTTP at ``address`` unless None.
+
+    When the address is taken, a ``required`` server is a located error; otherwise (the
+    default address nobody asked for) the daemon runs on without it and logs why.
+    """
     daemon = tuner.daemon
     now = daemon.clock.now()
     state = LiveState(tuner.config.interval, started=now, **({"slots": slots} if slots else {}))
@@ -102,8 +107,11 @@ def attach(
         try:
             insight.server = WebServer(sources, metrics, *address, actions=actions, poll_ms=poll_ms)
         except OSError as exc:
-            where = f"{address[0]}:{address[1]}"
-            raise ConfigError([Problem("--http", None, f"cannot listen on {where}: {exc.strerror}; "
-                                       "choose another with --http HOST:PORT, or --http off")]) from None
+            why = (f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}; "
+                   "choose another with --http HOST:PORT, or --http off")  # fmt: skip
+            if required:
+                raise ConfigError([Problem("--http", None, why)]) from None
+            log.warning("no dashboard or metrics", reason=why)
+            return insight
         insight.server.start()
     return insight
