@@ -225,4 +225,4 @@ class LiveState:
         age = now - self.last_finished
         if age > 3 * self.interval_s:
             return False, f"the last cycle finished {age:.0f} s ago (interval {self.interval_s:g} s)"
-        return True, f"{len(self.rules.rules)} rules, last cycle {age:.1f} s ago"
+        return True, f"ready, {len(self.rules.rules)} rules, the last cycle {age:.1f} s ago"

@@ -25,7 +25,9 @@ def _num(value: Any) -> str:
     if isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
             return "-"
-        return f"{value:g}" if isinstance(value, float) else str(value)
+        if isinstance(value, int) or value.is_integer():
+            return str(int(value))
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3g}"
     return str(value)
 
 

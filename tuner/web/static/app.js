@@ -16,7 +16,7 @@ const tuner = (() => {
     try {
       const s = await json("/api/status");
       const el = document.getElementById("status");
-      el.textContent = `${s.functions} functions · ${s.rules} rules · cycle ${s.cycles} · ${s.why}`;
+      el.textContent = `${s.functions} functions · cycle ${s.cycles} · ${s.why}`;
       el.className = "status " + (s.ready ? "ok" : "bad");
     } catch (e) { /* the daemon is restarting: keep the last line */ }
   }
