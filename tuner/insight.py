@@ -16,7 +16,8 @@ import threading
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from tuner.model import Decision, Finding, Outcome, Target
 
@@ -40,6 +41,18 @@ CHART_FACTS = (
 DEFAULT_SLOTS = 96
 _WIDTH = len(CHART_FACTS)
 _NAN = math.nan
+_CHART = itemgetter(*CHART_FACTS)
+
+
+def _chart_values(facts: Mapping[str, Any]) -> Sequence[Any]:
+    """The chart facts of one window, with NaN for no data."""
+    try:
+        values: tuple[Any, ...] = _CHART(facts)
+    except KeyError:  # facts built without some names: each missing one is no data
+        return [facts.get(name, _NAN) for name in CHART_FACTS]
+    if None in values:
+        return [_NAN if v is None else v for v in values]
+    return values
 
 
 class CycleObserver(Protocol):
@@ -56,8 +69,7 @@ class CycleObserver(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class FunctionView:
+class FunctionView(NamedTuple):
     """The newest facts about one function, as the last cycle that listed it saw them."""
 
     target: Target
@@ -103,6 +115,8 @@ class LiveState:
         self._series: dict[str, array[float]] = {}
         self._blank = array("f", [_NAN] * _WIDTH)
         self._counts: dict[str, int] = {}
+        self._base = 0
+        """Where this cycle's chart facts go in each function's ring."""
         self.per_provider: dict[str, int] = {}
 
     # ------------------------------------------------------------ writing (the loop)
@@ -113,16 +127,21 @@ class LiveState:
         """Remember a function's facts and write its chart facts into this cycle's slot."""
         ref = target.ref
         key = ref.key
-        self._next[key] = FunctionView(target, facts, tuple(f.rule for f in findings), now)
-        self._counts[ref.provider] = self._counts.get(ref.provider, 0) + 1
+        fired = tuple([f.rule for f in findings]) if findings else ()
+        self._next[key] = FunctionView(target, facts, fired, now)
+        counts = self._counts
+        counts[ref.provider] = counts.get(ref.provider, 0) + 1
         row = self._series.get(key)
         if row is None:
             row = self._series[key] = array("f", self._blank * self.slots)
-        base = (self.cycles % self.slots) * _WIDTH
-        # numeric facts are floats (the fact reference says so); anything else is no data
-        row[base : base + _WIDTH] = array(
-            "f", [v if type(v) is float else _NAN for v in map(facts.get, CHART_FACTS)]
-        )
+        base = self._base
+        values = _chart_values(facts)
+        try:
+            row[base : base + _WIDTH] = array("f", values)
+        except TypeError:  # not a number: the fact reference says floats, so this is no data
+            row[base : base + _WIDTH] = array(
+                "f", [v if v.__class__ is float else _NAN for v in values]
+            )
 
     def cycle_finished(self, report: CycleReport, rules: RuleBase) -> None:
         """Publish this cycle's functions and decisions to readers, at once."""
@@ -147,6 +166,7 @@ class LiveState:
             self._times[slot] = report.started
             self.per_provider = counts
             self.cycles += 1
+            self._base = (self.cycles % self.slots) * _WIDTH
             self.last_started, self.last_finished = report.started, report.finished
             self.last_errors = tuple(report.errors)
             self.rules = rules

@@ -123,7 +123,7 @@ def roll_back(daemon: Daemon, decision_id: str, who: str) -> Decision:
             decision, id=uuid.uuid4().hex, time=daemon.clock.now(), action="rollback",
             change=Change(change.knob, target.config.get(change.knob), change.before),
             summary=f"rolled back {change.describe()} by hand", reason=f"rolled back by {who}",
-            undoes=decision.id,
+            undoes=decision.id, verification=None,
         )  # fmt: skip
         done, _ = daemon._apply(provider, target, undo)
         if done.outcome is Outcome.APPLIED:
