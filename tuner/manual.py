@@ -74,6 +74,12 @@ def resume(daemon: Daemon, key: str, who: str, why: str = "") -> Decision:
     return _audit(daemon, FunctionRef.parse(key), "resume", f"tuning resumed by {who}", why)
 
 
+def _apply(daemon: Daemon, provider: Provider, target: Target, decision: Decision) -> Decision:
+    """The loop's own apply path (intent first, optimistic concurrency, restore on failure)."""
+    done, _ = daemon._apply(provider, target, decision)
+    return done
+
+
 def _target(daemon: Daemon, ref: FunctionRef) -> tuple[Provider, Target]:
     provider = next((p for p in daemon.providers if p.name == ref.provider), None)
     if provider is None:
@@ -102,7 +108,7 @@ def approve(daemon: Daemon, decision_id: str, who: str) -> Decision:
             outcome=Outcome.APPLIED, change=Change(change.knob, live, change.after),
             reason=f"approved by {who} (recommendation {decision.id})", verification=None,
         )  # fmt: skip
-        done, _ = daemon._apply(provider, target, approved)
+        done = _apply(daemon, provider, target, approved)
     daemon._notify([done])
     return done
 
@@ -125,7 +131,7 @@ def roll_back(daemon: Daemon, decision_id: str, who: str) -> Decision:
             summary=f"rolled back {change.describe()} by hand", reason=f"rolled back by {who}",
             undoes=decision.id, verification=None,
         )  # fmt: skip
-        done, _ = daemon._apply(provider, target, undo)
+        done = _apply(daemon, provider, target, undo)
         if done.outcome is Outcome.APPLIED:
             daemon.store.set_outcome(decision.id, Outcome.ROLLED_BACK, reason=f"rolled back by {who}")
             daemon.store.delete_state(f"verify:{decision.id}")

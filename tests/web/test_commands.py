@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.web.conftest import World
 from tuner.cli import main
@@ -79,6 +81,17 @@ def test_explain_facts_shows_what_each_decision_rested_on(
     assert record["condition_facts"] == {"ooms": 6.0} and record["facts"]["memory_mb"] == 128.0
 
 
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """``tuner run`` configures structlog for its stream: put the test session's back after."""
+    saved = structlog.get_config()
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("logging_restored")
 def test_run_says_when_it_cannot_serve_where_it_was_asked_to(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
