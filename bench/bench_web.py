@@ -5,7 +5,8 @@ on the server), a ``/metrics`` scrape in under 100 ms.  The fleet is the engine
 benchmark's synthetic one; its facts go through the real loop's observer calls into the
 live state, and the web server answers over real HTTP on 127.0.0.1.
 
-Run: ``python bench/bench_web.py [--quick] [--functions N] [--json FILE]``.
+Run: ``python bench/bench_web.py [--quick] [--functions N] [--json FILE]``; a full run exits 1
+when a target is missed, ``--quick`` (few requests, CI's smoke run) only says so.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def timed(url: str, repeat: int) -> tuple[float, float, int]:
 
 
 def main() -> int:
-    """Run the benchmark and print its figures; exit 1 when a target is missed."""
+    """Run the benchmark and print its figures; a full run exits 1 when a target is missed."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer cycles and requests (seconds)")
     p.add_argument("--functions", type=int, default=10_000)
@@ -165,7 +166,7 @@ def main() -> int:
           + ("met" if not missed else "MISSED by " + ", ".join(missed)))  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
-    return 1 if missed else 0
+    return 1 if missed and not args.quick else 0  # --quick is CI's smoke run on a shared machine
 
 
 if __name__ == "__main__":
