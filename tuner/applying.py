@@ -20,7 +20,7 @@ from functools import partial
 import structlog
 
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
-from tuner.lifecycle import State, Verdict
+from tuner.lifecycle import TRANSITIONS, State, Verdict
 from tuner.model import Change, Decision, FactValue, Intent, Target
 from tuner.ports import Clock, Provider, Store
 from tuner.retrying import Retrier
@@ -152,7 +152,7 @@ class Applier:
     def rolled_back(self, undo: Decision) -> Decision | None:
         """Mark the change a live rollback reverses as rolled back; return it."""
         original = self.store.get(undo.undoes)
-        if original is None or original.state is not State.APPLIED:
+        if original is None or State.ROLLED_BACK not in TRANSITIONS[original.state]:
             return None
         reversed_ = original.advance(State.ROLLED_BACK, f"rolled back: {undo.reason}")
         self.store.record(reversed_)

@@ -21,11 +21,13 @@ from tuner.durations import parse_duration
 from tuner.engine.facts import FACTS
 from tuner.engine.rulefiles import rules_schema
 from tuner.errors import ConfigError, Problem
-from tuner.explaining import decision_json, decision_line
+from tuner.history import decision_json, decision_line
 from tuner.lifecycle import JUDGED, State
 from tuner.logs import configure
 from tuner.model import Decision
 from tuner.store import SqliteStore
+from tuner.web import commands as web_commands
+from tuner.web.addresses import DEFAULT_ADDRESS, parse_address
 
 __all__ = ["decision_json", "main", "parser", "summary_table"]
 
@@ -84,6 +86,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"tuner: {len(tuner.rules.rules)} rules, {len(tuner.providers)} provider(s), mode {config.mode.value}, "
         f"a cycle every {config.interval:g} s, store {config.store_path()}"
     )
+    from tuner.web.actions import load_token
+    from tuner.web.attaching import attach
+
+    try:
+        chosen = hasattr(args, "http")  # the default address may be taken: then run without it
+        address = args.http if chosen else parse_address(DEFAULT_ADDRESS)
+        insight = attach(tuner, address, token=load_token(), required=chosen)
+    except BaseException:
+        tuner.close()
+        raise
+    if insight.url:
+        _print(f"tuner: dashboard and metrics at {insight.url}")
     cycles = 0
 
     def on_cycle(report: CycleReport) -> None:
@@ -117,6 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             before_cycle=tuner.rules.reload,
         )
     finally:
+        insight.close()
         tuner.close()
     store = SqliteStore(config.store_path())
     try:
@@ -156,7 +171,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Print the history of decisions, for one function or all."""
-    from tuner.explaining import grouped_lines, history, known_functions
+    from tuner.history import grouped_lines, history, known_functions
 
     config = _config(args.config, quiet=True)
     path = config.store_path()
@@ -173,6 +188,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         hint = f" (functions with decisions: {', '.join(known)})" if known else ""
         print(f"no such function: {args.function}{hint}", file=sys.stderr)
         return 1
+    if args.facts:
+        from tuner.reloading import RuleSource
+        from tuner.web.commands import explain_facts
+
+        _print(explain_facts(decisions, RuleSource(config.rule_paths()).rules, args.json))
+        return 0
     if args.json:
         _print(json.dumps([decision_json(d) for d in decisions], indent=2))
     else:
@@ -303,6 +324,8 @@ def parser() -> argparse.ArgumentParser:
         help="embedded demo only: start from the shipped examples (clears .tuner/)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    run.add_argument("--http", default=argparse.SUPPRESS, type=parse_address,
+                     help=f"serve the dashboard and metrics at HOST:PORT, or off (default {DEFAULT_ADDRESS})")  # fmt: skip
     run.set_defaults(fn=cmd_run)
 
     once = sub.add_parser("once", help="run one cycle and print its decisions")
@@ -325,6 +348,9 @@ def parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--limit", type=_count, default=1000, help="the newest N decisions (default 1000)"
     )
+    explain.add_argument(
+        "--facts", action="store_true", help="show the facts each decision rested on"
+    )
     explain.set_defaults(fn=cmd_explain)
 
     schema = sub.add_parser("schema", help="write the rule-file JSON Schema")
@@ -339,6 +365,7 @@ def parser() -> argparse.ArgumentParser:
 
     facts = sub.add_parser("facts", help="list the facts a rule condition may use")
     facts.set_defaults(fn=cmd_facts)
+    web_commands.register(sub)
     return p
 
 

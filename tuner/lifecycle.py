@@ -75,10 +75,11 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.SKIPPED: frozenset(),
     State.FAILED: frozenset(),
     State.SUPERSEDED: frozenset(),
-    State.IMPROVED: frozenset(),
-    State.PARTIAL: frozenset(),
-    State.UNCHANGED: frozenset(),
-    State.WORSE: frozenset(),
+    # a person may roll back a change that tuner judged and kept
+    State.IMPROVED: frozenset({State.ROLLED_BACK}),
+    State.PARTIAL: frozenset({State.ROLLED_BACK}),
+    State.UNCHANGED: frozenset({State.ROLLED_BACK}),
+    State.WORSE: frozenset({State.ROLLED_BACK}),
     State.ROLLED_BACK: frozenset(),
 }
 """Every legal transition: the states that may follow each state.  Empty: final."""

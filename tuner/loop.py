@@ -22,7 +22,9 @@ from tuner.applying import Applier
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
 from tuner.engine.telemetry import impossible
 from tuner.guard import DAY_S, HOUR_S, GuardPolicy, guard, history_span
+from tuner.insight import CycleObserver
 from tuner.lifecycle import EVENTS, UNTOLD, State, Verdict
+from tuner.manual import held
 from tuner.model import Change, Decision, FunctionRef, Mode, Severity, Target, WindowFacts
 from tuner.planning import function_group, plan_finding, replan
 from tuner.ports import Clock, Notifier, Provider, Store
@@ -98,6 +100,8 @@ class Daemon:
         saved = store.get_state(_STREAKS_KEY)
         self.streaks = Streaks(json.loads(saved) if saved else None)
         self._lock = threading.Lock()
+        self.observers: list[CycleObserver] = []
+        """Told what each cycle saw (the dashboard's state, the metrics); empty by default."""
 
     @property
     def rules(self) -> RuleBase:
@@ -133,6 +137,8 @@ class Daemon:
                     report.verified.extend(self._verify(decision, facts, start, provider, target))
                 findings, resolved = evaluate(rules, target, facts, self.streaks, now)
                 report.findings += len(findings)
+                for observer in self.observers:
+                    observer.function_observed(target, facts, findings, now)
                 for finding in findings:
                     planned.extend(
                         plan_finding(compiled[finding.rule], finding, target, self.mode, now)
@@ -148,6 +154,7 @@ class Daemon:
         since = now - history_span(cooldowns, self.guard_policy)
         history = self.store.applied_since(since, with_facts=False)
         for decision in guard(planned, history, cooldowns, self.guard_policy, now):
+            decision = held(self.store, decision)  # a person paused tuning of this function
             try:
                 report.decisions.append(self._carry_out(decision, targets_by_ref))
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
@@ -157,6 +164,8 @@ class Daemon:
         self._notify(told + [d for d in report.verified if d.state in EVENTS])
         self._persist_state(now)
         report.finished = self.clock.now()
+        for observer in self.observers:
+            observer.cycle_finished(report, rules)
         log.info(
             "cycle",
             targets=report.targets,
@@ -208,8 +217,8 @@ class Daemon:
     def _carry_out(
         self, decision: Decision, targets_by_ref: dict[FunctionRef, tuple[Provider, Target]]
     ) -> Decision:
-        """Record a decision with the guard's verdict; apply it when the verdict is apply."""
-        if decision.verdict is not Verdict.APPLY:
+        """Record a decision with the guard's verdict; apply it when it is still to be applied."""
+        if decision.verdict is not Verdict.APPLY or decision.state is not State.PLANNED:
             return self._record(decision)
         provider, target = targets_by_ref[decision.ref]
         if provider.name in self.applier.throttled:

@@ -8,7 +8,7 @@ a reload (a bug, memory) is logged too and never stops the cycles.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -29,6 +29,8 @@ class RuleSource:
         self._stamp = self._stamps()
         self.rules: RuleBase = load_rules(self.paths)  # the first load must succeed
         self.last_error: ConfigError | None = None
+        self.on_reload: Callable[[bool], None] | None = None
+        """Told after each reload of changed files: True when the new rules are in force."""
 
     def __call__(self) -> RuleBase:
         return self.rules
@@ -58,6 +60,8 @@ class RuleSource:
                     log.error(
                         "rule file rejected, keeping the last good rules", problem=str(problem)
                     )
+                if self.on_reload is not None:
+                    self.on_reload(False)
                 return False
             except Exception as exc:  # a reload never takes the loop down
                 self.last_error = ConfigError(
@@ -67,4 +71,6 @@ class RuleSource:
                 return False
             self.rules, self.last_error = rules, None
             log.info("rules reloaded", rules=len(rules), files=[str(p) for p in self.paths])
+            if self.on_reload is not None:
+                self.on_reload(True)
             return True

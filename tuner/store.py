@@ -230,10 +230,10 @@ class SqliteStore:
         undo = ", ".join(f"u.{c.strip()}" for c in _COLUMNS.split(","))
         sql = (
             f"SELECT {undo} FROM decisions u JOIN decisions o ON o.id = u.undoes "
-            "WHERE u.undoes != '' AND u.state = ? AND o.state = ? ORDER BY u.time, u.rowid"
+            "WHERE u.undoes != '' AND u.state = ? AND o.state != ? ORDER BY u.time, u.rowid"
         )
         with self._lock:
-            rows = self._db.execute(sql, (State.APPLIED.value, State.APPLIED.value)).fetchall()
+            rows = self._db.execute(sql, (State.APPLIED.value, State.ROLLED_BACK.value)).fetchall()
         return [self._decision(r) for r in rows]
 
     def pending_verification(self) -> list[Decision]:

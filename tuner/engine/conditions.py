@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.engine.expressions import ConditionError, Node, parse
+from tuner.engine.expressions import ConditionError, Node, fact_names, flatten, parse
 
 __all__ = ["Condition", "ConditionError", "Type", "compile_condition", "parse"]
 
@@ -232,12 +232,6 @@ def _kleene(parts: list[Evaluator], decisive: bool) -> Evaluator:
     return run
 
 
-def _flatten(node: Node, op: str) -> list[Node]:
-    if node.op != op:
-        return [node]
-    return [leaf for arg in node.args for leaf in _flatten(arg, op)]
-
-
 def compile_node(node: Node) -> Evaluator:
     """Turn a checked tree into a closure that evaluates it against a facts mapping."""
     op = node.op
@@ -248,9 +242,9 @@ def compile_node(node: Node) -> Evaluator:
         name = node.value
         return lambda f: f.get(name)
     if op == "&&":
-        return _kleene([compile_node(n) for n in _flatten(node, "&&")], decisive=False)
+        return _kleene([compile_node(n) for n in flatten(node, "&&")], decisive=False)
     if op == "||":
-        return _kleene([compile_node(n) for n in _flatten(node, "||")], decisive=True)
+        return _kleene([compile_node(n) for n in flatten(node, "||")], decisive=True)
     if op in _ARITH:
         left, right = node.args
         if (
@@ -336,17 +330,10 @@ class Condition:
         return self.evaluate(facts) is True
 
 
-def _fact_names(node: Node) -> set[str]:
-    names = {node.value} if node.op == "fact" else set()
-    for arg in node.args:
-        names |= _fact_names(arg)
-    return names
-
-
 def compile_condition(source: str, fact_types: Mapping[str, Type]) -> Condition:
     """Parse, type-check and compile a condition; it must be boolean."""
     tree = parse(source)
     result = check(tree, fact_types)
     if result not in (Type.BOOL, Type.ANY):
         raise ConditionError(f"a condition must be true or false, but this one is a {result.value}")
-    return Condition(source=source, facts=frozenset(_fact_names(tree)), evaluate=compile_node(tree))
+    return Condition(source=source, facts=frozenset(fact_names(tree)), evaluate=compile_node(tree))

@@ -217,3 +217,18 @@ def parse(source: str) -> Node:
     if len(source) > MAX_SOURCE_CHARS:
         raise ConditionError(f"condition is too long (more than {MAX_SOURCE_CHARS} characters)")
     return _Parser(source).parse()
+
+
+def flatten(node: Node, op: str) -> list[Node]:
+    """The operands of a chain of one operator: ``a && b && c`` -> ``[a, b, c]``."""
+    if node.op != op:
+        return [node]
+    return [leaf for arg in node.args for leaf in flatten(arg, op)]
+
+
+def fact_names(node: Node) -> set[str]:
+    """Every fact a condition tree reads."""
+    names = {node.value} if node.op == "fact" else set()
+    for arg in node.args:
+        names |= fact_names(arg)
+    return names

@@ -72,6 +72,11 @@ class NotificationCenter:
         """The outbox, for inspection (``tuner`` commands, tests)."""
         return self._outbox
 
+    def observe_delivery(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(channel, result)`` after every delivery attempt (for metrics)."""
+        for courier in self._couriers:
+            courier.on_result = callback
+
     @property
     def channel_names(self) -> list[str]:
         """The configured channel names, to check the channels rules refer to."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 
 import structlog
 
@@ -51,6 +52,12 @@ class Courier:
         self._lock = threading.Lock()
         self._not_before = 0.0
         """The channel's own pause: its rate limit or a Retry-After."""
+        self.on_result: Callable[[str, str], None] | None = None
+        """Told (channel, result) after each attempt: sent, retry, in-doubt or dead."""
+
+    def _tell(self, result: str) -> None:
+        if self.on_result is not None:
+            self.on_result(self.channel.name, result)
 
     def next_due(self) -> float | None:
         """When this channel may next send, or None when nothing is queued."""
@@ -86,6 +93,7 @@ class Courier:
         now = self._clock.now()
         self._outbox.mark_sent(message.id, now)
         self._not_before = now + self.channel.min_interval
+        self._tell("sent")
         log.info(
             "message sent", channel=name, message=message.id, kind=message.kind,
             group=message.group, attempt=claim.attempt,
@@ -102,14 +110,17 @@ class Courier:
                 "message sent with a problem", channel=name, message=message.id, error=reason
             )
             self._not_before = now + self.channel.min_interval
+            self._tell("sent")
             return True
         if error.delivered is None and not self.channel.resend_in_doubt:
             self._outbox.mark_in_doubt(message.id, reason)
+            self._tell("in-doubt")
             log.error("message may not have arrived; not sent again", channel=name,
                       message=message.id, error=reason)  # fmt: skip
             return False
         if now - claim.created_at >= self._settings.give_up_after:
             self._outbox.mark_dead(message.id, reason)
+            self._tell("dead")
             log.error("message given up", channel=name, message=message.id,
                       attempts=claim.attempt, error=reason)  # fmt: skip
             return False
@@ -119,6 +130,7 @@ class Courier:
         else:
             delay = backoff(claim.attempt, self._settings, self._rng)
         self._outbox.mark_retry(message.id, now + delay, reason)
+        self._tell("retry")
         log.warning("message not delivered; will retry", channel=name, message=message.id,
                     attempt=claim.attempt, retry_in=round(delay, 3), error=reason)  # fmt: skip
         return False

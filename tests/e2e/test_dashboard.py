@@ -1,0 +1,176 @@
+"""The dashboard in a real browser, against ``tuner run`` on the local host's demo functions.
+
+One daemon serves the whole module (``tuner run --fresh`` in a scratch folder); Debian's
+chromium-headless-shell, driven by Playwright, opens the pages a person would open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium-headless-shell")
+DEMO = ("report-builder", "ledger-sync", "price-lookup", "checkout", "refund-notifier", "greeter")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.loads(answer.read())
+
+
+def _states(url: str) -> dict[str, str]:
+    return {r["name"]: r["state"] for r in _get(url + "/api/fleet")["rows"]}
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    cwd = tmp_path_factory.mktemp("dashboard")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuner.cli", "run", "--fresh", "--for", "150s", "--interval", "4s",
+         "--http", f"127.0.0.1:{port}"],
+        cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                states = _states(url)
+                if states.get("report-builder") in ("verifying", "changed") and len(states) == 6 \
+                        and states.get("checkout") == "outage":
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the demo did not reach its states: {_states(url)}")
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("no Chromium: install Debian's chromium-headless-shell to run the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_the_fleet_page_shows_the_six_demo_functions_with_their_states(daemon: str, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(daemon + "/")
+    rows = page.locator("#fleet tbody tr")
+    assert rows.count() == 6
+    seen = {
+        row.locator("td").nth(0).inner_text().strip(): row.locator("td").nth(2).inner_text().strip()
+        for row in rows.all()
+    }
+    assert set(seen) == set(DEMO)
+    assert seen["report-builder"] in ("verifying", "changed")
+    assert seen["checkout"] == seen["refund-notifier"] == "outage"
+    assert seen["greeter"] in ("healthy", "watched")
+    # the search filters live, in the browser, without a reload
+    from playwright.sync_api import expect
+
+    page.fill("#q", "refund")
+    expect(rows).to_have_count(1)
+    assert "refund-notifier" in page.locator("#fleet tbody").inner_text()
+    page.select_option("#state", "outage")
+    page.fill("#q", "")
+    expect(rows).to_have_count(2)
+    assert "outage" in page.url
+    page.close()
+
+
+def test_report_builder_shows_its_memory_change_and_chart(daemon: str, browser: Any) -> None:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(daemon + "/")
+    page.click("text=report-builder")
+    page.wait_for_url("**/functions/**report-builder")
+    decisions = page.locator("#decisions").inner_text()
+    assert "memory_mb 128 → 256" in decisions and "oom" in decisions
+    page.wait_for_selector("#chart-memory canvas")
+    chart = page.locator("#chart-memory")
+    assert int(chart.get_attribute("data-points") or 0) >= 2
+    assert int(chart.get_attribute("data-markers") or 0) >= 1  # the demo may change more later
+    peak, limit = (int(n) for n in (chart.get_attribute("data-values") or "0,0").split(","))
+    assert peak >= 1 and limit >= 2
+    assert "oom: memory_mb 128 -> 256" in page.locator("#chart-memory ~ .markers").inner_text()
+    box = page.locator("#chart-memory canvas").bounding_box()
+    assert box and box["width"] > 200 and box["height"] > 100
+    assert not errors
+    # the messages sent about it are listed on its page
+    deadline = time.monotonic() + 30
+    while not _get(daemon + "/api/functions/report-builder")["messages"]:
+        assert time.monotonic() < deadline, "no message about report-builder reached the outbox"
+        time.sleep(0.5)
+    page.reload()
+    assert "report-builder" in page.locator("#messages").inner_text()
+    page.close()
+
+
+def test_the_rules_page_says_why_greeter_fired_nothing(daemon: str, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(daemon + "/rules?function=greeter")
+    oom = page.locator("#rule-oom")
+    assert "did not fire" in oom.locator(".verdict").inner_text()
+    assert "ooms = 0" in oom.locator("table.clauses").inner_text()
+    assert "does not hold" in oom.locator("table.clauses").inner_text()
+    verdicts = [v.strip() for v in page.locator(".verdict").all_inner_texts()]
+    assert len(verdicts) == 7 and "fired" not in verdicts
+    # greeter calls no dependency: the dependency rules say "no data", never "holds"
+    assert "no data" in page.locator("#rule-dependency-down").inner_text()
+    page.close()
+
+
+def test_metrics_parse_and_pass_promtool(daemon: str) -> None:
+    with urllib.request.urlopen(daemon + "/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in ("tuner_cycles", "tuner_cycle_duration_seconds", "tuner_functions", "tuner_findings",
+                 "tuner_decisions", "tuner_rollbacks", "tuner_notifications", "tuner_outbox_pending",
+                 "tuner_provider_calls", "tuner_rule_reloads", "tuner_build_info"):  # fmt: skip
+        assert name in families, name
+    [functions] = families["tuner_functions"].samples
+    assert functions.labels == {"provider": "local"} and functions.value == 6
+    assert any(s.labels.get("result") == "sent" for s in families["tuner_notifications"].samples)
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("no promtool: install Debian's prometheus package")
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=30)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
