@@ -16,6 +16,7 @@ from tuner.ports import Clock
 from tuner.providers.local.cgroups import memory_limits
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.provider import LOCAL_LIMITS, LocalProvider
+from tuner.providers.local.tracing import Tracing, TracingSpec
 
 __all__ = ["LOCAL_LIMITS", "LocalProvider", "Settings", "build", "resolve_functions_dir"]
 
@@ -42,6 +43,9 @@ class Settings(BaseModel):
     """Also enforce memory with a cgroup v1 limit where one can be created."""
     reset: bool = False
     """Redeploy every function as its ``function.yaml`` says, dropping tuned settings."""
+    tracing: TracingSpec = Field(default_factory=TracingSpec)
+    """How invocations are traced unless a ``function.yaml`` says otherwise; traces are
+    kept in ``<state_dir>/traces``."""
 
 
 def resolve_functions_dir(path: Path) -> Path:
@@ -73,5 +77,6 @@ def build(settings: Settings, *, clock: Clock) -> LocalProvider:
         max_workers_per_function=settings.max_workers_per_function,
         memory_limits=memory_limits() if settings.cgroups else None,
         reset=settings.reset,
+        tracing=Tracing(settings.state_dir / "traces", settings.tracing),
     )
     return LocalProvider(host, clock, http_port=settings.http_port, traffic=settings.traffic)
