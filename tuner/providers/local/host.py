@@ -150,6 +150,9 @@ class FunctionHost:
             queue.stop()
         self._stubs.close()
         self.records.close()
+        close = getattr(self.tracing.forward if self.tracing else None, "close", None)
+        if close is not None:
+            close()  # send the traces still queued for a collector
 
     def warm_workers(self, name: str) -> list[int]:
         """Process ids of a function's idle warm workers (empty before start)."""

@@ -171,11 +171,13 @@ class InvocationTracer:
         for f in stack:
             code = f.f_code
             key = (code.co_qualname, code.co_filename, code.co_firstlineno)
+            if code.co_filename.startswith("<frozen importlib"):
+                key = ("<import>", "", 0)  # one frame for the whole import machinery
             child = node.children.get(key)
             if child is None:
                 if self.nodes >= self.max_nodes:
                     break
-                child = _Node(code.co_qualname, short_path(code.co_filename, self.root_dir), key[2])
+                child = _Node(key[0], short_path(key[1], self.root_dir) if key[1] else "", key[2])
                 node.children[key] = child
                 self.nodes += 1
             child.wall += wall
@@ -185,6 +187,8 @@ class InvocationTracer:
             child.lines[line] = child.lines.get(line, 0) + 1
             where.append({"function": child.function, "file": child.file, "line": line})
             node = child
+            if key[0] == "<import>":
+                break
         self.where = where
 
     # ------------------------------------------------------------ memory

@@ -16,7 +16,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -97,9 +97,17 @@ def new_span_id() -> str:
 class Tracing:
     """Chooses the invocations to trace and turns what they left into stored traces."""
 
-    def __init__(self, root: Path, default: TracingSpec, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        default: TracingSpec,
+        seed: int | None = None,
+        forward: Callable[[Trace], None] | None = None,
+    ) -> None:
         self.default = default
-        self.store = TraceStore(root, keep=default.keep)
+        self.forward = forward
+        """Also sends every stored trace on (to an OpenTelemetry collector)."""
+        self.store = TraceStore(root.resolve(), keep=default.keep)  # workers run elsewhere
         self._random = random.Random(seed)
         self._traced_revisions: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
@@ -203,6 +211,8 @@ class Tracing:
             complete=bool(data.get("complete", False)),
         )
         self.store.save(trace)
+        if self.forward is not None:
+            self.forward(trace)
         return trace
 
 
