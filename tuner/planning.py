@@ -12,6 +12,7 @@ from typing import Any
 
 from tuner.actions import Plan
 from tuner.engine.rulefiles import CompiledRule
+from tuner.engine.traced import traced_advice
 from tuner.model import Decision, Finding, Mode, Outcome, Target
 
 
@@ -64,6 +65,7 @@ def proposals(facts: Mapping[str, Any], plan: Plan | None) -> list[str]:
             f"Dependency latency stays at {latency:.0f} ms with the cache on: move the data "
             "closer (a copy near the function, or an edge location)."
         )
+    out.extend(traced_advice(facts))
     return out
 
 

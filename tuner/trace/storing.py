@@ -31,7 +31,7 @@ class TraceStore:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def save(self, trace: Trace) -> Path:
+    def save(self, trace: Trace, keep: int | None = None) -> Path:
         """Write a trace and prune its function's oldest ones beyond ``keep``."""
         if not _NAME.match(trace.function):
             raise ValueError(f"not a function name: {trace.function!r}")
@@ -41,12 +41,12 @@ class TraceStore:
         partial = path.with_suffix(".tmp")
         partial.write_text(json.dumps(trace.as_json()), encoding="utf-8")
         os.replace(partial, path)
-        self._prune(folder)
+        self._prune(folder, self.keep if keep is None else keep)
         return path
 
-    def _prune(self, folder: Path) -> None:
+    def _prune(self, folder: Path, keep: int) -> None:
         files = sorted(folder.glob("*.json"))
-        for old in files[: max(0, len(files) - self.keep)]:
+        for old in files[: max(0, len(files) - keep)]:
             old.unlink(missing_ok=True)
 
     def functions(self) -> list[str]:

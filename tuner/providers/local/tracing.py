@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tuner.model import WindowFacts
 from tuner.providers.local.workers import Execution
@@ -57,6 +57,12 @@ class TracingSpec(BaseModel):
     """Distinct frames kept per call tree."""
     max_spans: int = Field(default=200, ge=1, le=10_000)
     """Child spans kept per trace (dependency and nested calls)."""
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _unquoted_off(cls, value: Any) -> Any:
+        """YAML reads an unquoted ``off`` as false: that means off."""
+        return "off" if value is False else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +216,7 @@ class Tracing:
             memory=memory_profile(data["memory"]) if data.get("memory") else None,
             complete=bool(data.get("complete", False)),
         )
-        self.store.save(trace)
+        self.store.save(trace, keep=plan.spec.keep)
         if self.forward is not None:
             self.forward(trace)
         return trace
@@ -292,12 +298,15 @@ def hot_path(traces: Sequence[Trace]) -> str:
     return text + f" (trace {slowest.trace_id})"
 
 
-def memory_evidence(traces: Sequence[Trace]) -> tuple[dict[str, float], str]:
+def memory_evidence(
+    traces: Sequence[Trace], facts_text: dict[str, str]
+) -> tuple[dict[str, float], str]:
     """Numeric memory facts and the allocation-site sentence from traced invocations.
 
     ``traced_peak_memory_mb``: the most memory one traced invocation needed (for one that
     ran out: what it held plus the allocation that failed); ``traced_failed_allocation_mb``:
-    the largest failed allocation whose size is known.
+    the largest failed allocation whose size is known.  What the failed allocation grows
+    with goes into ``facts_text``.
     """
     facts: dict[str, float] = {}
     text = ""
@@ -319,6 +328,8 @@ def memory_evidence(traces: Sequence[Trace]) -> tuple[dict[str, float], str]:
     assert memory is not None
     if memory.failed is not None:
         text = f"MemoryError: {memory.failed.describe()} (trace {trace.trace_id})"
+        if memory.failed.grows_with:
+            facts_text["allocation_grows_with"] = ", ".join(memory.failed.grows_with)
     elif memory.sites:
         top = memory.sites[0]
         text = (
@@ -330,10 +341,10 @@ def memory_evidence(traces: Sequence[Trace]) -> tuple[dict[str, float], str]:
 
 def trace_facts(traces: Sequence[Trace]) -> tuple[dict[str, float], dict[str, str]]:
     """Numeric facts (for ``extra``) and text evidence from the traces of one window."""
-    numbers, allocation = memory_evidence(traces)
+    text: dict[str, str] = {}
+    numbers, allocation = memory_evidence(traces, text)
     if traces:
         numbers["traced_invocations"] = float(len(traces))
-    text: dict[str, str] = {}
     slow = [t for t in traces if t.outcome in ("timeout", "ok")]
     path = hot_path(slow)
     if path:
