@@ -19,9 +19,9 @@ TRUE_EDGES = {
     ("upload", "index"),
     ("index", "search-db"),
 }
-EVENTS = [
-    {"name": "beach.jpg", "width": 96, "height": 64, "tags": ["sea", "sand"]},
-    {"name": "city.jpg", "width": 128, "height": 80, "tags": ["street"]},
+EVENTS = [  # photo-sized, so that resize runs long enough to be sampled on a busy machine
+    {"name": "beach.jpg", "width": 256, "height": 192, "tags": ["sea", "sand"]},
+    {"name": "city.jpg", "width": 320, "height": 160, "tags": ["street"]},
 ]
 
 

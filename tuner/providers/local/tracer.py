@@ -73,13 +73,13 @@ class InvocationTracer:
     ) -> None:
         self.path: str = options["path"]
         self.interval_s = float(options.get("interval_ms", 1.0)) / 1000
-        self.flush_s = float(options.get("flush_ms", 100.0)) / 1000
+        self.flush_s = float(options.get("flush_ms", 200.0)) / 1000
         self.max_depth = int(options.get("max_depth", 64))
         self.max_nodes = int(options.get("max_nodes", 5000))
         self.memory = bool(options.get("memory", True))
         self.allocations = self.memory and bool(options.get("allocations", True))
         """Follow allocation sites (tracemalloc): costly while a cold worker imports."""
-        self.memory_frames = int(options.get("memory_frames", 1))
+        self.memory_frames = int(options.get("memory_frames", 4))
         self.root_dir = root
         self._entry = getattr(entry, "__code__", None)
         """The handler's code: samples start at its frame (none are taken outside it)."""
@@ -97,6 +97,8 @@ class InvocationTracer:
         self._started = 0.0
         self._baseline_mb = 0.0
         self._switch = sys.getswitchinterval()
+        self._peak: tracemalloc.Snapshot | None = None
+        self._peak_size = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -140,6 +142,8 @@ class InvocationTracer:
             if frame is not None:
                 with self._lock:
                     self._add(frame, now - last_wall, cpu - last_cpu)
+            if self.allocations:
+                self._snapshot_at_peak()
             last_wall, last_cpu = now, cpu
             if now >= next_flush:
                 next_flush = now + self.flush_s
@@ -193,6 +197,13 @@ class InvocationTracer:
 
     # ------------------------------------------------------------ memory
 
+    def _snapshot_at_peak(self) -> None:
+        """Keep a snapshot of the allocations whenever they grew past the last one by half."""
+        current, _ = tracemalloc.get_traced_memory()
+        if current > _MB and current > 1.5 * self._peak_size:
+            self._peak = tracemalloc.take_snapshot()
+            self._peak_size = current
+
     def _memory(self, failure: BaseException | None) -> dict[str, Any]:
         status = read_status()
         rss_mb, hwm_mb = status.get("VmRSS", 0) / 1024, status.get("VmHWM", 0) / 1024
@@ -208,7 +219,8 @@ class InvocationTracer:
             current, peak = tracemalloc.get_traced_memory()
             facts["allocated_peak_mb"] = round(peak / _MB, 3)
             facts["in_use_mb"] = round(current / _MB, 3)
-            facts["sites"] = self._sites(tracemalloc.take_snapshot())
+            at_peak = self._peak if self._peak is not None and self._peak_size > current else None
+            facts["sites"] = self._sites(at_peak or tracemalloc.take_snapshot())
         if failure is not None:
             failed = failed_allocation(failure, self.root_dir)
             if failed is not None:
@@ -218,7 +230,7 @@ class InvocationTracer:
         return facts
 
     def _sites(self, snapshot: tracemalloc.Snapshot) -> list[dict[str, Any]]:
-        """The ten lines of the function's own code that hold the most memory now."""
+        """The ten lines of the function's own code that held the most memory."""
         sites: list[dict[str, Any]] = []
         mine = self.root_dir + os.sep
         for stat in snapshot.statistics("traceback"):
@@ -229,13 +241,13 @@ class InvocationTracer:
                 continue  # the worker's and the tracer's own memory
             sites.append(
                 {
-                    "file": short_path(frames[0].filename, self.root_dir),
-                    "line": frames[0].lineno,
+                    "file": short_path(frames[-1].filename, self.root_dir),
+                    "line": frames[-1].lineno,
                     "size_mb": round(stat.size / _MB, 3),
                     "count": stat.count,
                     "stack": [
                         f"{short_path(f.filename, self.root_dir)}:{f.lineno}"
-                        for f in reversed(frames)
+                        for f in frames  # oldest first, as tracemalloc orders them
                     ],
                 }
             )
@@ -275,8 +287,9 @@ class InvocationTracer:
             }
         partial = f"{self.path}.tmp{threading.get_ident()}"
         try:
+            text = json.dumps(data)  # one call into the C encoder: json.dump writes piecemeal
             with open(partial, "w", encoding="utf-8") as out:
-                json.dump(data, out)
+                out.write(text)
             os.replace(partial, self.path)
         except (OSError, MemoryError):
             pass  # a trace must never fail the invocation

@@ -48,7 +48,11 @@ class TracingSpec(BaseModel):
     interval_ms: float = Field(default=1.0, ge=0.1, le=100.0)
     """How often the tracer samples the handler's stack."""
     memory: bool = True
-    """Follow allocations (tracemalloc) for the peak and the allocation sites."""
+    """Record the memory peak and, for a MemoryError, the allocation that failed."""
+    allocations: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of traced invocations whose allocation sites are followed (tracemalloc): it
+    costs 2-6x on allocation-heavy code, so only some pay it (never a cold worker's first,
+    whose imports would cost seconds)."""
     keep: int = Field(default=50, ge=1, le=10_000)
     """Traces kept per function (the oldest are pruned)."""
     max_depth: int = Field(default=64, ge=4, le=512)
@@ -83,6 +87,8 @@ class TracePlan:
     spec: TracingSpec
     path: Path
     started: float
+    allocations: bool = False
+    """Follow this invocation's allocation sites."""
 
     def options(self) -> dict[str, Any]:
         """What the worker's tracer is started with."""
@@ -90,6 +96,7 @@ class TracePlan:
             "path": str(self.path),
             "interval_ms": self.spec.interval_ms,
             "memory": self.spec.memory,
+            "allocations": self.allocations,
             "max_depth": self.spec.max_depth,
             "max_nodes": self.spec.max_nodes,
         }
@@ -134,6 +141,7 @@ class Tracing:
             spec=spec,
             path=self.store.work_dir / f"{trace_id}-{span_id}.json",
             started=time.time(),
+            allocations=spec.memory and self._random.random() < spec.allocations,
         )
 
     def _chosen(self, function: str, spec: TracingSpec, revision: int) -> bool:

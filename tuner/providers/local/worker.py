@@ -222,7 +222,7 @@ def start_tracer(options: dict[str, Any] | None, init: dict[str, Any], handler: 
         sys.modules["tuner_worker_tracer"] = module
         spec.loader.exec_module(module)
     tracer = module.InvocationTracer(
-        {**options, "allocations": options.get("memory", True) and init.get("served", 0) > 0},
+        {**options, "allocations": options.get("allocations", False) and init.get("served", 0) > 0},
         init["directory"],
         init["memory_mb"],
         handler,
