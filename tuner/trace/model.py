@@ -8,7 +8,7 @@ tree of Python frames with wall and CPU time, the exception, and the memory it r
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SpanKind = str
@@ -173,7 +173,7 @@ class Trace:
 
     def as_json(self) -> dict[str, Any]:
         """The trace as stored and as ``tuner traces --json`` prints it."""
-        return _to_json(self)
+        return {**asdict(self), "duration_ms": round(self.duration_ms, 3)}
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> Trace:
@@ -191,7 +191,7 @@ class Trace:
             spans=tuple(
                 Span(**{**s, "attributes": s.get("attributes", {})}) for s in data.get("spans", [])
             ),
-            tree=call_tree(data["tree"]) if data.get("tree") else None,
+            tree=_stored_tree(data["tree"]) if data.get("tree") else None,
             samples=data.get("samples", 0),
             cpu_ms=data.get("cpu_ms", 0.0),
             where=tuple(Frame(**f) for f in data.get("where", [])),
@@ -247,88 +247,13 @@ def memory_profile(data: Mapping[str, Any]) -> MemoryProfile:
     )
 
 
-def _node_json(node: CallNode) -> dict[str, Any]:
-    return {
-        "function": node.frame.function,
-        "file": node.frame.file,
-        "line": node.frame.line,
-        "wall_ms": node.wall_ms,
-        "cpu_ms": node.cpu_ms,
-        "samples": node.samples,
-        "lines": {str(k): v for k, v in node.lines.items()},
-        "children": [_node_json(c) for c in node.children],
-    }
-
-
-def _to_json(trace: Trace) -> dict[str, Any]:
-    memory = trace.memory
-    return {
-        "trace_id": trace.trace_id,
-        "span_id": trace.span_id,
-        "parent_span_id": trace.parent_span_id,
-        "function": trace.function,
-        "revision": trace.revision,
-        "start": trace.start,
-        "end": trace.end,
-        "duration_ms": round(trace.duration_ms, 3),
-        "outcome": trace.outcome,
-        "error": trace.error,
-        "complete": trace.complete,
-        "samples": trace.samples,
-        "cpu_ms": trace.cpu_ms,
-        "spans": [
-            {
-                "span_id": s.span_id,
-                "parent_id": s.parent_id,
-                "name": s.name,
-                "kind": s.kind,
-                "start": s.start,
-                "end": s.end,
-                "error": s.error,
-                "attributes": dict(s.attributes),
-            }
-            for s in trace.spans
-        ],
-        "tree": _node_json(trace.tree) if trace.tree else None,
-        "where": [{"function": f.function, "file": f.file, "line": f.line} for f in trace.where],
-        "exception": None
-        if trace.exception is None
-        else {
-            "type": trace.exception.type,
-            "message": trace.exception.message,
-            "file": trace.exception.file,
-            "line": trace.exception.line,
-            "function": trace.exception.function,
-        },
-        "memory": None
-        if memory is None
-        else {
-            "peak_mb": memory.peak_mb,
-            "baseline_mb": memory.baseline_mb,
-            "allocated_peak_mb": memory.allocated_peak_mb,
-            "in_use_mb": memory.in_use_mb,
-            "limit_mb": memory.limit_mb,
-            "sites": [
-                {
-                    "file": s.file,
-                    "line": s.line,
-                    "size_mb": s.size_mb,
-                    "count": s.count,
-                    "stack": list(s.stack),
-                }
-                for s in memory.sites
-            ],
-            "failed": None
-            if memory.failed is None
-            else {
-                "file": memory.failed.file,
-                "line": memory.failed.line,
-                "function": memory.failed.function,
-                "code": memory.failed.code,
-                "kind": memory.failed.kind,
-                "size_mb": memory.failed.size_mb,
-                "grows_with": list(memory.failed.grows_with),
-            },
-            "need_mb": memory.need_mb,
-        },
-    }
+def _stored_tree(data: Mapping[str, Any]) -> CallNode:
+    """A call tree as :meth:`Trace.as_json` stores it."""
+    return CallNode(
+        frame=Frame(**data["frame"]),
+        wall_ms=data["wall_ms"],
+        cpu_ms=data["cpu_ms"],
+        samples=data["samples"],
+        lines={int(k): int(v) for k, v in data["lines"].items()},
+        children=tuple(_stored_tree(c) for c in data["children"]),
+    )

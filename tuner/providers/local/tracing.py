@@ -16,7 +16,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tuner.model import WindowFacts
-from tuner.providers.local.workers import Execution
+from tuner.providers.local.workers import DependencyCall, Execution, InvokeCall
 from tuner.trace.model import (
     CallNode,
     ExceptionInfo,
@@ -172,30 +172,11 @@ class Tracing:
         ]
         for call in execution.dependency_calls[: plan.spec.max_spans]:
             spans.append(
-                Span(
-                    span_id=new_span_id(),
-                    parent_id=plan.span_id,
-                    name=f"{call.name}.get",
-                    kind="dependency",
-                    start=call.time - call.latency_ms / 1000,
-                    end=call.time,
-                    error=call.error,
-                    attributes={"peer.service": call.name},
-                )
+                _child(plan, f"{call.name}.get", "dependency", call, {"peer.service": call.name})
             )
         for nested in execution.invoke_calls[: plan.spec.max_spans]:
-            spans.append(
-                Span(
-                    span_id=nested.span_id or new_span_id(),
-                    parent_id=plan.span_id,
-                    name=f"invoke {nested.name}",
-                    kind="invoke",
-                    start=nested.time - nested.latency_ms / 1000,
-                    end=nested.time,
-                    error=nested.error,
-                    attributes={"faas.invoked_name": nested.name, "tuner.outcome": nested.outcome},
-                )
-            )
+            attributes = {"faas.invoked_name": nested.name, "tuner.outcome": nested.outcome}
+            spans.append(_child(plan, f"invoke {nested.name}", "invoke", nested, attributes))
         exception = data.get("exception")
         trace = Trace(
             trace_id=plan.trace_id,
@@ -228,6 +209,26 @@ class Tracing:
         if self.forward is not None:
             self.forward(trace)
         return trace
+
+
+def _child(
+    plan: TracePlan,
+    name: str,
+    kind: str,
+    call: DependencyCall | InvokeCall,
+    attributes: Mapping[str, str | float | int | bool],
+) -> Span:
+    """The span of one outbound call, from when the host heard it ended and its latency."""
+    return Span(
+        span_id=getattr(call, "span_id", "") or new_span_id(),
+        parent_id=plan.span_id,
+        name=name,
+        kind=kind,
+        start=call.time - call.latency_ms / 1000,
+        end=call.time,
+        error=call.error,
+        attributes=attributes,
+    )
 
 
 def _read(path: Path) -> dict[str, Any]:
