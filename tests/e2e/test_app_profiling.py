@@ -20,8 +20,8 @@ TRUE_EDGES = {
     ("index", "search-db"),
 }
 EVENTS = [  # photo-sized, so that resize runs long enough to be sampled on a busy machine
-    {"name": "beach.jpg", "width": 256, "height": 192, "tags": ["sea", "sand"]},
-    {"name": "city.jpg", "width": 320, "height": 160, "tags": ["street"]},
+    {"name": "beach.jpg", "width": 512, "height": 384, "tags": ["sea", "sand"]},
+    {"name": "city.jpg", "width": 640, "height": 320, "tags": ["street"]},
 ]
 
 

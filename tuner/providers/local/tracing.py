@@ -366,8 +366,8 @@ def trace_facts(traces: Sequence[Trace]) -> tuple[dict[str, float], dict[str, st
 
 
 def load_traces(store: TraceStore, function: str, start: float, end: float) -> list[Trace]:
-    """The stored traces of a function that started in ``[start, end)``."""
-    return [t for t in store.traces(function, since=start) if t.start < end]
+    """The stored traces of a function that ended in ``[start, end)`` (as invocations count)."""
+    return [t for t in store.traces(function) if start <= t.end < end]
 
 
 def with_trace_facts(window: WindowFacts, tracing: Tracing | None) -> WindowFacts:
