@@ -45,9 +45,9 @@ class TraceStore:
         return path
 
     def _prune(self, folder: Path, keep: int) -> None:
-        files = sorted(folder.glob("*.json"))
-        for old in files[: max(0, len(files) - keep)]:
-            old.unlink(missing_ok=True)
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+        for old in names[: max(0, len(names) - keep)]:
+            (folder / old).unlink(missing_ok=True)
 
     def functions(self) -> list[str]:
         """Functions that have traces."""

@@ -237,8 +237,10 @@ def _read(path: Path) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         data = {}
-    for leftover in path.parent.glob(path.name + "*"):
-        leftover.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
+    if not data.get("complete"):  # killed: a flush may have been cut short
+        for leftover in path.parent.glob(path.name + ".tmp*"):
+            leftover.unlink(missing_ok=True)
     return data
 
 
