@@ -50,6 +50,15 @@ FUNCTIONS = {
         "def handler(event, context):\n"
         "    spin()\n",
     ),
+    "killed": (
+        "memory_mb: 256\ntimeout_s: 5\ntracing: {mode: full}\n",
+        "import os, signal, time\n"
+        "\n"
+        "def handler(event, context):\n"
+        "    blocks = [bytearray(b'x' * (8 << 20)) for _ in range(5)]\n"
+        "    time.sleep(0.5)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would\n",
+    ),
     "caller": (
         "memory_mb: 128\ntimeout_s: 5\ntracing: {mode: full}\n",
         "def handler(event, context):\n"
@@ -141,6 +150,15 @@ def test_timeout_leaves_where_the_invocation_was(traced: FunctionHost) -> None:
     assert [f.function for f in trace.where] == ["handler", "spin"]
     assert trace.where[-1].file == "handler.py" and trace.where[-1].line in (3, 4)
     assert trace.cpu_ms > 100  # it spun on the CPU (what the last flush before the kill saw)
+
+
+def test_a_killed_worker_leaves_what_it_had_reached(traced: FunctionHost) -> None:
+    assert traced.invoke("killed", {}).outcome == "error"
+    [trace] = _store(traced).traces("killed")
+    assert not trace.complete and "exited with code -9" in trace.error
+    assert trace.memory is not None
+    assert trace.memory.peak_mb >= trace.memory.baseline_mb + 35  # five 8 MB blocks
+    assert [(f.function, f.line) for f in trace.where] == [("handler", 5)]
 
 
 def test_nested_calls_are_child_spans_of_one_trace(traced: FunctionHost) -> None:
