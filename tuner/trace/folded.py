@@ -46,7 +46,7 @@ def fold_memory(trace: Trace) -> Counter[str]:
     root = _clean(trace.function)
     for site in memory.sites:
         stack = site.stack or (f"{site.file}:{site.line}",)
-        weight = round(site.size_mb * 1024)
+        weight = max(1, round(site.size_mb * 1024)) if site.size_mb > 0 else 0
         if weight > 0:
             folded[";".join([root, *(_clean(s) for s in stack)])] += weight
     failed = memory.failed
@@ -59,14 +59,16 @@ def fold_memory(trace: Trace) -> Counter[str]:
 def fold(traces: Iterable[Trace], kind: str = "wall") -> Counter[str]:
     """Folded stacks over several traces of one function.
 
-    ``cpu`` and ``wall`` add the call trees up; ``memory`` takes the trace that needed
-    the most memory (adding peaks of different invocations would mean nothing).
+    ``cpu`` and ``wall`` add the call trees up; ``memory`` takes, among the traces whose
+    allocations were followed, the one that needed the most memory (adding peaks of
+    different invocations would mean nothing).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown profile kind {kind!r} (one of {', '.join(KINDS)})")
     traces = list(traces)
     if kind == "memory":
-        worst = max(traces, key=_memory_need, default=None)
+        profiled = [t for t in traces if t.memory and (t.memory.sites or t.memory.failed)]
+        worst = max(profiled, key=_memory_need, default=None)
         return fold_memory(worst) if worst is not None else Counter()
     folded: Counter[str] = Counter()
     for trace in traces:

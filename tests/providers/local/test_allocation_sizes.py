@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tuner.providers.local.allocation_sizes import failed_allocation
+from tuner.providers.local.allocation_sizes import failed_allocation, function_at
 
 SOURCE = """\
 GIB = 1 << 30
@@ -30,6 +30,13 @@ def text(n):
 
 def opaque(box):
     return bytearray(box.size())
+
+
+class Page:
+    def render(self):
+        def ink():
+            return 1
+        return ink()
 """
 
 
@@ -93,3 +100,13 @@ def test_code_that_could_run_something_is_not_evaluated(
         "code": "return bytearray(box.size())",
     }
     assert calls == 1  # only the handler's own call: the size was not asked again
+
+
+def test_allocation_frames_are_named_by_their_function(tmp_path: Path) -> None:
+    path = tmp_path / "named.py"
+    path.write_text(SOURCE)
+    assert function_at(str(path), 6) == "canvas"
+    assert function_at(str(path), 24) == "Page.render.ink"
+    assert function_at(str(path), 25) == "Page.render"
+    assert function_at(str(path), 1) == ""  # module level
+    assert function_at(str(tmp_path / "missing.py"), 3) == ""

@@ -243,4 +243,4 @@ def test_allocation_sites_are_those_that_held_memory_at_the_peak(tmp_path: Path)
     assert memory is not None and memory.allocated_peak_mb > 4
     top = memory.sites[0]
     assert (top.file, top.line) == ("handler.py", 4) and top.size_mb > 4
-    assert top.stack == ("handler.py:7", "handler.py:4", "handler.py:4")  # build, its listcomp
+    assert top.stack == ("handler (handler.py:7)", "build (handler.py:4)", "build (handler.py:4)")

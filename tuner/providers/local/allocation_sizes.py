@@ -160,3 +160,40 @@ def _evaluate(node: ast.expr, local: dict[str, Any], glob: dict[str, Any], names
             return value
         raise _Unsafe("call")
     raise _Unsafe(type(node).__name__)
+
+
+_FUNCTIONS: dict[str, list[tuple[int, int, str]]] = {}
+
+
+def function_at(path: str, line: int) -> str:
+    """The name of the innermost function defined around ``line`` of a file ('' if none).
+
+    tracemalloc's frames give only file and line; this names them as flame graphs do
+    (``scale.block_mean`` for a nested function), parsing each file once.
+    """
+    if path not in _FUNCTIONS:
+        spans: list[tuple[int, int, str]] = []
+        try:
+            with open(path, encoding="utf-8") as source:
+                tree = ast.parse(source.read())
+        except (OSError, SyntaxError, ValueError):
+            tree = None
+        if tree is not None:
+            _collect(tree, "", spans)
+        _FUNCTIONS[path] = spans
+    best = ""
+    for first, last, name in _FUNCTIONS[path]:
+        if first <= line <= last and len(name) >= len(best):
+            best = name
+    return best
+
+
+def _collect(node: ast.AST, prefix: str, spans: list[tuple[int, int, str]]) -> None:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            name = f"{prefix}{child.name}"
+            if not isinstance(child, ast.ClassDef):
+                spans.append((child.lineno, child.end_lineno or child.lineno, name))
+            _collect(child, name + ".", spans)
+        else:
+            _collect(child, prefix, spans)

@@ -26,6 +26,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 _MB = 1024 * 1024
+_PEAK_MIN = 256 * 1024
+"""Allocations smaller than this are not worth a snapshot at the peak."""
 _OWN_FILES = (__file__, "worker.py", "allocation_sizes.py")
 
 
@@ -43,10 +45,18 @@ def _sibling(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from tuner.providers.local.allocation_sizes import failed_allocation, short_path
+    from tuner.providers.local.allocation_sizes import failed_allocation, function_at, short_path
 else:
     failed_allocation = _sibling("allocation_sizes").failed_allocation
+    function_at = _sibling("allocation_sizes").function_at
     short_path = _sibling("allocation_sizes").short_path
+
+
+def _label(frame: tracemalloc.Frame, root: str) -> str:
+    """``function (file:line)`` for an allocation's frame, ``file:line`` outside a function."""
+    where = f"{short_path(frame.filename, root)}:{frame.lineno}"
+    function = function_at(frame.filename, frame.lineno)
+    return f"{function} ({where})" if function else where
 
 
 class _Node:
@@ -212,7 +222,7 @@ class InvocationTracer:
     def _snapshot_at_peak(self) -> None:
         """Keep a snapshot of the allocations whenever they grew past the last one by half."""
         current, _ = tracemalloc.get_traced_memory()
-        if current > _MB and current > 1.5 * self._peak_size:
+        if current > _PEAK_MIN and current > 1.5 * self._peak_size:
             self._peak = tracemalloc.take_snapshot()
             self._peak_size = current
 
@@ -255,12 +265,9 @@ class InvocationTracer:
                 {
                     "file": short_path(frames[-1].filename, self.root_dir),
                     "line": frames[-1].lineno,
-                    "size_mb": round(stat.size / _MB, 3),
+                    "size_mb": round(stat.size / _MB, 6),
                     "count": stat.count,
-                    "stack": [
-                        f"{short_path(f.filename, self.root_dir)}:{f.lineno}"
-                        for f in frames  # oldest first, as tracemalloc orders them
-                    ],
+                    "stack": [_label(f, self.root_dir) for f in frames],  # oldest first
                 }
             )
         return sites
