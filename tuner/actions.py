@@ -89,10 +89,16 @@ class MoreMemory(_Action):
             return _not("more memory buys no CPU on this provider")
         current = config.memory_mb
         peak = fact_number(facts, "peak_memory_mb")
+        traced = fact_number(facts, "traced_peak_memory_mb")
         cap = min(limits.memory_max_mb, self.max_mb or limits.memory_max_mb)
         if current >= cap:
             return _not(f"memory is already at the cap ({cap} MB)")
-        if peak is not None and peak < 0.95 * current:
+        if traced is not None and traced >= 0.95 * current:
+            # A trace saw what the function needed (its peak, or what it held plus the
+            # allocation that failed): size from that instead of guessing.
+            wanted = traced * (1.0 + self.margin)
+            basis = f"from a traced need of {traced:.0f} MB + {self.margin:.0%}"
+        elif peak is not None and peak < 0.95 * current:
             wanted = peak * (1.0 + self.margin)
             basis = f"from a {peak:.0f} MB peak + {self.margin:.0%}"
             if wanted <= current:

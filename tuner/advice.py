@@ -68,6 +68,7 @@ def for_finding(
             f"{which} stays at {latency:.0f} ms p95 with the cache on: move the data closer "
             "(a copy near the function, or an edge location)."
         )
+    out.extend(traced_advice(facts))
     if change is not None and global_mode.stricter(rule_mode) is Mode.RECOMMEND:
         out.append(_how_to_apply(change, global_mode, rule_mode))
     return out
@@ -98,3 +99,35 @@ def for_state(state: State, what: str, ref: str, reason: str) -> str | None:
             "bottleneck is elsewhere. Look at the evidence before trying it again."
         )
     return None
+
+
+def _evidence(facts: Mapping[str, Any]) -> Mapping[str, Any]:
+    evidence = facts.get("evidence")
+    return evidence if isinstance(evidence, Mapping) else {}
+
+
+def traced_advice(facts: Mapping[str, Any]) -> list[str]:
+    """Sentences naming the hot call path of a slow function and the allocation of an OOM."""
+    evidence = _evidence(facts)
+    function = facts.get("function") or "FUNCTION"
+    out: list[str] = []
+    slow = (facts.get("timeouts") or 0) > 0 or (facts.get("duration_timeout_ratio") or 0) > 0.9
+    hot = evidence.get("hot_path")
+    if slow and hot:
+        out.append(f"Traced: {hot}. Flame graph: tuner profile {function}.")
+    site = evidence.get("allocation_site")
+    if (facts.get("ooms") or 0) > 0 and site:
+        grows = evidence.get("allocation_grows_with")
+        how = (
+            f" It grows with {grows}: fan out by {grows} so that each invocation holds a "
+            "bounded share."
+            if grows
+            else ""
+        )
+        need = facts.get("traced_peak_memory_mb")
+        needed = f" It needed {need:.0f} MB." if isinstance(need, float | int) else ""
+        out.append(
+            f"Traced: {site}.{needed}{how} Memory flame graph: tuner profile {function} "
+            "--kind memory."
+        )
+    return out

@@ -1,4 +1,4 @@
-"""The command line: ``tuner run | once | check | explain | schema | facts``.
+"""The command line: ``tuner run | once | check | explain | schema | facts | profile | traces | topology``.
 
 With no configuration file tuner runs its embedded default: the local function host
 with the example functions of ``examples/local``, the bundled rules, a SQLite store in
@@ -366,6 +366,10 @@ def parser() -> argparse.ArgumentParser:
     facts = sub.add_parser("facts", help="list the facts a rule condition may use")
     facts.set_defaults(fn=cmd_facts)
     web_commands.register(sub)
+
+    from tuner import profiling_cli
+
+    profiling_cli.register(sub)  # profile, traces, topology
     return p
 
 

@@ -198,6 +198,8 @@ class WindowFacts:
     dependencies: Mapping[str, DependencyFacts] = field(default_factory=dict)
     extra: Mapping[str, float] = field(default_factory=dict)
     """Provider-specific measurements, exposed to conditions under their own names."""
+    evidence: Mapping[str, str] = field(default_factory=dict)
+    """Text evidence from traces: ``hot_path``, ``allocation_site``, ``trace_ids``."""
 
     @property
     def empty(self) -> bool:

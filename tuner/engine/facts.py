@@ -103,6 +103,22 @@ FACTS: Mapping[str, FactDoc] = {
     "extra": FactDoc(
         Type.MAP, "", "Provider-specific measurements, e.g. extra.records_per_invocation."
     ),
+    # traces (where the provider traces invocations: local)
+    "traced_peak_memory_mb": FactDoc(
+        Type.NUMBER,
+        "MB",
+        "The most memory one traced invocation needed: its peak, or for one that ran out, "
+        "what it held plus the allocation that failed (null: no traced invocation).",
+    ),
+    "traced_failed_allocation_mb": FactDoc(
+        Type.NUMBER, "MB", "The largest allocation a traced invocation failed to make."
+    ),
+    "evidence": FactDoc(
+        Type.MAP,
+        "",
+        "Text from traces: evidence.hot_path (where the time went), evidence.allocation_site "
+        "(what held or failed to get memory), evidence.trace_ids.",
+    ),
 }
 
 FACT_TYPES: Mapping[str, Type] = {name: doc.type for name, doc in FACTS.items()}
@@ -199,6 +215,7 @@ def build_facts(
             facts.setdefault(name, None)
         facts["dependencies"] = {}
         facts["extra"] = {}
+        facts["evidence"] = {}
         facts["dependency_failing_functions"] = 0.0
         return facts
     worst, worst_rate, worst_latency = _worst(w)
@@ -241,6 +258,9 @@ def build_facts(
         if worst_rate and worst_rate >= FAILING_DEPENDENCY_ERROR_RATE
         else 0.0,
         extra={k: _f(v) for k, v in w.extra.items()},
+        traced_peak_memory_mb=_f(w.extra.get("traced_peak_memory_mb")),
+        traced_failed_allocation_mb=_f(w.extra.get("traced_failed_allocation_mb")),
+        evidence=dict(w.evidence),
     )
     return facts
 

@@ -42,8 +42,10 @@ def register(sub: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "-c", "--config", help="the configuration file (default: the embedded local host)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--url", help=f"the daemon's address (default ${URL_ENV} or {DEFAULT_URL})")
 
 
@@ -108,7 +110,9 @@ def _why_from_store(args: argparse.Namespace) -> dict[str, Any] | None:
         return None
     store = SqliteStore(path)
     try:
-        latest = [d for d in store.decisions(limit=5000) if args.function in (d.ref.key, d.ref.name)]
+        latest = [
+            d for d in store.decisions(limit=5000) if args.function in (d.ref.key, d.ref.name)
+        ]
     finally:
         store.close()
     with_facts = [d for d in latest if d.facts]
@@ -168,7 +172,9 @@ def why_text(answer: Mapping[str, Any]) -> str:
             lines.append(f"    {c['status']:13} {c['text']}" + (f"   [{values}]" if values else ""))
             for p in c["parts"]:
                 values = ", ".join(f"{k} = {_value(v)}" for k, v in p["facts"].items())
-                lines.append(f"      {p['status']:13} {p['text']}" + (f"   [{values}]" if values else ""))
+                lines.append(
+                    f"      {p['status']:13} {p['text']}" + (f"   [{values}]" if values else "")
+                )
     return "\n".join(lines)
 
 
@@ -281,9 +287,13 @@ def explain_facts(decisions: Sequence[Decision], rules: RuleBase | None, as_json
             out.append(f"    when: {compiled.rule.when}")
         for name in read:
             out.append(f"    {name:28} {_value(d.facts.get(name))}")
-        others = [k for k in d.facts if k not in read and k not in ("labels", "dependencies", "extra")]
+        others = [
+            k for k in d.facts if k not in read and k not in ("labels", "dependencies", "extra")
+        ]
         if others:
-            out.append("    also: " + ", ".join(f"{k}={_value(d.facts[k])}" for k in sorted(others)))
+            out.append(
+                "    also: " + ", ".join(f"{k}={_value(d.facts[k])}" for k in sorted(others))
+            )
         if not d.facts:
             out.append("    (no facts recorded)")
     return json.dumps(plain(out), indent=2) if as_json else "\n".join(out)

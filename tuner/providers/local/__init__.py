@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,10 @@ from tuner.ports import Clock
 from tuner.providers.local.cgroups import memory_limits
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.provider import LOCAL_LIMITS, LocalProvider
+from tuner.providers.local.tracing import Tracing, TracingSpec
+
+if TYPE_CHECKING:
+    from tuner.trace.otel import OtlpForwarder
 
 __all__ = ["LOCAL_LIMITS", "LocalProvider", "Settings", "build", "resolve_functions_dir"]
 
@@ -42,6 +46,12 @@ class Settings(BaseModel):
     """Also enforce memory with a cgroup v1 limit where one can be created."""
     reset: bool = False
     """Redeploy every function as its ``function.yaml`` says, dropping tuned settings."""
+    tracing: TracingSpec = Field(default_factory=TracingSpec)
+    """How invocations are traced unless a ``function.yaml`` says otherwise; traces are
+    kept in ``<state_dir>/traces``."""
+    otlp_endpoint: str | None = None
+    """Also send every trace to this OTLP/HTTP collector, e.g.
+    ``http://localhost:4318/v1/traces`` (needs ``tuner[tracing]``)."""
 
 
 def resolve_functions_dir(path: Path) -> Path:
@@ -64,6 +74,14 @@ def resolve_functions_dir(path: Path) -> Path:
     )
 
 
+def _forwarder(settings: Settings) -> OtlpForwarder | None:
+    if not settings.otlp_endpoint:
+        return None
+    from tuner.trace.otel import OtlpForwarder
+
+    return OtlpForwarder(settings.otlp_endpoint)
+
+
 def build(settings: Settings, *, clock: Clock) -> LocalProvider:
     """A local provider for the settings; nothing runs until its ``start()``."""
     host = FunctionHost(
@@ -73,5 +91,8 @@ def build(settings: Settings, *, clock: Clock) -> LocalProvider:
         max_workers_per_function=settings.max_workers_per_function,
         memory_limits=memory_limits() if settings.cgroups else None,
         reset=settings.reset,
+        tracing=Tracing(
+            settings.state_dir / "traces", settings.tracing, forward=_forwarder(settings)
+        ),
     )
     return LocalProvider(host, clock, http_port=settings.http_port, traffic=settings.traffic)

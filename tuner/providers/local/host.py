@@ -19,8 +19,10 @@ from tuner.providers.local.queues import EventSourceQueue
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
 from tuner.providers.local.specs import FunctionSpec, load_dependencies, load_functions
 from tuner.providers.local.stubs import DependencyStubs
+from tuner.providers.local.tracing import TraceParent, TracePlan, Tracing, new_span_id
 from tuner.providers.local.workers import (
     Execution,
+    InvokeCall,
     LimitFactory,
     WorkerPool,
     WorkerSpec,
@@ -76,8 +78,11 @@ class FunctionHost:
         max_workers_per_function: int = 8,
         memory_limits: LimitFactory | None = None,
         reset: bool = False,
+        tracing: Tracing | None = None,
     ) -> None:
         self.functions_dir = functions_dir
+        self.tracing = tracing
+        """Chooses and stores traced invocations; None: nothing is traced."""
         self.state_dir = state_dir
         self.specs: dict[str, FunctionSpec] = load_functions(functions_dir)
         self._clock = clock
@@ -145,6 +150,9 @@ class FunctionHost:
             queue.stop()
         self._stubs.close()
         self.records.close()
+        close = getattr(self.tracing.forward if self.tracing else None, "close", None)
+        if close is not None:
+            close()  # send the traces still queued for a collector
 
     def warm_workers(self, name: str) -> list[int]:
         """Process ids of a function's idle warm workers (empty before start)."""
@@ -191,14 +199,19 @@ class FunctionHost:
         queue = self._queues.get(name)
         return 0 if queue is None else len(queue)
 
-    def invoke(self, name: str, event: Any) -> InvocationResult:
-        """Invoke a function; a list event is split over ``fan_out`` parallel invocations."""
+    def invoke(
+        self, name: str, event: Any, *, parent: TraceParent | None = None
+    ) -> InvocationResult:
+        """Invoke a function; a list event is split over ``fan_out`` parallel invocations.
+
+        ``parent`` names the traced invocation that made this call (``context.invoke``).
+        """
         fan_out = self.config(name).fan_out or 1
         started = time.monotonic()
         if fan_out > 1 and isinstance(event, list) and len(event) > 1:
-            executions = self._fan_out(name, split(event, fan_out))
+            executions = self._fan_out(name, split(event, fan_out), parent)
         else:
-            executions = [self._invoke_once(name, event)]
+            executions = [self._invoke_once(name, event, parent)]
         failed = next((e for e in executions if e.outcome != "ok"), None)
         return InvocationResult(
             function=name,
@@ -211,12 +224,14 @@ class FunctionHost:
             invocations=len(executions),
         )
 
-    def _fan_out(self, name: str, parts: list[list[Any]]) -> list[Execution]:
+    def _fan_out(
+        self, name: str, parts: list[list[Any]], parent: TraceParent | None
+    ) -> list[Execution]:
         executions: list[Execution | None] = [None] * len(parts)
 
         def run(index: int) -> None:
             """Run one part of the fan-out."""
-            executions[index] = self._invoke_once(name, parts[index])
+            executions[index] = self._invoke_once(name, parts[index], parent)
 
         threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(parts))]
         for thread in threads:
@@ -225,20 +240,47 @@ class FunctionHost:
             thread.join()
         return [e for e in executions if e is not None]
 
-    def _invoke_once(self, name: str, event: Any) -> Execution:
+    def _invoke_once(self, name: str, event: Any, parent: TraceParent | None = None) -> Execution:
         start = self._clock.now()
         revision = int(self.config(name).revision)
+        plan = None
+        if self.tracing is not None:
+            plan = self.tracing.plan(name, self.specs[name].tracing, revision, parent)
+        trace_id = plan.trace_id if plan is not None else ""
         cold, init_ms = False, None
         try:
             with self._pools[name].worker() as (process, cold):
                 init_ms = process.init_ms if cold else None
                 revision = process.spec.revision
-                execution = process.invoke(event, self._caches[name])
+                execution = process.invoke(
+                    event,
+                    self._caches[name],
+                    trace=plan.options() if plan is not None else None,
+                    invoker=functools.partial(self._nested, trace_id, plan),
+                )
         except WorkerStartError as error:
             cold = True
             execution = Execution(outcome="error", duration_ms=0.0, error=str(error))
         self._record(name, revision, start, event, execution, cold, init_ms)
+        if plan is not None and self.tracing is not None and not self._closing:
+            self.tracing.finish(plan, name, revision, execution)
         return execution
+
+    def _nested(
+        self, trace_id: str, plan: TracePlan | None, callee: str, event: Any
+    ) -> tuple[InvokeCall, Any]:
+        """Run a handler's ``context.invoke`` through the host (traced when its caller is)."""
+        span_id = new_span_id()
+        parent = TraceParent(trace_id, span_id) if plan is not None else None
+        started = time.monotonic()
+        try:
+            result = self.invoke(callee, event, parent=parent)
+        except UnknownFunctionError:
+            call = InvokeCall(callee, time.time(), 0.0, "error", f"no function {callee!r}", span_id)
+            return call, None
+        latency_ms = (time.monotonic() - started) * 1000
+        call = InvokeCall(callee, time.time(), latency_ms, result.outcome, result.error, span_id)
+        return call, result.result
 
     def _record(
         self,

@@ -15,6 +15,7 @@ from tuner.providers.local.facts import window_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.http_api import InvokeEndpoint
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
+from tuner.providers.local.tracing import with_trace_facts
 from tuner.providers.local.traffic import TrafficDriver
 
 log = structlog.get_logger(__name__)
@@ -147,7 +148,10 @@ class LocalProvider:
         for call in self.host.records.dependency_calls(names, start, end):
             calls[call.function].append(call)
         return {
-            ref: window_facts(ref, start, end, invocations[ref.name], calls[ref.name])
+            ref: with_trace_facts(
+                window_facts(ref, start, end, invocations[ref.name], calls[ref.name]),
+                self.host.tracing,
+            )
             for ref in mine
         }
 

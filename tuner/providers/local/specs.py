@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tuner.engine.yamlfiles import load_yaml_file
 from tuner.errors import ConfigError, Problem
 from tuner.model import FunctionConfig
+from tuner.providers.local.tracing import TracingSpec
 
 
 class TrafficSpec(BaseModel):
@@ -50,6 +51,8 @@ class FunctionSpec(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     owner: str = ""
     traffic: TrafficSpec = Field(default_factory=TrafficSpec)
+    tracing: TracingSpec | None = None
+    """How its invocations are traced; None: the provider's default."""
 
     def initial_config(self) -> FunctionConfig:
         """The configuration the function is deployed with before anyone tunes it."""

@@ -4,10 +4,11 @@ The host starts this file as a script (``python -I worker.py``) so that a worker
 the standard library only.  It speaks JSON lines: requests on stdin, replies on a private
 copy of stdout; the handler's own prints go to stderr, which the host sends to a log file.
 
-Protocol (host -> worker): ``init`` once, then ``invoke`` repeatedly, and ``cache_value``
-as the answer to a ``cache_get``.  Worker -> host: ``ready`` after init, then per
-invocation any number of ``dependency_call``, ``cache_get`` and ``cache_set`` messages and
-finally one ``result`` with the outcome (ok, error, oom) and the peak RSS of the process.
+Protocol (host -> worker): ``init`` once, then ``invoke`` repeatedly (with ``trace`` options
+when the invocation is traced, see ``tracer.py``), and ``cache_value`` as the answer to a
+``cache_get``.  Worker -> host: ``ready`` after init, then per
+invocation any number of ``dependency_call``, ``cache_get``, ``cache_set`` and ``invoke_call``
+(answered by ``invoke_result``) messages and finally one ``result`` with the outcome (ok, error, oom) and the peak RSS of the process.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ _DEPENDENCY_CONNECT_TIMEOUT_S = 2.0
 
 class DependencyError(Exception):
     """A call to a named dependency failed (refused, timed out or answered 5xx)."""
+
+
+class InvocationError(Exception):
+    """A function called through ``context.invoke`` did not succeed."""
+
+    def __init__(self, name: str, outcome: str, error: str) -> None:
+        super().__init__(f"{name}: {outcome}: {error}")
+        self.function = name
+        self.outcome = outcome
 
 
 class Channel:
@@ -139,6 +149,18 @@ class Context:
         """A client for the named dependency; raises KeyError for an unknown name."""
         return DependencyClient(name, self._dependency_urls[name], self._channel, self._deadline)
 
+    def invoke(self, name: str, event: Any) -> Any:
+        """Invoke another hosted function through the host and return its result.
+
+        The call runs with the callee's own limits; a callee that does not succeed raises
+        :class:`InvocationError` (with its outcome: error, timeout, oom).
+        """
+        self._channel.send({"type": "invoke_call", "name": name, "event": event})
+        reply = self._channel.receive() or {"outcome": "error", "error": "host closed"}
+        if reply.get("outcome") != "ok":
+            raise InvocationError(name, reply.get("outcome", "error"), reply.get("error", ""))
+        return reply.get("result")
+
 
 def read_memory_status() -> dict[str, int]:
     """VmSize, VmRSS and VmHWM of this process in kB."""
@@ -187,6 +209,28 @@ def load_handler(directory: str) -> Callable[[Any, Context], Any]:
     return handler
 
 
+def start_tracer(options: dict[str, Any] | None, init: dict[str, Any], handler: Any) -> Any:
+    """A started tracer for this invocation (see ``tracer.py``), or None when not traced."""
+    if not options:
+        return None
+    module = sys.modules.get("tuner_worker_tracer")
+    if module is None:  # loaded by path: a worker imports nothing from tuner's package
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tracer.py")
+        spec = importlib.util.spec_from_file_location("tuner_worker_tracer", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["tuner_worker_tracer"] = module
+        spec.loader.exec_module(module)
+    tracer = module.InvocationTracer(
+        {**options, "allocations": options.get("allocations", False) and init.get("served", 0) > 0},
+        init["directory"],
+        init["memory_mb"],
+        handler,
+    )
+    tracer.start(read_memory_status()["VmRSS"] / 1024)
+    return tracer
+
+
 def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, MemoryError) or (
         isinstance(error, OSError) and error.errno == errno.ENOMEM
@@ -217,10 +261,12 @@ def serve(channel: Channel) -> None:
         )
         reset_peak_memory()
         reply: dict[str, Any] = {"type": "result", "outcome": "ok"}
+        tracer, failure = start_tracer(request.get("trace"), init, handler), None
         try:
             reply["result"] = handler(request["event"], context)
             json.dumps(reply["result"])
         except BaseException as error:  # the handler's failure is the outcome, not ours
+            failure = error
             if _is_out_of_memory(error):
                 del reserve
                 reply = {"type": "result", "outcome": "oom", "error": "MemoryError"}
@@ -231,6 +277,10 @@ def serve(channel: Channel) -> None:
                     "error": f"{type(error).__name__}: {error}",
                 }
                 traceback.print_exc()
+        if tracer is not None:
+            tracer.finish(failure, reply["outcome"] == "oom")
+        init["served"] = init.get("served", 0) + 1
+        failure = None  # its traceback holds the handler's frames (and their memory)
         reply["peak_mb"] = read_memory_status()["VmHWM"] / 1024
         channel.send(reply)
         if reply["outcome"] == "oom":

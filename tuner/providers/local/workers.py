@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +80,22 @@ class DependencyCall:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class InvokeCall:
+    """One call from a handler to another hosted function (``context.invoke``)."""
+
+    name: str
+    time: float
+    latency_ms: float
+    outcome: str
+    error: str
+    span_id: str = ""
+
+
+Invoker = Callable[[str, Any], tuple[InvokeCall, Any]]
+"""Runs a nested invocation for a worker: how it went, and its result."""
+
+
 @dataclass(slots=True)
 class Execution:
     """What one invocation did, as the host saw it."""
@@ -92,6 +108,7 @@ class Execution:
     dependency_calls: list[DependencyCall] = field(default_factory=list)
     cache_hits: int = 0
     cache_misses: int = 0
+    invoke_calls: list[InvokeCall] = field(default_factory=list)
 
 
 class WorkerStartError(Exception):
@@ -187,19 +204,33 @@ class WorkerProcess:
             )
         self.init_ms = (time.monotonic() - started) * 1000
 
-    def invoke(self, event: Any, cache: SharedCache) -> Execution:
-        """Run one invocation; kill the worker when it exceeds the timeout."""
+    def invoke(
+        self,
+        event: Any,
+        cache: SharedCache,
+        *,
+        trace: Mapping[str, Any] | None = None,
+        invoker: Invoker | None = None,
+    ) -> Execution:
+        """Run one invocation; kill the worker when it exceeds the timeout.
+
+        ``trace`` holds the tracer's options when the invocation is traced; ``invoker``
+        runs the handler's ``context.invoke`` calls (without it they fail).
+        """
         started = time.monotonic()
         deadline = started + self.spec.timeout_s
         execution = Execution(outcome="", duration_ms=0.0)
+        request: dict[str, Any] = {"type": "invoke", "event": event}
+        if trace:
+            request["trace"] = dict(trace)
         try:
-            self._send({"type": "invoke", "event": event})
+            self._send(request)
             while not execution.outcome:
                 line = self._reader.read_line(deadline)
                 if line is None:
                     self._timed_out(execution)
                 else:
-                    self._handle(json.loads(line), execution, cache)
+                    self._handle(json.loads(line), execution, cache, invoker)
             execution.duration_ms = (time.monotonic() - started) * 1000
         except (EOFError, BrokenPipeError):
             self._died(execution)
@@ -208,8 +239,17 @@ class WorkerProcess:
             execution.duration_ms = self.spec.timeout_s * 1000
         return execution
 
-    def _handle(self, message: dict[str, Any], execution: Execution, cache: SharedCache) -> None:
+    def _handle(
+        self,
+        message: dict[str, Any],
+        execution: Execution,
+        cache: SharedCache,
+        invoker: Invoker | None = None,
+    ) -> None:
         kind = message["type"]
+        if kind == "invoke_call":
+            self._nested(message, execution, invoker)
+            return
         if kind == "dependency_call":
             execution.dependency_calls.append(
                 DependencyCall(
@@ -233,6 +273,21 @@ class WorkerProcess:
             if execution.outcome == "oom":
                 execution.peak_memory_mb = float(self.spec.memory_mb)
                 self.stop()  # a worker that ran out of memory is not reused
+
+    def _nested(
+        self,
+        message: dict[str, Any],
+        execution: Execution,
+        invoker: Invoker | None,
+    ) -> None:
+        if invoker is None:
+            call, result = InvokeCall(message["name"], time.time(), 0.0, "error", "no host"), None
+        else:
+            call, result = invoker(str(message["name"]), message.get("event"))
+        execution.invoke_calls.append(call)
+        self._send(
+            {"type": "invoke_result", "outcome": call.outcome, "result": result, "error": call.error}
+        )
 
     def _timed_out(self, execution: Execution) -> None:
         execution.peak_memory_mb = self.peak_memory_mb()

@@ -1,0 +1,246 @@
+"""The tracing executor for real: call trees, killed invocations, nested calls, sampling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from local_world import WallClock
+
+from tuner.model import FunctionRef
+from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.provider import LocalProvider
+from tuner.providers.local.tracing import Tracing, TracingSpec
+from tuner.trace.folded import fold
+
+FUNCTIONS = {
+    "nested": (
+        "memory_mb: 128\ntimeout_s: 5\ntracing: {mode: full}\n",
+        "import time\n"
+        "\n"
+        "def inner():\n"
+        "    time.sleep(0.06)\n"
+        "\n"
+        "def outer():\n"
+        "    time.sleep(0.06)\n"
+        "    inner()\n"
+        "\n"
+        "def handler(event, context):\n"
+        "    time.sleep(0.06)\n"
+        "    outer()\n"
+        "    return 'done'\n",
+    ),
+    "canvas": (
+        "memory_mb: 96\ntimeout_s: 5\ntracing: {mode: full}\n",
+        "PAGE = 1024 * 1024\n"
+        "\n"
+        "def handler(event, context):\n"
+        "    pages = int(event['pages'])\n"
+        "    canvas = bytearray(pages * PAGE)\n"
+        "    return len(canvas)\n",
+    ),
+    "spinner": (
+        "memory_mb: 128\ntimeout_s: 1\ntracing: {mode: full}\n",
+        "def spin():\n"
+        "    total = 0\n"
+        "    while True:\n"
+        "        total += 1\n"
+        "\n"
+        "def handler(event, context):\n"
+        "    spin()\n",
+    ),
+    "killed": (
+        "memory_mb: 256\ntimeout_s: 5\ntracing: {mode: full}\n",
+        "import os, signal, time\n"
+        "\n"
+        "def handler(event, context):\n"
+        "    blocks = [bytearray(b'x' * (8 << 20)) for _ in range(5)]\n"
+        "    time.sleep(0.5)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would\n",
+    ),
+    "caller": (
+        "memory_mb: 128\ntimeout_s: 5\ntracing: {mode: full}\n",
+        "def handler(event, context):\n"
+        "    first = context.invoke('nested', {})\n"
+        "    try:\n"
+        "        context.invoke('spinner', {})\n"
+        "    except Exception as error:\n"
+        "        return [first, type(error).__name__, error.outcome]\n",
+    ),
+    "sampled": (
+        "memory_mb: 128\ntimeout_s: 5\ntracing: {mode: sample, sample_rate: 0.0, keep: 3}\n",
+        "def handler(event, context):\n    return event\n",
+    ),
+    "untraced": (
+        "memory_mb: 128\ntimeout_s: 5\ntracing: {mode: off}\n",
+        "def handler(event, context):\n    return event\n",
+    ),
+    "everything": (
+        "memory_mb: 128\ntimeout_s: 5\ntracing: {mode: full, keep: 3}\n",
+        "def handler(event, context):\n    return event\n",
+    ),
+}
+
+
+@pytest.fixture
+def traced(tmp_path: Path) -> Iterator[FunctionHost]:
+    """A started host over the traced test functions."""
+    for name, (declaration, source) in FUNCTIONS.items():
+        folder = tmp_path / "app" / "functions" / name
+        folder.mkdir(parents=True)
+        (folder / "function.yaml").write_text(declaration)
+        (folder / "handler.py").write_text(source)
+    state = tmp_path / "state"
+    host = FunctionHost(
+        tmp_path / "app",
+        state,
+        WallClock(),
+        max_workers_per_function=2,
+        tracing=Tracing(state / "traces", TracingSpec(mode="off"), seed=1),
+    )
+    host.start()
+    yield host
+    host.close()
+
+
+def _store(host: FunctionHost):  # type: ignore[no-untyped-def]
+    assert host.tracing is not None
+    return host.tracing.store
+
+
+def test_known_call_structure_gives_exactly_its_folded_stacks(traced: FunctionHost) -> None:
+    assert traced.invoke("nested", {}).outcome == "ok"
+    [trace] = _store(traced).traces("nested")
+    folded = fold([trace], "wall")
+    assert set(folded) == {
+        "nested;handler (handler.py:10)",
+        "nested;handler (handler.py:10);outer (handler.py:6)",
+        "nested;handler (handler.py:10);outer (handler.py:6);inner (handler.py:3)",
+    }
+    # each level sleeps 60 ms itself; a starved sampler charges a late sample to one stack
+    assert all(weight > 0 for weight in folded.values())
+    assert 170_000 <= sum(folded.values()) <= 400_000
+    assert trace.complete and trace.outcome == "ok"
+    assert trace.tree is not None and trace.tree.wall_ms >= 170
+
+
+def test_out_of_memory_leaves_its_peak_and_the_failed_allocation(traced: FunctionHost) -> None:
+    assert traced.invoke("canvas", {"pages": 150}).outcome == "oom"
+    [trace] = _store(traced).traces("canvas")
+    assert trace.outcome == "oom"
+    memory = trace.memory
+    assert memory is not None and memory.failed is not None
+    assert (memory.failed.file, memory.failed.line, memory.failed.kind) == (
+        "handler.py",
+        5,
+        "bytearray",
+    )
+    assert memory.failed.size_mb == 150.0
+    assert memory.failed.grows_with == ("pages",)
+    assert memory.peak_mb > 0 and memory.baseline_mb > 0
+    assert memory.need_mb is not None and 150 < memory.need_mb < 150 + memory.limit_mb
+    assert trace.exception is not None and trace.exception.type == "MemoryError"
+
+
+def test_timeout_leaves_where_the_invocation_was(traced: FunctionHost) -> None:
+    assert traced.invoke("spinner", {}).outcome == "timeout"
+    [trace] = _store(traced).traces("spinner")
+    assert not trace.complete and trace.outcome == "timeout"
+    assert [f.function for f in trace.where] == ["handler", "spin"]
+    assert trace.where[-1].file == "handler.py" and trace.where[-1].line in (3, 4)
+    assert trace.cpu_ms > 100  # it spun on the CPU (what the last flush before the kill saw)
+
+
+def test_a_killed_worker_leaves_what_it_had_reached(traced: FunctionHost) -> None:
+    assert traced.invoke("killed", {}).outcome == "error"
+    [trace] = _store(traced).traces("killed")
+    assert not trace.complete and "exited with code -9" in trace.error
+    assert trace.memory is not None
+    assert trace.memory.peak_mb >= trace.memory.baseline_mb + 35  # five 8 MB blocks
+    assert [(f.function, f.line) for f in trace.where] == [("handler", 5)]
+
+
+def test_nested_calls_are_child_spans_of_one_trace(traced: FunctionHost) -> None:
+    result = traced.invoke("caller", {})
+    assert result.outcome == "ok"
+    assert result.result == ["done", "InvocationError", "timeout"]
+    [caller] = _store(traced).traces("caller")
+    [nested] = _store(traced).traces("nested")
+    [spinner] = _store(traced).traces("spinner")
+    invokes = {s.attributes["faas.invoked_name"]: s for s in caller.spans if s.kind == "invoke"}
+    assert set(invokes) == {"nested", "spinner"}
+    assert nested.trace_id == spinner.trace_id == caller.trace_id
+    assert nested.parent_span_id == invokes["nested"].span_id
+    assert invokes["spinner"].error and spinner.outcome == "timeout"
+    assert invokes["nested"].duration_ms >= 170
+
+
+def test_sampling_traces_the_first_of_a_revision_and_the_ring_is_bounded(
+    traced: FunctionHost,
+) -> None:
+    for index in range(5):
+        traced.invoke("sampled", index)
+        traced.invoke("untraced", index)
+        traced.invoke("everything", index)
+    store = _store(traced)
+    assert len(store.traces("sampled")) == 1  # rate 0: only the first of revision 1
+    assert store.traces("untraced") == []
+    kept = store.traces("everything")
+    assert len(kept) == 3  # keep: 3, the oldest pruned
+    assert [t.spans[0].attributes["tuner.outcome"] for t in kept] == ["ok"] * 3
+    assert not list((store.root / ".work").iterdir())  # work files are removed once read
+
+
+def test_window_facts_carry_the_traced_need_and_the_evidence(traced: FunctionHost) -> None:
+    provider = LocalProvider(traced, WallClock(), http_port=None, traffic=False)
+    start = WallClock().now() - 1
+    traced.invoke("canvas", {"pages": 150})
+    traced.invoke("spinner", {})
+    targets = [t for t in provider.targets() if t.ref.name in ("canvas", "spinner")]
+    facts = provider.observe(targets, start, WallClock().now() + 1)
+    canvas = facts[FunctionRef("local", "canvas")]
+    assert 150 < canvas.extra["traced_peak_memory_mb"] < 150 + 96
+    assert canvas.extra["traced_failed_allocation_mb"] == 150.0
+    assert canvas.evidence["allocation_site"].startswith(
+        "MemoryError: bytearray of 150 MB at handler.py:5 (grows with pages)"
+    )
+    assert canvas.evidence["allocation_grows_with"] == "pages"
+    spinner = facts[FunctionRef("local", "spinner")]
+    assert "spin (handler.py:1)" in spinner.evidence["hot_path"]
+    assert "at the timeout it was in spin (handler.py:" in spinner.evidence["hot_path"]
+
+
+def test_allocation_sites_are_those_that_held_memory_at_the_peak(tmp_path: Path) -> None:
+    folder = tmp_path / "app" / "functions" / "builder"
+    folder.mkdir(parents=True)
+    (folder / "function.yaml").write_text(
+        "memory_mb: 256\ntimeout_s: 5\ntracing: {mode: full, allocations: 1.0}\n"
+    )
+    (folder / "handler.py").write_text(
+        "import time\n"
+        "\n"
+        "def build(rows):\n"
+        "    return [str(i) * 10 for i in range(rows)]\n"
+        "\n"
+        "def handler(event, context):\n"
+        "    table = build(event['rows'])\n"
+        "    time.sleep(0.05)\n"
+        "    return len(table)\n"
+    )
+    state = tmp_path / "state"
+    host = FunctionHost(
+        tmp_path / "app", state, WallClock(), tracing=Tracing(state / "traces", TracingSpec())
+    )
+    host.start()
+    try:
+        for _ in range(2):  # the first invocation of a worker follows no allocations
+            assert host.invoke("builder", {"rows": 60_000}).outcome == "ok"
+    finally:
+        host.close()
+    assert host.tracing is not None
+    memory = host.tracing.store.traces("builder")[-1].memory
+    assert memory is not None and memory.allocated_peak_mb > 4
+    top = memory.sites[0]
+    assert (top.file, top.line) == ("handler.py", 4) and top.size_mb > 4
+    assert top.stack == ("handler (handler.py:7)", "build (handler.py:4)", "build (handler.py:4)")

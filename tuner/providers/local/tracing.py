@@ -1,0 +1,383 @@
+"""The tracing executor on the host side: which invocations to trace, and their traces.
+
+``tracing: {mode: off | sample | full, sample_rate: 0.1}`` in a ``function.yaml`` (or as
+the provider's default in ``tuner.yaml``) decides which invocations are traced: ``full``
+traces every one, ``sample`` a random share plus the first of every deployed revision (so
+each configuration has evidence), ``off`` none.  A nested call (``context.invoke``) from a
+traced invocation is traced too, in the same trace.  The worker's tracer (``tracer.py``)
+samples the handler; this module adds the spans the host saw (dependency calls, nested
+calls), stores the trace in a bounded ring per function and summarises traces into facts.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tuner.model import WindowFacts
+from tuner.providers.local.workers import DependencyCall, Execution, InvokeCall
+from tuner.trace.model import (
+    CallNode,
+    ExceptionInfo,
+    Frame,
+    Span,
+    Trace,
+    call_tree,
+    memory_profile,
+)
+from tuner.trace.storing import TraceStore
+
+
+class TracingSpec(BaseModel):
+    """How a function's invocations are traced (``tracing:`` in function.yaml or tuner.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["off", "sample", "full"] = "sample"
+    sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of invocations traced in ``sample`` mode."""
+    interval_ms: float = Field(default=1.0, ge=0.1, le=100.0)
+    """How often the tracer samples the handler's stack."""
+    memory: bool = True
+    """Record the memory peak and, for a MemoryError, the allocation that failed."""
+    allocations: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of traced invocations whose allocation sites are followed (tracemalloc): it
+    costs 2-6x on allocation-heavy code, so only some pay it (never a cold worker's first,
+    whose imports would cost seconds)."""
+    keep: int = Field(default=50, ge=1, le=10_000)
+    """Traces kept per function (the oldest are pruned)."""
+    max_depth: int = Field(default=64, ge=4, le=512)
+    """Frames kept per sampled stack."""
+    max_nodes: int = Field(default=5000, ge=10, le=100_000)
+    """Distinct frames kept per call tree."""
+    max_spans: int = Field(default=200, ge=1, le=10_000)
+    """Child spans kept per trace (dependency and nested calls)."""
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _unquoted_off(cls, value: Any) -> Any:
+        """YAML reads an unquoted ``off`` as false: that means off."""
+        return "off" if value is False else value
+
+
+@dataclass(frozen=True, slots=True)
+class TraceParent:
+    """The trace and span a nested invocation belongs to."""
+
+    trace_id: str
+    span_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TracePlan:
+    """One invocation chosen for tracing: its ids, its spec and the tracer's work file."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    spec: TracingSpec
+    path: Path
+    started: float
+    allocations: bool = False
+    """Follow this invocation's allocation sites."""
+
+    def options(self) -> dict[str, Any]:
+        """What the worker's tracer is started with."""
+        return {
+            "path": str(self.path),
+            "interval_ms": self.spec.interval_ms,
+            "memory": self.spec.memory,
+            "allocations": self.allocations,
+            "max_depth": self.spec.max_depth,
+            "max_nodes": self.spec.max_nodes,
+        }
+
+
+def new_span_id() -> str:
+    """A random 64-bit span id in hex (OpenTelemetry's form)."""
+    return secrets.token_hex(8)
+
+
+class Tracing:
+    """Chooses the invocations to trace and turns what they left into stored traces."""
+
+    def __init__(
+        self,
+        root: Path,
+        default: TracingSpec,
+        seed: int | None = None,
+        forward: Callable[[Trace], None] | None = None,
+    ) -> None:
+        self.default = default
+        self.forward = forward
+        """Also sends every stored trace on (to an OpenTelemetry collector)."""
+        self.store = TraceStore(root.resolve(), keep=default.keep)  # workers run elsewhere
+        self._random = random.Random(seed)
+        self._traced_revisions: set[tuple[str, int]] = set()
+        self._lock = threading.Lock()
+
+    def plan(
+        self, function: str, spec: TracingSpec | None, revision: int, parent: TraceParent | None
+    ) -> TracePlan | None:
+        """A plan when this invocation is to be traced, else None."""
+        spec = spec or self.default
+        if parent is None and not self._chosen(function, spec, revision):
+            return None
+        trace_id = parent.trace_id if parent is not None else secrets.token_hex(16)
+        span_id = new_span_id()
+        return TracePlan(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=parent.span_id if parent is not None else "",
+            spec=spec,
+            path=self.store.work_dir / f"{trace_id}-{span_id}.json",
+            started=time.time(),
+            allocations=spec.memory and self._random.random() < spec.allocations,
+        )
+
+    def _chosen(self, function: str, spec: TracingSpec, revision: int) -> bool:
+        if spec.mode == "off":
+            return False
+        if spec.mode == "full":
+            return True
+        with self._lock:
+            first = (function, revision) not in self._traced_revisions
+            self._traced_revisions.add((function, revision))
+            return first or self._random.random() < spec.sample_rate
+
+    def finish(self, plan: TracePlan, function: str, revision: int, execution: Execution) -> Trace:
+        """Build the trace from the tracer's file and the host's view, store and return it."""
+        ended = time.time()
+        data = _read(plan.path)
+        spans = [
+            Span(
+                span_id=plan.span_id,
+                parent_id=plan.parent_span_id,
+                name=function,
+                kind="function",
+                start=plan.started,
+                end=ended,
+                error=execution.error,
+                attributes={"faas.name": function, "tuner.outcome": execution.outcome},
+            )
+        ]
+        for call in execution.dependency_calls[: plan.spec.max_spans]:
+            spans.append(
+                _child(plan, f"{call.name}.get", "dependency", call, {"peer.service": call.name})
+            )
+        for nested in execution.invoke_calls[: plan.spec.max_spans]:
+            attributes = {"faas.invoked_name": nested.name, "tuner.outcome": nested.outcome}
+            spans.append(_child(plan, f"invoke {nested.name}", "invoke", nested, attributes))
+        exception = data.get("exception")
+        trace = Trace(
+            trace_id=plan.trace_id,
+            span_id=plan.span_id,
+            parent_span_id=plan.parent_span_id,
+            function=function,
+            revision=revision,
+            start=plan.started,
+            end=ended,
+            outcome=execution.outcome,
+            error=execution.error,
+            spans=tuple(spans),
+            tree=call_tree(data["tree"]) if data.get("tree") else None,
+            samples=int(data.get("samples", 0)),
+            cpu_ms=float(data.get("cpu_ms", 0.0)),
+            where=tuple(Frame(f["function"], f["file"], f["line"]) for f in data.get("where", [])),
+            exception=ExceptionInfo(
+                exception["type"],
+                exception["message"],
+                exception["file"],
+                exception["line"],
+                exception["function"],
+            )
+            if exception
+            else None,
+            memory=memory_profile(data["memory"]) if data.get("memory") else None,
+            complete=bool(data.get("complete", False)),
+        )
+        self.store.save(trace, keep=plan.spec.keep)
+        if self.forward is not None:
+            self.forward(trace)
+        return trace
+
+
+def _child(
+    plan: TracePlan,
+    name: str,
+    kind: str,
+    call: DependencyCall | InvokeCall,
+    attributes: Mapping[str, str | float | int | bool],
+) -> Span:
+    """The span of one outbound call, from when the host heard it ended and its latency."""
+    return Span(
+        span_id=getattr(call, "span_id", "") or new_span_id(),
+        parent_id=plan.span_id,
+        name=name,
+        kind=kind,
+        start=call.time - call.latency_ms / 1000,
+        end=call.time,
+        error=call.error,
+        attributes=attributes,
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The tracer's last flushed file (empty when it wrote none), removed once read."""
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    path.unlink(missing_ok=True)
+    if not data.get("complete"):  # killed: a flush may have been cut short
+        for leftover in path.parent.glob(path.name + ".tmp*"):
+            leftover.unlink(missing_ok=True)
+    return data
+
+
+# ---------------------------------------------------------------- evidence from traces
+
+
+def _hot_call(trace: Trace) -> tuple[str, float, str] | None:
+    """The child span that took the most of an invocation: (name, share, called-from)."""
+    children = [s for s in trace.spans if s.kind in ("dependency", "invoke")]
+    if not children or trace.duration_ms <= 0:
+        return None
+    by_name: dict[str, float] = {}
+    for span in children:
+        by_name[span.name] = by_name.get(span.name, 0.0) + span.duration_ms
+    name, spent = max(by_name.items(), key=lambda item: item[1])
+    method = "DependencyClient.get" if name.endswith(".get") else "Context.invoke"
+    return name, min(1.0, spent / trace.duration_ms), _call_site(trace.tree, method)
+
+
+def _call_site(tree: CallNode | None, function: str) -> str:
+    """``file:line`` of the heaviest caller of ``function`` in a call tree, or ''."""
+    if tree is None:
+        return ""
+    best: tuple[float, str] | None = None
+    for path, node in tree.walk():
+        if node.frame.function == function and path:
+            caller = path[-1]
+            site = f"{caller.frame.file}:{caller.busiest_line()}"
+            if best is None or node.wall_ms > best[0]:
+                best = (node.wall_ms, site)
+    return best[1] if best else ""
+
+
+def _hot_frame(trace: Trace) -> tuple[str, float, str] | None:
+    """The user frame with the most own time: (label, share, called-from)."""
+    if trace.tree is None or trace.tree.wall_ms <= 0:
+        return None
+    best: tuple[float, CallNode, CallNode | None] | None = None
+    for path, node in trace.tree.walk():
+        own = node.self_ms("wall")
+        if best is None or own > best[0]:
+            best = (own, node, path[-1] if path else None)
+    if best is None:
+        return None
+    own, node, caller = best
+    site = f"{caller.frame.file}:{caller.busiest_line()}" if caller else ""
+    return node.frame.label, own / trace.tree.wall_ms, site
+
+
+def hot_path(traces: Sequence[Trace]) -> str:
+    """Where the slowest traced invocation spent its time, as one sentence (or '')."""
+    if not traces:
+        return ""
+    slowest = max(traces, key=lambda t: t.duration_ms)
+    found = _hot_call(slowest)
+    if found is None or found[1] < 0.2:
+        found = _hot_frame(slowest) or found
+    if found is None:
+        return ""
+    name, share, site = found
+    where = f", called from {site}" if site else ""
+    text = f"{share:.0%} of the time in {name}{where}"
+    if slowest.outcome == "timeout" and slowest.where:
+        last = slowest.where[-1]
+        text += f"; at the timeout it was in {last.function} ({last.file}:{last.line})"
+    return text + f" (trace {slowest.trace_id})"
+
+
+def memory_evidence(
+    traces: Sequence[Trace], facts_text: dict[str, str]
+) -> tuple[dict[str, float], str]:
+    """Numeric memory facts and the allocation-site sentence from traced invocations.
+
+    ``traced_peak_memory_mb``: the most memory one traced invocation needed (for one that
+    ran out: what it held plus the allocation that failed); ``traced_failed_allocation_mb``:
+    the largest failed allocation whose size is known.  What the failed allocation grows
+    with goes into ``facts_text``.
+    """
+    facts: dict[str, float] = {}
+    text = ""
+    needs = []
+    for trace in traces:
+        memory = trace.memory
+        if memory is None:
+            continue
+        needs.append((memory.need_mb if memory.need_mb is not None else memory.peak_mb, trace))
+        failed = memory.failed
+        if failed is not None and failed.size_mb is not None:
+            known = facts.get("traced_failed_allocation_mb", 0.0)
+            facts["traced_failed_allocation_mb"] = max(known, failed.size_mb)
+    if not needs:
+        return facts, text
+    need, trace = max(needs, key=lambda item: item[0])
+    facts["traced_peak_memory_mb"] = need
+    memory = trace.memory
+    assert memory is not None
+    if memory.failed is not None:
+        text = f"MemoryError: {memory.failed.describe()} (trace {trace.trace_id})"
+        if memory.failed.grows_with:
+            facts_text["allocation_grows_with"] = ", ".join(memory.failed.grows_with)
+    elif memory.sites:
+        top = memory.sites[0]
+        text = (
+            f"{top.size_mb:.0f} MB held at {top.file}:{top.line} at the peak"
+            f" (trace {trace.trace_id})"
+        )
+    return facts, text
+
+
+def trace_facts(traces: Sequence[Trace]) -> tuple[dict[str, float], dict[str, str]]:
+    """Numeric facts (for ``extra``) and text evidence from the traces of one window."""
+    text: dict[str, str] = {}
+    numbers, allocation = memory_evidence(traces, text)
+    if traces:
+        numbers["traced_invocations"] = float(len(traces))
+    slow = [t for t in traces if t.outcome in ("timeout", "ok")]
+    path = hot_path(slow)
+    if path:
+        text["hot_path"] = path
+    if allocation:
+        text["allocation_site"] = allocation
+    if traces:
+        text["trace_ids"] = " ".join(dict.fromkeys(t.trace_id for t in traces[-5:]))
+    return numbers, text
+
+
+def load_traces(store: TraceStore, function: str, start: float, end: float) -> list[Trace]:
+    """The stored traces of a function that ended in ``[start, end)`` (as invocations count)."""
+    return [t for t in store.traces(function) if start <= t.end < end]
+
+
+def with_trace_facts(window: WindowFacts, tracing: Tracing | None) -> WindowFacts:
+    """The window's facts plus what the traces of that window show (unchanged without)."""
+    if tracing is None or window.empty:
+        return window
+    traces = load_traces(tracing.store, window.ref.name, window.start, window.end)
+    if not traces:
+        return window
+    numbers, text = trace_facts(traces)
+    return replace(window, extra={**window.extra, **numbers}, evidence={**window.evidence, **text})
