@@ -58,6 +58,8 @@ class TuningPolicySpec(_Spec):
     """What a TuningPolicy asks for: which workloads, which rules, how far to go."""
 
     selector: LabelSelector = Field(default_factory=LabelSelector.opt_in)
+    kinds: tuple[Literal["deployment", "ksvc"], ...] | None = Field(None, min_length=1)
+    """The kinds tuned (``deployment``, ``ksvc``); the operator's default when unset."""
     mode: Literal["observe", "recommend", "apply"] = "recommend"
     interval: str | float | None = None
     rules: RulesSpec = Field(default_factory=lambda: RulesSpec.model_validate({}))
@@ -80,6 +82,7 @@ def tuner_document(
     store_file: Path,
     secret_files: dict[str, Path],
     default_interval_s: float,
+    default_kinds: tuple[str, ...] = ("deployment", "ksvc"),
 ) -> dict[str, Any]:
     """The tuner.yaml content that runs this policy (secrets only as file names)."""
     provider: dict[str, Any] = {
@@ -87,6 +90,7 @@ def tuner_document(
         "name": "kubernetes",
         "namespace": namespace,
         "selector": spec.selector.model_dump(by_alias=True),
+        "kinds": list(spec.kinds or default_kinds),
         "api_url": api_url,
         "allow_single_replica_restart": spec.limits.allow_single_replica_restart,
         "memory_min_mb": spec.limits.memory_min_mb,

@@ -115,6 +115,7 @@ def build_runner(
         store_file=folder / "tuner.db",
         secret_files=secret_files,
         default_interval_s=settings.interval_s,
+        default_kinds=settings.kinds,
     )
     config = parse_config(yaml.safe_dump(document), source)
     tuner = build(config)

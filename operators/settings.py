@@ -24,6 +24,8 @@ class OperatorSettings:
     """Rules for policies that name none (the chart mounts its ConfigMap here)."""
     interval_s: float = 30.0
     """Default time between two cycles of a policy (a policy's ``interval`` overrides it)."""
+    kinds: tuple[str, ...] = ("deployment", "ksvc")
+    """The workload kinds of policies that name none (``TUNER_KINDS``, comma-separated)."""
     identity: str = field(default_factory=socket.gethostname)
     lease_namespace: str = "default"
     lease_name: str = "tuner-operator"
@@ -42,6 +44,8 @@ class OperatorSettings:
             state_dir=Path(env.get("TUNER_STATE_DIR", "/var/lib/tuner")),
             default_rules=Path(env.get("TUNER_DEFAULT_RULES", "/etc/tuner/rules/default.yaml")),
             interval_s=float(env.get("TUNER_INTERVAL_S", "30")),
+            kinds=tuple(k.strip() for k in env.get("TUNER_KINDS", "deployment,ksvc").split(",")
+                        if k.strip()),
             identity=env.get("POD_NAME") or socket.gethostname(),
             lease_namespace=env.get("POD_NAMESPACE", "default"),
             lease_name=env.get("TUNER_LEASE_NAME", "tuner-operator"),

@@ -168,6 +168,7 @@ def crd_schema() -> dict[str, Any]:
         {},
         {
             "mode": "apply",
+            "kinds": ["deployment"],
             "selector": {
                 "matchLabels": {"tier": "web"},
                 "matchExpressions": [{"key": "team", "operator": "Exists"}],
