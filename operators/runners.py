@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import structlog
 import yaml
 from pydantic import ValidationError
 
+from operators.cluster_state import ClusterStateMirror
+from operators.mirrored_store import MirroredStore
 from operators.policies import TuningPolicySpec, tuner_document
 from operators.settings import OperatorSettings
 from tuner.config import parse_config
@@ -38,6 +41,21 @@ class PolicyRunner:
     spec: TuningPolicySpec
     tuner: Tuner
     interval_s: float
+    store: MirroredStore
+    term: int = 0
+    """The leadership term whose cluster state this runner has imported (0: none yet)."""
+
+    def take_over(self, term: int) -> None:
+        """Import the policy's changes from the cluster and settle open intents, once a term.
+
+        Raises :class:`ProviderError` when the cluster cannot be read: the policy then
+        does not cycle until it can.
+        """
+        restored = self.store.restore()
+        settled = self.tuner.daemon.reconcile()
+        self.term = term
+        log.info("policy_taken_over", policy=f"{self.namespace}/{self.name}", term=term,
+                 restored=restored, settled=len(settled))  # fmt: skip
 
     def cycle(self) -> CycleReport:
         """Run one cycle (observe, decide, apply, record, notify) for this policy."""
@@ -83,9 +101,19 @@ def _write(path: Path, text: str, *, private: bool = False) -> Path:
 
 
 def build_runner(
-    settings: OperatorSettings, api: KubeApi, namespace: str, name: str, raw: dict[str, object]
+    settings: OperatorSettings,
+    api: KubeApi,
+    namespace: str,
+    name: str,
+    raw: dict[str, object],
+    *,
+    is_leader: Callable[[], bool] = lambda: True,
 ) -> PolicyRunner:
-    """Wire a tuner for a policy; raise ConfigError when the policy cannot run."""
+    """Wire a tuner for a policy; raise ConfigError when the policy cannot run.
+
+    The daemon's store is a :class:`MirroredStore`: changes are written to the policy's
+    status while ``is_leader()``.
+    """
     source = f"TuningPolicy {namespace}/{name}"
     spec = parse_spec(source, raw)
     folder = settings.state_dir / namespace / name
@@ -119,9 +147,16 @@ def build_runner(
     )
     config = parse_config(yaml.safe_dump(document), source)
     tuner = build(config)
+    store = MirroredStore(
+        tuner.store,
+        ClusterStateMirror(api, namespace, name),
+        may_write=is_leader,
+        keep_s=settings.cluster_history_s,
+    )
+    tuner.daemon.store = store
     tuner.start()
     log.info("policy_wired", policy=f"{namespace}/{name}", mode=spec.mode, rules=str(rules_file))
-    return PolicyRunner(namespace, name, spec, tuner, config.interval)
+    return PolicyRunner(namespace, name, spec, tuner, config.interval, store)
 
 
 def forget(settings: OperatorSettings, namespace: str, name: str) -> None:

@@ -34,6 +34,8 @@ class OperatorSettings:
     oom_recency_s: float = 120.0
     """An OOM kill newer than this wakes the pod's policies at once."""
     liveness_endpoint: str | None = None
+    cluster_history_s: float = 8 * 86_400.0
+    """How long a settled change stays in its policy's ``status.changes`` (cooldowns)."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -52,4 +54,5 @@ class OperatorSettings:
             lease_duration_s=float(env.get("TUNER_LEASE_DURATION_S", "15")),
             lease_renew_s=float(env.get("TUNER_LEASE_RENEW_S", "5")),
             liveness_endpoint=env.get("TUNER_LIVENESS_ENDPOINT") or None,
+            cluster_history_s=float(env.get("TUNER_CLUSTER_HISTORY_S", str(8 * 86_400))),
         )

@@ -1,0 +1,254 @@
+"""The safety state in the policy's status: written before a change, restored by a new leader."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_emulation import EmulatorThread, WallClock
+from kube_objects import deployment, pod, seed
+
+from operators.cluster_state import ClusterStateMirror, decode_decision, encode_decision
+from operators.mirrored_store import MirroredStore, NotLeaderError
+from tuner.engine.rulefiles import parse_rules
+from tuner.errors import ProviderError
+from tuner.loop import Daemon
+from tuner.model import (
+    Change,
+    Decision,
+    FunctionRef,
+    Intent,
+    Knob,
+    Mode,
+    Outcome,
+    Severity,
+    Verification,
+)
+from tuner.providers.kubernetes import Settings, build
+from tuner.providers.kubernetes.api import KubeApi
+from tuner.store import SqliteStore
+from tuner.verifying import VerifyPolicy
+
+NAMESPACE = "shop"
+POLICY = f"/apis/tuner.dev/v1alpha1/namespaces/{NAMESPACE}/tuningpolicies/fleet"
+DEPLOYMENT = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/api"
+PODS = 5
+RULES = """\
+version: 1
+rules:
+  - name: oom
+    when: ooms > 0.0
+    actions: [{action: more-memory, growth: 2.0}]
+    severity: critical
+    cooldown: 1h
+"""
+
+
+@pytest.fixture()
+def cluster() -> Iterator[EmulatorThread]:
+    emulated = EmulatorThread().start()
+    yield emulated
+    emulated.stop()
+
+
+@pytest.fixture()
+def kube(cluster: EmulatorThread) -> Iterator[KubeApi]:
+    api = KubeApi(cluster.url)
+    seed(
+        api,
+        {
+            "apiVersion": "tuner.dev/v1alpha1",
+            "kind": "TuningPolicy",
+            "metadata": {"name": "fleet", "namespace": NAMESPACE},
+            "spec": {"mode": "apply"},
+        },
+    )
+    yield api
+    api.close()
+
+
+def changes_of(kube: KubeApi) -> dict[str, Any]:
+    found: dict[str, Any] = (kube.get(POLICY).get("status") or {}).get("changes") or {}
+    return found
+
+
+def mirrored(kube: KubeApi, path: Path, **options: Any) -> MirroredStore:
+    return MirroredStore(SqliteStore(path), ClusterStateMirror(kube, NAMESPACE, "fleet"), **options)
+
+
+def a_change(when: float, **fields: Any) -> Decision:
+    values: dict[str, Any] = {
+        "id": "d1",
+        "time": when,
+        "ref": FunctionRef("kubernetes", "deployment.api", NAMESPACE),
+        "rule": "oom",
+        "action": "more-memory",
+        "severity": Severity.CRITICAL,
+        "mode": Mode.APPLY,
+        "outcome": Outcome.APPLYING,
+        "facts": {"ooms": 2.0, "oom_rate": 0.4, "dependencies": {"db": {"calls": 3.0}}},
+        "change": Change(Knob.MEMORY_MB, 256, 512),
+        "summary": "memory_mb 256 -> 512",
+    }
+    values.update(fields)
+    return Decision(**values)
+
+
+def test_a_decision_survives_the_trip_through_the_status_text() -> None:
+    decision = a_change(1.5e9, verification=Verification.PENDING, channels=("team",), undoes="x")
+    assert decode_decision(encode_decision(decision)) == decision
+    infinite = a_change(1.5e9, facts={"p95": float("inf")})
+    assert decode_decision(encode_decision(infinite)).facts == {"p95": None}
+
+
+def test_the_intent_is_in_the_status_before_the_change_and_settled_after(
+    kube: KubeApi, tmp_path: Path
+) -> None:
+    store = mirrored(kube, tmp_path / "a.db")
+    decision = a_change(time.time())
+    intent = Intent("i1", "d1", decision.ref, (decision.change,), decision.time)  # type: ignore[arg-type]
+
+    store.begin_intent(intent, decision)
+    written = changes_of(kube)["d1"]
+    assert (written["outcome"], written["intent"]["state"]) == ("applying", "open")
+    assert (written["knob"], written["before"], written["after"]) == ("memory_mb", 256, 512)
+    assert written["rule"] == "oom" and written["time"].endswith("Z")
+
+    applied = replace(decision, outcome=Outcome.APPLIED, verification=Verification.PENDING)
+    store.finish_intent("i1", "done", applied)
+    store.put_state("verify:d1", "2")
+    settled = changes_of(kube)["d1"]
+    assert (settled["outcome"], settled["verification"]) == ("applied", "pending")
+    assert (settled["intent"]["state"], settled["windows"]) == ("done", 2)
+
+    store.set_outcome("d1", verification=Verification.IMPROVED, reason="oom_rate 0.4 -> 0")
+    assert changes_of(kube)["d1"]["verification"] == "improved"
+    store.record(a_change(time.time(), id="other", outcome=Outcome.SKIPPED, change=None))
+    assert set(changes_of(kube)) == {"d1"}, "only changes go to the cluster"
+
+
+def test_no_change_is_begun_that_the_cluster_cannot_record(
+    cluster: EmulatorThread, kube: KubeApi, tmp_path: Path
+) -> None:
+    decision = a_change(time.time())
+    intent = Intent("i1", "d1", decision.ref, (decision.change,), decision.time)  # type: ignore[arg-type]
+    follower = mirrored(kube, tmp_path / "b.db", may_write=lambda: False)
+    with pytest.raises(NotLeaderError):
+        follower.begin_intent(intent, decision)
+    cluster.call(lambda: cluster.emulator.forbidden.add("tuner.dev/v1alpha1/tuningpolicies"))
+    leader = mirrored(kube, tmp_path / "a.db")
+    with pytest.raises(ProviderError, match="403"):
+        leader.begin_intent(intent, decision)
+
+
+def test_a_new_leader_restores_cooldowns_verifications_and_open_intents(
+    kube: KubeApi, tmp_path: Path
+) -> None:
+    old = mirrored(kube, tmp_path / "old.db")
+    now = time.time()
+    judged = a_change(now - 60, id="judged", outcome=Outcome.APPLIED,
+                      verification=Verification.PENDING)  # fmt: skip
+    open_one = a_change(now - 5, id="open", change=Change(Knob.MEMORY_MB, 512, 1024))
+    for decision, intent_id in ((judged, "i-judged"), (open_one, "i-open")):
+        assert decision.change is not None
+        applying = decision.with_outcome(Outcome.APPLYING)
+        old.begin_intent(Intent(intent_id, decision.id, decision.ref, (decision.change,),
+                                decision.time), applying)  # fmt: skip
+    old.finish_intent("i-judged", "done", judged)
+    old.put_state("verify:judged", "1")
+
+    new = mirrored(kube, tmp_path / "new.db")
+    assert new.restore() == 2
+    assert [d.id for d in new.pending_verification()] == ["judged"]
+    cooling = {d.id: d.outcome for d in new.applied_since(now - 3600)}
+    assert cooling == {"judged": Outcome.APPLIED, "open": Outcome.APPLYING}, "both hold cooldowns"
+    assert [(i.id, i.decision_id) for i in new.open_intents()] == [("i-open", "open")]
+    assert new.get("judged") == judged, "facts and all come back for the verdict"
+    assert new.get_state("verify:judged") == "1"
+    assert new.restore() == 2, "restoring twice changes nothing"
+    assert len(new.open_intents()) == 1
+
+
+def test_settled_changes_leave_the_status_after_the_history_period(
+    kube: KubeApi, tmp_path: Path
+) -> None:
+    now = time.time()
+    store = mirrored(kube, tmp_path / "a.db", keep_s=3600)
+    old = a_change(
+        now - 7200, id="old", outcome=Outcome.APPLIED, verification=Verification.IMPROVED
+    )
+    recent = a_change(now, id="recent")
+    for decision in (old, recent):
+        assert decision.change is not None
+        store.begin_intent(Intent(f"i-{decision.id}", decision.id, decision.ref,
+                                  (decision.change,), decision.time), decision)  # fmt: skip
+    store.finish_intent("i-old", "done", old)
+    assert set(changes_of(kube)) == {"old", "recent"}
+    store.finish_intent("i-recent", "done", recent.with_outcome(Outcome.FAILED, "refused"))
+    assert set(changes_of(kube)) == {"recent"}
+
+
+def make_daemon(cluster: EmulatorThread, store: MirroredStore) -> Daemon:
+    settings = Settings(namespace=NAMESPACE, api_url=cluster.url, rollout_timeout_s=5)
+    provider = build(settings, clock=WallClock())
+    provider.start()
+    return Daemon(
+        providers=[provider],
+        rules=parse_rules(RULES, "rules.yaml"),
+        store=store,
+        mode=Mode.APPLY,
+        window_s=2.0,
+        verify_policy=VerifyPolicy(windows=1),
+    )
+
+
+def oom_everywhere(kube: KubeApi, restarts: int) -> None:
+    for i in range(PODS):
+        kube.patch(f"/api/v1/namespaces/{NAMESPACE}/pods/api-{i}",
+                   pod(f"api-{i}", NAMESPACE, {"app": "api"}, oom_at=time.time() - 0.2,
+                       restarts=restarts))  # fmt: skip
+
+
+def memory(kube: KubeApi) -> str:
+    live = kube.get(DEPLOYMENT)
+    return str(live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
+
+
+def test_the_next_leader_judges_the_change_without_changing_again(
+    cluster: EmulatorThread, kube: KubeApi, tmp_path: Path
+) -> None:
+    seed(kube, deployment("api", NAMESPACE, memory="256Mi"),
+         *[pod(f"api-{i}", NAMESPACE, {"app": "api"}) for i in range(PODS)])  # fmt: skip
+    oom_everywhere(kube, 1)
+    first = make_daemon(cluster, mirrored(kube, tmp_path / "first.db"))
+    [change] = first.run_cycle().decisions
+    assert change.outcome is Outcome.APPLIED and memory(kube) == "512Mi"
+    entry = changes_of(kube)[change.id]
+    assert (entry["verification"], entry["intent"]["state"]) == ("pending", "done")
+    patches = [r for r in cluster.requests() if r.method == "PATCH"]
+    status_first = next(i for i, r in enumerate(patches) if r.subresource == "status")
+    workload_first = next(i for i, r in enumerate(patches) if r.resource == "apps/v1/deployments")
+    assert status_first < workload_first, "the intent is in the cluster before the change"
+
+    second_store = mirrored(kube, tmp_path / "second.db")
+    second = make_daemon(cluster, second_store)
+    assert second_store.restore() == 1
+    time.sleep(2.2)  # a whole window after the change
+    oom_everywhere(kube, 2)
+    report = second.run_cycle()
+
+    assert memory(kube) == "256Mi", "the change that did not help was rolled back"
+    outcomes = sorted((d.action, d.outcome.value, d.reason) for d in report.decisions)
+    assert [o[:2] for o in outcomes] == [("more-memory", "skipped"), ("rollback", "rolled-back")]
+    assert "cooldown" in next(o[2] for o in outcomes if o[0] == "more-memory")
+    workload_patches = [r for r in cluster.requests()
+                        if r.method == "PATCH" and r.resource == "apps/v1/deployments"]  # fmt: skip
+    assert len(workload_patches) == 2, "one change, one rollback, nothing more"
+    judged = changes_of(kube)[change.id]
+    assert (judged["outcome"], judged["verification"]) == ("rolled-back", "unchanged")
+    assert json.loads(judged["decision"])["outcome"] == "rolled-back"
