@@ -1,0 +1,209 @@
+"""Failover: the leader is killed (SIGKILL) while its change is being verified.
+
+Two operator processes run against the emulated API server, as two replicas of the
+chart would.  The leader changes a Deployment whose pods keep being OOM-killed; it is
+killed before it can judge the change.  The standby must take the Lease, must not
+change the workload again within the rule's cooldown, must judge the change from the
+state the cluster holds, and must roll it back because it cost more and did not help.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_emulation import EmulatorThread
+from kube_objects import deployment, pod, seed
+from operator_threads import DEFAULT_RULES, REPO, eventually
+
+from tuner.model import Outcome, Verification
+from tuner.providers.kubernetes.api import KubeApi
+from tuner.store import SqliteStore
+
+pytestmark = pytest.mark.slow
+
+NAMESPACE = "shop"
+LEASE = "/apis/coordination.k8s.io/v1/namespaces/tuner-system/leases/tuner-operator"
+POLICY = f"/apis/tuner.dev/v1alpha1/namespaces/{NAMESPACE}/tuningpolicies/fleet"
+DEPLOYMENT = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/api"
+PODS = 5
+RULES = """\
+version: 1
+rules:
+  - name: oom
+    when: ooms > 0.0
+    actions: [{action: more-memory, growth: 2.0}]
+    severity: critical
+    cooldown: 1h
+"""
+
+
+class OperatorProcess:
+    """One replica: ``python -m operators.tuner_operator`` with the chart's environment."""
+
+    def __init__(self, cluster: EmulatorThread, identity: str, folder: Path) -> None:
+        self.identity = identity
+        self.state_dir = folder / identity
+        self.log = folder / f"{identity}.log"
+        env = dict(
+            os.environ,
+            TUNER_API_URL=cluster.url,
+            TUNER_STATE_DIR=str(self.state_dir),
+            TUNER_DEFAULT_RULES=str(DEFAULT_RULES),
+            TUNER_INTERVAL_S="3600",
+            TUNER_KINDS="deployment",
+            TUNER_LEASE_DURATION_S="2",
+            TUNER_LEASE_RENEW_S="0.3",
+            POD_NAME=identity,
+            POD_NAMESPACE="tuner-system",
+        )
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "operators.tuner_operator"],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no Lease release, nothing flushed."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM and wait (a second stop is harmless)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def store(self) -> SqliteStore:
+        """The replica's audit store of the policy (read after it stopped)."""
+        return SqliteStore(self.state_dir / NAMESPACE / "fleet" / "tuner.db")
+
+
+class OomKiller:
+    """Keeps pods of the Deployment being OOM-killed, as a workload that needs more memory."""
+
+    def __init__(self, kube: KubeApi) -> None:
+        self._kube = kube
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.kills = 0
+        self.victims = 2
+        """How many of the pods are killed each round."""
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.kills += 1
+            for i in range(self.victims):
+                self._kube.patch(f"/api/v1/namespaces/{NAMESPACE}/pods/api-{i}", pod(
+                    f"api-{i}", NAMESPACE, {"app": "api"}, oom_at=time.time(),
+                    restarts=self.kills,
+                ))  # fmt: skip
+            self._stop.wait(0.7)
+
+    def __enter__(self) -> OomKiller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture()
+def cluster() -> Iterator[EmulatorThread]:
+    emulated = EmulatorThread().start()
+    yield emulated
+    emulated.stop()
+
+
+def holder(kube: KubeApi) -> str | None:
+    try:
+        spec: dict[str, Any] = kube.get(LEASE).get("spec") or {}
+    except Exception:  # noqa: BLE001 - not created yet
+        return None
+    return spec.get("holderIdentity")
+
+
+def memory(kube: KubeApi) -> str:
+    live = kube.get(DEPLOYMENT)
+    return str(live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
+
+
+def changes(kube: KubeApi) -> dict[str, Any]:
+    found: dict[str, Any] = (kube.get(POLICY).get("status") or {}).get("changes") or {}
+    return found
+
+
+def test_the_standby_judges_and_rolls_back_the_change_of_a_killed_leader(
+    cluster: EmulatorThread, tmp_path: Path
+) -> None:
+    kube = KubeApi(cluster.url)
+    seed(kube, deployment("api", NAMESPACE, memory="256Mi"),
+         *[pod(f"api-{i}", NAMESPACE, {"app": "api"}) for i in range(PODS)])  # fmt: skip
+    replicas = {name: OperatorProcess(cluster, name, tmp_path) for name in ("first", "second")}
+    try:
+        first_holder = eventually(lambda: holder(kube), timeout=30)
+        leader = replicas[first_holder]
+        [standby] = [r for name, r in replicas.items() if name != first_holder]
+        seed(kube, {
+            "apiVersion": "tuner.dev/v1alpha1", "kind": "TuningPolicy",
+            "metadata": {"name": "fleet", "namespace": NAMESPACE},
+            "spec": {"mode": "apply", "interval": "2s", "kinds": ["deployment"],
+                     "rules": {"inline": RULES}},
+        })  # fmt: skip
+        eventually(lambda: "policy_wired" in standby.log.read_text(), timeout=20)
+        with OomKiller(kube) as killer:
+            eventually(lambda: memory(kube) == "512Mi", timeout=30, step=0.02)
+            killer.victims = PODS  # more memory, and more pods OOM-killed than before
+            pending = eventually(
+                lambda: [(k, e) for k, e in changes(kube).items() if e.get("verification") == "pending"],
+                timeout=30, step=0.02,
+            )  # fmt: skip
+            leader.kill()
+            killed_at = time.time()
+            [(change_id, entry)] = pending
+            assert (entry["before"], entry["after"], entry["intent"]["state"]) == (256, 512, "done")
+            assert memory(kube) == "512Mi"
+
+            eventually(lambda: holder(kube) == standby.identity, timeout=10)
+            took_over_s = time.time() - killed_at
+            eventually(lambda: memory(kube) == "256Mi", timeout=30, step=0.1)
+            time.sleep(1)  # the rule still fires: the cooldown must hold it back
+        assert memory(kube) == "256Mi"
+        workload_patches = [r for r in cluster.requests()
+                            if r.method == "PATCH" and r.resource == "apps/v1/deployments"]  # fmt: skip
+        assert len(workload_patches) == 2, "one change by the leader, one rollback by the standby"
+        assert took_over_s < 6
+        judged = changes(kube)[change_id]
+        assert (judged["outcome"], judged["verification"]) == ("rolled-back", "unchanged")
+        assert any(e["undoes"] == change_id for e in changes(kube).values())
+    finally:
+        for replica in replicas.values():
+            replica.stop()
+        kube.close()
+
+    audit = standby.store()
+    try:
+        applied = audit.applied_since(0.0)
+        [change] = [d for d in applied if d.action == "more-memory"]
+        [rollback] = [d for d in applied if d.action == "rollback"]
+        assert (change.outcome, change.verification) == (
+            Outcome.ROLLED_BACK, Verification.UNCHANGED)  # fmt: skip
+        assert rollback.undoes == change.id and rollback.outcome is Outcome.ROLLED_BACK
+        assert change.change is not None and change.change.describe() == "memory_mb 256 -> 512"
+        skipped = [d for d in audit.decisions() if d.outcome is Outcome.SKIPPED]
+        assert skipped and all("cooldown" in d.reason for d in skipped)
+    finally:
+        audit.close()
