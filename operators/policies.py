@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,8 +84,13 @@ def tuner_document(
     secret_files: dict[str, Path],
     default_interval_s: float,
     default_kinds: tuple[str, ...] = ("deployment", "ksvc"),
+    shared_channels: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The tuner.yaml content that runs this policy (secrets only as file names)."""
+    """The tuner.yaml content that runs this policy (secrets only as file or variable names).
+
+    ``shared_channels`` are the operator's channels (the chart's ``channels``), given to
+    every policy; a policy's own channel of the same name replaces one.
+    """
     provider: dict[str, Any] = {
         "type": "kubernetes",
         "name": "kubernetes",
@@ -100,7 +106,9 @@ def tuner_document(
     if spec.prometheus is not None:
         provider["prometheus_url"] = spec.prometheus.url
         provider["latency_metric"] = spec.prometheus.latency_metric
-    channels: dict[str, dict[str, Any]] = {}
+    channels: dict[str, dict[str, Any]] = {
+        name: dict(options) for name, options in (shared_channels or {}).items()
+    }
     for channel in spec.channels:
         options = dict(channel.options, type=channel.type)
         if channel.name in secret_files:

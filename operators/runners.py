@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 import yaml
@@ -100,6 +101,19 @@ def _write(path: Path, text: str, *, private: bool = False) -> Path:
     return path
 
 
+def shared_channels(path: Path | None) -> dict[str, dict[str, Any]]:
+    """The operator's channels from its channels file; ConfigError naming the file if bad."""
+    if path is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError([Problem(str(path), None, f"cannot read the channels: {exc}")]) from None
+    if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
+        raise ConfigError([Problem(str(path), None, "channels must map a name to its options")])
+    return {str(name): dict(options) for name, options in loaded.items()}
+
+
 def build_runner(
     settings: OperatorSettings,
     api: KubeApi,
@@ -144,6 +158,7 @@ def build_runner(
         secret_files=secret_files,
         default_interval_s=settings.interval_s,
         default_kinds=settings.kinds,
+        shared_channels=shared_channels(settings.channels_file),
     )
     config = parse_config(yaml.safe_dump(document), source)
     tuner = build(config)

@@ -34,6 +34,8 @@ class OperatorSettings:
     oom_recency_s: float = 120.0
     """An OOM kill newer than this wakes the pod's policies at once."""
     liveness_endpoint: str | None = None
+    channels_file: Path | None = None
+    """YAML mapping of channel name to tuner.yaml channel options, given to every policy."""
     cluster_history_s: float = 8 * 86_400.0
     """How long a settled change stays in its policy's ``status.changes`` (cooldowns)."""
 
@@ -54,5 +56,7 @@ class OperatorSettings:
             lease_duration_s=float(env.get("TUNER_LEASE_DURATION_S", "15")),
             lease_renew_s=float(env.get("TUNER_LEASE_RENEW_S", "5")),
             liveness_endpoint=env.get("TUNER_LIVENESS_ENDPOINT") or None,
+            channels_file=Path(env["TUNER_CHANNELS_FILE"]) if env.get("TUNER_CHANNELS_FILE")
+            else None,
             cluster_history_s=float(env.get("TUNER_CLUSTER_HISTORY_S", str(8 * 86_400))),
         )

@@ -48,6 +48,9 @@ RESOURCES: dict[str, kmock.ResourceInfo] = {
     "tuner.dev/v1alpha1/tuningpolicies": _info(
         kind="TuningPolicy", namespaced=True, subresources={"status"}
     ),
+    "apiextensions.k8s.io/v1/customresourcedefinitions": _info(
+        kind="CustomResourceDefinition", namespaced=False
+    ),
     "kopf.dev/v1/kopfpeerings": _info(kind="KopfPeering", namespaced=True),
     "kopf.dev/v1/clusterkopfpeerings": _info(kind="ClusterKopfPeering", namespaced=False),
 }

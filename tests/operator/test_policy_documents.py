@@ -1,4 +1,4 @@
-"""The kinds a policy tunes: its own ``kinds``, else the operator's default."""
+"""What a policy becomes: its kinds (or the operator's), and the operator's channels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from operators.policies import TuningPolicySpec, tuner_document
+from operators.runners import shared_channels
 from operators.settings import OperatorSettings
+from tuner.errors import ConfigError
 
 
 def provider_kinds(spec: dict[str, object], default: tuple[str, ...]) -> list[str]:
@@ -45,3 +47,34 @@ def test_the_operator_reads_its_default_kinds_from_the_environment(
     assert OperatorSettings.from_env().kinds == ("deployment",)
     monkeypatch.delenv("TUNER_KINDS")
     assert OperatorSettings.from_env().kinds == ("deployment", "ksvc")
+
+
+def test_the_operators_channels_reach_every_policy_and_a_policy_may_replace_one(
+    tmp_path: Path,
+) -> None:
+    channels_file = tmp_path / "channels.yaml"
+    channels_file.write_text(
+        "team: {type: slack, webhook_url_env: TUNER_CHANNEL_TEAM_SECRET}\nlog: {type: console}\n"
+    )
+    shared = shared_channels(channels_file)
+    spec = TuningPolicySpec.model_validate(
+        {"channels": [{"name": "log", "type": "console", "options": {"format": "text"}}]}
+    )
+    document = tuner_document(
+        spec, namespace="shop", name="p", api_url=None, rules_file=Path("r.yaml"),
+        store_file=Path("t.db"), secret_files={}, default_interval_s=30.0,
+        shared_channels=shared,
+    )  # fmt: skip
+    assert document["channels"] == {
+        "team": {"type": "slack", "webhook_url_env": "TUNER_CHANNEL_TEAM_SECRET"},
+        "log": {"type": "console", "format": "text"},
+    }
+    assert document["routing"]["default_channels"] == ["team", "log"]
+
+
+@pytest.mark.parametrize("text", ["- a list\n", "team: 3\n", "a: [\n"])
+def test_a_bad_channels_file_is_an_error_naming_it(tmp_path: Path, text: str) -> None:
+    channels_file = tmp_path / "channels.yaml"
+    channels_file.write_text(text)
+    with pytest.raises(ConfigError, match="channels.yaml"):
+        shared_channels(channels_file)
