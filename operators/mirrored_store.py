@@ -84,7 +84,14 @@ class MirroredStore:
         self.inner.begin_intent(intent, decision)
         self._tracked.add(decision.id)
         self._intents[decision.id] = intent
-        self._push([decision.id], strict=True)
+        try:
+            self._push([decision.id], strict=True)
+        except ProviderError as exc:
+            self._forget(decision.id)
+            why = f"not applied: the cluster did not record the intent ({exc})"
+            self.inner.finish_intent(intent.id, "abandoned", decision.with_outcome(
+                Outcome.FAILED, why))  # fmt: skip
+            raise
 
     def finish_intent(self, intent_id: str, state: str, decision: Decision) -> None:
         """Settle the intent locally, then in the cluster."""
@@ -219,8 +226,12 @@ class MirroredStore:
         self._unsynced -= wanted
         for key, value in writes.items():
             if value is None:
-                self._tracked.discard(key)
-                self._intents.pop(key, None)
+                self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        self._tracked.discard(key)
+        self._intents.pop(key, None)
+        self._unsynced.discard(key)
 
     def _record_of(self, decision: Decision) -> MirroredChange:
         windows = int(self.inner.get_state(VERIFY_PREFIX + decision.id) or 0)

@@ -20,8 +20,9 @@ class OperatorSettings:
     """API server URL without auth (tests); default in-cluster config, then kubeconfig."""
     state_dir: Path = Path("/var/lib/tuner")
     """Per-policy rule files, secret files and SQLite stores (an emptyDir in the chart)."""
-    default_rules: Path = Path("/etc/tuner/rules/default.yaml")
-    """Rules for policies that name none (the chart mounts its ConfigMap here)."""
+    default_rules: Path = Path("/etc/tuner/rules")
+    """Rules for policies that name none: a file, or a folder of ``*.yaml`` rule files
+    (the chart mounts its rules ConfigMap here)."""
     interval_s: float = 30.0
     """Default time between two cycles of a policy (a policy's ``interval`` overrides it)."""
     kinds: tuple[str, ...] = ("deployment", "ksvc")
@@ -46,7 +47,7 @@ class OperatorSettings:
         return cls(
             api_url=env.get("TUNER_API_URL") or None,
             state_dir=Path(env.get("TUNER_STATE_DIR", "/var/lib/tuner")),
-            default_rules=Path(env.get("TUNER_DEFAULT_RULES", "/etc/tuner/rules/default.yaml")),
+            default_rules=Path(env.get("TUNER_DEFAULT_RULES", "/etc/tuner/rules")),
             interval_s=float(env.get("TUNER_INTERVAL_S", "30")),
             kinds=tuple(k.strip() for k in env.get("TUNER_KINDS", "deployment,ksvc").split(",")
                         if k.strip()),

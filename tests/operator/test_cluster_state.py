@@ -144,6 +144,11 @@ def test_no_change_is_begun_that_the_cluster_cannot_record(
     leader = mirrored(kube, tmp_path / "a.db")
     with pytest.raises(ProviderError, match="403"):
         leader.begin_intent(intent, decision)
+    assert leader.open_intents() == [], "the change is not left half-begun"
+    failed = leader.get("d1")
+    assert failed is not None and failed.outcome is Outcome.FAILED
+    assert "the cluster did not record the intent" in failed.reason
+    assert leader.applied_since(0.0) == [], "a change never made holds no cooldown"
 
 
 def test_a_new_leader_restores_cooldowns_verifications_and_open_intents(
@@ -252,3 +257,27 @@ def test_the_next_leader_judges_the_change_without_changing_again(
     judged = changes_of(kube)[change.id]
     assert (judged["outcome"], judged["verification"]) == ("rolled-back", "unchanged")
     assert json.loads(judged["decision"])["outcome"] == "rolled-back"
+
+
+def test_an_update_the_cluster_missed_is_written_with_the_next_one(
+    cluster: EmulatorThread, kube: KubeApi, tmp_path: Path
+) -> None:
+    store = mirrored(kube, tmp_path / "a.db")
+    decision = a_change(time.time())
+    assert decision.change is not None
+    store.begin_intent(
+        Intent("i1", "d1", decision.ref, (decision.change,), decision.time), decision
+    )
+    policies = "tuner.dev/v1alpha1/tuningpolicies"
+    cluster.call(lambda: cluster.emulator.forbidden.add(policies))
+    applied = replace(decision, outcome=Outcome.APPLIED, verification=Verification.PENDING)
+    store.finish_intent("i1", "done", applied)  # the change is live: a lost write never undoes it
+    cluster.call(lambda: cluster.emulator.forbidden.discard(policies))
+    assert changes_of(kube)["d1"]["intent"]["state"] == "open"
+
+    assert store.restore() == 1, "a leader again: the cluster still shows the intent open"
+    assert store.open_intents() == [], "the local store knows better and keeps its record"
+    store.put_state("verify:d1", "1")
+    written = changes_of(kube)["d1"]
+    assert (written["intent"]["state"], written["outcome"], written["windows"]) == (
+        "done", "applied", 1)  # fmt: skip
