@@ -70,7 +70,7 @@ def validate_all(docs: list[dict[str, Any]]) -> None:
 def docs_values_example(tmp_path: Path) -> Path:
     """The complete values file shown in docs/kubernetes.md."""
     text = (REPO / "docs" / "kubernetes.md").read_text()
-    blocks = re.findall(r"```yaml\n(# values\.yaml\n.*?)```", text, flags=re.S)
+    blocks = re.findall(r"```yml\n(# values\.yaml\n.*?)```", text, flags=re.S)
     assert len(blocks) == 1, "docs/kubernetes.md shows one complete values file"
     path = tmp_path / "values.yaml"
     path.write_text(blocks[0])
