@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kube_emulation import EmulatorThread, WallClock
 from kube_objects import deployment, pod, seed
+from operator_threads import OOM_RULES
 
 from operators.cluster_state import ClusterStateMirror, decode_decision, encode_decision
 from operators.mirrored_store import MirroredStore, NotLeaderError
@@ -38,22 +39,6 @@ NAMESPACE = "shop"
 POLICY = f"/apis/tuner.dev/v1alpha1/namespaces/{NAMESPACE}/tuningpolicies/fleet"
 DEPLOYMENT = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/api"
 PODS = 5
-RULES = """\
-version: 1
-rules:
-  - name: oom
-    when: ooms > 0.0
-    actions: [{action: more-memory, growth: 2.0}]
-    severity: critical
-    cooldown: 1h
-"""
-
-
-@pytest.fixture()
-def cluster() -> Iterator[EmulatorThread]:
-    emulated = EmulatorThread().start()
-    yield emulated
-    emulated.stop()
 
 
 @pytest.fixture()
@@ -204,7 +189,7 @@ def make_daemon(cluster: EmulatorThread, store: MirroredStore) -> Daemon:
     provider.start()
     return Daemon(
         providers=[provider],
-        rules=parse_rules(RULES, "rules.yaml"),
+        rules=parse_rules(OOM_RULES, "rules.yaml"),
         store=store,
         mode=Mode.APPLY,
         window_s=2.0,

@@ -15,14 +15,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kube_emulation import EmulatorThread
 from kube_objects import deployment, pod, seed
-from operator_threads import DEFAULT_RULES, REPO, eventually
+from operator_threads import DEFAULT_RULES, OOM_RULES, REPO, eventually
 
 from tuner.model import Outcome, Verification
 from tuner.providers.kubernetes.api import KubeApi
@@ -35,15 +34,6 @@ LEASE = "/apis/coordination.k8s.io/v1/namespaces/tuner-system/leases/tuner-opera
 POLICY = f"/apis/tuner.dev/v1alpha1/namespaces/{NAMESPACE}/tuningpolicies/fleet"
 DEPLOYMENT = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/api"
 PODS = 5
-RULES = """\
-version: 1
-rules:
-  - name: oom
-    when: ooms > 0.0
-    actions: [{action: more-memory, growth: 2.0}]
-    severity: critical
-    cooldown: 1h
-"""
 
 
 class OperatorProcess:
@@ -121,13 +111,6 @@ class OomKiller:
         self._thread.join(5)
 
 
-@pytest.fixture()
-def cluster() -> Iterator[EmulatorThread]:
-    emulated = EmulatorThread().start()
-    yield emulated
-    emulated.stop()
-
-
 def holder(kube: KubeApi) -> str | None:
     try:
         spec: dict[str, Any] = kube.get(LEASE).get("spec") or {}
@@ -161,7 +144,7 @@ def test_the_standby_judges_and_rolls_back_the_change_of_a_killed_leader(
             "apiVersion": "tuner.dev/v1alpha1", "kind": "TuningPolicy",
             "metadata": {"name": "fleet", "namespace": NAMESPACE},
             "spec": {"mode": "apply", "interval": "2s", "kinds": ["deployment"],
-                     "rules": {"inline": RULES}},
+                     "rules": {"inline": OOM_RULES}},
         })  # fmt: skip
         eventually(lambda: "policy_wired" in standby.log.read_text(), timeout=20)
         with OomKiller(kube) as killer:

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import kmock
-import pytest
 from kube_emulation import EmulatorThread
 from kube_objects import (
     deployment,
@@ -24,22 +22,13 @@ from kube_objects import (
     pod_metrics,
     seed,
 )
-from operator_threads import OperatorThread, eventually
+from operator_threads import OOM_RULES, OperatorThread, eventually
 from test_helm_chart import granted_rules, render
 
 from tuner.providers.kubernetes.api import KubeApi
 
 NAMESPACE = "shop"
 POLICY = f"/apis/tuner.dev/v1alpha1/namespaces/{NAMESPACE}/tuningpolicies/fleet"
-RULES = """\
-version: 1
-rules:
-  - name: oom
-    when: ooms > 0.0
-    actions: [{action: more-memory, growth: 2.0}]
-    severity: critical
-    cooldown: 1h
-"""
 VERBS = {
     kmock.action.LIST: "list",
     kmock.action.WATCH: "watch",
@@ -47,13 +36,6 @@ VERBS = {
     kmock.action.CREATE: "create",
     kmock.action.DELETE: "delete",
 }
-
-
-@pytest.fixture()
-def cluster() -> Iterator[EmulatorThread]:
-    emulated = EmulatorThread().start()
-    yield emulated
-    emulated.stop()
 
 
 def needed(request: kmock.Request) -> tuple[str, str, str] | None:
@@ -92,7 +74,7 @@ def test_the_calls_of_a_whole_cycle_are_exactly_the_granted_rules(
         knative_service("resize", NAMESPACE, memory="512Mi"),
         ksvc_pod,
         {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": "rules", "namespace": NAMESPACE}, "data": {"rules.yaml": RULES}},
+         "metadata": {"name": "rules", "namespace": NAMESPACE}, "data": {"rules.yaml": OOM_RULES}},
         {"apiVersion": "v1", "kind": "Secret",
          "metadata": {"name": "hook", "namespace": NAMESPACE},
          "data": {"url": base64.b64encode(b"http://127.0.0.1:9/hook").decode()}},
