@@ -27,6 +27,16 @@ rules:
     cooldown: 1h
 """
 """One rule: more memory after OOM kills, at most once an hour per workload."""
+RESTART_RULES = """\
+version: 1
+rules:
+  - name: restarts
+    when: extra.restarts > 0.0
+    actions: [{action: more-memory, growth: 2.0}]
+    severity: warning
+    cooldown: 1h
+"""
+"""One rule: more memory for containers that restart; no help when memory is not the cause."""
 
 
 class OperatorThread:
