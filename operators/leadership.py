@@ -46,6 +46,8 @@ class LeaseElector:
         self.identity = identity
         self.duration_s = duration_s
         self._renewed_at = float("-inf")
+        self.term = 0
+        """How many times this replica became leader; a new term means taking over."""
 
     @property
     def is_leader(self) -> bool:
@@ -66,8 +68,10 @@ class LeaseElector:
             self._renewed_at = time.monotonic()
         else:
             self._renewed_at = float("-inf")
+        if held and not was_leader:
+            self.term += 1
         if held != was_leader:
-            log.info("leadership_changed", identity=self.identity, leader=held)
+            log.info("leadership_changed", identity=self.identity, leader=held, term=self.term)
         return held
 
     def _round(self) -> bool:

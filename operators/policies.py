@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,6 +72,8 @@ class TuningPolicySpec(_Spec):
     """What a TuningPolicy asks for: which workloads, which rules, how far to go."""
 
     selector: LabelSelector = Field(default_factory=LabelSelector.opt_in)
+    kinds: tuple[Literal["deployment", "ksvc"], ...] | None = Field(None, min_length=1)
+    """The kinds tuned (``deployment``, ``ksvc``); the operator's default when unset."""
     mode: Literal["observe", "recommend", "apply"] = "recommend"
     interval: Duration | None = None
     rules: RulesSpec = Field(default_factory=lambda: RulesSpec.model_validate({}))
@@ -97,20 +100,29 @@ def tuner_document(
     store_file: Path,
     secret_files: dict[str, Path],
     default_interval_s: float,
+    default_kinds: tuple[str, ...] = ("deployment", "ksvc"),
+    shared_channels: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The tuner.yaml content that runs this policy (secrets only as file names)."""
+    """The tuner.yaml content that runs this policy (secrets only as file or variable names).
+
+    ``shared_channels`` are the operator's channels (the chart's ``channels``), given to
+    every policy; a policy's own channel of the same name replaces one.
+    """
     provider: dict[str, Any] = {
         "type": "kubernetes",
         "name": "kubernetes",
         "namespace": namespace,
         "selector": spec.selector.model_dump(by_alias=True),
+        "kinds": list(spec.kinds or default_kinds),
         "api_url": api_url,
         **spec.limits.model_dump(exclude_none=True),
     }
     if spec.prometheus is not None:
         provider["prometheus_url"] = spec.prometheus.url
         provider["latency_metric"] = spec.prometheus.latency_metric
-    channels: dict[str, dict[str, Any]] = {}
+    channels: dict[str, dict[str, Any]] = {
+        name: dict(options) for name, options in (shared_channels or {}).items()
+    }
     for channel in spec.channels:
         options = dict(channel.options, type=channel.type)
         if channel.name in secret_files:

@@ -11,13 +11,17 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 import yaml
 from pydantic import ValidationError
 
+from operators.cluster_state import ClusterStateMirror
+from operators.mirrored_store import MirroredStore
 from operators.policies import TuningPolicySpec, tuner_document
 from operators.settings import OperatorSettings
 from tuner.config import parse_config
@@ -39,6 +43,21 @@ class PolicyRunner:
     spec: TuningPolicySpec
     tuner: Tuner
     interval_s: float
+    store: MirroredStore
+    term: int = 0
+    """The leadership term whose cluster state this runner has imported (0: none yet)."""
+
+    def take_over(self, term: int) -> None:
+        """Import the policy's changes from the cluster and settle open intents, once a term.
+
+        Raises :class:`ProviderError` when the cluster cannot be read: the policy then
+        does not cycle until it can.
+        """
+        restored = self.store.restore()
+        settled = self.tuner.daemon.reconcile()
+        self.term = term
+        log.info("policy_taken_over", policy=f"{self.namespace}/{self.name}", term=term,
+                 restored=restored, settled=len(settled))  # fmt: skip
 
     def cycle(self) -> CycleReport:
         """Run one cycle (observe, decide, apply, record, notify) for this policy."""
@@ -80,10 +99,33 @@ def _write(path: Path, text: str, *, private: bool = False) -> Path:
     return path
 
 
+def shared_channels(path: Path | None) -> dict[str, dict[str, Any]]:
+    """The operator's channels from its channels file; ConfigError naming the file if bad."""
+    if path is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError([Problem(str(path), None, f"cannot read the channels: {exc}")]) from None
+    if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
+        raise ConfigError([Problem(str(path), None, "channels must map a name to its options")])
+    return {str(name): dict(options) for name, options in loaded.items()}
+
+
 def build_runner(
-    settings: OperatorSettings, api: KubeApi, namespace: str, name: str, raw: dict[str, object]
+    settings: OperatorSettings,
+    api: KubeApi,
+    namespace: str,
+    name: str,
+    raw: dict[str, object],
+    *,
+    is_leader: Callable[[], bool] = lambda: True,
 ) -> PolicyRunner:
-    """Wire a tuner for a policy; raise ConfigError when the policy cannot run."""
+    """Wire a tuner for a policy; raise ConfigError when the policy cannot run.
+
+    The daemon's store is a :class:`MirroredStore`: changes are written to the policy's
+    status while ``is_leader()``.
+    """
     source = f"TuningPolicy {namespace}/{name}"
     spec = parse_spec(source, raw)
     folder = settings.state_dir / namespace / name
@@ -113,12 +155,22 @@ def build_runner(
         store_file=folder / "tuner.db",
         secret_files=secret_files,
         default_interval_s=settings.interval_s,
+        default_kinds=settings.kinds,
+        shared_channels=shared_channels(settings.channels_file),
     )
     config = parse_config(yaml.safe_dump(document), source)
     tuner = build(config)
+    store = MirroredStore(
+        tuner.store,
+        ClusterStateMirror(api, namespace, name),
+        may_write=is_leader,
+        keep_s=settings.cluster_history_s,
+    )
+    tuner.daemon.store = store
+    tuner.daemon.applier.store = store  # intents are written through it too
     tuner.start()
     log.info("policy_wired", policy=f"{namespace}/{name}", mode=spec.mode, rules=str(rules_file))
-    return PolicyRunner(namespace, name, spec, tuner, config.interval)
+    return PolicyRunner(namespace, name, spec, tuner, config.interval, store)
 
 
 def forget(settings: OperatorSettings, namespace: str, name: str) -> None:

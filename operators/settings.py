@@ -20,10 +20,13 @@ class OperatorSettings:
     """API server URL without auth (tests); default in-cluster config, then kubeconfig."""
     state_dir: Path = Path("/var/lib/tuner")
     """Per-policy rule files, secret files and SQLite stores (an emptyDir in the chart)."""
-    default_rules: Path = Path("/etc/tuner/rules/default.yaml")
-    """Rules for policies that name none (the chart mounts its ConfigMap here)."""
+    default_rules: Path = Path("/etc/tuner/rules")
+    """Rules for policies that name none: a file, or a folder of ``*.yaml`` rule files
+    (the chart mounts its rules ConfigMap here)."""
     interval_s: float = 30.0
     """Default time between two cycles of a policy (a policy's ``interval`` overrides it)."""
+    kinds: tuple[str, ...] = ("deployment", "ksvc")
+    """The workload kinds of policies that name none (``TUNER_KINDS``, comma-separated)."""
     identity: str = field(default_factory=socket.gethostname)
     lease_namespace: str = "default"
     lease_name: str = "tuner-operator"
@@ -32,6 +35,10 @@ class OperatorSettings:
     oom_recency_s: float = 120.0
     """An OOM kill newer than this wakes the pod's policies at once."""
     liveness_endpoint: str | None = None
+    channels_file: Path | None = None
+    """YAML mapping of channel name to tuner.yaml channel options, given to every policy."""
+    cluster_history_s: float = 8 * 86_400.0
+    """How long a settled change stays in its policy's ``status.changes`` (cooldowns)."""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -40,12 +47,17 @@ class OperatorSettings:
         return cls(
             api_url=env.get("TUNER_API_URL") or None,
             state_dir=Path(env.get("TUNER_STATE_DIR", "/var/lib/tuner")),
-            default_rules=Path(env.get("TUNER_DEFAULT_RULES", "/etc/tuner/rules/default.yaml")),
+            default_rules=Path(env.get("TUNER_DEFAULT_RULES", "/etc/tuner/rules")),
             interval_s=float(env.get("TUNER_INTERVAL_S", "30")),
+            kinds=tuple(k.strip() for k in env.get("TUNER_KINDS", "deployment,ksvc").split(",")
+                        if k.strip()),
             identity=env.get("POD_NAME") or socket.gethostname(),
             lease_namespace=env.get("POD_NAMESPACE", "default"),
             lease_name=env.get("TUNER_LEASE_NAME", "tuner-operator"),
             lease_duration_s=float(env.get("TUNER_LEASE_DURATION_S", "15")),
             lease_renew_s=float(env.get("TUNER_LEASE_RENEW_S", "5")),
             liveness_endpoint=env.get("TUNER_LIVENESS_ENDPOINT") or None,
+            channels_file=Path(env["TUNER_CHANNELS_FILE"]) if env.get("TUNER_CHANNELS_FILE")
+            else None,
+            cluster_history_s=float(env.get("TUNER_CLUSTER_HISTORY_S", str(8 * 86_400))),
         )

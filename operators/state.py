@@ -77,7 +77,10 @@ class OperatorState:
         with self._policy_lock(key):
             self._drop_runner(key)
             try:
-                runner = build_runner(self.settings, self.api, namespace, name, spec)
+                runner = build_runner(
+                    self.settings, self.api, namespace, name, spec,
+                    is_leader=lambda: self.elector.is_leader,
+                )  # fmt: skip
             except ConfigError as exc:
                 log.warning("policy_invalid", policy=f"{namespace}/{name}", problems=str(exc))
                 with self._lock:
@@ -124,6 +127,8 @@ class OperatorState:
             if problem is not None:
                 self._report_problem(key, problem)
             elif runner is not None:
+                if runner.term != self.elector.term:
+                    runner.take_over(self.elector.term)  # a new leader: the cluster's state first
                 report = runner.cycle()
                 self.cycles += 1
                 self._patch_status(key, lambda current: status.cycle_status(

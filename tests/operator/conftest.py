@@ -1,9 +1,22 @@
-"""Fixtures' support for the operator tests: the emulator helpers' folder on the path."""
+"""Fixtures of the operator tests: the emulator helpers' folder on the path, a cluster."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 # The emulator helpers live with the provider tests; both suites share them.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "providers" / "kubernetes"))
+
+from kube_emulation import EmulatorThread  # noqa: E402
+
+
+@pytest.fixture()
+def cluster() -> Iterator[EmulatorThread]:
+    """An emulated API server of the test's own (a module may share one instead)."""
+    emulated = EmulatorThread().start()
+    yield emulated
+    emulated.stop()

@@ -17,6 +17,26 @@ from operators.tuner_operator import run
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RULES = REPO / "rules" / "default.yaml"
+OOM_RULES = """\
+version: 1
+rules:
+  - name: oom
+    when: ooms > 0.0
+    actions: [{action: more-memory, growth: 2.0}]
+    severity: critical
+    cooldown: 1h
+"""
+"""One rule: more memory after OOM kills, at most once an hour per workload."""
+RESTART_RULES = """\
+version: 1
+rules:
+  - name: restarts
+    when: extra.restarts > 0.0
+    actions: [{action: more-memory, growth: 2.0}]
+    severity: warning
+    cooldown: 1h
+"""
+"""One rule: more memory for containers that restart; no help when memory is not the cause."""
 
 
 class OperatorThread:

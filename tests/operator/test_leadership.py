@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from kube_emulation import EmulatorThread
 from kube_objects import deployment, pod, seed
 from operator_threads import OperatorThread, eventually
@@ -16,13 +14,6 @@ from tuner.providers.kubernetes.api import KubeApi
 NAMESPACE = "team"
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/tuner-system/leases/tuner-operator"
 POLICY = f"/apis/tuner.dev/v1alpha1/namespaces/{NAMESPACE}/tuningpolicies/fleet"
-
-
-@pytest.fixture()
-def cluster() -> Iterator[EmulatorThread]:
-    emulated = EmulatorThread().start()
-    yield emulated
-    emulated.stop()
 
 
 def holder(kube: KubeApi) -> str | None:

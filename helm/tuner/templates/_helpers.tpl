@@ -26,3 +26,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "tuner.serviceAccountName" -}}
 {{- default (include "tuner.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
+
+{{/* The ConfigMap holding the default rules: the user's, or the chart's own. */}}
+{{- define "tuner.rulesConfigMap" -}}
+{{- default (printf "%s-rules" (include "tuner.fullname" .)) .Values.rules.existingConfigMap -}}
+{{- end -}}
+
+{{/* The environment variable carrying a channel's secret: TUNER_CHANNEL_<NAME>_SECRET. */}}
+{{- define "tuner.channelSecretEnv" -}}
+{{- printf "TUNER_CHANNEL_%s_SECRET" (. | upper | replace "-" "_") -}}
+{{- end -}}
+
+{{/* The tuner.yaml option naming the variable of a channel type's secret. */}}
+{{- define "tuner.channelSecretOption" -}}
+{{- get (dict "slack" "webhook_url_env" "webhook" "url_env" "email" "password_env") . -}}
+{{- end -}}

@@ -48,6 +48,9 @@ RESOURCES: dict[str, kmock.ResourceInfo] = {
     "tuner.dev/v1alpha1/tuningpolicies": _info(
         kind="TuningPolicy", namespaced=True, subresources={"status"}
     ),
+    "apiextensions.k8s.io/v1/customresourcedefinitions": _info(
+        kind="CustomResourceDefinition", namespaced=False
+    ),
     "kopf.dev/v1/kopfpeerings": _info(kind="KopfPeering", namespaced=True),
     "kopf.dev/v1/clusterkopfpeerings": _info(kind="ClusterKopfPeering", namespaced=False),
 }
@@ -70,11 +73,17 @@ class VersionedEmulator(kmock.KubernetesEmulator):
     """The KMock emulator with resource versions, conflicts, generations and rollouts."""
 
     auto_rollout: bool = True
+    forbidden: set[str] = attrs.field(factory=set)
+    """Resources (``group/version/plural``) every call to which is refused with HTTP 403."""
     interferences: list[Interference] = attrs.field(factory=list)
     """Called (and removed) one per update, before it is checked: a concurrent writer."""
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.resource in tuple(self.forbidden):
+            raise KubernetesError(
+                status=403, reason="Forbidden", message=f"{request.resource} is forbidden"
+            )
         if request.resource is not None and isinstance(request.data, dict):
             if request.action == kmock.action.UPDATE and request.name is not None:
                 if self.interferences:
@@ -188,6 +197,10 @@ class EmulatorThread:
             return fn()
 
         return self.run(wrapper())
+
+    def requests(self) -> list[kmock.Request]:
+        """Every request the emulator received so far, oldest first."""
+        return list(self.call(lambda: list(self.emulator._requests)))
 
     def stop(self) -> None:
         """Stop serving and end the thread."""

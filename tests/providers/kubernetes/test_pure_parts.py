@@ -14,7 +14,12 @@ from tuner.providers.kubernetes.disruption import check_disruption
 from tuner.providers.kubernetes.quantities import format_mb, parse_bytes, parse_mb
 from tuner.providers.kubernetes.rollouts import rolled_out
 from tuner.providers.kubernetes.signals import count_ooms, has_recent_oom, restart_count
-from tuner.providers.kubernetes.workloads import DEPLOYMENT, KNATIVE_SERVICE, parse_ref
+from tuner.providers.kubernetes.workloads import (
+    DEPLOYMENT,
+    KNATIVE_SERVICE,
+    container_names,
+    parse_ref,
+)
 
 
 @pytest.mark.parametrize(
@@ -189,3 +194,19 @@ def test_a_knative_service_is_live_when_its_newest_revision_is_ready() -> None:
         rolled_out(
             KNATIVE_SERVICE, with_status(service, 2, observedGeneration=2, conditions=[failed])
         )
+
+
+def test_unnamed_knative_containers_get_the_names_knative_gives_them() -> None:
+    service = knative_service("resize", "shop")
+    template = service["spec"]["template"]["spec"]
+    template["containers"] = [{"image": "a"}, {"name": "proxy", "image": "b"}, {"image": "c"}]
+    assert container_names(KNATIVE_SERVICE, service) == [
+        "user-container-0",
+        "proxy",
+        "user-container-2",
+    ]
+    template["containers"] = [{"image": "a"}]
+    assert container_names(KNATIVE_SERVICE, service) == ["user-container"]
+    plain = deployment("api", "shop")
+    del plain["spec"]["template"]["spec"]["containers"][0]["name"]
+    assert container_names(DEPLOYMENT, plain) == [""], "only Knative defaults names"

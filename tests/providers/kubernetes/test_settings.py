@@ -47,6 +47,7 @@ def test_the_default_selector_is_the_opt_in_label() -> None:
     [
         ("{type: kubernetes, namspace: shop}", "namspace"),
         ("{type: kubernetes, kinds: [statefulset]}", "kinds"),
+        ("{type: kubernetes, kinds: []}", "kinds"),
         (
             "{type: kubernetes, selector: {matchExpressions: [{key: a, operator: Near}]}}",
             "selector",

@@ -2,7 +2,8 @@
 
 Workloads are handled as plain JSON objects (dicts) so Deployments, Knative Services
 and core resources go through the same few calls.  API failures become tuner errors:
-409 -> :class:`ConflictError`, 429 -> :class:`ThrottledError`, everything else
+409 -> :class:`ConflictError`, 429 -> :class:`ThrottledError`, 404 -> :class:`NotFoundError`,
+401/403 -> :class:`ForbiddenError`, everything else
 :class:`ProviderError` (retryable for 5xx and connection failures).
 """
 
@@ -25,6 +26,10 @@ MERGE_PATCH = "application/merge-patch+json"
 
 class NotFoundError(ProviderError):
     """The object or the resource type does not exist on the API server."""
+
+
+class ForbiddenError(ProviderError):
+    """The API refused the call: the service account is not granted it (HTTP 401/403)."""
 
 
 class KubeApi:
@@ -117,4 +122,6 @@ def _error(method: str, path: str, status: int, body: str) -> ProviderError:
         return ThrottledError(text)
     if status == 404:
         return NotFoundError(text)
+    if status in (401, 403):
+        return ForbiddenError(text)
     return ProviderError(text, retryable=status >= 500 or status == 0)

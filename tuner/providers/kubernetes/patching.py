@@ -18,7 +18,13 @@ from tuner.errors import ProviderError
 from tuner.model import Change, Knob
 from tuner.providers.kubernetes.api import JsonObject
 from tuner.providers.kubernetes.quantities import format_mb
-from tuner.providers.kubernetes.workloads import KNATIVE_SERVICE, WorkloadKind, containers, dig
+from tuner.providers.kubernetes.workloads import (
+    KNATIVE_SERVICE,
+    WorkloadKind,
+    container_names,
+    containers,
+    dig,
+)
 
 CHANGE_ANNOTATION = "tuner.dev/last-change"
 """Annotation on a workload: JSON saying what tuner last changed, when and why."""
@@ -54,8 +60,8 @@ def change_patch(
     for change in changes:
         if change.knob is Knob.MEMORY_MB:
             pod_spec["containers"] = [
-                _with_memory(c, change.after) if c.get("name") == container else c
-                for c in containers(obj)
+                _with_memory(c, change.after) if name == container else c
+                for c, name in zip(containers(obj), container_names(kind, obj), strict=True)
             ]
         elif change.knob is Knob.CONCURRENCY:
             pod_spec["containerConcurrency"] = int(change.after)

@@ -19,7 +19,7 @@ from tuner.providers.kubernetes import (
     usage,
     workloads,
 )
-from tuner.providers.kubernetes.api import JsonObject, KubeApi, NotFoundError
+from tuner.providers.kubernetes.api import ForbiddenError, JsonObject, KubeApi, NotFoundError
 from tuner.providers.kubernetes.settings import Settings
 from tuner.providers.kubernetes.workloads import KINDS, WorkloadKind, dig
 from tuner.providers.prometheus import ContainerQueries, PrometheusClient
@@ -85,11 +85,12 @@ class KubernetesProvider:
         try:
             path = kind.collection_path(self.settings.namespace)
             items = self.api.list(path, selector.to_query())
-        except NotFoundError:
-            if kind.short not in self._missing_kinds:
-                log.info("workload_kind_not_served", kind=kind.kind, api=kind.api_version)
-                self._missing_kinds.add(kind.short)
+        except (NotFoundError, ForbiddenError) as exc:
+            if kind.required and isinstance(exc, ForbiddenError):
+                raise
+            self._kind_unavailable(kind, exc)
             return []
+        self._missing_kinds.discard(kind.short)
         return [
             obj
             for obj in items
@@ -97,10 +98,26 @@ class KubernetesProvider:
             and not (kind is workloads.DEPLOYMENT and workloads.is_knative_managed(obj))
         ]
 
+    def _kind_unavailable(self, kind: WorkloadKind, exc: ProviderError) -> None:
+        """Skip a kind the cluster does not serve or does not grant, with one warning."""
+        if kind.short in self._missing_kinds:
+            return
+        self._missing_kinds.add(kind.short)
+        why = "not granted" if isinstance(exc, ForbiddenError) else "not installed"
+        log.warning(
+            "workload_kind_unavailable",
+            kind=kind.kind,
+            api=kind.api_version,
+            namespace=self.settings.namespace,
+            reason=why,
+            error=str(exc),
+            hint=f"{kind.kind}s are not tuned; remove '{kind.short}' from kinds to silence this",
+        )
+
     def _target(self, kind: WorkloadKind, obj: JsonObject) -> Target | None:
         ref = workloads.ref_for(self.name, kind, obj)
-        container = workloads.container_name(obj, self.settings.container)
-        config = workloads.read_config(obj, container) if container else None
+        container = workloads.container_name(kind, obj, self.settings.container)
+        config = workloads.read_config(kind, obj, container) if container else None
         if config is None:
             log.warning("workload_without_memory_setting", ref=str(ref), container=container)
             return None
@@ -146,7 +163,7 @@ class KubernetesProvider:
             if target.ref not in live:
                 continue  # deleted or no longer selected since targets() ran
             kind, obj = live[target.ref]
-            container = workloads.container_name(obj, self.settings.container) or ""
+            container = workloads.container_name(kind, obj, self.settings.container) or ""
             own = signals.pods_of(pods, kind.pod_labels(obj))
             facts[target.ref] = self._facts(target.ref, own, container, memory, start, end)
         return facts
@@ -204,8 +221,9 @@ class KubernetesProvider:
         return self._config(ref, obj)
 
     def _config(self, ref: FunctionRef, obj: JsonObject) -> FunctionConfig:
-        container = workloads.container_name(obj, self.settings.container)
-        config = workloads.read_config(obj, container) if container else None
+        kind, _, _ = workloads.parse_ref(ref)
+        container = workloads.container_name(kind, obj, self.settings.container)
+        config = workloads.read_config(kind, obj, container) if container else None
         if config is None:
             raise ProviderError(f"{ref}: container {container!r} has no memory setting")
         return config
@@ -243,7 +261,7 @@ class KubernetesProvider:
                 self._budgets(namespace),
                 allow_single_replica_restart=self.settings.allow_single_replica_restart,
             )
-            container = workloads.container_name(obj, self.settings.container) or ""
+            container = workloads.container_name(kind, obj, self.settings.container) or ""
             note = patching.change_annotation(changes, reason, self._clock.now())
             body = patching.change_patch(kind, obj, container, changes, note)
             try:

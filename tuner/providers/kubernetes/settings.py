@@ -29,7 +29,12 @@ class Settings(BaseModel):
     namespace: str = "default"
     selector: LabelSelector = Field(default_factory=LabelSelector.opt_in)
     """Which workloads are tuned; by default those labelled ``tuner.dev/enabled=true``."""
-    kinds: tuple[Literal["deployment", "ksvc"], ...] = ("deployment", "ksvc")
+    kinds: tuple[Literal["deployment", "ksvc"], ...] = Field(
+        default=("deployment", "ksvc"), min_length=1
+    )
+    """The kinds tuned.  Knative Services (``ksvc``) are optional: where Knative is not
+    installed (404) or not granted (403), Deployments are still tuned and one warning says
+    why the Services are not."""
     container: str | None = None
     """The container to size; default the first (or the ``tuner.dev/container`` annotation)."""
     api_url: str | None = None

@@ -33,6 +33,9 @@ class WorkloadKind:
     plural: str
     restarts_pods: bool
     """True when a new pod template replaces running pods (a Deployment rollout)."""
+    required: bool = True
+    """False for an add-on's kind (Knative): a cluster without it, or a role without access
+    to it, leaves that kind untuned instead of failing the provider."""
 
     def collection_path(self, namespace: str) -> str:
         """The API path listing this kind in a namespace."""
@@ -52,8 +55,10 @@ class WorkloadKind:
 
 DEPLOYMENT = WorkloadKind("deployment", "Deployment", "apps/v1", "deployments", True)
 KNATIVE_SERVICE = WorkloadKind(
-    "ksvc", "Service", "serving.knative.dev/v1", "services", restarts_pods=False
+    "ksvc", "Service", "serving.knative.dev/v1", "services", restarts_pods=False, required=False
 )
+KNATIVE_USER_CONTAINER = "user-container"
+"""The name Knative's defaulting webhook gives an unnamed container of a Service."""
 KINDS: Mapping[str, WorkloadKind] = {k.short: k for k in (DEPLOYMENT, KNATIVE_SERVICE)}
 
 
@@ -97,9 +102,34 @@ def containers(obj: JsonObject) -> list[JsonObject]:
     return found
 
 
-def container_name(obj: JsonObject, preferred: str | None) -> str | None:
+def container_names(kind: WorkloadKind, obj: JsonObject) -> list[str]:
+    """The names of the pod template's containers, as the workload's controller sees them.
+
+    Knative names an unnamed container when its defaulting webhook runs: ``user-container``
+    when it is the only one, ``user-container-<index>`` among several.  A Service stored
+    before the webhook ran (or read from a manifest) has no name yet; it gets the same one
+    here, so tuner reads and patches the container Knative will run.
+    """
+    found = containers(obj)
+    names = [str(c.get("name") or "") for c in found]
+    if kind is KNATIVE_SERVICE:
+        if len(names) == 1:
+            return [names[0] or KNATIVE_USER_CONTAINER]
+        return [name or f"{KNATIVE_USER_CONTAINER}-{i}" for i, name in enumerate(names)]
+    return names
+
+
+def named_container(kind: WorkloadKind, obj: JsonObject, name: str) -> JsonObject | None:
+    """The container with this (possibly defaulted) name, or None."""
+    for container, found in zip(containers(obj), container_names(kind, obj), strict=True):
+        if found == name:
+            return container
+    return None
+
+
+def container_name(kind: WorkloadKind, obj: JsonObject, preferred: str | None) -> str | None:
     """The container tuner sizes: the annotated one, the configured one, or the first."""
-    names = [c.get("name", "") for c in containers(obj)]
+    names = container_names(kind, obj)
     wanted = (dig(obj, "metadata", "annotations") or {}).get(CONTAINER_ANNOTATION) or preferred
     if wanted:
         return wanted if wanted in names else None
@@ -113,10 +143,10 @@ def container_memory_mb(container: JsonObject) -> int | None:
     return parse_mb(quantity) if quantity is not None else None
 
 
-def read_config(obj: JsonObject, container: str) -> FunctionConfig | None:
+def read_config(kind: WorkloadKind, obj: JsonObject, container: str) -> FunctionConfig | None:
     """The tunable configuration of a workload, or None when its memory is not set."""
-    match = [c for c in containers(obj) if c.get("name") == container]
-    memory = container_memory_mb(match[0]) if match else None
+    match = named_container(kind, obj, container)
+    memory = container_memory_mb(match) if match is not None else None
     if memory is None:
         return None
     pod_spec = dig(obj, "spec", "template", "spec") or {}
