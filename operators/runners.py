@@ -28,6 +28,7 @@ from tuner.config import parse_config
 from tuner.engine.locating import located_problems
 from tuner.errors import ConfigError, Problem, ProviderError
 from tuner.loop import CycleReport
+from tuner.ports import Store
 from tuner.providers.kubernetes.api import KubeApi
 from tuner.wiring import Tuner, build
 
@@ -159,15 +160,14 @@ def build_runner(
         shared_channels=shared_channels(settings.channels_file),
     )
     config = parse_config(yaml.safe_dump(document), source)
-    tuner = build(config)
-    store = MirroredStore(
-        tuner.store,
-        ClusterStateMirror(api, namespace, name),
-        may_write=is_leader,
-        keep_s=settings.cluster_history_s,
-    )
-    tuner.daemon.store = store
-    tuner.daemon.applier.store = store  # intents are written through it too
+    mirror = ClusterStateMirror(api, namespace, name)
+
+    def mirrored(local: Store) -> MirroredStore:
+        return MirroredStore(local, mirror, may_write=is_leader, keep_s=settings.cluster_history_s)
+
+    tuner = build(config, wrap_store=mirrored)
+    store = tuner.daemon.store
+    assert isinstance(store, MirroredStore)
     tuner.start()
     log.info("policy_wired", policy=f"{namespace}/{name}", mode=spec.mode, rules=str(rules_file))
     return PolicyRunner(namespace, name, spec, tuner, config.interval, store)

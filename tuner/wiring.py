@@ -8,6 +8,7 @@ imports boto3 or the Kubernetes client.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +20,7 @@ from tuner.config import TunerConfig
 from tuner.engine.locating import located_problems
 from tuner.errors import ConfigError, Problem
 from tuner.loop import Daemon, SystemClock
-from tuner.ports import Clock, Notifier, Provider
+from tuner.ports import Clock, Notifier, Provider, Store
 from tuner.providers import PROVIDERS
 from tuner.registry import UnknownNameError
 from tuner.reloading import RuleSource
@@ -130,8 +131,13 @@ def build(
     clock: Clock | None = None,
     providers: list[Provider] | None = None,
     notifier: Notifier | None = None,
+    wrap_store: Callable[[Store], Store] | None = None,
 ) -> Tuner:
-    """Build a tuner from a configuration; ``providers``/``notifier`` override the configured ones."""
+    """Build a tuner from a configuration; ``providers``/``notifier`` override the configured ones.
+
+    ``wrap_store`` wraps the audit store the daemon writes through (the operator mirrors
+    its safety state into the cluster this way).
+    """
     clock = clock or SystemClock()
     rules = RuleSource(config.rule_paths())
     if providers is None:
@@ -154,7 +160,7 @@ def build(
     daemon = Daemon(
         providers=providers,
         rules=rules,
-        store=store,
+        store=wrap_store(store) if wrap_store is not None else store,
         notifier=notifier,
         clock=clock,
         mode=config.mode,
