@@ -168,14 +168,15 @@ def test_one_failing_function_does_not_stop_the_others() -> None:
 def test_malformed_telemetry_for_one_function_does_not_stop_the_others(
     bad: dict[str, object],
 ) -> None:
-    """A window the provider built wrongly is skipped with an error; the rest of the cycle runs."""
+    """A window the provider built wrongly is recorded as bad telemetry; the rest of the cycle runs."""
     provider = _oom_fleet("good")
     ref = provider.add("bad", FunctionConfig(memory_mb=256, timeout_s=30))
     provider.windows["bad"] = healthy(ref, **bad)
     store = SqliteStore(":memory:")
     report = make_daemon([provider], store, FakeClock(), sleep=Sleeps()).run_cycle()
     assert [(d.ref.name, d.state) for d in report.decisions] == [("good", State.APPLIED)]
-    assert any("bad" in e for e in report.errors)
+    [record] = [d for d in store.decisions() if d.ref.name == "bad"]
+    assert record.rule == "telemetry" and "is not a number" in record.reason
 
 
 def test_a_throttling_provider_does_not_starve_the_others() -> None:
