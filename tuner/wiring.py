@@ -29,6 +29,7 @@ PROVIDERS = {
     "local": "tuner.providers.local",
     "aws": "tuner.providers.aws",
     "kubernetes": "tuner.providers.kubernetes",
+    "sim": "tuner.providers.sim",
 }
 """Provider type -> package exporting ``Settings`` and ``build(settings, *, clock)``."""
 
