@@ -101,6 +101,51 @@ FACTS: Mapping[str, FactDoc] = {
 
 FACT_TYPES: Mapping[str, Type] = {name: doc.type for name, doc in FACTS.items()}
 
+EXTRA_FACTS: Mapping[str, FactDoc] = {
+    f"extra.{name}": doc
+    for name, doc in {
+        "payload_kb_max": FactDoc(
+            Type.NUMBER, "KB", "Largest payload in the window, of failed invocations too."
+        ),
+        "memory_mb_per_payload_kb": FactDoc(
+            Type.NUMBER, "MB/KB", "How much an invocation's peak memory grows per KB of payload."
+        ),
+        "memory_base_mb": FactDoc(
+            Type.NUMBER, "MB", "Peak memory of an invocation with an empty payload."
+        ),
+        "worker_start_memory_mb": FactDoc(
+            Type.NUMBER, "MB", "Memory of a worker after its first invocation."
+        ),
+        "memory_growth_mb_per_invocation": FactDoc(
+            Type.NUMBER, "MB", "Memory a worker keeps after each invocation (a leak)."
+        ),
+        "worker_lifetime_invocations": FactDoc(
+            Type.NUMBER, "count", "Invocations a worker serves before the platform recycles it."
+        ),
+        "traced_peak_mb": FactDoc(
+            Type.NUMBER, "MB", "Memory an invocation killed for memory had reached (tracing)."
+        ),
+        "failed_allocation_mb": FactDoc(
+            Type.NUMBER, "MB", "Size of the allocation that failed in that invocation (tracing)."
+        ),
+        "lookback_peak_memory_mb": FactDoc(
+            Type.NUMBER, "MB", "Highest peak of surviving invocations over the lookback."
+        ),
+        "lookback_payload_kb_max": FactDoc(
+            Type.NUMBER, "KB", "Largest payload over the lookback."
+        ),
+        "lookback_days": FactDoc(Type.NUMBER, "days", "Days of history in the lookback."),
+        "duration_avg_ms": FactDoc(Type.NUMBER, "ms", "Mean duration."),
+        "cpu_time_ms": FactDoc(
+            Type.NUMBER, "ms", "CPU time per invocation (Lambda Insights cpu_total_time)."
+        ),
+        "price_gb_s": FactDoc(Type.NUMBER, "$", "Price of one GB-second of memory."),
+        "price_per_request": FactDoc(Type.NUMBER, "$", "Price of one invocation."),
+    }.items()
+}
+"""Provider-specific measurements used for sizing (the sim provider reports them all);
+a provider that cannot measure one leaves it out, and sizing falls back on the others."""
+
 
 def _f(value: float | int | None) -> float | None:
     """A measurement as a float; NaN, infinite or negative telemetry counts as missing."""
