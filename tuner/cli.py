@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.config import TunerConfig, load_config
-from tuner.engine.facts import FACTS
+from tuner.engine.facts import EXTRA_FACTS, FACTS
 from tuner.engine.rulefiles import (
     load_yaml,
     parse_duration,
@@ -28,6 +28,7 @@ from tuner.engine.rulefiles import (
 from tuner.errors import ConfigError, Problem
 from tuner.logs import configure
 from tuner.model import Decision, FunctionRef, Outcome, Verification
+from tuner.simulating import add_parser as add_simulate_parser
 from tuner.store import SqliteStore
 
 SCHEMA_PATH = Path("rules/schema.json")
@@ -303,7 +304,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_facts(args: argparse.Namespace) -> int:
     """Print the fact reference: every name a condition may use."""
-    for name, doc in FACTS.items():
+    for name, doc in {**FACTS, **EXTRA_FACTS}.items():
         unit = f" [{doc.unit}]" if doc.unit else ""
         _print(f"{name:30} {doc.type.value:7}{unit:9} {doc.doc}")
     return 0
@@ -354,6 +355,8 @@ def parser() -> argparse.ArgumentParser:
 
     facts = sub.add_parser("facts", help="list the facts a rule condition may use")
     facts.set_defaults(fn=cmd_facts)
+
+    add_simulate_parser(sub)
     return p
 
 
