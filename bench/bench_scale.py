@@ -41,11 +41,10 @@ PARTS = {
     "tuner/actions.py": "actions",
     "tuner/sizing.py": "actions",
     "tuner/verifying.py": "verifying",
-    "tuner/providers/sim/": "simulator (not tuner)",
 }
 
 
-def _daemon(functions: int, tmp: Path) -> tuple[Any, Any, Any, list[float]]:
+def _daemon(functions: int, tmp: Path) -> tuple[Any, Any, Any]:
     from tuner.engine import load_rules
     from tuner.loop import Daemon
     from tuner.notify import build_notifier
@@ -54,33 +53,42 @@ def _daemon(functions: int, tmp: Path) -> tuple[Any, Any, Any, list[float]]:
 
     clock = VirtualClock()
     provider = build(Settings(functions=functions, seed=7), clock=clock)
-    observe = provider.observe
-    observed: list[float] = []
-
-    def timed(*args: Any) -> Any:
-        t0 = time.process_time()
-        try:
-            return observe(*args)
-        finally:
-            observed.append(time.process_time() - t0)
-
-    provider.observe = timed  # type: ignore[method-assign]
     notifier = build_notifier({"channels": {}}, tmp / "outbox.db", clock, stream=io.StringIO())
     daemon = Daemon(providers=[provider], rules=load_rules([ROOT / "rules"]),
                     store=SqliteStore(tmp / "tuner.db"), notifier=notifier, clock=clock,
                     window_s=WINDOW_S)  # fmt: skip
-    return daemon, clock, provider, observed
+    return daemon, clock, provider
 
 
-def _part(filename: str, function: str) -> str:
+def _own_part(filename: str) -> str | None:
     for prefix, part in PARTS.items():
         if prefix in filename:
             return part
-    if "sqlite3" in function or "sqlite3" in filename:
-        return "sqlite (store, outbox)"
-    if "json" in filename:
-        return "json (facts in the store)"
-    return "other (dataclasses, uuid, ...)"
+    return None
+
+
+def _parts(stats: dict[Any, Any]) -> dict[str, float]:
+    """Own time by part of tuner; library time (sqlite, json, ...) goes to the caller's part."""
+    memo: dict[Any, str] = {}
+
+    def part(func: Any, depth: int = 0) -> str:
+        if func in memo:
+            return memo[func]
+        found = _own_part(func[0])
+        if found is None:
+            callers = stats[func][4] if func in stats else {}
+            if callers and depth < 20:
+                top = max(callers, key=lambda c: callers[c][3])
+                found = part(top, depth + 1)
+            else:
+                found = "other"
+        memo[func] = found
+        return found
+
+    by_part: dict[str, float] = defaultdict(float)
+    for func, row in stats.items():
+        by_part[part(func)] += row[2]  # own time
+    return by_part
 
 
 def one_size(functions: int, cycles: int) -> dict[str, Any]:
@@ -89,33 +97,32 @@ def one_size(functions: int, cycles: int) -> dict[str, Any]:
 
     configure("console", "error")
     with tempfile.TemporaryDirectory() as tmp:
-        daemon, clock, _, observed = _daemon(functions, Path(tmp))
+        daemon, clock, provider = _daemon(functions, Path(tmp))
         for _ in range(2):  # the first cycles write the initial OOM fixes
             clock.advance(WINDOW_S)
             daemon.run_cycle()
-        observed.clear()
-        cpu = []
-        for _ in range(cycles):
+        tuner_cpu, sim_cpu = [], []
+        for i in range(cycles + 1):
             clock.advance(WINDOW_S)
             t0 = time.process_time()
-            daemon.run_cycle()
-            cpu.append(time.process_time() - t0)
-        tuner_cpu = [c - o for c, o in zip(cpu, observed, strict=True)]
-        profile = cProfile.Profile()
-        clock.advance(WINDOW_S)
-        profile.enable()
-        daemon.run_cycle()
-        profile.disable()
-        by_part: dict[str, float] = defaultdict(float)
-        stats = pstats.Stats(profile)
-        for (filename, _, function), row in stats.stats.items():  # type: ignore[attr-defined]
-            by_part[_part(filename, function)] += row[2]  # own time of each function
+            provider.observe(provider.targets(), clock.now() - WINDOW_S, clock.now())
+            t1 = time.process_time()  # the cycle's own observe is answered from memory
+            if i == cycles:  # the last one under the profiler
+                profile = cProfile.Profile()
+                profile.enable()
+                daemon.run_cycle()
+                profile.disable()
+            else:
+                daemon.run_cycle()
+                sim_cpu.append(t1 - t0)
+                tuner_cpu.append(time.process_time() - t1)
+        by_part = _parts(pstats.Stats(profile).stats)  # type: ignore[attr-defined]
         total = sum(by_part.values()) or 1.0
         return {
             "functions": functions,
             "cycles": cycles,
             "tuner_cpu_ms_per_cycle": round(1000 * sum(tuner_cpu) / cycles, 1),
-            "simulator_cpu_ms_per_cycle": round(1000 * sum(observed) / cycles, 1),
+            "simulator_cpu_ms_per_cycle": round(1000 * sum(sim_cpu) / cycles, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "profile_share": {k: round(v / total, 3) for k, v in sorted(by_part.items())},
         }
@@ -130,7 +137,7 @@ def week(functions: int, days: int) -> dict[str, Any]:
     baseline = process.memory_info().rss
     per_day = []
     with tempfile.TemporaryDirectory() as tmp:
-        daemon, clock, _, _ = _daemon(functions, Path(tmp))
+        daemon, clock, _ = _daemon(functions, Path(tmp))
         for _ in range(days):
             for _ in range(int(86_400 / WINDOW_S)):
                 clock.advance(WINDOW_S)

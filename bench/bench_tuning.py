@@ -85,6 +85,16 @@ def main() -> int:
               f"{s.failed_invocations:11d} {s.cost_ratio_to_optimum:8.3f} "
               f"{s.synthetic_invocations:9d} {s.flapping_changes:8d} {s.changes:7d} "
               f"{seconds[name]:6.1f}")  # fmt: skip
+    print("tuner's OOM episodes fixed in one step, by how the work allocates memory:")
+    workloads = sim.provider.workloads
+    patterns: dict[str, list[bool]] = {}
+    for i, redeploys, fixed in sim.provider.ledger.episodes():
+        w = workloads[i]
+        pattern = "one buffer" if w.chunk == 1.0 else f"in parts of {w.chunk:.0%}"
+        key = "leak" if w.kind == "leak" else f"{w.kind}, {pattern}"
+        patterns.setdefault(key, []).append(fixed and redeploys == 1)
+    for key, ones in sorted(patterns.items()):
+        print(f"  {key:28} {sum(ones):4d} of {len(ones):4d}")
     if args.json_file:
         out = {
             "functions": args.functions, "days": args.days, "seed": args.seed,

@@ -37,6 +37,8 @@ class Simulation:
     """(rule, action, outcome) -> how many decisions."""
     examples: list[str] = field(default_factory=list)
     score: Any = None
+    provider: Any = None
+    """The simulated provider, with its fleet and ledger."""
 
     def as_json(self) -> dict[str, Any]:
         """The simulation as a JSON object."""
@@ -97,6 +99,7 @@ def simulate(
             result.cpu_s = time.process_time() - started
             store.close()
     result.score = provider.ledger.score()
+    result.provider = provider
     return result
 
 

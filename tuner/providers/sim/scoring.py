@@ -106,10 +106,15 @@ class Ledger:
         self.synthetic_invocations += invocations
         self.synthetic_cost += cost
 
+    def episodes(self) -> list[tuple[int, int, bool]]:
+        """Every OOM episode as (function index, redeploys, fixed); open ones are not fixed."""
+        out = [(i, r, ok) for i, fn in enumerate(self._fns) for r, ok in fn.episodes]
+        out += [(i, fn.redeploys, False) for i, fn in enumerate(self._fns) if fn.in_episode]
+        return out
+
     def score(self) -> Score:
         """The figures so far; episodes still open count as not fixed."""
-        episodes = [e for fn in self._fns for e in fn.episodes]
-        episodes += [(fn.redeploys, False) for fn in self._fns if fn.in_episode]
+        episodes = [(r, ok) for _, r, ok in self.episodes()]
         fixed = sorted(r for r, ok in episodes if ok)
         one_step = sum(1 for r, ok in episodes if ok and r == 1)
         return Score(
