@@ -64,23 +64,34 @@ class Vpa:
                 provider.set_memory(target.ref, wanted)
 
 
-class ComputeOptimizer:
-    """AWS Compute Optimizer's 14-day lookback, applied once a day."""
-
-    name = "compute_optimizer"
+class _Daily:
+    """A strategy that notes which functions ran out of memory and acts once a day."""
 
     def __init__(self, provider: SimProvider, window_s: float):
         self.oomed = [False] * len(provider.workloads)
         self.next_day = DAY_S
 
     def step(self, provider: SimProvider, now: float) -> None:
-        """Note OOMs; once a day, apply the recommendations."""
+        """Note this window's OOMs; at the turn of a day, act."""
         for i, outcome in enumerate(provider.last_outcomes):
             if outcome is not None and outcome.ooms:
                 self.oomed[i] = True
-        if now < self.next_day:
-            return
-        self.next_day += DAY_S
+        if now >= self.next_day:
+            self.next_day += DAY_S
+            self.daily(provider)
+
+    def daily(self, provider: SimProvider) -> None:
+        """What the strategy does once a day."""
+        raise NotImplementedError
+
+
+class ComputeOptimizer(_Daily):
+    """AWS Compute Optimizer's 14-day lookback, applied once a day."""
+
+    name = "compute_optimizer"
+
+    def daily(self, provider: SimProvider) -> None:
+        """Apply the recommendations."""
         facts = provider.last_window()
         for i, target in enumerate(provider.targets()):
             window = facts.get(target.ref)
@@ -94,15 +105,14 @@ class ComputeOptimizer:
                 provider.set_memory(target.ref, _clamp(wanted))
 
 
-class PowerTuning:
+class PowerTuning(_Daily):
     """AWS Lambda Power Tuning: a synthetic sweep of sizes per function."""
 
     name = "power_tuning"
 
     def __init__(self, provider: SimProvider, window_s: float):
+        super().__init__(provider, window_s)
         self.rng = random.Random(f"power-tuning:{provider.seed}")
-        self.oomed = [False] * len(provider.workloads)
-        self.next_day = DAY_S
         for i, w in enumerate(provider.workloads):
             self._sweep(provider, i, w)
 
@@ -125,14 +135,8 @@ class PowerTuning:
         if best is not None:
             provider.set_memory(FunctionRef(provider.name, w.name), best[1])
 
-    def step(self, provider: SimProvider, now: float) -> None:
-        """Once a day, sweep again the functions that ran out of memory."""
-        for i, outcome in enumerate(provider.last_outcomes):
-            if outcome is not None and outcome.ooms:
-                self.oomed[i] = True
-        if now < self.next_day:
-            return
-        self.next_day += DAY_S
+    def daily(self, provider: SimProvider) -> None:
+        """Sweep again the functions that ran out of memory."""
         for i, w in enumerate(provider.workloads):
             if self.oomed[i]:
                 self._sweep(provider, i, w)
