@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from tuner.errors import ConflictError, ProviderError
+from tuner.config import load_config
+from tuner.errors import ConfigError, ConflictError, ProviderError
 from tuner.model import Change, Knob
 from tuner.providers.sim import Settings, SimProvider, VirtualClock, build
 from tuner.providers.sim.workloads import Workload, make_fleet
+from tuner.wiring import build as wire
 
 WINDOW = 900.0
 
@@ -115,3 +118,23 @@ def test_the_ledger_counts_steps_to_the_fix_and_reversals() -> None:
         score.redeploys_per_oom_mean == 1.5 and score.flapping_changes == 1 and score.changes == 5
     )
     assert score.failed_invocations > 0
+
+
+def test_a_tuner_yaml_with_a_sim_provider_runs_a_cycle(tmp_path: Path) -> None:
+    config = tmp_path / "tuner.yaml"
+    config.write_text(
+        f"store: {tmp_path / 'tuner.db'}\n"
+        "providers:\n  - type: sim\n    functions: 25\n    seed: 4\n"
+        "channels: {}\n"
+    )
+    clock = VirtualClock(3600.0)
+    tuner = wire(load_config(config), clock=clock)
+    try:
+        report = tuner.daemon.run_cycle()
+    finally:
+        tuner.close()
+    assert report.targets == 25 and not report.errors
+    config.write_text("providers:\n  - type: sim\n    functions: 0\n")
+    with pytest.raises(ConfigError) as raised:
+        wire(load_config(config), clock=clock)
+    assert "providers[0].functions" in str(raised.value.problems[0])
