@@ -1,7 +1,10 @@
 """Benchmark: full cycles of the real loop on a simulated fleet of 1,000 to 100,000 functions.
 
 Each cycle observes, evaluates, plans, guards, records in the SQLite store and notifies,
-as in production; only the provider is simulated.  For each size, in a fresh process:
+as in production; only the provider is simulated.  Two fleets per size: as drawn (a
+quarter of the functions running out of memory, most held back by the guard's hourly
+cap and recorded again each cycle) and settled (every function at its optimum + 15%).
+For each size and fleet, in a fresh process:
 CPU per cycle (the simulator's own observe time is measured apart and left out), peak
 RSS, and where the time goes (cProfile of one cycle, by part).  Then a simulated week at
 the smallest size: memory per tracked function at the end of each day.
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +48,18 @@ PARTS = {
 }
 
 
-def _daemon(functions: int, tmp: Path) -> tuple[Any, Any, Any]:
+def _daemon(functions: int, tmp: Path, settled: bool = False) -> tuple[Any, Any, Any]:
     from tuner.engine import load_rules
     from tuner.loop import Daemon
     from tuner.notify import build_notifier
-    from tuner.providers.sim import Settings, VirtualClock, build
+    from tuner.providers.sim import Settings, SimProvider, VirtualClock, build
     from tuner.store import SqliteStore
 
     clock = VirtualClock()
     provider = build(Settings(functions=functions, seed=7), clock=clock)
+    if settled:  # every function already at its optimum + 15%: nothing to fix
+        fleet = [replace(w, memory_mb=int(w.optimum_mb() * 1.15)) for w in provider.workloads]
+        provider = SimProvider(fleet, clock, seed=7)
     notifier = build_notifier({"channels": {}}, tmp / "outbox.db", clock, stream=io.StringIO())
     daemon = Daemon(providers=[provider], rules=load_rules([ROOT / "rules"]),
                     store=SqliteStore(tmp / "tuner.db"), notifier=notifier, clock=clock,
@@ -91,13 +98,13 @@ def _parts(stats: dict[Any, Any]) -> dict[str, float]:
     return by_part
 
 
-def one_size(functions: int, cycles: int) -> dict[str, Any]:
+def one_size(functions: int, cycles: int, settled: bool) -> dict[str, Any]:
     """Run ``cycles`` measured cycles (after two warm-up cycles) at one fleet size."""
     from tuner.logs import configure
 
     configure("console", "error")
     with tempfile.TemporaryDirectory() as tmp:
-        daemon, clock, provider = _daemon(functions, Path(tmp))
+        daemon, clock, provider = _daemon(functions, Path(tmp), settled)
         for _ in range(2):  # the first cycles write the initial OOM fixes
             clock.advance(WINDOW_S)
             daemon.run_cycle()
@@ -120,6 +127,7 @@ def one_size(functions: int, cycles: int) -> dict[str, Any]:
         total = sum(by_part.values()) or 1.0
         return {
             "functions": functions,
+            "fleet": "settled" if settled else "as drawn",
             "cycles": cycles,
             "tuner_cpu_ms_per_cycle": round(1000 * sum(tuner_cpu) / cycles, 1),
             "simulator_cpu_ms_per_cycle": round(1000 * sum(sim_cpu) / cycles, 1),
@@ -162,27 +170,31 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="1,000 functions only, two days of 200")
     ap.add_argument("--json", dest="json_file")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--settled", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--week", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--cycles", type=int, default=5, help=argparse.SUPPRESS)
     ap.add_argument("--days", type=int, default=7, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one_size(args.one, args.cycles)))
+        print(json.dumps(one_size(args.one, args.cycles, args.settled)))
         return 0
     if args.week:
         print(json.dumps(week(args.week, args.days)))
         return 0
     sizes = [(1_000, 5)] if args.quick else [(1_000, 5), (10_000, 5), (100_000, 3)]
     results = []
-    print(f"{'functions':>10} {'tuner CPU/cycle':>16} {'sim CPU/cycle':>14} {'peak RSS':>9}  "
+    print(f"{'functions':>10} {'fleet':>9} {'tuner CPU/cycle':>16} {'sim CPU/cycle':>14} {'peak RSS':>9}  "
           "where tuner's time goes")  # fmt: skip
     for functions, cycles in sizes:
-        r = _child(["--one", str(functions), "--cycles", str(cycles)])
-        results.append(r)
-        shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(r["profile_share"].items(),
-                           key=lambda kv: -kv[1]) if v >= 0.02)  # fmt: skip
-        print(f"{functions:10d} {r['tuner_cpu_ms_per_cycle']:13.1f} ms "
-              f"{r['simulator_cpu_ms_per_cycle']:11.1f} ms {r['peak_rss_mb']:6.0f} MB  {shares}")  # fmt: skip
+        for settled in (False, True):
+            flags = ["--settled"] if settled else []
+            r = _child(["--one", str(functions), "--cycles", str(cycles), *flags])
+            results.append(r)
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(r["profile_share"].items(),
+                               key=lambda kv: -kv[1]) if v >= 0.02)  # fmt: skip
+            print(f"{functions:10d} {r['fleet']:>9} {r['tuner_cpu_ms_per_cycle']:13.1f} ms "
+                  f"{r['simulator_cpu_ms_per_cycle']:11.1f} ms {r['peak_rss_mb']:6.0f} MB  "
+                  f"{shares}")  # fmt: skip
     days, functions = (2, 200) if args.quick else (7, 1000)
     w = _child(["--week", str(functions), "--days", str(days)])
     print(
