@@ -40,7 +40,7 @@ def _not(reason: str) -> Plan:
 
 
 def _round_up(value: float, step: int) -> int:
-    return int(math.ceil(value / step) * step)
+    return int(math.ceil(round(value / step, 6)) * step)  # 190 x 1.1 is 209, not 210
 
 
 class _Action(BaseModel):

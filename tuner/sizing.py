@@ -9,8 +9,9 @@ evidence, strongest first:
   ``extra.lookback_payload_kb_max``), including payloads of invocations that failed;
 - how a worker's memory grows over its life (``extra.worker_start_memory_mb``,
   ``extra.memory_growth_mb_per_invocation``, ``extra.worker_lifetime_invocations``);
-- tracing of an invocation killed for memory: what it had reached
-  (``extra.traced_peak_mb``) plus the allocation that failed (``extra.failed_allocation_mb``);
+- tracing of an invocation killed for memory: what it held plus the allocation that
+  failed (``traced_peak_memory_mb``, with ``traced_failed_allocation_mb``; read at the top
+  level where the facts carry them, else from ``extra``);
 - the peak of the invocations that survived (``peak_memory_mb``,
   ``extra.lookback_peak_memory_mb``), which bounds the need from below.
 """
@@ -45,6 +46,12 @@ class Need:
 def _extra(facts: Mapping[str, Any], name: str) -> float | None:
     extra = facts.get("extra")
     return fact_number(extra, name) if isinstance(extra, Mapping) else None
+
+
+def _fact(facts: Mapping[str, Any], name: str) -> float | None:
+    """A fact at the top level, else among the provider's ``extra`` measurements."""
+    value = fact_number(facts, name)
+    return value if value is not None else _extra(facts, name)
 
 
 def _largest(*values: float | None) -> float | None:
@@ -83,15 +90,16 @@ def traced_need(facts: Mapping[str, Any]) -> Need | None:
     small steps up to the limit, and the failed allocation says little about how much
     more it wanted: the estimate is then only a lower bound.
     """
-    reached = _extra(facts, "traced_peak_mb")
-    failed = _extra(facts, "failed_allocation_mb")
+    need = _fact(facts, "traced_peak_memory_mb")
+    failed = _fact(facts, "traced_failed_allocation_mb")
     memory = fact_number(facts, "memory_mb")
-    if reached is None or failed is None:
+    if need is None or failed is None:
         return None
-    near = memory is not None and reached >= NEAR_LIMIT * memory
+    held = need - failed
+    near = memory is not None and held >= NEAR_LIMIT * memory
     return Need(
-        reached + failed,
-        f"a killed invocation had {reached:.0f} MB when {failed:.0f} MB failed to allocate",
+        need,
+        f"a killed invocation held {held:.0f} MB when {failed:.0f} MB failed to allocate",
         lower_bound=near,
     )
 

@@ -33,16 +33,28 @@ def test_payload_model_sizes_for_the_largest_payload_seen_in_the_lookback() -> N
     assert "1600 KB" in need.basis
 
 
+def test_a_trace_read_at_the_top_level_as_a_tracing_provider_lifts_it() -> None:
+    facts = {"memory_mb": 128.0, "ooms": 3.0, "traced_peak_memory_mb": 190.0,
+             "traced_failed_allocation_mb": 176.0, "extra": {}}  # fmt: skip
+    plan = MoreMemory(margin=0.1).plan(FunctionConfig(memory_mb=128), AWS, facts)
+    assert plan.change is not None and plan.change.after == 209
+    assert "held 14 MB when 176 MB failed" in plan.summary
+
+
 def test_a_trace_far_below_the_limit_is_exact_one_near_it_is_a_lower_bound() -> None:
-    one_buffer = traced_need(oom_facts(512, traced_peak_mb=60.0, failed_allocation_mb=900.0))
+    one_buffer = traced_need(
+        oom_facts(512, traced_peak_memory_mb=960.0, traced_failed_allocation_mb=900.0)
+    )
     assert one_buffer is not None and one_buffer.mb == 960 and not one_buffer.lower_bound
-    growing = traced_need(oom_facts(512, traced_peak_mb=500.0, failed_allocation_mb=8.0))
+    growing = traced_need(
+        oom_facts(512, traced_peak_memory_mb=508.0, traced_failed_allocation_mb=8.0)
+    )
     assert growing is not None and growing.lower_bound
 
 
 def test_oom_need_prefers_exact_evidence_and_ignores_evidence_below_the_memory() -> None:
     facts = oom_facts(
-        256, traced_peak_mb=250.0, failed_allocation_mb=10.0,  # lower bound, 260
+        256, traced_peak_memory_mb=260.0, traced_failed_allocation_mb=10.0,  # lower bound
         worker_start_memory_mb=100.0, memory_growth_mb_per_invocation=0.5,
         worker_lifetime_invocations=400.0,  # exact, 300
     )  # fmt: skip
@@ -64,7 +76,7 @@ def test_more_memory_fixes_in_one_step_from_the_growth_model() -> None:
 
 
 def test_more_memory_from_a_growing_trace_takes_at_least_the_growth_factor() -> None:
-    facts = oom_facts(256, traced_peak_mb=250.0, failed_allocation_mb=30.0)
+    facts = oom_facts(256, traced_peak_memory_mb=280.0, traced_failed_allocation_mb=30.0)
     plan = MoreMemory(margin=0.2, growth=2.0).plan(FunctionConfig(memory_mb=256), AWS, facts)
     assert plan.change is not None and plan.change.after == 512
     assert "still growing" in plan.summary
@@ -87,7 +99,7 @@ def steady(memory: float, peak: float, **extra: float) -> dict[str, object]:
 def test_less_memory_never_goes_below_the_largest_peak_of_the_lookback() -> None:
     facts = steady(2048, 300.0, lookback_peak_memory_mb=700.0, lookback_days=14.0)
     plan = LessMemory(margin=0.1).plan(FunctionConfig(memory_mb=2048), FLAT, facts)
-    assert plan.change is not None and 770 <= plan.change.after <= 771
+    assert plan.change is not None and plan.change.after == 770
     assert "peak 700 MB over 14 days" in plan.summary
 
 

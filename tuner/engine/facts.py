@@ -122,11 +122,14 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
         "worker_lifetime_invocations": FactDoc(
             Type.NUMBER, "count", "Invocations a worker serves before the platform recycles it."
         ),
-        "traced_peak_mb": FactDoc(
-            Type.NUMBER, "MB", "Memory an invocation killed for memory had reached (tracing)."
+        "traced_peak_memory_mb": FactDoc(
+            Type.NUMBER,
+            "MB",
+            "The most memory a traced invocation needed: its peak, or for one killed for "
+            "memory, what it held plus the allocation that failed.",
         ),
-        "failed_allocation_mb": FactDoc(
-            Type.NUMBER, "MB", "Size of the allocation that failed in that invocation (tracing)."
+        "traced_failed_allocation_mb": FactDoc(
+            Type.NUMBER, "MB", "The largest allocation a traced invocation failed to make."
         ),
         "lookback_peak_memory_mb": FactDoc(
             Type.NUMBER, "MB", "Highest peak of surviving invocations over the lookback."

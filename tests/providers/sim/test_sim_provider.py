@@ -67,7 +67,7 @@ def test_a_killed_invocation_leaves_its_trace_and_a_survivor_its_peak() -> None:
     provider = SimProvider([replace(w, memory_mb=128, rate_per_s=5.0)], clock)
     (facts,) = run_windows(provider, clock, 1)[0].values()
     assert facts.ooms == facts.invocations and facts.peak_memory_mb is None
-    traced = facts.extra["traced_peak_mb"] + facts.extra["failed_allocation_mb"]
+    traced = facts.extra["traced_peak_memory_mb"]
     assert traced == pytest.approx(w.need_mb)  # one buffer: the trace tells the whole need
     untraced = build(Settings(functions=1, tracing=False), clock=VirtualClock())
     assert untraced.evidence.tracing is False

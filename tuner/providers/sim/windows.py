@@ -82,8 +82,8 @@ def simulate(
     else:
         ooms, peak, p90, failed_mb, reached = _payload(w, memory_mb, n, u, extra, evidence)
     if ooms and evidence.tracing:
-        extra["traced_peak_mb"] = reached
-        extra["failed_allocation_mb"] = failed_mb
+        extra["traced_peak_memory_mb"] = reached + failed_mb  # what it held + what failed
+        extra["traced_failed_allocation_mb"] = failed_mb
     survivors = n - ooms
     mean_ms = w.duration_ms(memory_mb)
     timeout_ms = timeout_s * 1000.0
