@@ -66,8 +66,12 @@ def simulate(
     window_s: float = 900.0,
     store_dir: Path | None = None,
     on_cycle: Callable[[int], None] | None = None,
+    guard_policy: Any = None,
 ) -> Simulation:
-    """Run the rules on a fresh simulated fleet for ``days`` of virtual time."""
+    """Run the rules on a fresh simulated fleet for ``days`` of virtual time.
+
+    ``guard_policy`` (a :class:`tuner.guard.GuardPolicy`) replaces the default caps.
+    """
     from tuner.engine import load_rules
     from tuner.loop import Daemon
     from tuner.notify import build_notifier
@@ -85,7 +89,7 @@ def simulate(
         store = SqliteStore(base / "tuner.db")
         notifier = build_notifier({"channels": {}}, base / "outbox.db", clock, stream=io.StringIO())
         daemon = Daemon(providers=[provider], rules=rules, store=store, notifier=notifier,
-                        clock=clock, window_s=window_s)  # fmt: skip
+                        clock=clock, window_s=window_s, guard_policy=guard_policy)  # fmt: skip
         started = time.process_time()
         try:
             while clock.now() + window_s <= end + 1e-6:
