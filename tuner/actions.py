@@ -150,10 +150,13 @@ class LessMemory(_Action):
         wanted = need.mb * (1.0 + self.margin)
         basis = f"{need.basis} + {self.margin:.0%}"
         timing = smallest_in_time(facts, self.max_slowdown, limits.cpu_scales_with_memory)
-        if timing is not None and timing[0] > wanted:
+        slowed = timing is not None and timing[0] > wanted
+        if timing is not None and slowed:
             wanted, basis = timing[0], f"{basis}; no lower: {timing[1]}"
         after = max(limits.memory_min_mb, _round_up(wanted, limits.memory_step_mb))
         if after > current * (1.0 - self.min_saving):
+            if slowed and timing is not None:
+                return _not(f"less memory would slow it: {timing[1]}")
             return _not(f"saving below {self.min_saving:.0%}")
         saving = monthly_saving(facts, current, after)
         if saving is not None and saving <= 0:

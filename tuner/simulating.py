@@ -134,8 +134,14 @@ def report_lines(sim: Simulation) -> list[str]:
         f"failed invocations (OOM or timeout): {s.failed_invocations}",
         f"cost over the last day: ${s.cost:,.2f} against ${s.optimum_cost:,.2f} at the optimum"
         f" (x{s.cost_ratio_to_optimum:.3f})",
-        f"memory changes: {s.changes}, of which reversals: {s.flapping_changes}",
+        f"memory changes: {s.changes}, of which oscillating: {s.flapping_changes}",
     ]
+    recommended = sum(n for (_, _, o), n in sim.decisions.items() if o == "recommended")
+    if recommended:
+        lines.append(
+            f"{recommended} recommendations were not applied (rules in mode recommend): "
+            "the cost above is without them"
+        )
     return lines
 
 

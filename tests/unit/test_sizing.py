@@ -120,6 +120,11 @@ def test_less_memory_keeps_a_cpu_bound_function_within_its_slowdown() -> None:
     plan = LessMemory(margin=0.3, max_slowdown=1.2).plan(FunctionConfig(memory_mb=3008), AWS, facts)
     assert plan.change is not None and plan.change.after == pytest.approx(floor[0], abs=1)
     assert "slows at most" in plan.summary
+    near_one_vcpu = steady(1900, 200.0, cpu_time_ms=1000.0, duration_avg_ms=1100.0)
+    strict = LessMemory(margin=0.3, max_slowdown=1.0).plan(
+        FunctionConfig(memory_mb=1900), AWS, near_one_vcpu
+    )
+    assert not strict.applicable and "would slow it" in strict.reason
 
 
 def test_less_memory_refuses_when_the_smaller_size_costs_no_less() -> None:
