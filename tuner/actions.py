@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tuner.model import Change, FunctionConfig, Knob, Limits, fact_number
 from tuner.registry import Entry, Registry
+from tuner.sizing import monthly_saving, oom_need, smallest_in_time, steady_need
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ def _not(reason: str) -> Plan:
 
 
 def _round_up(value: float, step: int) -> int:
-    return int(math.ceil(value / step) * step)
+    return int(math.ceil(round(value / step, 6)) * step)  # 190 x 1.1 is 209, not 210
 
 
 class _Action(BaseModel):
@@ -58,10 +59,13 @@ class _Action(BaseModel):
 
 
 class MoreMemory(_Action):
-    """Raise memory to the observed peak plus a margin, in one step.
+    """Raise memory to what the failing invocations need plus a margin, in one step.
 
-    When the peak is unknown or sits at the limit (the function was killed there, so its
-    real need is unknown) memory grows geometrically instead, up to ``max_mb`` or the
+    The need comes from the evidence the provider gives (see :mod:`tuner.sizing`): how
+    memory grows with payload size or over a worker's life, or the traced peak and failed
+    allocation of a killed invocation.  Without such evidence, memory goes to the peak of
+    the surviving invocations plus the margin; when that peak is unknown or sits at the
+    limit (the real need is unknown) memory grows geometrically, up to ``max_mb`` or the
     provider's cap.
 
     Example::
@@ -84,20 +88,21 @@ class MoreMemory(_Action):
     monotone: ClassVar[bool] = True
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
-        """Size memory from the peak when it is known, else grow geometrically."""
+        """Size memory from the evidence of need, else from the peak, else geometrically."""
         if self.only_if_cpu_scales and not limits.cpu_scales_with_memory:
             return _not("more memory buys no CPU on this provider")
         current = config.memory_mb
         peak = fact_number(facts, "peak_memory_mb")
-        traced = fact_number(facts, "traced_peak_memory_mb")
         cap = min(limits.memory_max_mb, self.max_mb or limits.memory_max_mb)
         if current >= cap:
             return _not(f"memory is already at the cap ({cap} MB)")
-        if traced is not None and traced >= 0.95 * current:
-            # A trace saw what the function needed (its peak, or what it held plus the
-            # allocation that failed): size from that instead of guessing.
-            wanted = traced * (1.0 + self.margin)
-            basis = f"from a traced need of {traced:.0f} MB + {self.margin:.0%}"
+        need = oom_need(facts, current) if (fact_number(facts, "ooms") or 0) > 0 else None
+        if need is not None and need.lower_bound:
+            wanted = max(need.mb * (1.0 + self.margin), current * self.growth)
+            basis = f"x{self.growth:g} at least: {need.basis}, still growing at the limit"
+        elif need is not None:
+            wanted = need.mb * (1.0 + self.margin)
+            basis = f"needs {need.mb:.0f} MB + {self.margin:.0%}: {need.basis}"
         elif peak is not None and peak < 0.95 * current:
             wanted = peak * (1.0 + self.margin)
             basis = f"from a {peak:.0f} MB peak + {self.margin:.0%}"
@@ -114,7 +119,14 @@ class MoreMemory(_Action):
 
 
 class LessMemory(_Action):
-    """Lower memory to the observed peak plus a margin (right-sizing); never on missing data.
+    """Lower memory to the largest evidence of need plus a margin (right-sizing).
+
+    The basis is the highest of the window's peak, the provider's lookback peak
+    (``extra.lookback_peak_memory_mb``) and the growth models of :mod:`tuner.sizing`, so
+    memory never goes below the largest peak seen.  Where CPU scales with memory and the
+    CPU time is known, memory stays high enough that the function slows by at most
+    ``max_slowdown`` and keeps clear of its timeout.  Never on missing data, never while
+    invocations run out of memory; the summary states the saving in dollars a month.
 
     Example::
 
@@ -125,20 +137,37 @@ class LessMemory(_Action):
     action: Literal["less-memory"] = "less-memory"
     margin: float = Field(0.3, ge=0.1, le=4.0, description="Headroom kept over the peak.")
     min_saving: float = Field(0.2, gt=0.0, lt=1.0, description="Skip savings below this share.")
+    max_slowdown: float = Field(
+        1.2, ge=1.0, le=4.0, description="Longest mean duration allowed, as a factor of today's."
+    )
     knob: ClassVar[Knob | None] = Knob.MEMORY_MB
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
-        """Size memory down from the peak, keeping a margin."""
+        """Size memory down from the largest evidence of need, keeping a margin and speed."""
         peak = fact_number(facts, "peak_memory_mb")
         if peak is None or peak <= 0:
             return _not("no peak memory measured: memory is never lowered on missing data")
+        if (fact_number(facts, "ooms") or 0) > 0:
+            return _not("invocations ran out of memory: memory is never lowered then")
+        need = steady_need(facts)
+        assert need is not None  # the window's peak is evidence
         current = config.memory_mb
-        after = max(
-            limits.memory_min_mb, _round_up(peak * (1.0 + self.margin), limits.memory_step_mb)
-        )
+        wanted = need.mb * (1.0 + self.margin)
+        basis = f"{need.basis} + {self.margin:.0%}"
+        timing = smallest_in_time(facts, self.max_slowdown, limits.cpu_scales_with_memory)
+        slowed = timing is not None and timing[0] > wanted
+        if timing is not None and slowed:
+            wanted, basis = timing[0], f"{basis}; no lower: {timing[1]}"
+        after = max(limits.memory_min_mb, _round_up(wanted, limits.memory_step_mb))
         if after > current * (1.0 - self.min_saving):
+            if slowed and timing is not None:
+                return _not(f"less memory would slow it: {timing[1]}")
             return _not(f"saving below {self.min_saving:.0%}")
-        summary = f"memory {current} -> {after} MB (peak {peak:.0f} MB + {self.margin:.0%})"
+        saving = monthly_saving(facts, current, after)
+        if saving is not None and saving <= 0:
+            return _not("no saving: the function would run longer at less memory")
+        money = f"; saves about ${saving:,.2f} a month at this traffic" if saving else ""
+        summary = f"memory {current} -> {after} MB ({basis}{money})"
         return Plan(Change(Knob.MEMORY_MB, current, after), summary)
 
 

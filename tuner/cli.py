@@ -18,13 +18,14 @@ from pathlib import Path
 
 from tuner.config import TunerConfig, load_config
 from tuner.durations import parse_duration
-from tuner.engine.facts import FACTS
+from tuner.engine.facts import EXTRA_FACTS, FACTS
 from tuner.engine.rulefiles import rules_schema
 from tuner.errors import ConfigError, Problem
 from tuner.history import decision_json, decision_line
 from tuner.lifecycle import JUDGED, State
 from tuner.logs import configure
 from tuner.model import Decision
+from tuner.simulating import add_parser as add_simulate_parser
 from tuner.store import SqliteStore
 from tuner.web import commands as web_commands
 from tuner.web.addresses import DEFAULT_ADDRESS, parse_address
@@ -274,7 +275,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_facts(args: argparse.Namespace) -> int:
     """Print the fact reference: every name a condition may use."""
-    for name, doc in FACTS.items():
+    for name, doc in {**FACTS, **{f"extra.{n}": d for n, d in EXTRA_FACTS.items()}}.items():
         unit = f" [{doc.unit}]" if doc.unit else ""
         _print(f"{name:30} {doc.type.value:7}{unit:9} {doc.doc}")
     return 0
@@ -370,6 +371,8 @@ def parser() -> argparse.ArgumentParser:
     from tuner import profiling_cli
 
     profiling_cli.register(sub)  # profile, traces, topology
+
+    add_simulate_parser(sub)
     return p
 
 

@@ -40,7 +40,13 @@ def _reads(tree: ast.AST) -> Iterator[tuple[str, str, int]]:
                 (isinstance(func, ast.Name) and func.id == "fact_number")
                 or _holder(node.args[0]) in FACT_HOLDERS  # any reader of facts by name
             ):
-                yield _holder(node.args[0]) or "facts", name.value, node.lineno
+                reader = func.id if isinstance(func, ast.Name) else ""
+                holder = _holder(node.args[0]) or "facts"
+                if "extra" in reader:
+                    holder = "extra"  # a reader of the provider's extra facts
+                elif reader == "_fact":
+                    holder = "facts or extra"
+                yield holder, name.value, node.lineno
             elif isinstance(func, ast.Attribute) and func.attr == "get":
                 holder = _holder(func.value)
                 if holder in FACT_HOLDERS:
@@ -54,6 +60,8 @@ def _reads(tree: ast.AST) -> Iterator[tuple[str, str, int]]:
 def _known(holder: str, name: str) -> bool:
     if holder == "extra":
         return name in EXTRA_FACTS
+    if holder == "facts or extra":
+        return name in FACTS or name in EXTRA_FACTS
     return name in FACTS
 
 

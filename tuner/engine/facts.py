@@ -142,6 +142,44 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     # Kubernetes
     "restarts": FactDoc(Type.NUMBER, "count", "kubernetes: container restarts of the pods."),
     "pods": FactDoc(Type.NUMBER, "count", "kubernetes: pods of the workload."),
+    # sizing evidence (the sim provider reports it all; others what they can measure)
+    "payload_kb_max": FactDoc(
+        Type.NUMBER, "KB", "Largest payload in the window, of failed invocations too."
+    ),
+    "memory_mb_per_payload_kb": FactDoc(
+        Type.NUMBER, "MB/KB", "How much an invocation's peak memory grows per KB of payload."
+    ),
+    "memory_base_mb": FactDoc(
+        Type.NUMBER, "MB", "Peak memory of an invocation with an empty payload."
+    ),
+    "worker_start_memory_mb": FactDoc(
+        Type.NUMBER, "MB", "Memory of a worker after its first invocation."
+    ),
+    "memory_growth_mb_per_invocation": FactDoc(
+        Type.NUMBER, "MB", "Memory a worker keeps after each invocation (a leak)."
+    ),
+    "worker_lifetime_invocations": FactDoc(
+        Type.NUMBER, "count", "Invocations a worker serves before the platform recycles it."
+    ),
+    "traced_peak_memory_mb": FactDoc(
+        Type.NUMBER,
+        "MB",
+        "The most memory a traced invocation needed: its peak, or for one killed for "
+        "memory, what it held plus the allocation that failed.",
+    ),
+    "traced_failed_allocation_mb": FactDoc(
+        Type.NUMBER, "MB", "The largest allocation a traced invocation failed to make."
+    ),
+    "lookback_peak_memory_mb": FactDoc(
+        Type.NUMBER, "MB", "Highest peak of surviving invocations over the lookback."
+    ),
+    "lookback_payload_kb_max": FactDoc(Type.NUMBER, "KB", "Largest payload over the lookback."),
+    "lookback_days": FactDoc(Type.NUMBER, "days", "Days of history in the lookback."),
+    "cpu_time_ms": FactDoc(
+        Type.NUMBER, "ms", "CPU time per invocation (Lambda Insights cpu_total_time)."
+    ),
+    "price_gb_s": FactDoc(Type.NUMBER, "$", "Price of one GB-second of memory."),
+    "price_per_request": FactDoc(Type.NUMBER, "$", "Price of one invocation."),
 }
 """Provider-specific facts, under ``extra`` (e.g. ``extra.cache_hit_rate``), and who produces them."""
 

@@ -39,6 +39,8 @@ PROVIDERS: Registry[ModuleType] = Registry(
               summary="AWS Lambda: Lambda, CloudWatch metrics and logs"),
         Entry("kubernetes", partial(import_module, "tuner.providers.kubernetes"),
               summary="Deployments and Knative Services, through the Kubernetes API"),
+        Entry("sim", partial(import_module, "tuner.providers.sim"),
+              summary="a simulated fleet on a virtual clock, for benchmarks and tuner simulate"),
     ],
 )  # fmt: skip
 """Provider type -> its package (``Settings``, ``build``), loaded on first use."""

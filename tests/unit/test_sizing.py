@@ -1,0 +1,155 @@
+"""Sizing memory from evidence: one-step OOM fixes and right-sizing down with a floor and a price."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuner.actions import LessMemory, MoreMemory
+from tuner.model import FunctionConfig, Limits
+from tuner.sizing import (
+    monthly_saving,
+    oom_need,
+    payload_need,
+    smallest_in_time,
+    steady_need,
+    traced_need,
+)
+
+AWS = Limits()
+FLAT = Limits(cpu_scales_with_memory=False)
+
+
+def oom_facts(memory: float, **extra: float) -> dict[str, object]:
+    return {"memory_mb": memory, "ooms": 5.0, "invocations": 20.0, "extra": extra}
+
+
+def test_payload_model_sizes_for_the_largest_payload_seen_in_the_lookback() -> None:
+    facts = oom_facts(
+        256, memory_mb_per_payload_kb=0.5, memory_base_mb=100.0, payload_kb_max=1000.0,
+        lookback_payload_kb_max=1600.0,
+    )  # fmt: skip
+    need = payload_need(facts)
+    assert need is not None and need.mb == pytest.approx(100 + 0.5 * 1600)
+    assert "1600 KB" in need.basis
+
+
+def test_a_trace_read_at_the_top_level_as_a_tracing_provider_lifts_it() -> None:
+    facts = {"memory_mb": 128.0, "ooms": 3.0, "traced_peak_memory_mb": 190.0,
+             "traced_failed_allocation_mb": 176.0, "extra": {}}  # fmt: skip
+    plan = MoreMemory(margin=0.1).plan(FunctionConfig(memory_mb=128), AWS, facts)
+    assert plan.change is not None and plan.change.after == 209
+    assert "held 14 MB when 176 MB failed" in plan.summary
+
+
+def test_a_trace_far_below_the_limit_is_exact_one_near_it_is_a_lower_bound() -> None:
+    one_buffer = traced_need(
+        oom_facts(512, traced_peak_memory_mb=960.0, traced_failed_allocation_mb=900.0)
+    )
+    assert one_buffer is not None and one_buffer.mb == 960 and not one_buffer.lower_bound
+    growing = traced_need(
+        oom_facts(512, traced_peak_memory_mb=508.0, traced_failed_allocation_mb=8.0)
+    )
+    assert growing is not None and growing.lower_bound
+
+
+def test_oom_need_prefers_exact_evidence_and_ignores_evidence_below_the_memory() -> None:
+    facts = oom_facts(
+        256, traced_peak_memory_mb=260.0, traced_failed_allocation_mb=10.0,  # lower bound
+        worker_start_memory_mb=100.0, memory_growth_mb_per_invocation=0.5,
+        worker_lifetime_invocations=400.0,  # exact, 300
+    )  # fmt: skip
+    need = oom_need(facts, 256)
+    assert need is not None and need.mb == 300 and "grows" in need.basis
+    assert oom_need(oom_facts(256, memory_mb_per_payload_kb=0.1, memory_base_mb=100.0,
+                              payload_kb_max=100.0), 256) is None  # fmt: skip
+
+
+def test_more_memory_fixes_in_one_step_from_the_growth_model() -> None:
+    facts = {
+        **oom_facts(256, memory_mb_per_payload_kb=0.5, memory_base_mb=100.0,
+                    payload_kb_max=2000.0),
+        "peak_memory_mb": 250.0,
+    }  # fmt: skip
+    plan = MoreMemory(margin=0.2).plan(FunctionConfig(memory_mb=256), AWS, facts)
+    assert plan.change is not None and plan.change.after == 1320  # (100 + 1000) * 1.2
+    assert "needs 1100 MB" in plan.summary and "2000 KB" in plan.summary
+
+
+def test_more_memory_from_a_growing_trace_takes_at_least_the_growth_factor() -> None:
+    facts = oom_facts(256, traced_peak_memory_mb=280.0, traced_failed_allocation_mb=30.0)
+    plan = MoreMemory(margin=0.2, growth=2.0).plan(FunctionConfig(memory_mb=256), AWS, facts)
+    assert plan.change is not None and plan.change.after == 512
+    assert "still growing" in plan.summary
+
+
+def test_more_memory_without_ooms_keeps_the_speed_path() -> None:
+    facts = {"memory_mb": 512.0, "ooms": 0.0, "peak_memory_mb": 100.0, "extra": {}}
+    plan = MoreMemory(only_if_cpu_scales=True).plan(FunctionConfig(memory_mb=512), AWS, facts)
+    assert plan.change is not None and plan.change.after == 1024
+
+
+def steady(memory: float, peak: float, **extra: float) -> dict[str, object]:
+    return {
+        "memory_mb": memory, "ooms": 0.0, "peak_memory_mb": peak, "invocations": 900.0,
+        "window_s": 900.0, "duration_p50_ms": 200.0, "duration_max_ms": 400.0,
+        "timeout_ms": 30_000.0, "cpu_scales_with_memory": True, "extra": extra,
+    }  # fmt: skip
+
+
+def test_less_memory_never_goes_below_the_largest_peak_of_the_lookback() -> None:
+    facts = steady(2048, 300.0, lookback_peak_memory_mb=700.0, lookback_days=14.0)
+    plan = LessMemory(margin=0.1).plan(FunctionConfig(memory_mb=2048), FLAT, facts)
+    assert plan.change is not None and plan.change.after == 770
+    assert "peak 700 MB over 14 days" in plan.summary
+
+
+def test_less_memory_states_the_saving_in_dollars() -> None:
+    facts = steady(2048, 300.0, price_gb_s=0.00001)
+    plan = LessMemory(margin=0.3).plan(FunctionConfig(memory_mb=2048), FLAT, facts)
+    assert plan.change is not None
+    # 1 invocation/s for 30 days, 0.2 s each, (2048 - 390) MB at $0.00001 per GB-s
+    expected = 86_400 * 30 * 0.2 * (2048 - 390) / 1024 * 0.00001
+    assert f"${expected:,.2f} a month" in plan.summary
+
+
+def test_less_memory_keeps_a_cpu_bound_function_within_its_slowdown() -> None:
+    # 1000 ms on CPU at one vCPU (3008 MB), 100 ms waiting: halving the CPU would double the time.
+    facts = steady(3008, 200.0, cpu_time_ms=1000.0, duration_avg_ms=1100.0)
+    floor = smallest_in_time(facts, 1.2, cpu_scales=True)
+    assert floor is not None and floor[0] == pytest.approx(1000 / (1.2 * 1100 - 100) * 1769)
+    plan = LessMemory(margin=0.3, max_slowdown=1.2).plan(FunctionConfig(memory_mb=3008), AWS, facts)
+    assert plan.change is not None and plan.change.after == pytest.approx(floor[0], abs=1)
+    assert "slows at most" in plan.summary
+    near_one_vcpu = steady(1900, 200.0, cpu_time_ms=1000.0, duration_avg_ms=1100.0)
+    strict = LessMemory(margin=0.3, max_slowdown=1.0).plan(
+        FunctionConfig(memory_mb=1900), AWS, near_one_vcpu
+    )
+    assert not strict.applicable and "would slow it" in strict.reason
+
+
+def test_less_memory_refuses_when_the_smaller_size_costs_no_less() -> None:
+    facts = steady(1769, 200.0, cpu_time_ms=1000.0, duration_avg_ms=1000.0)
+    plan = LessMemory(margin=0.3, max_slowdown=4.0).plan(FunctionConfig(memory_mb=1769), AWS, facts)
+    assert not plan.applicable and "no saving" in plan.reason
+
+
+def test_less_memory_never_while_running_out_of_memory() -> None:
+    facts = {**steady(2048, 300.0), "ooms": 1.0}
+    plan = LessMemory().plan(FunctionConfig(memory_mb=2048), FLAT, facts)
+    assert not plan.applicable and "out of memory" in plan.reason
+
+
+def test_steady_need_is_the_largest_evidence() -> None:
+    facts = steady(1024, 300.0, memory_mb_per_payload_kb=0.1, memory_base_mb=200.0,
+                   payload_kb_max=2000.0)  # fmt: skip
+    need = steady_need(facts)
+    assert need is not None and need.mb == 400
+
+
+def test_monthly_saving_prices_the_longer_duration_where_cpu_scales() -> None:
+    facts = steady(1769, 200.0, cpu_time_ms=500.0, duration_avg_ms=1000.0, price_gb_s=1.0)
+    flat = monthly_saving({**facts, "cpu_scales_with_memory": False}, 1769, 884.5)
+    scaled = monthly_saving(facts, 1769, 884.5)
+    assert flat is not None and scaled is not None and 0 < scaled < flat
+    # at half the memory: 500 ms waiting + 1000 ms on CPU = 1.5 s, so 0.75 of the GB-s
+    assert scaled == pytest.approx(flat * 0.5)
