@@ -31,8 +31,9 @@ from bench_engine import fleet  # noqa: E402
 
 from tuner.engine import Streaks, build_facts, evaluate, fleet_facts, load_rules  # noqa: E402
 from tuner.insight import LiveState  # noqa: E402
+from tuner.lifecycle import State  # noqa: E402
 from tuner.loop import CycleReport  # noqa: E402
-from tuner.model import Change, Decision, Knob, Mode, Outcome, Severity, Verification  # noqa: E402
+from tuner.model import Change, Decision, Knob, Mode, Severity  # noqa: E402
 from tuner.store import SqliteStore  # noqa: E402
 from tuner.web.api import Sources  # noqa: E402
 from tuner.web.metrics import Metrics  # noqa: E402
@@ -82,9 +83,9 @@ def build_state(n: int, cycles: int, store: SqliteStore) -> tuple[LiveState, Met
     for target in rng.sample(targets, n // 20):  # one in twenty functions was changed
         decisions.append(Decision(
             id=uuid.uuid4().hex, time=now - 600, ref=target.ref, rule="oom", action="more-memory",
-            severity=Severity.CRITICAL, mode=Mode.APPLY, outcome=Outcome.APPLIED,
+            severity=Severity.CRITICAL, mode=Mode.APPLY, state=State.IMPROVED,
             change=Change(Knob.MEMORY_MB, target.config.memory_mb, target.config.memory_mb * 2),
-            verification=Verification.IMPROVED, facts=build_facts(target, windows[0], {}),
+            facts=build_facts(target, windows[0], {}),
         ))  # fmt: skip
     store.record_many(decisions)
     state.add_decisions(decisions)
