@@ -102,8 +102,12 @@ class MirroredStore:
 
     def record(self, decision: Decision) -> None:
         """Write the decision locally, then its entry in the cluster when it has one."""
-        self.inner.record(decision)
-        self._push([decision.id])
+        self.record_many([decision])
+
+    def record_many(self, decisions: list[Decision]) -> None:
+        """Write decisions locally in one transaction, then their entries in the cluster."""
+        self.inner.record_many(decisions)
+        self._push([d.id for d in decisions])
 
     def put_state(self, key: str, value: str) -> None:
         """Store loop state (local only)."""

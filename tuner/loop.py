@@ -153,12 +153,23 @@ class Daemon:
         cooldowns = {r.name: r.rule.cooldown for r in rules.rules}
         since = now - history_span(cooldowns, self.guard_policy)
         history = self.store.applied_since(since, with_facts=False)
+        settled: list[Decision] = []  # recorded together, in one transaction
         for decision in guard(planned, history, cooldowns, self.guard_policy, now):
             decision = held(self.store, decision)  # a person paused tuning of this function
             try:
-                report.decisions.append(self._carry_out(decision, targets_by_ref))
+                if decision.verdict is not Verdict.APPLY or decision.state is not State.PLANNED:
+                    settled.append(decision)
+                else:
+                    decision = self._apply(decision, targets_by_ref)
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
                 self._function_failed(report, decision.ref, exc)
+                continue
+            report.decisions.append(decision)
+        try:
+            self.store.record_many(settled)
+        except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
+            report.errors.append(f"decisions not recorded: {exc}")
+            log.error("decisions not recorded", decisions=len(settled), error=str(exc))
         self._forget_streaks(listed, {target.ref.key for _, target, _ in observed})
         told = [d for d in report.decisions if d.state not in UNTOLD]
         self._notify(told + [d for d in report.verified if d.state in EVENTS])
@@ -214,12 +225,10 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
             log.error("bad telemetry not recorded", function=target.ref.key, error=str(exc))
 
-    def _carry_out(
+    def _apply(
         self, decision: Decision, targets_by_ref: dict[FunctionRef, tuple[Provider, Target]]
     ) -> Decision:
-        """Record a decision with the guard's verdict; apply it when it is still to be applied."""
-        if decision.verdict is not Verdict.APPLY or decision.state is not State.PLANNED:
-            return self._record(decision)
+        """Apply a decision the guard let go ahead (its intent and outcome are recorded)."""
         provider, target = targets_by_ref[decision.ref]
         if provider.name in self.applier.throttled:
             return self._record(decision.advance(State.SKIPPED, _THROTTLED))

@@ -100,6 +100,10 @@ class Store(Protocol):
         """Write a decision in its current state (insert or replace by id)."""
         ...
 
+    def record_many(self, decisions: list[Decision]) -> None:
+        """Write several decisions at once (one transaction where the store has them)."""
+        ...
+
     def decisions(
         self, ref: FunctionRef | None = None, since: float | None = None, limit: int = 1000
     ) -> list[Decision]:
