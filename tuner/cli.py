@@ -204,8 +204,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def summary_table(decisions: Sequence[Decision]) -> str:
-    """A readable table per function: what was found, what was changed, what was verified."""
+    """A readable table per function: what was found, what was changed, what was verified.
+
+    Below it, each change with what it was sized from (the plan's own words).
+    """
     rows: dict[str, dict[str, list[str]]] = {}
+    sized: list[str] = []
     for d in decisions:
         row = rows.setdefault(
             d.ref.name, {"found": [], "changed": [], "verified": [], "evidence": []}
@@ -218,6 +222,7 @@ def summary_table(decisions: Sequence[Decision]) -> str:
             row["verified"].append("pending" if d.state is State.APPLIED else d.state.value)
             if (d.state in JUDGED or rolled_back) and d.reason:
                 row["evidence"].append(d.reason.split(";")[0])
+            sized.append(f"  {d.ref.name}: {d.summary}")
         elif d.state in (State.NOTIFIED, State.RECOMMENDED) and d.action != "resolved":
             label = "told the owners" if d.state is State.NOTIFIED else "recommended"
             if label not in row["changed"]:
@@ -231,6 +236,8 @@ def summary_table(decisions: Sequence[Decision]) -> str:
     fmt = "  ".join(f"{{:{w}}}" for w in widths)
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out.extend(fmt.format(*line) for line in lines)
+    if sized:
+        out += ["", "How each change was sized:", *sized]
     return "\n".join(out)
 
 
