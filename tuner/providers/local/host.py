@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from tuner.ports import Clock
 from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.queues import EventSourceQueue
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
+from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy
 from tuner.providers.local.specs import FunctionSpec, load_dependencies, load_functions
 from tuner.providers.local.stubs import DependencyStubs
 from tuner.providers.local.workers import (
@@ -75,14 +77,19 @@ class FunctionHost:
         *,
         max_workers_per_function: int = 8,
         memory_limits: LimitFactory | None = None,
+        sandbox: SandboxPolicy | None = None,
         reset: bool = False,
     ) -> None:
         self.functions_dir = functions_dir
         self.state_dir = state_dir
+        private_folder(state_dir)
         self.specs: dict[str, FunctionSpec] = load_functions(functions_dir)
         self._clock = clock
         self._max_workers = max_workers_per_function
         self._memory_limits = memory_limits
+        self._sandbox_policy = sandbox or SandboxPolicy()
+        self._sandbox: Sandbox | None = None
+        self._directories: dict[str, Path] = {}
         self._stubs = DependencyStubs(load_dependencies(functions_dir))
         self.records = Records(state_dir / "local.sqlite")
         self._configs: dict[str, FunctionConfig] = {}
@@ -100,12 +107,15 @@ class FunctionHost:
 
     def start(self) -> None:
         """Start the dependencies, the worker pools and the event source queues."""
+        self._sandbox = sandbox = Sandbox(self._sandbox_policy)
+        sandbox.worker_slots = self._max_workers * len(self.specs)
         self._stubs.start()
         for name, spec in self.specs.items():
             config = self._configs[name]
+            self._directories[name] = sandbox.reachable(spec.directory)
             self._caches[name] = TtlCache(self._clock, config.cache_ttl_s or 0)
             self._pools[name] = WorkerPool(
-                self._worker_spec(spec, config), self._max_workers, self._memory_limits
+                self._worker_spec(spec, config), self._max_workers, self._memory_limits, sandbox
             )
             if config.batch_size is not None:
                 queue = EventSourceQueue(
@@ -145,6 +155,8 @@ class FunctionHost:
             queue.stop()
         self._stubs.close()
         self.records.close()
+        if self._sandbox is not None:
+            self._sandbox.close()
 
     def warm_workers(self, name: str) -> list[int]:
         """Process ids of a function's idle warm workers (empty before start)."""
@@ -276,7 +288,7 @@ class FunctionHost:
     def _worker_spec(self, spec: FunctionSpec, config: FunctionConfig) -> WorkerSpec:
         return WorkerSpec(
             function=spec.name,
-            directory=spec.directory,
+            directory=self._directories.get(spec.name, spec.directory),
             memory_mb=config.memory_mb,
             timeout_s=config.timeout_s or spec.timeout_s,
             cache_ttl_s=config.cache_ttl_s or 0,
@@ -285,6 +297,25 @@ class FunctionHost:
             log_path=self.state_dir / "logs" / f"{spec.name}.log",
             revision=int(config.revision),
         )
+
+
+def private_folder(path: Path) -> None:
+    """Create the state folder, or narrow it, so that only its owner may enter it.
+
+    It holds the endpoint's token, the invocation records (configurations with their
+    environments) and, by default, tuner's own store.
+    """
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        os.chmod(path, 0o700)  # whatever the umask
+        return
+    info = path.stat()
+    if not info.st_mode & 0o077:
+        return
+    if (path / "local.sqlite").exists() and info.st_uid == os.geteuid():
+        os.chmod(path, 0o700)  # a host state folder from before: narrow it
+    else:
+        log.warning("state folder is readable by other users", path=str(path))
 
 
 def split(items: Sequence[Any], parts: int) -> list[list[Any]]:

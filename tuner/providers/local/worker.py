@@ -7,7 +7,11 @@ copy of stdout; the handler's own prints go to stderr, which the host sends to a
 Protocol (host -> worker): ``init`` once, then ``invoke`` repeatedly, and ``cache_value``
 as the answer to a ``cache_get``.  Worker -> host: ``ready`` after init, then per
 invocation any number of ``dependency_call``, ``cache_get`` and ``cache_set`` messages and
-finally one ``result`` with the outcome (ok, error, oom) and the peak RSS of the process.
+finally one ``result``: ``ok`` with the handler's return value or ``error`` with what it
+raised.  Nothing else is believed: the host measures time, memory and leftovers itself,
+and a MemoryError ends this process with :data:`EXIT_OUT_OF_MEMORY`, which the host
+reads from the exit status (the handler's code shares this process, so whatever it
+writes on the pipe is a claim, never a measurement).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from collections.abc import Callable
 from typing import IO, Any
 
 _MB = 1024 * 1024
+EXIT_OUT_OF_MEMORY = 86
+"""The exit status after a MemoryError caught in :func:`serve`: the host's ``oom``."""
 _DEPENDENCY_CONNECT_TIMEOUT_S = 2.0
 
 
@@ -151,13 +157,11 @@ def read_memory_status() -> dict[str, int]:
     return status
 
 
-def reset_peak_memory() -> None:
-    """Reset VmHWM to the current RSS, so the next reading is this invocation's peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        pass  # an older kernel: the peak then covers the worker's whole life
+def limit_processes(nproc: int | None) -> None:
+    """No core dumps, and at most ``nproc`` processes for this user when given."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if nproc is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
 def limit_address_space(memory_mb: int) -> int:
@@ -199,8 +203,8 @@ def serve(channel: Channel) -> None:
     if init is None:
         return
     started = time.monotonic()
+    limit_processes(init.get("nproc"))
     handler = load_handler(init["directory"])
-    reserve = bytearray(2 * _MB)  # freed on MemoryError so the reply can still be built
     non_resident_mb = limit_address_space(init["memory_mb"])
     channel.send(
         {
@@ -215,30 +219,29 @@ def serve(channel: Channel) -> None:
         context = Context(
             init["function"], init["memory_mb"], deadline, cache, init["dependencies"], channel
         )
-        reset_peak_memory()
         reply: dict[str, Any] = {"type": "result", "outcome": "ok"}
         try:
             reply["result"] = handler(request["event"], context)
             json.dumps(reply["result"])
         except BaseException as error:  # the handler's failure is the outcome, not ours
             if _is_out_of_memory(error):
-                del reserve
-                reply = {"type": "result", "outcome": "oom", "error": "MemoryError"}
-            else:
-                reply = {
-                    "type": "result",
-                    "outcome": "error",
-                    "error": f"{type(error).__name__}: {error}",
-                }
-                traceback.print_exc()
-        reply["peak_mb"] = read_memory_status()["VmHWM"] / 1024
+                try:
+                    sys.stderr.flush()
+                finally:
+                    os._exit(EXIT_OUT_OF_MEMORY)  # a worker that ran out of memory is not reused
+            reply = {
+                "type": "result",
+                "outcome": "error",
+                "error": f"{type(error).__name__}: {error}",
+            }
+            traceback.print_exc()
         channel.send(reply)
-        if reply["outcome"] == "oom":
-            return  # a worker that ran out of memory is not reused
 
 
 def main() -> None:
     """Run as a worker: keep a private copy of stdout for the protocol."""
+    if sys.argv[1:] == ["--probe"]:
+        return  # the host checks that this interpreter can run this file
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the handler's print() goes to the log, never into the protocol
     logging.basicConfig(

@@ -1,0 +1,137 @@
+"""Hostile handlers: functions written to break out of, fool or exhaust the local host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HOSTILE = {
+    # Starts a child in its own process group and one in a new session, then outlives
+    # its timeout; prints both pids so a test can look for them.
+    "orphaner": (
+        "memory_mb: 128\ntimeout_s: 1\n",
+        "import subprocess, sys, time\n\n"
+        "def handler(event, context):\n"
+        "    grouped = subprocess.Popen(['sleep', '120'])\n"
+        "    detached = subprocess.Popen(['sleep', '120'], start_new_session=True)\n"
+        "    print('CHILDREN', grouped.pid, detached.pid, file=sys.stderr, flush=True)\n"
+        "    time.sleep(30)\n",
+    ),
+    # Returns at once but leaves a thread burning CPU (or a child running) behind.
+    "spinner": (
+        "memory_mb: 128\ntimeout_s: 5\n",
+        "import os, subprocess, threading\n\n"
+        "def spin():\n"
+        "    while True:\n"
+        "        pass\n\n"
+        "def handler(event, context):\n"
+        "    if event.get('child'):\n"
+        "        subprocess.Popen(['sleep', '120'])\n"
+        "    else:\n"
+        "        threading.Thread(target=spin, daemon=True).start()\n"
+        "    return os.getpid()\n",
+    ),
+    # Forks as many processes as it is asked for and counts those that started.
+    "forker": (
+        "memory_mb: 128\ntimeout_s: 10\n",
+        "import subprocess\n\n"
+        "def handler(event, context):\n"
+        "    started = []\n"
+        "    for _ in range(event['n']):\n"
+        "        try:\n"
+        "            started.append(subprocess.Popen(['sleep', '30']))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    for child in started:\n"
+        "        child.kill()\n"
+        "        child.wait()\n"
+        "    return len(started)\n",
+    ),
+    # Writes megabytes to stdout.
+    "shouter": (
+        "memory_mb: 128\ntimeout_s: 10\n",
+        "import sys\n\n"
+        "def handler(event, context):\n"
+        "    line = 'x' * 1023 + '\\n'\n"
+        "    for _ in range(event['mb'] * 1024):\n"
+        "        sys.stdout.write(line)\n"
+        "    sys.stdout.flush()\n"
+        "    return 'done'\n",
+    ),
+    # Writes a forged result (out of memory, tiny peak) to every descriptor it has.
+    "forger": (
+        "memory_mb: 128\ntimeout_s: 5\n",
+        "import json, os\n\n"
+        "def handler(event, context):\n"
+        "    forged = json.dumps({'type': 'result', 'outcome': 'oom', 'peak_mb': 1}) + '\\n'\n"
+        "    for fd in range(64):\n"
+        "        try:\n"
+        "            os.write(fd, forged.encode())\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return 'forged'\n",
+    ),
+    # Writes megabytes without a newline to every pipe it holds (the protocol included).
+    "flooder": (
+        "memory_mb: 128\ntimeout_s: 10\n",
+        "import os, stat, threading\n\n"
+        "def flood(fd):\n"
+        "    block = b'x' * (1 << 20)\n"
+        "    try:\n"
+        "        for _ in range(event_mb):\n"
+        "            os.write(fd, block)\n"
+        "    except OSError:\n"
+        "        pass\n\n"
+        "event_mb = 300\n\n"
+        "def handler(event, context):\n"
+        "    pipes = [fd for fd in range(3, 64) if _is_pipe(fd)]\n"
+        "    threads = [threading.Thread(target=flood, args=(fd,)) for fd in pipes]\n"
+        "    for thread in threads:\n"
+        "        thread.start()\n"
+        "    for thread in threads:\n"
+        "        thread.join()\n"
+        "    return pipes\n\n"
+        "def _is_pipe(fd):\n"
+        "    try:\n"
+        "        return stat.S_ISFIFO(os.fstat(fd).st_mode)\n"
+        "    except OSError:\n"
+        "        return False\n",
+    ),
+    # Looks at who it runs as, what it can read and what its environment holds.
+    "snoop": (
+        "memory_mb: 128\ntimeout_s: 5\nenvironment: {GREETING: hello}\n",
+        "import os, tempfile\n\n"
+        "def handler(event, context):\n"
+        "    try:\n"
+        "        shadow = open('/etc/shadow').read()[:20]\n"
+        "    except OSError as error:\n"
+        "        shadow = type(error).__name__\n"
+        "    tmp = tempfile.gettempdir()\n"
+        "    info = os.stat(tmp)\n"
+        "    return {'uid': os.getuid(), 'gid': os.getgid(), 'groups': os.getgroups(),\n"
+        "            'environment': dict(os.environ), 'shadow': shadow, 'tmp': tmp,\n"
+        "            'tmp_mode': info.st_mode & 0o777, 'tmp_uid': info.st_uid}\n",
+    ),
+    # Allocates in child processes, where the worker's own address-space cap does not add up.
+    "child-hog": (
+        "memory_mb: 128\ntimeout_s: 10\n",
+        "import subprocess, sys\n\n"
+        "HOG = ('import time\\n'\n"
+        "       'block = bytearray({mb} << 20)\\n'\n"
+        "       'for i in range(0, len(block), 4096): block[i] = 1\\n'\n"
+        "       'time.sleep(1)\\n')\n\n"
+        "def handler(event, context):\n"
+        "    children = [subprocess.Popen([sys.executable, '-c', HOG.format(mb=event['mb'])])\n"
+        "                for _ in range(event['children'])]\n"
+        "    return [child.wait() for child in children]\n",
+    ),
+}
+
+
+def write_hostile(directory: Path) -> Path:
+    """Write the hostile functions into ``directory`` (a functions directory)."""
+    for name, (declaration, source) in HOSTILE.items():
+        function_dir = directory / "functions" / name
+        function_dir.mkdir(parents=True)
+        (function_dir / "function.yaml").write_text(declaration)
+        (function_dir / "handler.py").write_text(source)
+    return directory

@@ -1,0 +1,211 @@
+"""Hostile handlers against the local host: it stays bounded, isolated and measures for itself.
+
+Each test runs a handler of ``hostile.py`` on a real host, with the kernel's cgroups
+where this machine allows them (``confined``) and with the portable limits alone
+(``plain``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hostile import write_hostile
+from local_world import WallClock
+
+from tuner.providers.local.cgroups import memory_limits
+from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.sandboxing import SandboxPolicy
+
+PIDS_MAX = 16
+OUTPUT_BYTES = 64 * 1024
+POLICY = SandboxPolicy(pids_max=PIDS_MAX, output_bytes=OUTPUT_BYTES, frame_bytes=1 << 20)
+CGROUPS = memory_limits(pids_max=PIDS_MAX)
+ROOT = os.geteuid() == 0
+needs_cgroups = pytest.mark.skipif(CGROUPS is None, reason="no writable cgroup v1 controllers")
+
+
+def _host(tmp_path: Path, cgroups: bool) -> Iterator[FunctionHost]:
+    host = FunctionHost(
+        write_hostile(tmp_path / "hostile"),
+        tmp_path / "state",
+        WallClock(),
+        max_workers_per_function=2,
+        memory_limits=CGROUPS if cgroups else None,
+        sandbox=POLICY,
+    )
+    host.start()
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Iterator[FunctionHost]:
+    """A host with the portable limits only: address-space cap, process group, /proc."""
+    yield from _host(tmp_path, cgroups=False)
+
+
+@pytest.fixture
+def confined(tmp_path: Path) -> Iterator[FunctionHost]:
+    """A host whose workers also run in memory and pids cgroups."""
+    if CGROUPS is None:
+        pytest.skip("no writable cgroup v1 controllers")
+    yield from _host(tmp_path, cgroups=True)
+
+
+@pytest.fixture(params=["plain", "confined"])
+def any_host(request: pytest.FixtureRequest) -> FunctionHost:
+    """Each kind of host in turn."""
+    host: FunctionHost = request.getfixturevalue(request.param)
+    return host
+
+
+def gone(pid: int, within_s: float = 3.0) -> bool:
+    """True when the process ends (or is only a zombie) within the time."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def log_of(host: FunctionHost, name: str) -> str:
+    return (host.state_dir / "logs" / f"{name}.log").read_text(errors="replace")
+
+
+def test_a_timeout_kills_the_children_of_the_invocation(any_host: FunctionHost) -> None:
+    result = any_host.invoke("orphaner", {})
+
+    assert result.outcome == "timeout"
+    grouped, detached = (
+        int(p) for p in log_of(any_host, "orphaner").split("CHILDREN")[1].split()[:2]
+    )
+    try:
+        assert gone(grouped)
+        if any_host._memory_limits is not None:  # a cgroup also holds a child in a new session
+            assert gone(detached)
+    finally:
+        for pid in (grouped, detached):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+
+
+def test_a_thread_left_running_after_ok_recycles_the_worker(any_host: FunctionHost) -> None:
+    first = any_host.invoke("spinner", {})
+
+    assert first.outcome == "ok"
+    assert gone(first.result)
+    assert any_host.warm_workers("spinner") == []
+    assert "left running after the invocation" in log_of(any_host, "spinner")
+    second = any_host.invoke("spinner", {})
+    assert second.result != first.result  # a new worker
+
+
+def test_a_child_left_running_after_ok_dies_with_the_worker(confined: FunctionHost) -> None:
+    before = set(int(p) for p in os.listdir("/proc") if p.isdigit())
+    result = confined.invoke("spinner", {"child": True})
+
+    assert result.outcome == "ok" and gone(result.result)
+    sleepers = [
+        int(p)
+        for p in os.listdir("/proc")
+        if p.isdigit() and int(p) not in before and _command(int(p)) == "sleep 120"
+    ]
+    assert all(gone(pid) for pid in sleepers)
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+@needs_cgroups
+def test_forks_stop_at_the_pids_limit(confined: FunctionHost) -> None:
+    result = confined.invoke("forker", {"n": 40})
+
+    assert result.outcome == "ok"
+    assert 0 < result.result < PIDS_MAX
+
+
+def test_output_is_cut_at_the_cap_with_a_marker(any_host: FunctionHost) -> None:
+    started = time.monotonic()
+    result = any_host.invoke("shouter", {"mb": 20})
+
+    assert result.outcome == "ok" and result.result == "done"
+    log = log_of(any_host, "shouter")
+    assert f"[tuner: output cut after {OUTPUT_BYTES} bytes in this invocation]" in log
+    assert len(log) < OUTPUT_BYTES + 1024
+    assert time.monotonic() - started < 8
+
+
+def test_a_forged_result_on_any_descriptor_never_becomes_an_oom(any_host: FunctionHost) -> None:
+    result = any_host.invoke("forger", {})
+
+    assert result.outcome == "error"
+    assert "protocol violation" in result.error and "oom" in result.error
+    recorded = any_host.records.invocations(["forger"], 0, time.time() + 1)
+    assert [r.outcome for r in recorded] == ["error"]
+
+
+def test_a_flood_on_the_protocol_pipe_is_cut_at_the_frame_cap(any_host: FunctionHost) -> None:
+    peak_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.monotonic()
+    result = any_host.invoke("flooder", {})
+
+    assert result.outcome == "error"
+    assert "a message over 1048576 bytes" in result.error
+    assert time.monotonic() - started < 5
+    peak_after_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert peak_after_mb - peak_before_mb < 64
+
+
+@pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")
+def test_workers_run_unprivileged_with_only_their_declared_environment(
+    plain: FunctionHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TUNER_HOST_SECRET", "do-not-leak")
+    result = plain.invoke("snoop", {})
+
+    assert result.outcome == "ok"
+    seen = result.result
+    assert (seen["uid"], seen["gid"], seen["groups"]) == (65534, 65534, [])
+    assert seen["shadow"] == "PermissionError"
+    assert seen["environment"]["GREETING"] == "hello"
+    assert set(seen["environment"]) <= {
+        "GREETING", "PATH", "LANG", "HOME", "TMPDIR", "MALLOC_ARENA_MAX", "LC_CTYPE"
+    }  # fmt: skip
+    assert seen["tmp"] != "/tmp" and seen["tmp_mode"] == 0o700 and seen["tmp_uid"] == 65534
+    assert not Path(seen["tmp"]).exists() or plain.warm_workers("snoop")
+
+
+def test_each_child_process_has_the_address_space_cap(any_host: FunctionHost) -> None:
+    result = any_host.invoke("child-hog", {"mb": 458, "children": 1})
+
+    assert result.outcome == "ok" and result.result == [1]  # the child's MemoryError
+
+
+@needs_cgroups
+def test_memory_spread_over_children_is_bounded_by_the_cgroup(confined: FunctionHost) -> None:
+    result = confined.invoke("child-hog", {"mb": 100, "children": 3})
+
+    assert result.outcome == "oom"
+    assert confined.warm_workers("child-hog") == []
+
+
+def test_without_cgroups_the_host_watches_the_whole_group(plain: FunctionHost) -> None:
+    result = plain.invoke("child-hog", {"mb": 100, "children": 3})
+
+    assert result.outcome == "oom"
+    assert result.error == "killed at its memory limit"
