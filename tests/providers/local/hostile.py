@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from local_world import write_handlers
+
 HOSTILE = {
     # Starts a child in its own process group and one in a new session, then outlives
     # its timeout; prints both pids so a test can look for them.
@@ -124,14 +126,20 @@ HOSTILE = {
         "                for _ in range(event['children'])]\n"
         "    return [child.wait() for child in children]\n",
     ),
+    # Ships a link to a file only root may read, hoping the host copies or opens it as root.
+    "linker": (
+        "memory_mb: 128\ntimeout_s: 5\n",
+        "def handler(event, context):\n"
+        "    try:\n"
+        "        return open('shadow-link').read()[:20]\n"
+        "    except OSError as error:\n"
+        "        return type(error).__name__\n",
+    ),
 }
 
 
 def write_hostile(directory: Path) -> Path:
     """Write the hostile functions into ``directory`` (a functions directory)."""
-    for name, (declaration, source) in HOSTILE.items():
-        function_dir = directory / "functions" / name
-        function_dir.mkdir(parents=True)
-        (function_dir / "function.yaml").write_text(declaration)
-        (function_dir / "handler.py").write_text(source)
+    write_handlers(directory, HOSTILE)
+    (directory / "functions" / "linker" / "shadow-link").symlink_to("/etc/shadow")
     return directory

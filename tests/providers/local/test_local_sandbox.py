@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +20,11 @@ import pytest
 from hostile import write_hostile
 from local_world import WallClock
 
+from tuner.errors import ConfigError
+from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.cgroups import memory_limits
 from tuner.providers.local.host import FunctionHost
-from tuner.providers.local.sandboxing import SandboxPolicy
+from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy
 
 PIDS_MAX = 16
 OUTPUT_BYTES = 64 * 1024
@@ -196,6 +200,16 @@ def test_each_child_process_has_the_address_space_cap(any_host: FunctionHost) ->
     assert result.outcome == "ok" and result.result == [1]  # the child's MemoryError
 
 
+@pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")
+def test_a_link_in_the_function_folder_is_followed_with_the_workers_rights(
+    plain: FunctionHost,
+) -> None:
+    mode = os.stat("/etc/shadow").st_mode
+
+    assert plain.invoke("linker", {}).result == "PermissionError"
+    assert os.stat("/etc/shadow").st_mode == mode
+
+
 @needs_cgroups
 def test_memory_spread_over_children_is_bounded_by_the_cgroup(confined: FunctionHost) -> None:
     result = confined.invoke("child-hog", {"mb": 100, "children": 3})
@@ -209,3 +223,47 @@ def test_without_cgroups_the_host_watches_the_whole_group(plain: FunctionHost) -
 
     assert result.outcome == "oom"
     assert result.error == "killed at its memory limit"
+
+
+def test_the_shared_cache_a_handler_fills_stays_within_its_bound() -> None:
+    cache = TtlCache(WallClock(), ttl_s=60, max_bytes=10_000)
+    for index in range(100):
+        cache.set(f"k{index}", "x" * 1000)
+
+    assert cache.size_bytes <= 10_000
+    assert cache.get("k99") == "x" * 1000 and cache.get("k0") is None  # oldest went first
+    cache.set("huge", "x" * 20_000)
+    assert cache.get("huge") is None
+
+
+@pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")
+def test_workers_use_an_interpreter_their_user_can_run() -> None:
+    sandbox = Sandbox(SandboxPolicy())
+    try:
+        probe = subprocess.run(
+            [*sandbox.command(), "--probe"], user=65534, group=65534, capture_output=True, cwd="/"
+        )
+        assert probe.returncode == 0, probe.stderr
+        assert sandbox.drops_privileges
+    finally:
+        sandbox.close()
+
+
+@pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")
+def test_an_unknown_worker_user_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Sandbox(SandboxPolicy(user="no-such-user-here"))
+    assert refused.value.problems[0].field == "worker_user"
+
+
+@pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")
+def test_no_runnable_interpreter_is_a_configuration_error_naming_those_tried() -> None:
+    try:
+        subprocess.run([sys.executable, "-c", "pass"], user=65534, group=65534, check=True, cwd="/")
+        pytest.skip("tuner's own interpreter is readable by every user here")
+    except (OSError, subprocess.CalledProcessError):
+        pass  # as expected: a venv below root's home
+    with pytest.raises(ConfigError) as refused:
+        Sandbox(SandboxPolicy(python="/nonexistent/python3"))
+    assert refused.value.problems[0].field == "worker_python"
+    assert sys.executable in str(refused.value) and "/nonexistent/python3" in str(refused.value)

@@ -16,6 +16,7 @@ import structlog
 from tuner.model import FunctionConfig
 from tuner.ports import Clock
 from tuner.providers.local.caching import TtlCache
+from tuner.providers.local.pool import WorkerPool
 from tuner.providers.local.queues import EventSourceQueue
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
 from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy
@@ -24,7 +25,6 @@ from tuner.providers.local.stubs import DependencyStubs
 from tuner.providers.local.workers import (
     Execution,
     LimitFactory,
-    WorkerPool,
     WorkerSpec,
     WorkerStartError,
 )
@@ -87,8 +87,8 @@ class FunctionHost:
         self._clock = clock
         self._max_workers = max_workers_per_function
         self._memory_limits = memory_limits
-        self._sandbox_policy = sandbox or SandboxPolicy()
-        self._sandbox: Sandbox | None = None
+        self._sandbox = Sandbox(sandbox or SandboxPolicy())
+        self._sandbox.worker_slots = max_workers_per_function * len(self.specs)
         self._directories: dict[str, Path] = {}
         self._stubs = DependencyStubs(load_dependencies(functions_dir))
         self.records = Records(state_dir / "local.sqlite")
@@ -107,8 +107,7 @@ class FunctionHost:
 
     def start(self) -> None:
         """Start the dependencies, the worker pools and the event source queues."""
-        self._sandbox = sandbox = Sandbox(self._sandbox_policy)
-        sandbox.worker_slots = self._max_workers * len(self.specs)
+        sandbox = self._sandbox
         self._stubs.start()
         for name, spec in self.specs.items():
             config = self._configs[name]
@@ -155,8 +154,7 @@ class FunctionHost:
             queue.stop()
         self._stubs.close()
         self.records.close()
-        if self._sandbox is not None:
-            self._sandbox.close()
+        self._sandbox.close()
 
     def warm_workers(self, name: str) -> list[int]:
         """Process ids of a function's idle warm workers (empty before start)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -86,14 +87,17 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
-        """``GET /functions``: every function with its live configuration."""
+    def _serve(self, respond: Callable[[], None]) -> None:
         if not self._admitted():
             return
         try:
-            self._get()
+            respond()
         finally:
             self.server.slots.release()
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        """``GET /functions``: every function with its live configuration."""
+        self._serve(self._get)
 
     def _get(self) -> None:
         if self.path.rstrip("/") != "/functions":
@@ -113,12 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
         """``POST /functions/<name>/invoke`` (JSON event) or ``.../records`` (JSON list)."""
-        if not self._admitted():
-            return
-        try:
-            self._post()
-        finally:
-            self.server.slots.release()
+        self._serve(self._post)
 
     def _post(self) -> None:
         invoke, records = _INVOKE.match(self.path), _RECORDS.match(self.path)

@@ -25,17 +25,20 @@ from pathlib import Path
 
 import structlog
 
+from tuner.errors import ConfigError, Problem
 from tuner.providers.local import worker as worker_script
 
 log = structlog.get_logger(__name__)
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+RUNTIME_FILES = ("worker.py", "tracer.py")
+"""The worker's own files (standard library only), copied where the worker user can read them."""
 SYSTEM_PYTHON = "/usr/bin/python3"
 _PROBE_TIMEOUT_S = 15.0
 
 
-class SandboxError(Exception):
-    """The worker user or an interpreter it can run could not be found."""
+def _problem(message: str, field: str) -> ConfigError:
+    return ConfigError([Problem("local provider", None, message, field=field)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +84,11 @@ class Sandbox:
         if self.identity is not None:
             self._runtime = Path(tempfile.mkdtemp(prefix="tuner-runtime-"))
             os.chmod(self._runtime, 0o755)
-            self.script = Path(shutil.copy(worker_script.__file__, self._runtime / "worker.py"))
-            os.chmod(self.script, 0o644)
+            source = Path(worker_script.__file__).parent
+            for name in RUNTIME_FILES:  # the worker loads its siblings by path
+                if (source / name).is_file():
+                    os.chmod(shutil.copy(source / name, self._runtime / name), 0o644)
+            self.script = self._runtime / "worker.py"
             self.python = self._runnable_python()
         log.info(
             "worker sandbox",
@@ -117,9 +123,10 @@ class Sandbox:
                 return candidate
             tried.append(f"{candidate}: exit {done.returncode}")
         assert self.identity is not None
-        raise SandboxError(
+        raise _problem(
             f"no interpreter the worker user {self.identity.name} can run ({'; '.join(tried)});"
-            " make one readable or set the local provider's worker_python"
+            " make one readable to that user or name another",
+            "worker_python",
         )
 
     @property
@@ -154,11 +161,14 @@ class Sandbox:
             return directory
         copy = self._runtime / "functions" / directory.name
         shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(directory, copy, symlinks=False)
-        for folder, _, files in os.walk(self._runtime):
+        # Links stay links: the worker follows them with its own rights, never with root's.
+        shutil.copytree(directory, copy, symlinks=True)
+        for folder, _, files in os.walk(copy):
             os.chmod(folder, 0o755)
             for name in files:
-                os.chmod(os.path.join(folder, name), 0o644)
+                path = os.path.join(folder, name)
+                if not os.path.islink(path):  # chmod would change the link's target
+                    os.chmod(path, 0o644)
         log.info("function copied where its worker user can read it", to=str(copy))
         return copy
 
@@ -210,7 +220,7 @@ def _identity(user: str | None) -> Identity | None:
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        raise SandboxError(f"worker user {user!r} does not exist") from None
+        raise _problem(f"no user {user!r} to run workers as", "worker_user") from None
     if entry.pw_uid == 0:
         return None
     return Identity(entry.pw_name, entry.pw_uid, entry.pw_gid)
@@ -258,16 +268,14 @@ class ProcessProbe:
     """Reads a worker's status and resets its peak through /proc files kept open."""
 
     def __init__(self, pid: int) -> None:
-        self._status = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            self._clear_refs: int | None = os.open(
-                f"/proc/{pid}/clear_refs", os.O_WRONLY | os.O_CLOEXEC
-            )
-        except OSError:
-            self._clear_refs = None  # an older kernel: the peak covers the worker's life
+        self._status = _open(f"/proc/{pid}/status", os.O_RDONLY)
+        self._clear_refs = _open(f"/proc/{pid}/clear_refs", os.O_WRONLY)
+        """None on an older kernel: the peak then covers the worker's whole life."""
 
     def read(self) -> ProcessStatus | None:
         """VmHWM and Threads of the process, measured by the host; None once it is gone."""
+        if self._status is None:
+            return None
         try:
             text = os.pread(self._status, 8192, 0)
             peak_kb = int(text.split(b"VmHWM:", 1)[1].split(None, 1)[0])
@@ -288,6 +296,13 @@ class ProcessProbe:
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+
+def _open(path: str, flags: int) -> int | None:
+    try:
+        return os.open(path, flags | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
