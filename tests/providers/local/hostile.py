@@ -126,6 +126,18 @@ HOSTILE = {
         "                for _ in range(event['children'])]\n"
         "    return [child.wait() for child in children]\n",
     ),
+    # Reads another worker's environment and memory map through /proc (same user).
+    "peeker": (
+        "memory_mb: 128\ntimeout_s: 5\n",
+        "def handler(event, context):\n"
+        "    found = {}\n"
+        "    for name in ('environ', 'maps'):\n"
+        "        try:\n"
+        "            found[name] = open(f'/proc/{event[\"pid\"]}/{name}').read()[:20]\n"
+        "        except OSError as error:\n"
+        "            found[name] = type(error).__name__\n"
+        "    return found\n",
+    ),
     # Ships a link to a file only root may read, hoping the host copies or opens it as root.
     "linker": (
         "memory_mb: 128\ntimeout_s: 5\n",

@@ -201,6 +201,15 @@ def test_each_child_process_has_the_address_space_cap(any_host: FunctionHost) ->
 
 
 @pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")
+def test_a_worker_cannot_look_into_another_functions_worker(plain: FunctionHost) -> None:
+    assert plain.invoke("snoop", {}).outcome == "ok"
+    [victim] = plain.warm_workers("snoop")
+
+    seen = plain.invoke("peeker", {"pid": victim}).result
+    assert seen == {"environ": "PermissionError", "maps": "PermissionError"}
+
+
+@pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")
 def test_a_link_in_the_function_folder_is_followed_with_the_workers_rights(
     plain: FunctionHost,
 ) -> None:
@@ -241,10 +250,14 @@ def test_workers_use_an_interpreter_their_user_can_run() -> None:
     sandbox = Sandbox(SandboxPolicy())
     try:
         probe = subprocess.run(
-            [*sandbox.command(), "--probe"], user=65534, group=65534, capture_output=True, cwd="/"
+            [sandbox.python, "-I", str(sandbox.script), "--probe"],
+            user=65534,
+            group=65534,
+            capture_output=True,
+            cwd="/",
         )
         assert probe.returncode == 0, probe.stderr
-        assert sandbox.drops_privileges
+        assert sandbox.drops_privileges and sandbox.command()[-2:] == ["--user", "65534:65534"]
     finally:
         sandbox.close()
 

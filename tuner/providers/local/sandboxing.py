@@ -105,7 +105,7 @@ class Sandbox:
     def _runnable_python(self) -> str:
         tried = []
         for candidate in dict.fromkeys([sys.executable, self.policy.python]):
-            probe = [candidate, "-I", str(self.script), "--probe"]
+            probe = [candidate, "-I", str(self.script), "--probe"]  # run as the user throughout
             try:
                 done = subprocess.run(
                     probe,
@@ -173,8 +173,11 @@ class Sandbox:
         return copy
 
     def command(self) -> list[str]:
-        """The argv that starts a worker."""
-        return [self.python, "-I", str(self.script)]
+        """The argv that starts a worker; the worker drops to its user itself, at once."""
+        command = [self.python, "-I", str(self.script)]
+        if self.identity is not None:
+            command += ["--user", f"{self.identity.uid}:{self.identity.gid}"]
+        return command
 
     def private_tmp(self, function: str) -> Path:
         """A new temporary folder that only the worker user can enter."""
@@ -203,9 +206,6 @@ class Sandbox:
             cwd=cwd,
             start_new_session=True,  # its own process group: killed as a whole
             close_fds=True,  # nothing of the host's is inherited
-            user=self._uid,
-            group=self._gid,
-            extra_groups=self._groups,
         )
 
     def close(self) -> None:

@@ -157,6 +157,18 @@ def read_memory_status() -> dict[str, int]:
     return status
 
 
+def drop_privileges(uid: int, gid: int) -> None:
+    """Become ``uid``/``gid`` with no other groups, before any handler code is loaded.
+
+    Changing user inside the process (rather than before exec) also makes the kernel
+    mark it not dumpable: other processes of the same user (other functions' workers)
+    can then neither trace it nor read its memory or descriptors through /proc.
+    """
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
 def limit_processes(nproc: int | None) -> None:
     """No core dumps, and at most ``nproc`` processes for this user when given."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -242,6 +254,8 @@ def main() -> None:
     """Run as a worker: keep a private copy of stdout for the protocol."""
     if sys.argv[1:] == ["--probe"]:
         return  # the host checks that this interpreter can run this file
+    if sys.argv[1:2] == ["--user"]:
+        drop_privileges(*(int(part) for part in sys.argv[2].split(":")))
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the handler's print() goes to the log, never into the protocol
     logging.basicConfig(
