@@ -138,6 +138,23 @@ HOSTILE = {
         "            found[name] = type(error).__name__\n"
         "    return found\n",
     ),
+    # Asks for thousands of cache values on the protocol pipe and never reads the answers.
+    "jammer": (
+        "memory_mb: 128\ntimeout_s: 1\n",
+        "import json, os, stat, time\n\n"
+        "def handler(event, context):\n"
+        "    frame = json.dumps({'type': 'cache_get', 'key': 'k'}).encode() + b'\\n'\n"
+        "    pipes = [fd for fd in range(3, 64) if _writable_pipe(fd)]\n"
+        "    for _ in range(5000):\n"
+        "        for fd in pipes:\n"
+        "            os.write(fd, frame)\n"
+        "    time.sleep(30)\n\n"
+        "def _writable_pipe(fd):\n"
+        "    try:\n"
+        "        return stat.S_ISFIFO(os.fstat(fd).st_mode) and os.write(fd, b'') == 0\n"
+        "    except OSError:\n"
+        "        return False\n",
+    ),
     # Ships a link to a file only root may read, hoping the host copies or opens it as root.
     "linker": (
         "memory_mb: 128\ntimeout_s: 5\n",

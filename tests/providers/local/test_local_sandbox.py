@@ -12,6 +12,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,6 +174,20 @@ def test_a_flood_on_the_protocol_pipe_is_cut_at_the_frame_cap(any_host: Function
     assert time.monotonic() - started < 5
     peak_after_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert peak_after_mb - peak_before_mb < 64
+
+
+def test_a_worker_that_stops_reading_still_times_out_on_time(plain: FunctionHost) -> None:
+    finished: list[str] = []
+    started = time.monotonic()
+    caller = threading.Thread(
+        target=lambda: finished.append(plain.invoke("jammer", {}).outcome),
+        daemon=True,
+    )
+    caller.start()
+    caller.join(timeout=6)
+
+    assert finished == ["timeout"]
+    assert time.monotonic() - started < 4
 
 
 @pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")

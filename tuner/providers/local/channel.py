@@ -45,6 +45,8 @@ class FrameReader:
         Raises EOFError when the worker closed the pipe and FrameTooLargeError when a
         frame grows past the cap (nothing more is buffered).
         """
+        if time.monotonic() >= deadline:
+            return None  # a worker streaming frames does not outlive its deadline either
         while (end := self._buffer.find(b"\n", self._scanned)) < 0:
             self._scanned = len(self._buffer)
             if self._scanned > self._frame_bytes:

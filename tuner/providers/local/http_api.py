@@ -126,6 +126,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, {"error": "not found"})
             return
         name = (invoke or records).group(1)  # type: ignore[union-attr]
+        if name not in self.server.host.specs:  # before the rate limiter keeps a bucket
+            self.close_connection = True
+            self._reply(404, {"error": f"no function {name!r}"})
+            return
         wait_s = self.server.rate.allow(name)
         if wait_s > 0:
             self.close_connection = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -153,7 +154,9 @@ class WorkerProcess:
         finally:
             os.close(output_write)
         assert self._process.stdin is not None and self._process.stdout is not None
-        self._stdin = self._process.stdin
+        self._stdin_fd = self._process.stdin.fileno()
+        os.set_blocking(self._stdin_fd, False)  # a worker that stops reading cannot stall us
+        self._deadline = time.monotonic() + _STARTUP_TIMEOUT_S
         policy = sandbox.policy
         self._sink = OutputSink(output_read, spec.log_path, policy.output_bytes, policy.log_bytes)
         self._reader = FrameReader(
@@ -184,24 +187,23 @@ class WorkerProcess:
             return False
 
     def _start(self, started: float) -> None:
-        self._send(
-            {
-                "type": "init",
-                "function": self.spec.function,
-                "directory": str(self.spec.directory),
-                "memory_mb": self.spec.memory_mb,
-                "timeout_s": self.spec.timeout_s,
-                "cache_ttl_s": self.spec.cache_ttl_s,
-                "dependencies": dict(self.spec.dependencies),
-                "nproc": self._sandbox.nproc_limit(
-                    self._limit is not None and self._limit.limits_pids
-                ),
-            }
-        )
+        pids_cgroup = self._limit is not None and self._limit.limits_pids
+        init = {
+            "type": "init",
+            "function": self.spec.function,
+            "directory": str(self.spec.directory),
+            "memory_mb": self.spec.memory_mb,
+            "timeout_s": self.spec.timeout_s,
+            "cache_ttl_s": self.spec.cache_ttl_s,
+            "dependencies": dict(self.spec.dependencies),
+            "nproc": self._sandbox.nproc_limit(pids_cgroup),
+        }
         try:
-            line = self._reader.read_frame(time.monotonic() + _STARTUP_TIMEOUT_S)
-            ready = line is not None and json.loads(line).get("type") == "ready"
-        except (EOFError, FrameTooLargeError, ValueError, AttributeError):
+            self._send(init)
+            line = self._reader.read_frame(self._deadline)
+            reply = json.loads(line) if line is not None else None
+            ready = isinstance(reply, dict) and reply.get("type") == "ready"
+        except (EOFError, BrokenPipeError, TimeoutError, FrameTooLargeError, ValueError):
             ready = False
         if not ready:
             self.stop()
@@ -215,7 +217,7 @@ class WorkerProcess:
     def invoke(self, event: Any, cache: SharedCache) -> Execution:
         """Run one invocation; kill the worker and its children when it exceeds the timeout."""
         started = time.monotonic()
-        deadline = started + self.spec.timeout_s
+        self._deadline = deadline = started + self.spec.timeout_s
         execution = Execution(outcome="", duration_ms=0.0)
         self._sink.begin_invocation()
         self._probe.reset_peak()
@@ -228,6 +230,8 @@ class WorkerProcess:
                 else:
                     self._handle(json.loads(line), execution, cache)
             execution.duration_ms = (time.monotonic() - started) * 1000
+        except TimeoutError:
+            self._timed_out(execution)
         except (EOFError, BrokenPipeError):
             self._died(execution)
             execution.duration_ms = (time.monotonic() - started) * 1000
@@ -369,8 +373,16 @@ class WorkerProcess:
         remove_tmp(self._tmp)
 
     def _send(self, message: dict[str, Any]) -> None:
-        self._stdin.write(json.dumps(message).encode() + b"\n")
-        self._stdin.flush()
+        """Write one message; TimeoutError if the worker stops reading past the deadline."""
+        data = memoryview(json.dumps(message).encode() + b"\n")
+        while data:
+            try:
+                data = data[os.write(self._stdin_fd, data) :]
+            except BlockingIOError:
+                remaining = self._deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("the worker stopped reading") from None
+                select.select([], [self._stdin_fd], [], remaining)
 
 
 class LimitFactory(Protocol):
