@@ -295,3 +295,19 @@ def test_no_runnable_interpreter_is_a_configuration_error_naming_those_tried() -
         Sandbox(SandboxPolicy(python="/nonexistent/python3"))
     assert refused.value.problems[0].field == "worker_python"
     assert sys.executable in str(refused.value) and "/nonexistent/python3" in str(refused.value)
+
+
+def test_without_a_worker_user_workers_keep_the_hosts_user(tmp_path: Path) -> None:
+    host = FunctionHost(
+        write_hostile(tmp_path / "hostile"),
+        tmp_path / "state",
+        WallClock(),
+        sandbox=SandboxPolicy(user=None),
+    )
+    host.start()
+    try:
+        seen = host.invoke("snoop", {}).result
+    finally:
+        host.close()
+    assert seen["uid"] == os.geteuid()
+    assert seen["environment"]["TMPDIR"] == seen["tmp"] != "/tmp"
