@@ -119,6 +119,8 @@ _CLAIMABLE_OUTCOMES = {"ok", "error"}
 """Outcomes a worker may state; oom and timeout are only ever measured by the host."""
 _MAX_DEPENDENCY_CALLS = 1000
 _MAX_ERROR_CHARS = 2000
+_WATCH_EVERY_S = 0.25
+"""How often, without a cgroup, the host adds up a busy worker's process group."""
 
 
 class WorkerProcess:
@@ -168,6 +170,7 @@ class WorkerProcess:
         self._threads = 1
         self._status: ProcessStatus | None = None
         self._killed_for_memory = False
+        self._next_watch = 0.0
         self._stopped = False
         self._start(started)
 
@@ -290,8 +293,10 @@ class WorkerProcess:
         Each process also has the address-space cap, so this only catches a handler that
         spreads memory over several processes, and only as often as the reader ticks.
         """
-        if self._limit is not None or self._killed_for_memory:
+        now = time.monotonic()
+        if self._limit is not None or self._killed_for_memory or now < self._next_watch:
             return
+        self._next_watch = now + _WATCH_EVERY_S  # a scan of /proc: not on every tick
         if group_rss_mb(self.pid) > self.spec.memory_mb:
             self._killed_for_memory = True
             self.kill()
