@@ -155,6 +155,20 @@ HOSTILE = {
         "    except OSError:\n"
         "        return False\n",
     ),
+    # Reports a failed call to a dependency it never called, to blame another team.
+    "blamer": (
+        "memory_mb: 128\ntimeout_s: 5\n",
+        "import json, os\n\n"
+        "def handler(event, context):\n"
+        "    claim = {'type': 'dependency_call', 'name': 'payments-api', 'latency_ms': 2000.0,\n"
+        "             'error': 'URLError: [Errno 111] Connection refused'}\n"
+        "    for fd in range(3, 64):\n"
+        "        try:\n"
+        "            os.write(fd, json.dumps(claim).encode() + b'\\n')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return 'blamed'\n",
+    ),
     # Ships a link to a file only root may read, hoping the host copies or opens it as root.
     "linker": (
         "memory_mb: 128\ntimeout_s: 5\n",

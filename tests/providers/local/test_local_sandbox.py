@@ -24,6 +24,7 @@ from local_world import WallClock
 from tuner.errors import ConfigError
 from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.cgroups import memory_limits
+from tuner.providers.local.dependency_calls import checked_path
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy
 
@@ -162,6 +163,20 @@ def test_a_forged_result_on_any_descriptor_never_becomes_an_oom(any_host: Functi
     assert "protocol violation" in result.error and "oom" in result.error
     recorded = any_host.records.invocations(["forger"], 0, time.time() + 1)
     assert [r.outcome for r in recorded] == ["error"]
+
+
+def test_a_handler_cannot_report_dependency_calls_it_did_not_make(plain: FunctionHost) -> None:
+    result = plain.invoke("blamer", {})
+
+    assert result.outcome == "error" and "protocol violation" in result.error
+    assert plain.records.dependency_calls(["blamer"], 0, time.time() + 1) == []
+
+
+@pytest.mark.parametrize("path", ["@evil.example/", "//evil.example/", "a/b", "/a b", "/a\\b", 7])
+def test_dependency_paths_cannot_change_the_host(path: object) -> None:
+    with pytest.raises(ValueError):
+        checked_path(path)
+    assert checked_path("/items/p-100?x=1") == "/items/p-100?x=1"
 
 
 def test_a_flood_on_the_protocol_pipe_is_cut_at_the_frame_cap(any_host: FunctionHost) -> None:

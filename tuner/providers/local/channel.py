@@ -1,15 +1,18 @@
-"""The host's end of a worker's protocol pipe: newline-framed JSON, each frame capped.
+"""The host's end of a worker's protocol pipes: newline-framed JSON, each frame capped.
 
+Writes never block past a deadline, so a worker that stops reading cannot stall the host.
 While it waits for a frame the reader also drains the worker's output pipe into the log,
 so a worker that prints a lot never stalls on a full pipe during its invocation.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import time
 from collections.abc import Callable
+from typing import Any
 
 from tuner.providers.local.output import OutputSink
 
@@ -71,3 +74,16 @@ class FrameReader:
         del self._buffer[: end + 1]
         self._scanned = 0
         return frame
+
+
+def send_frame(fd: int, message: dict[str, Any], deadline: float) -> None:
+    """Write one message to a non-blocking pipe; TimeoutError once the deadline passed."""
+    data = memoryview(json.dumps(message).encode() + b"\n")
+    while data:
+        try:
+            data = data[os.write(fd, data) :]
+        except BlockingIOError:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the worker stopped reading") from None
+            select.select([], [fd], [], remaining)

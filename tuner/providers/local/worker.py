@@ -6,7 +6,8 @@ copy of stdout; the handler's own prints go to stderr, which the host sends to a
 
 Protocol (host -> worker): ``init`` once, then ``invoke`` repeatedly, and ``cache_value``
 as the answer to a ``cache_get``.  Worker -> host: ``ready`` after init, then per
-invocation any number of ``dependency_call``, ``cache_get`` and ``cache_set`` messages and
+invocation any number of ``dependency_get`` (answered by ``dependency_value``), ``cache_get``
+(answered by ``cache_value``) and ``cache_set`` messages and
 finally one ``result``: ``ok`` with the handler's return value or ``error`` with what it
 raised.  Nothing else is believed: the host measures time, memory and leftovers itself,
 and a MemoryError ends this process with :data:`EXIT_OUT_OF_MEMORY`, which the host
@@ -31,7 +32,6 @@ from typing import IO, Any
 _MB = 1024 * 1024
 EXIT_OUT_OF_MEMORY = 86
 """The exit status after a MemoryError caught in :func:`serve`: the host's ``oom``."""
-_DEPENDENCY_CONNECT_TIMEOUT_S = 2.0
 
 
 class DependencyError(Exception):
@@ -81,40 +81,19 @@ class Cache:
 
 
 class DependencyClient:
-    """Calls one named dependency over HTTP and tells the host about every call."""
+    """Calls one named dependency through the host, which makes, times and records the call."""
 
-    def __init__(self, name: str, url: str, channel: Channel, deadline: float) -> None:
+    def __init__(self, name: str, channel: Channel) -> None:
         self.name = name
-        self.url = url.rstrip("/")
         self._channel = channel
-        self._deadline = deadline
 
     def get(self, path: str = "/") -> Any:
         """GET ``path`` from the dependency and return the decoded JSON body."""
-        import urllib.error  # imported on first use: most handlers call no dependency
-        import urllib.request
-
-        started = time.monotonic()
-        timeout = max(0.05, min(_DEPENDENCY_CONNECT_TIMEOUT_S, self._deadline - started))
-        error = ""
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                body = response.read()
-            return json.loads(body) if body else None
-        except (urllib.error.URLError, OSError, ValueError) as failure:
-            reason = getattr(failure, "reason", failure)
-            error = f"{type(failure).__name__}: {reason}"
-            raise DependencyError(f"{self.name}: {error}") from failure
-        finally:
-            latency_ms = (time.monotonic() - started) * 1000
-            self._channel.send(
-                {
-                    "type": "dependency_call",
-                    "name": self.name,
-                    "latency_ms": latency_ms,
-                    "error": error,
-                }
-            )
+        self._channel.send({"type": "dependency_get", "name": self.name, "path": path})
+        reply = self._channel.receive() or {"error": "the host closed the channel"}
+        if reply.get("error"):
+            raise DependencyError(f"{self.name}: {reply['error']}")
+        return reply.get("value")
 
 
 class Context:
@@ -143,7 +122,9 @@ class Context:
 
     def dependency(self, name: str) -> DependencyClient:
         """A client for the named dependency; raises KeyError for an unknown name."""
-        return DependencyClient(name, self._dependency_urls[name], self._channel, self._deadline)
+        if name not in self._dependency_urls:
+            raise KeyError(name)
+        return DependencyClient(name, self._channel)
 
 
 def read_memory_status() -> dict[str, int]:

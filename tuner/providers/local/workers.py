@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import structlog
-
-from tuner.providers.local.channel import FrameReader, FrameTooLargeError
+from tuner.providers.local import dependency_calls
+from tuner.providers.local.channel import FrameReader, FrameTooLargeError, send_frame
 from tuner.providers.local.output import OutputSink
 from tuner.providers.local.sandboxing import (
     ProcessProbe,
@@ -24,8 +22,6 @@ from tuner.providers.local.sandboxing import (
     remove_tmp,
 )
 from tuner.providers.local.worker import EXIT_OUT_OF_MEMORY
-
-log = structlog.get_logger(__name__)
 
 _STARTUP_TIMEOUT_S = 15.0
 
@@ -114,7 +110,7 @@ class ProtocolError(Exception):
     """The worker sent something the protocol does not allow; the worker is stopped."""
 
 
-_FROM_WORKER = {"dependency_call", "cache_get", "cache_set", "result"}
+_FROM_WORKER = {"dependency_get", "cache_get", "cache_set", "result"}
 _CLAIMABLE_OUTCOMES = {"ok", "error"}
 """Outcomes a worker may state; oom and timeout are only ever measured by the host."""
 _MAX_DEPENDENCY_CALLS = 1000
@@ -251,19 +247,8 @@ class WorkerProcess:
         kind = message["type"]
         if kind not in _FROM_WORKER:
             raise ProtocolError(f"unknown message type {str(kind)[:40]!r}")
-        if kind == "dependency_call":
-            name = message["name"]
-            if name not in self.spec.dependencies:
-                raise ProtocolError(f"a call to the undeclared dependency {str(name)[:40]!r}")
-            if len(execution.dependency_calls) < _MAX_DEPENDENCY_CALLS:
-                execution.dependency_calls.append(
-                    DependencyCall(
-                        name,
-                        time.time(),
-                        max(0.0, float(message["latency_ms"])),
-                        str(message["error"])[:_MAX_ERROR_CHARS],
-                    )
-                )
+        if kind == "dependency_get":
+            self._call_dependency(message, execution)
         elif kind == "cache_get":
             value = cache.get(str(message["key"]))
             if value is None:
@@ -286,6 +271,26 @@ class WorkerProcess:
                 execution.error = "a process of the invocation was killed at its memory limit"
                 execution.peak_memory_mb = float(self.spec.memory_mb)
                 self.reusable = False
+
+    def _call_dependency(self, message: dict[str, Any], execution: Execution) -> None:
+        """Make the handler's dependency call, time and record it, and answer with the body."""
+        name = message["name"]
+        url = self.spec.dependencies.get(name) if isinstance(name, str) else None
+        if url is None:
+            raise ProtocolError(f"a call to the undeclared dependency {str(name)[:40]!r}")
+        try:
+            path = dependency_calls.checked_path(message["path"])
+        except ValueError as error:
+            self._send({"type": "dependency_value", "value": None, "error": str(error)})
+            return
+        answer = dependency_calls.call(
+            url, path, self._deadline, self._sandbox.policy.frame_bytes // 2
+        )
+        if len(execution.dependency_calls) < _MAX_DEPENDENCY_CALLS:
+            execution.dependency_calls.append(
+                DependencyCall(name, time.time(), answer.latency_ms, answer.error)
+            )
+        self._send({"type": "dependency_value", "value": answer.value, "error": answer.error})
 
     def _watch_memory(self) -> None:
         """Without a cgroup: kill the process group once its resident total passes the limit.
@@ -378,16 +383,7 @@ class WorkerProcess:
         remove_tmp(self._tmp)
 
     def _send(self, message: dict[str, Any]) -> None:
-        """Write one message; TimeoutError if the worker stops reading past the deadline."""
-        data = memoryview(json.dumps(message).encode() + b"\n")
-        while data:
-            try:
-                data = data[os.write(self._stdin_fd, data) :]
-            except BlockingIOError:
-                remaining = self._deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("the worker stopped reading") from None
-                select.select([], [self._stdin_fd], [], remaining)
+        send_frame(self._stdin_fd, message, self._deadline)
 
 
 class LimitFactory(Protocol):
