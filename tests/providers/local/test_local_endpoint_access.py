@@ -21,7 +21,7 @@ from tuner.providers.local.access import (
     body_length,
     load_or_create_token,
 )
-from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.host import FunctionHost, private_folder
 from tuner.providers.local.http_api import EndpointLimits
 from tuner.providers.local.provider import LocalProvider
 
@@ -165,3 +165,18 @@ def test_the_state_folder_is_private(guarded: LocalProvider) -> None:
         guarded.start_notes()
         and str(guarded.host.state_dir / "local-token") in (guarded.start_notes()[0])
     )
+
+
+def test_a_state_folder_holding_only_tuners_files_is_narrowed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    (state / "tuner.db").write_text("")
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    (shared / "notes.txt").write_text("")
+
+    private_folder(state)
+    private_folder(shared)
+
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755  # not tuner's alone: only warned

@@ -297,6 +297,9 @@ class FunctionHost:
         )
 
 
+_STATE_ENTRIES = ("local.sqlite", "local-token", "logs", "tuner.db")
+
+
 def private_folder(path: Path) -> None:
     """Create the state folder, or narrow it, so that only its owner may enter it.
 
@@ -310,8 +313,9 @@ def private_folder(path: Path) -> None:
     info = path.stat()
     if not info.st_mode & 0o077:
         return
-    if (path / "local.sqlite").exists() and info.st_uid == os.geteuid():
-        os.chmod(path, 0o700)  # a host state folder from before: narrow it
+    ours = all(entry.name.startswith(_STATE_ENTRIES) for entry in path.iterdir())
+    if ours and info.st_uid == os.geteuid():
+        os.chmod(path, 0o700)  # holds only tuner's own files: narrow it
     else:
         log.warning("state folder is readable by other users", path=str(path))
 
