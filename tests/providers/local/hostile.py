@@ -169,6 +169,20 @@ HOSTILE = {
         "            pass\n"
         "    return 'blamed'\n",
     ),
+    # Writes a file of the size it is asked for into its temporary folder.
+    "filler": (
+        "memory_mb: 128\ntimeout_s: 5\n",
+        "import os, tempfile\n\n"
+        "def handler(event, context):\n"
+        "    path = os.path.join(tempfile.gettempdir(), 'big')\n"
+        "    try:\n"
+        "        with open(path, 'wb') as big:\n"
+        "            for _ in range(event['mb']):\n"
+        "                big.write(b'x' * (1 << 20))\n"
+        "    except OSError as error:\n"
+        "        return os.strerror(error.errno)\n"
+        "    return os.path.getsize(path)\n",
+    ),
     # Ships a link to a file only root may read, hoping the host copies or opens it as root.
     "linker": (
         "memory_mb: 128\ntimeout_s: 5\n",

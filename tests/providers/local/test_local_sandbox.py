@@ -8,6 +8,7 @@ where this machine allows them (``confined``) and with the portable limits alone
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import resource
 import subprocess
@@ -30,7 +31,9 @@ from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy
 
 PIDS_MAX = 16
 OUTPUT_BYTES = 64 * 1024
-POLICY = SandboxPolicy(pids_max=PIDS_MAX, output_bytes=OUTPUT_BYTES, frame_bytes=1 << 20)
+POLICY = SandboxPolicy(
+    pids_max=PIDS_MAX, output_bytes=OUTPUT_BYTES, frame_bytes=1 << 20, file_bytes=4 << 20
+)
 CGROUPS = memory_limits(pids_max=PIDS_MAX)
 ROOT = os.geteuid() == 0
 needs_cgroups = pytest.mark.skipif(CGROUPS is None, reason="no writable cgroup v1 controllers")
@@ -154,6 +157,13 @@ def test_output_is_cut_at_the_cap_with_a_marker(any_host: FunctionHost) -> None:
     assert f"[tuner: output cut after {OUTPUT_BYTES} bytes in this invocation]" in log
     assert len(log) < OUTPUT_BYTES + 1024
     assert time.monotonic() - started < 8
+
+
+def test_files_a_worker_writes_are_capped_in_size(plain: FunctionHost) -> None:
+    assert plain.invoke("filler", {"mb": 2}).result == 2 << 20
+    capped = plain.invoke("filler", {"mb": 10})
+
+    assert capped.outcome == "ok" and capped.result == os.strerror(errno.EFBIG)
 
 
 def test_a_forged_result_on_any_descriptor_never_becomes_an_oom(any_host: FunctionHost) -> None:

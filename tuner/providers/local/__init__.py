@@ -54,6 +54,8 @@ class Settings(BaseModel):
     """What one invocation may print (stdout + stderr) before it is cut with a marker."""
     log_mb: int = Field(default=16, ge=1)
     """Size of a function's log before it is rotated to ``<name>.log.1``."""
+    file_mb: int = Field(default=512, ge=1)
+    """The largest file a worker may write (in its temporary folder or elsewhere)."""
     invoke_rate_per_s: float = Field(default=50.0, gt=0)
     """Invocations (or record posts) per second and function the endpoint accepts."""
     max_body_kb: int = Field(default=6144, ge=1)
@@ -94,6 +96,7 @@ def build(settings: Settings, *, clock: Clock) -> LocalProvider:
             pids_max=settings.pids_max,
             output_bytes=settings.output_kb * 1024,
             log_bytes=settings.log_mb * 1024 * 1024,
+            file_bytes=settings.file_mb * 1024 * 1024,
         ),
         reset=settings.reset,
     )

@@ -57,6 +57,8 @@ class SandboxPolicy:
     """Size of a function's log file before it is rotated to ``<name>.log.1``."""
     frame_bytes: int = 8 * 1024 * 1024
     """The largest protocol message a worker may send (its result included)."""
+    file_bytes: int = 512 * 1024 * 1024
+    """The largest file a worker (or its child) may write (RLIMIT_FSIZE)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -150,9 +151,15 @@ def drop_privileges(uid: int, gid: int) -> None:
     os.setuid(uid)
 
 
-def limit_processes(nproc: int | None) -> None:
-    """No core dumps, and at most ``nproc`` processes for this user when given."""
+def limit_processes(nproc: int | None, file_bytes: int | None = None) -> None:
+    """No core dumps, files of at most ``file_bytes``, at most ``nproc`` processes for the user.
+
+    A write past the file size limit fails with EFBIG (an OSError) instead of killing.
+    """
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if file_bytes is not None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
     if nproc is not None:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
@@ -196,7 +203,7 @@ def serve(channel: Channel) -> None:
     if init is None:
         return
     started = time.monotonic()
-    limit_processes(init.get("nproc"))
+    limit_processes(init.get("nproc"), init.get("file_bytes"))
     handler = load_handler(init["directory"])
     non_resident_mb = limit_address_space(init["memory_mb"])
     channel.send(

@@ -196,6 +196,7 @@ class WorkerProcess:
             "cache_ttl_s": self.spec.cache_ttl_s,
             "dependencies": dict(self.spec.dependencies),
             "nproc": self._sandbox.nproc_limit(pids_cgroup),
+            "file_bytes": self._sandbox.policy.file_bytes,
         }
         try:
             self._send(init)
