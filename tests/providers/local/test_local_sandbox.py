@@ -27,6 +27,7 @@ from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.cgroups import memory_limits
 from tuner.providers.local.dependency_calls import checked_path
 from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.output import OutputSink
 from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy
 
 PIDS_MAX = 16
@@ -336,3 +337,22 @@ def test_without_a_worker_user_workers_keep_the_hosts_user(tmp_path: Path) -> No
         host.close()
     assert seen["uid"] == os.geteuid()
     assert seen["environment"]["TMPDIR"] == seen["tmp"] != "/tmp"
+
+
+def test_a_full_log_is_rotated_and_each_invocation_gets_its_budget(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    log = tmp_path / "logs" / "f.log"
+    sink = OutputSink(read_end, log, output_bytes=300, log_bytes=1000)
+    try:
+        for _ in range(4):
+            sink.begin_invocation()
+            os.write(write_end, b"y" * 400)
+            sink.pump()
+    finally:
+        os.close(write_end)
+        sink.close()
+
+    rotated = log.with_name("f.log.1")
+    assert rotated.exists() and rotated.stat().st_size <= 1000
+    assert log.read_bytes().count(b"[tuner: output cut after 300 bytes") >= 1
+    assert log.stat().st_size <= 1000
