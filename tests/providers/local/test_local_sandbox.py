@@ -28,7 +28,7 @@ from tuner.providers.local.cgroups import memory_limits
 from tuner.providers.local.dependency_calls import checked_path
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.output import OutputSink
-from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy
+from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy, remove_stale_runtimes
 
 PIDS_MAX = 16
 OUTPUT_BYTES = 64 * 1024
@@ -356,3 +356,27 @@ def test_a_full_log_is_rotated_and_each_invocation_gets_its_budget(tmp_path: Pat
     assert rotated.exists() and rotated.stat().st_size <= 1000
     assert log.read_bytes().count(b"[tuner: output cut after 300 bytes") >= 1
     assert log.stat().st_size <= 1000
+
+
+def test_runtime_folders_of_hosts_that_are_gone_are_removed(tmp_path: Path) -> None:
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    stale = tmp_path / f"tuner-runtime-{gone}-abc"
+    mine = tmp_path / f"tuner-runtime-{os.getpid()}-abc"
+    for folder in (stale, mine):
+        (folder / "tmp" / "f-1").mkdir(parents=True)
+
+    assert remove_stale_runtimes(tmp_path) == 1
+    assert not stale.exists() and mine.exists()
+
+
+def test_a_host_leaves_no_folder_behind(tmp_path: Path) -> None:
+    sandbox = Sandbox(POLICY)
+    worker_tmp = sandbox.private_tmp("f")
+    sandbox.close()
+
+    assert not worker_tmp.exists() and not worker_tmp.parent.parent.exists()

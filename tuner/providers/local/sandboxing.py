@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from tuner.providers.local import worker as worker_script
 log = structlog.get_logger(__name__)
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+_RUNTIME_PREFIX = "tuner-runtime-"
 RUNTIME_FILES = ("worker.py", "tracer.py")
 """The worker's own files (standard library only), copied where the worker user can read them."""
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -80,12 +82,15 @@ class Sandbox:
         self.identity = (
             _identity(policy.user) if (os.geteuid() if uid is None else uid) == 0 else None
         )
-        self._runtime: Path | None = None
+        remove_stale_runtimes()
+        self._runtime = Path(tempfile.mkdtemp(prefix=f"{_RUNTIME_PREFIX}{os.getpid()}-"))
+        os.chmod(self._runtime, 0o755)  # the worker user passes through to its files
+        (self._runtime / "tmp").mkdir(mode=0o711)
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._runtime, True)
+        """Removes the folder (workers' temp folders included) even if close() is never called."""
         self.script = Path(worker_script.__file__)
         self.python = sys.executable
         if self.identity is not None:
-            self._runtime = Path(tempfile.mkdtemp(prefix="tuner-runtime-"))
-            os.chmod(self._runtime, 0o755)
             source = Path(worker_script.__file__).parent
             for name in RUNTIME_FILES:  # the worker loads its siblings by path
                 if (source / name).is_file():
@@ -159,7 +164,7 @@ class Sandbox:
         The directory itself when every user may read it; else a copy in the runtime
         folder (made now: later edits apply when the host restarts).
         """
-        if self.identity is None or self._runtime is None or _readable_by_others(directory):
+        if self.identity is None or _readable_by_others(directory):
             return directory
         copy = self._runtime / "functions" / directory.name
         shutil.rmtree(copy, ignore_errors=True)
@@ -183,7 +188,7 @@ class Sandbox:
 
     def private_tmp(self, function: str) -> Path:
         """A new temporary folder that only the worker user can enter."""
-        path = Path(tempfile.mkdtemp(prefix=f"tuner-{function}-"))
+        path = Path(tempfile.mkdtemp(prefix=f"{function}-", dir=self._runtime / "tmp"))
         if self.identity is not None:
             os.chown(path, self.identity.uid, self.identity.gid)
         return path
@@ -211,9 +216,19 @@ class Sandbox:
         )
 
     def close(self) -> None:
-        """Remove the runtime folder."""
-        if self._runtime is not None:
-            shutil.rmtree(self._runtime, ignore_errors=True)
+        """Remove the runtime folder, with any temporary folder a worker left."""
+        self._cleanup()
+
+
+def remove_stale_runtimes(root: Path | None = None) -> int:
+    """Remove runtime folders of hosts whose process no longer runs (killed, crashed)."""
+    removed = 0
+    for folder in (root or Path(tempfile.gettempdir())).glob(f"{_RUNTIME_PREFIX}*-*"):
+        owner = folder.name.removeprefix(_RUNTIME_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _identity(user: str | None) -> Identity | None:
