@@ -21,9 +21,10 @@ from tuner.providers.local.access import (
     body_length,
     load_or_create_token,
 )
-from tuner.providers.local.host import FunctionHost, private_folder
+from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.http_api import EndpointLimits
 from tuner.providers.local.provider import LocalProvider
+from tuner.providers.local.sandboxing import private_folder
 
 BODY_CAP = 64 * 1024
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from local_world import WallClock, write_handlers
 
+from tuner.providers.local.executions import Execution
 from tuner.providers.local.host import MAX_NESTING, FunctionHost
 from tuner.providers.local.tracer import InvocationTracer
 from tuner.providers.local.tracing import TracePlan, Tracing, TracingSpec
-from tuner.providers.local.workers import Execution
 
 ROOT = os.geteuid() == 0
 

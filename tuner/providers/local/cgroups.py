@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from tuner.providers.local.workers import LimitFactory, MemoryLimit, WorkerSpec
+from tuner.providers.local.executions import LimitFactory, MemoryLimit, WorkerSpec
 
 log = structlog.get_logger(__name__)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -16,20 +15,15 @@ import structlog
 from tuner.model import FunctionConfig
 from tuner.ports import Clock
 from tuner.providers.local.caching import TtlCache
+from tuner.providers.local.executions import Execution, InvokeCall, LimitFactory, WorkerSpec
 from tuner.providers.local.pool import WorkerPool
 from tuner.providers.local.queues import EventSourceQueue
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
-from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy
+from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy, private_folder
 from tuner.providers.local.specs import FunctionSpec, load_dependencies, load_functions
 from tuner.providers.local.stubs import DependencyStubs
 from tuner.providers.local.tracing import TraceParent, TracePlan, Tracing, new_span_id
-from tuner.providers.local.workers import (
-    Execution,
-    InvokeCall,
-    LimitFactory,
-    WorkerSpec,
-    WorkerStartError,
-)
+from tuner.providers.local.workers import WorkerStartError
 
 log = structlog.get_logger(__name__)
 
@@ -362,29 +356,6 @@ class FunctionHost:
             log_path=self.state_dir / "logs" / f"{spec.name}.log",
             revision=int(config.revision),
         )
-
-
-_STATE_ENTRIES = ("local.sqlite", "local-token", "logs", "traces", "tuner.db")
-
-
-def private_folder(path: Path) -> None:
-    """Create the state folder, or narrow it, so that only its owner may enter it.
-
-    It holds the endpoint's token, the invocation records (configurations with their
-    environments) and, by default, tuner's own store.
-    """
-    if not path.exists():
-        path.mkdir(parents=True, mode=0o700)
-        os.chmod(path, 0o700)  # whatever the umask
-        return
-    info = path.stat()
-    if not info.st_mode & 0o077:
-        return
-    ours = all(entry.name.startswith(_STATE_ENTRIES) for entry in path.iterdir())
-    if ours and info.st_uid == os.geteuid():
-        os.chmod(path, 0o700)  # holds only tuner's own files: narrow it
-    else:
-        log.warning("state folder is readable by other users", path=str(path))
 
 
 def split(items: Sequence[Any], parts: int) -> list[list[Any]]:

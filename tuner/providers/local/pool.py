@@ -7,13 +7,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tuner.providers.local.executions import LimitFactory, WorkerSpec
 from tuner.providers.local.sandboxing import Sandbox
-from tuner.providers.local.workers import (
-    LimitFactory,
-    WorkerProcess,
-    WorkerSpec,
-    WorkerStartError,
-)
+from tuner.providers.local.workers import WorkerProcess, WorkerStartError
 
 
 class WorkerPool:

@@ -223,6 +223,29 @@ class Sandbox:
         self._cleanup()
 
 
+_STATE_ENTRIES = ("local.sqlite", "local-token", "logs", "traces", "tuner.db")
+
+
+def private_folder(path: Path) -> None:
+    """Create the state folder, or narrow it, so that only its owner may enter it.
+
+    It holds the endpoint's token, the invocation records (configurations with their
+    environments) and, by default, tuner's own store.
+    """
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        os.chmod(path, 0o700)  # whatever the umask
+        return
+    info = path.stat()
+    if not info.st_mode & 0o077:
+        return
+    ours = all(entry.name.startswith(_STATE_ENTRIES) for entry in path.iterdir())
+    if ours and info.st_uid == os.geteuid():
+        os.chmod(path, 0o700)  # holds only tuner's own files: narrow it
+    else:
+        log.warning("state folder is readable by other users", path=str(path))
+
+
 def remove_stale_runtimes(root: Path | None = None) -> int:
     """Remove runtime folders of hosts whose process no longer runs (killed, crashed)."""
     removed = 0

@@ -11,7 +11,6 @@ calls), stores the trace in a bounded ring per function and summarises traces in
 
 from __future__ import annotations
 
-import math
 import random
 import secrets
 import threading
@@ -24,16 +23,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tuner.model import WindowFacts
-from tuner.providers.local.workers import DependencyCall, Execution, InvokeCall
+from tuner.providers.local.executions import DependencyCall, Execution, InvokeCall
+from tuner.providers.local.trace_messages import profile_fields
 from tuner.trace.model import (
     CallNode,
-    ExceptionInfo,
-    Frame,
-    MemoryProfile,
     Span,
     Trace,
-    call_tree,
-    memory_profile,
 )
 from tuner.trace.storing import TraceStore
 
@@ -190,7 +185,7 @@ class Tracing:
             outcome=execution.outcome,
             error=execution.error,
             spans=tuple(spans),
-            **_profile(data),
+            **profile_fields(data),
         )
         self.store.save(trace, keep=plan.spec.keep)
         if self.forward is not None:
@@ -216,64 +211,6 @@ def _child(
         error=call.error,
         attributes=attributes,
     )
-
-
-def _profile(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The tracer's part of a trace from its message; nothing of it when it is malformed.
-
-    The message comes from the worker, where the handler could have written it: it is
-    checked for shape and for numbers that are finite and not negative.
-    """
-    try:
-        exception = data.get("exception")
-        memory = memory_profile(data["memory"]) if data.get("memory") else None
-        samples, cpu_ms = int(data.get("samples", 0)), float(data.get("cpu_ms", 0.0))
-        profile = {
-            "tree": call_tree(data["tree"]) if data.get("tree") else None,
-            "samples": samples,
-            "cpu_ms": cpu_ms,
-            "where": tuple(
-                Frame(str(f["function"]), str(f["file"]), int(f["line"]))
-                for f in data.get("where", [])
-            ),
-            "exception": ExceptionInfo(
-                str(exception["type"]),
-                str(exception["message"]),
-                str(exception["file"]),
-                int(exception["line"]),
-                str(exception["function"]),
-            )
-            if exception
-            else None,
-            "memory": memory if memory is None or _plausible(memory) else None,
-            "complete": bool(data.get("complete", False)),
-        }
-    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
-        return {}
-    if not _plausible_number(cpu_ms) or samples < 0:
-        return {}
-    return profile
-
-
-def _plausible_number(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value) and value >= 0
-
-
-def _plausible(memory: MemoryProfile) -> bool:
-    """True when every figure of a memory profile is a finite, non-negative number."""
-    numbers: list[object] = [
-        memory.peak_mb,
-        memory.baseline_mb,
-        memory.allocated_peak_mb,
-        memory.in_use_mb,
-        memory.limit_mb,
-        *(site.size_mb for site in memory.sites),
-    ]
-    if memory.need_mb is not None:
-        numbers.append(memory.need_mb)
-    if memory.failed is not None and memory.failed.size_mb is not None:
-        numbers.append(memory.failed.size_mb)
-    return all(_plausible_number(n) and not isinstance(n, bool) for n in numbers)
 
 
 # ---------------------------------------------------------------- evidence from traces
