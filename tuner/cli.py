@@ -124,6 +124,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         tuner.start()
+        for provider in tuner.providers:  # e.g. how to call the local invoke endpoint
+            for note in getattr(provider, "start_notes", list)():
+                _print(note)
         run_forever(
             tuner.daemon,
             config.interval,

@@ -77,7 +77,8 @@ def test_profile_shows_the_nested_functions(
                  "-o", str(folded_path)]) == 0  # fmt: skip
     stacks = parse_folded(folded_path.read_text())
     frames = {frame for stack in stacks for frame in stack.split(";")}
-    assert {"handler (handler.py:37)", "scale (handler.py:11)", "sharpen (handler.py:22)"} <= frames
+    # sharpen works on the 16-pixel thumbnail (~0.1 ms): a 1 ms sampler may well miss it
+    assert {"handler (handler.py:37)", "scale (handler.py:11)"} <= frames
     assert "scale.<locals>.block_mean (handler.py:14)" in frames  # a nested function
     table = capsys.readouterr().out
     assert "share" in table and "handler.py" in table

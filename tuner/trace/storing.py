@@ -1,8 +1,7 @@
 """Traces on disk: one JSON file per trace, a bounded ring of recent ones per function.
 
 Layout: ``<root>/<function>/<start in ms>-<span id>.json``.  Saving a trace prunes the
-oldest files of its function beyond ``keep``; work files that tracers write while an
-invocation runs live in ``<root>/.work`` and are removed once read.
+oldest files of its function beyond ``keep``.
 """
 
 from __future__ import annotations
@@ -23,13 +22,6 @@ class TraceStore:
     def __init__(self, root: Path, keep: int = 50) -> None:
         self.root = root
         self.keep = keep
-
-    @property
-    def work_dir(self) -> Path:
-        """Where tracers write the traces of running invocations."""
-        path = self.root / ".work"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
 
     def save(self, trace: Trace, keep: int | None = None) -> Path:
         """Write a trace and prune its function's oldest ones beyond ``keep``."""

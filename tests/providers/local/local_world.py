@@ -68,12 +68,18 @@ class WallClock:
         return time.time()
 
 
-def write_functions(directory: Path) -> Path:
-    """Write the test functions and their dependencies into ``directory``."""
-    for name, (declaration, source) in HANDLERS.items():
+def write_handlers(directory: Path, handlers: dict[str, tuple[str, str]]) -> Path:
+    """Write functions (name -> function.yaml, handler.py) into a functions directory."""
+    for name, (declaration, source) in handlers.items():
         function_dir = directory / "functions" / name
         function_dir.mkdir(parents=True)
         (function_dir / "function.yaml").write_text(declaration)
         (function_dir / "handler.py").write_text(source)
+    return directory
+
+
+def write_functions(directory: Path) -> Path:
+    """Write the test functions and their dependencies into ``directory``."""
+    write_handlers(directory, HANDLERS)
     (directory / "dependencies.yaml").write_text(DEPENDENCIES)
     return directory

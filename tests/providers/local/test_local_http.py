@@ -15,7 +15,12 @@ from tuner.providers.local.provider import LocalProvider
 
 def call(provider: LocalProvider, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{provider.url}{path}", data=data, method=method)
+    request = urllib.request.Request(
+        f"{provider.url}{path}",
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {provider.token}"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -78,7 +83,10 @@ def test_bad_requests_are_refused(
 
 def test_invalid_json_is_a_bad_request(provider: LocalProvider) -> None:
     request = urllib.request.Request(
-        f"{provider.url}/functions/echo/invoke", data=b"{not json", method="POST"
+        f"{provider.url}/functions/echo/invoke",
+        data=b"{not json",
+        method="POST",
+        headers={"Authorization": f"Bearer {provider.token}"},
     )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)

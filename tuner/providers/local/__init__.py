@@ -15,7 +15,9 @@ from tuner.errors import ConfigError, Problem
 from tuner.ports import Clock
 from tuner.providers.local.cgroups import memory_limits
 from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.http_api import EndpointLimits
 from tuner.providers.local.provider import LOCAL_LIMITS, LocalProvider
+from tuner.providers.local.sandboxing import SYSTEM_PYTHON, SandboxPolicy
 from tuner.providers.local.tracing import Tracing, TracingSpec
 
 if TYPE_CHECKING:
@@ -52,6 +54,22 @@ class Settings(BaseModel):
     otlp_endpoint: str | None = None
     """Also send every trace to this OTLP/HTTP collector, e.g.
     ``http://localhost:4318/v1/traces`` (needs ``tuner[tracing]``)."""
+    worker_user: str | None = "nobody"
+    """The user workers run as when tuner runs as root; null keeps root (not advised)."""
+    worker_python: str = SYSTEM_PYTHON
+    """The interpreter for workers when the worker user cannot run tuner's own."""
+    pids_max: int = Field(default=64, ge=4, le=4096)
+    """Processes and threads one worker may have, children included."""
+    output_kb: int = Field(default=1024, ge=1)
+    """What one invocation may print (stdout + stderr) before it is cut with a marker."""
+    log_mb: int = Field(default=16, ge=1)
+    """Size of a function's log before it is rotated to ``<name>.log.1``."""
+    file_mb: int = Field(default=512, ge=1)
+    """The largest file a worker may write (in its temporary folder or elsewhere)."""
+    invoke_rate_per_s: float = Field(default=50.0, gt=0)
+    """Invocations (or record posts) per second and function the endpoint accepts."""
+    max_body_kb: int = Field(default=6144, ge=1)
+    """The largest request body the endpoint reads."""
 
 
 def resolve_functions_dir(path: Path) -> Path:
@@ -89,10 +107,29 @@ def build(settings: Settings, *, clock: Clock) -> LocalProvider:
         settings.state_dir,
         clock,
         max_workers_per_function=settings.max_workers_per_function,
-        memory_limits=memory_limits() if settings.cgroups else None,
+        memory_limits=memory_limits(pids_max=settings.pids_max) if settings.cgroups else None,
+        sandbox=SandboxPolicy(
+            user=settings.worker_user,
+            python=settings.worker_python,
+            pids_max=settings.pids_max,
+            output_bytes=settings.output_kb * 1024,
+            log_bytes=settings.log_mb * 1024 * 1024,
+            file_bytes=settings.file_mb * 1024 * 1024,
+        ),
         reset=settings.reset,
         tracing=Tracing(
             settings.state_dir / "traces", settings.tracing, forward=_forwarder(settings)
         ),
     )
-    return LocalProvider(host, clock, http_port=settings.http_port, traffic=settings.traffic)
+    limits = EndpointLimits(
+        body_bytes=settings.max_body_kb * 1024,
+        invoke_rate_per_s=settings.invoke_rate_per_s,
+        invoke_burst=max(1, round(settings.invoke_rate_per_s * 2)),
+    )
+    return LocalProvider(
+        host,
+        clock,
+        http_port=settings.http_port,
+        traffic=settings.traffic,
+        endpoint_limits=limits,
+    )

@@ -15,21 +15,32 @@ import structlog
 from tuner.model import FunctionConfig
 from tuner.ports import Clock
 from tuner.providers.local.caching import TtlCache
+from tuner.providers.local.executions import Execution, InvokeCall, LimitFactory, WorkerSpec
+from tuner.providers.local.pool import WorkerPool
 from tuner.providers.local.queues import EventSourceQueue
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
+from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy, private_folder
 from tuner.providers.local.specs import FunctionSpec, load_dependencies, load_functions
 from tuner.providers.local.stubs import DependencyStubs
 from tuner.providers.local.tracing import TraceParent, TracePlan, Tracing, new_span_id
-from tuner.providers.local.workers import (
-    Execution,
-    InvokeCall,
-    LimitFactory,
-    WorkerPool,
-    WorkerSpec,
-    WorkerStartError,
-)
+from tuner.providers.local.workers import WorkerStartError
 
 log = structlog.get_logger(__name__)
+
+MAX_NESTING = 8
+"""How deep ``context.invoke`` calls may nest (a function calling itself included)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The invocation a nested call (``context.invoke``) comes from."""
+
+    parent: TraceParent | None
+    """Its trace and the call's span, when the caller is traced."""
+    depth: int
+    """1 for a call from an invocation made from outside, 2 for a call from that call..."""
+    deadline: float
+    """The caller's deadline (``time.monotonic()``): no longer is waited for a free worker."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +88,7 @@ class FunctionHost:
         *,
         max_workers_per_function: int = 8,
         memory_limits: LimitFactory | None = None,
+        sandbox: SandboxPolicy | None = None,
         reset: bool = False,
         tracing: Tracing | None = None,
     ) -> None:
@@ -84,10 +96,14 @@ class FunctionHost:
         self.tracing = tracing
         """Chooses and stores traced invocations; None: nothing is traced."""
         self.state_dir = state_dir
+        private_folder(state_dir)
         self.specs: dict[str, FunctionSpec] = load_functions(functions_dir)
         self._clock = clock
         self._max_workers = max_workers_per_function
         self._memory_limits = memory_limits
+        self._sandbox = Sandbox(sandbox or SandboxPolicy())
+        self._sandbox.worker_slots = max_workers_per_function * len(self.specs)
+        self._directories: dict[str, Path] = {}
         self._stubs = DependencyStubs(load_dependencies(functions_dir))
         self.records = Records(state_dir / "local.sqlite")
         self._configs: dict[str, FunctionConfig] = {}
@@ -105,12 +121,14 @@ class FunctionHost:
 
     def start(self) -> None:
         """Start the dependencies, the worker pools and the event source queues."""
+        sandbox = self._sandbox
         self._stubs.start()
         for name, spec in self.specs.items():
             config = self._configs[name]
+            self._directories[name] = sandbox.reachable(spec.directory)
             self._caches[name] = TtlCache(self._clock, config.cache_ttl_s or 0)
             self._pools[name] = WorkerPool(
-                self._worker_spec(spec, config), self._max_workers, self._memory_limits
+                self._worker_spec(spec, config), self._max_workers, self._memory_limits, sandbox
             )
             if config.batch_size is not None:
                 queue = EventSourceQueue(
@@ -150,6 +168,7 @@ class FunctionHost:
             queue.stop()
         self._stubs.close()
         self.records.close()
+        self._sandbox.close()
         close = getattr(self.tracing.forward if self.tracing else None, "close", None)
         if close is not None:
             close()  # send the traces still queued for a collector
@@ -199,19 +218,17 @@ class FunctionHost:
         queue = self._queues.get(name)
         return 0 if queue is None else len(queue)
 
-    def invoke(
-        self, name: str, event: Any, *, parent: TraceParent | None = None
-    ) -> InvocationResult:
+    def invoke(self, name: str, event: Any, *, caller: Caller | None = None) -> InvocationResult:
         """Invoke a function; a list event is split over ``fan_out`` parallel invocations.
 
-        ``parent`` names the traced invocation that made this call (``context.invoke``).
+        ``caller`` is the invocation that made this call (``context.invoke``).
         """
         fan_out = self.config(name).fan_out or 1
         started = time.monotonic()
         if fan_out > 1 and isinstance(event, list) and len(event) > 1:
-            executions = self._fan_out(name, split(event, fan_out), parent)
+            executions = self._fan_out(name, split(event, fan_out), caller)
         else:
-            executions = [self._invoke_once(name, event, parent)]
+            executions = [self._invoke_once(name, event, caller)]
         failed = next((e for e in executions if e.outcome != "ok"), None)
         return InvocationResult(
             function=name,
@@ -225,13 +242,13 @@ class FunctionHost:
         )
 
     def _fan_out(
-        self, name: str, parts: list[list[Any]], parent: TraceParent | None
+        self, name: str, parts: list[list[Any]], caller: Caller | None
     ) -> list[Execution]:
         executions: list[Execution | None] = [None] * len(parts)
 
         def run(index: int) -> None:
             """Run one part of the fan-out."""
-            executions[index] = self._invoke_once(name, parts[index], parent)
+            executions[index] = self._invoke_once(name, parts[index], caller)
 
         threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(parts))]
         for thread in threads:
@@ -240,23 +257,26 @@ class FunctionHost:
             thread.join()
         return [e for e in executions if e is not None]
 
-    def _invoke_once(self, name: str, event: Any, parent: TraceParent | None = None) -> Execution:
+    def _invoke_once(self, name: str, event: Any, caller: Caller | None = None) -> Execution:
         start = self._clock.now()
         revision = int(self.config(name).revision)
         plan = None
         if self.tracing is not None:
+            parent = caller.parent if caller is not None else None
             plan = self.tracing.plan(name, self.specs[name].tracing, revision, parent)
-        trace_id = plan.trace_id if plan is not None else ""
+        depth = caller.depth if caller is not None else 0
         cold, init_ms = False, None
         try:
-            with self._pools[name].worker() as (process, cold):
+            wait_until = caller.deadline if caller is not None else None
+            with self._pools[name].worker(wait_until) as (process, cold):
                 init_ms = process.init_ms if cold else None
                 revision = process.spec.revision
+                deadline = time.monotonic() + process.spec.timeout_s
                 execution = process.invoke(
                     event,
                     self._caches[name],
                     trace=plan.options() if plan is not None else None,
-                    invoker=functools.partial(self._nested, trace_id, plan),
+                    invoker=functools.partial(self._nested, plan, depth + 1, deadline),
                 )
         except WorkerStartError as error:
             cold = True
@@ -267,15 +287,24 @@ class FunctionHost:
         return execution
 
     def _nested(
-        self, trace_id: str, plan: TracePlan | None, callee: str, event: Any
+        self, plan: TracePlan | None, depth: int, deadline: float, callee: str, event: Any
     ) -> tuple[InvokeCall, Any]:
-        """Run a handler's ``context.invoke`` through the host (traced when its caller is)."""
+        """Run a handler's ``context.invoke`` through the host (traced when its caller is).
+
+        A call nested deeper than :data:`MAX_NESTING` fails without running, and a callee
+        with no free worker before the caller's deadline fails too (a function calling
+        itself would otherwise wait for its own workers forever).
+        """
         span_id = new_span_id()
-        parent = TraceParent(trace_id, span_id) if plan is not None else None
+        parent = TraceParent(plan.trace_id, span_id) if plan is not None else None
+        if depth > MAX_NESTING:
+            error = f"context.invoke nested deeper than {MAX_NESTING} calls"
+            return InvokeCall(callee, time.time(), 0.0, "error", error, span_id), None
         started = time.monotonic()
         try:
-            result = self.invoke(callee, event, parent=parent)
+            result = self.invoke(callee, event, caller=Caller(parent, depth, deadline))
         except UnknownFunctionError:
+            callee = callee[:200]
             call = InvokeCall(callee, time.time(), 0.0, "error", f"no function {callee!r}", span_id)
             return call, None
         latency_ms = (time.monotonic() - started) * 1000
@@ -318,7 +347,7 @@ class FunctionHost:
     def _worker_spec(self, spec: FunctionSpec, config: FunctionConfig) -> WorkerSpec:
         return WorkerSpec(
             function=spec.name,
-            directory=spec.directory,
+            directory=self._directories.get(spec.name, spec.directory),
             memory_mb=config.memory_mb,
             timeout_s=config.timeout_s or spec.timeout_s,
             cache_ttl_s=config.cache_ttl_s or 0,

@@ -13,7 +13,7 @@ from tuner.model import Change, FunctionConfig, FunctionRef, Knob, Limits, Targe
 from tuner.ports import Clock
 from tuner.providers.local.facts import window_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
-from tuner.providers.local.http_api import InvokeEndpoint
+from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
 from tuner.providers.local.tracing import with_trace_facts
 from tuner.providers.local.traffic import TrafficDriver
@@ -60,10 +60,13 @@ class LocalProvider:
         *,
         http_port: int | None = 0,
         traffic: bool = True,
+        endpoint_limits: EndpointLimits | None = None,
     ) -> None:
         self.host = host
         self._clock = clock
-        self._endpoint = InvokeEndpoint(host, http_port) if http_port is not None else None
+        self._endpoint = (
+            InvokeEndpoint(host, http_port, endpoint_limits) if http_port is not None else None
+        )
         self._traffic = (
             TrafficDriver(host, {name: spec.traffic for name, spec in host.specs.items()})
             if traffic
@@ -76,6 +79,15 @@ class LocalProvider:
     def url(self) -> str | None:
         """Base URL of the HTTP endpoint, or None when it is off."""
         return self._endpoint.url if self._endpoint is not None else None
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token the HTTP endpoint requires, or None when it is off."""
+        return self._endpoint.token if self._endpoint is not None else None
+
+    def start_notes(self) -> list[str]:
+        """Lines to show a person when the daemon starts: how to reach the endpoint."""
+        return [self._endpoint.usage()] if self._endpoint is not None else []
 
     def start(self) -> None:
         """Start the host, the HTTP endpoint and the demo traffic."""

@@ -3,13 +3,16 @@
 Standard library only (a worker may run on an interpreter that cannot see tuner's
 dependencies).  A sampling thread reads the handler thread's stack every ``interval_s``
 and charges the wall and CPU time since the previous sample to that stack; ``tracemalloc``
-follows the invocation's allocations.  The profile so far is flushed to a JSON file every
-``flush_s`` (atomically, by rename), so an invocation killed for time or memory still leaves
-where it was and what it had reached; :meth:`InvocationTracer.finish` writes the final one.
+follows the invocation's allocations.  The profile so far is sent to the host (a ``trace``
+message on the worker's protocol pipe, which the host reads as it comes) every ``flush_s``,
+so an invocation killed for time or memory still leaves where it was and what it had
+reached; :meth:`InvocationTracer.finish` sends the final one.  Nothing is written to disk:
+a worker that runs as another user needs no folder of the host's.
 
-The file holds ``{"complete", "samples", "wall_ms", "cpu_ms", "tree", "where",
-"exception", "memory"}``; the tree is nested ``{"function", "file", "line", "wall_ms",
-"cpu_ms", "samples", "lines", "children"}`` nodes under a root.
+The message holds ``{"type": "trace", "complete", "samples", "wall_ms", "cpu_ms", "tree",
+"where", "exception", "memory"}``; the tree is nested ``{"function", "file", "line",
+"wall_ms", "cpu_ms", "samples", "lines", "children"}`` nodes under a root, left out
+(``null``) when the message would pass ``max_bytes``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import threading
 import time
 import traceback
 import tracemalloc
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +33,8 @@ _MB = 1024 * 1024
 _PEAK_MIN = 256 * 1024
 """Allocations smaller than this are not worth a snapshot at the peak."""
 _OWN_FILES = (__file__, "worker.py", "allocation_sizes.py")
+_SAMPLER_STACK = 1024 * 1024
+"""The sampling thread's stack: small, so tracing leaves the handler its memory limit."""
 
 
 def _sibling(name: str) -> Any:
@@ -91,9 +97,17 @@ class InvocationTracer:
     """Traces one invocation of a handler running on the thread that creates it."""
 
     def __init__(
-        self, options: dict[str, Any], root: str, memory_limit_mb: int, entry: Any = None
+        self,
+        options: dict[str, Any],
+        root: str,
+        memory_limit_mb: int,
+        entry: Any,
+        send: Callable[[str], None],
     ) -> None:
-        self.path: str = options["path"]
+        self._send = send
+        """Sends one encoded message (a JSON object) to the host."""
+        self.max_bytes = int(options.get("max_bytes", 4 * _MB))
+        """The largest message sent; a larger profile is sent without its tree."""
         self.interval_s = float(options.get("interval_ms", 1.0)) / 1000
         self.flush_s = float(options.get("flush_ms", 200.0)) / 1000
         self.max_depth = int(options.get("max_depth", 64))
@@ -121,24 +135,31 @@ class InvocationTracer:
         self._switch = sys.getswitchinterval()
         self._peak: tracemalloc.Snapshot | None = None
         self._peak_size = 0
+        self._threads = 0
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self, baseline_rss_mb: float) -> None:
         """Start sampling (and tracing allocations) from now."""
         self._baseline_mb = baseline_rss_mb
+        self._threads = _thread_count()
         if self.allocations:
             tracemalloc.start(self.memory_frames)
         sys.setswitchinterval(min(self._switch, self.interval_s))
         self._started = time.perf_counter()
         self._sampler = threading.Thread(target=self._run, name="tuner-tracer", daemon=True)
-        self._sampler.start()
+        default_stack = threading.stack_size(_SAMPLER_STACK)  # counts against RLIMIT_AS
+        try:
+            self._sampler.start()
+        finally:
+            threading.stack_size(default_stack)
 
     def finish(self, error: BaseException | None, out_of_memory: bool) -> None:
         """Stop sampling, record the exception and memory, and write the final file."""
         self._stop.set()
         if self._sampler is not None:
             self._sampler.join()
+            _wait_for_threads(self._threads)
         sys.setswitchinterval(self._switch)
         if error is not None:
             self.exception = describe_exception(error, self.root_dir)
@@ -295,6 +316,7 @@ class InvocationTracer:
     def _write(self, complete: bool) -> None:
         with self._lock:
             data = {
+                "type": "trace",
                 "complete": complete,
                 "samples": self.tree.samples,
                 "wall_ms": round((time.perf_counter() - self._started) * 1000, 3),
@@ -304,17 +326,35 @@ class InvocationTracer:
                 "exception": self.exception,
                 "memory": self.memory_facts or self._reached(),
             }
-        partial = f"{self.path}.tmp{threading.get_ident()}"
         try:
-            text = json.dumps(data)  # one call into the C encoder: json.dump writes piecemeal
-            with open(partial, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.replace(partial, self.path)
-        except (OSError, MemoryError):
+            text = json.dumps(data)  # one call into the C encoder
+            if len(text) > self.max_bytes:  # the host would stop the worker
+                data["tree"] = None
+                text = json.dumps(data)
+            self._send(text)
+        except (OSError, MemoryError, ValueError):
             pass  # a trace must never fail the invocation
 
 
 _OWN_NAMES = {os.path.basename(name) for name in _OWN_FILES}
+
+
+def _thread_count() -> int:
+    """Threads of this process as the kernel counts them (as the host reads them)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
+def _wait_for_threads(count: int, timeout_s: float = 0.1) -> None:
+    """Wait until the kernel has seen a joined thread exit (Python's join returns first).
+
+    The host recycles a worker that has more threads after an invocation than before it.
+    """
+    deadline = time.monotonic() + timeout_s
+    while _thread_count() > count and time.monotonic() < deadline:
+        time.sleep(0.0005)
 
 
 def read_status() -> dict[str, int]:

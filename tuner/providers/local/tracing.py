@@ -11,7 +11,6 @@ calls), stores the trace in a bounded ring per function and summarises traces in
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 import threading
@@ -24,15 +23,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tuner.model import WindowFacts
-from tuner.providers.local.workers import DependencyCall, Execution, InvokeCall
+from tuner.providers.local.executions import DependencyCall, Execution, InvokeCall
+from tuner.providers.local.trace_messages import profile_fields
 from tuner.trace.model import (
     CallNode,
-    ExceptionInfo,
-    Frame,
     Span,
     Trace,
-    call_tree,
-    memory_profile,
 )
 from tuner.trace.storing import TraceStore
 
@@ -79,13 +75,12 @@ class TraceParent:
 
 @dataclass(frozen=True, slots=True)
 class TracePlan:
-    """One invocation chosen for tracing: its ids, its spec and the tracer's work file."""
+    """One invocation chosen for tracing: its ids and its spec."""
 
     trace_id: str
     span_id: str
     parent_span_id: str
     spec: TracingSpec
-    path: Path
     started: float
     allocations: bool = False
     """Follow this invocation's allocation sites."""
@@ -93,7 +88,6 @@ class TracePlan:
     def options(self) -> dict[str, Any]:
         """What the worker's tracer is started with."""
         return {
-            "path": str(self.path),
             "interval_ms": self.spec.interval_ms,
             "memory": self.spec.memory,
             "allocations": self.allocations,
@@ -139,7 +133,6 @@ class Tracing:
             span_id=span_id,
             parent_span_id=parent.span_id if parent is not None else "",
             spec=spec,
-            path=self.store.work_dir / f"{trace_id}-{span_id}.json",
             started=time.time(),
             allocations=spec.memory and self._random.random() < spec.allocations,
         )
@@ -155,9 +148,13 @@ class Tracing:
             return first or self._random.random() < spec.sample_rate
 
     def finish(self, plan: TracePlan, function: str, revision: int, execution: Execution) -> Trace:
-        """Build the trace from the tracer's file and the host's view, store and return it."""
+        """Build the trace from the tracer's last message and the host's view, store it.
+
+        The outcome, error and child spans are the host's; the call tree, exception and
+        memory are the tracer's, in the worker: a malformed profile is left out.
+        """
         ended = time.time()
-        data = _read(plan.path)
+        data = execution.trace or {}
         spans = [
             Span(
                 span_id=plan.span_id,
@@ -177,7 +174,6 @@ class Tracing:
         for nested in execution.invoke_calls[: plan.spec.max_spans]:
             attributes = {"faas.invoked_name": nested.name, "tuner.outcome": nested.outcome}
             spans.append(_child(plan, f"invoke {nested.name}", "invoke", nested, attributes))
-        exception = data.get("exception")
         trace = Trace(
             trace_id=plan.trace_id,
             span_id=plan.span_id,
@@ -189,21 +185,7 @@ class Tracing:
             outcome=execution.outcome,
             error=execution.error,
             spans=tuple(spans),
-            tree=call_tree(data["tree"]) if data.get("tree") else None,
-            samples=int(data.get("samples", 0)),
-            cpu_ms=float(data.get("cpu_ms", 0.0)),
-            where=tuple(Frame(f["function"], f["file"], f["line"]) for f in data.get("where", [])),
-            exception=ExceptionInfo(
-                exception["type"],
-                exception["message"],
-                exception["file"],
-                exception["line"],
-                exception["function"],
-            )
-            if exception
-            else None,
-            memory=memory_profile(data["memory"]) if data.get("memory") else None,
-            complete=bool(data.get("complete", False)),
+            **profile_fields(data),
         )
         self.store.save(trace, keep=plan.spec.keep)
         if self.forward is not None:
@@ -229,19 +211,6 @@ def _child(
         error=call.error,
         attributes=attributes,
     )
-
-
-def _read(path: Path) -> dict[str, Any]:
-    """The tracer's last flushed file (empty when it wrote none), removed once read."""
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = {}
-    path.unlink(missing_ok=True)
-    if not data.get("complete"):  # killed: a flush may have been cut short
-        for leftover in path.parent.glob(path.name + ".tmp*"):
-            leftover.unlink(missing_ok=True)
-    return data
 
 
 # ---------------------------------------------------------------- evidence from traces

@@ -6,9 +6,15 @@ copy of stdout; the handler's own prints go to stderr, which the host sends to a
 
 Protocol (host -> worker): ``init`` once, then ``invoke`` repeatedly (with ``trace`` options
 when the invocation is traced, see ``tracer.py``), and ``cache_value`` as the answer to a
-``cache_get``.  Worker -> host: ``ready`` after init, then per
-invocation any number of ``dependency_call``, ``cache_get``, ``cache_set`` and ``invoke_call``
-(answered by ``invoke_result``) messages and finally one ``result`` with the outcome (ok, error, oom) and the peak RSS of the process.
+``cache_get``.  Worker -> host: ``ready`` after init, then per invocation any number of
+``dependency_get`` (answered by ``dependency_value``), ``cache_get`` (answered by
+``cache_value``), ``cache_set``, ``invoke_call`` (answered by ``invoke_result``) and, when
+traced, ``trace`` messages (the tracer's profile so far), and finally one ``result``:
+``ok`` with the handler's return value or ``error`` with what it raised.  Nothing else is
+believed: the host measures time, memory and leftovers itself, and a MemoryError ends
+this process with :data:`EXIT_OUT_OF_MEMORY`, which the host reads from the exit status
+(the handler's code shares this process, so whatever it writes on the pipe is a claim,
+never a measurement).
 """
 
 from __future__ import annotations
@@ -19,14 +25,17 @@ import json
 import logging
 import os
 import resource
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from typing import IO, Any
 
 _MB = 1024 * 1024
-_DEPENDENCY_CONNECT_TIMEOUT_S = 2.0
+EXIT_OUT_OF_MEMORY = 86
+"""The exit status after a MemoryError caught in :func:`serve`: the host's ``oom``."""
 
 
 class DependencyError(Exception):
@@ -48,11 +57,17 @@ class Channel:
     def __init__(self, incoming: IO[str], outgoing: IO[str]) -> None:
         self._incoming = incoming
         self._outgoing = outgoing
+        self._sending = threading.Lock()  # the tracer's thread sends too
 
     def send(self, message: dict[str, Any]) -> None:
         """Write one message and flush it."""
-        self._outgoing.write(json.dumps(message) + "\n")
-        self._outgoing.flush()
+        self.send_encoded(json.dumps(message))
+
+    def send_encoded(self, text: str) -> None:
+        """Write one message already encoded as JSON (on one line) and flush it."""
+        with self._sending:
+            self._outgoing.write(text + "\n")
+            self._outgoing.flush()
 
     def receive(self) -> dict[str, Any] | None:
         """The next message, or None when the host closed the pipe."""
@@ -85,40 +100,19 @@ class Cache:
 
 
 class DependencyClient:
-    """Calls one named dependency over HTTP and tells the host about every call."""
+    """Calls one named dependency through the host, which makes, times and records the call."""
 
-    def __init__(self, name: str, url: str, channel: Channel, deadline: float) -> None:
+    def __init__(self, name: str, channel: Channel) -> None:
         self.name = name
-        self.url = url.rstrip("/")
         self._channel = channel
-        self._deadline = deadline
 
     def get(self, path: str = "/") -> Any:
         """GET ``path`` from the dependency and return the decoded JSON body."""
-        import urllib.error  # imported on first use: most handlers call no dependency
-        import urllib.request
-
-        started = time.monotonic()
-        timeout = max(0.05, min(_DEPENDENCY_CONNECT_TIMEOUT_S, self._deadline - started))
-        error = ""
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                body = response.read()
-            return json.loads(body) if body else None
-        except (urllib.error.URLError, OSError, ValueError) as failure:
-            reason = getattr(failure, "reason", failure)
-            error = f"{type(failure).__name__}: {reason}"
-            raise DependencyError(f"{self.name}: {error}") from failure
-        finally:
-            latency_ms = (time.monotonic() - started) * 1000
-            self._channel.send(
-                {
-                    "type": "dependency_call",
-                    "name": self.name,
-                    "latency_ms": latency_ms,
-                    "error": error,
-                }
-            )
+        self._channel.send({"type": "dependency_get", "name": self.name, "path": path})
+        reply = self._channel.receive() or {"error": "the host closed the channel"}
+        if reply.get("error"):
+            raise DependencyError(f"{self.name}: {reply['error']}")
+        return reply.get("value")
 
 
 class Context:
@@ -147,7 +141,9 @@ class Context:
 
     def dependency(self, name: str) -> DependencyClient:
         """A client for the named dependency; raises KeyError for an unknown name."""
-        return DependencyClient(name, self._dependency_urls[name], self._channel, self._deadline)
+        if name not in self._dependency_urls:
+            raise KeyError(name)
+        return DependencyClient(name, self._channel)
 
     def invoke(self, name: str, event: Any) -> Any:
         """Invoke another hosted function through the host and return its result.
@@ -173,13 +169,29 @@ def read_memory_status() -> dict[str, int]:
     return status
 
 
-def reset_peak_memory() -> None:
-    """Reset VmHWM to the current RSS, so the next reading is this invocation's peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        pass  # an older kernel: the peak then covers the worker's whole life
+def drop_privileges(uid: int, gid: int) -> None:
+    """Become ``uid``/``gid`` with no other groups, before any handler code is loaded.
+
+    Changing user inside the process (rather than before exec) also makes the kernel
+    mark it not dumpable: other processes of the same user (other functions' workers)
+    can then neither trace it nor read its memory or descriptors through /proc.
+    """
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def limit_processes(nproc: int | None, file_bytes: int | None = None) -> None:
+    """No core dumps, files of at most ``file_bytes``, at most ``nproc`` processes for the user.
+
+    A write past the file size limit fails with EFBIG (an OSError) instead of killing.
+    """
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if file_bytes is not None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    if nproc is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
 def limit_address_space(memory_mb: int) -> int:
@@ -209,8 +221,14 @@ def load_handler(directory: str) -> Callable[[Any, Context], Any]:
     return handler
 
 
-def start_tracer(options: dict[str, Any] | None, init: dict[str, Any], handler: Any) -> Any:
-    """A started tracer for this invocation (see ``tracer.py``), or None when not traced."""
+def start_tracer(
+    options: dict[str, Any] | None, init: dict[str, Any], handler: Any, channel: Channel
+) -> Any:
+    """A started tracer for this invocation (see ``tracer.py``), or None when not traced.
+
+    It sends its profile to the host as ``trace`` messages: every 200 ms while the
+    handler runs (what a killed invocation leaves) and once more when it finishes.
+    """
     if not options:
         return None
     module = sys.modules.get("tuner_worker_tracer")
@@ -226,6 +244,7 @@ def start_tracer(options: dict[str, Any] | None, init: dict[str, Any], handler: 
         init["directory"],
         init["memory_mb"],
         handler,
+        channel.send_encoded,
     )
     tracer.start(read_memory_status()["VmRSS"] / 1024)
     return tracer
@@ -243,8 +262,9 @@ def serve(channel: Channel) -> None:
     if init is None:
         return
     started = time.monotonic()
+    limit_processes(init.get("nproc"), init.get("file_bytes"))
     handler = load_handler(init["directory"])
-    reserve = bytearray(2 * _MB)  # freed on MemoryError so the reply can still be built
+    reserve = bytearray(2 * _MB)  # freed on MemoryError so the trace can still be sent
     non_resident_mb = limit_address_space(init["memory_mb"])
     channel.send(
         {
@@ -259,17 +279,17 @@ def serve(channel: Channel) -> None:
         context = Context(
             init["function"], init["memory_mb"], deadline, cache, init["dependencies"], channel
         )
-        reset_peak_memory()
         reply: dict[str, Any] = {"type": "result", "outcome": "ok"}
-        tracer, failure = start_tracer(request.get("trace"), init, handler), None
+        tracer, failure = start_tracer(request.get("trace"), init, handler, channel), None
+        out_of_memory = False
         try:
             reply["result"] = handler(request["event"], context)
             json.dumps(reply["result"])
         except BaseException as error:  # the handler's failure is the outcome, not ours
             failure = error
             if _is_out_of_memory(error):
-                del reserve
-                reply = {"type": "result", "outcome": "oom", "error": "MemoryError"}
+                out_of_memory = True
+                del reserve  # room to send the trace of what ran out
             else:
                 reply = {
                     "type": "result",
@@ -277,18 +297,26 @@ def serve(channel: Channel) -> None:
                     "error": f"{type(error).__name__}: {error}",
                 }
                 traceback.print_exc()
-        if tracer is not None:
-            tracer.finish(failure, reply["outcome"] == "oom")
+        try:
+            if tracer is not None:
+                tracer.finish(failure, out_of_memory)  # sends the trace; its thread is joined
+        finally:
+            if out_of_memory:
+                try:
+                    sys.stderr.flush()
+                finally:
+                    os._exit(EXIT_OUT_OF_MEMORY)  # a worker that ran out of memory is not reused
         init["served"] = init.get("served", 0) + 1
         failure = None  # its traceback holds the handler's frames (and their memory)
-        reply["peak_mb"] = read_memory_status()["VmHWM"] / 1024
         channel.send(reply)
-        if reply["outcome"] == "oom":
-            return  # a worker that ran out of memory is not reused
 
 
 def main() -> None:
     """Run as a worker: keep a private copy of stdout for the protocol."""
+    if sys.argv[1:] == ["--probe"]:
+        return  # the host checks that this interpreter can run this file
+    if sys.argv[1:2] == ["--user"]:
+        drop_privileges(*(int(part) for part in sys.argv[2].split(":")))
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the handler's print() goes to the log, never into the protocol
     logging.basicConfig(

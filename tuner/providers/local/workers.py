@@ -1,174 +1,108 @@
-"""Worker processes on the host side: start, invoke with a deadline, kill, reuse warm ones."""
+"""Worker processes on the host side: start confined, invoke with a deadline, measure, kill."""
 
 from __future__ import annotations
 
 import json
 import os
-import select
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
-import structlog
+from tuner.providers.local import dependency_calls
+from tuner.providers.local.channel import FrameReader, FrameTooLargeError, send_frame
+from tuner.providers.local.executions import (
+    DependencyCall,
+    Execution,
+    InvokeCall,
+    Invoker,
+    MemoryLimit,
+    SharedCache,
+    WorkerSpec,
+)
+from tuner.providers.local.output import OutputSink
+from tuner.providers.local.sandboxing import (
+    ProcessProbe,
+    ProcessStatus,
+    Sandbox,
+    group_rss_mb,
+    kill_group,
+    remove_tmp,
+)
+from tuner.providers.local.worker import EXIT_OUT_OF_MEMORY
 
-from tuner.providers.local import worker as worker_script
-
-log = structlog.get_logger(__name__)
-
-_WORKER_PATH = Path(worker_script.__file__)
 _STARTUP_TIMEOUT_S = 15.0
-
-
-class SharedCache(Protocol):
-    """The host's cache of one function, as a worker's ``cache_get``/``cache_set`` reach it."""
-
-    def get(self, key: str) -> Any:
-        """The cached value, or None."""
-        ...
-
-    def set(self, key: str, value: Any) -> None:
-        """Cache a value."""
-        ...
-
-
-class MemoryLimit(Protocol):
-    """An extra, kernel-enforced memory limit for one worker process (a cgroup)."""
-
-    def add(self, pid: int) -> None:
-        """Put the process under the limit."""
-        ...
-
-    def exceeded(self) -> bool:
-        """True when the kernel hit the limit (the process was killed for memory)."""
-        ...
-
-    def remove(self) -> None:
-        """Release the limit after the process ended."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSpec:
-    """Everything a worker is started with: one function at one configuration."""
-
-    function: str
-    directory: Path
-    memory_mb: int
-    timeout_s: float
-    cache_ttl_s: int
-    environment: Mapping[str, str]
-    dependencies: Mapping[str, str]
-    """Dependency name -> base URL."""
-    log_path: Path
-    revision: int = 0
-    """The deployment these workers run, recorded with every invocation."""
-
-
-@dataclass(frozen=True, slots=True)
-class DependencyCall:
-    """One call from a handler to a named dependency."""
-
-    name: str
-    time: float
-    latency_ms: float
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class InvokeCall:
-    """One call from a handler to another hosted function (``context.invoke``)."""
-
-    name: str
-    time: float
-    latency_ms: float
-    outcome: str
-    error: str
-    span_id: str = ""
-
-
-Invoker = Callable[[str, Any], tuple[InvokeCall, Any]]
-"""Runs a nested invocation for a worker: how it went, and its result."""
-
-
-@dataclass(slots=True)
-class Execution:
-    """What one invocation did, as the host saw it."""
-
-    outcome: str
-    duration_ms: float
-    result: Any = None
-    error: str = ""
-    peak_memory_mb: float | None = None
-    dependency_calls: list[DependencyCall] = field(default_factory=list)
-    cache_hits: int = 0
-    cache_misses: int = 0
-    invoke_calls: list[InvokeCall] = field(default_factory=list)
 
 
 class WorkerStartError(Exception):
     """The worker process did not come up (bad handler, import error, crash)."""
 
 
-class _LineReader:
-    """Reads newline-terminated messages from a pipe with a deadline."""
+class ProtocolError(Exception):
+    """The worker sent something the protocol does not allow; the worker is stopped."""
 
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._buffer = b""
 
-    def read_line(self, deadline: float) -> bytes | None:
-        """The next line, None when the deadline passed; EOFError when the pipe closed."""
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            ready, _, _ = select.select([self._fd], [], [], remaining)
-            if not ready:
-                return None
-            chunk = os.read(self._fd, 65536)
-            if not chunk:
-                raise EOFError
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line
+_FROM_WORKER = {"dependency_get", "cache_get", "cache_set", "invoke_call", "trace", "result"}
+_MALFORMED = (ProtocolError, FrameTooLargeError, ValueError, KeyError, TypeError, RecursionError)
+"""What a frame that breaks the protocol raises (RecursionError: JSON nested too deeply)."""
+_CLAIMABLE_OUTCOMES = {"ok", "error"}
+"""Outcomes a worker may state; oom and timeout are only ever measured by the host."""
+_MAX_DEPENDENCY_CALLS = 1000
+"""Dependency (and nested) calls recorded per invocation; later ones still run."""
+_MAX_ERROR_CHARS = 2000
+_WATCH_EVERY_S = 0.25
+"""How often, without a cgroup, the host adds up a busy worker's process group."""
 
 
 class WorkerProcess:
-    """One running worker process of one function at one configuration."""
+    """One running worker process of one function at one configuration.
 
-    def __init__(self, spec: WorkerSpec, generation: int, limit: MemoryLimit | None) -> None:
+    It runs confined by ``sandbox`` (user, session, temp folder, environment) and, where
+    given, in ``limit`` (a cgroup).  An invocation's outcome, peak memory and leftovers
+    are measured here, from the process and the kernel, never taken from the worker's
+    word: the worker can only say "returned this" or "raised that".
+    """
+
+    def __init__(
+        self, spec: WorkerSpec, generation: int, limit: MemoryLimit | None, sandbox: Sandbox
+    ) -> None:
         self.spec = spec
         self.generation = generation
         self.init_ms = 0.0
+        self.reusable = True
+        """False once the worker must not serve another invocation (it is then stopped)."""
         self._limit = limit
-        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        environment = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "MALLOC_ARENA_MAX": "2",  # keeps thread arenas from eating the address-space cap
-            **spec.environment,
-        }
+        self._sandbox = sandbox
+        self._tmp = sandbox.private_tmp(spec.function)
         started = time.monotonic()
-        with spec.log_path.open("ab") as log_file:
-            self._process = subprocess.Popen(
-                [sys.executable, "-I", str(_WORKER_PATH)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log_file,
-                env=environment,
-                cwd=spec.directory,
+        output_read, output_write = os.pipe()
+        try:
+            self._process = sandbox.start(
+                dict(spec.environment), self._tmp, spec.directory, output_write
             )
+        except BaseException:
+            os.close(output_read)
+            remove_tmp(self._tmp)
+            raise
+        finally:
+            os.close(output_write)
         assert self._process.stdin is not None and self._process.stdout is not None
-        self._stdin = self._process.stdin
-        self._reader = _LineReader(self._process.stdout.fileno())
+        self._stdin_fd = self._process.stdin.fileno()
+        os.set_blocking(self._stdin_fd, False)  # a worker that stops reading cannot stall us
+        self._deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+        policy = sandbox.policy
+        self._sink = OutputSink(output_read, spec.log_path, policy.output_bytes, policy.log_bytes)
+        self._reader = FrameReader(
+            self._process.stdout.fileno(), self._sink, policy.frame_bytes, self._watch_memory
+        )
         if limit is not None:
             limit.add(self._process.pid)
+        self._probe = ProcessProbe(self._process.pid)
+        self._threads = 1
+        self._status: ProcessStatus | None = None
+        self._killed_for_memory = False
+        self._next_watch = 0.0
+        self._stopped = False
+        self._traced = False
         self._start(started)
 
     @property
@@ -178,30 +112,48 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        """True while the process runs."""
-        return self._process.poll() is None
+        """True while the process runs (asked without reaping it, so its pid stays its own)."""
+        if self._process.returncode is not None:
+            return False
+        try:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        except ChildProcessError:
+            return False
 
     def _start(self, started: float) -> None:
-        self._send(
-            {
-                "type": "init",
-                "function": self.spec.function,
-                "directory": str(self.spec.directory),
-                "memory_mb": self.spec.memory_mb,
-                "timeout_s": self.spec.timeout_s,
-                "cache_ttl_s": self.spec.cache_ttl_s,
-                "dependencies": dict(self.spec.dependencies),
-            }
-        )
+        pids_cgroup = self._limit is not None and self._limit.limits_pids
+        init = {
+            "type": "init",
+            "function": self.spec.function,
+            "directory": str(self.spec.directory),
+            "memory_mb": self.spec.memory_mb,
+            "timeout_s": self.spec.timeout_s,
+            "cache_ttl_s": self.spec.cache_ttl_s,
+            "dependencies": dict(self.spec.dependencies),
+            "nproc": self._sandbox.nproc_limit(pids_cgroup),
+            "file_bytes": self._sandbox.policy.file_bytes,
+        }
         try:
-            line = self._reader.read_line(time.monotonic() + _STARTUP_TIMEOUT_S)
-        except EOFError:
-            line = None
-        if line is None:
+            self._send(init)
+            line = self._reader.read_frame(self._deadline)
+            reply = json.loads(line) if line is not None else None
+            ready = isinstance(reply, dict) and reply.get("type") == "ready"
+        except (
+            EOFError,
+            BrokenPipeError,
+            TimeoutError,
+            FrameTooLargeError,
+            ValueError,
+            RecursionError,
+        ):
+            ready = False
+        if not ready:
             self.stop()
             raise WorkerStartError(
                 f"worker for {self.spec.function} did not start; see {self.spec.log_path}"
             )
+        status = self._probe.read()
+        self._threads = status.threads if status is not None else 1
         self.init_ms = (time.monotonic() - started) * 1000
 
     def invoke(
@@ -212,31 +164,42 @@ class WorkerProcess:
         trace: Mapping[str, Any] | None = None,
         invoker: Invoker | None = None,
     ) -> Execution:
-        """Run one invocation; kill the worker when it exceeds the timeout.
+        """Run one invocation; kill the worker and its children when it exceeds the timeout.
 
-        ``trace`` holds the tracer's options when the invocation is traced; ``invoker``
+        ``trace`` holds the tracer's options when the invocation is traced (its profile
+        then arrives in ``trace`` messages, kept in :attr:`Execution.trace`); ``invoker``
         runs the handler's ``context.invoke`` calls (without it they fail).
         """
         started = time.monotonic()
-        deadline = started + self.spec.timeout_s
+        self._deadline = deadline = started + self.spec.timeout_s
         execution = Execution(outcome="", duration_ms=0.0)
         request: dict[str, Any] = {"type": "invoke", "event": event}
         if trace:
-            request["trace"] = dict(trace)
+            request["trace"] = {**trace, "max_bytes": self._sandbox.policy.frame_bytes // 2}
+        self._traced = bool(trace)
+        self._sink.begin_invocation()
+        self._probe.reset_peak()
         try:
             self._send(request)
             while not execution.outcome:
-                line = self._reader.read_line(deadline)
+                line = self._reader.read_frame(deadline)
                 if line is None:
                     self._timed_out(execution)
                 else:
                     self._handle(json.loads(line), execution, cache, invoker)
             execution.duration_ms = (time.monotonic() - started) * 1000
+        except TimeoutError:
+            self._timed_out(execution)
         except (EOFError, BrokenPipeError):
             self._died(execution)
             execution.duration_ms = (time.monotonic() - started) * 1000
+        except _MALFORMED as error:
+            self._violated(execution, error)
+            execution.duration_ms = (time.monotonic() - started) * 1000
         if execution.outcome == "timeout":
             execution.duration_ms = self.spec.timeout_s * 1000
+        elif self.reusable:
+            self._check_leftovers()
         return execution
 
     def _handle(
@@ -247,32 +210,86 @@ class WorkerProcess:
         invoker: Invoker | None = None,
     ) -> None:
         kind = message["type"]
-        if kind == "invoke_call":
+        if kind not in _FROM_WORKER:
+            raise ProtocolError(f"unknown message type {str(kind)[:40]!r}")
+        if kind == "dependency_get":
+            self._call_dependency(message, execution)
+        elif kind == "invoke_call":
             self._nested(message, execution, invoker)
-            return
-        if kind == "dependency_call":
-            execution.dependency_calls.append(
-                DependencyCall(
-                    message["name"], time.time(), message["latency_ms"], message["error"]
-                )
-            )
+        elif kind == "trace":
+            if not self._traced:
+                raise ProtocolError("a trace of an invocation that is not traced")
+            execution.trace = message  # the latest profile: the last one before a kill
         elif kind == "cache_get":
-            value = cache.get(message["key"])
+            value = cache.get(str(message["key"]))
             if value is None:
                 execution.cache_misses += 1
             else:
                 execution.cache_hits += 1
             self._send({"type": "cache_value", "value": value})
         elif kind == "cache_set":
-            cache.set(message["key"], message["value"])
-        elif kind == "result":
+            cache.set(str(message["key"]), message["value"])
+        else:
+            if message["outcome"] not in _CLAIMABLE_OUTCOMES:
+                raise ProtocolError(f"the worker may not state outcome {message['outcome']!r}")
             execution.outcome = message["outcome"]
             execution.result = message.get("result")
-            execution.error = message.get("error", "")
-            execution.peak_memory_mb = message.get("peak_mb")
-            if execution.outcome == "oom":
+            execution.error = str(message.get("error", ""))[:_MAX_ERROR_CHARS]
+            self._status = self._probe.read()
+            execution.peak_memory_mb = self._status.peak_mb if self._status is not None else None
+            if self._limit is not None and self._limit.exceeded():
+                execution.outcome = "oom"  # the kernel killed a child at the cgroup limit
+                execution.error = "a process of the invocation was killed at its memory limit"
                 execution.peak_memory_mb = float(self.spec.memory_mb)
-                self.stop()  # a worker that ran out of memory is not reused
+                self.reusable = False
+
+    def _call_dependency(self, message: dict[str, Any], execution: Execution) -> None:
+        """Make the handler's dependency call, time and record it, and answer with the body."""
+        name = message["name"]
+        url = self.spec.dependencies.get(name) if isinstance(name, str) else None
+        if url is None:
+            raise ProtocolError(f"a call to the undeclared dependency {str(name)[:40]!r}")
+        try:
+            path = dependency_calls.checked_path(message["path"])
+        except ValueError as error:
+            self._send({"type": "dependency_value", "value": None, "error": str(error)})
+            return
+        answer = dependency_calls.call(
+            url, path, self._deadline, self._sandbox.policy.frame_bytes // 2
+        )
+        if len(execution.dependency_calls) < _MAX_DEPENDENCY_CALLS:
+            execution.dependency_calls.append(
+                DependencyCall(name, time.time(), answer.latency_ms, answer.error)
+            )
+        self._send({"type": "dependency_value", "value": answer.value, "error": answer.error})
+
+    def _watch_memory(self) -> None:
+        """Without a cgroup: kill the process group once its resident total passes the limit.
+
+        Each process also has the address-space cap, so this only catches a handler that
+        spreads memory over several processes, and only as often as the reader ticks.
+        """
+        now = time.monotonic()
+        if self._limit is not None or self._killed_for_memory or now < self._next_watch:
+            return
+        self._next_watch = now + _WATCH_EVERY_S  # a scan of /proc: not on every tick
+        if group_rss_mb(self.pid) > self.spec.memory_mb:
+            self._killed_for_memory = True
+            self.kill()
+
+    def _check_leftovers(self) -> None:
+        """Recycle a worker that left threads or processes running after its invocation."""
+        status = self._status
+        members = self._limit.members() if self._limit is not None else []
+        children = [pid for pid in members if pid != self.pid]
+        if status is None or status.threads <= self._threads and not children:
+            return
+        threads = 0 if status is None else status.threads - self._threads
+        self._sink.note(
+            f"[tuner: worker recycled: {threads} thread(s) and {len(children)} process(es)"
+            " left running after the invocation]\n".encode()
+        )
+        self.stop()
 
     def _nested(
         self,
@@ -280,144 +297,81 @@ class WorkerProcess:
         execution: Execution,
         invoker: Invoker | None,
     ) -> None:
+        """Run the handler's ``context.invoke`` through the host and answer with its result."""
+        name = message["name"]
+        if not isinstance(name, str):
+            raise ProtocolError("a nested call without a function name")
         if invoker is None:
-            call, result = InvokeCall(message["name"], time.time(), 0.0, "error", "no host"), None
+            call, result = InvokeCall(name[:200], time.time(), 0.0, "error", "no host"), None
         else:
-            call, result = invoker(str(message["name"]), message.get("event"))
-        execution.invoke_calls.append(call)
+            call, result = invoker(name, message.get("event"))
+        if len(execution.invoke_calls) < _MAX_DEPENDENCY_CALLS:
+            execution.invoke_calls.append(call)
         self._send(
             {"type": "invoke_result", "outcome": call.outcome, "result": result, "error": call.error}
         )
 
     def _timed_out(self, execution: Execution) -> None:
-        execution.peak_memory_mb = self.peak_memory_mb()
-        self.stop()
+        status = self._probe.read()
+        execution.peak_memory_mb = status.peak_mb if status is not None else None
+        self.stop()  # the whole process group and cgroup: children and threads die too
         execution.outcome = "timeout"
         execution.error = f"timed out after {self.spec.timeout_s:g} s"
 
     def _died(self, execution: Execution) -> None:
         code = self._process.wait()
-        if self._limit is not None and self._limit.exceeded():
+        if (
+            code == EXIT_OUT_OF_MEMORY
+            or self._killed_for_memory
+            or (self._limit is not None and self._limit.exceeded())
+        ):
             execution.outcome = "oom"
-            execution.error = "killed at its memory limit"
+            execution.error = (
+                "MemoryError" if code == EXIT_OUT_OF_MEMORY else "killed at its memory limit"
+            )
             execution.peak_memory_mb = float(self.spec.memory_mb)
         else:
             execution.outcome = "error"
             execution.error = f"worker exited with code {code}"
         self.stop()
 
-    def peak_memory_mb(self) -> float | None:
-        """The worker's peak RSS since the current invocation began, read from /proc."""
-        try:
-            with open(f"/proc/{self.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            return None
-        return None
+    def _violated(self, execution: Execution, error: Exception) -> None:
+        self.stop()
+        execution.outcome = "error"
+        execution.error = f"protocol violation: {error}"[:_MAX_ERROR_CHARS]
+        self._sink.note(f"[tuner: worker stopped: {execution.error}]\n".encode())
 
     def kill(self) -> None:
-        """Kill the process without waiting; the thread using it sees the pipe close."""
-        if self._process.poll() is None:
-            self._process.kill()
+        """Kill the process group without waiting; the thread using it sees the pipe close."""
+        self.reusable = False
+        members = self._limit.members() if self._limit is not None else []
+        # A reaped leader's pid may be reused: signal its group only while it is unreaped.
+        kill_group(members, self.pid if self._process.returncode is None else None)
 
     def stop(self) -> None:
-        """Kill the process (if it still runs) and release its resources."""
-        if self._process.poll() is None:
-            self._process.kill()
+        """Kill the worker with its group and children, then release its resources."""
+        self.reusable = False
+        if self._stopped:
+            return
+        self._stopped = True
+        self.kill()
+        if self._limit is not None:
+            for _ in range(5):  # a fork racing the kill is caught on the next pass
+                members = self._limit.members()
+                if not members:
+                    break
+                kill_group(members, None)
+                time.sleep(0.001)
         self._process.wait()
+        self._probe.close()
         for stream in (self._process.stdin, self._process.stdout):
             if stream is not None:
                 stream.close()
+        self._sink.close()
         if self._limit is not None:
             self._limit.remove()
             self._limit = None
+        remove_tmp(self._tmp)
 
     def _send(self, message: dict[str, Any]) -> None:
-        self._stdin.write(json.dumps(message).encode() + b"\n")
-        self._stdin.flush()
-
-
-class WorkerPool:
-    """The workers of one function: warm ones reused, at most ``max_workers`` at once.
-
-    A new configuration bumps the generation: idle workers stop at once, busy ones stop
-    when their invocation ends (drained), and new invocations get new workers.
-    """
-
-    def __init__(self, spec: WorkerSpec, max_workers: int, limits: LimitFactory | None) -> None:
-        self._spec = spec
-        self._generation = 0
-        self._idle: list[WorkerProcess] = []
-        self._busy: set[WorkerProcess] = set()
-        self._slots = threading.BoundedSemaphore(max_workers)
-        self._lock = threading.Lock()
-        self._limits = limits
-        self._closed = False
-
-    @property
-    def spec(self) -> WorkerSpec:
-        """The configuration new workers start with."""
-        return self._spec
-
-    def configure(self, spec: WorkerSpec) -> None:
-        """Use a new configuration for every invocation from now on."""
-        with self._lock:
-            self._spec = spec
-            self._generation += 1
-            stale, self._idle = self._idle, []
-        for process in stale:
-            process.stop()
-
-    @contextmanager
-    def worker(self) -> Iterator[tuple[WorkerProcess, bool]]:
-        """A worker for one invocation and whether it is a cold start."""
-        with self._slots:
-            with self._lock:
-                if self._closed:
-                    raise WorkerStartError(f"{self._spec.function}: the host is shutting down")
-                process = self._idle.pop() if self._idle else None
-                spec, generation = self._spec, self._generation
-            cold = process is None
-            if process is None:
-                limit = self._limits(spec) if self._limits is not None else None
-                process = WorkerProcess(spec, generation, limit)
-            with self._lock:
-                self._busy.add(process)
-            try:
-                yield process, cold
-            finally:
-                self._release(process)
-
-    def _release(self, process: WorkerProcess) -> None:
-        with self._lock:
-            self._busy.discard(process)
-            if process.alive and process.generation == self._generation and not self._closed:
-                self._idle.append(process)
-                return
-        process.stop()
-
-    def idle_pids(self) -> list[int]:
-        """Process ids of the warm workers waiting for an invocation."""
-        with self._lock:
-            return [process.pid for process in self._idle]
-
-    def close(self) -> None:
-        """Stop every worker, idle or busy; no new worker starts afterwards."""
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-            busy = list(self._busy)
-        for process in idle:
-            process.stop()
-        for process in busy:
-            process.kill()  # the invoking thread sees the pipe close and stops it
-
-
-class LimitFactory(Protocol):
-    """Makes a kernel memory limit for a new worker of a given configuration."""
-
-    def __call__(self, spec: WorkerSpec) -> MemoryLimit | None:
-        """A limit for a worker started with ``spec``, or None when unavailable."""
-        ...
+        send_frame(self._stdin_fd, message, self._deadline)
