@@ -21,10 +21,9 @@ from tuner.durations import parse_duration
 from tuner.engine.facts import EXTRA_FACTS, FACTS
 from tuner.engine.rulefiles import rules_schema
 from tuner.errors import ConfigError, Problem
-from tuner.history import decision_json, decision_line
-from tuner.lifecycle import JUDGED, State
+from tuner.history import decision_json, decision_line, summary_table
+from tuner.lifecycle import State
 from tuner.logs import configure
-from tuner.model import Decision
 from tuner.simulating import add_parser as add_simulate_parser
 from tuner.store import SqliteStore
 from tuner.web import commands as web_commands
@@ -204,44 +203,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
         for line in grouped_lines(decisions):
             _print(line)
     return 0
-
-
-def summary_table(decisions: Sequence[Decision]) -> str:
-    """A readable table per function: what was found, what was changed, what was verified.
-
-    Below it, each change with what it was sized from (the plan's own words).
-    """
-    rows: dict[str, dict[str, list[str]]] = {}
-    sized: list[str] = []
-    for d in decisions:
-        row = rows.setdefault(
-            d.ref.name, {"found": [], "changed": [], "verified": [], "evidence": []}
-        )
-        if d.action != "resolved" and d.rule not in row["found"]:
-            row["found"].append(d.rule)
-        if d.change is not None and d.applied and not d.undoes:
-            rolled_back = d.state is State.ROLLED_BACK
-            row["changed"].append(d.change.describe() + (" (rolled back)" if rolled_back else ""))
-            row["verified"].append("pending" if d.state is State.APPLIED else d.state.value)
-            if (d.state in JUDGED or rolled_back) and d.reason:
-                row["evidence"].append(d.reason.split(";")[0])
-            sized.append(f"  {d.ref.name}: {d.summary}")
-        elif d.state in (State.NOTIFIED, State.RECOMMENDED) and d.action != "resolved":
-            label = "told the owners" if d.state is State.NOTIFIED else "recommended"
-            if label not in row["changed"]:
-                row["changed"].append(label)
-    if not rows:
-        return "Nothing found: every function looked healthy."
-    header = ("function", "found", "changed", "verified", "evidence")
-    columns = ("found", "changed", "verified", "evidence")
-    lines = [(name, *("; ".join(r[c]) or "-" for c in columns)) for name, r in sorted(rows.items())]
-    widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
-    fmt = "  ".join(f"{{:{w}}}" for w in widths)
-    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-    out.extend(fmt.format(*line) for line in lines)
-    if sized:
-        out += ["", "How each change was sized:", *sized]
-    return "\n".join(out)
 
 
 # ---------------------------------------------------------------- check / schema / facts

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tuner.lifecycle import JUDGED, State
 from tuner.model import Decision
 from tuner.planning import FUNCTION_GROUP
 from tuner.store import SqliteStore
@@ -114,3 +115,41 @@ def history(store: SqliteStore, function: str | None, limit: int) -> list[Decisi
 def known_functions(store: SqliteStore) -> list[str]:
     """The names of the functions the store holds decisions for."""
     return sorted({d.ref.name for d in store.decisions(limit=ALL)})
+
+
+def summary_table(decisions: Sequence[Decision]) -> str:
+    """A readable table per function: what was found, what was changed, what was verified.
+
+    Below it, each change with what it was sized from (the plan's own words).
+    """
+    rows: dict[str, dict[str, list[str]]] = {}
+    sized: list[str] = []
+    for d in decisions:
+        row = rows.setdefault(
+            d.ref.name, {"found": [], "changed": [], "verified": [], "evidence": []}
+        )
+        if d.action != "resolved" and d.rule not in row["found"]:
+            row["found"].append(d.rule)
+        if d.change is not None and d.applied and not d.undoes:
+            rolled_back = d.state is State.ROLLED_BACK
+            row["changed"].append(d.change.describe() + (" (rolled back)" if rolled_back else ""))
+            row["verified"].append("pending" if d.state is State.APPLIED else d.state.value)
+            if (d.state in JUDGED or rolled_back) and d.reason:
+                row["evidence"].append(d.reason.split(";")[0])
+            sized.append(f"  {d.ref.name}: {d.summary}")
+        elif d.state in (State.NOTIFIED, State.RECOMMENDED) and d.action != "resolved":
+            label = "told the owners" if d.state is State.NOTIFIED else "recommended"
+            if label not in row["changed"]:
+                row["changed"].append(label)
+    if not rows:
+        return "Nothing found: every function looked healthy."
+    header = ("function", "found", "changed", "verified", "evidence")
+    columns = ("found", "changed", "verified", "evidence")
+    lines = [(name, *("; ".join(r[c]) or "-" for c in columns)) for name, r in sorted(rows.items())]
+    widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:{w}}}" for w in widths)
+    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    out.extend(fmt.format(*line) for line in lines)
+    if sized:
+        out += ["", "How each change was sized:", *sized]
+    return "\n".join(out)
