@@ -161,6 +161,8 @@ def test_values_outside_the_schema_are_refused() -> None:
         ((r"rules.inline.a\.txt=x",), "a.txt"),
         (("metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"), "metrics"),
         (("persistence.size=lots",), "size"),
+        (("probes.liveness.path=/livez",), "/healthz"),  # the operator serves fixed paths
+        (("probes.readiness.path=/ready",), "/readyz"),
     ],
 )
 def test_values_that_cannot_work_are_refused(sets: tuple[str, ...], field: str) -> None:

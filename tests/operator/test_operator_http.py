@@ -63,13 +63,6 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 @pytest.fixture()
-def kube(cluster: EmulatorThread) -> Iterator[KubeApi]:
-    api = KubeApi(cluster.url)
-    yield api
-    api.close()
-
-
-@pytest.fixture()
 def replica(cluster: EmulatorThread, tmp_path: Path) -> Iterator[OperatorThread]:
     operator = OperatorThread(cluster, "solo", tmp_path / "state", http_port=free_port())
     yield operator
