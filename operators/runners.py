@@ -30,6 +30,8 @@ from tuner.errors import ConfigError, Problem, ProviderError
 from tuner.loop import CycleReport
 from tuner.ports import Store
 from tuner.providers.kubernetes.api import KubeApi
+from tuner.web.attaching import Insight, attach
+from tuner.web.metrics import Metrics
 from tuner.wiring import Tuner, build
 
 log = structlog.get_logger(__name__)
@@ -47,6 +49,8 @@ class PolicyRunner:
     store: MirroredStore
     term: int = 0
     """The leadership term whose cluster state this runner has imported (0: none yet)."""
+    insight: Insight | None = None
+    """The tuner's live state and its hooks into the operator's metrics."""
 
     def take_over(self, term: int) -> None:
         """Import the policy's changes from the cluster and settle open intents, once a term.
@@ -121,11 +125,13 @@ def build_runner(
     raw: dict[str, object],
     *,
     is_leader: Callable[[], bool] = lambda: True,
+    metrics: Metrics | None = None,
 ) -> PolicyRunner:
     """Wire a tuner for a policy; raise ConfigError when the policy cannot run.
 
     The daemon's store is a :class:`MirroredStore`: changes are written to the policy's
-    status while ``is_leader()``.
+    status while ``is_leader()``.  With ``metrics``, the tuner counts its cycles,
+    decisions and calls there, and keeps a live state that tells whether it cycles.
     """
     source = f"TuningPolicy {namespace}/{name}"
     spec = parse_spec(source, raw)
@@ -168,9 +174,10 @@ def build_runner(
     tuner = build(config, wrap_store=mirrored)
     store = tuner.daemon.store
     assert isinstance(store, MirroredStore)
+    insight = attach(tuner, None, metrics=metrics) if metrics is not None else None
     tuner.start()
     log.info("policy_wired", policy=f"{namespace}/{name}", mode=spec.mode, rules=str(rules_file))
-    return PolicyRunner(namespace, name, spec, tuner, config.interval, store)
+    return PolicyRunner(namespace, name, spec, tuner, config.interval, store, insight=insight)
 
 
 def forget(settings: OperatorSettings, namespace: str, name: str) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tuner.errors import ConfigError, Problem
+from tuner.web.addresses import parse_address
 
 GROUP = "tuner.dev"
 VERSION = "v1alpha1"
@@ -34,7 +38,8 @@ class OperatorSettings:
     lease_renew_s: float = 5.0
     oom_recency_s: float = 120.0
     """An OOM kill newer than this wakes the pod's policies at once."""
-    liveness_endpoint: str | None = None
+    http_address: tuple[str, int] | None = None
+    """Where ``/healthz``, ``/readyz`` and ``/metrics`` are served (None: nowhere)."""
     channels_file: Path | None = None
     """YAML mapping of channel name to tuner.yaml channel options, given to every policy."""
     cluster_history_s: float = 8 * 86_400.0
@@ -56,8 +61,19 @@ class OperatorSettings:
             lease_name=env.get("TUNER_LEASE_NAME", "tuner-operator"),
             lease_duration_s=float(env.get("TUNER_LEASE_DURATION_S", "15")),
             lease_renew_s=float(env.get("TUNER_LEASE_RENEW_S", "5")),
-            liveness_endpoint=env.get("TUNER_LIVENESS_ENDPOINT") or None,
+            http_address=_address(env.get("TUNER_HTTP_ADDRESS", DEFAULT_HTTP_ADDRESS)),
             channels_file=Path(env["TUNER_CHANNELS_FILE"]) if env.get("TUNER_CHANNELS_FILE")
             else None,
             cluster_history_s=float(env.get("TUNER_CLUSTER_HISTORY_S", str(8 * 86_400))),
         )
+
+
+DEFAULT_HTTP_ADDRESS = "0.0.0.0:8780"  # noqa: S104 - probes and scrapes come from outside the pod
+
+
+def _address(text: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` or ``off``; anything else is a ConfigError naming the variable."""
+    try:
+        return parse_address(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError([Problem("TUNER_HTTP_ADDRESS", None, str(exc))]) from None

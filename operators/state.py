@@ -23,6 +23,7 @@ from operators.settings import GROUP, PLURAL, VERSION, OperatorSettings
 from tuner.errors import ConfigError, ProviderError
 from tuner.providers.kubernetes import events
 from tuner.providers.kubernetes.api import KubeApi, NotFoundError
+from tuner.web.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,8 @@ class OperatorState:
     seen_ooms: set[tuple[str, str, int, float]] = field(default_factory=set)
     """OOM kills already acted on: (pod uid, container, restart count, time)."""
     cycles: int = 0
+    metrics: Metrics = field(default_factory=Metrics)
+    """Counted by every policy's tuner; served at ``/metrics``."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_locks: dict[PolicyKey, threading.Lock] = field(default_factory=dict)
     """Held while a policy cycles or is rewired: one at a time per policy."""
@@ -79,7 +82,7 @@ class OperatorState:
             try:
                 runner = build_runner(
                     self.settings, self.api, namespace, name, spec,
-                    is_leader=lambda: self.elector.is_leader,
+                    is_leader=lambda: self.elector.is_leader, metrics=self.metrics,
                 )  # fmt: skip
             except ConfigError as exc:
                 log.warning("policy_invalid", policy=f"{namespace}/{name}", problems=str(exc))
@@ -109,6 +112,11 @@ class OperatorState:
             old = self.runners.pop(key, None)
         if old is not None:
             old.close()
+
+    def wired(self) -> list[tuple[PolicyKey, PolicyRunner]]:
+        """The wired policies and their runners, sorted by key (a snapshot)."""
+        with self._lock:
+            return sorted(self.runners.items(), key=lambda item: item[0])
 
     def interval_s(self, key: PolicyKey) -> float:
         """Seconds between two cycles of a policy."""

@@ -9,6 +9,8 @@ Handlers only translate between Kopf and :class:`operators.state.OperatorState`:
 - a pod watch wakes the policies of a namespace as soon as a container there is
   OOM-killed;
 - a background task keeps the Lease that decides which replica leads.
+
+Beside Kopf, :mod:`operators.serving` answers the probes and the metrics scrapes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import kopf
 import structlog
 
+from operators.serving import OperatorProbes, serve
 from operators.settings import GROUP, PLURAL, VERSION, OperatorSettings
 from operators.state import OperatorState
 from tuner.providers.kubernetes import signals
@@ -44,6 +47,7 @@ def build_registry() -> kopf.OperatorRegistry:
         settings.watching.client_timeout = 330
         state: OperatorState = memo.operator
         memo.leading = asyncio.create_task(_keep_lease(state))
+        memo.probes.start(memo.leading)
 
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: kopf.Memo, **_: Any) -> None:
@@ -58,10 +62,6 @@ def build_registry() -> kopf.OperatorRegistry:
         if url:
             return kopf.ConnectionInfo(server=url, insecure=True)
         return kopf.login_via_client(**kwargs)
-
-    @kopf.on.probe(id="leader", registry=registry)
-    def leader(memo: kopf.Memo, **_: Any) -> bool:
-        return bool(memo.operator.elector.is_leader)
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
@@ -131,16 +131,30 @@ async def run(
     stop_flag: threading.Event | asyncio.Event | None = None,
     ready_flag: threading.Event | asyncio.Event | None = None,
 ) -> None:
-    """Run the operator until the stop flag is set (or a signal arrives)."""
-    await kopf.operator(
-        registry=build_registry(),
-        memo=kopf.Memo(operator=state or OperatorState.create(settings)),
-        clusterwide=True,
-        standalone=True,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-        liveness_endpoint=settings.liveness_endpoint,
-    )
+    """Run the operator until the stop flag is set (or a signal arrives).
+
+    ``/healthz``, ``/readyz`` and ``/metrics`` are served at ``settings.http_address``
+    from before Kopf starts until it has stopped.
+    """
+    state = state or OperatorState.create(settings)
+    probes = OperatorProbes(state)
+    server = serve(probes, settings.http_address) if settings.http_address else None
+    beating = asyncio.create_task(probes.keep_beating())
+    try:
+        await kopf.operator(
+            registry=build_registry(),
+            memo=kopf.Memo(operator=state, probes=probes),
+            clusterwide=True,
+            standalone=True,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+        if server is not None:
+            await asyncio.to_thread(server.close)
 
 
 def main() -> None:

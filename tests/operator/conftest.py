@@ -1,4 +1,4 @@
-"""Fixtures of the operator tests: the emulator helpers' folder on the path, a cluster."""
+"""Fixtures of the operator tests: the emulator helpers' folder on the path, a cluster, a client."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "providers" / "kube
 
 from kube_emulation import EmulatorThread  # noqa: E402
 
+from tuner.providers.kubernetes.api import KubeApi  # noqa: E402
+
 
 @pytest.fixture()
 def cluster() -> Iterator[EmulatorThread]:
@@ -20,3 +22,11 @@ def cluster() -> Iterator[EmulatorThread]:
     emulated = EmulatorThread().start()
     yield emulated
     emulated.stop()
+
+
+@pytest.fixture()
+def kube(cluster: EmulatorThread) -> Iterator[KubeApi]:
+    """A JSON client of the cluster, for seeding and inspecting it."""
+    api = KubeApi(cluster.url)
+    yield api
+    api.close()

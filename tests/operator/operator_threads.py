@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -47,10 +48,14 @@ class OperatorThread:
         cluster: EmulatorThread,
         identity: str,
         state_dir: Path,
-        liveness_endpoint: str | None = None,
+        http_port: int | None = None,
+        lease_name: str = "tuner-operator",
     ) -> None:
+        self.url = f"http://127.0.0.1:{http_port}" if http_port is not None else None
+        """Where the replica serves /healthz, /readyz and /metrics (None: nowhere)."""
         self.settings = OperatorSettings(
-            liveness_endpoint=liveness_endpoint,
+            http_address=("127.0.0.1", http_port) if http_port is not None else None,
+            lease_name=lease_name,
             api_url=cluster.url,
             state_dir=state_dir,
             default_rules=DEFAULT_RULES,
@@ -94,3 +99,10 @@ def eventually(check: Callable[[], Any], timeout: float = 10.0, step: float = 0.
         value = check()
     assert value, f"condition not met within {timeout} s (last value {value!r})"
     return value
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -53,6 +53,7 @@ class OperatorProcess:
             TUNER_LEASE_RENEW_S="0.3",
             POD_NAME=identity,
             POD_NAMESPACE="tuner-system",
+            TUNER_HTTP_ADDRESS="127.0.0.1:0",
         )
         with self.log.open("w") as out:
             self.process = subprocess.Popen(

@@ -120,11 +120,14 @@ def test_the_documented_complete_values_render_valid_manifests(tmp_path: Path) -
         {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
     ]
     assert metrics["spec"]["ports"][0]["port"] == 8780
+    assert metrics["spec"]["publishNotReadyAddresses"] is True
     container = operator_container(docs)
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert {"name": "http", "containerPort": 8780, "protocol": "TCP"} in container["ports"]
     env = env_of(docs)
+    assert env["TUNER_HTTP_ADDRESS"]["value"] == "0.0.0.0:8780"  # the probes' and scrapes' port
+    assert "TUNER_LIVENESS_ENDPOINT" not in env
     assert env["HTTPS_PROXY"]["value"] == "http://proxy.example.com:3128"
     assert env["TUNER_KINDS"]["value"] == "deployment,ksvc"
     assert {"name": "ca", "mountPath": "/etc/ssl/corporate", "readOnly": True} in container[
@@ -158,6 +161,8 @@ def test_values_outside_the_schema_are_refused() -> None:
         ((r"rules.inline.a\.txt=x",), "a.txt"),
         (("metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"), "metrics"),
         (("persistence.size=lots",), "size"),
+        (("probes.liveness.path=/livez",), "/healthz"),  # the operator serves fixed paths
+        (("probes.readiness.path=/ready",), "/readyz"),
     ],
 )
 def test_values_that_cannot_work_are_refused(sets: tuple[str, ...], field: str) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import socket
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,15 +37,7 @@ def kube(cluster: EmulatorThread) -> Iterator[KubeApi]:
 def operator(
     cluster: EmulatorThread, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorThread]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    replica = OperatorThread(
-        cluster,
-        "solo",
-        tmp_path_factory.mktemp("state"),
-        liveness_endpoint=f"http://127.0.0.1:{port}/healthz",
-    ).start()
+    replica = OperatorThread(cluster, "solo", tmp_path_factory.mktemp("state")).start()
     eventually(lambda: replica.state.elector.is_leader)
     yield replica
     replica.stop()
@@ -235,10 +224,3 @@ def test_decisions_that_change_nothing_are_in_the_status_too(
         assert reason in latest["reason"]
     assert memory_limit(kube, "worker", namespace) == "256Mi"
 
-
-def test_the_liveness_probe_reports_leadership(operator: OperatorThread) -> None:
-    url = operator.settings.liveness_endpoint
-    assert url is not None
-    with urllib.request.urlopen(url, timeout=5) as response:
-        assert response.status == 200
-        assert json.load(response)["leader"] is True

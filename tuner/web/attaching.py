@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ from tuner.guard import DAY_S
 from tuner.insight import LiveState
 from tuner.web.actions import Actions
 from tuner.web.api import Sources
-from tuner.web.metrics import MeteredProvider, Metrics
+from tuner.web.metrics import MeteredProvider, Metrics, Watched
 from tuner.web.server import WebServer
 
 if TYPE_CHECKING:
@@ -55,6 +55,13 @@ class Insight:
     metrics: Metrics
     sources: Sources
     server: WebServer | None = None
+    pending: Callable[[], int] | None = None
+    """How many messages the tuner's outbox holds, when it has one."""
+
+    @property
+    def watched(self) -> Watched:
+        """What the scrape-time gauges read of this tuner."""
+        return Watched(self.state, self.sources.fleet, self.pending)
 
     @property
     def url(self) -> str | None:
@@ -75,18 +82,22 @@ def attach(
     slots: int | None = None,
     poll_ms: int = 3000,
     required: bool = True,
+    metrics: Metrics | None = None,
 ) -> Insight:
     """Hook the live state and metrics into a wired tuner; serve HTTP at ``address`` unless None.
 
     When the address is taken, a ``required`` server is a located error; otherwise (the
     default address nobody asked for) the daemon runs on without it and logs why.
+    ``metrics`` shared by several tuners count for all of them; their scrape-time gauges
+    are then the sharer's to add (:meth:`Metrics.watch_all` over each :attr:`Insight.watched`).
     """
     daemon = tuner.daemon
     now = daemon.clock.now()
     state = LiveState(tuner.config.interval, started=now, **({"slots": slots} if slots else {}))
     state.set_rules(tuner.rules.rules)
     state.add_decisions(tuner.store.decisions(since=now - DAY_S, limit=100_000))
-    metrics = Metrics()
+    shared = metrics is not None
+    metrics = metrics if metrics is not None else Metrics()
     daemon.observers.extend([_Quiet(state), _Quiet(metrics)])
     daemon.providers = [MeteredProvider(p, metrics) for p in daemon.providers]
     observe_delivery = getattr(tuner.notifier, "observe_delivery", None)
@@ -100,8 +111,9 @@ def attach(
         streaks=lambda: daemon.streaks.counts,
         clock=daemon.clock.now,
     )
-    metrics.watch(state, sources.fleet, getattr(tuner.notifier, "pending", None))
-    insight = Insight(state, metrics, sources)
+    insight = Insight(state, metrics, sources, pending=getattr(tuner.notifier, "pending", None))
+    if not shared:
+        metrics.watch_all(lambda: [insight.watched])
     if address is not None:
         actions = Actions(daemon, token, on_done=state.add_decisions)
         try:

@@ -7,9 +7,11 @@ label: the number of series stays bounded by rules, providers, channels and stat
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections import Counter as Counter_
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from prometheus_client import (
     CollectorRegistry,
@@ -121,40 +123,55 @@ class Metrics:
 
     def watch(self, state: LiveState, fleet: Fleet, pending: Callable[[], int] | None) -> None:
         """Add the gauges read at scrape time: functions, states and the outbox."""
-        self.registry.register(_StateCollector(state, fleet, pending))
+        self.watch_all(lambda: [Watched(state, fleet, pending)])
+
+    def watch_all(self, sources: Callable[[], Iterable[Watched]]) -> None:
+        """Add the same gauges, summed over the tuners ``sources()`` names at scrape time."""
+        self.registry.register(_StateCollector(sources))
 
     def exposition(self) -> bytes:
         """The text exposition of every metric."""
         return generate_latest(self.registry)
 
 
-class _StateCollector(Collector):
-    """Gauges computed when scraped from the loop's latest state (bounded labels only)."""
+class Watched(NamedTuple):
+    """One tuner's latest state, fleet and outbox, read by the gauges at scrape time."""
 
-    def __init__(self, state: LiveState, fleet: Fleet, pending: Callable[[], int] | None):
-        self.state = state
-        self.fleet = fleet
-        self.pending = pending
+    state: LiveState
+    fleet: Fleet
+    pending: Callable[[], int] | None
+
+
+class _StateCollector(Collector):
+    """Gauges computed when scraped from the loops' latest states (bounded labels only)."""
+
+    def __init__(self, sources: Callable[[], Iterable[Watched]]):
+        self.sources = sources
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        per_provider: Counter_[str] = Counter_()
+        per_state: Counter_[str] = Counter_()
+        pending = 0
+        for source in self.sources():
+            per_provider.update(source.state.per_provider)
+            per_state.update(source.fleet.counts())
+            # a closed outbox reads as empty, never a failed scrape
+            with contextlib.suppress(Exception):
+                pending += source.pending() if source.pending else 0
         functions = GaugeMetricFamily(
             "tuner_functions", "Functions managed, by provider.", labels=["provider"]
         )
-        for provider, n in sorted(self.state.per_provider.items()):
+        for provider, n in sorted(per_provider.items()):
             functions.add_metric([provider], n)
         yield functions
         states = GaugeMetricFamily(
             "tuner_function_states", "Functions in each fleet state.", labels=["state"]
         )
-        counts = self.fleet.counts()
         for state in STATES:
-            states.add_metric([state], counts.get(state, 0))
+            states.add_metric([state], per_state.get(state, 0))
         yield states
         outbox = GaugeMetricFamily("tuner_outbox_pending", "Messages queued and not yet delivered.")
-        try:
-            outbox.add_metric([], self.pending() if self.pending else 0)
-        except Exception:  # noqa: BLE001 - a closed outbox reads as empty, never a failed scrape
-            outbox.add_metric([], 0)
+        outbox.add_metric([], pending)
         yield outbox
 
 

@@ -9,8 +9,10 @@ request gets its own thread, so a slow client never holds up a scrape.  It liste
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -34,23 +36,49 @@ _CSP = (
 )
 
 
+Probe = Callable[[], tuple[bool, str]]
+"""Answers a probe: whether it passes, and a line saying why."""
+
+
+def _alive() -> tuple[bool, str]:
+    return True, "ok"
+
+
+def _daemon_ready(src: Sources) -> tuple[bool, str]:
+    return src.state.ready(src.clock())
+
+
 class WebServer:
-    """Serves the dashboard, the API and the metrics on a background thread."""
+    """Serves the dashboard, the API and the metrics on a background thread.
+
+    Without ``src`` it serves only ``/healthz``, ``/readyz`` and ``/metrics``; ``alive``
+    and ``ready`` replace the daemon's own answers to the two probes.
+    """
 
     def __init__(
         self,
-        src: Sources,
+        src: Sources | None,
         metrics: Metrics,
         host: str = "127.0.0.1",
         port: int = 8780,
         *,
         actions: Actions | None = None,
         poll_ms: int = 3000,
+        alive: Probe | None = None,
+        ready: Probe | None = None,
     ):
         self.src = src
         self.metrics = metrics
-        self.pages = Pages(src, poll_ms, actions=actions is not None and actions.enabled)
+        self.pages = (
+            Pages(src, poll_ms, actions=actions is not None and actions.enabled) if src else None
+        )
         self.actions = actions
+        self.alive: Probe = alive or _alive
+        if ready is None:
+            if src is None:
+                raise ValueError("a server without sources needs its own readiness probe")
+            ready = functools.partial(_daemon_ready, src)
+        self.ready: Probe = ready
         handler = type("Handler", (_Handler,), {"web": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -139,6 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
         except NotFound as exc:
             if wants_json:
                 self._json({"error": str(exc)}, 404)
+            elif self.web.pages is None:
+                self._send(404, f"{exc}\n".encode(), "text/plain; charset=utf-8")
             else:
                 self._html(self.web.pages.error(404, str(exc)), 404)
         except ValueError as exc:
@@ -148,15 +178,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"error": f"internal error: {type(exc).__name__}"}, 500)
 
     def _route(self, path: str, q: dict[str, str]) -> None:
-        web, src = self.web, self.web.src
-        if path == "/healthz":
-            self._send(200, b"ok\n", "text/plain; charset=utf-8")
-        elif path == "/readyz":
-            ready, why = src.state.ready(src.clock())
-            self._send(200 if ready else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
+        web = self.web
+        if path in ("/healthz", "/readyz"):
+            passed, why = web.alive() if path == "/healthz" else web.ready()
+            self._send(200 if passed else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
         elif path == "/metrics":
             self._send(200, web.metrics.exposition(), CONTENT_TYPE)
-        elif path == "/api/status":
+        elif web.src is None or web.pages is None:
+            raise NotFound(f"nothing at {path}")
+        else:
+            self._read(path, q, web.src, web.pages)
+
+    def _read(self, path: str, q: dict[str, str], src: Sources, pages: Pages) -> None:
+        if path == "/api/status":
             self._json(api.status_json(src))
         elif path == "/api/fleet":
             self._json(src.fleet.query(q.get("q", ""), q.get("state", ""), q.get("provider", ""),
@@ -176,14 +210,14 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/api/actions":
             self._json(self._actions_info())
         elif path == "/":
-            self._html(web.pages.fleet(q.get("q", ""), q.get("state", ""), q.get("provider", ""),
+            self._html(pages.fleet(q.get("q", ""), q.get("state", ""), q.get("provider", ""),
                                        _int(q, "page", 1)))  # fmt: skip
         elif path.startswith("/functions/"):
-            self._html(web.pages.function(path.removeprefix("/functions/")))
+            self._html(pages.function(path.removeprefix("/functions/")))
         elif path == "/rules":
-            self._html(web.pages.rules(q.get("function")))
+            self._html(pages.rules(q.get("function")))
         elif path == "/topology":
-            self._html(web.pages.topology(q.get("function")))
+            self._html(pages.topology(q.get("function")))
         elif path.startswith("/static/"):
             self._static(path.removeprefix("/static/"))
         else:
