@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
-from kube_emulation import EmulatorThread, WallClock
+from kube_emulation import EmulatorThread, WallClock, cluster_client, running_cluster
 
 from tuner.providers.kubernetes.api import KubeApi
 
@@ -16,17 +16,13 @@ _namespaces = itertools.count(1)
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[EmulatorThread]:
     """An emulated API server on 127.0.0.1, shared by a module's tests."""
-    emulated = EmulatorThread().start()
-    yield emulated
-    emulated.stop()
+    yield from running_cluster()
 
 
 @pytest.fixture()
 def kube(cluster: EmulatorThread) -> Iterator[KubeApi]:
     """A JSON client for seeding and inspecting the emulated cluster."""
-    api = KubeApi(cluster.url)
-    yield api
-    api.close()
+    yield from cluster_client(cluster)
 
 
 @pytest.fixture()

@@ -24,6 +24,8 @@ import attrs
 import kmock
 from kmock._internal.k8s import KubernetesError
 
+from tuner.providers.kubernetes.api import KubeApi
+
 Interference = Callable[[kmock.Request], None]
 
 VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
@@ -208,3 +210,17 @@ class EmulatorThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         self.loop.close()
+
+
+def running_cluster() -> Iterator[EmulatorThread]:
+    """An emulated API server, stopped when the generator closes (the body of a fixture)."""
+    emulated = EmulatorThread().start()
+    yield emulated
+    emulated.stop()
+
+
+def cluster_client(cluster: EmulatorThread) -> Iterator[KubeApi]:
+    """A JSON client of an emulated cluster, closed when the generator closes."""
+    api = KubeApi(cluster.url)
+    yield api
+    api.close()
