@@ -111,6 +111,8 @@ class HttpReceiver:
     """Answers for the next requests, in order; then 200."""
     delay: float = 0.0
     """Seconds to wait before answering (a slow receiver)."""
+    hold: threading.Event | None = None
+    """When given, answers only once it is set (a receiver that hangs), at most 10 s."""
 
 
 @pytest.fixture
@@ -129,6 +131,8 @@ def http_receiver() -> Iterator[HttpReceiver]:
                 status, headers = receiver.script.pop(0) if receiver.script else (200, {})
             if receiver.delay:
                 time.sleep(receiver.delay)
+            if receiver.hold is not None:
+                receiver.hold.wait(10)
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
