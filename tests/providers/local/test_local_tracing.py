@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_world import WallClock
+from local_world import WallClock, write_handlers
 
 from tuner.model import FunctionRef
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.provider import LocalProvider
-from tuner.providers.local.tracing import Tracing, TracingSpec
+from tuner.providers.local.tracing import MEMORY_PRESSURE, Tracing, TracingSpec
 from tuner.trace.folded import fold
 
 FUNCTIONS = {
@@ -211,36 +211,46 @@ def test_window_facts_carry_the_traced_need_and_the_evidence(traced: FunctionHos
     assert "at the timeout it was in spin (handler.py:" in spinner.evidence["hot_path"]
 
 
-def test_allocation_sites_are_those_that_held_memory_at_the_peak(tmp_path: Path) -> None:
-    folder = tmp_path / "app" / "functions" / "builder"
-    folder.mkdir(parents=True)
-    (folder / "function.yaml").write_text(
-        "memory_mb: 256\ntimeout_s: 5\ntracing: {mode: full, allocations: 1.0}\n"
-    )
-    (folder / "handler.py").write_text(
+def test_allocation_sites_are_followed_under_memory_pressure_only(tmp_path: Path) -> None:
+    handler = (
         "import time\n"
         "\n"
-        "def build(rows):\n"
-        "    return [str(i) * 10 for i in range(rows)]\n"
+        "def build(mb):\n"
+        "    return bytearray(mb << 20)\n"
         "\n"
         "def handler(event, context):\n"
-        "    table = build(event['rows'])\n"
+        "    table = build(event['mb'])\n"
         "    time.sleep(0.05)\n"
         "    return len(table)\n"
     )
+    spec = "timeout_s: 30\ntracing: {mode: full, allocations: 1.0}\n"
+    functions = {  # the same code near its memory limit, and far below it
+        name: (f"memory_mb: {memory}\n{spec}", handler)
+        for name, memory in (("builder", 64), ("roomy", 1024))
+    }
     state = tmp_path / "state"
     host = FunctionHost(
-        tmp_path / "app", state, WallClock(), tracing=Tracing(state / "traces", TracingSpec())
+        write_handlers(tmp_path / "app", functions),
+        state,
+        WallClock(),
+        tracing=Tracing(state / "traces", TracingSpec()),
     )
     host.start()
     try:
-        for _ in range(2):  # the first invocation of a worker follows no allocations
-            assert host.invoke("builder", {"rows": 60_000}).outcome == "ok"
+        for name in ("builder", "roomy"):
+            for _ in range(2):  # the first follows none: a cold worker, no pressure seen yet
+                assert host.invoke(name, {"mb": 24}).outcome == "ok"
     finally:
         host.close()
     assert host.tracing is not None
-    memory = host.tracing.store.traces("builder")[-1].memory
-    assert memory is not None and memory.allocated_peak_mb > 4
+    first, second = host.tracing.store.traces("builder")[-2:]
+    assert first.memory is not None and not first.memory.sites
+    memory = second.memory
+    assert memory is not None and memory.allocated_peak_mb > 20
+    assert memory.peak_mb >= MEMORY_PRESSURE * memory.limit_mb
     top = memory.sites[0]
-    assert (top.file, top.line) == ("handler.py", 4) and top.size_mb > 4
-    assert top.stack == ("handler (handler.py:7)", "build (handler.py:4)", "build (handler.py:4)")
+    assert (top.file, top.line) == ("handler.py", 4) and top.size_mb > 20
+    assert top.stack == ("handler (handler.py:7)", "build (handler.py:4)")
+    # far below its limit, its sites would explain nothing: tracemalloc's cost is not paid
+    roomy = host.tracing.store.traces("roomy")
+    assert len(roomy) == 2 and all(t.memory is not None and not t.memory.sites for t in roomy)

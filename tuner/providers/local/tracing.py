@@ -32,6 +32,10 @@ from tuner.trace.model import (
 )
 from tuner.trace.storing import TraceStore
 
+MEMORY_PRESSURE = 0.5
+"""A function whose last traced invocation ran out of memory or peaked at this share of
+its limit has its allocation sites followed; below it, they would explain nothing."""
+
 
 class TracingSpec(BaseModel):
     """How a function's invocations are traced (``tracing:`` in function.yaml or tuner.yaml)."""
@@ -46,9 +50,10 @@ class TracingSpec(BaseModel):
     memory: bool = True
     """Record the memory peak and, for a MemoryError, the allocation that failed."""
     allocations: float = Field(default=0.1, ge=0.0, le=1.0)
-    """Share of traced invocations whose allocation sites are followed (tracemalloc): it
-    costs 2-6x on allocation-heavy code, so only some pay it (never a cold worker's first,
-    whose imports would cost seconds)."""
+    """Share of traced invocations whose allocation sites are followed (tracemalloc), among
+    those of a function under memory pressure (see :data:`MEMORY_PRESSURE`): it costs 2-9x
+    on allocation-heavy code, so only some pay it, and only where the sites matter (never
+    a cold worker's first, whose imports would cost seconds)."""
     keep: int = Field(default=50, ge=1, le=10_000)
     """Traces kept per function (the oldest are pruned)."""
     max_depth: int = Field(default=64, ge=4, le=512)
@@ -117,6 +122,8 @@ class Tracing:
         self.store = TraceStore(root.resolve(), keep=default.keep)  # workers run elsewhere
         self._random = random.Random(seed)
         self._traced_revisions: set[tuple[str, int]] = set()
+        self._pressured: set[str] = set()
+        """Functions whose last traced invocation was under memory pressure."""
         self._lock = threading.Lock()
 
     def plan(
@@ -134,7 +141,11 @@ class Tracing:
             parent_span_id=parent.span_id if parent is not None else "",
             spec=spec,
             started=time.time(),
-            allocations=spec.memory and self._random.random() < spec.allocations,
+            allocations=(
+                spec.memory
+                and function in self._pressured
+                and self._random.random() < spec.allocations
+            ),
         )
 
     def _chosen(self, function: str, spec: TracingSpec, revision: int) -> bool:
@@ -187,10 +198,21 @@ class Tracing:
             spans=tuple(spans),
             **profile_fields(data),
         )
+        self._note_pressure(trace)
         self.store.save(trace, keep=plan.spec.keep)
         if self.forward is not None:
             self.forward(trace)
         return trace
+
+    def _note_pressure(self, trace: Trace) -> None:
+        memory = trace.memory
+        if memory is None:
+            return
+        pressured = trace.outcome == "oom" or memory.peak_mb >= MEMORY_PRESSURE * max(
+            memory.limit_mb, 0.0
+        )
+        with self._lock:
+            (self._pressured.add if pressured else self._pressured.discard)(trace.function)
 
 
 def _child(
