@@ -4,7 +4,8 @@
 the provider's default in ``tuner.yaml``) decides which invocations are traced: ``full``
 traces every one, ``sample`` a random share plus the first of every deployed revision (so
 each configuration has evidence), ``off`` none.  A nested call (``context.invoke``) from a
-traced invocation is traced too, in the same trace.  The worker's tracer (``tracer.py``)
+traced invocation is traced too, in the same trace.  The ``trace`` action raises a function's tracing for a
+while (``trace_switches.py``).  The worker's tracer (``tracer.py``)
 samples the handler; this module adds the spans the host saw (dependency calls, nested
 calls), stores the trace in a bounded ring per function and summarises traces into facts.
 """
@@ -22,9 +23,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tuner.model import WindowFacts
+from tuner.errors import ProviderError
+from tuner.model import Change, WindowFacts
 from tuner.providers.local.executions import DependencyCall, Execution, InvokeCall
 from tuner.providers.local.trace_messages import profile_fields
+from tuner.providers.local.trace_switches import TraceSwitches
 from tuner.trace.model import (
     CallNode,
     Span,
@@ -115,6 +118,8 @@ class Tracing:
         self.forward = forward
         """Also sends every stored trace on (to an OpenTelemetry collector)."""
         self.store = TraceStore(root.resolve(), keep=default.keep)  # workers run elsewhere
+        self.switches = TraceSwitches(root.resolve() / "switches.json")
+        """Tracing raised for a while by the ``trace`` action; the host ends it itself."""
         self._random = random.Random(seed)
         self._traced_revisions: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
@@ -122,8 +127,11 @@ class Tracing:
     def plan(
         self, function: str, spec: TracingSpec | None, revision: int, parent: TraceParent | None
     ) -> TracePlan | None:
-        """A plan when this invocation is to be traced, else None."""
-        spec = spec or self.default
+        """A plan when this invocation is to be traced, else None.
+
+        Every invocation counts towards a tracing switch of its function (``trace``).
+        """
+        spec = self.switches.take(function, spec or self.default)
         if parent is None and not self._chosen(function, spec, revision):
             return None
         trace_id = parent.trace_id if parent is not None else secrets.token_hex(16)
@@ -136,6 +144,10 @@ class Tracing:
             started=time.time(),
             allocations=spec.memory and self._random.random() < spec.allocations,
         )
+
+    def switched(self, function: str, spec: TracingSpec | None) -> float:
+        """The share of a function's invocations traced for a while now (0: none)."""
+        return self.switches.rate(function, spec or self.default)
 
     def _chosen(self, function: str, spec: TracingSpec, revision: int) -> bool:
         if spec.mode == "off":
@@ -191,6 +203,28 @@ class Tracing:
         if self.forward is not None:
             self.forward(trace)
         return trace
+
+
+UNTIMED_SWITCH_S = 600.0
+"""How long a tracing switch lasts when its change says nothing (one approved by hand)."""
+
+
+def switch_tracing(tracing: Tracing, function: str, spec: TracingSpec | None, change: Change) -> float:
+    """Carry out a ``tracing`` change: switch tracing on for a while, or off; the share now."""
+    rate = float(change.after)
+    if not 0.0 <= rate <= 1.0:
+        raise ProviderError(f"tracing {rate:g} is not a share of the invocations (0..1)")
+    if rate == 0.0:
+        tracing.switches.clear(function)
+        return 0.0
+    lasting = change.lasting
+    invocations = lasting.invocations if lasting is not None else None
+    seconds = lasting.seconds if lasting is not None else None
+    if invocations is None and seconds is None:
+        seconds = UNTIMED_SWITCH_S
+    own = spec or tracing.default
+    tracing.switches.set(function, rate, own, invocations=invocations, seconds=seconds)
+    return rate
 
 
 def _child(
