@@ -30,6 +30,13 @@ def fact_number(facts: Mapping[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def trace_ids(facts: Mapping[str, Any]) -> tuple[str, ...]:
+    """The trace ids in a window's facts (``evidence.trace_ids``), the ones cited first."""
+    evidence = facts.get("evidence")
+    text = evidence.get("trace_ids") if isinstance(evidence, Mapping) else None
+    return tuple(text.split()) if isinstance(text, str) else ()
+
+
 class Mode(enum.StrEnum):
     """How far tuner may go: record only, record and tell people, or change functions."""
 
@@ -311,9 +318,7 @@ class Decision:
     @property
     def trace_ids(self) -> tuple[str, ...]:
         """The ids of the traces the decision's evidence rests on (from its facts), cited first."""
-        evidence = self.facts.get("evidence")
-        text = evidence.get("trace_ids") if isinstance(evidence, Mapping) else None
-        return tuple(text.split()) if isinstance(text, str) else ()
+        return trace_ids(self.facts)
 
     @property
     def applied(self) -> bool:

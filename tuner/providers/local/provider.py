@@ -16,7 +16,8 @@ from tuner.providers.local.facts import window_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
-from tuner.providers.local.tracing import switch_tracing, with_trace_facts
+from tuner.providers.local.trace_evidence import with_trace_facts
+from tuner.providers.local.tracing import switch_tracing
 from tuner.providers.local.traffic import TrafficDriver
 
 log = structlog.get_logger(__name__)
