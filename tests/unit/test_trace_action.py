@@ -197,11 +197,15 @@ def _bundled(provider_name: str) -> tuple[Daemon, FakeProvider, FakeClock]:
     return daemon, provider, clock
 
 
-def _oom_window(provider: FakeProvider, **extra: float) -> None:
-    provider.windows["renderer"] = WindowFacts(
-        provider.ref("renderer"), 0, 0, invocations=20, errors=20, ooms=20, peak_memory_mb=None,
+def _oom_window_for(provider: FakeProvider, name: str, **extra: float) -> None:
+    provider.windows[name] = WindowFacts(
+        provider.ref(name), 0, 0, invocations=20, errors=20, ooms=20, peak_memory_mb=None,
         extra=extra,
     )  # fmt: skip
+
+
+def _oom_window(provider: FakeProvider, **extra: float) -> None:
+    _oom_window_for(provider, "renderer", **extra)
 
 
 def test_the_bundled_rule_traces_a_function_failing_for_two_windows_without_traces() -> None:
@@ -236,3 +240,34 @@ def test_the_bundled_rule_stays_quiet_with_traces_or_where_nothing_traces(
         decisions = daemon.run_cycle().decisions
         assert not [d for d in decisions if d.rule == "trace-for-evidence"]
         clock.advance(60)
+
+
+def test_a_provider_that_cannot_trace_says_so() -> None:
+    provider = FakeProvider()  # like aws, kubernetes and sim: no tracing knob
+    provider.add("resize", FunctionConfig(memory_mb=128, timeout_s=3.0))
+    _oom_window_for(provider, "resize")
+    rules = parse_rules(textwrap.dedent("""\
+        rules:
+          - name: look
+            when: ooms > 0.0
+            actions:
+              - action: trace
+                for: 10m
+        """), "look.yaml")  # fmt: skip
+    daemon = Daemon(providers=[provider], rules=rules, store=SqliteStore(":memory:"),
+                    clock=FakeClock(), window_s=60.0)  # fmt: skip
+    [told] = daemon.run_cycle().decisions
+    assert told.state is State.NOTIFIED and told.change is None
+    assert "trace: this provider cannot switch tracing on" in told.summary
+    assert not provider.applied
+
+
+def test_the_simulator_refuses_the_tracing_knob() -> None:
+    from tuner.errors import ProviderError
+    from tuner.providers.sim import Settings, build
+
+    sim = build(Settings(functions=2), clock=FakeClock())
+    target = sim.targets()[0]
+    assert target.config.tracing is None
+    with pytest.raises(ProviderError, match="the simulator has no tracing setting"):
+        sim.apply(target, [Change(Knob.TRACING, 0.0, 1.0, Lasting(invocations=3))])

@@ -176,3 +176,35 @@ def test_a_switch_off_ends_it_and_a_bad_share_is_refused(local: LocalProvider) -
     assert _traced(local) == 0
     with pytest.raises(Exception, match="not a share"):
         local.apply(target, [Change(Knob.TRACING, 0.0, 2.0)])
+
+
+def test_a_decision_whose_switch_ran_out_while_tuner_was_down_expires_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path / "app")
+    rules = parse_rules(RULES.replace("invocations: 3", "for: 1s"), "trace.yaml")
+    provider, store = _provider(tmp_path), SqliteStore(tmp_path / "tuner.db")
+    try:
+        daemon = Daemon(providers=[provider], rules=rules, store=store, window_s=30.0)
+        provider.host.invoke("flaky", {"fail": True})
+        [decision] = daemon.run_cycle().decisions
+        assert decision.state is State.APPLIED
+    finally:
+        provider.close()  # tuner stops with tracing switched on
+        store.close()
+    time.sleep(1.1)
+
+    provider, store = _provider(tmp_path), SqliteStore(tmp_path / "tuner.db")
+    try:
+        provider.host.invoke("flaky", {})
+        assert _traced(provider) == 0  # the host ended the switch by itself
+        daemon = Daemon(providers=[provider], rules=rules, store=store, window_s=30.0)
+        report = daemon.run_cycle()
+        [expired] = report.verified
+        assert (expired.id, expired.state) == (decision.id, State.EXPIRED)
+        # the failing window still shows no traces, but the rule's cooldown holds it back
+        assert all(d.state is State.SKIPPED for d in report.decisions if d.action == "trace")
+        assert provider.targets()[0].config.tracing == 0.0
+    finally:
+        provider.close()
+        store.close()
