@@ -60,9 +60,13 @@ def test_an_oom_decision_names_its_traces_and_explain_finds_it_by_one(
     finally:
         provider.close()
         store.close()
-    failed = next(t for t in traces if t.outcome == "oom" and t.memory and t.memory.failed)
     assert len(decision.trace_ids) == 4 and set(decision.trace_ids) == {t.trace_id for t in traces}
-    assert decision.trace_ids[0] == failed.trace_id  # the trace the evidence cites comes first
+    # the trace the evidence cites comes first: one that failed to allocate
+    [failed] = [t for t in traces if t.trace_id == decision.trace_ids[0]]
+    assert failed.outcome == "oom" and failed.memory and failed.memory.failed
+    evidence = decision.facts["evidence"]
+    assert isinstance(evidence, dict)
+    assert f"(trace {failed.trace_id})" in evidence["allocation_site"]
     assert f"Traces behind this: {', '.join(decision.trace_ids)}" in decision.advice
     assert "(tuner traces canvas)" in decision.advice
     record = decision_json(decision)
