@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tuner.lifecycle import State
-from tuner.model import Change, FunctionConfig, Knob, Limits, Mode, fact_number
+from tuner.model import Change, FunctionConfig, Knob, Limits, Mode, fact_number, trace_ids
 
 SLOW_DEPENDENCY_MS = 200.0
 """A dependency p95 above this with the cache on calls for moving the data closer."""
@@ -106,8 +106,26 @@ def _evidence(facts: Mapping[str, Any]) -> Mapping[str, Any]:
     return evidence if isinstance(evidence, Mapping) else {}
 
 
+def flame_graph_command(facts: Mapping[str, Any]) -> str:
+    """The command that draws the flame graph behind the evidence (memory for an OOM)."""
+    function = facts.get("function") or "FUNCTION"
+    memory = " --kind memory" if (fact_number(facts, "ooms") or 0) > 0 else ""
+    return f"tuner profile {function}{memory}"
+
+
 def traced_advice(facts: Mapping[str, Any]) -> list[str]:
-    """Sentences naming the hot call path of a slow function and the allocation of an OOM."""
+    """Sentences naming the hot call path of a slow function, the allocation of an OOM and
+    the traces (with the flame graph's command) the decision rests on."""
+    out = _code_advice(facts)
+    ids = trace_ids(facts)
+    if ids:
+        function = facts.get("function") or "FUNCTION"
+        graph = "" if out else f"; flame graph: {flame_graph_command(facts)}"
+        out.append(f"Traces behind this: {', '.join(ids)} (tuner traces {function}){graph}.")
+    return out
+
+
+def _code_advice(facts: Mapping[str, Any]) -> list[str]:
     evidence = _evidence(facts)
     function = facts.get("function") or "FUNCTION"
     out: list[str] = []

@@ -183,10 +183,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 1
     store = SqliteStore(path)
     try:
-        decisions = history(store, args.function, args.limit)
+        decisions = history(store, args.function, args.limit, args.trace)
         known = known_functions(store) if args.function and not decisions else []
     finally:
         store.close()
+    if args.trace and not decisions:
+        print(f"no decision rests on trace {args.trace}", file=sys.stderr)
+        return 1
     if args.function and not decisions:
         hint = f" (functions with decisions: {', '.join(known)})" if known else ""
         print(f"no such function: {args.function}{hint}", file=sys.stderr)
@@ -323,6 +326,7 @@ def parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--facts", action="store_true", help="show the facts each decision rested on"
     )
+    explain.add_argument("--trace", help="only decisions whose evidence names this trace id")
     explain.set_defaults(fn=cmd_explain)
 
     schema = sub.add_parser("schema", help="write the rule-file JSON Schema")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tuner.advice import flame_graph_command
 from tuner.lifecycle import JUDGED, State
 from tuner.model import Decision
 from tuner.planning import FUNCTION_GROUP
@@ -52,6 +53,8 @@ def decision_json(d: Decision) -> dict[str, Any]:
         "summary": d.summary,
         "advice": d.advice,
         "reason": d.reason,
+        "trace_ids": list(d.trace_ids),
+        "flame_graph": flame_graph_command(d.facts) if d.trace_ids else None,
     }
 
 
@@ -60,9 +63,11 @@ def decision_line(d: Decision, functions: str | None = None) -> str:
     change = f"  {d.change.describe()}" if d.change else ""
     reason = f"  ({d.reason})" if d.reason else ""
     who = functions if functions is not None else d.ref.key
+    ids = d.trace_ids
+    traces = f"  [traces {' '.join(ids)}: {flame_graph_command(d.facts)}]" if ids else ""
     return (
         f"{iso(d.time)}  {who:28} {d.rule:16} {d.action:16} {d.state.value:11}"
-        f"{change}{reason}"
+        f"{change}{reason}{traces}"
     )
 
 
@@ -104,11 +109,23 @@ def matches(d: Decision, wanted: str) -> bool:
     return wanted in (d.ref.name, d.ref.key)
 
 
-def history(store: SqliteStore, function: str | None, limit: int) -> list[Decision]:
-    """The newest ``limit`` decisions, of one function when named (filtered before limiting)."""
-    if function is None:
+def rests_on(d: Decision, trace: str) -> bool:
+    """True when the decision's evidence names the trace (by its id or a prefix of it)."""
+    return bool(trace) and any(i.startswith(trace.lower()) for i in d.trace_ids)
+
+
+def history(
+    store: SqliteStore, function: str | None, limit: int, trace: str | None = None
+) -> list[Decision]:
+    """The newest ``limit`` decisions, of one function when named, resting on one trace when
+    given (filtered before limiting)."""
+    if function is None and trace is None:
         return store.decisions(limit=limit)
-    mine = [d for d in store.decisions(limit=ALL) if matches(d, function)]
+    mine = [
+        d
+        for d in store.decisions(limit=ALL)
+        if (function is None or matches(d, function)) and (trace is None or rests_on(d, trace))
+    ]
     return mine[-limit:] if limit > 0 else []
 
 

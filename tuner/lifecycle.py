@@ -3,7 +3,9 @@
 A decision is planned, then the guard gives its verdict (apply, recommend, observe, notify
 or skip).  Only an ``apply`` verdict leads on: the change is written down (applying), goes
 live (applied) or not (failed, superseded), and a change that went live is judged by later
-windows (improved, partial, unchanged, worse) or rolled back.  :data:`TRANSITIONS` is the
+windows (improved, partial, unchanged, worse) or rolled back.  A temporary change (tracing
+switched on for a while) is not a fix and is not judged: it expires when its time or its
+count of invocations runs out (or a person changes the setting it rode on).  :data:`TRANSITIONS` is the
 one table of what may follow what; :func:`check` enforces it, and the store, messages,
 ``tuner explain`` and the operator's status all read these states.
 
@@ -43,6 +45,7 @@ class State(enum.StrEnum):
     UNCHANGED = "unchanged"  # later windows show no difference; kept
     WORSE = "worse"  # later windows are worse, but it was kept (a person changed it since)
     ROLLED_BACK = "rolled-back"  # it was undone because it made things worse or only cost more
+    EXPIRED = "expired"  # a temporary change ran its course: the function went back by itself
 
 
 class IllegalTransition(ValueError):
@@ -68,7 +71,7 @@ JUDGED: frozenset[State] = frozenset(
 TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.PLANNED: frozenset(VERDICT_STATES.values()) - {State.PLANNED} | {State.APPLYING},
     State.APPLYING: frozenset({State.APPLIED, State.FAILED, State.SUPERSEDED}),
-    State.APPLIED: JUDGED | {State.ROLLED_BACK},
+    State.APPLIED: JUDGED | {State.ROLLED_BACK, State.EXPIRED},
     State.OBSERVED: frozenset(),
     State.RECOMMENDED: frozenset(),
     State.NOTIFIED: frozenset(),
@@ -81,10 +84,13 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.UNCHANGED: frozenset({State.ROLLED_BACK}),
     State.WORSE: frozenset({State.ROLLED_BACK}),
     State.ROLLED_BACK: frozenset(),
+    State.EXPIRED: frozenset(),
 }
 """Every legal transition: the states that may follow each state.  Empty: final."""
 
-LIVE: frozenset[State] = frozenset({State.APPLYING, State.APPLIED, State.ROLLED_BACK} | JUDGED)
+LIVE: frozenset[State] = frozenset(
+    {State.APPLYING, State.APPLIED, State.ROLLED_BACK, State.EXPIRED} | JUDGED
+)
 """States of a decision whose change is, was, or may be live (applying: a crash left it open)."""
 
 UNTOLD: frozenset[State] = frozenset(
@@ -111,6 +117,7 @@ IN_WORDS: Mapping[State, str] = {
     State.UNCHANGED: "applied, with no effect seen",
     State.WORSE: "applied, and it made things worse",
     State.ROLLED_BACK: "rolled back",
+    State.EXPIRED: "applied for a while, then ended by itself",
 }
 """Each state as messages, ``tuner explain`` and the dashboard say it."""
 

@@ -30,6 +30,13 @@ def fact_number(facts: Mapping[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def trace_ids(facts: Mapping[str, Any]) -> tuple[str, ...]:
+    """The trace ids in a window's facts (``evidence.trace_ids``), the ones cited first."""
+    evidence = facts.get("evidence")
+    text = evidence.get("trace_ids") if isinstance(evidence, Mapping) else None
+    return tuple(text.split()) if isinstance(text, str) else ()
+
+
 class Mode(enum.StrEnum):
     """How far tuner may go: record only, record and tell people, or change functions."""
 
@@ -68,6 +75,9 @@ class Knob(enum.StrEnum):
     CONCURRENCY = "concurrency"
     CACHE_TTL_S = "cache_ttl_s"
     """Cache time-to-live in seconds; 0 means the cache is off."""
+    TRACING = "tracing"
+    """Share of invocations traced for a while above the function's own tracing setting
+    (the ``trace`` action); 0 means none.  It goes back to 0 by itself."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -109,6 +119,9 @@ class FunctionConfig:
     fan_out: int | None = None
     concurrency: int | None = None
     cache_ttl_s: int | None = None
+    tracing: float | None = field(default=None, compare=False)
+    """Share of invocations traced for a while on top of the function's own setting (0:
+    none); None where the provider cannot switch tracing on."""
     environment: Mapping[str, str] = field(default_factory=lambda: _EMPTY, compare=False)
     revision: str = field(default="", compare=False)
     """Optimistic-concurrency token: Lambda RevisionId, Kubernetes resourceVersion."""
@@ -208,12 +221,33 @@ class WindowFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class Lasting:
+    """How long a temporary change lasts before the function goes back by itself."""
+
+    invocations: int | None = None
+    """The next N invocations."""
+    seconds: float | None = None
+    """This long after it went live."""
+
+    def describe(self) -> str:
+        """``for the next 3 invocations`` or ``for 10 min``."""
+        if self.invocations is not None:
+            return f"for the next {self.invocations} invocation{'s' * (self.invocations != 1)}"
+        seconds = self.seconds or 0.0
+        if seconds >= 60 and seconds % 60 == 0:
+            return f"for {seconds / 60:g} min"
+        return f"for {seconds:g} s"
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One knob of one function going from one value to another."""
 
     knob: Knob
     before: float | int | None
     after: float | int
+    lasting: Lasting | None = None
+    """For a temporary change (tracing): how long until the function goes back by itself."""
 
     @property
     def direction(self) -> int:
@@ -224,7 +258,8 @@ class Change:
 
     def describe(self) -> str:
         """A short human text, e.g. ``memory_mb 128 -> 384``."""
-        return f"{self.knob.value} {_fmt(self.before)} -> {_fmt(self.after)}"
+        lasting = f" {self.lasting.describe()}" if self.lasting is not None else ""
+        return f"{self.knob.value} {_fmt(self.before)} -> {_fmt(self.after)}{lasting}"
 
 
 def _fmt(value: float | int | None) -> str:
@@ -279,6 +314,11 @@ class Decision:
     """Notifications for decisions with the same group key are sent together."""
     undoes: str = ""
     """For a rollback: the id of the decision whose change it reverses."""
+
+    @property
+    def trace_ids(self) -> tuple[str, ...]:
+        """The ids of the traces the decision's evidence rests on (from its facts), cited first."""
+        return trace_ids(self.facts)
 
     @property
     def applied(self) -> bool:

@@ -30,6 +30,7 @@ GONE = "the function no longer exists: not judged"
 MADE_WORSE = "it made things worse"
 ONLY_COST = "it cost more and did not help"
 STILL_FAILING = "still failing at the new size: kept (not rolled back to a size known to fail)"
+ENDED = "ended: back to the function's own setting (its count or time ran out, or a person changed it)"
 
 
 class VerifyPolicy(BaseModel):
@@ -136,9 +137,12 @@ def judge(
     configuration now.  A window that began before the change never counts.  Invocations
     in flight at the change finish within the function's timeout: a window that may
     still hold them can show that the change helped or hurt, never that nothing (or not
-    enough) changed.
+    enough) changed.  A temporary change (``trace``) is never judged on the symptom: it
+    expires once the live knob no longer holds its value.
     """
     change = decision.change
+    if change is not None and _temporary(decision.action):
+        return _WAIT if live.get(change.knob) == change.after else Judgement(State.EXPIRED, ENDED)
     if change is None or decision.time > window_start:
         return _WAIT
     verdict = compare(decision.facts, after, decision.action, condition, policy)
@@ -169,6 +173,12 @@ def judge(
     ):
         return Judgement(State.ROLLED_BACK, ONLY_COST, counted=True)
     return Judgement(verdict, note, counted=True)
+
+
+def _temporary(action: str) -> bool:
+    """True for a change that ends by itself (tracing): it expires, it is never judged."""
+    action_cls = ACTIONS.get(action)
+    return action_cls is not None and action_cls.temporary
 
 
 def _still_needs_more(action: str, after: Mapping[str, Any]) -> bool:

@@ -131,6 +131,9 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     "cache_misses": FactDoc(Type.NUMBER, "count", "local: cache misses in the window."),
     "cache_hit_rate": FactDoc(Type.NUMBER, "ratio", "local: hits / (hits + misses)."),
     "init_ms_max": FactDoc(Type.NUMBER, "ms", "local: the longest worker start."),
+    "traced_invocations": FactDoc(
+        Type.NUMBER, "count", "local: traced invocations in the window (absent: none)."
+    ),
     # AWS Lambda
     "log_reports": FactDoc(Type.NUMBER, "count", "aws: REPORT log lines read for the window."),
     "malformed_log_lines": FactDoc(Type.NUMBER, "count", "aws: log lines that could not be read."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from threading import Lock
 
 import structlog
@@ -15,7 +16,8 @@ from tuner.providers.local.facts import window_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
-from tuner.providers.local.tracing import with_trace_facts
+from tuner.providers.local.trace_evidence import with_trace_facts
+from tuner.providers.local.tracing import switch_tracing
 from tuner.providers.local.traffic import TrafficDriver
 
 log = structlog.get_logger(__name__)
@@ -125,7 +127,7 @@ class LocalProvider:
             found.append(
                 Target(
                     ref=self.ref(name),
-                    config=self.host.config(name),
+                    config=self._live(name),
                     labels=dict(spec.labels),
                     limits=LOCAL_LIMITS,
                     owner=spec.owner,
@@ -170,9 +172,17 @@ class LocalProvider:
     def read(self, ref: FunctionRef) -> FunctionConfig:
         """The live configuration of one function."""
         try:
-            return self.host.config(ref.name)
+            return self._live(ref.name)
         except UnknownFunctionError:
             raise ProviderError(f"no local function {ref.name!r}") from None
+
+    def _live(self, name: str) -> FunctionConfig:
+        """The deployed configuration, with the tracing switched on for a while (if any)."""
+        config = self.host.config(name)
+        tracing = self.host.tracing
+        if tracing is None:
+            return config
+        return replace(config, tracing=tracing.switched(name, self.host.specs[name].tracing))
 
     def apply(
         self, target: Target, changes: Sequence[Change], *, reason: str = ""
@@ -187,6 +197,8 @@ class LocalProvider:
             live = self.read(target.ref)
             if all(live.get(change.knob) == change.after for change in changes):
                 return live
+            if any(change.knob is Knob.TRACING for change in changes):
+                return self._switch(live, target.ref.name, changes)
             if target.config.revision != live.revision:
                 raise ConflictError(
                     f"{target.ref}: revision {target.config.revision} is stale,"
@@ -202,6 +214,14 @@ class LocalProvider:
             revision=deployed.revision,
         )
         return deployed
+
+    def _switch(self, live: FunctionConfig, name: str, changes: Sequence[Change]) -> FunctionConfig:
+        """Switch tracing on for a while (or off): not a deployment, the revision stays."""
+        if len(changes) != 1 or self.host.tracing is None:
+            raise ProviderError("tracing is switched alone, on a host that traces")
+        rate = switch_tracing(self.host.tracing, name, self.host.specs[name].tracing, changes[0])
+        log.info("tracing switched", function=name, change=changes[0].describe())
+        return replace(live, tracing=rate)
 
     def _checked(self, live: FunctionConfig, change: Change) -> float | int:
         if change.knob not in _RANGES:

@@ -4,7 +4,8 @@
 the provider's default in ``tuner.yaml``) decides which invocations are traced: ``full``
 traces every one, ``sample`` a random share plus the first of every deployed revision (so
 each configuration has evidence), ``off`` none.  A nested call (``context.invoke``) from a
-traced invocation is traced too, in the same trace.  The worker's tracer (``tracer.py``)
+traced invocation is traced too, in the same trace.  The ``trace`` action raises a function's tracing for a
+while (``trace_switches.py``).  The worker's tracer (``tracer.py``)
 samples the handler; this module adds the spans the host saw (dependency calls, nested
 calls), stores the trace in a bounded ring per function and summarises traces into facts.
 """
@@ -15,18 +16,19 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tuner.model import WindowFacts
+from tuner.errors import ProviderError
+from tuner.model import Change
 from tuner.providers.local.executions import DependencyCall, Execution, InvokeCall
 from tuner.providers.local.trace_messages import profile_fields
+from tuner.providers.local.trace_switches import TraceSwitches
 from tuner.trace.model import (
-    CallNode,
     Span,
     Trace,
 )
@@ -120,6 +122,8 @@ class Tracing:
         self.forward = forward
         """Also sends every stored trace on (to an OpenTelemetry collector)."""
         self.store = TraceStore(root.resolve(), keep=default.keep)  # workers run elsewhere
+        self.switches = TraceSwitches(root.resolve() / "switches.json")
+        """Tracing raised for a while by the ``trace`` action; the host ends it itself."""
         self._random = random.Random(seed)
         self._traced_revisions: set[tuple[str, int]] = set()
         self._pressured: set[str] = set()
@@ -129,8 +133,11 @@ class Tracing:
     def plan(
         self, function: str, spec: TracingSpec | None, revision: int, parent: TraceParent | None
     ) -> TracePlan | None:
-        """A plan when this invocation is to be traced, else None."""
-        spec = spec or self.default
+        """A plan when this invocation is to be traced, else None.
+
+        Every invocation counts towards a tracing switch of its function (``trace``).
+        """
+        spec = self.switches.take(function, spec or self.default)
         if parent is None and not self._chosen(function, spec, revision):
             return None
         trace_id = parent.trace_id if parent is not None else secrets.token_hex(16)
@@ -147,6 +154,10 @@ class Tracing:
                 and self._random.random() < spec.allocations
             ),
         )
+
+    def switched(self, function: str, spec: TracingSpec | None) -> float:
+        """The share of a function's invocations traced for a while now (0: none)."""
+        return self.switches.rate(function, spec or self.default)
 
     def _chosen(self, function: str, spec: TracingSpec, revision: int) -> bool:
         if spec.mode == "off":
@@ -215,6 +226,28 @@ class Tracing:
             (self._pressured.add if pressured else self._pressured.discard)(trace.function)
 
 
+UNTIMED_SWITCH_S = 600.0
+"""How long a tracing switch lasts when its change says nothing (one approved by hand)."""
+
+
+def switch_tracing(tracing: Tracing, function: str, spec: TracingSpec | None, change: Change) -> float:
+    """Carry out a ``tracing`` change: switch tracing on for a while, or off; the share now."""
+    rate = float(change.after)
+    if not 0.0 <= rate <= 1.0:
+        raise ProviderError(f"tracing {rate:g} is not a share of the invocations (0..1)")
+    if rate == 0.0:
+        tracing.switches.clear(function)
+        return 0.0
+    lasting = change.lasting
+    invocations = lasting.invocations if lasting is not None else None
+    seconds = lasting.seconds if lasting is not None else None
+    if invocations is None and seconds is None:
+        seconds = UNTIMED_SWITCH_S
+    own = spec or tracing.default
+    tracing.switches.set(function, rate, own, invocations=invocations, seconds=seconds)
+    return rate
+
+
 def _child(
     plan: TracePlan,
     name: str,
@@ -233,142 +266,3 @@ def _child(
         error=call.error,
         attributes=attributes,
     )
-
-
-# ---------------------------------------------------------------- evidence from traces
-
-
-def _hot_call(trace: Trace) -> tuple[str, float, str] | None:
-    """The child span that took the most of an invocation: (name, share, called-from)."""
-    children = [s for s in trace.spans if s.kind in ("dependency", "invoke")]
-    if not children or trace.duration_ms <= 0:
-        return None
-    by_name: dict[str, float] = {}
-    for span in children:
-        by_name[span.name] = by_name.get(span.name, 0.0) + span.duration_ms
-    name, spent = max(by_name.items(), key=lambda item: item[1])
-    method = "DependencyClient.get" if name.endswith(".get") else "Context.invoke"
-    return name, min(1.0, spent / trace.duration_ms), _call_site(trace.tree, method)
-
-
-def _call_site(tree: CallNode | None, function: str) -> str:
-    """``file:line`` of the heaviest caller of ``function`` in a call tree, or ''."""
-    if tree is None:
-        return ""
-    best: tuple[float, str] | None = None
-    for path, node in tree.walk():
-        if node.frame.function == function and path:
-            caller = path[-1]
-            site = f"{caller.frame.file}:{caller.busiest_line()}"
-            if best is None or node.wall_ms > best[0]:
-                best = (node.wall_ms, site)
-    return best[1] if best else ""
-
-
-def _hot_frame(trace: Trace) -> tuple[str, float, str] | None:
-    """The user frame with the most own time: (label, share, called-from)."""
-    if trace.tree is None or trace.tree.wall_ms <= 0:
-        return None
-    best: tuple[float, CallNode, CallNode | None] | None = None
-    for path, node in trace.tree.walk():
-        own = node.self_ms("wall")
-        if best is None or own > best[0]:
-            best = (own, node, path[-1] if path else None)
-    if best is None:
-        return None
-    own, node, caller = best
-    site = f"{caller.frame.file}:{caller.busiest_line()}" if caller else ""
-    return node.frame.label, own / trace.tree.wall_ms, site
-
-
-def hot_path(traces: Sequence[Trace]) -> str:
-    """Where the slowest traced invocation spent its time, as one sentence (or '')."""
-    if not traces:
-        return ""
-    slowest = max(traces, key=lambda t: t.duration_ms)
-    found = _hot_call(slowest)
-    if found is None or found[1] < 0.2:
-        found = _hot_frame(slowest) or found
-    if found is None:
-        return ""
-    name, share, site = found
-    where = f", called from {site}" if site else ""
-    text = f"{share:.0%} of the time in {name}{where}"
-    if slowest.outcome == "timeout" and slowest.where:
-        last = slowest.where[-1]
-        text += f"; at the timeout it was in {last.function} ({last.file}:{last.line})"
-    return text + f" (trace {slowest.trace_id})"
-
-
-def memory_evidence(
-    traces: Sequence[Trace], facts_text: dict[str, str]
-) -> tuple[dict[str, float], str]:
-    """Numeric memory facts and the allocation-site sentence from traced invocations.
-
-    ``traced_peak_memory_mb``: the most memory one traced invocation needed (for one that
-    ran out: what it held plus the allocation that failed); ``traced_failed_allocation_mb``:
-    the largest failed allocation whose size is known.  What the failed allocation grows
-    with goes into ``facts_text``.
-    """
-    facts: dict[str, float] = {}
-    text = ""
-    needs = []
-    for trace in traces:
-        memory = trace.memory
-        if memory is None:
-            continue
-        needs.append((memory.need_mb if memory.need_mb is not None else memory.peak_mb, trace))
-        failed = memory.failed
-        if failed is not None and failed.size_mb is not None:
-            known = facts.get("traced_failed_allocation_mb", 0.0)
-            facts["traced_failed_allocation_mb"] = max(known, failed.size_mb)
-    if not needs:
-        return facts, text
-    need, trace = max(needs, key=lambda item: item[0])
-    facts["traced_peak_memory_mb"] = need
-    memory = trace.memory
-    assert memory is not None
-    if memory.failed is not None:
-        text = f"MemoryError: {memory.failed.describe()} (trace {trace.trace_id})"
-        if memory.failed.grows_with:
-            facts_text["allocation_grows_with"] = ", ".join(memory.failed.grows_with)
-    elif memory.sites:
-        top = memory.sites[0]
-        text = (
-            f"{top.size_mb:.0f} MB held at {top.file}:{top.line} at the peak"
-            f" (trace {trace.trace_id})"
-        )
-    return facts, text
-
-
-def trace_facts(traces: Sequence[Trace]) -> tuple[dict[str, float], dict[str, str]]:
-    """Numeric facts (for ``extra``) and text evidence from the traces of one window."""
-    text: dict[str, str] = {}
-    numbers, allocation = memory_evidence(traces, text)
-    if traces:
-        numbers["traced_invocations"] = float(len(traces))
-    slow = [t for t in traces if t.outcome in ("timeout", "ok")]
-    path = hot_path(slow)
-    if path:
-        text["hot_path"] = path
-    if allocation:
-        text["allocation_site"] = allocation
-    if traces:
-        text["trace_ids"] = " ".join(dict.fromkeys(t.trace_id for t in traces[-5:]))
-    return numbers, text
-
-
-def load_traces(store: TraceStore, function: str, start: float, end: float) -> list[Trace]:
-    """The stored traces of a function that ended in ``[start, end)`` (as invocations count)."""
-    return [t for t in store.traces(function) if start <= t.end < end]
-
-
-def with_trace_facts(window: WindowFacts, tracing: Tracing | None) -> WindowFacts:
-    """The window's facts plus what the traces of that window show (unchanged without)."""
-    if tracing is None or window.empty:
-        return window
-    traces = load_traces(tracing.store, window.ref.name, window.start, window.end)
-    if not traces:
-        return window
-    numbers, text = trace_facts(traces)
-    return replace(window, extra={**window.extra, **numbers}, evidence={**window.evidence, **text})
