@@ -189,6 +189,38 @@ def timing_intervals(state: Path, since: float | None) -> tuple[list[Interval], 
     return intervals, kinds
 
 
+REMOTE_SINCE = "1h"
+"""How far back the timing of providers without a state folder is read by default."""
+
+
+def provider_timing(config_path: str | None, start: float, end: float) -> list[Any]:
+    """The timing topology of every configured provider that offers one (all but local).
+
+    A provider offers one through an optional ``timing_topology(start, end)`` method.
+    """
+    from tuner.logs import configure
+    from tuner.loop import SystemClock
+    from tuner.wiring import provider_settings
+
+    config = load_config(config_path)
+    configure(config.log.format, "warning")  # logs on stderr: standard output is the graph
+    found = []
+    for module, settings in provider_settings(config):
+        if settings.type == "local":
+            continue
+        provider = module.build(settings, clock=SystemClock())
+        mine = getattr(provider, "timing_topology", None)
+        if mine is None:
+            print(f"provider {settings.name!r} offers no timing topology", file=sys.stderr)
+            continue
+        provider.start()
+        try:
+            found.append(mine(start, end))
+        finally:
+            provider.close()
+    return found
+
+
 def cmd_topology(args: argparse.Namespace) -> int:
     """Print or write the application's topology."""
     from tuner.trace.topology import (
@@ -201,15 +233,22 @@ def cmd_topology(args: argparse.Namespace) -> int:
         to_svg,
     )
 
-    state = state_dir(args.config)
+    config = load_config(args.config)
     since = _since(args)
     topology = Topology((), ())
-    if args.source in ("traces", "both"):
-        topology = from_traces(TraceStore(state / "traces").all_traces(since))
+    if any(p.get("type", "local") == "local" for p in config.providers):
+        state = state_dir(args.config)
+        if args.source in ("traces", "both"):
+            topology = from_traces(TraceStore(state / "traces").all_traces(since))
+        if args.source in ("timing", "both"):
+            intervals, kinds = timing_intervals(state, since)
+            mined = from_timing(intervals, kinds, slack=0.002)
+            topology = mined if args.source == "timing" else merge(topology, mined)
     if args.source in ("timing", "both"):
-        intervals, kinds = timing_intervals(state, since)
-        mined = from_timing(intervals, kinds, slack=0.002)
-        topology = mined if args.source == "timing" else merge(topology, mined)
+        now = time.time()
+        start = since if since is not None else now - parse_duration(REMOTE_SINCE)
+        for mined in provider_timing(args.config, start, now):
+            topology = merge(topology, mined)
     if args.format == "json":
         text = json.dumps(topology.as_json(), indent=2) + "\n"
     elif args.format == "dot":
@@ -260,7 +299,10 @@ def register(sub: Any) -> None:
     topology.add_argument(
         "-c", "--config", help="the configuration file (default: the embedded local host)"
     )
-    topology.add_argument("--since", help="only what happened this recently, e.g. 10m")
+    topology.add_argument(
+        "--since",
+        help=f"only what happened this recently, e.g. 10m (AWS, Kubernetes: {REMOTE_SINCE})",
+    )
     topology.add_argument(
         "--source",
         choices=["traces", "timing", "both"],

@@ -119,6 +119,19 @@ def _log_lines(
     max_events: int,
     pattern: str = FILTER_PATTERN,
 ) -> Iterator[str]:
+    for _, message in log_events(clients, group, start, end, max_events, pattern):
+        yield message
+
+
+def log_events(
+    clients: RegionClients,
+    group: str,
+    start: float,
+    end: float,
+    max_events: int,
+    pattern: str = FILTER_PATTERN,
+) -> Iterator[tuple[float, str]]:
+    """The group's events in ``[start, end]`` matching ``pattern``: (timestamp in s, message)."""
     request: dict[str, Any] = {
         "logGroupName": group,
         "startTime": int(start * 1000),
@@ -130,7 +143,7 @@ def _log_lines(
         clients.logs_bucket.acquire()
         page = clients.logs.filter_log_events(**request)
         for event in page.get("events", []):
-            yield str(event.get("message", ""))
+            yield float(event.get("timestamp", 0)) / 1000.0, str(event.get("message", ""))
             read += 1
             if read >= max_events:
                 log.warning("log events capped", group=group, events=read)
