@@ -166,6 +166,7 @@ def _detail(trace: Trace) -> str:
 
 def timing_intervals(state: Path, since: float | None) -> tuple[list[Interval], dict[str, str]]:
     """Invocations and dependency calls recorded by the local host, as intervals."""
+    from tuner.providers.local.dependency_share import intervals
     from tuner.providers.local.recording import Records
 
     path = state / "local.sqlite"
@@ -175,18 +176,12 @@ def timing_intervals(state: Path, since: float | None) -> tuple[list[Interval], 
     try:
         names = sorted({d.function for d in records.deployments()})
         start, end = since or 0.0, time.time() + 1
-        intervals = [
-            Interval(i.function, i.end - i.duration_ms / 1000, i.end, i.outcome != "ok")
-            for i in records.invocations(names, start, end)
-        ]
-        calls = records.dependency_calls(names, start, end)
-        intervals += [
-            Interval(c.name, c.time - c.latency_ms / 1000, c.time, bool(c.error)) for c in calls
-        ]
-        kinds = {n: "function" for n in names} | {c.name: "dependency" for c in calls}
+        found, kinds = intervals(
+            records.invocations(names, start, end), records.dependency_calls(names, start, end)
+        )
     finally:
         records.close()
-    return intervals, kinds
+    return found, {n: "function" for n in names} | kinds
 
 
 REMOTE_SINCE = "1h"
