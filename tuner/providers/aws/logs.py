@@ -82,7 +82,8 @@ def read_summary(
     """
     from botocore.exceptions import ClientError
 
-    lines = _log_lines(clients, f"/aws/lambda/{name}", start, end, max_events)
+    events = log_events(clients, f"/aws/lambda/{name}", start, end, max_events)
+    lines: Iterator[str] = (message for _, message in events)
     if insights:
         lines = chain(lines, _insights_lines(clients, name, start, end, max_events))
     try:
@@ -100,7 +101,7 @@ def _insights_lines(
 
     pattern = f'{{ $.function_name = "{name}" }}'
     try:
-        for line in _log_lines(clients, INSIGHTS_GROUP, start, end, max_events, pattern):
+        for _, line in log_events(clients, INSIGHTS_GROUP, start, end, max_events, pattern):
             try:
                 event = json.loads(line)
             except ValueError:
@@ -109,18 +110,6 @@ def _insights_lines(
                 yield line
     except ClientError as error:  # no Insights group: the function's own lines still count
         log.warning("insights events not read", function=name, error=error_code(error))
-
-
-def _log_lines(
-    clients: RegionClients,
-    group: str,
-    start: float,
-    end: float,
-    max_events: int,
-    pattern: str = FILTER_PATTERN,
-) -> Iterator[str]:
-    for _, message in log_events(clients, group, start, end, max_events, pattern):
-        yield message
 
 
 def log_events(
