@@ -236,10 +236,16 @@ def cmd_topology(args: argparse.Namespace) -> int:
         if args.source in ("traces", "both"):
             topology = from_traces(TraceStore(state / "traces").all_traces(since))
         if args.source in ("timing", "both"):
+            from tuner.providers.local.dependency_share import SLACK_S
+
             intervals, kinds = timing_intervals(state, since)
-            mined = from_timing(intervals, kinds, slack=0.002)
+            mined = from_timing(intervals, kinds, slack=SLACK_S)
             topology = mined if args.source == "timing" else merge(topology, mined)
-    if args.source in ("timing", "both"):
+    remote = [str(p.get("type")) for p in config.providers if p.get("type", "local") != "local"]
+    if remote and args.source == "traces":
+        hint = f"only the local host traces; for {', '.join(remote)}: --source timing"
+        print(hint, file=sys.stderr)
+    if remote and args.source in ("timing", "both"):
         now = time.time()
         start = since if since is not None else now - parse_duration(REMOTE_SINCE)
         for mined in provider_timing(args.config, start, now):

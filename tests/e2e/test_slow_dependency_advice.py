@@ -12,15 +12,25 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tuner.cli import main
 from tuner.providers.local import Settings, build
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "local"
 INVOCATIONS = 5
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """The command points the logs at this test's captured stderr: put the session's back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 class _Clock:

@@ -6,10 +6,11 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from aws_world import REGION, AwsWorld, CallRecorder, report_line
 from test_aws_iam_policy import IAM_PREFIX
 
@@ -17,6 +18,14 @@ from tuner.cli import main
 from tuner.providers import AWS_IAM_ACTIONS
 from tuner.providers.aws import AwsProvider
 from tuner.providers.aws.timing import intervals_of
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """The command points the logs at this test's captured stderr: put the session's back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def put_reports(world: AwsWorld, function: str, invocations: list[tuple[float, float]]) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from kube_emulation import EmulatorThread, WallClock, cluster_client
 from kube_objects import deployment, pod, seed
 from prometheus_backfill import Service, backfilled_prometheus, openmetrics, requests_per_second
@@ -41,6 +42,14 @@ TRUE_EDGES = {
     ("cart", "db-proxy"),
     ("db-proxy", "postgres"),
 }
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """The command points the logs at this test's captured stderr: put the session's back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(scope="module")

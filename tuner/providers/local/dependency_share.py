@@ -36,7 +36,9 @@ def intervals(
     return found, kinds
 
 
-def _timing(invocations: Sequence[InvocationRecord], calls: Sequence[DependencyCallRecord]) -> Topology:
+def _timing(
+    invocations: Sequence[InvocationRecord], calls: Sequence[DependencyCallRecord]
+) -> Topology:
     found, kinds = intervals(invocations, calls)
     return from_timing(found, kinds, slack=SLACK_S)
 
@@ -59,7 +61,8 @@ def with_slow_dependencies(
     for ref in callers:
         traces = load_traces(tracing.store, ref.name, start, end) if tracing else []
         if traces:
-            earlier = load_traces(tracing.store, ref.name, 2 * start - end, start) if tracing else []
+            assert tracing is not None
+            earlier = load_traces(tracing.store, ref.name, 2 * start - end, start)
             topology, baseline = from_traces(traces), from_traces(earlier)
             durations = [t.duration_ms for t in traces]
         else:
