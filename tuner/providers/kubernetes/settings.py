@@ -45,7 +45,7 @@ class Settings(BaseModel):
     prometheus_url: str | None = None
     latency_metric: str | None = None
     """A request-duration histogram in seconds, e.g. ``http_request_duration_seconds``."""
-    timing_step_s: float = Field(default=15.0, gt=0)
+    timing_step_s: float = Field(default=15.0, ge=1)
     """The step of the request-rate series ``tuner topology --source timing`` mines: no
     shorter than Prometheus' scrape interval."""
     memory_min_mb: int = Field(default=64, ge=4)

@@ -51,7 +51,7 @@ class PrometheusClient:
             "query": promql,
             "start": f"{start:.3f}",
             "end": f"{end:.3f}",
-            "step": f"{step:g}",
+            "step": f"{step:.3f}",
         }
         data = self._get("query_range", params, promql)
         return [

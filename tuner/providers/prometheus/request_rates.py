@@ -38,12 +38,13 @@ def read_activity(
     step: float,
 ) -> PodActivity:
     """Requests per step and busy seconds per step of every pod of the namespace."""
-    step = max(step, (end - start) / MAX_POINTS)
+    start = round(start, 3)  # the grid Prometheus answers on, in whole milliseconds
+    step = round(max(step, (end - start) / MAX_POINTS), 3)
     window = f"{max(1, round(2 * step))}s"
     selector = f'{{namespace="{quote(namespace)}"}}'
 
     def per_step(suffix: str) -> dict[str, dict[float, float]]:
-        promql = f"sum by (pod) (rate({metric}_{suffix}{selector}[{window}])) * {step:g}"
+        promql = f"sum by (pod) (rate({metric}_{suffix}{selector}[{window}])) * {step:.3f}"
         return _by_pod(client.query_range(promql, start, end, step))
 
     count = int((end - start) // step) + 1
