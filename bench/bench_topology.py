@@ -83,6 +83,21 @@ def synthesise(noise: float, overlap: float, seconds: float, seed: int) -> list[
     return intervals
 
 
+def _scores(
+    found: set[tuple[str, str]], naive_found: set[tuple[str, str]], took: float
+) -> dict[str, float]:
+    """Precision and recall of a method and of the naive rule, and the time it took."""
+    p, r = precision_recall(found, TRUE_EDGES)
+    np_, nr = precision_recall(naive_found, TRUE_EDGES)
+    return {
+        "precision": round(p, 3),
+        "recall": round(r, 3),
+        "naive_precision": round(np_, 3),
+        "naive_recall": round(nr, 3),
+        "mine_s": round(took, 3),
+    }
+
+
 def run(quick: bool) -> list[dict[str, float]]:
     """Precision and recall of both methods at every level."""
     seconds = 60.0 if quick else 600.0
@@ -93,20 +108,8 @@ def run(quick: bool) -> list[dict[str, float]]:
             started = time.perf_counter()
             mined = mine(intervals)
             took = time.perf_counter() - started
-            p, r = precision_recall(edge_names(mined), TRUE_EDGES)
-            np_, nr = precision_recall(naive(intervals), TRUE_EDGES)
-            rows.append(
-                {
-                    "noise": noise,
-                    "overlap": overlap,
-                    "intervals": len(intervals),
-                    "precision": round(p, 3),
-                    "recall": round(r, 3),
-                    "naive_precision": round(np_, 3),
-                    "naive_recall": round(nr, 3),
-                    "mine_s": round(took, 3),
-                }
-            )
+            level = {"noise": noise, "overlap": overlap, "intervals": len(intervals)}
+            rows.append(level | _scores(edge_names(mined), naive(intervals), took))
     return rows
 
 
@@ -185,20 +188,9 @@ def run_rates(quick: bool) -> list[dict[str, float]]:
             started = time.perf_counter()
             mined = mine_rates(series)
             took = time.perf_counter() - started
-            p, r = precision_recall({(e.source, e.target) for e in mined}, TRUE_EDGES)
-            np_, nr = precision_recall(naive_rates(series), TRUE_EDGES)
-            rows.append(
-                {
-                    "noise": noise,
-                    "traffic": traffic,
-                    "steps": steps,
-                    "precision": round(p, 3),
-                    "recall": round(r, 3),
-                    "naive_precision": round(np_, 3),
-                    "naive_recall": round(nr, 3),
-                    "mine_s": round(took, 3),
-                }
-            )
+            level = {"noise": noise, "traffic": traffic, "steps": steps}
+            found = {(e.source, e.target) for e in mined}
+            rows.append(level | _scores(found, naive_rates(series), took))
     return rows
 
 
