@@ -61,6 +61,7 @@ def for_finding(
             f"postpones this. Decompose the work: {how}."
         )
     latency = fact_number(facts, "dependency_latency_p95_ms")
+    out.extend(slow_dependency_advice(facts, latency))
     if latency and latency > SLOW_DEPENDENCY_MS and facts.get("cache_enabled") is True:
         dep = facts.get("worst_dependency")
         which = f"'{dep}'" if isinstance(dep, str) and dep else "the dependency"
@@ -111,6 +112,14 @@ def flame_graph_command(facts: Mapping[str, Any]) -> str:
     function = facts.get("function") or "FUNCTION"
     memory = " --kind memory" if (fact_number(facts, "ooms") or 0) > 0 else ""
     return f"tuner profile {function}{memory}"
+
+
+def slow_dependency_advice(facts: Mapping[str, Any], latency: float | None) -> list[str]:
+    """The sentence naming the slow dependency from the topology, when one is slow."""
+    where = _evidence(facts).get("slow_dependency")
+    if not (latency and latency > SLOW_DEPENDENCY_MS and isinstance(where, str) and where):
+        return []
+    return [f"The topology shows where the time goes: {where}. Graph: tuner topology --format svg."]
 
 
 def traced_advice(facts: Mapping[str, Any]) -> list[str]:

@@ -166,6 +166,7 @@ def _detail(trace: Trace) -> str:
 
 def timing_intervals(state: Path, since: float | None) -> tuple[list[Interval], dict[str, str]]:
     """Invocations and dependency calls recorded by the local host, as intervals."""
+    from tuner.providers.local.dependency_share import intervals
     from tuner.providers.local.recording import Records
 
     path = state / "local.sqlite"
@@ -175,18 +176,44 @@ def timing_intervals(state: Path, since: float | None) -> tuple[list[Interval], 
     try:
         names = sorted({d.function for d in records.deployments()})
         start, end = since or 0.0, time.time() + 1
-        intervals = [
-            Interval(i.function, i.end - i.duration_ms / 1000, i.end, i.outcome != "ok")
-            for i in records.invocations(names, start, end)
-        ]
-        calls = records.dependency_calls(names, start, end)
-        intervals += [
-            Interval(c.name, c.time - c.latency_ms / 1000, c.time, bool(c.error)) for c in calls
-        ]
-        kinds = {n: "function" for n in names} | {c.name: "dependency" for c in calls}
+        found, kinds = intervals(
+            records.invocations(names, start, end), records.dependency_calls(names, start, end)
+        )
     finally:
         records.close()
-    return intervals, kinds
+    return found, {n: "function" for n in names} | kinds
+
+
+REMOTE_SINCE = "1h"
+"""How far back the timing of providers without a state folder is read by default."""
+
+
+def provider_timing(config_path: str | None, start: float, end: float) -> list[Any]:
+    """The timing topology of every configured provider that offers one (all but local).
+
+    A provider offers one through an optional ``timing_topology(start, end)`` method.
+    """
+    from tuner.logs import configure
+    from tuner.loop import SystemClock
+    from tuner.wiring import provider_settings
+
+    config = load_config(config_path)
+    configure(config.log.format, "warning")  # logs on stderr: standard output is the graph
+    found = []
+    for module, settings in provider_settings(config):
+        if settings.type == "local":
+            continue
+        provider = module.build(settings, clock=SystemClock())
+        mine = getattr(provider, "timing_topology", None)
+        if mine is None:
+            print(f"provider {settings.name!r} offers no timing topology", file=sys.stderr)
+            continue
+        provider.start()
+        try:
+            found.append(mine(start, end))
+        finally:
+            provider.close()
+    return found
 
 
 def cmd_topology(args: argparse.Namespace) -> int:
@@ -201,15 +228,28 @@ def cmd_topology(args: argparse.Namespace) -> int:
         to_svg,
     )
 
-    state = state_dir(args.config)
+    config = load_config(args.config)
     since = _since(args)
     topology = Topology((), ())
-    if args.source in ("traces", "both"):
-        topology = from_traces(TraceStore(state / "traces").all_traces(since))
-    if args.source in ("timing", "both"):
-        intervals, kinds = timing_intervals(state, since)
-        mined = from_timing(intervals, kinds, slack=0.002)
-        topology = mined if args.source == "timing" else merge(topology, mined)
+    if any(p.get("type", "local") == "local" for p in config.providers):
+        state = state_dir(args.config)
+        if args.source in ("traces", "both"):
+            topology = from_traces(TraceStore(state / "traces").all_traces(since))
+        if args.source in ("timing", "both"):
+            from tuner.providers.local.dependency_share import SLACK_S
+
+            intervals, kinds = timing_intervals(state, since)
+            mined = from_timing(intervals, kinds, slack=SLACK_S)
+            topology = mined if args.source == "timing" else merge(topology, mined)
+    remote = [str(p.get("type")) for p in config.providers if p.get("type", "local") != "local"]
+    if remote and args.source == "traces":
+        hint = f"only the local host traces; for {', '.join(remote)}: --source timing"
+        print(hint, file=sys.stderr)
+    if remote and args.source in ("timing", "both"):
+        now = time.time()
+        start = since if since is not None else now - parse_duration(REMOTE_SINCE)
+        for mined in provider_timing(args.config, start, now):
+            topology = merge(topology, mined)
     if args.format == "json":
         text = json.dumps(topology.as_json(), indent=2) + "\n"
     elif args.format == "dot":
@@ -260,7 +300,10 @@ def register(sub: Any) -> None:
     topology.add_argument(
         "-c", "--config", help="the configuration file (default: the embedded local host)"
     )
-    topology.add_argument("--since", help="only what happened this recently, e.g. 10m")
+    topology.add_argument(
+        "--since",
+        help=f"only what happened this recently, e.g. 10m (AWS, Kubernetes: {REMOTE_SINCE})",
+    )
     topology.add_argument(
         "--source",
         choices=["traces", "timing", "both"],

@@ -117,7 +117,8 @@ FACTS: Mapping[str, FactDoc] = {
         Type.MAP,
         "",
         "Text from traces: evidence.hot_path (where the time went), evidence.allocation_site "
-        "(what held or failed to get memory), evidence.trace_ids.",
+        "(what held or failed to get memory), evidence.trace_ids, evidence.slow_dependency "
+        "(the dependency holding the time, from the window's topology).",
     ),
 }
 

@@ -42,6 +42,8 @@ class Edge:
     confidence: float
     evidence: str
     """``trace`` or ``timing``."""
+    total_ms: float | None = None
+    """The time spent in these calls, summed (not in the JSON output)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ def _edge(
         error_rate=errors / len(latencies) if latencies else None,
         confidence=confidence,
         evidence=evidence,
+        total_ms=sum(latencies),
     )
 
 

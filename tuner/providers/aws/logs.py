@@ -82,7 +82,8 @@ def read_summary(
     """
     from botocore.exceptions import ClientError
 
-    lines = _log_lines(clients, f"/aws/lambda/{name}", start, end, max_events)
+    events = log_events(clients, f"/aws/lambda/{name}", start, end, max_events)
+    lines: Iterator[str] = (message for _, message in events)
     if insights:
         lines = chain(lines, _insights_lines(clients, name, start, end, max_events))
     try:
@@ -100,7 +101,7 @@ def _insights_lines(
 
     pattern = f'{{ $.function_name = "{name}" }}'
     try:
-        for line in _log_lines(clients, INSIGHTS_GROUP, start, end, max_events, pattern):
+        for _, line in log_events(clients, INSIGHTS_GROUP, start, end, max_events, pattern):
             try:
                 event = json.loads(line)
             except ValueError:
@@ -111,14 +112,15 @@ def _insights_lines(
         log.warning("insights events not read", function=name, error=error_code(error))
 
 
-def _log_lines(
+def log_events(
     clients: RegionClients,
     group: str,
     start: float,
     end: float,
     max_events: int,
     pattern: str = FILTER_PATTERN,
-) -> Iterator[str]:
+) -> Iterator[tuple[float, str]]:
+    """The group's events in ``[start, end]`` matching ``pattern``: (timestamp in s, message)."""
     request: dict[str, Any] = {
         "logGroupName": group,
         "startTime": int(start * 1000),
@@ -130,7 +132,7 @@ def _log_lines(
         clients.logs_bucket.acquire()
         page = clients.logs.filter_log_events(**request)
         for event in page.get("events", []):
-            yield str(event.get("message", ""))
+            yield float(event.get("timestamp", 0)) / 1000.0, str(event.get("message", ""))
             read += 1
             if read >= max_events:
                 log.warning("log events capped", group=group, events=read)

@@ -9,13 +9,14 @@ import structlog
 
 from tuner.model import Change, FunctionConfig, FunctionRef, Target, WindowFacts
 from tuner.ports import Clock
-from tuner.providers.aws import actuating, logs, metrics
+from tuner.providers.aws import actuating, logs, metrics, timing
 from tuner.providers.aws.clients import RegionClients, connect
 from tuner.providers.aws.errors import provider_errors
 from tuner.providers.aws.facts import window_facts
 from tuner.providers.aws.reports import LogSummary
 from tuner.providers.aws.settings import Settings
 from tuner.providers.aws.targets import list_targets
+from tuner.trace.topology import Topology
 
 log = structlog.get_logger(__name__)
 
@@ -120,6 +121,27 @@ class AwsProvider:
             for t in targets
             if t.ref.name in stats or summaries.get(t.ref.name) is not None
         }
+
+    def timing_topology(self, start: float, end: float) -> Topology:
+        """Who calls whom, mined from the REPORT lines of invocations that ended in the window.
+
+        Nodes are function names (``region/name`` when several regions are configured).
+        """
+        intervals = []
+        several = len(self.settings.regions) > 1
+        for region in self.settings.regions:
+            with provider_errors(f"read invocation timing in {region}"):
+                clients = self.clients(region)
+                names = [t.ref.name for t in list_targets(clients, self.settings)]
+                intervals += timing.invocation_intervals(
+                    clients,
+                    names,
+                    start,
+                    end,
+                    self.settings.max_log_events,
+                    {n: f"{region}/{n}" for n in names} if several else None,
+                )
+        return timing.mined_topology(intervals)
 
     def read(self, ref: FunctionRef) -> FunctionConfig:
         """The live configuration of one function."""

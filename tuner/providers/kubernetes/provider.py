@@ -16,6 +16,7 @@ from tuner.providers.kubernetes import (
     patching,
     rollouts,
     signals,
+    timing,
     usage,
     workloads,
 )
@@ -24,6 +25,7 @@ from tuner.providers.kubernetes.settings import Settings
 from tuner.providers.kubernetes.workloads import KINDS, WorkloadKind, dig
 from tuner.providers.prometheus import ContainerQueries, PrometheusClient
 from tuner.providers.prometheus.queries import LatencyFacts
+from tuner.trace.topology import Topology
 
 log = structlog.get_logger(__name__)
 
@@ -210,6 +212,29 @@ class KubernetesProvider:
                 "restarts": float(signals.restart_count(pods, container)),
                 "pods": float(len(pods)),
             },
+        )
+
+    def timing_topology(self, start: float, end: float) -> Topology:
+        """Who calls whom in the namespace, mined from request rates in Prometheus.
+
+        Needs ``prometheus_url`` and ``latency_metric``; nodes are workload names.
+        """
+        if self._prometheus is None or not self.settings.latency_metric:
+            raise ProviderError(
+                f"provider {self.name!r}: a timing topology needs prometheus_url and "
+                "latency_metric (a request-duration histogram)"
+            )
+        namespace = self.settings.namespace
+        pods = self.api.list(f"/api/v1/namespaces/{namespace}/pods")
+        pods_of = {
+            dig(obj, "metadata", "name"): [
+                dig(p, "metadata", "name") for p in signals.pods_of(pods, kind.pod_labels(obj))
+            ]
+            for kind in self._kinds
+            for obj in self._list_workloads(kind)
+        }
+        return timing.mined_topology(
+            self._prometheus, namespace, pods_of, start, end, self.settings.timing_step_s
         )
 
     # Actuator

@@ -45,6 +45,9 @@ class Settings(BaseModel):
     prometheus_url: str | None = None
     latency_metric: str | None = None
     """A request-duration histogram in seconds, e.g. ``http_request_duration_seconds``."""
+    timing_step_s: float = Field(default=15.0, ge=1)
+    """The step of the request-rate series ``tuner topology --source timing`` mines: no
+    shorter than Prometheus' scrape interval."""
     memory_min_mb: int = Field(default=64, ge=4)
     memory_max_mb: int = Field(default=32_768, ge=4)
     concurrency_max: int = Field(default=1000, ge=1)

@@ -12,6 +12,7 @@ import structlog
 from tuner.errors import ConflictError, ProviderError
 from tuner.model import Change, FunctionConfig, FunctionRef, Knob, Limits, Target, WindowFacts
 from tuner.ports import Clock
+from tuner.providers.local.dependency_share import with_slow_dependencies
 from tuner.providers.local.facts import window_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
@@ -161,13 +162,16 @@ class LocalProvider:
         calls: dict[str, list[DependencyCallRecord]] = defaultdict(list)
         for call in self.host.records.dependency_calls(names, start, end):
             calls[call.function].append(call)
-        return {
+        windows = {
             ref: with_trace_facts(
                 window_facts(ref, start, end, invocations[ref.name], calls[ref.name]),
                 self.host.tracing,
             )
             for ref in mine
         }
+        return with_slow_dependencies(
+            windows, invocations, calls, self.host.tracing, self.host.records
+        )
 
     def read(self, ref: FunctionRef) -> FunctionConfig:
         """The live configuration of one function."""

@@ -12,13 +12,14 @@ MEMORY_METRIC = "container_memory_working_set_bytes"
 _MIB = 1024 * 1024
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
+    """A value quoted for a PromQL string literal."""
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _pods_regex(pods: Sequence[str]) -> str:
     """An anchored regex matching exactly these pod names, quoted for a PromQL string."""
-    return _quote("|".join(re.escape(p) for p in sorted(pods)))
+    return quote("|".join(re.escape(p) for p in sorted(pods)))
 
 
 def _range(start: float, end: float) -> str:
@@ -54,7 +55,7 @@ class ContainerQueries:
         """Peak working-set memory (MB) per (pod, container) of a namespace over the window."""
         promql = (
             f"max by (pod, container) (max_over_time({MEMORY_METRIC}"
-            f'{{namespace="{_quote(namespace)}",container!="",container!="POD"}}'
+            f'{{namespace="{quote(namespace)}",container!="",container!="POD"}}'
             f"[{_range(start, end)}]))"
         )
         return {
@@ -68,7 +69,7 @@ class ContainerQueries:
         """Requests and latency percentiles of the given pods, or None when not configured."""
         if not self.latency_metric or not pods:
             return None
-        selector = f'{{namespace="{_quote(namespace)}",pod=~"{_pods_regex(pods)}"}}'
+        selector = f'{{namespace="{quote(namespace)}",pod=~"{_pods_regex(pods)}"}}'
         window = _range(start, end)
         buckets = f"sum by (le) (rate({self.latency_metric}_bucket{selector}[{window}]))"
         quantiles = {
