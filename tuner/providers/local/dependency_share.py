@@ -14,7 +14,8 @@ from dataclasses import replace
 from tuner.engine.topology_mining import Interval
 from tuner.model import FunctionRef, WindowFacts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
-from tuner.providers.local.tracing import Tracing, load_traces
+from tuner.providers.local.trace_evidence import load_traces
+from tuner.providers.local.tracing import Tracing
 from tuner.trace.slow_dependency import slow_dependency
 from tuner.trace.topology import Topology, from_timing, from_traces
 
