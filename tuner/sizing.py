@@ -21,6 +21,7 @@ evidence, strongest first:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -214,6 +215,8 @@ def smallest_in_time(
 ) -> tuple[float, str] | None:
     """The least memory at which the function stays within ``max_slowdown`` and its timeout.
 
+    The slowdown is counted from today's mean duration, or from the fastest window mean of
+    the lookback (``extra.lookback_duration_avg_ms_min``) when that is lower.
     Where CPU does not scale with memory, duration does not depend on memory: 0.  None
     when the CPU time is unknown (the slowdown cannot be predicted).
     """
@@ -224,11 +227,15 @@ def smallest_in_time(
     if split is None or not memory:
         return None
     on_cpu, waiting = split
-    slowdown = max_slowdown
+    today = on_cpu + waiting
+    # From the fastest mean of the lookback where known, so that successive right-sizings
+    # cannot each slow the function by max_slowdown (x1.2, then x1.44...).
+    allowed = max_slowdown * min(today, _extra(facts, "lookback_duration_avg_ms_min") or math.inf)
     longest, timeout = fact_number(facts, "duration_max_ms"), fact_number(facts, "timeout_ms")
     if longest and timeout:
-        slowdown = min(slowdown, 0.8 * timeout / longest)
-    budget = slowdown * (on_cpu + waiting) - waiting  # wall time the CPU part may take
+        allowed = min(allowed, 0.8 * timeout / longest * today)
+    slowdown = allowed / today
+    budget = allowed - waiting  # wall time the CPU part may take
     if on_cpu <= 0:
         return 0.0, ""
     if budget <= 0:

@@ -168,6 +168,15 @@ def test_less_memory_keeps_a_cpu_bound_function_within_its_slowdown() -> None:
     assert not strict.applicable and "would slow it" in strict.reason
 
 
+def test_successive_right_sizings_do_not_compound_their_slowdown() -> None:
+    # Lowered once already: 1,320 ms today, 1,100 ms at its fastest in the lookback (x1.2).
+    once = steady(1500, 200.0, cpu_time_ms=1000.0, duration_avg_ms=1320.0)
+    assert LessMemory(margin=0.3, min_saving=0.1).plan(FunctionConfig(memory_mb=1500), AWS, once).change
+    facts = {**once, "extra": {**once["extra"], "lookback_duration_avg_ms_min": 1100.0}}
+    again = LessMemory(margin=0.3, min_saving=0.1).plan(FunctionConfig(memory_mb=1500), AWS, facts)
+    assert again.change is None and "would slow it" in again.reason
+
+
 def test_less_memory_refuses_when_the_smaller_size_costs_no_less() -> None:
     facts = steady(1769, 200.0, cpu_time_ms=1000.0, duration_avg_ms=1000.0)
     plan = LessMemory(margin=0.3, max_slowdown=4.0).plan(FunctionConfig(memory_mb=1769), AWS, facts)

@@ -182,6 +182,9 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     "lookback_peak_memory_mb": FactDoc(
         Type.NUMBER, "MB", "Highest peak of surviving invocations over the lookback."
     ),
+    "lookback_duration_avg_ms_min": FactDoc(
+        Type.NUMBER, "ms", "Lowest mean duration of a window over the lookback."
+    ),
     "lookback_payload_kb_max": FactDoc(Type.NUMBER, "KB", "Largest payload over the lookback."),
     "lookback_days": FactDoc(Type.NUMBER, "days", "Days of history in the lookback."),
     "cpu_time_ms": FactDoc(
