@@ -12,11 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tuner.model import DependencyFacts, FunctionRef, WindowFacts
-from tuner.providers.sim.workloads import DURATION_SPREAD, PRICE_GB_S, PRICE_REQUEST, Workload
+from tuner.providers.sim.workloads import (
+    DURATION_SPREAD,
+    MAX_MEMORY_MB,
+    PRICE_GB_S,
+    PRICE_REQUEST,
+    Workload,
+)
 
 DRAWS = 8
 """Uniform numbers one window of one function consumes, whatever happens in it."""
-PROBE_MEMORY_MB = 10_240
+PROBE_MEMORY_MB = MAX_MEMORY_MB
 """A probe re-runs a killed invocation at Lambda's largest memory size."""
 _A, _B, _C = DURATION_SPREAD
 
