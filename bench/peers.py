@@ -153,7 +153,7 @@ PEERS: dict[str, Callable[[SimProvider, float], Vpa | ComputeOptimizer | PowerTu
 def run_peer(name: str, functions: int, days: float, seed: int, window_s: float) -> SimProvider:
     """Run one peer strategy on a fresh fleet; its provider's ledger holds the score."""
     clock = VirtualClock()
-    provider = build(Settings(functions=functions, seed=seed), clock=clock)
+    provider = build(Settings(functions=functions, seed=seed, probe=False), clock=clock)
     end = days * DAY_S
     provider.ledger.settle_from = max(window_s, end - DAY_S)
     strategy = PEERS[name](provider, window_s)

@@ -65,9 +65,10 @@ class _Action(BaseModel):
 class MoreMemory(_Action):
     """Raise memory to what the failing invocations need plus a margin, in one step.
 
-    The need comes from the evidence the provider gives (see :mod:`tuner.sizing`): how
-    memory grows with payload size or over a worker's life, or the traced peak and failed
-    allocation of a killed invocation.  Without such evidence, memory goes to the peak of
+    The need comes from the evidence the provider gives (see :mod:`tuner.sizing`): the
+    peak of a killed invocation re-run at a higher limit (a probe), how memory grows with
+    payload size or over a worker's life, or the traced peak and failed allocation of a
+    killed invocation.  Without such evidence, memory goes to the peak of
     the surviving invocations plus the margin; when that peak is unknown or sits at the
     limit (the real need is unknown) memory grows geometrically, up to ``max_mb`` or the
     provider's cap.
@@ -128,9 +129,12 @@ class LessMemory(_Action):
     The basis is the highest of the window's peak, the provider's lookback peak
     (``extra.lookback_peak_memory_mb``) and the growth models of :mod:`tuner.sizing`, so
     memory never goes below the largest peak seen.  Where CPU scales with memory and the
-    CPU time is known, memory stays high enough that the function slows by at most
-    ``max_slowdown`` and keeps clear of its timeout.  Never on missing data, never while
-    invocations run out of memory; the summary states the saving in dollars a month.
+    CPU time is known, memory stays high enough that the function runs at most
+    ``max_slowdown`` times its fastest mean duration of the lookback
+    (``extra.lookback_duration_avg_ms_min``, else today's), so that successive
+    right-sizings do not compound, and keeps clear of its timeout.  Never on missing
+    data, never while invocations run out of memory; the summary states the saving in
+    dollars a month.
 
     Example::
 
@@ -142,7 +146,10 @@ class LessMemory(_Action):
     margin: float = Field(0.3, ge=0.1, le=4.0, description="Headroom kept over the peak.")
     min_saving: float = Field(0.2, gt=0.0, lt=1.0, description="Skip savings below this share.")
     max_slowdown: float = Field(
-        1.2, ge=1.0, le=4.0, description="Longest mean duration allowed, as a factor of today's."
+        1.2,
+        ge=1.0,
+        le=4.0,
+        description="Longest mean duration allowed, as a factor of the fastest of the lookback.",
     )
     knob: ClassVar[Knob | None] = Knob.MEMORY_MB
 

@@ -4,6 +4,9 @@ Pure: reads the facts of a window (see :mod:`tuner.engine.facts`) and returns nu
 with the evidence they rest on, so that a decision can say why it chose a size.  The
 evidence, strongest first:
 
+- a probe: an invocation killed for memory, re-run once at a higher limit, and the peak it
+  reached there (``extra.probe_peak_memory_mb`` at ``extra.probe_memory_mb``, with its
+  payload ``extra.probe_payload_kb`` where known);
 - how memory grows with payload size (``extra.memory_mb_per_payload_kb`` and
   ``extra.memory_base_mb``), applied to the largest payload seen (``extra.payload_kb_max``,
   ``extra.lookback_payload_kb_max``), including payloads of invocations that failed;
@@ -18,6 +21,7 @@ evidence, strongest first:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +35,8 @@ CPU_MB_PER_VCPU = 1769.0
 """On Lambda, CPU grows with memory up to one full vCPU at 1,769 MB."""
 NEAR_LIMIT = 0.8
 """A killed invocation that had reached this share of its memory was killed growing."""
+NEAR_LIMIT_PROBE = 0.95
+"""A probe that peaked at this share of its limit ran out of memory there too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,33 @@ def traced_need(facts: Mapping[str, Any]) -> Need | None:
     )
 
 
+def probe_need(facts: Mapping[str, Any]) -> Need | None:
+    """What a killed invocation needed when it was re-run at a higher limit (a probe).
+
+    A probe measures the whole need of one failing invocation, however it allocates.
+    Where memory grows with payload size, a line through the model's base and the probe's
+    point is carried to the largest payload seen, so that a model fitted to partial
+    allocations (too low) does not hide the need of the largest failing payload.  A probe
+    that itself ran out at its limit gives only a lower bound.
+    """
+    peak = _extra(facts, "probe_peak_memory_mb")
+    if peak is None or peak <= 0:
+        return None
+    limit = _extra(facts, "probe_memory_mb")
+    basis = f"a killed invocation re-run at {limit:.0f} MB peaked at {peak:.0f} MB" if limit else (
+        f"a killed invocation re-run peaked at {peak:.0f} MB")  # fmt: skip
+    if limit is not None and peak >= NEAR_LIMIT_PROBE * limit:
+        return Need(peak, f"{basis}, its limit", lower_bound=True)
+    base = _extra(facts, "memory_base_mb")
+    payload = _extra(facts, "probe_payload_kb")
+    largest = _largest(_extra(facts, "payload_kb_max"), _extra(facts, "lookback_payload_kb_max"))
+    if base is not None and payload and largest and largest > payload and peak > base:
+        slope = (peak - base) / payload
+        mb = base + slope * largest
+        return Need(mb, f"{basis} with {payload:.0f} KB; {mb:.0f} MB at {largest:.0f} KB")
+    return Need(peak, basis)
+
+
 def survivors_peak(facts: Mapping[str, Any]) -> float | None:
     """The highest peak of invocations that survived, in this window or the lookback."""
     return _largest(fact_number(facts, "peak_memory_mb"), _extra(facts, "lookback_peak_memory_mb"))
@@ -114,11 +147,13 @@ def survivors_peak(facts: Mapping[str, Any]) -> float | None:
 def oom_need(facts: Mapping[str, Any], memory_mb: float) -> Need | None:
     """What a function that runs out of memory at ``memory_mb`` needs, when evidence tells.
 
-    Only evidence about the failing invocations counts: a growth model or a trace that
-    puts the need above the current memory.  None means the need is unknown (the
+    Only evidence about the failing invocations counts: a probe, a growth model or a trace
+    that puts the need above the current memory; of those that measure the need (not a
+    lower bound), the largest.  None means the need is unknown (the
     invocations died at the limit and nothing says how much more they wanted).
     """
-    found = [n for n in (payload_need(facts), leak_need(facts), traced_need(facts)) if n]
+    evidence = (probe_need(facts), payload_need(facts), leak_need(facts), traced_need(facts))
+    found = [n for n in evidence if n]
     above = [n for n in found if n.mb > memory_mb]
     if not above:
         return None
@@ -180,6 +215,8 @@ def smallest_in_time(
 ) -> tuple[float, str] | None:
     """The least memory at which the function stays within ``max_slowdown`` and its timeout.
 
+    The slowdown is counted from today's mean duration, or from the fastest window mean of
+    the lookback (``extra.lookback_duration_avg_ms_min``) when that is lower.
     Where CPU does not scale with memory, duration does not depend on memory: 0.  None
     when the CPU time is unknown (the slowdown cannot be predicted).
     """
@@ -190,11 +227,15 @@ def smallest_in_time(
     if split is None or not memory:
         return None
     on_cpu, waiting = split
-    slowdown = max_slowdown
+    today = on_cpu + waiting
+    # From the fastest mean of the lookback where known, so that successive right-sizings
+    # cannot each slow the function by max_slowdown (x1.2, then x1.44...).
+    allowed = max_slowdown * min(today, _extra(facts, "lookback_duration_avg_ms_min") or math.inf)
     longest, timeout = fact_number(facts, "duration_max_ms"), fact_number(facts, "timeout_ms")
     if longest and timeout:
-        slowdown = min(slowdown, 0.8 * timeout / longest)
-    budget = slowdown * (on_cpu + waiting) - waiting  # wall time the CPU part may take
+        allowed = min(allowed, 0.8 * timeout / longest * today)
+    slowdown = allowed / today
+    budget = allowed - waiting  # wall time the CPU part may take
     if on_cpu <= 0:
         return 0.0, ""
     if budget <= 0:

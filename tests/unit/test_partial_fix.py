@@ -49,8 +49,8 @@ def test_a_raise_that_still_fails_is_kept_and_followed_by_the_next(
     tmp_path: Path,
 ) -> None:
     # Work allocated in two halves: the first trace shows only half of it (260 MB),
-    # the second, at the new size, the rest (460 MB).
-    decisions = run(tmp_path, 14, Evidence(), kind="constant", runtime_mb=60.0,
+    # the second, at the new size, the rest (460 MB).  No probe measures the whole.
+    decisions = run(tmp_path, 14, Evidence(probe=False), kind="constant", runtime_mb=60.0,
                     work_mb=400.0, chunk=0.5, memory_mb=128)  # fmt: skip
     assert not [d for d in decisions if d.action == "rollback"]
     first, second = memory_changes(decisions)[:2]
@@ -61,9 +61,18 @@ def test_a_raise_that_still_fails_is_kept_and_followed_by_the_next(
     assert first.state is State.PARTIAL
 
 
+def test_a_probe_fixes_work_allocated_in_halves_in_one_step(tmp_path: Path) -> None:
+    decisions = run(tmp_path, 14, Evidence(), kind="constant", runtime_mb=60.0,
+                    work_mb=400.0, chunk=0.5, memory_mb=128)  # fmt: skip
+    (change,) = memory_changes(decisions)
+    assert change.change is not None and change.change.after >= 460
+    assert "peaked at 460 MB" in change.summary
+
+
 def test_a_raise_that_fails_less_is_not_called_improved(tmp_path: Path) -> None:
     # No evidence but the OOMs: memory doubles, fewer invocations fail, some still do.
-    decisions = run(tmp_path, 14, Evidence(tracing=False, payloads=False), kind="payload",
+    decisions = run(tmp_path, 14, Evidence(tracing=False, payloads=False, probe=False),
+                    kind="payload",
                     memory_mb=128, skew=1.0, runtime_mb=60.0, work_mb=10.0,
                     mb_per_kb=1.0, payload_max_kb=500.0)  # fmt: skip
     changes = memory_changes(decisions)

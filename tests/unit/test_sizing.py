@@ -10,6 +10,7 @@ from tuner.sizing import (
     monthly_saving,
     oom_need,
     payload_need,
+    probe_need,
     smallest_in_time,
     steady_need,
     traced_need,
@@ -62,6 +63,46 @@ def test_oom_need_prefers_exact_evidence_and_ignores_evidence_below_the_memory()
     assert need is not None and need.mb == 300 and "grows" in need.basis
     assert oom_need(oom_facts(256, memory_mb_per_payload_kb=0.1, memory_base_mb=100.0,
                               payload_kb_max=100.0), 256) is None  # fmt: skip
+
+
+def test_a_probe_outweighs_a_trace_of_work_allocated_in_parts() -> None:
+    # Killed at 256 MB holding 250 MB of a job allocated in halves: the trace says 380 MB,
+    # the probe that re-ran the invocation at 2,048 MB saw it peak at 520 MB.
+    facts = oom_facts(
+        256, traced_peak_memory_mb=380.0, traced_failed_allocation_mb=130.0,
+        probe_peak_memory_mb=520.0, probe_memory_mb=2048.0,
+    )  # fmt: skip
+    need = oom_need(facts, 256)
+    assert need is not None and need.mb == 520 and not need.lower_bound
+    plan = MoreMemory(margin=0.1).plan(FunctionConfig(memory_mb=256), AWS, facts)
+    assert plan.change is not None and plan.change.after == 572
+    assert "re-run at 2048 MB peaked at 520 MB" in plan.summary
+
+
+def test_a_probe_killed_at_its_own_limit_is_only_a_lower_bound() -> None:
+    facts = oom_facts(256, probe_peak_memory_mb=2048.0, probe_memory_mb=2048.0)
+    need = probe_need(facts)
+    assert need is not None and need.lower_bound
+    plan = MoreMemory(margin=0.1, growth=2.0).plan(FunctionConfig(memory_mb=256), AWS, facts)
+    assert plan.change is not None and plan.change.after == 2253  # at least the probe's limit
+
+
+def test_a_probe_carries_a_too_low_payload_model_to_the_largest_payload() -> None:
+    # A model fitted to traces of partial allocations says 100 + 0.1 MB/KB; the probe of a
+    # 1,000 KB invocation peaked at 400 MB: 0.3 MB/KB through the same base, 700 MB at 2,000 KB.
+    facts = oom_facts(
+        256, memory_mb_per_payload_kb=0.1, memory_base_mb=100.0, payload_kb_max=2000.0,
+        probe_peak_memory_mb=400.0, probe_memory_mb=2048.0, probe_payload_kb=1000.0,
+    )  # fmt: skip
+    need = oom_need(facts, 256)
+    assert need is not None and need.mb == pytest.approx(700.0)
+    assert "700 MB at 2000 KB" in need.basis
+
+
+def test_a_probe_below_the_memory_is_no_evidence_of_an_oom_need() -> None:
+    # A leaking worker's invocation re-run on a fresh worker fits easily: it tells nothing.
+    facts = oom_facts(512, probe_peak_memory_mb=140.0, probe_memory_mb=4096.0)
+    assert oom_need(facts, 512) is None
 
 
 def test_more_memory_fixes_in_one_step_from_the_growth_model() -> None:
@@ -125,6 +166,15 @@ def test_less_memory_keeps_a_cpu_bound_function_within_its_slowdown() -> None:
         FunctionConfig(memory_mb=1900), AWS, near_one_vcpu
     )
     assert not strict.applicable and "would slow it" in strict.reason
+
+
+def test_successive_right_sizings_do_not_compound_their_slowdown() -> None:
+    # Lowered once already: 1,320 ms today, 1,100 ms at its fastest in the lookback (x1.2).
+    once = steady(1500, 200.0, cpu_time_ms=1000.0, duration_avg_ms=1320.0)
+    assert LessMemory(margin=0.3, min_saving=0.1).plan(FunctionConfig(memory_mb=1500), AWS, once).change
+    facts = {**once, "extra": {**once["extra"], "lookback_duration_avg_ms_min": 1100.0}}
+    again = LessMemory(margin=0.3, min_saving=0.1).plan(FunctionConfig(memory_mb=1500), AWS, facts)
+    assert again.change is None and "would slow it" in again.reason
 
 
 def test_less_memory_refuses_when_the_smaller_size_costs_no_less() -> None:

@@ -174,8 +174,20 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     "traced_failed_allocation_mb": FactDoc(
         Type.NUMBER, "MB", "The largest allocation a traced invocation failed to make."
     ),
+    "probe_peak_memory_mb": FactDoc(
+        Type.NUMBER,
+        "MB",
+        "local, sim: peak of an invocation killed for memory, re-run once at a higher limit "
+        "(a probe); at the probe's limit when it ran out there too.",
+    ),
+    "probe_memory_mb": FactDoc(Type.NUMBER, "MB", "local, sim: the limit the probe ran at."),
+    "probe_payload_kb": FactDoc(Type.NUMBER, "KB", "local, sim: the payload size of the probe."),
+    "probes": FactDoc(Type.NUMBER, "count", "local: probes that finished in the window."),
     "lookback_peak_memory_mb": FactDoc(
         Type.NUMBER, "MB", "Highest peak of surviving invocations over the lookback."
+    ),
+    "lookback_duration_avg_ms_min": FactDoc(
+        Type.NUMBER, "ms", "Lowest mean duration of a window over the lookback."
     ),
     "lookback_payload_kb_max": FactDoc(Type.NUMBER, "KB", "Largest payload over the lookback."),
     "lookback_days": FactDoc(Type.NUMBER, "days", "Days of history in the lookback."),

@@ -138,3 +138,31 @@ def test_a_tuner_yaml_with_a_sim_provider_runs_a_cycle(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         wire(load_config(config), clock=clock)
     assert "providers[0].functions" in str(raised.value.problems[0])
+
+
+def test_a_probe_re_runs_a_killed_invocation_and_measures_its_whole_need() -> None:
+    # Work allocated in tenths: the trace sees a fraction, the probe the whole need.
+    w = next(w for w in make_fleet(200, seed=2) if w.kind == "constant")
+    w = replace(w, chunk=0.1, work_mb=400.0, runtime_mb=60.0, memory_mb=128, rate_per_s=5.0)
+    clock = VirtualClock()
+    provider = SimProvider([w], clock)
+    windows = run_windows(provider, clock, 2)
+    for window in windows:
+        (facts,) = window.values()
+        assert facts.ooms
+        assert facts.extra["probe_peak_memory_mb"] == pytest.approx(w.need_mb)
+        assert facts.extra["traced_peak_memory_mb"] < 0.5 * w.need_mb
+    score = provider.ledger.score()
+    assert score.probe_invocations == 2 and score.synthetic_invocations == 0
+    assert provider.ledger.probe_cost == pytest.approx(2 * w.cost_per_invocation(10_240))
+    unprobed = build(Settings(functions=1, probe=False), clock=VirtualClock())
+    assert unprobed.evidence.probe is False
+
+
+def test_no_probe_without_an_oom() -> None:
+    w = next(w for w in make_fleet(200, seed=2) if w.kind == "constant")
+    clock = VirtualClock()
+    provider = SimProvider([replace(w, memory_mb=int(w.need_mb) + 1, rate_per_s=5.0)], clock)
+    for window in run_windows(provider, clock, 4):
+        assert not any("probe_peak_memory_mb" in f.extra for f in window.values())
+    assert provider.ledger.score().probe_invocations == 0

@@ -16,6 +16,7 @@ from tuner.ports import Clock
 from tuner.providers.local.cgroups import memory_limits
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.http_api import EndpointLimits
+from tuner.providers.local.probing import ProbePolicy
 from tuner.providers.local.provider import LOCAL_LIMITS, LocalProvider
 from tuner.providers.local.sandboxing import SYSTEM_PYTHON, SandboxPolicy
 from tuner.providers.local.tracing import Tracing, TracingSpec
@@ -70,6 +71,8 @@ class Settings(BaseModel):
     """Invocations (or record posts) per second and function the endpoint accepts."""
     max_body_kb: int = Field(default=6144, ge=1)
     """The largest request body the endpoint reads."""
+    probe: ProbePolicy = Field(default_factory=ProbePolicy)
+    """Re-run an invocation killed for memory once at a higher limit, to measure its need."""
 
 
 def resolve_functions_dir(path: Path) -> Path:
@@ -120,6 +123,7 @@ def build(settings: Settings, *, clock: Clock) -> LocalProvider:
         tracing=Tracing(
             settings.state_dir / "traces", settings.tracing, forward=_forwarder(settings)
         ),
+        probe=settings.probe,
     )
     limits = EndpointLimits(
         body_bytes=settings.max_body_kb * 1024,

@@ -17,6 +17,7 @@ from tuner.ports import Clock
 from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.executions import Execution, InvokeCall, LimitFactory, WorkerSpec
 from tuner.providers.local.pool import WorkerPool
+from tuner.providers.local.probing import ProbePolicy, Prober
 from tuner.providers.local.queues import EventSourceQueue
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
 from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy, private_folder
@@ -91,6 +92,7 @@ class FunctionHost:
         sandbox: SandboxPolicy | None = None,
         reset: bool = False,
         tracing: Tracing | None = None,
+        probe: ProbePolicy | None = None,
     ) -> None:
         self.functions_dir = functions_dir
         self.tracing = tracing
@@ -102,7 +104,11 @@ class FunctionHost:
         self._max_workers = max_workers_per_function
         self._memory_limits = memory_limits
         self._sandbox = Sandbox(sandbox or SandboxPolicy())
-        self._sandbox.worker_slots = max_workers_per_function * len(self.specs)
+        self._sandbox.worker_slots = max_workers_per_function * len(self.specs) + 1  # + a probe
+        self.prober = Prober(
+            probe or ProbePolicy(enabled=False), clock, memory_limits, self._sandbox
+        )
+        """Re-runs an invocation killed for memory at a higher limit (see probing.py)."""
         self._directories: dict[str, Path] = {}
         self._stubs = DependencyStubs(load_dependencies(functions_dir))
         self.records = Records(state_dir / "local.sqlite")
@@ -162,6 +168,7 @@ class FunctionHost:
     def close(self) -> None:
         """Stop the queues, workers and dependencies, then close the records."""
         self._closing = True
+        self.prober.close()
         for pool in self._pools.values():
             pool.close()
         for queue in self._queues.values():
@@ -266,11 +273,12 @@ class FunctionHost:
             plan = self.tracing.plan(name, self.specs[name].tracing, revision, parent)
         depth = caller.depth if caller is not None else 0
         cold, init_ms = False, None
+        spec: WorkerSpec | None = None
         try:
             wait_until = caller.deadline if caller is not None else None
             with self._pools[name].worker(wait_until) as (process, cold):
                 init_ms = process.init_ms if cold else None
-                revision = process.spec.revision
+                revision, spec = process.spec.revision, process.spec
                 deadline = time.monotonic() + process.spec.timeout_s
                 execution = process.invoke(
                     event,
@@ -282,6 +290,8 @@ class FunctionHost:
             cold = True
             execution = Execution(outcome="error", duration_ms=0.0, error=str(error))
         self._record(name, revision, start, event, execution, cold, init_ms)
+        if execution.outcome == "oom" and spec is not None and not self._closing:
+            self.prober.after(spec, event, execution)
         if plan is not None and self.tracing is not None and not self._closing:
             self.tracing.finish(plan, name, revision, execution)
         return execution

@@ -16,6 +16,7 @@ from tuner.providers.local.dependency_share import with_slow_dependencies
 from tuner.providers.local.facts import window_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
+from tuner.providers.local.probing import with_probe_facts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
 from tuner.providers.local.trace_evidence import with_trace_facts
 from tuner.providers.local.tracing import switch_tracing
@@ -163,9 +164,12 @@ class LocalProvider:
         for call in self.host.records.dependency_calls(names, start, end):
             calls[call.function].append(call)
         windows = {
-            ref: with_trace_facts(
-                window_facts(ref, start, end, invocations[ref.name], calls[ref.name]),
-                self.host.tracing,
+            ref: with_probe_facts(
+                with_trace_facts(
+                    window_facts(ref, start, end, invocations[ref.name], calls[ref.name]),
+                    self.host.tracing,
+                ),
+                self.host.prober,
             )
             for ref in mine
         }

@@ -35,6 +35,11 @@ class Settings(BaseModel):
     payload_sizes: bool = Field(
         True, description="Report payload sizes and how memory grows with them."
     )
+    probe: bool = Field(
+        True,
+        description="Re-run one invocation killed for memory per window at the largest size "
+        "and report its peak (extra.probe_peak_memory_mb).",
+    )
     lookback_days: int = Field(14, ge=1, le=90, description="Days of peaks kept for lookbacks.")
     history_days: float = Field(
         14.0, ge=0, description="Days the fleet ran before the simulation starts (its history)."
@@ -48,7 +53,9 @@ def build(settings: Settings, *, clock: Clock) -> SimProvider:
         clock,
         name=settings.name,
         seed=settings.seed,
-        evidence=Evidence(tracing=settings.tracing, payloads=settings.payload_sizes),
+        evidence=Evidence(
+            tracing=settings.tracing, payloads=settings.payload_sizes, probe=settings.probe
+        ),
         lookback_days=settings.lookback_days,
         history_days=settings.history_days,
     )

@@ -78,6 +78,8 @@ class SimProvider:
         size = len(self.workloads) * lookback_days
         self._peaks = array("d", bytes(8 * size))
         self._payloads = array("d", bytes(8 * size))
+        self._fastest = array("d", [math.inf]) * size
+        """The lowest mean duration of a window, per function and day (inf: none)."""
         self._day = 0
         self._modelled = bytearray(len(self.workloads))
         """1 where the lookback holds enough survivors to model memory (payload or leak)."""
@@ -106,6 +108,7 @@ class SimProvider:
             base = i * self.lookback_days
             self._peaks[base + slot] = facts.peak_memory_mb or 0.0
             self._payloads[base + slot] = facts.extra.get("payload_kb_max", 0.0)
+            self._fastest[base + slot] = facts.extra.get("duration_avg_ms", math.inf)
             if _MODEL_FACTS & facts.extra.keys():
                 self._modelled[i] = 1
 
@@ -206,6 +209,7 @@ class SimProvider:
             for i in range(len(self.workloads)):
                 self._peaks[i * self.lookback_days + slot] = 0.0
                 self._payloads[i * self.lookback_days + slot] = 0.0
+                self._fastest[i * self.lookback_days + slot] = math.inf
 
     def _with_lookback(self, i: int, facts: WindowFacts) -> WindowFacts:
         """Add the largest peak and payload of the lookback (the provider's own history)."""
@@ -216,6 +220,9 @@ class SimProvider:
         payload = facts.extra.get("payload_kb_max")
         if payload is not None:
             self._payloads[slot] = max(self._payloads[slot], payload)
+        mean_ms = facts.extra.get("duration_avg_ms")
+        if mean_ms is not None:
+            self._fastest[slot] = min(self._fastest[slot], mean_ms)
         peak = max(self._peaks[base : base + self.lookback_days])
         if not facts.invocations or peak <= 0:
             return facts
@@ -226,6 +233,9 @@ class SimProvider:
             extra.update(_model_facts(self.workloads[i]))
         extra["lookback_peak_memory_mb"] = peak
         extra["lookback_days"] = float(min(self.lookback_days, self._day + 1))
+        fastest = min(self._fastest[base : base + self.lookback_days])
+        if fastest < math.inf:
+            extra["lookback_duration_avg_ms_min"] = fastest
         if payload is not None:
             extra["lookback_payload_kb_max"] = max(self._payloads[base : base + self.lookback_days])
         return replace(facts, extra=extra)

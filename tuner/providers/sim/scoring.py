@@ -29,11 +29,15 @@ class Score:
     failed_before_fix: int
     """Of those, the OOMs inside episodes (before the fix went live)."""
     cost: float
-    """What the fleet's real traffic cost over the settled period, in dollars."""
+    """What the fleet's real traffic (and its probes) cost over the settled period, in dollars."""
     optimum_cost: float
     cost_ratio_to_optimum: float
     synthetic_invocations: int
+    """Invocations a strategy made up to measure a function (Power Tuning's sweep)."""
     synthetic_cost: float
+    probe_invocations: int
+    """Real invocations killed for memory and re-run once at a higher limit to measure them."""
+    probe_cost: float
     changes: int
     flapping_changes: int
     """Memory changes that oscillate: each reverses a change that itself reversed one."""
@@ -68,6 +72,8 @@ class Ledger:
         self.optimum_cost = 0.0
         self.synthetic_invocations = 0
         self.synthetic_cost = 0.0
+        self.probe_invocations = 0
+        self.probe_cost = 0.0
         self.changes = 0
         self.flapping = 0
 
@@ -75,13 +81,15 @@ class Ledger:
         """Count one window of real traffic of one function."""
         fn = self._fns[index]
         self.failed += outcome.ooms + outcome.timeouts
+        self.probe_invocations += outcome.probes
+        self.probe_cost += outcome.probe_cost
         if outcome.ooms and not fn.in_episode and memory_mb < fn.need:
             fn.in_episode, fn.redeploys, fn.failed = True, 0, 0
         if fn.in_episode:
             fn.failed += outcome.ooms
             self.failed_before_fix += outcome.ooms
         if end >= self.settle_from:
-            self.cost += outcome.cost
+            self.cost += outcome.cost + outcome.probe_cost
             self.optimum_cost += outcome.invocations * fn.optimum_per_invocation
 
     def change(self, index: int, before: float, after: float) -> None:
@@ -132,6 +140,8 @@ class Ledger:
             else 1.0,
             synthetic_invocations=self.synthetic_invocations,
             synthetic_cost=round(self.synthetic_cost, 4),
+            probe_invocations=self.probe_invocations,
+            probe_cost=round(self.probe_cost, 4),
             changes=self.changes,
             flapping_changes=self.flapping,
         )

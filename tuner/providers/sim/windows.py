@@ -12,10 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tuner.model import DependencyFacts, FunctionRef, WindowFacts
-from tuner.providers.sim.workloads import DURATION_SPREAD, PRICE_GB_S, PRICE_REQUEST, Workload
+from tuner.providers.sim.workloads import (
+    DURATION_SPREAD,
+    MAX_MEMORY_MB,
+    PRICE_GB_S,
+    PRICE_REQUEST,
+    Workload,
+)
 
-DRAWS = 7
+DRAWS = 8
 """Uniform numbers one window of one function consumes, whatever happens in it."""
+PROBE_MEMORY_MB = MAX_MEMORY_MB
+"""A probe re-runs a killed invocation at Lambda's largest memory size."""
 _A, _B, _C = DURATION_SPREAD
 
 
@@ -37,6 +45,9 @@ class Outcome:
     cost: float
     peak_mb: float | None
     p90_mb: float | None
+    probes: int = 0
+    """Killed invocations re-run once at a higher limit to measure their need."""
+    probe_cost: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +56,8 @@ class Evidence:
 
     tracing: bool = True
     payloads: bool = True
+    probe: bool = True
+    """Re-run one invocation killed for memory per window at :data:`PROBE_MEMORY_MB`."""
 
 
 def _stochastic_round(x: float, u: float) -> int:
@@ -81,6 +94,7 @@ def simulate(
         ooms, peak, p90, failed_mb, reached = _leak(w, memory_mb, n, u[1], extra, evidence)
     else:
         ooms, peak, p90, failed_mb, reached = _payload(w, memory_mb, n, u, extra, evidence)
+    probe_cost = _probe(w, memory_mb, u[7], extra) if ooms and evidence.probe else 0.0
     if ooms and evidence.tracing:
         extra["traced_peak_memory_mb"] = reached + failed_mb  # what it held + what failed
         extra["traced_failed_allocation_mb"] = failed_mb
@@ -118,7 +132,18 @@ def simulate(
         duration_max_ms=durations["duration_max_ms"],
     )  # fmt: skip
     cost = n * w.cost_per_invocation(memory_mb)
-    return facts, Outcome(n, ooms, timeouts, cost, peak, p90)
+    probes = 1 if probe_cost else 0
+    return facts, Outcome(n, ooms, timeouts, cost, peak, p90, probes, probe_cost)
+
+
+def _fitting(w: Workload, memory_mb: int) -> float:
+    """The uniform draw below which a payload fits in ``memory_mb`` (1.0: every payload fits)."""
+    room = memory_mb - w.start_mb
+    if w.mb_per_kb <= 0:
+        return 1.0 if room >= 0 else 0.0
+    if room <= 0:
+        return 0.0
+    return float(min(1.0, (room / w.mb_per_kb / w.payload_max_kb) ** (1.0 / w.skew)))
 
 
 def _payload(
@@ -131,12 +156,7 @@ def _payload(
 ) -> tuple[int, float | None, float | None, float, float]:
     """A function whose need is constant or grows with its payload."""
     k, pmax, slope = w.skew, w.payload_max_kb, w.mb_per_kb
-    room = memory_mb - w.start_mb
-    if slope > 0:
-        fits = (max(0.0, room) / slope / pmax) ** (1.0 / k) if room > 0 else 0.0
-        u_fit = min(1.0, fits)
-    else:
-        u_fit = 1.0 if room >= 0 else 0.0
+    u_fit = _fitting(w, memory_mb)
     ooms = min(n, _stochastic_round(n * (1.0 - u_fit), u[1])) if u_fit < 1.0 else 0
     survivors = n - ooms
     peak = p90 = None
@@ -166,6 +186,25 @@ def _payload(
     if evidence.payloads:
         extra["payload_kb_max"] = largest
     return ooms, peak, p90, failed_mb, reached
+
+
+def _probe(w: Workload, memory_mb: int, u: float, extra: dict[str, float]) -> float:
+    """Re-run one killed invocation alone at :data:`PROBE_MEMORY_MB`; report its peak, return its cost.
+
+    The invocation is one of the window's killed ones, drawn with ``u``; it runs on a fresh
+    worker, so a leaking function's probe shows one invocation's need, not a worn worker's.
+    """
+    if w.kind == "leak":
+        peak, payload = w.start_mb + w.leak_mb, None
+    else:
+        u_fit = _fitting(w, memory_mb)
+        payload = w.payload_max_kb * (u_fit + (1.0 - u_fit) * u) ** w.skew
+        peak = w.start_mb + w.mb_per_kb * payload
+    extra["probe_memory_mb"] = float(PROBE_MEMORY_MB)
+    extra["probe_peak_memory_mb"] = min(peak, float(PROBE_MEMORY_MB))
+    if payload is not None:
+        extra["probe_payload_kb"] = payload
+    return w.cost_per_invocation(PROBE_MEMORY_MB)
 
 
 def _leak(
