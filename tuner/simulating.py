@@ -136,6 +136,8 @@ def report_lines(sim: Simulation) -> list[str]:
         f"cost over the last day: ${s.cost:,.2f} against ${s.optimum_cost:,.2f} at the optimum"
         f" (x{s.cost_ratio_to_optimum:.3f})",
         f"memory changes: {s.changes}, of which oscillating: {s.flapping_changes}",
+        f"probes (invocations killed for memory, re-run once at a higher limit): "
+        f"{s.probe_invocations}, ${s.probe_cost:,.2f} (in the cost above)",
     ]
     recommended = sum(n for (_, _, o), n in sim.decisions.items() if o == "recommended")
     if recommended:

@@ -38,6 +38,8 @@ def test_simulate_reports_what_tuner_did_and_how_it_scored(
     score = tuned["score"]
     assert score["oom_fixed"] == score["ooms"] > 0
     assert score["oom_one_step_fraction"] >= 0.8 and score["synthetic_invocations"] == 0
+    probes = score["probe_invocations"]
+    assert probes > 0 and f"re-run once at a higher limit): {probes}," in printed
 
     empty = tmp_path / "none.yaml"
     empty.write_text("version: 1\nrules: []\n")
