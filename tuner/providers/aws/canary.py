@@ -1,0 +1,405 @@
+"""Changes through weighted alias routing: a new version on a share of an alias's real traffic.
+
+With ``canary`` set, a memory, timeout or cache change of a function whose alias points at a
+published version is not made for all traffic at once.  The unpublished configuration
+($LATEST) takes the new values and is published as a new version whose description marks it
+as tuner's (the share, the alias, the version beside it); the alias then gives that version
+its share of the traffic (``RoutingConfig.AdditionalVersionWeights``).  While the alias
+routes exactly so, the function's configuration is the new version's, and its facts are the
+new version's invocations alone (see :func:`canary_facts`).  A change judged to stay is
+promoted (the alias points wholly at the new version); one judged worse is rolled back
+through :func:`apply`, which routes all traffic back and puts $LATEST back.
+
+The version's description is the durable record: after a restart the provider finds its
+canaries from the aliases alone.  A routing a person changed (another share, another
+version) is no longer tuner's: it is never promoted or routed back over.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import structlog
+
+from tuner.errors import ConflictError, ProviderError
+from tuner.model import Change, FunctionConfig, FunctionRef, Knob, Target, WindowFacts
+from tuner.providers.aws import actuating
+from tuner.providers.aws.clients import RegionClients
+from tuner.providers.aws.configs import config_from, environment_of
+from tuner.providers.aws.errors import error_code
+from tuner.providers.aws.facts import window_facts
+from tuner.providers.aws.reports import LogSummary
+from tuner.providers.aws.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+CANARY_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.CACHE_TTL_S})
+"""Knobs a published version carries; batch sizes belong to event source mappings."""
+LATEST = "$LATEST"
+_MARK = re.compile(
+    r"^tuner canary: (?P<weight>[0-9.]+) of alias (?P<alias>\S+) beside version (?P<primary>\S+);"
+)
+_SAME_CODE = ("CodeSha256", "Handler", "Runtime", "Layers", "Role", "Architectures")
+"""Fields of $LATEST that must match the version the alias serves before it is published."""
+
+
+@dataclass(frozen=True)
+class Canary:
+    """tuner's canary in flight: a version given a share of an alias's traffic."""
+
+    version: str
+    weight: float
+    primary: str
+
+
+@dataclass(frozen=True)
+class AliasView:
+    """What an alias serves: its versions, its routing, and the configuration that is judged.
+
+    ``config`` is the canary version's while tuner's canary is in flight, else the primary
+    version's; its revision joins the function's and the alias's, so that a person's change
+    to either is a conflict.
+    """
+
+    alias: str
+    alias_revision: str
+    primary: str
+    weights: Mapping[str, float]
+    config: FunctionConfig
+    canary: Canary | None
+    primary_raw: Mapping[str, Any]
+
+
+def alias_view(
+    clients: RegionClients,
+    name: str,
+    latest_revision: str,
+    batch_sizes: Sequence[int],
+    settings: Settings,
+) -> AliasView | None:
+    """The alias's view of a function; None without the alias, or when it serves $LATEST."""
+    assert settings.canary is not None
+    alias_name = settings.canary.alias
+    alias = _get_alias(clients, name, alias_name)
+    if alias is None or str(alias["FunctionVersion"]) == LATEST:
+        return None
+    primary = str(alias["FunctionVersion"])
+    routing = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    weights = {str(version): float(weight) for version, weight in routing.items()}
+    primary_raw = _version(clients, name, primary)
+    served, canary = primary_raw, None
+    if len(weights) == 1:
+        ((version, weight),) = weights.items()
+        raw = _version(clients, name, version)
+        mark = _MARK.match(str(raw.get("Description") or ""))
+        if (
+            mark is not None
+            and mark["alias"] == alias_name
+            and mark["primary"] == primary
+            and math.isclose(float(mark["weight"]), weight)
+        ):
+            served, canary = raw, Canary(version, weight, primary)
+    revision = f"{latest_revision}/{alias.get('RevisionId', '')}"
+    config = config_from(served, batch_sizes, settings.cache_env_var)
+    return AliasView(
+        alias=alias_name,
+        alias_revision=str(alias.get("RevisionId", "")),
+        primary=primary,
+        weights=weights,
+        config=replace(config, revision=revision),
+        canary=canary,
+        primary_raw=primary_raw,
+    )
+
+
+def read_view(
+    clients: RegionClients, name: str, settings: Settings
+) -> tuple[FunctionConfig, AliasView | None]:
+    """The function's live configuration as its alias serves it, and the alias's view."""
+    _, _, latest = actuating.read_live(clients, name, settings)
+    sizes = [latest.batch_size] if latest.batch_size is not None else []
+    view = alias_view(clients, name, latest.revision, sizes, settings)
+    return (view.config if view else latest), view
+
+
+def apply(
+    clients: RegionClients,
+    target: Target,
+    changes: Sequence[Change],
+    settings: Settings,
+    reason: str,
+) -> AliasView | None:
+    """Apply changes through the alias and return its view after; None: not for the alias.
+
+    None when canaries are off, a change is not one a version carries, or the function has
+    no alias serving a published version: the caller changes the whole function then.  With
+    tuner's canary in flight, changes back to the primary's values route all traffic back (a
+    rollback); any other change waits for the canary's verdict.
+    """
+    canary = settings.canary
+    if canary is None or not changes or any(c.knob not in CANARY_KNOBS for c in changes):
+        return None
+    name = target.ref.name
+    latest_raw, _, latest = actuating.read_live(clients, name, settings)
+    sizes = [latest.batch_size] if latest.batch_size is not None else []
+    view = alias_view(clients, name, latest.revision, sizes, settings)
+    if view is None:
+        return None
+    wanted = actuating.wanted_values(changes)
+    if _holds(view.config, wanted):
+        return view
+    if view.canary is not None:
+        if _holds(config_from(view.primary_raw, sizes, settings.cache_env_var), wanted):
+            restored = _put_back(clients, name, view, latest_raw, _values(view.config), settings)
+            _route(clients, name, view, view.primary, {})
+            log.info("canary routed back", function=target.ref.key, version=view.canary.version,
+                     alias=view.alias, restored=restored)  # fmt: skip
+            return _reread(clients, name, settings)
+        raise ProviderError(
+            f"{target.ref.key}: version {view.canary.version} is on trial on alias {view.alias}: "
+            "one change at a time"
+        )
+    if view.weights:
+        shared = ", ".join(sorted(view.weights))
+        raise ProviderError(
+            f"{target.ref.key}: alias {view.alias} shares traffic with version {shared} outside "
+            "tuner: left as it is"
+        )
+    if target.config.revision != view.config.revision:
+        raise ConflictError(f"{target.ref.key} or its alias changed since it was read")
+    _check_published(target.ref.key, latest_raw, view, wanted, settings.cache_env_var)
+    return _start(clients, target, view, latest_raw, latest.revision, wanted, settings, reason)
+
+
+def promote(clients: RegionClients, name: str, change: Change, settings: Settings) -> str:
+    """Point the alias wholly at tuner's canary carrying ``change``; return what was done.
+
+    '' when there is nothing to promote (no alias, or it was promoted already); a note when
+    the alias was changed outside tuner, which is left as it is.  A concurrent change of the
+    alias raises :class:`ConflictError`.
+    """
+    if settings.canary is None or change.knob not in CANARY_KNOBS:
+        return ""
+    _, view = read_view(clients, name, settings)
+    if view is None:
+        return ""
+    carries = view.config.get(change.knob) == actuating.wanted_values([change])[change.knob]
+    if view.canary is None:
+        promoted = not view.weights and _MARK.match(str(view.primary_raw.get("Description") or ""))
+        if promoted and carries:
+            return ""
+        return f"alias {view.alias} was changed outside tuner: not promoted, left as it is"
+    if not carries:
+        return f"alias {view.alias} tries another change: not promoted, left as it is"
+    _route(clients, name, view, view.canary.version, {})
+    log.info("canary promoted", function=name, version=view.canary.version, alias=view.alias)
+    return f"promoted: alias {view.alias} sends all traffic to version {view.canary.version}"
+
+
+def abandon(
+    clients: RegionClients, name: str, changes: Sequence[Change], settings: Settings
+) -> str:
+    """Put $LATEST back after a canary a crash interrupted before the alias took it.
+
+    Only knobs that still hold the values tuner set are put back (a person's later change
+    stays); a version published on the way carries no traffic and is left.  Returns what
+    was done ('' nothing).
+    """
+    if settings.canary is None or not changes or any(c.knob not in CANARY_KNOBS for c in changes):
+        return ""
+    latest_raw, _, latest = actuating.read_live(clients, name, settings)
+    sizes = [latest.batch_size] if latest.batch_size is not None else []
+    view = alias_view(clients, name, latest.revision, sizes, settings)
+    if view is None or view.canary is not None:
+        return ""
+    wanted = actuating.wanted_values(changes)
+    restored = _put_back(clients, name, view, latest_raw, wanted, settings)
+    if not restored:
+        return ""
+    return f"$LATEST put back to what alias {view.alias} serves: {', '.join(restored)}"
+
+
+def canary_facts(
+    ref: FunctionRef, start: float, end: float, summary: LogSummary, canary: Canary
+) -> WindowFacts:
+    """The facts of the canary version alone, from its log lines.
+
+    The function's CloudWatch metrics mix every version, so they are left out: invocations
+    are the version's REPORT lines, errors its failed invocations (timeouts, out-of-memory
+    kills, reports with an error status).
+    """
+    stats = {"invocations": float(len(summary.reports)), "errors": float(summary.failed)}
+    facts = window_facts(ref, start, end, stats, summary)
+    extra = {**facts.extra, "canary_version": float(canary.version), "canary_weight": canary.weight}
+    return replace(facts, extra=extra)
+
+
+# ------------------------------------------------------------------ steps
+
+
+def _start(
+    clients: RegionClients,
+    target: Target,
+    view: AliasView,
+    latest_raw: Mapping[str, Any],
+    latest_revision: str,
+    wanted: Mapping[Knob, float | int],
+    settings: Settings,
+    reason: str,
+) -> AliasView:
+    """Update $LATEST, publish it, and give the new version its share of the alias."""
+    assert settings.canary is not None
+    name = target.ref.name
+    weight = settings.canary.weight
+    pending = {k: v for k, v in wanted.items() if view.config.get(k) != v}
+    update = actuating.function_update(pending, environment_of(latest_raw), settings.cache_env_var)
+    actuating.update_function(clients, name, latest_revision, update, settings)
+    changed = "; ".join(f"{k.value} {view.config.get(k)} -> {v}" for k, v in pending.items())
+    mark = (
+        f"tuner canary: {weight:g} of alias {view.alias} beside version {view.primary}; {changed}"
+    )
+    if reason:
+        mark += f" ({reason})"
+    try:
+        fresh = clients.lambda_.get_function_configuration(FunctionName=name)
+        published = clients.lambda_.publish_version(
+            FunctionName=name,
+            CodeSha256=str(latest_raw.get("CodeSha256", "")),
+            Description=mark[:256],
+            RevisionId=str(fresh.get("RevisionId", "")),
+        )
+        version = str(published["Version"])
+        clients.lambda_.get_waiter("published_version_active").wait(
+            FunctionName=name,
+            Qualifier=version,
+            WaiterConfig={
+                "Delay": settings.update_poll_s,
+                "MaxAttempts": actuating.polls(settings),
+            },
+        )
+        _route(clients, name, view, view.primary, {version: weight})
+    except Exception:
+        current = clients.lambda_.get_function_configuration(FunctionName=name)
+        _put_back(clients, name, view, current, wanted, settings)
+        raise
+    log.info("canary started", function=target.ref.key, version=version, alias=view.alias,
+             weight=weight, changes=changed)  # fmt: skip
+    return _reread(clients, name, settings)
+
+
+def _route(
+    clients: RegionClients, name: str, view: AliasView, version: str, weights: Mapping[str, float]
+) -> None:
+    """Point the alias at ``version`` with ``weights`` on others, if it is as it was read."""
+    request: dict[str, Any] = {
+        "FunctionName": name,
+        "Name": view.alias,
+        "FunctionVersion": version,
+        "RoutingConfig": {"AdditionalVersionWeights": dict(weights)},
+    }
+    if view.alias_revision:
+        request["RevisionId"] = view.alias_revision
+    try:
+        clients.lambda_.update_alias(**request)
+    except clients.lambda_.exceptions.PreconditionFailedException as error:
+        raise ConflictError(f"{name}: alias {view.alias} changed since it was read") from error
+
+
+def _put_back(
+    clients: RegionClients,
+    name: str,
+    view: AliasView,
+    latest_raw: Mapping[str, Any],
+    tuners: Mapping[Knob, float | int | None],
+    settings: Settings,
+) -> list[str]:
+    """Give $LATEST the primary version's values where it still holds tuner's; what was put back."""
+    latest = config_from(latest_raw, [], settings.cache_env_var)
+    primary = config_from(view.primary_raw, [], settings.cache_env_var)
+    back = {
+        knob: primary.get(knob)
+        for knob, value in tuners.items()
+        if value is not None and latest.get(knob) == value and primary.get(knob) != value
+    }
+    if not back:
+        return []
+    update: dict[str, Any] = {}
+    if Knob.MEMORY_MB in back:
+        update["MemorySize"] = view.primary_raw["MemorySize"]
+    if Knob.TIMEOUT_S in back:
+        update["Timeout"] = view.primary_raw["Timeout"]
+    if Knob.CACHE_TTL_S in back:
+        environment = environment_of(latest_raw)
+        served = environment_of(view.primary_raw).get(settings.cache_env_var)
+        environment.pop(settings.cache_env_var, None)
+        if served is not None:
+            environment[settings.cache_env_var] = served
+        update["Environment"] = {"Variables": environment}
+    revision = str(latest_raw.get("RevisionId", ""))
+    actuating.update_function(clients, name, revision, update, settings)
+    return [f"{k.value} {latest.get(k)} -> {v}" for k, v in back.items()]
+
+
+def _check_published(
+    key: str,
+    latest_raw: Mapping[str, Any],
+    view: AliasView,
+    wanted: Mapping[Knob, float | int],
+    cache_env_var: str,
+) -> None:
+    """Refuse to publish $LATEST when it holds more than what the alias serves (a person's work)."""
+    differ = [f for f in _SAME_CODE if latest_raw.get(f) != view.primary_raw.get(f)]
+    for knob, field in ((Knob.MEMORY_MB, "MemorySize"), (Knob.TIMEOUT_S, "Timeout")):
+        if knob not in wanted and latest_raw.get(field) != view.primary_raw.get(field):
+            differ.append(field)
+    environments = [environment_of(latest_raw), environment_of(view.primary_raw)]
+    if Knob.CACHE_TTL_S in wanted:
+        for environment in environments:
+            environment.pop(cache_env_var, None)
+    if environments[0] != environments[1]:
+        differ.append("Environment")
+    if differ:
+        raise ProviderError(
+            f"{key}: $LATEST differs from version {view.primary} that alias {view.alias} serves "
+            f"({', '.join(differ)}): publish or revert it first; no canary started"
+        )
+
+
+def _reread(clients: RegionClients, name: str, settings: Settings) -> AliasView:
+    _, view = read_view(clients, name, settings)
+    if view is None:
+        raise ProviderError(
+            f"{name}: alias {settings.canary.alias if settings.canary else ''} gone"
+        )
+    return view
+
+
+def _holds(config: FunctionConfig, wanted: Mapping[Knob, float | int]) -> bool:
+    return all(config.get(knob) == value for knob, value in wanted.items())
+
+
+def _values(config: FunctionConfig) -> dict[Knob, float | int | None]:
+    return {knob: config.get(knob) for knob in CANARY_KNOBS}
+
+
+def _get_alias(clients: RegionClients, name: str, alias: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        found: dict[str, Any] = clients.lambda_.get_alias(FunctionName=name, Name=alias)
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            return None
+        raise
+    return found
+
+
+def _version(clients: RegionClients, name: str, version: str) -> dict[str, Any]:
+    raw: dict[str, Any] = clients.lambda_.get_function_configuration(
+        FunctionName=name, Qualifier=version
+    )
+    return raw
