@@ -108,6 +108,17 @@ class Harness:
         assert change.state is State.APPLIED and change.change is not None
         return change
 
+    def begin(self, change: Change) -> Decision:
+        """Write down a change as the applier does before it calls the provider."""
+        ref = FunctionRef("aws", "resize", self.world.region)
+        decision = Decision(
+            id=uuid.uuid4().hex, time=self.clock.now(), ref=ref, rule="oom",
+            action="more-memory", severity=Severity.CRITICAL, mode=Mode.APPLY, change=change,
+        ).with_verdict(Verdict.APPLY).advance(State.APPLYING)  # fmt: skip
+        intent = Intent(uuid.uuid4().hex, decision.id, ref, (change,), self.clock.now())
+        self.store.begin_intent(intent, decision)
+        return decision
+
     def changes(self) -> list[Decision]:
         return [
             d for d in self.store.decisions() if d.change is not None and d.action != "rollback"
@@ -264,15 +275,8 @@ def test_a_promotion_refused_for_a_concurrent_alias_change_is_tried_again(
 
 
 def test_a_crash_between_publishing_and_routing_is_put_right_on_start(harness: Harness) -> None:
-    ref = FunctionRef("aws", "resize", harness.world.region)
     change = Change(Knob.MEMORY_MB, 128, 256)
-    decision = Decision(
-        id=uuid.uuid4().hex, time=harness.clock.now(), ref=ref, rule="oom",
-        action="more-memory", severity=Severity.CRITICAL, mode=Mode.APPLY, change=change,
-    ).with_verdict(Verdict.APPLY).advance(State.APPLYING)  # fmt: skip
-    harness.store.begin_intent(
-        Intent(uuid.uuid4().hex, decision.id, ref, (change,), harness.clock.now()), decision
-    )
+    decision = harness.begin(change)
     # what the crashed tuner had done: $LATEST updated and published, the alias not yet routed
     lambda_ = harness.world.client("lambda")
     lambda_.update_function_configuration(FunctionName="resize", MemorySize=256)
@@ -292,15 +296,8 @@ def test_a_crash_between_publishing_and_routing_is_put_right_on_start(harness: H
 
 def test_a_crash_after_routing_completes_the_record_on_start(harness: Harness) -> None:
     target = harness.provider.targets()[0]
-    ref = target.ref
     change = Change(Knob.MEMORY_MB, 128, 256)
-    decision = Decision(
-        id=uuid.uuid4().hex, time=harness.clock.now(), ref=ref, rule="oom",
-        action="more-memory", severity=Severity.CRITICAL, mode=Mode.APPLY, change=change,
-    ).with_verdict(Verdict.APPLY).advance(State.APPLYING)  # fmt: skip
-    harness.store.begin_intent(
-        Intent(uuid.uuid4().hex, decision.id, ref, (change,), harness.clock.now()), decision
-    )
+    harness.begin(change)
     harness.provider.apply(target, [change])  # live; the crash came before the record
 
     [settled] = harness.daemon.reconcile()
@@ -343,3 +340,24 @@ def test_a_function_without_the_alias_is_changed_as_before(
         ]
         == "$LATEST"
     )
+
+
+def test_a_refused_routing_puts_latest_back_at_once(
+    world: AwsWorld, make_provider: Callable[..., AwsProvider], proxy: AwsProxy
+) -> None:
+    world.create_function("resize", memory_mb=128, timeout_s=3)
+    world.publish_behind_alias("resize", ALIAS)
+    provider = make_provider(endpoint_url=proxy.url, canary={"alias": ALIAS})
+    [target] = provider.targets()
+    refused = proxy.inject(lambda_error(
+        "PUT", r"/2015-03-31/functions/resize/aliases/live", "InvalidParameterValueException",
+        400, "RoutingConfig is not valid.",
+    ))  # fmt: skip
+
+    with pytest.raises(ProviderError, match="RoutingConfig is not valid"):
+        provider.apply(target, [Change(Knob.MEMORY_MB, 128, 256)])
+
+    assert refused.hits == 1
+    assert latest_memory(world) == 128
+    assert alias(world)["FunctionVersion"] == "1" and weights(world) == {}
+    assert provider.read(target.ref).memory_mb == 128

@@ -6,7 +6,7 @@ published version is not made for all traffic at once.  The unpublished configur
 as tuner's (the share, the alias, the version beside it); the alias then gives that version
 its share of the traffic (``RoutingConfig.AdditionalVersionWeights``).  While the alias
 routes exactly so, the function's configuration is the new version's, and its facts are the
-new version's invocations alone (see :func:`canary_facts`).  A change judged to stay is
+new version's invocations alone (see :func:`.facts.canary_facts`).  A change judged to stay is
 promoted (the alias points wholly at the new version); one judged worse is rolled back
 through :func:`apply`, which routes all traffic back and puts $LATEST back.
 
@@ -26,13 +26,11 @@ from typing import Any
 import structlog
 
 from tuner.errors import ConflictError, ProviderError
-from tuner.model import Change, FunctionConfig, FunctionRef, Knob, Target, WindowFacts
+from tuner.model import Change, FunctionConfig, Knob, Target
 from tuner.providers.aws import actuating
 from tuner.providers.aws.clients import RegionClients
 from tuner.providers.aws.configs import config_from, environment_of
 from tuner.providers.aws.errors import error_code
-from tuner.providers.aws.facts import window_facts
-from tuner.providers.aws.reports import LogSummary
 from tuner.providers.aws.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -120,10 +118,17 @@ def read_view(
     clients: RegionClients, name: str, settings: Settings
 ) -> tuple[FunctionConfig, AliasView | None]:
     """The function's live configuration as its alias serves it, and the alias's view."""
-    _, _, latest = actuating.read_live(clients, name, settings)
-    sizes = [latest.batch_size] if latest.batch_size is not None else []
-    view = alias_view(clients, name, latest.revision, sizes, settings)
+    _, latest, view = _read(clients, name, settings)
     return (view.config if view else latest), view
+
+
+def _read(
+    clients: RegionClients, name: str, settings: Settings
+) -> tuple[dict[str, Any], FunctionConfig, AliasView | None]:
+    """$LATEST (raw and as a configuration) and the alias's view of the function."""
+    latest_raw, _, latest = actuating.read_live(clients, name, settings)
+    sizes = [latest.batch_size] if latest.batch_size is not None else []
+    return latest_raw, latest, alias_view(clients, name, latest.revision, sizes, settings)
 
 
 def apply(
@@ -144,16 +149,14 @@ def apply(
     if canary is None or not changes or any(c.knob not in CANARY_KNOBS for c in changes):
         return None
     name = target.ref.name
-    latest_raw, _, latest = actuating.read_live(clients, name, settings)
-    sizes = [latest.batch_size] if latest.batch_size is not None else []
-    view = alias_view(clients, name, latest.revision, sizes, settings)
+    latest_raw, latest, view = _read(clients, name, settings)
     if view is None:
         return None
     wanted = actuating.wanted_values(changes)
     if _holds(view.config, wanted):
         return view
     if view.canary is not None:
-        if _holds(config_from(view.primary_raw, sizes, settings.cache_env_var), wanted):
+        if _holds(config_from(view.primary_raw, [], settings.cache_env_var), wanted):
             restored = _put_back(clients, name, view, latest_raw, _values(view.config), settings)
             _route(clients, name, view, view.primary, {})
             log.info("canary routed back", function=target.ref.key, version=view.canary.version,
@@ -211,9 +214,7 @@ def abandon(
     """
     if settings.canary is None or not changes or any(c.knob not in CANARY_KNOBS for c in changes):
         return ""
-    latest_raw, _, latest = actuating.read_live(clients, name, settings)
-    sizes = [latest.batch_size] if latest.batch_size is not None else []
-    view = alias_view(clients, name, latest.revision, sizes, settings)
+    latest_raw, _, view = _read(clients, name, settings)
     if view is None or view.canary is not None:
         return ""
     wanted = actuating.wanted_values(changes)
@@ -221,21 +222,6 @@ def abandon(
     if not restored:
         return ""
     return f"$LATEST put back to what alias {view.alias} serves: {', '.join(restored)}"
-
-
-def canary_facts(
-    ref: FunctionRef, start: float, end: float, summary: LogSummary, canary: Canary
-) -> WindowFacts:
-    """The facts of the canary version alone, from its log lines.
-
-    The function's CloudWatch metrics mix every version, so they are left out: invocations
-    are the version's REPORT lines, errors its failed invocations (timeouts, out-of-memory
-    kills, reports with an error status).
-    """
-    stats = {"invocations": float(len(summary.reports)), "errors": float(summary.failed)}
-    facts = window_facts(ref, start, end, stats, summary)
-    extra = {**facts.extra, "canary_version": float(canary.version), "canary_weight": canary.weight}
-    return replace(facts, extra=extra)
 
 
 # ------------------------------------------------------------------ steps
@@ -266,11 +252,11 @@ def _start(
         mark += f" ({reason})"
     try:
         fresh = clients.lambda_.get_function_configuration(FunctionName=name)
+        guards = {"CodeSha256": latest_raw.get("CodeSha256"), "RevisionId": fresh.get("RevisionId")}
         published = clients.lambda_.publish_version(
             FunctionName=name,
-            CodeSha256=str(latest_raw.get("CodeSha256", "")),
             Description=mark[:256],
-            RevisionId=str(fresh.get("RevisionId", "")),
+            **{key: str(value) for key, value in guards.items() if value},
         )
         version = str(published["Version"])
         clients.lambda_.get_waiter("published_version_active").wait(

@@ -13,7 +13,7 @@ from tuner.ports import Clock
 from tuner.providers.aws import actuating, canary, logs, metrics
 from tuner.providers.aws.clients import RegionClients, connect
 from tuner.providers.aws.errors import provider_errors
-from tuner.providers.aws.facts import window_facts
+from tuner.providers.aws.facts import canary_facts, window_facts
 from tuner.providers.aws.reports import LogSummary
 from tuner.providers.aws.settings import Settings
 from tuner.providers.aws.targets import list_targets
@@ -157,8 +157,9 @@ class AwsProvider:
             if t.ref.name in trials:
                 facts.pop(t.ref, None)
                 if summary is not None:
-                    facts[t.ref] = canary.canary_facts(
-                        t.ref, start, end, summary, trials[t.ref.name]
+                    trial = trials[t.ref.name]
+                    facts[t.ref] = canary_facts(
+                        t.ref, start, end, summary, trial.version, trial.weight
                     )
         return facts
 
