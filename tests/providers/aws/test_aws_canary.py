@@ -361,3 +361,23 @@ def test_a_refused_routing_puts_latest_back_at_once(
     assert latest_memory(world) == 128
     assert alias(world)["FunctionVersion"] == "1" and weights(world) == {}
     assert provider.read(target.ref).memory_mb == 128
+
+
+def test_a_rollback_after_a_promotion_routes_all_traffic_to_the_version_it_replaced(
+    harness: Harness,
+) -> None:
+    [target] = harness.provider.targets()
+    raise_memory = Change(Knob.MEMORY_MB, 128, 256)
+    harness.provider.apply(target, [raise_memory])
+    decision = harness.begin(raise_memory)
+    assert harness.provider.promote(target.ref, decision).startswith("promoted")
+    [promoted] = harness.provider.targets()
+    assert alias(harness.world)["FunctionVersion"] == "2"
+
+    config = harness.provider.apply(promoted, [Change(Knob.MEMORY_MB, 256, 128)])
+
+    assert config.memory_mb == 128
+    assert alias(harness.world)["FunctionVersion"] == "1" and weights(harness.world) == {}
+    assert latest_memory(harness.world) == 128
+    versions = harness.world.client("lambda").list_versions_by_function(FunctionName="resize")
+    assert [v["Version"] for v in versions["Versions"]] == ["$LATEST", "1", "2"]  # no new trial

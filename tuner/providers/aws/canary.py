@@ -17,10 +17,7 @@ version) is no longer tuner's: it is never promoted or routed back over.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -28,90 +25,17 @@ import structlog
 from tuner.errors import ConflictError, ProviderError
 from tuner.model import Change, FunctionConfig, Knob, Target
 from tuner.providers.aws import actuating
+from tuner.providers.aws.aliases import MARK, AliasView, alias_view, version_config
 from tuner.providers.aws.clients import RegionClients
 from tuner.providers.aws.configs import config_from, environment_of
-from tuner.providers.aws.errors import error_code
 from tuner.providers.aws.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 CANARY_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.CACHE_TTL_S})
 """Knobs a published version carries; batch sizes belong to event source mappings."""
-LATEST = "$LATEST"
-_MARK = re.compile(
-    r"^tuner canary: (?P<weight>[0-9.]+) of alias (?P<alias>\S+) beside version (?P<primary>\S+);"
-)
 _SAME_CODE = ("CodeSha256", "Handler", "Runtime", "Layers", "Role", "Architectures")
 """Fields of $LATEST that must match the version the alias serves before it is published."""
-
-
-@dataclass(frozen=True)
-class Canary:
-    """tuner's canary in flight: a version given a share of an alias's traffic."""
-
-    version: str
-    weight: float
-    primary: str
-
-
-@dataclass(frozen=True)
-class AliasView:
-    """What an alias serves: its versions, its routing, and the configuration that is judged.
-
-    ``config`` is the canary version's while tuner's canary is in flight, else the primary
-    version's; its revision joins the function's and the alias's, so that a person's change
-    to either is a conflict.
-    """
-
-    alias: str
-    alias_revision: str
-    primary: str
-    weights: Mapping[str, float]
-    config: FunctionConfig
-    canary: Canary | None
-    primary_raw: Mapping[str, Any]
-
-
-def alias_view(
-    clients: RegionClients,
-    name: str,
-    latest_revision: str,
-    batch_sizes: Sequence[int],
-    settings: Settings,
-) -> AliasView | None:
-    """The alias's view of a function; None without the alias, or when it serves $LATEST."""
-    assert settings.canary is not None
-    alias_name = settings.canary.alias
-    alias = _get_alias(clients, name, alias_name)
-    if alias is None or str(alias["FunctionVersion"]) == LATEST:
-        return None
-    primary = str(alias["FunctionVersion"])
-    routing = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
-    weights = {str(version): float(weight) for version, weight in routing.items()}
-    primary_raw = _version(clients, name, primary)
-    served, canary = primary_raw, None
-    if len(weights) == 1:
-        ((version, weight),) = weights.items()
-        raw = _version(clients, name, version)
-        mark = _MARK.match(str(raw.get("Description") or ""))
-        if (
-            mark is not None
-            and mark["alias"] == alias_name
-            and mark["primary"] == primary
-            and math.isclose(float(mark["weight"]), weight)
-        ):
-            served, canary = raw, Canary(version, weight, primary)
-    revision = f"{latest_revision}/{alias.get('RevisionId', '')}"
-    config = config_from(served, batch_sizes, settings.cache_env_var)
-    return AliasView(
-        alias=alias_name,
-        alias_revision=str(alias.get("RevisionId", "")),
-        primary=primary,
-        weights=weights,
-        config=replace(config, revision=revision),
-        canary=canary,
-        primary_raw=primary_raw,
-    )
 
 
 def read_view(
@@ -143,7 +67,8 @@ def apply(
     None when canaries are off, a change is not one a version carries, or the function has
     no alias serving a published version: the caller changes the whole function then.  With
     tuner's canary in flight, changes back to the primary's values route all traffic back (a
-    rollback); any other change waits for the canary's verdict.
+    rollback); any other change waits for the canary's verdict.  After a promotion, changes
+    back to the values of the version it replaced route all traffic back to that version.
     """
     canary = settings.canary
     if canary is None or not changes or any(c.knob not in CANARY_KNOBS for c in changes):
@@ -155,13 +80,16 @@ def apply(
     wanted = actuating.wanted_values(changes)
     if _holds(view.config, wanted):
         return view
+    back = _way_back(clients, name, view, settings)
+    if back is not None and _holds(config_from(back[1], [], settings.cache_env_var), wanted):
+        # a rollback: all traffic to the version the canary was tried beside (or replaced)
+        version, raw = back
+        restored = _put_back(clients, name, raw, latest_raw, _values(view.config), settings)
+        _route(clients, name, view, version, {})
+        log.info("routed back", function=target.ref.key, version=version, alias=view.alias,
+                 restored=restored)  # fmt: skip
+        return _reread(clients, name, settings)
     if view.canary is not None:
-        if _holds(config_from(view.primary_raw, [], settings.cache_env_var), wanted):
-            restored = _put_back(clients, name, view, latest_raw, _values(view.config), settings)
-            _route(clients, name, view, view.primary, {})
-            log.info("canary routed back", function=target.ref.key, version=view.canary.version,
-                     alias=view.alias, restored=restored)  # fmt: skip
-            return _reread(clients, name, settings)
         raise ProviderError(
             f"{target.ref.key}: version {view.canary.version} is on trial on alias {view.alias}: "
             "one change at a time"
@@ -192,7 +120,7 @@ def promote(clients: RegionClients, name: str, change: Change, settings: Setting
         return ""
     carries = view.config.get(change.knob) == actuating.wanted_values([change])[change.knob]
     if view.canary is None:
-        promoted = not view.weights and _MARK.match(str(view.primary_raw.get("Description") or ""))
+        promoted = not view.weights and MARK.match(str(view.primary_raw.get("Description") or ""))
         if promoted and carries:
             return ""
         return f"alias {view.alias} was changed outside tuner: not promoted, left as it is"
@@ -218,7 +146,7 @@ def abandon(
     if view is None or view.canary is not None:
         return ""
     wanted = actuating.wanted_values(changes)
-    restored = _put_back(clients, name, view, latest_raw, wanted, settings)
+    restored = _put_back(clients, name, view.primary_raw, latest_raw, wanted, settings)
     if not restored:
         return ""
     return f"$LATEST put back to what alias {view.alias} serves: {', '.join(restored)}"
@@ -270,7 +198,7 @@ def _start(
         _route(clients, name, view, view.primary, {version: weight})
     except Exception:
         current = clients.lambda_.get_function_configuration(FunctionName=name)
-        _put_back(clients, name, view, current, wanted, settings)
+        _put_back(clients, name, view.primary_raw, current, wanted, settings)
         raise
     log.info("canary started", function=target.ref.key, version=version, alias=view.alias,
              weight=weight, changes=changed)  # fmt: skip
@@ -298,14 +226,14 @@ def _route(
 def _put_back(
     clients: RegionClients,
     name: str,
-    view: AliasView,
+    served_raw: Mapping[str, Any],
     latest_raw: Mapping[str, Any],
     tuners: Mapping[Knob, float | int | None],
     settings: Settings,
 ) -> list[str]:
-    """Give $LATEST the primary version's values where it still holds tuner's; what was put back."""
+    """Give $LATEST a served version's values where it still holds tuner's; what was put back."""
     latest = config_from(latest_raw, [], settings.cache_env_var)
-    primary = config_from(view.primary_raw, [], settings.cache_env_var)
+    primary = config_from(served_raw, [], settings.cache_env_var)
     back = {
         knob: primary.get(knob)
         for knob, value in tuners.items()
@@ -315,12 +243,12 @@ def _put_back(
         return []
     update: dict[str, Any] = {}
     if Knob.MEMORY_MB in back:
-        update["MemorySize"] = view.primary_raw["MemorySize"]
+        update["MemorySize"] = served_raw["MemorySize"]
     if Knob.TIMEOUT_S in back:
-        update["Timeout"] = view.primary_raw["Timeout"]
+        update["Timeout"] = served_raw["Timeout"]
     if Knob.CACHE_TTL_S in back:
         environment = environment_of(latest_raw)
-        served = environment_of(view.primary_raw).get(settings.cache_env_var)
+        served = environment_of(served_raw).get(settings.cache_env_var)
         environment.pop(settings.cache_env_var, None)
         if served is not None:
             environment[settings.cache_env_var] = served
@@ -355,6 +283,22 @@ def _check_published(
         )
 
 
+def _way_back(
+    clients: RegionClients, name: str, view: AliasView, settings: Settings
+) -> tuple[str, Mapping[str, Any]] | None:
+    """The version a rollback routes all traffic to, with its configuration; None: none.
+
+    With a canary in flight, the version it is tried beside; after a promotion (the alias
+    wholly on a tuner canary), the version that canary replaced.
+    """
+    if view.canary is not None:
+        return view.primary, view.primary_raw
+    promoted = MARK.match(str(view.primary_raw.get("Description") or ""))
+    if promoted is None or view.weights:
+        return None
+    return promoted["primary"], version_config(clients, name, promoted["primary"])
+
+
 def _reread(clients: RegionClients, name: str, settings: Settings) -> AliasView:
     _, view = read_view(clients, name, settings)
     if view is None:
@@ -370,22 +314,3 @@ def _holds(config: FunctionConfig, wanted: Mapping[Knob, float | int]) -> bool:
 
 def _values(config: FunctionConfig) -> dict[Knob, float | int | None]:
     return {knob: config.get(knob) for knob in CANARY_KNOBS}
-
-
-def _get_alias(clients: RegionClients, name: str, alias: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        found: dict[str, Any] = clients.lambda_.get_alias(FunctionName=name, Name=alias)
-    except ClientError as error:
-        if error_code(error) == "ResourceNotFoundException":
-            return None
-        raise
-    return found
-
-
-def _version(clients: RegionClients, name: str, version: str) -> dict[str, Any]:
-    raw: dict[str, Any] = clients.lambda_.get_function_configuration(
-        FunctionName=name, Qualifier=version
-    )
-    return raw

@@ -10,7 +10,7 @@ import structlog
 
 from tuner.model import Change, Decision, FunctionConfig, FunctionRef, Target, WindowFacts
 from tuner.ports import Clock
-from tuner.providers.aws import actuating, canary, logs, metrics
+from tuner.providers.aws import actuating, aliases, canary, logs, metrics
 from tuner.providers.aws.clients import RegionClients, connect
 from tuner.providers.aws.errors import provider_errors
 from tuner.providers.aws.facts import canary_facts, window_facts
@@ -37,7 +37,7 @@ class AwsProvider:
         self._clients: dict[str, RegionClients] = {}
         self._lock = threading.Lock()
         self._cycle = 0
-        self._canaries: dict[FunctionRef, canary.Canary] = {}
+        self._canaries: dict[FunctionRef, aliases.Canary] = {}
         """tuner's canaries in flight, as last read from the aliases."""
 
     def start(self) -> None:
@@ -79,14 +79,14 @@ class AwsProvider:
         served: list[Target] = []
         for target in targets:
             sizes = [target.config.batch_size] if target.config.batch_size is not None else []
-            view = canary.alias_view(
+            view = aliases.alias_view(
                 clients, target.ref.name, target.config.revision, sizes, self.settings
             )
             self._track(target.ref, view)
             served.append(replace(target, config=view.config) if view else target)
         return served
 
-    def _track(self, ref: FunctionRef, view: canary.AliasView | None) -> None:
+    def _track(self, ref: FunctionRef, view: aliases.AliasView | None) -> None:
         if view is not None and view.canary is not None:
             self._canaries[ref] = view.canary
         else:
