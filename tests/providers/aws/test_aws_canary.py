@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_world import AwsWorld, ok_invocations, oom_invocations, report_line
+from aws_world import AwsWorld, CallRecorder, ok_invocations, oom_invocations, report_line
 from proxy import AwsProxy, lambda_error
 
 from tuner.engine import load_rules
@@ -29,6 +29,8 @@ from tuner.store import SqliteStore
 from tuner.verifying import VerifyPolicy
 
 ALIAS = "live"
+FAST = {"control_plane_rps": 15.0}
+"""Lambda's quota: a trial makes more control-plane calls than a plain change."""
 WINDOW = 60.0
 RULES = """\
 version: 1
@@ -134,7 +136,7 @@ def harness(
 ) -> Iterator[Harness]:
     world.create_function("resize", memory_mb=128, timeout_s=3)
     assert world.publish_behind_alias("resize", ALIAS) == "1"
-    made = Harness(world, make_provider(canary={"alias": ALIAS, "weight": 0.1}), tmp_path)
+    made = Harness(world, make_provider(canary={"alias": ALIAS, "weight": 0.1}, **FAST), tmp_path)
     yield made
     made.store.close()
 
@@ -249,7 +251,7 @@ def test_a_promotion_refused_for_a_concurrent_alias_change_is_tried_again(
 ) -> None:
     world.create_function("resize", memory_mb=128, timeout_s=3)
     world.publish_behind_alias("resize", ALIAS)
-    provider = make_provider(endpoint_url=proxy.url, canary={"alias": ALIAS})
+    provider = make_provider(endpoint_url=proxy.url, canary={"alias": ALIAS}, **FAST)
     harness = Harness(world, provider, tmp_path)
     change = harness.start_canary()
     assert change.change is not None
@@ -326,7 +328,7 @@ def test_a_function_without_the_alias_is_changed_as_before(
     world: AwsWorld, make_provider: Callable[..., AwsProvider]
 ) -> None:
     world.create_function("plain", memory_mb=128)
-    provider = make_provider(canary={"alias": ALIAS})
+    provider = make_provider(canary={"alias": ALIAS}, **FAST)
     [target] = provider.targets()
 
     config = provider.apply(target, [Change(Knob.MEMORY_MB, 128, 256)])
@@ -347,7 +349,7 @@ def test_a_refused_routing_puts_latest_back_at_once(
 ) -> None:
     world.create_function("resize", memory_mb=128, timeout_s=3)
     world.publish_behind_alias("resize", ALIAS)
-    provider = make_provider(endpoint_url=proxy.url, canary={"alias": ALIAS})
+    provider = make_provider(endpoint_url=proxy.url, canary={"alias": ALIAS}, **FAST)
     [target] = provider.targets()
     refused = proxy.inject(lambda_error(
         "PUT", r"/2015-03-31/functions/resize/aliases/live", "InvalidParameterValueException",
@@ -381,3 +383,19 @@ def test_a_rollback_after_a_promotion_routes_all_traffic_to_the_version_it_repla
     assert latest_memory(harness.world) == 128
     versions = harness.world.client("lambda").list_versions_by_function(FunctionName="resize")
     assert [v["Version"] for v in versions["Versions"]] == ["$LATEST", "1", "2"]  # no new trial
+
+
+def test_listing_with_canaries_on_costs_one_to_three_lambda_reads_per_function(
+    harness: Harness, recorder: CallRecorder
+) -> None:
+    harness.world.create_function("plain", memory_mb=128)  # without the alias
+    recorder.watch(harness.provider)
+
+    harness.provider.targets()
+    assert (recorder.count("GetAlias"), recorder.count("GetFunctionConfiguration")) == (2, 1)
+
+    resize = next(t for t in harness.provider.targets() if t.ref.name == "resize")
+    harness.provider.apply(resize, [Change(Knob.MEMORY_MB, 128, 256)])  # now on trial
+    recorder.calls.clear()
+    harness.provider.targets()
+    assert (recorder.count("GetAlias"), recorder.count("GetFunctionConfiguration")) == (2, 2)
