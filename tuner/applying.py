@@ -22,7 +22,7 @@ import structlog
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
 from tuner.lifecycle import TRANSITIONS, State, Verdict
 from tuner.model import Change, Decision, FactValue, Intent, Target
-from tuner.ports import Clock, Provider, Store
+from tuner.ports import Clock, Promoting, Provider, Store
 from tuner.retrying import Retrier
 
 log = structlog.get_logger(__name__)
@@ -158,6 +158,24 @@ class Applier:
         self.store.record(reversed_)
         return reversed_
 
+    # ------------------------------------------------------------ judged to stay
+
+    def judged(self, decision: Decision, state: State, reason: str, provider: Provider) -> Decision:
+        """The change advanced to the state later windows judged; a trial is promoted first.
+
+        A provider that tries changes on a share of traffic (:class:`Promoting`) makes a
+        change that stays final for all traffic before it is recorded as judged; when that
+        fails, the change is returned still applied, to be judged again with the next window.
+        """
+        if state is not State.WORSE and isinstance(provider, Promoting):
+            try:
+                note = self.retry(partial(provider.promote, decision.ref, decision))
+            except Exception as exc:  # noqa: BLE001 - judged again next window
+                log.error("promotion failed", function=decision.ref.key, error=str(exc))
+                return decision
+            reason = f"{reason}; {note}" if reason and note else reason or note
+        return decision.advance(state, reason)
+
     # ------------------------------------------------------------ after a crash
 
     def reconcile(self, providers: Mapping[str, Provider]) -> list[Decision]:
@@ -182,8 +200,10 @@ class Applier:
                     settled.append(reversed_)
                     continue
             else:
-                final = self._settle(intent, decision, State.FAILED,
-                                     "interrupted before the change went live")  # fmt: skip
+                why = "interrupted before the change went live"
+                tidied = self._abandon(provider, intent)
+                why = f"{why}; {tidied}" if tidied else why
+                final = self._settle(intent, decision, State.FAILED, why)
             log.warning("reconciled", function=intent.ref.key, state=final.state.value)
             settled.append(final)
         for undo in self.store.unsettled_rollbacks():  # a crash after the rollback went live
@@ -192,3 +212,14 @@ class Applier:
                 settled.append(reversed_)
                 log.warning("reconciled", function=undo.ref.key, state=State.ROLLED_BACK.value)
         return settled
+
+    @staticmethod
+    def _abandon(provider: Provider, intent: Intent) -> str:
+        """Let a provider that stages changes put back what the crash left half-done."""
+        if not isinstance(provider, Promoting):
+            return ""
+        try:
+            return provider.abandon(intent.ref, intent.changes)
+        except Exception as exc:  # noqa: BLE001 - recorded in the failed decision
+            log.error("tidying after a crash failed", function=intent.ref.key, error=str(exc))
+            return f"putting back what it left failed: {exc}"

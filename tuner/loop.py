@@ -332,7 +332,8 @@ class Daemon:
                 self.store.record(decision)
             return []
         if not judgement.rollback:
-            return [self._record(decision.advance(judgement.state, judgement.reason))]
+            judged = self.applier.judged(decision, judgement.state, judgement.reason, provider)
+            return [self._record(judged)] if judged.state is not State.APPLIED else []
         self.store.record(decision)
         undo = self.applier.rollback(decision, judgement.reason, facts, provider, target)
         if undo.state is not State.APPLIED:

@@ -75,6 +75,28 @@ class Provider(TargetSource, MetricSource, Actuator, Protocol):
 
 
 @runtime_checkable
+class Promoting(Protocol):
+    """A provider that may try a change on a share of traffic before it is final (optional).
+
+    Such a provider's ``apply`` may start the change on part of the traffic (a canary); the
+    change is then judged on that part alone, and a rollback routes all traffic back.
+    """
+
+    def promote(self, ref: FunctionRef, decision: Decision) -> str:
+        """Make a change judged to stay final for all traffic; return what was done ('' nothing).
+
+        Never promotes over a person's change: then nothing is done and the note says so.
+        Raises :class:`tuner.errors.ProviderError` when it could not be done (tried again
+        with the next window's verdict).
+        """
+        ...
+
+    def abandon(self, ref: FunctionRef, changes: Sequence[Change]) -> str:
+        """Put back what an apply interrupted by a crash left half-done; return what was done."""
+        ...
+
+
+@runtime_checkable
 class Notifier(Protocol):
     """Tells people about decisions; must never block the loop for long."""
 

@@ -143,6 +143,15 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     "memory_utilization_pct": FactDoc(
         Type.NUMBER, "percent", "aws: Lambda Insights' memory utilisation."
     ),
+    "canary_version": FactDoc(
+        Type.NUMBER,
+        "version",
+        "aws: the published version on trial on the alias (canary); while it is set, every "
+        "fact of the window is that version's invocations alone.",
+    ),
+    "canary_weight": FactDoc(
+        Type.NUMBER, "ratio", "aws: the share of the alias's traffic the version on trial gets."
+    ),
     # Kubernetes
     "restarts": FactDoc(Type.NUMBER, "count", "kubernetes: container restarts of the pods."),
     "pods": FactDoc(Type.NUMBER, "count", "kubernetes: pods of the workload."),

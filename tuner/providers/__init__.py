@@ -22,13 +22,17 @@ AWS_IAM_ACTIONS = (
     "lambda:GetEventSourceMapping",
     "lambda:UpdateFunctionConfiguration",
     "lambda:UpdateEventSourceMapping",
+    "lambda:GetAlias",
+    "lambda:PublishVersion",
+    "lambda:UpdateAlias",
     "tag:GetResources",
     "cloudwatch:GetMetricData",
     "cloudwatch:ListMetrics",
     "logs:FilterLogEvents",
     "sts:AssumeRole",
 )
-"""Every AWS API action the provider calls (``sts:AssumeRole`` only with ``assume_role_arn``)."""
+"""Every AWS API action the provider calls (``sts:AssumeRole`` only with ``assume_role_arn``;
+``GetAlias``, ``PublishVersion`` and ``UpdateAlias`` only with ``canary``)."""
 
 PROVIDERS: Registry[ModuleType] = Registry(
     "provider type",

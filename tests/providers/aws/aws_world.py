@@ -178,13 +178,25 @@ class AwsWorld:
             ],
         )
 
-    def put_log_lines(self, function: str, when: float, lines: list[str]) -> None:
-        """Write lines into the function's log group, one event each, a millisecond apart."""
+    def publish_behind_alias(self, function: str, alias: str) -> str:
+        """Publish the function's $LATEST and point a new alias wholly at it; the version."""
+        lambda_ = self.client("lambda")
+        version = str(lambda_.publish_version(FunctionName=function)["Version"])
+        lambda_.create_alias(FunctionName=function, Name=alias, FunctionVersion=version)
+        return version
+
+    def put_log_lines(
+        self, function: str, when: float, lines: list[str], version: str = "$LATEST"
+    ) -> None:
+        """Write lines into the function's log group, one event each, a millisecond apart.
+
+        The stream is named as Lambda names it, after the version that ran them.
+        """
         logs = self.client("logs")
         group = f"/aws/lambda/{function}"
         if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
             logs.create_log_group(logGroupName=group)
-        stream = f"2026/11/27/[$LATEST]{len(lines)}{int(when)}"
+        stream = f"2026/11/27/[{version}]{len(lines)}{int(when)}{uuid.uuid4().hex[:8]}"
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
         first = int(when * 1000)
         logs.put_log_events(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aws_world import REGION, AwsWorld, CallRecorder, report_line
 
-from tuner.model import Change, Knob
+from tuner.model import Change, Decision, Knob, Mode, Severity
 from tuner.providers import PROVIDERS
 from tuner.providers.aws import AwsProvider
 
@@ -52,6 +52,19 @@ def test_every_operation_of_a_full_cycle_is_in_the_policy_and_nothing_more(
         ],
     )
     provider.read(targets[0].ref)
+
+    # with canaries on: through an alias, promoted
+    world.create_function("behind-alias", tags={"tuner": "on"})
+    world.publish_behind_alias("behind-alias", "live")
+    canaries = make_provider(tags={"tuner": "on"}, canary={"alias": "live"})
+    recorder.watch(canaries)
+    [target] = [t for t in canaries.targets() if t.ref.name == "behind-alias"]
+    canaries.observe([target], now - 600, now)
+    raise_memory = Change(Knob.MEMORY_MB, 128, 256)
+    canaries.apply(target, [raise_memory])
+    decision = Decision(id="d", time=now, ref=target.ref, rule="oom", action="more-memory",
+                        severity=Severity.CRITICAL, mode=Mode.APPLY, change=raise_memory)  # fmt: skip
+    assert canaries.promote(target.ref, decision).startswith("promoted")
 
     made = {f"{IAM_PREFIX[service]}:{operation}" for service, operation in recorder.calls}
     registered = set(PROVIDERS.entry("aws").permissions)

@@ -7,6 +7,7 @@ import json
 import pytest
 from aws_world import report_line
 
+from tuner.providers.aws.logs import stream_version
 from tuner.providers.aws.reports import parse_report, summarize
 from tuner.stats import percentile
 
@@ -286,3 +287,31 @@ def test_only_invocations_at_the_memory_in_force_count() -> None:
     assert (len(everything.reports), everything.ooms) == (3, 2)
     current = summarize(lines, memory_mb=256)
     assert (len(current.reports), current.ooms, current.peak_memory_mb) == (1, 0, 190.0)
+
+
+def test_failed_invocations_count_once_whatever_lines_say_they_failed() -> None:
+    timed_out, killed, errored, fine = (f"8f5e3c1a-{n}-4d7b-9a51-0a1b2c3d4e5f" for n in ("3333", "4444", "5555", "6666"))  # fmt: skip
+    summary = summarize(
+        [
+            f"2026-11-27T20:00:03.010Z {timed_out} Task timed out after 3.00 seconds",
+            report_line(timed_out, 3000.0, 256, 90, status="timeout"),
+            f"RequestId: {killed} Error: Runtime exited with error: signal: killed",
+            report_line(killed, 800.0, 256, 256),
+            report_line(errored, 30.0, 256, 90, status="error"),
+            report_line(fine, 30.0, 256, 90),
+        ]
+    )
+    assert (len(summary.reports), summary.failed) == (4, 3)
+    assert (summary.timeouts, summary.ooms) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("stream", "version"),
+    [
+        ("2026/11/27/[7]0123456789abcdef", "7"),
+        ("2026/11/27/[$LATEST]0123456789abcdef", "$LATEST"),
+        ("custom-stream", None),
+    ],
+)
+def test_a_log_streams_name_says_which_version_wrote_it(stream: str, version: str | None) -> None:
+    assert stream_version(stream) == version

@@ -25,10 +25,10 @@ _SETTLING_STATES = frozenset({"Creating", "Enabling", "Updating"})
 
 def read_config(clients: RegionClients, name: str, settings: Settings) -> FunctionConfig:
     """The live configuration of one function."""
-    return _read_live(clients, name, settings)[2]
+    return read_live(clients, name, settings)[2]
 
 
-def _read_live(
+def read_live(
     clients: RegionClients, name: str, settings: Settings
 ) -> tuple[dict[str, Any], list[dict[str, Any]], FunctionConfig]:
     """The function's raw configuration, its event source mappings, and both as a config."""
@@ -48,18 +48,18 @@ def apply_changes(
     The update itself carries the RevisionId, so a change in between is caught by
     Lambda (PreconditionFailedException -> ConflictError).
     """
-    wanted = _wanted(changes)
+    wanted = wanted_values(changes)
     name = target.ref.name
-    function, mappings, live = _read_live(clients, name, settings)
+    function, mappings, live = read_live(clients, name, settings)
     pending = {knob: value for knob, value in wanted.items() if live.get(knob) != value}
     if not pending:
         log.info("already live", function=target.ref.key)
         return live
     if target.config.revision != live.revision:
         raise ConflictError(f"{target.ref.key} changed since it was read")
-    update = _function_update(pending, environment_of(function), settings.cache_env_var)
+    update = function_update(pending, environment_of(function), settings.cache_env_var)
     if update:
-        _update_function(clients, name, live.revision, update, settings)
+        update_function(clients, name, live.revision, update, settings)
     if Knob.BATCH_SIZE in pending:
         if not mappings:
             raise ProviderError(f"{target.ref.key} has no event source mapping")
@@ -73,7 +73,8 @@ def apply_changes(
     return read_config(clients, name, settings)
 
 
-def _wanted(changes: Sequence[Change]) -> dict[Knob, float | int]:
+def wanted_values(changes: Sequence[Change]) -> dict[Knob, float | int]:
+    """The value each change wants, as Lambda takes it (whole seconds, whole MB)."""
     unsupported = [c.knob.value for c in changes if c.knob not in SUPPORTED_KNOBS]
     if unsupported:
         raise ProviderError(f"aws cannot change {', '.join(unsupported)}")
@@ -86,9 +87,10 @@ def _wanted(changes: Sequence[Change]) -> dict[Knob, float | int]:
     return wanted
 
 
-def _function_update(
+def function_update(
     pending: Mapping[Knob, float | int], environment: Mapping[str, str], cache_env_var: str
 ) -> dict[str, Any]:
+    """The UpdateFunctionConfiguration fields that set the pending values (environment merged)."""
     update: dict[str, Any] = {}
     if Knob.MEMORY_MB in pending:
         update["MemorySize"] = int(pending[Knob.MEMORY_MB])
@@ -100,9 +102,10 @@ def _function_update(
     return update
 
 
-def _update_function(
+def update_function(
     clients: RegionClients, name: str, revision: str, update: Mapping[str, Any], settings: Settings
 ) -> None:
+    """Update the function's unpublished configuration ($LATEST) and wait until it settles."""
     from botocore.exceptions import WaiterError
 
     request = {"FunctionName": name, **update}
@@ -113,7 +116,7 @@ def _update_function(
     try:
         waiter.wait(
             FunctionName=name,
-            WaiterConfig={"Delay": settings.update_poll_s, "MaxAttempts": _polls(settings)},
+            WaiterConfig={"Delay": settings.update_poll_s, "MaxAttempts": polls(settings)},
         )
     except WaiterError as error:
         last = error.last_response or {}
@@ -144,7 +147,7 @@ def _update_batch_size(clients: RegionClients, uuid: str, size: int, settings: S
     _retrying_conflicts(settings)(
         lambda: clients.lambda_.update_event_source_mapping(UUID=uuid, BatchSize=size)
     )
-    for _ in range(_polls(settings)):
+    for _ in range(polls(settings)):
         state = clients.lambda_.get_event_source_mapping(UUID=uuid).get("State", "")
         if state not in _SETTLING_STATES:
             return
@@ -152,7 +155,7 @@ def _update_batch_size(clients: RegionClients, uuid: str, size: int, settings: S
     raise ProviderError(f"event source mapping {uuid} did not settle", retryable=True)
 
 
-def _polls(settings: Settings) -> int:
+def polls(settings: Settings) -> int:
     """How many polls fit into the settle timeout."""
     return max(1, math.ceil(settings.update_timeout_s / settings.update_poll_s))
 

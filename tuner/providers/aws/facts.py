@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tuner.model import FunctionRef, WindowFacts
 from tuner.providers.aws.metrics import FunctionStats
 from tuner.providers.aws.reports import LogSummary
@@ -51,6 +53,21 @@ def window_facts(
         ),
         extra=extra,
     )
+
+
+def canary_facts(
+    ref: FunctionRef, start: float, end: float, summary: LogSummary, version: str, weight: float
+) -> WindowFacts:
+    """The facts of a version on trial on an alias (a canary) alone, from its log lines.
+
+    The function's CloudWatch metrics mix every version, so they are left out: invocations
+    are the version's REPORT lines, errors its failed invocations (timeouts, out-of-memory
+    kills, reports with an error status).
+    """
+    stats = {"invocations": float(len(summary.reports)), "errors": float(summary.failed)}
+    facts = window_facts(ref, start, end, stats, summary)
+    extra = {**facts.extra, "canary_version": float(version), "canary_weight": weight}
+    return replace(facts, extra=extra)
 
 
 def _count(value: float | None) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
@@ -58,6 +59,15 @@ def choose(
     return (urgent + routine)[: settings.max_log_reads_per_cycle]
 
 
+_STREAM_VERSION = re.compile(r"^\d{4}/\d{2}/\d{2}/\[([^\]]+)\]")
+
+
+def stream_version(stream: str) -> str | None:
+    """The function version a Lambda log stream belongs to, e.g. ``7`` or ``$LATEST``."""
+    found = _STREAM_VERSION.match(stream)
+    return found.group(1) if found else None
+
+
 INSIGHTS_GROUP = "/aws/lambda-insights"
 """Where Lambda Insights writes one performance event per invocation of every function."""
 
@@ -71,6 +81,7 @@ def read_summary(
     *,
     insights: bool = False,
     memory_mb: float | None = None,
+    version: str | None = None,
 ) -> LogSummary | None:
     """A summary of the function's Lambda lines in the window, or None when unreadable.
 
@@ -78,13 +89,15 @@ def read_summary(
     (they say which invocations timed out even when the function's own group is quiet).
     Logs only add detail to the metrics, so a missing or forbidden log group leaves the
     log-only facts unknown instead of failing the whole fleet's observation.  With
-    ``memory_mb``, only invocations that ran at that size count (see ``summarize``).
+    ``memory_mb``, only invocations that ran at that size count (see ``summarize``).  With
+    ``version``, only the lines of that published version count: Lambda names each log
+    stream ``YYYY/MM/DD/[version]id``, and Insights events, which do not say, are left out.
     """
     from botocore.exceptions import ClientError
 
-    events = log_events(clients, f"/aws/lambda/{name}", start, end, max_events)
+    events = log_events(clients, f"/aws/lambda/{name}", start, end, max_events, version=version)
     lines: Iterator[str] = (message for _, message in events)
-    if insights:
+    if insights and version is None:
         lines = chain(lines, _insights_lines(clients, name, start, end, max_events))
     try:
         return summarize(lines, memory_mb)
@@ -119,8 +132,12 @@ def log_events(
     end: float,
     max_events: int,
     pattern: str = FILTER_PATTERN,
+    version: str | None = None,
 ) -> Iterator[tuple[float, str]]:
-    """The group's events in ``[start, end]`` matching ``pattern``: (timestamp in s, message)."""
+    """The group's events in ``[start, end]`` matching ``pattern``: (timestamp in s, message).
+
+    With ``version``, only the events of that published version's log streams.
+    """
     request: dict[str, Any] = {
         "logGroupName": group,
         "startTime": int(start * 1000),
@@ -132,6 +149,9 @@ def log_events(
         clients.logs_bucket.acquire()
         page = clients.logs.filter_log_events(**request)
         for event in page.get("events", []):
+            stream = str(event.get("logStreamName", ""))
+            if version is not None and stream_version(stream) != version:
+                continue
             yield float(event.get("timestamp", 0)) / 1000.0, str(event.get("message", ""))
             read += 1
             if read >= max_events:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import structlog
 
-from tuner.model import Change, FunctionConfig, FunctionRef, Target, WindowFacts
+from tuner.model import Change, Decision, FunctionConfig, FunctionRef, Target, WindowFacts
 from tuner.ports import Clock
-from tuner.providers.aws import actuating, logs, metrics, timing
+from tuner.providers.aws import actuating, aliases, canary, logs, metrics, timing
 from tuner.providers.aws.clients import RegionClients, connect
 from tuner.providers.aws.errors import provider_errors
-from tuner.providers.aws.facts import window_facts
+from tuner.providers.aws.facts import canary_facts, window_facts
 from tuner.providers.aws.reports import LogSummary
 from tuner.providers.aws.settings import Settings
 from tuner.providers.aws.targets import list_targets
@@ -25,7 +26,9 @@ class AwsProvider:
     """Implements :class:`tuner.ports.Provider` for Lambda, with CloudWatch for facts.
 
     Each :meth:`observe` is one cycle: a batched metrics pass over the whole fleet, then
-    log reads for the functions the metrics flag or that are due for right-sizing.
+    log reads for the functions the metrics flag or that are due for right-sizing.  With
+    ``canary`` set, changes go through the functions' alias first (:mod:`.canary`), and a
+    function with a canary in flight is observed through the canary version's log lines.
     """
 
     def __init__(self, settings: Settings, *, clock: Clock) -> None:
@@ -35,6 +38,8 @@ class AwsProvider:
         self._clients: dict[str, RegionClients] = {}
         self._lock = threading.Lock()
         self._cycle = 0
+        self._canaries: dict[FunctionRef, aliases.Canary] = {}
+        """tuner's canaries in flight, as last read from the aliases."""
 
     def start(self) -> None:
         """Create the clients of every configured region."""
@@ -63,8 +68,30 @@ class AwsProvider:
         found: list[Target] = []
         for region in self.settings.regions:
             with provider_errors(f"list functions in {region}"):
-                found.extend(list_targets(self.clients(region), self.settings))
+                listed = list_targets(self.clients(region), self.settings)
+                found.extend(self._through_alias(region, listed))
         return found
+
+    def _through_alias(self, region: str, targets: list[Target]) -> list[Target]:
+        """With canaries on, each function's configuration as its alias serves it."""
+        if self.settings.canary is None:
+            return targets
+        clients = self.clients(region)
+        served: list[Target] = []
+        for target in targets:
+            sizes = [target.config.batch_size] if target.config.batch_size is not None else []
+            view = aliases.alias_view(
+                clients, target.ref.name, target.config.revision, sizes, self.settings
+            )
+            self._track(target.ref, view)
+            served.append(replace(target, config=view.config) if view else target)
+        return served
+
+    def _track(self, ref: FunctionRef, view: aliases.AliasView | None) -> None:
+        if view is not None and view.canary is not None:
+            self._canaries[ref] = view.canary
+        else:
+            self._canaries.pop(ref, None)
 
     def observe(
         self, targets: Sequence[Target], start: float, end: float
@@ -94,6 +121,10 @@ class AwsProvider:
         extra = {name: metrics.INSIGHTS_METRICS for name in insights}
         queries = metrics.plan_queries([t.ref.name for t in targets], specs, extra)
         stats = metrics.fetch_stats(clients.cloudwatch, queries, start, end)
+        trials = {t.ref.name: self._canaries[t.ref] for t in targets if t.ref in self._canaries}
+        chosen = [t for t in targets if t.ref.name in trials] + [
+            t for t in logs.choose(targets, stats, cycle, self.settings) if t.ref.name not in trials
+        ]
         summaries: dict[str, LogSummary | None] = {
             target.ref.name: logs.read_summary(
                 clients,
@@ -103,8 +134,9 @@ class AwsProvider:
                 self.settings.max_log_events,
                 insights=target.ref.name in insights,
                 memory_mb=target.config.memory_mb,
+                version=trials[target.ref.name].version if target.ref.name in trials else None,
             )
-            for target in logs.choose(targets, stats, cycle, self.settings)
+            for target in chosen
         }
         log.info(
             "observed",
@@ -114,13 +146,23 @@ class AwsProvider:
             with_data=len(stats),
             logs_read=len(summaries),
         )
-        return {
+        facts = {
             t.ref: window_facts(
                 t.ref, start, end, stats.get(t.ref.name, {}), summaries.get(t.ref.name)
             )
             for t in targets
             if t.ref.name in stats or summaries.get(t.ref.name) is not None
         }
+        for t in targets:  # a function on trial is judged by its canary version alone
+            summary = summaries.get(t.ref.name)
+            if t.ref.name in trials:
+                facts.pop(t.ref, None)
+                if summary is not None:
+                    trial = trials[t.ref.name]
+                    facts[t.ref] = canary_facts(
+                        t.ref, start, end, summary, trial.version, trial.weight
+                    )
+        return facts
 
     def timing_topology(self, start: float, end: float) -> Topology:
         """Who calls whom, mined from the REPORT lines of invocations that ended in the window.
@@ -146,13 +188,40 @@ class AwsProvider:
     def read(self, ref: FunctionRef) -> FunctionConfig:
         """The live configuration of one function."""
         with provider_errors(f"read {ref.key}"):
-            return actuating.read_config(self.clients(ref.scope), ref.name, self.settings)
+            if self.settings.canary is None:
+                return actuating.read_config(self.clients(ref.scope), ref.name, self.settings)
+            config, view = canary.read_view(self.clients(ref.scope), ref.name, self.settings)
+            self._track(ref, view)
+            return config
 
     def apply(
         self, target: Target, changes: Sequence[Change], *, reason: str = ""
     ) -> FunctionConfig:
         """Apply the changes and wait until they are live; see :mod:`.actuating`."""
         with provider_errors(f"apply to {target.ref.key}"):
-            return actuating.apply_changes(
-                self.clients(target.ref.scope), target, changes, self.settings
-            )
+            clients = self.clients(target.ref.scope)
+            view = canary.apply(clients, target, changes, self.settings, reason)
+            if view is not None:
+                self._track(target.ref, view)
+                return view.config
+            return actuating.apply_changes(clients, target, changes, self.settings)
+
+    def promote(self, ref: FunctionRef, decision: Decision) -> str:
+        """Send all of the alias's traffic to tuner's canary of a change judged to stay.
+
+        Returns what was done ('' nothing: no canary); see :func:`.canary.promote`.
+        """
+        if self.settings.canary is None or decision.change is None:
+            return ""
+        with provider_errors(f"promote {ref.key}"):
+            done = canary.promote(self.clients(ref.scope), ref.name, decision.change, self.settings)
+            if done.startswith("promoted"):
+                self._canaries.pop(ref, None)
+            return done
+
+    def abandon(self, ref: FunctionRef, changes: Sequence[Change]) -> str:
+        """Put back what a canary a crash interrupted left half-done; see :func:`.canary.abandon`."""
+        if self.settings.canary is None:
+            return ""
+        with provider_errors(f"tidy {ref.key}"):
+            return canary.abandon(self.clients(ref.scope), ref.name, changes, self.settings)

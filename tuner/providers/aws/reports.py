@@ -65,6 +65,8 @@ class LogSummary:
     ooms: int
     malformed: int
     init_errors: int = 0
+    failed: int = 0
+    """Invocations that failed as the lines show: timed out, out of memory, or Status: error."""
 
     @property
     def durations_ms(self) -> list[float]:
@@ -137,6 +139,11 @@ def summarize(lines: Iterable[str], memory_mb: float | None = None) -> LogSummar
         anonymous = [r for r in anonymous if not r.memory_size_mb or r.memory_size_mb == memory_mb]
         timeouts.forget(past)
         ooms.forget(past)
+    errored = {rid for rid, r in reports.items() if r.status in ("error", "timeout")}
+    failed = errored | timeouts.ids | ooms.ids
+    failed_anonymous = sum(
+        1 for r in anonymous if r.status in ("error", "timeout") or r.out_of_memory
+    )
     return LogSummary(
         tuple(reports.values()) + tuple(anonymous),
         timeouts.count,
@@ -144,6 +151,7 @@ def summarize(lines: Iterable[str], memory_mb: float | None = None) -> LogSummar
         malformed,
         # one failed init writes an INIT_REPORT and its error: count the larger tally
         init_errors=max(failed_inits, import_errors),
+        failed=len(failed) + max(failed_anonymous, timeouts.anonymous + ooms.anonymous),
     )
 
 
@@ -174,3 +182,11 @@ class _Invocations:
     @property
     def count(self) -> int:
         return len(self._ids) + self._anonymous
+
+    @property
+    def ids(self) -> set[str]:
+        return set(self._ids)
+
+    @property
+    def anonymous(self) -> int:
+        return self._anonymous

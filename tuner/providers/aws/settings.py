@@ -7,6 +7,24 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class CanarySettings(BaseModel):
+    """Changes through weighted alias routing: a share of the alias's real traffic first.
+
+    A memory, timeout or cache change of a function that has the alias is published as a
+    new version and given ``weight`` of the alias's traffic; once later windows judge it,
+    the alias moves wholly to the new version, or all traffic goes back to the old one.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str = Field(
+        min_length=1, max_length=128, description="The alias whose traffic is shared, e.g. live."
+    )
+    weight: float = Field(
+        0.1, gt=0, lt=1, description="The share of the alias's traffic the new version gets."
+    )
+
+
 class Settings(BaseModel):
     """Which Lambda functions tuner manages, and how hard it may use the AWS APIs.
 
@@ -54,3 +72,6 @@ class Settings(BaseModel):
     conflict_wait_s: float = Field(1.0, gt=0, description="Base of the jittered conflict backoff.")
     update_poll_s: float = Field(2.0, gt=0, description="Poll interval while an update settles.")
     update_timeout_s: float = Field(300.0, gt=0, description="How long an update may settle.")
+    canary: CanarySettings | None = Field(
+        None, description="Try changes on a share of an alias's traffic first (off by default)."
+    )
