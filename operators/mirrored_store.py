@@ -19,7 +19,7 @@ status through a :class:`~operators.cluster_state.ClusterStateMirror`:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -109,6 +109,13 @@ class MirroredStore:
         self.inner.record_many(decisions)
         self._push([d.id for d in decisions])
 
+    def record_cycle(
+        self, decisions: list[Decision], seen_again: list[Decision], state: Mapping[str, str]
+    ) -> None:
+        """Write a cycle's record locally in one transaction, then its changes' entries."""
+        self.inner.record_cycle(decisions, seen_again, state)
+        self._push([d.id for d in decisions])
+
     def put_state(self, key: str, value: str) -> None:
         """Store loop state (local only)."""
         self.inner.put_state(key, value)
@@ -152,6 +159,10 @@ class MirroredStore:
     def get_state(self, key: str) -> str | None:
         """Loop state of the inner store."""
         return self.inner.get_state(key)
+
+    def seen_at(self, when: float) -> list[Decision]:
+        """Decisions a cycle of the inner store recorded or saw again."""
+        return self.inner.seen_at(when)
 
     # ---------------------------------------------------------------- taking over
 

@@ -46,6 +46,15 @@ def _same_way(previous: Decision, change: Change) -> bool:
     return previous.change is None or previous.change.direction * change.direction >= 0
 
 
+def _fleet_cap(policy: GuardPolicy) -> str:
+    """Why a change waits for the fleet's caps: one text for both, so that a change held
+    back cycle after cycle, by one cap then the other, is one repeated decision."""
+    return (
+        f"cap: the fleet's changes are used up (at most {policy.max_changes_per_cycle} "
+        f"per cycle and {policy.max_changes_per_hour} per hour)"
+    )
+
+
 def history_span(cooldowns: Mapping[str, float], policy: GuardPolicy) -> float:
     """How far back the guard must see: a day (the daily cap), the longest cooldown and hysteresis."""
     return max(DAY_S, policy.hysteresis_s, *cooldowns.values(), 0.0)
@@ -135,10 +144,8 @@ def _settle(
             )
     if d.mode is Mode.RECOMMEND:
         return Verdict.RECOMMEND, ""
-    if this_cycle >= policy.max_changes_per_cycle:
-        return Verdict.SKIP, f"cap: {policy.max_changes_per_cycle} changes per cycle"
-    if in_last_hour >= policy.max_changes_per_hour:
-        return Verdict.SKIP, f"cap: {policy.max_changes_per_hour} changes per hour"
+    if this_cycle >= policy.max_changes_per_cycle or in_last_hour >= policy.max_changes_per_hour:
+        return Verdict.SKIP, _fleet_cap(policy)
     if per_function_day.get(d.ref, 0) >= policy.max_changes_per_function_per_day:
         return (
             Verdict.SKIP,

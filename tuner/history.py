@@ -52,6 +52,8 @@ def decision_json(d: Decision) -> dict[str, Any]:
         "summary": d.summary,
         "advice": d.advice,
         "reason": d.reason,
+        "seen": d.seen,
+        "last_seen": iso(d.last_seen if d.last_seen is not None else d.time),
     }
 
 
@@ -60,9 +62,10 @@ def decision_line(d: Decision, functions: str | None = None) -> str:
     change = f"  {d.change.describe()}" if d.change else ""
     reason = f"  ({d.reason})" if d.reason else ""
     who = functions if functions is not None else d.ref.key
+    again = f"  [{d.seen} cycles, last {iso(d.last_seen)}]" if d.seen > 1 and d.last_seen else ""
     return (
         f"{iso(d.time)}  {who:28} {d.rule:16} {d.action:16} {d.state.value:11}"
-        f"{change}{reason}"
+        f"{change}{reason}{again}"
     )
 
 

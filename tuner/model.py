@@ -279,6 +279,10 @@ class Decision:
     """Notifications for decisions with the same group key are sent together."""
     undoes: str = ""
     """For a rollback: the id of the decision whose change it reverses."""
+    seen: int = 1
+    """Consecutive cycles that made this same decision (one record; see tuner.repeats)."""
+    last_seen: float | None = None
+    """When the cycle that last made it ran; None: only at ``time``."""
 
     @property
     def applied(self) -> bool:

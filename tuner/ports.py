@@ -104,6 +104,19 @@ class Store(Protocol):
         """Write several decisions at once (one transaction where the store has them)."""
         ...
 
+    def record_cycle(
+        self, decisions: list[Decision], seen_again: list[Decision], state: Mapping[str, str]
+    ) -> None:
+        """Write a cycle's new decisions, count its repeats and save loop state, at once.
+
+        A repeat (:mod:`tuner.repeats`) only moves its record's ``seen`` and ``last_seen``.
+        """
+        ...
+
+    def seen_at(self, when: float) -> list[Decision]:
+        """The repeatable decisions a cycle at ``when`` recorded or saw again (facts left out)."""
+        ...
+
     def decisions(
         self, ref: FunctionRef | None = None, since: float | None = None, limit: int = 1000
     ) -> list[Decision]:
