@@ -110,11 +110,17 @@ class MirroredStore:
         self._push([d.id for d in decisions])
 
     def record_cycle(
-        self, decisions: list[Decision], seen_again: list[Decision], state: Mapping[str, str]
-    ) -> None:
+        self,
+        at: float,
+        writes: list[Decision],
+        made: list[Decision],
+        state: Mapping[str, str],
+        max_gap_s: float,
+    ) -> list[Decision]:
         """Write a cycle's record locally in one transaction, then its changes' entries."""
-        self.inner.record_cycle(decisions, seen_again, state)
-        self._push([d.id for d in decisions])
+        recorded = self.inner.record_cycle(at, writes, made, state, max_gap_s)
+        self._push([d.id for d in writes])
+        return recorded
 
     def put_state(self, key: str, value: str) -> None:
         """Store loop state (local only)."""
@@ -159,10 +165,6 @@ class MirroredStore:
     def get_state(self, key: str) -> str | None:
         """Loop state of the inner store."""
         return self.inner.get_state(key)
-
-    def seen_at(self, when: float) -> list[Decision]:
-        """Decisions a cycle of the inner store recorded or saw again."""
-        return self.inner.seen_at(when)
 
     # ---------------------------------------------------------------- taking over
 

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from tuner.applying import Applier
+from tuner.collector import tune_collector
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
 from tuner.engine.telemetry import impossible
 from tuner.guard import DAY_S, HOUR_S, GuardPolicy, guard, history_span
@@ -28,15 +29,12 @@ from tuner.manual import held
 from tuner.model import Change, Decision, FunctionRef, Mode, Severity, Target, WindowFacts
 from tuner.planning import function_group, plan_finding, replan
 from tuner.ports import Clock, Notifier, Provider, Store
-from tuner.repeats import Repeats, Split
 from tuner.retrying import Retrier
 from tuner.verifying import GONE, VerifyPolicy, judge
 
 log = structlog.get_logger(__name__)
 
 _STREAKS_KEY = "streaks"
-_RECORDED_KEY = "recorded"
-"""When the last cycle whose record was written ran (its repeats are rebuilt from it)."""
 _THROTTLED = "the provider is throttling changes: tried again next cycle"
 
 
@@ -102,11 +100,8 @@ class Daemon:
         self._pruned_at = float("-inf")
         saved = store.get_state(_STREAKS_KEY)
         self.streaks = Streaks(json.loads(saved) if saved else None)
-        recorded = store.get_state(_RECORDED_KEY)
-        at = float(recorded) if recorded else None
-        self.repeats = Repeats(store.seen_at(at) if at is not None else (), at)
-        """What the last cycle recorded: a decision made again is counted, not written again."""
         self._lock = threading.Lock()
+        tune_collector()  # a cycle builds and drops many objects: see tuner.collector
         self.observers: list[CycleObserver] = []
         """Told what each cycle saw (the dashboard's state, the metrics); empty by default."""
 
@@ -177,8 +172,7 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
                 self._function_failed(report, decision.ref, exc)
         self._forget_streaks(listed, {target.ref.key for _, target, _ in observed})
-        split = self._record_cycle(report, writes, [*settled, *bad], now)
-        recorded = iter(split.decisions)
+        recorded = iter(self._record_cycle(report, writes, [*settled, *bad], now))
         report.decisions.extend(
             applied[i] if i in applied else next(recorded)
             for i in range(len(applied) + len(settled))
@@ -249,25 +243,22 @@ class Daemon:
         return decision
 
     def _record_cycle(
-        self, report: CycleReport, writes: list[Decision], settled: list[Decision], now: float
-    ) -> Split:
+        self, report: CycleReport, writes: list[Decision], made: list[Decision], now: float
+    ) -> list[Decision]:
         """Write the cycle's record in one transaction; a failing write never stops the cycle.
 
-        ``writes`` (verifications) are written as they are; ``settled`` decisions that say
-        the same as in the previous cycle only count one more cycle (:mod:`tuner.repeats`).
+        ``writes`` (verifications) are written as they are; a decision in ``made`` that says
+        the same as in the previous cycle is counted on its record (:mod:`tuner.repeats`).
+        Returns ``made`` as recorded.
         """
-        split = self.repeats.split(settled, now, max_gap_s=2 * self.window_s)
-        state = {_STREAKS_KEY: json.dumps(self.streaks.counts), _RECORDED_KEY: repr(now)}
+        state = {_STREAKS_KEY: json.dumps(self.streaks.counts)}
         try:
-            self.store.record_cycle([*writes, *split.new], split.seen_again, state)
+            return self.store.record_cycle(now, writes, made, state, 2 * self.window_s)
         except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
-            self.repeats.forget()
             report.errors.append(f"decisions not recorded: {exc}")
-            log.error("decisions not recorded", decisions=len(writes) + len(settled),
+            log.error("decisions not recorded", decisions=len(writes) + len(made),
                       error=str(exc))  # fmt: skip
-        else:
-            self.repeats.recorded(split)
-        return split
+            return made
 
     def _prune_store(self, now: float) -> None:
         """Prune the store once an hour; a failing write never stops the cycle."""
@@ -287,7 +278,10 @@ class Daemon:
 
     def _forget_streaks(self, listed: set[str], seen: set[str]) -> None:
         """Drop the streaks of functions that their provider, which answered, no longer lists."""
-        silent = {k for k in self.streaks.counts if FunctionRef.parse(k).provider not in listed}
+        silent = {
+            k for k in self.streaks.counts
+            if k not in seen and FunctionRef.parse(k).provider not in listed
+        }  # fmt: skip
         self.streaks.forget(seen | silent)
 
     @staticmethod

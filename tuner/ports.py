@@ -105,16 +105,20 @@ class Store(Protocol):
         ...
 
     def record_cycle(
-        self, decisions: list[Decision], seen_again: list[Decision], state: Mapping[str, str]
-    ) -> None:
-        """Write a cycle's new decisions, count its repeats and save loop state, at once.
+        self,
+        at: float,
+        writes: list[Decision],
+        made: list[Decision],
+        state: Mapping[str, str],
+        max_gap_s: float,
+    ) -> list[Decision]:
+        """Write a cycle's record at once: ``writes`` as they are, ``made`` counted or written.
 
-        A repeat (:mod:`tuner.repeats`) only moves its record's ``seen`` and ``last_seen``.
+        A decision in ``made`` that says the same as in the previous cycle (at most
+        ``max_gap_s`` before) is counted on its record (:mod:`tuner.repeats`), not written
+        again; returns ``made`` as recorded (a repeat with its record's id).  ``state`` is
+        loop state saved with them.
         """
-        ...
-
-    def seen_at(self, when: float) -> list[Decision]:
-        """The repeatable decisions a cycle at ``when`` recorded or saw again (facts left out)."""
         ...
 
     def decisions(

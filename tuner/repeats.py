@@ -11,8 +11,9 @@ state, reason, mode, severity and change).  A decision this cycle that says the 
 the previous cycle's is not written again: its record counts one more cycle (``seen``)
 and moves its ``last_seen`` to now, so history shows when it started and that it is still
 going.  Anything different (another reason, another change, a gap of a cycle) is a new
-record.  The memory is bounded by one cycle's decisions, and after a restart it is rebuilt
-from the records the last cycle wrote (``Store.seen_at``).  Pure: no I/O.
+record.  The memory is bounded by one cycle's decisions; the store keeps one
+(:class:`tuner.store.SqliteStore`) and rebuilds it after a restart from the records whose
+run may go on.  Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Repeats:
         self._memory: dict[_Key, tuple[str, int, _Says]] = {
             _key(d): (d.id, d.seen, _says(d)) for d in recorded if d.state in REPEATABLE
         }
+        self._keys = {entry[0]: key for key, entry in self._memory.items()}
 
     def __len__(self) -> int:
         """How many records the previous cycle left (bounded by one cycle's decisions)."""
@@ -101,7 +103,11 @@ class Repeats:
     def recorded(self, split: Split) -> None:
         """The split's records were written: the next cycle compares with them."""
         self._at, self._memory = split.at, split.memory
+        self._keys = {entry[0]: key for key, entry in self._memory.items()}
 
-    def forget(self) -> None:
-        """Writing failed: nothing is known to be recorded, the next cycle writes anew."""
-        self._at, self._memory = None, {}
+    def drop(self, ids: Iterable[str]) -> None:
+        """These records were written otherwise (approved, say): they are no longer repeats."""
+        for id_ in ids:
+            key = self._keys.pop(id_, None)
+            if key is not None:
+                del self._memory[key]

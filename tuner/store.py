@@ -19,19 +19,18 @@ from typing import Any
 
 from tuner.lifecycle import LIVE, State, Verdict
 from tuner.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
-from tuner.repeats import REPEATABLE
+from tuner.repeats import REPEATABLE, Repeats
 from tuner.sqlite import connect, transaction
 from tuner.storeguard import StoreHolder, guard_store
-from tuner.storeschema import COLUMNS, SCHEMA_VERSION, migrate
+from tuner.storeschema import COLUMNS, READ, SCHEMA_VERSION, migrate
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-_SEEN_AGAIN = (
-    "UPDATE decisions SET seen = seen + 1, last_seen = ? "
-    "WHERE id IN (SELECT value FROM json_each(?))"
+_END_RUNS = (
+    "UPDATE decisions SET seen = ? - run + 1, last_seen = ?, run = NULL "
+    "WHERE run IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?))"
 )
-
-_REPEATABLE = tuple(s.value for s in REPEATABLE)
+"""Runs the cycle did not go on with end at the previous cycle, their count stored."""
 
 _LIVE = tuple(s.value for s in LIVE)
 
@@ -39,6 +38,8 @@ _LIVE = tuple(s.value for s in LIVE)
 def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
     return str(value)
 
 
@@ -54,6 +55,8 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._db = connect(self.path)
         self._migrate()
+        self._repeats = self._open_runs()
+        """What the last cycle recorded: a decision made again is counted, not written again."""
 
     def _migrate(self) -> None:
         """Create the tables, or bring a store written by an earlier version up to date."""
@@ -78,45 +81,57 @@ class SqliteStore:
 
     def record_many(self, decisions: list[Decision]) -> None:
         """Write several decisions in one transaction."""
-        self.record_cycle(decisions, [], {})
-
-    def record_cycle(
-        self, decisions: list[Decision], seen_again: list[Decision], state: Mapping[str, str]
-    ) -> None:
-        """Write a cycle's record in one transaction: new decisions, repeats and loop state.
-
-        ``seen_again`` are decisions already recorded that this cycle made again: their row
-        only counts one more cycle (``seen``) and moves ``last_seen`` to their
-        ``last_seen``; its first time, facts and summary stay.
-        """
         rows = [self._row(d) for d in decisions]
-        by_time: dict[float, list[str]] = {}
-        for d in seen_again:
-            by_time.setdefault(d.last_seen if d.last_seen is not None else d.time, []).append(d.id)
         with self._tx() as db:
             db.executemany(self._insert, rows)
-            for when, ids in by_time.items():
-                db.execute(_SEEN_AGAIN, (when, json.dumps(ids)))
-            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", list(state.items()))
+        self._repeats.drop({d.id for d in decisions})  # a run rewritten is a run ended
 
-    def seen_at(self, when: float) -> list[Decision]:
-        """The decisions a cycle at ``when`` recorded or saw again (without their facts).
+    def record_cycle(
+        self,
+        at: float,
+        writes: list[Decision],
+        made: list[Decision],
+        state: Mapping[str, str],
+        max_gap_s: float,
+    ) -> list[Decision]:
+        """Write a cycle's record in one transaction, and return ``made`` as recorded.
 
-        Only the states a decision can repeat in (:data:`tuner.repeats.REPEATABLE`).
+        ``writes`` are written as they are.  ``made`` are the decisions the cycle made
+        that nothing was applied for (:data:`tuner.repeats.REPEATABLE`): one that says the
+        same as in the previous cycle (at most ``max_gap_s`` before) is not written again,
+        and is returned with its record's id, ``seen`` and ``last_seen``; the others are
+        written.  ``state`` is loop state saved with them.
         """
-        columns = COLUMNS.replace(", facts", ", '{}'")
-        sql = (
-            f"SELECT {columns} FROM decisions WHERE last_seen = ? "
-            f"AND state IN ({', '.join('?' * len(_REPEATABLE))}) ORDER BY rowid"
-        )
-        with self._lock:
-            rows = self._db.execute(sql, (when, *_REPEATABLE)).fetchall()
-        return [self._decision(r) for r in rows]
+        split = self._repeats.split(made, at, max_gap_s)
+        again = json.dumps([d.id for d in split.seen_again])
+        runs = {d.id for d in split.new if d.state in REPEATABLE}
+        with self._tx() as db:
+            row = db.execute("SELECT number, time FROM cycle").fetchone()
+            number, previous = (row[0], row[1]) if row else (0, at)
+            db.execute(_END_RUNS, (number, previous, again))
+            db.executemany(self._insert, [self._row(d) for d in writes])
+            db.executemany(self._insert, [self._row(d, number + 1 if d.id in runs else None)
+                                          for d in split.new])  # fmt: skip
+            db.execute("INSERT OR REPLACE INTO cycle VALUES (0, ?, ?)", (number + 1, at))
+            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", list(state.items()))
+        self._repeats.recorded(split)
+        self._repeats.drop({d.id for d in writes})
+        return split.decisions
 
-    _insert = f"INSERT OR REPLACE INTO decisions ({COLUMNS}) VALUES ({', '.join('?' * 22)})"
+    def _open_runs(self) -> Repeats:
+        """The runs the last cycle recorded that may go on (their facts left out)."""
+        columns = READ.replace(", facts", ", '{}'")
+        with self._lock:
+            last = self._db.execute("SELECT time FROM cycle").fetchone()
+            rows = self._db.execute(
+                f"SELECT {columns} FROM decisions WHERE run IS NOT NULL ORDER BY rowid"
+            ).fetchall()
+        return Repeats([self._decision(r) for r in rows], last[0] if last else None)
+
+    _insert = f"INSERT OR REPLACE INTO decisions ({COLUMNS}, run) VALUES ({', '.join('?' * 23)})"
 
     @staticmethod
-    def _row(d: Decision) -> tuple[Any, ...]:
+    def _row(d: Decision, run: int | None = None) -> tuple[Any, ...]:
         c = d.change
         return (
             d.id, d.time, d.ref.key, d.rule, d.action, d.severity.value, d.mode.value,
@@ -124,8 +139,8 @@ class SqliteStore:
             c.knob.value if c else None, c.before if c else None,
             c.after if c else None, d.summary, d.advice, d.reason,
             d.judged_windows, json.dumps(list(d.channels)),
-            d.group, json.dumps(_finite(d.facts), default=_json_default, allow_nan=False),
-            d.undoes, d.seen, d.last_seen if d.last_seen is not None else d.time,
+            d.group, _facts_json(d.facts),
+            d.undoes, d.seen, d.last_seen if d.last_seen is not None else d.time, run,
         )  # fmt: skip
 
     @staticmethod
@@ -159,10 +174,10 @@ class SqliteStore:
             where.append("function = ?")
             args.append(ref.key)
         if since is not None:
-            where.append("last_seen >= ?")
-            args.append(since)
+            where.append("(last_seen >= ? OR (run IS NOT NULL AND (SELECT time FROM cycle) >= ?))")
+            args.extend((since, since))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sql = f"SELECT {COLUMNS} FROM decisions {clause} ORDER BY time DESC, rowid DESC LIMIT ?"
+        sql = f"SELECT {READ} FROM decisions {clause} ORDER BY time DESC, rowid DESC LIMIT ?"
         with self._lock:
             rows = self._db.execute(sql, (*args, limit)).fetchall()
         return [self._decision(r) for r in reversed(rows)]
@@ -171,7 +186,7 @@ class SqliteStore:
         """One decision by id."""
         with self._lock:
             row = self._db.execute(
-                f"SELECT {COLUMNS} FROM decisions WHERE id = ?", (decision_id,)
+                f"SELECT {READ} FROM decisions WHERE id = ?", (decision_id,)
             ).fetchone()
         return self._decision(row) if row else None
 
@@ -224,12 +239,14 @@ class SqliteStore:
                 (intent.id, intent.decision_id, intent.ref.key, changes, intent.created, "open"),
             )
             db.execute(self._insert, self._row(decision))
+        self._repeats.drop({decision.id})
 
     def finish_intent(self, intent_id: str, state: str, decision: Decision) -> None:
         """Mark an intent done, failed or abandoned and record the final decision, at once."""
         with self._tx() as db:
             db.execute("UPDATE intents SET state = ? WHERE id = ?", (state, intent_id))
             db.execute(self._insert, self._row(decision))
+        self._repeats.drop({decision.id})
 
     def open_intents(self) -> list[Intent]:
         """Intents that were begun and never finished."""
@@ -258,7 +275,7 @@ class SqliteStore:
         SQLite reuses the freed pages, so the file stops growing at the retention's size.
         """
         sql = (
-            "DELETE FROM decisions WHERE last_seen < ? AND state != ? "
+            "DELETE FROM decisions WHERE last_seen < ? AND run IS NULL AND state != ? "
             "AND NOT (state = ? AND undoes = '') "
             "AND id NOT IN (SELECT decision_id FROM intents WHERE state = 'open')"
         )
@@ -285,6 +302,14 @@ class SqliteStore:
         """Forget a piece of loop state (absent keys are fine)."""
         with self._tx() as db:
             db.execute("DELETE FROM state WHERE key = ?", (key,))
+
+
+def _facts_json(facts: Mapping[str, Any]) -> str:
+    """The facts as JSON; NaN and infinite numbers (rare) become null."""
+    try:
+        return json.dumps(facts, default=_json_default, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(facts), default=_json_default, allow_nan=False)
 
 
 def _finite(value: Any) -> Any:

@@ -31,12 +31,19 @@ CREATE TABLE IF NOT EXISTS decisions (
     facts TEXT NOT NULL DEFAULT '{}',
     undoes TEXT NOT NULL DEFAULT '',
     seen INTEGER NOT NULL DEFAULT 1,
-    last_seen REAL
+    last_seen REAL,
+    run INTEGER
 );
 CREATE INDEX IF NOT EXISTS decisions_function_time ON decisions(function, time);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
 CREATE INDEX IF NOT EXISTS decisions_state ON decisions(state);
 CREATE INDEX IF NOT EXISTS decisions_last_seen ON decisions(last_seen);
+CREATE INDEX IF NOT EXISTS decisions_run ON decisions(run) WHERE run IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cycle (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    number INTEGER NOT NULL,
+    time REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS intents (
     id TEXT PRIMARY KEY,
     decision_id TEXT NOT NULL,
@@ -56,6 +63,20 @@ COLUMNS = (
     "after_value, summary, advice, reason, judged_windows, channels, grp, facts, undoes, "
     "seen, last_seen"
 )
+"""The columns a decision is written to (with ``run``) and read from (:data:`READ`)."""
+
+READ = COLUMNS.replace(
+    "seen, last_seen",
+    "CASE WHEN run IS NULL THEN seen ELSE (SELECT number FROM cycle) - run + 1 END, "
+    "CASE WHEN run IS NULL THEN last_seen ELSE (SELECT time FROM cycle) END",
+)
+"""A decision as read: a run that may still go on was seen in every cycle since it began.
+
+``run`` is the number of the cycle that first made a decision that may be made again
+(tuner.repeats), as long as every cycle since made it again; ``cycle`` holds the number
+and time of the last cycle recorded.  So a decision made again costs no write at all:
+its row is written once when it is first made, and once more when a cycle no longer
+makes it (``seen`` and ``last_seen`` then stored, ``run`` cleared)."""
 
 SCHEMA_VERSION = 3
 """``PRAGMA user_version`` of a store this version writes (1: outcome and verification;
@@ -88,10 +109,11 @@ and the verification apart; version 2 keeps the lifecycle's states (tuner.lifecy
 _MIGRATE_FROM_2 = """
 ALTER TABLE decisions ADD COLUMN seen INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE decisions ADD COLUMN last_seen REAL;
+ALTER TABLE decisions ADD COLUMN run INTEGER;
 UPDATE decisions SET last_seen = time;
 """
 """Version 2 wrote a decision made again in each cycle as a new row each time; version 3
-counts it on the first row (``seen``, ``last_seen``)."""
+counts it on the first row (``seen``, ``last_seen``, ``run``)."""
 
 
 def migrate(db: sqlite3.Connection) -> None:

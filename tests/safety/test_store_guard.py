@@ -217,12 +217,13 @@ class FillingStore(SqliteStore):
     full = False
 
     def record_cycle(
-        self, decisions: list[Decision], seen_again: list[Decision], state: Mapping[str, str]
-    ) -> None:
+        self, at: float, writes: list[Decision], made: list[Decision],
+        state: Mapping[str, str], max_gap_s: float,
+    ) -> list[Decision]:  # fmt: skip
         if not self.full:
             self.full = True
             fill(Path(self.path).parent)
-        super().record_cycle(decisions, seen_again, state)
+        return super().record_cycle(at, writes, made, state, max_gap_s)
 
 
 def test_disk_full_an_applied_change_is_announced_and_the_daemon_recovers(

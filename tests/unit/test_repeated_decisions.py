@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -119,14 +120,17 @@ class FailingOnce(SqliteStore):
 
     fail = False
 
-    def record_cycle(self, decisions: list[Decision], seen_again: list[Decision], state: object) -> None:  # type: ignore[override]
+    def record_cycle(
+        self, at: float, writes: list[Decision], made: list[Decision],
+        state: Mapping[str, str], max_gap_s: float,
+    ) -> list[Decision]:  # fmt: skip
         if self.fail:
             self.fail = False
             raise sqlite3.OperationalError("database or disk is full")
-        super().record_cycle(decisions, seen_again, state)  # type: ignore[arg-type]
+        return super().record_cycle(at, writes, made, state, max_gap_s)
 
 
-def test_after_a_failed_write_the_next_cycle_writes_a_new_record_nothing_is_lost() -> None:
+def test_a_failed_write_loses_nothing_the_run_goes_on_uncounted_for_that_cycle() -> None:
     clock, provider = FakeClock(), fleet("a")
     store = FailingOnce(":memory:")
     loop = daemon(provider, store, clock)
@@ -135,23 +139,41 @@ def test_after_a_failed_write_the_next_cycle_writes_a_new_record_nothing_is_lost
     clock.advance(60)
     assert any("not recorded" in e for e in loop.run_cycle().errors)
     cycles(loop, clock, 2)
-    assert [(d.seen, d.last_seen) for d in oom_rows(store)] == [
-        (2, clock.now() - 180), (2, clock.now())
+    [row] = oom_rows(store)
+    assert (row.seen, row.last_seen) == (4, clock.now())
+
+
+def skipped(id_: str, at: float, reason: str = "cap") -> Decision:
+    return Decision(id=id_, time=at, ref=FunctionRef("fake", "a"), rule="oom", action="more-memory",
+                    severity=Severity.CRITICAL, mode=Mode.APPLY).with_verdict(Verdict.SKIP, reason)  # fmt: skip
+
+
+def test_a_run_costs_no_write_until_it_ends_and_is_never_pruned_while_it_goes_on(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "tuner.db")
+    other = Decision(id="other", time=0.0, ref=FunctionRef("fake", "a"), rule="errors",
+                     action="notify", severity=Severity.WARNING,
+                     mode=Mode.APPLY).with_verdict(Verdict.NOTIFY)  # fmt: skip
+    store.record_cycle(0.0, [], [skipped("run", 0.0), other], {}, 120.0)
+    changes = store._db.total_changes
+    for i, at in enumerate((60.0, 120.0, 180.0), start=2):
+        [again] = store.record_cycle(at, [], [skipped(f"new-{i}", at)], {}, 120.0)
+        assert (again.id, again.seen, again.last_seen) == ("run", i, at)
+    # the first cycle ended the other's run; then only the last cycle's time was written
+    assert store._db.total_changes - changes == 1 + 3
+    assert store.prune(before=100.0) == 1  # the ended run; the one that goes on stays
+    [row] = store.decisions(since=150.0)
+    assert (row.id, row.seen, row.time, row.last_seen) == ("run", 4, 0.0, 180.0)
+    store.close()
+    store = SqliteStore(tmp_path / "tuner.db")  # a restart: the run goes on
+    [again] = store.record_cycle(240.0, [], [skipped("new-5", 240.0)], {}, 120.0)
+    assert (again.id, again.seen) == ("run", 5)
+    store.record_cycle(300.0, [], [skipped("new-6", 300.0, "cooldown")], {}, 120.0)
+    assert [(d.id, d.seen, d.last_seen) for d in store.decisions()] == [
+        ("run", 5, 240.0), ("new-6", 1, None)
     ]
-
-
-def test_a_decision_made_again_is_never_pruned_while_it_goes_on() -> None:
-    store = SqliteStore(":memory:")
-    ref = FunctionRef("fake", "a")
-    old = Decision(id="old", time=0.0, ref=ref, rule="oom", action="more-memory",
-                   severity=Severity.CRITICAL, mode=Mode.APPLY).with_verdict(Verdict.SKIP, "cap")  # fmt: skip
-    gone = Decision(id="gone", time=0.0, ref=ref, rule="errors", action="notify",
-                    severity=Severity.WARNING, mode=Mode.APPLY).with_verdict(Verdict.NOTIFY)  # fmt: skip
-    store.record_cycle([old, gone], [], {})
-    store.record_cycle([], [Decision(**{**_fields(old), "seen": 2, "last_seen": 200_000.0})], {})
-    assert store.prune(before=100_000.0) == 1
-    assert [(d.id, d.seen, d.last_seen) for d in store.decisions()] == [("old", 2, 200_000.0)]
-    assert [d.id for d in store.seen_at(200_000.0)] == ["old"]
+    store.close()
 
 
 def _fields(d: Decision) -> dict[str, object]:
@@ -187,9 +209,11 @@ def test_a_version_2_store_migrates_to_counted_records(tmp_path: Path) -> None:
     store = SqliteStore(path)
     store.close()
     db = sqlite3.connect(path)  # the same store as version 2 wrote it: no seen, no last_seen
-    db.execute("DROP INDEX decisions_last_seen")
-    db.execute("ALTER TABLE decisions DROP COLUMN seen")
-    db.execute("ALTER TABLE decisions DROP COLUMN last_seen")
+    for statement in ("DROP INDEX decisions_last_seen", "DROP INDEX decisions_run",
+                      "DROP TABLE cycle", "ALTER TABLE decisions DROP COLUMN seen",
+                      "ALTER TABLE decisions DROP COLUMN last_seen",
+                      "ALTER TABLE decisions DROP COLUMN run"):  # fmt: skip
+        db.execute(statement)
     db.execute(
         "INSERT INTO decisions (id, time, function, rule, action, severity, mode, state) "
         "VALUES ('d', 5.0, 'fake:a', 'oom', 'more-memory', 'critical', 'apply', 'skipped')"
@@ -200,7 +224,7 @@ def test_a_version_2_store_migrates_to_counted_records(tmp_path: Path) -> None:
     store = SqliteStore(path)
     [d] = store.decisions(since=5.0)
     assert (d.id, d.seen, d.last_seen) == ("d", 1, None)
-    assert [x.id for x in store.seen_at(5.0)] == ["d"]
+    assert store.decisions(since=5.1) == []
     store.close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
