@@ -297,8 +297,9 @@ class Decision:
     def with_verdict(self, verdict: Verdict, reason: str = "") -> Decision:
         """A planned decision with the guard's verdict, in the state that verdict leads to."""
         state = VERDICT_STATES[verdict]
-        planned = self if state is self.state else self.advance(state, reason)
-        return replace(planned, verdict=verdict, reason=reason or self.reason)
+        if state is not self.state:
+            check(self.state, state)  # as advance() does, in one copy instead of two
+        return replace(self, state=state, verdict=verdict, reason=reason or self.reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,14 +210,18 @@ def _dependency_error_rate(dep: DependencyFacts) -> float | None:
     return rate if rate is not None and rate <= 1.0 else None
 
 
-def _dependencies(
-    window: WindowFacts,
-) -> tuple[dict[str, dict[str, float | None]], str | None, float | None, float | None]:
-    """Each dependency's facts; the worst by error rate, then latency; its rate; the worst latency."""
+def _dependencies(window: WindowFacts) -> tuple[
+    dict[str, dict[str, float | None]], str | None, float | None, float | None, float, float
+]:  # fmt: skip
+    """Each dependency's facts; the worst by error rate, then latency; its rate; the worst
+    latency; and the calls and failed calls to all of them."""
     out: dict[str, dict[str, float | None]] = {}
     worst: tuple[float, float, str] | None = None
     latency: float | None = None
+    calls = errors = 0.0
     for dep in window.dependencies.values():
+        calls += dep.calls
+        errors += dep.errors
         rate = _dependency_error_rate(dep)
         p95 = _f(dep.latency_p95_ms)
         out[dep.name] = {"calls": _f(dep.calls), "errors": _f(dep.errors), "error_rate": rate,
@@ -230,8 +234,8 @@ def _dependencies(
         if worst is None or key > worst:
             worst = key
     if worst is None:
-        return out, None, None, latency
-    return out, worst[2], worst[0], latency
+        return out, None, None, latency, calls, errors
+    return out, worst[2], worst[0], latency, calls, errors
 
 
 def _extra(extra: Mapping[str, float | int | None]) -> dict[str, float | None]:
@@ -279,45 +283,45 @@ def build_facts(
         facts["evidence"] = {}
         facts["dependency_failing_functions"] = 0.0
         return facts
-    dependencies, worst, worst_rate, worst_latency = _dependencies(w)
-    deps = w.dependencies.values()
+    f = _f
+    dependencies, worst, worst_rate, worst_latency, calls, errors_ = _dependencies(w)
     failing = fleet.get("failing_dependencies", {})
-    extra = _extra(w.extra)
-    invocations, errors, timeouts, ooms = _f(w.invocations), _f(w.errors), _f(w.timeouts), _f(w.ooms)
-    p99, peak = _f(w.duration_p99_ms), _f(w.peak_memory_mb)
-    facts.update(
-        window_s=w.end - w.start,
-        invocations=invocations,
-        errors=errors,
-        error_rate=_div(errors, invocations),
-        timeouts=timeouts,
-        timeout_rate=_div(timeouts, invocations),
-        ooms=ooms,
-        oom_rate=_div(ooms, invocations),
-        throttles=_f(w.throttles),
-        cold_starts=_f(w.cold_starts),
-        init_errors=_f(w.init_errors),
-        duration_p50_ms=_f(w.duration_p50_ms),
-        duration_p95_ms=_f(w.duration_p95_ms),
-        duration_p99_ms=p99,
-        duration_max_ms=_f(w.duration_max_ms),
-        duration_timeout_ratio=_div(p99, _f(timeout_ms)),
-        peak_memory_mb=peak,
-        memory_utilisation=_div(peak, _f(memory_mb)),
-        dependencies=dependencies,
-        dependency_calls=_f(sum(d.calls for d in deps)) if deps else None,
-        dependency_errors=_f(sum(d.errors for d in deps)) if deps else None,
-        dependency_error_rate=worst_rate,
-        dependency_latency_p95_ms=worst_latency,
-        worst_dependency=worst,
-        dependency_failing_functions=float(failing.get(worst, 0))
+    invocations, errors, timeouts, ooms = f(w.invocations), f(w.errors), f(w.timeouts), f(w.ooms)
+    p99, peak = f(w.duration_p99_ms), f(w.peak_memory_mb)
+    extra = w.extra
+    facts["window_s"] = w.end - w.start
+    facts["invocations"] = invocations
+    facts["errors"] = errors
+    facts["error_rate"] = None if errors is None or not invocations else errors / invocations
+    facts["timeouts"] = timeouts
+    facts["timeout_rate"] = None if timeouts is None or not invocations else timeouts / invocations
+    facts["ooms"] = ooms
+    facts["oom_rate"] = None if ooms is None or not invocations else ooms / invocations
+    facts["throttles"] = f(w.throttles)
+    facts["cold_starts"] = f(w.cold_starts)
+    facts["init_errors"] = f(w.init_errors)
+    facts["duration_p50_ms"] = f(w.duration_p50_ms)
+    facts["duration_p95_ms"] = f(w.duration_p95_ms)
+    facts["duration_p99_ms"] = p99
+    facts["duration_max_ms"] = f(w.duration_max_ms)
+    facts["duration_timeout_ratio"] = _div(p99, f(timeout_ms))
+    facts["peak_memory_mb"] = peak
+    facts["memory_utilisation"] = _div(peak, f(memory_mb))
+    facts["dependencies"] = dependencies
+    facts["dependency_calls"] = f(calls) if dependencies else None
+    facts["dependency_errors"] = f(errors_) if dependencies else None
+    facts["dependency_error_rate"] = worst_rate
+    facts["dependency_latency_p95_ms"] = worst_latency
+    facts["worst_dependency"] = worst
+    facts["dependency_failing_functions"] = (
+        float(failing.get(worst, 0))
         if worst_rate and worst_rate >= FAILING_DEPENDENCY_ERROR_RATE
-        else 0.0,
-        extra=extra,
-        traced_peak_memory_mb=_f(w.extra.get("traced_peak_memory_mb")),
-        traced_failed_allocation_mb=_f(w.extra.get("traced_failed_allocation_mb")),
-        evidence=dict(w.evidence),
+        else 0.0
     )
+    facts["extra"] = _extra(extra)
+    facts["traced_peak_memory_mb"] = f(extra.get("traced_peak_memory_mb"))
+    facts["traced_failed_allocation_mb"] = f(extra.get("traced_failed_allocation_mb"))
+    facts["evidence"] = dict(w.evidence)
     return facts
 
 

@@ -29,14 +29,13 @@ MAX_COUNT = 1e12
 
 def impossible(window: WindowFacts) -> str | None:
     """Why the window cannot be true, or None when it can be."""
+    if _usual(window):
+        return None
     if not (_finite(window.start) and _finite(window.end)) or window.start >= window.end:
         return f"the window's bounds are impossible ({window.start!r} .. {window.end!r})"
     for name in COUNTS:
         value = getattr(window, name)
         if value is None:
-            continue
-        kind = type(value)  # the usual case first: a plain number in range, checked at once
-        if (kind is int or kind is float) and 0 <= value <= MAX_COUNT and value == int(value):
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"{name} is not a number ({value!r})"
@@ -50,7 +49,7 @@ def impossible(window: WindowFacts) -> str | None:
                 return f"{name} ({value:g}) exceed the invocations ({invocations:g})"
     for name, most in MEASUREMENTS.items():
         value = getattr(window, name)
-        if value is None or ((type(value) is float or type(value) is int) and 0 <= value <= most):
+        if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"{name} is not a number ({value!r})"
@@ -61,3 +60,40 @@ def impossible(window: WindowFacts) -> str | None:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _usual(w: WindowFacts) -> bool:
+    """True for the usual window, checked at once: every number a plain one, in range.
+
+    Plain ints and floats only (a bool, NaN or anything else takes the full checks), so
+    that a window this passes is one :func:`impossible` finds nothing wrong with.
+    """
+    invocations = w.invocations
+    if invocations is None or type(invocations) not in _PLAIN or not 0 <= invocations <= MAX_COUNT:
+        return False
+    if invocations != int(invocations) or type(w.start) is not float or type(w.end) is not float:
+        return False
+    if not -math.inf < w.start < w.end < math.inf:
+        return False
+    for value in (w.errors, w.timeouts, w.ooms, w.cold_starts):
+        if value is not None and (
+            type(value) not in _PLAIN or not 0 <= value <= invocations or value != int(value)
+        ):
+            return False
+    throttles = w.throttles
+    if throttles is not None and (
+        type(throttles) not in _PLAIN or not 0 <= throttles <= MAX_COUNT or throttles != int(throttles)
+    ):
+        return False
+    for value, most in (
+        (w.duration_p50_ms, _WEEK_MS), (w.duration_p95_ms, _WEEK_MS), (w.duration_p99_ms, _WEEK_MS),
+        (w.duration_max_ms, _WEEK_MS), (w.peak_memory_mb, _MOST_MB),
+    ):  # fmt: skip
+        if value is not None and (type(value) not in _PLAIN or not 0 <= value <= most):
+            return False
+    return True
+
+
+_PLAIN = (int, float)
+_WEEK_MS = MEASUREMENTS["duration_p50_ms"]
+_MOST_MB = MEASUREMENTS["peak_memory_mb"]
