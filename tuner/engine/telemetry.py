@@ -85,11 +85,12 @@ def _usual(w: WindowFacts) -> bool:
         type(throttles) not in _PLAIN or not 0 <= throttles <= MAX_COUNT or throttles != int(throttles)
     ):
         return False
-    for value, most in (
+    measured: tuple[tuple[float | None, float], ...] = (
         (w.duration_p50_ms, _WEEK_MS), (w.duration_p95_ms, _WEEK_MS), (w.duration_p99_ms, _WEEK_MS),
         (w.duration_max_ms, _WEEK_MS), (w.peak_memory_mb, _MOST_MB),
-    ):  # fmt: skip
-        if value is not None and (type(value) not in _PLAIN or not 0 <= value <= most):
+    )  # fmt: skip
+    for measure, most in measured:
+        if measure is not None and (type(measure) not in _PLAIN or not 0 <= measure <= most):
             return False
     return True
 
