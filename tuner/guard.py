@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +45,12 @@ _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 def _same_way(previous: Decision, change: Change) -> bool:
     """True unless the change moves the knob back the other way from the previous change."""
     return previous.change is None or previous.change.direction * change.direction >= 0
+
+
+def _utc(t: float) -> str:
+    """A time as ISO 8601 UTC to the second; a reason that names times, not ages, stays the
+    same from cycle to cycle, so a change held back is one repeated decision."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _fleet_cap(policy: GuardPolicy) -> str:
@@ -132,15 +139,16 @@ def _settle(
     if previous is not None:
         cooldown = cooldowns.get(d.rule, 0.0)
         if now - previous.time < cooldown:
-            wait = cooldown - (now - previous.time)
             return (
                 Verdict.SKIP,
-                f"cooldown: {change.knob.value} changed {now - previous.time:.0f} s ago, {wait:.0f} s to go",
+                f"cooldown: {change.knob.value} changed at {_utc(previous.time)}, "
+                f"not again before {_utc(previous.time + cooldown)}",
             )
         if not _same_way(previous, change) and now - previous.time < policy.hysteresis_s:
             return (
                 Verdict.SKIP,
-                f"hysteresis: {change.knob.value} moved the other way {now - previous.time:.0f} s ago",
+                f"hysteresis: {change.knob.value} moved the other way at {_utc(previous.time)}, "
+                f"not back before {_utc(previous.time + policy.hysteresis_s)}",
             )
     if d.mode is Mode.RECOMMEND:
         return Verdict.RECOMMEND, ""
