@@ -138,19 +138,21 @@ class Daemon:
             targets_by_ref[target.ref] = (provider, target)
             try:
                 facts = build_facts(target, window, fleet)
-                for decision in pending.get(target.ref, ()):
+                for decision in pending.get(target.ref, ()) if pending else ():
                     report.verified.extend(
                         self._verify(decision, facts, start, provider, target, writes)
                     )
                 findings, resolved = evaluate(rules, target, facts, self.streaks, now)
-                report.findings += len(findings)
                 for observer in self.observers:
                     observer.function_observed(target, facts, findings, now)
-                for finding in findings:
-                    planned.extend(
-                        plan_finding(compiled[finding.rule], finding, target, self.mode, now)
-                    )
-                planned.extend(self._resolved(target.ref, name, facts, now) for name in resolved)
+                if findings:
+                    report.findings += len(findings)
+                    for finding in findings:
+                        planned.extend(
+                            plan_finding(compiled[finding.rule], finding, target, self.mode, now)
+                        )
+                if resolved:
+                    planned.extend(self._resolved(target.ref, n, facts, now) for n in resolved)
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
                 self._function_failed(report, target.ref, exc)
         for ref, gone in pending.items():
