@@ -2,8 +2,9 @@
 
 Each cycle observes, evaluates, plans, guards, records in the SQLite store and notifies,
 as in production; only the provider is simulated.  Two fleets per size: as drawn (a
-quarter of the functions running out of memory, most held back by the guard's hourly
-cap and recorded again each cycle) and settled (every function at its optimum + 15%).
+quarter of the functions running out of memory, most held back by the guard's caps
+cycle after cycle: each is one record, counted, not written again) and settled (every
+function at its optimum + 15%).
 For each size and fleet, in a fresh process:
 CPU per cycle (the simulator's own observe time is measured apart and left out), peak
 RSS, and where the time goes (cProfile of one cycle, by part).  Then a simulated week at

@@ -19,7 +19,7 @@ status through a :class:`~operators.cluster_state.ClusterStateMirror`:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -108,6 +108,19 @@ class MirroredStore:
         """Write decisions locally in one transaction, then their entries in the cluster."""
         self.inner.record_many(decisions)
         self._push([d.id for d in decisions])
+
+    def record_cycle(
+        self,
+        at: float,
+        writes: list[Decision],
+        made: list[Decision],
+        state: Mapping[str, str],
+        max_gap_s: float,
+    ) -> list[Decision]:
+        """Write a cycle's record locally in one transaction, then its changes' entries."""
+        recorded = self.inner.record_cycle(at, writes, made, state, max_gap_s)
+        self._push([d.id for d in writes])
+        return recorded
 
     def put_state(self, key: str, value: str) -> None:
         """Store loop state (local only)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +45,21 @@ _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 def _same_way(previous: Decision, change: Change) -> bool:
     """True unless the change moves the knob back the other way from the previous change."""
     return previous.change is None or previous.change.direction * change.direction >= 0
+
+
+def _utc(t: float) -> str:
+    """A time as ISO 8601 UTC to the second; a reason that names times, not ages, stays the
+    same from cycle to cycle, so a change held back is one repeated decision."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fleet_cap(policy: GuardPolicy) -> str:
+    """Why a change waits for the fleet's caps: one text for both, so that a change held
+    back cycle after cycle, by one cap then the other, is one repeated decision."""
+    return (
+        f"cap: the fleet's changes are used up (at most {policy.max_changes_per_cycle} "
+        f"per cycle and {policy.max_changes_per_hour} per hour)"
+    )
 
 
 def history_span(cooldowns: Mapping[str, float], policy: GuardPolicy) -> float:
@@ -123,22 +139,21 @@ def _settle(
     if previous is not None:
         cooldown = cooldowns.get(d.rule, 0.0)
         if now - previous.time < cooldown:
-            wait = cooldown - (now - previous.time)
             return (
                 Verdict.SKIP,
-                f"cooldown: {change.knob.value} changed {now - previous.time:.0f} s ago, {wait:.0f} s to go",
+                f"cooldown: {change.knob.value} changed at {_utc(previous.time)}, "
+                f"not again before {_utc(previous.time + cooldown)}",
             )
         if not _same_way(previous, change) and now - previous.time < policy.hysteresis_s:
             return (
                 Verdict.SKIP,
-                f"hysteresis: {change.knob.value} moved the other way {now - previous.time:.0f} s ago",
+                f"hysteresis: {change.knob.value} moved the other way at {_utc(previous.time)}, "
+                f"not back before {_utc(previous.time + policy.hysteresis_s)}",
             )
     if d.mode is Mode.RECOMMEND:
         return Verdict.RECOMMEND, ""
-    if this_cycle >= policy.max_changes_per_cycle:
-        return Verdict.SKIP, f"cap: {policy.max_changes_per_cycle} changes per cycle"
-    if in_last_hour >= policy.max_changes_per_hour:
-        return Verdict.SKIP, f"cap: {policy.max_changes_per_hour} changes per hour"
+    if this_cycle >= policy.max_changes_per_cycle or in_last_hour >= policy.max_changes_per_hour:
+        return Verdict.SKIP, _fleet_cap(policy)
     if per_function_day.get(d.ref, 0) >= policy.max_changes_per_function_per_day:
         return (
             Verdict.SKIP,

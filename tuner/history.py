@@ -55,6 +55,8 @@ def decision_json(d: Decision) -> dict[str, Any]:
         "reason": d.reason,
         "trace_ids": list(d.trace_ids),
         "flame_graph": flame_graph_command(d.facts) if d.trace_ids else None,
+        "seen": d.seen,
+        "last_seen": iso(d.last_seen if d.last_seen is not None else d.time),
     }
 
 
@@ -65,9 +67,10 @@ def decision_line(d: Decision, functions: str | None = None) -> str:
     who = functions if functions is not None else d.ref.key
     ids = d.trace_ids
     traces = f"  [traces {' '.join(ids)}: {flame_graph_command(d.facts)}]" if ids else ""
+    again = f"  [{d.seen} cycles, last {iso(d.last_seen)}]" if d.seen > 1 and d.last_seen else ""
     return (
         f"{iso(d.time)}  {who:28} {d.rule:16} {d.action:16} {d.state.value:11}"
-        f"{change}{reason}{traces}"
+        f"{change}{reason}{again}{traces}"
     )
 
 

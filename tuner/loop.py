@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from tuner.applying import Applier
+from tuner.collector import tune_collector
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
 from tuner.engine.telemetry import impossible
 from tuner.guard import DAY_S, HOUR_S, GuardPolicy, guard, history_span
@@ -100,6 +101,7 @@ class Daemon:
         saved = store.get_state(_STREAKS_KEY)
         self.streaks = Streaks(json.loads(saved) if saved else None)
         self._lock = threading.Lock()
+        tune_collector()  # a cycle builds and drops many objects: see tuner.collector
         self.observers: list[CycleObserver] = []
         """Told what each cycle saw (the dashboard's state, the metrics); empty by default."""
 
@@ -123,7 +125,10 @@ class Daemon:
         report = CycleReport(started=now)
         rules = self.rules
         start = now - self.window_s
-        observed, listed = self._observe(report, start, now)
+        writes: list[Decision] = []  # recorded at the end of the cycle, in one transaction
+        settled: list[Decision] = []  # the same, and counted when made again (tuner.repeats)
+        bad: list[Decision] = []  # windows that cannot be true: recorded as settled, not reported
+        observed, listed = self._observe(report, start, now, bad)
         fleet = fleet_facts(len(observed), [w for _, _, w in observed if w is not None])
         pending = _by_ref(self.store.pending_verification())
         planned: list[Decision] = []
@@ -133,47 +138,50 @@ class Daemon:
             targets_by_ref[target.ref] = (provider, target)
             try:
                 facts = build_facts(target, window, fleet)
-                for decision in pending.get(target.ref, ()):
-                    report.verified.extend(self._verify(decision, facts, start, provider, target))
+                for decision in pending.get(target.ref, ()) if pending else ():
+                    report.verified.extend(
+                        self._verify(decision, facts, start, provider, target, writes)
+                    )
                 findings, resolved = evaluate(rules, target, facts, self.streaks, now)
-                report.findings += len(findings)
                 for observer in self.observers:
                     observer.function_observed(target, facts, findings, now)
-                for finding in findings:
-                    planned.extend(
-                        plan_finding(compiled[finding.rule], finding, target, self.mode, now)
-                    )
-                planned.extend(self._resolved(target.ref, name, facts, now) for name in resolved)
+                if findings:
+                    report.findings += len(findings)
+                    for finding in findings:
+                        planned.extend(
+                            plan_finding(compiled[finding.rule], finding, target, self.mode, now)
+                        )
+                if resolved:
+                    planned.extend(self._resolved(target.ref, n, facts, now) for n in resolved)
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
                 self._function_failed(report, target.ref, exc)
         for ref, gone in pending.items():
             if ref not in targets_by_ref and ref.provider in listed:
                 for d in gone:
-                    report.verified.append(self._record(d.advance(State.UNCHANGED, GONE)))
+                    report.verified.append(d.advance(State.UNCHANGED, GONE))
+                    writes.append(report.verified[-1])
         cooldowns = {r.name: r.rule.cooldown for r in rules.rules}
         since = now - history_span(cooldowns, self.guard_policy)
         history = self.store.applied_since(since, with_facts=False)
-        settled: list[Decision] = []  # recorded together, in one transaction
+        applied: dict[int, Decision] = {}  # by position, among the settled ones
         for decision in guard(planned, history, cooldowns, self.guard_policy, now):
             decision = held(self.store, decision)  # a person paused tuning of this function
             try:
                 if decision.verdict is not Verdict.APPLY or decision.state is not State.PLANNED:
                     settled.append(decision)
                 else:
-                    decision = self._apply(decision, targets_by_ref)
+                    applied[len(settled) + len(applied)] = self._apply(decision, targets_by_ref)
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
                 self._function_failed(report, decision.ref, exc)
-                continue
-            report.decisions.append(decision)
-        try:
-            self.store.record_many(settled)
-        except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
-            report.errors.append(f"decisions not recorded: {exc}")
-            log.error("decisions not recorded", decisions=len(settled), error=str(exc))
         self._forget_streaks(listed, {target.ref.key for _, target, _ in observed})
+        recorded = iter(self._record_cycle(report, writes, [*settled, *bad], now))
+        report.decisions.extend(
+            applied[i] if i in applied else next(recorded)
+            for i in range(len(applied) + len(settled))
+        )
         told = [d for d in report.decisions if d.state not in UNTOLD]
         self._notify(told + [d for d in report.verified if d.state in EVENTS])
-        self._persist_state(now)
+        self._prune_store(now)
         report.finished = self.clock.now()
         for observer in self.observers:
             observer.cycle_finished(report, rules)
@@ -188,7 +196,7 @@ class Daemon:
         return report
 
     def _observe(
-        self, report: CycleReport, start: float, now: float
+        self, report: CycleReport, start: float, now: float, bad: list[Decision]
     ) -> tuple[list[tuple[Provider, Target, WindowFacts | None]], set[str]]:
         """Every provider's targets and their windows; a failing provider is left out."""
         observed: list[tuple[Provider, Target, WindowFacts | None]] = []
@@ -207,23 +215,19 @@ class Daemon:
                 window = windows.get(target.ref)
                 why = impossible(window) if window is not None else None
                 if why is not None:
-                    self._bad_telemetry(target, why, now)
+                    bad.append(self._bad_telemetry(target, why, now))
                     window = None
                 observed.append((provider, target, _current(window, start, now)))
         return observed, listed
 
-    def _bad_telemetry(self, target: Target, why: str, now: float) -> None:
-        """Record a window that cannot be true; the function is treated as having no data."""
+    def _bad_telemetry(self, target: Target, why: str, now: float) -> Decision:
+        """The record of a window that cannot be true; the function is treated as having no data."""
         log.warning("bad telemetry, window ignored", function=target.ref.key, why=why)
-        record = Decision(
+        return Decision(
             id=uuid.uuid4().hex, time=now, ref=target.ref, rule="telemetry",
             action="ignore-window", severity=Severity.WARNING, mode=self.mode,
             summary=f"bad telemetry: {why}", group=function_group(target.ref),
         ).with_verdict(Verdict.SKIP, f"bad telemetry: {why}: no rule acts on this window")  # fmt: skip
-        try:
-            self.store.record(record)
-        except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
-            log.error("bad telemetry not recorded", function=target.ref.key, error=str(exc))
 
     def _apply(
         self, decision: Decision, targets_by_ref: dict[FunctionRef, tuple[Provider, Target]]
@@ -240,13 +244,30 @@ class Daemon:
         self.store.record(decision)
         return decision
 
-    def _persist_state(self, now: float) -> None:
-        """Save the streaks and prune the store; a failing write never stops the cycle."""
+    def _record_cycle(
+        self, report: CycleReport, writes: list[Decision], made: list[Decision], now: float
+    ) -> list[Decision]:
+        """Write the cycle's record in one transaction; a failing write never stops the cycle.
+
+        ``writes`` (verifications) are written as they are; a decision in ``made`` that says
+        the same as in the previous cycle is counted on its record (:mod:`tuner.repeats`).
+        Returns ``made`` as recorded.
+        """
+        state = {_STREAKS_KEY: json.dumps(self.streaks.counts)}
+        try:
+            return self.store.record_cycle(now, writes, made, state, 2 * self.window_s)
+        except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
+            report.errors.append(f"decisions not recorded: {exc}")
+            log.error("decisions not recorded", decisions=len(writes) + len(made),
+                      error=str(exc))  # fmt: skip
+            return made
+
+    def _prune_store(self, now: float) -> None:
+        """Prune the store once an hour; a failing write never stops the cycle."""
         try:
             self._prune(now)
-            self.store.put_state(_STREAKS_KEY, json.dumps(self.streaks.counts))
-        except Exception as exc:  # noqa: BLE001 - tried again next cycle
-            log.error("state not saved", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - tried again next hour
+            log.error("store not pruned", error=str(exc))
 
     def _prune(self, now: float) -> None:
         """Once an hour, drop the decisions older than the retention from the store."""
@@ -259,7 +280,10 @@ class Daemon:
 
     def _forget_streaks(self, listed: set[str], seen: set[str]) -> None:
         """Drop the streaks of functions that their provider, which answered, no longer lists."""
-        silent = {k for k in self.streaks.counts if FunctionRef.parse(k).provider not in listed}
+        silent = {
+            k for k in self.streaks.counts
+            if k not in seen and FunctionRef.parse(k).provider not in listed
+        }  # fmt: skip
         self.streaks.forget(seen | silent)
 
     @staticmethod
@@ -314,11 +338,13 @@ class Daemon:
         window_start: float,
         provider: Provider,
         target: Target,
+        writes: list[Decision],
     ) -> list[Decision]:
         """Judge an applied change from one window; record the verdict or roll it back.
 
         Returns what to report: the change once judged (rolled back, when it was), and a
-        rollback that failed.
+        rollback that failed.  A window counted or a verdict goes into ``writes`` (the
+        cycle's record); a rollback is recorded at once, before it is applied.
         """
         compiled = self.rules.by_name(decision.rule)
         condition = compiled.condition if compiled else None
@@ -329,11 +355,14 @@ class Daemon:
             decision = replace(decision, judged_windows=decision.judged_windows + 1)
         if judgement.state is None:
             if judgement.counted:
-                self.store.record(decision)
+                writes.append(decision)
             return []
         if not judgement.rollback:
             judged = self.applier.judged(decision, judgement.state, judgement.reason, provider)
-            return [self._record(judged)] if judged.state is not State.APPLIED else []
+            if judged.state is State.APPLIED:
+                return []  # a trial not yet promoted: judged again with the next window
+            writes.append(judged)
+            return [judged]
         self.store.record(decision)
         undo = self.applier.rollback(decision, judgement.reason, facts, provider, target)
         if undo.state is not State.APPLIED:

@@ -314,6 +314,10 @@ class Decision:
     """Notifications for decisions with the same group key are sent together."""
     undoes: str = ""
     """For a rollback: the id of the decision whose change it reverses."""
+    seen: int = 1
+    """Consecutive cycles that made this same decision (one record; see tuner.repeats)."""
+    last_seen: float | None = None
+    """When the cycle that last made it ran; None: only at ``time``."""
 
     @property
     def trace_ids(self) -> tuple[str, ...]:
@@ -333,8 +337,9 @@ class Decision:
     def with_verdict(self, verdict: Verdict, reason: str = "") -> Decision:
         """A planned decision with the guard's verdict, in the state that verdict leads to."""
         state = VERDICT_STATES[verdict]
-        planned = self if state is self.state else self.advance(state, reason)
-        return replace(planned, verdict=verdict, reason=reason or self.reason)
+        if state is not self.state:
+            check(self.state, state)  # as advance() does, in one copy instead of two
+        return replace(self, state=state, verdict=verdict, reason=reason or self.reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,23 @@ class Store(Protocol):
         """Write several decisions at once (one transaction where the store has them)."""
         ...
 
+    def record_cycle(
+        self,
+        at: float,
+        writes: list[Decision],
+        made: list[Decision],
+        state: Mapping[str, str],
+        max_gap_s: float,
+    ) -> list[Decision]:
+        """Write a cycle's record at once: ``writes`` as they are, ``made`` counted or written.
+
+        A decision in ``made`` that says the same as in the previous cycle (at most
+        ``max_gap_s`` before) is counted on its record (:mod:`tuner.repeats`), not written
+        again; returns ``made`` as recorded (a repeat with its record's id).  ``state`` is
+        loop state saved with them.
+        """
+        ...
+
     def decisions(
         self, ref: FunctionRef | None = None, since: float | None = None, limit: int = 1000
     ) -> list[Decision]:

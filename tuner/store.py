@@ -1,7 +1,9 @@
 """The audit store: every decision, change intents and loop state, in one SQLite file.
 
 SQLite in WAL mode, one connection guarded by a lock (the loop's worker threads share
-it), every write committed at once so that a crash loses nothing already recorded.
+it), every write committed at once so that a crash loses nothing already recorded.  A
+decision the loop makes again cycle after cycle is one row: ``seen`` counts the cycles
+and ``last_seen`` says when the last one ran (:mod:`tuner.repeats`).
 """
 
 from __future__ import annotations
@@ -17,80 +19,18 @@ from typing import Any
 
 from tuner.lifecycle import LIVE, State, Verdict
 from tuner.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
+from tuner.repeats import REPEATABLE, Repeats
 from tuner.sqlite import connect, transaction
 from tuner.storeguard import StoreHolder, guard_store
+from tuner.storeschema import COLUMNS, READ, SCHEMA_VERSION, migrate
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    id TEXT PRIMARY KEY,
-    time REAL NOT NULL,
-    function TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    action TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    state TEXT NOT NULL,
-    verdict TEXT,
-    knob TEXT,
-    before_value REAL,
-    after_value REAL,
-    summary TEXT NOT NULL DEFAULT '',
-    advice TEXT NOT NULL DEFAULT '',
-    reason TEXT NOT NULL DEFAULT '',
-    judged_windows INTEGER NOT NULL DEFAULT 0,
-    channels TEXT NOT NULL DEFAULT '[]',
-    grp TEXT NOT NULL DEFAULT '',
-    facts TEXT NOT NULL DEFAULT '{}',
-    undoes TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS decisions_function_time ON decisions(function, time);
-CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
-CREATE INDEX IF NOT EXISTS decisions_state ON decisions(state);
-CREATE TABLE IF NOT EXISTS intents (
-    id TEXT PRIMARY KEY,
-    decision_id TEXT NOT NULL,
-    function TEXT NOT NULL,
-    changes TEXT NOT NULL,
-    created REAL NOT NULL,
-    state TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS state (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-_COLUMNS = (
-    "id, time, function, rule, action, severity, mode, state, verdict, knob, before_value, "
-    "after_value, summary, advice, reason, judged_windows, channels, grp, facts, undoes"
+_END_RUNS = (
+    "UPDATE decisions SET seen = ? - run + 1, last_seen = ?, run = NULL "
+    "WHERE run IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?))"
 )
-
-SCHEMA_VERSION = 2
-"""``PRAGMA user_version`` of a store this version writes (1: outcome and verification)."""
-
-_MIGRATE_FROM_1 = """
-ALTER TABLE decisions ADD COLUMN state TEXT NOT NULL DEFAULT 'planned';
-ALTER TABLE decisions ADD COLUMN verdict TEXT;
-ALTER TABLE decisions ADD COLUMN judged_windows INTEGER NOT NULL DEFAULT 0;
-UPDATE decisions SET
-  state = CASE
-    WHEN outcome = 'applied' AND verification IN ('improved', 'unchanged', 'worse')
-      THEN verification
-    WHEN outcome = 'rolled-back' AND action = 'rollback' THEN 'applied'
-    ELSE outcome END,
-  verdict = CASE outcome
-    WHEN 'observed' THEN 'observe' WHEN 'recommended' THEN 'recommend'
-    WHEN 'notified' THEN 'notify' WHEN 'skipped' THEN 'skip' ELSE 'apply' END,
-  judged_windows = COALESCE(
-    (SELECT CAST(value AS INTEGER) FROM state WHERE key = 'verify:' || decisions.id), 0);
-DELETE FROM state WHERE key LIKE 'verify:%';
-DROP INDEX IF EXISTS decisions_verification;
-ALTER TABLE decisions DROP COLUMN outcome;
-ALTER TABLE decisions DROP COLUMN verification;
-CREATE INDEX IF NOT EXISTS decisions_state ON decisions(state);
-"""
-"""Version 1 kept the guard's verdict and the decision's fate in one ``outcome`` column
-and the verification apart; version 2 keeps the lifecycle's states (tuner.lifecycle)."""
+"""Runs the cycle did not go on with end at the previous cycle, their count stored."""
 
 _LIVE = tuple(s.value for s in LIVE)
 
@@ -98,6 +38,8 @@ _LIVE = tuple(s.value for s in LIVE)
 def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
     return str(value)
 
 
@@ -113,21 +55,13 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._db = connect(self.path)
         self._migrate()
+        self._repeats = self._open_runs()
+        """What the last cycle recorded: a decision made again is counted, not written again."""
 
     def _migrate(self) -> None:
         """Create the tables, or bring a store written by an earlier version up to date."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
         with self._tx() as db:
-            if columns and "undoes" not in columns:  # written before rollbacks were linked
-                db.execute("ALTER TABLE decisions ADD COLUMN undoes TEXT NOT NULL DEFAULT ''")
-            if "outcome" in columns:
-                for statement in _MIGRATE_FROM_1.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            migrate(db)
 
     def close(self) -> None:
         """Close the database (a checkpoint flushes the write-ahead log)."""
@@ -150,11 +84,54 @@ class SqliteStore:
         rows = [self._row(d) for d in decisions]
         with self._tx() as db:
             db.executemany(self._insert, rows)
+        self._repeats.drop({d.id for d in decisions})  # a run rewritten is a run ended
 
-    _insert = f"INSERT OR REPLACE INTO decisions ({_COLUMNS}) VALUES ({', '.join('?' * 20)})"
+    def record_cycle(
+        self,
+        at: float,
+        writes: list[Decision],
+        made: list[Decision],
+        state: Mapping[str, str],
+        max_gap_s: float,
+    ) -> list[Decision]:
+        """Write a cycle's record in one transaction, and return ``made`` as recorded.
+
+        ``writes`` are written as they are.  ``made`` are the decisions the cycle made
+        that nothing was applied for (:data:`tuner.repeats.REPEATABLE`): one that says the
+        same as in the previous cycle (at most ``max_gap_s`` before) is not written again,
+        and is returned with its record's id, ``seen`` and ``last_seen``; the others are
+        written.  ``state`` is loop state saved with them.
+        """
+        split = self._repeats.split(made, at, max_gap_s)
+        again = json.dumps([d.id for d in split.seen_again])
+        runs = {d.id for d in split.new if d.state in REPEATABLE}
+        with self._tx() as db:
+            row = db.execute("SELECT number, time FROM cycle").fetchone()
+            number, previous = (row[0], row[1]) if row else (0, at)
+            db.execute(_END_RUNS, (number, previous, again))
+            db.executemany(self._insert, [self._row(d) for d in writes])
+            db.executemany(self._insert, [self._row(d, number + 1 if d.id in runs else None)
+                                          for d in split.new])  # fmt: skip
+            db.execute("INSERT OR REPLACE INTO cycle VALUES (0, ?, ?)", (number + 1, at))
+            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", list(state.items()))
+        self._repeats.recorded(split)
+        self._repeats.drop({d.id for d in writes})
+        return split.decisions
+
+    def _open_runs(self) -> Repeats:
+        """The runs the last cycle recorded that may go on (their facts left out)."""
+        columns = READ.replace(", facts", ", '{}'")
+        with self._lock:
+            last = self._db.execute("SELECT time FROM cycle").fetchone()
+            rows = self._db.execute(
+                f"SELECT {columns} FROM decisions WHERE run IS NOT NULL ORDER BY rowid"
+            ).fetchall()
+        return Repeats([self._decision(r) for r in rows], last[0] if last else None)
+
+    _insert = f"INSERT OR REPLACE INTO decisions ({COLUMNS}, run) VALUES ({', '.join('?' * 23)})"
 
     @staticmethod
-    def _row(d: Decision) -> tuple[Any, ...]:
+    def _row(d: Decision, run: int | None = None) -> tuple[Any, ...]:
         c = d.change
         return (
             d.id, d.time, d.ref.key, d.rule, d.action, d.severity.value, d.mode.value,
@@ -162,14 +139,15 @@ class SqliteStore:
             c.knob.value if c else None, c.before if c else None,
             c.after if c else None, d.summary, d.advice, d.reason,
             d.judged_windows, json.dumps(list(d.channels)),
-            d.group, json.dumps(_finite(d.facts), default=_json_default, allow_nan=False),
-            d.undoes,
+            d.group, _facts_json(d.facts),
+            d.undoes, d.seen, d.last_seen if d.last_seen is not None else d.time, run,
         )  # fmt: skip
 
     @staticmethod
     def _decision(row: tuple[Any, ...]) -> Decision:
         (id_, time, function, rule, action, severity, mode, state, verdict, knob, before, after,
-         summary, advice, reason, judged_windows, channels, grp, facts, undoes) = row  # fmt: skip
+         summary, advice, reason, judged_windows, channels, grp, facts, undoes, seen,
+         last_seen) = row  # fmt: skip
         change = None
         if knob is not None:
             change = Change(Knob(knob), _number(before), _number(after) or 0)
@@ -179,23 +157,27 @@ class SqliteStore:
             verdict=Verdict(verdict) if verdict else None,
             facts=json.loads(facts), change=change, summary=summary, advice=advice,
             reason=reason, judged_windows=judged_windows,
-            channels=tuple(json.loads(channels)), group=grp, undoes=undoes,
+            channels=tuple(json.loads(channels)), group=grp, undoes=undoes, seen=seen,
+            last_seen=None if last_seen is None or last_seen == time else last_seen,
         )  # fmt: skip
 
     def decisions(
         self, ref: FunctionRef | None = None, since: float | None = None, limit: int = 1000
     ) -> list[Decision]:
-        """Decisions, oldest first (the newest ``limit``), optionally for one function."""
+        """Decisions, oldest first (the newest ``limit``), optionally for one function.
+
+        ``since`` keeps the decisions made (or made again) at or after that time.
+        """
         where: list[str] = []
         args: list[object] = []
         if ref is not None:
             where.append("function = ?")
             args.append(ref.key)
         if since is not None:
-            where.append("time >= ?")
-            args.append(since)
+            where.append("(last_seen >= ? OR (run IS NOT NULL AND (SELECT time FROM cycle) >= ?))")
+            args.extend((since, since))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sql = f"SELECT {_COLUMNS} FROM decisions {clause} ORDER BY time DESC, rowid DESC LIMIT ?"
+        sql = f"SELECT {READ} FROM decisions {clause} ORDER BY time DESC, rowid DESC LIMIT ?"
         with self._lock:
             rows = self._db.execute(sql, (*args, limit)).fetchall()
         return [self._decision(r) for r in reversed(rows)]
@@ -204,7 +186,7 @@ class SqliteStore:
         """One decision by id."""
         with self._lock:
             row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM decisions WHERE id = ?", (decision_id,)
+                f"SELECT {READ} FROM decisions WHERE id = ?", (decision_id,)
             ).fetchone()
         return self._decision(row) if row else None
 
@@ -216,7 +198,7 @@ class SqliteStore:
         ``with_facts=False`` leaves the facts out (empty), which the guard does not need
         and which make up most of the cost of reading a day of history.
         """
-        columns = _COLUMNS if with_facts else _COLUMNS.replace(", facts", ", '{}'")
+        columns = COLUMNS if with_facts else COLUMNS.replace(", facts", ", '{}'")
         sql = (
             f"SELECT {columns} FROM decisions WHERE time >= ? "
             f"AND state IN ({', '.join('?' * len(_LIVE))}) ORDER BY time, rowid"
@@ -227,7 +209,7 @@ class SqliteStore:
 
     def unsettled_rollbacks(self) -> list[Decision]:
         """Rollbacks that went live but whose reversed change is not yet marked rolled back."""
-        undo = ", ".join(f"u.{c.strip()}" for c in _COLUMNS.split(","))
+        undo = ", ".join(f"u.{c.strip()}" for c in COLUMNS.split(","))
         sql = (
             f"SELECT {undo} FROM decisions u JOIN decisions o ON o.id = u.undoes "
             "WHERE u.undoes != '' AND u.state = ? AND o.state != ? ORDER BY u.time, u.rowid"
@@ -239,7 +221,7 @@ class SqliteStore:
     def pending_verification(self) -> list[Decision]:
         """Changes that went live and have not been judged yet, oldest first."""
         sql = (
-            f"SELECT {_COLUMNS} FROM decisions WHERE state = ? AND undoes = '' "
+            f"SELECT {COLUMNS} FROM decisions WHERE state = ? AND undoes = '' "
             "ORDER BY time, rowid"
         )
         with self._lock:
@@ -257,12 +239,14 @@ class SqliteStore:
                 (intent.id, intent.decision_id, intent.ref.key, changes, intent.created, "open"),
             )
             db.execute(self._insert, self._row(decision))
+        self._repeats.drop({decision.id})
 
     def finish_intent(self, intent_id: str, state: str, decision: Decision) -> None:
         """Mark an intent done, failed or abandoned and record the final decision, at once."""
         with self._tx() as db:
             db.execute("UPDATE intents SET state = ? WHERE id = ?", (state, intent_id))
             db.execute(self._insert, self._row(decision))
+        self._repeats.drop({decision.id})
 
     def open_intents(self) -> list[Intent]:
         """Intents that were begun and never finished."""
@@ -286,11 +270,12 @@ class SqliteStore:
     def prune(self, before: float) -> int:
         """Delete decisions and finished intents older than ``before``; return how many decisions.
 
-        Unfinished work stays: a change still being verified, and one whose intent is open.
+        A decision goes once it was last made before ``before``.  Unfinished work stays: a
+        change still being verified, and one whose intent is open.
         SQLite reuses the freed pages, so the file stops growing at the retention's size.
         """
         sql = (
-            "DELETE FROM decisions WHERE time < ? AND state != ? "
+            "DELETE FROM decisions WHERE last_seen < ? AND run IS NULL AND state != ? "
             "AND NOT (state = ? AND undoes = '') "
             "AND id NOT IN (SELECT decision_id FROM intents WHERE state = 'open')"
         )
@@ -317,6 +302,14 @@ class SqliteStore:
         """Forget a piece of loop state (absent keys are fine)."""
         with self._tx() as db:
             db.execute("DELETE FROM state WHERE key = ?", (key,))
+
+
+def _facts_json(facts: Mapping[str, Any]) -> str:
+    """The facts as JSON; NaN and infinite numbers (rare) become null."""
+    try:
+        return json.dumps(facts, default=_json_default, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(facts), default=_json_default, allow_nan=False)
 
 
 def _finite(value: Any) -> Any:

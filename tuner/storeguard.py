@@ -91,8 +91,9 @@ def _check_contents(p: Path, supported_version: int) -> None:
     finally:
         db.close()
     if problems != ["ok"]:
+        problem = "; ".join(line.strip() for line in problems[0].splitlines() if line.strip())
         raise StoreError(
-            p, f"is damaged ({problems[0]}); restore a backup or move it away, nothing was changed"
+            p, f"is damaged ({problem}); restore a backup or move it away, nothing was changed"
         )
 
 

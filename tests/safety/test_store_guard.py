@@ -12,7 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ import structlog
 from tests.unit.test_loop import world
 from tuner.cli import main
 from tuner.lifecycle import State
+from tuner.model import Decision
 from tuner.store import SCHEMA_VERSION, SqliteStore
 from tuner.storeguard import StoreError, lock_path
 
@@ -215,11 +216,14 @@ class FillingStore(SqliteStore):
 
     full = False
 
-    def put_state(self, key: str, value: str) -> None:
+    def record_cycle(
+        self, at: float, writes: list[Decision], made: list[Decision],
+        state: Mapping[str, str], max_gap_s: float,
+    ) -> list[Decision]:  # fmt: skip
         if not self.full:
             self.full = True
             fill(Path(self.path).parent)
-        super().put_state(key, value)
+        return super().record_cycle(at, writes, made, state, max_gap_s)
 
 
 def test_disk_full_an_applied_change_is_announced_and_the_daemon_recovers(

@@ -145,3 +145,22 @@ def test_one_knob_changes_once_per_cycle() -> None:
 )
 def test_effective_mode(global_mode: Mode, rule_mode: Mode | None, effective: Mode) -> None:
     assert effective_mode(global_mode, rule_mode) is effective
+
+
+@pytest.mark.parametrize(
+    ("history", "policy", "says"),
+    [
+        ([past(100)], GuardPolicy(), "cooldown: memory_mb changed at 1970-01-12T13:45:00Z, not again before 1970-01-12T13:55:00Z"),
+        ([past(700, before=512, after=256)], GuardPolicy(), "hysteresis: memory_mb moved the other way at 1970-01-12T13:35:00Z"),
+        ([past(700, ref=G)], GuardPolicy(max_changes_per_hour=1), "cap: the fleet's changes are used up (at most 20 per cycle and 1 per hour)"),
+    ],
+)  # fmt: skip
+def test_a_change_held_back_says_the_same_in_every_cycle_until_it_may_go(
+    history: list[Decision], policy: GuardPolicy, says: str
+) -> None:
+    """Times, not ages: the same decision in the next cycles is one record (tuner.repeats)."""
+    reasons = {
+        guard([decision(before=256, after=512)], history, COOLDOWN, policy, NOW + later)[0].reason
+        for later in (0.0, 60.0, 120.0)
+    }
+    assert len(reasons) == 1 and reasons.pop().startswith(says)

@@ -60,6 +60,7 @@ def evaluate(
     if not facts.get("invocations"):
         return findings, resolved
     key = target.ref.key
+    counts = streaks.counts  # no streak to break for most functions: reset() is not called
     for compiled in rules.rules:
         rule = compiled.rule
         if not compiled.matches_all and not rule.match.matches(target):
@@ -68,6 +69,6 @@ def evaluate(
         if holds is True:
             if streaks.bump(key, rule.name) >= rule.for_windows:
                 findings.append(Finding(target.ref, rule.name, rule.severity, facts, window_end))
-        elif holds is False and streaks.reset(key, rule.name) >= rule.for_windows:
+        elif holds is False and key in counts and streaks.reset(key, rule.name) >= rule.for_windows:
             resolved.append(rule.name)  # only data showing health resolves; unknown keeps it
     return findings, resolved

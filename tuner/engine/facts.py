@@ -214,14 +214,19 @@ def _f(value: float | int | None) -> float | None:
     if value is None:
         return None
     f = float(value)
-    return f if 0.0 <= f < math.inf else None  # false for NaN too
+    return f if 0.0 <= f < _INF else None  # false for NaN too
+
+
+_INF = math.inf
+
+
+def _div(part: float | None, whole: float | None) -> float | None:
+    """``part / whole`` of two values already through :func:`_f`; None without a whole."""
+    return None if part is None or not whole else part / whole
 
 
 def _ratio(part: float | int | None, whole: float | int | None) -> float | None:
-    p, w = _f(part), _f(whole)
-    if p is None or not w:
-        return None
-    return p / w
+    return _div(_f(part), _f(whole))
 
 
 def _dependency_error_rate(dep: DependencyFacts) -> float | None:
@@ -230,23 +235,44 @@ def _dependency_error_rate(dep: DependencyFacts) -> float | None:
     return rate if rate is not None and rate <= 1.0 else None
 
 
-def _worst(window: WindowFacts) -> tuple[str | None, float | None, float | None]:
-    """The worst dependency by error rate, then latency; with its rate and the worst latency."""
+def _dependencies(window: WindowFacts) -> tuple[
+    dict[str, dict[str, float | None]], str | None, float | None, float | None, float, float
+]:  # fmt: skip
+    """Each dependency's facts; the worst by error rate, then latency; its rate; the worst
+    latency; and the calls and failed calls to all of them."""
+    out: dict[str, dict[str, float | None]] = {}
     worst: tuple[float, float, str] | None = None
     latency: float | None = None
+    calls = errors = 0.0
     for dep in window.dependencies.values():
+        calls += dep.calls
+        errors += dep.errors
         rate = _dependency_error_rate(dep)
+        p95 = _f(dep.latency_p95_ms)
+        out[dep.name] = {"calls": _f(dep.calls), "errors": _f(dep.errors), "error_rate": rate,
+                         "latency_p95_ms": p95}  # fmt: skip
         if rate is None:
             continue
-        p95 = _f(dep.latency_p95_ms)
         if p95 is not None:
             latency = p95 if latency is None else max(latency, p95)
         key = (rate, p95 or 0.0, dep.name)
         if worst is None or key > worst:
             worst = key
     if worst is None:
-        return None, None, latency
-    return worst[2], worst[0], latency
+        return out, None, None, latency, calls, errors
+    return out, worst[2], worst[0], latency, calls, errors
+
+
+def _extra(extra: Mapping[str, float | int | None]) -> dict[str, float | None]:
+    """The provider's measurements through :func:`_f` (inlined: a window has dozens)."""
+    out: dict[str, float | None] = {}
+    for k, v in extra.items():
+        if v is None:
+            out[k] = None
+        else:
+            f = float(v)
+            out[k] = f if 0.0 <= f < _INF else None
+    return out
 
 
 def build_facts(
@@ -259,11 +285,12 @@ def build_facts(
     cfg = target.config
     w = window
     timeout_ms = None if cfg.timeout_s is None else cfg.timeout_s * 1000.0
+    memory_mb = float(cfg.memory_mb)
     facts: dict[str, Any] = {
         "provider": target.ref.provider,
         "function": target.ref.name,
         "labels": dict(target.labels),
-        "memory_mb": float(cfg.memory_mb),
+        "memory_mb": memory_mb,
         "timeout_ms": timeout_ms,
         "cpu_scales_with_memory": target.limits.cpu_scales_with_memory,
         "batch_size": _f(cfg.batch_size),
@@ -281,50 +308,45 @@ def build_facts(
         facts["evidence"] = {}
         facts["dependency_failing_functions"] = 0.0
         return facts
-    worst, worst_rate, worst_latency = _worst(w)
-    deps = list(w.dependencies.values())
+    f = _f
+    dependencies, worst, worst_rate, worst_latency, calls, errors_ = _dependencies(w)
     failing = fleet.get("failing_dependencies", {})
-    facts.update(
-        window_s=w.end - w.start,
-        invocations=_f(w.invocations),
-        errors=_f(w.errors),
-        error_rate=_ratio(w.errors, w.invocations),
-        timeouts=_f(w.timeouts),
-        timeout_rate=_ratio(w.timeouts, w.invocations),
-        ooms=_f(w.ooms),
-        oom_rate=_ratio(w.ooms, w.invocations),
-        throttles=_f(w.throttles),
-        cold_starts=_f(w.cold_starts),
-        init_errors=_f(w.init_errors),
-        duration_p50_ms=_f(w.duration_p50_ms),
-        duration_p95_ms=_f(w.duration_p95_ms),
-        duration_p99_ms=_f(w.duration_p99_ms),
-        duration_max_ms=_f(w.duration_max_ms),
-        duration_timeout_ratio=_ratio(w.duration_p99_ms, timeout_ms),
-        peak_memory_mb=_f(w.peak_memory_mb),
-        memory_utilisation=_ratio(w.peak_memory_mb, cfg.memory_mb),
-        dependencies={
-            d.name: {
-                "calls": _f(d.calls),
-                "errors": _f(d.errors),
-                "error_rate": _dependency_error_rate(d),
-                "latency_p95_ms": _f(d.latency_p95_ms),
-            }
-            for d in w.dependencies.values()
-        },
-        dependency_calls=_f(sum(d.calls for d in deps)) if deps else None,
-        dependency_errors=_f(sum(d.errors for d in deps)) if deps else None,
-        dependency_error_rate=worst_rate,
-        dependency_latency_p95_ms=worst_latency,
-        worst_dependency=worst,
-        dependency_failing_functions=float(failing.get(worst, 0))
+    invocations, errors, timeouts, ooms = f(w.invocations), f(w.errors), f(w.timeouts), f(w.ooms)
+    p99, peak = f(w.duration_p99_ms), f(w.peak_memory_mb)
+    extra = w.extra
+    facts["window_s"] = w.end - w.start
+    facts["invocations"] = invocations
+    facts["errors"] = errors
+    facts["error_rate"] = None if errors is None or not invocations else errors / invocations
+    facts["timeouts"] = timeouts
+    facts["timeout_rate"] = None if timeouts is None or not invocations else timeouts / invocations
+    facts["ooms"] = ooms
+    facts["oom_rate"] = None if ooms is None or not invocations else ooms / invocations
+    facts["throttles"] = f(w.throttles)
+    facts["cold_starts"] = f(w.cold_starts)
+    facts["init_errors"] = f(w.init_errors)
+    facts["duration_p50_ms"] = f(w.duration_p50_ms)
+    facts["duration_p95_ms"] = f(w.duration_p95_ms)
+    facts["duration_p99_ms"] = p99
+    facts["duration_max_ms"] = f(w.duration_max_ms)
+    facts["duration_timeout_ratio"] = _div(p99, f(timeout_ms))
+    facts["peak_memory_mb"] = peak
+    facts["memory_utilisation"] = _div(peak, f(memory_mb))
+    facts["dependencies"] = dependencies
+    facts["dependency_calls"] = f(calls) if dependencies else None
+    facts["dependency_errors"] = f(errors_) if dependencies else None
+    facts["dependency_error_rate"] = worst_rate
+    facts["dependency_latency_p95_ms"] = worst_latency
+    facts["worst_dependency"] = worst
+    facts["dependency_failing_functions"] = (
+        float(failing.get(worst, 0))
         if worst_rate and worst_rate >= FAILING_DEPENDENCY_ERROR_RATE
-        else 0.0,
-        extra={k: _f(v) for k, v in w.extra.items()},
-        traced_peak_memory_mb=_f(w.extra.get("traced_peak_memory_mb")),
-        traced_failed_allocation_mb=_f(w.extra.get("traced_failed_allocation_mb")),
-        evidence=dict(w.evidence),
+        else 0.0
     )
+    facts["extra"] = _extra(extra)
+    facts["traced_peak_memory_mb"] = f(extra.get("traced_peak_memory_mb"))
+    facts["traced_failed_allocation_mb"] = f(extra.get("traced_failed_allocation_mb"))
+    facts["evidence"] = dict(w.evidence)
     return facts
 
 

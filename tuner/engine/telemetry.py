@@ -29,6 +29,8 @@ MAX_COUNT = 1e12
 
 def impossible(window: WindowFacts) -> str | None:
     """Why the window cannot be true, or None when it can be."""
+    if _usual(window):
+        return None
     if not (_finite(window.start) and _finite(window.end)) or window.start >= window.end:
         return f"the window's bounds are impossible ({window.start!r} .. {window.end!r})"
     for name in COUNTS:
@@ -58,3 +60,41 @@ def impossible(window: WindowFacts) -> str | None:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _usual(w: WindowFacts) -> bool:
+    """True for the usual window, checked at once: every number a plain one, in range.
+
+    Plain ints and floats only (a bool, NaN or anything else takes the full checks), so
+    that a window this passes is one :func:`impossible` finds nothing wrong with.
+    """
+    invocations = w.invocations
+    if invocations is None or type(invocations) not in _PLAIN or not 0 <= invocations <= MAX_COUNT:
+        return False
+    if invocations != int(invocations) or type(w.start) is not float or type(w.end) is not float:
+        return False
+    if not -math.inf < w.start < w.end < math.inf:
+        return False
+    for value in (w.errors, w.timeouts, w.ooms, w.cold_starts):
+        if value is not None and (
+            type(value) not in _PLAIN or not 0 <= value <= invocations or value != int(value)
+        ):
+            return False
+    throttles = w.throttles
+    if throttles is not None and (
+        type(throttles) not in _PLAIN or not 0 <= throttles <= MAX_COUNT or throttles != int(throttles)
+    ):
+        return False
+    measured: tuple[tuple[float | None, float], ...] = (
+        (w.duration_p50_ms, _WEEK_MS), (w.duration_p95_ms, _WEEK_MS), (w.duration_p99_ms, _WEEK_MS),
+        (w.duration_max_ms, _WEEK_MS), (w.peak_memory_mb, _MOST_MB),
+    )  # fmt: skip
+    for measure, most in measured:
+        if measure is not None and (type(measure) not in _PLAIN or not 0 <= measure <= most):
+            return False
+    return True
+
+
+_PLAIN = (int, float)
+_WEEK_MS = MEASUREMENTS["duration_p50_ms"]
+_MOST_MB = MEASUREMENTS["peak_memory_mb"]

@@ -59,7 +59,9 @@ def decision_json(d: Decision) -> dict[str, Any]:
     from tuner.history import decision_json as explained
 
     change = d.change.describe() if d.change else ""
-    return {**explained(d), "time": d.time, "change": change, "undoes": d.undoes}
+    last_seen = d.last_seen if d.last_seen is not None else d.time
+    return {**explained(d), "time": d.time, "last_seen": last_seen, "change": change,
+            "undoes": d.undoes}  # fmt: skip
 
 
 def status_json(src: Sources) -> dict[str, Any]:
