@@ -6,7 +6,9 @@ quarter of the functions running out of memory, most held back by the guard's ca
 cycle after cycle: each is one record, counted, not written again) and settled (every
 function at its optimum + 15%).
 For each size and fleet, in a fresh process:
-CPU per cycle (the simulator's own observe time is measured apart and left out), peak
+CPU per cycle (the simulator's own observe time is measured apart and left out, except
+the cyclic collector's runs during it, which walk tuner's objects too and count as
+tuner's), peak
 RSS, and where the time goes (cProfile of one cycle, by part).  Then a simulated week at
 the smallest size: memory per tracked function at the end of each day.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import json
 import pstats
@@ -99,6 +102,24 @@ def _parts(stats: dict[Any, Any]) -> dict[str, float]:
     return by_part
 
 
+class _CollectorTime:
+    """CPU time of the cyclic collector's runs, wherever they ran."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds += time.process_time() - self._started
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+
 def one_size(functions: int, cycles: int, settled: bool) -> dict[str, Any]:
     """Run ``cycles`` measured cycles (after two warm-up cycles) at one fleet size."""
     from tuner.logs import configure
@@ -109,12 +130,16 @@ def one_size(functions: int, cycles: int, settled: bool) -> dict[str, Any]:
         for _ in range(2):  # the first cycles write the initial OOM fixes
             clock.advance(WINDOW_S)
             daemon.run_cycle()
-        tuner_cpu, sim_cpu = [], []
+        tuner_cpu, sim_cpu, between = [], [], []
+        collector = _CollectorTime()
         for i in range(cycles + 1):
             clock.advance(WINDOW_S)
-            t0 = time.process_time()
+            t0, gc0 = time.process_time(), collector.seconds
             provider.observe(provider.targets(), clock.now() - WINDOW_S, clock.now())
             t1 = time.process_time()  # the cycle's own observe is answered from memory
+            # collections that ran meanwhile walked tuner's objects too: counted as tuner's
+            collected = collector.seconds - gc0
+            t0 += collected
             if i == cycles:  # the last one under the profiler
                 profile = cProfile.Profile()
                 profile.enable()
@@ -123,7 +148,9 @@ def one_size(functions: int, cycles: int, settled: bool) -> dict[str, Any]:
             else:
                 daemon.run_cycle()
                 sim_cpu.append(t1 - t0)
-                tuner_cpu.append(time.process_time() - t1)
+                tuner_cpu.append(time.process_time() - t1 + collected)
+                between.append(collected)
+        collector.stop()
         by_part = _parts(pstats.Stats(profile).stats)  # type: ignore[attr-defined]
         total = sum(by_part.values()) or 1.0
         return {
@@ -132,6 +159,7 @@ def one_size(functions: int, cycles: int, settled: bool) -> dict[str, Any]:
             "cycles": cycles,
             "tuner_cpu_ms_per_cycle": round(1000 * sum(tuner_cpu) / cycles, 1),
             "simulator_cpu_ms_per_cycle": round(1000 * sum(sim_cpu) / cycles, 1),
+            "collector_between_cycles_ms_per_cycle": round(1000 * sum(between) / cycles, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "profile_share": {k: round(v / total, 3) for k, v in sorted(by_part.items())},
         }

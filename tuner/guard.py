@@ -8,7 +8,8 @@ leads to (``applying`` for those that may go ahead; the loop carries them on fro
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,7 +54,7 @@ def _utc(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _fleet_cap(policy: GuardPolicy) -> str:
+def fleet_cap(policy: GuardPolicy) -> str:
     """Why a change waits for the fleet's caps: one text for both, so that a change held
     back cycle after cycle, by one cap then the other, is one repeated decision."""
     return (
@@ -62,13 +63,30 @@ def _fleet_cap(policy: GuardPolicy) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A finding planned only when the guard comes to it, when it knows if the fleet's caps are full.
+
+    ``plan(capped)`` returns the finding's decisions, all of ``severity`` (its rule's).
+    ``capped`` is True when the fleet's changes are used up for this cycle or hour: every
+    change among them that reaches the caps is then held back, whatever it is, so a
+    planner may answer from what it planned for the same finding before
+    (:class:`tuner.planning.HeldPlans`) instead of sizing the change again.  Such a
+    decision may come settled already (held back for the fleet's cap): the guard settles
+    it again, and keeps it as it is when it comes to the same verdict and reason.
+    """
+
+    severity: Severity
+    plan: Callable[[bool], Sequence[Decision]]
+
+
 def history_span(cooldowns: Mapping[str, float], policy: GuardPolicy) -> float:
     """How far back the guard must see: a day (the daily cap), the longest cooldown and hysteresis."""
     return max(DAY_S, policy.hysteresis_s, *cooldowns.values(), 0.0)
 
 
 def guard(
-    planned: Sequence[Decision],
+    planned: Sequence[Decision | Deferred],
     history: Sequence[Decision],
     cooldowns: Mapping[str, float],
     policy: GuardPolicy,
@@ -78,7 +96,9 @@ def guard(
 
     ``history`` holds the applied decisions of at least :func:`history_span`; ``cooldowns``
     maps a rule name to its cooldown in seconds.  Each decision's ``mode`` is already the
-    stricter of the global mode and its rule's (planning settles it).
+    stricter of the global mode and its rule's (planning settles it).  A :class:`Deferred`
+    finding is planned in its place in that order, so the result is the same as if it had
+    been planned before.
     """
     last: dict[tuple[FunctionRef, Knob], Decision] = {}
     per_function_day: Counter[FunctionRef] = Counter()
@@ -93,23 +113,31 @@ def guard(
     this_cycle = 0
     touched: set[tuple[FunctionRef, Knob]] = set()
     settled: list[Decision] = []
-    for d in sorted(planned, key=lambda d: _SEVERITY_ORDER[d.severity]):
-        verdict, reason = _settle(
-            d,
-            last,
-            touched,
-            per_function_day,
-            in_last_hour + this_cycle,
-            this_cycle,
-            cooldowns,
-            policy,
-            now,
-        )
-        if verdict is Verdict.APPLY and d.change is not None:
-            this_cycle += 1
-            touched.add((d.ref, d.change.knob))
-            per_function_day[d.ref] += 1
-        settled.append(d.with_verdict(verdict, reason))
+    for item in sorted(planned, key=lambda d: _SEVERITY_ORDER[d.severity]):
+        if isinstance(item, Deferred):
+            used = in_last_hour + this_cycle >= policy.max_changes_per_hour
+            batch = item.plan(used or this_cycle >= policy.max_changes_per_cycle)
+        else:
+            batch = (item,)
+        for d in batch:
+            verdict, reason = _settle(
+                d,
+                last,
+                touched,
+                per_function_day,
+                in_last_hour + this_cycle,
+                this_cycle,
+                cooldowns,
+                policy,
+                now,
+            )
+            if verdict is Verdict.APPLY and d.change is not None:
+                this_cycle += 1
+                touched.add((d.ref, d.change.knob))
+                per_function_day[d.ref] += 1
+            if d.verdict is not verdict or d.reason != reason:
+                d = d.with_verdict(verdict, reason)
+            settled.append(d)  # a deferred finding's decision may come settled already
     return settled
 
 
@@ -153,7 +181,7 @@ def _settle(
     if d.mode is Mode.RECOMMEND:
         return Verdict.RECOMMEND, ""
     if this_cycle >= policy.max_changes_per_cycle or in_last_hour >= policy.max_changes_per_hour:
-        return Verdict.SKIP, _fleet_cap(policy)
+        return Verdict.SKIP, fleet_cap(policy)
     if per_function_day.get(d.ref, 0) >= policy.max_changes_per_function_per_day:
         return (
             Verdict.SKIP,

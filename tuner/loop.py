@@ -19,15 +19,16 @@ from typing import Any
 import structlog
 
 from tuner.applying import Applier
-from tuner.collector import tune_collector
+from tuner.collector import paused, tune_collector
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
+from tuner.engine.rulefiles import CompiledRule
 from tuner.engine.telemetry import impossible
-from tuner.guard import DAY_S, HOUR_S, GuardPolicy, guard, history_span
+from tuner.guard import DAY_S, HOUR_S, Deferred, GuardPolicy, fleet_cap, guard, history_span
 from tuner.insight import CycleObserver
 from tuner.lifecycle import EVENTS, UNTOLD, State, Verdict
 from tuner.manual import held
-from tuner.model import Change, Decision, FunctionRef, Mode, Severity, Target, WindowFacts
-from tuner.planning import function_group, plan_finding, replan
+from tuner.model import Change, Decision, Finding, FunctionRef, Mode, Severity, Target, WindowFacts
+from tuner.planning import HeldPlans, function_group, replan
 from tuner.ports import Clock, Notifier, Provider, Store
 from tuner.retrying import Retrier
 from tuner.verifying import GONE, VerifyPolicy, judge
@@ -102,6 +103,7 @@ class Daemon:
         self.streaks = Streaks(json.loads(saved) if saved else None)
         self._lock = threading.Lock()
         tune_collector()  # a cycle builds and drops many objects: see tuner.collector
+        self._held = HeldPlans()
         self.observers: list[CycleObserver] = []
         """Told what each cycle saw (the dashboard's state, the metrics); empty by default."""
 
@@ -114,7 +116,7 @@ class Daemon:
 
     def run_cycle(self) -> CycleReport:
         """Run one full cycle over every provider; never raises for a provider's fault."""
-        with self._lock:
+        with self._lock, paused():  # collected between cycles: see tuner.collector
             return self._cycle()
 
     def _cycle(self) -> CycleReport:
@@ -131,7 +133,7 @@ class Daemon:
         observed, listed = self._observe(report, start, now, bad)
         fleet = fleet_facts(len(observed), [w for _, _, w in observed if w is not None])
         pending = _by_ref(self.store.pending_verification())
-        planned: list[Decision] = []
+        planned: list[Decision | Deferred] = []
         targets_by_ref: dict[FunctionRef, tuple[Provider, Target]] = {}
         compiled = {r.name: r for r in rules.rules}
         for provider, target, window in observed:
@@ -147,10 +149,9 @@ class Daemon:
                     observer.function_observed(target, facts, findings, now)
                 if findings:
                     report.findings += len(findings)
-                    for finding in findings:
-                        planned.extend(
-                            plan_finding(compiled[finding.rule], finding, target, self.mode, now)
-                        )
+                    planned.extend(
+                        self._deferred(compiled[f.rule], f, target, now, report) for f in findings
+                    )
                 if resolved:
                     planned.extend(self._resolved(target.ref, n, facts, now) for n in resolved)
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
@@ -164,7 +165,10 @@ class Daemon:
         since = now - history_span(cooldowns, self.guard_policy)
         history = self.store.applied_since(since, with_facts=False)
         applied: dict[int, Decision] = {}  # by position, among the settled ones
-        for decision in guard(planned, history, cooldowns, self.guard_policy, now):
+        guarded = guard(planned, history, cooldowns, self.guard_policy, now)
+        self._held.remember(guarded, fleet_cap(self.guard_policy), compiled,
+                            {t.ref: t for _, t, _ in observed}, self.mode)  # fmt: skip
+        for decision in guarded:
             decision = held(self.store, decision)  # a person paused tuning of this function
             try:
                 if decision.verdict is not Verdict.APPLY or decision.state is not State.PLANNED:
@@ -194,6 +198,21 @@ class Daemon:
             seconds=round(report.finished - report.started, 3),
         )
         return report
+
+    def _deferred(
+        self, compiled: CompiledRule, finding: Finding, target: Target, now: float,
+        report: CycleReport,
+    ) -> Deferred:
+        """A finding to plan when the guard comes to it (held again unplanned while the caps are full)."""
+
+        def plan(capped: bool) -> list[Decision]:
+            try:
+                return self._held.plan(compiled, finding, target, self.mode, now, capped)
+            except Exception as exc:  # noqa: BLE001 - one function never stops the others
+                self._function_failed(report, target.ref, exc)
+                return []
+
+        return Deferred(compiled.rule.severity, plan)
 
     def _observe(
         self, report: CycleReport, start: float, now: float, bad: list[Decision]

@@ -8,11 +8,23 @@ decides afterwards what may actually happen.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from tuner.actions import Plan
 from tuner.advice import for_finding
 from tuner.engine.rulefiles import CompiledRule
-from tuner.model import Change, Decision, Finding, FunctionRef, Mode, Target
+from tuner.lifecycle import State, Verdict
+from tuner.model import (
+    Change,
+    Decision,
+    Finding,
+    FunctionConfig,
+    FunctionRef,
+    Limits,
+    Mode,
+    Severity,
+    Target,
+)
 
 DEPENDENCY_GROUP = "dependency:"
 """Prefix of the group key of findings about one dependency."""
@@ -127,3 +139,107 @@ def replan(compiled: CompiledRule | None, decision: Decision, fresh: Target) -> 
         return None
     return new
 
+
+
+class HeldPlans:
+    """Changes the fleet's caps held back, remembered so that holding them again costs no planning.
+
+    A fleet with many functions to fix plans far more changes in a cycle than the guard's
+    caps let through; the rest are held back, cycle after cycle, until the caps have room.
+    While the caps are full, a finding whose decisions the previous cycle held back for the
+    fleet's cap, for the same rule and the same configuration, is given those decisions
+    again (the same actions, changes, summaries and advice; this window's facts) instead of
+    being planned: they are held back again, as they would be if planned afresh.  Once the
+    caps have room, or anything else changed, the finding is planned in full from fresh facts.
+    The memory holds one cycle's held decisions.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str], _Held] = {}
+
+    def __len__(self) -> int:
+        """How many findings' decisions are remembered."""
+        return len(self._held)
+
+    def plan(
+        self,
+        compiled: CompiledRule,
+        finding: Finding,
+        target: Target,
+        global_mode: Mode,
+        now: float,
+        capped: bool,
+    ) -> list[Decision]:
+        """The finding's decisions: those held before when ``capped`` and nothing changed, or planned.
+
+        Decisions held before come as they were settled (held back for the fleet's cap),
+        which the guard confirms or changes, with this finding's facts.
+        """
+        held = self._held.get((finding.ref.key, compiled.name)) if capped else None
+        if (
+            held is not None
+            and held.compiled is compiled
+            and held.mode is global_mode
+            and held.config == target.config
+            and held.limits == target.limits
+        ):
+            group, ref, facts = group_key(compiled, finding), finding.ref, finding.facts
+            return [
+                Decision(id=uuid.uuid4().hex, time=now, ref=ref, rule=rule, action=action,
+                         severity=severity, mode=mode, state=State.SKIPPED, verdict=Verdict.SKIP,
+                         facts=facts, change=change, summary=summary, advice=advice,
+                         reason=reason, channels=channels, group=group)  # fmt: skip
+                for rule, action, severity, mode, change, summary, advice, channels, reason
+                in held.decisions
+            ]
+        return plan_finding(compiled, finding, target, global_mode, now)
+
+    def remember(
+        self,
+        settled: Iterable[Decision],
+        cap: str,
+        rules: dict[str, CompiledRule],
+        targets: dict[FunctionRef, Target],
+        global_mode: Mode,
+    ) -> None:
+        """Keep this cycle's findings whose every decision was a change held back for ``cap``."""
+        by_finding: dict[tuple[str, str], list[_Said]] = {}
+        spoilt: set[tuple[str, str]] = set()
+        refs: dict[tuple[str, str], FunctionRef] = {}
+        for d in settled:
+            key = (d.ref.key, d.rule)
+            if d.change is None or d.verdict is not Verdict.SKIP or d.reason != cap:
+                spoilt.add(key)
+            elif key not in spoilt:
+                refs[key] = d.ref
+                by_finding.setdefault(key, []).append((d.rule, d.action, d.severity, d.mode,
+                    d.change, d.summary, d.advice, d.channels, d.reason))  # fmt: skip
+        held: dict[tuple[str, str], _Held] = {}
+        for key, decisions in by_finding.items():
+            compiled, target = rules.get(key[1]), targets.get(refs[key])
+            if key in spoilt or compiled is None or target is None:
+                continue
+            held[key] = _Held(compiled, global_mode, target.config, target.limits, decisions)
+        self._held = held
+
+
+_Said = tuple[str, str, Severity, Mode, Change | None, str, str, tuple[str, ...], str]
+"""What a held decision says: rule, action, severity, mode, change, summary, advice, channels
+and reason (not its facts: a cycle's facts are not kept for the next)."""
+
+
+class _Held:
+    """One finding's decisions held back for the fleet's cap, and what they were planned from."""
+
+    __slots__ = ("compiled", "config", "decisions", "limits", "mode")
+
+    def __init__(
+        self,
+        compiled: CompiledRule,
+        mode: Mode,
+        config: FunctionConfig,
+        limits: Limits,
+        decisions: list[_Said],
+    ):
+        self.compiled, self.mode, self.config, self.limits = compiled, mode, config, limits
+        self.decisions = decisions

@@ -13,6 +13,8 @@ from typing import Any
 from tuner.engine.rulefiles import RuleBase
 from tuner.model import Finding, Target
 
+_NONE: Mapping[str, int] = {}
+
 
 class Streaks:
     """Consecutive matching windows per function and rule; absent means zero."""
@@ -60,15 +62,23 @@ def evaluate(
     if not facts.get("invocations"):
         return findings, resolved
     key = target.ref.key
+    ref = target.ref
     counts = streaks.counts  # no streak to break for most functions: reset() is not called
-    for compiled in rules.rules:
-        rule = compiled.rule
-        if not compiled.matches_all and not rule.match.matches(target):
+    for name, for_windows, severity, condition, matches in rules.steps:
+        if matches is not None and not matches(target):
             continue
-        holds = compiled.condition.evaluate(facts)
-        if holds is True:
-            if streaks.bump(key, rule.name) >= rule.for_windows:
-                findings.append(Finding(target.ref, rule.name, rule.severity, facts, window_end))
-        elif holds is False and key in counts and streaks.reset(key, rule.name) >= rule.for_windows:
-            resolved.append(rule.name)  # only data showing health resolves; unknown keeps it
+        holds = condition(facts)
+        if holds is True:  # streaks.bump(key, name), inlined
+            mine = counts.get(key)
+            if mine is None:
+                mine = counts[key] = {}
+            mine[name] = n = mine.get(name, 0) + 1
+            if n >= for_windows:
+                findings.append(Finding(ref, name, severity, facts, window_end))
+        elif (
+            holds is False
+            and name in counts.get(key, _NONE)
+            and streaks.reset(key, name) >= for_windows
+        ):
+            resolved.append(name)  # only data showing health resolves; unknown keeps it
     return findings, resolved

@@ -22,11 +22,11 @@ collects all problems of a file instead of stopping at the first.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -123,6 +123,26 @@ class RuleBase:
     def by_name(self, name: str) -> CompiledRule | None:
         """The rule with this name, if any."""
         return next((r for r in self.rules if r.name == name), None)
+
+    @cached_property
+    def steps(self) -> tuple[Step, ...]:
+        """Each rule as evaluation reads it, in order: looked up once, not per function."""
+        return tuple(
+            Step(r.rule.name, r.rule.for_windows, r.rule.severity, r.condition.evaluate,
+                 None if r.matches_all else r.rule.match.matches)  # fmt: skip
+            for r in self.rules
+        )
+
+
+class Step(NamedTuple):
+    """One rule as evaluation reads it (see :attr:`RuleBase.steps`)."""
+
+    name: str
+    for_windows: int
+    severity: Severity
+    holds: Callable[[Mapping[str, Any]], Any]
+    matches: Callable[[Target], bool] | None
+    """None when the rule selects every function."""
 
 
 

@@ -1,0 +1,160 @@
+"""Changes the fleet's caps hold back are held again without planning, and planned afresh once there is room."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from tests.fakes import FakeClock
+from tests.unit.test_repeated_decisions import RULES, daemon, fleet, oom_rows
+from tuner.engine import load_rules
+from tuner.guard import Deferred, GuardPolicy, guard
+from tuner.lifecycle import State, Verdict
+from tuner.model import (
+    Decision,
+    Finding,
+    FunctionConfig,
+    FunctionRef,
+    Mode,
+    Severity,
+    Target,
+    WindowFacts,
+)
+from tuner.planning import HeldPlans, plan_finding
+from tuner.store import SqliteStore
+
+A = FunctionRef("fake", "a")
+
+
+def traced(peak_mb: float) -> WindowFacts:
+    """An OOM window whose trace says how much memory the work needs."""
+    return WindowFacts(A, 0, 0, invocations=20, errors=6, ooms=6, timeouts=0,
+                       peak_memory_mb=128.0, extra={"traced_peak_memory_mb": peak_mb})  # fmt: skip
+
+
+def said(d: Decision) -> tuple[object, ...]:
+    """What a decision says to a person and to the record (not its id, time or facts)."""
+    return (d.ref, d.rule, d.action, d.severity, d.mode, d.state, d.verdict, d.reason, d.change,
+            d.summary, d.advice, d.channels, d.group)  # fmt: skip
+
+
+def oom_decisions(decisions: Sequence[Decision]) -> list[Decision]:
+    return [d for d in decisions if d.action == "more-memory"]
+
+
+def test_a_held_change_says_what_planning_it_in_full_says() -> None:
+    clock, provider = FakeClock(), fleet("a", "b")
+    held_loop = daemon(provider, SqliteStore(":memory:"), clock)
+    clock.advance(60)
+    first = oom_decisions(held_loop.run_cycle().decisions)  # planned in full: nothing held yet
+    clock.advance(60)
+    again = oom_decisions(held_loop.run_cycle().decisions)  # held again from the first cycle's plan
+    fresh = oom_decisions(daemon(provider, SqliteStore(":memory:"), clock).run_cycle().decisions)
+    assert len(first) == 2 and all(d.state is State.SKIPPED and "cap:" in d.reason for d in first)
+    assert [said(d) for d in again] == [said(d) for d in first] == [said(d) for d in fresh]
+    assert [(d.id, d.seen) for d in again] == [(d.id, 2) for d in first]  # one record each
+    assert len(held_loop._held) == 2  # noqa: SLF001 - both findings are remembered as held
+
+
+def test_held_changes_keep_their_plan_until_the_caps_have_room_then_fresh_facts_size_them() -> None:
+    clock, provider = FakeClock(), fleet("a")
+    provider.windows["a"] = traced(300.0)
+    loop = daemon(provider, SqliteStore(":memory:"), clock)
+    clock.advance(60)
+    [first] = oom_decisions(loop.run_cycle().decisions)
+    assert first.change is not None and first.state is State.SKIPPED
+    provider.windows["a"] = traced(900.0)  # new evidence: the work needs far more
+    clock.advance(60)
+    [held] = oom_decisions(loop.run_cycle().decisions)
+    assert held.change == first.change and held.summary == first.summary  # held as planned
+    assert held.facts["traced_peak_memory_mb"] == 900.0  # this window's facts
+    loop.guard_policy = GuardPolicy()  # the caps have room: planned from the fresh facts
+    clock.advance(60)
+    [applied] = oom_decisions(loop.run_cycle().decisions)
+    assert applied.state is State.APPLIED and applied.change is not None
+    assert applied.change.after > first.change.after
+    assert provider.configs["a"].memory_mb == applied.change.after
+
+
+def test_a_changed_configuration_or_rule_is_planned_again() -> None:
+    clock, provider = FakeClock(), fleet("a")
+    loop = daemon(provider, SqliteStore(":memory:"), clock)
+    clock.advance(60)
+    [first] = oom_decisions(loop.run_cycle().decisions)
+    assert first.change is not None and first.change.before == 128
+    provider.configs["a"] = FunctionConfig(memory_mb=192, timeout_s=3.0)  # a person raised it
+    clock.advance(60)
+    [again] = oom_decisions(loop.run_cycle().decisions)
+    assert again.change is not None and again.change.before == 192
+    assert again.change.after != first.change.after
+    loop._rules = load_rules([RULES])  # noqa: SLF001 - reloaded rules: other compiled rules
+    clock.advance(60)
+    [reloaded] = oom_decisions(loop.run_cycle().decisions)
+    assert reloaded.change == again.change and reloaded.state is State.SKIPPED
+
+
+def test_a_repeated_held_change_stays_one_record() -> None:
+    clock, provider = FakeClock(), fleet("a")
+    store = SqliteStore(":memory:")
+    loop = daemon(provider, store, clock)
+    for _ in range(4):
+        clock.advance(60)
+        loop.run_cycle()
+    [row] = oom_rows(store)
+    assert row.seen == 4 and row.state is State.SKIPPED
+
+
+def _finding_plans(
+    severity: Severity, calls: list[tuple[str, bool]], name: str
+) -> Deferred:
+    ref = FunctionRef("fake", name)
+    rules = load_rules([RULES])
+    compiled = rules.by_name("oom")
+    assert compiled is not None
+    target = Target(ref, FunctionConfig(memory_mb=128, timeout_s=3.0))
+    facts = {"invocations": 20.0, "ooms": 6.0, "peak_memory_mb": 128.0, "memory_mb": 128.0}
+    finding = Finding(ref, "oom", severity, facts, 0.0)
+
+    def plan(capped: bool) -> list[Decision]:
+        calls.append((name, capped))
+        return [
+            replace(d, severity=severity)
+            for d in plan_finding(compiled, finding, target, Mode.APPLY, 0.0)
+        ]
+
+    return Deferred(severity, plan)
+
+
+def test_the_guard_plans_a_deferred_finding_in_its_turn_knowing_if_the_caps_are_full() -> None:
+    calls: list[tuple[str, bool]] = []
+    planned = [_finding_plans(Severity.INFO, calls, "late"),
+               _finding_plans(Severity.CRITICAL, calls, "first"),
+               _finding_plans(Severity.WARNING, calls, "second")]  # fmt: skip
+    out = guard(planned, [], {"oom": 0.0}, GuardPolicy(max_changes_per_cycle=1), 1000.0)
+    assert calls == [("first", False), ("second", True), ("late", True)]
+    assert [(d.ref.name, d.verdict) for d in out if d.action == "more-memory"] == [
+        ("first", Verdict.APPLY), ("second", Verdict.SKIP), ("late", Verdict.SKIP)
+    ]
+    calls.clear()
+    hour = GuardPolicy(max_changes_per_cycle=5, max_changes_per_hour=0)
+    guard(planned[:1], [], {"oom": 0.0}, hour, 1000.0)
+    assert calls == [("late", True)]  # the hour's cap is full too
+
+
+def test_held_plans_keep_only_findings_whose_every_change_waited_for_the_fleet_cap() -> None:
+    rules = load_rules([RULES])
+    compiled = {r.name: r for r in rules.rules}
+    targets = {A: Target(A, FunctionConfig(memory_mb=128, timeout_s=3.0))}
+    d = Decision(id="1", time=0.0, ref=A, rule="oom", action="more-memory",
+                 severity=Severity.CRITICAL, mode=Mode.APPLY)  # fmt: skip
+    held = HeldPlans()
+    held.remember([d.with_verdict(Verdict.NOTIFY)], "cap", compiled, targets, Mode.APPLY)
+    assert len(held) == 0  # no change: nothing held
+    planned = plan_finding(compiled["oom"], Finding(A, "oom", Severity.CRITICAL, {}, 0.0),
+                           targets[A], Mode.APPLY, 0.0)  # fmt: skip
+    capped = [p.with_verdict(Verdict.SKIP, "cap") for p in planned]
+    held.remember(capped, "cap", compiled, targets, Mode.APPLY)
+    assert len(held) == 1
+    held.remember([*capped, capped[0].with_verdict(Verdict.SKIP, "cooldown")], "cap", compiled,
+                  targets, Mode.APPLY)  # fmt: skip
+    assert len(held) == 0  # one of its changes waited for something else
