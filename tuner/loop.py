@@ -135,6 +135,7 @@ class Daemon:
         pending = _by_ref(self.store.pending_verification())
         planned: list[Decision | Deferred] = []
         targets_by_ref: dict[FunctionRef, tuple[Provider, Target]] = {}
+        planned_from: dict[FunctionRef, Target] = {}  # as observed, for the held plans
         compiled = {r.name: r for r in rules.rules}
         for provider, target, window in observed:
             targets_by_ref[target.ref] = (provider, target)
@@ -149,6 +150,7 @@ class Daemon:
                     observer.function_observed(target, facts, findings, now)
                 if findings:
                     report.findings += len(findings)
+                    planned_from[target.ref] = target
                     planned.extend(
                         self._deferred(compiled[f.rule], f, target, now, report) for f in findings
                     )
@@ -166,8 +168,8 @@ class Daemon:
         history = self.store.applied_since(since, with_facts=False)
         applied: dict[int, Decision] = {}  # by position, among the settled ones
         guarded = guard(planned, history, cooldowns, self.guard_policy, now)
-        self._held.remember(guarded, fleet_cap(self.guard_policy), compiled,
-                            {t.ref: t for _, t, _ in observed}, self.mode)  # fmt: skip
+        self._held.remember(guarded, fleet_cap(self.guard_policy), compiled, planned_from,
+                            self.mode)  # fmt: skip
         for decision in guarded:
             decision = held(self.store, decision)  # a person paused tuning of this function
             try:
