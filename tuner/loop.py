@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from tuner.applying import Applier
-from tuner.collector import paused, tune_collector
+from tuner.collector import tune_collector
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
 from tuner.engine.rulefiles import CompiledRule
 from tuner.engine.telemetry import impossible
@@ -116,7 +116,7 @@ class Daemon:
 
     def run_cycle(self) -> CycleReport:
         """Run one full cycle over every provider; never raises for a provider's fault."""
-        with self._lock, paused():  # collected between cycles: see tuner.collector
+        with self._lock:
             return self._cycle()
 
     def _cycle(self) -> CycleReport:

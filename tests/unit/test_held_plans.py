@@ -7,28 +7,20 @@ from dataclasses import replace
 
 from tests.fakes import FakeClock
 from tests.unit.test_repeated_decisions import RULES, daemon, fleet, oom_rows
+from tuner import model
 from tuner.engine import load_rules
 from tuner.guard import Deferred, GuardPolicy, guard
 from tuner.lifecycle import State, Verdict
-from tuner.model import (
-    Decision,
-    Finding,
-    FunctionConfig,
-    FunctionRef,
-    Mode,
-    Severity,
-    Target,
-    WindowFacts,
-)
+from tuner.model import Decision, FunctionConfig, FunctionRef, Mode, Severity
 from tuner.planning import HeldPlans, plan_finding
 from tuner.store import SqliteStore
 
 A = FunctionRef("fake", "a")
 
 
-def traced(peak_mb: float) -> WindowFacts:
+def traced(peak_mb: float) -> model.WindowFacts:
     """An OOM window whose trace says how much memory the work needs."""
-    return WindowFacts(A, 0, 0, invocations=20, errors=6, ooms=6, timeouts=0,
+    return model.WindowFacts(A, 0, 0, invocations=20, errors=6, ooms=6, timeouts=0,
                        peak_memory_mb=128.0, extra={"traced_peak_memory_mb": peak_mb})  # fmt: skip
 
 
@@ -111,9 +103,9 @@ def _finding_plans(
     rules = load_rules([RULES])
     compiled = rules.by_name("oom")
     assert compiled is not None
-    target = Target(ref, FunctionConfig(memory_mb=128, timeout_s=3.0))
+    target = model.Target(ref, FunctionConfig(memory_mb=128, timeout_s=3.0))
     facts = {"invocations": 20.0, "ooms": 6.0, "peak_memory_mb": 128.0, "memory_mb": 128.0}
-    finding = Finding(ref, "oom", severity, facts, 0.0)
+    finding = model.Finding(ref, "oom", severity, facts, 0.0)
 
     def plan(capped: bool) -> list[Decision]:
         calls.append((name, capped))
@@ -144,13 +136,13 @@ def test_the_guard_plans_a_deferred_finding_in_its_turn_knowing_if_the_caps_are_
 def test_held_plans_keep_only_findings_whose_every_change_waited_for_the_fleet_cap() -> None:
     rules = load_rules([RULES])
     compiled = {r.name: r for r in rules.rules}
-    targets = {A: Target(A, FunctionConfig(memory_mb=128, timeout_s=3.0))}
+    targets = {A: model.Target(A, FunctionConfig(memory_mb=128, timeout_s=3.0))}
     d = Decision(id="1", time=0.0, ref=A, rule="oom", action="more-memory",
                  severity=Severity.CRITICAL, mode=Mode.APPLY)  # fmt: skip
     held = HeldPlans()
     held.remember([d.with_verdict(Verdict.NOTIFY)], "cap", compiled, targets, Mode.APPLY)
     assert len(held) == 0  # no change: nothing held
-    planned = plan_finding(compiled["oom"], Finding(A, "oom", Severity.CRITICAL, {}, 0.0),
+    planned = plan_finding(compiled["oom"], model.Finding(A, "oom", Severity.CRITICAL, {}, 0.0),
                            targets[A], Mode.APPLY, 0.0)  # fmt: skip
     capped = [p.with_verdict(Verdict.SKIP, "cap") for p in planned]
     held.remember(capped, "cap", compiled, targets, Mode.APPLY)
