@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
+
+from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.tracing import Tracing, TracingSpec
 
 HANDLERS = {
     "echo": (
@@ -83,3 +87,13 @@ def write_functions(directory: Path) -> Path:
     write_handlers(directory, HANDLERS)
     (directory / "dependencies.yaml").write_text(DEPENDENCIES)
     return directory
+
+
+def traced_host(
+    app: Path, state: Path, default: TracingSpec | None = None, **options: Any
+) -> FunctionHost:
+    """A host (not started) over ``app`` that traces as each function declares, else as
+    ``default`` (off unless given), with its traces under ``state/traces`` and a seeded
+    choice of the invocations to trace."""
+    tracing = Tracing(state / "traces", default or TracingSpec(mode="off"), seed=1)
+    return FunctionHost(app, state, WallClock(), tracing=tracing, **options)

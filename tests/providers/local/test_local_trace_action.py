@@ -7,16 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_world import WallClock
+from local_world import WallClock, traced_host
 
 from tuner.engine import parse_rules
 from tuner.history import decision_line, history
 from tuner.lifecycle import State
 from tuner.loop import Daemon
 from tuner.model import Change, Knob, Lasting
-from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.provider import LocalProvider
-from tuner.providers.local.tracing import Tracing, TracingSpec
 from tuner.store import SqliteStore
 from tuner.verifying import ENDED
 
@@ -50,13 +48,7 @@ def _write(app: Path, tracing: str = "{mode: off}") -> None:
 
 def _provider(tmp_path: Path) -> LocalProvider:
     state = tmp_path / "state"
-    host = FunctionHost(
-        tmp_path / "app",
-        state,
-        WallClock(),
-        max_workers_per_function=1,
-        tracing=Tracing(state / "traces", TracingSpec(mode="off"), seed=1),
-    )
+    host = traced_host(tmp_path / "app", state, max_workers_per_function=1)
     provider = LocalProvider(host, WallClock(), http_port=None, traffic=False)
     provider.start()
     return provider

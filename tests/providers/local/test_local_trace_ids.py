@@ -7,15 +7,13 @@ from pathlib import Path
 
 import pytest
 import structlog
-from local_world import WallClock
+from local_world import WallClock, traced_host
 
 from tuner.cli import main
 from tuner.engine import parse_rules
 from tuner.history import decision_json, decision_line
 from tuner.loop import Daemon
-from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.provider import LocalProvider
-from tuner.providers.local.tracing import Tracing, TracingSpec
 from tuner.store import SqliteStore
 
 CANVAS = (
@@ -43,8 +41,7 @@ def test_an_oom_decision_names_its_traces_and_explain_finds_it_by_one(
     (folder / "function.yaml").write_text("memory_mb: 96\ntimeout_s: 5\ntracing: {mode: full}\n")
     (folder / "handler.py").write_text(CANVAS)
     state = tmp_path / "state"
-    host = FunctionHost(tmp_path / "app", state, WallClock(), max_workers_per_function=1,
-                        tracing=Tracing(state / "traces", TracingSpec(mode="off")))  # fmt: skip
+    host = traced_host(tmp_path / "app", state, max_workers_per_function=1)
     provider = LocalProvider(host, WallClock(), http_port=None, traffic=False)
     store = SqliteStore(tmp_path / "tuner.db")
     provider.start()

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_world import WallClock, write_handlers
+from local_world import WallClock, traced_host, write_handlers
 
 from tuner.model import FunctionRef
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.provider import LocalProvider
-from tuner.providers.local.tracing import MEMORY_PRESSURE, Tracing, TracingSpec
+from tuner.providers.local.tracing import MEMORY_PRESSURE, TracingSpec
 from tuner.trace.folded import fold
 
 FUNCTIONS = {
@@ -92,13 +92,7 @@ def traced(tmp_path: Path) -> Iterator[FunctionHost]:
         (folder / "function.yaml").write_text(declaration)
         (folder / "handler.py").write_text(source)
     state = tmp_path / "state"
-    host = FunctionHost(
-        tmp_path / "app",
-        state,
-        WallClock(),
-        max_workers_per_function=2,
-        tracing=Tracing(state / "traces", TracingSpec(mode="off"), seed=1),
-    )
+    host = traced_host(tmp_path / "app", state, max_workers_per_function=2)
     host.start()
     yield host
     host.close()
@@ -229,12 +223,7 @@ def test_allocation_sites_are_followed_under_memory_pressure_only(tmp_path: Path
         for name, memory in (("builder", 64), ("roomy", 1024))
     }
     state = tmp_path / "state"
-    host = FunctionHost(
-        write_handlers(tmp_path / "app", functions),
-        state,
-        WallClock(),
-        tracing=Tracing(state / "traces", TracingSpec()),
-    )
+    host = traced_host(write_handlers(tmp_path / "app", functions), state, TracingSpec())
     host.start()
     try:
         for name in ("builder", "roomy"):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_world import WallClock, write_handlers
+from local_world import WallClock, traced_host, write_handlers
 
 from tuner.providers.local.executions import Execution
 from tuner.providers.local.host import MAX_NESTING, FunctionHost
@@ -66,12 +66,8 @@ FUNCTIONS = {
 def host(tmp_path: Path) -> Iterator[FunctionHost]:
     """A started host (as root: with unprivileged workers) over the functions above."""
     state = tmp_path / "state"
-    host = FunctionHost(
-        write_handlers(tmp_path / "app", FUNCTIONS),
-        state,
-        WallClock(),
-        max_workers_per_function=MAX_NESTING + 2,
-        tracing=Tracing(state / "traces", TracingSpec(mode="off"), seed=1),
+    host = traced_host(
+        write_handlers(tmp_path / "app", FUNCTIONS), state, max_workers_per_function=MAX_NESTING + 2
     )
     host.start()
     yield host
@@ -203,12 +199,7 @@ def test_a_traced_invocation_has_the_memory_an_untraced_one_has(tmp_path: Path) 
         for name, mode in (("plain", "off"), ("traced", "full"))
     }
     state = tmp_path / "state"
-    host = FunctionHost(
-        write_handlers(tmp_path / "app", functions),
-        state,
-        WallClock(),
-        tracing=Tracing(state / "traces", TracingSpec()),
-    )
+    host = traced_host(write_handlers(tmp_path / "app", functions), state, TracingSpec())
     host.start()
     try:
         # the second traced invocation of a worker also follows allocations
