@@ -14,8 +14,8 @@ from dataclasses import replace
 from tuner.engine.topology_mining import Interval
 from tuner.model import FunctionRef, WindowFacts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
-from tuner.providers.local.trace_evidence import load_traces
-from tuner.providers.local.tracing import Tracing
+from tuner.providers.local.trace_evidence import in_window
+from tuner.trace.model import Trace
 from tuner.trace.slow_dependency import slow_dependency
 from tuner.trace.topology import Topology, from_timing, from_traces
 
@@ -48,10 +48,13 @@ def with_slow_dependencies(
     windows: Mapping[FunctionRef, WindowFacts],
     invocations: Mapping[str, Sequence[InvocationRecord]],
     calls: Mapping[str, Sequence[DependencyCallRecord]],
-    tracing: Tracing | None,
+    stored: Mapping[str, Sequence[Trace]],
     records: Records,
 ) -> dict[FunctionRef, WindowFacts]:
-    """The windows, with ``evidence.slow_dependency`` where a function called a dependency."""
+    """The windows, with ``evidence.slow_dependency`` where a function called a dependency.
+
+    ``stored`` holds each function's stored traces (:func:`trace_evidence.stored_traces`).
+    """
     out = dict(windows)
     callers = [ref for ref, w in windows.items() if calls.get(ref.name) and not w.empty]
     if not callers:
@@ -60,10 +63,9 @@ def with_slow_dependencies(
     names = [ref.name for ref in windows]
     timing: tuple[Topology, Topology] | None = None
     for ref in callers:
-        traces = load_traces(tracing.store, ref.name, start, end) if tracing else []
+        traces = in_window(stored.get(ref.name, ()), start, end)
         if traces:
-            assert tracing is not None
-            earlier = load_traces(tracing.store, ref.name, 2 * start - end, start)
+            earlier = in_window(stored[ref.name], 2 * start - end, start)
             topology, baseline = from_traces(traces), from_traces(earlier)
             durations = [t.duration_ms for t in traces]
         else:

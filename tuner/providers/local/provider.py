@@ -18,7 +18,7 @@ from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
 from tuner.providers.local.probing import with_probe_facts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
-from tuner.providers.local.trace_evidence import with_trace_facts
+from tuner.providers.local.trace_evidence import in_window, stored_traces, with_trace_facts
 from tuner.providers.local.tracing import switch_tracing
 from tuner.providers.local.traffic import TrafficDriver
 
@@ -163,19 +163,18 @@ class LocalProvider:
         calls: dict[str, list[DependencyCallRecord]] = defaultdict(list)
         for call in self.host.records.dependency_calls(names, start, end):
             calls[call.function].append(call)
+        stored = stored_traces(self.host.tracing, [n for n in names if invocations[n]])
         windows = {
             ref: with_probe_facts(
                 with_trace_facts(
                     window_facts(ref, start, end, invocations[ref.name], calls[ref.name]),
-                    self.host.tracing,
+                    in_window(stored.get(ref.name, ()), start, end),
                 ),
                 self.host.prober,
             )
             for ref in mine
         }
-        return with_slow_dependencies(
-            windows, invocations, calls, self.host.tracing, self.host.records
-        )
+        return with_slow_dependencies(windows, invocations, calls, stored, self.host.records)
 
     def read(self, ref: FunctionRef) -> FunctionConfig:
         """The live configuration of one function."""

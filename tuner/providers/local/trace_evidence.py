@@ -8,13 +8,12 @@ its time, and the ids of the traces this rests on (the ones the evidence cites f
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from tuner.model import WindowFacts
 from tuner.providers.local.tracing import Tracing
 from tuner.trace.model import CallNode, Trace
-from tuner.trace.storing import TraceStore
 
 _CITED = re.compile(r"\(trace ([0-9a-f]+)\)")
 RECENT_IDS = 5
@@ -143,17 +142,21 @@ def trace_facts(traces: Sequence[Trace]) -> tuple[dict[str, float], dict[str, st
     return numbers, text
 
 
-def load_traces(store: TraceStore, function: str, start: float, end: float) -> list[Trace]:
-    """The stored traces of a function that ended in ``[start, end)`` (as invocations count)."""
-    return [t for t in store.traces(function) if start <= t.end < end]
+def stored_traces(tracing: Tracing | None, functions: Iterable[str]) -> dict[str, list[Trace]]:
+    """The stored traces of each function, read once for all that a cycle asks of them."""
+    if tracing is None:
+        return {}
+    return {name: tracing.store.traces(name) for name in functions}
 
 
-def with_trace_facts(window: WindowFacts, tracing: Tracing | None) -> WindowFacts:
-    """The window's facts plus what the traces of that window show (unchanged without)."""
-    if tracing is None or window.empty:
-        return window
-    traces = load_traces(tracing.store, window.ref.name, window.start, window.end)
-    if not traces:
+def in_window(traces: Iterable[Trace], start: float, end: float) -> list[Trace]:
+    """The traces that ended in ``[start, end)`` (as invocations count)."""
+    return [t for t in traces if start <= t.end < end]
+
+
+def with_trace_facts(window: WindowFacts, traces: Sequence[Trace]) -> WindowFacts:
+    """The window's facts plus what the window's traces show (unchanged without)."""
+    if window.empty or not traces:
         return window
     numbers, text = trace_facts(traces)
     return replace(window, extra={**window.extra, **numbers}, evidence={**window.evidence, **text})
