@@ -131,6 +131,7 @@ class Daemon:
         settled: list[Decision] = []  # the same, and counted when made again (tuner.repeats)
         bad: list[Decision] = []  # windows that cannot be true: recorded as settled, not reported
         observed, listed = self._observe(report, start, now, bad)
+        tune_collector(len(observed))  # sized to the fleet: see tuner.collector
         fleet = fleet_facts(len(observed), [w for _, _, w in observed if w is not None])
         pending = _by_ref(self.store.pending_verification())
         planned: list[Decision | Deferred] = []
