@@ -49,6 +49,11 @@ FACTS = {
         ("cache_enabled == false", True),
         ("duration_p99_ms == null", True),
         ("duration_p99_ms != null", False),
+        ("ooms == null", False),
+        ("ooms != null", True),
+        ("timeouts != 0.0", False),
+        ("duration_p99_ms == 100.0", None),
+        ("duration_p99_ms != 100.0", None),
         # three-valued logic: missing data is never a reason to act
         ("duration_p99_ms > 100.0", None),
         ("!(duration_p99_ms > 100.0)", None),

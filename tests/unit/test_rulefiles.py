@@ -209,3 +209,33 @@ def test_documented_examples_in_docs_load() -> None:
 
 def test_schema_is_json() -> None:
     json.loads(schema_text())
+
+
+@pytest.mark.parametrize(
+    ("match", "provider", "name", "labels", "expected"),
+    [
+        ({"provider": "local"}, "local", "f", {}, True),
+        ({"provider": "local"}, "localhost", "f", {}, False),
+        ({"name": "orders-*"}, "aws", "orders-sync", {}, True),
+        ({"name": "orders-*"}, "aws", "order", {}, False),
+        ({"name": "orders-?"}, "aws", "orders-1", {}, True),
+        ({"name": "[ab]*"}, "aws", "beta", {}, True),
+        ({"name": "[ab]*"}, "aws", "gamma", {}, False),
+        ({"labels": {"team": "pay"}}, "aws", "f", {"team": "pay"}, True),
+        ({"labels": {"team": "pay"}}, "aws", "f", {}, False),
+        ({"provider": "aws", "labels": {"team": "pay"}}, "k8s", "f", {"team": "pay"}, False),
+    ],
+)
+def test_a_rule_applies_to_the_functions_its_match_selects(
+    match: dict[str, object], provider: str, name: str, labels: dict[str, str], expected: bool
+) -> None:
+    from tuner.model import FunctionConfig, FunctionRef, Limits, Target
+
+    rule = parse_rules(
+        yaml.safe_dump({"rules": [{"name": "r", "match": match, "when": "ooms > 0.0",
+                                   "actions": [{"action": "notify"}]}]}),  # fmt: skip
+        "r.yaml",
+    ).rules[0]
+    target = Target(FunctionRef(provider, name), FunctionConfig(memory_mb=128), labels, Limits())
+    assert rule.rule.match.matches(target) is expected
+    assert rule.matches_all is False

@@ -19,6 +19,7 @@ rule fires only when its condition is exactly ``true``.  So no data is never a r
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -192,6 +193,21 @@ def _const_cmp(fn: Callable[[Any, Any], Any], name: str, c: Any) -> Evaluator:
     return run
 
 
+def _const_eq(name: str, c: Any, negate: bool) -> Evaluator:
+    """The hot path of ``==`` and ``!=``: a fact against a constant, e.g. ``ooms == 0.0``.
+
+    Against ``null`` it asks whether the fact is missing; otherwise a missing fact is unknown.
+    """
+    if c is None:
+        return lambda f: (f.get(name) is None) != negate
+
+    def run(f: Facts) -> Any:
+        v = f.get(name)
+        return None if v is None else (v == c) != negate
+
+    return run
+
+
 def _div(a: float, b: float) -> float | None:
     return a / b if b else None
 
@@ -201,15 +217,15 @@ def _mod(a: float, b: float) -> float | None:
 
 
 _ARITH: Mapping[str, Callable[[Any, Any], Any]] = {
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
-    "*": lambda a, b: a * b,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
     "/": _div,
     "%": _mod,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
+    "<": operator.lt,  # the operator module's: no Python frame per comparison
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 
@@ -256,8 +272,10 @@ def compile_node(node: Node) -> Evaluator:
             return _const_cmp(_ARITH[op], left.value, right.value)
         return _num_op(_ARITH[op])(compile_node(left), compile_node(right))
     if op in ("==", "!="):
-        left_ev, right_ev = (compile_node(a) for a in node.args)
         negate = op == "!="
+        if node.args[0].op == "fact" and node.args[1].op == "const":
+            return _const_eq(node.args[0].value, node.args[1].value, negate)
+        left_ev, right_ev = (compile_node(a) for a in node.args)
 
         def eq(f: Facts) -> Any:
             a, b = left_ev(f), right_ev(f)
@@ -287,8 +305,7 @@ def compile_node(node: Node) -> Evaluator:
         items = [compile_node(a) for a in node.args]
         return lambda f: [i(f) for i in items]
     if op == "index":
-        base, key = (compile_node(a) for a in node.args)
-        return lambda f: _index(base(f), key(f))
+        return _compile_index(node)
     if op == "in":
         item, container = (compile_node(a) for a in node.args)
 
@@ -299,13 +316,22 @@ def compile_node(node: Node) -> Evaluator:
         return contains
     if op == "call":
         if node.value == "has":
-            sel = node.args[0]
-            base, key = (compile_node(a) for a in sel.args)
-            return lambda f: _index(base(f), key(f)) is not None
+            selected = _compile_index(node.args[0])
+            return lambda f: selected(f) is not None
         fn = FUNCTIONS[node.value][0]
         args = [compile_node(a) for a in node.args]
         return lambda f: fn(*(a(f) for a in args))
     raise ConditionError(f"unsupported operator {op!r}", node.pos)  # pragma: no cover
+
+
+def _compile_index(node: Node) -> Evaluator:
+    """``base[key]`` or ``base.key``; the usual ``extra.name`` reads the fact at once."""
+    base_node, key_node = node.args
+    if base_node.op == "fact" and key_node.op == "const":
+        name, key = base_node.value, key_node.value
+        return lambda f: _index(f.get(name), key)
+    base, key_ev = compile_node(base_node), compile_node(key_node)
+    return lambda f: _index(base(f), key_ev(f))
 
 
 def _index(base: Any, key: Any) -> Any:

@@ -264,15 +264,15 @@ def _dependencies(window: WindowFacts) -> tuple[
 
 
 def _extra(extra: Mapping[str, float | int | None]) -> dict[str, float | None]:
-    """The provider's measurements through :func:`_f` (inlined: a window has dozens)."""
-    out: dict[str, float | None] = {}
-    for k, v in extra.items():
-        if v is None:
-            out[k] = None
-        else:
-            f = float(v)
-            out[k] = f if 0.0 <= f < _INF else None
-    return out
+    """The provider's measurements through :func:`_f` (a window has dozens).
+
+    Usually every one is already a finite, non-negative float, and a copy is all it takes.
+    """
+    out = dict(extra)
+    for v in out.values():
+        if type(v) is not float or not 0.0 <= v < _INF:
+            return {k: _f(v) for k, v in extra.items()}
+    return out  # every value is a finite, non-negative float
 
 
 def build_facts(

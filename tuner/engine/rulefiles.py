@@ -22,6 +22,7 @@ collects all problems of a file instead of stopping at the first.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -51,11 +52,32 @@ class Match(BaseModel):
 
     def matches(self, target: Target) -> bool:
         """True when the target satisfies every part of the match."""
-        if self.provider != "*" and not fnmatch.fnmatchcase(target.ref.provider, self.provider):
-            return False
-        if self.name != "*" and not fnmatch.fnmatchcase(target.ref.name, self.name):
-            return False
-        return all(target.labels.get(k) == v for k, v in self.labels.items())
+        return self.matcher()(target)
+
+    def matcher(self) -> Callable[[Target], bool]:
+        """:meth:`matches` with its globs compiled once, for evaluation to call per function."""
+        provider, name = _glob(self.provider), _glob(self.name)
+        labels = tuple(self.labels.items())
+
+        def matches(target: Target) -> bool:
+            ref = target.ref
+            return (
+                provider(ref.provider)
+                and name(ref.name)
+                and all(target.labels.get(k) == v for k, v in labels)
+            )
+
+        return matches
+
+
+def _glob(pattern: str) -> Callable[[str], bool]:
+    """A test of a name against a glob: equality where the pattern has no wildcard."""
+    if pattern == "*":
+        return lambda _: True
+    if not any(c in pattern for c in "*?["):
+        return pattern.__eq__
+    regex = re.compile(fnmatch.translate(pattern))
+    return lambda text: regex.match(text) is not None
 
 
 class Rule(BaseModel):
@@ -129,7 +151,7 @@ class RuleBase:
         """Each rule as evaluation reads it, in order: looked up once, not per function."""
         return tuple(
             Step(r.rule.name, r.rule.for_windows, r.rule.severity, r.condition.evaluate,
-                 None if r.matches_all else r.rule.match.matches)  # fmt: skip
+                 None if r.matches_all else r.rule.match.matcher())  # fmt: skip
             for r in self.rules
         )
 
