@@ -12,7 +12,6 @@ change that someone else already made (or went beyond) is superseded, not undone
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
@@ -21,7 +20,7 @@ import structlog
 
 from tuner.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
 from tuner.lifecycle import TRANSITIONS, State, Verdict
-from tuner.model import Change, Decision, FactValue, Intent, Target
+from tuner.model import Change, Decision, FactValue, Intent, Target, new_id
 from tuner.ports import Clock, Promoting, Provider, Store
 from tuner.retrying import Retrier
 
@@ -48,7 +47,7 @@ class Applier:
         change = decision.change
         assert change is not None and decision.verdict is Verdict.APPLY
         decision = decision.advance(State.APPLYING)
-        intent = Intent(uuid.uuid4().hex, decision.id, decision.ref, (change,), self.clock.now())
+        intent = Intent(new_id(), decision.id, decision.ref, (change,), self.clock.now())
         self.store.begin_intent(intent, decision)
         purpose = decision.summary or f"rule {decision.rule}"
         for _ in range(self.retry.attempts):
@@ -132,7 +131,7 @@ class Applier:
         assert change is not None and change.before is not None
         undo = replace(
             decision,
-            id=uuid.uuid4().hex,
+            id=new_id(),
             time=self.clock.now(),
             action="rollback",
             state=State.PLANNED,

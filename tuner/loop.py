@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -27,7 +26,17 @@ from tuner.guard import DAY_S, HOUR_S, Deferred, GuardPolicy, fleet_cap, guard, 
 from tuner.insight import CycleObserver
 from tuner.lifecycle import EVENTS, UNTOLD, State, Verdict
 from tuner.manual import held
-from tuner.model import Change, Decision, Finding, FunctionRef, Mode, Severity, Target, WindowFacts
+from tuner.model import (
+    Change,
+    Decision,
+    Finding,
+    FunctionRef,
+    Mode,
+    Severity,
+    Target,
+    WindowFacts,
+    new_id,
+)
 from tuner.planning import HeldPlans, function_group, replan
 from tuner.ports import Clock, Notifier, Provider, Store
 from tuner.retrying import Retrier
@@ -246,7 +255,7 @@ class Daemon:
         """The record of a window that cannot be true; the function is treated as having no data."""
         log.warning("bad telemetry, window ignored", function=target.ref.key, why=why)
         return Decision(
-            id=uuid.uuid4().hex, time=now, ref=target.ref, rule="telemetry",
+            id=new_id(), time=now, ref=target.ref, rule="telemetry",
             action="ignore-window", severity=Severity.WARNING, mode=self.mode,
             summary=f"bad telemetry: {why}", group=function_group(target.ref),
         ).with_verdict(Verdict.SKIP, f"bad telemetry: {why}: no rule acts on this window")  # fmt: skip
@@ -275,7 +284,9 @@ class Daemon:
         the same as in the previous cycle is counted on its record (:mod:`tuner.repeats`).
         Returns ``made`` as recorded.
         """
-        state = {_STREAKS_KEY: json.dumps(self.streaks.counts)}
+        # plain str -> str -> int: no cycles to look for, and no spaces to store
+        counts = json.dumps(self.streaks.counts, check_circular=False, separators=(",", ":"))
+        state = {_STREAKS_KEY: counts}
         try:
             return self.store.record_cycle(now, writes, made, state, 2 * self.window_s)
         except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
@@ -318,7 +329,7 @@ class Daemon:
     def _resolved(self, ref: FunctionRef, rule: str, facts: dict[str, Any], now: float) -> Decision:
         compiled = self.rules.by_name(rule)
         return Decision(
-            id=uuid.uuid4().hex, time=now, ref=ref, rule=rule, action="resolved",
+            id=new_id(), time=now, ref=ref, rule=rule, action="resolved",
             severity=compiled.rule.severity if compiled else Severity.INFO,
             mode=self.mode, facts=facts,
             summary=f"{rule}: resolved, the condition no longer holds",

@@ -9,12 +9,11 @@ change at a time, through the same intent-first apply path as the loop's own cha
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tuner.lifecycle import TRANSITIONS, State, Verdict
-from tuner.model import Change, Decision, FunctionRef, Mode, Severity, Target
+from tuner.model import Change, Decision, FunctionRef, Mode, Severity, Target, new_id
 from tuner.planning import function_group
 from tuner.ports import Provider, Store
 
@@ -52,7 +51,7 @@ def held(store: Store, decision: Decision) -> Decision:
 
 def _audit(daemon: Daemon, ref: FunctionRef, action: str, summary: str, reason: str) -> Decision:
     decision = Decision(
-        id=uuid.uuid4().hex, time=daemon.clock.now(), ref=ref, rule=MANUAL_RULE, action=action,
+        id=new_id(), time=daemon.clock.now(), ref=ref, rule=MANUAL_RULE, action=action,
         severity=Severity.INFO, mode=daemon.mode, summary=summary, group=function_group(ref),
     ).with_verdict(Verdict.OBSERVE, reason)  # fmt: skip
     daemon.store.record(decision)
@@ -105,7 +104,7 @@ def approve(daemon: Daemon, decision_id: str, who: str) -> Decision:
         if live == change.after:
             raise ManualError(f"{change.knob.value} is already {live}")
         approved = replace(
-            decision, id=uuid.uuid4().hex, time=daemon.clock.now(), mode=Mode.APPLY,
+            decision, id=new_id(), time=daemon.clock.now(), mode=Mode.APPLY,
             state=State.PLANNED, verdict=None, change=Change(change.knob, live, change.after),
             judged_windows=0,
         ).with_verdict(Verdict.APPLY, f"approved by {who} (recommendation {decision.id})")  # fmt: skip
@@ -128,7 +127,7 @@ def roll_back(daemon: Daemon, decision_id: str, who: str) -> Decision:
             raise ManualError("this decision is itself a rollback")
         provider, target = _target(daemon, decision.ref)
         undo = replace(
-            decision, id=uuid.uuid4().hex, time=daemon.clock.now(), action="rollback",
+            decision, id=new_id(), time=daemon.clock.now(), action="rollback",
             change=Change(change.knob, target.config.get(change.knob), change.before),
             summary=f"rolled back {change.describe()} by hand", state=State.PLANNED,
             verdict=None, judged_windows=0, undoes=decision.id,

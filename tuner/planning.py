@@ -7,7 +7,6 @@ decides afterwards what may actually happen.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 
 from tuner.actions import Plan
@@ -24,6 +23,7 @@ from tuner.model import (
     Mode,
     Severity,
     Target,
+    new_id,
 )
 
 DEPENDENCY_GROUP = "dependency:"
@@ -98,7 +98,7 @@ def _decision(
     )
     head = rule.description or rule.name
     return Decision(
-        id=uuid.uuid4().hex,
+        id=new_id(),
         time=now,
         ref=finding.ref,
         rule=rule.name,
@@ -185,7 +185,7 @@ class HeldPlans:
         ):
             group, ref, facts = group_key(compiled, finding), finding.ref, finding.facts
             return [
-                Decision(id=uuid.uuid4().hex, time=now, ref=ref, rule=rule, action=action,
+                Decision(id=new_id(), time=now, ref=ref, rule=rule, action=action,
                          severity=severity, mode=mode, state=State.SKIPPED, verdict=Verdict.SKIP,
                          facts=facts, change=change, summary=summary, advice=advice,
                          reason=reason, channels=channels, group=group)  # fmt: skip

@@ -19,7 +19,7 @@ run may go on.  Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from tuner.lifecycle import State, Verdict
 from tuner.model import Decision, Knob, Mode, Severity
@@ -92,7 +92,7 @@ class Repeats:
             key, says = _key(d), _says(d)
             last = previous.get(key)
             if last is not None and last[2] == says and key not in memory:
-                d = replace(d, id=last[0], seen=last[1] + 1, last_seen=now)
+                d = d.replaced(id=last[0], seen=last[1] + 1, last_seen=now)
                 again.append(d)
             else:
                 new.append(d)

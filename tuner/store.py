@@ -103,7 +103,7 @@ class SqliteStore:
         written.  ``state`` is loop state saved with them.
         """
         split = self._repeats.split(made, at, max_gap_s)
-        again = json.dumps([d.id for d in split.seen_again])
+        again = json.dumps([d.id for d in split.seen_again], check_circular=False)
         runs = {d.id for d in split.new if d.state in REPEATABLE}
         with self._tx() as db:
             row = db.execute("SELECT number, time FROM cycle").fetchone()
