@@ -8,6 +8,7 @@ Deployment from that peak in one step.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,8 +190,9 @@ def test_leftover_probe_pods_of_managed_deployments_are_swept_on_start(
         pod("billing-probe-1", namespace, {"app": "billing", PROBE_LABEL: "billing"}),
         pod("api-1", namespace, {"app": "api"}),
     )
-    provider = make_provider(cluster, namespace, clock)  # sweeps even with probes off
-    provider.close()
+    make_provider(cluster, namespace, clock).close()  # probes off: nothing to sweep
+    assert len(probe_pods(kube, namespace)) == 2
+    make_provider(cluster, namespace, clock, probe=PROBES_ON).close()
     names = sorted(p["metadata"]["name"] for p in kube.list(PODS.format(ns=namespace)))
     assert names == ["api-1", "billing-probe-1"]
 
@@ -224,6 +226,7 @@ def test_a_probe_killed_at_its_own_limit_is_a_lower_bound(
     facts = api_facts(probing, start, clock.now())
 
     assert probe_pods(kube, namespace) == []  # ended, so tuner removed it
+    assert facts.ooms == 0  # the probe's kill is not the Deployment's
     assert facts.extra["probe_peak_memory_mb"] == 1024.0
     assert facts.extra["probe_memory_mb"] == 1024.0
     assert "probe_pending" not in facts.extra
@@ -263,18 +266,14 @@ def memory_series(namespace: str, series: dict[str, list[tuple[float, float]]]) 
     return "\n".join(lines) + "\n# EOF\n"
 
 
-WAIT_FOR_PROBES = """\
-version: 1
-rules:
-  - name: oom
-    description: The function ran out of memory
-    when: ooms > 0.0 && !has(extra.probe_pending)
-    actions:
-      - action: more-memory
-        margin: 0.1
-    severity: critical
-    cooldown: 10m
-"""
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "kubernetes.md"
+
+
+def rule_that_waits_for_probes() -> str:
+    """The rule docs/kubernetes.md shows for sizing in one step."""
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), re.S)
+    [block] = [b for b in blocks if "probe_pending" in b]
+    return block
 
 
 def test_the_probes_peak_from_prometheus_sizes_the_deployment_in_one_step(
@@ -317,7 +316,7 @@ def test_the_probes_peak_from_prometheus_sizes_the_deployment_in_one_step(
     assert "probe_pending" not in second.extra  # measured more than the killed limit
 
     waiting, bundled = (
-        load_rules([rules_file(tmp_path, WAIT_FOR_PROBES)]),
+        load_rules([rules_file(tmp_path, rule_that_waits_for_probes())]),
         load_rules([bundled_rules()]),
     )
     # A rule that waits for the probe holds back while it measures ...

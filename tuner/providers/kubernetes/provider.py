@@ -59,7 +59,8 @@ class KubernetesProvider:
         if self._api is None:
             self._api = KubeApi(self.settings.api_url, timeout_s=self.settings.request_timeout_s)
             log.info("kubernetes_connected", host=self._api.host, namespace=self.settings.namespace)
-            self._sweep_probes()
+            if self.settings.probe.enabled:
+                self._sweep_probes()
 
     def _sweep_probes(self) -> None:
         """Delete probe pods an earlier run of tuner left behind (their results are lost)."""
