@@ -178,7 +178,7 @@ def test_no_probe_unless_enabled(
     assert not any(k.startswith("probe") for k in facts.extra)
 
 
-def test_leftover_probe_pods_of_managed_deployments_are_swept_on_start(
+def test_leftover_probe_pods_of_managed_deployments_are_swept_in_the_first_cycle(
     cluster: EmulatorThread, kube: KubeApi, namespace: str, clock: FakeClock
 ) -> None:
     foreign = deployment("billing", namespace, labels={"team": "billing"})  # not selected
@@ -190,11 +190,19 @@ def test_leftover_probe_pods_of_managed_deployments_are_swept_on_start(
         pod("billing-probe-1", namespace, {"app": "billing", PROBE_LABEL: "billing"}),
         pod("api-1", namespace, {"app": "api"}),
     )
-    make_provider(cluster, namespace, clock).close()  # probes off: nothing to sweep
-    assert len(probe_pods(kube, namespace)) == 2
-    make_provider(cluster, namespace, clock, probe=PROBES_ON).close()
+    now = clock.now()
+    off = make_provider(cluster, namespace, clock)
+    off.observe(off.targets(), now - 60, now)
+    off.close()
+    assert len(probe_pods(kube, namespace)) == 2  # probes off: not tuner's to delete
+    on = make_provider(cluster, namespace, clock, probe=PROBES_ON)  # a standby starts ...
+    assert len(probe_pods(kube, namespace)) == 2  # ... and deletes nothing
+    facts = on.observe(on.targets(), now - 60, now)  # the acting one's first cycle sweeps
     names = sorted(p["metadata"]["name"] for p in kube.list(PODS.format(ns=namespace)))
     assert names == ["api-1", "billing-probe-1"]
+    assert not any(k.startswith("probe") for f in facts.values() for k in f.extra)
+    on.observe(on.targets(), now - 60, now)
+    on.close()
 
 
 def test_closing_the_provider_deletes_its_running_probe(

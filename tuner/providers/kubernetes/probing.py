@@ -31,7 +31,6 @@ from tuner.errors import ProviderError
 from tuner.model import WindowFacts
 from tuner.providers.kubernetes.api import ForbiddenError, JsonObject, KubeApi, NotFoundError
 from tuner.providers.kubernetes.probe_pods import (
-    PROBE_LABEL,
     ProbePolicy,
     has_ended,
     probe_pod,
@@ -108,18 +107,25 @@ class Prober:
         """The latest probe of a Deployment, if any."""
         return self._runs.get(deployment)
 
-    def sweep(self, deployments: Iterable[str]) -> list[str]:
-        """Delete leftover probe pods of these Deployments (from an earlier run); their names."""
+    def sweep(self, pods: Iterable[JsonObject], deployments: Iterable[str]) -> list[JsonObject]:
+        """Delete the probe pods of these Deployments that this prober did not start.
+
+        They are left from an earlier run of tuner (or a former leader), and what they
+        measured went with it.  Returns the probe pods that remain.
+        """
         managed = set(deployments)
-        found = self._api().list(self._pods_path, PROBE_LABEL)
-        swept = []
-        for pod in found:
+        mine = {run.pod for run in self._runs.values()}
+        remaining, swept = [], []
+        for pod in pods:
             name = dig(pod, "metadata", "name") or ""
-            if probed_deployment(pod) in managed and self._delete(name):
+            leftover = probed_deployment(pod) in managed and name not in mine
+            if leftover and self._delete(name):
                 swept.append(name)
+            else:
+                remaining.append(pod)
         if swept:
             log.info("probe_pods_swept", namespace=self._namespace, pods=swept)
-        return swept
+        return remaining
 
     def update(
         self, pods: Iterable[JsonObject], memory: Mapping[tuple[str, str], float], now: float

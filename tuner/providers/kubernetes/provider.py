@@ -51,6 +51,7 @@ class KubernetesProvider:
             else None
         )
         self.prober = Prober(lambda: self.api, settings.namespace, settings.probe)
+        self._swept = not settings.probe.enabled
 
     # lifecycle
 
@@ -59,17 +60,6 @@ class KubernetesProvider:
         if self._api is None:
             self._api = KubeApi(self.settings.api_url, timeout_s=self.settings.request_timeout_s)
             log.info("kubernetes_connected", host=self._api.host, namespace=self.settings.namespace)
-            if self.settings.probe.enabled:
-                self._sweep_probes()
-
-    def _sweep_probes(self) -> None:
-        """Delete probe pods an earlier run of tuner left behind (their results are lost)."""
-        try:
-            self.prober.sweep(
-                dig(obj, "metadata", "name") for obj in self._list_workloads(workloads.DEPLOYMENT)
-            )
-        except ProviderError as exc:
-            log.warning("probe_sweep_failed", namespace=self.settings.namespace, error=str(exc))
 
     def close(self) -> None:
         """Delete running probe pods and close the API connection."""
@@ -176,6 +166,14 @@ class KubernetesProvider:
         pods = self.api.list(f"/api/v1/namespaces/{namespace}/pods")
         probes = [p for p in pods if probed_deployment(p)]
         pods = [p for p in pods if not probed_deployment(p)]  # a probe is not the workload's
+        if not self._swept:  # in the first cycle: only an operator's acting replica cycles
+            self._swept = True
+            managed = [
+                str(dig(obj, "metadata", "name"))
+                for kind, obj in live.values()
+                if kind is workloads.DEPLOYMENT
+            ]
+            probes = self.prober.sweep(probes, managed)
         memory = self._memory_usage(namespace, start, end)
         now = self._clock.now()
         self.prober.update(probes, memory, now)
