@@ -165,6 +165,34 @@ def test_probes_wait_for_each_other_and_for_room(
     provider.close()
 
 
+@pytest.mark.parametrize(
+    ("options", "probed"),
+    [
+        ({"memory_max_mb": 600}, "600Mi"),  # never more than tuner may give the workload
+        ({"probe": dict(PROBES_ON, max_mb=512)}, "512Mi"),
+        ({"memory_max_mb": 256}, None),  # nothing above the limit to probe at
+    ],
+)
+def test_a_probe_stays_within_the_caps(
+    cluster: EmulatorThread,
+    kube: KubeApi,
+    namespace: str,
+    clock: FakeClock,
+    options: dict[str, Any],
+    probed: str | None,
+) -> None:
+    provider = make_provider(cluster, namespace, clock, **{"probe": PROBES_ON, **options})
+    now = clock.now()
+    oom_killed_api(kube, namespace, now - 10)
+    api_facts(provider, now - 60, now)
+    found = [
+        p["spec"]["containers"][0]["resources"]["limits"]["memory"]
+        for p in probe_pods(kube, namespace)
+    ]
+    provider.close()
+    assert found == ([probed] if probed else [])
+
+
 def test_no_probe_unless_enabled(
     cluster: EmulatorThread, kube: KubeApi, namespace: str, clock: FakeClock
 ) -> None:

@@ -87,9 +87,15 @@ class Prober:
         api: Callable[[], KubeApi],
         namespace: str,
         policy: ProbePolicy,
+        *,
+        cap_mb: int | None = None,
     ) -> None:
-        """Probe in ``namespace`` through the client ``api()`` returns, as ``policy`` allows."""
+        """Probe in ``namespace`` through the client ``api()`` returns, as ``policy`` allows.
+
+        ``cap_mb`` is the most memory tuner may give a workload; no probe gets more.
+        """
         self.policy = policy
+        self._cap_mb = cap_mb
         self._api = api
         self._namespace = namespace
         self._runs: dict[str, ProbeRun] = {}
@@ -167,9 +173,9 @@ class Prober:
         name = str(dig(deployment, "metadata", "name"))
         if not policy.enabled or not self._may_start(name, killed_at_mb, now):
             return None
-        memory_mb = policy.memory_mb(killed_at_mb)
+        memory_mb = min(policy.memory_mb(killed_at_mb), self._cap_mb or policy.max_mb)
         if memory_mb <= killed_at_mb:
-            log.info("probe_at_cap", deployment=name, memory_mb=killed_at_mb, max_mb=policy.max_mb)
+            log.info("probe_at_cap", deployment=name, memory_mb=killed_at_mb, max_mb=memory_mb)
             return None
         reason = (
             f"container {container} was OOM-killed at {killed_at_mb} MB; "

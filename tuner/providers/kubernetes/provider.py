@@ -50,7 +50,9 @@ class KubernetesProvider:
             if settings.prometheus_url
             else None
         )
-        self.prober = Prober(lambda: self.api, settings.namespace, settings.probe)
+        self.prober = Prober(
+            lambda: self.api, settings.namespace, settings.probe, cap_mb=settings.memory_max_mb
+        )
         self._swept = not settings.probe.enabled
 
     # lifecycle
