@@ -61,6 +61,12 @@ def oom_killed_api(kube: KubeApi, namespace: str, killed_at: float) -> None:
     seed(kube, workload, pod("api-1", namespace, labels, oom_at=killed_at, restarts=2))
 
 
+def kill_and_observe(provider: KubernetesProvider, kube: KubeApi, now: float) -> WindowFacts:
+    """Seed the OOM-killed ``api`` and observe the minute in which it was killed."""
+    oom_killed_api(kube, provider.settings.namespace, now - 10)
+    return api_facts(provider, now - 60, now)
+
+
 def api_facts(provider: KubernetesProvider, start: float, end: float) -> WindowFacts:
     facts = provider.observe(provider.targets(), start, end)
     return facts[FunctionRef("kubernetes", "deployment.api", provider.settings.namespace)]
@@ -82,9 +88,7 @@ def test_an_oom_kill_starts_one_probe_pod_at_a_raised_limit(
     probing: KubernetesProvider, kube: KubeApi, namespace: str, clock: FakeClock
 ) -> None:
     now = clock.now()
-    oom_killed_api(kube, namespace, now - 10)
-
-    facts = api_facts(probing, now - 60, now)
+    facts = kill_and_observe(probing, kube, now)
 
     [probe] = probe_pods(kube, namespace)
     meta, spec = probe["metadata"], probe["spec"]
@@ -114,8 +118,7 @@ def test_one_probe_at_a_time_ended_when_its_time_is_up_and_none_again_within_for
     probing: KubernetesProvider, kube: KubeApi, namespace: str, clock: FakeClock
 ) -> None:
     start = clock.now()
-    oom_killed_api(kube, namespace, start - 10)
-    api_facts(probing, start - 60, start)
+    kill_and_observe(probing, kube, start)
     [first] = probe_pods(kube, namespace)
 
     clock.advance(30)  # still killed, a probe running: no second one
@@ -183,8 +186,7 @@ def test_a_probe_stays_within_the_caps(
 ) -> None:
     provider = make_provider(cluster, namespace, clock, **{"probe": PROBES_ON, **options})
     now = clock.now()
-    oom_killed_api(kube, namespace, now - 10)
-    api_facts(provider, now - 60, now)
+    kill_and_observe(provider, kube, now)
     found = [
         p["spec"]["containers"][0]["resources"]["limits"]["memory"]
         for p in probe_pods(kube, namespace)
@@ -198,8 +200,7 @@ def test_no_probe_unless_enabled(
 ) -> None:
     provider = make_provider(cluster, namespace, clock)
     now = clock.now()
-    oom_killed_api(kube, namespace, now - 10)
-    facts = api_facts(provider, now - 60, now)
+    facts = kill_and_observe(provider, kube, now)
     provider.close()
     assert facts.ooms == 1
     assert probe_pods(kube, namespace) == []
@@ -238,8 +239,7 @@ def test_closing_the_provider_deletes_its_running_probe(
 ) -> None:
     provider = make_provider(cluster, namespace, clock, probe=PROBES_ON)
     now = clock.now()
-    oom_killed_api(kube, namespace, now - 10)
-    api_facts(provider, now - 60, now)
+    kill_and_observe(provider, kube, now)
     assert len(probe_pods(kube, namespace)) == 1
     provider.close()
     assert probe_pods(kube, namespace) == []
@@ -249,8 +249,7 @@ def test_a_probe_killed_at_its_own_limit_is_a_lower_bound(
     probing: KubernetesProvider, kube: KubeApi, namespace: str, clock: FakeClock
 ) -> None:
     start = clock.now()
-    oom_killed_api(kube, namespace, start - 10)
-    api_facts(probing, start - 60, start)
+    kill_and_observe(probing, kube, start)
     [probe] = probe_pods(kube, namespace)
     path = f"{PODS.format(ns=namespace)}/{probe['metadata']['name']}"
     killed = {"terminated": {"reason": "OOMKilled", "exitCode": 137,

@@ -185,13 +185,8 @@ class Prober:
             deployment, container, memory_mb, now=now, for_s=policy.for_s, reason=reason
         )
         self._attempts[name] = now
-        try:
-            created = self._api().create(self._pods_path, body)
-        except ForbiddenError as exc:
-            log.warning("probe_not_allowed", deployment=name, error=str(exc), hint=RBAC_HINT)
-            return None
-        except ProviderError as exc:
-            log.warning("probe_not_started", deployment=name, error=str(exc))
+        created = self._call("probe_not_started", self._pods_path, body)
+        if created is None:
             return None
         run = ProbeRun(
             deployment=name,
@@ -271,14 +266,20 @@ class Prober:
 
     def _delete(self, pod: str) -> bool:
         """Delete a probe pod; False when it could not be (already gone counts as done)."""
+        return self._call("probe_not_deleted", f"{self._pods_path}/{pod}") is not None
+
+    def _call(self, failed: str, path: str, body: JsonObject | None = None) -> JsonObject | None:
+        """Create ``body`` at ``path``, or delete ``path`` without a body; None when refused.
+
+        A refusal is logged as ``failed`` (with what to grant, for a 403); deleting what
+        is already gone is done.
+        """
+        api = self._api()
         try:
-            self._api().delete(f"{self._pods_path}/{pod}")
-        except NotFoundError:
-            return True
-        except ForbiddenError as exc:
-            log.warning("probe_not_deleted", pod=pod, error=str(exc), hint=RBAC_HINT)
-            return False
+            return api.create(path, body) if body is not None else api.delete(path)
         except ProviderError as exc:
-            log.warning("probe_not_deleted", pod=pod, error=str(exc))
-            return False
-        return True
+            if body is None and isinstance(exc, NotFoundError):
+                return {}
+            hint = RBAC_HINT if isinstance(exc, ForbiddenError) else None
+            log.warning(failed, path=path, error=str(exc), hint=hint)
+            return None
