@@ -109,10 +109,6 @@ class Prober:
     def _pods_path(self) -> str:
         return f"/api/v1/namespaces/{self._namespace}/pods"
 
-    def run_of(self, deployment: str) -> ProbeRun | None:
-        """The latest probe of a Deployment, if any."""
-        return self._runs.get(deployment)
-
     def sweep(self, pods: Iterable[JsonObject], deployments: Iterable[str]) -> list[JsonObject]:
         """Delete the probe pods of these Deployments that this prober did not start.
 
