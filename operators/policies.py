@@ -68,6 +68,22 @@ class PrometheusSpec(_Spec):
     latency_metric: str | None = Field(None, alias="latencyMetric")
 
 
+class ProbeSpec(_Spec):
+    """Probes of OOM-killed Deployments (the Kubernetes provider's ``probe``); off by default."""
+
+    enabled: bool = False
+    factor: float | None = Field(None, gt=1.0, le=64.0)
+    max_mb: int | None = Field(None, alias="maxMb", ge=64)
+    for_s: Duration | None = Field(None, alias="for", ge=60.0, le=86_400.0)
+    max_running: int | None = Field(None, alias="maxRunning", ge=1, le=50)
+
+    def provider_options(self) -> dict[str, Any]:
+        """The provider's ``probe`` section, with its defaults where the policy sets none."""
+        options = {"enabled": self.enabled, "factor": self.factor, "max_mb": self.max_mb,
+                   "for": self.for_s, "max_running": self.max_running}  # fmt: skip
+        return {k: v for k, v in options.items() if v is not None}
+
+
 class TuningPolicySpec(_Spec):
     """What a TuningPolicy asks for: which workloads, which rules, how far to go."""
 
@@ -80,6 +96,7 @@ class TuningPolicySpec(_Spec):
     limits: LimitsSpec = Field(default_factory=lambda: LimitsSpec.model_validate({}))
     channels: list[ChannelSpec] = Field(default_factory=list)
     prometheus: PrometheusSpec | None = None
+    probe: ProbeSpec | None = None
 
 
 SECRET_OPTION = {
@@ -120,6 +137,8 @@ def tuner_document(
     if spec.prometheus is not None:
         provider["prometheus_url"] = spec.prometheus.url
         provider["latency_metric"] = spec.prometheus.latency_metric
+    if spec.probe is not None:
+        provider["probe"] = spec.probe.provider_options()
     channels: dict[str, dict[str, Any]] = {
         name: dict(options) for name, options in (shared_channels or {}).items()
     }

@@ -33,7 +33,7 @@ class ForbiddenError(ProviderError):
 
 
 class KubeApi:
-    """Reads, lists, patches and creates Kubernetes objects as JSON."""
+    """Reads, lists, patches, creates and deletes Kubernetes objects as JSON."""
 
     def __init__(self, api_url: str | None = None, *, timeout_s: float = 10.0) -> None:
         """Connect to ``api_url`` (no auth, for tests) or to the in-cluster / kubeconfig API."""
@@ -76,6 +76,10 @@ class KubeApi:
     def create(self, path: str, body: Mapping[str, Any]) -> JsonObject:
         """Create an object in a collection."""
         return self._call("POST", path, body=body)
+
+    def delete(self, path: str) -> JsonObject:
+        """Delete one object by its API path."""
+        return self._call("DELETE", path)
 
     def _call(
         self,

@@ -21,6 +21,8 @@ from tuner.providers.kubernetes import (
     workloads,
 )
 from tuner.providers.kubernetes.api import ForbiddenError, JsonObject, KubeApi, NotFoundError
+from tuner.providers.kubernetes.probe_pods import probed_deployment
+from tuner.providers.kubernetes.probing import Prober
 from tuner.providers.kubernetes.settings import Settings
 from tuner.providers.kubernetes.workloads import KINDS, WorkloadKind, dig
 from tuner.providers.prometheus import ContainerQueries, PrometheusClient
@@ -48,6 +50,10 @@ class KubernetesProvider:
             if settings.prometheus_url
             else None
         )
+        self.prober = Prober(
+            lambda: self.api, settings.namespace, settings.probe, cap_mb=settings.memory_max_mb
+        )
+        self._swept = not settings.probe.enabled
 
     # lifecycle
 
@@ -58,8 +64,9 @@ class KubernetesProvider:
             log.info("kubernetes_connected", host=self._api.host, namespace=self.settings.namespace)
 
     def close(self) -> None:
-        """Close the API connection."""
+        """Delete running probe pods and close the API connection."""
         if self._api is not None:
+            self.prober.close(self._clock.now())
             self._api.close()
             self._api = None
 
@@ -159,7 +166,19 @@ class KubernetesProvider:
             for obj in self._list_workloads(kind)
         }
         pods = self.api.list(f"/api/v1/namespaces/{namespace}/pods")
+        probes = [p for p in pods if probed_deployment(p)]
+        pods = [p for p in pods if not probed_deployment(p)]  # a probe is not the workload's
+        if not self._swept:  # in the first cycle: only an operator's acting replica cycles
+            self._swept = True
+            managed = [
+                str(dig(obj, "metadata", "name"))
+                for kind, obj in live.values()
+                if kind is workloads.DEPLOYMENT
+            ]
+            probes = self.prober.sweep(probes, managed)
         memory = self._memory_usage(namespace, start, end)
+        now = self._clock.now()
+        self.prober.update(probes, memory, now)
         facts: dict[FunctionRef, WindowFacts] = {}
         for target in mine:
             if target.ref not in live:
@@ -167,7 +186,8 @@ class KubernetesProvider:
             kind, obj = live[target.ref]
             container = workloads.container_name(kind, obj, self.settings.container) or ""
             own = signals.pods_of(pods, kind.pod_labels(obj))
-            facts[target.ref] = self._facts(target.ref, own, container, memory, start, end)
+            window = self._facts(target.ref, own, container, memory, start, end)
+            facts[target.ref] = self.prober.with_probe(kind, obj, container, window, now)
         return facts
 
     def _memory_usage(

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tuner.providers.kubernetes.probe_pods import ProbePolicy
 from tuner.providers.kubernetes.selectors import LabelSelector
 
 
@@ -56,3 +57,7 @@ class Settings(BaseModel):
     conflict_retries: int = Field(default=3, ge=0, le=10)
     """How often apply re-reads and retries after a 409 while its plan still holds."""
     request_timeout_s: float = Field(default=10.0, gt=0)
+    probe: ProbePolicy = Field(default_factory=ProbePolicy)
+    """Off by default: after an OOM kill, one pod of the Deployment serves real traffic at
+    a higher limit for a while to measure its need (``{enabled: true, factor: 4,
+    max_mb: 4096, for: 10m}``); needs create and delete on pods."""
