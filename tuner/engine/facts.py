@@ -187,11 +187,20 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
         Type.NUMBER,
         "MB",
         "local, sim: peak of an invocation killed for memory, re-run once at a higher limit "
-        "(a probe); at the probe's limit when it ran out there too.",
+        "(a probe); kubernetes: peak of a probe pod serving real traffic at a higher limit; "
+        "at the probe's limit when it ran out there too.",
     ),
-    "probe_memory_mb": FactDoc(Type.NUMBER, "MB", "local, sim: the limit the probe ran at."),
+    "probe_memory_mb": FactDoc(
+        Type.NUMBER, "MB", "local, sim, kubernetes: the limit the probe ran at."
+    ),
     "probe_payload_kb": FactDoc(Type.NUMBER, "KB", "local, sim: the payload size of the probe."),
-    "probes": FactDoc(Type.NUMBER, "count", "local: probes that finished in the window."),
+    "probe_pending": FactDoc(
+        Type.NUMBER, "", "kubernetes: 1 while a probe pod runs and has measured nothing yet."
+    ),
+    "probes": FactDoc(
+        Type.NUMBER, "count", "local: probes that finished in the window; kubernetes: 1 with a "
+        "probe's evidence.",
+    ),
     "lookback_peak_memory_mb": FactDoc(
         Type.NUMBER, "MB", "Highest peak of surviving invocations over the lookback."
     ),

@@ -8,7 +8,6 @@ Deployment from that peak in one step.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,14 +300,16 @@ def memory_series(namespace: str, series: dict[str, list[tuple[float, float]]]) 
     return "\n".join(lines) + "\n# EOF\n"
 
 
-DOCS = Path(__file__).resolve().parents[3] / "docs" / "kubernetes.md"
-
-
-def rule_that_waits_for_probes() -> str:
-    """The rule docs/kubernetes.md shows for sizing in one step."""
-    blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), re.S)
-    [block] = [b for b in blocks if "probe_pending" in b]
-    return block
+IMPATIENT_OOM_RULE = """
+version: 1
+rules:
+  - name: oom
+    when: ooms > 0.0
+    actions:
+      - action: more-memory
+        margin: 0.1
+    severity: critical
+"""
 
 
 def test_the_probes_peak_from_prometheus_sizes_the_deployment_in_one_step(
@@ -350,20 +351,20 @@ def test_the_probes_peak_from_prometheus_sizes_the_deployment_in_one_step(
     assert second.extra["probe_memory_mb"] == 1024.0
     assert "probe_pending" not in second.extra  # measured more than the killed limit
 
-    waiting, bundled = (
-        load_rules([rules_file(tmp_path, rule_that_waits_for_probes())]),
+    bundled, impatient = (
         load_rules([bundled_rules()]),
+        load_rules([rules_file(tmp_path, IMPATIENT_OOM_RULE)]),
     )
-    # A rule that waits for the probe holds back while it measures ...
-    assert decide(waiting, target, first, t0) is None
+    # The bundled rule holds back while the probe measures ...
+    assert decide(bundled, target, first, t0) is None
     # ... and then sizes from what it measured: 700 MB + 10%, in one step, not x2 blind.
-    plan = decide(waiting, target, second, t0 + 60)
+    plan = decide(bundled, target, second, t0 + 60)
     assert plan is not None and plan.change is not None and plan.change.after == 770
     assert "peaked at 700 MB" in plan.summary
-    # The bundled rule acts at once: blind on the first window, from the probe on the next.
-    blind = decide(bundled, target, first, t0)
+    # A rule that does not wait acts at once: blind on the first window, from the probe next.
+    blind = decide(impatient, target, first, t0)
     assert blind is not None and blind.change is not None and blind.change.after == 512
-    measured = decide(bundled, target, second, t0 + 60)
+    measured = decide(impatient, target, second, t0 + 60)
     assert measured is not None and measured.change is not None and measured.change.after == 770
 
 
