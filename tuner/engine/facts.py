@@ -240,7 +240,10 @@ def _ratio(part: float | int | None, whole: float | int | None) -> float | None:
 
 def _dependency_error_rate(dep: DependencyFacts) -> float | None:
     """Failed calls per call; None without calls, or for numbers that cannot be true."""
-    rate = _ratio(dep.errors, dep.calls)
+    calls = dep.calls
+    if dep.errors == 0 and type(calls) is int and calls > 0:  # the usual dependency, at once
+        return 0.0
+    rate = _ratio(dep.errors, calls)
     return rate if rate is not None and rate <= 1.0 else None
 
 

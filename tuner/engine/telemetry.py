@@ -29,8 +29,11 @@ MAX_COUNT = 1e12
 
 def impossible(window: WindowFacts) -> str | None:
     """Why the window cannot be true, or None when it can be."""
-    if _usual(window):
-        return None
+    return None if _usual(window) else why_impossible(window)
+
+
+def why_impossible(window: WindowFacts) -> str | None:
+    """:func:`impossible` by every check in turn, for the window :func:`_usual` does not pass."""
     if not (_finite(window.start) and _finite(window.end)) or window.start >= window.end:
         return f"the window's bounds are impossible ({window.start!r} .. {window.end!r})"
     for name in COUNTS:
@@ -85,14 +88,11 @@ def _usual(w: WindowFacts) -> bool:
         type(throttles) not in _PLAIN or not 0 <= throttles <= MAX_COUNT or throttles != int(throttles)
     ):
         return False
-    measured: tuple[tuple[float | None, float], ...] = (
-        (w.duration_p50_ms, _WEEK_MS), (w.duration_p95_ms, _WEEK_MS), (w.duration_p99_ms, _WEEK_MS),
-        (w.duration_max_ms, _WEEK_MS), (w.peak_memory_mb, _MOST_MB),
-    )  # fmt: skip
-    for measure, most in measured:
-        if measure is not None and (type(measure) not in _PLAIN or not 0 <= measure <= most):
+    for measure in (w.duration_p50_ms, w.duration_p95_ms, w.duration_p99_ms, w.duration_max_ms):
+        if measure is not None and (type(measure) not in _PLAIN or not 0 <= measure <= _WEEK_MS):
             return False
-    return True
+    peak = w.peak_memory_mb
+    return peak is None or (type(peak) in _PLAIN and 0 <= peak <= _MOST_MB)
 
 
 _PLAIN = (int, float)
