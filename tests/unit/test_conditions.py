@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tuner.engine.conditions import ConditionError, compile_condition
+from tuner.engine.conditions import ConditionError, compile_condition, compile_node, parse
 from tuner.engine.facts import FACT_TYPES
 
 FACTS = {
@@ -54,6 +54,17 @@ FACTS = {
         ("timeouts != 0.0", False),
         ("duration_p99_ms == 100.0", None),
         ("duration_p99_ms != 100.0", None),
+        ("1.0 == 1.0", True),
+        ("null == ooms", False),
+        ("null != duration_p99_ms", False),
+        ("ooms == timeouts", False),
+        ("duration_p99_ms == timeouts", None),  # one side unknown
+        ("duration_p99_ms == duration_p99_ms", True),  # both unknown: equal
+        ("labels.team < 5.0", None),  # a label is text: not comparable with a number
+        ("labels.team < 'q'", True),
+        ("-labels.missing > 1.0", None),
+        ("(ooms > 0.0 ? labels.team : 'x') == 'payments'", True),
+        ("size(dependencies) / 0.0 > 1.0", None),
         # three-valued logic: missing data is never a reason to act
         ("duration_p99_ms > 100.0", None),
         ("!(duration_p99_ms > 100.0)", None),
@@ -68,6 +79,8 @@ def test_evaluation(source: str, expected: object) -> None:
     condition = compile_condition(source, FACT_TYPES)
     assert condition.evaluate(FACTS) is expected
     assert condition.holds(FACTS) is (expected is True)
+    # Without the facts' types (as explanations compile clauses) every operator is guarded.
+    assert compile_node(parse(source))(FACTS) is expected
 
 
 @pytest.mark.parametrize(

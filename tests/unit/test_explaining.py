@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tuner.engine.conditions import parse
-from tuner.engine.explaining import explain, render
+from tuner.engine.explaining import explain, fact_value, render
+from tuner.engine.expressions import fact_names
 
 DATA_LATENCY = (
     "dependency_latency_p95_ms > 200.0 && cache_enabled == false"
@@ -84,3 +85,13 @@ def test_rendered_text_parses_back_to_the_same_tree(source: str) -> None:
 
 def _shape(node: object) -> object:
     return (node.op, node.value, tuple(_shape(a) for a in node.args))  # type: ignore[attr-defined]
+
+
+def test_a_clause_shows_the_field_it_reads_not_the_whole_mapping() -> None:
+    tree = parse("ooms > 0.0 && !has(extra.probe_pending) && dependencies['db'].calls > 1.0")
+    assert fact_names(tree) == {"ooms", "extra.probe_pending", "dependencies.db"}
+    facts = {"ooms": 2.0, "extra": {"probe_pending": 1.0}, "dependencies": {}}
+    assert fact_value(facts, "extra.probe_pending") == 1.0
+    assert fact_value(facts, "dependencies.db") is None
+    assert fact_value(facts, "ooms") == 2.0
+    assert fact_value(facts, "missing.x") is None

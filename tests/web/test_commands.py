@@ -78,7 +78,7 @@ def test_explain_facts_shows_what_each_decision_rested_on(
     assert "when: ooms > 0.0" in out and "    ooms" in out and "peak_memory_mb=128" in out
     assert main(["explain", "oomer", "--facts", "--json", "-c", config]) == 0
     [record] = json.loads(capsys.readouterr().out)
-    assert record["condition_facts"] == {"ooms": 6.0} and record["facts"]["memory_mb"] == 128.0
+    assert record["condition_facts"] == {"extra.probe_pending": None, "ooms": 6.0} and record["facts"]["memory_mb"] == 128.0
 
 
 @pytest.fixture

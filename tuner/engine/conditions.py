@@ -1,10 +1,13 @@
-"""Rule conditions: a safe subset of CEL compiled once into Python closures.
+"""Rule conditions: a safe subset of CEL compiled once into a Python function each.
 
 A condition such as ``ooms > 0.0 && peak_memory_mb >= 0.9 * memory_mb`` is parsed by a
-small Pratt parser into a tree, type-checked against the fact reference, and turned into
-nested closures.  Nothing is ever passed to ``eval``; the only names a condition can reach
-are the documented facts and the functions listed in :data:`FUNCTIONS`, so no Python
-object, attribute or module is reachable.
+small Pratt parser into a tree, type-checked against the fact reference, and written out
+as one Python expression (a function call per condition, not one per operator: rules are
+evaluated for every function in every cycle).  tuner writes that text from fixed operator
+tokens and names of its own; the rule file's constants and fact names are passed in as
+values, never as text.  The only names a condition can reach are the documented facts and
+the functions listed in :data:`FUNCTIONS`, so no Python object, attribute or module is
+reachable.
 
 Why not a CEL library: the reference bindings convert every fact from Python to Rust on
 each call, which measured ~18,000 evaluations/s with a realistic set of 40 facts; tuner
@@ -164,50 +167,6 @@ def _suggest(name: str, known: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------- compiling
 
 
-def _num_op(fn: Callable[[Any, Any], Any]) -> Callable[[Evaluator, Evaluator], Evaluator]:
-    def make(left: Evaluator, right: Evaluator) -> Evaluator:
-        def run(f: Facts) -> Any:
-            a = left(f)
-            if a is None:
-                return None
-            b = right(f)
-            if b is None:
-                return None
-            try:
-                return fn(a, b)
-            except (ZeroDivisionError, TypeError):
-                return None
-
-        return run
-
-    return make
-
-
-def _const_cmp(fn: Callable[[Any, Any], Any], name: str, c: Any) -> Evaluator:
-    """The hot path: a fact compared with a constant, e.g. ``ooms > 0.0``."""
-
-    def run(f: Facts) -> Any:
-        v = f.get(name)
-        return None if v is None else fn(v, c)
-
-    return run
-
-
-def _const_eq(name: str, c: Any, negate: bool) -> Evaluator:
-    """The hot path of ``==`` and ``!=``: a fact against a constant, e.g. ``ooms == 0.0``.
-
-    Against ``null`` it asks whether the fact is missing; otherwise a missing fact is unknown.
-    """
-    if c is None:
-        return lambda f: (f.get(name) is None) != negate
-
-    def run(f: Facts) -> Any:
-        v = f.get(name)
-        return None if v is None else (v == c) != negate
-
-    return run
-
-
 def _div(a: float, b: float) -> float | None:
     return a / b if b else None
 
@@ -222,116 +181,24 @@ _ARITH: Mapping[str, Callable[[Any, Any], Any]] = {
     "*": operator.mul,
     "/": _div,
     "%": _mod,
-    "<": operator.lt,  # the operator module's: no Python frame per comparison
+    "<": operator.lt,
     "<=": operator.le,
     ">": operator.gt,
     ">=": operator.ge,
 }
-
-
+_INLINE = {"+": "{a} + {b}", "-": "{a} - {b}", "*": "{a} * {b}", "/": "({a} / {b} if {b} else None)",
+           "%": "({a} % {b} if {b} else None)", "<": "{a} < {b}", "<=": "{a} <= {b}",
+           ">": "{a} > {b}", ">=": "{a} >= {b}"}  # fmt: skip
+"""Each operator written out, for operands that are numbers (or strings, to compare)."""
 _COMPARISONS = frozenset({"<", "<=", ">", ">="})
 
 
-def _kleene(parts: list[Evaluator], decisive: bool) -> Evaluator:
-    """``&&`` (decisive False) or ``||`` (decisive True) in three-valued logic."""
-
-    def run(f: Facts) -> Any:
-        unknown = False
-        for p in parts:
-            v = p(f)
-            if v is decisive:
-                return decisive
-            if v is None:
-                unknown = True
-        return None if unknown else not decisive
-
-    return run
-
-
-def compile_node(node: Node) -> Evaluator:
-    """Turn a checked tree into a closure that evaluates it against a facts mapping."""
-    op = node.op
-    if op == "const":
-        c = node.value
-        return lambda f: c
-    if op == "fact":
-        name = node.value
-        return lambda f: f.get(name)
-    if op == "&&":
-        return _kleene([compile_node(n) for n in flatten(node, "&&")], decisive=False)
-    if op == "||":
-        return _kleene([compile_node(n) for n in flatten(node, "||")], decisive=True)
-    if op in _ARITH:
-        left, right = node.args
-        if (
-            left.op == "fact"
-            and right.op == "const"
-            and right.value is not None
-            and op in _COMPARISONS
-        ):
-            return _const_cmp(_ARITH[op], left.value, right.value)
-        return _num_op(_ARITH[op])(compile_node(left), compile_node(right))
-    if op in ("==", "!="):
-        negate = op == "!="
-        if node.args[0].op == "fact" and node.args[1].op == "const":
-            return _const_eq(node.args[0].value, node.args[1].value, negate)
-        left_ev, right_ev = (compile_node(a) for a in node.args)
-
-        def eq(f: Facts) -> Any:
-            a, b = left_ev(f), right_ev(f)
-            if (a is None) != (b is None):
-                # Comparing with an explicit null literal asks whether data is missing.
-                if any(a.op == "const" and a.value is None for a in node.args):
-                    return negate
-                return None
-            return (a == b) != negate
-
-        return eq
-    if op == "!":
-        inner = compile_node(node.args[0])
-        return lambda f: None if (v := inner(f)) is None else not v
-    if op == "neg":
-        inner = compile_node(node.args[0])
-        return lambda f: None if (v := inner(f)) is None else -v
-    if op == "?:":
-        cond, then, other = (compile_node(a) for a in node.args)
-
-        def ternary(f: Facts) -> Any:
-            c = cond(f)
-            return None if c is None else then(f) if c else other(f)
-
-        return ternary
-    if op == "list":
-        items = [compile_node(a) for a in node.args]
-        return lambda f: [i(f) for i in items]
-    if op == "index":
-        return _compile_index(node)
-    if op == "in":
-        item, container = (compile_node(a) for a in node.args)
-
-        def contains(f: Facts) -> Any:
-            c = container(f)
-            return None if c is None else item(f) in c
-
-        return contains
-    if op == "call":
-        if node.value == "has":
-            selected = _compile_index(node.args[0])
-            return lambda f: selected(f) is not None
-        fn = FUNCTIONS[node.value][0]
-        args = [compile_node(a) for a in node.args]
-        return lambda f: fn(*(a(f) for a in args))
-    raise ConditionError(f"unsupported operator {op!r}", node.pos)  # pragma: no cover
-
-
-def _compile_index(node: Node) -> Evaluator:
-    """``base[key]`` or ``base.key``; the usual ``extra.name`` reads the fact at once."""
-    base_node, key_node = node.args
-    if base_node.op == "fact" and key_node.op == "const":
-        name, key = base_node.value, key_node.value
-        return lambda f: _index(f.get(name), key)
-    base, key_ev = compile_node(base_node), compile_node(key_node)
-    return lambda f: _index(base(f), key_ev(f))
+def _guarded(fn: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
+    """An operator on values of no known type: a type that does not fit is unknown (null)."""
+    try:
+        return fn(a, b)
+    except (ZeroDivisionError, TypeError):
+        return None
 
 
 def _index(base: Any, key: Any) -> Any:
@@ -341,6 +208,124 @@ def _index(base: Any, key: Any) -> Any:
         i = int(key)
         return base[i] if 0 <= i < len(base) else None
     return None
+
+
+class _Writer:
+    """Writes a checked condition tree as one Python expression over the facts ``f``.
+
+    The text it writes holds only fixed operator tokens and names it makes up: every
+    constant, fact name and function is passed in as a value (``_k0``, ``_k1``, ...), so
+    nothing from a rule file is ever read as Python.  Intermediate values are kept in
+    ``_t1``, ``_t2``, ... (assignment expressions), so that each operand is computed once
+    and only when the three-valued logic needs it, in the same order as written.
+    """
+
+    def __init__(self, fact_types: Mapping[str, Type] | None):
+        self.fact_types = fact_types
+        self.values: dict[str, Any] = {"_index": _index, "_guarded": _guarded}
+        self.temps = 0
+
+    def value(self, v: Any) -> str:
+        name = f"_k{len(self.values)}"
+        self.values[name] = v
+        return name
+
+    def temp(self) -> str:
+        self.temps += 1
+        return f"_t{self.temps}"
+
+    def known(self, node: Node) -> Type:
+        """The node's static type; ANY where the facts' types are not given."""
+        return Type.ANY if self.fact_types is None else check(node, self.fact_types)
+
+    def write(self, node: Node) -> str:
+        op = node.op
+        if op == "const":
+            return self.value(node.value)
+        if op == "fact":
+            return f"f.get({self.value(node.value)})"
+        if op in ("&&", "||"):
+            return self.kleene([self.write(n) for n in flatten(node, op)], op == "||")
+        if op in _ARITH:
+            return self.arithmetic(op, *node.args)
+        if op in ("==", "!="):
+            return self.equality(op == "!=", *node.args)
+        if op in ("!", "neg"):
+            t, inner = self.temp(), self.write(node.args[0])
+            return f"(None if ({t} := {inner}) is None else {'not ' if op == '!' else '-'}{t})"
+        if op == "?:":
+            t, (cond, then, other) = self.temp(), (self.write(a) for a in node.args)
+            return f"(None if ({t} := {cond}) is None else ({then} if {t} else {other}))"
+        if op == "list":
+            return f"[{', '.join(self.write(a) for a in node.args)}]"
+        if op == "index":
+            base, key = (self.write(a) for a in node.args)
+            return f"_index({base}, {key})"
+        if op == "in":
+            t, item, container = self.temp(), *(self.write(a) for a in node.args)
+            return f"(None if ({t} := {container}) is None else {item} in {t})"
+        if op == "call":
+            if node.value == "has":
+                return f"({self.write(node.args[0])} is not None)"
+            fn = self.value(FUNCTIONS[node.value][0])
+            return f"{fn}({', '.join(self.write(a) for a in node.args)})"
+        raise ConditionError(f"unsupported operator {op!r}", node.pos)  # pragma: no cover
+
+    def kleene(self, parts: list[str], decisive: bool) -> str:
+        """``&&`` (decisive false) or ``||`` (decisive true): the first decisive part decides."""
+        temps = [self.temp() for _ in parts]
+        unknown = " or ".join(f"{t} is None" for t in temps)
+        text = f"(None if {unknown} else {not decisive})"
+        for t, part in zip(reversed(temps), reversed(parts), strict=True):
+            text = f"({decisive} if ({t} := {part}) is {decisive} else {text})"
+        return text
+
+    def arithmetic(self, op: str, left: Node, right: Node) -> str:
+        """An operator on two values: null when either is null (the right one then not computed)."""
+        (a, a_null), (b, b_null) = self.operand(left), self.operand(right)
+        types = {self.known(left), self.known(right)}
+        if types == {Type.NUMBER} or (op in _COMPARISONS and types == {Type.STRING}):
+            result = _INLINE[op].format(a=a, b=b)
+        else:
+            result = f"_guarded({self.value(_ARITH[op])}, {a}, {b})"
+        unknown = " or ".join(test for test in (a_null, b_null) if test)
+        return f"(None if {unknown} else {result})" if unknown else result
+
+    def operand(self, node: Node) -> tuple[str, str]:
+        """A name for the operand's value, and the test that it is null ("" for a constant)."""
+        if node.op == "const" and node.value is not None:
+            return self.value(node.value), ""
+        t = self.temp()
+        return t, f"({t} := {self.write(node)}) is None"
+
+    def equality(self, negate: bool, left: Node, right: Node) -> str:
+        """``==`` / ``!=``: against a null literal it asks whether data is missing."""
+        equal = "!=" if negate else "=="
+        if right.op == "const" and right.value is None:
+            return f"({self.write(left)} is {'not ' if negate else ''}None)"
+        if left.op == "const" and left.value is None:
+            return f"({self.write(right)} is {'not ' if negate else ''}None)"
+        (a, a_null), (b, b_null) = self.operand(left), self.operand(right)
+        if a_null and b_null:
+            return f"(None if ({a_null}) != ({b_null}) else {a} {equal} {b})"
+        if a_null or b_null:  # the other side is a constant, not null
+            return f"(None if {a_null or b_null} else {a} {equal} {b})"
+        return f"({a} {equal} {b})"
+
+
+def compile_node(node: Node, fact_types: Mapping[str, Type] | None = None) -> Evaluator:
+    """Turn a checked tree into one Python function that evaluates it against a facts mapping.
+
+    With the facts' types, arithmetic and comparisons on numbers are written out; without
+    them (or on values of no known type) a type that does not fit gives null.
+    """
+    writer = _Writer(fact_types)
+    text = writer.write(node)
+    namespace = dict(writer.values)
+    # The text is tuner's own (see _Writer): rule files reach it only as values.
+    exec(compile(f"def condition(f):\n    return {text}\n", "<condition>", "exec"), namespace)
+    evaluator: Evaluator = namespace["condition"]
+    return evaluator
 
 
 @dataclass(frozen=True)
@@ -362,4 +347,4 @@ def compile_condition(source: str, fact_types: Mapping[str, Type]) -> Condition:
     result = check(tree, fact_types)
     if result not in (Type.BOOL, Type.ANY):
         raise ConditionError(f"a condition must be true or false, but this one is a {result.value}")
-    return Condition(source=source, facts=frozenset(fact_names(tree)), evaluate=compile_node(tree))
+    return Condition(source=source, facts=frozenset(fact_names(tree)), evaluate=compile_node(tree, fact_types))

@@ -1,6 +1,6 @@
 """Evaluation: match the rule base against one function's facts.
 
-Pure and fast: no I/O, conditions are compiled closures.  The ``for`` clause of a rule
+Pure and fast: no I/O, each condition is one compiled function.  The ``for`` clause of a rule
 needs memory across windows; :class:`Streaks` holds how many consecutive windows each
 rule has matched for each function, and the loop persists it between cycles.
 """

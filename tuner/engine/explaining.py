@@ -112,11 +112,20 @@ def _clause(node: Node, facts: Mapping[str, Any]) -> Clause:
     return Clause(
         text=render(node),
         value=value,
-        facts={n: facts.get(n) for n in names},
+        facts={n: fact_value(facts, n) for n in names},
         operands=operands,
         parts=parts,
         joiner=joiner,
     )
+
+
+def fact_value(facts: Mapping[str, Any], name: str) -> Any:
+    """A fact by the name :func:`~tuner.engine.expressions.fact_names` gives it (``extra.x``)."""
+    if name in facts:
+        return facts[name]
+    head, _, field = name.partition(".")
+    base = facts.get(head)
+    return base.get(field) if field and isinstance(base, Mapping) else None
 
 
 def render(node: Node, parent: int = -1) -> str:

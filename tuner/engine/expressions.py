@@ -227,7 +227,14 @@ def flatten(node: Node, op: str) -> list[Node]:
 
 
 def fact_names(node: Node) -> set[str]:
-    """Every fact a condition tree reads."""
+    """Every fact a condition tree reads; a field read by its name as ``fact.field``.
+
+    ``has(extra.probe_pending)`` reads ``extra.probe_pending``, not all of ``extra``.
+    """
+    if node.op == "index":
+        base, key = node.args
+        if base.op == "fact" and key.op == "const" and isinstance(key.value, str):
+            return {f"{base.value}.{key.value}"}
     names = {node.value} if node.op == "fact" else set()
     for arg in node.args:
         names |= fact_names(arg)

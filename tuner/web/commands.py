@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tuner.engine.explaining import plain
+from tuner.engine.explaining import fact_value, plain
 from tuner.engine.rulefiles import RuleBase
 from tuner.insight import FunctionView
 from tuner.model import Decision, FunctionConfig, FunctionRef, Target
@@ -278,7 +278,7 @@ def explain_facts(decisions: Sequence[Decision], rules: RuleBase | None, as_json
         read = sorted(compiled.condition.facts) if compiled else []
         if as_json:
             out.append({**decision_json(d), "condition": compiled.rule.when if compiled else None,
-                        "condition_facts": {n: d.facts.get(n) for n in read},
+                        "condition_facts": {n: fact_value(d.facts, n) for n in read},
                         "facts": dict(d.facts)})  # fmt: skip
             continue
         change = f"  {d.change.describe()}" if d.change else ""
@@ -286,7 +286,7 @@ def explain_facts(decisions: Sequence[Decision], rules: RuleBase | None, as_json
         if compiled:
             out.append(f"    when: {compiled.rule.when}")
         for name in read:
-            out.append(f"    {name:28} {_value(d.facts.get(name))}")
+            out.append(f"    {name:28} {_value(fact_value(d.facts, name))}")
         others = [
             k for k in d.facts if k not in read and k not in ("labels", "dependencies", "extra")
         ]
