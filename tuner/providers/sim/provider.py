@@ -224,14 +224,16 @@ class SimProvider:
         if mean_ms is not None:
             self._fastest[slot] = min(self._fastest[slot], mean_ms)
         peak = max(self._peaks[base : base + self.lookback_days])
-        if not facts.invocations or peak <= 0:
+        if not facts.invocations:
             return facts
+        # The lookback's payloads are history too when no invocation survived (no peak).
         extra = dict(facts.extra)
         if _MODEL_FACTS & extra.keys():
             self._modelled[i] = 1
         elif self._modelled[i]:
             extra.update(_model_facts(self.workloads[i]))
-        extra["lookback_peak_memory_mb"] = peak
+        if peak > 0:
+            extra["lookback_peak_memory_mb"] = peak
         extra["lookback_days"] = float(min(self.lookback_days, self._day + 1))
         fastest = min(self._fastest[base : base + self.lookback_days])
         if fastest < math.inf:
