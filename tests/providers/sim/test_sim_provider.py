@@ -180,3 +180,18 @@ def test_the_lookback_reports_its_largest_payload_when_no_invocation_ever_surviv
     assert facts.ooms == facts.invocations > 0
     assert facts.extra["lookback_payload_kb_max"] == pytest.approx(w.payload_max_kb, rel=0.01)
     assert "lookback_peak_memory_mb" not in facts.extra  # no invocation survived to peak
+
+
+def test_the_ledger_gives_each_function_its_cost_against_its_optimum() -> None:
+    fleet = [replace(w, rate_per_s=5.0) for w in make_fleet(3, seed=2)]
+    fleet = [replace(fleet[0], memory_mb=2 * fleet[0].optimum_mb()),
+             replace(fleet[1], memory_mb=fleet[1].optimum_mb()), fleet[2]]  # fmt: skip
+    clock = VirtualClock()
+    provider = SimProvider(fleet, clock)
+    provider.ledger.settle_from = 0.0
+    run_windows(provider, clock, 2)
+    costs = provider.ledger.costs()
+    assert sum(c for c, _ in costs) == pytest.approx(provider.ledger.cost)
+    assert sum(o for _, o in costs) == pytest.approx(provider.ledger.optimum_cost)
+    (doubled, doubled_best), (right, right_best) = costs[0], costs[1]
+    assert doubled > 1.2 * doubled_best and right == pytest.approx(right_best)
