@@ -180,6 +180,7 @@ def test_the_lookback_reports_its_largest_payload_when_no_invocation_ever_surviv
     assert facts.ooms == facts.invocations > 0
     assert facts.extra["lookback_payload_kb_max"] == pytest.approx(w.payload_max_kb, rel=0.01)
     assert "lookback_peak_memory_mb" not in facts.extra  # no invocation survived to peak
+    assert facts.extra["lookback_days"] == 14  # the history's two weeks, from the first day
 
 
 def test_the_ledger_gives_each_function_its_cost_against_its_optimum() -> None:

@@ -88,6 +88,8 @@ class SimProvider:
         self._last: dict[FunctionRef, WindowFacts] = {}
         self.last_outcomes: list[Outcome | None] = [None] * len(self.workloads)
         """The true outcome of each function's latest window (for strategies that read usage)."""
+        self._history_days = math.ceil(history_days)
+        """Days of history before the start, in the lookback until they age out of it."""
         if history_days > 0:
             self._remember(history_days * DAY_S)
 
@@ -234,7 +236,8 @@ class SimProvider:
             extra.update(_model_facts(self.workloads[i]))
         if peak > 0:
             extra["lookback_peak_memory_mb"] = peak
-        extra["lookback_days"] = float(min(self.lookback_days, self._day + 1))
+        days = self._day + 1 + self._history_days
+        extra["lookback_days"] = float(min(self.lookback_days, days))
         fastest = min(self._fastest[base : base + self.lookback_days])
         if fastest < math.inf:
             extra["lookback_duration_avg_ms_min"] = fastest
