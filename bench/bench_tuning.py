@@ -6,7 +6,9 @@ same traffic: tuner through its real loop, store and notifier with the bundled r
 models of VPA, Compute Optimizer and Power Tuning in ``bench/peers.py``.  Each is scored
 against the functions' true optimum.
 
-Run: ``python bench/bench_tuning.py [--quick] [--functions N] [--days D] [--json FILE]``.
+Run: ``python bench/bench_tuning.py [--quick] [--functions N] [--days D] [--seed S]
+[--json FILE] [--explain N]``; ``--explain N`` lists tuner's N functions whose settled cost
+is furthest over their optimum, with the decision that sized each.
 Targets for tuner: >= 95% of OOMs fixed in one step, cost within 5% of the optimum once
 settled, 0 synthetic invocations, 0 flapping, fewer failed invocations than every peer.
 
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -53,6 +56,41 @@ def applied_rules(directory: Path) -> Path:
     return path
 
 
+def explain(sim: Any, db: Path, count: int) -> list[str]:
+    """Lines on the ``count`` functions whose settled cost is furthest over their optimum.
+
+    Each gives its workload, its memory against its need and optimum, the points of the
+    fleet's cost ratio it adds, and the last memory decision tuner applied to it.
+    """
+    from tuner.lifecycle import State
+    from tuner.model import FunctionRef
+    from tuner.store import SqliteStore
+
+    provider = sim.provider
+    costs = provider.ledger.costs()
+    optimum = sum(o for _, o in costs) or 1.0
+    worst = sorted(range(len(costs)), key=lambda i: costs[i][1] - costs[i][0])[:count]
+    store = SqliteStore(db)
+    lines = []
+    try:
+        for i in worst:
+            w, (cost, best) = provider.workloads[i], costs[i]
+            memory = provider.read(FunctionRef(provider.name, w.name)).memory_mb
+            lines.append(
+                f"  {w.name} {w.kind:8} {memory:5d} MB, needs {w.need_mb:5.0f}, optimum "
+                f"{w.optimum_mb():5d}; +{100 * (cost - best) / optimum:.2f} points "
+                f"(cpu {w.cpu_ms:.0f} ms, io {w.io_ms:.0f} ms, timeout {w.timeout_s:g} s)"
+            )
+            ref = FunctionRef(provider.name, w.name)
+            changes = [d for d in store.decisions(ref=ref)
+                       if d.state in (State.APPLIED, State.IMPROVED, State.UNCHANGED)
+                       and d.change is not None]  # fmt: skip
+            lines.append(f"    {changes[-1].summary if changes else 'never changed'}")
+    finally:
+        store.close()
+    return lines
+
+
 def main() -> int:
     """Run every strategy, print a table and optionally write JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -63,6 +101,8 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=900.0, help="cycle interval in seconds")
     ap.add_argument("--rules", help="tuner's rule file or directory (default: the bundled rules)")
     ap.add_argument("--json", dest="json_file")
+    ap.add_argument("--explain", type=int, default=0, metavar="N",
+                    help="list tuner's N functions costing most over their optimum, and why")  # fmt: skip
     args = ap.parse_args()
     if args.quick:
         args.functions, args.days = 80, 3.0
@@ -73,8 +113,9 @@ def main() -> int:
         t0 = time.perf_counter()
         rules = Path(args.rules) if args.rules else applied_rules(Path(tmp))
         sim = simulate([rules], functions=args.functions, days=args.days,
-                       seed=args.seed, window_s=args.window)  # fmt: skip
+                       seed=args.seed, window_s=args.window, store_dir=Path(tmp))  # fmt: skip
         scores["tuner"], seconds["tuner"] = sim.score, time.perf_counter() - t0
+        explained = explain(sim, Path(tmp) / "tuner.db", args.explain) if args.explain else []
     for name in PEERS:
         t0 = time.perf_counter()
         provider = run_peer(name, args.functions, args.days, args.seed, args.window)
@@ -103,6 +144,10 @@ def main() -> int:
         patterns.setdefault(key, []).append(fixed and redeploys == 1)
     for key, ones in sorted(patterns.items()):
         print(f"  {key:28} {sum(ones):4d} of {len(ones):4d}")
+    if explained:
+        print(f"tuner's {args.explain} functions costing most over their optimum "
+              "(points: their excess as a share of the fleet's optimum cost):")  # fmt: skip
+        print("\n".join(explained))
     if args.json_file:
         out = {
             "functions": args.functions, "days": args.days, "seed": args.seed,

@@ -20,7 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from tuner.durations import Duration
 from tuner.model import Change, FunctionConfig, Knob, Lasting, Limits, fact_number
 from tuner.registry import Entry, Registry
-from tuner.sizing import monthly_saving, oom_need, smallest_in_time, steady_need
+from tuner.sizing import (
+    margin_basis,
+    monthly_saving,
+    oom_need,
+    smallest_in_time,
+    steady_need,
+    with_margin,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +75,9 @@ class MoreMemory(_Action):
     The need comes from the evidence the provider gives (see :mod:`tuner.sizing`): the
     peak of a killed invocation re-run at a higher limit (a probe), how memory grows with
     payload size or over a worker's life, or the traced peak and failed allocation of a
-    killed invocation.  Without such evidence, memory goes to the peak of
+    killed invocation.  The margin is kept over the part of the need that grows with the
+    payload or a worker's age where a growth model tells it apart from the fixed part
+    (:func:`tuner.sizing.with_margin`).  Without such evidence, memory goes to the peak of
     the surviving invocations plus the margin; when that peak is unknown or sits at the
     limit (the real need is unknown) memory grows geometrically, up to ``max_mb`` or the
     provider's cap.
@@ -82,7 +91,12 @@ class MoreMemory(_Action):
     """
 
     action: Literal["more-memory"] = "more-memory"
-    margin: float = Field(0.2, ge=0.0, le=4.0, description="Headroom over the observed peak.")
+    margin: float = Field(
+        0.2,
+        ge=0.0,
+        le=4.0,
+        description="Headroom over the need; over its growing part where a growth model splits it.",
+    )
     growth: float = Field(2.0, gt=1.0, le=8.0, description="Factor when the real need is unknown.")
     max_mb: int | None = Field(None, ge=64, description="Never go above this.")
     only_if_cpu_scales: bool = Field(
@@ -106,8 +120,8 @@ class MoreMemory(_Action):
             wanted = max(need.mb * (1.0 + self.margin), current * self.growth)
             basis = f"x{self.growth:g} at least: {need.basis}, still growing at the limit"
         elif need is not None:
-            wanted = need.mb * (1.0 + self.margin)
-            basis = f"needs {need.mb:.0f} MB + {self.margin:.0%}: {need.basis}"
+            wanted = with_margin(need, self.margin)
+            basis = f"needs {need.mb:.0f} MB {margin_basis(need, self.margin)}: {need.basis}"
         elif peak is not None and peak < 0.95 * current:
             wanted = peak * (1.0 + self.margin)
             basis = f"from a {peak:.0f} MB peak + {self.margin:.0%}"
@@ -128,7 +142,8 @@ class LessMemory(_Action):
 
     The basis is the highest of the window's peak, the provider's lookback peak
     (``extra.lookback_peak_memory_mb``) and the growth models of :mod:`tuner.sizing`, so
-    memory never goes below the largest peak seen.  Where CPU scales with memory and the
+    memory never goes below the largest peak seen; the margin is kept over the part of the
+    need that grows where a growth model tells it apart.  Where CPU scales with memory and the
     CPU time is known, memory stays high enough that the function runs at most
     ``max_slowdown`` times its fastest mean duration of the lookback
     (``extra.lookback_duration_avg_ms_min``, else today's), so that successive
@@ -143,7 +158,12 @@ class LessMemory(_Action):
     """
 
     action: Literal["less-memory"] = "less-memory"
-    margin: float = Field(0.3, ge=0.1, le=4.0, description="Headroom kept over the peak.")
+    margin: float = Field(
+        0.3,
+        ge=0.1,
+        le=4.0,
+        description="Headroom kept over the need; over its growing part where a model splits it.",
+    )
     min_saving: float = Field(0.2, gt=0.0, lt=1.0, description="Skip savings below this share.")
     max_slowdown: float = Field(
         1.2,
@@ -163,8 +183,8 @@ class LessMemory(_Action):
         need = steady_need(facts)
         assert need is not None  # the window's peak is evidence
         current = config.memory_mb
-        wanted = need.mb * (1.0 + self.margin)
-        basis = f"{need.basis} + {self.margin:.0%}"
+        wanted = with_margin(need, self.margin)
+        basis = f"{need.basis} {margin_basis(need, self.margin)}"
         timing = smallest_in_time(facts, self.max_slowdown, limits.cpu_scales_with_memory)
         slowed = timing is not None and timing[0] > wanted
         if timing is not None and slowed:

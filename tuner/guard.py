@@ -78,6 +78,8 @@ class Deferred:
 
     severity: Severity
     plan: Callable[[bool], Sequence[Decision]]
+    failing: float = 0.0
+    """Invocations that failed in the finding's window: of one severity, most first."""
 
 
 def history_span(cooldowns: Mapping[str, float], policy: GuardPolicy) -> float:
@@ -92,7 +94,7 @@ def guard(
     policy: GuardPolicy,
     now: float,
 ) -> list[Decision]:
-    """Give each planned decision the guard's verdict; most severe first.
+    """Give each planned decision the guard's verdict; most severe first, then most failing.
 
     ``history`` holds the applied decisions of at least :func:`history_span`; ``cooldowns``
     maps a rule name to its cooldown in seconds.  Each decision's ``mode`` is already the
@@ -113,7 +115,7 @@ def guard(
     this_cycle = 0
     touched: set[tuple[FunctionRef, Knob]] = set()
     settled: list[Decision] = []
-    for item in sorted(planned, key=lambda d: _SEVERITY_ORDER[d.severity]):
+    for item in sorted(planned, key=_urgency):
         if isinstance(item, Deferred):
             used = in_last_hour + this_cycle >= policy.max_changes_per_hour
             batch = item.plan(used or this_cycle >= policy.max_changes_per_cycle)
@@ -139,6 +141,14 @@ def guard(
                 d = d.with_verdict(verdict, reason)
             settled.append(d)  # a deferred finding's decision may come settled already
     return settled
+
+
+def _urgency(item: Decision | Deferred) -> tuple[int, float]:
+    """Most severe first; of one severity, the finding with the most failed invocations."""
+    if isinstance(item, Deferred):
+        return _SEVERITY_ORDER[item.severity], -item.failing
+    errors = item.facts.get("errors")
+    return _SEVERITY_ORDER[item.severity], -(errors if isinstance(errors, (int, float)) else 0.0)
 
 
 def _settle(

@@ -224,7 +224,9 @@ class Daemon:
                 self._function_failed(report, target.ref, exc)
                 return []
 
-        return Deferred(compiled.rule.severity, plan)
+        errors = finding.facts.get("errors")
+        failing = float(errors) if isinstance(errors, (int, float)) else 0.0
+        return Deferred(compiled.rule.severity, plan, failing)
 
     def _observe(
         self, report: CycleReport, start: float, now: float, bad: list[Decision]

@@ -17,6 +17,12 @@ evidence, strongest first:
   level where the facts carry them, else from ``extra``);
 - the peak of the invocations that survived (``peak_memory_mb``,
   ``extra.lookback_peak_memory_mb``), which bounds the need from below.
+
+Headroom (:func:`with_margin`) is kept over the part of a need that grows with traffic:
+where a growth model splits the need into a fixed part (the runtime and the work every
+invocation does, ``fixed_mb``) and a part that grows with the payload or a worker's age,
+a margin of 10% leaves room for a payload 10% larger than the largest seen, or a worker
+that grows 10% more; a need known only as a peak keeps the margin over all of it.
 """
 
 from __future__ import annotations
@@ -47,6 +53,19 @@ class Need:
     basis: str
     lower_bound: bool = False
     """True when the need may be larger still (an invocation grew to the limit in small steps)."""
+    fixed_mb: float = 0.0
+    """The part of the need that does not grow with traffic (0: not known apart)."""
+
+
+def with_margin(need: Need, margin: float) -> float:
+    """The need plus ``margin`` of its growing part (of all of it when no part is known fixed)."""
+    fixed = min(max(need.fixed_mb, 0.0), need.mb)
+    return need.mb + margin * (need.mb - fixed)
+
+
+def margin_basis(need: Need, margin: float) -> str:
+    """How the margin was applied, for a decision's summary: ``+ 10%`` or ``+ 10% of the growing part``."""
+    return f"+ {margin:.0%}" if need.fixed_mb <= 0 else f"+ {margin:.0%} of its growing part"
 
 
 def _extra(facts: Mapping[str, Any], name: str) -> float | None:
@@ -73,7 +92,8 @@ def payload_need(facts: Mapping[str, Any]) -> Need | None:
     if slope is None or base is None or largest is None or slope <= 0:
         return None
     mb = base + slope * largest
-    return Need(mb, f"{base:.0f} MB + {slope:.3g} MB/KB x the largest payload ({largest:.0f} KB)")
+    basis = f"{base:.0f} MB + {slope:.3g} MB/KB x the largest payload ({largest:.0f} KB)"
+    return Need(mb, basis, fixed_mb=base)
 
 
 def leak_need(facts: Mapping[str, Any]) -> Need | None:
@@ -85,7 +105,9 @@ def leak_need(facts: Mapping[str, Any]) -> Need | None:
         return None
     mb = start + growth * life
     return Need(
-        mb, f"a worker grows {growth:.2g} MB per invocation over its {life:.0f} invocations"
+        mb,
+        f"a worker grows {growth:.2g} MB per invocation over its {life:.0f} invocations",
+        fixed_mb=start,
     )
 
 
@@ -135,7 +157,9 @@ def probe_need(facts: Mapping[str, Any]) -> Need | None:
     if base is not None and payload and largest and largest > payload and peak > base:
         slope = (peak - base) / payload
         mb = base + slope * largest
-        return Need(mb, f"{basis} with {payload:.0f} KB; {mb:.0f} MB at {largest:.0f} KB")
+        return Need(
+            mb, f"{basis} with {payload:.0f} KB; {mb:.0f} MB at {largest:.0f} KB", fixed_mb=base
+        )
     return Need(peak, basis)
 
 

@@ -22,6 +22,8 @@ from tuner.model import Decision, FunctionConfig, Knob, fact_number
 
 COST_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT})
 """Knobs whose increase costs money: raising one that does not help is rolled back."""
+CALL_NEUTRAL_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S})
+"""Knobs that do not change what a function asks of its dependencies (unlike fan-out)."""
 QUIET_FACTOR = 3
 """A change is kept unjudged after this many times ``windows`` windows without enough traffic."""
 
@@ -90,7 +92,8 @@ def compare(
 ) -> State | None:
     """Compare one window after a change with the window that triggered it.
 
-    None: too little traffic to tell.  Worse: the error rate rose, or the p95 duration
+    None: too little traffic to tell, or a dependency began failing after a memory or
+    timeout change (its errors are not the change's).  Worse: the error rate rose, or the p95 duration
     rose without fewer errors.  For an action with a symptom (e.g. ``oom_rate`` for more
     memory) that was present before: improved when it fell by ``min_improvement`` to none
     (or the rule's condition no longer holds), partial when it fell but is still there and
@@ -99,6 +102,8 @@ def compare(
     invocations = fact_number(after, "invocations")
     if invocations is None or invocations < policy.min_invocations:
         return None
+    if _dependency_failing(before, after, action, policy):
+        return None  # errors from a dependency that began failing say nothing of this change
     rate_before, rate_after = fact_number(before, "error_rate"), fact_number(after, "error_rate")
     fewer_errors = False
     if rate_before is not None and rate_after is not None:
@@ -173,6 +178,23 @@ def judge(
     ):
         return Judgement(State.ROLLED_BACK, ONLY_COST, counted=True)
     return Judgement(verdict, note, counted=True)
+
+
+def _dependency_failing(
+    before: Mapping[str, Any], after: Mapping[str, Any], action: str, policy: VerifyPolicy
+) -> bool:
+    """True when a dependency began failing after a change that does not touch its calls.
+
+    A memory or timeout change does not make a dependency fail: a window in which one
+    does (its error rate rose by ``error_rate_increase`` or more) cannot tell whether the
+    change helped or hurt, so it is not counted either way.
+    """
+    action_cls = ACTIONS.get(action)
+    if action_cls is None or action_cls.knob not in CALL_NEUTRAL_KNOBS:
+        return False
+    now = fact_number(after, "dependency_error_rate")
+    was = fact_number(before, "dependency_error_rate") or 0.0
+    return now is not None and now >= was + policy.error_rate_increase
 
 
 def _temporary(action: str) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tuner.guard import GuardPolicy, guard
+from tuner.guard import Deferred, GuardPolicy, guard
 from tuner.lifecycle import State, Verdict
 from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Severity
 from tuner.planning import effective_mode
@@ -15,6 +15,7 @@ from tuner.planning import effective_mode
 NOW = 1_000_000.0
 F = FunctionRef("aws", "resize", "eu-west-1")
 G = FunctionRef("aws", "thumb", "eu-west-1")
+H = FunctionRef("aws", "ingest", "eu-west-1")
 
 
 def decision(
@@ -125,6 +126,15 @@ def test_caps_keep_the_most_severe_first() -> None:
         for d in guard([info, critical], [], COOLDOWN, GuardPolicy(max_changes_per_cycle=1), NOW)
     }
     assert settled == {"critical": Verdict.APPLY, "info": Verdict.SKIP}
+
+
+def test_of_one_severity_the_caps_fix_the_function_failing_most_first() -> None:
+    quiet = decision(F, id="quiet", facts={"invocations": 50.0, "errors": 3.0})
+    failing = decision(G, id="failing", facts={"invocations": 900.0, "errors": 700.0})
+    deferred = Deferred(Severity.CRITICAL, lambda capped: [decision(H, id="deferred")], 40.0)
+    policy = GuardPolicy(max_changes_per_cycle=2)
+    settled = {d.id: d.verdict for d in guard([quiet, deferred, failing], [], COOLDOWN, policy, NOW)}
+    assert settled == {"failing": Verdict.APPLY, "deferred": Verdict.APPLY, "quiet": Verdict.SKIP}
 
 
 def test_one_knob_changes_once_per_cycle() -> None:

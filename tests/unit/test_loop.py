@@ -103,7 +103,7 @@ def test_every_decision_is_recorded_and_survives_a_restart(tmp_path: Path) -> No
     report = daemon.run_cycle()
     daemon.store.close()
     reopened = SqliteStore(db)
-    assert [d.id for d in reopened.decisions()] == [d.id for d in report.decisions]
+    assert sorted(d.id for d in reopened.decisions()) == sorted(d.id for d in report.decisions)
     oom = next(d for d in reopened.decisions() if d.rule == "oom")
     assert oom.change is not None and (oom.change.before, oom.change.after) == (128, 256)
     assert oom.facts["ooms"] == 6.0 and oom.state is State.APPLIED

@@ -14,6 +14,7 @@ from tuner.sizing import (
     smallest_in_time,
     steady_need,
     traced_need,
+    with_margin,
 )
 
 AWS = Limits()
@@ -112,8 +113,29 @@ def test_more_memory_fixes_in_one_step_from_the_growth_model() -> None:
         "peak_memory_mb": 250.0,
     }  # fmt: skip
     plan = MoreMemory(margin=0.2).plan(FunctionConfig(memory_mb=256), AWS, facts)
-    assert plan.change is not None and plan.change.after == 1320  # (100 + 1000) * 1.2
-    assert "needs 1100 MB" in plan.summary and "2000 KB" in plan.summary
+    # 100 MB the payload does not change, and 1000 MB for 2000 KB with room for 2400 KB
+    assert plan.change is not None and plan.change.after == 1300
+    assert "needs 1100 MB + 20% of its growing part" in plan.summary
+    assert "2000 KB" in plan.summary
+
+
+def test_the_margin_is_kept_over_what_grows_and_over_all_of_a_bare_peak() -> None:
+    leak = steady(2048, 900.0, worker_start_memory_mb=800.0,
+                  memory_growth_mb_per_invocation=0.1, worker_lifetime_invocations=1000.0)  # fmt: skip
+    need = steady_need(leak)
+    assert need is not None and need.mb == 900 and need.fixed_mb == 800
+    assert with_margin(need, 0.1) == pytest.approx(910)  # a worker may grow 10% more
+    plan = LessMemory(margin=0.1).plan(FunctionConfig(memory_mb=2048), FLAT, leak)
+    assert plan.change is not None and plan.change.after == 910
+    assert "+ 10% of its growing part" in plan.summary
+    bare = steady(2048, 900.0, lookback_peak_memory_mb=900.0)  # nothing says what is fixed
+    plan = LessMemory(margin=0.1).plan(FunctionConfig(memory_mb=2048), FLAT, bare)
+    assert plan.change is not None and plan.change.after == 990
+    # A peak above what the model says is the need, with the margin over all of it.
+    above = steady(2048, 950.0, worker_start_memory_mb=800.0,
+                   memory_growth_mb_per_invocation=0.1, worker_lifetime_invocations=1000.0)  # fmt: skip
+    need = steady_need(above)
+    assert need is not None and need.fixed_mb == 0 and with_margin(need, 0.1) == 1045
 
 
 def test_more_memory_from_a_growing_trace_takes_at_least_the_growth_factor() -> None:

@@ -102,3 +102,20 @@ def test_judge(
     assert reason in judgement.reason
     assert judgement.rollback is (state is State.ROLLED_BACK)
 
+
+
+def test_a_dependency_that_began_failing_does_not_roll_back_a_memory_change() -> None:
+    # Right-sized, then the dependency went down: the errors are the dependency's.
+    before = {**after(), "dependency_error_rate": 0.0}
+    resized = change("less-memory", before=1856, after=975, facts=before)
+    outage = after(error_rate=0.8, dependency_error_rate=0.9)
+    live = FunctionConfig(memory_mb=975, timeout_s=10.0)
+    judged = judge(resized, outage, START, live, None, POLICY)
+    assert judged.state is None and judged.counted
+    # The same errors without a failing dependency are the change's: rolled back.
+    worse = judge(resized, after(error_rate=0.8), START, live, None, POLICY)
+    assert worse.rollback and worse.reason == MADE_WORSE
+    # More fan-out makes more calls: a dependency failing after it may be its doing.
+    fanned = change("fan-out", knob=Knob.FAN_OUT, before=1, after=2, facts=before)
+    fanned_live = FunctionConfig(memory_mb=512, timeout_s=10.0, fan_out=2)
+    assert judge(fanned, outage, START, fanned_live, None, POLICY).rollback

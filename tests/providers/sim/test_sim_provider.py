@@ -166,3 +166,33 @@ def test_no_probe_without_an_oom() -> None:
     for window in run_windows(provider, clock, 4):
         assert not any("probe_peak_memory_mb" in f.extra for f in window.values())
     assert provider.ledger.score().probe_invocations == 0
+
+
+def test_the_lookback_reports_its_largest_payload_when_no_invocation_ever_survived() -> None:
+    # Every invocation needs more than the 192 MB it has: there is no surviving peak, but
+    # the 14 days of history saw payloads up to (nearly) the largest.
+    w = next(w for w in make_fleet(200, seed=4) if w.kind == "payload")
+    w = replace(w, runtime_mb=60.0, work_mb=250.0, memory_mb=192, rate_per_s=0.1)
+    clock = VirtualClock()
+    provider = SimProvider([w], clock)
+    (window,) = run_windows(provider, clock, 1)
+    (facts,) = window.values()
+    assert facts.ooms == facts.invocations > 0
+    assert facts.extra["lookback_payload_kb_max"] == pytest.approx(w.payload_max_kb, rel=0.01)
+    assert "lookback_peak_memory_mb" not in facts.extra  # no invocation survived to peak
+    assert facts.extra["lookback_days"] == 14  # the history's two weeks, from the first day
+
+
+def test_the_ledger_gives_each_function_its_cost_against_its_optimum() -> None:
+    fleet = [replace(w, rate_per_s=5.0) for w in make_fleet(3, seed=2)]
+    fleet = [replace(fleet[0], memory_mb=2 * fleet[0].optimum_mb()),
+             replace(fleet[1], memory_mb=fleet[1].optimum_mb()), fleet[2]]  # fmt: skip
+    clock = VirtualClock()
+    provider = SimProvider(fleet, clock)
+    provider.ledger.settle_from = 0.0
+    run_windows(provider, clock, 2)
+    costs = provider.ledger.costs()
+    assert sum(c for c, _ in costs) == pytest.approx(provider.ledger.cost)
+    assert sum(o for _, o in costs) == pytest.approx(provider.ledger.optimum_cost)
+    (doubled, doubled_best), (right, right_best) = costs[0], costs[1]
+    assert doubled > 1.2 * doubled_best and right == pytest.approx(right_best)

@@ -88,6 +88,8 @@ class SimProvider:
         self._last: dict[FunctionRef, WindowFacts] = {}
         self.last_outcomes: list[Outcome | None] = [None] * len(self.workloads)
         """The true outcome of each function's latest window (for strategies that read usage)."""
+        self._history_days = math.ceil(history_days)
+        """Days of history before the start, in the lookback until they age out of it."""
         if history_days > 0:
             self._remember(history_days * DAY_S)
 
@@ -224,15 +226,18 @@ class SimProvider:
         if mean_ms is not None:
             self._fastest[slot] = min(self._fastest[slot], mean_ms)
         peak = max(self._peaks[base : base + self.lookback_days])
-        if not facts.invocations or peak <= 0:
+        if not facts.invocations:
             return facts
+        # The lookback's payloads are history too when no invocation survived (no peak).
         extra = dict(facts.extra)
         if _MODEL_FACTS & extra.keys():
             self._modelled[i] = 1
         elif self._modelled[i]:
             extra.update(_model_facts(self.workloads[i]))
-        extra["lookback_peak_memory_mb"] = peak
-        extra["lookback_days"] = float(min(self.lookback_days, self._day + 1))
+        if peak > 0:
+            extra["lookback_peak_memory_mb"] = peak
+        days = self._day + 1 + self._history_days
+        extra["lookback_days"] = float(min(self.lookback_days, days))
         fastest = min(self._fastest[base : base + self.lookback_days])
         if fastest < math.inf:
             extra["lookback_duration_avg_ms_min"] = fastest

@@ -57,6 +57,9 @@ class _Fn:
     direction: int = 0
     reversed_last: bool = False
     episodes: list[tuple[int, bool]] = field(default_factory=list)
+    cost: float = 0.0
+    """What its real traffic (and probes) cost over the settled period."""
+    optimum_cost: float = 0.0
 
 
 class Ledger:
@@ -89,8 +92,12 @@ class Ledger:
             fn.failed += outcome.ooms
             self.failed_before_fix += outcome.ooms
         if end >= self.settle_from:
-            self.cost += outcome.cost + outcome.probe_cost
-            self.optimum_cost += outcome.invocations * fn.optimum_per_invocation
+            cost = outcome.cost + outcome.probe_cost
+            optimum = outcome.invocations * fn.optimum_per_invocation
+            self.cost += cost
+            self.optimum_cost += optimum
+            fn.cost += cost
+            fn.optimum_cost += optimum
 
     def change(self, index: int, before: float, after: float) -> None:
         """Count one memory change that went live."""
@@ -119,6 +126,10 @@ class Ledger:
         out = [(i, r, ok) for i, fn in enumerate(self._fns) for r, ok in fn.episodes]
         out += [(i, fn.redeploys, False) for i, fn in enumerate(self._fns) if fn.in_episode]
         return out
+
+    def costs(self) -> list[tuple[float, float]]:
+        """Each function's cost over the settled period and the same traffic's at its optimum."""
+        return [(fn.cost, fn.optimum_cost) for fn in self._fns]
 
     def score(self) -> Score:
         """The figures so far; episodes still open count as not fixed."""
