@@ -69,30 +69,34 @@ def _usual(w: WindowFacts) -> bool:
     """True for the usual window, checked at once: every number a plain one, in range.
 
     Plain ints and floats only (a bool, NaN or anything else takes the full checks), so
-    that a window this passes is one :func:`impossible` finds nothing wrong with.
+    that a window this passes is one :func:`impossible` finds nothing wrong with.  A count
+    that is an int is whole already; only a float count is tested for a fraction.
     """
-    invocations = w.invocations
-    if invocations is None or type(invocations) not in _PLAIN or not 0 <= invocations <= MAX_COUNT:
+    n = w.invocations
+    if not _count(n, MAX_COUNT) or n is None:
         return False
-    if invocations != int(invocations) or type(w.start) is not float or type(w.end) is not float:
+    if type(w.start) is not float or type(w.end) is not float:
         return False
     if not -math.inf < w.start < w.end < math.inf:
         return False
     for value in (w.errors, w.timeouts, w.ooms, w.cold_starts):
-        if value is not None and (
-            type(value) not in _PLAIN or not 0 <= value <= invocations or value != int(value)
-        ):
+        if value is not None and not _count(value, n):
             return False
-    throttles = w.throttles
-    if throttles is not None and (
-        type(throttles) not in _PLAIN or not 0 <= throttles <= MAX_COUNT or throttles != int(throttles)
-    ):
+    if w.throttles is not None and not _count(w.throttles, MAX_COUNT):
         return False
     for measure in (w.duration_p50_ms, w.duration_p95_ms, w.duration_p99_ms, w.duration_max_ms):
         if measure is not None and (type(measure) not in _PLAIN or not 0 <= measure <= _WEEK_MS):
             return False
     peak = w.peak_memory_mb
     return peak is None or (type(peak) in _PLAIN and 0 <= peak <= _MOST_MB)
+
+
+def _count(value: float | None, most: float) -> bool:
+    """A plain whole number from 0 to ``most``; None passes (the caller tells what it means)."""
+    kind = type(value)
+    if kind is int:
+        return 0 <= value <= most  # type: ignore[operator]
+    return value is None or (kind is float and 0 <= value <= most and value == int(value))
 
 
 _PLAIN = (int, float)
