@@ -13,8 +13,6 @@ from typing import Any
 from tuner.engine.rulefiles import RuleBase
 from tuner.model import Finding, Target
 
-_NONE: Mapping[str, int] = {}
-
 
 class Streaks:
     """Consecutive matching windows per function and rule; absent means zero."""
@@ -63,22 +61,20 @@ def evaluate(
         return findings, resolved
     key = target.ref.key
     ref = target.ref
-    counts = streaks.counts  # no streak to break for most functions: reset() is not called
+    counts = streaks.counts
+    mine = counts.get(key)  # this function's streaks: none for most, so nothing to break
     for name, for_windows, severity, condition, matches in rules.steps:
         if matches is not None and not matches(target):
             continue
         holds = condition(facts)
         if holds is True:  # streaks.bump(key, name), inlined
-            mine = counts.get(key)
             if mine is None:
                 mine = counts[key] = {}
             mine[name] = n = mine.get(name, 0) + 1
             if n >= for_windows:
                 findings.append(Finding(ref, name, severity, facts, window_end))
-        elif (
-            holds is False
-            and name in counts.get(key, _NONE)
-            and streaks.reset(key, name) >= for_windows
-        ):
-            resolved.append(name)  # only data showing health resolves; unknown keeps it
+        elif holds is False and mine and name in mine:
+            if streaks.reset(key, name) >= for_windows:
+                resolved.append(name)  # only data showing health resolves; unknown keeps it
+            mine = counts.get(key)  # reset() drops the function's entry with its last streak
     return findings, resolved
