@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import pytest
 
@@ -19,6 +20,8 @@ def test_a_reference_is_a_key_equal_to_an_equal_reference_and_parses_back() -> N
     assert dataclasses.replace(ref, name="thumb").key == "aws:eu-west-1/thumb"
     assert sorted([FunctionRef("b", "a"), FunctionRef("a", "z")])[0].provider == "a"
     assert repr(ref) == "FunctionRef(provider='aws', name='resize', scope='eu-west-1')"
+    copied = pickle.loads(pickle.dumps(ref))
+    assert copied == ref and hash(copied) == hash(ref) and copied.key == ref.key
 
 
 def decision() -> Decision:
