@@ -178,8 +178,6 @@ class Daemon:
         history = self.store.applied_since(since, with_facts=False)
         applied: dict[int, Decision] = {}  # by position, among the settled ones
         guarded = guard(planned, history, cooldowns, self.guard_policy, now)
-        self._held.remember(guarded, fleet_cap(self.guard_policy), compiled, planned_from,
-                            self.mode)  # fmt: skip
         for decision in guarded:
             decision = held(self.store, decision)  # a person paused tuning of this function
             try:
@@ -195,6 +193,8 @@ class Daemon:
             applied[i] if i in applied else next(recorded)
             for i in range(len(applied) + len(settled))
         )
+        self._held.remember(report.decisions, fleet_cap(self.guard_policy), compiled,
+                            planned_from, self.mode)  # fmt: skip
         told = [d for d in report.decisions if d.state not in UNTOLD]
         self._notify(told + [d for d in report.verified if d.state in EVENTS])
         self._prune_store(now)

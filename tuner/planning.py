@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from tuner.actions import Plan
 from tuner.advice import for_finding
 from tuner.engine.rulefiles import CompiledRule
-from tuner.lifecycle import State, Verdict
+from tuner.lifecycle import Verdict
 from tuner.model import (
     Change,
     Decision,
@@ -21,7 +21,6 @@ from tuner.model import (
     FunctionRef,
     Limits,
     Mode,
-    Severity,
     Target,
     new_id,
 )
@@ -151,7 +150,12 @@ class HeldPlans:
     again (the same actions, changes, summaries and advice; this window's facts) instead of
     being planned: they are held back again, as they would be if planned afresh.  Once the
     caps have room, or anything else changed, the finding is planned in full from fresh facts.
-    The memory holds one cycle's held decisions.
+
+    It remembers the decisions as the cycle recorded them, so a decision held again comes
+    as the next count of the same record (its id, ``seen`` one more, ``last_seen`` now):
+    the record of the cycle (:mod:`tuner.repeats`) finds it a repeat without copying it,
+    and gives it a new id if the guard says something else this time.  The memory holds
+    one cycle's held decisions (and their facts, until the next cycle replaces them).
     """
 
     def __init__(self) -> None:
@@ -172,8 +176,8 @@ class HeldPlans:
     ) -> list[Decision]:
         """The finding's decisions: those held before when ``capped`` and nothing changed, or planned.
 
-        Decisions held before come as they were settled (held back for the fleet's cap),
-        which the guard confirms or changes, with this finding's facts.
+        Decisions held before come as they were recorded (held back for the fleet's cap),
+        counted once more, with this finding's facts; the guard confirms or changes them.
         """
         held = self._held.get((finding.ref.key, compiled.name)) if capped else None
         if (
@@ -183,14 +187,10 @@ class HeldPlans:
             and held.config == target.config
             and held.limits == target.limits
         ):
-            group, ref, facts = group_key(compiled, finding), finding.ref, finding.facts
+            group, facts = group_key(compiled, finding), finding.facts
             return [
-                Decision(id=new_id(), time=now, ref=ref, rule=rule, action=action,
-                         severity=severity, mode=mode, state=State.SKIPPED, verdict=Verdict.SKIP,
-                         facts=facts, change=change, summary=summary, advice=advice,
-                         reason=reason, channels=channels, group=group)  # fmt: skip
-                for rule, action, severity, mode, change, summary, advice, channels, reason
-                in held.decisions
+                d.replaced(time=now, facts=facts, group=group, seen=d.seen + 1, last_seen=now)
+                for d in held.decisions
             ]
         return plan_finding(compiled, finding, target, global_mode, now)
 
@@ -202,30 +202,25 @@ class HeldPlans:
         targets: dict[FunctionRef, Target],
         global_mode: Mode,
     ) -> None:
-        """Keep this cycle's findings whose every decision was a change held back for ``cap``."""
-        by_finding: dict[tuple[str, str], list[_Said]] = {}
+        """Keep this cycle's findings whose every decision was a change held back for ``cap``.
+
+        ``settled`` are the cycle's decisions as recorded (with their records' ids).
+        """
+        by_finding: dict[tuple[str, str], list[Decision]] = {}
         spoilt: set[tuple[str, str]] = set()
-        refs: dict[tuple[str, str], FunctionRef] = {}
         for d in settled:
             key = (d.ref.key, d.rule)
             if d.change is None or d.verdict is not Verdict.SKIP or d.reason != cap:
                 spoilt.add(key)
             elif key not in spoilt:
-                refs[key] = d.ref
-                by_finding.setdefault(key, []).append((d.rule, d.action, d.severity, d.mode,
-                    d.change, d.summary, d.advice, d.channels, d.reason))  # fmt: skip
+                by_finding.setdefault(key, []).append(d)
         held: dict[tuple[str, str], _Held] = {}
         for key, decisions in by_finding.items():
-            compiled, target = rules.get(key[1]), targets.get(refs[key])
+            compiled, target = rules.get(key[1]), targets.get(decisions[0].ref)
             if key in spoilt or compiled is None or target is None:
                 continue
             held[key] = _Held(compiled, global_mode, target.config, target.limits, decisions)
         self._held = held
-
-
-_Said = tuple[str, str, Severity, Mode, Change | None, str, str, tuple[str, ...], str]
-"""What a held decision says: rule, action, severity, mode, change, summary, advice, channels
-and reason (not its facts: a cycle's facts are not kept for the next)."""
 
 
 class _Held:
@@ -239,7 +234,7 @@ class _Held:
         mode: Mode,
         config: FunctionConfig,
         limits: Limits,
-        decisions: list[_Said],
+        decisions: list[Decision],
     ):
         self.compiled, self.mode, self.config, self.limits = compiled, mode, config, limits
         self.decisions = decisions

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from tuner.lifecycle import State, Verdict
-from tuner.model import Decision, Knob, Mode, Severity
+from tuner.model import Decision, Knob, Mode, Severity, new_id
 
 REPEATABLE: frozenset[State] = frozenset(
     {State.OBSERVED, State.SKIPPED, State.RECOMMENDED, State.NOTIFIED}
@@ -44,6 +44,17 @@ def _says(d: Decision) -> _Says:
     c = d.change
     change = (c.knob, c.before, c.after) if c is not None else None
     return d.verdict, d.state, d.reason, d.mode, d.severity, change
+
+
+def _new_record(d: Decision, last: tuple[str, int, _Says] | None) -> Decision:
+    """``d`` as the first cycle of a record of its own, never under a previous record's id.
+
+    A decision planned as the next count of a record (:class:`tuner.planning.HeldPlans`)
+    that says something else this time is a new record: a new id, seen once.
+    """
+    if d.seen == 1 and d.last_seen is None and (last is None or d.id != last[0]):
+        return d
+    return d.replaced(id=new_id(), seen=1, last_seen=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,16 +96,20 @@ class Repeats:
         again: list[Decision] = []
         memory: dict[_Key, tuple[str, int, _Says]] = {}
         for d in decisions:
+            key = _key(d)
+            last = previous.get(key)
             if d.state not in REPEATABLE:
+                d = _new_record(d, last)
                 new.append(d)
                 out.append(d)
                 continue
-            key, says = _key(d), _says(d)
-            last = previous.get(key)
+            says = _says(d)
             if last is not None and last[2] == says and key not in memory:
-                d = d.replaced(id=last[0], seen=last[1] + 1, last_seen=now)
-                again.append(d)
+                if d.id != last[0] or d.seen != last[1] + 1 or d.last_seen != now:
+                    d = d.replaced(id=last[0], seen=last[1] + 1, last_seen=now)
+                again.append(d)  # a held change planned again comes counted already
             else:
+                d = _new_record(d, last)
                 new.append(d)
             memory[key] = (d.id, d.seen, says)
             out.append(d)

@@ -245,3 +245,25 @@ def test_a_changed_change_is_a_new_record(reason: str) -> None:
     repeats.recorded(repeats.split([planned(256, "1")], 60.0, 120.0))
     split = repeats.split([planned(384, "2")], 120.0, 120.0)
     assert [d.id for d in split.new] == ["2"] and split.seen_again == []
+
+
+def test_a_decision_planned_as_the_next_count_of_its_record_is_taken_as_it_is() -> None:
+    ref = FunctionRef("fake", "a")
+    planned = Decision(id="1", time=0.0, ref=ref, rule="oom", action="more-memory",
+                       severity=Severity.CRITICAL, mode=Mode.APPLY).with_verdict(Verdict.SKIP, "cap")  # fmt: skip
+    repeats = Repeats()
+    repeats.recorded(repeats.split([planned], 60.0, 120.0))
+    counted = planned.replaced(time=120.0, seen=2, last_seen=120.0)  # as HeldPlans makes it
+    split = repeats.split([counted], 120.0, 120.0)
+    assert split.seen_again[0] is counted and split.new == []
+    repeats.recorded(split)
+    # Said otherwise this time (the guard's reason changed): a new record, never under the
+    # previous record's id, which would overwrite it.
+    other = counted.replaced(time=180.0, seen=3, last_seen=180.0, reason="cooldown")
+    split = repeats.split([other], 180.0, 120.0)
+    [new] = split.new
+    assert new.id != "1" and (new.seen, new.last_seen) == (1, None) and split.seen_again == []
+    # After a gap the previous record is not known: the count starts again, under a new id.
+    late = counted.replaced(time=600.0, seen=4, last_seen=600.0)
+    [fresh] = repeats.split([late], 600.0, 120.0).new
+    assert fresh.id != "1" and fresh.seen == 1
