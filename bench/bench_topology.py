@@ -28,8 +28,12 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tuner.engine.rate_mining import RateSeries, mine_rates
-from tuner.engine.topology_mining import Interval, edge_names, mine, naive, precision_recall
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "providers" / "kubernetes"))
+
+from prometheus_backfill import poisson  # noqa: E402  # the traffic the Prometheus test backfills
+
+from tuner.engine.rate_mining import RateSeries, mine_rates  # noqa: E402
+from tuner.engine.topology_mining import Interval, edge_names, mine, naive, precision_recall  # noqa: E402
 
 GRAPH: Mapping[str, Sequence[str]] = {
     "api": ["auth", "orders", "catalog"],
@@ -119,19 +123,6 @@ TOPOLOGICAL = ("api", "batch", "orders", "catalog", "payments", "reports",
                "auth", "inventory", "ledger", "search", "storage")  # fmt: skip
 
 
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean <= 0:
-        return 0
-    if mean > 50:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, k, p = math.exp(-mean), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
-
-
 def _mean_duration(node: str) -> float:
     return 0.01 + sum(0.9 * _mean_duration(c) for c in GRAPH.get(node, ()))
 
@@ -145,12 +136,12 @@ def synthesise_rates(noise: float, traffic: float, steps: int, seed: int) -> lis
         for t in range(steps):
             level += rng.gauss(0, 0.15 * traffic) + 0.1 * (traffic - level)
             level = max(0.1 * traffic, level)
-            counts[root][t] = _poisson(rng, level)
+            counts[root][t] = poisson(rng, level)
     for node in TOPOLOGICAL:  # callers before callees
         if node not in ROOTS:
             mean = sum(counts[node]) / steps
             for t in range(steps):
-                counts[node][t] += _poisson(rng, noise * mean)
+                counts[node][t] += poisson(rng, noise * mean)
         for callee in GRAPH.get(node, ()):
             for t in range(steps):
                 counts[callee][t] += sum(rng.random() < 0.9 for _ in range(counts[node][t]))

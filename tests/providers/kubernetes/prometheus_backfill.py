@@ -39,7 +39,12 @@ class Service:
     """Mean requests per second from outside the graph (entry points, other callers)."""
 
 
-def _poisson(rng: random.Random, mean: float) -> int:
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw: Knuth's product of uniforms, a normal approximation above a mean of 50."""
+    if mean <= 0:
+        return 0
+    if mean > 50:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
     limit, k, p = math.exp(-mean), 0, 1.0
     while True:
         p *= rng.random()
@@ -63,7 +68,7 @@ def requests_per_second(
             for t in range(seconds):
                 level = max(1.0, level + rng.gauss(0, 0.2 * service.own_rate))
                 level += 0.1 * (service.own_rate - level)
-                counts[service.name][t] += _poisson(rng, level)
+                counts[service.name][t] += poisson(rng, level)
         for callee, share in service.calls.items():
             for t in range(seconds):
                 made = sum(rng.random() < share for _ in range(counts[service.name][t]))
