@@ -11,12 +11,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuner.durations import Duration
 from tuner.lifecycle import LIVE, Verdict
-from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Severity
+from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Severity, fact_number
 
 DAY_S = 86_400.0
 HOUR_S = 3_600.0
@@ -147,8 +148,12 @@ def _urgency(item: Decision | Deferred) -> tuple[int, float]:
     """Most severe first; of one severity, the finding with the most failed invocations."""
     if isinstance(item, Deferred):
         return _SEVERITY_ORDER[item.severity], -item.failing
-    errors = item.facts.get("errors")
-    return _SEVERITY_ORDER[item.severity], -(errors if isinstance(errors, (int, float)) else 0.0)
+    return _SEVERITY_ORDER[item.severity], -failed_invocations(item.facts)
+
+
+def failed_invocations(facts: Mapping[str, Any]) -> float:
+    """The invocations that failed in the window the facts describe (0 when unknown)."""
+    return fact_number(facts, "errors") or 0.0
 
 
 def _settle(

@@ -22,7 +22,16 @@ from tuner.collector import tune_collector
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
 from tuner.engine.rulefiles import CompiledRule
 from tuner.engine.telemetry import impossible
-from tuner.guard import DAY_S, HOUR_S, Deferred, GuardPolicy, fleet_cap, guard, history_span
+from tuner.guard import (
+    DAY_S,
+    HOUR_S,
+    Deferred,
+    GuardPolicy,
+    failed_invocations,
+    fleet_cap,
+    guard,
+    history_span,
+)
 from tuner.insight import CycleObserver
 from tuner.lifecycle import EVENTS, UNTOLD, State, Verdict
 from tuner.manual import held
@@ -224,9 +233,7 @@ class Daemon:
                 self._function_failed(report, target.ref, exc)
                 return []
 
-        errors = finding.facts.get("errors")
-        failing = float(errors) if isinstance(errors, (int, float)) else 0.0
-        return Deferred(compiled.rule.severity, plan, failing)
+        return Deferred(compiled.rule.severity, plan, failed_invocations(finding.facts))
 
     def _observe(
         self, report: CycleReport, start: float, now: float, bad: list[Decision]
