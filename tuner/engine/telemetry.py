@@ -73,7 +73,7 @@ def _usual(w: WindowFacts) -> bool:
     that is an int is whole already; only a float count is tested for a fraction.
     """
     n = w.invocations
-    if not _count(n, MAX_COUNT) or n is None:
+    if n is None or not _count(n, MAX_COUNT):
         return False
     if type(w.start) is not float or type(w.end) is not float:
         return False
