@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from tuner.model import FunctionConfig, FunctionRef, Target
+from tuner.domain.model import FunctionConfig, FunctionRef, Target
 from tuner.providers.aws import AwsProvider, Settings
 from tuner.providers.aws.metrics import CORE_METRICS
 from tuner.providers.aws.reports import summarize

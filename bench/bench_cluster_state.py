@@ -30,8 +30,8 @@ from kube_emulation import EmulatorThread  # noqa: E402
 
 from operators.cluster_state import ClusterStateMirror  # noqa: E402
 from operators.mirrored_store import MirroredStore  # noqa: E402
-from tuner.lifecycle import State, Verdict  # noqa: E402
-from tuner.model import (  # noqa: E402
+from tuner.domain.lifecycle import State, Verdict  # noqa: E402
+from tuner.domain.model import (  # noqa: E402
     Change,
     Decision,
     FunctionRef,
@@ -41,7 +41,7 @@ from tuner.model import (  # noqa: E402
     Severity,
 )
 from tuner.providers.kubernetes.api import KubeApi  # noqa: E402
-from tuner.store import SqliteStore  # noqa: E402
+from tuner.store.audit import SqliteStore  # noqa: E402
 
 NAMESPACE = "bench"
 POLICY = f"/apis/tuner.dev/v1alpha1/namespaces/{NAMESPACE}/tuningpolicies/fleet"

@@ -13,10 +13,17 @@ import random
 import time
 from pathlib import Path
 
+from tuner.decisions.guard import GuardPolicy, guard
+from tuner.decisions.planning import plan_finding
+from tuner.domain.model import (
+    DependencyFacts,
+    FunctionConfig,
+    FunctionRef,
+    Mode,
+    Target,
+    WindowFacts,
+)
 from tuner.engine import Streaks, build_facts, evaluate, fleet_facts, load_rules
-from tuner.guard import GuardPolicy, guard
-from tuner.model import DependencyFacts, FunctionConfig, FunctionRef, Mode, Target, WindowFacts
-from tuner.planning import plan_finding
 
 ROOT = Path(__file__).resolve().parents[1]
 

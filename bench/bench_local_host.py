@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from tuner.logs import configure
+from tuner.daemon.logs import configure
 from tuner.providers.local import Settings, build
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.http_api import EndpointLimits

@@ -40,24 +40,24 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW_S = 900.0
 PARTS = {
-    "tuner/store.py": "store",
+    "tuner/store/audit.py": "store",
     "tuner/notify/": "notifier",
     "tuner/engine/": "rules (facts, conditions)",
-    "tuner/loop.py": "loop",
-    "tuner/guard.py": "guard",
-    "tuner/planning.py": "planning",
-    "tuner/actions.py": "actions",
-    "tuner/sizing.py": "actions",
-    "tuner/verifying.py": "verifying",
+    "tuner/daemon/loop.py": "loop",
+    "tuner/decisions/guard.py": "guard",
+    "tuner/decisions/planning.py": "planning",
+    "tuner/engine/actions.py": "actions",
+    "tuner/engine/sizing.py": "actions",
+    "tuner/decisions/verifying.py": "verifying",
 }
 
 
 def _daemon(functions: int, tmp: Path, settled: bool = False) -> tuple[Any, Any, Any]:
+    from tuner.daemon.loop import Daemon
     from tuner.engine import load_rules
-    from tuner.loop import Daemon
     from tuner.notify import build_notifier
     from tuner.providers.sim import Settings, SimProvider, VirtualClock, build
-    from tuner.store import SqliteStore
+    from tuner.store.audit import SqliteStore
 
     clock = VirtualClock()
     provider = build(Settings(functions=functions, seed=7), clock=clock)
@@ -122,7 +122,7 @@ class _CollectorTime:
 
 def one_size(functions: int, cycles: int, settled: bool) -> dict[str, Any]:
     """Run ``cycles`` measured cycles (after two warm-up cycles) at one fleet size."""
-    from tuner.logs import configure
+    from tuner.daemon.logs import configure
 
     configure("console", "error")
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,7 +169,7 @@ def one_size(functions: int, cycles: int, settled: bool) -> dict[str, Any]:
 
 def week(functions: int, days: int) -> dict[str, Any]:
     """Memory per tracked function at the end of each simulated day."""
-    from tuner.logs import configure
+    from tuner.daemon.logs import configure
 
     configure("console", "error")
     process = psutil.Process()

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tuner.store import SqliteStore
+from tuner.store.audit import SqliteStore
 
 
 def fill(path: Path, rows: int) -> float:

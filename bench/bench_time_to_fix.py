@@ -16,12 +16,12 @@ import threading
 import time
 from pathlib import Path
 
+from tuner.daemon.logs import configure
+from tuner.daemon.loop import Daemon, SystemClock
+from tuner.daemon.scheduling import run_forever
 from tuner.engine import load_rules
-from tuner.logs import configure
-from tuner.loop import Daemon, SystemClock
 from tuner.providers.local import Settings, build
-from tuner.scheduling import run_forever
-from tuner.store import SqliteStore
+from tuner.store.audit import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,10 +3,10 @@
 Synthetic invocations of a known call graph (two entry points, nine services, nested
 synchronous calls) at several noise levels (extra invocations of each service that no
 caller in the graph made, as a share of its real ones) and overlap levels (mean number of
-concurrent entry-point invocations).  The miner (``tuner.engine.topology_mining.mine``)
+concurrent entry-point invocations).  The miner (``tuner.mining.timing.mine``)
 is compared side by side with the naive rule "B overlaps A at least once".
 
-Second, the rate-series miner (``tuner.engine.rate_mining.mine_rates``, for request
+Second, the rate-series miner (``tuner.mining.rates.mine_rates``, for request
 counts from Prometheus): the same graph as per-step request counts, at several noise
 levels (extra requests of each service from callers outside the graph, which call on
 like any request) and traffic levels (mean requests per step of each entry point), side
@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "provider
 
 from prometheus_backfill import poisson  # noqa: E402  # the traffic the Prometheus test backfills
 
-from tuner.engine.rate_mining import RateSeries, mine_rates  # noqa: E402
-from tuner.engine.topology_mining import Interval, edge_names, mine, naive, precision_recall  # noqa: E402
+from tuner.mining.rates import RateSeries, mine_rates  # noqa: E402
+from tuner.mining.timing import Interval, edge_names, mine, naive, precision_recall  # noqa: E402
 
 GRAPH: Mapping[str, Sequence[str]] = {
     "api": ["auth", "orders", "catalog"],

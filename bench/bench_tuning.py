@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import PEERS, run_peer  # noqa: E402
 
-from tuner.logs import configure  # noqa: E402
-from tuner.simulating import simulate  # noqa: E402
+from tuner.daemon.logs import configure  # noqa: E402
+from tuner.daemon.simulating import simulate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = (
@@ -62,9 +62,9 @@ def explain(sim: Any, db: Path, count: int) -> list[str]:
     Each gives its workload, its memory against its need and optimum, the points of the
     fleet's cost ratio it adds, and the last memory decision tuner applied to it.
     """
-    from tuner.lifecycle import State
-    from tuner.model import FunctionRef
-    from tuner.store import SqliteStore
+    from tuner.domain.lifecycle import State
+    from tuner.domain.model import FunctionRef
+    from tuner.store.audit import SqliteStore
 
     provider = sim.provider
     costs = provider.ledger.costs()

@@ -29,12 +29,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_engine import fleet  # noqa: E402
 
+from tuner.daemon.insight import LiveState  # noqa: E402
+from tuner.daemon.loop import CycleReport  # noqa: E402
+from tuner.domain.lifecycle import State  # noqa: E402
+from tuner.domain.model import Change, Decision, Knob, Mode, Severity  # noqa: E402
 from tuner.engine import Streaks, build_facts, evaluate, fleet_facts, load_rules  # noqa: E402
-from tuner.insight import LiveState  # noqa: E402
-from tuner.lifecycle import State  # noqa: E402
-from tuner.loop import CycleReport  # noqa: E402
-from tuner.model import Change, Decision, Knob, Mode, Severity  # noqa: E402
-from tuner.store import SqliteStore  # noqa: E402
+from tuner.store.audit import SqliteStore  # noqa: E402
 from tuner.web.api import Sources  # noqa: E402
 from tuner.web.metrics import Metrics  # noqa: E402
 from tuner.web.server import WebServer  # noqa: E402

@@ -15,9 +15,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from tuner.domain.errors import ConfigError
 from tuner.engine import load_rules
 from tuner.engine.yamlfiles import MAX_FILE_BYTES, load_yaml, read_text
-from tuner.errors import ConfigError
 
 RULE = """\
   - name: rule-{i}

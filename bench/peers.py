@@ -21,7 +21,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 
-from tuner.model import FunctionRef
+from tuner.domain.model import FunctionRef
 from tuner.providers.sim import Settings, SimProvider, VirtualClock, build
 from tuner.providers.sim.workloads import MAX_MEMORY_MB, MIN_MEMORY_MB, Workload
 

@@ -40,8 +40,8 @@ import structlog
 
 from operators.settings import GROUP, PLURAL, VERSION
 from operators.status import timestamp
-from tuner.lifecycle import State, Verdict
-from tuner.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
+from tuner.domain.lifecycle import State, Verdict
+from tuner.domain.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
 from tuner.providers.kubernetes.api import KubeApi, NotFoundError
 
 log = structlog.get_logger(__name__)
@@ -194,7 +194,7 @@ class ClusterStateMirror:
     def read(self) -> dict[str, MirroredChange]:
         """The changes the cluster holds, by decision id; a malformed entry is skipped, logged.
 
-        Raises :class:`tuner.errors.ProviderError` when the API cannot be read: a leader
+        Raises :class:`tuner.domain.errors.ProviderError` when the API cannot be read: a leader
         that cannot learn the cluster's state must not act.
         """
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from tuner.errors import ConflictError, ProviderError
+from tuner.domain.errors import ConflictError, ProviderError
 from tuner.providers.kubernetes.api import KubeApi, NotFoundError
 
 log = structlog.get_logger(__name__)

@@ -1,6 +1,6 @@
 """A store that keeps the local SQLite audit log and writes what guards safety to the cluster.
 
-:class:`MirroredStore` implements :class:`tuner.ports.Store` by delegating every call to
+:class:`MirroredStore` implements :class:`tuner.domain.ports.Store` by delegating every call to
 the replica's own store, and mirrors each change tuner makes into the TuningPolicy's
 status through a :class:`~operators.cluster_state.ClusterStateMirror`:
 
@@ -25,10 +25,10 @@ from typing import Any
 import structlog
 
 from operators.cluster_state import ClusterStateMirror, MirroredChange
-from tuner.errors import ProviderError
-from tuner.lifecycle import State
-from tuner.model import Decision, FunctionRef, Intent
-from tuner.ports import Store
+from tuner.domain.errors import ProviderError
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Decision, FunctionRef, Intent
+from tuner.domain.ports import Store
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +40,7 @@ class NotLeaderError(ProviderError):
 
 
 class MirroredStore:
-    """Implements :class:`tuner.ports.Store` over an inner store, mirroring changes."""
+    """Implements :class:`tuner.domain.ports.Store` over an inner store, mirroring changes."""
 
     def __init__(
         self,

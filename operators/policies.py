@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tuner.durations import Duration
+from tuner.domain.durations import Duration
+from tuner.domain.registry import UnknownNameError
 from tuner.notify.channels import CHANNELS
 from tuner.providers.kubernetes import LabelSelector
-from tuner.registry import UnknownNameError
 
 
 class _Spec(BaseModel):

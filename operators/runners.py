@@ -2,8 +2,8 @@
 
 Building a runner reads the policy's rules (inline or from a ConfigMap) and channel
 secrets (from Secrets) through the API, writes them as files in the policy's state
-folder, and wires a :class:`tuner.wiring.Tuner` from the resulting tuner.yaml.  Every
-problem with the policy surfaces as :class:`tuner.errors.ConfigError`.
+folder, and wires a :class:`tuner.daemon.wiring.Tuner` from the resulting tuner.yaml.  Every
+problem with the policy surfaces as :class:`tuner.domain.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from operators.cluster_state import ClusterStateMirror
 from operators.mirrored_store import MirroredStore
 from operators.policies import TuningPolicySpec, tuner_document
 from operators.settings import OperatorSettings
-from tuner.config import parse_config
+from tuner.daemon.config import parse_config
+from tuner.daemon.loop import CycleReport
+from tuner.daemon.wiring import Tuner, build
+from tuner.domain.errors import ConfigError, Problem, ProviderError
+from tuner.domain.ports import Store
 from tuner.engine.locating import located_problems
-from tuner.errors import ConfigError, Problem, ProviderError
-from tuner.loop import CycleReport
-from tuner.ports import Store
 from tuner.providers.kubernetes.api import KubeApi
 from tuner.web.attaching import Insight, attach
 from tuner.web.metrics import Metrics
-from tuner.wiring import Tuner, build
 
 log = structlog.get_logger(__name__)
 

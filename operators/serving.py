@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from tuner.errors import ConfigError, Problem
+from tuner.domain.errors import ConfigError, Problem
 from tuner.web.server import WebServer
 
 if TYPE_CHECKING:

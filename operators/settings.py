@@ -8,7 +8,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuner.errors import ConfigError, Problem
+from tuner.domain.errors import ConfigError, Problem
 from tuner.web.addresses import parse_address
 
 GROUP = "tuner.dev"

@@ -20,7 +20,7 @@ from operators import status
 from operators.leadership import LeaseElector
 from operators.runners import PolicyRunner, build_runner, forget
 from operators.settings import GROUP, PLURAL, VERSION, OperatorSettings
-from tuner.errors import ConfigError, ProviderError
+from tuner.domain.errors import ConfigError, ProviderError
 from tuner.providers.kubernetes import events
 from tuner.providers.kubernetes.api import KubeApi, NotFoundError
 from tuner.web.metrics import Metrics

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from tuner.lifecycle import State
-from tuner.loop import CycleReport
-from tuner.model import Decision
+from tuner.daemon.loop import CycleReport
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Decision
 
 LAST_DECISIONS = 10
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from tuner.errors import ProviderError
-from tuner.model import Change, Decision, FunctionConfig, FunctionRef, Limits, Target, WindowFacts
+from tuner.domain.errors import ProviderError
+from tuner.domain.model import (
+    Change,
+    Decision,
+    FunctionConfig,
+    FunctionRef,
+    Limits,
+    Target,
+    WindowFacts,
+)
 
 
 class FakeClock:
@@ -73,7 +81,7 @@ class FakeProvider:
             raise self.faults.pop(0)
         current = self.configs[target.ref.name]
         if target.config.revision != current.revision:
-            from tuner.errors import ConflictError
+            from tuner.domain.errors import ConflictError
 
             raise ConflictError("stale revision")
         new = current.with_changes({c.knob: c.after for c in changes})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.cli import main
+from tuner.cli.main import main
 from tuner.providers.local import Settings, build
 from tuner.trace.folded import parse_folded
 

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tuner.config import parse_config
-from tuner.lifecycle import State
-from tuner.model import Knob
-from tuner.wiring import Tuner, build
+from tuner.daemon.config import parse_config
+from tuner.daemon.wiring import Tuner, build
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Knob
 
 
 def _aws_world() -> ModuleType:

@@ -51,7 +51,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tuner.cli", "run", "--fresh", "--for", "150s", "--interval", "4s",
+        [sys.executable, "-m", "tuner.cli.main", "run", "--fresh", "--for", "150s", "--interval", "4s",
          "--http", f"127.0.0.1:{port}"],
         cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tuner.lifecycle import State
-from tuner.model import Knob
-from tuner.store import SqliteStore
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Knob
+from tuner.store.audit import SqliteStore
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     cwd = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     run = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "run", "--for", "45s", "--fresh"],
+        [sys.executable, "-m", "tuner.cli.main", "run", "--for", "45s", "--fresh"],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
@@ -96,7 +96,7 @@ def test_summary_and_explain_show_the_same_history(demo: tuple[Path, str]) -> No
     db, stdout = demo
     assert "function" in stdout and "verified" in stdout and "report-builder" in stdout
     explain = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "explain", "--json"],
+        [sys.executable, "-m", "tuner.cli.main", "explain", "--json"],
         cwd=db.parent.parent, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     records = json.loads(explain.stdout)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from tuner.cli import main
+from tuner.cli.main import main
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from tuner.cli import main
+from tuner.cli.main import main
 from tuner.providers.local import Settings, build
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "local"

@@ -20,8 +20,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.fakes import FakeClock
-from tuner.lifecycle import State
-from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Severity
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Change, Decision, FunctionRef, Knob, Mode, Severity
 
 T0 = 1_800_000_000.0
 

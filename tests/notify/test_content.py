@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from tests.notify.conftest import T0, decision
-from tuner.errors import ConfigError
-from tuner.lifecycle import State
-from tuner.model import Change, Knob
+from tuner.domain.errors import ConfigError
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Change, Knob
 from tuner.notify.alerts import Alert
 from tuner.notify.grouping import Section
 from tuner.notify.messages import Message

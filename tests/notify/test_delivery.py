@@ -23,13 +23,13 @@ from tests.notify.conftest import (
     mail_settings,
     resolved,
 )
-from tuner.lifecycle import State
-from tuner.model import Severity
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Severity
+from tuner.domain.ports import Notifier
 from tuner.notify import build_notifier
 from tuner.notify.delivery import backoff
 from tuner.notify.outbox import Outbox
 from tuner.notify.settings import DeliverySettings
-from tuner.ports import Notifier
 
 
 def test_backoff_doubles_up_to_the_maximum_with_jitter() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from tests.notify.conftest import T0, decision
-from tuner.lifecycle import State
-from tuner.model import Change, Knob, Severity
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Change, Knob, Severity
 from tuner.notify.alerts import Alert
 from tuner.notify.grouping import Group, Grouper, group_key
 from tuner.notify.rendering import Renderer

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.fakes import FakeClock
-from tuner.errors import ConfigError
+from tuner.domain.errors import ConfigError
 from tuner.notify import NotifySettings, build_notifier, load_settings
 from tuner.notify.secrets import Secret
 from tuner.notify.settings import RoutingSettings

@@ -16,11 +16,11 @@ from operator_threads import RESTART_RULES
 
 from operators.cluster_state import ClusterStateMirror, decode_decision, encode_decision
 from operators.mirrored_store import MirroredStore, NotLeaderError
-from tuner.engine.rulefiles import parse_rules
-from tuner.errors import ProviderError
-from tuner.lifecycle import State, Verdict
-from tuner.loop import Daemon
-from tuner.model import (
+from tuner.daemon.loop import Daemon
+from tuner.decisions.verifying import VerifyPolicy
+from tuner.domain.errors import ProviderError
+from tuner.domain.lifecycle import State, Verdict
+from tuner.domain.model import (
     Change,
     Decision,
     FunctionRef,
@@ -29,10 +29,10 @@ from tuner.model import (
     Mode,
     Severity,
 )
+from tuner.engine.rulefiles import parse_rules
 from tuner.providers.kubernetes import Settings, build
 from tuner.providers.kubernetes.api import KubeApi
-from tuner.store import SqliteStore
-from tuner.verifying import VerifyPolicy
+from tuner.store.audit import SqliteStore
 
 NAMESPACE = "shop"
 POLICY = f"/apis/tuner.dev/v1alpha1/namespaces/{NAMESPACE}/tuningpolicies/fleet"

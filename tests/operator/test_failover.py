@@ -22,9 +22,9 @@ from kube_emulation import EmulatorThread
 from kube_objects import deployment, pod, seed
 from operator_threads import DEFAULT_RULES, REPO, RESTART_RULES, eventually
 
-from tuner.lifecycle import State
+from tuner.domain.lifecycle import State
 from tuner.providers.kubernetes.api import KubeApi
-from tuner.store import SqliteStore
+from tuner.store.audit import SqliteStore
 
 pytestmark = pytest.mark.slow
 

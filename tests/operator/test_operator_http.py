@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from operators.serving import STALE_S, OperatorProbes, serve
 from operators.settings import OperatorSettings
 from operators.state import OperatorState
-from tuner.errors import ConfigError
+from tuner.domain.errors import ConfigError
 from tuner.providers.kubernetes.api import KubeApi
 
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/tuner-system/leases/tuner-operator"

@@ -9,7 +9,7 @@ import pytest
 from operators.policies import TuningPolicySpec, tuner_document
 from operators.runners import shared_channels
 from operators.settings import OperatorSettings
-from tuner.errors import ConfigError
+from tuner.domain.errors import ConfigError
 
 
 def provider_kinds(spec: dict[str, object], default: tuple[str, ...]) -> list[str]:

@@ -16,7 +16,7 @@ from test_rbac_calls import needed
 
 from operators.policies import TuningPolicySpec, tuner_document
 from operators.runners import parse_spec
-from tuner.errors import ConfigError
+from tuner.domain.errors import ConfigError
 from tuner.providers.kubernetes.api import KubeApi
 from tuner.providers.kubernetes.probe_pods import PROBE_LABEL
 

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from tests.safety.file_provider import FileProvider
-from tuner.config import load_config
-from tuner.wiring import build
+from tuner.daemon.config import load_config
+from tuner.daemon.wiring import build
 
 
 def main(config_path: str, state_path: str) -> None:

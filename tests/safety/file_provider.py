@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import ConflictError, ProviderError
-from tuner.model import Change, FunctionConfig, FunctionRef, Target, WindowFacts
+from tuner.domain.errors import ConflictError, ProviderError
+from tuner.domain.model import Change, FunctionConfig, FunctionRef, Target, WindowFacts
 
 NAME = "file"
 

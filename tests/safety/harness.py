@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes import FakeClock, RecordingNotifier
+from tuner.daemon.loop import Daemon
+from tuner.decisions.guard import GuardPolicy
+from tuner.decisions.verifying import VerifyPolicy
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Decision, FunctionRef, WindowFacts
+from tuner.domain.ports import Provider
 from tuner.engine import RuleBase, parse_rules
-from tuner.guard import GuardPolicy
-from tuner.lifecycle import State
-from tuner.loop import Daemon
-from tuner.model import Decision, FunctionRef, WindowFacts
-from tuner.ports import Provider
-from tuner.store import SqliteStore
-from tuner.verifying import VerifyPolicy
+from tuner.store.audit import SqliteStore
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RULES = REPO / "rules" / "default.yaml"

@@ -18,10 +18,10 @@ import psutil
 
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import healthy, make_daemon
-from tuner.guard import GuardPolicy
-from tuner.loop import Daemon
-from tuner.model import FunctionConfig, FunctionRef, WindowFacts
-from tuner.store import SqliteStore
+from tuner.daemon.loop import Daemon
+from tuner.decisions.guard import GuardPolicy
+from tuner.domain.model import FunctionConfig, FunctionRef, WindowFacts
+from tuner.store.audit import SqliteStore
 
 WINDOW_S = 600.0
 """Ten-minute windows: 144 cycles per simulated day."""

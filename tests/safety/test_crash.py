@@ -16,10 +16,10 @@ import pytest
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
 from tests.safety.file_provider import FileProvider
 from tests.safety.harness import DEFAULT_RULES, REPO, WINDOW_S, applied, make_daemon, oom
-from tuner.errors import ProviderError
-from tuner.lifecycle import State
-from tuner.model import FunctionConfig, FunctionRef, Intent
-from tuner.store import SqliteStore
+from tuner.domain.errors import ProviderError
+from tuner.domain.lifecycle import State
+from tuner.domain.model import FunctionConfig, FunctionRef, Intent
+from tuner.store.audit import SqliteStore
 
 OOM_WINDOW = {"invocations": 100, "errors": 5, "ooms": 5, "peak_memory_mb": 250.0}
 REF = FunctionRef("file", "resize")

@@ -9,10 +9,10 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import healthy, make_daemon, oom, outcomes
-from tuner.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
-from tuner.lifecycle import State
-from tuner.model import Change, FunctionConfig, Target
-from tuner.store import SqliteStore
+from tuner.domain.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Change, FunctionConfig, Target
+from tuner.store.audit import SqliteStore
 
 
 @dataclass

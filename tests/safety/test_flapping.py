@@ -9,9 +9,9 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import WINDOW_S, default_rules, healthy, make_daemon
-from tuner.guard import GuardPolicy
-from tuner.model import FunctionConfig, FunctionRef, Knob, WindowFacts
-from tuner.store import SqliteStore
+from tuner.decisions.guard import GuardPolicy
+from tuner.domain.model import FunctionConfig, FunctionRef, Knob, WindowFacts
+from tuner.store.audit import SqliteStore
 
 CYCLES = 720  # twelve hours of one-minute windows
 UNCAPPED = GuardPolicy(max_changes_per_cycle=1000, max_changes_per_hour=1000,

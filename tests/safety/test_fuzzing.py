@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.safety.harness import DEFAULT_RULES
-from tuner.config import parse_config
+from tuner.daemon.config import parse_config
+from tuner.domain.errors import ConfigError
 from tuner.engine import parse_rules
-from tuner.errors import ConfigError
 
 SOURCE = "fuzzed/tuner-input.yaml"
 DEFAULT_TEXT = DEFAULT_RULES.read_text(encoding="utf-8")

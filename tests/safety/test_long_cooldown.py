@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from tests.fakes import FakeClock, FakeProvider
+from tuner.daemon.loop import Daemon
+from tuner.domain.model import FunctionConfig, WindowFacts
 from tuner.engine import parse_rules
-from tuner.loop import Daemon
-from tuner.model import FunctionConfig, WindowFacts
-from tuner.store import SqliteStore
+from tuner.store.audit import SqliteStore
 
 RULES = """
 rules:

@@ -7,10 +7,10 @@ from dataclasses import replace
 
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import WINDOW_S, healthy, make_daemon, oom
-from tuner.errors import ApplyFailedError
-from tuner.lifecycle import State
-from tuner.model import Change, FunctionConfig, Knob, Target
-from tuner.store import SqliteStore
+from tuner.domain.errors import ApplyFailedError
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Change, FunctionConfig, Knob, Target
+from tuner.store.audit import SqliteStore
 
 
 class PersonFirst(FakeProvider):

@@ -8,9 +8,9 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import WINDOW_S, healthy, make_daemon, oom
-from tuner.lifecycle import State
-from tuner.model import Decision, FunctionConfig
-from tuner.store import SqliteStore
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Decision, FunctionConfig
+from tuner.store.audit import SqliteStore
 
 
 class CrashingStore(SqliteStore):

@@ -9,8 +9,8 @@ import pytest
 
 from tests.safety.harness import default_rules
 from tests.safety.soak import CYCLES_PER_DAY, WINDOW_S, Soak
-from tuner.lifecycle import State
-from tuner.model import (
+from tuner.domain.lifecycle import State
+from tuner.domain.model import (
     Change,
     Decision,
     FunctionRef,
@@ -19,7 +19,7 @@ from tuner.model import (
     Mode,
     Severity,
 )
-from tuner.store import SqliteStore
+from tuner.store.audit import SqliteStore
 
 BLOCK_GROWTH_LIMIT = 2_000
 """Memory blocks the interpreter may gain from the end of day one to the end of day three."""

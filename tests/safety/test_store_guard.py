@@ -19,11 +19,11 @@ import pytest
 import structlog
 
 from tests.unit.test_loop import world
-from tuner.cli import main
-from tuner.lifecycle import State
-from tuner.model import Decision
-from tuner.store import SCHEMA_VERSION, SqliteStore
-from tuner.storeguard import StoreError, lock_path
+from tuner.cli.main import main
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Decision
+from tuner.store.audit import SCHEMA_VERSION, SqliteStore
+from tuner.store.claiming import StoreError, lock_path
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +68,7 @@ def holder_process(store: Path) -> subprocess.Popen[str]:
     """Another process holding the store as a daemon does, until killed."""
     code = (
         "import sys, time\n"
-        "from tuner.store import SqliteStore\n"
+        "from tuner.store.audit import SqliteStore\n"
         f"store = SqliteStore({str(store)!r}, hold=True)\n"
         "print('holding', flush=True)\n"
         "time.sleep(60)\n"

@@ -11,8 +11,8 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import WINDOW_S, make_daemon, oom
-from tuner.lifecycle import State
-from tuner.model import (
+from tuner.domain.lifecycle import State
+from tuner.domain.model import (
     Decision,
     DependencyFacts,
     FactValue,
@@ -23,7 +23,7 @@ from tuner.model import (
     Target,
     WindowFacts,
 )
-from tuner.store import SqliteStore
+from tuner.store.audit import SqliteStore
 
 NAN, INF = math.nan, math.inf
 

@@ -11,13 +11,13 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
 from tests.safety.harness import WINDOW_S, healthy, make_daemon, oom
-from tuner import cli
-from tuner.errors import ProviderError
-from tuner.lifecycle import State
-from tuner.loop import Daemon
-from tuner.model import Decision, FunctionConfig, FunctionRef
-from tuner.store import SqliteStore
-from tuner.verifying import VerifyPolicy
+from tuner.cli import main as cli
+from tuner.daemon.loop import Daemon
+from tuner.decisions.verifying import VerifyPolicy
+from tuner.domain.errors import ProviderError
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Decision, FunctionConfig, FunctionRef
+from tuner.store.audit import SqliteStore
 
 
 @dataclass

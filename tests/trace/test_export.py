@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tuner.engine.topology_mining import Interval
+from tuner.mining.timing import Interval
 from tuner.trace.model import Span, Trace
 from tuner.trace.otel import export_http, otlp_json, write_json
 from tuner.trace.topology import from_timing, from_traces, merge, to_dot, to_svg

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tuner.actions import (
+from tuner.domain.model import Change, FunctionConfig, Knob, Limits
+from tuner.engine.actions import (
     EnableCache,
     FanOut,
     LessConcurrency,
@@ -17,7 +18,6 @@ from tuner.actions import (
     SmallerBatches,
     clamp,
 )
-from tuner.model import Change, FunctionConfig, Knob, Limits
 
 AWS = Limits()
 LOCAL = Limits(

@@ -7,12 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from tuner.advice import for_finding
+from tuner.decisions.advice import for_finding
+from tuner.decisions.guard import GuardPolicy, guard
+from tuner.decisions.planning import plan_finding
+from tuner.domain.lifecycle import Verdict
+from tuner.domain.model import (
+    Change,
+    Finding,
+    FunctionConfig,
+    FunctionRef,
+    Knob,
+    Limits,
+    Mode,
+    Target,
+)
 from tuner.engine import load_rules
-from tuner.guard import GuardPolicy, guard
-from tuner.lifecycle import Verdict
-from tuner.model import Change, Finding, FunctionConfig, FunctionRef, Knob, Limits, Mode, Target
-from tuner.planning import plan_finding
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = load_rules([ROOT / "rules" / "default.yaml"])

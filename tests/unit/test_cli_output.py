@@ -13,9 +13,10 @@ import structlog
 
 from tests.safety.file_provider import FileProvider
 from tests.unit.test_loop import world
-from tuner import __version__, wiring
-from tuner.cli import main, parser
-from tuner.store import SqliteStore
+from tuner import __version__
+from tuner.cli.main import main, parser
+from tuner.daemon import wiring
+from tuner.store.audit import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tuner.collector import YOUNG_PER_FUNCTION, YOUNG_THRESHOLD, tune_collector
+from tuner.daemon.collector import YOUNG_PER_FUNCTION, YOUNG_THRESHOLD, tune_collector
 
 
 @pytest.fixture(autouse=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.config import parse_config
-from tuner.durations import parse_duration
+from tuner.daemon.config import parse_config
+from tuner.domain.durations import parse_duration
+from tuner.domain.errors import ConfigError
 from tuner.engine.rulefiles import parse_rules
-from tuner.errors import ConfigError
 from tuner.notify import load_settings
 
 

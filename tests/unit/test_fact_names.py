@@ -91,7 +91,7 @@ def test_every_fact_read_in_the_code_is_in_the_reference() -> None:
 
 def test_every_fact_a_template_reads_is_in_the_reference() -> None:
     pattern = re.compile(r"facts(?:\.get\(['\"]|\[['\"]|\.)(\w+)")
-    for template in (PACKAGE / "templates").iterdir():
+    for template in (PACKAGE / "notify" / "templates").iterdir():
         for name in pattern.findall(template.read_text(encoding="utf-8")):
             assert name in FACTS or name in ("get", "items"), f"{template.name}: {name}"
 

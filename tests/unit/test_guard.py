@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from tuner.guard import Deferred, GuardPolicy, guard
-from tuner.lifecycle import State, Verdict
-from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Severity
-from tuner.planning import effective_mode
+from tuner.decisions.guard import Deferred, GuardPolicy, guard
+from tuner.decisions.planning import effective_mode
+from tuner.domain.lifecycle import State, Verdict
+from tuner.domain.model import Change, Decision, FunctionRef, Knob, Mode, Severity
 
 NOW = 1_000_000.0
 F = FunctionRef("aws", "resize", "eu-west-1")
@@ -168,7 +168,7 @@ def test_effective_mode(global_mode: Mode, rule_mode: Mode | None, effective: Mo
 def test_a_change_held_back_says_the_same_in_every_cycle_until_it_may_go(
     history: list[Decision], policy: GuardPolicy, says: str
 ) -> None:
-    """Times, not ages: the same decision in the next cycles is one record (tuner.repeats)."""
+    """Times, not ages: the same decision in the next cycles is one record (tuner.decisions.repeats)."""
     reasons = {
         guard([decision(before=256, after=512)], history, COOLDOWN, policy, NOW + later)[0].reason
         for later in (0.0, 60.0, 120.0)

@@ -7,13 +7,13 @@ from dataclasses import replace
 
 from tests.fakes import FakeClock
 from tests.unit.test_repeated_decisions import RULES, daemon, fleet, oom_rows
-from tuner import model
+from tuner.decisions.guard import Deferred, GuardPolicy, guard
+from tuner.decisions.planning import HeldPlans, plan_finding
+from tuner.domain import model
+from tuner.domain.lifecycle import State, Verdict
+from tuner.domain.model import Decision, FunctionConfig, FunctionRef, Mode, Severity
 from tuner.engine import load_rules
-from tuner.guard import Deferred, GuardPolicy, guard
-from tuner.lifecycle import State, Verdict
-from tuner.model import Decision, FunctionConfig, FunctionRef, Mode, Severity
-from tuner.planning import HeldPlans, plan_finding
-from tuner.store import SqliteStore
+from tuner.store.audit import SqliteStore
 
 A = FunctionRef("fake", "a")
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from tuner.lifecycle import (
+from tuner.domain.lifecycle import (
     LIVE,
     TRANSITIONS,
     UNTOLD,
@@ -17,7 +17,7 @@ from tuner.lifecycle import (
     check,
     is_final,
 )
-from tuner.model import Decision, FunctionRef, Mode, Severity
+from tuner.domain.model import Decision, FunctionRef, Mode, Severity
 
 
 def decision(state: State = State.PLANNED) -> Decision:

@@ -7,20 +7,20 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
-from tuner.engine import load_rules
-from tuner.lifecycle import State
-from tuner.loop import Daemon
-from tuner.model import (
+from tuner.daemon.loop import Daemon
+from tuner.daemon.reloading import RuleSource
+from tuner.domain.lifecycle import State
+from tuner.domain.model import (
     DependencyFacts,
     FunctionConfig,
     FunctionRef,
     Mode,
     WindowFacts,
 )
+from tuner.engine import load_rules
 from tuner.notify.alerts import Alert
 from tuner.notify.proposals import propose
-from tuner.reloading import RuleSource
-from tuner.store import SqliteStore
+from tuner.store.audit import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 X = FunctionRef("fake", "x")

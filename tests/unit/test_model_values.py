@@ -7,8 +7,8 @@ import pickle
 
 import pytest
 
-from tuner.lifecycle import State, Verdict
-from tuner.model import Change, Decision, FunctionRef, Knob, Mode, Severity, new_id
+from tuner.domain.lifecycle import State, Verdict
+from tuner.domain.model import Change, Decision, FunctionRef, Knob, Mode, Severity, new_id
 
 
 def test_a_reference_is_a_key_equal_to_an_equal_reference_and_parses_back() -> None:

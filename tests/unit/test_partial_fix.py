@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from tuner.daemon.loop import Daemon
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Decision
 from tuner.engine import load_rules
-from tuner.lifecycle import State
-from tuner.loop import Daemon
-from tuner.model import Decision
 from tuner.providers.sim import SimProvider, VirtualClock
 from tuner.providers.sim.windows import Evidence
 from tuner.providers.sim.workloads import make_fleet
-from tuner.store import SqliteStore
+from tuner.store.audit import SqliteStore
 
 RULES = Path(__file__).resolve().parents[2] / "rules" / "default.yaml"
 WINDOW = 60.0

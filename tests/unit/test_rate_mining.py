@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tuner.engine.rate_mining import RateSeries, mine_rates
+from tuner.mining.rates import RateSeries, mine_rates
 
 
 def wandering(rng: random.Random, steps: int, mean: float) -> list[int]:

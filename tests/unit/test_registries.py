@@ -8,11 +8,11 @@ from typing import get_args
 
 import pytest
 
-from tuner.actions import ACTIONS, Action
+from tuner.domain.registry import Registry, UnknownNameError
+from tuner.engine.actions import ACTIONS, Action
 from tuner.notify.channels import CHANNELS
 from tuner.notify.settings import ChannelSettings
 from tuner.providers import PROVIDERS
-from tuner.registry import Registry, UnknownNameError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
+from tuner.cli.explaining import decision_line
+from tuner.daemon.loop import Daemon
+from tuner.decisions.documents import decision_json
+from tuner.decisions.guard import GuardPolicy
+from tuner.decisions.repeats import Repeats
+from tuner.domain.lifecycle import State, Verdict
+from tuner.domain.model import Decision, FunctionConfig, FunctionRef, Mode, Severity, WindowFacts
 from tuner.engine import load_rules
-from tuner.guard import GuardPolicy
-from tuner.history import decision_json, decision_line
-from tuner.lifecycle import State, Verdict
-from tuner.loop import Daemon
-from tuner.model import Decision, FunctionConfig, FunctionRef, Mode, Severity, WindowFacts
-from tuner.repeats import Repeats
-from tuner.store import SCHEMA_VERSION, SqliteStore
+from tuner.store.audit import SCHEMA_VERSION, SqliteStore
 from tuner.web.api import decision_json as web_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,7 +235,7 @@ def test_a_version_2_store_migrates_to_counted_records(tmp_path: Path) -> None:
 @pytest.mark.parametrize("reason", ["cap", "cooldown"])
 def test_a_changed_change_is_a_new_record(reason: str) -> None:
     ref = FunctionRef("fake", "a")
-    from tuner.model import Change, Knob
+    from tuner.domain.model import Change, Knob
 
     def planned(after: int, id_: str) -> Decision:
         return Decision(id=id_, time=0.0, ref=ref, rule="oom", action="more-memory",

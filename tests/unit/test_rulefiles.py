@@ -11,11 +11,12 @@ import jsonschema
 import pytest
 import yaml
 
-from tuner import actions, config, engine
-from tuner.cli import schema_text
-from tuner.engine import load_rules, parse_rules
+from tuner import engine
+from tuner.cli.main import schema_text
+from tuner.daemon import config
+from tuner.domain.errors import ConfigError
+from tuner.engine import actions, load_rules, parse_rules
 from tuner.engine.rulefiles import rules_schema
-from tuner.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -229,7 +230,7 @@ def test_schema_is_json() -> None:
 def test_a_rule_applies_to_the_functions_its_match_selects(
     match: dict[str, object], provider: str, name: str, labels: dict[str, str], expected: bool
 ) -> None:
-    from tuner.model import FunctionConfig, FunctionRef, Limits, Target
+    from tuner.domain.model import FunctionConfig, FunctionRef, Limits, Target
 
     rule = parse_rules(
         yaml.safe_dump({"rules": [{"name": "r", "match": match, "when": "ooms > 0.0",

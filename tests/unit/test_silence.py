@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
+from tuner.daemon.loop import Daemon
+from tuner.domain.model import DependencyFacts, FunctionConfig, WindowFacts
 from tuner.engine import load_rules
-from tuner.loop import Daemon
-from tuner.model import DependencyFacts, FunctionConfig, WindowFacts
-from tuner.store import SqliteStore
+from tuner.store.audit import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.actions import LessMemory, MoreMemory
-from tuner.model import FunctionConfig, Limits
-from tuner.sizing import (
+from tuner.domain.model import FunctionConfig, Limits
+from tuner.engine.actions import LessMemory, MoreMemory
+from tuner.engine.sizing import (
     monthly_saving,
     oom_need,
     payload_need,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuner.advice import SLOW_DEPENDENCY_MS, slow_dependency_advice
+from tuner.decisions.advice import SLOW_DEPENDENCY_MS, slow_dependency_advice
 from tuner.trace.slow_dependency import slow_dependency
 from tuner.trace.topology import Edge, Topology
 

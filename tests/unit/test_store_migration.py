@@ -6,8 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from tuner.lifecycle import State, Verdict
-from tuner.store import SCHEMA_VERSION, SqliteStore
+from tuner.domain.lifecycle import State, Verdict
+from tuner.store.audit import SCHEMA_VERSION, SqliteStore
 
 V1_SCHEMA = """
 CREATE TABLE decisions (

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from tuner.domain.model import FunctionConfig, FunctionRef, Limits, Target
 from tuner.engine import parse_rules
 from tuner.engine.evaluating import Streaks, evaluate
-from tuner.model import FunctionConfig, FunctionRef, Limits, Target
 
 RULES = parse_rules(
     """

@@ -7,8 +7,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tuner.domain.model import FunctionRef, WindowFacts
 from tuner.engine.telemetry import _usual, impossible, why_impossible
-from tuner.model import FunctionRef, WindowFacts
 
 ODD = [None, 0, 1, 3, -1, 2.5, 0.0, 7.0, math.nan, math.inf, -math.inf, True, 1e13, 1e308, "2"]
 USUAL = {"invocations": 120, "errors": 3, "timeouts": 1, "ooms": 2, "throttles": 0,

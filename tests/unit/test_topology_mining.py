@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tuner.engine.topology_mining import (
+from tuner.mining.timing import (
     Interval,
     binomial_tail,
     edge_names,

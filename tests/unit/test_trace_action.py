@@ -12,14 +12,12 @@ import pytest
 from pydantic import ValidationError
 
 from tests.fakes import FakeClock, FakeProvider
-from tuner.actions import Trace
-from tuner.engine import load_rules, parse_rules
-from tuner.engine.rulefiles import rules_schema
-from tuner.errors import ConfigError
-from tuner.guard import GuardPolicy, guard
-from tuner.lifecycle import LIVE, TRANSITIONS, State, Verdict, is_final
-from tuner.loop import Daemon
-from tuner.model import (
+from tuner.daemon.loop import Daemon
+from tuner.decisions.guard import GuardPolicy, guard
+from tuner.decisions.verifying import ENDED, VerifyPolicy, judge
+from tuner.domain.errors import ConfigError
+from tuner.domain.lifecycle import LIVE, TRANSITIONS, State, Verdict, is_final
+from tuner.domain.model import (
     Change,
     Decision,
     FunctionConfig,
@@ -31,8 +29,10 @@ from tuner.model import (
     Severity,
     WindowFacts,
 )
-from tuner.store import SqliteStore
-from tuner.verifying import ENDED, VerifyPolicy, judge
+from tuner.engine import load_rules, parse_rules
+from tuner.engine.actions import Trace
+from tuner.engine.rulefiles import rules_schema
+from tuner.store.audit import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 T = 1_000.0
@@ -263,7 +263,7 @@ def test_a_provider_that_cannot_trace_says_so() -> None:
 
 
 def test_the_simulator_refuses_the_tracing_knob() -> None:
-    from tuner.errors import ProviderError
+    from tuner.domain.errors import ProviderError
     from tuner.providers.sim import Settings, build
 
     sim = build(Settings(functions=2), clock=FakeClock())

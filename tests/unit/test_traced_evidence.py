@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tuner.actions import MoreMemory
-from tuner.advice import traced_advice
-from tuner.model import FunctionConfig, Limits
+from tuner.decisions.advice import traced_advice
+from tuner.domain.model import FunctionConfig, Limits
+from tuner.engine.actions import MoreMemory
 
 LOCAL = Limits(memory_min_mb=64, memory_max_mb=4096, cpu_scales_with_memory=False)
 KILLED_AT_LIMIT = {"peak_memory_mb": 128.0, "ooms": 3.0}

@@ -6,11 +6,7 @@ from typing import Any
 
 import pytest
 
-from tuner.engine.conditions import compile_condition
-from tuner.engine.facts import FACT_TYPES
-from tuner.lifecycle import State
-from tuner.model import Change, Decision, FunctionConfig, FunctionRef, Knob, Mode, Severity
-from tuner.verifying import (
+from tuner.decisions.verifying import (
     MADE_WORSE,
     ONLY_COST,
     STILL_FAILING,
@@ -18,6 +14,10 @@ from tuner.verifying import (
     VerifyPolicy,
     judge,
 )
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Change, Decision, FunctionConfig, FunctionRef, Knob, Mode, Severity
+from tuner.engine.conditions import compile_condition
+from tuner.engine.facts import FACT_TYPES
 
 T = 1_000.0
 POLICY = VerifyPolicy(windows=3)

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_rulefiles import GOOD
-from tuner.cli import main
+from tuner.cli.main import main
+from tuner.daemon.reloading import RuleSource
+from tuner.domain.errors import ConfigError
 from tuner.engine import load_rules
 from tuner.engine.yamlfiles import load_yaml, read_text
-from tuner.errors import ConfigError
-from tuner.reloading import RuleSource
 
 
 def alias_bomb(levels: int = 9) -> str:
@@ -129,7 +129,7 @@ def test_a_reload_that_fails_unexpectedly_keeps_the_rules_in_force(
     def broken(paths: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr("tuner.reloading.load_rules", broken)
+    monkeypatch.setattr("tuner.daemon.reloading.load_rules", broken)
     assert source.reload(force=True) is False
     assert "MemoryError" in str(source.last_error)
     assert [r.name for r in source().rules] == ["oom"]

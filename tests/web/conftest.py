@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
-from tuner.config import TunerConfig
-from tuner.model import DependencyFacts, FunctionConfig, FunctionRef, WindowFacts
+from tuner.daemon.config import TunerConfig
+from tuner.daemon.wiring import Tuner, build
+from tuner.domain.model import DependencyFacts, FunctionConfig, FunctionRef, WindowFacts
 from tuner.web.attaching import Insight, attach
-from tuner.wiring import Tuner, build
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "a-test-token-that-is-long-enough"

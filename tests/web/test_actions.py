@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.web.conftest import TOKEN, World
-from tuner.lifecycle import State
-from tuner.model import Mode
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Mode
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -104,10 +104,10 @@ def test_a_short_token_is_refused_and_a_token_file_is_read(tmp_path: object) -> 
 
     import pytest
 
-    from tuner.web.actions import load_token
+    from tuner.web.controls import load_token
 
     assert load_token({}) is None
-    from tuner.errors import ConfigError
+    from tuner.domain.errors import ConfigError
 
     with pytest.raises(ConfigError, match="at least 16"):
         load_token({"TUNER_WEB_TOKEN": "short"})

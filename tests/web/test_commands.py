@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from tests.web.conftest import World
-from tuner.cli import main
+from tuner.cli.main import main
 
 
 def _closed_url() -> str:

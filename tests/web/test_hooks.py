@@ -8,12 +8,12 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes import FakeClock, FakeProvider
-from tuner.config import TunerConfig
-from tuner.lifecycle import State
-from tuner.model import Decision, FunctionRef, Mode, Severity
+from tuner.daemon.config import TunerConfig
+from tuner.daemon.wiring import build
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Decision, FunctionRef, Mode, Severity
 from tuner.notify import build_notifier
 from tuner.web.attaching import attach
-from tuner.wiring import build
 
 
 def _samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

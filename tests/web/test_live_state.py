@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from tuner.insight import CHART_FACTS, LiveState
-from tuner.lifecycle import State
-from tuner.loop import CycleReport
-from tuner.model import (
+from tuner.daemon.insight import CHART_FACTS, LiveState
+from tuner.daemon.loop import CycleReport
+from tuner.domain.lifecycle import State
+from tuner.domain.model import (
     Change,
     Decision,
     FunctionConfig,

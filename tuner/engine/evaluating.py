@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tuner.domain.model import Finding, Target
 from tuner.engine.rulefiles import RuleBase
-from tuner.model import Finding, Target
 
 
 class Streaks:

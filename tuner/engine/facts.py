@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tuner.domain.model import DependencyFacts, Target, WindowFacts
 from tuner.engine.conditions import Type
-from tuner.model import DependencyFacts, Target, WindowFacts
 
 FAILING_DEPENDENCY_ERROR_RATE = 0.5
 """A dependency counts as failing for a function when at least this share of calls fail."""

@@ -11,11 +11,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tuner.actions import ACTIONS
+from tuner.domain.errors import Problem
+from tuner.domain.registry import UnknownNameError
+from tuner.engine.actions import ACTIONS
 from tuner.engine.keyhints import did_you_mean
 from tuner.engine.yamlfiles import nearest_line
-from tuner.errors import Problem
-from tuner.registry import UnknownNameError
 
 
 def located_problems(

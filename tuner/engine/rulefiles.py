@@ -31,14 +31,14 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tuner.actions import Action
-from tuner.durations import Duration
+from tuner.domain.durations import Duration
+from tuner.domain.errors import ConfigError, Problem
+from tuner.domain.model import Mode, Severity, Target
+from tuner.engine.actions import Action
 from tuner.engine.conditions import Condition, ConditionError, compile_condition
 from tuner.engine.facts import FACT_TYPES
 from tuner.engine.locating import located_problems
 from tuner.engine.yamlfiles import load_yaml, read_text
-from tuner.errors import ConfigError, Problem
-from tuner.model import Mode, Severity, Target
 
 
 class Match(BaseModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tuner.model import WindowFacts
+from tuner.domain.model import WindowFacts
 
 COUNTS = ("invocations", "errors", "timeouts", "ooms", "throttles", "cold_starts")
 PART_OF_INVOCATIONS = ("errors", "timeouts", "ooms", "cold_starts")

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tuner.errors import ConfigError, Problem
+from tuner.domain.errors import ConfigError, Problem
 
 MAX_FILE_BYTES = 1_000_000
 """The largest YAML file read, in bytes, unless ``TUNER_MAX_FILE_BYTES`` says otherwise."""

@@ -1,7 +1,7 @@
 """Notifications: decisions grouped into constructive messages, delivered reliably.
 
 The loop hands every cycle's decisions to :class:`NotificationCenter` (a
-:class:`tuner.ports.Notifier`); see ``docs/notifications.md``.
+:class:`tuner.domain.ports.Notifier`); see ``docs/notifications.md``.
 """
 
 from tuner.notify.center import NotificationCenter, build_notifier

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from tuner.lifecycle import EVENTS
-from tuner.model import Change, Decision, Knob
-from tuner.planning import DEPENDENCY_GROUP, function_group
+from tuner.decisions.planning import DEPENDENCY_GROUP, function_group
+from tuner.domain.lifecycle import EVENTS
+from tuner.domain.model import Change, Decision, Knob
 
 _EVENTS = frozenset(s.value for s in EVENTS)
 

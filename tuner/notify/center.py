@@ -1,4 +1,4 @@
-"""The notification center: the :class:`tuner.ports.Notifier` the loop talks to."""
+"""The notification center: the :class:`tuner.domain.ports.Notifier` the loop talks to."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Any, TextIO
 
 import structlog
 
-from tuner.lifecycle import UNTOLD
-from tuner.model import Decision
+from tuner.domain.lifecycle import UNTOLD
+from tuner.domain.model import Decision
+from tuner.domain.ports import Clock
 from tuner.notify.alerts import Alert
 from tuner.notify.channels import build_channels
 from tuner.notify.delivery import Courier
@@ -23,7 +24,6 @@ from tuner.notify.messages import Message
 from tuner.notify.outbox import Outbox
 from tuner.notify.rendering import Renderer
 from tuner.notify.settings import NotifySettings, load_settings
-from tuner.ports import Clock
 
 log = structlog.get_logger(__name__)
 
@@ -241,6 +241,6 @@ def build_notifier(
     """A :class:`NotificationCenter` from settings (a model or the raw config mapping).
 
     ``options`` are passed on (``stream``, ``rng``, ``tick``).  Raises
-    :class:`tuner.errors.ConfigError` for invalid settings or missing secrets.
+    :class:`tuner.domain.errors.ConfigError` for invalid settings or missing secrets.
     """
     return NotificationCenter(load_settings(settings), db_path, clock, **options)

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import structlog
 
+from tuner.domain.ports import Clock
 from tuner.notify.channels import Channel, DeliveryError
 from tuner.notify.outbox import Claim, Outbox
 from tuner.notify.settings import DeliverySettings
-from tuner.ports import Clock
 
 log = structlog.get_logger(__name__)
 

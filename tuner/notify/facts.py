@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from tuner.model import fact_number
+from tuner.domain.model import fact_number
 
 MAX_LINES = 10
 

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tuner.decisions.planning import DEPENDENCY_GROUP
 from tuner.notify.alerts import Alert
 from tuner.notify.settings import GroupField, RoutingSettings
-from tuner.planning import DEPENDENCY_GROUP
 
 GroupId = tuple[str, str]
 """A group's channel and key."""

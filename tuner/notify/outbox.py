@@ -22,7 +22,7 @@ from typing import Any
 
 from tuner.notify.grouping import Changes, Group
 from tuner.notify.messages import Message
-from tuner.sqlite import connect, transaction
+from tuner.store.sqlite import connect, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notify_outbox (

@@ -1,6 +1,6 @@
 """Proposals across the alerts of one message: what several findings have in common.
 
-Advice about one decision is :mod:`tuner.advice`'s (planning writes it into the decision;
+Advice about one decision is :mod:`tuner.decisions.advice`'s (planning writes it into the decision;
 what to do about a failed or rolled-back change comes from there too).  Here are only the
 proposals that need several alerts at once: a dependency failing for many functions, a
 rule hitting many.  Every fact read here is in the fact reference (a test checks it).
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
-from tuner.advice import for_state
+from tuner.decisions.advice import for_state
+from tuner.domain.lifecycle import State
+from tuner.domain.model import fact_number
 from tuner.engine.facts import FAILING_DEPENDENCY_ERROR_RATE
-from tuner.lifecycle import State
-from tuner.model import fact_number
 from tuner.notify.alerts import Alert
 
 SHARED_RULE_FUNCTIONS = 3

@@ -18,7 +18,7 @@ from jinja2 import (
     TemplateError,
 )
 
-from tuner.errors import ConfigError, Problem
+from tuner.domain.errors import ConfigError, Problem
 from tuner.notify.grouping import Section
 from tuner.notify.messages import Message
 from tuner.notify.views import NoticeView, build_notice
@@ -58,7 +58,7 @@ class Renderer:
     """
 
     def __init__(self, override_dir: Path | None = None):
-        self._bundled = _environment(PackageLoader("tuner", "templates"))
+        self._bundled = _environment(PackageLoader("tuner.notify", "templates"))
         self._override: Environment | None = None
         if override_dir is not None:
             if not override_dir.is_dir():

@@ -40,10 +40,10 @@ from pydantic import (
     model_validator,
 )
 
-from tuner.durations import Duration
+from tuner.domain.durations import Duration
+from tuner.domain.errors import ConfigError
+from tuner.domain.model import Decision
 from tuner.engine.locating import located_problems
-from tuner.errors import ConfigError
-from tuner.model import Decision
 
 _SECRET_FIELDS = ("webhook_url", "url", "password", "token", "api_key")
 

@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.lifecycle import IN_WORDS, State
+from tuner.decisions.planning import DEPENDENCY_GROUP
+from tuner.domain.lifecycle import IN_WORDS, State
 from tuner.notify.alerts import Alert
 from tuner.notify.facts import fact_lines
 from tuner.notify.grouping import Section
 from tuner.notify.proposals import propose
-from tuner.planning import DEPENDENCY_GROUP
 
 MAX_ALERTS_PER_SECTION = 10
 MAX_ALERTS_PER_DIGEST_SECTION = 3

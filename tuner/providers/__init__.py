@@ -13,7 +13,7 @@ from functools import partial
 from importlib import import_module
 from types import ModuleType
 
-from tuner.registry import Entry, Registry
+from tuner.domain.registry import Entry, Registry
 
 AWS_IAM_ACTIONS = (
     "lambda:ListFunctions",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tuner.stats import percentile
+from tuner.domain.stats import percentile
 from tuner.trace.topology import Edge, Topology
 
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.engine.topology_mining import Interval, mine
-from tuner.stats import percentile
+from tuner.domain.stats import percentile
+from tuner.mining.timing import Interval, mine
 from tuner.trace.model import Trace
 
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuner.daemon.control import paused
+from tuner.daemon.insight import FunctionView, LiveState
+from tuner.decisions.documents import decision_json as explained
+from tuner.domain.model import Decision, FunctionRef, Knob
+from tuner.domain.ports import Store
 from tuner.engine.explaining import explain, plain
 from tuner.engine.rulefiles import CompiledRule
-from tuner.insight import FunctionView, LiveState
-from tuner.manual import paused
-from tuner.model import Decision, FunctionRef, Knob
-from tuner.ports import Store
 from tuner.web.fleet import Fleet
 
 MAX_DECISIONS = 200
@@ -56,8 +57,6 @@ def decision_json(d: Decision) -> dict[str, Any]:
 
     The time stays in POSIX seconds here: the pages chart and format it in the browser.
     """
-    from tuner.history import decision_json as explained
-
     change = d.change.describe() if d.change else ""
     last_seen = d.last_seen if d.last_seen is not None else d.time
     return {**explained(d), "time": d.time, "last_seen": last_seen, "change": change,

@@ -9,19 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from tuner.errors import ConfigError, Problem
-from tuner.guard import DAY_S
-from tuner.insight import LiveState
-from tuner.web.actions import Actions
+from tuner.daemon.insight import LiveState
+from tuner.decisions.guard import DAY_S
+from tuner.domain.errors import ConfigError, Problem
 from tuner.web.api import Sources
+from tuner.web.controls import Actions
 from tuner.web.metrics import MeteredProvider, Metrics, Watched
 from tuner.web.server import WebServer
 
 if TYPE_CHECKING:
+    from tuner.daemon.loop import CycleReport
+    from tuner.daemon.wiring import Tuner
+    from tuner.domain.model import Finding, Target
     from tuner.engine import RuleBase
-    from tuner.loop import CycleReport
-    from tuner.model import Finding, Target
-    from tuner.wiring import Tuner
 
 log = structlog.get_logger(__name__)
 

@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Decision, Severity
 from tuner.engine.facts import FAILING_DEPENDENCY_ERROR_RATE
-from tuner.lifecycle import State
-from tuner.model import Decision, Severity
 
 if TYPE_CHECKING:
+    from tuner.daemon.insight import FunctionView, LiveState
     from tuner.engine import RuleBase
-    from tuner.insight import FunctionView, LiveState
 
 HEALTHY, WATCHED, CHANGED, VERIFYING = "healthy", "watched", "changed", "verifying"
 ROLLED_BACK, OUTAGE, NO_DATA = "rolled back", "outage", "no data"

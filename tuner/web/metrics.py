@@ -26,15 +26,15 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 import tuner
-from tuner.errors import ConflictError, ThrottledError
-from tuner.lifecycle import State
-from tuner.model import Finding, Target
+from tuner.domain.errors import ConflictError, ThrottledError
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Finding, Target
 from tuner.web.fleet import STATES, Fleet
 
 if TYPE_CHECKING:
+    from tuner.daemon.insight import LiveState
+    from tuner.daemon.loop import CycleReport
     from tuner.engine import RuleBase
-    from tuner.insight import LiveState
-    from tuner.loop import CycleReport
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _CYCLE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -42,7 +42,7 @@ _CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 
 
 class Metrics:
-    """The daemon's counters, gauges and histograms; also a :class:`tuner.insight.CycleObserver`."""
+    """The daemon's counters, gauges and histograms; also a :class:`tuner.daemon.insight.CycleObserver`."""
 
     def __init__(self, registry: CollectorRegistry | None = None):
         disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series double the scrape and say nothing here

@@ -10,8 +10,8 @@ import pytest
 from aws_world import AwsWorld, CallRecorder
 from proxy import AwsProxy, Injection, lambda_error
 
-from tuner.errors import ApplyFailedError, ConflictError, ProviderError
-from tuner.model import Change, Knob, Target
+from tuner.domain.errors import ApplyFailedError, ConflictError, ProviderError
+from tuner.domain.model import Change, Knob, Target
 from tuner.providers.aws import AwsProvider
 
 CONFIGURATION = r"/2015-03-31/functions/[^/]+/configuration"

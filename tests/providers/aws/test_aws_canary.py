@@ -19,14 +19,14 @@ import pytest
 from aws_world import AwsWorld, CallRecorder, ok_invocations, oom_invocations, report_line
 from proxy import AwsProxy, lambda_error
 
+from tuner.daemon.loop import Daemon
+from tuner.decisions.verifying import VerifyPolicy
+from tuner.domain.errors import ProviderError
+from tuner.domain.lifecycle import JUDGED, State, Verdict
+from tuner.domain.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
 from tuner.engine import load_rules
-from tuner.errors import ProviderError
-from tuner.lifecycle import JUDGED, State, Verdict
-from tuner.loop import Daemon
-from tuner.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
 from tuner.providers.aws import AwsProvider
-from tuner.store import SqliteStore
-from tuner.verifying import VerifyPolicy
+from tuner.store.audit import SqliteStore
 
 ALIAS = "live"
 FAST = {"control_plane_rps": 15.0}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aws_world import REGION, AwsWorld, CallRecorder, report_line
 
-from tuner.model import Change, Decision, Knob, Mode, Severity
+from tuner.domain.model import Change, Decision, Knob, Mode, Severity
 from tuner.providers import PROVIDERS
 from tuner.providers.aws import AwsProvider
 

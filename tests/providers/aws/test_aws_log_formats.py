@@ -13,7 +13,7 @@ from collections.abc import Callable
 from aws_world import QUIET_EVERY, AwsWorld
 from test_aws_reports import INSIGHTS, SAM_IMPORT_ERROR, SNAPSTART
 
-from tuner.config import bundled_rules
+from tuner.daemon.config import bundled_rules
 from tuner.engine import Streaks, build_facts, evaluate, load_rules
 from tuner.providers.aws import AwsProvider
 from tuner.providers.aws.logs import INSIGHTS_GROUP

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aws_world import QUIET_EVERY, REGION, AwsWorld, CallRecorder
 
-from tuner.model import FunctionConfig, FunctionRef, Target
+from tuner.domain.model import FunctionConfig, FunctionRef, Target
 from tuner.providers.aws import AwsProvider
 from tuner.providers.aws.facts import window_facts
 from tuner.providers.aws.metrics import (

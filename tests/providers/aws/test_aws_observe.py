@@ -17,7 +17,7 @@ from aws_world import (
 )
 from proxy import AwsProxy, Injection
 
-from tuner.model import Target, WindowFacts
+from tuner.domain.model import Target, WindowFacts
 from tuner.providers.aws import AwsProvider
 from tuner.providers.aws.logs import due_for_rightsizing
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from aws_world import report_line
 
+from tuner.domain.stats import percentile
 from tuner.providers.aws.logs import stream_version
 from tuner.providers.aws.reports import parse_report, summarize
-from tuner.stats import percentile
 
 A = "8f5e3c1a-1111-4d7b-9a51-0a1b2c3d4e5f"
 B = "8f5e3c1a-2222-4d7b-9a51-0a1b2c3d4e5f"

@@ -8,8 +8,8 @@ import pytest
 from aws_world import REGION, AwsWorld, CallRecorder
 from proxy import AwsProxy, lambda_error
 
-from tuner.errors import ThrottledError
-from tuner.model import FunctionRef
+from tuner.domain.errors import ThrottledError
+from tuner.domain.model import FunctionRef
 from tuner.providers.aws import AwsProvider
 
 LIST_FUNCTIONS = r"/2015-03-31/functions/?"

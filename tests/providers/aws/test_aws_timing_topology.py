@@ -14,7 +14,7 @@ import structlog
 from aws_world import REGION, AwsWorld, CallRecorder, report_line
 from test_aws_iam_policy import IAM_PREFIX
 
-from tuner.cli import main
+from tuner.cli.main import main
 from tuner.providers import AWS_IAM_ACTIONS
 from tuner.providers.aws import AwsProvider
 from tuner.providers.aws.timing import intervals_of

@@ -10,8 +10,8 @@ from kube_emulation import EmulatorThread, WallClock
 from kube_objects import container, deployment, knative_service, pod, seed
 from structlog.testing import capture_logs
 
-from tuner.errors import ProviderError
-from tuner.model import Change, Knob
+from tuner.domain.errors import ProviderError
+from tuner.domain.model import Change, Knob
 from tuner.providers.kubernetes import Settings, build
 from tuner.providers.kubernetes.api import KubeApi
 from tuner.providers.kubernetes.provider import KubernetesProvider

@@ -20,18 +20,18 @@ from prometheus_backfill import backfilled_prometheus
 from structlog.testing import capture_logs
 
 from tests.fakes import FakeClock
-from tuner.actions import Plan
-from tuner.config import bundled_rules, parse_config
+from tuner.daemon.config import bundled_rules, parse_config
+from tuner.daemon.wiring import provider_settings
+from tuner.domain.errors import ConfigError
+from tuner.domain.model import FunctionRef, Target, WindowFacts
 from tuner.engine import Streaks, build_facts, evaluate, load_rules
+from tuner.engine.actions import Plan
 from tuner.engine.rulefiles import RuleBase
-from tuner.errors import ConfigError
-from tuner.model import FunctionRef, Target, WindowFacts
+from tuner.engine.sizing import probe_need
 from tuner.providers.kubernetes import Settings, build
 from tuner.providers.kubernetes.api import KubeApi
 from tuner.providers.kubernetes.probe_pods import PROBE_LABEL, probe_pod_name
 from tuner.providers.kubernetes.provider import KubernetesProvider
-from tuner.sizing import probe_need
-from tuner.wiring import provider_settings
 
 PODS = "/api/v1/namespaces/{ns}/pods"
 PROBES_ON = {"enabled": True, "factor": 4, "max_mb": 4096, "for": "10m"}

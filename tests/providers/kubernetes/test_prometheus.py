@@ -14,7 +14,7 @@ from kube_emulation import EmulatorThread, WallClock
 from kube_objects import deployment, pod, seed
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 
-from tuner.model import FunctionRef
+from tuner.domain.model import FunctionRef
 from tuner.providers.kubernetes import Settings, build
 from tuner.providers.kubernetes.api import KubeApi
 from tuner.providers.prometheus import PrometheusClient

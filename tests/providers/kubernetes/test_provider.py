@@ -17,9 +17,9 @@ from kube_objects import (
     seed,
 )
 
-from tuner.errors import ApplyFailedError, ConflictError, ProviderError
-from tuner.model import Change, FunctionRef, Knob, Target
-from tuner.ports import Provider
+from tuner.domain.errors import ApplyFailedError, ConflictError, ProviderError
+from tuner.domain.model import Change, FunctionRef, Knob, Target
+from tuner.domain.ports import Provider
 from tuner.providers.kubernetes import Settings, build
 from tuner.providers.kubernetes.api import KubeApi
 from tuner.providers.kubernetes.patching import CHANGE_ANNOTATION

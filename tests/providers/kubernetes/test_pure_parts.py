@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from kube_objects import deployment, knative_service, pod, pod_disruption_budget
 
-from tuner.errors import ApplyFailedError, ProviderError
-from tuner.model import FunctionRef
+from tuner.domain.errors import ApplyFailedError, ProviderError
+from tuner.domain.model import FunctionRef
 from tuner.providers.kubernetes import LabelSelector
 from tuner.providers.kubernetes.disruption import check_disruption
 from tuner.providers.kubernetes.quantities import format_mb, parse_bytes, parse_mb

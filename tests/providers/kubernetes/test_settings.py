@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from kube_emulation import WallClock
 
-from tuner.config import parse_config
-from tuner.errors import ConfigError
+from tuner.daemon.config import parse_config
+from tuner.daemon.wiring import provider_settings
+from tuner.domain.errors import ConfigError
 from tuner.providers.kubernetes import KubernetesProvider, LabelSelector
-from tuner.wiring import provider_settings
 
 CONFIG = """\
 mode: recommend

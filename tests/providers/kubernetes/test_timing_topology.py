@@ -13,8 +13,8 @@ from kube_emulation import EmulatorThread, WallClock, cluster_client
 from kube_objects import deployment, pod, seed
 from prometheus_backfill import Service, backfilled_prometheus, openmetrics, requests_per_second
 
-from tuner.cli import main
-from tuner.errors import ProviderError
+from tuner.cli.main import main
+from tuner.domain.errors import ProviderError
 from tuner.providers.kubernetes import Settings, build
 from tuner.providers.kubernetes.provider import KubernetesProvider
 from tuner.providers.kubernetes.timing import service_of_pod

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.providers.local.host import FunctionHost
-from tuner.providers.local.tracing import Tracing, TracingSpec
+from tuner.providers.local.trace_executor import Tracing, TracingSpec
 
 HANDLERS = {
     "echo": (

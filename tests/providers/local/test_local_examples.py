@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from local_world import WallClock
 
-from tuner.errors import ConfigError
+from tuner.domain.errors import ConfigError
 from tuner.providers.local import Settings, build, resolve_functions_dir
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.specs import load_dependencies, load_functions

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.model import FunctionRef
+from tuner.domain.model import FunctionRef
+from tuner.domain.stats import percentile
 from tuner.providers.local.facts import window_facts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
-from tuner.stats import percentile
 
 REF = FunctionRef("local", "f")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from local_world import WallClock, write_functions, write_handlers
 
-from tuner.actions import MoreMemory
+from tuner.engine.actions import MoreMemory
 from tuner.providers.local import LOCAL_LIMITS
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.probing import ProbePolicy

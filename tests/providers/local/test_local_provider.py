@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from local_world import WallClock
 
-from tuner.errors import ConflictError, ProviderError
-from tuner.model import Change, FunctionRef, Knob, Target
-from tuner.ports import Provider
+from tuner.domain.errors import ConflictError, ProviderError
+from tuner.domain.model import Change, FunctionRef, Knob, Target
+from tuner.domain.ports import Provider
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.provider import LOCAL_LIMITS, LocalProvider
 

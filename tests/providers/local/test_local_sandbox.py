@@ -22,7 +22,7 @@ import pytest
 from hostile import write_hostile
 from local_world import WallClock
 
-from tuner.errors import ConfigError
+from tuner.domain.errors import ConfigError
 from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.cgroups import memory_limits
 from tuner.providers.local.dependency_calls import checked_path

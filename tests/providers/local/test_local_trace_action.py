@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from local_world import WallClock, traced_host
 
+from tuner.cli.explaining import decision_line, history
+from tuner.daemon.loop import Daemon
+from tuner.decisions.verifying import ENDED
+from tuner.domain.lifecycle import State
+from tuner.domain.model import Change, Knob, Lasting
 from tuner.engine import parse_rules
-from tuner.history import decision_line, history
-from tuner.lifecycle import State
-from tuner.loop import Daemon
-from tuner.model import Change, Knob, Lasting
 from tuner.providers.local.provider import LocalProvider
-from tuner.store import SqliteStore
-from tuner.verifying import ENDED
+from tuner.store.audit import SqliteStore
 
 FLAKY = (
     "def handler(event, context):\n"

@@ -9,12 +9,13 @@ import pytest
 import structlog
 from local_world import WallClock, traced_host
 
-from tuner.cli import main
+from tuner.cli.explaining import decision_line
+from tuner.cli.main import main
+from tuner.daemon.loop import Daemon
+from tuner.decisions.documents import decision_json
 from tuner.engine import parse_rules
-from tuner.history import decision_json, decision_line
-from tuner.loop import Daemon
 from tuner.providers.local.provider import LocalProvider
-from tuner.store import SqliteStore
+from tuner.store.audit import SqliteStore
 
 CANVAS = (
     "PAGE = 1024 * 1024\n"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from local_world import WallClock, traced_host, write_handlers
 
-from tuner.model import FunctionRef
+from tuner.domain.model import FunctionRef
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.provider import LocalProvider
-from tuner.providers.local.tracing import MEMORY_PRESSURE, TracingSpec
+from tuner.providers.local.trace_executor import MEMORY_PRESSURE, TracingSpec
 from tuner.trace.folded import fold
 
 FUNCTIONS = {

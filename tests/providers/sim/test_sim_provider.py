@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tuner.config import load_config
-from tuner.errors import ConfigError, ConflictError, ProviderError
-from tuner.model import Change, Knob
+from tuner.daemon.config import load_config
+from tuner.daemon.wiring import build as wire
+from tuner.domain.errors import ConfigError, ConflictError, ProviderError
+from tuner.domain.model import Change, Knob
 from tuner.providers.sim import Settings, SimProvider, VirtualClock, build
 from tuner.providers.sim.workloads import Workload, make_fleet
-from tuner.wiring import build as wire
 
 WINDOW = 900.0
 

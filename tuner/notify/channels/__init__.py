@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from tuner.errors import ConfigError, Problem
+from tuner.domain.errors import ConfigError, Problem
+from tuner.domain.registry import Entry, Registry
 from tuner.notify.channels.base import Channel, DeliveryError
 from tuner.notify.secrets import SecretMissingError, read_secret
 from tuner.notify.settings import (
@@ -16,7 +17,6 @@ from tuner.notify.settings import (
     SlackChannelSettings,
     WebhookChannelSettings,
 )
-from tuner.registry import Entry, Registry
 
 __all__ = ["CHANNELS", "Channel", "DeliveryError", "build_channel", "build_channels"]
 

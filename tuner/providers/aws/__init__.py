@@ -6,7 +6,7 @@ AWS provider is configured.
 
 from __future__ import annotations
 
-from tuner.ports import Clock, Provider
+from tuner.domain.ports import Clock, Provider
 from tuner.providers.aws.provider import AwsProvider
 from tuner.providers.aws.settings import Settings
 

@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from tuner.errors import ApplyFailedError, ConflictError, ProviderError
-from tuner.model import Change, FunctionConfig, Knob, Target
+from tuner.domain.errors import ApplyFailedError, ConflictError, ProviderError
+from tuner.domain.model import Change, FunctionConfig, Knob, Target
 from tuner.providers.aws.clients import RegionClients
 from tuner.providers.aws.configs import config_from, environment_of
 from tuner.providers.aws.errors import error_code

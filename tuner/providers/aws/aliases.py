@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tuner.model import FunctionConfig
+from tuner.domain.model import FunctionConfig
 from tuner.providers.aws.clients import RegionClients
 from tuner.providers.aws.configs import config_from
 from tuner.providers.aws.errors import error_code

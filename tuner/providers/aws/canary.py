@@ -22,8 +22,8 @@ from typing import Any
 
 import structlog
 
-from tuner.errors import ConflictError, ProviderError
-from tuner.model import Change, FunctionConfig, Knob, Target
+from tuner.domain.errors import ConflictError, ProviderError
+from tuner.domain.model import Change, FunctionConfig, Knob, Target
 from tuner.providers.aws import actuating
 from tuner.providers.aws.aliases import MARK, AliasView, alias_view, version_config
 from tuner.providers.aws.clients import RegionClients

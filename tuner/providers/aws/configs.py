@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tuner.model import FunctionConfig, Limits
+from tuner.domain.model import FunctionConfig, Limits
 
 LAMBDA_LIMITS = Limits(
     memory_min_mb=128,

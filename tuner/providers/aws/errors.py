@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tuner.errors import ProviderError, ThrottledError, TunerError
+from tuner.domain.errors import ProviderError, ThrottledError, TunerError
 
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}

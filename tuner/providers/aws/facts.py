@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tuner.model import FunctionRef, WindowFacts
+from tuner.domain.model import FunctionRef, WindowFacts
 from tuner.providers.aws.metrics import FunctionStats
 from tuner.providers.aws.reports import LogSummary
 

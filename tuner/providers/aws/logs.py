@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from tuner.model import Target
+from tuner.domain.model import Target
 from tuner.providers.aws.clients import RegionClients
 from tuner.providers.aws.errors import error_code
 from tuner.providers.aws.metrics import FunctionStats

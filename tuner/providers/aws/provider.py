@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import structlog
 
-from tuner.model import Change, Decision, FunctionConfig, FunctionRef, Target, WindowFacts
-from tuner.ports import Clock
+from tuner.domain.model import Change, Decision, FunctionConfig, FunctionRef, Target, WindowFacts
+from tuner.domain.ports import Clock
 from tuner.providers.aws import actuating, aliases, canary, logs, metrics, timing
 from tuner.providers.aws.clients import RegionClients, connect
 from tuner.providers.aws.errors import provider_errors
@@ -23,7 +23,7 @@ log = structlog.get_logger(__name__)
 
 
 class AwsProvider:
-    """Implements :class:`tuner.ports.Provider` for Lambda, with CloudWatch for facts.
+    """Implements :class:`tuner.domain.ports.Provider` for Lambda, with CloudWatch for facts.
 
     Each :meth:`observe` is one cycle: a batched metrics pass over the whole fleet, then
     log reads for the functions the metrics flag or that are due for right-sizing.  With

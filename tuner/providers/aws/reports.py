@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tuner.domain.stats import percentile
 from tuner.providers.aws.logformats import (
     InitReport,
     Report,
@@ -33,7 +34,6 @@ from tuner.providers.aws.logformats import (
     parse_json,
     parse_report,
 )
-from tuner.stats import percentile
 
 __all__ = ["FILTER_PATTERN", "LogSummary", "Report", "parse_report", "summarize"]
 

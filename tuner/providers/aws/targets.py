@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from tuner.model import FunctionRef, Target
+from tuner.domain.model import FunctionRef, Target
 from tuner.providers.aws.clients import RegionClients
 from tuner.providers.aws.configs import LAMBDA_LIMITS, config_from, unqualified_arn
 from tuner.providers.aws.settings import Settings

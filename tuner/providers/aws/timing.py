@@ -2,7 +2,7 @@
 
 Lambda writes one ``REPORT`` line per invocation as the invocation ends, so the log
 event's timestamp is the invocation's end and ``Duration`` gives its start.  With those
-intervals the heuristic miner (:mod:`tuner.engine.topology_mining`) finds who calls whom
+intervals the heuristic miner (:mod:`tuner.mining.timing`) finds who calls whom
 without any instrumentation: B's invocations run inside A's far more often than chance.
 Only ``logs:FilterLogEvents`` is called, the action the provider already uses.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import structlog
 
-from tuner.engine.topology_mining import Interval
+from tuner.mining.timing import Interval
 from tuner.providers.aws.clients import RegionClients
 from tuner.providers.aws.errors import error_code
 from tuner.providers.aws.logformats import Report, is_report, parse_json, parse_report

@@ -7,7 +7,7 @@ provider first connects.
 
 from __future__ import annotations
 
-from tuner.ports import Clock
+from tuner.domain.ports import Clock
 from tuner.providers.kubernetes.provider import KubernetesProvider
 from tuner.providers.kubernetes.selectors import LabelSelector
 from tuner.providers.kubernetes.settings import Settings

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import structlog
 
-from tuner.errors import ConflictError, ProviderError, ThrottledError
+from tuner.domain.errors import ConflictError, ProviderError, ThrottledError
 
 log = structlog.get_logger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
-from tuner.errors import ProviderError
+from tuner.domain.errors import ProviderError
 from tuner.providers.kubernetes.api import JsonObject
 from tuner.providers.kubernetes.selectors import LabelSelector
 from tuner.providers.kubernetes.workloads import WorkloadKind, dig

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from tuner.errors import ProviderError
-from tuner.model import Change, Knob
+from tuner.domain.errors import ProviderError
+from tuner.domain.model import Change, Knob
 from tuner.providers.kubernetes.api import JsonObject
 from tuner.providers.kubernetes.quantities import format_mb
 from tuner.providers.kubernetes.workloads import (

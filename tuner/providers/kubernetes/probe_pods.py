@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuner.durations import Duration
+from tuner.domain.durations import Duration
 from tuner.providers.kubernetes.api import JsonObject
 from tuner.providers.kubernetes.patching import _with_memory
 from tuner.providers.kubernetes.signals import OOM_REASON

@@ -8,7 +8,7 @@ one pod from the Deployment's pod template with that container's memory raised
 The probe serves a share of the workload's real traffic for ``for`` and then ends: its
 ``activeDeadlineSeconds`` stops it even if tuner is gone, and tuner deletes it when the
 time is up.  Its peak working set (from the provider's memory source) is the measured
-need that :mod:`tuner.sizing` reads as ``extra.probe_peak_memory_mb`` at
+need that :mod:`tuner.engine.sizing` reads as ``extra.probe_peak_memory_mb`` at
 ``extra.probe_memory_mb``; a probe that is OOM-killed too reports its limit, a lower bound.
 
 Bounded: one probe per Deployment at a time, none within ``for`` after the last one
@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from tuner.errors import ProviderError
-from tuner.model import WindowFacts
+from tuner.domain.errors import ProviderError
+from tuner.domain.model import WindowFacts
 from tuner.providers.kubernetes.api import ForbiddenError, JsonObject, KubeApi, NotFoundError
 from tuner.providers.kubernetes.probe_pods import (
     ProbePolicy,

@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
-from tuner.errors import ApplyFailedError, ConflictError, ProviderError
-from tuner.model import Change, FunctionConfig, FunctionRef, Limits, Target, WindowFacts
-from tuner.ports import Clock
+from tuner.domain.errors import ApplyFailedError, ConflictError, ProviderError
+from tuner.domain.model import Change, FunctionConfig, FunctionRef, Limits, Target, WindowFacts
+from tuner.domain.ports import Clock
 from tuner.providers.kubernetes import (
     disruption,
     events,
@@ -35,7 +35,7 @@ ROLLOUT_POLL_S = 0.2
 
 
 class KubernetesProvider:
-    """Implements :class:`tuner.ports.Provider` for workloads in one namespace."""
+    """Implements :class:`tuner.domain.ports.Provider` for workloads in one namespace."""
 
     def __init__(self, settings: Settings, *, clock: Clock) -> None:
         """Configure the provider; the API connection is opened by :meth:`start`."""

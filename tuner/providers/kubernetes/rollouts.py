@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuner.errors import ApplyFailedError
+from tuner.domain.errors import ApplyFailedError
 from tuner.providers.kubernetes.api import JsonObject
 from tuner.providers.kubernetes.workloads import KNATIVE_SERVICE, WorkloadKind, dig
 

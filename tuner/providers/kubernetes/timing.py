@@ -1,7 +1,7 @@
 """Who calls whom among a namespace's services, from the request timing Prometheus holds.
 
 Prometheus keeps aggregates, not one interval per request, so the services' request rates
-per step are mined instead (:mod:`tuner.engine.rate_mining`).  Pods are grouped into the
+per step are mined instead (:mod:`tuner.mining.rates`).  Pods are grouped into the
 selected workloads by the pods the API lists, and a pod gone since then by its name
 (``<deployment>-<hash>-<id>``); pods of other workloads become dependencies.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from tuner.engine.rate_mining import mine_rates
+from tuner.mining.rates import mine_rates
 from tuner.providers.prometheus import ContainerQueries
 from tuner.providers.prometheus.request_rates import read_activity, service_series
 from tuner.trace.topology import Edge, Node, Topology

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from tuner.errors import ProviderError
+from tuner.domain.errors import ProviderError
 from tuner.providers.kubernetes.api import KubeApi, NotFoundError
 from tuner.providers.kubernetes.quantities import bytes_to_mb, parse_bytes
 

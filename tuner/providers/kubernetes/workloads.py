@@ -1,7 +1,7 @@
 """The workload kinds tuner manages on Kubernetes and how their configuration is read.
 
 A function is a Deployment (``apps/v1``) or a Knative Service (``serving.knative.dev/v1``).
-Its :class:`~tuner.model.FunctionRef` is ``kubernetes:<namespace>/<kind>.<name>``, e.g.
+Its :class:`~tuner.domain.model.FunctionRef` is ``kubernetes:<namespace>/<kind>.<name>``, e.g.
 ``kubernetes:shop/deployment.checkout`` or ``kubernetes:shop/ksvc.resize``.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.errors import ProviderError
-from tuner.model import FunctionConfig, FunctionRef
+from tuner.domain.errors import ProviderError
+from tuner.domain.model import FunctionConfig, FunctionRef
 from tuner.providers.kubernetes.api import JsonObject
 from tuner.providers.kubernetes.quantities import parse_mb
 

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuner.errors import ConfigError, Problem
-from tuner.ports import Clock
+from tuner.domain.errors import ConfigError, Problem
+from tuner.domain.ports import Clock
 from tuner.providers.local.cgroups import memory_limits
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.http_api import EndpointLimits
 from tuner.providers.local.probing import ProbePolicy
 from tuner.providers.local.provider import LOCAL_LIMITS, LocalProvider
 from tuner.providers.local.sandboxing import SYSTEM_PYTHON, SandboxPolicy
-from tuner.providers.local.tracing import Tracing, TracingSpec
+from tuner.providers.local.trace_executor import Tracing, TracingSpec
 
 if TYPE_CHECKING:
     from tuner.trace.otel import OtlpForwarder

@@ -6,7 +6,7 @@ import json
 import threading
 from typing import Any
 
-from tuner.ports import Clock
+from tuner.domain.ports import Clock
 
 MAX_BYTES = 64 * 1024 * 1024
 """What one function's cache may hold (values as JSON); the oldest entries go first."""

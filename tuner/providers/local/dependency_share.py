@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from tuner.engine.topology_mining import Interval
-from tuner.model import FunctionRef, WindowFacts
+from tuner.domain.model import FunctionRef, WindowFacts
+from tuner.mining.timing import Interval
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
 from tuner.providers.local.trace_evidence import in_window
 from tuner.trace.model import Trace

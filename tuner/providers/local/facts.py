@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from tuner.model import DependencyFacts, FunctionRef, WindowFacts
+from tuner.domain.model import DependencyFacts, FunctionRef, WindowFacts
+from tuner.domain.stats import percentile
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
-from tuner.stats import percentile
 
 
 def window_facts(

@@ -12,8 +12,8 @@ from typing import Any
 
 import structlog
 
-from tuner.model import FunctionConfig
-from tuner.ports import Clock
+from tuner.domain.model import FunctionConfig
+from tuner.domain.ports import Clock
 from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.executions import Execution, InvokeCall, LimitFactory, WorkerSpec
 from tuner.providers.local.pool import WorkerPool
@@ -23,8 +23,8 @@ from tuner.providers.local.recording import DependencyCallRecord, InvocationReco
 from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy, private_folder
 from tuner.providers.local.specs import FunctionSpec, load_dependencies, load_functions
 from tuner.providers.local.stubs import DependencyStubs
-from tuner.providers.local.tracing import TraceParent, TracePlan, Tracing, new_span_id
-from tuner.providers.local.workers import WorkerStartError
+from tuner.providers.local.trace_executor import TraceParent, TracePlan, Tracing, new_span_id
+from tuner.providers.local.worker_processes import WorkerStartError
 
 log = structlog.get_logger(__name__)
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from tuner.providers.local.executions import LimitFactory, WorkerSpec
 from tuner.providers.local.sandboxing import Sandbox
-from tuner.providers.local.workers import WorkerProcess, WorkerStartError
+from tuner.providers.local.worker_processes import WorkerProcess, WorkerStartError
 
 
 class WorkerPool:

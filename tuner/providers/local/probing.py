@@ -6,7 +6,7 @@ last part, and the rest of its need stays unknown.  A probe answers the question
 platform cannot: the host re-runs the killed invocation's event once, in a separate worker
 at a higher memory limit, and records the peak it reached.  That peak
 (``extra.probe_peak_memory_mb``) is the strongest evidence of need that
-:mod:`tuner.sizing` reads.
+:mod:`tuner.engine.sizing` reads.
 
 A probe is bounded: one at a time on the host, at most one per function every
 ``every_s``, never for an invocation that timed out or failed otherwise, never above
@@ -29,12 +29,12 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuner.model import WindowFacts
-from tuner.ports import Clock
+from tuner.domain.model import WindowFacts
+from tuner.domain.ports import Clock
 from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.executions import Execution, LimitFactory, WorkerSpec
 from tuner.providers.local.sandboxing import Sandbox
-from tuner.providers.local.workers import WorkerProcess, WorkerStartError
+from tuner.providers.local.worker_processes import WorkerProcess, WorkerStartError
 
 log = structlog.get_logger(__name__)
 

@@ -9,9 +9,17 @@ from threading import Lock
 
 import structlog
 
-from tuner.errors import ConflictError, ProviderError
-from tuner.model import Change, FunctionConfig, FunctionRef, Knob, Limits, Target, WindowFacts
-from tuner.ports import Clock
+from tuner.domain.errors import ConflictError, ProviderError
+from tuner.domain.model import (
+    Change,
+    FunctionConfig,
+    FunctionRef,
+    Knob,
+    Limits,
+    Target,
+    WindowFacts,
+)
+from tuner.domain.ports import Clock
 from tuner.providers.local.dependency_share import with_slow_dependencies
 from tuner.providers.local.facts import window_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
@@ -19,7 +27,7 @@ from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
 from tuner.providers.local.probing import with_probe_facts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
 from tuner.providers.local.trace_evidence import in_window, stored_traces, with_trace_facts
-from tuner.providers.local.tracing import switch_tracing
+from tuner.providers.local.trace_executor import switch_tracing
 from tuner.providers.local.traffic import TrafficDriver
 
 log = structlog.get_logger(__name__)

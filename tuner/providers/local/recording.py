@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuner.model import FunctionConfig
-from tuner.sqlite import connect, transaction
+from tuner.domain.model import FunctionConfig
+from tuner.store.sqlite import connect, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invocations (

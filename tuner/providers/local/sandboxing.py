@@ -26,7 +26,7 @@ from pathlib import Path
 
 import structlog
 
-from tuner.errors import ConfigError, Problem
+from tuner.domain.errors import ConfigError, Problem
 from tuner.providers.local import worker as worker_script
 
 log = structlog.get_logger(__name__)

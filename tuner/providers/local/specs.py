@@ -11,10 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tuner.domain.errors import ConfigError, Problem
+from tuner.domain.model import FunctionConfig
 from tuner.engine.yamlfiles import load_yaml_file
-from tuner.errors import ConfigError, Problem
-from tuner.model import FunctionConfig
-from tuner.providers.local.tracing import TracingSpec
+from tuner.providers.local.trace_executor import TracingSpec
 
 
 class TrafficSpec(BaseModel):

@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from tuner.model import WindowFacts
-from tuner.providers.local.tracing import Tracing
+from tuner.domain.model import WindowFacts
+from tuner.providers.local.trace_executor import Tracing
 from tuner.trace.model import CallNode, Trace
 
 _CITED = re.compile(r"\(trace ([0-9a-f]+)\)")

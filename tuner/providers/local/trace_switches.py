@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 if TYPE_CHECKING:
-    from tuner.providers.local.tracing import TracingSpec
+    from tuner.providers.local.trace_executor import TracingSpec
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.errors import ProviderError
+from tuner.domain.errors import ProviderError
 
 
 @dataclass(frozen=True, slots=True)

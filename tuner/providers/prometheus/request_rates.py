@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from tuner.engine.rate_mining import RateSeries
+from tuner.mining.rates import RateSeries
 from tuner.providers.prometheus.client import PrometheusClient, Series
 from tuner.providers.prometheus.queries import quote
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuner.ports import Clock
+from tuner.domain.ports import Clock
 from tuner.providers.sim.provider import SIM_LIMITS, SimProvider, VirtualClock
 from tuner.providers.sim.windows import Evidence
 from tuner.providers.sim.workloads import make_fleet

@@ -13,9 +13,17 @@ from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from tuner.errors import ConflictError, ProviderError
-from tuner.model import Change, FunctionConfig, FunctionRef, Knob, Limits, Target, WindowFacts
-from tuner.ports import Clock
+from tuner.domain.errors import ConflictError, ProviderError
+from tuner.domain.model import (
+    Change,
+    FunctionConfig,
+    FunctionRef,
+    Knob,
+    Limits,
+    Target,
+    WindowFacts,
+)
+from tuner.domain.ports import Clock
 from tuner.providers.sim.scoring import Ledger
 from tuner.providers.sim.windows import DRAWS, DependencyState, Evidence, Outcome, simulate
 from tuner.providers.sim.workloads import (

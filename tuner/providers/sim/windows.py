@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tuner.model import DependencyFacts, FunctionRef, WindowFacts
+from tuner.domain.model import DependencyFacts, FunctionRef, WindowFacts
 from tuner.providers.sim.workloads import (
     DURATION_SPREAD,
     MAX_MEMORY_MB,

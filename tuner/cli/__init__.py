@@ -1,0 +1,1 @@
+"""The command line: every ``tuner`` command."""

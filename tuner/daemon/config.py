@@ -1,0 +1,150 @@
+"""The daemon's configuration file, ``tuner.yaml``: typed, validated, with located errors.
+
+Example::
+
+    mode: apply                 # observe | recommend | apply
+    interval: 30s               # one cycle every interval; the window is the same length
+    rules: [rules/default.yaml] # files or folders; the bundled rules when omitted
+    store: .tuner/tuner.db
+    providers:
+      - type: local
+        functions_dir: examples/local
+    channels:
+      console: {type: console}
+    routing:
+      default_channels: [console]
+    guard:
+      max_changes_per_cycle: 20
+    verify:
+      windows: 3
+
+Secrets never live here: channels name environment variables or files that hold them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from tuner.decisions.guard import GuardPolicy
+from tuner.decisions.verifying import VerifyPolicy
+from tuner.domain.durations import Duration
+from tuner.domain.errors import ConfigError, Problem
+from tuner.domain.model import Mode
+from tuner.engine.locating import located_problems
+from tuner.engine.yamlfiles import load_yaml, nearest_line, read_text
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def bundled_rules() -> Path:
+    """The bundled rule base, ``rules/default.yaml`` (current folder first, then the checkout)."""
+    for base in (Path.cwd(), REPO_ROOT):
+        candidate = base / "rules" / "default.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError([Problem("rules/default.yaml", None, "the bundled rule base is missing")])
+
+
+class LogSettings(BaseModel):
+    """Logging: JSON lines when not on a terminal, readable text on one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class TunerConfig(BaseModel):
+    """The whole of ``tuner.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode = Mode.APPLY
+    interval: Duration = 30.0
+    window: Duration | None = Field(
+        None, description="Observation window; the interval when omitted."
+    )
+    rules: list[str] = Field(default_factory=list, description="Rule files or folders.")
+    store: str = ".tuner/tuner.db"
+    retention: Duration = Field(30 * 86400.0, description="How long decisions are kept.")
+    attempts: int = Field(3, ge=1, le=10, description="Tries per provider call.")
+    retry_budget: Duration = Field(10.0, description="Longest wait between tries of one call.")
+    providers: list[dict[str, Any]] = Field(default_factory=lambda: [{"type": "local"}])
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    routing: dict[str, Any] = Field(default_factory=dict)
+    delivery: dict[str, Any] = Field(default_factory=dict)
+    templates: str | None = Field(
+        None, description="A folder of templates that replace the bundled ones."
+    )
+    guard: GuardPolicy = Field(default_factory=GuardPolicy)
+    verify: VerifyPolicy = Field(default_factory=VerifyPolicy)
+    log: LogSettings = Field(default_factory=LogSettings)
+    source: str = Field("", exclude=True, description="Where this configuration was read from.")
+    _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
+
+    @property
+    def lines(self) -> dict[tuple[Any, ...], int]:
+        """The line of each setting in the configuration file, by its path in the data."""
+        return self._lines
+
+    def line_of(self, *path: Any) -> int | None:
+        """The line of a setting in the configuration file, or of the nearest enclosing one."""
+        return nearest_line(self._lines, path, shortest=1)
+
+    def rule_paths(self) -> list[Path]:
+        """The rule files to load, relative to the configuration file's folder."""
+        if not self.rules:
+            return [bundled_rules()]
+        base = Path(self.source).parent if self.source else Path.cwd()
+        return [p if p.is_absolute() else base / p for p in map(Path, self.rules)]
+
+    def store_path(self) -> Path:
+        """The SQLite file, relative to the configuration file's folder."""
+        p = Path(self.store)
+        if p.is_absolute() or not self.source:
+            return p
+        return Path(self.source).parent / p
+
+    @property
+    def window_s(self) -> float:
+        """The observation window in seconds."""
+        return self.window or self.interval
+
+
+def parse_config(text: str, source: str) -> TunerConfig:
+    """Validate a configuration text; raise ConfigError naming file, line and field."""
+    data, lines = load_yaml(text, source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(source, 1, "a configuration file is a mapping")])
+    try:
+        config = TunerConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(located_problems(exc, source, lines, model=TunerConfig)) from None
+    for i, provider in enumerate(config.providers):
+        if not isinstance(provider.get("type"), str):
+            raise ConfigError(
+                [
+                    Problem(
+                        source,
+                        lines.get(("providers", i)),
+                        "a provider needs a 'type'",
+                        field="providers",
+                    )
+                ]
+            )
+    config.source = source
+    config._lines = lines
+    return config
+
+
+def load_config(path: str | Path | None) -> TunerConfig:
+    """Read ``tuner.yaml``; with no path, the embedded default (local host, bundled rules)."""
+    if path is None:
+        return TunerConfig()
+
+    return parse_config(read_text(path), str(path))

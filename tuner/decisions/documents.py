@@ -1,0 +1,37 @@
+"""A decision as a JSON document: the one form the command line, the API and the dashboard show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuner.decisions.advice import flame_graph_command
+from tuner.domain.model import Decision
+from tuner.domain.times import iso
+
+
+def decision_json(d: Decision) -> dict[str, Any]:
+    """The JSON form of a decision, as ``once --json``, ``explain --json`` and ``/api`` give it."""
+    c = d.change
+    return {
+        "id": d.id,
+        "time": iso(d.time),
+        "function": d.ref.key,
+        "rule": d.rule,
+        "action": d.action,
+        "knob": c.knob.value if c else None,
+        "before": c.before if c else None,
+        "after": c.after if c else None,
+        "mode": d.mode.value,
+        "verdict": d.verdict.value if d.verdict else None,
+        "state": d.state.value,
+        "applied": d.applied,
+        "severity": d.severity.value,
+        "group": d.group,
+        "summary": d.summary,
+        "advice": d.advice,
+        "reason": d.reason,
+        "trace_ids": list(d.trace_ids),
+        "flame_graph": flame_graph_command(d.facts) if d.trace_ids else None,
+        "seen": d.seen,
+        "last_seen": iso(d.last_seen if d.last_seen is not None else d.time),
+    }

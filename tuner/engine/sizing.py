@@ -1,0 +1,280 @@
+"""Sizing memory from evidence: what a function needs, and what a change saves.
+
+Pure: reads the facts of a window (see :mod:`tuner.engine.facts`) and returns numbers
+with the evidence they rest on, so that a decision can say why it chose a size.  The
+evidence, strongest first:
+
+- a probe: an invocation killed for memory, re-run once at a higher limit, and the peak it
+  reached there (``extra.probe_peak_memory_mb`` at ``extra.probe_memory_mb``, with its
+  payload ``extra.probe_payload_kb`` where known);
+- how memory grows with payload size (``extra.memory_mb_per_payload_kb`` and
+  ``extra.memory_base_mb``), applied to the largest payload seen (``extra.payload_kb_max``,
+  ``extra.lookback_payload_kb_max``), including payloads of invocations that failed;
+- how a worker's memory grows over its life (``extra.worker_start_memory_mb``,
+  ``extra.memory_growth_mb_per_invocation``, ``extra.worker_lifetime_invocations``);
+- tracing of an invocation killed for memory: what it held plus the allocation that
+  failed (``traced_peak_memory_mb``, with ``traced_failed_allocation_mb``; read at the top
+  level where the facts carry them, else from ``extra``);
+- the peak of the invocations that survived (``peak_memory_mb``,
+  ``extra.lookback_peak_memory_mb``), which bounds the need from below.
+
+Headroom (:func:`with_margin`) is kept over the part of a need that grows with traffic:
+where a growth model splits the need into a fixed part (the runtime and the work every
+invocation does, ``fixed_mb``) and a part that grows with the payload or a worker's age,
+a margin of 10% leaves room for a payload 10% larger than the largest seen, or a worker
+that grows 10% more; a need known only as a peak keeps the margin over all of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tuner.domain.model import fact_number
+
+LAMBDA_PRICE_GB_S = 0.0000166667
+"""Lambda's x86 price per GB-second, used when the provider does not report a price."""
+MONTH_S = 30 * 86_400.0
+CPU_MB_PER_VCPU = 1769.0
+"""On Lambda, CPU grows with memory up to one full vCPU at 1,769 MB."""
+NEAR_LIMIT = 0.8
+"""A killed invocation that had reached this share of its memory was killed growing."""
+NEAR_LIMIT_PROBE = 0.95
+"""A probe that peaked at this share of its limit ran out of memory there too."""
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """An estimate of the most memory one invocation needs, and what it rests on."""
+
+    mb: float
+    basis: str
+    lower_bound: bool = False
+    """True when the need may be larger still (an invocation grew to the limit in small steps)."""
+    fixed_mb: float = 0.0
+    """The part of the need that does not grow with traffic (0: not known apart)."""
+
+
+def with_margin(need: Need, margin: float) -> float:
+    """The need plus ``margin`` of its growing part (of all of it when no part is known fixed)."""
+    fixed = min(max(need.fixed_mb, 0.0), need.mb)
+    return need.mb + margin * (need.mb - fixed)
+
+
+def margin_basis(need: Need, margin: float) -> str:
+    """How the margin was applied, for a decision's summary: ``+ 10%`` or ``+ 10% of the growing part``."""
+    return f"+ {margin:.0%}" if need.fixed_mb <= 0 else f"+ {margin:.0%} of its growing part"
+
+
+def _extra(facts: Mapping[str, Any], name: str) -> float | None:
+    extra = facts.get("extra")
+    return fact_number(extra, name) if isinstance(extra, Mapping) else None
+
+
+def _fact(facts: Mapping[str, Any], name: str) -> float | None:
+    """A fact at the top level, else among the provider's ``extra`` measurements."""
+    value = fact_number(facts, name)
+    return value if value is not None else _extra(facts, name)
+
+
+def _largest(*values: float | None) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+def payload_need(facts: Mapping[str, Any]) -> Need | None:
+    """The need at the largest payload seen, from how memory grows with payload size."""
+    slope = _extra(facts, "memory_mb_per_payload_kb")
+    base = _extra(facts, "memory_base_mb")
+    largest = _largest(_extra(facts, "payload_kb_max"), _extra(facts, "lookback_payload_kb_max"))
+    if slope is None or base is None or largest is None or slope <= 0:
+        return None
+    mb = base + slope * largest
+    basis = f"{base:.0f} MB + {slope:.3g} MB/KB x the largest payload ({largest:.0f} KB)"
+    return Need(mb, basis, fixed_mb=base)
+
+
+def leak_need(facts: Mapping[str, Any]) -> Need | None:
+    """The need at the end of a worker's life, for memory that grows with each invocation."""
+    start = _extra(facts, "worker_start_memory_mb")
+    growth = _extra(facts, "memory_growth_mb_per_invocation")
+    life = _extra(facts, "worker_lifetime_invocations")
+    if start is None or not growth or not life:
+        return None
+    mb = start + growth * life
+    return Need(
+        mb,
+        f"a worker grows {growth:.2g} MB per invocation over its {life:.0f} invocations",
+        fixed_mb=start,
+    )
+
+
+def traced_need(facts: Mapping[str, Any]) -> Need | None:
+    """What a killed invocation had reached plus the allocation that failed.
+
+    When the invocation had reached most of its memory (``NEAR_LIMIT``) it was growing in
+    small steps up to the limit, and the failed allocation says little about how much
+    more it wanted: the estimate is then only a lower bound.
+    """
+    need = _fact(facts, "traced_peak_memory_mb")
+    failed = _fact(facts, "traced_failed_allocation_mb")
+    memory = fact_number(facts, "memory_mb")
+    if need is None:
+        return None
+    if failed is None:  # the trace measured the need, but not the allocation that failed
+        return Need(need, f"a traced need of {need:.0f} MB")
+    held = need - failed
+    near = memory is not None and held >= NEAR_LIMIT * memory
+    return Need(
+        need,
+        f"a killed invocation held {held:.0f} MB when {failed:.0f} MB failed to allocate",
+        lower_bound=near,
+    )
+
+
+def probe_need(facts: Mapping[str, Any]) -> Need | None:
+    """What a killed invocation needed when it was re-run at a higher limit (a probe).
+
+    A probe measures the whole need of one failing invocation, however it allocates.
+    Where memory grows with payload size, a line through the model's base and the probe's
+    point is carried to the largest payload seen, so that a model fitted to partial
+    allocations (too low) does not hide the need of the largest failing payload.  A probe
+    that itself ran out at its limit gives only a lower bound.
+    """
+    peak = _extra(facts, "probe_peak_memory_mb")
+    if peak is None or peak <= 0:
+        return None
+    limit = _extra(facts, "probe_memory_mb")
+    basis = f"a killed invocation re-run at {limit:.0f} MB peaked at {peak:.0f} MB" if limit else (
+        f"a killed invocation re-run peaked at {peak:.0f} MB")  # fmt: skip
+    if limit is not None and peak >= NEAR_LIMIT_PROBE * limit:
+        return Need(peak, f"{basis}, its limit", lower_bound=True)
+    base = _extra(facts, "memory_base_mb")
+    payload = _extra(facts, "probe_payload_kb")
+    largest = _largest(_extra(facts, "payload_kb_max"), _extra(facts, "lookback_payload_kb_max"))
+    if base is not None and payload and largest and largest > payload and peak > base:
+        slope = (peak - base) / payload
+        mb = base + slope * largest
+        return Need(
+            mb, f"{basis} with {payload:.0f} KB; {mb:.0f} MB at {largest:.0f} KB", fixed_mb=base
+        )
+    return Need(peak, basis)
+
+
+def survivors_peak(facts: Mapping[str, Any]) -> float | None:
+    """The highest peak of invocations that survived, in this window or the lookback."""
+    return _largest(fact_number(facts, "peak_memory_mb"), _extra(facts, "lookback_peak_memory_mb"))
+
+
+def oom_need(facts: Mapping[str, Any], memory_mb: float) -> Need | None:
+    """What a function that runs out of memory at ``memory_mb`` needs, when evidence tells.
+
+    Only evidence about the failing invocations counts: a probe, a growth model or a trace
+    that puts the need above the current memory; of those that measure the need (not a
+    lower bound), the largest.  None means the need is unknown (the
+    invocations died at the limit and nothing says how much more they wanted).
+    """
+    evidence = (probe_need(facts), payload_need(facts), leak_need(facts), traced_need(facts))
+    found = [n for n in evidence if n]
+    above = [n for n in found if n.mb > memory_mb]
+    if not above:
+        return None
+    exact = [n for n in above if not n.lower_bound]
+    return max(exact or above, key=lambda n: n.mb)
+
+
+def steady_need(facts: Mapping[str, Any]) -> Need | None:
+    """What a function that does not run out of memory needs: the largest evidence of all."""
+    found = [n for n in (payload_need(facts), leak_need(facts)) if n]
+    peak = survivors_peak(facts)
+    if peak is not None and peak > 0:
+        days = _extra(facts, "lookback_days")
+        span = f"over {days:.0f} days" if days else "in the window"
+        found.append(Need(peak, f"peak {peak:.0f} MB {span}"))
+    return max(found, key=lambda n: n.mb) if found else None
+
+
+def monthly_saving(facts: Mapping[str, Any], before_mb: float, after_mb: float) -> float | None:
+    """Dollars a month that ``before_mb -> after_mb`` saves at the window's traffic.
+
+    Where CPU scales with memory and the CPU time is known, the longer duration at the
+    smaller size is priced in; without the CPU time the duration is assumed unchanged.
+    """
+    invocations = fact_number(facts, "invocations")
+    window_s = fact_number(facts, "window_s")
+    mean_ms = _extra(facts, "duration_avg_ms") or fact_number(facts, "duration_p50_ms")
+    if not invocations or not window_s or mean_ms is None:
+        return None
+    ratio = after_mb / before_mb
+    if facts.get("cpu_scales_with_memory") is not False:
+        ratio = cost_ratio_at(facts, before_mb, after_mb) or ratio
+    price = _extra(facts, "price_gb_s") or LAMBDA_PRICE_GB_S
+    per_month = invocations / window_s * MONTH_S
+    return per_month * mean_ms / 1000.0 * before_mb / 1024.0 * price * (1.0 - ratio)
+
+
+def _cpu_share(memory_mb: float) -> float:
+    return min(1.0, memory_mb / CPU_MB_PER_VCPU)
+
+
+def duration_split(facts: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The mean duration split into wall time on CPU and time waiting, at today's memory.
+
+    Needs the CPU time per invocation (``extra.cpu_time_ms``, e.g. Lambda Insights'
+    ``cpu_total_time``) and the mean duration (``extra.duration_avg_ms``).
+    """
+    cpu = _extra(facts, "cpu_time_ms")
+    mean = _extra(facts, "duration_avg_ms")
+    memory = fact_number(facts, "memory_mb")
+    if cpu is None or mean is None or not memory:
+        return None
+    on_cpu = min(mean, cpu / _cpu_share(memory))
+    return on_cpu, mean - on_cpu
+
+
+def smallest_in_time(
+    facts: Mapping[str, Any], max_slowdown: float, cpu_scales: bool
+) -> tuple[float, str] | None:
+    """The least memory at which the function stays within ``max_slowdown`` and its timeout.
+
+    The slowdown is counted from today's mean duration, or from the fastest window mean of
+    the lookback (``extra.lookback_duration_avg_ms_min``) when that is lower.
+    Where CPU does not scale with memory, duration does not depend on memory: 0.  None
+    when the CPU time is unknown (the slowdown cannot be predicted).
+    """
+    if not cpu_scales:
+        return 0.0, ""
+    split = duration_split(facts)
+    memory = fact_number(facts, "memory_mb")
+    if split is None or not memory:
+        return None
+    on_cpu, waiting = split
+    today = on_cpu + waiting
+    # From the fastest mean of the lookback where known, so that successive right-sizings
+    # cannot each slow the function by max_slowdown (x1.2, then x1.44...).
+    allowed = max_slowdown * min(today, _extra(facts, "lookback_duration_avg_ms_min") or math.inf)
+    longest, timeout = fact_number(facts, "duration_max_ms"), fact_number(facts, "timeout_ms")
+    if longest and timeout:
+        allowed = min(allowed, 0.8 * timeout / longest * today)
+    slowdown = allowed / today
+    budget = allowed - waiting  # wall time the CPU part may take
+    if on_cpu <= 0:
+        return 0.0, ""
+    if budget <= 0:
+        return memory, "no slack in time"
+    cpu_work = on_cpu * _cpu_share(memory)  # wall time at one full vCPU
+    share = cpu_work / budget
+    mb = share * CPU_MB_PER_VCPU if share < 1.0 else CPU_MB_PER_VCPU
+    return mb, f"{on_cpu:.0f} ms on CPU slows at most x{slowdown:.2f}"
+
+
+def cost_ratio_at(facts: Mapping[str, Any], before_mb: float, after_mb: float) -> float | None:
+    """Predicted GB-seconds at ``after_mb`` over those at ``before_mb`` (None: CPU time unknown)."""
+    split = duration_split(facts)
+    if split is None:
+        return None
+    on_cpu, waiting = split
+    after_s = waiting + on_cpu * _cpu_share(before_mb) / _cpu_share(after_mb)
+    return after_mb * after_s / (before_mb * (on_cpu + waiting))

@@ -1,0 +1,330 @@
+"""The audit store: every decision, change intents and loop state, in one SQLite file.
+
+SQLite in WAL mode, one connection guarded by a lock (the loop's worker threads share
+it), every write committed at once so that a crash loses nothing already recorded.  A
+decision the loop makes again cycle after cycle is one row: ``seen`` counts the cycles
+and ``last_seen`` says when the last one ran (:mod:`tuner.decisions.repeats`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from tuner.decisions.repeats import REPEATABLE, Repeats
+from tuner.domain.lifecycle import LIVE, State, Verdict
+from tuner.domain.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
+from tuner.store.claiming import StoreHolder, guard_store
+from tuner.store.schema import COLUMNS, READ, SCHEMA_VERSION, migrate
+from tuner.store.sqlite import connect, transaction
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+_END_RUNS = (
+    "UPDATE decisions SET seen = ? - run + 1, last_seen = ?, run = NULL "
+    "WHERE run IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?))"
+)
+"""Runs the cycle did not go on with end at the previous cycle, their count stored."""
+
+_LIVE = tuple(s.value for s in LIVE)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return str(value)
+
+
+class SqliteStore:
+    """The default :class:`tuner.domain.ports.Store`: a SQLite file (or ``:memory:``)."""
+
+    def __init__(self, path: str | Path, *, hold: bool = False):
+        """Open (or create) a store; ``hold``: claim it for this daemon alone (StoreError if taken)."""
+        self.path = str(path)
+        self._holder: StoreHolder | None = None
+        if self.path != ":memory:":
+            self._holder = guard_store(self.path, SCHEMA_VERSION, hold=hold)
+        self._lock = threading.RLock()
+        self._db = connect(self.path)
+        self._migrate()
+        self._repeats = self._open_runs()
+        """What the last cycle recorded: a decision made again is counted, not written again."""
+
+    def _migrate(self) -> None:
+        """Create the tables, or bring a store written by an earlier version up to date."""
+        with self._tx() as db:
+            migrate(db)
+
+    def close(self) -> None:
+        """Close the database (a checkpoint flushes the write-ahead log)."""
+        with self._lock:
+            self._db.close()
+        if self._holder is not None:
+            self._holder.release()
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db, self._lock)
+
+    # ------------------------------------------------------------ decisions
+
+    def record(self, decision: Decision) -> None:
+        """Write a decision (insert or replace by id)."""
+        self.record_many([decision])
+
+    def record_many(self, decisions: list[Decision]) -> None:
+        """Write several decisions in one transaction."""
+        rows = [self._row(d) for d in decisions]
+        with self._tx() as db:
+            db.executemany(self._insert, rows)
+        self._repeats.drop({d.id for d in decisions})  # a run rewritten is a run ended
+
+    def record_cycle(
+        self,
+        at: float,
+        writes: list[Decision],
+        made: list[Decision],
+        state: Mapping[str, str],
+        max_gap_s: float,
+    ) -> list[Decision]:
+        """Write a cycle's record in one transaction, and return ``made`` as recorded.
+
+        ``writes`` are written as they are.  ``made`` are the decisions the cycle made
+        that nothing was applied for (:data:`tuner.decisions.repeats.REPEATABLE`): one that says the
+        same as in the previous cycle (at most ``max_gap_s`` before) is not written again,
+        and is returned with its record's id, ``seen`` and ``last_seen``; the others are
+        written.  ``state`` is loop state saved with them.
+        """
+        split = self._repeats.split(made, at, max_gap_s)
+        again = json.dumps([d.id for d in split.seen_again], check_circular=False)
+        runs = {d.id for d in split.new if d.state in REPEATABLE}
+        with self._tx() as db:
+            row = db.execute("SELECT number, time FROM cycle").fetchone()
+            number, previous = (row[0], row[1]) if row else (0, at)
+            db.execute(_END_RUNS, (number, previous, again))
+            db.executemany(self._insert, [self._row(d) for d in writes])
+            db.executemany(self._insert, [self._row(d, number + 1 if d.id in runs else None)
+                                          for d in split.new])  # fmt: skip
+            db.execute("INSERT OR REPLACE INTO cycle VALUES (0, ?, ?)", (number + 1, at))
+            db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", list(state.items()))
+        self._repeats.recorded(split)
+        self._repeats.drop({d.id for d in writes})
+        return split.decisions
+
+    def _open_runs(self) -> Repeats:
+        """The runs the last cycle recorded that may go on (their facts left out)."""
+        columns = READ.replace(", facts", ", '{}'")
+        with self._lock:
+            last = self._db.execute("SELECT time FROM cycle").fetchone()
+            rows = self._db.execute(
+                f"SELECT {columns} FROM decisions WHERE run IS NOT NULL ORDER BY rowid"
+            ).fetchall()
+        return Repeats([self._decision(r) for r in rows], last[0] if last else None)
+
+    _insert = f"INSERT OR REPLACE INTO decisions ({COLUMNS}, run) VALUES ({', '.join('?' * 23)})"
+
+    @staticmethod
+    def _row(d: Decision, run: int | None = None) -> tuple[Any, ...]:
+        c = d.change
+        return (
+            d.id, d.time, d.ref.key, d.rule, d.action, d.severity.value, d.mode.value,
+            d.state.value, d.verdict.value if d.verdict else None,
+            c.knob.value if c else None, c.before if c else None,
+            c.after if c else None, d.summary, d.advice, d.reason,
+            d.judged_windows, json.dumps(list(d.channels)),
+            d.group, _facts_json(d.facts),
+            d.undoes, d.seen, d.last_seen if d.last_seen is not None else d.time, run,
+        )  # fmt: skip
+
+    @staticmethod
+    def _decision(row: tuple[Any, ...]) -> Decision:
+        (id_, time, function, rule, action, severity, mode, state, verdict, knob, before, after,
+         summary, advice, reason, judged_windows, channels, grp, facts, undoes, seen,
+         last_seen) = row  # fmt: skip
+        change = None
+        if knob is not None:
+            change = Change(Knob(knob), _number(before), _number(after) or 0)
+        return Decision(
+            id=id_, time=time, ref=FunctionRef.parse(function), rule=rule, action=action,
+            severity=Severity(severity), mode=Mode(mode), state=State(state),
+            verdict=Verdict(verdict) if verdict else None,
+            facts=json.loads(facts), change=change, summary=summary, advice=advice,
+            reason=reason, judged_windows=judged_windows,
+            channels=tuple(json.loads(channels)), group=grp, undoes=undoes, seen=seen,
+            last_seen=None if last_seen is None or last_seen == time else last_seen,
+        )  # fmt: skip
+
+    def decisions(
+        self, ref: FunctionRef | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[Decision]:
+        """Decisions, oldest first (the newest ``limit``), optionally for one function.
+
+        ``since`` keeps the decisions made (or made again) at or after that time.
+        """
+        where: list[str] = []
+        args: list[object] = []
+        if ref is not None:
+            where.append("function = ?")
+            args.append(ref.key)
+        if since is not None:
+            where.append("(last_seen >= ? OR (run IS NOT NULL AND (SELECT time FROM cycle) >= ?))")
+            args.extend((since, since))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT {READ} FROM decisions {clause} ORDER BY time DESC, rowid DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit)).fetchall()
+        return [self._decision(r) for r in reversed(rows)]
+
+    def get(self, decision_id: str) -> Decision | None:
+        """One decision by id."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {READ} FROM decisions WHERE id = ?", (decision_id,)
+            ).fetchone()
+        return self._decision(row) if row else None
+
+    def applied_since(self, since: float, *, with_facts: bool = True) -> list[Decision]:
+        """Decisions after a time whose change is, was or may be live, oldest first.
+
+        A decision still ``applying`` belongs to an intent a crash left open: it may be live.
+
+        ``with_facts=False`` leaves the facts out (empty), which the guard does not need
+        and which make up most of the cost of reading a day of history.
+        """
+        columns = COLUMNS if with_facts else COLUMNS.replace(", facts", ", '{}'")
+        sql = (
+            f"SELECT {columns} FROM decisions WHERE time >= ? "
+            f"AND state IN ({', '.join('?' * len(_LIVE))}) ORDER BY time, rowid"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (since, *_LIVE)).fetchall()
+        return [self._decision(r) for r in rows]
+
+    def unsettled_rollbacks(self) -> list[Decision]:
+        """Rollbacks that went live but whose reversed change is not yet marked rolled back."""
+        undo = ", ".join(f"u.{c.strip()}" for c in COLUMNS.split(","))
+        sql = (
+            f"SELECT {undo} FROM decisions u JOIN decisions o ON o.id = u.undoes "
+            "WHERE u.undoes != '' AND u.state = ? AND o.state != ? ORDER BY u.time, u.rowid"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (State.APPLIED.value, State.ROLLED_BACK.value)).fetchall()
+        return [self._decision(r) for r in rows]
+
+    def pending_verification(self) -> list[Decision]:
+        """Changes that went live and have not been judged yet, oldest first."""
+        sql = (
+            f"SELECT {COLUMNS} FROM decisions WHERE state = ? AND undoes = '' "
+            "ORDER BY time, rowid"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (State.APPLIED.value,)).fetchall()
+        return [self._decision(r) for r in rows]
+
+    # ------------------------------------------------------------ intents
+
+    def begin_intent(self, intent: Intent, decision: Decision) -> None:
+        """Write down a change and its decision (state applying) before it is applied."""
+        changes = json.dumps([[c.knob.value, c.before, c.after] for c in intent.changes])
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?, ?)",
+                (intent.id, intent.decision_id, intent.ref.key, changes, intent.created, "open"),
+            )
+            db.execute(self._insert, self._row(decision))
+        self._repeats.drop({decision.id})
+
+    def finish_intent(self, intent_id: str, state: str, decision: Decision) -> None:
+        """Mark an intent done, failed or abandoned and record the final decision, at once."""
+        with self._tx() as db:
+            db.execute("UPDATE intents SET state = ? WHERE id = ?", (state, intent_id))
+            db.execute(self._insert, self._row(decision))
+        self._repeats.drop({decision.id})
+
+    def open_intents(self) -> list[Intent]:
+        """Intents that were begun and never finished."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, decision_id, function, changes, created, state FROM intents "
+                "WHERE state = 'open' ORDER BY created"
+            ).fetchall()
+        return [
+            Intent(
+                id=r[0],
+                decision_id=r[1],
+                ref=FunctionRef.parse(r[2]),
+                changes=tuple(Change(Knob(k), b, a) for k, b, a in json.loads(r[3])),
+                created=r[4],
+                state=r[5],
+            )  # fmt: skip
+            for r in rows
+        ]
+
+    def prune(self, before: float) -> int:
+        """Delete decisions and finished intents older than ``before``; return how many decisions.
+
+        A decision goes once it was last made before ``before``.  Unfinished work stays: a
+        change still being verified, and one whose intent is open.
+        SQLite reuses the freed pages, so the file stops growing at the retention's size.
+        """
+        sql = (
+            "DELETE FROM decisions WHERE last_seen < ? AND run IS NULL AND state != ? "
+            "AND NOT (state = ? AND undoes = '') "
+            "AND id NOT IN (SELECT decision_id FROM intents WHERE state = 'open')"
+        )
+        args = (before, State.APPLYING.value, State.APPLIED.value)
+        with self._tx() as db:
+            deleted = db.execute(sql, args).rowcount
+            db.execute("DELETE FROM intents WHERE created < ? AND state != 'open'", (before,))
+        return int(deleted)
+
+    # ------------------------------------------------------------ state
+
+    def get_state(self, key: str) -> str | None:
+        """A small piece of loop state by key."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def put_state(self, key: str, value: str) -> None:
+        """Store a small piece of loop state."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+
+    def delete_state(self, key: str) -> None:
+        """Forget a piece of loop state (absent keys are fine)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM state WHERE key = ?", (key,))
+
+
+def _facts_json(facts: Mapping[str, Any]) -> str:
+    """The facts as JSON; NaN and infinite numbers (rare) become null."""
+    try:
+        return json.dumps(facts, default=_json_default, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(facts), default=_json_default, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """The facts with NaN and infinite numbers replaced by None (unknown), at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _number(value: Any) -> float | int | None:
+    if value is None:
+        return None
+    f = float(value)
+    return int(f) if f.is_integer() else f
