@@ -57,8 +57,9 @@ def seed(endpoint: str, names: list[str], when: float) -> None:
             dims = [{"Name": "FunctionName", "Value": name}]
             errors = 2.0 if i % 50 == 0 else 0.0
             for metric, value in (("Invocations", 100.0), ("Errors", errors), ("Duration", 250.0)):
-                data.append({"MetricName": metric, "Dimensions": dims, "Timestamp": stamp,
-                             "Value": value})  # fmt: skip
+                data.append(
+                    {"MetricName": metric, "Dimensions": dims, "Timestamp": stamp, "Value": value}
+                )
         for chunk in range(0, len(data), 1000):
             cloudwatch.put_metric_data(
                 Namespace="AWS/Lambda", MetricData=data[chunk : chunk + 1000]
@@ -67,8 +68,10 @@ def seed(endpoint: str, names: list[str], when: float) -> None:
         group = f"/aws/lambda/{name}"
         logs.create_log_group(logGroupName=group)
         logs.create_log_stream(logGroupName=group, logStreamName="s")
-        events = [{"timestamp": int(when * 1000) + i, "message": report(str(uuid.uuid4()), 250.0, 300)}
-                  for i in range(100)]  # fmt: skip
+        events = [
+            {"timestamp": int(when * 1000) + i, "message": report(str(uuid.uuid4()), 250.0, 300)}
+            for i in range(100)
+        ]
         logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=events)
 
 
@@ -79,8 +82,12 @@ def bench_observe(endpoint: str, n: int) -> None:
     seed(endpoint, names, now - 120)
     config = FunctionConfig(memory_mb=512, timeout_s=30.0)
     targets = [Target(FunctionRef("aws", name, REGION), config) for name in names]
-    settings = Settings(regions=[REGION], endpoint_url=endpoint, rightsizing_every_cycles=10_000,
-                        max_log_reads_per_cycle=1_000)  # fmt: skip
+    settings = Settings(
+        regions=[REGION],
+        endpoint_url=endpoint,
+        rightsizing_every_cycles=10_000,
+        max_log_reads_per_cycle=1_000,
+    )
     provider = AwsProvider(settings, clock=WallClock())
     provider.start()
     calls: dict[str, int] = {}

@@ -60,21 +60,33 @@ def facts(i: int) -> dict[str, Any]:
 
 def change(i: int, now: float) -> Decision:
     return Decision(
-        id=f"{i:032x}", time=now - 3600 + i, rule="oom", action="more-memory",
+        id=f"{i:032x}",
+        time=now - 3600 + i,
+        rule="oom",
+        action="more-memory",
         ref=FunctionRef("kubernetes", f"deployment.api-{i}", NAMESPACE),
-        severity=Severity.CRITICAL, mode=Mode.APPLY, state=State.APPLYING, verdict=Verdict.APPLY,
-        facts=facts(i), change=Change(Knob.MEMORY_MB, 256, 512),
+        severity=Severity.CRITICAL,
+        mode=Mode.APPLY,
+        state=State.APPLYING,
+        verdict=Verdict.APPLY,
+        facts=facts(i),
+        change=Change(Knob.MEMORY_MB, 256, 512),
         summary=f"api-{i}: 3 OOM kills in the window: memory_mb 256 -> 512",
-    )  # fmt: skip
+    )
 
 
 def run(changes: int) -> dict[str, float]:
     cluster = EmulatorThread().start()
     kube = KubeApi(cluster.url)
-    kube.create(f"/apis/tuner.dev/v1alpha1/namespaces/{NAMESPACE}/tuningpolicies", {
-        "apiVersion": "tuner.dev/v1alpha1", "kind": "TuningPolicy",
-        "metadata": {"name": "fleet", "namespace": NAMESPACE}, "spec": {},
-    })  # fmt: skip
+    kube.create(
+        f"/apis/tuner.dev/v1alpha1/namespaces/{NAMESPACE}/tuningpolicies",
+        {
+            "apiVersion": "tuner.dev/v1alpha1",
+            "kind": "TuningPolicy",
+            "metadata": {"name": "fleet", "namespace": NAMESPACE},
+            "spec": {},
+        },
+    )
     try:
         with tempfile.TemporaryDirectory() as folder:
             writes: list[int] = []
@@ -123,13 +135,19 @@ def main() -> None:
     args = parser.parse_args()
     figures = run(20 if args.quick else 100)
     print(f"changes kept in status.changes: {figures['changes']:.0f}")
-    print(f"cluster writes per change: {figures['writes_per_change']:.1f}  (target <= 4), "
-          f"{figures['writes_ms_per_change']:.0f} ms on the emulator")  # fmt: skip
-    print(f"status size: {figures['status_bytes'] / 1000:.1f} kB, "
-          f"{figures['status_bytes_per_change']:.0f} B per change  (target <= 300 kB at 100)")  # fmt: skip
-    print(f"new leader's import: {figures['restore_ms']:.0f} ms for {figures['restored']:.0f} "
-          f"changes, {figures['pending_after_restore']:.0f} pending verification  "
-          "(target <= 1000 ms)")  # fmt: skip
+    print(
+        f"cluster writes per change: {figures['writes_per_change']:.1f}  (target <= 4), "
+        f"{figures['writes_ms_per_change']:.0f} ms on the emulator"
+    )
+    print(
+        f"status size: {figures['status_bytes'] / 1000:.1f} kB, "
+        f"{figures['status_bytes_per_change']:.0f} B per change  (target <= 300 kB at 100)"
+    )
+    print(
+        f"new leader's import: {figures['restore_ms']:.0f} ms for {figures['restored']:.0f} "
+        f"changes, {figures['pending_after_restore']:.0f} pending verification  "
+        "(target <= 1000 ms)"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

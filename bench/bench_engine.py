@@ -43,10 +43,22 @@ def fleet(n: int, seed: int = 7) -> tuple[list[Target], list[WindowFacts]]:
         inv = rng.randint(20, 2000)
         deps = {"db": DependencyFacts("db", inv, 0, rng.uniform(5, 50))}
         w = WindowFacts(
-            ref, 0.0, 60.0, invocations=inv, errors=0, timeouts=0, ooms=0, throttles=0, cold_starts=rng.randint(0, 5),
-            duration_p50_ms=rng.uniform(10, 500), duration_p95_ms=rng.uniform(500, 2000), duration_p99_ms=rng.uniform(2000, 5000),
-            duration_max_ms=rng.uniform(5000, 8000), peak_memory_mb=memory * rng.uniform(0.5, 0.9), dependencies=deps,
-        )  # fmt: skip
+            ref,
+            0.0,
+            60.0,
+            invocations=inv,
+            errors=0,
+            timeouts=0,
+            ooms=0,
+            throttles=0,
+            cold_starts=rng.randint(0, 5),
+            duration_p50_ms=rng.uniform(10, 500),
+            duration_p95_ms=rng.uniform(500, 2000),
+            duration_p99_ms=rng.uniform(2000, 5000),
+            duration_max_ms=rng.uniform(5000, 8000),
+            peak_memory_mb=memory * rng.uniform(0.5, 0.9),
+            dependencies=deps,
+        )
         if kind < 0.02:
             w = _with(w, ooms=3, errors=3, peak_memory_mb=float(memory))
         elif kind < 0.04:

@@ -65,9 +65,14 @@ def _daemon(functions: int, tmp: Path, settled: bool = False) -> tuple[Any, Any,
         fleet = [replace(w, memory_mb=int(w.optimum_mb() * 1.15)) for w in provider.workloads]
         provider = SimProvider(fleet, clock, seed=7)
     notifier = build_notifier({"channels": {}}, tmp / "outbox.db", clock, stream=io.StringIO())
-    daemon = Daemon(providers=[provider], rules=load_rules([ROOT / "rules"]),
-                    store=SqliteStore(tmp / "tuner.db"), notifier=notifier, clock=clock,
-                    window_s=WINDOW_S)  # fmt: skip
+    daemon = Daemon(
+        providers=[provider],
+        rules=load_rules([ROOT / "rules"]),
+        store=SqliteStore(tmp / "tuner.db"),
+        notifier=notifier,
+        clock=clock,
+        window_s=WINDOW_S,
+    )
     return daemon, clock, provider
 
 
@@ -183,14 +188,19 @@ def week(functions: int, days: int) -> dict[str, Any]:
                 daemon.run_cycle()
             rss = process.memory_info().rss - baseline
             store_bytes = sum(f.stat().st_size for f in Path(tmp).iterdir())
-            per_day.append({"rss_kb_per_function": round(rss / functions / 1024, 2),
-                            "files_kb_per_function": round(store_bytes / functions / 1024, 2)})  # fmt: skip
+            per_day.append(
+                {
+                    "rss_kb_per_function": round(rss / functions / 1024, 2),
+                    "files_kb_per_function": round(store_bytes / functions / 1024, 2),
+                }
+            )
     return {"functions": functions, "days": days, "per_day": per_day}
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True,
-                         text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+    )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -214,18 +224,25 @@ def main() -> int:
         return 0
     sizes = [(1_000, 5)] if args.quick else [(1_000, 5), (10_000, 5), (100_000, 3)]
     results = []
-    print(f"{'functions':>10} {'fleet':>9} {'tuner CPU/cycle':>16} {'sim CPU/cycle':>14} "
-          f"{'tuner/sim':>9} {'peak RSS':>9}  where tuner's time goes")  # fmt: skip
+    print(
+        f"{'functions':>10} {'fleet':>9} {'tuner CPU/cycle':>16} {'sim CPU/cycle':>14} "
+        f"{'tuner/sim':>9} {'peak RSS':>9}  where tuner's time goes"
+    )
     for functions, cycles in sizes:
         for settled in (False, True):
             flags = ["--settled"] if settled else []
             r = _child(["--one", str(functions), "--cycles", str(cycles), *flags])
             results.append(r)
-            shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(r["profile_share"].items(),
-                               key=lambda kv: -kv[1]) if v >= 0.02)  # fmt: skip
-            print(f"{functions:10d} {r['fleet']:>9} {r['tuner_cpu_ms_per_cycle']:13.1f} ms "
-                  f"{r['simulator_cpu_ms_per_cycle']:11.1f} ms {r['tuner_per_simulator']:9.2f} "
-                  f"{r['peak_rss_mb']:6.0f} MB  {shares}")  # fmt: skip
+            shares = ", ".join(
+                f"{k} {v:.0%}"
+                for k, v in sorted(r["profile_share"].items(), key=lambda kv: -kv[1])
+                if v >= 0.02
+            )
+            print(
+                f"{functions:10d} {r['fleet']:>9} {r['tuner_cpu_ms_per_cycle']:13.1f} ms "
+                f"{r['simulator_cpu_ms_per_cycle']:11.1f} ms {r['tuner_per_simulator']:9.2f} "
+                f"{r['peak_rss_mb']:6.0f} MB  {shares}"
+            )
     days, functions = (2, 200) if args.quick else (7, 1000)
     w = _child(["--week", str(functions), "--days", str(days)])
     print(
@@ -238,8 +255,9 @@ def main() -> int:
             f"store and outbox files {d['files_kb_per_function']:6.2f} KB"
         )
     if args.json_file:
-        Path(args.json_file).write_text(json.dumps({"sizes": results, "week": w}, indent=2),
-                                        encoding="utf-8")  # fmt: skip
+        Path(args.json_file).write_text(
+            json.dumps({"sizes": results, "week": w}, indent=2), encoding="utf-8"
+        )
     return 0
 
 

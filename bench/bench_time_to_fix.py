@@ -34,9 +34,12 @@ def main(interval_s: float = 5.0) -> None:
         provider = build(Settings(state_dir=Path(tmp), http_port=None), clock=clock)
         store = SqliteStore(Path(tmp) / "tuner.db")
         daemon = Daemon(
-            providers=[provider], rules=load_rules([ROOT / "rules" / "default.yaml"]),
-            store=store, clock=clock, window_s=interval_s,
-        )  # fmt: skip
+            providers=[provider],
+            rules=load_rules([ROOT / "rules" / "default.yaml"]),
+            store=store,
+            clock=clock,
+            window_s=interval_s,
+        )
         stop = threading.Event()
         applied_at: list[float] = []
         apply_seconds: list[float] = []
@@ -62,11 +65,7 @@ def main(interval_s: float = 5.0) -> None:
             while time.time() < deadline and decision is None:
                 time.sleep(0.2)
                 decision = next(
-                    (
-                        d
-                        for d in store.decisions()
-                        if d.rule == "oom" and d.applied
-                    ),
+                    (d for d in store.decisions() if d.rule == "oom" and d.applied),
                     None,
                 )
         finally:

@@ -119,8 +119,19 @@ def run(quick: bool) -> list[dict[str, float]]:
 
 TRAFFIC_LEVELS = (2.0, 20.0, 200.0)
 """Mean requests per step of each entry point."""
-TOPOLOGICAL = ("api", "batch", "orders", "catalog", "payments", "reports",
-               "auth", "inventory", "ledger", "search", "storage")  # fmt: skip
+TOPOLOGICAL = (
+    "api",
+    "batch",
+    "orders",
+    "catalog",
+    "payments",
+    "reports",
+    "auth",
+    "inventory",
+    "ledger",
+    "search",
+    "storage",
+)
 
 
 def _mean_duration(node: str) -> float:

@@ -82,9 +82,12 @@ def explain(sim: Any, db: Path, count: int) -> list[str]:
                 f"(cpu {w.cpu_ms:.0f} ms, io {w.io_ms:.0f} ms, timeout {w.timeout_s:g} s)"
             )
             ref = FunctionRef(provider.name, w.name)
-            changes = [d for d in store.decisions(ref=ref)
-                       if d.state in (State.APPLIED, State.IMPROVED, State.UNCHANGED)
-                       and d.change is not None]  # fmt: skip
+            changes = [
+                d
+                for d in store.decisions(ref=ref)
+                if d.state in (State.APPLIED, State.IMPROVED, State.UNCHANGED)
+                and d.change is not None
+            ]
             lines.append(f"    {changes[-1].summary if changes else 'never changed'}")
     finally:
         store.close()
@@ -101,8 +104,13 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=900.0, help="cycle interval in seconds")
     ap.add_argument("--rules", help="tuner's rule file or directory (default: the bundled rules)")
     ap.add_argument("--json", dest="json_file")
-    ap.add_argument("--explain", type=int, default=0, metavar="N",
-                    help="list tuner's N functions costing most over their optimum, and why")  # fmt: skip
+    ap.add_argument(
+        "--explain",
+        type=int,
+        default=0,
+        metavar="N",
+        help="list tuner's N functions costing most over their optimum, and why",
+    )
     args = ap.parse_args()
     if args.quick:
         args.functions, args.days = 80, 3.0
@@ -112,28 +120,40 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         rules = Path(args.rules) if args.rules else applied_rules(Path(tmp))
-        sim = simulate([rules], functions=args.functions, days=args.days,
-                       seed=args.seed, window_s=args.window, store_dir=Path(tmp))  # fmt: skip
+        sim = simulate(
+            [rules],
+            functions=args.functions,
+            days=args.days,
+            seed=args.seed,
+            window_s=args.window,
+            store_dir=Path(tmp),
+        )
         scores["tuner"], seconds["tuner"] = sim.score, time.perf_counter() - t0
         explained = explain(sim, Path(tmp) / "tuner.db", args.explain) if args.explain else []
     for name in PEERS:
         t0 = time.perf_counter()
         provider = run_peer(name, args.functions, args.days, args.seed, args.window)
         scores[name], seconds[name] = provider.ledger.score(), time.perf_counter() - t0
-    print(f"{args.functions} functions, {args.days:g} days, {args.window:g} s windows, "
-          f"seed {args.seed}; cost compared over the last day")  # fmt: skip
-    head = (f"{'strategy':18} {'OOMs':>5} {'1 step':>7} {'redeploys':>9} {'p95':>4} "
-            f"{'failed inv.':>11} {'cost/opt':>8} {'synthetic':>9} {'probes':>6} {'flapping':>8}"
-            f" {'changes':>7}"
-            f" {'run s':>6}")  # fmt: skip
+    print(
+        f"{args.functions} functions, {args.days:g} days, {args.window:g} s windows, "
+        f"seed {args.seed}; cost compared over the last day"
+    )
+    head = (
+        f"{'strategy':18} {'OOMs':>5} {'1 step':>7} {'redeploys':>9} {'p95':>4} "
+        f"{'failed inv.':>11} {'cost/opt':>8} {'synthetic':>9} {'probes':>6} {'flapping':>8}"
+        f" {'changes':>7}"
+        f" {'run s':>6}"
+    )
     print(head)
     for name, s in scores.items():
-        print(f"{name:18} {s.ooms:5d} {s.oom_one_step_fraction:7.1%} "
-              f"{s.redeploys_per_oom_mean:9.2f} {s.redeploys_per_oom_p95:4.0f} "
-              f"{s.failed_invocations:11d} {s.cost_ratio_to_optimum:8.3f} "
-              f"{s.synthetic_invocations:9d} {s.probe_invocations:6d} {s.flapping_changes:8d} "
-              f"{s.changes:7d} "
-              f"{seconds[name]:6.1f}")  # fmt: skip
+        print(
+            f"{name:18} {s.ooms:5d} {s.oom_one_step_fraction:7.1%} "
+            f"{s.redeploys_per_oom_mean:9.2f} {s.redeploys_per_oom_p95:4.0f} "
+            f"{s.failed_invocations:11d} {s.cost_ratio_to_optimum:8.3f} "
+            f"{s.synthetic_invocations:9d} {s.probe_invocations:6d} {s.flapping_changes:8d} "
+            f"{s.changes:7d} "
+            f"{seconds[name]:6.1f}"
+        )
     print("tuner's OOM episodes fixed in one step, by how the work allocates memory:")
     workloads = sim.provider.workloads
     patterns: dict[str, list[bool]] = {}
@@ -145,17 +165,21 @@ def main() -> int:
     for key, ones in sorted(patterns.items()):
         print(f"  {key:28} {sum(ones):4d} of {len(ones):4d}")
     if explained:
-        print(f"tuner's {args.explain} functions costing most over their optimum "
-              "(points: their excess as a share of the fleet's optimum cost):")  # fmt: skip
+        print(
+            f"tuner's {args.explain} functions costing most over their optimum "
+            "(points: their excess as a share of the fleet's optimum cost):"
+        )
         print("\n".join(explained))
     if args.json_file:
         out = {
-            "functions": args.functions, "days": args.days, "seed": args.seed,
+            "functions": args.functions,
+            "days": args.days,
+            "seed": args.seed,
             "strategies": {
                 name: {**{f: getattr(s, f) for f in FIELDS}, "details": s.as_json()}
                 for name, s in scores.items()
             },
-        }  # fmt: skip
+        }
         Path(args.json_file).write_text(json.dumps(out, indent=2), encoding="utf-8")
     return 0
 

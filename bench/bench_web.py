@@ -81,15 +81,25 @@ def build_state(n: int, cycles: int, store: SqliteStore) -> tuple[LiveState, Met
             tracemalloc.stop()
     decisions = []
     for target in rng.sample(targets, n // 20):  # one in twenty functions was changed
-        decisions.append(Decision(
-            id=uuid.uuid4().hex, time=now - 600, ref=target.ref, rule="oom", action="more-memory",
-            severity=Severity.CRITICAL, mode=Mode.APPLY, state=State.IMPROVED,
-            change=Change(Knob.MEMORY_MB, target.config.memory_mb, target.config.memory_mb * 2),
-            facts=build_facts(target, windows[0], {}),
-        ))  # fmt: skip
+        decisions.append(
+            Decision(
+                id=uuid.uuid4().hex,
+                time=now - 600,
+                ref=target.ref,
+                rule="oom",
+                action="more-memory",
+                severity=Severity.CRITICAL,
+                mode=Mode.APPLY,
+                state=State.IMPROVED,
+                change=Change(Knob.MEMORY_MB, target.config.memory_mb, target.config.memory_mb * 2),
+                facts=build_facts(target, windows[0], {}),
+            )
+        )
     store.record_many(decisions)
     state.add_decisions(decisions)
-    print(f"the loop's observer calls: {observing / (cycles - 1) * 1000:.1f} ms of CPU per cycle of {n} functions")
+    print(
+        f"the loop's observer calls: {observing / (cycles - 1) * 1000:.1f} ms of CPU per cycle of {n} functions"
+    )
     return state, metrics, size / 1e6
 
 
@@ -118,8 +128,10 @@ def main() -> int:
         store = SqliteStore(Path(tmp) / "tuner.db")
         t = time.perf_counter()
         state, metrics, state_mb = build_state(n, cycles, store)
-        print(f"{n} functions, {cycles} cycles fed in {time.perf_counter() - t:.1f} s; "
-              f"live state {state_mb:.1f} MB ({state_mb * 1e6 / n / 1024:.1f} KB per function)")  # fmt: skip
+        print(
+            f"{n} functions, {cycles} cycles fed in {time.perf_counter() - t:.1f} s; "
+            f"live state {state_mb:.1f} MB ({state_mb * 1e6 / n / 1024:.1f} KB per function)"
+        )
         src = Sources(state, store=store, db_path=Path(tmp) / "tuner.db")
         metrics.watch(state, src.fleet, None)
         server = WebServer(src, metrics, "127.0.0.1", 0)
@@ -152,19 +164,33 @@ def main() -> int:
                 flag = "" if worst < PAGE_TARGET_MS else "  OVER TARGET"
                 if flag:
                     missed.append(name)
-                print(f"{name:32} median {med:6.1f} ms  worst {worst:6.1f} ms  {size / 1024:7.1f} KB{flag}")
-                figures[name] = {"median_ms": round(med, 2), "worst_ms": round(worst, 2), "kb": round(size / 1024, 1)}
+                print(
+                    f"{name:32} median {med:6.1f} ms  worst {worst:6.1f} ms  {size / 1024:7.1f} KB{flag}"
+                )
+                figures[name] = {
+                    "median_ms": round(med, 2),
+                    "worst_ms": round(worst, 2),
+                    "kb": round(size / 1024, 1),
+                }
             med, worst, size = timed(base + "/metrics", repeat)
             flag = "" if worst < SCRAPE_TARGET_MS else "  OVER TARGET"
             if flag:
                 missed.append("/metrics")
-            print(f"{'/metrics (scrape)':32} median {med:6.1f} ms  worst {worst:6.1f} ms  {size / 1024:7.1f} KB{flag}")
-            figures["/metrics"] = {"median_ms": round(med, 2), "worst_ms": round(worst, 2), "kb": round(size / 1024, 1)}
+            print(
+                f"{'/metrics (scrape)':32} median {med:6.1f} ms  worst {worst:6.1f} ms  {size / 1024:7.1f} KB{flag}"
+            )
+            figures["/metrics"] = {
+                "median_ms": round(med, 2),
+                "worst_ms": round(worst, 2),
+                "kb": round(size / 1024, 1),
+            }
         finally:
             server.close()
             store.close()
-    print(f"targets: pages and API < {PAGE_TARGET_MS:g} ms, scrape < {SCRAPE_TARGET_MS:g} ms: "
-          + ("met" if not missed else "MISSED by " + ", ".join(missed)))  # fmt: skip
+    print(
+        f"targets: pages and API < {PAGE_TARGET_MS:g} ms, scrape < {SCRAPE_TARGET_MS:g} ms: "
+        + ("met" if not missed else "MISSED by " + ", ".join(missed))
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 1 if missed and not args.quick else 0  # --quick is CI's smoke run on a shared machine

@@ -209,8 +209,9 @@ class ClusterStateMirror:
             try:
                 found[key] = parse_entry(value)
             except (ValueError, KeyError, TypeError) as exc:
-                log.warning("cluster_state_entry_unreadable", policy=self.policy, id=key,
-                            error=str(exc))  # fmt: skip
+                log.warning(
+                    "cluster_state_entry_unreadable", policy=self.policy, id=key, error=str(exc)
+                )
         return found
 
     def write(self, changes: Mapping[str, MirroredChange | None]) -> None:

@@ -104,10 +104,13 @@ class LeaseElector:
         try:
             lease = self._api.get(self._path)
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
-                self._api.patch(self._path, {
-                    "metadata": {"resourceVersion": lease["metadata"].get("resourceVersion")},
-                    "spec": {"holderIdentity": None, "renewTime": None},
-                })
+                self._api.patch(
+                    self._path,
+                    {
+                        "metadata": {"resourceVersion": lease["metadata"].get("resourceVersion")},
+                        "spec": {"holderIdentity": None, "renewTime": None},
+                    },
+                )
         except ProviderError as exc:
             log.warning("lease_not_released", error=str(exc))
 

@@ -180,9 +180,13 @@ class MirroredStore:
         for key, record in records.items():
             self._import(record, open_here)
             self._tracked.add(key)
-        log.info("cluster_state_restored", policy=self.mirror.policy, changes=len(records),
-                 open=sum(1 for r in records.values() if r.intent and r.intent.state == "open"),
-                 pending=sum(1 for r in records.values() if _pending(r.decision)))  # fmt: skip
+        log.info(
+            "cluster_state_restored",
+            policy=self.mirror.policy,
+            changes=len(records),
+            open=sum(1 for r in records.values() if r.intent and r.intent.state == "open"),
+            pending=sum(1 for r in records.values() if _pending(r.decision)),
+        )
         return len(records)
 
     def _import(self, record: MirroredChange, open_here: set[str]) -> None:

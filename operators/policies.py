@@ -48,7 +48,9 @@ class ChannelSpec(_Spec):
     """A notification channel whose secret (webhook URL, password) lives in a Secret."""
 
     name: str
-    type: str = Field(description="A channel type of tuner's registry: slack, email, webhook, console.")
+    type: str = Field(
+        description="A channel type of tuner's registry: slack, email, webhook, console."
+    )
     secret_ref: KeyRef | None = Field(None, alias="secretRef")
     options: dict[str, Any] = Field(default_factory=dict)
     """Further channel options as in tuner.yaml (e.g. ``host``, ``to`` for email)."""
@@ -79,8 +81,13 @@ class ProbeSpec(_Spec):
 
     def provider_options(self) -> dict[str, Any]:
         """The provider's ``probe`` section, with its defaults where the policy sets none."""
-        options = {"enabled": self.enabled, "factor": self.factor, "max_mb": self.max_mb,
-                   "for": self.for_s, "max_running": self.max_running}  # fmt: skip
+        options = {
+            "enabled": self.enabled,
+            "factor": self.factor,
+            "max_mb": self.max_mb,
+            "for": self.for_s,
+            "max_running": self.max_running,
+        }
         return {k: v for k, v in options.items() if v is not None}
 
 

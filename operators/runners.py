@@ -61,8 +61,13 @@ class PolicyRunner:
         restored = self.store.restore()
         settled = self.tuner.daemon.reconcile()
         self.term = term
-        log.info("policy_taken_over", policy=f"{self.namespace}/{self.name}", term=term,
-                 restored=restored, settled=len(settled))  # fmt: skip
+        log.info(
+            "policy_taken_over",
+            policy=f"{self.namespace}/{self.name}",
+            term=term,
+            restored=restored,
+            settled=len(settled),
+        )
 
     def cycle(self) -> CycleReport:
         """Run one cycle (observe, decide, apply, record, notify) for this policy."""

@@ -40,9 +40,7 @@ def policy_name(key: tuple[str, str]) -> str:
 class OperatorProbes:
     """What ``/healthz`` and ``/readyz`` answer for one operator replica."""
 
-    def __init__(
-        self, state: OperatorState, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, state: OperatorState, clock: Callable[[], float] = time.monotonic) -> None:
         """Probes of ``state``; the process start counts as the first heartbeat."""
         self.state = state
         self.clock = clock
@@ -110,20 +108,23 @@ class _OperatorCollector(Collector):
         yield leader
         runners = state.wired()
         policies = GaugeMetricFamily(
-            "tuner_operator_policies", "TuningPolicies known, by state (wired, invalid).",
+            "tuner_operator_policies",
+            "TuningPolicies known, by state (wired, invalid).",
             labels=["state"],
-        )  # fmt: skip
+        )
         policies.add_metric(["wired"], len(runners))
         policies.add_metric(["invalid"], len(state.problems))
         yield policies
         cycles = CounterMetricFamily(
-            "tuner_policy_cycles", "Cycles run per policy since it was last wired.",
+            "tuner_policy_cycles",
+            "Cycles run per policy since it was last wired.",
             labels=["policy"],
-        )  # fmt: skip
+        )
         last = GaugeMetricFamily(
             "tuner_policy_last_cycle_timestamp_seconds",
-            "When a policy's last cycle finished.", labels=["policy"],
-        )  # fmt: skip
+            "When a policy's last cycle finished.",
+            labels=["policy"],
+        )
         for key, runner in runners:
             if runner.insight is None:
                 continue

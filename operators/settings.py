@@ -54,15 +54,17 @@ class OperatorSettings:
             state_dir=Path(env.get("TUNER_STATE_DIR", "/var/lib/tuner")),
             default_rules=Path(env.get("TUNER_DEFAULT_RULES", "/etc/tuner/rules")),
             interval_s=float(env.get("TUNER_INTERVAL_S", "30")),
-            kinds=tuple(k.strip() for k in env.get("TUNER_KINDS", "deployment,ksvc").split(",")
-                        if k.strip()),
+            kinds=tuple(
+                k.strip() for k in env.get("TUNER_KINDS", "deployment,ksvc").split(",") if k.strip()
+            ),
             identity=env.get("POD_NAME") or socket.gethostname(),
             lease_namespace=env.get("POD_NAMESPACE", "default"),
             lease_name=env.get("TUNER_LEASE_NAME", "tuner-operator"),
             lease_duration_s=float(env.get("TUNER_LEASE_DURATION_S", "15")),
             lease_renew_s=float(env.get("TUNER_LEASE_RENEW_S", "5")),
             http_address=_address(env.get("TUNER_HTTP_ADDRESS", DEFAULT_HTTP_ADDRESS)),
-            channels_file=Path(env["TUNER_CHANNELS_FILE"]) if env.get("TUNER_CHANNELS_FILE")
+            channels_file=Path(env["TUNER_CHANNELS_FILE"])
+            if env.get("TUNER_CHANNELS_FILE")
             else None,
             cluster_history_s=float(env.get("TUNER_CLUSTER_HISTORY_S", str(8 * 86_400))),
         )

@@ -63,7 +63,10 @@ class OperatorState:
         """Connect to the API and prepare the lease elector."""
         api = KubeApi(settings.api_url)
         elector = LeaseElector(
-            api, settings.lease_namespace, settings.lease_name, settings.identity,
+            api,
+            settings.lease_namespace,
+            settings.lease_name,
+            settings.identity,
             settings.lease_duration_s,
         )
         return cls(settings=settings, api=api, elector=elector)
@@ -81,9 +84,14 @@ class OperatorState:
             self._drop_runner(key)
             try:
                 runner = build_runner(
-                    self.settings, self.api, namespace, name, spec,
-                    is_leader=lambda: self.elector.is_leader, metrics=self.metrics,
-                )  # fmt: skip
+                    self.settings,
+                    self.api,
+                    namespace,
+                    name,
+                    spec,
+                    is_leader=lambda: self.elector.is_leader,
+                    metrics=self.metrics,
+                )
             except ConfigError as exc:
                 log.warning("policy_invalid", policy=f"{namespace}/{name}", problems=str(exc))
                 with self._lock:
@@ -139,8 +147,12 @@ class OperatorState:
                     runner.take_over(self.elector.term)  # a new leader: the cluster's state first
                 report = runner.cycle()
                 self.cycles += 1
-                self._patch_status(key, lambda current: status.cycle_status(
-                    current, report, runner.spec.mode, self.settings.identity))
+                self._patch_status(
+                    key,
+                    lambda current: status.cycle_status(
+                        current, report, runner.spec.mode, self.settings.identity
+                    ),
+                )
 
     def _report_problem(self, key: PolicyKey, problem: str) -> None:
         if self.reported.get(key) == problem:
@@ -150,8 +162,13 @@ class OperatorState:
         if policy is None:
             return
         event = events.object_event(
-            f"{GROUP}/{VERSION}", "TuningPolicy", policy,
-            reason="InvalidPolicy", message=problem, now=now, type="Warning",
+            f"{GROUP}/{VERSION}",
+            "TuningPolicy",
+            policy,
+            reason="InvalidPolicy",
+            message=problem,
+            now=now,
+            type="Warning",
         )
         try:
             self.api.create(events.events_path(key[0]), event)

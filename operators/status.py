@@ -45,10 +45,13 @@ def merge_conditions(
 def invalid_status(current_status: dict[str, Any], message: str, now: float) -> dict[str, Any]:
     """Status of a policy that cannot run: both conditions False with the reason."""
     return {
-        "conditions": merge_conditions(current_status.get("conditions") or [], [
-            condition("RulesValid", False, "Invalid", message, now),
-            condition("Ready", False, "InvalidPolicy", message, now),
-        ]),
+        "conditions": merge_conditions(
+            current_status.get("conditions") or [],
+            [
+                condition("RulesValid", False, "Invalid", message, now),
+                condition("Ready", False, "InvalidPolicy", message, now),
+            ],
+        ),
     }
 
 
@@ -76,17 +79,22 @@ def cycle_status(
         counts[decision.state.value] = int(counts.get(decision.state.value, 0)) + 1
     decisions = [_decision_entry(d) for d in report.decisions if d.state is not State.OBSERVED]
     recent = (decisions + list(current_status.get("lastDecisions") or []))[:LAST_DECISIONS]
-    ready_message = (
-        f"{report.targets} targets, {len(report.decisions)} decisions"
-        + (f"; errors: {'; '.join(report.errors)}" if report.errors else "")
+    ready_message = f"{report.targets} targets, {len(report.decisions)} decisions" + (
+        f"; errors: {'; '.join(report.errors)}" if report.errors else ""
     )
-    conditions = merge_conditions(current_status.get("conditions") or [], [
-        condition("RulesValid", True, "Loaded", "the rules loaded", report.finished),
-        condition(
-            "Ready", not report.errors, "CycleFailed" if report.errors else "Running",
-            ready_message, report.finished,
-        ),
-    ])
+    conditions = merge_conditions(
+        current_status.get("conditions") or [],
+        [
+            condition("RulesValid", True, "Loaded", "the rules loaded", report.finished),
+            condition(
+                "Ready",
+                not report.errors,
+                "CycleFailed" if report.errors else "Running",
+                ready_message,
+                report.finished,
+            ),
+        ],
+    )
     return {
         "conditions": conditions,
         "mode": mode,

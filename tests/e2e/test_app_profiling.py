@@ -61,9 +61,12 @@ def test_topology_of_the_example_app_has_the_true_edges(
     assert {(e["source"], e["target"]) for e in data["edges"]} == TRUE_EDGES
     kinds = {n["id"]: n["kind"] for n in data["nodes"]}
     assert kinds == {
-        "upload": "function", "resize": "function", "index": "function",
-        "object-store": "dependency", "search-db": "dependency",
-    }  # fmt: skip
+        "upload": "function",
+        "resize": "function",
+        "index": "function",
+        "object-store": "dependency",
+        "search-db": "dependency",
+    }
     calls = {(e["source"], e["target"]): e["calls"] for e in data["edges"]}
     assert calls[("upload", "resize")] == 6 and calls[("index", "search-db")] == 15
     assert all(e["evidence"] == "trace" and e["error_rate"] == 0.0 for e in data["edges"])
@@ -73,8 +76,23 @@ def test_profile_shows_the_nested_functions(
     app: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folded_path = tmp_path / "resize.folded"
-    assert main(["profile", "resize", "-c", str(app), "--kind", "wall", "--format", "folded",
-                 "-o", str(folded_path)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "profile",
+                "resize",
+                "-c",
+                str(app),
+                "--kind",
+                "wall",
+                "--format",
+                "folded",
+                "-o",
+                str(folded_path),
+            ]
+        )
+        == 0
+    )
     stacks = parse_folded(folded_path.read_text())
     frames = {frame for stack in stacks for frame in stack.split(";")}
     # sharpen works on the 16-pixel thumbnail (~0.1 ms): a 1 ms sampler may well miss it

@@ -51,18 +51,35 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tuner.cli.main", "run", "--fresh", "--for", "150s", "--interval", "4s",
-         "--http", f"127.0.0.1:{port}"],
-        cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tuner.cli.main",
+            "run",
+            "--fresh",
+            "--for",
+            "150s",
+            "--interval",
+            "4s",
+            "--http",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 states = _states(url)
-                if states.get("report-builder") in ("verifying", "changed") and len(states) == 6 \
-                        and states.get("checkout") == "outage":
+                if (
+                    states.get("report-builder") in ("verifying", "changed")
+                    and len(states) == 6
+                    and states.get("checkout") == "outage"
+                ):
                     break
             except OSError:
                 pass
@@ -80,7 +97,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if CHROMIUM is None:
-        pytest.skip("no Chromium: install Debian's chromium-headless-shell to run the browser tests")
+        pytest.skip(
+            "no Chromium: install Debian's chromium-headless-shell to run the browser tests"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -91,7 +110,9 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def test_the_fleet_page_shows_the_six_demo_functions_with_their_states(daemon: str, browser: Any) -> None:
+def test_the_fleet_page_shows_the_six_demo_functions_with_their_states(
+    daemon: str, browser: Any
+) -> None:
     page = browser.new_page()
     page.goto(daemon + "/")
     rows = page.locator("#fleet tbody tr")
@@ -177,9 +198,19 @@ def test_metrics_parse_and_pass_promtool(daemon: str) -> None:
         if time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    for name in ("tuner_cycles", "tuner_cycle_duration_seconds", "tuner_functions", "tuner_findings",
-                 "tuner_decisions", "tuner_rollbacks", "tuner_notifications", "tuner_outbox_pending",
-                 "tuner_provider_calls", "tuner_rule_reloads", "tuner_build_info"):  # fmt: skip
+    for name in (
+        "tuner_cycles",
+        "tuner_cycle_duration_seconds",
+        "tuner_functions",
+        "tuner_findings",
+        "tuner_decisions",
+        "tuner_rollbacks",
+        "tuner_notifications",
+        "tuner_outbox_pending",
+        "tuner_provider_calls",
+        "tuner_rule_reloads",
+        "tuner_build_info",
+    ):
         assert name in families, name
     [functions] = families["tuner_functions"].samples
     assert functions.labels == {"provider": "local"} and functions.value == 6
@@ -188,6 +219,7 @@ def test_metrics_parse_and_pass_promtool(daemon: str) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("no promtool: install Debian's prometheus package")
-    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
-                           text=True, timeout=30)  # fmt: skip
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
     assert check.returncode == 0, check.stdout + check.stderr

@@ -28,8 +28,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     run = subprocess.run(
         [sys.executable, "-m", "tuner.cli.main", "run", "--for", "45s", "--fresh"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return cwd / ".tuner" / "tuner.db", run.stdout
 
@@ -43,9 +47,7 @@ def _decisions(db: Path, name: str) -> list:  # type: ignore[type-arg]
 
 
 def _applied(db: Path, name: str) -> list:  # type: ignore[type-arg]
-    return [
-        d for d in _decisions(db, name) if d.applied and d.change is not None and not d.undoes
-    ]
+    return [d for d in _decisions(db, name) if d.applied and d.change is not None and not d.undoes]
 
 
 def test_oom_fixed_with_one_memory_change(demo: tuple[Path, str]) -> None:
@@ -97,8 +99,12 @@ def test_summary_and_explain_show_the_same_history(demo: tuple[Path, str]) -> No
     assert "function" in stdout and "verified" in stdout and "report-builder" in stdout
     explain = subprocess.run(
         [sys.executable, "-m", "tuner.cli.main", "explain", "--json"],
-        cwd=db.parent.parent, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        cwd=db.parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     records = json.loads(explain.stdout)
     store = SqliteStore(db)
     try:

@@ -54,9 +54,7 @@ def _app(folder: Path, tracing: str) -> Path:
     }
     config = folder / "tuner.yaml"
     config.write_text(
-        json.dumps(
-            {"interval": "60s", "providers": [settings], "store": str(folder / "tuner.db")}
-        )
+        json.dumps({"interval": "60s", "providers": [settings], "store": str(folder / "tuner.db")})
     )
     provider = build(Settings.model_validate(settings), clock=_Clock())
     with provider:

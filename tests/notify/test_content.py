@@ -183,12 +183,19 @@ def test_an_override_failing_at_render_time_falls_back_to_the_bundled_one(tmp_pa
 def test_zero_counts_are_left_out_unless_zero_tells_something() -> None:
     alert = Alert.from_decision(
         decision(
-            "prices", "data-latency", state=State.NOTIFIED, change=None,
+            "prices",
+            "data-latency",
+            state=State.NOTIFIED,
+            change=None,
             summary="p95 610 ms on a slow data source",
-            invocations=40.0, errors=0.0, ooms=0.0, timeout_rate=0.0, cache_ttl_s=0.0,
+            invocations=40.0,
+            errors=0.0,
+            ooms=0.0,
+            timeout_rate=0.0,
+            cache_ttl_s=0.0,
             duration_p95_ms=610.1,
         )
-    )  # fmt: skip
+    )
     text = render(section(alert)).text
     assert "Facts: invocations 40; duration p95 610.1 ms; cache_ttl_s 0 s" in text
     assert "ooms" not in text and "errors" not in text

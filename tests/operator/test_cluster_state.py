@@ -148,8 +148,10 @@ def test_a_new_leader_restores_cooldowns_verifications_and_open_intents(
     for decision, intent_id in ((judged, "i-judged"), (open_one, "i-open")):
         assert decision.change is not None
         applying = replace(decision, state=State.APPLYING)
-        old.begin_intent(Intent(intent_id, decision.id, decision.ref, (decision.change,),
-                                decision.time), applying)  # fmt: skip
+        old.begin_intent(
+            Intent(intent_id, decision.id, decision.ref, (decision.change,), decision.time),
+            applying,
+        )
     old.finish_intent("i-judged", "done", judged)
 
     new = mirrored(kube, tmp_path / "new.db")
@@ -173,8 +175,12 @@ def test_settled_changes_leave_the_status_after_the_history_period(
     recent = a_change(now, id="recent")
     for decision in (old, recent):
         assert decision.change is not None
-        store.begin_intent(Intent(f"i-{decision.id}", decision.id, decision.ref,
-                                  (decision.change,), decision.time), decision)  # fmt: skip
+        store.begin_intent(
+            Intent(
+                f"i-{decision.id}", decision.id, decision.ref, (decision.change,), decision.time
+            ),
+            decision,
+        )
     store.finish_intent("i-old", "done", old)
     assert set(changes_of(kube)) == {"old", "recent"}
     store.finish_intent("i-recent", "done", recent.advance(State.FAILED, "refused"))
@@ -203,8 +209,11 @@ def memory(kube: KubeApi) -> str:
 def test_the_next_leader_judges_the_change_without_changing_again(
     cluster: EmulatorThread, kube: KubeApi, tmp_path: Path
 ) -> None:
-    seed(kube, deployment("api", NAMESPACE, memory="256Mi"),
-         *[pod(f"api-{i}", NAMESPACE, {"app": "api"}, restarts=1) for i in range(PODS)])  # fmt: skip
+    seed(
+        kube,
+        deployment("api", NAMESPACE, memory="256Mi"),
+        *[pod(f"api-{i}", NAMESPACE, {"app": "api"}, restarts=1) for i in range(PODS)],
+    )
     first = make_daemon(cluster, mirrored(kube, tmp_path / "first.db"))
     [change] = first.run_cycle().decisions
     assert change.state is State.APPLIED and memory(kube) == "512Mi"
@@ -225,8 +234,9 @@ def test_the_next_leader_judges_the_change_without_changing_again(
     [held] = report.decisions
     assert (held.action, held.state) == ("more-memory", State.SKIPPED) and "cooldown" in held.reason
     assert [(d.id, d.state) for d in report.verified] == [(change.id, State.ROLLED_BACK)]
-    workload_patches = [r for r in cluster.requests()
-                        if r.method == "PATCH" and r.resource == "apps/v1/deployments"]  # fmt: skip
+    workload_patches = [
+        r for r in cluster.requests() if r.method == "PATCH" and r.resource == "apps/v1/deployments"
+    ]
     assert len(workload_patches) == 2, "one change, one rollback, nothing more"
     judged = changes_of(kube)[change.id]
     assert judged["state"] == "rolled-back"
@@ -255,4 +265,7 @@ def test_an_update_the_cluster_missed_is_written_with_the_next_one(
     store.record(replace(applied, judged_windows=1))
     written = changes_of(kube)["d1"]
     assert (written["intent"]["state"], written["state"], written["windows"]) == (
-        "done", "applied", 1)  # fmt: skip
+        "done",
+        "applied",
+        1,
+    )

@@ -58,8 +58,11 @@ class OperatorProcess:
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "operators.tuner_operator"],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no Lease release, nothing flushed."""
@@ -103,24 +106,36 @@ def test_the_standby_judges_and_rolls_back_the_change_of_a_killed_leader(
     cluster: EmulatorThread, tmp_path: Path
 ) -> None:
     kube = KubeApi(cluster.url)
-    seed(kube, deployment("api", NAMESPACE, memory="256Mi"),
-         *[pod(f"api-{i}", NAMESPACE, {"app": "api"}, restarts=1) for i in range(PODS)])  # fmt: skip
+    seed(
+        kube,
+        deployment("api", NAMESPACE, memory="256Mi"),
+        *[pod(f"api-{i}", NAMESPACE, {"app": "api"}, restarts=1) for i in range(PODS)],
+    )
     replicas = {name: OperatorProcess(cluster, name, tmp_path) for name in ("first", "second")}
     try:
         first_holder = eventually(lambda: holder(kube), timeout=30)
         leader = replicas[first_holder]
         [standby] = [r for name, r in replicas.items() if name != first_holder]
-        seed(kube, {
-            "apiVersion": "tuner.dev/v1alpha1", "kind": "TuningPolicy",
-            "metadata": {"name": "fleet", "namespace": NAMESPACE},
-            "spec": {"mode": "apply", "interval": "2s", "kinds": ["deployment"],
-                     "rules": {"inline": RESTART_RULES}},
-        })  # fmt: skip
+        seed(
+            kube,
+            {
+                "apiVersion": "tuner.dev/v1alpha1",
+                "kind": "TuningPolicy",
+                "metadata": {"name": "fleet", "namespace": NAMESPACE},
+                "spec": {
+                    "mode": "apply",
+                    "interval": "2s",
+                    "kinds": ["deployment"],
+                    "rules": {"inline": RESTART_RULES},
+                },
+            },
+        )
         eventually(lambda: "policy_wired" in standby.log.read_text(), timeout=20)
         pending = eventually(
             lambda: [(k, e) for k, e in changes(kube).items() if e.get("state") == "applied"],
-            timeout=30, step=0.02,
-        )  # fmt: skip
+            timeout=30,
+            step=0.02,
+        )
         leader.kill()
         killed_at = time.time()
         [(change_id, entry)] = pending
@@ -132,8 +147,11 @@ def test_the_standby_judges_and_rolls_back_the_change_of_a_killed_leader(
         eventually(lambda: memory(kube) == "256Mi", timeout=30, step=0.1)
         time.sleep(2.5)  # a cycle more: the rule still holds, the cooldown must hold it back
         assert memory(kube) == "256Mi"
-        workload_patches = [r for r in cluster.requests()
-                            if r.method == "PATCH" and r.resource == "apps/v1/deployments"]  # fmt: skip
+        workload_patches = [
+            r
+            for r in cluster.requests()
+            if r.method == "PATCH" and r.resource == "apps/v1/deployments"
+        ]
         assert len(workload_patches) == 2, "one change by the leader, one rollback by the standby"
         print(f"the standby took the Lease {took_over_s:.1f} s after SIGKILL (lease 2 s)")
         assert took_over_s < 6

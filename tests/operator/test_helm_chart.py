@@ -99,8 +99,16 @@ def test_helm_lint_is_clean() -> None:
 def test_every_rendered_manifest_is_valid_kubernetes(sets: tuple[str, ...]) -> None:
     docs = render(*sets)
     kinds = sorted(d["kind"] for d in docs)
-    expected = ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition",
-                "Deployment", "Role", "RoleBinding", "ServiceAccount"]  # fmt: skip
+    expected = [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "CustomResourceDefinition",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    ]
     expected += ["ConfigMap"] if sets else ["Service"]
     assert kinds == sorted(expected)
     validate_all(docs)
@@ -115,7 +123,9 @@ def test_the_documented_complete_values_render_valid_manifests(tmp_path: Path) -
     [monitor] = by_kind(docs, "ServiceMonitor")
     [metrics] = [s for s in by_kind(docs, "Service") if s["metadata"]["name"].endswith("-metrics")]
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= metrics["metadata"]["labels"].items()
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= metrics["metadata"]["labels"].items()
+    )
     assert monitor["spec"]["endpoints"] == [
         {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
     ]
@@ -191,15 +201,18 @@ def test_the_operator_runs_non_root_read_only_with_probes_and_resources() -> Non
 
 
 def test_persistence_gives_each_replica_a_claim_of_its_own() -> None:
-    docs = render("persistence.enabled=true", "persistence.storageClass=fast",
-                  "persistence.size=5Gi")  # fmt: skip
+    docs = render(
+        "persistence.enabled=true", "persistence.storageClass=fast", "persistence.size=5Gi"
+    )
     assert not by_kind(docs, "Deployment")
     [statefulset] = by_kind(docs, "StatefulSet")
     [claim] = statefulset["spec"]["volumeClaimTemplates"]
     assert claim["metadata"]["name"] == "state"
     assert claim["spec"]["storageClassName"] == "fast"
     assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
-    assert not [v for v in statefulset["spec"]["template"]["spec"]["volumes"] if v["name"] == "state"]
+    assert not [
+        v for v in statefulset["spec"]["template"]["spec"]["volumes"] if v["name"] == "state"
+    ]
     [headless] = [s for s in by_kind(docs, "Service") if s["spec"].get("clusterIP") == "None"]
     assert statefulset["spec"]["serviceName"] == headless["metadata"]["name"]
     validate_all(docs)
@@ -224,16 +237,26 @@ def test_channels_name_their_secrets_and_reach_every_policy() -> None:
         "name": "team-slack",
         "key": "webhook-url",
     }
-    assert env["TUNER_CHANNEL_MAIL_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "smtp", "key": "pw"}
-    [config_map] = [c for c in by_kind(docs, "ConfigMap") if c["metadata"]["name"] == "t-tuner-channels"]
+    assert env["TUNER_CHANNEL_MAIL_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "smtp",
+        "key": "pw",
+    }
+    [config_map] = [
+        c for c in by_kind(docs, "ConfigMap") if c["metadata"]["name"] == "t-tuner-channels"
+    ]
     channels = yaml.safe_load(config_map["data"]["channels.yaml"])
     assert channels == {
         "team-slack": {"type": "slack", "webhook_url_env": "TUNER_CHANNEL_TEAM_SLACK_SECRET"},
-        "mail": {"type": "email", "host": "smtp.example.com", "username": "tuner",
-                 "from": "tuner@example.com", "to": ["oncall@example.com"],
-                 "password_env": "TUNER_CHANNEL_MAIL_SECRET"},
+        "mail": {
+            "type": "email",
+            "host": "smtp.example.com",
+            "username": "tuner",
+            "from": "tuner@example.com",
+            "to": ["oncall@example.com"],
+            "password_env": "TUNER_CHANNEL_MAIL_SECRET",
+        },
         "log": {"type": "console"},
-    }  # fmt: skip
+    }
     assert env["TUNER_CHANNELS_FILE"]["value"] == "/etc/tuner/channels/channels.yaml"
     assert not any("SECRET" in name for name in env_of(render()))
     settings = notify_settings(channels)
@@ -272,9 +295,12 @@ def test_rbac_grants_only_what_tuner_uses() -> None:
 
 @pytest.mark.parametrize(
     ("kinds", "groups"),
-    [("{deployment}", {"apps"}), ("{ksvc}", {"serving.knative.dev"}),
-     ("{deployment,ksvc}", {"apps", "serving.knative.dev"})],
-)  # fmt: skip
+    [
+        ("{deployment}", {"apps"}),
+        ("{ksvc}", {"serving.knative.dev"}),
+        ("{deployment,ksvc}", {"apps", "serving.knative.dev"}),
+    ],
+)
 def test_workload_verbs_are_granted_for_the_kinds_tuned_only(kinds: str, groups: set[str]) -> None:
     granted = granted_rules(render(f"kinds={kinds}"))
     workload_groups = {g for g, _, _ in granted if g in ("apps", "serving.knative.dev")}

@@ -26,8 +26,19 @@ from tuner.domain.errors import ConfigError
 from tuner.providers.kubernetes.api import KubeApi
 
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/tuner-system/leases/tuner-operator"
-ALLOWED_LABELS = {"rule", "action", "outcome", "provider", "operation", "result", "state",
-                  "channel", "policy", "le", "version"}  # fmt: skip
+ALLOWED_LABELS = {
+    "rule",
+    "action",
+    "outcome",
+    "provider",
+    "operation",
+    "result",
+    "state",
+    "channel",
+    "policy",
+    "le",
+    "version",
+}
 """Bounded labels only: nothing names a function or a workload."""
 
 
@@ -73,11 +84,15 @@ def test_a_standby_is_ready_and_a_leader_only_while_every_policy_cycles(
     replica: OperatorThread, kube: KubeApi
 ) -> None:
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-    kube.create(LEASE.rsplit("/", 1)[0], {
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "tuner-operator", "namespace": "tuner-system"},
-        "spec": {"holderIdentity": "other", "leaseDurationSeconds": 3600, "renewTime": now},
-    })  # fmt: skip
+    kube.create(
+        LEASE.rsplit("/", 1)[0],
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "tuner-operator", "namespace": "tuner-system"},
+            "spec": {"holderIdentity": "other", "leaseDurationSeconds": 3600, "renewTime": now},
+        },
+    )
     for name in ("a", "b"):
         seed(kube, policy(name, "shop", interval="1s"))
     replica.start()
@@ -165,7 +180,10 @@ def test_probes_before_start_a_stuck_loop_and_a_stopped_election(cluster: Emulat
     assert probes.ready() == (False, "starting: Kopf has not started yet")
     assert probes.alive() == (True, "ok, standby")
     now[0] += STALE_S + 1
-    assert probes.alive() == (False, f"the operator's event loop has not run for {STALE_S + 1:.0f} s")
+    assert probes.alive() == (
+        False,
+        f"the operator's event loop has not run for {STALE_S + 1:.0f} s",
+    )
 
     async def stopped_election() -> None:
         async def fails() -> None:

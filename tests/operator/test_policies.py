@@ -223,4 +223,3 @@ def test_decisions_that_change_nothing_are_in_the_status_too(
     if reason:
         assert reason in latest["reason"]
     assert memory_limit(kube, "worker", namespace) == "256Mi"
-

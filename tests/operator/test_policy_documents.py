@@ -61,10 +61,16 @@ def test_the_operators_channels_reach_every_policy_and_a_policy_may_replace_one(
         {"channels": [{"name": "log", "type": "console", "options": {"format": "text"}}]}
     )
     document = tuner_document(
-        spec, namespace="shop", name="p", api_url=None, rules_file=Path("r.yaml"),
-        store_file=Path("t.db"), secret_files={}, default_interval_s=30.0,
+        spec,
+        namespace="shop",
+        name="p",
+        api_url=None,
+        rules_file=Path("r.yaml"),
+        store_file=Path("t.db"),
+        secret_files={},
+        default_interval_s=30.0,
         shared_channels=shared,
-    )  # fmt: skip
+    )
     assert document["channels"] == {
         "team": {"type": "slack", "webhook_url_env": "TUNER_CHANNEL_TEAM_SECRET"},
         "log": {"type": "console", "format": "text"},

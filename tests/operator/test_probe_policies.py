@@ -48,12 +48,19 @@ def test_a_policy_with_probes_runs_one_and_its_calls_are_granted(
     replica = OperatorThread(cluster, "solo", tmp_path).start()
     try:
         eventually(lambda: replica.state.elector.is_leader)
-        seed(kube, {
-            "apiVersion": "tuner.dev/v1alpha1", "kind": "TuningPolicy",
-            "metadata": {"name": "fleet", "namespace": NAMESPACE},
-            "spec": {"mode": "recommend", "kinds": ["deployment"],
-                     "probe": {"enabled": True, "factor": 3, "for": "5m"}},
-        })  # fmt: skip
+        seed(
+            kube,
+            {
+                "apiVersion": "tuner.dev/v1alpha1",
+                "kind": "TuningPolicy",
+                "metadata": {"name": "fleet", "namespace": NAMESPACE},
+                "spec": {
+                    "mode": "recommend",
+                    "kinds": ["deployment"],
+                    "probe": {"enabled": True, "factor": 3, "for": "5m"},
+                },
+            },
+        )
         [probe] = eventually(lambda: probes(kube), timeout=15)
         limits = probe["spec"]["containers"][0]["resources"]["limits"]
         assert limits["memory"] == "768Mi" and probe["spec"]["activeDeadlineSeconds"] == 300
@@ -70,18 +77,29 @@ def test_a_policy_with_probes_runs_one_and_its_calls_are_granted(
 
 
 def test_the_crd_and_the_operator_accept_the_same_probe_settings() -> None:
-    spec: dict[str, Any] = {"probe": {"enabled": True, "factor": 4, "maxMb": 2048, "for": "10m",
-                                      "maxRunning": 1}}  # fmt: skip
+    spec: dict[str, Any] = {
+        "probe": {"enabled": True, "factor": 4, "maxMb": 2048, "for": "10m", "maxRunning": 1}
+    }
     jsonschema.validate({"spec": spec}, crd_schema())
     parsed = TuningPolicySpec.model_validate(spec)
     document = tuner_document(
-        parsed, namespace="shop", name="fleet", api_url=None, rules_file=Path("r.yaml"),
-        store_file=Path("t.db"), secret_files={}, default_interval_s=30.0,
-    )  # fmt: skip
+        parsed,
+        namespace="shop",
+        name="fleet",
+        api_url=None,
+        rules_file=Path("r.yaml"),
+        store_file=Path("t.db"),
+        secret_files={},
+        default_interval_s=30.0,
+    )
     [provider] = document["providers"]
     assert provider["probe"] == {
-        "enabled": True, "factor": 4.0, "max_mb": 2048, "for": 600.0, "max_running": 1
-    }  # fmt: skip
+        "enabled": True,
+        "factor": 4.0,
+        "max_mb": 2048,
+        "for": 600.0,
+        "max_running": 1,
+    }
     for wrong in ({"factor": 0.5}, {"maxMb": 10}, {"maxRunning": 0}, {"for": "soon"}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({"spec": {"probe": wrong}}, crd_schema())

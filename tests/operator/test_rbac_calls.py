@@ -63,8 +63,14 @@ def test_the_calls_of_a_whole_cycle_are_exactly_the_granted_rules(
 ) -> None:
     kube = KubeApi(cluster.url)
     now = time.time()
-    ksvc_pod = pod("resize-1", NAMESPACE, {"serving.knative.dev/service": "resize"},
-                   oom_at=now, restarts=1, container_name="user-container")  # fmt: skip
+    ksvc_pod = pod(
+        "resize-1",
+        NAMESPACE,
+        {"serving.knative.dev/service": "resize"},
+        oom_at=now,
+        restarts=1,
+        container_name="user-container",
+    )
     seed(
         kube,
         deployment("api", NAMESPACE, memory="256Mi"),
@@ -73,23 +79,42 @@ def test_the_calls_of_a_whole_cycle_are_exactly_the_granted_rules(
         pod_disruption_budget("api", NAMESPACE, "api", allowed=1),
         knative_service("resize", NAMESPACE, memory="512Mi"),
         ksvc_pod,
-        {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": "rules", "namespace": NAMESPACE}, "data": {"rules.yaml": OOM_RULES}},
-        {"apiVersion": "v1", "kind": "Secret",
-         "metadata": {"name": "hook", "namespace": NAMESPACE},
-         "data": {"url": base64.b64encode(b"http://127.0.0.1:9/hook").decode()}},
-    )  # fmt: skip
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "rules", "namespace": NAMESPACE},
+            "data": {"rules.yaml": OOM_RULES},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "hook", "namespace": NAMESPACE},
+            "data": {"url": base64.b64encode(b"http://127.0.0.1:9/hook").decode()},
+        },
+    )
     seeded = len(cluster.requests())
     replica = OperatorThread(cluster, "solo", tmp_path).start()
     try:
         eventually(lambda: replica.state.elector.is_leader)
-        seed(kube, {
-            "apiVersion": "tuner.dev/v1alpha1", "kind": "TuningPolicy",
-            "metadata": {"name": "fleet", "namespace": NAMESPACE},
-            "spec": {"mode": "apply", "rules": {"configMapRef": {"name": "rules", "key": "rules.yaml"}},
-                     "channels": [{"name": "hook", "type": "webhook",
-                                   "secretRef": {"name": "hook", "key": "url"}}]},
-        })  # fmt: skip
+        seed(
+            kube,
+            {
+                "apiVersion": "tuner.dev/v1alpha1",
+                "kind": "TuningPolicy",
+                "metadata": {"name": "fleet", "namespace": NAMESPACE},
+                "spec": {
+                    "mode": "apply",
+                    "rules": {"configMapRef": {"name": "rules", "key": "rules.yaml"}},
+                    "channels": [
+                        {
+                            "name": "hook",
+                            "type": "webhook",
+                            "secretRef": {"name": "hook", "key": "url"},
+                        }
+                    ],
+                },
+            },
+        )
         deployments = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/api"
         services = f"/apis/serving.knative.dev/v1/namespaces/{NAMESPACE}/services/resize"
         eventually(lambda: memory_of(kube, deployments) != "256Mi", timeout=15)

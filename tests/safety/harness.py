@@ -32,10 +32,16 @@ def default_rules() -> RuleBase:
 def healthy(ref: FunctionRef, **overrides: Any) -> WindowFacts:
     """A window of a function that is doing fine: no rule of the bundled base fires."""
     values: dict[str, Any] = dict(
-        invocations=100, errors=0, timeouts=0, ooms=0, throttles=0,
-        duration_p50_ms=40.0, duration_p95_ms=80.0, duration_p99_ms=90.0,
+        invocations=100,
+        errors=0,
+        timeouts=0,
+        ooms=0,
+        throttles=0,
+        duration_p50_ms=40.0,
+        duration_p95_ms=80.0,
+        duration_p99_ms=90.0,
         peak_memory_mb=100.0,
-    )  # fmt: skip
+    )
     values.update(overrides)
     return WindowFacts(ref, 0.0, WINDOW_S, **values)
 

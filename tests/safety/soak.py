@@ -72,8 +72,9 @@ class Soak:
         self.provider = FakeProvider(name="soak")
         self.store = SqliteStore(self.store_path)
         policy = GuardPolicy(max_changes_per_function_per_day=20)
-        self.daemon: Daemon = make_daemon([self.provider], self.store, self.clock,
-                                          guard_policy=policy)  # fmt: skip
+        self.daemon: Daemon = make_daemon(
+            [self.provider], self.store, self.clock, guard_policy=policy
+        )
         self.daemon.window_s = WINDOW_S
         self.born = 0
         self.cycles = 0
@@ -116,9 +117,15 @@ class Soak:
         db = self.store._db  # noqa: SLF001 - counting rows of the test's own store
         with self.store._lock:  # noqa: SLF001
             keys = db.execute("SELECT count(*) FROM state").fetchone()[0]
-        sample = Sample(self.cycles, sys.getallocatedblocks(), heap,
-                        psutil.Process().memory_info().rss,
-                        len(self.daemon.streaks.counts), keys, len(self.store.open_intents()))  # fmt: skip
+        sample = Sample(
+            self.cycles,
+            sys.getallocatedblocks(),
+            heap,
+            psutil.Process().memory_info().rss,
+            len(self.daemon.streaks.counts),
+            keys,
+            len(self.store.open_intents()),
+        )
         self.samples.append(sample)
         return sample
 

@@ -28,9 +28,12 @@ REF = FunctionRef("file", "resize")
 def _daemon(config: Path, state: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.safety.crash_daemon", str(config), str(state)],
-        cwd=REPO, env={**os.environ, **env}, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        cwd=REPO,
+        env={**os.environ, **env},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _kill_at(config: Path, state: Path, point: str, marker: Path) -> None:

@@ -14,14 +14,16 @@ from tuner.domain.model import FunctionConfig, FunctionRef, Knob, WindowFacts
 from tuner.store.audit import SqliteStore
 
 CYCLES = 720  # twelve hours of one-minute windows
-UNCAPPED = GuardPolicy(max_changes_per_cycle=1000, max_changes_per_hour=1000,
-                       max_changes_per_function_per_day=1000)  # fmt: skip
+UNCAPPED = GuardPolicy(
+    max_changes_per_cycle=1000, max_changes_per_hour=1000, max_changes_per_function_per_day=1000
+)
 
 
 def _bad(ref: FunctionRef) -> WindowFacts:
     """Out of memory and close to the timeout at once."""
-    return healthy(ref, ooms=5, errors=10, timeouts=5, peak_memory_mb=250.0,
-                   duration_p99_ms=29_000.0)  # fmt: skip
+    return healthy(
+        ref, ooms=5, errors=10, timeouts=5, peak_memory_mb=250.0, duration_p99_ms=29_000.0
+    )
 
 
 def _worse(ref: FunctionRef) -> WindowFacts:

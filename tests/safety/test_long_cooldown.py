@@ -20,12 +20,18 @@ rules:
 def test_a_seven_day_cooldown_holds_after_25_hours() -> None:
     provider = FakeProvider()
     ref = provider.add("f", FunctionConfig(memory_mb=256, timeout_s=30))
-    provider.windows["f"] = WindowFacts(ref, 0, 0, invocations=100, errors=5, ooms=5,
-                                        peak_memory_mb=250.0)  # fmt: skip
+    provider.windows["f"] = WindowFacts(
+        ref, 0, 0, invocations=100, errors=5, ooms=5, peak_memory_mb=250.0
+    )
     clock = FakeClock()
     store = SqliteStore(":memory:")
-    daemon = Daemon(providers=[provider], rules=parse_rules(RULES, "team.yaml"), store=store,
-                    clock=clock, window_s=60.0)  # fmt: skip
+    daemon = Daemon(
+        providers=[provider],
+        rules=parse_rules(RULES, "team.yaml"),
+        store=store,
+        clock=clock,
+        window_s=60.0,
+    )
     daemon.run_cycle()
     assert provider.configs["f"].memory_mb == 512
     clock.advance(25 * 3600)

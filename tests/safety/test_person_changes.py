@@ -18,7 +18,9 @@ class PersonFirst(FakeProvider):
 
     person_sets_mb: int = 2048
 
-    def apply(self, target: Target, changes: Sequence[Change], *, reason: str = "") -> FunctionConfig:
+    def apply(
+        self, target: Target, changes: Sequence[Change], *, reason: str = ""
+    ) -> FunctionConfig:
         current = self.configs[target.ref.name]
         if current.revision == "1":  # the person's edit lands first, once
             self.configs[target.ref.name] = replace(
@@ -61,7 +63,9 @@ def test_a_person_raising_memory_too_little_gets_the_rest_planned_from_the_fresh
 class FailsThenPersonEdits(FakeProvider):
     """The update is accepted and then fails; a person edits the function before the restore."""
 
-    def apply(self, target: Target, changes: Sequence[Change], *, reason: str = "") -> FunctionConfig:
+    def apply(
+        self, target: Target, changes: Sequence[Change], *, reason: str = ""
+    ) -> FunctionConfig:
         if not self.applied:
             super().apply(target, changes, reason=reason)
             name = target.ref.name

@@ -99,8 +99,9 @@ def test_pruning_keeps_unfinished_work(tmp_path: Path) -> None:
     change = Change(Knob.MEMORY_MB, 256, 512)
 
     def old(id_: str, state: State) -> Decision:
-        return Decision(id_, 1.0, ref, "oom", "more-memory", Severity.CRITICAL, Mode.APPLY,
-                        state, change=change)  # fmt: skip
+        return Decision(
+            id_, 1.0, ref, "oom", "more-memory", Severity.CRITICAL, Mode.APPLY, state, change=change
+        )
 
     try:
         store.record(old("skipped", State.SKIPPED))

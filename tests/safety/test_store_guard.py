@@ -217,9 +217,13 @@ class FillingStore(SqliteStore):
     full = False
 
     def record_cycle(
-        self, at: float, writes: list[Decision], made: list[Decision],
-        state: Mapping[str, str], max_gap_s: float,
-    ) -> list[Decision]:  # fmt: skip
+        self,
+        at: float,
+        writes: list[Decision],
+        made: list[Decision],
+        state: Mapping[str, str],
+        max_gap_s: float,
+    ) -> list[Decision]:
         if not self.full:
             self.full = True
             fill(Path(self.path).parent)

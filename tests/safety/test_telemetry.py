@@ -133,7 +133,7 @@ def test_nan_and_infinite_facts_are_stored_as_unknown() -> None:
             Mode.APPLY,
             State.SKIPPED,
             facts=facts,
-        )  # fmt: skip
+        )
     )
     [back] = store.decisions()
     assert back.facts == {

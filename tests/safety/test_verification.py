@@ -33,8 +33,13 @@ class World:
     def __post_init__(self) -> None:
         self.ref = self.provider.add("f", FunctionConfig(memory_mb=256, timeout_s=30))
         self.provider.windows["f"] = oom(self.ref)
-        self.daemon = make_daemon([self.provider], self.store, self.clock, notifier=self.notifier,
-                                  verify_policy=VerifyPolicy(windows=3))  # fmt: skip
+        self.daemon = make_daemon(
+            [self.provider],
+            self.store,
+            self.clock,
+            notifier=self.notifier,
+            verify_policy=VerifyPolicy(windows=3),
+        )
 
     def cycle(self, **window: Any) -> None:
         """Advance one window and run a cycle where the function sees ``window``."""

@@ -34,14 +34,36 @@ def upload_trace() -> list[Trace]:
         outcome="ok",
         spans=(
             Span(root, "", "upload", "function", 100.0, 100.5),
-            Span("1111111111111111", root, "object-store.get", "dependency", 100.01, 100.03,
-                 attributes={"peer.service": "object-store"}),
-            Span("2222222222222222", root, "object-store.get", "dependency", 100.04, 100.10,
-                 error="ConnectionRefusedError", attributes={"peer.service": "object-store"}),
-            Span(invoke, root, "invoke resize", "invoke", 100.1, 100.4,
-                 attributes={"faas.invoked_name": "resize"}),
+            Span(
+                "1111111111111111",
+                root,
+                "object-store.get",
+                "dependency",
+                100.01,
+                100.03,
+                attributes={"peer.service": "object-store"},
+            ),
+            Span(
+                "2222222222222222",
+                root,
+                "object-store.get",
+                "dependency",
+                100.04,
+                100.10,
+                error="ConnectionRefusedError",
+                attributes={"peer.service": "object-store"},
+            ),
+            Span(
+                invoke,
+                root,
+                "invoke resize",
+                "invoke",
+                100.1,
+                100.4,
+                attributes={"faas.invoked_name": "resize"},
+            ),
         ),
-    )  # fmt: skip
+    )
     resize = Trace(
         trace_id=TRACE_ID,
         span_id=resize_root,
@@ -139,8 +161,10 @@ def test_otlp_json_files_use_hex_ids(tmp_path: Path) -> None:
 def test_topology_from_traces_has_the_calls_latency_and_errors() -> None:
     topology = from_traces(upload_trace())
     assert {(n.id, n.kind) for n in topology.nodes} == {
-        ("upload", "function"), ("resize", "function"), ("object-store", "dependency")
-    }  # fmt: skip
+        ("upload", "function"),
+        ("resize", "function"),
+        ("object-store", "dependency"),
+    }
     store = topology.edge("upload", "object-store")
     assert store is not None and store.calls == 2 and store.error_rate == 0.5
     assert store.p50_ms == pytest.approx(20.0) and store.p95_ms == pytest.approx(60.0)
@@ -148,8 +172,15 @@ def test_topology_from_traces_has_the_calls_latency_and_errors() -> None:
     data = topology.as_json()
     assert set(data) == {"nodes", "edges"}
     assert set(data["edges"][0]) == {
-        "source", "target", "calls", "p50_ms", "p95_ms", "error_rate", "confidence", "evidence"
-    }  # fmt: skip
+        "source",
+        "target",
+        "calls",
+        "p50_ms",
+        "p95_ms",
+        "error_rate",
+        "confidence",
+        "evidence",
+    }
 
 
 def test_dot_and_svg_draw_every_edge() -> None:

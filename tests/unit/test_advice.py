@@ -30,11 +30,22 @@ TARGET = Target(
     FunctionConfig(memory_mb=256, timeout_s=3.0, batch_size=100, cache_ttl_s=0, concurrency=10),
 )
 FACTS = {
-    "invocations": 100.0, "errors": 30.0, "error_rate": 0.3, "ooms": 5.0, "oom_rate": 0.05,
-    "timeouts": 10.0, "timeout_rate": 0.1, "timeout_ms": 3000.0, "peak_memory_mb": 250.0,
-    "duration_p95_ms": 2900.0, "duration_p99_ms": 2990.0, "duration_max_ms": 3000.0,
-    "memory_mb": 256.0, "memory_utilisation": 0.2, "throttles": 3.0,
-}  # fmt: skip
+    "invocations": 100.0,
+    "errors": 30.0,
+    "error_rate": 0.3,
+    "ooms": 5.0,
+    "oom_rate": 0.05,
+    "timeouts": 10.0,
+    "timeout_rate": 0.1,
+    "timeout_ms": 3000.0,
+    "peak_memory_mb": 250.0,
+    "duration_p95_ms": 2900.0,
+    "duration_p99_ms": 2990.0,
+    "duration_max_ms": 3000.0,
+    "memory_mb": 256.0,
+    "memory_utilisation": 0.2,
+    "throttles": 3.0,
+}
 
 
 def _rule_modes() -> list[Mode | None]:
@@ -63,12 +74,15 @@ def test_recommendations_say_how_to_let_tuner_apply_them_truthfully(
             assert says_rule is (rule_mode not in (None, Mode.APPLY)), (rule.name, d.advice)
 
 
-
 @pytest.mark.parametrize(
     ("knob", "before", "after", "advised"),
-    [(None, None, None, True), ("timeout_s", 3.0, 6.0, True), ("batch_size", 100, 50, False),
-     ("cache_ttl_s", 0, 300, False)],
-)  # fmt: skip
+    [
+        (None, None, None, True),
+        ("timeout_s", 3.0, 6.0, True),
+        ("batch_size", 100, 50, False),
+        ("cache_ttl_s", 0, 300, False),
+    ],
+)
 def test_decomposition_is_advised_where_tuner_does_not_decompose(
     knob: str | None, before: float | None, after: float | None, advised: bool
 ) -> None:

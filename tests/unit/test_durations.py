@@ -13,15 +13,26 @@ from tuner.notify import load_settings
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [(90, 90.0), (1.5, 1.5), ("90", 90.0), ("500ms", 0.5), ("30s", 30.0), ("15m", 900.0),
-     ("1h30m", 5400.0), ("1.5h", 5400.0), ("7d", 604800.0), (" 2h ", 7200.0)],
-)  # fmt: skip
+    [
+        (90, 90.0),
+        (1.5, 1.5),
+        ("90", 90.0),
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("15m", 900.0),
+        ("1h30m", 5400.0),
+        ("1.5h", 5400.0),
+        ("7d", 604800.0),
+        (" 2h ", 7200.0),
+    ],
+)
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize(
-    "text", ["5 minutes", "5min", "-1", -1, "1e999", float("inf"), float("nan"), True, "", "h", None]
+    "text",
+    ["5 minutes", "5min", "-1", -1, "1e999", float("inf"), float("nan"), True, "", "h", None],
 )
 def test_what_is_not_a_duration(text: object) -> None:
     with pytest.raises(ValueError):

@@ -15,7 +15,10 @@ DATA_LATENCY = (
 
 
 def test_each_top_level_clause_has_its_value_and_the_facts_it_read() -> None:
-    e = explain("ooms > 0.0 && peak_memory_mb >= 0.9 * memory_mb", {"ooms": 0.0, "peak_memory_mb": 120.0, "memory_mb": 128.0})
+    e = explain(
+        "ooms > 0.0 && peak_memory_mb >= 0.9 * memory_mb",
+        {"ooms": 0.0, "peak_memory_mb": 120.0, "memory_mb": 128.0},
+    )
     assert e.joiner == "&&" and e.value is False and e.status == "does not hold"
     first, second = e.clauses
     assert (first.text, first.value, dict(first.facts)) == ("ooms > 0.0", False, {"ooms": 0.0})
@@ -28,14 +31,35 @@ def test_each_top_level_clause_has_its_value_and_the_facts_it_read() -> None:
 @pytest.mark.parametrize(
     ("facts", "value", "statuses"),
     [
-        ({"dependency_latency_p95_ms": 300.0, "cache_enabled": False, "dependency_error_rate": None},
-         True, ["holds", "holds", "holds"]),
-        ({"dependency_latency_p95_ms": None, "cache_enabled": False, "dependency_error_rate": 0.1},
-         None, ["no data", "holds", "holds"]),
-        ({"dependency_latency_p95_ms": None, "cache_enabled": True, "dependency_error_rate": 0.9},
-         False, ["no data", "does not hold", "does not hold"]),
+        (
+            {
+                "dependency_latency_p95_ms": 300.0,
+                "cache_enabled": False,
+                "dependency_error_rate": None,
+            },
+            True,
+            ["holds", "holds", "holds"],
+        ),
+        (
+            {
+                "dependency_latency_p95_ms": None,
+                "cache_enabled": False,
+                "dependency_error_rate": 0.1,
+            },
+            None,
+            ["no data", "holds", "holds"],
+        ),
+        (
+            {
+                "dependency_latency_p95_ms": None,
+                "cache_enabled": True,
+                "dependency_error_rate": 0.9,
+            },
+            False,
+            ["no data", "does not hold", "does not hold"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_missing_data_is_no_data_and_false_beats_it(
     facts: dict[str, object], value: object, statuses: list[str]
 ) -> None:

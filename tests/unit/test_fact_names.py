@@ -108,7 +108,11 @@ def test_every_extra_fact_a_provider_writes_is_in_the_reference() -> None:
                 and isinstance(node.slice, ast.Constant)
             ):
                 written.add(node.slice.value)
-            if isinstance(node, ast.keyword) and node.arg == "extra" and isinstance(node.value, ast.Dict):
+            if (
+                isinstance(node, ast.keyword)
+                and node.arg == "extra"
+                and isinstance(node.value, ast.Dict)
+            ):
                 written.update(k.value for k in node.value.keys if isinstance(k, ast.Constant))
     assert written, "the scan found the providers' extra facts"
     assert written <= set(EXTRA_FACTS), written - set(EXTRA_FACTS)

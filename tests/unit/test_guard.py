@@ -26,10 +26,16 @@ def decision(
     **kw: Any,
 ) -> Decision:
     base = Decision(
-        id=f"{ref.name}-{knob}-{after}", time=NOW, ref=ref, rule="oom", action="more-memory",
-        severity=Severity.CRITICAL, mode=Mode.APPLY,
-        facts={"invocations": 50.0}, change=Change(knob, before, after),
-    )  # fmt: skip
+        id=f"{ref.name}-{knob}-{after}",
+        time=NOW,
+        ref=ref,
+        rule="oom",
+        action="more-memory",
+        severity=Severity.CRITICAL,
+        mode=Mode.APPLY,
+        facts={"invocations": 50.0},
+        change=Change(knob, before, after),
+    )
     return replace(base, **kw)
 
 
@@ -133,7 +139,9 @@ def test_of_one_severity_the_caps_fix_the_function_failing_most_first() -> None:
     failing = decision(G, id="failing", facts={"invocations": 900.0, "errors": 700.0})
     deferred = Deferred(Severity.CRITICAL, lambda capped: [decision(H, id="deferred")], 40.0)
     policy = GuardPolicy(max_changes_per_cycle=2)
-    settled = {d.id: d.verdict for d in guard([quiet, deferred, failing], [], COOLDOWN, policy, NOW)}
+    settled = {
+        d.id: d.verdict for d in guard([quiet, deferred, failing], [], COOLDOWN, policy, NOW)
+    }
     assert settled == {"failing": Verdict.APPLY, "deferred": Verdict.APPLY, "quiet": Verdict.SKIP}
 
 
@@ -160,11 +168,23 @@ def test_effective_mode(global_mode: Mode, rule_mode: Mode | None, effective: Mo
 @pytest.mark.parametrize(
     ("history", "policy", "says"),
     [
-        ([past(100)], GuardPolicy(), "cooldown: memory_mb changed at 1970-01-12T13:45:00Z, not again before 1970-01-12T13:55:00Z"),
-        ([past(700, before=512, after=256)], GuardPolicy(), "hysteresis: memory_mb moved the other way at 1970-01-12T13:35:00Z"),
-        ([past(700, ref=G)], GuardPolicy(max_changes_per_hour=1), "cap: the fleet's changes are used up (at most 20 per cycle and 1 per hour)"),
+        (
+            [past(100)],
+            GuardPolicy(),
+            "cooldown: memory_mb changed at 1970-01-12T13:45:00Z, not again before 1970-01-12T13:55:00Z",
+        ),
+        (
+            [past(700, before=512, after=256)],
+            GuardPolicy(),
+            "hysteresis: memory_mb moved the other way at 1970-01-12T13:35:00Z",
+        ),
+        (
+            [past(700, ref=G)],
+            GuardPolicy(max_changes_per_hour=1),
+            "cap: the fleet's changes are used up (at most 20 per cycle and 1 per hour)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_change_held_back_says_the_same_in_every_cycle_until_it_may_go(
     history: list[Decision], policy: GuardPolicy, says: str
 ) -> None:

@@ -20,14 +20,36 @@ A = FunctionRef("fake", "a")
 
 def traced(peak_mb: float) -> model.WindowFacts:
     """An OOM window whose trace says how much memory the work needs."""
-    return model.WindowFacts(A, 0, 0, invocations=20, errors=6, ooms=6, timeouts=0,
-                       peak_memory_mb=128.0, extra={"traced_peak_memory_mb": peak_mb})  # fmt: skip
+    return model.WindowFacts(
+        A,
+        0,
+        0,
+        invocations=20,
+        errors=6,
+        ooms=6,
+        timeouts=0,
+        peak_memory_mb=128.0,
+        extra={"traced_peak_memory_mb": peak_mb},
+    )
 
 
 def said(d: Decision) -> tuple[object, ...]:
     """What a decision says to a person and to the record (not its id, time or facts)."""
-    return (d.ref, d.rule, d.action, d.severity, d.mode, d.state, d.verdict, d.reason, d.change,
-            d.summary, d.advice, d.channels, d.group)  # fmt: skip
+    return (
+        d.ref,
+        d.rule,
+        d.action,
+        d.severity,
+        d.mode,
+        d.state,
+        d.verdict,
+        d.reason,
+        d.change,
+        d.summary,
+        d.advice,
+        d.channels,
+        d.group,
+    )
 
 
 def oom_decisions(decisions: Sequence[Decision]) -> list[Decision]:
@@ -96,9 +118,7 @@ def test_a_repeated_held_change_stays_one_record() -> None:
     assert row.seen == 4 and row.state is State.SKIPPED
 
 
-def _finding_plans(
-    severity: Severity, calls: list[tuple[str, bool]], name: str
-) -> Deferred:
+def _finding_plans(severity: Severity, calls: list[tuple[str, bool]], name: str) -> Deferred:
     ref = FunctionRef("fake", name)
     rules = load_rules([RULES])
     compiled = rules.by_name("oom")
@@ -119,13 +139,17 @@ def _finding_plans(
 
 def test_the_guard_plans_a_deferred_finding_in_its_turn_knowing_if_the_caps_are_full() -> None:
     calls: list[tuple[str, bool]] = []
-    planned = [_finding_plans(Severity.INFO, calls, "late"),
-               _finding_plans(Severity.CRITICAL, calls, "first"),
-               _finding_plans(Severity.WARNING, calls, "second")]  # fmt: skip
+    planned = [
+        _finding_plans(Severity.INFO, calls, "late"),
+        _finding_plans(Severity.CRITICAL, calls, "first"),
+        _finding_plans(Severity.WARNING, calls, "second"),
+    ]
     out = guard(planned, [], {"oom": 0.0}, GuardPolicy(max_changes_per_cycle=1), 1000.0)
     assert calls == [("first", False), ("second", True), ("late", True)]
     assert [(d.ref.name, d.verdict) for d in out if d.action == "more-memory"] == [
-        ("first", Verdict.APPLY), ("second", Verdict.SKIP), ("late", Verdict.SKIP)
+        ("first", Verdict.APPLY),
+        ("second", Verdict.SKIP),
+        ("late", Verdict.SKIP),
     ]
     calls.clear()
     hour = GuardPolicy(max_changes_per_cycle=5, max_changes_per_hour=0)
@@ -137,16 +161,33 @@ def test_held_plans_keep_only_findings_whose_every_change_waited_for_the_fleet_c
     rules = load_rules([RULES])
     compiled = {r.name: r for r in rules.rules}
     targets = {A: model.Target(A, FunctionConfig(memory_mb=128, timeout_s=3.0))}
-    d = Decision(id="1", time=0.0, ref=A, rule="oom", action="more-memory",
-                 severity=Severity.CRITICAL, mode=Mode.APPLY)  # fmt: skip
+    d = Decision(
+        id="1",
+        time=0.0,
+        ref=A,
+        rule="oom",
+        action="more-memory",
+        severity=Severity.CRITICAL,
+        mode=Mode.APPLY,
+    )
     held = HeldPlans()
     held.remember([d.with_verdict(Verdict.NOTIFY)], "cap", compiled, targets, Mode.APPLY)
     assert len(held) == 0  # no change: nothing held
-    planned = plan_finding(compiled["oom"], model.Finding(A, "oom", Severity.CRITICAL, {}, 0.0),
-                           targets[A], Mode.APPLY, 0.0)  # fmt: skip
+    planned = plan_finding(
+        compiled["oom"],
+        model.Finding(A, "oom", Severity.CRITICAL, {}, 0.0),
+        targets[A],
+        Mode.APPLY,
+        0.0,
+    )
     capped = [p.with_verdict(Verdict.SKIP, "cap") for p in planned]
     held.remember(capped, "cap", compiled, targets, Mode.APPLY)
     assert len(held) == 1
-    held.remember([*capped, capped[0].with_verdict(Verdict.SKIP, "cooldown")], "cap", compiled,
-                  targets, Mode.APPLY)  # fmt: skip
+    held.remember(
+        [*capped, capped[0].with_verdict(Verdict.SKIP, "cooldown")],
+        "cap",
+        compiled,
+        targets,
+        Mode.APPLY,
+    )
     assert len(held) == 0  # one of its changes waited for something else

@@ -21,8 +21,16 @@ from tuner.domain.model import Decision, FunctionRef, Mode, Severity
 
 
 def decision(state: State = State.PLANNED) -> Decision:
-    return Decision("d", 0.0, FunctionRef("fake", "f"), "oom", "more-memory",
-                    Severity.CRITICAL, Mode.APPLY, state)  # fmt: skip
+    return Decision(
+        "d",
+        0.0,
+        FunctionRef("fake", "f"),
+        "oom",
+        "more-memory",
+        Severity.CRITICAL,
+        Mode.APPLY,
+        state,
+    )
 
 
 LEGAL = [(a, b) for a, targets in TRANSITIONS.items() for b in targets]

@@ -50,9 +50,14 @@ def world(
     notifier = RecordingNotifier()
     clock = FakeClock()
     daemon = Daemon(
-        providers=[provider], rules=load_rules([rules]),
-        store=store or SqliteStore(":memory:"), notifier=notifier, clock=clock, mode=mode, window_s=60.0,
-    )  # fmt: skip
+        providers=[provider],
+        rules=load_rules([rules]),
+        store=store or SqliteStore(":memory:"),
+        notifier=notifier,
+        clock=clock,
+        mode=mode,
+        window_s=60.0,
+    )
     return daemon, provider, notifier, clock
 
 

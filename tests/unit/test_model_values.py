@@ -26,10 +26,19 @@ def test_a_reference_is_a_key_equal_to_an_equal_reference_and_parses_back() -> N
 
 def decision() -> Decision:
     return Decision(
-        "d1", 1.0, FunctionRef("sim", "f"), "oom", "more-memory", Severity.CRITICAL,
-        Mode.APPLY, State.SKIPPED, Verdict.SKIP, {"ooms": 3.0},
-        Change(Knob.MEMORY_MB, 128, 256), reason="cap",
-    )  # fmt: skip
+        "d1",
+        1.0,
+        FunctionRef("sim", "f"),
+        "oom",
+        "more-memory",
+        Severity.CRITICAL,
+        Mode.APPLY,
+        State.SKIPPED,
+        Verdict.SKIP,
+        {"ooms": 3.0},
+        Change(Knob.MEMORY_MB, 128, 256),
+        reason="cap",
+    )
 
 
 def test_a_replaced_decision_is_what_dataclasses_replace_makes() -> None:

@@ -31,8 +31,9 @@ def run(tmp_path: Path, cycles: int, evidence: Evidence, **workload: object) -> 
     clock = VirtualClock(86_400.0 * w.phase)  # start at the function's busiest hour
     provider = SimProvider([w], clock, evidence=evidence)
     store = SqliteStore(tmp_path / "tuner.db")
-    daemon = Daemon(providers=[provider], rules=load_rules([RULES]), store=store, clock=clock,
-                    window_s=WINDOW)  # fmt: skip
+    daemon = Daemon(
+        providers=[provider], rules=load_rules([RULES]), store=store, clock=clock, window_s=WINDOW
+    )
     for _ in range(cycles):
         clock.advance(WINDOW)
         daemon.run_cycle()
@@ -50,8 +51,16 @@ def test_a_raise_that_still_fails_is_kept_and_followed_by_the_next(
 ) -> None:
     # Work allocated in two halves: the first trace shows only half of it (260 MB),
     # the second, at the new size, the rest (460 MB).  No probe measures the whole.
-    decisions = run(tmp_path, 14, Evidence(probe=False), kind="constant", runtime_mb=60.0,
-                    work_mb=400.0, chunk=0.5, memory_mb=128)  # fmt: skip
+    decisions = run(
+        tmp_path,
+        14,
+        Evidence(probe=False),
+        kind="constant",
+        runtime_mb=60.0,
+        work_mb=400.0,
+        chunk=0.5,
+        memory_mb=128,
+    )
     assert not [d for d in decisions if d.action == "rollback"]
     first, second = memory_changes(decisions)[:2]
     assert first.change is not None and second.change is not None
@@ -62,8 +71,16 @@ def test_a_raise_that_still_fails_is_kept_and_followed_by_the_next(
 
 
 def test_a_probe_fixes_work_allocated_in_halves_in_one_step(tmp_path: Path) -> None:
-    decisions = run(tmp_path, 14, Evidence(), kind="constant", runtime_mb=60.0,
-                    work_mb=400.0, chunk=0.5, memory_mb=128)  # fmt: skip
+    decisions = run(
+        tmp_path,
+        14,
+        Evidence(),
+        kind="constant",
+        runtime_mb=60.0,
+        work_mb=400.0,
+        chunk=0.5,
+        memory_mb=128,
+    )
     (change,) = memory_changes(decisions)
     assert change.change is not None and change.change.after >= 460
     assert "peaked at 460 MB" in change.summary
@@ -71,10 +88,18 @@ def test_a_probe_fixes_work_allocated_in_halves_in_one_step(tmp_path: Path) -> N
 
 def test_a_raise_that_fails_less_is_not_called_improved(tmp_path: Path) -> None:
     # No evidence but the OOMs: memory doubles, fewer invocations fail, some still do.
-    decisions = run(tmp_path, 14, Evidence(tracing=False, payloads=False, probe=False),
-                    kind="payload",
-                    memory_mb=128, skew=1.0, runtime_mb=60.0, work_mb=10.0,
-                    mb_per_kb=1.0, payload_max_kb=500.0)  # fmt: skip
+    decisions = run(
+        tmp_path,
+        14,
+        Evidence(tracing=False, payloads=False, probe=False),
+        kind="payload",
+        memory_mb=128,
+        skew=1.0,
+        runtime_mb=60.0,
+        work_mb=10.0,
+        mb_per_kb=1.0,
+        payload_max_kb=500.0,
+    )
     changes = memory_changes(decisions)
     assert len(changes) >= 2 and not [d for d in decisions if d.action == "rollback"]
     assert changes[0].state is State.PARTIAL

@@ -28,7 +28,9 @@ HELD = GuardPolicy(max_changes_per_cycle=0)
 
 def oom_window() -> WindowFacts:
     ref = FunctionRef("fake", "x")
-    return WindowFacts(ref, 0, 0, invocations=20, errors=6, ooms=6, timeouts=0, peak_memory_mb=128.0)
+    return WindowFacts(
+        ref, 0, 0, invocations=20, errors=6, ooms=6, timeouts=0, peak_memory_mb=128.0
+    )
 
 
 def fleet(*names: str) -> FakeProvider:
@@ -40,8 +42,15 @@ def fleet(*names: str) -> FakeProvider:
 
 
 def daemon(provider: FakeProvider, store: SqliteStore, clock: FakeClock, **kw: object) -> Daemon:
-    return Daemon(providers=[provider], rules=load_rules([RULES]), store=store, clock=clock,
-                  window_s=60.0, guard_policy=kw.pop("guard_policy", HELD), **kw)  # type: ignore[arg-type]  # fmt: skip
+    return Daemon(
+        providers=[provider],
+        rules=load_rules([RULES]),
+        store=store,
+        clock=clock,
+        window_s=60.0,
+        guard_policy=kw.pop("guard_policy", HELD),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def oom_rows(store: SqliteStore, name: str = "a") -> list[Decision]:
@@ -88,10 +97,19 @@ def test_a_different_reason_a_gap_or_a_long_stop_makes_a_new_record(tmp_path: Pa
     loop.guard_policy = GuardPolicy(max_changes_per_cycle=0, max_changes_per_hour=5)
     cycles(loop, clock, 2)  # another reason
     assert [(d.seen, d.reason.endswith("60 per hour)")) for d in oom_rows(store)] == [
-        (2, True), (2, False)
+        (2, True),
+        (2, False),
     ]
-    provider.windows["a"] = WindowFacts(FunctionRef("fake", "a"), 0, 0, invocations=20, errors=0,
-                                        ooms=0, timeouts=0, peak_memory_mb=100.0)  # fmt: skip
+    provider.windows["a"] = WindowFacts(
+        FunctionRef("fake", "a"),
+        0,
+        0,
+        invocations=20,
+        errors=0,
+        ooms=0,
+        timeouts=0,
+        peak_memory_mb=100.0,
+    )
     cycles(loop, clock, 1)  # healthy for a cycle: the next OOM is a new occurrence
     provider.windows["a"] = oom_window()
     cycles(loop, clock, 1)
@@ -122,9 +140,13 @@ class FailingOnce(SqliteStore):
     fail = False
 
     def record_cycle(
-        self, at: float, writes: list[Decision], made: list[Decision],
-        state: Mapping[str, str], max_gap_s: float,
-    ) -> list[Decision]:  # fmt: skip
+        self,
+        at: float,
+        writes: list[Decision],
+        made: list[Decision],
+        state: Mapping[str, str],
+        max_gap_s: float,
+    ) -> list[Decision]:
         if self.fail:
             self.fail = False
             raise sqlite3.OperationalError("database or disk is full")
@@ -145,17 +167,30 @@ def test_a_failed_write_loses_nothing_the_run_goes_on_uncounted_for_that_cycle()
 
 
 def skipped(id_: str, at: float, reason: str = "cap") -> Decision:
-    return Decision(id=id_, time=at, ref=FunctionRef("fake", "a"), rule="oom", action="more-memory",
-                    severity=Severity.CRITICAL, mode=Mode.APPLY).with_verdict(Verdict.SKIP, reason)  # fmt: skip
+    return Decision(
+        id=id_,
+        time=at,
+        ref=FunctionRef("fake", "a"),
+        rule="oom",
+        action="more-memory",
+        severity=Severity.CRITICAL,
+        mode=Mode.APPLY,
+    ).with_verdict(Verdict.SKIP, reason)
 
 
 def test_a_run_costs_no_write_until_it_ends_and_is_never_pruned_while_it_goes_on(
     tmp_path: Path,
 ) -> None:
     store = SqliteStore(tmp_path / "tuner.db")
-    other = Decision(id="other", time=0.0, ref=FunctionRef("fake", "a"), rule="errors",
-                     action="notify", severity=Severity.WARNING,
-                     mode=Mode.APPLY).with_verdict(Verdict.NOTIFY)  # fmt: skip
+    other = Decision(
+        id="other",
+        time=0.0,
+        ref=FunctionRef("fake", "a"),
+        rule="errors",
+        action="notify",
+        severity=Severity.WARNING,
+        mode=Mode.APPLY,
+    ).with_verdict(Verdict.NOTIFY)
     store.record_cycle(0.0, [], [skipped("run", 0.0), other], {}, 120.0)
     changes = store._db.total_changes
     for i, at in enumerate((60.0, 120.0, 180.0), start=2):
@@ -172,7 +207,8 @@ def test_a_run_costs_no_write_until_it_ends_and_is_never_pruned_while_it_goes_on
     assert (again.id, again.seen) == ("run", 5)
     store.record_cycle(300.0, [], [skipped("new-6", 300.0, "cooldown")], {}, 120.0)
     assert [(d.id, d.seen, d.last_seen) for d in store.decisions()] == [
-        ("run", 5, 240.0), ("new-6", 1, None)
+        ("run", 5, 240.0),
+        ("new-6", 1, None),
     ]
     store.close()
 
@@ -183,8 +219,15 @@ def _fields(d: Decision) -> dict[str, object]:
 
 def test_repeats_remember_only_the_previous_cycle() -> None:
     ref = FunctionRef("fake", "a")
-    planned = Decision(id="1", time=0.0, ref=ref, rule="oom", action="more-memory",
-                       severity=Severity.CRITICAL, mode=Mode.APPLY)  # fmt: skip
+    planned = Decision(
+        id="1",
+        time=0.0,
+        ref=ref,
+        rule="oom",
+        action="more-memory",
+        severity=Severity.CRITICAL,
+        mode=Mode.APPLY,
+    )
     repeats = Repeats()
     first = repeats.split([planned.with_verdict(Verdict.SKIP, "cap")], 60.0, max_gap_s=120.0)
     assert [d.id for d in first.new] == ["1"] and first.seen_again == []
@@ -210,10 +253,14 @@ def test_a_version_2_store_migrates_to_counted_records(tmp_path: Path) -> None:
     store = SqliteStore(path)
     store.close()
     db = sqlite3.connect(path)  # the same store as version 2 wrote it: no seen, no last_seen
-    for statement in ("DROP INDEX decisions_last_seen", "DROP INDEX decisions_run",
-                      "DROP TABLE cycle", "ALTER TABLE decisions DROP COLUMN seen",
-                      "ALTER TABLE decisions DROP COLUMN last_seen",
-                      "ALTER TABLE decisions DROP COLUMN run"):  # fmt: skip
+    for statement in (
+        "DROP INDEX decisions_last_seen",
+        "DROP INDEX decisions_run",
+        "DROP TABLE cycle",
+        "ALTER TABLE decisions DROP COLUMN seen",
+        "ALTER TABLE decisions DROP COLUMN last_seen",
+        "ALTER TABLE decisions DROP COLUMN run",
+    ):
         db.execute(statement)
     db.execute(
         "INSERT INTO decisions (id, time, function, rule, action, severity, mode, state) "
@@ -238,9 +285,16 @@ def test_a_changed_change_is_a_new_record(reason: str) -> None:
     from tuner.domain.model import Change, Knob
 
     def planned(after: int, id_: str) -> Decision:
-        return Decision(id=id_, time=0.0, ref=ref, rule="oom", action="more-memory",
-                        severity=Severity.CRITICAL, mode=Mode.APPLY,
-                        change=Change(Knob.MEMORY_MB, 128, after)).with_verdict(Verdict.SKIP, reason)  # fmt: skip
+        return Decision(
+            id=id_,
+            time=0.0,
+            ref=ref,
+            rule="oom",
+            action="more-memory",
+            severity=Severity.CRITICAL,
+            mode=Mode.APPLY,
+            change=Change(Knob.MEMORY_MB, 128, after),
+        ).with_verdict(Verdict.SKIP, reason)
 
     repeats = Repeats()
     repeats.recorded(repeats.split([planned(256, "1")], 60.0, 120.0))
@@ -250,8 +304,15 @@ def test_a_changed_change_is_a_new_record(reason: str) -> None:
 
 def test_a_decision_planned_as_the_next_count_of_its_record_is_taken_as_it_is() -> None:
     ref = FunctionRef("fake", "a")
-    planned = Decision(id="1", time=0.0, ref=ref, rule="oom", action="more-memory",
-                       severity=Severity.CRITICAL, mode=Mode.APPLY).with_verdict(Verdict.SKIP, "cap")  # fmt: skip
+    planned = Decision(
+        id="1",
+        time=0.0,
+        ref=ref,
+        rule="oom",
+        action="more-memory",
+        severity=Severity.CRITICAL,
+        mode=Mode.APPLY,
+    ).with_verdict(Verdict.SKIP, "cap")
     repeats = Repeats()
     repeats.recorded(repeats.split([planned], 60.0, 120.0))
     counted = planned.replaced(time=120.0, seen=2, last_seen=120.0)  # as HeldPlans makes it

@@ -13,9 +13,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def fires(memory: float, peak: float, **extra: float) -> bool:
     rules = {r.name: r for r in load_rules([ROOT / "rules" / "default.yaml"]).rules}
     facts: dict[str, Any] = {
-        "memory_mb": memory, "ooms": 0.0, "invocations": 900.0, "peak_memory_mb": peak,
-        "memory_utilisation": peak / memory, "extra": extra,
-    }  # fmt: skip
+        "memory_mb": memory,
+        "ooms": 0.0,
+        "invocations": 900.0,
+        "peak_memory_mb": peak,
+        "memory_utilisation": peak / memory,
+        "extra": extra,
+    }
     return rules["right-size"].condition.evaluate(facts) is True
 
 
@@ -28,8 +32,11 @@ def test_a_leak_well_used_in_every_window_is_right_sized_from_its_growing_part()
 
 
 def test_a_payload_function_is_right_sized_over_its_payload_part() -> None:
-    model = {"memory_base_mb": 162.0, "memory_mb_per_payload_kb": 1.2,
-             "lookback_peak_memory_mb": 1093.0}  # fmt: skip
+    model = {
+        "memory_base_mb": 162.0,
+        "memory_mb_per_payload_kb": 1.2,
+        "lookback_peak_memory_mb": 1093.0,
+    }
     assert fires(1340, 900.0, **model)  # 1,186 MB saves 11.5%
     assert not fires(1280, 900.0, **model)  # 1,186 MB would save 7%
 

@@ -233,8 +233,18 @@ def test_a_rule_applies_to_the_functions_its_match_selects(
     from tuner.domain.model import FunctionConfig, FunctionRef, Limits, Target
 
     rule = parse_rules(
-        yaml.safe_dump({"rules": [{"name": "r", "match": match, "when": "ooms > 0.0",
-                                   "actions": [{"action": "notify"}]}]}),  # fmt: skip
+        yaml.safe_dump(
+            {
+                "rules": [
+                    {
+                        "name": "r",
+                        "match": match,
+                        "when": "ooms > 0.0",
+                        "actions": [{"action": "notify"}],
+                    }
+                ]
+            }
+        ),
         "r.yaml",
     ).rules[0]
     target = Target(FunctionRef(provider, name), FunctionConfig(memory_mb=128), labels, Limits())

@@ -17,8 +17,14 @@ def _daemon() -> tuple[Daemon, FakeProvider, RecordingNotifier, FakeClock]:
     provider = FakeProvider()
     provider.add("checkout", FunctionConfig(memory_mb=256, timeout_s=3.0))
     notifier, clock = RecordingNotifier(), FakeClock()
-    daemon = Daemon(providers=[provider], rules=load_rules([ROOT / "rules" / "default.yaml"]),
-                    store=SqliteStore(":memory:"), notifier=notifier, clock=clock, window_s=60.0)  # fmt: skip
+    daemon = Daemon(
+        providers=[provider],
+        rules=load_rules([ROOT / "rules" / "default.yaml"]),
+        store=SqliteStore(":memory:"),
+        notifier=notifier,
+        clock=clock,
+        window_s=60.0,
+    )
     return daemon, provider, notifier, clock
 
 

@@ -27,17 +27,25 @@ def oom_facts(memory: float, **extra: float) -> dict[str, object]:
 
 def test_payload_model_sizes_for_the_largest_payload_seen_in_the_lookback() -> None:
     facts = oom_facts(
-        256, memory_mb_per_payload_kb=0.5, memory_base_mb=100.0, payload_kb_max=1000.0,
+        256,
+        memory_mb_per_payload_kb=0.5,
+        memory_base_mb=100.0,
+        payload_kb_max=1000.0,
         lookback_payload_kb_max=1600.0,
-    )  # fmt: skip
+    )
     need = payload_need(facts)
     assert need is not None and need.mb == pytest.approx(100 + 0.5 * 1600)
     assert "1600 KB" in need.basis
 
 
 def test_a_trace_read_at_the_top_level_as_a_tracing_provider_lifts_it() -> None:
-    facts = {"memory_mb": 128.0, "ooms": 3.0, "traced_peak_memory_mb": 190.0,
-             "traced_failed_allocation_mb": 176.0, "extra": {}}  # fmt: skip
+    facts = {
+        "memory_mb": 128.0,
+        "ooms": 3.0,
+        "traced_peak_memory_mb": 190.0,
+        "traced_failed_allocation_mb": 176.0,
+        "extra": {},
+    }
     plan = MoreMemory(margin=0.1).plan(FunctionConfig(memory_mb=128), AWS, facts)
     assert plan.change is not None and plan.change.after == 209
     assert "held 14 MB when 176 MB failed" in plan.summary
@@ -56,23 +64,36 @@ def test_a_trace_far_below_the_limit_is_exact_one_near_it_is_a_lower_bound() -> 
 
 def test_oom_need_prefers_exact_evidence_and_ignores_evidence_below_the_memory() -> None:
     facts = oom_facts(
-        256, traced_peak_memory_mb=260.0, traced_failed_allocation_mb=10.0,  # lower bound
-        worker_start_memory_mb=100.0, memory_growth_mb_per_invocation=0.5,
+        256,
+        traced_peak_memory_mb=260.0,
+        traced_failed_allocation_mb=10.0,  # lower bound
+        worker_start_memory_mb=100.0,
+        memory_growth_mb_per_invocation=0.5,
         worker_lifetime_invocations=400.0,  # exact, 300
-    )  # fmt: skip
+    )
     need = oom_need(facts, 256)
     assert need is not None and need.mb == 300 and "grows" in need.basis
-    assert oom_need(oom_facts(256, memory_mb_per_payload_kb=0.1, memory_base_mb=100.0,
-                              payload_kb_max=100.0), 256) is None  # fmt: skip
+    assert (
+        oom_need(
+            oom_facts(
+                256, memory_mb_per_payload_kb=0.1, memory_base_mb=100.0, payload_kb_max=100.0
+            ),
+            256,
+        )
+        is None
+    )
 
 
 def test_a_probe_outweighs_a_trace_of_work_allocated_in_parts() -> None:
     # Killed at 256 MB holding 250 MB of a job allocated in halves: the trace says 380 MB,
     # the probe that re-ran the invocation at 2,048 MB saw it peak at 520 MB.
     facts = oom_facts(
-        256, traced_peak_memory_mb=380.0, traced_failed_allocation_mb=130.0,
-        probe_peak_memory_mb=520.0, probe_memory_mb=2048.0,
-    )  # fmt: skip
+        256,
+        traced_peak_memory_mb=380.0,
+        traced_failed_allocation_mb=130.0,
+        probe_peak_memory_mb=520.0,
+        probe_memory_mb=2048.0,
+    )
     need = oom_need(facts, 256)
     assert need is not None and need.mb == 520 and not need.lower_bound
     plan = MoreMemory(margin=0.1).plan(FunctionConfig(memory_mb=256), AWS, facts)
@@ -92,9 +113,14 @@ def test_a_probe_carries_a_too_low_payload_model_to_the_largest_payload() -> Non
     # A model fitted to traces of partial allocations says 100 + 0.1 MB/KB; the probe of a
     # 1,000 KB invocation peaked at 400 MB: 0.3 MB/KB through the same base, 700 MB at 2,000 KB.
     facts = oom_facts(
-        256, memory_mb_per_payload_kb=0.1, memory_base_mb=100.0, payload_kb_max=2000.0,
-        probe_peak_memory_mb=400.0, probe_memory_mb=2048.0, probe_payload_kb=1000.0,
-    )  # fmt: skip
+        256,
+        memory_mb_per_payload_kb=0.1,
+        memory_base_mb=100.0,
+        payload_kb_max=2000.0,
+        probe_peak_memory_mb=400.0,
+        probe_memory_mb=2048.0,
+        probe_payload_kb=1000.0,
+    )
     need = oom_need(facts, 256)
     assert need is not None and need.mb == pytest.approx(700.0)
     assert "700 MB at 2000 KB" in need.basis
@@ -108,10 +134,9 @@ def test_a_probe_below_the_memory_is_no_evidence_of_an_oom_need() -> None:
 
 def test_more_memory_fixes_in_one_step_from_the_growth_model() -> None:
     facts = {
-        **oom_facts(256, memory_mb_per_payload_kb=0.5, memory_base_mb=100.0,
-                    payload_kb_max=2000.0),
+        **oom_facts(256, memory_mb_per_payload_kb=0.5, memory_base_mb=100.0, payload_kb_max=2000.0),
         "peak_memory_mb": 250.0,
-    }  # fmt: skip
+    }
     plan = MoreMemory(margin=0.2).plan(FunctionConfig(memory_mb=256), AWS, facts)
     # 100 MB the payload does not change, and 1000 MB for 2000 KB with room for 2400 KB
     assert plan.change is not None and plan.change.after == 1300
@@ -120,8 +145,13 @@ def test_more_memory_fixes_in_one_step_from_the_growth_model() -> None:
 
 
 def test_the_margin_is_kept_over_what_grows_and_over_all_of_a_bare_peak() -> None:
-    leak = steady(2048, 900.0, worker_start_memory_mb=800.0,
-                  memory_growth_mb_per_invocation=0.1, worker_lifetime_invocations=1000.0)  # fmt: skip
+    leak = steady(
+        2048,
+        900.0,
+        worker_start_memory_mb=800.0,
+        memory_growth_mb_per_invocation=0.1,
+        worker_lifetime_invocations=1000.0,
+    )
     need = steady_need(leak)
     assert need is not None and need.mb == 900 and need.fixed_mb == 800
     assert with_margin(need, 0.1) == pytest.approx(910)  # a worker may grow 10% more
@@ -132,8 +162,13 @@ def test_the_margin_is_kept_over_what_grows_and_over_all_of_a_bare_peak() -> Non
     plan = LessMemory(margin=0.1).plan(FunctionConfig(memory_mb=2048), FLAT, bare)
     assert plan.change is not None and plan.change.after == 990
     # A peak above what the model says is the need, with the margin over all of it.
-    above = steady(2048, 950.0, worker_start_memory_mb=800.0,
-                   memory_growth_mb_per_invocation=0.1, worker_lifetime_invocations=1000.0)  # fmt: skip
+    above = steady(
+        2048,
+        950.0,
+        worker_start_memory_mb=800.0,
+        memory_growth_mb_per_invocation=0.1,
+        worker_lifetime_invocations=1000.0,
+    )
     need = steady_need(above)
     assert need is not None and need.fixed_mb == 0 and with_margin(need, 0.1) == 1045
 
@@ -153,10 +188,17 @@ def test_more_memory_without_ooms_keeps_the_speed_path() -> None:
 
 def steady(memory: float, peak: float, **extra: float) -> dict[str, object]:
     return {
-        "memory_mb": memory, "ooms": 0.0, "peak_memory_mb": peak, "invocations": 900.0,
-        "window_s": 900.0, "duration_p50_ms": 200.0, "duration_max_ms": 400.0,
-        "timeout_ms": 30_000.0, "cpu_scales_with_memory": True, "extra": extra,
-    }  # fmt: skip
+        "memory_mb": memory,
+        "ooms": 0.0,
+        "peak_memory_mb": peak,
+        "invocations": 900.0,
+        "window_s": 900.0,
+        "duration_p50_ms": 200.0,
+        "duration_max_ms": 400.0,
+        "timeout_ms": 30_000.0,
+        "cpu_scales_with_memory": True,
+        "extra": extra,
+    }
 
 
 def test_less_memory_never_goes_below_the_largest_peak_of_the_lookback() -> None:
@@ -193,7 +235,11 @@ def test_less_memory_keeps_a_cpu_bound_function_within_its_slowdown() -> None:
 def test_successive_right_sizings_do_not_compound_their_slowdown() -> None:
     # Lowered once already: 1,320 ms today, 1,100 ms at its fastest in the lookback (x1.2).
     once = steady(1500, 200.0, cpu_time_ms=1000.0, duration_avg_ms=1320.0)
-    assert LessMemory(margin=0.3, min_saving=0.1).plan(FunctionConfig(memory_mb=1500), AWS, once).change
+    assert (
+        LessMemory(margin=0.3, min_saving=0.1)
+        .plan(FunctionConfig(memory_mb=1500), AWS, once)
+        .change
+    )
     facts = {**once, "extra": {**once["extra"], "lookback_duration_avg_ms_min": 1100.0}}
     again = LessMemory(margin=0.3, min_saving=0.1).plan(FunctionConfig(memory_mb=1500), AWS, facts)
     assert again.change is None and "would slow it" in again.reason
@@ -212,8 +258,9 @@ def test_less_memory_never_while_running_out_of_memory() -> None:
 
 
 def test_steady_need_is_the_largest_evidence() -> None:
-    facts = steady(1024, 300.0, memory_mb_per_payload_kb=0.1, memory_base_mb=200.0,
-                   payload_kb_max=2000.0)  # fmt: skip
+    facts = steady(
+        1024, 300.0, memory_mb_per_payload_kb=0.1, memory_base_mb=200.0, payload_kb_max=2000.0
+    )
     need = steady_need(facts)
     assert need is not None and need.mb == 400
 

@@ -23,7 +23,9 @@ def test_without_a_baseline_the_largest_share_is_named() -> None:
 def test_the_edge_whose_latency_grew_is_named_with_its_baseline() -> None:
     before = Topology((), (edge("catalog-db", 280, 100, 20_000), edge("cache", 20, 10, 200)))
     text = slow_dependency("shop", [300.0] * 100, NOW, before)
-    assert text.startswith("p95 300 ms, 10% of it in cache (p95 300 ms over 10 calls, up from 20 ms")
+    assert text.startswith(
+        "p95 300 ms, 10% of it in cache (p95 300 ms over 10 calls, up from 20 ms"
+    )
 
 
 def test_timing_evidence_says_so_and_other_sources_are_ignored() -> None:

@@ -24,8 +24,7 @@ def window(**facts: float | None) -> dict[str, float | None]:
 
 def test_a_rule_fires_after_its_windows_and_resolves_when_data_shows_health() -> None:
     streaks = Streaks()
-    fired = [evaluate(RULES, TARGET, window(duration_p95_ms=300.0), streaks, t)
-             for t in (1.0, 2.0)]  # fmt: skip
+    fired = [evaluate(RULES, TARGET, window(duration_p95_ms=300.0), streaks, t) for t in (1.0, 2.0)]
     assert [[f.rule for f in found] for found, _ in fired] == [[], ["slow"]]
     assert evaluate(RULES, TARGET, window(duration_p95_ms=None), streaks, 3.0) == ([], [])
     assert evaluate(RULES, TARGET, window(), streaks, 4.0) == ([], ["slow"])

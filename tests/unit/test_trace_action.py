@@ -46,21 +46,37 @@ def cfg(tracing: float | None = 0.0) -> FunctionConfig:
 @pytest.mark.parametrize(
     ("action", "config", "facts", "change", "summary"),
     [
-        (Trace(invocations=3), cfg(), FAILING,
-         Change(Knob.TRACING, 0.0, 1.0, Lasting(invocations=3)),
-         "trace every invocation for the next 3 invocations, then back to its own setting"),
-        (Trace.model_validate({"for": "10m", "sample_rate": 0.5}), cfg(), FAILING,
-         Change(Knob.TRACING, 0.0, 0.5, Lasting(seconds=600.0)),
-         "trace 50% of the invocations for 10 min, then back to its own setting"),
-        (Trace(invocations=1), cfg(), FAILING,
-         Change(Knob.TRACING, 0.0, 1.0, Lasting(invocations=1)),
-         "trace every invocation for the next 1 invocation, then back to its own setting"),
+        (
+            Trace(invocations=3),
+            cfg(),
+            FAILING,
+            Change(Knob.TRACING, 0.0, 1.0, Lasting(invocations=3)),
+            "trace every invocation for the next 3 invocations, then back to its own setting",
+        ),
+        (
+            Trace.model_validate({"for": "10m", "sample_rate": 0.5}),
+            cfg(),
+            FAILING,
+            Change(Knob.TRACING, 0.0, 0.5, Lasting(seconds=600.0)),
+            "trace 50% of the invocations for 10 min, then back to its own setting",
+        ),
+        (
+            Trace(invocations=1),
+            cfg(),
+            FAILING,
+            Change(Knob.TRACING, 0.0, 1.0, Lasting(invocations=1)),
+            "trace every invocation for the next 1 invocation, then back to its own setting",
+        ),
         # a lower share while a switch is on: it is raised further
-        (Trace.model_validate({"for": 30}), cfg(0.2), FAILING,
-         Change(Knob.TRACING, 0.2, 1.0, Lasting(seconds=30.0)),
-         "trace every invocation for 30 s, then back to its own setting"),
+        (
+            Trace.model_validate({"for": 30}),
+            cfg(0.2),
+            FAILING,
+            Change(Knob.TRACING, 0.2, 1.0, Lasting(seconds=30.0)),
+            "trace every invocation for 30 s, then back to its own setting",
+        ),
     ],
-)  # fmt: skip
+)
 def test_plans(
     action: Trace, config: FunctionConfig, facts: dict[str, Any], change: Change, summary: str
 ) -> None:
@@ -73,10 +89,13 @@ def test_plans(
     [
         (cfg(None), FAILING, "this provider cannot switch tracing on"),
         (cfg(1.0), FAILING, "tracing is already on for a while (100% of the invocations)"),
-        (cfg(), {**FAILING, "extra": {"traced_invocations": 20.0}},
-         "every invocation is traced already"),
+        (
+            cfg(),
+            {**FAILING, "extra": {"traced_invocations": 20.0}},
+            "every invocation is traced already",
+        ),
     ],
-)  # fmt: skip
+)
 def test_cannot_plan(config: FunctionConfig, facts: dict[str, Any], reason: str) -> None:
     plan = Trace(invocations=5).plan(config, Limits(), facts)
     assert plan.change is None and plan.reason == reason
@@ -85,28 +104,39 @@ def test_cannot_plan(config: FunctionConfig, facts: dict[str, Any], reason: str)
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("invocations: 3\n        for: 10m\n",
-         "rules/team.yaml:7: rule 'look': field 'actions.invocations': Value error, give exactly "
-         "one of 'invocations' or 'for' (both were given)"),
-        ("sample_rate: 0.5\n",
-         "rules/team.yaml:6: rule 'look': field 'actions.invocations': Value error, give exactly "
-         "one of 'invocations' or 'for' (neither was given)"),
-        ("for: 0s\n", "rules/team.yaml:7: rule 'look': field 'actions.for': Value error, must be "
-                      "longer than 0 s"),
+        (
+            "invocations: 3\n        for: 10m\n",
+            "rules/team.yaml:7: rule 'look': field 'actions.invocations': Value error, give exactly "
+            "one of 'invocations' or 'for' (both were given)",
+        ),
+        (
+            "sample_rate: 0.5\n",
+            "rules/team.yaml:6: rule 'look': field 'actions.invocations': Value error, give exactly "
+            "one of 'invocations' or 'for' (neither was given)",
+        ),
+        (
+            "for: 0s\n",
+            "rules/team.yaml:7: rule 'look': field 'actions.for': Value error, must be "
+            "longer than 0 s",
+        ),
         ("invocations: 0\n", "field 'actions.invocations': Input should be greater than or equal"),
         ("for: soon\n", "field 'actions.for': Value error, not a duration"),
         ("invocations: 3\n        sample_rate: 0\n", "field 'actions.sample_rate'"),
     ],
-)  # fmt: skip
+)
 def test_bad_trace_actions_are_located(body: str, expected: str) -> None:
-    text = textwrap.dedent("""\
+    text = (
+        textwrap.dedent("""\
         rules:
           - name: look
             when: ooms > 0.0
             actions:
               - action: notify
               - action: trace
-        """) + "        " + body
+        """)
+        + "        "
+        + body
+    )
     with pytest.raises(ConfigError) as err:
         parse_rules(text, "rules/team.yaml")
     found = [str(p) for p in err.value.problems]
@@ -117,8 +147,11 @@ def test_the_schema_wants_exactly_one_limit() -> None:
     schema = rules_schema()
 
     def rule(**action: Any) -> dict[str, Any]:
-        return {"rules": [{"name": "t", "when": "ooms > 0.0",
-                           "actions": [{"action": "trace", **action}]}]}  # fmt: skip
+        return {
+            "rules": [
+                {"name": "t", "when": "ooms > 0.0", "actions": [{"action": "trace", **action}]}
+            ]
+        }
 
     jsonschema.validate(rule(invocations=3), schema)
     jsonschema.validate(rule(**{"for": "10m"}), schema)
@@ -130,9 +163,17 @@ def test_the_schema_wants_exactly_one_limit() -> None:
 
 
 def trace_decision(mode: Mode = Mode.APPLY, **kw: Any) -> Decision:
-    base = Decision("t", T, FunctionRef("local", "f"), "trace-for-evidence", "trace",
-                    Severity.INFO, mode, facts=FAILING,
-                    change=Change(Knob.TRACING, 0.0, 1.0, Lasting(invocations=3)))  # fmt: skip
+    base = Decision(
+        "t",
+        T,
+        FunctionRef("local", "f"),
+        "trace-for-evidence",
+        "trace",
+        Severity.INFO,
+        mode,
+        facts=FAILING,
+        change=Change(Knob.TRACING, 0.0, 1.0, Lasting(invocations=3)),
+    )
     return Decision(**{**{f: getattr(base, f) for f in base.__slots__}, **kw})  # type: ignore[arg-type]
 
 
@@ -142,11 +183,13 @@ def test_the_guard_holds_trace_changes_like_any_other() -> None:
     [told] = guard([trace_decision(Mode.RECOMMEND)], [], {}, GuardPolicy(), T)
     assert told.verdict is Verdict.RECOMMEND
     earlier = trace_decision(id="earlier", time=T - 60, state=State.EXPIRED)
-    [cooling] = guard([trace_decision()], [earlier], {"trace-for-evidence": 3600.0},
-                      GuardPolicy(), T)  # fmt: skip
+    [cooling] = guard(
+        [trace_decision()], [earlier], {"trace-for-evidence": 3600.0}, GuardPolicy(), T
+    )
     assert cooling.verdict is Verdict.SKIP and cooling.reason.startswith("cooldown: tracing")
-    [capped] = guard([trace_decision()], [earlier], {},
-                     GuardPolicy(max_changes_per_function_per_day=1), T)  # fmt: skip
+    [capped] = guard(
+        [trace_decision()], [earlier], {}, GuardPolicy(max_changes_per_function_per_day=1), T
+    )
     assert capped.verdict is Verdict.SKIP and "per function per day" in capped.reason
 
 
@@ -192,16 +235,27 @@ def _bundled(provider_name: str) -> tuple[Daemon, FakeProvider, FakeClock]:
     provider = FakeProvider(name=provider_name)
     provider.add("renderer", FunctionConfig(memory_mb=128, timeout_s=3.0, tracing=0.0))
     clock = FakeClock()
-    daemon = Daemon(providers=[provider], rules=load_rules([ROOT / "rules" / "default.yaml"]),
-                    store=SqliteStore(":memory:"), clock=clock, window_s=60.0)  # fmt: skip
+    daemon = Daemon(
+        providers=[provider],
+        rules=load_rules([ROOT / "rules" / "default.yaml"]),
+        store=SqliteStore(":memory:"),
+        clock=clock,
+        window_s=60.0,
+    )
     return daemon, provider, clock
 
 
 def _oom_window_for(provider: FakeProvider, name: str, **extra: float) -> None:
     provider.windows[name] = WindowFacts(
-        provider.ref(name), 0, 0, invocations=20, errors=20, ooms=20, peak_memory_mb=None,
+        provider.ref(name),
+        0,
+        0,
+        invocations=20,
+        errors=20,
+        ooms=20,
+        peak_memory_mb=None,
         extra=extra,
-    )  # fmt: skip
+    )
 
 
 def _oom_window(provider: FakeProvider, **extra: float) -> None:
@@ -246,16 +300,24 @@ def test_a_provider_that_cannot_trace_says_so() -> None:
     provider = FakeProvider()  # like aws, kubernetes and sim: no tracing knob
     provider.add("resize", FunctionConfig(memory_mb=128, timeout_s=3.0))
     _oom_window_for(provider, "resize")
-    rules = parse_rules(textwrap.dedent("""\
+    rules = parse_rules(
+        textwrap.dedent("""\
         rules:
           - name: look
             when: ooms > 0.0
             actions:
               - action: trace
                 for: 10m
-        """), "look.yaml")  # fmt: skip
-    daemon = Daemon(providers=[provider], rules=rules, store=SqliteStore(":memory:"),
-                    clock=FakeClock(), window_s=60.0)  # fmt: skip
+        """),
+        "look.yaml",
+    )
+    daemon = Daemon(
+        providers=[provider],
+        rules=rules,
+        store=SqliteStore(":memory:"),
+        clock=FakeClock(),
+        window_s=60.0,
+    )
     [told] = daemon.run_cycle().decisions
     assert told.state is State.NOTIFIED and told.change is None
     assert "trace: this provider cannot switch tracing on" in told.summary

@@ -21,8 +21,13 @@ from tuner.engine.facts import FACT_TYPES
 
 T = 1_000.0
 POLICY = VerifyPolicy(windows=3)
-OOM_BEFORE = {"invocations": 100.0, "ooms": 40.0, "oom_rate": 0.4, "error_rate": 0.4,
-              "duration_p95_ms": 100.0}  # fmt: skip
+OOM_BEFORE = {
+    "invocations": 100.0,
+    "ooms": 40.0,
+    "oom_rate": 0.4,
+    "error_rate": 0.4,
+    "duration_p95_ms": 100.0,
+}
 OOM_RULE = compile_condition("ooms > 0.0", FACT_TYPES)
 
 
@@ -34,14 +39,29 @@ def change(
     judged: int = 0,
     facts: dict[str, Any] | None = None,
 ) -> Decision:
-    return Decision("c", T, FunctionRef("fake", "f"), "oom", action, Severity.CRITICAL,
-                    Mode.APPLY, State.APPLIED, facts=facts or OOM_BEFORE,
-                    change=Change(knob, before, after), judged_windows=judged)  # fmt: skip
+    return Decision(
+        "c",
+        T,
+        FunctionRef("fake", "f"),
+        "oom",
+        action,
+        Severity.CRITICAL,
+        Mode.APPLY,
+        State.APPLIED,
+        facts=facts or OOM_BEFORE,
+        change=Change(knob, before, after),
+        judged_windows=judged,
+    )
 
 
 def after(**facts: float) -> dict[str, Any]:
-    base = {"invocations": 100.0, "ooms": 0.0, "oom_rate": 0.0, "error_rate": 0.0,
-            "duration_p95_ms": 100.0}  # fmt: skip
+    base = {
+        "invocations": 100.0,
+        "ooms": 0.0,
+        "oom_rate": 0.0,
+        "error_rate": 0.0,
+        "duration_p95_ms": 100.0,
+    }
     return {**base, **facts}
 
 
@@ -57,26 +77,74 @@ START = T + 60  # a window that began a minute after the change (past the 10 s t
         # the problem went away
         (change(), after(), START, LIVE, State.IMPROVED, "oom_rate 0.4 -> 0", True),
         # errors rose: worse, rolled back
-        (change(), after(error_rate=0.9, ooms=0.0), START, LIVE, State.ROLLED_BACK, MADE_WORSE, True),
+        (
+            change(),
+            after(error_rate=0.9, ooms=0.0),
+            START,
+            LIVE,
+            State.ROLLED_BACK,
+            MADE_WORSE,
+            True,
+        ),
         # slower without fewer errors: worse
-        (change(facts={**OOM_BEFORE, "error_rate": 0.0}), after(duration_p95_ms=200.0),
-         START, LIVE, State.ROLLED_BACK, MADE_WORSE, True),
+        (
+            change(facts={**OOM_BEFORE, "error_rate": 0.0}),
+            after(duration_p95_ms=200.0),
+            START,
+            LIVE,
+            State.ROLLED_BACK,
+            MADE_WORSE,
+            True,
+        ),
         # a person moved the knob since: judged, never undone
-        (change(), after(error_rate=0.9), START, FunctionConfig(memory_mb=2048, timeout_s=10.0),
-         State.WORSE, "", True),
+        (
+            change(),
+            after(error_rate=0.9),
+            START,
+            FunctionConfig(memory_mb=2048, timeout_s=10.0),
+            State.WORSE,
+            "",
+            True,
+        ),
         # the symptom fell but the rule still holds: partial, the next step is due
-        (change(), after(ooms=10.0, oom_rate=0.1, error_rate=0.1), START, LIVE, State.PARTIAL,
-         "oom_rate 0.4 -> 0.1", True),
+        (
+            change(),
+            after(ooms=10.0, oom_rate=0.1, error_rate=0.1),
+            START,
+            LIVE,
+            State.PARTIAL,
+            "oom_rate 0.4 -> 0.1",
+            True,
+        ),
         # nothing changed yet: wait for the policy's windows
         (change(), after(ooms=40.0, oom_rate=0.4, error_rate=0.4), START, LIVE, None, "", True),
         # still failing at the new size after the windows: kept, never back to a failing size
-        (change(judged=2), after(ooms=40.0, oom_rate=0.4, error_rate=0.4), START, LIVE,
-         State.PARTIAL, STILL_FAILING, True),
+        (
+            change(judged=2),
+            after(ooms=40.0, oom_rate=0.4, error_rate=0.4),
+            START,
+            LIVE,
+            State.PARTIAL,
+            STILL_FAILING,
+            True,
+        ),
         # a longer timeout that did not help costs more: given back after the windows
-        (change("longer-timeout", Knob.TIMEOUT_S, 10.0, 20.0, judged=2,
-                facts={"invocations": 100.0, "timeout_rate": 0.2, "error_rate": 0.2}),
-         {"invocations": 100.0, "timeout_rate": 0.2, "error_rate": 0.2}, START + 60,
-         FunctionConfig(memory_mb=512, timeout_s=20.0), State.ROLLED_BACK, ONLY_COST, True),
+        (
+            change(
+                "longer-timeout",
+                Knob.TIMEOUT_S,
+                10.0,
+                20.0,
+                judged=2,
+                facts={"invocations": 100.0, "timeout_rate": 0.2, "error_rate": 0.2},
+            ),
+            {"invocations": 100.0, "timeout_rate": 0.2, "error_rate": 0.2},
+            START + 60,
+            FunctionConfig(memory_mb=512, timeout_s=20.0),
+            State.ROLLED_BACK,
+            ONLY_COST,
+            True,
+        ),
         # invocations in flight at the change: cannot show that nothing changed
         (change(), after(ooms=40.0, oom_rate=0.4, error_rate=0.4), T + 5, LIVE, None, "", False),
         # ...but can show that it helped
@@ -101,7 +169,6 @@ def test_judge(
     assert (judgement.state, judgement.counted) == (state, counted)
     assert reason in judgement.reason
     assert judgement.rollback is (state is State.ROLLED_BACK)
-
 
 
 def test_a_dependency_that_began_failing_does_not_roll_back_a_memory_change() -> None:

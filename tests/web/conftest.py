@@ -55,9 +55,11 @@ class World:
 
     def post(self, path: str, body: dict[str, Any], **headers: str) -> tuple[int, Any]:
         request = urllib.request.Request(
-            self.url + path, data=json.dumps(body).encode(), method="POST",
+            self.url + path,
+            data=json.dumps(body).encode(),
+            method="POST",
             headers={"Content-Type": "application/json", **headers},
-        )  # fmt: skip
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
                 return answer.status, json.loads(answer.read())
@@ -73,19 +75,36 @@ def make_provider() -> FakeProvider:
     provider.add("healthy", FunctionConfig(memory_mb=512, timeout_s=3.0))
     provider.add("quiet", FunctionConfig(memory_mb=128, timeout_s=3.0))
     provider.windows["oomer"] = WindowFacts(
-        X, 0, 0, invocations=20, errors=6, ooms=6, timeouts=0, peak_memory_mb=128.0,
-        duration_p95_ms=400.0, duration_p99_ms=500.0,
-    )  # fmt: skip
+        X,
+        0,
+        0,
+        invocations=20,
+        errors=6,
+        ooms=6,
+        timeouts=0,
+        peak_memory_mb=128.0,
+        duration_p95_ms=400.0,
+        duration_p99_ms=500.0,
+    )
     outage = {"orders-db": DependencyFacts("orders-db", 20, 20, 3.0)}
     provider.windows["down-a"] = WindowFacts(
         X, 0, 0, invocations=20, errors=20, ooms=0, timeouts=0, dependencies=outage
     )
     provider.windows["down-b"] = provider.windows["down-a"]
     provider.windows["healthy"] = WindowFacts(
-        X, 0, 0, invocations=20, errors=0, ooms=0, timeouts=0, peak_memory_mb=150.0,
-        duration_p95_ms=50.0, duration_p99_ms=60.0, throttles=0,
+        X,
+        0,
+        0,
+        invocations=20,
+        errors=0,
+        ooms=0,
+        timeouts=0,
+        peak_memory_mb=150.0,
+        duration_p95_ms=50.0,
+        duration_p99_ms=60.0,
+        throttles=0,
         dependencies={"cache": DependencyFacts("cache", 40, 0, 2.0)},
-    )  # fmt: skip
+    )
     return provider
 
 
@@ -94,8 +113,11 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     provider = make_provider()
     clock = FakeClock()
     notifier = RecordingNotifier()
-    config = TunerConfig(store=str(tmp_path / "tuner.db"), interval=60.0,
-                         rules=[str(ROOT / "rules" / "default.yaml")])  # fmt: skip
+    config = TunerConfig(
+        store=str(tmp_path / "tuner.db"),
+        interval=60.0,
+        rules=[str(ROOT / "rules" / "default.yaml")],
+    )
     tuner = build(config, clock=clock, providers=[provider], notifier=notifier)
     insight = attach(tuner, ("127.0.0.1", 0), token=TOKEN)
     try:

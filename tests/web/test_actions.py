@@ -43,7 +43,9 @@ def test_pause_holds_back_the_loop_s_changes_until_resumed(world: World) -> None
 def test_a_change_can_be_rolled_back_by_hand(world: World) -> None:
     world.cycle()
     [change] = [d for d in world.tuner.store.decisions() if d.state is State.APPLIED]
-    status, answer = world.post("/api/actions/rollback", {"decision": change.id, "by": "ana"}, **AUTH)
+    status, answer = world.post(
+        "/api/actions/rollback", {"decision": change.id, "by": "ana"}, **AUTH
+    )
     assert status == 200, answer
     assert world.provider.configs["oomer"].memory_mb == 128
     assert answer["decision"]["state"] == "applied" and answer["decision"]["undoes"] == change.id
@@ -62,10 +64,15 @@ def test_a_recommendation_can_be_approved(world: World) -> None:
     world.cycle()
     [advice] = [d for d in world.tuner.store.decisions() if d.state is State.RECOMMENDED]
     assert world.provider.configs["oomer"].memory_mb == 128
-    status, answer = world.post("/api/actions/approve", {"decision": advice.id, "by": "ana"}, **AUTH)
+    status, answer = world.post(
+        "/api/actions/approve", {"decision": advice.id, "by": "ana"}, **AUTH
+    )
     assert status == 200, answer
     assert world.provider.configs["oomer"].memory_mb == 256
-    assert answer["decision"]["state"] == "applied" and "approved by ana" in answer["decision"]["reason"]
+    assert (
+        answer["decision"]["state"] == "applied"
+        and "approved by ana" in answer["decision"]["reason"]
+    )
     assert world.post("/api/actions/approve", {"decision": "nope"}, **AUTH)[0] == 409
 
 
@@ -88,8 +95,12 @@ def test_without_a_configured_token_the_server_is_read_only(world: World) -> Non
         with urllib.request.urlopen(url + "/functions/oomer", timeout=5) as answer:
             page = answer.read().decode()
         assert "memory_mb" in page and "pause tuning" not in page and "roll back" not in page
-        request = urllib.request.Request(url + "/api/actions/pause", data=b'{"function": "fake:oomer"}',
-                                         method="POST", headers=AUTH)  # fmt: skip
+        request = urllib.request.Request(
+            url + "/api/actions/pause",
+            data=b'{"function": "fake:oomer"}',
+            method="POST",
+            headers=AUTH,
+        )
         try:
             urllib.request.urlopen(request, timeout=5)
             raise AssertionError("a read-only server accepted an action")

@@ -24,8 +24,13 @@ def test_fleet_states_after_two_cycles(world: World) -> None:
     world.cycle()
     fleet = world.json("/api/fleet")
     states = {r["name"]: r["state"] for r in fleet["rows"]}
-    assert states == {"oomer": "verifying", "down-a": "outage", "down-b": "outage",
-                      "healthy": "healthy", "quiet": "no data"}  # fmt: skip
+    assert states == {
+        "oomer": "verifying",
+        "down-a": "outage",
+        "down-b": "outage",
+        "healthy": "healthy",
+        "quiet": "no data",
+    }
     oomer = next(r for r in fleet["rows"] if r["name"] == "oomer")
     assert oomer["last_change"]["change"] == "memory_mb 128 -> 256"
     assert oomer["severity"] == "critical"
@@ -60,7 +65,9 @@ def test_function_answer_has_history_markers_and_no_environment(world: World) ->
     assert fn["history"]["peak_memory_mb"] == [128.0, 150.0]
     assert [m["text"] for m in fn["markers"]] == ["oom: memory_mb 128 -> 256"]
     assert fn["markers"][0]["time"] == fn["history"]["time"][0]
-    assert fn["decisions"][0]["rule"] in ("oom",) and any(d["before"] == 128 for d in fn["decisions"])
+    assert fn["decisions"][0]["rule"] in ("oom",) and any(
+        d["before"] == 128 for d in fn["decisions"]
+    )
     page = world.get("/functions/oomer")[2].decode()
     assert "memory_mb 128 → 256" in page and "hunter2" not in page
     assert world.get("/api/functions/fake:nope")[0] == 404
@@ -71,9 +78,14 @@ def test_why_a_healthy_function_fired_nothing(world: World) -> None:
     why = {r["rule"]: r for r in world.json("/api/why?function=healthy")["rules"]}
     assert why["oom"]["verdict"] == "did not fire"
     assert why["oom"]["condition"]["clauses"][0] == {
-        "text": "ooms > 0.0", "value": False, "status": "does not hold", "facts": {"ooms": 0.0},
-        "operands": [0.0, 0.0], "joiner": "", "parts": [],
-    }  # fmt: skip
+        "text": "ooms > 0.0",
+        "value": False,
+        "status": "does not hold",
+        "facts": {"ooms": 0.0},
+        "operands": [0.0, 0.0],
+        "joiner": "",
+        "parts": [],
+    }
     assert why["right-size"]["verdict"] == "waiting"  # 150 of 512 MB: holds, 1 of 30 windows
     assert "1 of 30" in why["right-size"]["text"]
     oomer = {r["rule"]: r for r in world.json("/api/why?function=fake:oomer")["rules"]}
@@ -93,8 +105,10 @@ def test_rules_topology_and_decisions(world: World) -> None:
     assert rules[0]["source"].endswith("default.yaml:6")
     topo = world.json("/api/topology")
     assert {(e["from"], e["to"]) for e in topo["edges"]} == {
-        ("fake:down-a", "orders-db"), ("fake:down-b", "orders-db"), ("fake:healthy", "cache"),
-    }  # fmt: skip
+        ("fake:down-a", "orders-db"),
+        ("fake:down-b", "orders-db"),
+        ("fake:healthy", "cache"),
+    }
     orders = next(d for d in topo["dependencies"] if d["name"] == "orders-db")
     assert orders == {"name": "orders-db", "callers": 2, "failing": 2}
     assert "<svg" in world.get("/topology")[2].decode()
@@ -115,9 +129,20 @@ def test_metrics_count_what_the_loop_did(world: World) -> None:
     assert samples[("tuner_functions", (("provider", "fake"),))] == 5
     assert samples[("tuner_findings_total", (("rule", "oom"),))] == 1
     assert samples[("tuner_findings_total", (("rule", "dependency-down"),))] == 2
-    key = ("tuner_decisions_total", (("action", "more-memory"), ("outcome", "applied"), ("rule", "oom")))
+    key = (
+        "tuner_decisions_total",
+        (("action", "more-memory"), ("outcome", "applied"), ("rule", "oom")),
+    )
     assert samples[key] == 1
-    assert samples[("tuner_provider_calls_total", (("operation", "apply"), ("provider", "fake"), ("result", "ok")))] == 1
+    assert (
+        samples[
+            (
+                "tuner_provider_calls_total",
+                (("operation", "apply"), ("provider", "fake"), ("result", "ok")),
+            )
+        ]
+        == 1
+    )
     assert samples[("tuner_function_states", (("state", "outage"),))] == 2
     assert samples[("tuner_build_info", (("version", "0.1.0"),))] == 1
     assert ("tuner_outbox_pending", ()) in samples

@@ -53,7 +53,9 @@ def test_why_falls_back_to_the_facts_in_the_store(
     assert "holds no facts for 'healthy'" in capsys.readouterr().out
 
 
-def test_status_prints_the_fleet(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_prints_the_fleet(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     world.cycle()
     assert main(["status", "--url", world.url]) == 0
     out = capsys.readouterr().out
@@ -78,7 +80,10 @@ def test_explain_facts_shows_what_each_decision_rested_on(
     assert "when: ooms > 0.0" in out and "    ooms" in out and "peak_memory_mb=128" in out
     assert main(["explain", "oomer", "--facts", "--json", "-c", config]) == 0
     [record] = json.loads(capsys.readouterr().out)
-    assert record["condition_facts"] == {"extra.probe_pending": None, "ooms": 6.0} and record["facts"]["memory_mb"] == 128.0
+    assert (
+        record["condition_facts"] == {"extra.probe_pending": None, "ooms": 6.0}
+        and record["facts"]["memory_mb"] == 128.0
+    )
 
 
 @pytest.fixture
@@ -102,7 +107,10 @@ def test_run_says_when_it_cannot_serve_where_it_was_asked_to(
         busy.listen()
         port = busy.getsockname()[1]
         assert main(["run", "-c", str(config), "--for", "1s", "--http", f"127.0.0.1:{port}"]) == 2
-    assert f"--http: cannot listen on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
+    assert (
+        f"--http: cannot listen on 127.0.0.1:{port}: Address already in use"
+        in capsys.readouterr().err
+    )
     with pytest.raises(SystemExit):
         main(["run", "-c", str(config), "--http", "nonsense"])
     assert "use HOST:PORT (e.g. 127.0.0.1:8780) or off, not 'nonsense'" in capsys.readouterr().err

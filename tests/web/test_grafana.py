@@ -45,8 +45,14 @@ def test_every_panel_queries_a_metric_tuner_exports() -> None:
     exported = _exported()
     used = {m for e in _exprs() for m in re.findall(r"\btuner_[a-z_]+", e)}
     assert used and used <= exported, used - exported
-    for name in ("tuner_cycles_total", "tuner_function_states", "tuner_decisions_total",
-                 "tuner_rollbacks_total", "tuner_notifications_total", "tuner_provider_calls_total"):  # fmt: skip
+    for name in (
+        "tuner_cycles_total",
+        "tuner_function_states",
+        "tuner_decisions_total",
+        "tuner_rollbacks_total",
+        "tuner_notifications_total",
+        "tuner_provider_calls_total",
+    ):
         assert name in used, name
 
 
@@ -55,14 +61,17 @@ def test_every_panel_query_is_valid_promql(tmp_path: Path) -> None:
     if promtool is None:
         pytest.skip("no promtool: install Debian's prometheus package")
     rules = [
-        {"record": f"tuner:panel_{i}",
-         "expr": e.replace("$__rate_interval", "5m").replace("$job", ".*")}
+        {
+            "record": f"tuner:panel_{i}",
+            "expr": e.replace("$__rate_interval", "5m").replace("$job", ".*"),
+        }
         for i, e in enumerate(_exprs())
-    ]  # fmt: skip
+    ]
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    check = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
-                           timeout=30)  # fmt: skip
+    check = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=30
+    )
     assert check.returncode == 0, check.stdout + check.stderr
 
 

@@ -27,13 +27,25 @@ REF = FunctionRef("fake", "f")
 HEALTHY = {"invocations": 10.0, "dependency_error_rate": None}
 
 
-def _decision(state: State, age: float = 60.0, undoes: str = "", change: bool = True,
-              action: str = "more-memory") -> Decision:  # fmt: skip
+def _decision(
+    state: State,
+    age: float = 60.0,
+    undoes: str = "",
+    change: bool = True,
+    action: str = "more-memory",
+) -> Decision:
     return Decision(
-        id="d", time=NOW - age, ref=REF, rule="oom", action=action, severity=Severity.CRITICAL,
-        mode=Mode.APPLY, state=state, change=Change(Knob.MEMORY_MB, 128, 256) if change else None,
+        id="d",
+        time=NOW - age,
+        ref=REF,
+        rule="oom",
+        action=action,
+        severity=Severity.CRITICAL,
+        mode=Mode.APPLY,
+        state=state,
+        change=Change(Knob.MEMORY_MB, 128, 256) if change else None,
         undoes=undoes,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,12 +63,25 @@ def _decision(state: State, age: float = 60.0, undoes: str = "", change: bool = 
         (HEALTHY, (), None, _decision(State.IMPROVED, age=2 * 86_400), "healthy"),
         (HEALTHY, (), None, _decision(State.ROLLED_BACK), "rolled back"),
         (HEALTHY, (), None, _decision(State.FAILED), "healthy"),
-        ({"invocations": 10.0, "dependency_error_rate": 0.9}, ("dependency-down",), None, None, "outage"),
-        ({"invocations": 10.0, "dependency_error_rate": 0.9}, (), None,
-         _decision(State.IMPROVED), "outage"),
+        (
+            {"invocations": 10.0, "dependency_error_rate": 0.9},
+            ("dependency-down",),
+            None,
+            None,
+            "outage",
+        ),
+        (
+            {"invocations": 10.0, "dependency_error_rate": 0.9},
+            (),
+            None,
+            _decision(State.IMPROVED),
+            "outage",
+        ),
     ],
-)  # fmt: skip
-def test_fleet_state(facts: Any, findings: tuple[str, ...], last: Any, change: Any, state: str) -> None:
+)
+def test_fleet_state(
+    facts: Any, findings: tuple[str, ...], last: Any, change: Any, state: str
+) -> None:
     assert fleet_state(facts, findings, last, change, None, NOW) == state
 
 
@@ -94,7 +119,9 @@ def test_a_function_missing_from_a_cycle_has_a_gap_and_a_gone_one_is_forgotten()
 def test_decisions_keep_the_latest_change_and_its_verdict() -> None:
     state = LiveState(60.0)
     change = _decision(State.APPLIED)
-    state.add_decisions([change, replace(change, id="n", time=NOW, state=State.OBSERVED, change=None)])
+    state.add_decisions(
+        [change, replace(change, id="n", time=NOW, state=State.OBSERVED, change=None)]
+    )
     state.add_decisions([replace(change, state=State.IMPROVED)])
     last, latest_change, recent = state.decisions_of("fake:f")
     assert last is not None and last.id == "n"

@@ -89,8 +89,10 @@ def cmd_why(args: argparse.Namespace) -> int:
     else:
         answer = _why_from_store(args)
         if answer is None:
-            _print(f"tuner why: no daemon answers at {_url(args)} and the store holds no facts "
-                   f"for {args.function!r}")  # fmt: skip
+            _print(
+                f"tuner why: no daemon answers at {_url(args)} and the store holds no facts "
+                f"for {args.function!r}"
+            )
             return 1
     if args.json:
         _print(json.dumps(plain(answer), indent=2))
@@ -161,8 +163,10 @@ def _value(v: Any) -> str:
 
 def why_text(answer: Mapping[str, Any]) -> str:
     """The why/why-not answer as text, one rule after another."""
-    lines = [f"{answer['function']}: {_value(answer.get('invocations'))} invocations, facts from "
-             f"{answer.get('source', 'the daemon')}"]  # fmt: skip
+    lines = [
+        f"{answer['function']}: {_value(answer.get('invocations'))} invocations, facts from "
+        f"{answer.get('source', 'the daemon')}"
+    ]
     for r in answer["rules"]:
         lines.append("")
         lines.append(f"{r['rule']:16} {r['verdict'].upper()}: {r['text']}")
@@ -223,8 +227,10 @@ def _rows_from_store(args: argparse.Namespace) -> tuple[list[dict[str, Any]], st
     finally:
         store.close()
     newest = decisions[-1].time if decisions else time.time()
-    source = (f"the store as of its newest decision, {_clock(newest)} (no daemon answered: "
-              "functions without decisions are not listed)")  # fmt: skip
+    source = (
+        f"the store as of its newest decision, {_clock(newest)} (no daemon answered: "
+        "functions without decisions are not listed)"
+    )
     return store_rows(decisions, newest), source
 
 
@@ -241,12 +247,16 @@ def store_rows(decisions: Sequence[Decision], now: float) -> list[dict[str, Any]
         c = change.get(ref)
         facts = d.facts or None
         findings = (d.rule,) if d.action != "resolved" and d.rule != "manual" else ()
-        rows.append({
-            "key": ref.key, "name": ref.name, "provider": ref.provider,
-            "state": fleet_state(facts, findings, d, c, None, now),
-            "severity": severity_of((), c, None, now) if c else d.severity.value,
-            "last_change": None if c is None else change_json(c),
-        })  # fmt: skip
+        rows.append(
+            {
+                "key": ref.key,
+                "name": ref.name,
+                "provider": ref.provider,
+                "state": fleet_state(facts, findings, d, c, None, now),
+                "severity": severity_of((), c, None, now) if c else d.severity.value,
+                "last_change": None if c is None else change_json(c),
+            }
+        )
     return rows
 
 
@@ -277,9 +287,14 @@ def explain_facts(decisions: Sequence[Decision], rules: RuleBase | None, as_json
         compiled = rules.by_name(d.rule) if rules else None
         read = sorted(compiled.condition.facts) if compiled else []
         if as_json:
-            out.append({**decision_json(d), "condition": compiled.rule.when if compiled else None,
-                        "condition_facts": {n: fact_value(d.facts, n) for n in read},
-                        "facts": dict(d.facts)})  # fmt: skip
+            out.append(
+                {
+                    **decision_json(d),
+                    "condition": compiled.rule.when if compiled else None,
+                    "condition_facts": {n: fact_value(d.facts, n) for n in read},
+                    "facts": dict(d.facts),
+                }
+            )
             continue
         change = f"  {d.change.describe()}" if d.change else ""
         out.append(f"{_clock(d.time)}  {d.ref.key}  {d.rule}  {d.action}  {d.state.value}{change}")

@@ -300,8 +300,12 @@ def parser() -> argparse.ArgumentParser:
         help="embedded demo only: start from the shipped examples (clears .tuner/)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log every step")
-    run.add_argument("--http", default=argparse.SUPPRESS, type=parse_address,
-                     help=f"serve the dashboard and metrics at HOST:PORT, or off (default {DEFAULT_ADDRESS})")  # fmt: skip
+    run.add_argument(
+        "--http",
+        default=argparse.SUPPRESS,
+        type=parse_address,
+        help=f"serve the dashboard and metrics at HOST:PORT, or off (default {DEFAULT_ADDRESS})",
+    )
     run.set_defaults(fn=cmd_run)
 
     once = sub.add_parser("once", help="run one cycle and print its decisions")

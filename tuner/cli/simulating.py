@@ -62,8 +62,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     configure("console", "error")
     if args.functions < 1 or args.days <= 0 or args.window <= 0:
         raise SystemExit("tuner simulate: --functions, --days and --window must be positive")
-    sim = simulate([args.rules], functions=args.functions, days=args.days, seed=args.seed,
-                   window_s=args.window)  # fmt: skip
+    sim = simulate(
+        [args.rules], functions=args.functions, days=args.days, seed=args.seed, window_s=args.window
+    )
     for line in report_lines(sim):
         print(line)
     if args.json_file:

@@ -42,7 +42,9 @@ class Applier:
         self.throttled: set[str] = set()
         """Providers that kept throttling in this cycle: no more changes for them until the next."""
 
-    def apply(self, provider: Provider, target: Target, decision: Decision) -> tuple[Decision, Target]:
+    def apply(
+        self, provider: Provider, target: Target, decision: Decision
+    ) -> tuple[Decision, Target]:
         """Apply a decision the guard let go ahead; return it settled, with the target as now live."""
         change = decision.change
         assert change is not None and decision.verdict is Verdict.APPLY
@@ -58,7 +60,9 @@ class Applier:
                 try:
                     live = self.retry(partial(provider.read, decision.ref))
                 except ProviderError as read_exc:
-                    return self._settle(intent, decision, State.FAILED, f"re-read failed: {read_exc}"), target
+                    return self._settle(
+                        intent, decision, State.FAILED, f"re-read failed: {read_exc}"
+                    ), target
                 target = replace(target, config=live)
                 value = live.get(change.knob)
                 if value == change.after:
@@ -94,7 +98,9 @@ class Applier:
         log.info("applied", function=decision.ref.key, change=change.describe(), rule=decision.rule)
         return done, target
 
-    def _settle(self, intent: Intent, decision: Decision, state: State, reason: str = "") -> Decision:
+    def _settle(
+        self, intent: Intent, decision: Decision, state: State, reason: str = ""
+    ) -> Decision:
         settled = decision.advance(state, reason)
         intent_state = {State.APPLIED: "done", State.FAILED: "failed"}.get(state, "abandoned")
         self.store.finish_intent(intent.id, intent_state, settled)
@@ -111,7 +117,10 @@ class Applier:
             if change.before is None or value == change.before:
                 return target, f"{change.knob.value} is unchanged"
             if value != change.after:
-                return target, f"{change.knob.value} was changed to {value} outside tuner: left as it is"
+                return (
+                    target,
+                    f"{change.knob.value} was changed to {value} outside tuner: left as it is",
+                )
             undo = Change(change.knob, value, change.before)
             restored = self.retry(partial(provider.apply, target, [undo], reason=RESTORING))
             target = replace(target, config=restored)
@@ -124,7 +133,12 @@ class Applier:
     # ------------------------------------------------------------ rolling back
 
     def rollback(
-        self, decision: Decision, why: str, facts: Mapping[str, FactValue], provider: Provider, target: Target
+        self,
+        decision: Decision,
+        why: str,
+        facts: Mapping[str, FactValue],
+        provider: Provider,
+        target: Target,
     ) -> Decision:
         """Undo an applied change; on success the change is marked rolled back."""
         change = decision.change

@@ -51,9 +51,16 @@ def held(store: Store, decision: Decision) -> Decision:
 
 def _audit(daemon: Daemon, ref: FunctionRef, action: str, summary: str, reason: str) -> Decision:
     decision = Decision(
-        id=new_id(), time=daemon.clock.now(), ref=ref, rule=MANUAL_RULE, action=action,
-        severity=Severity.INFO, mode=daemon.mode, summary=summary, group=function_group(ref),
-    ).with_verdict(Verdict.OBSERVE, reason)  # fmt: skip
+        id=new_id(),
+        time=daemon.clock.now(),
+        ref=ref,
+        rule=MANUAL_RULE,
+        action=action,
+        severity=Severity.INFO,
+        mode=daemon.mode,
+        summary=summary,
+        group=function_group(ref),
+    ).with_verdict(Verdict.OBSERVE, reason)
     daemon.store.record(decision)
     return decision
 
@@ -104,10 +111,15 @@ def approve(daemon: Daemon, decision_id: str, who: str) -> Decision:
         if live == change.after:
             raise ManualError(f"{change.knob.value} is already {live}")
         approved = replace(
-            decision, id=new_id(), time=daemon.clock.now(), mode=Mode.APPLY,
-            state=State.PLANNED, verdict=None, change=Change(change.knob, live, change.after),
+            decision,
+            id=new_id(),
+            time=daemon.clock.now(),
+            mode=Mode.APPLY,
+            state=State.PLANNED,
+            verdict=None,
+            change=Change(change.knob, live, change.after),
             judged_windows=0,
-        ).with_verdict(Verdict.APPLY, f"approved by {who} (recommendation {decision.id})")  # fmt: skip
+        ).with_verdict(Verdict.APPLY, f"approved by {who} (recommendation {decision.id})")
         done = _apply(daemon, provider, target, approved)
     daemon._notify([done])
     return done
@@ -122,16 +134,24 @@ def roll_back(daemon: Daemon, decision_id: str, who: str) -> Decision:
         change = decision.change
         live = State.ROLLED_BACK in TRANSITIONS[decision.state]
         if not live or change is None or change.before is None:
-            raise ManualError("only an applied change with a known earlier value can be rolled back")
+            raise ManualError(
+                "only an applied change with a known earlier value can be rolled back"
+            )
         if decision.undoes:
             raise ManualError("this decision is itself a rollback")
         provider, target = _target(daemon, decision.ref)
         undo = replace(
-            decision, id=new_id(), time=daemon.clock.now(), action="rollback",
+            decision,
+            id=new_id(),
+            time=daemon.clock.now(),
+            action="rollback",
             change=Change(change.knob, target.config.get(change.knob), change.before),
-            summary=f"rolled back {change.describe()} by hand", state=State.PLANNED,
-            verdict=None, judged_windows=0, undoes=decision.id,
-        ).with_verdict(Verdict.APPLY, f"by {who}")  # fmt: skip
+            summary=f"rolled back {change.describe()} by hand",
+            state=State.PLANNED,
+            verdict=None,
+            judged_windows=0,
+            undoes=decision.id,
+        ).with_verdict(Verdict.APPLY, f"by {who}")
         done = _apply(daemon, provider, target, undo)
         reversed_ = daemon.applier.rolled_back(done) if done.state is State.APPLIED else None
     daemon._notify([reversed_ or done])

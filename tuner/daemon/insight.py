@@ -187,7 +187,9 @@ class LiveState:
             if entry.last is None or d.time >= entry.last.time or d.id == entry.last.id:
                 entry.last = d
             takes = d.change is not None and d.state not in (State.OBSERVED, State.SKIPPED)
-            if takes and (entry.change is None or d.time >= entry.change.time or d.id == entry.change.id):
+            if takes and (
+                entry.change is None or d.time >= entry.change.time or d.id == entry.change.id
+            ):
                 entry.change = d
             entry.recent = [x for x in entry.recent if x.id != d.id][-19:] + [d]
 
@@ -245,5 +247,8 @@ class LiveState:
             return False, "no cycle has finished yet"
         age = now - self.last_finished
         if age > 3 * self.interval_s:
-            return False, f"the last cycle finished {age:.0f} s ago (interval {self.interval_s:g} s)"
+            return (
+                False,
+                f"the last cycle finished {age:.0f} s ago (interval {self.interval_s:g} s)",
+            )
         return True, f"ready, {len(self.rules.rules)} rules, the last cycle {age:.1f} s ago"

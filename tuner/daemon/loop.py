@@ -146,7 +146,9 @@ class Daemon:
         rules = self.rules
         start = now - self.window_s
         writes: list[Decision] = []  # recorded at the end of the cycle, in one transaction
-        settled: list[Decision] = []  # the same, and counted when made again (tuner.decisions.repeats)
+        settled: list[
+            Decision
+        ] = []  # the same, and counted when made again (tuner.decisions.repeats)
         bad: list[Decision] = []  # windows that cannot be true: recorded as settled, not reported
         observed, listed = self._observe(report, start, now, bad)
         tune_collector(len(observed))  # sized to the fleet: see tuner.daemon.collector
@@ -202,8 +204,9 @@ class Daemon:
             applied[i] if i in applied else next(recorded)
             for i in range(len(applied) + len(settled))
         )
-        self._held.remember(report.decisions, fleet_cap(self.guard_policy), compiled,
-                            planned_from, self.mode)  # fmt: skip
+        self._held.remember(
+            report.decisions, fleet_cap(self.guard_policy), compiled, planned_from, self.mode
+        )
         told = [d for d in report.decisions if d.state not in UNTOLD]
         self._notify(told + [d for d in report.verified if d.state in EVENTS])
         self._prune_store(now)
@@ -221,7 +224,11 @@ class Daemon:
         return report
 
     def _deferred(
-        self, compiled: CompiledRule, finding: Finding, target: Target, now: float,
+        self,
+        compiled: CompiledRule,
+        finding: Finding,
+        target: Target,
+        now: float,
         report: CycleReport,
     ) -> Deferred:
         """A finding to plan when the guard comes to it (held again unplanned while the caps are full)."""
@@ -264,10 +271,16 @@ class Daemon:
         """The record of a window that cannot be true; the function is treated as having no data."""
         log.warning("bad telemetry, window ignored", function=target.ref.key, why=why)
         return Decision(
-            id=new_id(), time=now, ref=target.ref, rule="telemetry",
-            action="ignore-window", severity=Severity.WARNING, mode=self.mode,
-            summary=f"bad telemetry: {why}", group=function_group(target.ref),
-        ).with_verdict(Verdict.SKIP, f"bad telemetry: {why}: no rule acts on this window")  # fmt: skip
+            id=new_id(),
+            time=now,
+            ref=target.ref,
+            rule="telemetry",
+            action="ignore-window",
+            severity=Severity.WARNING,
+            mode=self.mode,
+            summary=f"bad telemetry: {why}",
+            group=function_group(target.ref),
+        ).with_verdict(Verdict.SKIP, f"bad telemetry: {why}: no rule acts on this window")
 
     def _apply(
         self, decision: Decision, targets_by_ref: dict[FunctionRef, tuple[Provider, Target]]
@@ -300,8 +313,7 @@ class Daemon:
             return self.store.record_cycle(now, writes, made, state, 2 * self.window_s)
         except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
             report.errors.append(f"decisions not recorded: {exc}")
-            log.error("decisions not recorded", decisions=len(writes) + len(made),
-                      error=str(exc))  # fmt: skip
+            log.error("decisions not recorded", decisions=len(writes) + len(made), error=str(exc))
             return made
 
     def _prune_store(self, now: float) -> None:
@@ -323,9 +335,10 @@ class Daemon:
     def _forget_streaks(self, listed: set[str], seen: set[str]) -> None:
         """Drop the streaks of functions that their provider, which answered, no longer lists."""
         silent = {
-            k for k in self.streaks.counts
+            k
+            for k in self.streaks.counts
             if k not in seen and FunctionRef.parse(k).provider not in listed
-        }  # fmt: skip
+        }
         self.streaks.forget(seen | silent)
 
     @staticmethod
@@ -338,13 +351,18 @@ class Daemon:
     def _resolved(self, ref: FunctionRef, rule: str, facts: dict[str, Any], now: float) -> Decision:
         compiled = self.rules.by_name(rule)
         return Decision(
-            id=new_id(), time=now, ref=ref, rule=rule, action="resolved",
+            id=new_id(),
+            time=now,
+            ref=ref,
+            rule=rule,
+            action="resolved",
             severity=compiled.rule.severity if compiled else Severity.INFO,
-            mode=self.mode, facts=facts,
+            mode=self.mode,
+            facts=facts,
             summary=f"{rule}: resolved, the condition no longer holds",
             channels=tuple(compiled.rule.notify) if compiled else (),
             group=function_group(ref),
-        ).with_verdict(Verdict.NOTIFY)  # fmt: skip
+        ).with_verdict(Verdict.NOTIFY)
 
     def _notify(self, decisions: list[Decision]) -> None:
         if self.notifier is None or not decisions:
@@ -416,8 +434,14 @@ def _current(window: WindowFacts | None, start: float, end: float) -> WindowFact
     """The window when it overlaps ``[start, end)``; late, future or inverted windows are no data."""
     if window is None or (window.start < window.end and window.end > start and window.start < end):
         return window
-    log.warning("window out of range, ignored", function=window.ref.key,
-                start=window.start, end=window.end, wanted_start=start, wanted_end=end)  # fmt: skip
+    log.warning(
+        "window out of range, ignored",
+        function=window.ref.key,
+        start=window.start,
+        end=window.end,
+        wanted_start=start,
+        wanted_end=end,
+    )
     return None
 
 

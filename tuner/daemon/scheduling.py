@@ -50,8 +50,9 @@ def run_forever(
             previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: before_cycle())
     scheduler = BackgroundScheduler()
     first = datetime.now(UTC)  # the first cycle at once
-    scheduler.add_job(job, "interval", seconds=interval_s, max_instances=1, coalesce=True,
-                      next_run_time=first)  # fmt: skip
+    scheduler.add_job(
+        job, "interval", seconds=interval_s, max_instances=1, coalesce=True, next_run_time=first
+    )
     deadline = None if duration_s is None else time.monotonic() + duration_s
     scheduler.start()
     try:

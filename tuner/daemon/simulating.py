@@ -87,8 +87,15 @@ def simulate(
         base = store_dir or Path(tmp)
         store = SqliteStore(base / "tuner.db")
         notifier = build_notifier({"channels": {}}, base / "outbox.db", clock, stream=io.StringIO())
-        daemon = Daemon(providers=[provider], rules=rules, store=store, notifier=notifier,
-                        clock=clock, window_s=window_s, guard_policy=guard_policy)  # fmt: skip
+        daemon = Daemon(
+            providers=[provider],
+            rules=rules,
+            store=store,
+            notifier=notifier,
+            clock=clock,
+            window_s=window_s,
+            guard_policy=guard_policy,
+        )
         started = time.process_time()
         try:
             while clock.now() + window_s <= end + 1e-6:

@@ -33,7 +33,9 @@ def _provider_module(kind: str, config: TunerConfig, index: int) -> ModuleType:
         return PROVIDERS.load(kind)
     except UnknownNameError as exc:
         line = config.line_of("providers", index, "type")
-        raise ConfigError([Problem(source, line, str(exc), field=f"providers[{index}].type")]) from None
+        raise ConfigError(
+            [Problem(source, line, str(exc), field=f"providers[{index}].type")]
+        ) from None
     except ImportError as exc:
         why = f"provider '{kind}' needs an extra: pip install 'tuner[{kind}]' ({exc.name} missing)"
         raise ConfigError([Problem(source, config.line_of("providers", index), why)]) from None

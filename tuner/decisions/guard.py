@@ -37,7 +37,9 @@ class GuardPolicy(BaseModel):
         description="A knob is not moved back the other way within this time of a change.",
     )
     min_invocations: int = Field(
-        1, ge=1, description="A change needs this many invocations in the window: no data, no action."
+        1,
+        ge=1,
+        description="A change needs this many invocations in the window: no data, no action.",
     )
 
 

@@ -92,7 +92,12 @@ def _decision(
 ) -> Decision:
     rule = compiled.rule
     extra = for_finding(
-        finding.facts, plan.change, target.config, target.limits, global_mode, rule.mode,
+        finding.facts,
+        plan.change,
+        target.config,
+        target.limits,
+        global_mode,
+        rule.mode,
         stuck=stuck,
     )
     head = rule.description or rule.name
@@ -126,7 +131,11 @@ def replan(compiled: CompiledRule | None, decision: Decision, fresh: Target) -> 
         return None
     direction = change.direction
     value = fresh.config.get(change.knob)
-    if value is not None and direction and Change(change.knob, value, change.after).direction != direction:
+    if (
+        value is not None
+        and direction
+        and Change(change.knob, value, change.after).direction != direction
+    ):
         return None  # already there, or beyond
     action = next((a for a in compiled.rule.actions if a.action == decision.action), None)
     if action is None:
@@ -137,7 +146,6 @@ def replan(compiled: CompiledRule | None, decision: Decision, fresh: Target) -> 
     if direction and new.direction != direction:
         return None
     return new
-
 
 
 class HeldPlans:

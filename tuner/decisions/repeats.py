@@ -30,9 +30,7 @@ REPEATABLE: frozenset[State] = frozenset(
 """States of a decision that may be made again unchanged (nothing was applied)."""
 
 _Key = tuple[str, str, str]
-_Says = tuple[
-    Verdict | None, State, str, Mode, Severity, tuple[Knob, float | None, float] | None
-]
+_Says = tuple[Verdict | None, State, str, Mode, Severity, tuple[Knob, float | None, float] | None]
 
 
 def _key(d: Decision) -> _Key:

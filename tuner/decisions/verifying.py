@@ -32,7 +32,9 @@ GONE = "the function no longer exists: not judged"
 MADE_WORSE = "it made things worse"
 ONLY_COST = "it cost more and did not help"
 STILL_FAILING = "still failing at the new size: kept (not rolled back to a size known to fail)"
-ENDED = "ended: back to the function's own setting (its count or time ran out, or a person changed it)"
+ENDED = (
+    "ended: back to the function's own setting (its count or time ran out, or a person changed it)"
+)
 
 
 class VerifyPolicy(BaseModel):

@@ -63,9 +63,7 @@ VERDICT_STATES: Mapping[Verdict, State] = {
 nothing has happened yet; it becomes ``applying`` when its intent is written (or
 ``skipped`` when the provider is throttling changes)."""
 
-JUDGED: frozenset[State] = frozenset(
-    {State.IMPROVED, State.PARTIAL, State.UNCHANGED, State.WORSE}
-)
+JUDGED: frozenset[State] = frozenset({State.IMPROVED, State.PARTIAL, State.UNCHANGED, State.WORSE})
 """Verdicts of later windows on a change that stays."""
 
 TRANSITIONS: Mapping[State, frozenset[State]] = {
@@ -93,9 +91,7 @@ LIVE: frozenset[State] = frozenset(
 )
 """States of a decision whose change is, was, or may be live (applying: a crash left it open)."""
 
-UNTOLD: frozenset[State] = frozenset(
-    {State.PLANNED, State.OBSERVED, State.SKIPPED, State.APPLYING}
-)
+UNTOLD: frozenset[State] = frozenset({State.PLANNED, State.OBSERVED, State.SKIPPED, State.APPLYING})
 """States only the store records: nothing to tell people (yet)."""
 
 EVENTS: frozenset[State] = frozenset({State.APPLIED, State.FAILED, State.ROLLED_BACK})

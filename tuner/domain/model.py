@@ -377,9 +377,9 @@ class Decision:
         return new
 
 
-
 _DECISION_SLOTS = tuple((f.name, Decision.__dict__[f.name]) for f in fields(Decision))
 _DECISION_FIELDS = frozenset(name for name, _ in _DECISION_SLOTS)
+
 
 @dataclass(frozen=True, slots=True)
 class Intent:

@@ -452,7 +452,11 @@ class Trace(_Action):
         if traced and invocations and traced >= invocations:
             return _not("every invocation is traced already")
         lasting = self.lasting
-        share = "every invocation" if self.sample_rate >= 1 else f"{self.sample_rate:.0%} of the invocations"
+        share = (
+            "every invocation"
+            if self.sample_rate >= 1
+            else f"{self.sample_rate:.0%} of the invocations"
+        )
         return Plan(
             Change(Knob.TRACING, current, self.sample_rate, lasting),
             f"trace {share} {lasting.describe()}, then back to its own setting",
@@ -472,6 +476,7 @@ Action = Annotated[
     Field(discriminator="action"),
 ]
 """Any action of a rule, told apart by its ``action`` field."""
+
 
 def _entry(cls: type[_Action]) -> Entry[type[_Action]]:
     summary = (cls.__doc__ or "").split("\n")[0]

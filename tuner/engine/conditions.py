@@ -186,9 +186,17 @@ _ARITH: Mapping[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-_INLINE = {"+": "{a} + {b}", "-": "{a} - {b}", "*": "{a} * {b}", "/": "({a} / {b} if {b} else None)",
-           "%": "({a} % {b} if {b} else None)", "<": "{a} < {b}", "<=": "{a} <= {b}",
-           ">": "{a} > {b}", ">=": "{a} >= {b}"}  # fmt: skip
+_INLINE = {
+    "+": "{a} + {b}",
+    "-": "{a} - {b}",
+    "*": "{a} * {b}",
+    "/": "({a} / {b} if {b} else None)",
+    "%": "({a} % {b} if {b} else None)",
+    "<": "{a} < {b}",
+    "<=": "{a} <= {b}",
+    ">": "{a} > {b}",
+    ">=": "{a} >= {b}",
+}
 """Each operator written out, for operands that are numbers (or strings, to compare)."""
 _COMPARISONS = frozenset({"<", "<=", ">", ">="})
 
@@ -347,4 +355,6 @@ def compile_condition(source: str, fact_types: Mapping[str, Type]) -> Condition:
     result = check(tree, fact_types)
     if result not in (Type.BOOL, Type.ANY):
         raise ConditionError(f"a condition must be true or false, but this one is a {result.value}")
-    return Condition(source=source, facts=frozenset(fact_names(tree)), evaluate=compile_node(tree, fact_types))
+    return Condition(
+        source=source, facts=frozenset(fact_names(tree)), evaluate=compile_node(tree, fact_types)
+    )

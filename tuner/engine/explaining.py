@@ -18,8 +18,23 @@ from tuner.engine.conditions import compile_node
 from tuner.engine.expressions import Node, fact_names, flatten, parse
 
 _COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
-_PRECEDENCE = {"?:": 0, "||": 1, "&&": 2, "==": 3, "!=": 3, "<": 3, "<=": 3, ">": 3, ">=": 3,
-               "in": 3, "+": 4, "-": 4, "*": 5, "/": 5, "%": 5}  # fmt: skip
+_PRECEDENCE = {
+    "?:": 0,
+    "||": 1,
+    "&&": 2,
+    "==": 3,
+    "!=": 3,
+    "<": 3,
+    "<=": 3,
+    ">": 3,
+    ">=": 3,
+    "in": 3,
+    "+": 4,
+    "-": 4,
+    "*": 5,
+    "/": 5,
+    "%": 5,
+}
 
 
 @dataclass(frozen=True)

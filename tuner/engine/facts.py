@@ -126,7 +126,9 @@ FACT_TYPES: Mapping[str, Type] = {name: doc.type for name, doc in FACTS.items()}
 
 EXTRA_FACTS: Mapping[str, FactDoc] = {
     # local host
-    "records_per_invocation": FactDoc(Type.NUMBER, "records", "local: records per batched invocation."),
+    "records_per_invocation": FactDoc(
+        Type.NUMBER, "records", "local: records per batched invocation."
+    ),
     "duration_per_record_ms": FactDoc(Type.NUMBER, "ms", "local: duration per record of a batch."),
     "cache_hits": FactDoc(Type.NUMBER, "count", "local: cache hits in the window."),
     "cache_misses": FactDoc(Type.NUMBER, "count", "local: cache misses in the window."),
@@ -198,8 +200,9 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
         Type.NUMBER, "", "kubernetes: 1 while a probe pod runs and has measured nothing yet."
     ),
     "probes": FactDoc(
-        Type.NUMBER, "count", "local: probes that finished in the window; kubernetes: 1 with a "
-        "probe's evidence.",
+        Type.NUMBER,
+        "count",
+        "local: probes that finished in the window; kubernetes: 1 with a probe's evidence.",
     ),
     "lookback_peak_memory_mb": FactDoc(
         Type.NUMBER, "MB", "Highest peak of surviving invocations over the lookback."
@@ -247,9 +250,11 @@ def _dependency_error_rate(dep: DependencyFacts) -> float | None:
     return rate if rate is not None and rate <= 1.0 else None
 
 
-def _dependencies(window: WindowFacts) -> tuple[
+def _dependencies(
+    window: WindowFacts,
+) -> tuple[
     dict[str, dict[str, float | None]], str | None, float | None, float | None, float, float
-]:  # fmt: skip
+]:
     """Each dependency's facts; the worst by error rate, then latency; its rate; the worst
     latency; and the calls and failed calls to all of them."""
     out: dict[str, dict[str, float | None]] = {}
@@ -261,8 +266,12 @@ def _dependencies(window: WindowFacts) -> tuple[
         errors += dep.errors
         rate = _dependency_error_rate(dep)
         p95 = _f(dep.latency_p95_ms)
-        out[dep.name] = {"calls": _f(dep.calls), "errors": _f(dep.errors), "error_rate": rate,
-                         "latency_p95_ms": p95}  # fmt: skip
+        out[dep.name] = {
+            "calls": _f(dep.calls),
+            "errors": _f(dep.errors),
+            "error_rate": rate,
+            "latency_p95_ms": p95,
+        }
         if rate is None:
             continue
         if p95 is not None:

@@ -89,5 +89,3 @@ def _message(err: Any, loc: tuple[Any, ...], model: Any, skip: int) -> str:
         hint = did_you_mean(model, loc[skip:]) if model is not None else ""
         return f"unknown key '{loc[-1]}'{hint}"
     return str(err["msg"])
-
-

@@ -150,8 +150,13 @@ class RuleBase:
     def steps(self) -> tuple[Step, ...]:
         """Each rule as evaluation reads it, in order: looked up once, not per function."""
         return tuple(
-            Step(r.rule.name, r.rule.for_windows, r.rule.severity, r.condition.evaluate,
-                 None if r.matches_all else r.rule.match.matcher())  # fmt: skip
+            Step(
+                r.rule.name,
+                r.rule.for_windows,
+                r.rule.severity,
+                r.condition.evaluate,
+                None if r.matches_all else r.rule.match.matcher(),
+            )
             for r in self.rules
         )
 
@@ -165,8 +170,6 @@ class Step(NamedTuple):
     holds: Callable[[Mapping[str, Any]], Any]
     matches: Callable[[Target], bool] | None
     """None when the rule selects every function."""
-
-
 
 
 # ---------------------------------------------------------------- loading
@@ -184,9 +187,7 @@ def parse_rules(text: str, source: str) -> RuleBase:
     try:
         RuleFile.model_validate({**data, "rules": []})
     except ValidationError as exc:
-        problems.extend(
-            located_problems(exc, source, lines, data, model=RuleFile, rule_file=True)
-        )
+        problems.extend(located_problems(exc, source, lines, data, model=RuleFile, rule_file=True))
     if not isinstance(raw_rules, list):
         problems.append(
             Problem(source, lines.get(("rules",)), "'rules' must be a list", field="rules")

@@ -147,8 +147,11 @@ def probe_need(facts: Mapping[str, Any]) -> Need | None:
     if peak is None or peak <= 0:
         return None
     limit = _extra(facts, "probe_memory_mb")
-    basis = f"a killed invocation re-run at {limit:.0f} MB peaked at {peak:.0f} MB" if limit else (
-        f"a killed invocation re-run peaked at {peak:.0f} MB")  # fmt: skip
+    basis = (
+        f"a killed invocation re-run at {limit:.0f} MB peaked at {peak:.0f} MB"
+        if limit
+        else (f"a killed invocation re-run peaked at {peak:.0f} MB")
+    )
     if limit is not None and peak >= NEAR_LIMIT_PROBE * limit:
         return Need(peak, f"{basis}, its limit", lower_bound=True)
     base = _extra(facts, "memory_base_mb")

@@ -107,12 +107,16 @@ class Alert:
         """Inverse of :meth:`to_dict`; also reads alerts queued by the previous version."""
         values = {k: v for k, v in data.items() if k in _FIELDS}
         if "outcome" in data and "state" not in data:  # outcome and verification, before states
-            values["state"] = _LEGACY.get((data["outcome"], data.get("verification")), data["outcome"])
+            values["state"] = _LEGACY.get(
+                (data["outcome"], data.get("verification")), data["outcome"]
+            )
         return cls(**values)
 
 
 _FIELDS = tuple(f.name for f in fields(Alert))
-_LEGACY: dict[tuple[Any, Any], str] = {("applied", v): v for v in ("improved", "unchanged", "worse")}
+_LEGACY: dict[tuple[Any, Any], str] = {
+    ("applied", v): v for v in ("improved", "unchanged", "worse")
+}
 
 
 def _plain(value: Any) -> Any:

@@ -111,8 +111,11 @@ class NotificationCenter:
         known = [name for name in decision.channels if name in self._channels]
         for name in set(decision.channels) - set(known) - self._unknown_channels:
             self._unknown_channels.add(name)
-            log.warning("rule names an unknown channel; using the default ones",
-                        rule=decision.rule, channel=name)  # fmt: skip
+            log.warning(
+                "rule names an unknown channel; using the default ones",
+                rule=decision.rule,
+                channel=name,
+            )
         channels = known or list(routing.default_channels)
         for route in routing.routes:
             if route.matches(decision):
@@ -191,8 +194,11 @@ class NotificationCenter:
             now = self._clock.now()
             requeued, in_doubt = self._outbox.recover(now, self._resends)
             if requeued or in_doubt:
-                log.warning("found messages a stopped sender left behind",
-                            requeued=len(requeued), in_doubt=len(in_doubt))  # fmt: skip
+                log.warning(
+                    "found messages a stopped sender left behind",
+                    requeued=len(requeued),
+                    in_doubt=len(in_doubt),
+                )
             with self._state_lock:  # notify() waits for this part only, not for rendering
                 sections = self._grouper.take_due(now, include_waiting)
                 changes = self._grouper.drain_changes()

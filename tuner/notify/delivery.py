@@ -95,9 +95,13 @@ class Courier:
         self._not_before = now + self.channel.min_interval
         self._tell("sent")
         log.info(
-            "message sent", channel=name, message=message.id, kind=message.kind,
-            group=message.group, attempt=claim.attempt,
-        )  # fmt: skip
+            "message sent",
+            channel=name,
+            message=message.id,
+            kind=message.kind,
+            group=message.group,
+            attempt=claim.attempt,
+        )
         return True
 
     def _failed(self, claim: Claim, error: DeliveryError) -> bool:
@@ -115,14 +119,23 @@ class Courier:
         if error.delivered is None and not self.channel.resend_in_doubt:
             self._outbox.mark_in_doubt(message.id, reason)
             self._tell("in-doubt")
-            log.error("message may not have arrived; not sent again", channel=name,
-                      message=message.id, error=reason)  # fmt: skip
+            log.error(
+                "message may not have arrived; not sent again",
+                channel=name,
+                message=message.id,
+                error=reason,
+            )
             return False
         if now - claim.created_at >= self._settings.give_up_after:
             self._outbox.mark_dead(message.id, reason)
             self._tell("dead")
-            log.error("message given up", channel=name, message=message.id,
-                      attempts=claim.attempt, error=reason)  # fmt: skip
+            log.error(
+                "message given up",
+                channel=name,
+                message=message.id,
+                attempts=claim.attempt,
+                error=reason,
+            )
             return False
         if error.retry_after is not None:  # the receiver said when: honour it exactly
             delay = error.retry_after
@@ -131,6 +144,12 @@ class Courier:
             delay = backoff(claim.attempt, self._settings, self._rng)
         self._outbox.mark_retry(message.id, now + delay, reason)
         self._tell("retry")
-        log.warning("message not delivered; will retry", channel=name, message=message.id,
-                    attempt=claim.attempt, retry_in=round(delay, 3), error=reason)  # fmt: skip
+        log.warning(
+            "message not delivered; will retry",
+            channel=name,
+            message=message.id,
+            attempt=claim.attempt,
+            retry_in=round(delay, 3),
+            error=reason,
+        )
         return False

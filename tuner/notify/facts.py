@@ -21,14 +21,32 @@ _DURATIONS = ("duration_p50_ms", "duration_p95_ms", "duration_p99_ms", "duration
 _KNOBS = ("batch_size", "fan_out", "concurrency", "cache_ttl_s")
 _SHOWN_OR_HIDDEN = frozenset(
     {
-        "invocations", "timeout_ms", "duration_timeout_ratio", "memory_mb", "peak_memory_mb",
-        "memory_utilisation", "dependencies", "dependency_calls", "dependency_errors",
-        "dependency_error_rate", "dependency_latency_p95_ms", "worst_dependency",
-        "dependency_failing_functions", "provider", "function", "labels", "window_s",
-        "fleet_functions", "cache_enabled", "cpu_scales_with_memory", "extra",
-        *_DURATIONS, *_KNOBS, *(name for pair in _COUNTS for name in pair if name),
+        "invocations",
+        "timeout_ms",
+        "duration_timeout_ratio",
+        "memory_mb",
+        "peak_memory_mb",
+        "memory_utilisation",
+        "dependencies",
+        "dependency_calls",
+        "dependency_errors",
+        "dependency_error_rate",
+        "dependency_latency_p95_ms",
+        "worst_dependency",
+        "dependency_failing_functions",
+        "provider",
+        "function",
+        "labels",
+        "window_s",
+        "fleet_functions",
+        "cache_enabled",
+        "cpu_scales_with_memory",
+        "extra",
+        *_DURATIONS,
+        *_KNOBS,
+        *(name for pair in _COUNTS for name in pair if name),
     }
-)  # fmt: skip
+)
 
 
 def fact_lines(facts: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -83,15 +83,23 @@ class Group:
     def from_dict(cls, data: Mapping[str, Any]) -> Group:
         """Inverse of :meth:`to_dict`."""
         group = cls(
-            data["channel"], data["key"], data["created_at"], {}, data["last_sent_at"],
+            data["channel"],
+            data["key"],
+            data["created_at"],
+            {},
+            data["last_sent_at"],
             data.get("version", 0),
-        )  # fmt: skip
+        )
         for raw in data["entries"]:
             alert = Alert.from_dict(raw["alert"])
             group.entries[alert.key] = Entry(
-                alert, raw["last_seen"], raw["sent_fingerprint"], raw["resolved_at"], raw["stale"],
+                alert,
+                raw["last_seen"],
+                raw["sent_fingerprint"],
+                raw["resolved_at"],
+                raw["stale"],
                 raw.get("told_stale", False),
-            )  # fmt: skip
+            )
         return group
 
 

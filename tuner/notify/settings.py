@@ -264,4 +264,6 @@ def load_settings(
     try:
         return NotifySettings.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(located_problems(error, source, lines or {}, model=NotifySettings)) from None
+        raise ConfigError(
+            located_problems(error, source, lines or {}, model=NotifySettings)
+        ) from None

@@ -37,14 +37,27 @@ AWS_IAM_ACTIONS = (
 PROVIDERS: Registry[ModuleType] = Registry(
     "provider type",
     [
-        Entry("local", partial(import_module, "tuner.providers.local"),
-              summary="the embedded function host: Python handlers in worker processes"),
-        Entry("aws", partial(import_module, "tuner.providers.aws"), permissions=AWS_IAM_ACTIONS,
-              summary="AWS Lambda: Lambda, CloudWatch metrics and logs"),
-        Entry("kubernetes", partial(import_module, "tuner.providers.kubernetes"),
-              summary="Deployments and Knative Services, through the Kubernetes API"),
-        Entry("sim", partial(import_module, "tuner.providers.sim"),
-              summary="a simulated fleet on a virtual clock, for benchmarks and tuner simulate"),
+        Entry(
+            "local",
+            partial(import_module, "tuner.providers.local"),
+            summary="the embedded function host: Python handlers in worker processes",
+        ),
+        Entry(
+            "aws",
+            partial(import_module, "tuner.providers.aws"),
+            permissions=AWS_IAM_ACTIONS,
+            summary="AWS Lambda: Lambda, CloudWatch metrics and logs",
+        ),
+        Entry(
+            "kubernetes",
+            partial(import_module, "tuner.providers.kubernetes"),
+            summary="Deployments and Knative Services, through the Kubernetes API",
+        ),
+        Entry(
+            "sim",
+            partial(import_module, "tuner.providers.sim"),
+            summary="a simulated fleet on a virtual clock, for benchmarks and tuner simulate",
+        ),
     ],
-)  # fmt: skip
+)
 """Provider type -> its package (``Settings``, ``build``), loaded on first use."""

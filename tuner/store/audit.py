@@ -110,8 +110,10 @@ class SqliteStore:
             number, previous = (row[0], row[1]) if row else (0, at)
             db.execute(_END_RUNS, (number, previous, again))
             db.executemany(self._insert, [self._row(d) for d in writes])
-            db.executemany(self._insert, [self._row(d, number + 1 if d.id in runs else None)
-                                          for d in split.new])  # fmt: skip
+            db.executemany(
+                self._insert,
+                [self._row(d, number + 1 if d.id in runs else None) for d in split.new],
+            )
             db.execute("INSERT OR REPLACE INTO cycle VALUES (0, ?, ?)", (number + 1, at))
             db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", list(state.items()))
         self._repeats.recorded(split)
@@ -134,32 +136,82 @@ class SqliteStore:
     def _row(d: Decision, run: int | None = None) -> tuple[Any, ...]:
         c = d.change
         return (
-            d.id, d.time, d.ref.key, d.rule, d.action, d.severity.value, d.mode.value,
-            d.state.value, d.verdict.value if d.verdict else None,
-            c.knob.value if c else None, c.before if c else None,
-            c.after if c else None, d.summary, d.advice, d.reason,
-            d.judged_windows, json.dumps(list(d.channels)),
-            d.group, _facts_json(d.facts),
-            d.undoes, d.seen, d.last_seen if d.last_seen is not None else d.time, run,
-        )  # fmt: skip
+            d.id,
+            d.time,
+            d.ref.key,
+            d.rule,
+            d.action,
+            d.severity.value,
+            d.mode.value,
+            d.state.value,
+            d.verdict.value if d.verdict else None,
+            c.knob.value if c else None,
+            c.before if c else None,
+            c.after if c else None,
+            d.summary,
+            d.advice,
+            d.reason,
+            d.judged_windows,
+            json.dumps(list(d.channels)),
+            d.group,
+            _facts_json(d.facts),
+            d.undoes,
+            d.seen,
+            d.last_seen if d.last_seen is not None else d.time,
+            run,
+        )
 
     @staticmethod
     def _decision(row: tuple[Any, ...]) -> Decision:
-        (id_, time, function, rule, action, severity, mode, state, verdict, knob, before, after,
-         summary, advice, reason, judged_windows, channels, grp, facts, undoes, seen,
-         last_seen) = row  # fmt: skip
+        (
+            id_,
+            time,
+            function,
+            rule,
+            action,
+            severity,
+            mode,
+            state,
+            verdict,
+            knob,
+            before,
+            after,
+            summary,
+            advice,
+            reason,
+            judged_windows,
+            channels,
+            grp,
+            facts,
+            undoes,
+            seen,
+            last_seen,
+        ) = row
         change = None
         if knob is not None:
             change = Change(Knob(knob), _number(before), _number(after) or 0)
         return Decision(
-            id=id_, time=time, ref=FunctionRef.parse(function), rule=rule, action=action,
-            severity=Severity(severity), mode=Mode(mode), state=State(state),
+            id=id_,
+            time=time,
+            ref=FunctionRef.parse(function),
+            rule=rule,
+            action=action,
+            severity=Severity(severity),
+            mode=Mode(mode),
+            state=State(state),
             verdict=Verdict(verdict) if verdict else None,
-            facts=json.loads(facts), change=change, summary=summary, advice=advice,
-            reason=reason, judged_windows=judged_windows,
-            channels=tuple(json.loads(channels)), group=grp, undoes=undoes, seen=seen,
+            facts=json.loads(facts),
+            change=change,
+            summary=summary,
+            advice=advice,
+            reason=reason,
+            judged_windows=judged_windows,
+            channels=tuple(json.loads(channels)),
+            group=grp,
+            undoes=undoes,
+            seen=seen,
             last_seen=None if last_seen is None or last_seen == time else last_seen,
-        )  # fmt: skip
+        )
 
     def decisions(
         self, ref: FunctionRef | None = None, since: float | None = None, limit: int = 1000
@@ -221,8 +273,7 @@ class SqliteStore:
     def pending_verification(self) -> list[Decision]:
         """Changes that went live and have not been judged yet, oldest first."""
         sql = (
-            f"SELECT {COLUMNS} FROM decisions WHERE state = ? AND undoes = '' "
-            "ORDER BY time, rowid"
+            f"SELECT {COLUMNS} FROM decisions WHERE state = ? AND undoes = '' ORDER BY time, rowid"
         )
         with self._lock:
             rows = self._db.execute(sql, (State.APPLIED.value,)).fetchall()
@@ -263,7 +314,7 @@ class SqliteStore:
                 changes=tuple(Change(Knob(k), b, a) for k, b, a in json.loads(r[3])),
                 created=r[4],
                 state=r[5],
-            )  # fmt: skip
+            )
             for r in rows
         ]
 

@@ -15,7 +15,9 @@ def parse_address(text: str) -> tuple[str, int] | None:
         return None
     host, sep, port = text.strip().rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"use HOST:PORT (e.g. 127.0.0.1:8780) or off, not {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"use HOST:PORT (e.g. 127.0.0.1:8780) or off, not {text!r}"
+        )
     return host.strip("[]") or "127.0.0.1", int(port)
 
 

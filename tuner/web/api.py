@@ -59,8 +59,13 @@ def decision_json(d: Decision) -> dict[str, Any]:
     """
     change = d.change.describe() if d.change else ""
     last_seen = d.last_seen if d.last_seen is not None else d.time
-    return {**explained(d), "time": d.time, "last_seen": last_seen, "change": change,
-            "undoes": d.undoes}  # fmt: skip
+    return {
+        **explained(d),
+        "time": d.time,
+        "last_seen": last_seen,
+        "change": change,
+        "undoes": d.undoes,
+    }
 
 
 def status_json(src: Sources) -> dict[str, Any]:
@@ -181,9 +186,17 @@ def messages(src: Sources, ref: FunctionRef, limit: int = 20) -> list[dict[str, 
             message = json.loads(body)
         except ValueError:
             continue
-        out.append({"channel": channel, "kind": kind, "state": state, "created": created,
-                    "sent": sent, "title": message.get("title", ""),
-                    "text": message.get("text", "")})  # fmt: skip
+        out.append(
+            {
+                "channel": channel,
+                "kind": kind,
+                "state": state,
+                "created": created,
+                "sent": sent,
+                "title": message.get("title", ""),
+                "text": message.get("text", ""),
+            }
+        )
     return out
 
 
@@ -238,14 +251,25 @@ def why_rule(view: FunctionView, compiled: CompiledRule, streak: int) -> dict[st
     if not applies:
         verdict, text = "not applicable", "its match selects other functions"
     elif not facts.get("invocations"):
-        verdict, text = "no data", "no invocations in the window: rules are not evaluated without traffic"
+        verdict, text = (
+            "no data",
+            "no invocations in the window: rules are not evaluated without traffic",
+        )
     elif rule.name in view.findings:
         verdict, text = "fired", f"the condition held for {max(streak, rule.for_windows)} window(s)"
     elif explanation.value is True:
         verdict = "waiting"
         text = f"the condition holds, {streak} of {rule.for_windows} consecutive windows so far"
     elif explanation.value is None:
-        missing = sorted({n for c in explanation.clauses if c.value is None for n, v in c.facts.items() if v is None})
+        missing = sorted(
+            {
+                n
+                for c in explanation.clauses
+                if c.value is None
+                for n, v in c.facts.items()
+                if v is None
+            }
+        )
         verdict, text = "no data", "no data for " + (", ".join(missing) or "a clause")
     else:
         failing = [c.text for c in explanation.clauses if c.value is False]
@@ -296,13 +320,25 @@ def _topology(src: Sources, key: str | None, limit: int) -> dict[str, Any]:
             rate = d.get("error_rate")
             if isinstance(rate, float) and rate >= 0.5:
                 node["failing"] += 1
-            edges.append({"from": view.key, "to": name, "calls": d.get("calls"),
-                          "error_rate": rate, "latency_p95_ms": d.get("latency_p95_ms")})  # fmt: skip
+            edges.append(
+                {
+                    "from": view.key,
+                    "to": name,
+                    "calls": d.get("calls"),
+                    "error_rate": rate,
+                    "latency_p95_ms": d.get("latency_p95_ms"),
+                }
+            )
     total = len(edges)
     if total > limit:
         edges.sort(key=lambda e: -(e["error_rate"] or 0.0))
         edges = edges[:limit]
         shown = {e["from"] for e in edges}
         functions = [f for f in functions if f["key"] in shown]
-    return {"functions": functions, "dependencies": sorted(deps.values(), key=lambda n: n["name"]),
-            "edges": edges, "total_edges": total, "source": "observed dependency calls"}  # fmt: skip
+    return {
+        "functions": functions,
+        "dependencies": sorted(deps.values(), key=lambda n: n["name"]),
+        "edges": edges,
+        "total_edges": total,
+        "source": "observed dependency calls",
+    }

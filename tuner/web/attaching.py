@@ -119,8 +119,10 @@ def attach(
         try:
             insight.server = WebServer(sources, metrics, *address, actions=actions, poll_ms=poll_ms)
         except OSError as exc:
-            why = (f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}; "
-                   "choose another with --http HOST:PORT, or --http off")  # fmt: skip
+            why = (
+                f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}; "
+                "choose another with --http HOST:PORT, or --http off"
+            )
             if required:
                 raise ConfigError([Problem("--http", None, why)]) from None
             log.warning("no dashboard or metrics", reason=why)

@@ -53,7 +53,9 @@ def load_token(environ: Mapping[str, str] | None = None) -> str | None:
         try:
             token = Path(source).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError([Problem(source, None, f"cannot read the token: {exc.strerror}")]) from None
+            raise ConfigError(
+                [Problem(source, None, f"cannot read the token: {exc.strerror}")]
+            ) from None
     if token and len(token) < 16:
         raise ConfigError([Problem(source, None, "the web token needs at least 16 characters")])
     return token or None

@@ -29,7 +29,12 @@ STATES = (ROLLED_BACK, OUTAGE, VERIFYING, CHANGED, WATCHED, NO_DATA, HEALTHY)
 """Every fleet state, most pressing first (the default sort order)."""
 RECENT_S = 86_400.0
 """How long a change, rollback or recommendation colours a function's state."""
-_SEVERITY_RANK = {"": 0, Severity.INFO.value: 1, Severity.WARNING.value: 2, Severity.CRITICAL.value: 3}
+_SEVERITY_RANK = {
+    "": 0,
+    Severity.INFO.value: 1,
+    Severity.WARNING.value: 2,
+    Severity.CRITICAL.value: 3,
+}
 _TOLD = (State.RECOMMENDED, State.NOTIFIED, State.FAILED)
 
 
@@ -79,8 +84,9 @@ def _outage(facts: Mapping[str, Any], findings: tuple[str, ...], rules: RuleBase
     return False
 
 
-def severity_of(findings: tuple[str, ...], change: Decision | None, rules: RuleBase | None,
-                now: float) -> str:  # fmt: skip
+def severity_of(
+    findings: tuple[str, ...], change: Decision | None, rules: RuleBase | None, now: float
+) -> str:
     """The highest severity among the rules firing now, else of a recent change; '' for none."""
     found = [
         c.rule.severity.value
@@ -210,7 +216,6 @@ class Fleet:
             "providers": sorted(self.state.per_provider),
             "rows": [r.to_json() for r in chunk],
         }
-
 
     def counts(self) -> dict[str, int]:
         """How many functions are in each state."""

@@ -53,30 +53,43 @@ class Metrics:
             "tuner_cycle_errors", "Provider or function faults met in cycles.", registry=r
         )
         self.cycle_duration = Histogram(
-            "tuner_cycle_duration_seconds", "How long one cycle took.",
-            buckets=_CYCLE_BUCKETS, registry=r,
-        )  # fmt: skip
+            "tuner_cycle_duration_seconds",
+            "How long one cycle took.",
+            buckets=_CYCLE_BUCKETS,
+            registry=r,
+        )
         self.last_cycle = Gauge(
             "tuner_last_cycle_timestamp_seconds", "When the last cycle finished.", registry=r
         )
-        self.findings = Counter("tuner_findings", "Rules that fired, per rule.", ["rule"], registry=r)
+        self.findings = Counter(
+            "tuner_findings", "Rules that fired, per rule.", ["rule"], registry=r
+        )
         self.decisions = Counter(
-            "tuner_decisions", "Decisions recorded, by rule, action and outcome.",
-            ["rule", "action", "outcome"], registry=r,
-        )  # fmt: skip
+            "tuner_decisions",
+            "Decisions recorded, by rule, action and outcome.",
+            ["rule", "action", "outcome"],
+            registry=r,
+        )
         self.rollbacks = Counter("tuner_rollbacks", "Changes rolled back.", registry=r)
         self.notifications = Counter(
-            "tuner_notifications", "Message delivery attempts, by channel and result.",
-            ["channel", "result"], registry=r,
-        )  # fmt: skip
+            "tuner_notifications",
+            "Message delivery attempts, by channel and result.",
+            ["channel", "result"],
+            registry=r,
+        )
         self.provider_calls = Counter(
-            "tuner_provider_calls", "Calls to providers, by provider, operation and result.",
-            ["provider", "operation", "result"], registry=r,
-        )  # fmt: skip
+            "tuner_provider_calls",
+            "Calls to providers, by provider, operation and result.",
+            ["provider", "operation", "result"],
+            registry=r,
+        )
         self.provider_seconds = Histogram(
-            "tuner_provider_call_duration_seconds", "How long provider calls took.",
-            ["provider", "operation"], buckets=_CALL_BUCKETS, registry=r,
-        )  # fmt: skip
+            "tuner_provider_call_duration_seconds",
+            "How long provider calls took.",
+            ["provider", "operation"],
+            buckets=_CALL_BUCKETS,
+            registry=r,
+        )
         self.reloads = Counter(
             "tuner_rule_reloads", "Rule reloads, by result (ok, error).", ["result"], registry=r
         )
@@ -217,4 +230,3 @@ class MeteredProvider:
     def wrapped(self) -> Any:
         """The provider itself."""
         return self._provider
-

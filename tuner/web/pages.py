@@ -74,8 +74,9 @@ class Pages:
     def fleet(self, q: str = "", state: str = "", provider: str = "", page: int = 1) -> str:
         """The fleet table, its first page rendered on the server."""
         fleet = self.src.fleet.query(q, state, provider, page)
-        return self._render("fleet.html", page="fleet", fleet=fleet, q=q, state=state,
-                            provider=provider)  # fmt: skip
+        return self._render(
+            "fleet.html", page="fleet", fleet=fleet, q=q, state=state, provider=provider
+        )
 
     def function(self, key: str) -> str:
         """One function: charts, decisions, messages, facts."""
@@ -96,15 +97,21 @@ class Pages:
             for r in rules:
                 r["why"] = by_rule.get(r["name"])
         keys = [v.key for v in self.src.state.functions()[:2000]]
-        return self._render("rules.html", page="rules", rules=rules, why=why, error=error,
-                            function=why["function"] if why else function, keys=keys)  # fmt: skip
+        return self._render(
+            "rules.html",
+            page="rules",
+            rules=rules,
+            why=why,
+            error=error,
+            function=why["function"] if why else function,
+            keys=keys,
+        )
 
     def topology(self, function: str | None) -> str:
         """Functions and their dependencies, drawn when the graph is small enough."""
         topo = api.topology_json(self.src, function or None)
         svg = _svg(topo) if 0 < len(topo["functions"]) <= MAX_TOPOLOGY_FUNCTIONS else None
-        return self._render("topology.html", page="topology", topo=topo, svg=svg,
-                            function=function)  # fmt: skip
+        return self._render("topology.html", page="topology", topo=topo, svg=svg, function=function)
 
     def error(self, code: int, message: str) -> str:
         """An error page."""
@@ -119,26 +126,34 @@ def _svg(topo: dict[str, Any]) -> Markup:
     height = max(len(functions), len(deps), 1) * row + 20
     fy = {f["key"]: 20 + i * row for i, f in enumerate(functions)}
     dy = {d["name"]: 20 + i * row for i, d in enumerate(deps)}
-    parts = [f'<svg class="topology" role="img" aria-label="topology" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}">']  # fmt: skip
+    parts = [
+        f'<svg class="topology" role="img" aria-label="topology" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}">'
+    ]
     for e in topo["edges"]:
         if e["from"] not in fy or e["to"] not in dy:
             continue
         rate = e.get("error_rate")
         failing = isinstance(rate, float) and rate >= 0.5
         colour = "#c0392b" if failing else "#9aa5b1"
-        parts.append(f'<line x1="230" y1="{fy[e["from"]]}" x2="520" y2="{dy[e["to"]]}" '
-                     f'stroke="{colour}" stroke-width="{3 if failing else 1.5}"/>')  # fmt: skip
+        parts.append(
+            f'<line x1="230" y1="{fy[e["from"]]}" x2="520" y2="{dy[e["to"]]}" '
+            f'stroke="{colour}" stroke-width="{3 if failing else 1.5}"/>'
+        )
     for f in functions:
         y = fy[f["key"]]
-        parts.append(f'<circle cx="230" cy="{y}" r="5" fill="#2e86de"/><a href="/functions/'
-                     f'{escape(f["key"])}"><text x="220" y="{y + 4}" text-anchor="end">'
-                     f'{escape(f["name"])}</text></a>')  # fmt: skip
+        parts.append(
+            f'<circle cx="230" cy="{y}" r="5" fill="#2e86de"/><a href="/functions/'
+            f'{escape(f["key"])}"><text x="220" y="{y + 4}" text-anchor="end">'
+            f"{escape(f['name'])}</text></a>"
+        )
     for d in deps:
         y = dy[d["name"]]
         fill = "#c0392b" if d["failing"] else "#16a085"
-        parts.append(f'<rect x="515" y="{y - 5}" width="10" height="10" fill="{fill}"/>'
-                     f'<text x="535" y="{y + 4}">{escape(d["name"])} ({d["callers"]} callers'
-                     f'{", failing for " + str(d["failing"]) if d["failing"] else ""})</text>')  # fmt: skip
+        parts.append(
+            f'<rect x="515" y="{y - 5}" width="10" height="10" fill="{fill}"/>'
+            f'<text x="535" y="{y + 4}">{escape(d["name"])} ({d["callers"]} callers'
+            f"{', failing for ' + str(d['failing']) if d['failing'] else ''})</text>"
+        )
     parts.append("</svg>")
     return Markup("".join(parts))

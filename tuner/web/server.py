@@ -193,8 +193,15 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/status":
             self._json(api.status_json(src))
         elif path == "/api/fleet":
-            self._json(src.fleet.query(q.get("q", ""), q.get("state", ""), q.get("provider", ""),
-                                       _int(q, "page", 1), _int(q, "per_page", 50)))  # fmt: skip
+            self._json(
+                src.fleet.query(
+                    q.get("q", ""),
+                    q.get("state", ""),
+                    q.get("provider", ""),
+                    _int(q, "page", 1),
+                    _int(q, "per_page", 50),
+                )
+            )
         elif path.startswith("/api/functions/"):
             self._json(api.function_json(src, path.removeprefix("/api/functions/")))
         elif path == "/api/decisions":
@@ -210,8 +217,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/api/actions":
             self._json(self._actions_info())
         elif path == "/":
-            self._html(pages.fleet(q.get("q", ""), q.get("state", ""), q.get("provider", ""),
-                                       _int(q, "page", 1)))  # fmt: skip
+            self._html(
+                pages.fleet(
+                    q.get("q", ""), q.get("state", ""), q.get("provider", ""), _int(q, "page", 1)
+                )
+            )
         elif path.startswith("/functions/"):
             self._html(pages.function(path.removeprefix("/functions/")))
         elif path == "/rules":
@@ -274,4 +284,3 @@ def _int(q: dict[str, str], name: str, default: int) -> int:
         return int(q.get(name, default))
     except ValueError:
         raise ValueError(f"{name} must be a whole number") from None
-

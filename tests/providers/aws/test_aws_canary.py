@@ -88,9 +88,15 @@ class Harness:
         rules = tmp_path / "rules.yaml"
         rules.write_text(RULES, encoding="utf-8")
         self.store = SqliteStore(tmp_path / "tuner.db")
-        self.daemon = Daemon(providers=[provider], rules=load_rules([rules]), store=self.store,
-                             clock=self.clock, mode=Mode.APPLY, window_s=WINDOW,
-                             verify_policy=VerifyPolicy(windows=1))  # fmt: skip
+        self.daemon = Daemon(
+            providers=[provider],
+            rules=load_rules([rules]),
+            store=self.store,
+            clock=self.clock,
+            mode=Mode.APPLY,
+            window_s=WINDOW,
+            verify_policy=VerifyPolicy(windows=1),
+        )
 
     def cycle(self, lines: dict[str, list[str]], invocations: float, errors: float) -> None:
         """Run one cycle over a window with these log lines per version and these metrics."""
@@ -113,10 +119,20 @@ class Harness:
     def begin(self, change: Change) -> Decision:
         """Write down a change as the applier does before it calls the provider."""
         ref = FunctionRef("aws", "resize", self.world.region)
-        decision = Decision(
-            id=uuid.uuid4().hex, time=self.clock.now(), ref=ref, rule="oom",
-            action="more-memory", severity=Severity.CRITICAL, mode=Mode.APPLY, change=change,
-        ).with_verdict(Verdict.APPLY).advance(State.APPLYING)  # fmt: skip
+        decision = (
+            Decision(
+                id=uuid.uuid4().hex,
+                time=self.clock.now(),
+                ref=ref,
+                rule="oom",
+                action="more-memory",
+                severity=Severity.CRITICAL,
+                mode=Mode.APPLY,
+                change=change,
+            )
+            .with_verdict(Verdict.APPLY)
+            .advance(State.APPLYING)
+        )
         intent = Intent(uuid.uuid4().hex, decision.id, ref, (change,), self.clock.now())
         self.store.begin_intent(intent, decision)
         return decision
@@ -187,9 +203,11 @@ def test_facts_of_a_function_on_trial_are_its_canary_version_alone(harness: Harn
     harness.world.put_metrics("resize", when, Invocations=100, Errors=50)
     harness.world.put_log_lines("resize", when, oom_invocations(5, 128, 200.0), version="1")
     harness.world.put_log_lines(
-        "resize", when, ok_invocations([10.0, 20.0, 30.0], int(target.config.memory_mb or 0), 140),
+        "resize",
+        when,
+        ok_invocations([10.0, 20.0, 30.0], int(target.config.memory_mb or 0), 140),
         version="2",
-    )  # fmt: skip
+    )
 
     facts = harness.provider.observe([target], now - WINDOW, now)[target.ref]
 
@@ -256,10 +274,16 @@ def test_a_promotion_refused_for_a_concurrent_alias_change_is_tried_again(
     change = harness.start_canary()
     assert change.change is not None
     size = int(change.change.after)
-    refused = proxy.inject(lambda_error(
-        "PUT", r"/2015-03-31/functions/resize/aliases/live", "PreconditionFailedException", 412,
-        "The Revision Id provided does not match the latest Revision Id.", times=5,
-    ))  # fmt: skip
+    refused = proxy.inject(
+        lambda_error(
+            "PUT",
+            r"/2015-03-31/functions/resize/aliases/live",
+            "PreconditionFailedException",
+            412,
+            "The Revision Id provided does not match the latest Revision Id.",
+            times=5,
+        )
+    )
     good = {"2": ok_invocations([40.0] * 6, size, 150)}
 
     harness.cycle(good, invocations=6, errors=0)
@@ -351,10 +375,15 @@ def test_a_refused_routing_puts_latest_back_at_once(
     world.publish_behind_alias("resize", ALIAS)
     provider = make_provider(endpoint_url=proxy.url, canary={"alias": ALIAS}, **FAST)
     [target] = provider.targets()
-    refused = proxy.inject(lambda_error(
-        "PUT", r"/2015-03-31/functions/resize/aliases/live", "InvalidParameterValueException",
-        400, "RoutingConfig is not valid.",
-    ))  # fmt: skip
+    refused = proxy.inject(
+        lambda_error(
+            "PUT",
+            r"/2015-03-31/functions/resize/aliases/live",
+            "InvalidParameterValueException",
+            400,
+            "RoutingConfig is not valid.",
+        )
+    )
 
     with pytest.raises(ProviderError, match="RoutingConfig is not valid"):
         provider.apply(target, [Change(Knob.MEMORY_MB, 128, 256)])

@@ -62,8 +62,16 @@ def test_every_operation_of_a_full_cycle_is_in_the_policy_and_nothing_more(
     canaries.observe([target], now - 600, now)
     raise_memory = Change(Knob.MEMORY_MB, 128, 256)
     canaries.apply(target, [raise_memory])
-    decision = Decision(id="d", time=now, ref=target.ref, rule="oom", action="more-memory",
-                        severity=Severity.CRITICAL, mode=Mode.APPLY, change=raise_memory)  # fmt: skip
+    decision = Decision(
+        id="d",
+        time=now,
+        ref=target.ref,
+        rule="oom",
+        action="more-memory",
+        severity=Severity.CRITICAL,
+        mode=Mode.APPLY,
+        change=raise_memory,
+    )
     assert canaries.promote(target.ref, decision).startswith("promoted")
 
     made = {f"{IAM_PREFIX[service]}:{operation}" for service, operation in recorder.calls}

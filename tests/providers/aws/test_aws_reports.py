@@ -101,8 +101,9 @@ def json_report(request_id: str, status: str = "success", **metrics: float) -> s
     }
     if status == "error":
         record["errorType"] = "Runtime.OutOfMemory"
-    return json.dumps({"time": "2026-11-27T20:00:00.000Z", "type": "platform.report",
-                       "record": record})  # fmt: skip
+    return json.dumps(
+        {"time": "2026-11-27T20:00:00.000Z", "type": "platform.report", "record": record}
+    )
 
 
 def test_json_platform_reports_count_like_text_reports() -> None:
@@ -235,8 +236,10 @@ def test_init_failures_and_import_errors_are_init_errors_not_timeouts_or_ooms() 
     assert summarize([INIT_TIMEOUT]).timeouts == 0
     assert summarize([IMPORT_ERROR]).init_errors == 1
     assert summarize(["INIT_REPORT Init Duration: 9908.09 ms"]).init_errors == 0  # success
-    record = {"type": "platform.initReport", "record": {"phase": "init", "status": "error",
-              "errorType": "Runtime.ImportModuleError"}}  # fmt: skip
+    record = {
+        "type": "platform.initReport",
+        "record": {"phase": "init", "status": "error", "errorType": "Runtime.ImportModuleError"},
+    }
     assert summarize([json.dumps(record)]).init_errors == 1
 
 
@@ -244,8 +247,10 @@ def test_lambda_insights_performance_events_are_reports() -> None:
     summary = summarize([INSIGHTS])
     [report] = summary.reports
     assert (report.duration_ms, report.max_memory_used_mb, report.memory_size_mb) == (
-        45191.0, 63.0, 256.0,
-    )  # fmt: skip
+        45191.0,
+        63.0,
+        256.0,
+    )
     assert (summary.timeouts, summary.cold_starts, summary.ooms) == (1, 1, 0)
     text = report_line("12345678-8bcc-42f7-b1de-123456789012", 45191.0, 256, 63, status="timeout")
     both = summarize([text, INSIGHTS])  # one invocation, read twice
@@ -290,7 +295,9 @@ def test_only_invocations_at_the_memory_in_force_count() -> None:
 
 
 def test_failed_invocations_count_once_whatever_lines_say_they_failed() -> None:
-    timed_out, killed, errored, fine = (f"8f5e3c1a-{n}-4d7b-9a51-0a1b2c3d4e5f" for n in ("3333", "4444", "5555", "6666"))  # fmt: skip
+    timed_out, killed, errored, fine = (
+        f"8f5e3c1a-{n}-4d7b-9a51-0a1b2c3d4e5f" for n in ("3333", "4444", "5555", "6666")
+    )
     summary = summarize(
         [
             f"2026-11-27T20:00:03.010Z {timed_out} Task timed out after 3.00 seconds",

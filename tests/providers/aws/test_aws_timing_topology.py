@@ -44,9 +44,7 @@ def put_reports(world: AwsWorld, function: str, invocations: list[tuple[float, f
         ),
         key=lambda e: e["timestamp"],
     )
-    logs.put_log_events(
-        logGroupName=group, logStreamName="2026/11/30/[$LATEST]0", logEvents=events
-    )
+    logs.put_log_events(logGroupName=group, logStreamName="2026/11/30/[$LATEST]0", logEvents=events)
 
 
 def call_graph(world: AwsWorld, now: float) -> dict[str, list[tuple[float, float]]]:
@@ -112,8 +110,15 @@ def test_tuner_topology_reads_the_timing_of_an_aws_account(
     }
     assert {"id": "audit", "kind": "function"} in shown["nodes"]
     assert set(shown["edges"][0]) == {
-        "source", "target", "calls", "p50_ms", "p95_ms", "error_rate", "confidence", "evidence",
-    }  # fmt: skip
+        "source",
+        "target",
+        "calls",
+        "p50_ms",
+        "p95_ms",
+        "error_rate",
+        "confidence",
+        "evidence",
+    }
 
 
 def test_a_report_read_twice_counts_once_and_a_timeout_counts_as_failed() -> None:

@@ -154,8 +154,11 @@ def test_probes_wait_for_each_other_and_for_room(
     provider = make_provider(cluster, namespace, clock, probe=policy)
     now = clock.now()
     oom_killed_api(kube, namespace, now - 10)
-    seed(kube, deployment("cart", namespace, replicas=1),
-         pod("cart-1", namespace, {"app": "cart"}, oom_at=now - 5, restarts=1))  # fmt: skip
+    seed(
+        kube,
+        deployment("cart", namespace, replicas=1),
+        pod("cart-1", namespace, {"app": "cart"}, oom_at=now - 5, restarts=1),
+    )
     facts = provider.observe(provider.targets(), now - 60, now)
     probed = [p["metadata"]["labels"][PROBE_LABEL] for p in probe_pods(kube, namespace)]
     assert len(probed) == 1  # one at a time across the namespace
@@ -251,10 +254,18 @@ def test_a_probe_killed_at_its_own_limit_is_a_lower_bound(
     kill_and_observe(probing, kube, start)
     [probe] = probe_pods(kube, namespace)
     path = f"{PODS.format(ns=namespace)}/{probe['metadata']['name']}"
-    killed = {"terminated": {"reason": "OOMKilled", "exitCode": 137,
-                             "finishedAt": "2026-11-30T00:00:00Z"}}  # fmt: skip
-    kube.patch(path, {"status": {"phase": "Failed", "containerStatuses": [
-        {"name": "app", "restartCount": 0, "state": killed}]}})  # fmt: skip
+    killed = {
+        "terminated": {"reason": "OOMKilled", "exitCode": 137, "finishedAt": "2026-11-30T00:00:00Z"}
+    }
+    kube.patch(
+        path,
+        {
+            "status": {
+                "phase": "Failed",
+                "containerStatuses": [{"name": "app", "restartCount": 0, "state": killed}],
+            }
+        },
+    )
 
     clock.advance(60)
     facts = api_facts(probing, start, clock.now())
@@ -336,9 +347,23 @@ def test_the_probes_peak_from_prometheus_sizes_the_deployment_in_one_step(
         first = api_facts(provider, t0 - 60, t0)
         assert [p["metadata"]["name"] for p in probe_pods(kube, namespace)] == [probe]
         # The Deployment's pod is killed again while the probe serves (a crash loop).
-        kube.patch(f"{PODS.format(ns=namespace)}/api-1", {"status": {"containerStatuses": [
-            {"name": "app", "restartCount": 3, "state": {"running": {}}, "lastState": {
-                "terminated": {"reason": "OOMKilled", "finishedAt": stamp(t0 + 30)}}}]}})  # fmt: skip
+        kube.patch(
+            f"{PODS.format(ns=namespace)}/api-1",
+            {
+                "status": {
+                    "containerStatuses": [
+                        {
+                            "name": "app",
+                            "restartCount": 3,
+                            "state": {"running": {}},
+                            "lastState": {
+                                "terminated": {"reason": "OOMKilled", "finishedAt": stamp(t0 + 30)}
+                            },
+                        }
+                    ]
+                }
+            },
+        )
         clock.advance(60)
         second = api_facts(provider, t0, t0 + 60)
         [target] = provider.targets()

@@ -122,8 +122,9 @@ def test_a_probe_runs_no_other_function_and_a_disabled_host_never_probes(
     assert window(probing, "caller", since)["probes"] == 1
     echoes = probing.host.records.invocations(["echo"], since, time.time() + 1)
     assert len(echoes) == 1  # the caller's own call; the probe's call did not run
-    off = started(write_functions(tmp_path / "off"), tmp_path / "off-state",
-                  ProbePolicy(enabled=False))  # fmt: skip
+    off = started(
+        write_functions(tmp_path / "off"), tmp_path / "off-state", ProbePolicy(enabled=False)
+    )
     try:
         assert off.host.invoke("halves", {"mb": 200}).outcome == "oom"
         off.host.prober.wait(15.0)

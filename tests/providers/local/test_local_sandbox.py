@@ -229,8 +229,14 @@ def test_workers_run_unprivileged_with_only_their_declared_environment(
     assert seen["shadow"] == "PermissionError"
     assert seen["environment"]["GREETING"] == "hello"
     assert set(seen["environment"]) <= {
-        "GREETING", "PATH", "LANG", "HOME", "TMPDIR", "MALLOC_ARENA_MAX", "LC_CTYPE"
-    }  # fmt: skip
+        "GREETING",
+        "PATH",
+        "LANG",
+        "HOME",
+        "TMPDIR",
+        "MALLOC_ARENA_MAX",
+        "LC_CTYPE",
+    }
     assert seen["tmp"] != "/tmp" and seen["tmp_mode"] == 0o700 and seen["tmp_uid"] == 65534
     assert not Path(seen["tmp"]).exists() or plain.warm_workers("snoop")
 

@@ -78,8 +78,9 @@ def test_a_rule_traces_the_next_three_invocations_then_the_decision_expires(
     local: LocalProvider, tmp_path: Path
 ) -> None:
     store = SqliteStore(tmp_path / "tuner.db")
-    daemon = Daemon(providers=[local], rules=parse_rules(RULES, "trace.yaml"), store=store,
-                    window_s=30.0)  # fmt: skip
+    daemon = Daemon(
+        providers=[local], rules=parse_rules(RULES, "trace.yaml"), store=store, window_s=30.0
+    )
     assert local.host.invoke("flaky", {"fail": True}).outcome == "error"
     [decision] = daemon.run_cycle().decisions
     assert decision.state is State.APPLIED and decision.action == "trace"

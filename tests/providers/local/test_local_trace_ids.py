@@ -50,8 +50,9 @@ def test_an_oom_decision_names_its_traces_and_explain_finds_it_by_one(
         for _ in range(2):
             assert host.invoke("canvas", {"pages": 150}).outcome == "oom"
             assert host.invoke("canvas", {"pages": 1}).outcome == "ok"
-        daemon = Daemon(providers=[provider], rules=parse_rules(RULES, "oom.yaml"), store=store,
-                        window_s=30.0)  # fmt: skip
+        daemon = Daemon(
+            providers=[provider], rules=parse_rules(RULES, "oom.yaml"), store=store, window_s=30.0
+        )
         [decision] = daemon.run_cycle().decisions
         assert host.tracing is not None
         traces = host.tracing.store.traces("canvas")

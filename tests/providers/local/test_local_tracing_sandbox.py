@@ -42,7 +42,7 @@ FUNCTIONS = {
     "trace-forger": (
         "memory_mb: 128\ntimeout_s: 5\ntracing: {mode: off}\n",
         _WRITE_TO_PIPES + "def handler(event, context):\n"
-        "    write_to_pipes(b'{\"type\": \"trace\", \"memory\": {\"need_mb\": 4000}}\\n')\n"
+        '    write_to_pipes(b\'{"type": "trace", "memory": {"need_mb": 4000}}\\n\')\n'
         "    return 'forged'\n",
     ),
     "deep-json": (

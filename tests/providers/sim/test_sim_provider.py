@@ -101,8 +101,9 @@ def test_apply_changes_memory_and_refuses_stale_revisions_and_unknown_knobs() ->
 
 
 def test_the_ledger_counts_steps_to_the_fix_and_reversals() -> None:
-    fleet = [replace(w, memory_mb=128, rate_per_s=5.0)
-             for w in make_fleet(50, seed=2) if w.need_mb > 600][:2]  # fmt: skip
+    fleet = [
+        replace(w, memory_mb=128, rate_per_s=5.0) for w in make_fleet(50, seed=2) if w.need_mb > 600
+    ][:2]
     clock = VirtualClock()
     provider = SimProvider(fleet, clock)
     run_windows(provider, clock, 1)
@@ -185,8 +186,11 @@ def test_the_lookback_reports_its_largest_payload_when_no_invocation_ever_surviv
 
 def test_the_ledger_gives_each_function_its_cost_against_its_optimum() -> None:
     fleet = [replace(w, rate_per_s=5.0) for w in make_fleet(3, seed=2)]
-    fleet = [replace(fleet[0], memory_mb=2 * fleet[0].optimum_mb()),
-             replace(fleet[1], memory_mb=fleet[1].optimum_mb()), fleet[2]]  # fmt: skip
+    fleet = [
+        replace(fleet[0], memory_mb=2 * fleet[0].optimum_mb()),
+        replace(fleet[1], memory_mb=fleet[1].optimum_mb()),
+        fleet[2],
+    ]
     clock = VirtualClock()
     provider = SimProvider(fleet, clock)
     provider.ledger.settle_from = 0.0

@@ -59,7 +59,9 @@ def _console(name: str, settings: ConsoleChannelSettings, stream: TextIO | None)
     return ConsoleChannel(name, settings, stream)
 
 
-def _entry(name: str, build: Callable[..., Channel], settings: type[Any], summary: str) -> Entry[ChannelBuilder]:
+def _entry(
+    name: str, build: Callable[..., Channel], settings: type[Any], summary: str
+) -> Entry[ChannelBuilder]:
     return Entry(name, lambda: build, settings=settings, summary=summary)
 
 

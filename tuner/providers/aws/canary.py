@@ -86,8 +86,13 @@ def apply(
         version, raw = back
         restored = _put_back(clients, name, raw, latest_raw, _values(view.config), settings)
         _route(clients, name, view, version, {})
-        log.info("routed back", function=target.ref.key, version=version, alias=view.alias,
-                 restored=restored)  # fmt: skip
+        log.info(
+            "routed back",
+            function=target.ref.key,
+            version=version,
+            alias=view.alias,
+            restored=restored,
+        )
         return _reread(clients, name, settings)
     if view.canary is not None:
         raise ProviderError(
@@ -200,8 +205,14 @@ def _start(
         current = clients.lambda_.get_function_configuration(FunctionName=name)
         _put_back(clients, name, view.primary_raw, current, wanted, settings)
         raise
-    log.info("canary started", function=target.ref.key, version=version, alias=view.alias,
-             weight=weight, changes=changed)  # fmt: skip
+    log.info(
+        "canary started",
+        function=target.ref.key,
+        version=version,
+        alias=view.alias,
+        weight=weight,
+        changes=changed,
+    )
     return _reread(clients, name, settings)
 
 

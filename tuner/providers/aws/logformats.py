@@ -19,9 +19,17 @@ from typing import Any
 _REPORT = re.compile(r"(?<!\w)REPORT RequestId:\s*(?P<id>[\w-]+)")
 _INIT_REPORT = re.compile(r"(?<!\w)INIT_REPORT\b")
 _LABELS = (
-    "Billed Restore Duration", "Restore Duration", "Billed Duration", "Init Duration",
-    "Duration", "Memory Size", "Max Memory Used", "Status", "Error Type", "Phase",
-)  # fmt: skip
+    "Billed Restore Duration",
+    "Restore Duration",
+    "Billed Duration",
+    "Init Duration",
+    "Duration",
+    "Memory Size",
+    "Max Memory Used",
+    "Status",
+    "Error Type",
+    "Phase",
+)
 _FIELD = re.compile(r"(?:^|(?<=\s))(" + "|".join(map(re.escape, _LABELS)) + r"):[ \t]*([^\s\"]+)")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _REQUIRED = ("Duration", "Billed Duration", "Memory Size", "Max Memory Used")

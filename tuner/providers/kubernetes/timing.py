@@ -48,9 +48,7 @@ def mined_topology(
         raise ValueError("timing topology needs latency_metric (a request-duration histogram)")
     known = {pod: workload for workload, pods in pods_of.items() for pod in pods}
     activity = read_activity(queries.client, metric, namespace, start, end, step)
-    series, members = service_series(
-        activity, lambda pod: service_of_pod(pod, known, set(pods_of))
-    )
+    series, members = service_series(activity, lambda pod: service_of_pod(pod, known, set(pods_of)))
     edges = []
     for mined in mine_rates(series):
         latency = queries.latency(namespace, members[mined.target], start, end)
@@ -66,7 +64,5 @@ def mined_topology(
                 evidence="timing",
             )
         )
-    nodes = tuple(
-        Node(s.node, "function" if s.node in pods_of else "dependency") for s in series
-    )
+    nodes = tuple(Node(s.node, "function" if s.node in pods_of else "dependency") for s in series)
     return Topology(nodes, tuple(sorted(edges, key=lambda e: (e.source, e.target))))

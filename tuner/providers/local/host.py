@@ -248,9 +248,7 @@ class FunctionHost:
             invocations=len(executions),
         )
 
-    def _fan_out(
-        self, name: str, parts: list[list[Any]], caller: Caller | None
-    ) -> list[Execution]:
+    def _fan_out(self, name: str, parts: list[list[Any]], caller: Caller | None) -> list[Execution]:
         executions: list[Execution | None] = [None] * len(parts)
 
         def run(index: int) -> None:

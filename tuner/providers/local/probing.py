@@ -168,9 +168,7 @@ class Prober:
     def results(self, function: str, start: float, end: float) -> list[ProbeResult]:
         """Probes of a function that finished in ``[start, end)``."""
         with self._lock:
-            return [
-                r for r in self._results if r.function == function and start <= r.time < end
-            ]
+            return [r for r in self._results if r.function == function and start <= r.time < end]
 
     def wait(self, timeout_s: float) -> None:
         """Wait for the running probe, if any, to finish."""

@@ -230,7 +230,9 @@ UNTIMED_SWITCH_S = 600.0
 """How long a tracing switch lasts when its change says nothing (one approved by hand)."""
 
 
-def switch_tracing(tracing: Tracing, function: str, spec: TracingSpec | None, change: Change) -> float:
+def switch_tracing(
+    tracing: Tracing, function: str, spec: TracingSpec | None, change: Change
+) -> float:
     """Carry out a ``tracing`` change: switch tracing on for a while, or off; the share now."""
     rate = float(change.after)
     if not 0.0 <= rate <= 1.0:

@@ -80,8 +80,9 @@ class TraceSwitches:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, TypeError, AttributeError) as exc:
-            log.warning("tracing switches unreadable: none in force", path=str(self.path),
-                        error=str(exc))  # fmt: skip
+            log.warning(
+                "tracing switches unreadable: none in force", path=str(self.path), error=str(exc)
+            )
             return {}
 
     def _save(self) -> None:
@@ -109,8 +110,13 @@ class TraceSwitches:
         with self._lock:
             self._switches[function] = switch
             self._save()
-        log.info("tracing switched on", function=function, rate=rate, invocations=invocations,
-                 seconds=seconds)  # fmt: skip
+        log.info(
+            "tracing switched on",
+            function=function,
+            rate=rate,
+            invocations=invocations,
+            seconds=seconds,
+        )
         return switch
 
     def clear(self, function: str) -> None:

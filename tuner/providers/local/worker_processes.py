@@ -308,7 +308,12 @@ class WorkerProcess:
         if len(execution.invoke_calls) < _MAX_DEPENDENCY_CALLS:
             execution.invoke_calls.append(call)
         self._send(
-            {"type": "invoke_result", "outcome": call.outcome, "result": result, "error": call.error}
+            {
+                "type": "invoke_result",
+                "outcome": call.outcome,
+                "result": result,
+                "error": call.error,
+            }
         )
 
     def _timed_out(self, execution: Execution) -> None:

@@ -57,9 +57,7 @@ class PrometheusClient:
         return [
             Series(
                 item["metric"],
-                tuple(
-                    (float(t), float(v)) for t, v in item["values"] if math.isfinite(float(v))
-                ),
+                tuple((float(t), float(v)) for t, v in item["values"] if math.isfinite(float(v))),
             )
             for item in data["result"]
         ]

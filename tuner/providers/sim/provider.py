@@ -113,8 +113,17 @@ class SimProvider:
         for i, w in enumerate(self.workloads):
             config = self._configs[i]
             draws = [rng.random() for _ in range(DRAWS)]
-            facts, _ = simulate(w, self._targets[i].ref, config.memory_mb, config.timeout_s or 900.0,
-                                -seconds, 0.0, draws, DependencyState(), self.evidence)  # fmt: skip
+            facts, _ = simulate(
+                w,
+                self._targets[i].ref,
+                config.memory_mb,
+                config.timeout_s or 900.0,
+                -seconds,
+                0.0,
+                draws,
+                DependencyState(),
+                self.evidence,
+            )
             base = i * self.lookback_days
             self._peaks[base + slot] = facts.peak_memory_mb or 0.0
             self._payloads[base + slot] = facts.extra.get("payload_kb_max", 0.0)
@@ -125,9 +134,11 @@ class SimProvider:
     def _target(self, i: int) -> Target:
         w = self.workloads[i]
         return Target(
-            ref=FunctionRef(self.name, w.name), config=self._configs[i],
-            labels={"team": f"team-{i % 12}"}, limits=SIM_LIMITS,
-        )  # fmt: skip
+            ref=FunctionRef(self.name, w.name),
+            config=self._configs[i],
+            labels={"team": f"team-{i % 12}"},
+            limits=SIM_LIMITS,
+        )
 
     # ------------------------------------------------------------ the Provider port
 
@@ -149,10 +160,16 @@ class SimProvider:
         for i, w in enumerate(self.workloads):
             config = self._configs[i]
             facts, outcome = simulate(
-                w, self._targets[i].ref, config.memory_mb, config.timeout_s or 900.0,
-                start, end, draws[i * DRAWS : (i + 1) * DRAWS], states[w.dependency],
+                w,
+                self._targets[i].ref,
+                config.memory_mb,
+                config.timeout_s or 900.0,
+                start,
+                end,
+                draws[i * DRAWS : (i + 1) * DRAWS],
+                states[w.dependency],
                 self.evidence,
-            )  # fmt: skip
+            )
             self.ledger.window(i, config.memory_mb, outcome, end)
             self.last_outcomes[i] = outcome
             out[facts.ref] = self._with_lookback(i, facts)

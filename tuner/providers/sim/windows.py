@@ -121,16 +121,25 @@ def simulate(
             "duration_max_ms": min(timeout_ms, top),
         }
     facts = WindowFacts(
-        ref=ref, start=start, end=end, invocations=n,
-        errors=ooms + timeouts + failed_by_dep, timeouts=timeouts, ooms=ooms, throttles=0,
-        cold_starts=_stochastic_round(n * 0.01, u[6]), peak_memory_mb=peak,
-        dependencies={w.dependency: DependencyFacts(
-            w.dependency, calls, dep_errors, dependency.latency_ms
-        )},
-        extra=extra, duration_p50_ms=durations["duration_p50_ms"],
-        duration_p95_ms=durations["duration_p95_ms"], duration_p99_ms=durations["duration_p99_ms"],
+        ref=ref,
+        start=start,
+        end=end,
+        invocations=n,
+        errors=ooms + timeouts + failed_by_dep,
+        timeouts=timeouts,
+        ooms=ooms,
+        throttles=0,
+        cold_starts=_stochastic_round(n * 0.01, u[6]),
+        peak_memory_mb=peak,
+        dependencies={
+            w.dependency: DependencyFacts(w.dependency, calls, dep_errors, dependency.latency_ms)
+        },
+        extra=extra,
+        duration_p50_ms=durations["duration_p50_ms"],
+        duration_p95_ms=durations["duration_p95_ms"],
+        duration_p99_ms=durations["duration_p99_ms"],
         duration_max_ms=durations["duration_max_ms"],
-    )  # fmt: skip
+    )
     cost = n * w.cost_per_invocation(memory_mb)
     probes = 1 if probe_cost else 0
     return facts, Outcome(n, ooms, timeouts, cost, peak, p90, probes, probe_cost)

@@ -136,12 +136,24 @@ def _workload(rng: random.Random, i: int) -> Workload:
     cpu_ms = rng.choice((0.0, rng.uniform(5, 200), rng.uniform(200, 3000)))
     io_ms = rng.uniform(10, 1500)
     partial = Workload(
-        name=f"fn-{i:05d}", kind=kind, runtime_mb=runtime, work_mb=work, mb_per_kb=mb_per_kb,
-        payload_max_kb=payload_max, skew=rng.uniform(1.5, 5.0), leak_mb=leak,
-        worker_life=worker_life, chunk=chunk, cpu_ms=cpu_ms, io_ms=io_ms,
-        rate_per_s=10 ** rng.uniform(-2.0, 0.7), phase=rng.random(), timeout_s=0.0,
-        memory_mb=MIN_MEMORY_MB, dependency=rng.choice(DEPENDENCIES),
-    )  # fmt: skip
+        name=f"fn-{i:05d}",
+        kind=kind,
+        runtime_mb=runtime,
+        work_mb=work,
+        mb_per_kb=mb_per_kb,
+        payload_max_kb=payload_max,
+        skew=rng.uniform(1.5, 5.0),
+        leak_mb=leak,
+        worker_life=worker_life,
+        chunk=chunk,
+        cpu_ms=cpu_ms,
+        io_ms=io_ms,
+        rate_per_s=10 ** rng.uniform(-2.0, 0.7),
+        phase=rng.random(),
+        timeout_s=0.0,
+        memory_mb=MIN_MEMORY_MB,
+        dependency=rng.choice(DEPENDENCIES),
+    )
     need = partial.need_mb
     draw = rng.random()
     if draw < 0.25:  # too little: 1.2x to 5x short
