@@ -30,16 +30,9 @@ from kube_emulation import EmulatorThread  # noqa: E402
 
 from operators.cluster_state import ClusterStateMirror  # noqa: E402
 from operators.mirrored_store import MirroredStore  # noqa: E402
-from tuner.domain.lifecycle import State, Verdict  # noqa: E402
-from tuner.domain.model import (  # noqa: E402
-    Change,
-    Decision,
-    FunctionRef,
-    Intent,
-    Knob,
-    Mode,
-    Severity,
-)
+from tuner.domain.decisions import Decision, Intent  # noqa: E402
+from tuner.domain.lifecycle import IntentState, State, Verdict  # noqa: E402
+from tuner.domain.model import Change, FunctionRef, Knob, Mode, Severity  # noqa: E402
 from tuner.providers.kubernetes.api import KubeApi  # noqa: E402
 from tuner.store.audit import SqliteStore  # noqa: E402
 
@@ -100,7 +93,7 @@ def run(changes: int) -> dict[str, float]:
                 intent = Intent(f"i{i}", decision.id, decision.ref, (decision.change,), now)
                 leader.begin_intent(intent, decision)
                 applied = decision.advance(State.APPLIED)
-                leader.finish_intent(intent.id, "done", applied)
+                leader.finish_intent(intent.id, IntentState.DONE, applied)
                 leader.record(replace(applied, judged_windows=1))
                 if i % 2:
                     leader.record(replace(applied, judged_windows=2).advance(State.IMPROVED))

@@ -13,7 +13,7 @@ import random
 import time
 from pathlib import Path
 
-from tuner.decisions.guard import GuardPolicy, guard
+from tuner.decisions.guard import Budget, GuardPolicy, guard
 from tuner.decisions.planning import plan_finding
 from tuner.domain.model import (
     DependencyFacts,
@@ -118,7 +118,9 @@ def bench_cycle(
                 planned.extend(
                     plan_finding(compiled[finding.rule], finding, target, Mode.APPLY, 60.0)
                 )
-        settled = guard(planned, [], cooldowns, GuardPolicy(max_changes_per_cycle=1000), 60.0)
+        settled = guard(
+            planned, Budget.start([], cooldowns, GuardPolicy(max_changes_per_cycle=1000), 60.0)
+        )
         best = min(best, time.process_time() - start)
         decisions = len(settled)
     return best, findings, decisions

@@ -53,7 +53,7 @@ PARTS = {
 
 
 def _daemon(functions: int, tmp: Path, settled: bool = False) -> tuple[Any, Any, Any]:
-    from tuner.daemon.loop import Daemon
+    from tuner.daemon.loop import Daemon, DaemonSettings
     from tuner.engine import load_rules
     from tuner.notify import build_notifier
     from tuner.providers.sim import Settings, SimProvider, VirtualClock, build
@@ -71,7 +71,7 @@ def _daemon(functions: int, tmp: Path, settled: bool = False) -> tuple[Any, Any,
         store=SqliteStore(tmp / "tuner.db"),
         notifier=notifier,
         clock=clock,
-        window_s=WINDOW_S,
+        settings=DaemonSettings(window_s=WINDOW_S),
     )
     return daemon, clock, provider
 

@@ -13,6 +13,7 @@ import logging
 import tempfile
 import time
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -35,7 +36,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "soak.db"
         soak = Soak(store, live=opts.live)
-        soak.daemon.retention_s = opts.retention_days * 86_400.0
+        soak.daemon.settings = replace(
+            soak.daemon.settings, retention_s=opts.retention_days * 86_400.0
+        )
         tracemalloc.start()
         print(
             "day  functions  changes  heap_kib  blocks   rss_mib  streaks  state  open  db_kib  ms/cycle"

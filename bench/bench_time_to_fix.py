@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from tuner.daemon.logs import configure
-from tuner.daemon.loop import Daemon, SystemClock
+from tuner.daemon.loop import Daemon, DaemonSettings, SystemClock
 from tuner.daemon.scheduling import run_forever
 from tuner.engine import load_rules
 from tuner.providers.local import Settings, build
@@ -38,7 +38,7 @@ def main(interval_s: float = 5.0) -> None:
             rules=load_rules([ROOT / "rules" / "default.yaml"]),
             store=store,
             clock=clock,
-            window_s=interval_s,
+            settings=DaemonSettings(window_s=interval_s),
         )
         stop = threading.Event()
         applied_at: list[float] = []

@@ -29,10 +29,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_engine import fleet  # noqa: E402
 
-from tuner.daemon.insight import LiveState  # noqa: E402
-from tuner.daemon.loop import CycleReport  # noqa: E402
+from tuner.daemon.live import LiveState  # noqa: E402
+from tuner.daemon.reports import CycleReport  # noqa: E402
+from tuner.domain.decisions import Decision  # noqa: E402
 from tuner.domain.lifecycle import State  # noqa: E402
-from tuner.domain.model import Change, Decision, Knob, Mode, Severity  # noqa: E402
+from tuner.domain.model import Change, Knob, Mode, Severity  # noqa: E402
 from tuner.engine import Streaks, build_facts, evaluate, fleet_facts, load_rules  # noqa: E402
 from tuner.store.audit import SqliteStore  # noqa: E402
 from tuner.web.api import Sources  # noqa: E402

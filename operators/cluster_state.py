@@ -40,8 +40,10 @@ import structlog
 
 from operators.settings import GROUP, PLURAL, VERSION
 from operators.status import timestamp
-from tuner.domain.lifecycle import State, Verdict
-from tuner.domain.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
+from tuner.domain.decisions import Decision, Intent, Kind
+from tuner.domain.holds import Hold
+from tuner.domain.lifecycle import IntentState, State, Verdict
+from tuner.domain.model import Change, FunctionRef, Knob, Mode, Severity
 from tuner.providers.kubernetes.api import KubeApi, NotFoundError
 
 log = structlog.get_logger(__name__)
@@ -92,6 +94,8 @@ def encode_decision(decision: Decision) -> str:
             "channels": list(decision.channels),
             "group": decision.group,
             "undoes": decision.undoes,
+            "kind": decision.kind.value,
+            "hold": decision.hold.as_json() if decision.hold is not None else None,
         },
         sort_keys=True,
         allow_nan=False,
@@ -124,6 +128,8 @@ def decode_decision(text: str) -> Decision:
         channels=tuple(raw.get("channels") or ()),
         group=str(raw.get("group", "")),
         undoes=str(raw.get("undoes", "")),
+        hold=Hold.from_json(raw["hold"]) if raw.get("hold") else None,
+        kind=Kind(raw.get("kind") or (Kind.ROLLBACK if raw.get("undoes") else Kind.FINDING)),
     )
 
 
@@ -143,7 +149,7 @@ def entry(record: MirroredChange) -> dict[str, Any]:
         "state": decision.state.value,
         "intent": None
         if intent is None
-        else {"id": intent.id, "state": intent.state, "created": intent.created},
+        else {"id": intent.id, "state": intent.state.value, "created": intent.created},
         "windows": decision.judged_windows,
         "undoes": decision.undoes,
         "decision": encode_decision(decision),
@@ -163,7 +169,7 @@ def parse_entry(raw: Mapping[str, Any]) -> MirroredChange:
             ref=decision.ref,
             changes=changes,
             created=float(intent_raw.get("created", decision.time)),
-            state=str(intent_raw.get("state", "open")),
+            state=IntentState(str(intent_raw.get("state", "open"))),
         )
     return MirroredChange(decision, intent)
 

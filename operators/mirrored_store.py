@@ -25,14 +25,14 @@ from typing import Any
 import structlog
 
 from operators.cluster_state import ClusterStateMirror, MirroredChange
+from tuner.domain.decisions import Decision, Intent, Kind
 from tuner.domain.errors import ProviderError
-from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision, FunctionRef, Intent
+from tuner.domain.lifecycle import IntentState, State
+from tuner.domain.model import FunctionRef
 from tuner.domain.ports import Store
+from tuner.domain.times import DAY_S
 
 log = structlog.get_logger(__name__)
-
-DAY_S = 86_400.0
 
 
 class NotLeaderError(ProviderError):
@@ -86,13 +86,10 @@ class MirroredStore:
         try:
             self._push([decision.id], strict=True)
         except ProviderError as exc:
-            self._forget(decision.id)
-            why = f"not applied: the cluster did not record the intent ({exc})"
-            failed = decision.advance(State.FAILED, why)
-            self.inner.finish_intent(intent.id, "abandoned", failed)
-            raise
+            self._forget(decision.id)  # the applier settles the decision; the store only raises
+            raise ProviderError(f"the cluster did not record the intent ({exc})") from exc
 
-    def finish_intent(self, intent_id: str, state: str, decision: Decision) -> None:
+    def finish_intent(self, intent_id: str, state: IntentState, decision: Decision) -> None:
         """Settle the intent locally, then in the cluster."""
         self.inner.finish_intent(intent_id, state, decision)
         intent = self._intents.get(decision.id)
@@ -184,7 +181,9 @@ class MirroredStore:
             "cluster_state_restored",
             policy=self.mirror.policy,
             changes=len(records),
-            open=sum(1 for r in records.values() if r.intent and r.intent.state == "open"),
+            open=sum(
+                1 for r in records.values() if r.intent and r.intent.state is IntentState.OPEN
+            ),
             pending=sum(1 for r in records.values() if _pending(r.decision)),
         )
         return len(records)
@@ -194,11 +193,11 @@ class MirroredStore:
         local = self.inner.get(decision.id)
         if intent is not None:
             self._intents[decision.id] = intent
-        if intent is not None and intent.state == "open":
+        if intent is not None and intent.state is IntentState.OPEN:
             if local is not None and local.state is not State.APPLYING:
                 self._unsynced.add(decision.id)  # settled here; the cluster learns it next
                 if decision.id in self._intents:
-                    self._intents[decision.id] = _with_state(intent, "done")
+                    self._intents[decision.id] = _with_state(intent, IntentState.DONE)
             elif intent.id not in open_here:
                 self.inner.begin_intent(intent, decision)
         elif _knows_more(local, decision):
@@ -262,13 +261,13 @@ class MirroredStore:
         return (
             decision.state is not State.APPLYING
             and not _pending(decision)
-            and (intent is None or intent.state != "open")
+            and (intent is None or intent.state is not IntentState.OPEN)
         )
 
 
 def _pending(decision: Decision) -> bool:
     """A change that went live and waits for its verdict (a rollback is never judged)."""
-    return decision.state is State.APPLIED and not decision.undoes
+    return decision.state is State.APPLIED and decision.kind is not Kind.ROLLBACK
 
 
 def _knows_more(local: Decision | None, cluster: Decision) -> bool:
@@ -280,5 +279,5 @@ def _knows_more(local: Decision | None, cluster: Decision) -> bool:
     )
 
 
-def _with_state(intent: Intent, state: str) -> Intent:
+def _with_state(intent: Intent, state: IntentState) -> Intent:
     return Intent(intent.id, intent.decision_id, intent.ref, intent.changes, intent.created, state)

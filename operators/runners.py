@@ -25,7 +25,7 @@ from operators.mirrored_store import MirroredStore
 from operators.policies import TuningPolicySpec, tuner_document
 from operators.settings import OperatorSettings
 from tuner.daemon.config import parse_config
-from tuner.daemon.loop import CycleReport
+from tuner.daemon.reports import CycleReport
 from tuner.daemon.wiring import Tuner, build
 from tuner.domain.errors import ConfigError, Problem, ProviderError
 from tuner.domain.ports import Store

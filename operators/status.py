@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from tuner.daemon.loop import CycleReport
+from tuner.daemon.reports import CycleReport
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision
 
 LAST_DECISIONS = 10
 
@@ -61,12 +61,12 @@ def _decision_entry(decision: Decision) -> dict[str, Any]:
         "function": decision.ref.key,
         "rule": decision.rule,
         "state": decision.state.value,
-        "summary": decision.summary or decision.reason,
+        "summary": decision.summary or decision.why,
     }
     if decision.change is not None:
         entry["change"] = decision.change.describe()
-    if decision.reason:
-        entry["reason"] = decision.reason
+    if decision.why:
+        entry["reason"] = decision.why
     return entry
 
 

@@ -5,16 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from tuner.domain.decisions import Decision
 from tuner.domain.errors import ProviderError
-from tuner.domain.model import (
-    Change,
-    Decision,
-    FunctionConfig,
-    FunctionRef,
-    Limits,
-    Target,
-    WindowFacts,
-)
+from tuner.domain.model import Change, FunctionConfig, FunctionRef, Limits, Target, WindowFacts
 
 
 class FakeClock:

@@ -72,8 +72,8 @@ def test_cache_turned_on_and_p95_falls(demo: tuple[Path, str]) -> None:
     assert change.change.knob is Knob.CACHE_TTL_S and change.change.after > 0
     assert change.state is State.IMPROVED
     before = change.facts["duration_p95_ms"]
-    after = float(change.reason.split("duration_p95_ms ")[1].split(" -> ")[1].split(";")[0])
-    assert after < 0.8 * before, change.reason
+    after = float(change.why.split("duration_p95_ms ")[1].split(" -> ")[1].split(";")[0])
+    assert after < 0.8 * before, change.why
 
 
 def test_dependency_outage_one_grouped_notification_no_change(demo: tuple[Path, str]) -> None:

@@ -20,8 +20,12 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.fakes import FakeClock
+from tuner.daemon.config import bundled_rules
+from tuner.decisions.planning import resolved_decision
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Change, Decision, FunctionRef, Knob, Mode, Severity
+from tuner.domain.model import Change, FunctionRef, Knob, Mode, Severity
+from tuner.engine import load_rules
 
 T0 = 1_800_000_000.0
 
@@ -82,7 +86,13 @@ def decision(
 
 def resolved(name: str = "resize", rule: str = "oom") -> Decision:
     """The core's mark that ``rule`` stopped firing for the function."""
-    return decision(name, rule, action="resolved", state=State.NOTIFIED, change=None)
+    return resolved_decision(
+        load_rules([bundled_rules()]).by_name(rule),
+        FunctionRef("aws", name, "eu-west-1"),
+        {},
+        Mode.APPLY,
+        T0,
+    )
 
 
 def free_port() -> int:

@@ -10,8 +10,9 @@ import pytest
 
 from tests.fakes import FakeClock
 from tests.notify.conftest import T0, HttpReceiver, decision, hook_settings
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision, Severity
+from tuner.domain.model import Severity
 from tuner.notify import build_notifier
 
 FUNCTIONS = 500

@@ -16,19 +16,14 @@ from operator_threads import RESTART_RULES
 
 from operators.cluster_state import ClusterStateMirror, decode_decision, encode_decision
 from operators.mirrored_store import MirroredStore, NotLeaderError
-from tuner.daemon.loop import Daemon
+from tuner.daemon.applying import Applier
+from tuner.daemon.loop import Daemon, DaemonSettings
+from tuner.daemon.retrying import Retrier
 from tuner.decisions.verifying import VerifyPolicy
+from tuner.domain.decisions import Decision, Intent
 from tuner.domain.errors import ProviderError
-from tuner.domain.lifecycle import State, Verdict
-from tuner.domain.model import (
-    Change,
-    Decision,
-    FunctionRef,
-    Intent,
-    Knob,
-    Mode,
-    Severity,
-)
+from tuner.domain.lifecycle import IntentState, State, Verdict
+from tuner.domain.model import Change, FunctionConfig, FunctionRef, Knob, Mode, Severity, Target
 from tuner.engine.rulefiles import parse_rules
 from tuner.providers.kubernetes import Settings, build
 from tuner.providers.kubernetes.api import KubeApi
@@ -107,7 +102,7 @@ def test_the_intent_is_in_the_status_before_the_change_and_settled_after(
     assert written["rule"] == "oom" and written["time"].endswith("Z")
 
     applied = decision.advance(State.APPLIED)
-    store.finish_intent("i1", "done", applied)
+    store.finish_intent("i1", IntentState.DONE, applied)
     store.record(replace(applied, judged_windows=2))
     settled = changes_of(kube)["d1"]
     assert settled["state"] == "applied"
@@ -117,6 +112,15 @@ def test_the_intent_is_in_the_status_before_the_change_and_settled_after(
     assert changes_of(kube)["d1"]["state"] == "improved"
     store.record(a_change(time.time(), id="other", state=State.SKIPPED, change=None))
     assert set(changes_of(kube)) == {"d1"}, "only changes go to the cluster"
+
+
+class _NeverApplied:
+    """A provider whose functions must not change: the test fails if one is applied."""
+
+    name = "kubernetes"
+
+    def apply(self, target: Target, changes: Any, *, reason: str = "") -> FunctionConfig:
+        raise AssertionError("applied a change the cluster did not record")
 
 
 def test_no_change_is_begun_that_the_cluster_cannot_record(
@@ -130,12 +134,16 @@ def test_no_change_is_begun_that_the_cluster_cannot_record(
     cluster.call(lambda: cluster.emulator.forbidden.add("tuner.dev/v1alpha1/tuningpolicies"))
     leader = mirrored(kube, tmp_path / "a.db")
     with pytest.raises(ProviderError, match="403"):
-        leader.begin_intent(intent, decision)
-    assert leader.open_intents() == [], "the change is not left half-begun"
-    failed = leader.get("d1")
-    assert failed is not None and failed.state is State.FAILED
-    assert "the cluster did not record the intent" in failed.reason
-    assert leader.applied_since(0.0) == [], "a change never made holds no cooldown"
+        leader.begin_intent(intent, decision)  # the store raises; the applier decides
+    applier = Applier(leader, WallClock(), Retrier(1, 1.0), lambda d, t: None)
+    planned = decision.replaced(id="d2", state=State.PLANNED)
+    target = Target(decision.ref, FunctionConfig(memory_mb=256))
+    failed, _ = applier.apply(_NeverApplied(), target, planned)  # type: ignore[arg-type]
+    assert failed.state is State.FAILED
+    assert "the cluster did not record the intent" in failed.why
+    assert leader.get("d2") == failed
+    assert [i.decision_id for i in leader.open_intents()] == ["d1"]  # only the bare store call's
+    assert [d.id for d in leader.applied_since(0.0)] == ["d1"], "d2, never made, holds no cooldown"
 
 
 def test_a_new_leader_restores_cooldowns_verifications_and_open_intents(
@@ -152,7 +160,7 @@ def test_a_new_leader_restores_cooldowns_verifications_and_open_intents(
             Intent(intent_id, decision.id, decision.ref, (decision.change,), decision.time),
             applying,
         )
-    old.finish_intent("i-judged", "done", judged)
+    old.finish_intent("i-judged", IntentState.DONE, judged)
 
     new = mirrored(kube, tmp_path / "new.db")
     assert new.restore() == 2
@@ -181,9 +189,9 @@ def test_settled_changes_leave_the_status_after_the_history_period(
             ),
             decision,
         )
-    store.finish_intent("i-old", "done", old)
+    store.finish_intent("i-old", IntentState.DONE, old)
     assert set(changes_of(kube)) == {"old", "recent"}
-    store.finish_intent("i-recent", "done", recent.advance(State.FAILED, "refused"))
+    store.finish_intent("i-recent", IntentState.DONE, recent.advance(State.FAILED, "refused"))
     assert set(changes_of(kube)) == {"recent"}
 
 
@@ -195,9 +203,9 @@ def make_daemon(cluster: EmulatorThread, store: MirroredStore) -> Daemon:
         providers=[provider],
         rules=parse_rules(RESTART_RULES, "rules.yaml"),
         store=store,
-        mode=Mode.APPLY,
-        window_s=2.0,
-        verify_policy=VerifyPolicy(windows=1),
+        settings=DaemonSettings(
+            mode=Mode.APPLY, window_s=2.0, verify_policy=VerifyPolicy(windows=1)
+        ),
     )
 
 
@@ -232,7 +240,7 @@ def test_the_next_leader_judges_the_change_without_changing_again(
 
     assert memory(kube) == "256Mi", "the change that did not help was rolled back"
     [held] = report.decisions
-    assert (held.action, held.state) == ("more-memory", State.SKIPPED) and "cooldown" in held.reason
+    assert (held.action, held.state) == ("more-memory", State.SKIPPED) and "cooldown" in held.why
     assert [(d.id, d.state) for d in report.verified] == [(change.id, State.ROLLED_BACK)]
     workload_patches = [
         r for r in cluster.requests() if r.method == "PATCH" and r.resource == "apps/v1/deployments"
@@ -256,7 +264,9 @@ def test_an_update_the_cluster_missed_is_written_with_the_next_one(
     policies = "tuner.dev/v1alpha1/tuningpolicies"
     cluster.call(lambda: cluster.emulator.forbidden.add(policies))
     applied = decision.advance(State.APPLIED)
-    store.finish_intent("i1", "done", applied)  # the change is live: a lost write never undoes it
+    store.finish_intent(
+        "i1", IntentState.DONE, applied
+    )  # the change is live: a lost write never undoes it
     cluster.call(lambda: cluster.emulator.forbidden.discard(policies))
     assert changes_of(kube)["d1"]["intent"]["state"] == "open"
 

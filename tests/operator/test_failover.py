@@ -171,8 +171,8 @@ def test_the_standby_judges_and_rolls_back_the_change_of_a_killed_leader(
         assert change.state is State.ROLLED_BACK
         assert rollback.undoes == change.id and rollback.state is State.APPLIED
         assert change.change is not None and change.change.describe() == "memory_mb 256 -> 512"
-        assert "did not help" in change.reason
+        assert "did not help" in change.why
         skipped = [d for d in audit.decisions() if d.state is State.SKIPPED]
-        assert skipped and all("cooldown" in d.reason for d in skipped)
+        assert skipped and all("cooldown" in d.why for d in skipped)
     finally:
         audit.close()

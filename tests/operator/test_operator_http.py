@@ -36,6 +36,7 @@ ALLOWED_LABELS = {
     "state",
     "channel",
     "policy",
+    "step",
     "le",
     "version",
 }

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes import FakeClock, RecordingNotifier
-from tuner.daemon.loop import Daemon
+from tuner.daemon.loop import Daemon, DaemonSettings
 from tuner.decisions.guard import GuardPolicy
 from tuner.decisions.verifying import VerifyPolicy
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision, FunctionRef, WindowFacts
+from tuner.domain.model import FunctionRef, WindowFacts
 from tuner.domain.ports import Provider
 from tuner.engine import RuleBase, parse_rules
 from tuner.store.audit import SqliteStore
@@ -68,10 +69,12 @@ def make_daemon(
         store=store,
         notifier=notifier,
         clock=clock,
-        window_s=WINDOW_S,
-        verify_policy=verify_policy,
-        guard_policy=guard_policy,
         sleep=sleep or time.sleep,
+        settings=DaemonSettings(
+            window_s=WINDOW_S,
+            verify_policy=verify_policy or VerifyPolicy(),
+            guard_policy=guard_policy or GuardPolicy(),
+        ),
     )
 
 

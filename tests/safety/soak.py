@@ -11,7 +11,7 @@ import gc
 import random
 import sys
 import tracemalloc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -75,7 +75,7 @@ class Soak:
         self.daemon: Daemon = make_daemon(
             [self.provider], self.store, self.clock, guard_policy=policy
         )
-        self.daemon.window_s = WINDOW_S
+        self.daemon.settings = replace(self.daemon.settings, window_s=WINDOW_S)
         self.born = 0
         self.cycles = 0
         self.applied = 0

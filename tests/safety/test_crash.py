@@ -16,9 +16,10 @@ import pytest
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
 from tests.safety.file_provider import FileProvider
 from tests.safety.harness import DEFAULT_RULES, REPO, WINDOW_S, applied, make_daemon, oom
+from tuner.domain.decisions import Intent
 from tuner.domain.errors import ProviderError
 from tuner.domain.lifecycle import State
-from tuner.domain.model import FunctionConfig, FunctionRef, Intent
+from tuner.domain.model import FunctionConfig, FunctionRef
 from tuner.store.audit import SqliteStore
 
 OOM_WINDOW = {"invocations": 100, "errors": 5, "ooms": 5, "peak_memory_mb": 250.0}

@@ -85,7 +85,7 @@ def test_a_permanent_fault_is_not_retried() -> None:
     store = SqliteStore(":memory:")
     report = make_daemon([provider], store, FakeClock(), sleep=sleeps).run_cycle()
     assert outcomes(report.decisions) == [("more-memory", State.FAILED)]
-    assert "access denied" in report.decisions[0].reason
+    assert "access denied" in report.decisions[0].why
     assert len(provider.faults) == 2 and sleeps.waits == []
     [recorded] = store.decisions()
     assert recorded.state is State.FAILED and store.open_intents() == []
@@ -136,7 +136,7 @@ def test_a_failed_update_is_rolled_back_to_the_previous_configuration() -> None:
     store = SqliteStore(":memory:")
     report = make_daemon([provider], store, FakeClock(), sleep=Sleeps()).run_cycle()
     assert outcomes(report.decisions) == [("more-memory", State.FAILED)]
-    assert "restored" in report.decisions[0].reason
+    assert "restored" in report.decisions[0].why
     assert provider.configs["f"].memory_mb == 256
     assert [c[0].after for _, c in provider.applied] == [512, 256]
     assert "memory 256 -> 512 MB" in provider.reasons[0]
@@ -176,7 +176,7 @@ def test_malformed_telemetry_for_one_function_does_not_stop_the_others(
     report = make_daemon([provider], store, FakeClock(), sleep=Sleeps()).run_cycle()
     assert [(d.ref.name, d.state) for d in report.decisions] == [("good", State.APPLIED)]
     [record] = [d for d in store.decisions() if d.ref.name == "bad"]
-    assert record.rule == "telemetry" and "is not a number" in record.reason
+    assert record.rule == "telemetry" and "is not a number" in record.why
 
 
 def test_a_throttling_provider_does_not_starve_the_others() -> None:
@@ -198,7 +198,7 @@ def test_a_throttling_provider_does_not_starve_the_others() -> None:
     assert by_provider["fake"] == sorted([State.FAILED] + [State.SKIPPED] * 9)
     assert sum(sleeps.waits) <= daemon.applier.retry.budget_s
     skipped = [d for d in report.decisions if d.state is State.SKIPPED]
-    assert all("throttl" in d.reason for d in skipped)
+    assert all("throttl" in d.why for d in skipped)
     throttling.faults.clear()
     assert len(daemon.run_cycle().decisions) >= 10, "the next cycle tries them again"
     assert len(throttling.applied) == 10

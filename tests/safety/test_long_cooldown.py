@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.fakes import FakeClock, FakeProvider
-from tuner.daemon.loop import Daemon
+from tuner.daemon.loop import Daemon, DaemonSettings
 from tuner.domain.model import FunctionConfig, WindowFacts
 from tuner.engine import parse_rules
 from tuner.store.audit import SqliteStore
@@ -30,7 +30,7 @@ def test_a_seven_day_cooldown_holds_after_25_hours() -> None:
         rules=parse_rules(RULES, "team.yaml"),
         store=store,
         clock=clock,
-        window_s=60.0,
+        settings=DaemonSettings(window_s=60.0),
     )
     daemon.run_cycle()
     assert provider.configs["f"].memory_mb == 512
@@ -38,7 +38,7 @@ def test_a_seven_day_cooldown_holds_after_25_hours() -> None:
     report = daemon.run_cycle()
     assert provider.configs["f"].memory_mb == 512
     [held] = [d for d in report.decisions if d.rule == "oom"]
-    assert "cooldown" in held.reason and held.state.value == "skipped"
+    assert "cooldown" in held.why and held.state.value == "skipped"
     clock.advance(6 * 86_400)
     daemon.run_cycle()
     assert provider.configs["f"].memory_mb == 1024

@@ -45,7 +45,7 @@ def test_a_person_raising_memory_meanwhile_supersedes_the_change() -> None:
     assert provider.applied == []
     [decision] = [d for d in store.decisions() if d.action == "more-memory"]
     assert decision.state is State.SUPERSEDED
-    assert "changed to 2048 outside tuner" in decision.reason
+    assert "changed to 2048 outside tuner" in decision.why
     assert store.open_intents() == []
 
 
@@ -80,7 +80,7 @@ def test_a_failed_update_is_not_restored_over_a_persons_edit() -> None:
     assert provider.configs["f"].memory_mb == 1024
     assert len(provider.applied) == 1, "no restore was applied"
     [decision] = [d for d in store.decisions() if d.action == "more-memory"]
-    assert decision.state is State.FAILED and "outside tuner: left as it is" in decision.reason
+    assert decision.state is State.FAILED and "outside tuner: left as it is" in decision.why
 
 
 def test_a_rollback_never_undoes_a_persons_later_change() -> None:

@@ -8,8 +8,9 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import WINDOW_S, healthy, make_daemon, oom
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision, FunctionConfig
+from tuner.domain.model import FunctionConfig
 from tuner.store.audit import SqliteStore
 
 
@@ -42,7 +43,7 @@ def test_a_rollback_interrupted_after_it_went_live_is_completed_on_restart(tmp_p
     [settled] = restarted.reconcile()
     change = next(d for d in store.decisions() if d.action == "more-memory")
     assert settled.id == change.id and settled.state is State.ROLLED_BACK
-    assert change.state is State.ROLLED_BACK and "made things worse" in change.reason
+    assert change.state is State.ROLLED_BACK and "made things worse" in change.why
     [undo] = [d for d in store.decisions() if d.action == "rollback"]
     assert (undo.state, undo.undoes) == (State.APPLIED, change.id)
     assert store.open_intents() == []

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.safety.harness import default_rules
 from tests.safety.soak import CYCLES_PER_DAY, WINDOW_S, Soak
-from tuner.domain.lifecycle import State
-from tuner.domain.model import (
-    Change,
-    Decision,
-    FunctionRef,
-    Intent,
-    Knob,
-    Mode,
-    Severity,
-)
+from tuner.domain.decisions import Decision, Intent
+from tuner.domain.lifecycle import IntentState, State
+from tuner.domain.model import Change, FunctionRef, Knob, Mode, Severity
 from tuner.store.audit import SqliteStore
 
 BLOCK_GROWTH_LIMIT = 2_000
@@ -75,7 +69,7 @@ def test_the_audit_store_keeps_a_bounded_history(tmp_path: Path) -> None:
     """With a retention of one day, the store holds about a day of decisions, however long it
     runs, and its file stops growing; changes still being verified are kept."""
     soak = Soak(tmp_path / "soak.db", live=10)
-    soak.daemon.retention_s = 86_400.0
+    soak.daemon.settings = replace(soak.daemon.settings, retention_s=86_400.0)
     try:
         soak.run(CYCLES_PER_DAY + 12)
         rows_day1 = len(soak.store.decisions(limit=10**6))
@@ -109,7 +103,7 @@ def test_pruning_keeps_unfinished_work(tmp_path: Path) -> None:
         store.record(old("pending", State.APPLIED))
         store.begin_intent(Intent("i", "open", ref, (change,), 1.0), old("open", State.APPLYING))
         store.begin_intent(Intent("j", "done", ref, (change,), 1.0), old("done", State.APPLYING))
-        store.finish_intent("j", "done", old("done", State.IMPROVED))
+        store.finish_intent("j", IntentState.DONE, old("done", State.IMPROVED))
         assert store.prune(before=100.0) == 3
         assert sorted(d.id for d in store.decisions()) == ["open", "pending"]
         assert [i.id for i in store.open_intents()] == ["i"]

@@ -20,8 +20,8 @@ import structlog
 
 from tests.unit.test_loop import world
 from tuner.cli.main import main
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision
 from tuner.store.audit import SCHEMA_VERSION, SqliteStore
 from tuner.store.claiming import StoreError, lock_path
 

@@ -11,9 +11,9 @@ import pytest
 
 from tests.fakes import FakeClock, FakeProvider
 from tests.safety.harness import WINDOW_S, make_daemon, oom
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
 from tuner.domain.model import (
-    Decision,
     DependencyFacts,
     FactValue,
     FunctionConfig,
@@ -104,7 +104,7 @@ def test_an_impossible_window_is_recorded_as_bad_telemetry(window: WindowFacts) 
     _, store, _ = _run(window, cycles=1)
     [record] = store.decisions()
     assert (record.rule, record.state) == ("telemetry", State.SKIPPED)
-    assert record.reason.startswith("bad telemetry: ") and "no rule acts" in record.reason
+    assert record.why.startswith("bad telemetry: ") and "no rule acts" in record.why
 
 
 def test_the_good_window_does_change_the_function() -> None:

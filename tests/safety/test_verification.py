@@ -14,9 +14,10 @@ from tests.safety.harness import WINDOW_S, healthy, make_daemon, oom
 from tuner.cli import main as cli
 from tuner.daemon.loop import Daemon
 from tuner.decisions.verifying import VerifyPolicy
+from tuner.domain.decisions import Decision
 from tuner.domain.errors import ProviderError
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision, FunctionConfig, FunctionRef
+from tuner.domain.model import FunctionConfig, FunctionRef
 from tuner.store.audit import SqliteStore
 
 
@@ -84,7 +85,7 @@ def test_a_change_that_raises_the_error_rate_is_rolled_back(
 
     assert world.provider.configs["f"].memory_mb == 256
     first = world.first_change()
-    assert first.state is State.ROLLED_BACK and "made things worse" in first.reason
+    assert first.state is State.ROLLED_BACK and "made things worse" in first.why
     [undo] = world.rollbacks()
     assert undo.change is not None and (undo.change.before, undo.change.after) == (512, 256)
     assert undo.state is State.APPLIED and undo.undoes == first.id
@@ -101,7 +102,7 @@ def test_a_change_that_slows_the_function_down_is_rolled_back(world: World) -> N
     world.cycle()
     world.cycle(ooms=0, errors=5, duration_p95_ms=160.0 * 1.6)
     first = world.first_change()
-    assert first.state is State.ROLLED_BACK and "made things worse" in first.reason
+    assert first.state is State.ROLLED_BACK and "made things worse" in first.why
     assert world.provider.configs["f"].memory_mb == 256
 
 
@@ -122,7 +123,7 @@ def test_a_costly_change_that_does_not_help_is_rolled_back_after_the_verify_wind
     assert world.provider.configs["f"].timeout_s == 45, "two windows are not enough to judge"
     world.cycle()
     [first] = [d for d in world.store.decisions() if d.action == "longer-timeout" and d.applied]
-    assert first.state is State.ROLLED_BACK and "did not help" in first.reason
+    assert first.state is State.ROLLED_BACK and "did not help" in first.why
     [undo] = world.rollbacks()
     assert "did not help" in undo.summary
     assert world.provider.configs["f"].timeout_s == 30
@@ -135,7 +136,7 @@ def test_more_memory_that_still_fails_is_kept_not_rolled_back_to_a_size_known_to
     for _ in range(5):
         world.cycle()
     first = world.first_change()
-    assert first.state is State.PARTIAL and "still failing" in first.reason
+    assert first.state is State.PARTIAL and "still failing" in first.why
     assert world.rollbacks() == []
     assert world.provider.configs["f"].memory_mb == 512, "the cooldown holds the next step"
     for _ in range(6):
@@ -167,7 +168,7 @@ def test_no_traffic_after_a_change_is_no_reason_to_roll_it_back(world: World) ->
     assert world.rollbacks() == []
     first = world.first_change()
     assert first.state is State.UNCHANGED
-    assert "not enough traffic" in first.reason
+    assert "not enough traffic" in first.why
 
 
 def test_a_failed_rollback_is_reported_and_tried_again(world: World) -> None:
@@ -230,5 +231,5 @@ def test_a_change_to_a_function_that_went_away_is_settled_not_kept_pending(world
     world.cycle()
     settled = world.first_change()
     assert settled.state is State.UNCHANGED
-    assert "no longer exists" in settled.reason
+    assert "no longer exists" in settled.why
     assert world.store.pending_verification() == []

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tuner.domain.model import Change, FunctionConfig, Knob, Limits
+from tuner.domain.model import FunctionConfig, Limits
 from tuner.engine.actions import (
     EnableCache,
     FanOut,
@@ -16,7 +16,6 @@ from tuner.engine.actions import (
     MoreMemory,
     Notify,
     SmallerBatches,
-    clamp,
 )
 
 AWS = Limits()
@@ -175,17 +174,3 @@ def test_cannot_apply(
 def test_notify_never_changes() -> None:
     plan = Notify().plan(cfg(), AWS, {"ooms": 100.0})
     assert plan.applicable and plan.change is None
-
-
-@pytest.mark.parametrize(
-    ("change", "after"),
-    [
-        (Change(Knob.MEMORY_MB, 128, 99_999), 10240),
-        (Change(Knob.MEMORY_MB, 128, 1), 128),
-        (Change(Knob.TIMEOUT_S, 3, 5000), 900.0),
-        (Change(Knob.BATCH_SIZE, 10, 0), 1),
-        (Change(Knob.FAN_OUT, 1, 1000), 64),
-    ],
-)
-def test_clamp(change: Change, after: float) -> None:
-    assert clamp(cfg(batch_size=10, fan_out=1), AWS, change).after == after

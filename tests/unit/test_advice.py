@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tuner.decisions.advice import for_finding
-from tuner.decisions.guard import GuardPolicy, guard
+from tuner.decisions.guard import Budget, GuardPolicy, guard
 from tuner.decisions.planning import plan_finding
 from tuner.domain.lifecycle import Verdict
 from tuner.domain.model import (
@@ -63,7 +63,7 @@ def test_recommendations_say_how_to_let_tuner_apply_them_truthfully(
         compiled = type(compiled)(rule, compiled.condition, compiled.source, compiled.line)
         finding = Finding(TARGET.ref, rule.name, rule.severity, FACTS, 0.0)
         planned = plan_finding(compiled, finding, TARGET, global_mode, 0.0)
-        for d in guard(planned, [], {}, GuardPolicy(), 0.0):
+        for d in guard(planned, Budget.start([], {}, GuardPolicy(), 0.0)):
             if d.verdict is not Verdict.RECOMMEND:
                 assert "let tuner do it" not in d.advice, (rule.name, d.advice)
                 continue

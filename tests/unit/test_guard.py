@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from tuner.decisions.guard import Deferred, GuardPolicy, guard
+from tuner.decisions.guard import Budget, GuardPolicy, guard
 from tuner.decisions.planning import effective_mode
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State, Verdict
-from tuner.domain.model import Change, Decision, FunctionRef, Knob, Mode, Severity
+from tuner.domain.model import Change, FunctionRef, Knob, Mode, Severity
 
 NOW = 1_000_000.0
 F = FunctionRef("aws", "resize", "eu-west-1")
@@ -119,9 +120,10 @@ def test_guard(
     verdict: Verdict,
     reason: str,
 ) -> None:
-    [settled] = guard(planned, history, COOLDOWN, policy, NOW)
+    [settled] = guard(planned, Budget.start(history, COOLDOWN, policy, NOW))
     assert settled.verdict is verdict
-    assert reason in settled.reason
+    assert (settled.hold is not None) is (verdict is Verdict.SKIP)  # a skip says what held it
+    assert reason in settled.why
 
 
 def test_caps_keep_the_most_severe_first() -> None:
@@ -129,7 +131,9 @@ def test_caps_keep_the_most_severe_first() -> None:
     critical = decision(F, id="critical")
     settled = {
         d.id: d.verdict
-        for d in guard([info, critical], [], COOLDOWN, GuardPolicy(max_changes_per_cycle=1), NOW)
+        for d in guard(
+            [info, critical], Budget.start([], COOLDOWN, GuardPolicy(max_changes_per_cycle=1), NOW)
+        )
     }
     assert settled == {"critical": Verdict.APPLY, "info": Verdict.SKIP}
 
@@ -137,18 +141,19 @@ def test_caps_keep_the_most_severe_first() -> None:
 def test_of_one_severity_the_caps_fix_the_function_failing_most_first() -> None:
     quiet = decision(F, id="quiet", facts={"invocations": 50.0, "errors": 3.0})
     failing = decision(G, id="failing", facts={"invocations": 900.0, "errors": 700.0})
-    deferred = Deferred(Severity.CRITICAL, lambda capped: [decision(H, id="deferred")], 40.0)
+    middling = decision(H, id="middling", facts={"invocations": 90.0, "errors": 40.0})
     policy = GuardPolicy(max_changes_per_cycle=2)
     settled = {
-        d.id: d.verdict for d in guard([quiet, deferred, failing], [], COOLDOWN, policy, NOW)
+        d.id: d.verdict
+        for d in guard([quiet, middling, failing], Budget.start([], COOLDOWN, policy, NOW))
     }
-    assert settled == {"failing": Verdict.APPLY, "deferred": Verdict.APPLY, "quiet": Verdict.SKIP}
+    assert settled == {"failing": Verdict.APPLY, "middling": Verdict.APPLY, "quiet": Verdict.SKIP}
 
 
 def test_one_knob_changes_once_per_cycle() -> None:
     a = decision(id="a")
     b = decision(after=384, id="b", rule="other")
-    settled = [d.verdict for d in guard([a, b], [], COOLDOWN, GuardPolicy(), NOW)]
+    settled = [d.verdict for d in guard([a, b], Budget.start([], COOLDOWN, GuardPolicy(), NOW))]
     assert settled == [Verdict.APPLY, Verdict.SKIP]
 
 
@@ -190,7 +195,9 @@ def test_a_change_held_back_says_the_same_in_every_cycle_until_it_may_go(
 ) -> None:
     """Times, not ages: the same decision in the next cycles is one record (tuner.decisions.repeats)."""
     reasons = {
-        guard([decision(before=256, after=512)], history, COOLDOWN, policy, NOW + later)[0].reason
+        guard(
+            [decision(before=256, after=512)], Budget.start(history, COOLDOWN, policy, NOW + later)
+        )[0].why
         for later in (0.0, 60.0, 120.0)
     }
     assert len(reasons) == 1 and reasons.pop().startswith(says)

@@ -7,11 +7,14 @@ from dataclasses import replace
 
 from tests.fakes import FakeClock
 from tests.unit.test_repeated_decisions import RULES, daemon, fleet, oom_rows
-from tuner.decisions.guard import Deferred, GuardPolicy, guard
-from tuner.decisions.planning import HeldPlans, plan_finding
+from tuner.decisions.guard import GuardPolicy
+from tuner.decisions.held import HeldPlans
+from tuner.decisions.planning import plan_finding
 from tuner.domain import model
+from tuner.domain.decisions import Decision
+from tuner.domain.holds import Hold, HoldKind
 from tuner.domain.lifecycle import State, Verdict
-from tuner.domain.model import Decision, FunctionConfig, FunctionRef, Mode, Severity
+from tuner.domain.model import FunctionConfig, FunctionRef, Mode, Severity
 from tuner.engine import load_rules
 from tuner.store.audit import SqliteStore
 
@@ -43,7 +46,7 @@ def said(d: Decision) -> tuple[object, ...]:
         d.mode,
         d.state,
         d.verdict,
-        d.reason,
+        d.why,
         d.change,
         d.summary,
         d.advice,
@@ -64,7 +67,7 @@ def test_a_held_change_says_what_planning_it_in_full_says() -> None:
     clock.advance(60)
     again = oom_decisions(held_loop.run_cycle().decisions)  # held again from the first cycle's plan
     fresh = oom_decisions(daemon(provider, SqliteStore(":memory:"), clock).run_cycle().decisions)
-    assert len(first) == 2 and all(d.state is State.SKIPPED and "cap:" in d.reason for d in first)
+    assert len(first) == 2 and all(d.state is State.SKIPPED and "cap:" in d.why for d in first)
     assert [said(d) for d in again] == [said(d) for d in first] == [said(d) for d in fresh]
     assert [(d.id, d.seen) for d in again] == [(d.id, 2) for d in first]  # one record each
     assert len(held_loop._held) == 2  # noqa: SLF001 - both findings are remembered as held
@@ -82,7 +85,7 @@ def test_held_changes_keep_their_plan_until_the_caps_have_room_then_fresh_facts_
     [held] = oom_decisions(loop.run_cycle().decisions)
     assert held.change == first.change and held.summary == first.summary  # held as planned
     assert held.facts["traced_peak_memory_mb"] == 900.0  # this window's facts
-    loop.guard_policy = GuardPolicy()  # the caps have room: planned from the fresh facts
+    loop.settings = replace(loop.settings, guard_policy=GuardPolicy())  # room: fresh facts
     clock.advance(60)
     [applied] = oom_decisions(loop.run_cycle().decisions)
     assert applied.state is State.APPLIED and applied.change is not None
@@ -118,43 +121,38 @@ def test_a_repeated_held_change_stays_one_record() -> None:
     assert row.seen == 4 and row.state is State.SKIPPED
 
 
-def _finding_plans(severity: Severity, calls: list[tuple[str, bool]], name: str) -> Deferred:
-    ref = FunctionRef("fake", name)
-    rules = load_rules([RULES])
-    compiled = rules.by_name("oom")
-    assert compiled is not None
-    target = model.Target(ref, FunctionConfig(memory_mb=128, timeout_s=3.0))
-    facts = {"invocations": 20.0, "ooms": 6.0, "peak_memory_mb": 128.0, "memory_mb": 128.0}
-    finding = model.Finding(ref, "oom", severity, facts, 0.0)
+class _Spy(HeldPlans):
+    """Held plans that note, for each finding, whether the caps were full when it was planned."""
 
-    def plan(capped: bool) -> list[Decision]:
-        calls.append((name, capped))
-        return [
-            replace(d, severity=severity)
-            for d in plan_finding(compiled, finding, target, Mode.APPLY, 0.0)
-        ]
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, bool]] = []
 
-    return Deferred(severity, plan)
+    def plan(self, compiled, finding, target, global_mode, now, capped):  # type: ignore[no-untyped-def]
+        self.calls.append((finding.ref.name, capped))
+        return super().plan(compiled, finding, target, global_mode, now, capped)
 
 
-def test_the_guard_plans_a_deferred_finding_in_its_turn_knowing_if_the_caps_are_full() -> None:
-    calls: list[tuple[str, bool]] = []
-    planned = [
-        _finding_plans(Severity.INFO, calls, "late"),
-        _finding_plans(Severity.CRITICAL, calls, "first"),
-        _finding_plans(Severity.WARNING, calls, "second"),
-    ]
-    out = guard(planned, [], {"oom": 0.0}, GuardPolicy(max_changes_per_cycle=1), 1000.0)
-    assert calls == [("first", False), ("second", True), ("late", True)]
-    assert [(d.ref.name, d.verdict) for d in out if d.action == "more-memory"] == [
+def test_findings_are_planned_in_the_guards_order_knowing_if_the_caps_are_full() -> None:
+    clock, provider = FakeClock(), fleet("late", "first", "second")
+    for name, errors in (("late", 2), ("first", 9), ("second", 5)):  # most failing first
+        provider.windows[name] = replace(provider.windows[name], errors=errors, ooms=errors)
+    loop = daemon(
+        provider, SqliteStore(":memory:"), clock, guard_policy=GuardPolicy(max_changes_per_cycle=1)
+    )
+    spy = loop._held = _Spy()  # noqa: SLF001 - the plan step's calls are what is tested
+    clock.advance(60)
+    out = loop.run_cycle().decisions
+    assert spy.calls == [("first", False), ("second", True), ("late", True)]
+    assert [(d.ref.name, d.verdict) for d in oom_decisions(out)] == [
         ("first", Verdict.APPLY),
         ("second", Verdict.SKIP),
         ("late", Verdict.SKIP),
     ]
-    calls.clear()
-    hour = GuardPolicy(max_changes_per_cycle=5, max_changes_per_hour=0)
-    guard(planned[:1], [], {"oom": 0.0}, hour, 1000.0)
-    assert calls == [("late", True)]  # the hour's cap is full too
+    spy.calls.clear()
+    clock.advance(60)  # "first" is in its cooldown now: the one change of this cycle is "second"'s
+    loop.run_cycle()
+    assert spy.calls == [("first", False), ("second", False), ("late", True)]
 
 
 def test_held_plans_keep_only_findings_whose_every_change_waited_for_the_fleet_cap() -> None:
@@ -171,7 +169,8 @@ def test_held_plans_keep_only_findings_whose_every_change_waited_for_the_fleet_c
         mode=Mode.APPLY,
     )
     held = HeldPlans()
-    held.remember([d.with_verdict(Verdict.NOTIFY)], "cap", compiled, targets, Mode.APPLY)
+    cap = GuardPolicy().fleet_cap
+    held.remember([d.with_verdict(Verdict.NOTIFY)], cap, compiled, targets, Mode.APPLY)
     assert len(held) == 0  # no change: nothing held
     planned = plan_finding(
         compiled["oom"],
@@ -180,12 +179,12 @@ def test_held_plans_keep_only_findings_whose_every_change_waited_for_the_fleet_c
         Mode.APPLY,
         0.0,
     )
-    capped = [p.with_verdict(Verdict.SKIP, "cap") for p in planned]
-    held.remember(capped, "cap", compiled, targets, Mode.APPLY)
+    capped = [p.with_verdict(Verdict.SKIP, hold=cap) for p in planned]
+    held.remember(capped, cap, compiled, targets, Mode.APPLY)
     assert len(held) == 1
     held.remember(
-        [*capped, capped[0].with_verdict(Verdict.SKIP, "cooldown")],
-        "cap",
+        [*capped, capped[0].with_verdict(Verdict.SKIP, hold=Hold(HoldKind.COOLDOWN))],
+        cap,
         compiled,
         targets,
         Mode.APPLY,

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import (
     LIVE,
     TRANSITIONS,
@@ -17,7 +18,7 @@ from tuner.domain.lifecycle import (
     check,
     is_final,
 )
-from tuner.domain.model import Decision, FunctionRef, Mode, Severity
+from tuner.domain.model import FunctionRef, Mode, Severity
 
 
 def decision(state: State = State.PLANNED) -> Decision:
@@ -51,7 +52,7 @@ def test_every_state_has_a_row_and_every_state_is_reachable_from_planned() -> No
 @pytest.mark.parametrize(("current", "new"), LEGAL)
 def test_each_legal_transition_is_taken(current: State, new: State) -> None:
     moved = decision(current).advance(new, "why")
-    assert (moved.state, moved.reason) == (new, "why")
+    assert (moved.state, moved.why) == (new, "why")
 
 
 @pytest.mark.parametrize(("current", "new"), ILLEGAL)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
-from tuner.daemon.loop import Daemon
+from tuner.daemon.loop import Daemon, DaemonSettings
 from tuner.daemon.reloading import RuleSource
 from tuner.domain.lifecycle import State
 from tuner.domain.model import (
@@ -55,8 +55,7 @@ def world(
         store=store or SqliteStore(":memory:"),
         notifier=notifier,
         clock=clock,
-        mode=mode,
-        window_s=60.0,
+        settings=DaemonSettings(mode=mode, window_s=60.0),
     )
     return daemon, provider, notifier, clock
 
@@ -84,7 +83,7 @@ def test_apply_mode_fixes_and_verifies() -> None:
     report = daemon.run_cycle()
     [verified] = report.verified
     assert verified.state is State.IMPROVED
-    assert "oom_rate 0.3 -> 0" in verified.reason
+    assert "oom_rate 0.3 -> 0" in verified.why
     resolved = [d for d in report.decisions if d.action == "resolved"]
     assert [d.ref.name for d in resolved] == ["oomer"]
     assert len(provider.applied) == 1

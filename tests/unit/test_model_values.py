@@ -7,8 +7,9 @@ import pickle
 
 import pytest
 
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State, Verdict
-from tuner.domain.model import Change, Decision, FunctionRef, Knob, Mode, Severity, new_id
+from tuner.domain.model import Change, FunctionRef, Knob, Limits, Mode, Severity, new_id
 
 
 def test_a_reference_is_a_key_equal_to_an_equal_reference_and_parses_back() -> None:
@@ -59,3 +60,29 @@ def test_new_ids_are_32_hex_digits_and_do_not_repeat() -> None:
     ids = {new_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("knob", "value", "clamped"),
+    [
+        (Knob.MEMORY_MB, 99_999, 10_240),
+        (Knob.MEMORY_MB, 1, 128),
+        (Knob.MEMORY_MB, 209.0000001, 209),  # 190 x 1.1: no float noise rounds it up
+        (Knob.TIMEOUT_S, 5000, 900.0),
+        (Knob.BATCH_SIZE, 0, 1),
+        (Knob.BATCH_SIZE, 7.9, 7),  # counts are whole
+        (Knob.FAN_OUT, 1000, 64),
+        (Knob.CONCURRENCY, 0.4, 1),
+        (Knob.CACHE_TTL_S, 10**9, 86_400),
+        (Knob.TRACING, 0.5, 0.5),  # no range: as it is
+    ],
+)
+def test_limits_clamp_every_knob(knob: Knob, value: float, clamped: float) -> None:
+    assert Limits().clamp(knob, value) == clamped
+
+
+def test_limits_round_memory_up_to_the_step() -> None:
+    limits = Limits(memory_min_mb=128, memory_max_mb=4096, memory_step_mb=64)
+    assert limits.clamp(Knob.MEMORY_MB, 130) == 192
+    assert limits.allows(Knob.MEMORY_MB, 4096) and not limits.allows(Knob.MEMORY_MB, 4097)
+    assert limits.allows(Knob.TRACING, 7.0)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from tuner.daemon.loop import Daemon
+from tuner.daemon.loop import Daemon, DaemonSettings
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision
 from tuner.engine import load_rules
 from tuner.providers.sim import SimProvider, VirtualClock
 from tuner.providers.sim.windows import Evidence
@@ -32,7 +32,11 @@ def run(tmp_path: Path, cycles: int, evidence: Evidence, **workload: object) -> 
     provider = SimProvider([w], clock, evidence=evidence)
     store = SqliteStore(tmp_path / "tuner.db")
     daemon = Daemon(
-        providers=[provider], rules=load_rules([RULES]), store=store, clock=clock, window_s=WINDOW
+        providers=[provider],
+        rules=load_rules([RULES]),
+        store=store,
+        clock=clock,
+        settings=DaemonSettings(window_s=WINDOW),
     )
     for _ in range(cycles):
         clock.advance(WINDOW)

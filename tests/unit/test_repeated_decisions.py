@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
 from tuner.cli.explaining import decision_line
-from tuner.daemon.loop import Daemon
+from tuner.daemon.loop import Daemon, DaemonSettings
 from tuner.decisions.documents import decision_json
 from tuner.decisions.guard import GuardPolicy
 from tuner.decisions.repeats import Repeats
+from tuner.domain.decisions import Decision
+from tuner.domain.holds import Hold, HoldKind
 from tuner.domain.lifecycle import State, Verdict
-from tuner.domain.model import Decision, FunctionConfig, FunctionRef, Mode, Severity, WindowFacts
+from tuner.domain.model import FunctionConfig, FunctionRef, Knob, Mode, Severity, WindowFacts
 from tuner.engine import load_rules
 from tuner.store.audit import SCHEMA_VERSION, SqliteStore
-from tuner.web.api import decision_json as web_json
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules" / "default.yaml"
 HELD = GuardPolicy(max_changes_per_cycle=0)
+CAP = HELD.fleet_cap
+COOLDOWN = Hold(HoldKind.COOLDOWN, Knob.MEMORY_MB, since=0.0, until=600.0)
 """Every change is held back by the fleet's cap, cycle after cycle."""
 
 
@@ -41,16 +45,22 @@ def fleet(*names: str) -> FakeProvider:
     return provider
 
 
-def daemon(provider: FakeProvider, store: SqliteStore, clock: FakeClock, **kw: object) -> Daemon:
+def daemon(
+    provider: FakeProvider,
+    store: SqliteStore,
+    clock: FakeClock,
+    *,
+    notifier: RecordingNotifier | None = None,
+    **settings: object,
+) -> Daemon:
     return Daemon(
         providers=[provider],
         rules=load_rules([RULES]),
         store=store,
         clock=clock,
-        window_s=60.0,
-        guard_policy=kw.pop("guard_policy", HELD),
-        **kw,
-    )  # type: ignore[arg-type]
+        notifier=notifier,
+        settings=DaemonSettings(**{"window_s": 60.0, "guard_policy": HELD, **settings}),  # type: ignore[arg-type]
+    )
 
 
 def oom_rows(store: SqliteStore, name: str = "a") -> list[Decision]:
@@ -70,7 +80,7 @@ def test_a_change_held_back_for_three_cycles_is_one_record_seen_three_times(tmp_
     first = clock.now() + 60
     cycles(loop, clock, 3)
     [row] = oom_rows(store)
-    assert row.state is State.SKIPPED and "cap:" in row.reason
+    assert row.state is State.SKIPPED and "cap:" in row.why
     assert (row.seen, row.time, row.last_seen) == (3, first, clock.now())
     assert row.facts["ooms"] == 6.0  # the facts it rested on when it started
     assert len(oom_rows(store, "b")) == 1 and provider.applied == []
@@ -78,7 +88,7 @@ def test_a_change_held_back_for_three_cycles_is_one_record_seen_three_times(tmp_
     still = {d.id for d in store.decisions(since=clock.now()) if d.rule == "oom"}
     assert still == {row.id, oom_rows(store, "b")[0].id}  # made again in the last cycle
     assert f"[3 cycles, last {decision_json(row)['last_seen']}]" in decision_line(row)
-    assert decision_json(row)["seen"] == 3 and web_json(row)["last_seen"] == clock.now()
+    assert decision_json(row)["seen"] == 3 and decision_json(row)["last_seen_at"] == clock.now()
 
     # a restart: the record of the last cycle is rebuilt from the store
     store.close()
@@ -94,9 +104,11 @@ def test_a_different_reason_a_gap_or_a_long_stop_makes_a_new_record(tmp_path: Pa
     store = SqliteStore(tmp_path / "tuner.db")
     loop = daemon(provider, store, clock)
     cycles(loop, clock, 2)
-    loop.guard_policy = GuardPolicy(max_changes_per_cycle=0, max_changes_per_hour=5)
+    loop.settings = replace(
+        loop.settings, guard_policy=GuardPolicy(max_changes_per_cycle=0, max_changes_per_hour=5)
+    )
     cycles(loop, clock, 2)  # another reason
-    assert [(d.seen, d.reason.endswith("60 per hour)")) for d in oom_rows(store)] == [
+    assert [(d.seen, d.why.endswith("60 per hour)")) for d in oom_rows(store)] == [
         (2, True),
         (2, False),
     ]
@@ -166,7 +178,7 @@ def test_a_failed_write_loses_nothing_the_run_goes_on_uncounted_for_that_cycle()
     assert (row.seen, row.last_seen) == (4, clock.now())
 
 
-def skipped(id_: str, at: float, reason: str = "cap") -> Decision:
+def skipped(id_: str, at: float, hold: Hold = CAP) -> Decision:
     return Decision(
         id=id_,
         time=at,
@@ -175,7 +187,7 @@ def skipped(id_: str, at: float, reason: str = "cap") -> Decision:
         action="more-memory",
         severity=Severity.CRITICAL,
         mode=Mode.APPLY,
-    ).with_verdict(Verdict.SKIP, reason)
+    ).with_verdict(Verdict.SKIP, hold=hold)
 
 
 def test_a_run_costs_no_write_until_it_ends_and_is_never_pruned_while_it_goes_on(
@@ -205,7 +217,7 @@ def test_a_run_costs_no_write_until_it_ends_and_is_never_pruned_while_it_goes_on
     store = SqliteStore(tmp_path / "tuner.db")  # a restart: the run goes on
     [again] = store.record_cycle(240.0, [], [skipped("new-5", 240.0)], {}, 120.0)
     assert (again.id, again.seen) == ("run", 5)
-    store.record_cycle(300.0, [], [skipped("new-6", 300.0, "cooldown")], {}, 120.0)
+    store.record_cycle(300.0, [], [skipped("new-6", 300.0, COOLDOWN)], {}, 120.0)
     assert [(d.id, d.seen, d.last_seen) for d in store.decisions()] == [
         ("run", 5, 240.0),
         ("new-6", 1, None),
@@ -229,10 +241,12 @@ def test_repeats_remember_only_the_previous_cycle() -> None:
         mode=Mode.APPLY,
     )
     repeats = Repeats()
-    first = repeats.split([planned.with_verdict(Verdict.SKIP, "cap")], 60.0, max_gap_s=120.0)
+    first = repeats.split([planned.with_verdict(Verdict.SKIP, hold=CAP)], 60.0, max_gap_s=120.0)
     assert [d.id for d in first.new] == ["1"] and first.seen_again == []
     repeats.recorded(first)
-    again = repeats.split([_with_id(planned, "2").with_verdict(Verdict.SKIP, "cap")], 120.0, 120.0)
+    again = repeats.split(
+        [_with_id(planned, "2").with_verdict(Verdict.SKIP, hold=CAP)], 120.0, 120.0
+    )
     assert again.new == [] and [(d.id, d.seen, d.last_seen) for d in again.seen_again] == [
         ("1", 2, 120.0)
     ]
@@ -240,7 +254,9 @@ def test_repeats_remember_only_the_previous_cycle() -> None:
     other = repeats.split([], 180.0, 120.0)  # a cycle without it
     repeats.recorded(other)
     assert len(repeats) == 0
-    back = repeats.split([_with_id(planned, "3").with_verdict(Verdict.SKIP, "cap")], 240.0, 120.0)
+    back = repeats.split(
+        [_with_id(planned, "3").with_verdict(Verdict.SKIP, hold=CAP)], 240.0, 120.0
+    )
     assert [d.id for d in back.new] == ["3"]
 
 
@@ -260,6 +276,8 @@ def test_a_version_2_store_migrates_to_counted_records(tmp_path: Path) -> None:
         "ALTER TABLE decisions DROP COLUMN seen",
         "ALTER TABLE decisions DROP COLUMN last_seen",
         "ALTER TABLE decisions DROP COLUMN run",
+        "ALTER TABLE decisions DROP COLUMN kind",
+        "ALTER TABLE decisions DROP COLUMN hold",
     ):
         db.execute(statement)
     db.execute(
@@ -275,12 +293,12 @@ def test_a_version_2_store_migrates_to_counted_records(tmp_path: Path) -> None:
     assert store.decisions(since=5.1) == []
     store.close()
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     db.close()
 
 
-@pytest.mark.parametrize("reason", ["cap", "cooldown"])
-def test_a_changed_change_is_a_new_record(reason: str) -> None:
+@pytest.mark.parametrize("hold", [CAP, COOLDOWN])
+def test_a_changed_change_is_a_new_record(hold: Hold) -> None:
     ref = FunctionRef("fake", "a")
     from tuner.domain.model import Change, Knob
 
@@ -294,7 +312,7 @@ def test_a_changed_change_is_a_new_record(reason: str) -> None:
             severity=Severity.CRITICAL,
             mode=Mode.APPLY,
             change=Change(Knob.MEMORY_MB, 128, after),
-        ).with_verdict(Verdict.SKIP, reason)
+        ).with_verdict(Verdict.SKIP, hold=hold)
 
     repeats = Repeats()
     repeats.recorded(repeats.split([planned(256, "1")], 60.0, 120.0))
@@ -312,16 +330,16 @@ def test_a_decision_planned_as_the_next_count_of_its_record_is_taken_as_it_is() 
         action="more-memory",
         severity=Severity.CRITICAL,
         mode=Mode.APPLY,
-    ).with_verdict(Verdict.SKIP, "cap")
+    ).with_verdict(Verdict.SKIP, hold=CAP)
     repeats = Repeats()
     repeats.recorded(repeats.split([planned], 60.0, 120.0))
     counted = planned.replaced(time=120.0, seen=2, last_seen=120.0)  # as HeldPlans makes it
     split = repeats.split([counted], 120.0, 120.0)
     assert split.seen_again[0] is counted and split.new == []
     repeats.recorded(split)
-    # Said otherwise this time (the guard's reason changed): a new record, never under the
-    # previous record's id, which would overwrite it.
-    other = counted.replaced(time=180.0, seen=3, last_seen=180.0, reason="cooldown")
+    # Said otherwise this time (another hold): a new record, never under the previous
+    # record's id, which would overwrite it.
+    other = counted.replaced(time=180.0, seen=3, last_seen=180.0, hold=COOLDOWN)
     split = repeats.split([other], 180.0, 120.0)
     [new] = split.new
     assert new.id != "1" and (new.seen, new.last_seen) == (1, None) and split.seen_again == []
@@ -329,3 +347,40 @@ def test_a_decision_planned_as_the_next_count_of_its_record_is_taken_as_it_is() 
     late = counted.replaced(time=600.0, seen=4, last_seen=600.0)
     [fresh] = repeats.split([late], 600.0, 120.0).new
     assert fresh.id != "1" and fresh.seen == 1
+
+
+def test_a_version_3_store_learns_each_decisions_kind(tmp_path: Path) -> None:
+    path = tmp_path / "tuner.db"
+    SqliteStore(path).close()
+    db = sqlite3.connect(path)  # as version 3 wrote it: no kind, no hold
+    db.execute("ALTER TABLE decisions DROP COLUMN kind")
+    db.execute("ALTER TABLE decisions DROP COLUMN hold")
+    rows = [
+        ("change", "oom", "more-memory", ""),
+        ("undo", "oom", "rollback", "change"),
+        ("ok", "oom", "resolved", ""),
+        ("bad", "telemetry", "ignore-window", ""),
+        ("pause", "manual", "pause", ""),
+    ]
+    for id_, rule, action, undoes in rows:
+        db.execute(
+            "INSERT INTO decisions (id, time, function, rule, action, severity, mode, state, "
+            "undoes, reason) VALUES (?, 1.0, 'fake:a', ?, ?, 'info', 'apply', 'skipped', ?, "
+            "'held back')",
+            (id_, rule, action, undoes),
+        )
+    db.execute("PRAGMA user_version = 3")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    kinds = {d.id: d.kind.value for d in store.decisions()}
+    assert kinds == {
+        "change": "finding",
+        "undo": "rollback",
+        "ok": "resolved",
+        "bad": "telemetry",
+        "pause": "manual",
+    }
+    # no hold is guessed from a sentence: the sentence stays, as it was written
+    assert {(d.hold, d.why) for d in store.decisions()} == {(None, "held back")}
+    store.close()

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tuner import engine
-from tuner.cli.main import schema_text
+from tuner.cli.reference import schema_text
 from tuner.daemon import config
 from tuner.domain.errors import ConfigError
 from tuner.engine import actions, load_rules, parse_rules

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.fakes import FakeClock, FakeProvider, RecordingNotifier
-from tuner.daemon.loop import Daemon
+from tuner.daemon.loop import Daemon, DaemonSettings
 from tuner.domain.model import DependencyFacts, FunctionConfig, WindowFacts
 from tuner.engine import load_rules
 from tuner.store.audit import SqliteStore
@@ -23,7 +23,7 @@ def _daemon() -> tuple[Daemon, FakeProvider, RecordingNotifier, FakeClock]:
         store=SqliteStore(":memory:"),
         notifier=notifier,
         clock=clock,
-        window_s=60.0,
+        settings=DaemonSettings(window_s=60.0),
     )
     return daemon, provider, notifier, clock
 

@@ -12,14 +12,14 @@ import pytest
 from pydantic import ValidationError
 
 from tests.fakes import FakeClock, FakeProvider
-from tuner.daemon.loop import Daemon
-from tuner.decisions.guard import GuardPolicy, guard
+from tuner.daemon.loop import Daemon, DaemonSettings
+from tuner.decisions.guard import Budget, GuardPolicy, guard
 from tuner.decisions.verifying import ENDED, VerifyPolicy, judge
+from tuner.domain.decisions import Decision
 from tuner.domain.errors import ConfigError
 from tuner.domain.lifecycle import LIVE, TRANSITIONS, State, Verdict, is_final
 from tuner.domain.model import (
     Change,
-    Decision,
     FunctionConfig,
     FunctionRef,
     Knob,
@@ -178,19 +178,21 @@ def trace_decision(mode: Mode = Mode.APPLY, **kw: Any) -> Decision:
 
 
 def test_the_guard_holds_trace_changes_like_any_other() -> None:
-    [applied] = guard([trace_decision()], [], {}, GuardPolicy(), T)
+    [applied] = guard([trace_decision()], Budget.start([], {}, GuardPolicy(), T))
     assert applied.verdict is Verdict.APPLY
-    [told] = guard([trace_decision(Mode.RECOMMEND)], [], {}, GuardPolicy(), T)
+    [told] = guard([trace_decision(Mode.RECOMMEND)], Budget.start([], {}, GuardPolicy(), T))
     assert told.verdict is Verdict.RECOMMEND
     earlier = trace_decision(id="earlier", time=T - 60, state=State.EXPIRED)
     [cooling] = guard(
-        [trace_decision()], [earlier], {"trace-for-evidence": 3600.0}, GuardPolicy(), T
+        [trace_decision()],
+        Budget.start([earlier], {"trace-for-evidence": 3600.0}, GuardPolicy(), T),
     )
-    assert cooling.verdict is Verdict.SKIP and cooling.reason.startswith("cooldown: tracing")
+    assert cooling.verdict is Verdict.SKIP and cooling.why.startswith("cooldown: tracing")
     [capped] = guard(
-        [trace_decision()], [earlier], {}, GuardPolicy(max_changes_per_function_per_day=1), T
+        [trace_decision()],
+        Budget.start([earlier], {}, GuardPolicy(max_changes_per_function_per_day=1), T),
     )
-    assert capped.verdict is Verdict.SKIP and "per function per day" in capped.reason
+    assert capped.verdict is Verdict.SKIP and "per function per day" in capped.why
 
 
 @pytest.mark.parametrize(
@@ -240,7 +242,7 @@ def _bundled(provider_name: str) -> tuple[Daemon, FakeProvider, FakeClock]:
         rules=load_rules([ROOT / "rules" / "default.yaml"]),
         store=SqliteStore(":memory:"),
         clock=clock,
-        window_s=60.0,
+        settings=DaemonSettings(window_s=60.0),
     )
     return daemon, provider, clock
 
@@ -316,7 +318,7 @@ def test_a_provider_that_cannot_trace_says_so() -> None:
         rules=rules,
         store=SqliteStore(":memory:"),
         clock=FakeClock(),
-        window_s=60.0,
+        settings=DaemonSettings(window_s=60.0),
     )
     [told] = daemon.run_cycle().decisions
     assert told.state is State.NOTIFIED and told.change is None

@@ -14,8 +14,9 @@ from tuner.decisions.verifying import (
     VerifyPolicy,
     judge,
 )
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Change, Decision, FunctionConfig, FunctionRef, Knob, Mode, Severity
+from tuner.domain.model import Change, FunctionConfig, FunctionRef, Knob, Mode, Severity
 from tuner.engine.conditions import compile_condition
 from tuner.engine.facts import FACT_TYPES
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tests.web.conftest import TOKEN, World
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Mode
@@ -30,9 +32,9 @@ def test_pause_holds_back_the_loop_s_changes_until_resumed(world: World) -> None
     world.cycle()
     assert world.provider.configs["oomer"].memory_mb == 128  # the OOM was found, not acted on
     [held] = [d for d in world.tuner.store.decisions() if d.rule == "oom"]
-    assert held.state is State.SKIPPED and "paused by ana (dashboard" in held.reason
+    assert held.state is State.SKIPPED and "paused by ana (dashboard" in held.why
     audit = [d for d in world.tuner.store.decisions() if d.rule == "manual"]
-    assert [(d.action, d.reason) for d in audit] == [("pause", "load test")]
+    assert [(d.action, d.why) for d in audit] == [("pause", "load test")]
     assert world.post("/api/actions/resume", {"function": "fake:oomer"}, **AUTH)[0] == 200
     world.clock.advance(3600)
     world.cycle()
@@ -51,7 +53,7 @@ def test_a_change_can_be_rolled_back_by_hand(world: World) -> None:
     assert answer["decision"]["state"] == "applied" and answer["decision"]["undoes"] == change.id
     original = world.tuner.store.get(change.id)
     assert original is not None and original.state is State.ROLLED_BACK
-    assert "rolled back: by ana" in original.reason
+    assert "rolled back: by ana" in original.why
     again = world.post("/api/actions/rollback", {"decision": change.id}, **AUTH)
     assert again[0] == 409
     world.cycle()  # the fleet shows it
@@ -60,7 +62,8 @@ def test_a_change_can_be_rolled_back_by_hand(world: World) -> None:
 
 
 def test_a_recommendation_can_be_approved(world: World) -> None:
-    world.tuner.daemon.mode = Mode.RECOMMEND
+    daemon = world.tuner.daemon
+    daemon.settings = replace(daemon.settings, mode=Mode.RECOMMEND)
     world.cycle()
     [advice] = [d for d in world.tuner.store.decisions() if d.state is State.RECOMMENDED]
     assert world.provider.configs["oomer"].memory_mb == 128

@@ -24,7 +24,7 @@ def _exprs() -> list[str]:
 
 
 def _exported() -> set[str]:
-    from tuner.daemon.insight import LiveState
+    from tuner.daemon.live import LiveState
     from tuner.web.fleet import Fleet
 
     metrics = Metrics()

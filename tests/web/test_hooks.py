@@ -10,8 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fakes import FakeClock, FakeProvider
 from tuner.daemon.config import TunerConfig
 from tuner.daemon.wiring import build
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision, FunctionRef, Mode, Severity
+from tuner.domain.model import FunctionRef, Mode, Severity
 from tuner.notify import build_notifier
 from tuner.web.attaching import attach
 

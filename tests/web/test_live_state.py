@@ -7,19 +7,11 @@ from typing import Any
 
 import pytest
 
-from tuner.daemon.insight import CHART_FACTS, LiveState
-from tuner.daemon.loop import CycleReport
+from tuner.daemon.live import CHART_FACTS, LiveState
+from tuner.daemon.reports import CycleReport
+from tuner.domain.decisions import Decision, Kind
 from tuner.domain.lifecycle import State
-from tuner.domain.model import (
-    Change,
-    Decision,
-    FunctionConfig,
-    FunctionRef,
-    Knob,
-    Mode,
-    Severity,
-    Target,
-)
+from tuner.domain.model import Change, FunctionConfig, FunctionRef, Knob, Mode, Severity, Target
 from tuner.web.fleet import fleet_state
 
 NOW = 1_000_000.0
@@ -45,6 +37,7 @@ def _decision(
         state=state,
         change=Change(Knob.MEMORY_MB, 128, 256) if change else None,
         undoes=undoes,
+        kind=Kind.ROLLBACK if undoes else Kind.RESOLVED if action == "resolved" else Kind.FINDING,
     )
 
 

@@ -7,9 +7,13 @@ a problem, not a silent success.
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from tuner.cli.arguments import say
 from tuner.domain.errors import ConfigError, Problem
 from tuner.engine.rulefiles import RuleBase, parse_rules, yaml_files
 from tuner.engine.yamlfiles import load_yaml, read_text
@@ -72,3 +76,20 @@ def check_paths(paths: Sequence[str | Path]) -> tuple[list[Problem], int]:
                 else:
                     first[rule.name] = (rule.source, rule.line)
     return problems, len(seen)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate files; exit 0 when all are valid, 2 with ``file:line`` errors otherwise."""
+    problems, checked = check_paths(args.paths)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if not problems:
+        say(f"ok: {checked} file(s) valid")
+    return 2 if problems else 0
+
+
+def register(sub: Any) -> None:
+    """Add ``check`` to the ``tuner`` command's subparsers."""
+    check = sub.add_parser("check", help="validate rule or configuration files")
+    check.add_argument("paths", nargs="+", help="rule files, configuration files or folders")
+    check.set_defaults(fn=cmd_check)

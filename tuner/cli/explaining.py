@@ -8,14 +8,19 @@ row naming the functions it covered; JSON keeps one record per decision, with it
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from tuner.cli.arguments import CONFIG_HELP, command_config, count, say
 from tuner.decisions.advice import flame_graph_command
+from tuner.decisions.documents import decision_json
 from tuner.decisions.planning import FUNCTION_GROUP
+from tuner.domain.decisions import Decision, Kind
 from tuner.domain.lifecycle import JUDGED, State
-from tuner.domain.model import Decision
 from tuner.domain.times import iso
 from tuner.store.audit import SqliteStore
 
@@ -29,7 +34,7 @@ _SAME_MESSAGE_S = 1.0
 def decision_line(d: Decision, functions: str | None = None) -> str:
     """One text row: time, function (or the functions a grouped message covered), what happened."""
     change = f"  {d.change.describe()}" if d.change else ""
-    reason = f"  ({d.reason})" if d.reason else ""
+    reason = f"  ({d.why})" if d.why else ""
     who = functions if functions is not None else d.ref.key
     ids = d.trace_ids
     traces = f"  [traces {' '.join(ids)}: {flame_graph_command(d.facts)}]" if ids else ""
@@ -114,16 +119,16 @@ def summary_table(decisions: Sequence[Decision]) -> str:
         row = rows.setdefault(
             d.ref.name, {"found": [], "changed": [], "verified": [], "evidence": []}
         )
-        if d.action != "resolved" and d.rule not in row["found"]:
+        if d.kind is not Kind.RESOLVED and d.rule not in row["found"]:
             row["found"].append(d.rule)
-        if d.change is not None and d.applied and not d.undoes:
+        if d.change is not None and d.applied and d.kind is not Kind.ROLLBACK:
             rolled_back = d.state is State.ROLLED_BACK
             row["changed"].append(d.change.describe() + (" (rolled back)" if rolled_back else ""))
             row["verified"].append("pending" if d.state is State.APPLIED else d.state.value)
             if (d.state in JUDGED or rolled_back) and d.reason:
                 row["evidence"].append(d.reason.split(";")[0])
             sized.append(f"  {d.ref.name}: {d.summary}")
-        elif d.state in (State.NOTIFIED, State.RECOMMENDED) and d.action != "resolved":
+        elif d.state in (State.NOTIFIED, State.RECOMMENDED) and d.kind is not Kind.RESOLVED:
             label = "told the owners" if d.state is State.NOTIFIED else "recommended"
             if label not in row["changed"]:
                 row["changed"].append(label)
@@ -139,3 +144,53 @@ def summary_table(decisions: Sequence[Decision]) -> str:
     if sized:
         out += ["", "How each change was sized:", *sized]
     return "\n".join(out)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Print the history of decisions, for one function or all."""
+    config = command_config(args.config, quiet=True)
+    path = config.store_path()
+    if not path.exists():
+        print(f"no history yet: {path} does not exist", file=sys.stderr)
+        return 1
+    store = SqliteStore(path)
+    try:
+        decisions = history(store, args.function, args.limit, args.trace)
+        known = known_functions(store) if args.function and not decisions else []
+    finally:
+        store.close()
+    if args.trace and not decisions:
+        print(f"no decision rests on trace {args.trace}", file=sys.stderr)
+        return 1
+    if args.function and not decisions:
+        hint = f" (functions with decisions: {', '.join(known)})" if known else ""
+        print(f"no such function: {args.function}{hint}", file=sys.stderr)
+        return 1
+    if args.facts:
+        from tuner.cli.insight import explain_facts
+        from tuner.daemon.reloading import RuleSource
+
+        say(explain_facts(decisions, RuleSource(config.rule_paths()).rules, args.json))
+        return 0
+    if args.json:
+        say(json.dumps([decision_json(d) for d in decisions], indent=2))
+    else:
+        for line in grouped_lines(decisions):
+            say(line)
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``explain`` to the ``tuner`` command's subparsers."""
+    explain = sub.add_parser("explain", help="show the history of decisions")
+    explain.add_argument("function", nargs="?", help="only this function (name or key)")
+    explain.add_argument("-c", "--config", help=CONFIG_HELP + ", for its store")
+    explain.add_argument("--json", action="store_true", help="one JSON record per decision")
+    explain.add_argument(
+        "--limit", type=count, default=1000, help="the newest N decisions (default 1000)"
+    )
+    explain.add_argument(
+        "--facts", action="store_true", help="show the facts each decision rested on"
+    )
+    explain.add_argument("--trace", help="only decisions whose evidence names this trace id")
+    explain.set_defaults(fn=cmd_explain)

@@ -17,12 +17,16 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tuner.daemon.insight import FunctionView
-from tuner.domain.model import Decision, FunctionConfig, FunctionRef, Target
+from tuner.cli.arguments import command_config
+from tuner.daemon.live import FunctionView
+from tuner.decisions.documents import decision_json
+from tuner.domain.decisions import Decision, Kind
+from tuner.domain.model import FunctionConfig, FunctionRef, Target
+from tuner.domain.times import iso
 from tuner.engine.explaining import fact_value, plain
 from tuner.engine.rulefiles import RuleBase
-from tuner.web.api import decision_json, why_rule
-from tuner.web.fleet import STATES, change_json, fleet_state, severity_of
+from tuner.web.api import why_rule
+from tuner.web.fleet import STATES, fleet_state, severity_of
 
 URL_ENV = "TUNER_URL"
 DEFAULT_URL = "http://127.0.0.1:8780"
@@ -102,11 +106,10 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 
 def _why_from_store(args: argparse.Namespace) -> dict[str, Any] | None:
-    from tuner.cli.main import _config
     from tuner.daemon.reloading import RuleSource
     from tuner.store.audit import SqliteStore
 
-    config = _config(args.config)
+    config = command_config(args.config)
     path = config.store_path()
     if not path.exists():
         return None
@@ -145,12 +148,12 @@ def _view_of(decision: Decision) -> FunctionView:
         FunctionConfig(memory_mb=int(memory) if isinstance(memory, float) else 0),
         labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
     )
-    findings = (decision.rule,) if decision.action != "resolved" else ()
+    findings = (decision.rule,) if decision.kind is Kind.FINDING else ()
     return FunctionView(target, facts, findings, decision.time)
 
 
 def _clock(t: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+    return iso(t) if t else "-"
 
 
 def _value(v: Any) -> str:
@@ -215,10 +218,9 @@ def _rows_from_daemon(args: argparse.Namespace) -> tuple[list[dict[str, Any]] | 
 
 
 def _rows_from_store(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
-    from tuner.cli.main import _config
     from tuner.store.audit import SqliteStore
 
-    path = _config(args.config).store_path()
+    path = command_config(args.config).store_path()
     if not path.exists():
         return [], f"nowhere: no daemon answered and {path} does not exist"
     store = SqliteStore(path)
@@ -240,13 +242,13 @@ def store_rows(decisions: Sequence[Decision], now: float) -> list[dict[str, Any]
     change: dict[FunctionRef, Decision] = {}
     for d in decisions:
         last[d.ref] = d
-        if d.change is not None and d.action != "resolved":
+        if d.change is not None and d.kind is not Kind.RESOLVED:
             change[d.ref] = d
     rows = []
     for ref, d in sorted(last.items()):
         c = change.get(ref)
         facts = d.facts or None
-        findings = (d.rule,) if d.action != "resolved" and d.rule != "manual" else ()
+        findings = (d.rule,) if d.kind is Kind.FINDING else ()
         rows.append(
             {
                 "key": ref.key,
@@ -254,7 +256,7 @@ def store_rows(decisions: Sequence[Decision], now: float) -> list[dict[str, Any]
                 "provider": ref.provider,
                 "state": fleet_state(facts, findings, d, c, None, now),
                 "severity": severity_of((), c, None, now) if c else d.severity.value,
-                "last_change": None if c is None else change_json(c),
+                "last_change": None if c is None else decision_json(c),
             }
         )
     return rows
@@ -266,7 +268,7 @@ def status_table(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = []
     for r in rows:
         c = r.get("last_change")
-        change = "-" if not c else f"{c['change']} ({c['rule']}, {c['state']}, {_clock(c['time'])})"
+        change = "-" if not c else f"{c['change']} ({c['rule']}, {c['state']}, {c['time']})"
         lines.append((r["key"], r["provider"], r["state"], change, r.get("severity") or "-"))
     if not lines:
         return "no functions known yet"

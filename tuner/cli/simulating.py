@@ -43,7 +43,7 @@ def report_lines(sim: Simulation) -> list[str]:
     return lines
 
 
-def add_parser(sub: Any) -> None:
+def register(sub: Any) -> None:
     """Register ``tuner simulate`` on the CLI's subparsers."""
     p = sub.add_parser("simulate", help="dry-run a rule base on a simulated fleet")
     p.add_argument("--rules", default=str(BUNDLED_RULES), help="rule file or directory")

@@ -15,14 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
+from typing import Protocol
 
 import structlog
 
 from tuner.daemon.retrying import Retrier
+from tuner.decisions.rollbacks import rollback_of
+from tuner.domain.decisions import Decision, Intent, Kind
 from tuner.domain.errors import ApplyFailedError, ConflictError, ProviderError, ThrottledError
-from tuner.domain.lifecycle import TRANSITIONS, State, Verdict
-from tuner.domain.model import Change, Decision, FactValue, Intent, Target, new_id
-from tuner.domain.ports import Clock, Promoting, Provider, Store
+from tuner.domain.lifecycle import INTENT_STATES, TRANSITIONS, IntentState, State, Verdict
+from tuner.domain.model import Change, FactValue, Target, new_id
+from tuner.domain.ports import Clock, DecisionStore, IntentStore, Promoting, Provider
 
 log = structlog.get_logger(__name__)
 
@@ -31,10 +34,18 @@ Replan = Callable[[Decision, Target], Change | None]
 """Re-plans a decision's change from a freshly read target; None: nothing left to do."""
 
 
-class Applier:
-    """Carries decisions with an ``apply`` verdict through to the provider, and back out."""
+class ApplyStore(DecisionStore, IntentStore, Protocol):
+    """What applying reads and writes: decisions and the intents of their changes."""
 
-    def __init__(self, store: Store, clock: Clock, retry: Retrier, replan: Replan):
+
+class Applier:
+    """Carries decisions with an ``apply`` verdict through to the provider, and back out.
+
+    The only part that settles a change's decision once its intent is written: applied,
+    failed, superseded, judged, rolled back.
+    """
+
+    def __init__(self, store: ApplyStore, clock: Clock, retry: Retrier, replan: Replan):
         self.store = store
         self.clock = clock
         self.retry = retry
@@ -50,7 +61,9 @@ class Applier:
         assert change is not None and decision.verdict is Verdict.APPLY
         decision = decision.advance(State.APPLYING)
         intent = Intent(new_id(), decision.id, decision.ref, (change,), self.clock.now())
-        self.store.begin_intent(intent, decision)
+        refused = self._begin(intent, decision)
+        if refused:
+            return self._settle(intent, decision, State.FAILED, refused, refused=True), target
         purpose = decision.summary or f"rule {decision.rule}"
         for _ in range(self.retry.attempts):
             try:
@@ -77,7 +90,11 @@ class Applier:
                 change = fresh
                 decision = replace(decision, change=change)
                 intent = replace(intent, changes=(change,))
-                self.store.begin_intent(intent, decision)
+                refused = self._begin(intent, decision)
+                if refused:
+                    return self._settle(
+                        intent, decision, State.FAILED, refused, refused=True
+                    ), target
                 continue
             except ThrottledError as exc:
                 self.throttled.add(provider.name)
@@ -98,12 +115,28 @@ class Applier:
         log.info("applied", function=decision.ref.key, change=change.describe(), rule=decision.rule)
         return done, target
 
+    def _begin(self, intent: Intent, decision: Decision) -> str:
+        """Write the intent down before the provider is called; why not, when it could not be."""
+        try:
+            self.store.begin_intent(intent, decision)
+        except Exception as exc:  # noqa: BLE001 - nothing is changed without a record
+            log.error("intent not recorded", function=decision.ref.key, error=str(exc))
+            return f"not applied: the intent could not be recorded ({exc})"
+        return ""
+
     def _settle(
-        self, intent: Intent, decision: Decision, state: State, reason: str = ""
+        self,
+        intent: Intent,
+        decision: Decision,
+        state: State,
+        reason: str = "",
+        *,
+        refused: bool = False,
     ) -> Decision:
+        """The decision settled and its intent finished at once (``refused``: never begun)."""
         settled = decision.advance(state, reason)
-        intent_state = {State.APPLIED: "done", State.FAILED: "failed"}.get(state, "abandoned")
-        self.store.finish_intent(intent.id, intent_state, settled)
+        done = IntentState.ABANDONED if refused else INTENT_STATES.get(state, IntentState.ABANDONED)
+        self.store.finish_intent(intent.id, done, settled)
         if state is State.FAILED:
             log.error("apply failed", function=decision.ref.key, reason=reason)
         return settled
@@ -141,22 +174,15 @@ class Applier:
         target: Target,
     ) -> Decision:
         """Undo an applied change; on success the change is marked rolled back."""
-        change = decision.change
-        assert change is not None and change.before is not None
-        undo = replace(
+        assert decision.change is not None
+        undo = rollback_of(
             decision,
-            id=new_id(),
-            time=self.clock.now(),
-            action="rollback",
-            state=State.PLANNED,
-            verdict=None,
-            change=Change(change.knob, change.after, change.before),
-            facts=dict(facts),
-            summary=f"rolled back {change.describe()}: {why}",
+            now=self.clock.now(),
+            live=decision.change.after,
+            summary=f"rolled back {decision.change.describe()}: {why}",
             reason=why,
-            judged_windows=0,
-            undoes=decision.id,
-        ).with_verdict(Verdict.APPLY, why)
+            facts=facts,
+        )
         done, _ = self.apply(provider, target, undo)
         if done.state is State.APPLIED:
             self.rolled_back(done)
@@ -173,12 +199,15 @@ class Applier:
 
     # ------------------------------------------------------------ judged to stay
 
-    def judged(self, decision: Decision, state: State, reason: str, provider: Provider) -> Decision:
+    def judged(
+        self, decision: Decision, state: State, reason: str, provider: Provider | None
+    ) -> Decision:
         """The change advanced to the state later windows judged; a trial is promoted first.
 
         A provider that tries changes on a share of traffic (:class:`Promoting`) makes a
         change that stays final for all traffic before it is recorded as judged; when that
         fails, the change is returned still applied, to be judged again with the next window.
+        ``provider`` is None for a function its provider no longer lists.
         """
         if state is not State.WORSE and isinstance(provider, Promoting):
             try:
@@ -206,9 +235,13 @@ class Applier:
                 continue
             if all(live.get(c.knob) == c.after for c in intent.changes):
                 # a rollback keeps its reason: it says why the change it reverses was undone
-                why = "" if decision.undoes else "completed after a restart: the change was live"
+                why = (
+                    ""
+                    if decision.kind is Kind.ROLLBACK
+                    else "completed after a restart: the change was live"
+                )
                 final = self._settle(intent, decision, State.APPLIED, why)
-                reversed_ = self.rolled_back(final) if final.undoes else None
+                reversed_ = self.rolled_back(final) if final.kind is Kind.ROLLBACK else None
                 if reversed_ is not None:
                     settled.append(reversed_)
                     continue

@@ -1,8 +1,9 @@
-"""The control loop: observe, evaluate, plan, guard, apply, verify, record and notify.
+"""The control loop: one cycle as named steps, from observing functions to telling people.
 
-:class:`Daemon` runs one cycle at a time (``run_cycle``); :func:`run_forever` schedules
-cycles with APScheduler and stops gracefully on SIGTERM/SIGINT, finishing the cycle
-under way.  One failing provider or function never stops the cycle for the rest.
+:meth:`Daemon.run_cycle` runs the steps of :data:`tuner.daemon.reports.STEPS` in order over
+one :class:`~tuner.daemon.cycle.CycleState`, and times each.  One failing provider or
+function never stops the cycle for the rest.  :func:`tuner.daemon.scheduling.run_forever`
+runs cycles on an interval.
 """
 
 from __future__ import annotations
@@ -10,51 +11,33 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import structlog
 
 from tuner.daemon.applying import Applier
 from tuner.daemon.collector import tune_collector
-from tuner.daemon.control import held
-from tuner.daemon.insight import CycleObserver
+from tuner.daemon.cycle import CycleState, ToPlan
+from tuner.daemon.judging import Judging
+from tuner.daemon.observing import observe
+from tuner.daemon.reports import STEPS, CycleObserver, CycleReport
 from tuner.daemon.retrying import Retrier
-from tuner.decisions.guard import (
-    DAY_S,
-    HOUR_S,
-    Deferred,
-    GuardPolicy,
-    failed_invocations,
-    fleet_cap,
-    guard,
-    history_span,
-)
-from tuner.decisions.planning import HeldPlans, function_group, replan
-from tuner.decisions.verifying import GONE, VerifyPolicy, judge
+from tuner.decisions.guard import Budget, GuardPolicy, guard, history_span
+from tuner.decisions.held import HeldPlans
+from tuner.decisions.planning import replan, resolved_decision
+from tuner.decisions.verifying import VerifyPolicy
+from tuner.domain.decisions import Decision
+from tuner.domain.holds import Hold, HoldKind
 from tuner.domain.lifecycle import EVENTS, UNTOLD, State, Verdict
-from tuner.domain.model import (
-    Change,
-    Decision,
-    Finding,
-    FunctionRef,
-    Mode,
-    Severity,
-    Target,
-    WindowFacts,
-    new_id,
-)
+from tuner.domain.model import Change, FunctionRef, Mode, Target
 from tuner.domain.ports import Clock, Notifier, Provider, Store
+from tuner.domain.times import DAY_S, HOUR_S
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
-from tuner.engine.rulefiles import CompiledRule
-from tuner.engine.telemetry import impossible
 
 log = structlog.get_logger(__name__)
 
 _STREAKS_KEY = "streaks"
-_THROTTLED = "the provider is throttling changes: tried again next cycle"
 
 
 class SystemClock:
@@ -65,26 +48,22 @@ class SystemClock:
         return time.time()
 
 
-@dataclass
-class CycleReport:
-    """What one cycle saw and did."""
+@dataclass(frozen=True)
+class DaemonSettings:
+    """How the daemon runs: its mode, window, guard and verification, retries and retention."""
 
-    started: float
-    finished: float = 0.0
-    targets: int = 0
-    findings: int = 0
-    decisions: list[Decision] = field(default_factory=list)
-    verified: list[Decision] = field(default_factory=list)
-    """Earlier changes judged in this cycle (rollbacks are in ``decisions``)."""
-    errors: list[str] = field(default_factory=list)
-
-    def count(self, state: State) -> int:
-        """How many decisions ended in this state."""
-        return sum(1 for d in self.decisions if d.state is state)
+    mode: Mode = Mode.APPLY
+    window_s: float = 60.0
+    guard_policy: GuardPolicy = field(default_factory=GuardPolicy)
+    verify_policy: VerifyPolicy = field(default_factory=VerifyPolicy)
+    attempts: int = 3
+    retry_budget_s: float = 10.0
+    retention_s: float | None = 30 * DAY_S
+    """How long decisions are kept in the store (at least a day, which the guard reads)."""
 
 
 class Daemon:
-    """One tuner instance: providers, a rule base, a store and a notifier, wired together."""
+    """One tuner instance: providers, a rule base, a store and a notifier, run cycle by cycle."""
 
     def __init__(
         self,
@@ -94,13 +73,7 @@ class Daemon:
         store: Store,
         notifier: Notifier | None = None,
         clock: Clock | None = None,
-        mode: Mode = Mode.APPLY,
-        window_s: float = 60.0,
-        guard_policy: GuardPolicy | None = None,
-        verify_policy: VerifyPolicy | None = None,
-        attempts: int = 3,
-        retry_budget_s: float = 10.0,
-        retention_s: float | None = 30 * DAY_S,
+        settings: DaemonSettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.providers = list(providers)
@@ -108,111 +81,195 @@ class Daemon:
         self.store = store
         self.notifier = notifier
         self.clock = clock or SystemClock()
-        self.mode = mode
-        self.window_s = window_s
-        self.guard_policy = guard_policy or GuardPolicy()
-        self.verify_policy = verify_policy or VerifyPolicy()
-        self._retry = Retrier(attempts, retry_budget_s, sleep)
-        self.applier = Applier(store, self.clock, self._retry, self._replan)
-        self.retention_s = retention_s
-        """How long decisions are kept in the store (at least a day, which the guard reads)."""
-        self._pruned_at = float("-inf")
-        saved = store.get_state(_STREAKS_KEY)
-        self.streaks = Streaks(json.loads(saved) if saved else None)
-        self._lock = threading.Lock()
-        tune_collector()  # a cycle builds and drops many objects: see tuner.daemon.collector
-        self._held = HeldPlans()
+        self.settings = settings or DaemonSettings()
+        self.retry = Retrier(self.settings.attempts, self.settings.retry_budget_s, sleep)
+        self.applier = Applier(store, self.clock, self.retry, self._replan)
+        self.lock = threading.Lock()
+        """Held while a cycle runs; a person's change by hand waits for it."""
         self.observers: list[CycleObserver] = []
         """Told what each cycle saw (the dashboard's state, the metrics); empty by default."""
+        self.paused_by: Callable[[str], dict[str, str] | None] = lambda key: None
+        """Who paused tuning of a function (by key), or None; wiring sets manual control's."""
+        saved = store.get_state(_STREAKS_KEY)
+        self.streaks = Streaks(json.loads(saved) if saved else None)
+        self._judging = Judging(store, self.applier, self.settings.verify_policy)
+        self._held = HeldPlans()
+        self._pruned_at = float("-inf")
+        tune_collector()  # a cycle builds and drops many objects: see tuner.daemon.collector
 
     @property
     def rules(self) -> RuleBase:
         """The rule base in force now."""
         return self._rules() if callable(self._rules) else self._rules
 
+    @property
+    def mode(self) -> Mode:
+        """The global mode: observe, recommend or apply."""
+        return self.settings.mode
+
     # ------------------------------------------------------------ the cycle
 
     def run_cycle(self) -> CycleReport:
         """Run one full cycle over every provider; never raises for a provider's fault."""
-        with self._lock:
-            return self._cycle()
+        with self.lock:
+            if self.store.open_intents():
+                self._reconcile()  # a crash left changes that could not be settled at start
+            self.applier.throttled.clear()
+            now = self.clock.now()
+            cycle = CycleState(now, now - self.settings.window_s, self.rules, CycleReport(now))
+            steps = (
+                self._observe,
+                self._facts,
+                self._verify,
+                self._evaluate,
+                self._plan,
+                self._guard,
+                self._apply,
+                self._record,
+                self._notify_cycle,
+            )
+            for name, step in zip(STEPS, steps, strict=True):
+                began = time.perf_counter()
+                step(cycle)
+                cycle.report.step_seconds[name] = time.perf_counter() - began
+            return self._finish(cycle)
 
-    def _cycle(self) -> CycleReport:
-        if self.store.open_intents():
-            self._reconcile()  # a crash left changes unsettled that could not be settled at start
-        self.applier.throttled.clear()
-        now = self.clock.now()
-        report = CycleReport(started=now)
-        rules = self.rules
-        start = now - self.window_s
-        writes: list[Decision] = []  # recorded at the end of the cycle, in one transaction
-        settled: list[
-            Decision
-        ] = []  # the same, and counted when made again (tuner.decisions.repeats)
-        bad: list[Decision] = []  # windows that cannot be true: recorded as settled, not reported
-        observed, listed = self._observe(report, start, now, bad)
-        tune_collector(len(observed))  # sized to the fleet: see tuner.daemon.collector
-        fleet = fleet_facts(len(observed), [w for _, _, w in observed if w is not None])
-        pending = _by_ref(self.store.pending_verification())
-        planned: list[Decision | Deferred] = []
-        targets_by_ref: dict[FunctionRef, tuple[Provider, Target]] = {}
-        planned_from: dict[FunctionRef, Target] = {}  # as observed, for the held plans
-        compiled = {r.name: r for r in rules.rules}
-        for provider, target, window in observed:
-            targets_by_ref[target.ref] = (provider, target)
+    def _observe(self, c: CycleState) -> None:
+        observe(c, self.providers, self.retry, self.mode)
+        tune_collector(len(c.observed))  # sized to the fleet: see tuner.daemon.collector
+
+    def _facts(self, c: CycleState) -> None:
+        windows = [o.window for o in c.observed if o.window is not None]
+        fleet = fleet_facts(len(c.observed), windows)
+        for o in c.observed:
             try:
-                facts = build_facts(target, window, fleet)
-                for decision in pending.get(target.ref, ()) if pending else ():
-                    report.verified.extend(
-                        self._verify(decision, facts, start, provider, target, writes)
-                    )
-                findings, resolved = evaluate(rules, target, facts, self.streaks, now)
-                for observer in self.observers:
-                    observer.function_observed(target, facts, findings, now)
-                if findings:
-                    report.findings += len(findings)
-                    planned_from[target.ref] = target
-                    planned.extend(
-                        self._deferred(compiled[f.rule], f, target, now, report) for f in findings
-                    )
-                if resolved:
-                    planned.extend(self._resolved(target.ref, n, facts, now) for n in resolved)
+                o.facts = build_facts(o.target, o.window, fleet)
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
-                self._function_failed(report, target.ref, exc)
-        for ref, gone in pending.items():
-            if ref not in targets_by_ref and ref.provider in listed:
-                for d in gone:
-                    report.verified.append(d.advance(State.UNCHANGED, GONE))
-                    writes.append(report.verified[-1])
-        cooldowns = {r.name: r.rule.cooldown for r in rules.rules}
-        since = now - history_span(cooldowns, self.guard_policy)
+                self._function_failed(c.report, o.target.ref, exc)
+
+    def _verify(self, c: CycleState) -> None:
+        pending: dict[FunctionRef, list[Decision]] = {}
+        for d in self.store.pending_verification():
+            pending.setdefault(d.ref, []).append(d)
+        if pending:
+            self._judging.verify(c, pending)
+
+    def _evaluate(self, c: CycleState) -> None:
+        compiled = {r.name: r for r in c.rules.rules}
+        for o in c.observed:
+            if o.facts is None:
+                continue
+            ref = o.target.ref
+            try:
+                findings, resolved = evaluate(c.rules, o.target, o.facts, self.streaks, c.now)
+            except Exception as exc:  # noqa: BLE001 - one function never stops the others
+                self._function_failed(c.report, ref, exc)
+                continue
+            for observer in self.observers:
+                observer.function_observed(o.target, o.facts, findings, c.now)
+            c.report.findings += len(findings)
+            c.findings.extend(ToPlan(compiled[f.rule], f, o.target) for f in findings)
+            c.resolved.extend(
+                resolved_decision(c.rules.by_name(n), ref, o.facts, self.mode, c.now)
+                for n in resolved
+            )
+        self._forget_streaks(c)
+
+    def _plan(self, c: CycleState) -> None:
+        """Plan every finding; those the caps will hold back anyway as held before, unplanned.
+
+        The findings are tried in the guard's order on a copy of the budget, so that a
+        finding is planned in full exactly when the guard may let one of its changes go.
+        """
+        cooldowns = {r.name: r.rule.cooldown for r in c.rules.rules}
+        since = c.now - history_span(cooldowns, self.settings.guard_policy)
         history = self.store.applied_since(since, with_facts=False)
-        applied: dict[int, Decision] = {}  # by position, among the settled ones
-        guarded = guard(planned, history, cooldowns, self.guard_policy, now)
-        for decision in guarded:
-            decision = held(self.store, decision)  # a person paused tuning of this function
+        c.budget = Budget.start(history, cooldowns, self.settings.guard_policy, c.now)
+        trial = c.budget.copy()
+        planned: list[list[Decision]] = [[] for _ in c.findings]
+        for i in sorted(range(len(c.findings)), key=lambda i: c.findings[i].urgency):
+            item = c.findings[i]
             try:
-                if decision.verdict is not Verdict.APPLY or decision.state is not State.PLANNED:
-                    settled.append(decision)
-                else:
-                    applied[len(settled) + len(applied)] = self._apply(decision, targets_by_ref)
+                planned[i] = self._held.plan(
+                    item.compiled, item.finding, item.target, self.mode, c.now, trial.full
+                )
             except Exception as exc:  # noqa: BLE001 - one function never stops the others
-                self._function_failed(report, decision.ref, exc)
-        self._forget_streaks(listed, {target.ref.key for _, target, _ in observed})
-        recorded = iter(self._record_cycle(report, writes, [*settled, *bad], now))
-        report.decisions.extend(
-            applied[i] if i in applied else next(recorded)
-            for i in range(len(applied) + len(settled))
-        )
+                self._function_failed(c.report, item.target.ref, exc)
+            for d in planned[i]:
+                trial.admit(d)
+        c.planned = [d for decisions in planned for d in decisions] + c.resolved
+
+    def _guard(self, c: CycleState) -> None:
+        assert c.budget is not None
+        c.guarded = guard(c.planned, c.budget)
+
+    def _apply(self, c: CycleState) -> None:
+        """Apply what the guard let go ahead, unless paused or the provider is throttling."""
+        targets = {o.target.ref: (o.provider, o.target) for o in c.observed}
+        for d in c.guarded:
+            if d.verdict is not Verdict.APPLY or d.state is not State.PLANNED:
+                c.made.append(len(c.decided))
+            elif (held := self._held_back(d, targets[d.ref][0])) is not None:
+                c.made.append(len(c.decided))
+                d = d.held(held)
+            else:
+                provider, target = targets[d.ref]
+                try:
+                    d, live = self.applier.apply(provider, target, d)  # recorded by the applier
+                except Exception as exc:  # noqa: BLE001 - one function never stops the others
+                    self._function_failed(c.report, d.ref, exc)
+                    continue
+                targets[d.ref] = (provider, live)
+            c.decided.append(d)
+
+    def _held_back(self, d: Decision, provider: Provider) -> Hold | None:
+        """A hold for a change the guard let go: its function is paused, or its provider throttles."""
+        paused = self.paused_by(d.ref.key)
+        if paused is not None:
+            return Hold(HoldKind.PAUSE, by=paused.get("by", ""))
+        if provider.name in self.applier.throttled:
+            return Hold(HoldKind.THROTTLED)
+        return None
+
+    def _record(self, c: CycleState) -> None:
+        """Write the cycle's record in one transaction; a failing write never stops the cycle.
+
+        Verifications are written as they are; a decision that says the same as in the
+        previous cycle is counted on its record (:mod:`tuner.decisions.repeats`).
+        """
+        made = [c.decided[i] for i in c.made] + c.set_aside
+        # plain str -> str -> int: no cycles to look for, and no spaces to store
+        counts = json.dumps(self.streaks.counts, check_circular=False, separators=(",", ":"))
+        try:
+            recorded = self.store.record_cycle(
+                c.now, c.writes, made, {_STREAKS_KEY: counts}, 2 * self.settings.window_s
+            )
+        except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
+            c.report.errors.append(f"decisions not recorded: {exc}")
+            log.error("decisions not recorded", decisions=len(c.writes) + len(made), error=str(exc))
+            recorded = made
+        for i, d in zip(c.made, recorded, strict=False):
+            c.decided[i] = d
+        c.report.decisions.extend(c.decided)  # the windows set aside are recorded, not reported
         self._held.remember(
-            report.decisions, fleet_cap(self.guard_policy), compiled, planned_from, self.mode
+            c.report.decisions,
+            self.settings.guard_policy.fleet_cap,
+            {r.name: r for r in c.rules.rules},
+            {o.target.ref: o.target for o in c.observed},
+            self.mode,
         )
+        self._prune(c.now)
+
+    def _notify_cycle(self, c: CycleState) -> None:
+        report = c.report
         told = [d for d in report.decisions if d.state not in UNTOLD]
-        self._notify(told + [d for d in report.verified if d.state in EVENTS])
-        self._prune_store(now)
+        self.notify(told + [d for d in report.verified if d.state in EVENTS])
+
+    def _finish(self, c: CycleState) -> CycleReport:
+        report = c.report
         report.finished = self.clock.now()
         for observer in self.observers:
-            observer.cycle_finished(report, rules)
+            observer.cycle_finished(report, c.rules)
         log.info(
             "cycle",
             targets=report.targets,
@@ -223,123 +280,31 @@ class Daemon:
         )
         return report
 
-    def _deferred(
-        self,
-        compiled: CompiledRule,
-        finding: Finding,
-        target: Target,
-        now: float,
-        report: CycleReport,
-    ) -> Deferred:
-        """A finding to plan when the guard comes to it (held again unplanned while the caps are full)."""
+    # ------------------------------------------------------------ helpers of the steps
 
-        def plan(capped: bool) -> list[Decision]:
-            try:
-                return self._held.plan(compiled, finding, target, self.mode, now, capped)
-            except Exception as exc:  # noqa: BLE001 - one function never stops the others
-                self._function_failed(report, target.ref, exc)
-                return []
-
-        return Deferred(compiled.rule.severity, plan, failed_invocations(finding.facts))
-
-    def _observe(
-        self, report: CycleReport, start: float, now: float, bad: list[Decision]
-    ) -> tuple[list[tuple[Provider, Target, WindowFacts | None]], set[str]]:
-        """Every provider's targets and their windows; a failing provider is left out."""
-        observed: list[tuple[Provider, Target, WindowFacts | None]] = []
-        listed: set[str] = set()
-        for provider in self.providers:
-            try:
-                targets = list(self._retry(provider.targets))
-                windows = self._retry(partial(provider.observe, targets, start, now))
-            except Exception as exc:  # noqa: BLE001 - one provider never stops the others
-                report.errors.append(f"{provider.name}: {exc}")
-                log.error("provider failed", provider=provider.name, error=str(exc))
-                continue
-            report.targets += len(targets)
-            listed.add(provider.name)
-            for target in targets:
-                window = windows.get(target.ref)
-                why = impossible(window) if window is not None else None
-                if why is not None:
-                    bad.append(self._bad_telemetry(target, why, now))
-                    window = None
-                observed.append((provider, target, _current(window, start, now)))
-        return observed, listed
-
-    def _bad_telemetry(self, target: Target, why: str, now: float) -> Decision:
-        """The record of a window that cannot be true; the function is treated as having no data."""
-        log.warning("bad telemetry, window ignored", function=target.ref.key, why=why)
-        return Decision(
-            id=new_id(),
-            time=now,
-            ref=target.ref,
-            rule="telemetry",
-            action="ignore-window",
-            severity=Severity.WARNING,
-            mode=self.mode,
-            summary=f"bad telemetry: {why}",
-            group=function_group(target.ref),
-        ).with_verdict(Verdict.SKIP, f"bad telemetry: {why}: no rule acts on this window")
-
-    def _apply(
-        self, decision: Decision, targets_by_ref: dict[FunctionRef, tuple[Provider, Target]]
-    ) -> Decision:
-        """Apply a decision the guard let go ahead (its intent and outcome are recorded)."""
-        provider, target = targets_by_ref[decision.ref]
-        if provider.name in self.applier.throttled:
-            return self._record(decision.advance(State.SKIPPED, _THROTTLED))
-        decision, target = self.applier.apply(provider, target, decision)
-        targets_by_ref[decision.ref] = (provider, target)
-        return decision
-
-    def _record(self, decision: Decision) -> Decision:
-        self.store.record(decision)
-        return decision
-
-    def _record_cycle(
-        self, report: CycleReport, writes: list[Decision], made: list[Decision], now: float
-    ) -> list[Decision]:
-        """Write the cycle's record in one transaction; a failing write never stops the cycle.
-
-        ``writes`` (verifications) are written as they are; a decision in ``made`` that says
-        the same as in the previous cycle is counted on its record (:mod:`tuner.decisions.repeats`).
-        Returns ``made`` as recorded.
-        """
-        # plain str -> str -> int: no cycles to look for, and no spaces to store
-        counts = json.dumps(self.streaks.counts, check_circular=False, separators=(",", ":"))
-        state = {_STREAKS_KEY: counts}
-        try:
-            return self.store.record_cycle(now, writes, made, state, 2 * self.window_s)
-        except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
-            report.errors.append(f"decisions not recorded: {exc}")
-            log.error("decisions not recorded", decisions=len(writes) + len(made), error=str(exc))
-            return made
-
-    def _prune_store(self, now: float) -> None:
-        """Prune the store once an hour; a failing write never stops the cycle."""
-        try:
-            self._prune(now)
-        except Exception as exc:  # noqa: BLE001 - tried again next hour
-            log.error("store not pruned", error=str(exc))
-
-    def _prune(self, now: float) -> None:
-        """Once an hour, drop the decisions older than the retention from the store."""
-        if self.retention_s is None or now - self._pruned_at < HOUR_S:
-            return
-        self._pruned_at = now
-        deleted = self.store.prune(now - max(self.retention_s, DAY_S))
-        if deleted:
-            log.info("store pruned", decisions=deleted, retention_s=self.retention_s)
-
-    def _forget_streaks(self, listed: set[str], seen: set[str]) -> None:
+    def _forget_streaks(self, c: CycleState) -> None:
         """Drop the streaks of functions that their provider, which answered, no longer lists."""
+        seen = {o.target.ref.key for o in c.observed}
         silent = {
             k
             for k in self.streaks.counts
-            if k not in seen and FunctionRef.parse(k).provider not in listed
+            if k not in seen and FunctionRef.parse(k).provider not in c.listed
         }
         self.streaks.forget(seen | silent)
+
+    def _prune(self, now: float) -> None:
+        """Once an hour, drop the decisions older than the retention; a failure waits an hour."""
+        retention = self.settings.retention_s
+        if retention is None or now - self._pruned_at < HOUR_S:
+            return
+        self._pruned_at = now
+        try:
+            deleted = self.store.prune(now - max(retention, DAY_S))
+        except Exception as exc:  # noqa: BLE001 - tried again next hour
+            log.error("store not pruned", error=str(exc))
+            return
+        if deleted:
+            log.info("store pruned", decisions=deleted, retention_s=retention)
 
     @staticmethod
     def _function_failed(report: CycleReport, ref: FunctionRef, exc: Exception) -> None:
@@ -348,23 +313,8 @@ class Daemon:
             "function failed", function=ref.key, error=str(exc), error_type=type(exc).__name__
         )
 
-    def _resolved(self, ref: FunctionRef, rule: str, facts: dict[str, Any], now: float) -> Decision:
-        compiled = self.rules.by_name(rule)
-        return Decision(
-            id=new_id(),
-            time=now,
-            ref=ref,
-            rule=rule,
-            action="resolved",
-            severity=compiled.rule.severity if compiled else Severity.INFO,
-            mode=self.mode,
-            facts=facts,
-            summary=f"{rule}: resolved, the condition no longer holds",
-            channels=tuple(compiled.rule.notify) if compiled else (),
-            group=function_group(ref),
-        ).with_verdict(Verdict.NOTIFY)
-
-    def _notify(self, decisions: list[Decision]) -> None:
+    def notify(self, decisions: list[Decision]) -> None:
+        """Hand decisions to the notifier; a notifier's fault never stops the loop."""
         if self.notifier is None or not decisions:
             return
         try:
@@ -372,81 +322,16 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - a notifier fault never stops the loop
             log.error("notifier failed", error=str(exc))
 
-    # ------------------------------------------------------------ applying
-
     def _replan(self, decision: Decision, fresh: Target) -> Change | None:
         """After a conflict: the change again from the fresh configuration, or None."""
-        compiled = self.rules.by_name(decision.rule)
-        return replan(compiled, decision, fresh)
+        return replan(self.rules.by_name(decision.rule), decision, fresh)
 
     def reconcile(self) -> list[Decision]:
         """Settle intents left open by a crash, from the live configuration; never re-applies."""
-        with self._lock:
+        with self.lock:
             return self._reconcile()
 
     def _reconcile(self) -> list[Decision]:
         settled = self.applier.reconcile({p.name: p for p in self.providers})
-        self._notify(settled)
+        self.notify(settled)
         return settled
-
-    # ------------------------------------------------------------ verifying
-
-    def _verify(
-        self,
-        decision: Decision,
-        facts: Mapping[str, Any],
-        window_start: float,
-        provider: Provider,
-        target: Target,
-        writes: list[Decision],
-    ) -> list[Decision]:
-        """Judge an applied change from one window; record the verdict or roll it back.
-
-        Returns what to report: the change once judged (rolled back, when it was), and a
-        rollback that failed.  A window counted or a verdict goes into ``writes`` (the
-        cycle's record); a rollback is recorded at once, before it is applied.
-        """
-        compiled = self.rules.by_name(decision.rule)
-        condition = compiled.condition if compiled else None
-        judgement = judge(
-            decision, facts, window_start, target.config, condition, self.verify_policy
-        )
-        if judgement.counted:
-            decision = replace(decision, judged_windows=decision.judged_windows + 1)
-        if judgement.state is None:
-            if judgement.counted:
-                writes.append(decision)
-            return []
-        if not judgement.rollback:
-            judged = self.applier.judged(decision, judgement.state, judgement.reason, provider)
-            if judged.state is State.APPLIED:
-                return []  # a trial not yet promoted: judged again with the next window
-            writes.append(judged)
-            return [judged]
-        self.store.record(decision)
-        undo = self.applier.rollback(decision, judgement.reason, facts, provider, target)
-        if undo.state is not State.APPLIED:
-            return [undo]  # the rollback failed: the change is judged again next window
-        return [d for d in [self.store.get(decision.id)] if d is not None]
-
-
-def _current(window: WindowFacts | None, start: float, end: float) -> WindowFacts | None:
-    """The window when it overlaps ``[start, end)``; late, future or inverted windows are no data."""
-    if window is None or (window.start < window.end and window.end > start and window.start < end):
-        return window
-    log.warning(
-        "window out of range, ignored",
-        function=window.ref.key,
-        start=window.start,
-        end=window.end,
-        wanted_start=start,
-        wanted_end=end,
-    )
-    return None
-
-
-def _by_ref(decisions: list[Decision]) -> dict[FunctionRef, list[Decision]]:
-    out: dict[FunctionRef, list[Decision]] = {}
-    for d in decisions:
-        out.setdefault(d.ref, []).append(d)
-    return out

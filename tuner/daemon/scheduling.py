@@ -13,7 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tuner.daemon.loop import CycleReport, Daemon
+from tuner.daemon.loop import Daemon
+from tuner.daemon.reports import CycleReport
 
 
 def run_forever(

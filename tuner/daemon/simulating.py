@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision
 from tuner.domain.times import DAY_S
 
 BUNDLED_RULES = Path(__file__).resolve().parents[2] / "rules"
@@ -71,7 +71,8 @@ def simulate(
 
     ``guard_policy`` (a :class:`tuner.decisions.guard.GuardPolicy`) replaces the default caps.
     """
-    from tuner.daemon.loop import Daemon
+    from tuner.daemon.loop import Daemon, DaemonSettings
+    from tuner.decisions.guard import GuardPolicy
     from tuner.engine import load_rules
     from tuner.notify import build_notifier
     from tuner.providers.sim import Settings, VirtualClock, build
@@ -93,8 +94,7 @@ def simulate(
             store=store,
             notifier=notifier,
             clock=clock,
-            window_s=window_s,
-            guard_policy=guard_policy,
+            settings=DaemonSettings(window_s=window_s, guard_policy=guard_policy or GuardPolicy()),
         )
         started = time.process_time()
         try:

@@ -17,10 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from tuner.daemon.config import TunerConfig
-from tuner.daemon.loop import Daemon, SystemClock
+from tuner.daemon.control import ManualControl
+from tuner.daemon.loop import Daemon, DaemonSettings, SystemClock
 from tuner.daemon.reloading import RuleSource
 from tuner.domain.errors import ConfigError, Problem
-from tuner.domain.ports import Clock, Notifier, Provider, Store
+from tuner.domain.ports import Clock, Closable, Flushable, Notifier, Provider, Startable, Store
 from tuner.domain.registry import UnknownNameError
 from tuner.engine.locating import located_problems
 from tuner.providers import PROVIDERS
@@ -95,36 +96,63 @@ def check_rule_channels(rules: RuleSource, channels: set[str]) -> None:
 
 @dataclass
 class Tuner:
-    """A wired tuner: the daemon and the parts it owns, started and closed together."""
+    """A wired tuner: the daemon, manual control and the parts they own, started and closed together."""
 
     config: TunerConfig
     daemon: Daemon
+    control: ManualControl
     rules: RuleSource
     store: SqliteStore
     providers: list[Provider]
     notifier: Notifier | None
-    _started: list[Any] = field(default_factory=list)
+    _started: list[Startable] = field(default_factory=list)
 
     def start(self) -> None:
         """Start providers and the notifier, then settle intents a crash left open."""
         for part in [*self.providers, self.notifier]:
-            start = getattr(part, "start", None)
-            if start is not None:
-                start()
+            if isinstance(part, Startable):
+                part.start()
                 self._started.append(part)
         self.daemon.reconcile()
 
     def close(self) -> None:
         """Stop what was started (in reverse order), flushing notifications, then the store."""
-        flush = getattr(self.notifier, "flush", None)
-        if flush is not None:
-            flush(5.0, include_waiting=True)  # groups still waiting go out before we stop
+        if isinstance(self.notifier, Flushable):
+            self.notifier.flush(5.0, include_waiting=True)  # waiting groups go out before we stop
         for part in reversed(self._started):
-            close = getattr(part, "close", None)
-            if close is not None:
-                close()
+            if isinstance(part, Closable):
+                part.close()
         self._started.clear()
         self.store.close()
+
+
+def daemon_settings(config: TunerConfig) -> DaemonSettings:
+    """The daemon's settings from a configuration."""
+    return DaemonSettings(
+        mode=config.mode,
+        window_s=config.window_s,
+        guard_policy=config.guard,
+        verify_policy=config.verify,
+        attempts=config.attempts,
+        retry_budget_s=config.retry_budget,
+        retention_s=config.retention,
+    )
+
+
+def manual_control(daemon: Daemon) -> ManualControl:
+    """Manual control beside a daemon, sharing its store, applier, providers and lock."""
+    control = ManualControl(
+        store=daemon.store,
+        applier=daemon.applier,
+        providers=daemon.providers,
+        lock=daemon.lock,
+        notify=daemon.notify,
+        clock=daemon.clock,
+        mode=daemon.mode,
+        retry=daemon.retry,
+    )
+    daemon.paused_by = control.paused_by
+    return control
 
 
 def build(
@@ -165,12 +193,6 @@ def build(
         store=wrap_store(store) if wrap_store is not None else store,
         notifier=notifier,
         clock=clock,
-        mode=config.mode,
-        window_s=config.window_s,
-        guard_policy=config.guard,
-        verify_policy=config.verify,
-        attempts=config.attempts,
-        retry_budget_s=config.retry_budget,
-        retention_s=config.retention,
+        settings=daemon_settings(config),
     )
-    return Tuner(config, daemon, rules, store, providers, notifier)
+    return Tuner(config, daemon, manual_control(daemon), rules, store, providers, notifier)

@@ -1,26 +1,27 @@
 """The guard: decides which planned decisions may happen, by mode, cooldown, hysteresis and caps.
 
-Pure: it reads the planned decisions and the recent history of applied changes and
-returns each decision with the guard's :class:`~tuner.domain.lifecycle.Verdict` and the state it
-leads to (``applying`` for those that may go ahead; the loop carries them on from there).
+Pure: a :class:`Budget` holds what the recent history of applied changes leaves this cycle
+(the caps' room, each knob's last change, the knobs changed already); :func:`guard` takes
+the planned decisions and a budget and hands back each decision with the guard's
+:class:`~tuner.domain.lifecycle.Verdict`, spending the budget on those it lets go ahead.
+A decision held back carries a typed :class:`~tuner.domain.holds.Hold`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tuner.domain.decisions import Decision
 from tuner.domain.durations import Duration
+from tuner.domain.holds import Cap, Hold, HoldKind
 from tuner.domain.lifecycle import LIVE, Verdict
-from tuner.domain.model import Change, Decision, FunctionRef, Knob, Mode, Severity, fact_number
-
-DAY_S = 86_400.0
-HOUR_S = 3_600.0
+from tuner.domain.model import Change, FunctionRef, Knob, Mode, Severity, fact_number
+from tuner.domain.times import DAY_S, HOUR_S
 
 
 class GuardPolicy(BaseModel):
@@ -42,47 +43,14 @@ class GuardPolicy(BaseModel):
         description="A change needs this many invocations in the window: no data, no action.",
     )
 
+    @property
+    def fleet_cap(self) -> Hold:
+        """The hold of a change that waits for the fleet's caps (one for both caps)."""
+        limits = (self.max_changes_per_cycle, self.max_changes_per_hour)
+        return Hold(HoldKind.CAP, cap=Cap.FLEET, limits=limits)
+
 
 _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
-
-
-def _same_way(previous: Decision, change: Change) -> bool:
-    """True unless the change moves the knob back the other way from the previous change."""
-    return previous.change is None or previous.change.direction * change.direction >= 0
-
-
-def _utc(t: float) -> str:
-    """A time as ISO 8601 UTC to the second; a reason that names times, not ages, stays the
-    same from cycle to cycle, so a change held back is one repeated decision."""
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def fleet_cap(policy: GuardPolicy) -> str:
-    """Why a change waits for the fleet's caps: one text for both, so that a change held
-    back cycle after cycle, by one cap then the other, is one repeated decision."""
-    return (
-        f"cap: the fleet's changes are used up (at most {policy.max_changes_per_cycle} "
-        f"per cycle and {policy.max_changes_per_hour} per hour)"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Deferred:
-    """A finding planned only when the guard comes to it, when it knows if the fleet's caps are full.
-
-    ``plan(capped)`` returns the finding's decisions, all of ``severity`` (its rule's).
-    ``capped`` is True when the fleet's changes are used up for this cycle or hour: every
-    change among them that reaches the caps is then held back, whatever it is, so a
-    planner may answer from what it planned for the same finding before
-    (:class:`tuner.decisions.planning.HeldPlans`) instead of sizing the change again.  Such a
-    decision may come settled already (held back for the fleet's cap): the guard settles
-    it again, and keeps it as it is when it comes to the same verdict and reason.
-    """
-
-    severity: Severity
-    plan: Callable[[bool], Sequence[Decision]]
-    failing: float = 0.0
-    """Invocations that failed in the finding's window: of one severity, most first."""
 
 
 def history_span(cooldowns: Mapping[str, float], policy: GuardPolicy) -> float:
@@ -90,118 +58,130 @@ def history_span(cooldowns: Mapping[str, float], policy: GuardPolicy) -> float:
     return max(DAY_S, policy.hysteresis_s, *cooldowns.values(), 0.0)
 
 
-def guard(
-    planned: Sequence[Decision | Deferred],
-    history: Sequence[Decision],
-    cooldowns: Mapping[str, float],
-    policy: GuardPolicy,
-    now: float,
-) -> list[Decision]:
-    """Give each planned decision the guard's verdict; most severe first, then most failing.
-
-    ``history`` holds the applied decisions of at least :func:`history_span`; ``cooldowns``
-    maps a rule name to its cooldown in seconds.  Each decision's ``mode`` is already the
-    stricter of the global mode and its rule's (planning settles it).  A :class:`Deferred`
-    finding is planned in its place in that order, so the result is the same as if it had
-    been planned before.
-    """
-    last: dict[tuple[FunctionRef, Knob], Decision] = {}
-    per_function_day: Counter[FunctionRef] = Counter()
-    in_last_hour = 0
-    for past in history:
-        if past.change is not None and past.state in LIVE:
-            last[(past.ref, past.change.knob)] = past
-            if past.time > now - DAY_S:
-                per_function_day[past.ref] += 1
-            if past.time > now - HOUR_S:
-                in_last_hour += 1
-    this_cycle = 0
-    touched: set[tuple[FunctionRef, Knob]] = set()
-    settled: list[Decision] = []
-    for item in sorted(planned, key=_urgency):
-        if isinstance(item, Deferred):
-            used = in_last_hour + this_cycle >= policy.max_changes_per_hour
-            batch = item.plan(used or this_cycle >= policy.max_changes_per_cycle)
-        else:
-            batch = (item,)
-        for d in batch:
-            verdict, reason = _settle(
-                d,
-                last,
-                touched,
-                per_function_day,
-                in_last_hour + this_cycle,
-                this_cycle,
-                cooldowns,
-                policy,
-                now,
-            )
-            if verdict is Verdict.APPLY and d.change is not None:
-                this_cycle += 1
-                touched.add((d.ref, d.change.knob))
-                per_function_day[d.ref] += 1
-            if d.verdict is not verdict or d.reason != reason:
-                d = d.with_verdict(verdict, reason)
-            settled.append(d)  # a deferred finding's decision may come settled already
-    return settled
-
-
-def _urgency(item: Decision | Deferred) -> tuple[int, float]:
-    """Most severe first; of one severity, the finding with the most failed invocations."""
-    if isinstance(item, Deferred):
-        return _SEVERITY_ORDER[item.severity], -item.failing
-    return _SEVERITY_ORDER[item.severity], -failed_invocations(item.facts)
-
-
 def failed_invocations(facts: Mapping[str, Any]) -> float:
     """The invocations that failed in the window the facts describe (0 when unknown)."""
     return fact_number(facts, "errors") or 0.0
 
 
-def _settle(
-    d: Decision,
-    last: Mapping[tuple[FunctionRef, Knob], Decision],
-    touched: set[tuple[FunctionRef, Knob]],
-    per_function_day: Mapping[FunctionRef, int],
-    in_last_hour: int,
-    this_cycle: int,
-    cooldowns: Mapping[str, float],
-    policy: GuardPolicy,
-    now: float,
-) -> tuple[Verdict, str]:
-    change = d.change
-    if change is None:
-        return (Verdict.OBSERVE, "") if d.mode is Mode.OBSERVE else (Verdict.NOTIFY, "")
-    invocations = d.facts.get("invocations")
-    if not isinstance(invocations, (int, float)) or invocations < policy.min_invocations:
-        return Verdict.SKIP, "no data in the window: no action"
-    if d.mode is Mode.OBSERVE:
-        return Verdict.OBSERVE, ""
-    key = (d.ref, change.knob)
-    if key in touched:
-        return Verdict.SKIP, f"{change.knob.value} is already changed in this cycle"
-    previous = last.get(key)
-    if previous is not None:
-        cooldown = cooldowns.get(d.rule, 0.0)
-        if now - previous.time < cooldown:
-            return (
-                Verdict.SKIP,
-                f"cooldown: {change.knob.value} changed at {_utc(previous.time)}, "
-                f"not again before {_utc(previous.time + cooldown)}",
-            )
-        if not _same_way(previous, change) and now - previous.time < policy.hysteresis_s:
-            return (
-                Verdict.SKIP,
-                f"hysteresis: {change.knob.value} moved the other way at {_utc(previous.time)}, "
-                f"not back before {_utc(previous.time + policy.hysteresis_s)}",
-            )
-    if d.mode is Mode.RECOMMEND:
-        return Verdict.RECOMMEND, ""
-    if this_cycle >= policy.max_changes_per_cycle or in_last_hour >= policy.max_changes_per_hour:
-        return Verdict.SKIP, fleet_cap(policy)
-    if per_function_day.get(d.ref, 0) >= policy.max_changes_per_function_per_day:
+def urgency(severity: Severity, facts: Mapping[str, Any]) -> tuple[int, float]:
+    """The guard's order: most severe first; of one severity, the most failed invocations."""
+    return _SEVERITY_ORDER[severity], -failed_invocations(facts)
+
+
+@dataclass
+class Budget:
+    """What the recent history leaves for this cycle: the caps' room and each knob's last change.
+
+    Built once a cycle from the applied decisions of at least :func:`history_span`
+    (:meth:`start`); :meth:`admit` gives a decision its verdict and spends the budget on
+    it when it may go ahead.  :meth:`copy` gives a budget to try an order on (planning asks
+    whether the caps would be full at a finding, without deciding anything).
+    """
+
+    policy: GuardPolicy
+    cooldowns: Mapping[str, float]
+    now: float
+    last: dict[tuple[FunctionRef, Knob], Decision] = field(default_factory=dict)
+    per_function_day: Counter[FunctionRef] = field(default_factory=Counter)
+    in_last_hour: int = 0
+    this_cycle: int = 0
+    touched: set[tuple[FunctionRef, Knob]] = field(default_factory=set)
+
+    @classmethod
+    def start(
+        cls,
+        history: Iterable[Decision],
+        cooldowns: Mapping[str, float],
+        policy: GuardPolicy,
+        now: float,
+    ) -> Budget:
+        """The budget a cycle starts with, from the changes applied before it."""
+        budget = cls(policy, cooldowns, now)
+        for past in history:
+            if past.change is not None and past.state in LIVE:
+                budget.last[(past.ref, past.change.knob)] = past
+                if past.time > now - DAY_S:
+                    budget.per_function_day[past.ref] += 1
+                if past.time > now - HOUR_S:
+                    budget.in_last_hour += 1
+        return budget
+
+    @property
+    def full(self) -> bool:
+        """True when the fleet's changes are used up for this cycle or this hour."""
+        policy = self.policy
         return (
-            Verdict.SKIP,
-            f"cap: {policy.max_changes_per_function_per_day} changes per function per day",
+            self.this_cycle >= policy.max_changes_per_cycle
+            or self.in_last_hour + self.this_cycle >= policy.max_changes_per_hour
         )
-    return Verdict.APPLY, ""
+
+    def copy(self) -> Budget:
+        """An independent copy, to try an order on (the history it was built from is shared)."""
+        return replace(
+            self, per_function_day=Counter(self.per_function_day), touched=set(self.touched)
+        )
+
+    def admit(self, d: Decision) -> tuple[Verdict, Hold | None]:
+        """The guard's verdict on one decision and what held it; spends the budget on ``apply``."""
+        verdict, hold = self._verdict(d)
+        if verdict is Verdict.APPLY and d.change is not None:
+            self.this_cycle += 1
+            self.touched.add((d.ref, d.change.knob))
+            self.per_function_day[d.ref] += 1
+        return verdict, hold
+
+    def _verdict(self, d: Decision) -> tuple[Verdict, Hold | None]:
+        change, policy = d.change, self.policy
+        if change is None:
+            return (Verdict.OBSERVE if d.mode is Mode.OBSERVE else Verdict.NOTIFY), None
+        invocations = d.facts.get("invocations")
+        if not isinstance(invocations, (int, float)) or invocations < policy.min_invocations:
+            return Verdict.SKIP, Hold(HoldKind.NO_DATA)
+        if d.mode is Mode.OBSERVE:
+            return Verdict.OBSERVE, None
+        key = (d.ref, change.knob)
+        if key in self.touched:
+            return Verdict.SKIP, Hold(HoldKind.TOUCHED, knob=change.knob)
+        held = self._recently_changed(d, change)
+        if held is not None:
+            return Verdict.SKIP, held
+        if d.mode is Mode.RECOMMEND:
+            return Verdict.RECOMMEND, None
+        if self.full:
+            return Verdict.SKIP, policy.fleet_cap
+        per_day = policy.max_changes_per_function_per_day
+        if self.per_function_day.get(d.ref, 0) >= per_day:
+            return Verdict.SKIP, Hold(HoldKind.CAP, cap=Cap.FUNCTION_DAY, limits=(per_day,))
+        return Verdict.APPLY, None
+
+    def _recently_changed(self, d: Decision, change: Change) -> Hold | None:
+        """A cooldown or hysteresis hold when the knob changed too recently."""
+        previous = self.last.get((d.ref, change.knob))
+        if previous is None:
+            return None
+        cooldown = self.cooldowns.get(d.rule, 0.0)
+        if self.now - previous.time < cooldown:
+            until = previous.time + cooldown
+            return Hold(HoldKind.COOLDOWN, change.knob, since=previous.time, until=until)
+        hysteresis = self.policy.hysteresis_s
+        back = previous.change is not None and previous.change.direction * change.direction < 0
+        if back and self.now - previous.time < hysteresis:
+            until = previous.time + hysteresis
+            return Hold(HoldKind.HYSTERESIS, change.knob, since=previous.time, until=until)
+        return None
+
+
+def guard(planned: Sequence[Decision], budget: Budget) -> list[Decision]:
+    """Give each planned decision the guard's verdict: most severe first, then most failing.
+
+    Each decision's ``mode`` is already the stricter of the global mode and its rule's
+    (planning settles it).  A decision that comes settled already (a change held back for
+    the fleet's cap, planned again as it was) is kept as it is when the guard says the same.
+    """
+    settled: list[Decision] = []
+    for d in sorted(planned, key=lambda d: urgency(d.severity, d.facts)):
+        verdict, hold = budget.admit(d)
+        if d.verdict is not verdict or d.hold != hold:
+            d = d.with_verdict(verdict, hold=hold)
+        settled.append(d)
+    return settled

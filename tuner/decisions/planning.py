@@ -7,24 +7,29 @@ decides afterwards what may actually happen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from tuner.decisions.advice import for_finding
+from tuner.domain.decisions import Decision, Kind
+from tuner.domain.holds import Hold, HoldKind
 from tuner.domain.lifecycle import Verdict
 from tuner.domain.model import (
     Change,
-    Decision,
+    FactValue,
     Finding,
-    FunctionConfig,
     FunctionRef,
-    Limits,
     Mode,
+    Severity,
     Target,
     new_id,
 )
 from tuner.engine.actions import Plan
 from tuner.engine.rulefiles import CompiledRule
 
+RESOLVED_ACTION = "resolved"
+"""The action of a decision that says a rule's condition no longer holds."""
+TELEMETRY_RULE = "telemetry"
+"""The rule name of a window set aside as untrue."""
 DEPENDENCY_GROUP = "dependency:"
 """Prefix of the group key of findings about one dependency."""
 FUNCTION_GROUP = "function:"
@@ -127,7 +132,7 @@ def replan(compiled: CompiledRule | None, decision: Decision, fresh: Target) -> 
     moved since tuner's change, so a person moved it, and tuner leaves it.
     """
     change = decision.change
-    if change is None or compiled is None or decision.undoes:
+    if change is None or compiled is None or decision.kind is Kind.ROLLBACK:
         return None
     direction = change.direction
     value = fresh.config.get(change.knob)
@@ -148,101 +153,43 @@ def replan(compiled: CompiledRule | None, decision: Decision, fresh: Target) -> 
     return new
 
 
-class HeldPlans:
-    """Changes the fleet's caps held back, remembered so that holding them again costs no planning.
-
-    A fleet with many functions to fix plans far more changes in a cycle than the guard's
-    caps let through; the rest are held back, cycle after cycle, until the caps have room.
-    While the caps are full, a finding whose decisions the previous cycle held back for the
-    fleet's cap, for the same rule and the same configuration, is given those decisions
-    again (the same actions, changes, summaries and advice; this window's facts) instead of
-    being planned: they are held back again, as they would be if planned afresh.  Once the
-    caps have room, or anything else changed, the finding is planned in full from fresh facts.
-
-    It remembers the decisions as the cycle recorded them, so a decision held again comes
-    as the next count of the same record (its id, ``seen`` one more, ``last_seen`` now):
-    the record of the cycle (:mod:`tuner.decisions.repeats`) finds it a repeat without copying it,
-    and gives it a new id if the guard says something else this time.  The memory holds
-    one cycle's held decisions (and their facts, until the next cycle replaces them).
-    """
-
-    def __init__(self) -> None:
-        self._held: dict[tuple[str, str], _Held] = {}
-
-    def __len__(self) -> int:
-        """How many findings' decisions are remembered."""
-        return len(self._held)
-
-    def plan(
-        self,
-        compiled: CompiledRule,
-        finding: Finding,
-        target: Target,
-        global_mode: Mode,
-        now: float,
-        capped: bool,
-    ) -> list[Decision]:
-        """The finding's decisions: those held before when ``capped`` and nothing changed, or planned.
-
-        Decisions held before come as they were recorded (held back for the fleet's cap),
-        counted once more, with this finding's facts; the guard confirms or changes them.
-        """
-        held = self._held.get((finding.ref.key, compiled.name)) if capped else None
-        if (
-            held is not None
-            and held.compiled is compiled
-            and held.mode is global_mode
-            and held.config == target.config
-            and held.limits == target.limits
-        ):
-            group, facts = group_key(compiled, finding), finding.facts
-            return [
-                d.replaced(time=now, facts=facts, group=group, seen=d.seen + 1, last_seen=now)
-                for d in held.decisions
-            ]
-        return plan_finding(compiled, finding, target, global_mode, now)
-
-    def remember(
-        self,
-        settled: Iterable[Decision],
-        cap: str,
-        rules: dict[str, CompiledRule],
-        targets: dict[FunctionRef, Target],
-        global_mode: Mode,
-    ) -> None:
-        """Keep this cycle's findings whose every decision was a change held back for ``cap``.
-
-        ``settled`` are the cycle's decisions as recorded (with their records' ids).
-        """
-        by_finding: dict[tuple[str, str], list[Decision]] = {}
-        spoilt: set[tuple[str, str]] = set()
-        for d in settled:
-            key = (d.ref.key, d.rule)
-            if d.change is None or d.verdict is not Verdict.SKIP or d.reason != cap:
-                spoilt.add(key)
-            elif key not in spoilt:
-                by_finding.setdefault(key, []).append(d)
-        held: dict[tuple[str, str], _Held] = {}
-        for key, decisions in by_finding.items():
-            compiled, target = rules.get(key[1]), targets.get(decisions[0].ref)
-            if key in spoilt or compiled is None or target is None:
-                continue
-            held[key] = _Held(compiled, global_mode, target.config, target.limits, decisions)
-        self._held = held
+def resolved_decision(
+    compiled: CompiledRule | None,
+    ref: FunctionRef,
+    facts: Mapping[str, FactValue],
+    mode: Mode,
+    now: float,
+) -> Decision:
+    """The decision that a rule's condition no longer holds for a function: people are told."""
+    rule = compiled.rule if compiled is not None else None
+    name = compiled.name if compiled is not None else "?"
+    return Decision(
+        id=new_id(),
+        time=now,
+        ref=ref,
+        rule=name,
+        action=RESOLVED_ACTION,
+        severity=rule.severity if rule else Severity.INFO,
+        mode=mode,
+        facts=facts,
+        summary=f"{name}: resolved, the condition no longer holds",
+        channels=tuple(rule.notify) if rule else (),
+        group=function_group(ref),
+        kind=Kind.RESOLVED,
+    ).with_verdict(Verdict.NOTIFY)
 
 
-class _Held:
-    """One finding's decisions held back for the fleet's cap, and what they were planned from."""
-
-    __slots__ = ("compiled", "config", "decisions", "limits", "mode")
-
-    def __init__(
-        self,
-        compiled: CompiledRule,
-        mode: Mode,
-        config: FunctionConfig,
-        limits: Limits,
-        decisions: list[Decision],
-    ):
-        self.compiled, self.mode, self.config, self.limits = compiled, mode, config, limits
-        self.decisions = decisions
+def telemetry_decision(ref: FunctionRef, why: str, mode: Mode, now: float) -> Decision:
+    """The record of a window that cannot be true: set aside, the function treated as without data."""
+    return Decision(
+        id=new_id(),
+        time=now,
+        ref=ref,
+        rule=TELEMETRY_RULE,
+        action="ignore-window",
+        severity=Severity.WARNING,
+        mode=mode,
+        summary=f"bad telemetry: {why}",
+        group=function_group(ref),
+        kind=Kind.TELEMETRY,
+    ).with_verdict(Verdict.SKIP, hold=Hold(HoldKind.BAD_TELEMETRY, detail=why))

@@ -7,10 +7,10 @@ facts, made the store the bottleneck of a large fleet and its file grow with eve
 
 :class:`Repeats` remembers, per function, rule and action, what the previous cycle
 recorded: the record's id, how many cycles it has been seen, and what it says (verdict,
-state, reason, mode, severity and change).  A decision this cycle that says the same as
+state, hold, mode, severity and change).  A decision this cycle that says the same as
 the previous cycle's is not written again: its record counts one more cycle (``seen``)
 and moves its ``last_seen`` to now, so history shows when it started and that it is still
-going.  Anything different (another reason, another change, a gap of a cycle) is a new
+going.  Anything different (another hold, another change, a gap of a cycle) is a new
 record.  The memory is bounded by one cycle's decisions; the store keeps one
 (:class:`tuner.store.audit.SqliteStore`) and rebuilds it after a restart from the records whose
 run may go on.  Pure: no I/O.
@@ -21,8 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from tuner.domain.decisions import Decision
+from tuner.domain.holds import Hold
 from tuner.domain.lifecycle import State, Verdict
-from tuner.domain.model import Decision, Knob, Mode, Severity, new_id
+from tuner.domain.model import Knob, Mode, Severity, new_id
 
 REPEATABLE: frozenset[State] = frozenset(
     {State.OBSERVED, State.SKIPPED, State.RECOMMENDED, State.NOTIFIED}
@@ -30,7 +32,9 @@ REPEATABLE: frozenset[State] = frozenset(
 """States of a decision that may be made again unchanged (nothing was applied)."""
 
 _Key = tuple[str, str, str]
-_Says = tuple[Verdict | None, State, str, Mode, Severity, tuple[Knob, float | None, float] | None]
+_Says = tuple[
+    Verdict | None, State, Hold | None, Mode, Severity, tuple[Knob, float | None, float] | None
+]
 
 
 def _key(d: Decision) -> _Key:
@@ -41,7 +45,7 @@ def _says(d: Decision) -> _Says:
     """What a decision says: the same function, rule and action saying this is a repeat."""
     c = d.change
     change = (c.knob, c.before, c.after) if c is not None else None
-    return d.verdict, d.state, d.reason, d.mode, d.severity, change
+    return d.verdict, d.state, d.hold, d.mode, d.severity, change
 
 
 def _new_record(d: Decision, last: tuple[str, int, _Says] | None) -> Decision:

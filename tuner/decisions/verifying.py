@@ -15,9 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision, FunctionConfig, Knob, fact_number
-from tuner.engine.actions import ACTIONS
+from tuner.domain.model import FunctionConfig, Knob, fact_number
+from tuner.engine.actions import BaseAction, action_class
 from tuner.engine.conditions import Condition
 
 COST_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT})
@@ -88,7 +89,7 @@ _WAIT = Judgement(None)
 def compare(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
-    action: str,
+    action: type[BaseAction] | None,
     condition: Condition | None,
     policy: VerifyPolicy,
 ) -> State | None:
@@ -118,8 +119,7 @@ def compare(
     if slower and not fewer_errors:
         return State.WORSE
     holds = condition is not None and condition.evaluate(after) is True
-    action_cls = ACTIONS.get(action)
-    symptom = action_cls.symptom if action_cls is not None else None
+    symptom = action.symptom if action is not None else None
     was = fact_number(before, symptom) if symptom else None
     if symptom and was:
         now = fact_number(after, symptom)
@@ -148,11 +148,12 @@ def judge(
     expires once the live knob no longer holds its value.
     """
     change = decision.change
-    if change is not None and _temporary(decision.action):
+    action = action_class(decision.action)
+    if change is not None and action is not None and action.temporary:
         return _WAIT if live.get(change.knob) == change.after else Judgement(State.EXPIRED, ENDED)
     if change is None or decision.time > window_start:
         return _WAIT
-    verdict = compare(decision.facts, after, decision.action, condition, policy)
+    verdict = compare(decision.facts, after, action, condition, policy)
     in_flight = decision.time + (live.timeout_s or 0.0) > window_start
     if in_flight and verdict in (State.UNCHANGED, State.PARTIAL, None):
         return _WAIT  # invocations from before the change may be what still fails
@@ -163,14 +164,14 @@ def judge(
         return Judgement(State.UNCHANGED, TOO_QUIET, counted=True)
     if verdict is State.UNCHANGED and seen < policy.windows:
         return Judgement(None, counted=True)
-    note = evidence(decision.facts, after, decision.action)
+    note = evidence(decision.facts, after, action)
     superseded = live.get(change.knob) != change.after
     if superseded or change.before is None:
         return Judgement(verdict, note, counted=True)  # never undo a person's change
     if verdict is State.WORSE:
         return Judgement(State.ROLLED_BACK, MADE_WORSE, counted=True)
     raised = change.after > change.before
-    if verdict is State.UNCHANGED and raised and _still_needs_more(decision.action, after):
+    if verdict is State.UNCHANGED and raised and _still_needs_more(action, after):
         return Judgement(State.PARTIAL, f"{STILL_FAILING}; {note}", counted=True)
     if (
         verdict is State.UNCHANGED
@@ -183,7 +184,10 @@ def judge(
 
 
 def _dependency_failing(
-    before: Mapping[str, Any], after: Mapping[str, Any], action: str, policy: VerifyPolicy
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    action: type[BaseAction] | None,
+    policy: VerifyPolicy,
 ) -> bool:
     """True when a dependency began failing after a change that does not touch its calls.
 
@@ -191,32 +195,25 @@ def _dependency_failing(
     does (its error rate rose by ``error_rate_increase`` or more) cannot tell whether the
     change helped or hurt, so it is not counted either way.
     """
-    action_cls = ACTIONS.get(action)
-    if action_cls is None or action_cls.knob not in CALL_NEUTRAL_KNOBS:
+    if action is None or action.knob not in CALL_NEUTRAL_KNOBS:
         return False
     now = fact_number(after, "dependency_error_rate")
     was = fact_number(before, "dependency_error_rate") or 0.0
     return now is not None and now >= was + policy.error_rate_increase
 
 
-def _temporary(action: str) -> bool:
-    """True for a change that ends by itself (tracing): it expires, it is never judged."""
-    action_cls = ACTIONS.get(action)
-    return action_cls is not None and action_cls.temporary
-
-
-def _still_needs_more(action: str, after: Mapping[str, Any]) -> bool:
+def _still_needs_more(action: type[BaseAction] | None, after: Mapping[str, Any]) -> bool:
     """True when a need that enough of the knob meets (memory) still shows its symptom."""
-    action_cls = ACTIONS.get(action)
-    if action_cls is None or not action_cls.monotone or not action_cls.symptom:
+    if action is None or not action.monotone or not action.symptom:
         return False
-    return (fact_number(after, action_cls.symptom) or 0.0) > 0
+    return (fact_number(after, action.symptom) or 0.0) > 0
 
 
-def evidence(before: Mapping[str, Any], after: Mapping[str, Any], action: str) -> str:
+def evidence(
+    before: Mapping[str, Any], after: Mapping[str, Any], action: type[BaseAction] | None
+) -> str:
     """A short account of what moved, e.g. ``oom_rate 0.45 -> 0; duration_p95_ms 320 -> 41``."""
-    action_cls = ACTIONS.get(action)
-    names = [action_cls.symptom] if action_cls is not None and action_cls.symptom else []
+    names = [action.symptom] if action is not None and action.symptom else []
     names += [n for n in ("error_rate", "duration_p95_ms") if n not in names]
     parts = []
     for name in names:

@@ -118,6 +118,22 @@ IN_WORDS: Mapping[State, str] = {
 """Each state as messages, ``tuner explain`` and the dashboard say it."""
 
 
+class IntentState(enum.StrEnum):
+    """Where a change's intent is: written before the provider is called, settled after."""
+
+    OPEN = "open"  # written; the provider may or may not have applied it (a crash in between)
+    DONE = "done"  # the change went live
+    FAILED = "failed"  # the provider could not apply it
+    ABANDONED = "abandoned"  # given up: superseded, refused before it began, or a crash left it
+
+
+INTENT_STATES: Mapping[State, IntentState] = {
+    State.APPLIED: IntentState.DONE,
+    State.FAILED: IntentState.FAILED,
+}
+"""The intent's state once its decision settles; any other settled state abandons it."""
+
+
 def check(current: State, new: State) -> None:
     """Raise :class:`IllegalTransition` unless ``new`` may follow ``current``."""
     if new not in TRANSITIONS[current]:

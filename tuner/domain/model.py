@@ -8,13 +8,12 @@ durations in facts are in milliseconds and timeouts in configuration are in seco
 from __future__ import annotations
 
 import enum
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Union
-
-from tuner.domain.lifecycle import LIVE, VERDICT_STATES, State, Verdict, check
 
 # A recursive alias needs Union with a string forward reference.
 FactValue = Union[float, str, bool, None, Mapping[str, "FactValue"]]  # noqa: UP007
@@ -88,6 +87,12 @@ class Knob(enum.StrEnum):
     TRACING = "tracing"
     """Share of invocations traced for a while above the function's own tracing setting
     (the ``trace`` action); 0 means none.  It goes back to 0 by itself."""
+
+
+INTEGER_KNOBS = frozenset(
+    {Knob.MEMORY_MB, Knob.BATCH_SIZE, Knob.FAN_OUT, Knob.CONCURRENCY, Knob.CACHE_TTL_S}
+)
+"""Knobs whose values are whole numbers."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -172,8 +177,36 @@ class Limits:
     fan_out_max: int = 64
     concurrency_min: int = 1
     concurrency_max: int = 1000
+    cache_ttl_max_s: int = 86_400
     cpu_scales_with_memory: bool = True
     """True where more memory also buys more CPU (Lambda), so a slow function may speed up."""
+
+    def range(self, knob: Knob) -> tuple[float, float] | None:
+        """The lowest and highest value allowed for a knob; None where it has no range (tracing)."""
+        ranges: dict[Knob, tuple[float, float]] = {
+            Knob.MEMORY_MB: (self.memory_min_mb, self.memory_max_mb),
+            Knob.TIMEOUT_S: (self.timeout_min_s, self.timeout_max_s),
+            Knob.BATCH_SIZE: (self.batch_min, self.batch_max),
+            Knob.FAN_OUT: (1, self.fan_out_max),
+            Knob.CONCURRENCY: (self.concurrency_min, self.concurrency_max),
+            Knob.CACHE_TTL_S: (0, self.cache_ttl_max_s),
+        }
+        return ranges.get(knob)
+
+    def clamp(self, knob: Knob, value: float) -> float | int:
+        """The allowed value nearest to ``value``: memory rounded up to its step, counts whole."""
+        if knob is Knob.MEMORY_MB:
+            step = self.memory_step_mb
+            value = math.ceil(round(value / step, 6)) * step  # 190 x 1.1 is 209, not 210
+        bounds = self.range(knob)
+        if bounds is not None:
+            value = min(bounds[1], max(bounds[0], value))
+        return int(value) if knob in INTEGER_KNOBS else float(value)
+
+    def allows(self, knob: Knob, value: float) -> bool:
+        """True when the value is within the knob's range (a knob without one allows anything)."""
+        bounds = self.range(knob)
+        return bounds is None or bounds[0] <= value <= bounds[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,94 +333,3 @@ class Finding:
     severity: Severity
     facts: Mapping[str, FactValue]
     window_end: float
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What tuner decided for one finding and one action, and what became of it.
-
-    This is also the audit record: the store keeps every decision, acted on or not.
-    """
-
-    id: str
-    time: float
-    ref: FunctionRef
-    rule: str
-    action: str
-    severity: Severity
-    mode: Mode
-    """The stricter of the global mode and the rule's own, settled by planning."""
-    state: State = State.PLANNED
-    verdict: Verdict | None = None
-    """The guard's verdict; None while the decision is only planned."""
-    facts: Mapping[str, FactValue] = field(default_factory=dict)
-    change: Change | None = None
-    summary: str = ""
-    """What happened, in one sentence with numbers."""
-    advice: str = ""
-    """What a person should do next."""
-    reason: str = ""
-    """Why the guard held it back, why applying failed, or what the verdict rests on."""
-    judged_windows: int = 0
-    """Windows after the change that verification has counted so far."""
-    channels: tuple[str, ...] = ()
-    group: str = ""
-    """Notifications for decisions with the same group key are sent together."""
-    undoes: str = ""
-    """For a rollback: the id of the decision whose change it reverses."""
-    seen: int = 1
-    """Consecutive cycles that made this same decision (one record; see tuner.decisions.repeats)."""
-    last_seen: float | None = None
-    """When the cycle that last made it ran; None: only at ``time``."""
-
-    @property
-    def trace_ids(self) -> tuple[str, ...]:
-        """The ids of the traces the decision's evidence rests on (from its facts), cited first."""
-        return trace_ids(self.facts)
-
-    @property
-    def applied(self) -> bool:
-        """True when the change went live (even if it was later rolled back)."""
-        return self.state in LIVE and self.state is not State.APPLYING
-
-    def advance(self, state: State, reason: str = "", **changes: Any) -> Decision:
-        """A copy in the next state, checked against the transition table."""
-        check(self.state, state)
-        return self.replaced(state=state, reason=reason or self.reason, **changes)
-
-    def with_verdict(self, verdict: Verdict, reason: str = "") -> Decision:
-        """A planned decision with the guard's verdict, in the state that verdict leads to."""
-        state = VERDICT_STATES[verdict]
-        if state is not self.state:
-            check(self.state, state)  # as advance() does, in one copy instead of two
-        return self.replaced(state=state, verdict=verdict, reason=reason or self.reason)
-
-    def replaced(self, **changes: Any) -> Decision:
-        """A copy with some fields replaced, as :func:`dataclasses.replace` makes it, faster.
-
-        A cycle copies thousands of decisions; setting the slots of a new instance directly
-        takes about half the time of ``replace``, which builds keyword arguments for
-        ``__init__``.
-        """
-        if not changes.keys() <= _DECISION_FIELDS:
-            raise TypeError(f"Decision has no field {sorted(changes.keys() - _DECISION_FIELDS)}")
-        new = object.__new__(Decision)
-        for name, slot in _DECISION_SLOTS:
-            slot.__set__(new, changes.get(name, slot.__get__(self)))
-        return new
-
-
-_DECISION_SLOTS = tuple((f.name, Decision.__dict__[f.name]) for f in fields(Decision))
-_DECISION_FIELDS = frozenset(name for name, _ in _DECISION_SLOTS)
-
-
-@dataclass(frozen=True, slots=True)
-class Intent:
-    """A change about to be applied, written down first so a crash leaves a record."""
-
-    id: str
-    decision_id: str
-    ref: FunctionRef
-    changes: tuple[Change, ...]
-    created: float
-    state: str = "open"  # open | done | failed | abandoned

@@ -10,15 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from tuner.domain.model import (
-    Change,
-    Decision,
-    FunctionConfig,
-    FunctionRef,
-    Intent,
-    Target,
-    WindowFacts,
-)
+from tuner.domain.decisions import Decision, Intent
+from tuner.domain.lifecycle import IntentState
+from tuner.domain.model import Change, FunctionConfig, FunctionRef, Target, WindowFacts
 
 
 @runtime_checkable
@@ -115,8 +109,8 @@ class Clock(Protocol):
 
 
 @runtime_checkable
-class Store(Protocol):
-    """The audit log and the loop's durable state."""
+class DecisionStore(Protocol):
+    """The audit log of decisions: every decision, acted on or not, and what became of it."""
 
     def record(self, decision: Decision) -> None:
         """Write a decision in its current state (insert or replace by id)."""
@@ -137,9 +131,9 @@ class Store(Protocol):
         """Write a cycle's record at once: ``writes`` as they are, ``made`` counted or written.
 
         A decision in ``made`` that says the same as in the previous cycle (at most
-        ``max_gap_s`` before) is counted on its record (:mod:`tuner.decisions.repeats`), not written
-        again; returns ``made`` as recorded (a repeat with its record's id).  ``state`` is
-        loop state saved with them.
+        ``max_gap_s`` before) is counted on its record (:mod:`tuner.decisions.repeats`), not
+        written again; returns ``made`` as recorded (a repeat with its record's id).
+        ``state`` is loop state saved with them.
         """
         ...
 
@@ -172,11 +166,16 @@ class Store(Protocol):
         """Delete decisions older than ``before``, keeping unfinished work; return how many."""
         ...
 
+
+@runtime_checkable
+class IntentStore(Protocol):
+    """Changes written down before they are applied, so a crash leaves a record."""
+
     def begin_intent(self, intent: Intent, decision: Decision) -> None:
         """Write down a change and its decision (state applying) before it is applied."""
         ...
 
-    def finish_intent(self, intent_id: str, state: str, decision: Decision) -> None:
+    def finish_intent(self, intent_id: str, state: IntentState, decision: Decision) -> None:
         """Mark an intent done, failed or abandoned and record the final decision, at once."""
         ...
 
@@ -184,8 +183,13 @@ class Store(Protocol):
         """Intents that were begun and never finished (a crash happened in between)."""
         ...
 
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Small pieces of the loop's durable state (JSON text by key): streaks, pauses."""
+
     def get_state(self, key: str) -> str | None:
-        """A small piece of loop state (JSON text) by key."""
+        """A small piece of loop state by key."""
         ...
 
     def put_state(self, key: str, value: str) -> None:
@@ -194,4 +198,37 @@ class Store(Protocol):
 
     def delete_state(self, key: str) -> None:
         """Forget a piece of loop state."""
+        ...
+
+
+@runtime_checkable
+class Store(DecisionStore, IntentStore, StateStore, Protocol):
+    """The audit log and the loop's durable state: decisions, intents and loop state."""
+
+
+@runtime_checkable
+class Startable(Protocol):
+    """A part that starts before the first cycle (a host, a notifier's delivery thread)."""
+
+    def start(self) -> None:
+        """Start; called once, before the first cycle."""
+        ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """A part that holds resources until it is closed."""
+
+    def close(self) -> None:
+        """Release what it holds; called once, at shutdown."""
+        ...
+
+
+@runtime_checkable
+class Flushable(Protocol):
+    """A notifier that holds messages back (grouping) and can send them at once."""
+
+    def flush(self, timeout: float = 10.0, include_waiting: bool = False) -> int:
+        """Send what is due (with ``include_waiting``, what still waits too) within ``timeout``
+        seconds; return how many messages are still queued."""
         ...

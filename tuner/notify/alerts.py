@@ -8,8 +8,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tuner.decisions.planning import DEPENDENCY_GROUP, function_group
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import EVENTS
-from tuner.domain.model import Change, Decision, Knob
+from tuner.domain.model import Change, Knob
 
 _EVENTS = frozenset(s.value for s in EVENTS)
 
@@ -51,7 +52,7 @@ class Alert:
             group=decision.group or function_group(decision.ref),
             summary=decision.summary,
             advice=decision.advice,
-            reason=decision.reason,
+            reason=decision.why,
             knob=change.knob.value if change else None,
             before=change.before if change else None,
             after=change.after if change else None,

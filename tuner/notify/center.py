@@ -13,8 +13,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from tuner.domain.decisions import Decision, Kind
 from tuner.domain.lifecycle import UNTOLD
-from tuner.domain.model import Decision
 from tuner.domain.ports import Clock
 from tuner.notify.alerts import Alert
 from tuner.notify.channels import build_channels
@@ -27,7 +27,6 @@ from tuner.notify.settings import NotifySettings, load_settings
 
 log = structlog.get_logger(__name__)
 
-RESOLVED_ACTION = "resolved"
 """The action of a decision that says a rule stopped firing for a function."""
 PRUNE_EVERY = 3600.0
 
@@ -98,7 +97,7 @@ class NotificationCenter:
             log.exception("notify failed", decisions=len(decisions))
 
     def _take(self, decision: Decision, now: float) -> None:
-        if decision.action == RESOLVED_ACTION:
+        if decision.kind is Kind.RESOLVED:
             self._grouper.resolve(decision.ref.key, decision.rule, now)
         elif decision.state not in UNTOLD:
             alert = Alert.from_decision(decision)

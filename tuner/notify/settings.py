@@ -40,9 +40,9 @@ from pydantic import (
     model_validator,
 )
 
+from tuner.domain.decisions import Decision
 from tuner.domain.durations import Duration
 from tuner.domain.errors import ConfigError
-from tuner.domain.model import Decision
 from tuner.engine.locating import located_problems
 
 _SECRET_FIELDS = ("webhook_url", "url", "password", "token", "api_key")

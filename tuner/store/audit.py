@@ -9,18 +9,18 @@ and ``last_seen`` says when the last one ran (:mod:`tuner.decisions.repeats`).
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 from tuner.decisions.repeats import REPEATABLE, Repeats
-from tuner.domain.lifecycle import LIVE, State, Verdict
-from tuner.domain.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
+from tuner.domain.decisions import Decision, Intent
+from tuner.domain.lifecycle import LIVE, IntentState, State
+from tuner.domain.model import Change, FunctionRef, Knob
 from tuner.store.claiming import StoreHolder, guard_store
+from tuner.store.rows import ROW_LENGTH, decision_of, decision_row
 from tuner.store.schema import COLUMNS, READ, SCHEMA_VERSION, migrate
 from tuner.store.sqlite import connect, transaction
 
@@ -33,14 +33,6 @@ _END_RUNS = (
 """Runs the cycle did not go on with end at the previous cycle, their count stored."""
 
 _LIVE = tuple(s.value for s in LIVE)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    return str(value)
 
 
 class SqliteStore:
@@ -81,7 +73,7 @@ class SqliteStore:
 
     def record_many(self, decisions: list[Decision]) -> None:
         """Write several decisions in one transaction."""
-        rows = [self._row(d) for d in decisions]
+        rows = [decision_row(d) for d in decisions]
         with self._tx() as db:
             db.executemany(self._insert, rows)
         self._repeats.drop({d.id for d in decisions})  # a run rewritten is a run ended
@@ -109,10 +101,10 @@ class SqliteStore:
             row = db.execute("SELECT number, time FROM cycle").fetchone()
             number, previous = (row[0], row[1]) if row else (0, at)
             db.execute(_END_RUNS, (number, previous, again))
-            db.executemany(self._insert, [self._row(d) for d in writes])
+            db.executemany(self._insert, [decision_row(d) for d in writes])
             db.executemany(
                 self._insert,
-                [self._row(d, number + 1 if d.id in runs else None) for d in split.new],
+                [decision_row(d, number + 1 if d.id in runs else None) for d in split.new],
             )
             db.execute("INSERT OR REPLACE INTO cycle VALUES (0, ?, ?)", (number + 1, at))
             db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", list(state.items()))
@@ -128,90 +120,11 @@ class SqliteStore:
             rows = self._db.execute(
                 f"SELECT {columns} FROM decisions WHERE run IS NOT NULL ORDER BY rowid"
             ).fetchall()
-        return Repeats([self._decision(r) for r in rows], last[0] if last else None)
+        return Repeats([decision_of(r) for r in rows], last[0] if last else None)
 
-    _insert = f"INSERT OR REPLACE INTO decisions ({COLUMNS}, run) VALUES ({', '.join('?' * 23)})"
-
-    @staticmethod
-    def _row(d: Decision, run: int | None = None) -> tuple[Any, ...]:
-        c = d.change
-        return (
-            d.id,
-            d.time,
-            d.ref.key,
-            d.rule,
-            d.action,
-            d.severity.value,
-            d.mode.value,
-            d.state.value,
-            d.verdict.value if d.verdict else None,
-            c.knob.value if c else None,
-            c.before if c else None,
-            c.after if c else None,
-            d.summary,
-            d.advice,
-            d.reason,
-            d.judged_windows,
-            json.dumps(list(d.channels)),
-            d.group,
-            _facts_json(d.facts),
-            d.undoes,
-            d.seen,
-            d.last_seen if d.last_seen is not None else d.time,
-            run,
-        )
-
-    @staticmethod
-    def _decision(row: tuple[Any, ...]) -> Decision:
-        (
-            id_,
-            time,
-            function,
-            rule,
-            action,
-            severity,
-            mode,
-            state,
-            verdict,
-            knob,
-            before,
-            after,
-            summary,
-            advice,
-            reason,
-            judged_windows,
-            channels,
-            grp,
-            facts,
-            undoes,
-            seen,
-            last_seen,
-        ) = row
-        change = None
-        if knob is not None:
-            change = Change(Knob(knob), _number(before), _number(after) or 0)
-        return Decision(
-            id=id_,
-            time=time,
-            ref=FunctionRef.parse(function),
-            rule=rule,
-            action=action,
-            severity=Severity(severity),
-            mode=Mode(mode),
-            state=State(state),
-            verdict=Verdict(verdict) if verdict else None,
-            facts=json.loads(facts),
-            change=change,
-            summary=summary,
-            advice=advice,
-            reason=reason,
-            judged_windows=judged_windows,
-            channels=tuple(json.loads(channels)),
-            group=grp,
-            undoes=undoes,
-            seen=seen,
-            last_seen=None if last_seen is None or last_seen == time else last_seen,
-        )
+    _insert = (
+        f"INSERT OR REPLACE INTO decisions ({COLUMNS}, run) VALUES ({', '.join('?' * ROW_LENGTH)})"
+    )
 
     def decisions(
         self, ref: FunctionRef | None = None, since: float | None = None, limit: int = 1000
@@ -232,7 +145,7 @@ class SqliteStore:
         sql = f"SELECT {READ} FROM decisions {clause} ORDER BY time DESC, rowid DESC LIMIT ?"
         with self._lock:
             rows = self._db.execute(sql, (*args, limit)).fetchall()
-        return [self._decision(r) for r in reversed(rows)]
+        return [decision_of(r) for r in reversed(rows)]
 
     def get(self, decision_id: str) -> Decision | None:
         """One decision by id."""
@@ -240,7 +153,7 @@ class SqliteStore:
             row = self._db.execute(
                 f"SELECT {READ} FROM decisions WHERE id = ?", (decision_id,)
             ).fetchone()
-        return self._decision(row) if row else None
+        return decision_of(row) if row else None
 
     def applied_since(self, since: float, *, with_facts: bool = True) -> list[Decision]:
         """Decisions after a time whose change is, was or may be live, oldest first.
@@ -257,7 +170,7 @@ class SqliteStore:
         )
         with self._lock:
             rows = self._db.execute(sql, (since, *_LIVE)).fetchall()
-        return [self._decision(r) for r in rows]
+        return [decision_of(r) for r in rows]
 
     def unsettled_rollbacks(self) -> list[Decision]:
         """Rollbacks that went live but whose reversed change is not yet marked rolled back."""
@@ -268,7 +181,7 @@ class SqliteStore:
         )
         with self._lock:
             rows = self._db.execute(sql, (State.APPLIED.value, State.ROLLED_BACK.value)).fetchall()
-        return [self._decision(r) for r in rows]
+        return [decision_of(r) for r in rows]
 
     def pending_verification(self) -> list[Decision]:
         """Changes that went live and have not been judged yet, oldest first."""
@@ -277,7 +190,7 @@ class SqliteStore:
         )
         with self._lock:
             rows = self._db.execute(sql, (State.APPLIED.value,)).fetchall()
-        return [self._decision(r) for r in rows]
+        return [decision_of(r) for r in rows]
 
     # ------------------------------------------------------------ intents
 
@@ -287,16 +200,23 @@ class SqliteStore:
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?, ?)",
-                (intent.id, intent.decision_id, intent.ref.key, changes, intent.created, "open"),
+                (
+                    intent.id,
+                    intent.decision_id,
+                    intent.ref.key,
+                    changes,
+                    intent.created,
+                    IntentState.OPEN.value,
+                ),
             )
-            db.execute(self._insert, self._row(decision))
+            db.execute(self._insert, decision_row(decision))
         self._repeats.drop({decision.id})
 
-    def finish_intent(self, intent_id: str, state: str, decision: Decision) -> None:
+    def finish_intent(self, intent_id: str, state: IntentState, decision: Decision) -> None:
         """Mark an intent done, failed or abandoned and record the final decision, at once."""
         with self._tx() as db:
-            db.execute("UPDATE intents SET state = ? WHERE id = ?", (state, intent_id))
-            db.execute(self._insert, self._row(decision))
+            db.execute("UPDATE intents SET state = ? WHERE id = ?", (state.value, intent_id))
+            db.execute(self._insert, decision_row(decision))
         self._repeats.drop({decision.id})
 
     def open_intents(self) -> list[Intent]:
@@ -313,7 +233,7 @@ class SqliteStore:
                 ref=FunctionRef.parse(r[2]),
                 changes=tuple(Change(Knob(k), b, a) for k, b, a in json.loads(r[3])),
                 created=r[4],
-                state=r[5],
+                state=IntentState(r[5]),
             )
             for r in rows
         ]
@@ -353,29 +273,3 @@ class SqliteStore:
         """Forget a piece of loop state (absent keys are fine)."""
         with self._tx() as db:
             db.execute("DELETE FROM state WHERE key = ?", (key,))
-
-
-def _facts_json(facts: Mapping[str, Any]) -> str:
-    """The facts as JSON; NaN and infinite numbers (rare) become null."""
-    try:
-        return json.dumps(facts, default=_json_default, allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite(facts), default=_json_default, allow_nan=False)
-
-
-def _finite(value: Any) -> Any:
-    """The facts with NaN and infinite numbers replaced by None (unknown), at any depth."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _number(value: Any) -> float | int | None:
-    if value is None:
-        return None
-    f = float(value)
-    return int(f) if f.is_integer() else f

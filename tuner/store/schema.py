@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     undoes TEXT NOT NULL DEFAULT '',
     seen INTEGER NOT NULL DEFAULT 1,
     last_seen REAL,
-    run INTEGER
+    run INTEGER,
+    kind TEXT NOT NULL DEFAULT 'finding',
+    hold TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_function_time ON decisions(function, time);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
@@ -61,7 +63,7 @@ CREATE TABLE IF NOT EXISTS state (
 COLUMNS = (
     "id, time, function, rule, action, severity, mode, state, verdict, knob, before_value, "
     "after_value, summary, advice, reason, judged_windows, channels, grp, facts, undoes, "
-    "seen, last_seen"
+    "seen, last_seen, kind, hold"
 )
 """The columns a decision is written to (with ``run``) and read from (:data:`READ`)."""
 
@@ -78,9 +80,10 @@ and time of the last cycle recorded.  So a decision made again costs no write at
 its row is written once when it is first made, and once more when a cycle no longer
 makes it (``seen`` and ``last_seen`` then stored, ``run`` cleared)."""
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """``PRAGMA user_version`` of a store this version writes (1: outcome and verification;
-2: one row per decision, however often it was made again)."""
+2: one row per decision, however often it was made again; 3: without a decision's kind
+and typed hold)."""
 
 _MIGRATE_FROM_1 = """
 ALTER TABLE decisions ADD COLUMN state TEXT NOT NULL DEFAULT 'planned';
@@ -116,6 +119,20 @@ UPDATE decisions SET last_seen = time;
 counts it on the first row (``seen``, ``last_seen``, ``run``)."""
 
 
+_MIGRATE_FROM_3 = """
+ALTER TABLE decisions ADD COLUMN kind TEXT NOT NULL DEFAULT 'finding';
+ALTER TABLE decisions ADD COLUMN hold TEXT;
+UPDATE decisions SET kind = CASE
+    WHEN undoes != '' THEN 'rollback'
+    WHEN action = 'resolved' THEN 'resolved'
+    WHEN rule = 'telemetry' THEN 'telemetry'
+    WHEN rule = 'manual' THEN 'manual'
+    ELSE 'finding' END;
+"""
+"""Version 3 told a decision's kind from its action, rule and ``undoes``, and kept why it
+was held back as a sentence only (kept in ``reason``: no hold is guessed from it)."""
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Create the tables, or bring a store written by an earlier version up to date."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
@@ -125,6 +142,8 @@ def migrate(db: sqlite3.Connection) -> None:
         _script(db, _MIGRATE_FROM_1)
     if columns and "seen" not in columns:
         _script(db, _MIGRATE_FROM_2)
+    if columns and "kind" not in columns:
+        _script(db, _MIGRATE_FROM_3)
     _script(db, SCHEMA)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 

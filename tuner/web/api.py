@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from tuner.daemon.control import paused
-from tuner.daemon.insight import FunctionView, LiveState
-from tuner.decisions.documents import decision_json as explained
-from tuner.domain.model import Decision, FunctionRef, Knob
+from tuner.daemon.live import FunctionView, LiveState
+from tuner.decisions.documents import decision_json
+from tuner.domain.decisions import Decision
+from tuner.domain.model import FunctionRef, Knob
 from tuner.domain.ports import Store
 from tuner.engine.explaining import explain, plain
 from tuner.engine.rulefiles import CompiledRule
@@ -50,22 +51,6 @@ class NotFound(LookupError):
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes of an answer."""
     return json.dumps(plain(value), separators=(",", ":"), allow_nan=False).encode()
-
-
-def decision_json(d: Decision) -> dict[str, Any]:
-    """A decision as ``tuner explain --json`` prints it, with the change's text and what it undoes.
-
-    The time stays in POSIX seconds here: the pages chart and format it in the browser.
-    """
-    change = d.change.describe() if d.change else ""
-    last_seen = d.last_seen if d.last_seen is not None else d.time
-    return {
-        **explained(d),
-        "time": d.time,
-        "last_seen": last_seen,
-        "change": change,
-        "undoes": d.undoes,
-    }
 
 
 def status_json(src: Sources) -> dict[str, Any]:

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from tuner.daemon.insight import LiveState
-from tuner.decisions.guard import DAY_S
+from tuner.daemon.live import LiveState
 from tuner.domain.errors import ConfigError, Problem
+from tuner.domain.times import DAY_S
 from tuner.web.api import Sources
 from tuner.web.controls import Actions
 from tuner.web.metrics import MeteredProvider, Metrics, Watched
 from tuner.web.server import WebServer
 
 if TYPE_CHECKING:
-    from tuner.daemon.loop import CycleReport
+    from tuner.daemon.reports import CycleReport
     from tuner.daemon.wiring import Tuner
     from tuner.domain.model import Finding, Target
     from tuner.engine import RuleBase
@@ -99,7 +99,9 @@ def attach(
     shared = metrics is not None
     metrics = metrics if metrics is not None else Metrics()
     daemon.observers.extend([_Quiet(state), _Quiet(metrics)])
-    daemon.providers = [MeteredProvider(p, metrics) for p in daemon.providers]
+    daemon.providers[:] = [
+        MeteredProvider(p, metrics) for p in daemon.providers
+    ]  # in place: shared
     observe_delivery = getattr(tuner.notifier, "observe_delivery", None)
     if observe_delivery is not None:
         observe_delivery(metrics.notification)
@@ -115,7 +117,7 @@ def attach(
     if not shared:
         metrics.watch_all(lambda: [insight.watched])
     if address is not None:
-        actions = Actions(daemon, token, on_done=state.add_decisions)
+        actions = Actions(tuner.control, token, on_done=state.add_decisions)
         try:
             insight.server = WebServer(sources, metrics, *address, actions=actions, poll_ms=poll_ms)
         except OSError as exc:

@@ -14,18 +14,15 @@ import os
 from collections.abc import Callable, Mapping
 from email.message import Message
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 
-from tuner.daemon import control as manual
+from tuner.daemon.control import ManualControl, ManualError
+from tuner.decisions.documents import decision_json
+from tuner.domain.decisions import Decision
 from tuner.domain.errors import ConfigError, Problem
-from tuner.domain.model import Decision
-from tuner.web.api import decision_json
-
-if TYPE_CHECKING:
-    from tuner.daemon.loop import Daemon
 
 log = structlog.get_logger(__name__)
 
@@ -68,11 +65,11 @@ class Actions:
 
     def __init__(
         self,
-        daemon: Daemon,
+        control: ManualControl,
         token: str | None,
         on_done: Callable[[list[Decision]], None] | None = None,
     ):
-        self._daemon = daemon
+        self._control = control
         self._token = token
         self._on_done = on_done
 
@@ -96,19 +93,20 @@ class Actions:
         who = f"{str(data.get('by') or 'a person')[:60]} (dashboard, {peer})"
         why = str(data.get("why") or "")[:500]
         try:
+            control = self._control
             if name in ("pause", "resume"):
                 key = _text(data, "function")
-                fn = manual.pause if name == "pause" else manual.resume
-                done = fn(self._daemon, key, who, why)
+                pausing = control.pause if name == "pause" else control.resume
+                done = pausing(key, who, why)
             else:
                 decision_id = _text(data, "decision")
-                fn2 = manual.approve if name == "approve" else manual.roll_back
-                done = fn2(self._daemon, decision_id, who)
-        except manual.ManualError as exc:
+                changing = control.approve if name == "approve" else control.roll_back
+                done = changing(decision_id, who)
+        except ManualError as exc:
             raise ActionError(409, str(exc)) from None
         log.info("manual action", action=name, function=done.ref.key, by=who)
         if self._on_done is not None:
-            undone = self._daemon.store.get(done.undoes) if done.undoes else None
+            undone = self._control.store.get(done.undoes) if done.undoes else None
             self._on_done([done] if undone is None else [undone, done])
         return {"ok": True, "decision": decision_json(done)}
 

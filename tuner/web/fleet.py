@@ -15,12 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tuner.decisions.documents import decision_json
+from tuner.domain.decisions import Decision, Kind
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision, Severity
+from tuner.domain.model import Severity
 from tuner.engine.facts import FAILING_DEPENDENCY_ERROR_RATE
 
 if TYPE_CHECKING:
-    from tuner.daemon.insight import FunctionView, LiveState
+    from tuner.daemon.live import FunctionView, LiveState
     from tuner.engine import RuleBase
 
 HEALTHY, WATCHED, CHANGED, VERIFYING = "healthy", "watched", "changed", "verifying"
@@ -53,9 +55,9 @@ def fleet_state(
     """
     recent_change = change is not None and now - change.time < RECENT_S
     if recent_change and change is not None:
-        if change.state is State.ROLLED_BACK or (change.undoes and change.applied):
+        if change.state is State.ROLLED_BACK or (change.kind is Kind.ROLLBACK and change.applied):
             return ROLLED_BACK  # the change, or the rollback that reversed it
-        if change.state in (State.APPLIED, State.APPLYING) and not change.undoes:
+        if change.state in (State.APPLIED, State.APPLYING) and change.kind is not Kind.ROLLBACK:
             return VERIFYING
     if facts is not None and _outage(facts, findings, rules):
         return OUTAGE
@@ -66,7 +68,7 @@ def fleet_state(
     if findings:
         return WATCHED
     if last is not None and now - last.time < RECENT_S and last.state in _TOLD:
-        return WATCHED if last.action != "resolved" else HEALTHY
+        return WATCHED if last.kind is not Kind.RESOLVED else HEALTHY
     return HEALTHY
 
 
@@ -126,19 +128,8 @@ class FleetRow:
             "severity": self.severity,
             "findings": list(self.findings),
             "invocations": self.invocations,
-            "last_change": None if c is None else change_json(c),
+            "last_change": None if c is None else decision_json(c),
         }
-
-
-def change_json(c: Decision) -> dict[str, Any]:
-    """The last change of a function as the fleet table shows it."""
-    return {
-        "time": c.time,
-        "rule": c.rule,
-        "change": c.change.describe() if c.change else c.action,
-        "state": c.state.value,
-        "verdict": c.verdict.value if c.verdict else None,
-    }
 
 
 def row_of(view: FunctionView, state: LiveState, now: float) -> FleetRow:

@@ -26,14 +26,15 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 import tuner
+from tuner.daemon.reports import STEPS
 from tuner.domain.errors import ConflictError, ThrottledError
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Finding, Target
 from tuner.web.fleet import STATES, Fleet
 
 if TYPE_CHECKING:
-    from tuner.daemon.insight import LiveState
-    from tuner.daemon.loop import CycleReport
+    from tuner.daemon.live import LiveState
+    from tuner.daemon.reports import CycleReport
     from tuner.engine import RuleBase
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -42,7 +43,7 @@ _CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 
 
 class Metrics:
-    """The daemon's counters, gauges and histograms; also a :class:`tuner.daemon.insight.CycleObserver`."""
+    """The daemon's counters, gauges and histograms; also a :class:`tuner.daemon.live.CycleObserver`."""
 
     def __init__(self, registry: CollectorRegistry | None = None):
         disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series double the scrape and say nothing here
@@ -58,6 +59,15 @@ class Metrics:
             buckets=_CYCLE_BUCKETS,
             registry=r,
         )
+        self.cycle_steps = Histogram(
+            "tuner_cycle_step_seconds",
+            "How long each step of a cycle took (observe, facts, verify, ... notify).",
+            ["step"],
+            buckets=_CALL_BUCKETS,
+            registry=r,
+        )
+        for step in STEPS:
+            self.cycle_steps.labels(step)
         self.last_cycle = Gauge(
             "tuner_last_cycle_timestamp_seconds", "When the last cycle finished.", registry=r
         )
@@ -111,6 +121,8 @@ class Metrics:
         """Count a cycle, its duration, its decisions and rollbacks."""
         self.cycles.inc()
         self.cycle_duration.observe(max(0.0, report.finished - report.started))
+        for step, seconds in report.step_seconds.items():
+            self.cycle_steps.labels(step).observe(seconds)
         self.last_cycle.set(report.finished)
         self.rules_loaded.set(len(rules.rules))
         if report.errors:

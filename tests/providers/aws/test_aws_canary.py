@@ -19,11 +19,12 @@ import pytest
 from aws_world import AwsWorld, CallRecorder, ok_invocations, oom_invocations, report_line
 from proxy import AwsProxy, lambda_error
 
-from tuner.daemon.loop import Daemon
+from tuner.daemon.loop import Daemon, DaemonSettings
 from tuner.decisions.verifying import VerifyPolicy
+from tuner.domain.decisions import Decision, Intent
 from tuner.domain.errors import ProviderError
 from tuner.domain.lifecycle import JUDGED, State, Verdict
-from tuner.domain.model import Change, Decision, FunctionRef, Intent, Knob, Mode, Severity
+from tuner.domain.model import Change, FunctionRef, Knob, Mode, Severity
 from tuner.engine import load_rules
 from tuner.providers.aws import AwsProvider
 from tuner.store.audit import SqliteStore
@@ -93,9 +94,9 @@ class Harness:
             rules=load_rules([rules]),
             store=self.store,
             clock=self.clock,
-            mode=Mode.APPLY,
-            window_s=WINDOW,
-            verify_policy=VerifyPolicy(windows=1),
+            settings=DaemonSettings(
+                mode=Mode.APPLY, window_s=WINDOW, verify_policy=VerifyPolicy(windows=1)
+            ),
         )
 
     def cycle(self, lines: dict[str, list[str]], invocations: float, errors: float) -> None:
@@ -186,8 +187,8 @@ def test_the_canary_versions_reports_are_the_facts_and_improved_is_promoted(
     )
 
     [judged] = harness.changes()
-    assert judged.state is State.IMPROVED, judged.reason
-    assert "promoted: alias live sends all traffic to version 2" in judged.reason
+    assert judged.state is State.IMPROVED, judged.why
+    assert "promoted: alias live sends all traffic to version 2" in judged.why
     assert alias(harness.world)["FunctionVersion"] == "2"
     assert weights(harness.world) == {}
     assert latest_memory(harness.world) == size  # the next deployment keeps the new size
@@ -257,8 +258,8 @@ def test_a_persons_change_to_the_alias_is_neither_promoted_nor_routed_back(
     )
 
     [judged] = harness.changes()
-    assert judged.state in JUDGED, judged.reason
-    assert "alias live was changed outside tuner: not promoted, left as it is" in judged.reason
+    assert judged.state in JUDGED, judged.why
+    assert "alias live was changed outside tuner: not promoted, left as it is" in judged.why
     assert harness.rollbacks() == []
     assert alias(harness.world)["FunctionVersion"] == "1"
     assert weights(harness.world) == {"2": 0.5}
@@ -313,8 +314,8 @@ def test_a_crash_between_publishing_and_routing_is_put_right_on_start(harness: H
     [settled] = harness.daemon.reconcile()
 
     assert settled.id == decision.id and settled.state is State.FAILED
-    assert "interrupted before the change went live" in settled.reason
-    assert "$LATEST put back to what alias live serves: memory_mb 256 -> 128" in settled.reason
+    assert "interrupted before the change went live" in settled.why
+    assert "$LATEST put back to what alias live serves: memory_mb 256 -> 128" in settled.why
     assert latest_memory(harness.world) == 128
     assert alias(harness.world)["FunctionVersion"] == "1" and weights(harness.world) == {}
     assert harness.store.open_intents() == []

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from aws_world import REGION, AwsWorld, CallRecorder, report_line
 
-from tuner.domain.model import Change, Decision, Knob, Mode, Severity
+from tuner.domain.decisions import Decision
+from tuner.domain.model import Change, Knob, Mode, Severity
 from tuner.providers import PROVIDERS
 from tuner.providers.aws import AwsProvider
 

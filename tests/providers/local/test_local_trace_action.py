@@ -10,7 +10,7 @@ import pytest
 from local_world import WallClock, traced_host
 
 from tuner.cli.explaining import decision_line, history
-from tuner.daemon.loop import Daemon
+from tuner.daemon.loop import Daemon, DaemonSettings
 from tuner.decisions.verifying import ENDED
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Change, Knob, Lasting
@@ -79,7 +79,10 @@ def test_a_rule_traces_the_next_three_invocations_then_the_decision_expires(
 ) -> None:
     store = SqliteStore(tmp_path / "tuner.db")
     daemon = Daemon(
-        providers=[local], rules=parse_rules(RULES, "trace.yaml"), store=store, window_s=30.0
+        providers=[local],
+        rules=parse_rules(RULES, "trace.yaml"),
+        store=store,
+        settings=DaemonSettings(window_s=30.0),
     )
     assert local.host.invoke("flaky", {"fail": True}).outcome == "error"
     [decision] = daemon.run_cycle().decisions
@@ -98,7 +101,7 @@ def test_a_rule_traces_the_next_three_invocations_then_the_decision_expires(
     assert [d.action for d in report.decisions] == ["resolved"]
     [expired] = report.verified
     assert expired.id == decision.id and expired.state is State.EXPIRED
-    assert expired.reason == ENDED
+    assert expired.why == ENDED
     recorded = next(d for d in history(store, "flaky", 10) if d.id == decision.id)
     assert recorded.state is State.EXPIRED and "expired" in decision_line(recorded)
     store.close()
@@ -178,7 +181,9 @@ def test_a_decision_whose_switch_ran_out_while_tuner_was_down_expires_after_the_
     rules = parse_rules(RULES.replace("invocations: 3", "for: 1s"), "trace.yaml")
     provider, store = _provider(tmp_path), SqliteStore(tmp_path / "tuner.db")
     try:
-        daemon = Daemon(providers=[provider], rules=rules, store=store, window_s=30.0)
+        daemon = Daemon(
+            providers=[provider], rules=rules, store=store, settings=DaemonSettings(window_s=30.0)
+        )
         provider.host.invoke("flaky", {"fail": True})
         [decision] = daemon.run_cycle().decisions
         assert decision.state is State.APPLIED
@@ -191,7 +196,9 @@ def test_a_decision_whose_switch_ran_out_while_tuner_was_down_expires_after_the_
     try:
         provider.host.invoke("flaky", {})
         assert _traced(provider) == 0  # the host ended the switch by itself
-        daemon = Daemon(providers=[provider], rules=rules, store=store, window_s=30.0)
+        daemon = Daemon(
+            providers=[provider], rules=rules, store=store, settings=DaemonSettings(window_s=30.0)
+        )
         report = daemon.run_cycle()
         [expired] = report.verified
         assert (expired.id, expired.state) == (decision.id, State.EXPIRED)

@@ -11,7 +11,7 @@ from local_world import WallClock, traced_host
 
 from tuner.cli.explaining import decision_line
 from tuner.cli.main import main
-from tuner.daemon.loop import Daemon
+from tuner.daemon.loop import Daemon, DaemonSettings
 from tuner.decisions.documents import decision_json
 from tuner.engine import parse_rules
 from tuner.providers.local.provider import LocalProvider
@@ -51,7 +51,10 @@ def test_an_oom_decision_names_its_traces_and_explain_finds_it_by_one(
             assert host.invoke("canvas", {"pages": 150}).outcome == "oom"
             assert host.invoke("canvas", {"pages": 1}).outcome == "ok"
         daemon = Daemon(
-            providers=[provider], rules=parse_rules(RULES, "oom.yaml"), store=store, window_s=30.0
+            providers=[provider],
+            rules=parse_rules(RULES, "oom.yaml"),
+            store=store,
+            settings=DaemonSettings(window_s=30.0),
         )
         [decision] = daemon.run_cycle().decisions
         assert host.tracing is not None

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import structlog
 
-from tuner.domain.model import Change, Decision, FunctionConfig, FunctionRef, Target, WindowFacts
+from tuner.domain.decisions import Decision
+from tuner.domain.model import Change, FunctionConfig, FunctionRef, Target, WindowFacts
 from tuner.domain.ports import Clock
 from tuner.providers.aws import actuating, aliases, canary, logs, metrics, timing
 from tuner.providers.aws.clients import RegionClients, connect

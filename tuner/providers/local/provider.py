@@ -11,6 +11,7 @@ import structlog
 
 from tuner.domain.errors import ConflictError, ProviderError
 from tuner.domain.model import (
+    INTEGER_KNOBS,
     Change,
     FunctionConfig,
     FunctionRef,
@@ -45,14 +46,10 @@ LOCAL_LIMITS = Limits(
 )
 """What the local host allows; memory does not buy CPU here."""
 
-_INTEGER_KNOBS = {Knob.MEMORY_MB, Knob.BATCH_SIZE, Knob.FAN_OUT, Knob.CACHE_TTL_S}
-_RANGES: dict[Knob, tuple[float, float]] = {
-    Knob.MEMORY_MB: (LOCAL_LIMITS.memory_min_mb, LOCAL_LIMITS.memory_max_mb),
-    Knob.TIMEOUT_S: (LOCAL_LIMITS.timeout_min_s, LOCAL_LIMITS.timeout_max_s),
-    Knob.BATCH_SIZE: (LOCAL_LIMITS.batch_min, LOCAL_LIMITS.batch_max),
-    Knob.FAN_OUT: (1, LOCAL_LIMITS.fan_out_max),
-    Knob.CACHE_TTL_S: (0, 86_400),
-}
+_KNOBS = frozenset(
+    {Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.BATCH_SIZE, Knob.FAN_OUT, Knob.CACHE_TTL_S}
+)
+"""The settings a local function has (tracing is switched, not deployed)."""
 
 
 class LocalProvider:
@@ -239,13 +236,13 @@ class LocalProvider:
         return replace(live, tracing=rate)
 
     def _checked(self, live: FunctionConfig, change: Change) -> float | int:
-        if change.knob not in _RANGES:
+        if change.knob not in _KNOBS:
             raise ProviderError(f"the local host has no {change.knob.value} setting")
         if change.knob is Knob.BATCH_SIZE and live.batch_size is None:
             raise ProviderError("batch_size needs an event source queue (none configured)")
-        low, high = _RANGES[change.knob]
-        if not low <= change.after <= high:
+        if not LOCAL_LIMITS.allows(change.knob, change.after):
+            low, high = LOCAL_LIMITS.range(change.knob) or (None, None)
             raise ProviderError(
                 f"{change.knob.value} {change.after} is outside the local limits {low}..{high}"
             )
-        return round(change.after) if change.knob in _INTEGER_KNOBS else float(change.after)
+        return round(change.after) if change.knob in INTEGER_KNOBS else float(change.after)

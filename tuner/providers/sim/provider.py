@@ -24,6 +24,7 @@ from tuner.domain.model import (
     WindowFacts,
 )
 from tuner.domain.ports import Clock
+from tuner.domain.times import DAY_S
 from tuner.providers.sim.scoring import Ledger
 from tuner.providers.sim.windows import DRAWS, DependencyState, Evidence, Outcome, simulate
 from tuner.providers.sim.workloads import (
@@ -33,7 +34,6 @@ from tuner.providers.sim.workloads import (
     Workload,
 )
 
-DAY_S = 86_400.0
 SIM_LIMITS = Limits(memory_min_mb=MIN_MEMORY_MB, memory_max_mb=MAX_MEMORY_MB, memory_step_mb=1)
 """Lambda's limits: 128 MB to 10,240 MB in 1 MB steps, up to 900 s, CPU with memory."""
 

@@ -23,7 +23,7 @@ const tuner = (() => {
 
   function fleetRow(r) {
     const c = r.last_change;
-    const change = c ? `${esc(c.change)} <small>(${esc(c.rule)}, ${esc(c.state)}, <time>${clock(c.time)}</time>)</small>` : "-";
+    const change = c ? `${esc(c.change)} <small>(${esc(c.rule)}, ${esc(c.state)}, <time>${clock(c.at)}</time>)</small>` : "-";
     const scope = r.scope ? ` <small>${esc(r.scope)}</small>` : "";
     const sev = r.severity ? `<span class="sev sev-${esc(r.severity)}">${esc(r.severity)}</span>` : "";
     return `<tr data-key="${esc(r.key)}"><td><a href="/functions/${encodeURIComponent(r.key)}">${esc(r.name)}</a>${scope}</td>` +

@@ -17,13 +17,14 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from tuner.daemon.reports import CycleReport
+from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Decision, Finding, Target
+from tuner.domain.model import Finding, Target
 
 if TYPE_CHECKING:
-    from tuner.daemon.loop import CycleReport
     from tuner.engine import RuleBase
 
 CHART_FACTS = (
@@ -54,20 +55,6 @@ def _chart_values(facts: Mapping[str, Any]) -> Sequence[Any]:
     if None in values:
         return [_NAN if v is None else v for v in values]
     return values
-
-
-class CycleObserver(Protocol):
-    """Receives what the loop saw, as it sees it; must be quick and must not raise."""
-
-    def function_observed(
-        self, target: Target, facts: Mapping[str, Any], findings: Sequence[Finding], now: float
-    ) -> None:
-        """One function's facts for this cycle and the rules that fired for it."""
-        ...
-
-    def cycle_finished(self, report: CycleReport, rules: RuleBase) -> None:
-        """The cycle is over: its report, and the rule base it ran with."""
-        ...
 
 
 class FunctionView(NamedTuple):
