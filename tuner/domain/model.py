@@ -87,10 +87,20 @@ class Knob(enum.StrEnum):
     TRACING = "tracing"
     """Share of invocations traced for a while above the function's own tracing setting
     (the ``trace`` action); 0 means none.  It goes back to 0 by itself."""
+    MEMORY_TRIAL_MB = "memory_trial_mb"
+    """Memory tried on a share of the real traffic for a while, beside the function's own
+    (the ``try-memory`` action); 0 means none.  It goes back to 0 by itself."""
 
 
 INTEGER_KNOBS = frozenset(
-    {Knob.MEMORY_MB, Knob.BATCH_SIZE, Knob.FAN_OUT, Knob.CONCURRENCY, Knob.CACHE_TTL_S}
+    {
+        Knob.MEMORY_MB,
+        Knob.MEMORY_TRIAL_MB,
+        Knob.BATCH_SIZE,
+        Knob.FAN_OUT,
+        Knob.CONCURRENCY,
+        Knob.CACHE_TTL_S,
+    }
 )
 """Knobs whose values are whole numbers."""
 
@@ -148,6 +158,9 @@ class FunctionConfig:
     tracing: float | None = field(default=None, compare=False)
     """Share of invocations traced for a while on top of the function's own setting (0:
     none); None where the provider cannot switch tracing on."""
+    memory_trial_mb: int | None = field(default=None, compare=False)
+    """Memory tried on a share of the real traffic for a while (0: none); None where the
+    provider cannot try a size on part of the traffic."""
     environment: Mapping[str, str] = field(default_factory=lambda: _EMPTY, compare=False)
     revision: str = field(default="", compare=False)
     """Optimistic-concurrency token: Lambda RevisionId, Kubernetes resourceVersion."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from tuner.domain.model import DependencyFacts, Target, WindowFacts
 from tuner.engine.conditions import Type
+from tuner.engine.sizing import duration_split
 
 FAILING_DEPENDENCY_ERROR_RATE = 0.5
 """A dependency counts as failing for a function when at least this share of calls fail."""
@@ -112,6 +113,12 @@ FACTS: Mapping[str, FactDoc] = {
     ),
     "traced_failed_allocation_mb": FactDoc(
         Type.NUMBER, "MB", "The largest allocation a traced invocation failed to make."
+    ),
+    "cpu_time_share": FactDoc(
+        Type.NUMBER, "ratio", "Share of the mean duration on CPU (from extra.cpu_time_ms)."
+    ),
+    "measured_excess_cost": FactDoc(
+        Type.NUMBER, "ratio", "Cost per invocation over the cheapest size measured's, less 1."
     ),
     "evidence": FactDoc(
         Type.MAP,
@@ -215,6 +222,12 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     "cpu_time_ms": FactDoc(
         Type.NUMBER, "ms", "CPU time per invocation (Lambda Insights cpu_total_time)."
     ),
+    "cheapest_measured_memory_mb": FactDoc(
+        Type.NUMBER, "MB", "sim: the size whose real invocations cost least, without failures."
+    ),
+    "cheapest_measured_cost_ratio": FactDoc(Type.NUMBER, "ratio", "sim: its cost over today's."),
+    "measured_below_mb": FactDoc(Type.NUMBER, "MB", "sim: the size measured next below it."),
+    "measured_above_mb": FactDoc(Type.NUMBER, "MB", "sim: the size measured next above it."),
     "price_gb_s": FactDoc(Type.NUMBER, "$", "Price of one GB-second of memory."),
     "price_per_request": FactDoc(Type.NUMBER, "$", "Price of one invocation."),
 }
@@ -367,6 +380,10 @@ def build_facts(
     facts["extra"] = _extra(extra)
     facts["traced_peak_memory_mb"] = f(extra.get("traced_peak_memory_mb"))
     facts["traced_failed_allocation_mb"] = f(extra.get("traced_failed_allocation_mb"))
+    split = duration_split(facts) if target.limits.cpu_scales_with_memory else None
+    facts["cpu_time_share"] = _div(split[0], split[0] + split[1]) if split else None
+    ratio = f(extra.get("cheapest_measured_cost_ratio"))
+    facts["measured_excess_cost"] = 1.0 / ratio - 1.0 if ratio else None
     facts["evidence"] = dict(w.evidence)
     return facts
 

@@ -15,11 +15,13 @@ from tuner.engine.actions.base import BaseAction, Plan, not_applicable
 from tuner.engine.actions.granularity import FanOut, LessConcurrency, LongerTimeout, SmallerBatches
 from tuner.engine.actions.memory import LessMemory, MoreMemory
 from tuner.engine.actions.telling import EnableCache, Notify, Trace
+from tuner.engine.actions.trials import CheapestMemory, TryMemory
 
 __all__ = [
     "ACTIONS",
     "Action",
     "BaseAction",
+    "CheapestMemory",
     "EnableCache",
     "FanOut",
     "LessConcurrency",
@@ -30,6 +32,7 @@ __all__ = [
     "Plan",
     "SmallerBatches",
     "Trace",
+    "TryMemory",
     "action_class",
     "not_applicable",
 ]
@@ -44,7 +47,9 @@ Action = Annotated[
     | LessConcurrency
     | EnableCache
     | Notify
-    | Trace,
+    | Trace
+    | TryMemory
+    | CheapestMemory,
     Field(discriminator="action"),
 ]
 """Any action of a rule, told apart by its ``action`` field."""

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from tuner.domain.model import Change, FunctionConfig, Knob, Limits, fact_number
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
+from tuner.engine.measured import measured_floor
 from tuner.engine.sizing import (
     margin_basis,
     monthly_saving,
@@ -97,9 +98,10 @@ class LessMemory(BaseAction):
     CPU time is known, memory stays high enough that the function runs at most
     ``max_slowdown`` times its fastest mean duration of the lookback
     (``extra.lookback_duration_avg_ms_min``, else today's), so that successive
-    right-sizings do not compound, and keeps clear of its timeout.  Never on missing
-    data, never while invocations run out of memory; the summary states the saving in
-    dollars a month.
+    right-sizings do not compound, and keeps clear of its timeout.  It never goes below
+    the cheapest size measured on real traffic where a smaller one cost more
+    (:func:`tuner.engine.measured.measured_floor`).  Never on missing data, never while
+    invocations run out of memory; the summary states the saving in dollars a month.
 
     Example::
 
@@ -141,8 +143,14 @@ class LessMemory(BaseAction):
         slowed = timing is not None and timing[0] > wanted
         if timing is not None and slowed:
             wanted, basis = timing[0], f"{basis}; no lower: {timing[1]}"
+        floor = measured_floor(facts)
+        dearer = floor is not None and floor > wanted
+        if floor is not None and dearer:
+            wanted, basis = floor, f"{basis}; no lower: smaller sizes cost more on real traffic"
         after = int(limits.clamp(Knob.MEMORY_MB, wanted))
         if after > current * (1.0 - self.min_saving):
+            if dearer:
+                return not_applicable("smaller sizes cost more per invocation on real traffic")
             if slowed and timing is not None:
                 return not_applicable(f"less memory would slow it: {timing[1]}")
             return not_applicable(f"saving below {self.min_saving:.0%}")
