@@ -109,6 +109,21 @@ def test_a_function_missing_from_a_cycle_has_a_gap_and_a_gone_one_is_forgotten()
     assert state.function("a") is not None and state.function("b") is None
 
 
+def test_an_early_cycle_updates_its_functions_and_keeps_the_others_and_the_chart() -> None:
+    state = LiveState(60.0, slots=4)
+    _observe(state, ["a", "b"], NOW, peak_memory_mb=1.0)
+    target = Target(FunctionRef("fake", "b"), FunctionConfig(memory_mb=256))
+    state.function_observed(target, {"invocations": 3.0, "peak_memory_mb": 9.0}, [], NOW + 10)
+    report = CycleReport(started=NOW + 10, finished=NOW + 10.1, early=True)
+    state.cycle_finished(report, rules=None)  # type: ignore[arg-type]
+    assert [v.key for v in state.functions()] == ["fake:a", "fake:b"]
+    b = state.function("b")
+    assert b is not None and b.target.config.memory_mb == 256
+    assert state.history("fake:a")["peak_memory_mb"] == [1.0]  # no point of its own
+    _observe(state, ["a", "b"], NOW + 60, peak_memory_mb=2.0)
+    assert state.history("fake:b")["peak_memory_mb"] == [1.0, 2.0]
+
+
 def test_decisions_keep_the_latest_change_and_its_verdict() -> None:
     state = LiveState(60.0)
     change = _decision(State.APPLIED)

@@ -23,7 +23,7 @@ from tuner.web.addresses import DEFAULT_ADDRESS, parse_address
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon until stopped (or for ``--for``), then print a summary."""
     from tuner.daemon.reports import CycleReport
-    from tuner.daemon.scheduling import run_forever
+    from tuner.daemon.scheduling import EarlyCycles, run_forever
     from tuner.daemon.wiring import build
 
     config = command_config(args.config)
@@ -66,7 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         cycles += 1
         applied = [d for d in report.decisions if d.state is State.APPLIED]
         say(
-            f"[cycle {cycles} +{report.started - started:4.0f}s] {report.targets} functions, "
+            f"[{'early ' if report.early else ''}cycle {cycles} +{report.started - started:4.0f}s] "
+            f"{report.targets} functions, "
             f"{report.findings} findings, {len(applied)} changes, {len(report.verified)} verified"
             + (f", {len(report.errors)} errors" if report.errors else "")
         )
@@ -91,6 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             on_cycle=on_cycle,
             before_cycle=tuner.rules.reload,
+            early=EarlyCycles(config.early_gap_s) if config.early_gap_s else None,
         )
     finally:
         insight.close()

@@ -4,6 +4,7 @@ Example::
 
     mode: apply                 # observe | recommend | apply
     interval: 30s               # one cycle every interval; the window is the same length
+    early_gap: 5s               # cycles run early for new OOMs, at most this often (0: never)
     rules: [rules/default.yaml] # files or folders; the bundled rules when omitted
     store: .tuner/tuner.db
     providers:
@@ -67,6 +68,12 @@ class TunerConfig(BaseModel):
     window: Duration | None = Field(
         None, description="Observation window; the interval when omitted."
     )
+    early_gap: Duration | None = Field(
+        None,
+        description="A cycle runs early for functions a provider reports killed for memory as "
+        "it happens, at most this often; a sixth of the interval (at most a minute) when "
+        "omitted, 0 never.",
+    )
     rules: list[str] = Field(default_factory=list, description="Rule files or folders.")
     store: str = ".tuner/tuner.db"
     retention: Duration = Field(30 * 86400.0, description="How long decisions are kept.")
@@ -112,6 +119,11 @@ class TunerConfig(BaseModel):
     def window_s(self) -> float:
         """The observation window in seconds."""
         return self.window or self.interval
+
+    @property
+    def early_gap_s(self) -> float:
+        """The shortest gap between a cycle run early and the cycles around it (0: never early)."""
+        return min(60.0, self.interval / 6) if self.early_gap is None else self.early_gap
 
 
 def parse_config(text: str, source: str) -> TunerConfig:

@@ -71,6 +71,8 @@ class CycleState:
     """The guarded decisions after the apply step, in order; ``made`` index the unapplied."""
     made: list[int] = field(default_factory=list)
     """Positions in ``decided`` of the decisions the cycle's record writes (nothing applied)."""
+    only: frozenset[FunctionRef] | None = None
+    """An early cycle's functions (None: a regular cycle over every function)."""
 
     def by_ref(self) -> dict[FunctionRef, Observed]:
         """The observed functions by reference."""

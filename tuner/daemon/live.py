@@ -132,9 +132,20 @@ class LiveState:
             )
 
     def cycle_finished(self, report: CycleReport, rules: RuleBase) -> None:
-        """Publish this cycle's functions and decisions to readers, at once."""
+        """Publish this cycle's functions and decisions to readers, at once.
+
+        An early cycle saw only some functions: the others stay as they were, and its chart
+        facts are replaced by the next regular cycle's.
+        """
         slot = self.cycles % self.slots
         fresh, counts = self._next, self._counts
+        if report.early:
+            with self._lock:
+                self._functions = {**self._functions, **fresh}
+                self._add([*report.decisions, *report.verified])
+                self.version += 1
+            self._next, self._counts = {}, {}
+            return
         failed = {e.split(":", 1)[0] for e in report.errors} - set(counts)
         with self._lock:
             kept = {

@@ -95,6 +95,8 @@ class Daemon:
         self._judging = Judging(store, self.applier, self.settings.verify_policy)
         self._held = HeldPlans()
         self._pruned_at = float("-inf")
+        self._regular_at = float("-inf")
+        """When the last regular cycle ran: an early cycle's window starts there."""
         tune_collector()  # a cycle builds and drops many objects: see tuner.daemon.collector
 
     @property
@@ -109,14 +111,24 @@ class Daemon:
 
     # ------------------------------------------------------------ the cycle
 
-    def run_cycle(self) -> CycleReport:
-        """Run one full cycle over every provider; never raises for a provider's fault."""
+    def run_cycle(self, only: frozenset[FunctionRef] | None = None) -> CycleReport:
+        """Run one full cycle over every provider; never raises for a provider's fault.
+
+        With ``only``, an early cycle (:class:`tuner.daemon.scheduling.EarlyCycles`): just
+        those functions, over what has passed since the last regular cycle.
+        """
         with self.lock:
             if self.store.open_intents():
                 self._reconcile()  # a crash left changes that could not be settled at start
             self.applier.throttled.clear()
             now = self.clock.now()
-            cycle = CycleState(now, now - self.settings.window_s, self.rules, CycleReport(now))
+            start = now - self.settings.window_s
+            if only is None:
+                self._regular_at = now
+            else:
+                start = max(start, self._regular_at)
+            report = CycleReport(now, early=only is not None)
+            cycle = CycleState(now, start, self.rules, report, only=only)
             steps = (
                 self._observe,
                 self._facts,
@@ -135,8 +147,9 @@ class Daemon:
             return self._finish(cycle)
 
     def _observe(self, c: CycleState) -> None:
-        observe(c, self.providers, self.retry, self.mode)
-        tune_collector(len(c.observed))  # sized to the fleet: see tuner.daemon.collector
+        observe(c, self.providers, self.retry, self.mode, c.only)
+        if c.only is None:  # an early cycle sees a few functions, not the fleet
+            tune_collector(len(c.observed))  # sized to the fleet: see tuner.daemon.collector
 
     def _facts(self, c: CycleState) -> None:
         windows = [o.window for o in c.observed if o.window is not None]
@@ -271,7 +284,7 @@ class Daemon:
         for observer in self.observers:
             observer.cycle_finished(report, c.rules)
         log.info(
-            "cycle",
+            "early cycle" if report.early else "cycle",
             targets=report.targets,
             findings=report.findings,
             applied=report.count(State.APPLIED),

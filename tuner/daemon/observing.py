@@ -16,26 +16,41 @@ import structlog
 from tuner.daemon.cycle import CycleState, Observed
 from tuner.daemon.retrying import Retrier
 from tuner.decisions.planning import telemetry_decision
-from tuner.domain.model import Mode, WindowFacts
+from tuner.domain.model import FunctionRef, Mode, WindowFacts
 from tuner.domain.ports import Provider
 from tuner.engine.telemetry import impossible
 
 log = structlog.get_logger(__name__)
 
 
-def observe(cycle: CycleState, providers: Sequence[Provider], retry: Retrier, mode: Mode) -> None:
-    """Fill ``cycle.observed`` and ``cycle.listed``; untrue windows go to ``cycle.set_aside``."""
+def observe(
+    cycle: CycleState,
+    providers: Sequence[Provider],
+    retry: Retrier,
+    mode: Mode,
+    only: frozenset[FunctionRef] | None = None,
+) -> None:
+    """Fill ``cycle.observed`` and ``cycle.listed``; untrue windows go to ``cycle.set_aside``.
+
+    With ``only`` (an early cycle) just those functions are observed, and no provider
+    counts as listed: the functions left out are not gone, only not looked at.
+    """
     report = cycle.report
     for provider in providers:
         try:
             targets = list(retry(provider.targets))
+            if only is not None:
+                targets = [t for t in targets if t.ref in only]
+                if not targets:
+                    continue
             windows = retry(partial(provider.observe, targets, cycle.start, cycle.now))
         except Exception as exc:  # noqa: BLE001 - one provider never stops the others
             report.errors.append(f"{provider.name}: {exc}")
             log.error("provider failed", provider=provider.name, error=str(exc))
             continue
         report.targets += len(targets)
-        cycle.listed.add(provider.name)
+        if only is None:
+            cycle.listed.add(provider.name)
         for target in targets:
             window = windows.get(target.ref)
             why = impossible(window) if window is not None else None

@@ -30,6 +30,8 @@ class CycleReport:
     """Earlier changes judged in this cycle (rollbacks are in ``decisions``)."""
     errors: list[str] = field(default_factory=list)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    early: bool = False
+    """A cycle run early, for the functions a provider reported failing (not every function)."""
     """How long each step took (wall time), by the names of :data:`STEPS`."""
 
     def count(self, state: State) -> int:

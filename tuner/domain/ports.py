@@ -69,6 +69,20 @@ class Provider(TargetSource, MetricSource, Actuator, Protocol):
 
 
 @runtime_checkable
+class Urgent(Protocol):
+    """A provider that hears of invocations killed for memory as they happen (optional).
+
+    A host that runs the functions itself sees each outcome at once; the scheduler then
+    runs a cycle for those functions before the window ends
+    (:class:`tuner.daemon.scheduling.EarlyCycles`).
+    """
+
+    def urgent_since(self, since: float) -> Mapping[FunctionRef, float]:
+        """Functions with an invocation killed for memory since ``since``, and when the first was."""
+        ...
+
+
+@runtime_checkable
 class Promoting(Protocol):
     """A provider that may try a change on a share of traffic before it is final (optional).
 

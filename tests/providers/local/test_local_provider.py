@@ -193,6 +193,20 @@ def test_facts_count_only_invocations_at_the_configuration_in_force(
     assert (hog.invocations, hog.ooms, hog.errors) == (1, 0, 0)
 
 
+def test_an_oom_is_news_at_once_for_an_early_cycle(provider: LocalProvider) -> None:
+    before = time.time()
+    provider.host.invoke("echo", {})
+    assert provider.urgent_since(before) == {}
+    assert provider.host.invoke("hog", {"mb": 150}).outcome == "oom"
+    ended = time.time()
+    assert provider.host.invoke("hog", {"mb": 150}).outcome == "oom"
+
+    news = provider.urgent_since(before)
+
+    assert list(news) == [provider.ref("hog")] and before <= news[provider.ref("hog")] <= ended
+    assert provider.urgent_since(time.time() + 1) == {}
+
+
 def test_observe_ignores_targets_of_other_providers(provider: LocalProvider) -> None:
     foreign = Target(
         ref=FunctionRef("aws", "echo", "eu-west-1"), config=target(provider, "echo").config

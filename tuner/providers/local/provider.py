@@ -181,6 +181,13 @@ class LocalProvider:
         }
         return with_slow_dependencies(windows, invocations, calls, stored, self.host.records)
 
+    def urgent_since(self, since: float) -> dict[FunctionRef, float]:
+        """Functions with an invocation killed for memory since ``since``, and when the first ended.
+
+        The host records each outcome as it happens, so a cycle can fix them early.
+        """
+        return {self.ref(name): end for name, end in self.host.records.first_ooms(since)}
+
     def read(self, ref: FunctionRef) -> FunctionConfig:
         """The live configuration of one function."""
         try:

@@ -182,6 +182,17 @@ class Records:
             for r in rows
         ]
 
+    def first_ooms(self, since: float) -> list[tuple[str, float]]:
+        """Functions with an invocation killed for memory that ended at ``since`` or later, with
+        when the first of them ended."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT function, MIN(end) FROM invocations"
+                " WHERE outcome = 'oom' AND end >= ? GROUP BY function",
+                (since,),
+            ).fetchall()
+        return [(str(name), float(end)) for name, end in rows]
+
     def dependency_calls(
         self, functions: Sequence[str], start: float, end: float
     ) -> list[DependencyCallRecord]:
