@@ -3,12 +3,16 @@
 - ``vpa``: Kubernetes VPA's rule: after an OOM, memory becomes max(+100 MiB, x1.2) of the
   limit it died at; otherwise memory follows the p90 of usage over 8 days + 15% when it
   is more than 10% off (held for a day after an OOM bump, as VPA keeps the OOM sample).
+  Its recommender runs every minute and watches OOM kills, so it reacts to an OOM when it
+  happens, as early as tuner does (the same schedule: at most once a minute).
 - ``compute_optimizer``: once a day, memory becomes the highest peak of the last 14 days
   + 10% headroom, rounded up to 64 MB; after OOMs that day (the peak is not known), at
   least x1.5.  Applied when more than 10% off.
 - ``power_tuning``: a synthetic sweep at 128, 256, 512, 1024, 1536 and 3008 MB with 10
-  invocations each, keeping the cheapest size at which all of them succeed in time;
-  swept again on a day with OOMs.  Its invocations and their cost are counted.
+  invocations each (the first at each size a cold start: a new version), keeping the
+  cheapest size at which all of them succeed in time; swept again after a day with OOMs,
+  and after each deploy (as a deployment pipeline runs it).  Its invocations and their
+  cost are counted.
 
 Each strategy observes the same fleet through the sim provider's windows and changes
 memory through it, so the ledger scores them exactly as it scores tuner.
@@ -21,6 +25,8 @@ import random
 from collections import deque
 from collections.abc import Callable
 
+from tuner.daemon.scheduling import EarlyCycles
+from tuner.daemon.simulating import virtual_cycles
 from tuner.domain.model import FunctionRef
 from tuner.providers.sim import Settings, SimProvider, VirtualClock, build
 from tuner.providers.sim.workloads import MAX_MEMORY_MB, MIN_MEMORY_MB, Workload
@@ -43,17 +49,21 @@ class Vpa:
         self.p90s = [deque(maxlen=int(8 * DAY_S / window_s)) for _ in provider.workloads]
         self.hold_until = [0.0] * len(provider.workloads)
 
-    def step(self, provider: SimProvider, now: float) -> None:
-        """React to one window."""
+    def step(self, provider: SimProvider, now: float, only: frozenset[FunctionRef] | None) -> None:
+        """React to one window (with ``only``: to the OOMs of those functions, early)."""
         for i, (target, outcome) in enumerate(
             zip(provider.targets(), provider.last_outcomes, strict=True)
         ):
             if outcome is None or not outcome.invocations:
                 continue
+            if only is not None and target.ref not in only:
+                continue
             memory = target.config.memory_mb
             if outcome.ooms:
                 provider.set_memory(target.ref, _clamp(max(memory + 100, memory * 1.2)))
                 self.hold_until[i] = now + DAY_S
+                continue
+            if only is not None:
                 continue
             if outcome.p90_mb is not None:
                 self.p90s[i].append(outcome.p90_mb)
@@ -71,7 +81,7 @@ class _Daily:
         self.oomed = [False] * len(provider.workloads)
         self.next_day = DAY_S
 
-    def step(self, provider: SimProvider, now: float) -> None:
+    def step(self, provider: SimProvider, now: float, only: frozenset[FunctionRef] | None) -> None:
         """Note this window's OOMs; at the turn of a day, act."""
         for i, outcome in enumerate(provider.last_outcomes):
             if outcome is not None and outcome.ooms:
@@ -113,10 +123,12 @@ class PowerTuning(_Daily):
     def __init__(self, provider: SimProvider, window_s: float):
         super().__init__(provider, window_s)
         self.rng = random.Random(f"power-tuning:{provider.seed}")
-        for i, w in enumerate(provider.workloads):
-            self._sweep(provider, i, w)
+        self.swept_at = 0.0
+        for w in provider.workloads:
+            self._sweep(provider, w, 0.0)
 
-    def _sweep(self, provider: SimProvider, i: int, w: Workload) -> None:
+    def _sweep(self, provider: SimProvider, function: Workload, now: float) -> None:
+        w = function.version_at(now)
         best: tuple[float, int] | None = None
         timeout_ms = w.timeout_s * 1000.0
         for size in POWER_VALUES:
@@ -125,21 +137,33 @@ class PowerTuning(_Daily):
                 if w.kind == "leak":  # a fresh worker: the leak has not built up
                     need = w.start_mb + w.leak_mb * run
                 else:
-                    need = w.start_mb + w.mb_per_kb * w.payload_max_kb * self.rng.random() ** w.skew
+                    payload = w.payload_max_kb * self.rng.random() ** w.skew
+                    if self.rng.random() < w.tail_share:
+                        payload = w.tail_kb * (0.9 + 0.1 * self.rng.random())
+                    need = w.start_mb + w.mb_per_kb * payload
                 duration = w.duration_ms(size) * (0.8 + self.rng.random() ** 4)
+                duration += w.init_ms(size) if run == 0 else 0.0  # a new version starts cold
                 ok = ok and need <= size and duration < timeout_ms
-            provider.ledger.synthetic(POWER_RUNS, POWER_RUNS * w.cost_per_invocation(size))
             cost = w.cost_per_invocation(size)
+            provider.ledger.synthetic(POWER_RUNS, POWER_RUNS * cost, now)
             if ok and (best is None or cost < best[0]):
                 best = (cost, size)
         if best is not None:
             provider.set_memory(FunctionRef(provider.name, w.name), best[1])
 
+    def step(self, provider: SimProvider, now: float, only: frozenset[FunctionRef] | None) -> None:
+        """Sweep the functions deployed since the last window; at the turn of a day, act."""
+        for w in provider.workloads:
+            if self.swept_at < w.deploy_at <= now:
+                self._sweep(provider, w, now)
+        self.swept_at = now
+        super().step(provider, now, only)
+
     def daily(self, provider: SimProvider) -> None:
         """Sweep again the functions that ran out of memory."""
         for i, w in enumerate(provider.workloads):
             if self.oomed[i]:
-                self._sweep(provider, i, w)
+                self._sweep(provider, w, self.next_day - DAY_S)
                 self.oomed[i] = False
 
 
@@ -150,16 +174,32 @@ PEERS: dict[str, Callable[[SimProvider, float], Vpa | ComputeOptimizer | PowerTu
 }
 
 
-def run_peer(name: str, functions: int, days: float, seed: int, window_s: float) -> SimProvider:
-    """Run one peer strategy on a fresh fleet; its provider's ledger holds the score."""
+EARLY = {"vpa"}
+"""Strategies that react to an OOM when it happens (VPA's recommender watches OOM kills)."""
+
+
+def run_peer(
+    name: str, functions: int, days: float, seed: int, window_s: float, early_gap_s: float
+) -> SimProvider:
+    """Run one peer strategy on a fresh fleet; its provider's ledger holds the score.
+
+    A strategy in :data:`EARLY` also steps early for the functions that begin to fail, on
+    the schedule tuner's simulation keeps (:class:`EarlyCycles`, at most every ``early_gap_s``).
+    """
     clock = VirtualClock()
     provider = build(Settings(functions=functions, seed=seed, probe=False), clock=clock)
     end = days * DAY_S
     provider.ledger.settle_from = max(window_s, end - DAY_S)
     strategy = PEERS[name](provider, window_s)
-    while clock.now() + window_s <= end + 1e-6:
-        clock.advance(window_s)
+    schedule = EarlyCycles(min_gap_s=early_gap_s) if name in EARLY and early_gap_s else None
+    since = 0.0
+    for plan in virtual_cycles(provider, clock, window_s, end, schedule):
         now = clock.now()
-        provider.observe(provider.targets(), now - window_s, now)
-        strategy.step(provider, now)
+        targets = provider.targets()
+        if plan is not None:
+            targets = [t for t in targets if t.ref in plan.functions]
+        provider.observe(targets, since, now)
+        strategy.step(provider, now, plan.functions if plan else None)
+        if plan is None:
+            since = now
     return provider

@@ -13,6 +13,7 @@ from tests.fakes import FakeClock, FakeProvider
 from tuner.daemon.loop import Daemon, DaemonSettings
 from tuner.daemon.reports import CycleReport
 from tuner.daemon.scheduling import Early, EarlyCycles, run_forever
+from tuner.daemon.simulating import simulate
 from tuner.domain.lifecycle import State
 from tuner.domain.model import FunctionConfig, FunctionRef, WindowFacts
 from tuner.engine import load_rules
@@ -153,3 +154,11 @@ def test_a_running_daemon_runs_a_cycle_for_the_news_without_waiting_for_the_inte
     assert [d.ref for d in fix.decisions if d.state is State.APPLIED] == [C]
     assert math.isfinite(early.last) and C in early.told
 
+
+def test_early_cycles_fix_a_simulated_fleet_sooner_with_fewer_failures() -> None:
+    rules = [ROOT / "rules" / "default.yaml"]
+    late = simulate(rules, functions=40, days=0.25, seed=3, early_gap_s=None).score
+    soon = simulate(rules, functions=40, days=0.25, seed=3, early_gap_s=60.0)
+    assert soon.early_cycles > 0
+    assert soon.score.minutes_to_fix_mean < late.minutes_to_fix_mean / 2
+    assert soon.score.failed_before_fix < late.failed_before_fix

@@ -17,8 +17,8 @@ from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
 from tuner.engine import load_rules
 from tuner.providers.sim import SimProvider, VirtualClock
-from tuner.providers.sim.windows import Evidence
-from tuner.providers.sim.workloads import make_fleet
+from tuner.providers.sim.fleet import make_fleet
+from tuner.providers.sim.memory import Evidence
 from tuner.store.audit import SqliteStore
 
 RULES = Path(__file__).resolve().parents[2] / "rules" / "default.yaml"

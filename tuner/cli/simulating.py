@@ -27,9 +27,12 @@ def report_lines(sim: Simulation) -> list[str]:
         "",
         f"OOM episodes: {s.ooms}, fixed {s.oom_fixed}, in one step {s.oom_one_step_fraction:.1%}"
         f" (redeploys per fix: mean {s.redeploys_per_oom_mean:g}, p95 {s.redeploys_per_oom_p95:g})",
-        f"failed invocations (OOM or timeout): {s.failed_invocations}",
+        f"failed invocations (OOM or timeout): {s.failed_invocations}; between an OOM and "
+        f"its fix: {s.failed_before_fix}, {s.minutes_to_fix_mean:g} minutes on average "
+        f"({sim.early_cycles} cycles run early)",
         f"cost over the last day: ${s.cost:,.2f} against ${s.optimum_cost:,.2f} at the optimum"
-        f" (x{s.cost_ratio_to_optimum:.3f})",
+        f" (x{s.cost_ratio_to_optimum:.3f}); per successful invocation, failures and tries "
+        f"again paid: x{s.cost_per_success_to_optimum:.3f}",
         f"memory changes: {s.changes}, of which oscillating: {s.flapping_changes}",
         f"probes (invocations killed for memory, re-run once at a higher limit): "
         f"{s.probe_invocations}, ${s.probe_cost:,.2f} (in the cost above)",

@@ -11,16 +11,22 @@ import io
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tuner.daemon.scheduling import Early, EarlyCycles
 from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
 from tuner.domain.times import DAY_S
 
+if TYPE_CHECKING:
+    from tuner.providers.sim import SimProvider, VirtualClock
+
 BUNDLED_RULES = Path(__file__).resolve().parents[2] / "rules"
+EARLY_GAP_S = 60.0
+"""The shortest gap between a cycle run early and the cycles around it, in simulations."""
 
 
 @dataclass
@@ -31,6 +37,8 @@ class Simulation:
     days: float
     window_s: float
     cycles: int = 0
+    early_cycles: int = 0
+    """Cycles run early, for functions that began to fail inside a window."""
     cpu_s: float = 0.0
     decisions: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """(rule, action, outcome) -> how many decisions."""
@@ -46,6 +54,7 @@ class Simulation:
             "days": self.days,
             "window_s": self.window_s,
             "cycles": self.cycles,
+            "early_cycles": self.early_cycles,
             "cpu_s": round(self.cpu_s, 3),
             "decisions": [
                 {"rule": r, "action": a, "outcome": o, "count": n}
@@ -66,10 +75,13 @@ def simulate(
     store_dir: Path | None = None,
     on_cycle: Callable[[int], None] | None = None,
     guard_policy: Any = None,
+    early_gap_s: float | None = EARLY_GAP_S,
 ) -> Simulation:
     """Run the rules on a fresh simulated fleet for ``days`` of virtual time.
 
     ``guard_policy`` (a :class:`tuner.decisions.guard.GuardPolicy`) replaces the default caps.
+    Cycles run every ``window_s``, and early for functions that begin to fail, at most every
+    ``early_gap_s`` (:class:`tuner.daemon.scheduling.EarlyCycles`; None: never early).
     """
     from tuner.daemon.loop import Daemon, DaemonSettings
     from tuner.decisions.guard import GuardPolicy
@@ -97,13 +109,16 @@ def simulate(
             settings=DaemonSettings(window_s=window_s, guard_policy=guard_policy or GuardPolicy()),
         )
         started = time.process_time()
+        schedule = EarlyCycles(min_gap_s=early_gap_s) if early_gap_s else None
         try:
-            while clock.now() + window_s <= end + 1e-6:
-                clock.advance(window_s)
-                report = daemon.run_cycle()
-                result.cycles += 1
+            for plan in virtual_cycles(provider, clock, window_s, end, schedule):
+                report = daemon.run_cycle(only=plan.functions if plan else None)
+                if report.early:
+                    result.early_cycles += 1
+                else:
+                    result.cycles += 1
                 _tally(result, report.decisions + report.verified)
-                if on_cycle is not None:
+                if on_cycle is not None and not report.early:
                     on_cycle(result.cycles)
         finally:
             result.cpu_s = time.process_time() - started
@@ -111,6 +126,35 @@ def simulate(
     result.score = provider.ledger.score()
     result.provider = provider
     return result
+
+
+def virtual_cycles(
+    provider: SimProvider,
+    clock: VirtualClock,
+    window_s: float,
+    end: float,
+    schedule: EarlyCycles | None,
+) -> Iterator[Early | None]:
+    """Move the virtual clock to each cycle up to ``end``: yield an early cycle, or None.
+
+    Cycles come every ``window_s``, and early as ``schedule`` says.  The simulation knows
+    when the next invocation will be killed for memory at today's sizes, so the clock
+    jumps to the early cycle instead of polling for news.
+    """
+    if schedule is not None:
+        schedule.ran(clock.now())  # the daemon starts: as if a cycle had just run
+    regular = clock.now() + window_s
+    while regular <= end + 1e-6:
+        plan = None
+        if schedule is not None:
+            plan = schedule.due(provider.first_news(schedule.last, regular), regular)
+        at = regular if plan is None else plan.at
+        clock.advance(at - clock.now())
+        yield plan
+        if schedule is not None:
+            schedule.ran(at, plan)
+        if plan is None:
+            regular += window_s
 
 
 def _tally(result: Simulation, decisions: list[Decision]) -> None:

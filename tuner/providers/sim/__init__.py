@@ -1,8 +1,9 @@
 """The ``sim`` provider: a simulated fleet of functions on a virtual clock.
 
 It runs tuner's real loop, store and notifier against functions whose memory need,
-duration, price and traffic are modelled (see :mod:`tuner.providers.sim.workloads`), and
-it knows each function's true optimum, so what tuner does can be scored.
+duration, price and traffic are modelled (see :mod:`tuner.providers.sim.workloads`, and
+:mod:`tuner.providers.sim.fleet` for how a fleet is drawn), and it knows each function's
+true optimum, so what tuner does can be scored.
 ``build(Settings(functions=1000), clock=VirtualClock())`` gives a :class:`SimProvider`.
 """
 
@@ -13,9 +14,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuner.domain.ports import Clock
+from tuner.providers.sim.fleet import make_fleet
+from tuner.providers.sim.memory import Evidence
 from tuner.providers.sim.provider import SIM_LIMITS, SimProvider, VirtualClock
-from tuner.providers.sim.windows import Evidence
-from tuner.providers.sim.workloads import make_fleet
 
 __all__ = ["SIM_LIMITS", "Settings", "SimProvider", "VirtualClock", "build"]
 
@@ -44,6 +45,9 @@ class Settings(BaseModel):
     history_days: float = Field(
         14.0, ge=0, description="Days the fleet ran before the simulation starts (its history)."
     )
+    trial_share: float = Field(
+        0.1, gt=0, lt=1, description="Share of the traffic that runs at a size tried."
+    )
 
 
 def build(settings: Settings, *, clock: Clock) -> SimProvider:
@@ -58,4 +62,5 @@ def build(settings: Settings, *, clock: Clock) -> SimProvider:
         ),
         lookback_days=settings.lookback_days,
         history_days=settings.history_days,
+        trial_share=settings.trial_share,
     )

@@ -1,15 +1,15 @@
 """SimProvider: a simulated fleet of Lambda-like functions behind tuner's Provider port.
 
-Deterministic from its seed: the traffic of a window depends only on the seed and the
-window's bounds, never on what a strategy did, so strategies run on separate providers
-with the same seed see the same invocations.
+Deterministic from its seed: the traffic of a slot depends only on the seed and the slot's
+bounds, never on what a strategy did, so strategies run on separate providers with the
+same seed see the same invocations.  It hears of an invocation killed for memory at once
+(:meth:`SimProvider.urgent_since`), as a host that runs the functions itself does.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -19,21 +19,25 @@ from tuner.domain.model import (
     FunctionConfig,
     FunctionRef,
     Knob,
+    Lasting,
     Limits,
     Target,
     WindowFacts,
 )
 from tuner.domain.ports import Clock
-from tuner.domain.times import DAY_S
+from tuner.providers.sim.lookback import Lookback
+from tuner.providers.sim.merging import merge_facts, merge_outcomes
 from tuner.providers.sim.scoring import Ledger
-from tuner.providers.sim.windows import DRAWS, DependencyState, Evidence, Outcome, simulate
-from tuner.providers.sim.workloads import (
-    DEPENDENCIES,
-    MAX_MEMORY_MB,
-    MIN_MEMORY_MB,
-    Workload,
-)
+from tuner.providers.sim.slots import DRAWS, PART_DRAWS, Part
+from tuner.providers.sim.traffic import Traffic, Trial
+from tuner.providers.sim.windows import DependencyState, Evidence, Outcome, simulate
+from tuner.providers.sim.workloads import MAX_MEMORY_MB, MIN_MEMORY_MB, Workload
 
+_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.MEMORY_TRIAL_MB})
+TRIAL_SHARE = 0.1
+"""Share of a function's traffic that runs at a size tried."""
+TRIAL_INVOCATIONS = 20
+"""Invocations a trial runs when the change does not say how many."""
 SIM_LIMITS = Limits(memory_min_mb=MIN_MEMORY_MB, memory_max_mb=MAX_MEMORY_MB, memory_step_mb=1)
 """Lambda's limits: 128 MB to 10,240 MB in 1 MB steps, up to 900 s, CPU with memory."""
 
@@ -69,6 +73,7 @@ class SimProvider:
         evidence: Evidence | None = None,
         lookback_days: int = 14,
         history_days: float = 14.0,
+        trial_share: float = TRIAL_SHARE,
     ):
         self.name = name
         self.clock = clock
@@ -76,30 +81,28 @@ class SimProvider:
         self.workloads = list(workloads)
         self.evidence = evidence or Evidence()
         self.ledger = Ledger(self.workloads)
-        self.lookback_days = lookback_days
         self._index = {FunctionRef(name, w.name): i for i, w in enumerate(self.workloads)}
         self._configs = [
-            FunctionConfig(memory_mb=w.memory_mb, timeout_s=w.timeout_s, revision="1")
+            FunctionConfig(
+                memory_mb=w.memory_mb, timeout_s=w.timeout_s, memory_trial_mb=0, revision="1"
+            )
             for w in self.workloads
         ]
         self._targets = [self._target(i) for i in range(len(self.workloads))]
-        size = len(self.workloads) * lookback_days
-        self._peaks = array("d", bytes(8 * size))
-        self._payloads = array("d", bytes(8 * size))
-        self._fastest = array("d", [math.inf]) * size
-        """The lowest mean duration of a window, per function and day (inf: none)."""
-        self._day = 0
-        self._modelled = bytearray(len(self.workloads))
-        """1 where the lookback holds enough survivors to model memory (payload or leak)."""
-        self._outages = _outages(seed)
-        self._seen: tuple[float, float] | None = None
+        self.lookback = Lookback(len(self.workloads), lookback_days, history_days)
+        self._deployed = bytearray(len(self.workloads))
+        self.traffic = Traffic(
+            self.workloads, seed, self.evidence, self.ledger, clock.now(), trial_share
+        )
+        self._changed_at = [-math.inf] * len(self.workloads)
+        """When each function's configuration last changed (a change or a deploy)."""
         self._last: dict[FunctionRef, WindowFacts] = {}
+        self._seen: tuple[float, float] | None = None
+        """The window last observed for the whole fleet, while nothing changed since."""
         self.last_outcomes: list[Outcome | None] = [None] * len(self.workloads)
         """The true outcome of each function's latest window (for strategies that read usage)."""
-        self._history_days = math.ceil(history_days)
-        """Days of history before the start, in the lookback until they age out of it."""
         if history_days > 0:
-            self._remember(history_days * DAY_S)
+            self._remember(history_days * 86_400.0)
 
     def _remember(self, seconds: float) -> None:
         """Fill the lookback with the history of the fleet at its starting configuration.
@@ -109,27 +112,24 @@ class SimProvider:
         Nothing of it counts in the ledger.
         """
         rng = random.Random(f"tuner-sim-history:{self.seed}")
-        slot = self.lookback_days - 1  # yesterday's slot: it ages out of the lookback in time
+        more = random.Random(f"tuner-sim-history-parts:{self.seed}")
+        history = Part(-seconds, 0.0, -seconds, 0.0)
         for i, w in enumerate(self.workloads):
             config = self._configs[i]
-            draws = [rng.random() for _ in range(DRAWS)]
+            draws = [rng.random() for _ in range(DRAWS)] + [
+                more.random() for _ in range(PART_DRAWS)
+            ]
             facts, _ = simulate(
                 w,
                 self._targets[i].ref,
                 config.memory_mb,
                 config.timeout_s or 900.0,
-                -seconds,
-                0.0,
+                history,
                 draws,
                 DependencyState(),
                 self.evidence,
             )
-            base = i * self.lookback_days
-            self._peaks[base + slot] = facts.peak_memory_mb or 0.0
-            self._payloads[base + slot] = facts.extra.get("payload_kb_max", 0.0)
-            self._fastest[base + slot] = facts.extra.get("duration_avg_ms", math.inf)
-            if _MODEL_FACTS & facts.extra.keys():
-                self._modelled[i] = 1
+            self.lookback.remember(i, facts)
 
     def _target(self, i: int) -> Target:
         w = self.workloads[i]
@@ -144,37 +144,42 @@ class SimProvider:
 
     def targets(self) -> list[Target]:
         """Every simulated function with its current configuration."""
+        self._deploy(self.clock.now())
         return list(self._targets)
 
     def observe(
         self, targets: Sequence[Target], start: float, end: float
     ) -> Mapping[FunctionRef, WindowFacts]:
-        """Facts over ``[start, end)``: simulated once per window, then answered from memory."""
-        if self._seen == (start, end):
+        """Facts over ``[start, end)`` of the invocations that ran at each target's configuration.
+
+        Traffic is simulated once, as time passes, whatever windows are asked for; a window
+        reports only what ran since the function's configuration last changed (a change,
+        a deploy), as a host that records each invocation's revision does.
+        """
+        if self._seen == (start, end):  # asked again, nothing changed: answered from memory
             return {t.ref: self._last[t.ref] for t in targets if t.ref in self._last}
-        self._roll_lookback(end)
-        rng = random.Random(f"tuner-sim:{self.seed}:{start:.3f}:{end:.3f}")
-        draws = [rng.random() for _ in range(DRAWS * len(self.workloads))]
-        states = {d: self._dependency(d, start) for d in DEPENDENCIES}
+        self.lookback.roll(end)
+        self._deploy(end)
+        self.traffic.keep_s = max(self.traffic.keep_s, end - start)
         out: dict[FunctionRef, WindowFacts] = {}
-        for i, w in enumerate(self.workloads):
-            config = self._configs[i]
-            facts, outcome = simulate(
-                w,
-                self._targets[i].ref,
-                config.memory_mb,
-                config.timeout_s or 900.0,
-                start,
-                end,
-                draws[i * DRAWS : (i + 1) * DRAWS],
-                states[w.dependency],
-                self.evidence,
-            )
-            self.ledger.window(i, config.memory_mb, outcome, end)
-            self.last_outcomes[i] = outcome
-            out[facts.ref] = self._with_lookback(i, facts)
-        self._seen, self._last = (start, end), out
-        return {t.ref: out[t.ref] for t in targets if t.ref in out}
+        for t in targets:
+            i = self._index.get(t.ref)
+            if i is None:
+                continue
+            self._advance(i, end)
+            since = max(start, self._changed_at[i])
+            mine = self.traffic.within(i, since, end)
+            w = self.workloads[i].version_at(since)
+            if not mine:
+                window = WindowFacts(ref=t.ref, start=start, end=end, invocations=0)
+                self.last_outcomes[i] = None
+            else:
+                window = merge_facts([r.facts for r in mine])
+                self.last_outcomes[i] = merge_outcomes([r.outcome for r in mine])
+                window = self._measured(i, window)
+            out[t.ref] = self._last[t.ref] = self.lookback.add(i, w, window)
+        self._seen = (start, end) if len(out) == len(self.workloads) else None
+        return out
 
     def last_window(self) -> Mapping[FunctionRef, WindowFacts]:
         """The facts of the latest window observed, per function."""
@@ -194,14 +199,28 @@ class SimProvider:
             raise ConflictError(f"{target.ref.key} changed since it was read")
         values: dict[Knob, float | int] = {}
         for change in changes:
-            if change.knob not in (Knob.MEMORY_MB, Knob.TIMEOUT_S):
+            if change.knob not in _KNOBS:
                 raise ProviderError(f"the simulator has no {change.knob.value} setting")
             values[change.knob] = change.after
         new = config.with_changes(values)
-        if new == config:
+        if new == config and new.memory_trial_mb == config.memory_trial_mb:
             return config
-        new = replace(new, memory_mb=int(new.memory_mb), revision=str(int(config.revision) + 1))
-        self.ledger.change(i, config.memory_mb, new.memory_mb)
+        now = self.clock.now()
+        self._seen = None
+        self._advance(i, now)  # what ran before the change ran at the old configuration
+        config = self._configs[i]
+        new = replace(
+            config.with_changes(values),
+            memory_mb=int(new.memory_mb),
+            revision=str(int(config.revision) + 1),
+        )
+        if new.memory_mb != config.memory_mb or new.timeout_s != config.timeout_s:
+            self.ledger.change(i, config.memory_mb, new.memory_mb, now)
+            self._changed_at[i] = max(self._changed_at[i], now)
+        trial = next((c for c in changes if c.knob is Knob.MEMORY_TRIAL_MB), None)
+        if trial is not None:
+            self._try(i, int(trial.after), trial.lasting)
+            new = replace(new, memory_trial_mb=int(trial.after))
         self._configs[i] = new
         self._targets[i] = self._target(i)
         return new
@@ -212,6 +231,21 @@ class SimProvider:
         change = Change(Knob.MEMORY_MB, self._configs[i].memory_mb, memory_mb)
         self.apply(self._targets[i], [change])
 
+    # ------------------------------------------------------------ urgent news
+
+    def urgent_since(self, since: float) -> dict[FunctionRef, float]:
+        """Functions with an invocation killed for memory since ``since`` (until now), and when."""
+        return self.first_news(since, self.clock.now())
+
+    def first_news(self, since: float, until: float) -> dict[FunctionRef, float]:
+        """Functions whose invocations run out of memory in ``[since, until)`` at today's sizes.
+
+        Each with when its first one does.  The simulation knows its traffic ahead: a
+        driver on a virtual clock asks when news comes instead of waiting for it.
+        """
+        memory = [c.memory_mb for c in self._configs]
+        return self.traffic.first_news(memory, [t.ref for t in self._targets], since, until)
+
     # ------------------------------------------------------------ internals
 
     def _position(self, ref: FunctionRef) -> int:
@@ -220,78 +254,35 @@ class SimProvider:
         except KeyError:
             raise ProviderError(f"no such simulated function: {ref.key}") from None
 
-    def _dependency(self, name: str, start: float) -> DependencyState:
-        down, slow = self._outages[name]
-        if down <= start < down + 3600:
-            return DependencyState(error_rate=0.9, latency_ms=3000.0)
-        if slow <= start < slow + 2 * 3600:
-            return DependencyState(error_rate=0.0, latency_ms=450.0)
-        return DependencyState()
+    def _advance(self, i: int, until: float) -> None:
+        """Simulate function ``i``'s traffic up to ``until``; a trial that ended ends here too."""
+        if self.traffic.advance(i, until, self._configs[i], self._targets[i].ref):
+            self._configs[i] = replace(self._configs[i], memory_trial_mb=0)
+            self._targets[i] = self._target(i)
 
-    def _roll_lookback(self, end: float) -> None:
-        day = int(end // DAY_S)
-        while self._day < day:
-            self._day += 1
-            slot = self._day % self.lookback_days
-            for i in range(len(self.workloads)):
-                self._peaks[i * self.lookback_days + slot] = 0.0
-                self._payloads[i * self.lookback_days + slot] = 0.0
-                self._fastest[i * self.lookback_days + slot] = math.inf
+    def _try(self, i: int, memory_mb: int, lasting: Lasting | None) -> None:
+        """Run ``memory_mb`` on a share of function ``i``'s traffic (0: end a trial)."""
+        if memory_mb <= 0:
+            self.traffic.trials.pop(i, None)
+            return
+        left = lasting.invocations if lasting and lasting.invocations else TRIAL_INVOCATIONS
+        self.traffic.trials[i] = Trial(memory_mb, left)
 
-    def _with_lookback(self, i: int, facts: WindowFacts) -> WindowFacts:
-        """Add the largest peak and payload of the lookback (the provider's own history)."""
-        base = i * self.lookback_days
-        slot = base + self._day % self.lookback_days
-        if facts.peak_memory_mb is not None:
-            self._peaks[slot] = max(self._peaks[slot], facts.peak_memory_mb)
-        payload = facts.extra.get("payload_kb_max")
-        if payload is not None:
-            self._payloads[slot] = max(self._payloads[slot], payload)
-        mean_ms = facts.extra.get("duration_avg_ms")
-        if mean_ms is not None:
-            self._fastest[slot] = min(self._fastest[slot], mean_ms)
-        peak = max(self._peaks[base : base + self.lookback_days])
-        if not facts.invocations:
-            return facts
-        # The lookback's payloads are history too when no invocation survived (no peak).
-        extra = dict(facts.extra)
-        if _MODEL_FACTS & extra.keys():
-            self._modelled[i] = 1
-        elif self._modelled[i]:
-            extra.update(_model_facts(self.workloads[i]))
-        if peak > 0:
-            extra["lookback_peak_memory_mb"] = peak
-        days = self._day + 1 + self._history_days
-        extra["lookback_days"] = float(min(self.lookback_days, days))
-        fastest = min(self._fastest[base : base + self.lookback_days])
-        if fastest < math.inf:
-            extra["lookback_duration_avg_ms_min"] = fastest
-        if payload is not None:
-            extra["lookback_payload_kb_max"] = max(self._payloads[base : base + self.lookback_days])
-        return replace(facts, extra=extra)
+    def _measured(self, i: int, window: WindowFacts) -> WindowFacts:
+        """The window with what an invocation cost at each size measured (the cheapest)."""
+        found = self.traffic.sizes.extra(i, self._configs[i].memory_mb)
+        return replace(window, extra={**window.extra, **found}) if found else window
 
-
-_MODEL_FACTS = {"memory_mb_per_payload_kb", "memory_growth_mb_per_invocation"}
-
-
-def _model_facts(w: Workload) -> dict[str, float]:
-    """How memory grows, as a regression over the lookback's surviving invocations finds it."""
-    if w.kind == "leak":
-        return {
-            "worker_start_memory_mb": w.start_mb,
-            "memory_growth_mb_per_invocation": w.leak_mb,
-            "worker_lifetime_invocations": float(w.worker_life),
-        }
-    return {"memory_mb_per_payload_kb": w.mb_per_kb, "memory_base_mb": w.start_mb}
-
-
-def _outages(seed: int) -> dict[str, tuple[float, float]]:
-    """For each dependency, when it goes down for an hour and when it is slow for two."""
-    rng = random.Random(f"tuner-sim-outages:{seed}")
-    return {
-        name: (
-            math.floor(rng.uniform(0.5, 6.5) * 24) * 3600.0,
-            math.floor(rng.uniform(0.5, 6.5) * 24) * 3600.0,
-        )
-        for name in DEPENDENCIES
-    }
+    def _deploy(self, end: float) -> None:
+        """Deploy the new versions due before ``end``: a new revision, a new history."""
+        for i, w in enumerate(self.workloads):
+            if w.deploy_at <= end and not self._deployed[i]:
+                self._advance(i, w.deploy_at)  # the old version ran until then
+                self._deployed[i] = 1
+                self._seen = None
+                self._changed_at[i] = max(self._changed_at[i], w.deploy_at)
+                config = self._configs[i]
+                self._configs[i] = replace(config, revision=str(int(config.revision) + 1))
+                self._targets[i] = self._target(i)
+                self.lookback.forget(i)
+                self.traffic.sizes.forget(i)
