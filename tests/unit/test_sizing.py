@@ -232,6 +232,23 @@ def test_less_memory_keeps_a_cpu_bound_function_within_its_slowdown() -> None:
     assert not strict.applicable and "would slow it" in strict.reason
 
 
+def test_a_slow_cold_start_near_the_timeout_still_lets_memory_above_one_vcpu_go() -> None:
+    # A 4.5 s init at one vCPU: the longest invocation, 7.2 s, is over 80% of the 8 s
+    # timeout already; 6464 MB runs no faster than 1769 MB, so that much may go.
+    facts = {
+        **steady(6464, 1620.0, cpu_time_ms=82.0, duration_avg_ms=1491.0),
+        "duration_max_ms": 7183.0,
+        "timeout_ms": 8000.0,
+    }
+    floor = smallest_in_time(facts, 1.3, cpu_scales=True)
+    assert floor is not None and floor[0] == pytest.approx(1769.0)
+    plan = LessMemory(margin=0.1, min_saving=0.1).plan(FunctionConfig(memory_mb=6464), AWS, facts)
+    assert plan.change is not None and plan.change.after == 1782  # the 1,620 MB peak + 10%
+    below_one_vcpu = {**facts, "memory_mb": 1200.0}
+    floor = smallest_in_time(below_one_vcpu, 1.3, cpu_scales=True)
+    assert floor is not None and floor[0] == pytest.approx(1200.0)  # any less: slower still
+
+
 def test_successive_right_sizings_do_not_compound_their_slowdown() -> None:
     # Lowered once already: 1,320 ms today, 1,100 ms at its fastest in the lookback (x1.2).
     once = steady(1500, 200.0, cpu_time_ms=1000.0, duration_avg_ms=1320.0)

@@ -243,7 +243,9 @@ def smallest_in_time(
     """The least memory at which the function stays within ``max_slowdown`` and its timeout.
 
     The slowdown is counted from today's mean duration, or from the fastest window mean of
-    the lookback (``extra.lookback_duration_avg_ms_min``) when that is lower.
+    the lookback (``extra.lookback_duration_avg_ms_min``) when that is lower.  The longest
+    invocation stays under 80% of the timeout; one that is over it already (a slow cold
+    start) gets no slower, though memory above one vCPU may still go.
     Where CPU does not scale with memory, duration does not depend on memory: 0.  None
     when the CPU time is unknown (the slowdown cannot be predicted).
     """
@@ -259,8 +261,8 @@ def smallest_in_time(
     # cannot each slow the function by max_slowdown (x1.2, then x1.44...).
     allowed = max_slowdown * min(today, _extra(facts, "lookback_duration_avg_ms_min") or math.inf)
     longest, timeout = fact_number(facts, "duration_max_ms"), fact_number(facts, "timeout_ms")
-    if longest and timeout:
-        allowed = min(allowed, 0.8 * timeout / longest * today)
+    if longest and timeout:  # the longest under 80% of the timeout, or no slower if over it
+        allowed = min(allowed, max(today, 0.8 * timeout / longest * today))
     slowdown = allowed / today
     budget = allowed - waiting  # wall time the CPU part may take
     if on_cpu <= 0:
