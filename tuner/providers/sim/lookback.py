@@ -3,7 +3,8 @@
 Like CloudWatch or a metrics store, the provider keeps the highest peak, the largest
 payload and the fastest mean duration of each day, for ``days`` days, and adds what they
 say over the lookback to each window's facts.  A deploy starts a function's history anew:
-what the previous version did says nothing of the new one's need.
+what the previous version needed and how fast it ran say nothing of the new one (the
+payloads callers send stay in it).
 """
 
 from __future__ import annotations
@@ -60,11 +61,13 @@ class Lookback:
                 self._fastest[base + slot] = math.inf
 
     def forget(self, i: int) -> None:
-        """A new version of function ``i`` went live: its history starts today."""
+        """A new version of function ``i`` went live: its memory and speed start anew today.
+
+        The payloads stay: callers send what they sent before, whatever the version.
+        """
         base = i * self.days
         for slot in range(base, base + self.days):
             self._peaks[slot] = 0.0
-            self._payloads[slot] = 0.0
             self._fastest[slot] = math.inf
         self._modelled[i] = 0
         self._since[i] = self._day
