@@ -50,6 +50,8 @@ class Family:
         """The family's figures as a JSON object."""
         return {
             "functions": self.functions,
+            "cost": round(self.cost, 4),
+            "optimum_cost": round(self.optimum_cost, 4),
             "cost_ratio_to_optimum": round(self.cost_ratio, 4),
             "episodes": self.episodes,
             "one_step": self.one_step,

@@ -1,7 +1,8 @@
 """Trial actions: try the next size on a share of real traffic, take the cheapest once found.
 
-And right-sizing never lowers memory below the cheapest size measured when a smaller one
-cost more on real traffic.
+The facts they read (``measured_trial_mb``, ``measured_excess_cost``) are computed from the
+provider's measurements as the facts step does; right-sizing never lowers memory below
+the cheapest size measured when a smaller one cost more on real traffic.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 
 from tuner.domain.model import FunctionConfig, Knob, Lasting, Limits
 from tuner.engine.actions import CheapestMemory, LessMemory, TryMemory
+from tuner.engine.measured import cost_facts
 
 AWS = Limits()
 
@@ -22,7 +24,7 @@ def cfg(memory_mb: int = 1000, trial: int | None = 0) -> FunctionConfig:
 
 def facts(memory_mb: float = 1000.0, **extra: float) -> dict[str, Any]:
     """A CPU-bound function at ``memory_mb`` whose need is 400 MB, with measurements."""
-    return {
+    out: dict[str, Any] = {
         "memory_mb": memory_mb,
         "invocations": 500.0,
         "window_s": 900.0,
@@ -32,9 +34,30 @@ def facts(memory_mb: float = 1000.0, **extra: float) -> dict[str, Any]:
         "timeout_ms": 60_000.0,
         "extra": {"cpu_time_ms": 1000.0, "duration_avg_ms": 1800.0, **extra},
     }
+    out.update(cost_facts(out, AWS))
+    return out
 
 
-def test_a_trial_steps_up_from_the_cheapest_size_for_so_many_invocations() -> None:
+def test_the_facts_say_where_the_search_stands() -> None:
+    assert facts()["measured_trial_mb"] is None  # nothing measured: nothing to go by
+    today = facts(cheapest_measured_memory_mb=1000.0, cheapest_measured_cost_ratio=1.0)
+    assert today["measured_trial_mb"] == 1500.0 and today["measured_excess_cost"] == 0.0
+    assert today["cpu_time_share"] == pytest.approx(1000 * 1769 / 1000 / 1800)
+    done = facts(
+        cheapest_measured_memory_mb=1900.0,
+        cheapest_measured_cost_ratio=0.8,
+        measured_below_mb=1800.0,
+        measured_above_mb=2000.0,
+    )
+    assert done["measured_trial_mb"] is None
+    assert done["measured_excess_cost"] == pytest.approx(0.25)
+    below_need = facts(
+        cheapest_measured_memory_mb=300.0, cheapest_measured_cost_ratio=0.5, measured_above_mb=320.0
+    )
+    assert below_need["measured_excess_cost"] is None  # 300 MB cannot hold the 400 MB peak
+
+
+def test_a_trial_runs_the_next_size_for_so_many_invocations() -> None:
     plan = TryMemory(invocations=30).plan(
         cfg(), AWS, facts(cheapest_measured_memory_mb=1000.0, cheapest_measured_cost_ratio=1.0)
     )
@@ -49,7 +72,7 @@ def test_a_trial_steps_up_from_the_cheapest_size_for_so_many_invocations() -> No
     [
         (cfg(trial=None), {"cheapest_measured_memory_mb": 1000.0}, "cannot try a size"),
         (cfg(trial=1500), {"cheapest_measured_memory_mb": 1000.0}, "under way"),
-        (cfg(), {}, "no cost measured"),
+        (cfg(), {}, "no size left to try"),
         (
             cfg(),
             {
@@ -57,7 +80,7 @@ def test_a_trial_steps_up_from_the_cheapest_size_for_so_many_invocations() -> No
                 "measured_below_mb": 950.0,
                 "measured_above_mb": 1050.0,
             },
-            "is found",
+            "no size left to try",
         ),
     ],
 )
@@ -84,16 +107,6 @@ def test_the_cheapest_size_is_taken_once_bracketed_and_worth_it() -> None:
         cfg(), AWS, facts(cheapest_measured_cost_ratio=0.6, **open_above)
     )
     assert searching.change is None and "still measuring" in searching.reason
-
-
-def test_the_cheapest_size_is_never_below_the_need() -> None:
-    below_need = {
-        "cheapest_measured_memory_mb": 300.0,
-        "cheapest_measured_cost_ratio": 0.5,
-        "measured_above_mb": 320.0,
-    }
-    plan = CheapestMemory().plan(cfg(), AWS, facts(**below_need))
-    assert plan.change is None  # 300 MB cannot hold the 400 MB peak: never taken
 
 
 def test_right_sizing_stops_at_the_cheapest_size_when_smaller_ones_cost_more() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from tuner.domain.model import DependencyFacts, Target, WindowFacts
 from tuner.engine.conditions import Type
-from tuner.engine.sizing import duration_split
+from tuner.engine.measured import cost_facts
 
 FAILING_DEPENDENCY_ERROR_RATE = 0.5
 """A dependency counts as failing for a function when at least this share of calls fail."""
@@ -114,12 +114,11 @@ FACTS: Mapping[str, FactDoc] = {
     "traced_failed_allocation_mb": FactDoc(
         Type.NUMBER, "MB", "The largest allocation a traced invocation failed to make."
     ),
-    "cpu_time_share": FactDoc(
-        Type.NUMBER, "ratio", "Share of the mean duration on CPU (from extra.cpu_time_ms)."
-    ),
+    "cpu_time_share": FactDoc(Type.NUMBER, "ratio", "Share of the mean duration on CPU."),
     "measured_excess_cost": FactDoc(
         Type.NUMBER, "ratio", "Cost per invocation over the cheapest size measured's, less 1."
     ),
+    "measured_trial_mb": FactDoc(Type.NUMBER, "MB", "The next size to try (null: none)."),
     "evidence": FactDoc(
         Type.MAP,
         "",
@@ -223,7 +222,7 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
         Type.NUMBER, "ms", "CPU time per invocation (Lambda Insights cpu_total_time)."
     ),
     "cheapest_measured_memory_mb": FactDoc(
-        Type.NUMBER, "MB", "sim: the size whose real invocations cost least, without failures."
+        Type.NUMBER, "MB", "sim: the size whose successful invocations cost least (no OOM)."
     ),
     "cheapest_measured_cost_ratio": FactDoc(Type.NUMBER, "ratio", "sim: its cost over today's."),
     "measured_below_mb": FactDoc(Type.NUMBER, "MB", "sim: the size measured next below it."),
@@ -380,10 +379,7 @@ def build_facts(
     facts["extra"] = _extra(extra)
     facts["traced_peak_memory_mb"] = f(extra.get("traced_peak_memory_mb"))
     facts["traced_failed_allocation_mb"] = f(extra.get("traced_failed_allocation_mb"))
-    split = duration_split(facts) if target.limits.cpu_scales_with_memory else None
-    facts["cpu_time_share"] = _div(split[0], split[0] + split[1]) if split else None
-    ratio = f(extra.get("cheapest_measured_cost_ratio"))
-    facts["measured_excess_cost"] = 1.0 / ratio - 1.0 if ratio else None
+    facts.update(cost_facts(facts, target.limits))
     facts["evidence"] = dict(w.evidence)
     return facts
 

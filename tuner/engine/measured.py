@@ -15,8 +15,10 @@ timeout), since its version went live:
 The search brackets the cheapest size on a log scale: it steps out by :data:`STEP` from
 the cheapest size while nothing was measured beyond it on a side (up first; the last step
 to a bound is the bound itself), then halves the wider gap, until both neighbours are
-within :data:`CLOSE` of it or it is at a bound (the need plus a margin and the slowest
-allowed below, the provider's largest size above).
+within :data:`CLOSE` of it or it is at a bound.  Its bounds are fixed, so that a rule's
+condition can tell whether the search calls for anything (:func:`search`): below, the
+need plus :data:`MARGIN` (of its growing part) and the size at which the function would
+run :data:`MAX_SLOWDOWN` times slower than its fastest; above, the provider's largest.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.domain.model import fact_number
+from tuner.domain.model import Limits, fact_number
+from tuner.engine.sizing import duration_split, smallest_in_time, steady_need, with_margin
 
 STEP = 1.5
 """How far a trial steps out beyond the sizes measured."""
@@ -34,6 +37,10 @@ CLOSE = 1.12
 """A neighbour this close to the cheapest size brackets it closely enough."""
 EXACT = 1.01
 """A size this close to a bound is at it: the bound itself need not be tried."""
+MARGIN = 0.1
+"""Headroom over the need (over its growing part) below which no size is tried or taken."""
+MAX_SLOWDOWN = 1.3
+"""No size is tried or taken where the mean duration would exceed this factor of the fastest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,35 @@ def next_trial(m: Measured, floor_mb: float, cap_mb: float) -> float | None:
     return max(gaps)[1]
 
 
+@dataclass(frozen=True, slots=True)
+class Search:
+    """Where the search for the cheapest size stands."""
+
+    found: Measured
+    floor_mb: float
+    """The least memory it may go to: the need plus the margin, and fast enough."""
+    next_mb: float | None
+    """The next size to try; None when the cheapest is bracketed."""
+
+    @property
+    def excess_cost(self) -> float | None:
+        """How much more today's size costs than the cheapest measured that it may go to."""
+        ratio = self.found.cost_ratio
+        if not ratio or self.found.cheapest_mb < self.floor_mb:
+            return None
+        return 1.0 / ratio - 1.0
+
+
+def search(facts: Mapping[str, Any], cpu_scales: bool, cap_mb: float) -> Search | None:
+    """Where the search stands for a function, or None before any cost was measured."""
+    found, need = measured(facts), steady_need(facts)
+    if found is None or need is None:
+        return None
+    timing = smallest_in_time(facts, MAX_SLOWDOWN, cpu_scales)
+    floor = max(with_margin(need, MARGIN), timing[0] if timing else 0.0)
+    return Search(found, floor, next_trial(found, floor, cap_mb))
+
+
 def measured_floor(facts: Mapping[str, Any]) -> float | None:
     """The least memory real traffic supports: the cheapest size, when a smaller one cost more.
 
@@ -95,3 +131,19 @@ def measured_floor(facts: Mapping[str, Any]) -> float | None:
     if m is None or m.below_mb is None:
         return None
     return m.cheapest_mb
+
+
+def cost_facts(facts: Mapping[str, Any], limits: Limits) -> dict[str, float | None]:
+    """The facts of where time and cost go: ``cpu_time_share`` and the search's state.
+
+    ``cpu_time_share`` is the share of the mean duration on CPU where memory buys CPU;
+    ``measured_excess_cost`` how much more today's size costs than the cheapest measured
+    it may go to; ``measured_trial_mb`` the next size to try.
+    """
+    split = duration_split(facts) if limits.cpu_scales_with_memory else None
+    found = search(facts, limits.cpu_scales_with_memory, limits.memory_max_mb)
+    return {
+        "cpu_time_share": split[0] / (split[0] + split[1]) if split and sum(split) else None,
+        "measured_excess_cost": found.excess_cost if found else None,
+        "measured_trial_mb": found.next_mb if found else None,
+    }

@@ -1,10 +1,11 @@
-"""What an invocation cost at each size a function ran at, as its provider measures it.
+"""What a successful invocation cost at each size a function ran at, as its provider measures it.
 
-For each function, since its version went live: the invocations at each memory size,
-of the function's own size and of sizes tried on a share of its traffic, and their mean
-duration.  A size at which any invocation ran out of memory or reached the timeout is
-left out: its cost says nothing of a size that works.  The facts name the cheapest size
-and its nearest neighbours (:mod:`tuner.engine.measured` reads them).
+For each function, since its version went live: the invocations at each memory size, of
+the function's own size and of sizes tried on a share of its traffic, their billed time
+(an invocation stopped at the timeout billed up to it) and how many succeeded.  A size
+at which an invocation ran out of memory is left out: it does not meet the need, whatever
+it costs.  The facts name the cheapest size per successful invocation and its nearest
+neighbours (:mod:`tuner.engine.measured` reads them).
 """
 
 from __future__ import annotations
@@ -16,19 +17,30 @@ class MeasuredSizes:
     """Invocations and total duration per function and memory size."""
 
     def __init__(self, functions: int):
-        self._sizes: list[dict[int, tuple[int, float]]] = [{} for _ in range(functions)]
+        self._sizes: list[dict[int, tuple[int, int, float]]] = [{} for _ in range(functions)]
+        """Per function and size: invocations, successes, billed milliseconds."""
         self._failed: list[set[int]] = [set() for _ in range(functions)]
 
-    def add(self, i: int, memory_mb: int, invocations: int, mean_ms: float, failed: bool) -> None:
-        """Count a window of function ``i`` at ``memory_mb``: its invocations and mean duration."""
-        if failed:
+    def add(
+        self,
+        i: int,
+        memory_mb: int,
+        invocations: int,
+        mean_ms: float,
+        ooms: int,
+        timeouts: int,
+        timeout_ms: float,
+    ) -> None:
+        """Count a window of function ``i`` at ``memory_mb``."""
+        if ooms:
             self._failed[i].add(memory_mb)
             self._sizes[i].pop(memory_mb, None)
             return
         if not invocations or memory_mb in self._failed[i]:
             return
-        count, total = self._sizes[i].get(memory_mb, (0, 0.0))
-        self._sizes[i][memory_mb] = (count + invocations, total + invocations * mean_ms)
+        count, ok, billed = self._sizes[i].get(memory_mb, (0, 0, 0.0))
+        billed += invocations * mean_ms + timeouts * max(0.0, timeout_ms - mean_ms)
+        self._sizes[i][memory_mb] = (count + invocations, ok + invocations - timeouts, billed)
 
     def forget(self, i: int) -> None:
         """A new version went live: what the old one cost says nothing of it."""
@@ -36,11 +48,13 @@ class MeasuredSizes:
         self._failed[i].clear()
 
     def extra(self, i: int, memory_mb: int) -> dict[str, float]:
-        """The facts of function ``i`` at today's ``memory_mb``: the cheapest size and its neighbours."""
+        """Function ``i``'s facts at today's ``memory_mb``: the cheapest size and its neighbours."""
         sizes = self._sizes[i]
         if not sizes:
             return {}
-        cost = {m: _per_invocation(m, total / count) for m, (count, total) in sizes.items()}
+        cost = {m: _per_success(m, *counts) for m, counts in sizes.items() if counts[1]}
+        if not cost:
+            return {}
         cheapest = min(cost, key=lambda m: cost[m])
         out = {"cheapest_measured_memory_mb": float(cheapest)}
         if memory_mb in cost:
@@ -54,5 +68,6 @@ class MeasuredSizes:
         return out
 
 
-def _per_invocation(memory_mb: int, mean_ms: float) -> float:
-    return PRICE_REQUEST + PRICE_GB_S * memory_mb / 1024.0 * mean_ms / 1000.0
+def _per_success(memory_mb: int, invocations: int, successes: int, billed_ms: float) -> float:
+    paid = invocations * PRICE_REQUEST + PRICE_GB_S * memory_mb / 1024.0 * billed_ms / 1000.0
+    return paid / successes

@@ -89,7 +89,7 @@ class Traffic:
                 own, ref, config.memory_mb, timeout, part, u, dependency, self.evidence
             )
             self.ledger.window(i, config.memory_mb, outcome, part.end, version)
-            self._measure(i, config.memory_mb, facts, outcome)
+            self._measure(i, config.memory_mb, timeout, facts, outcome)
             ran.append(Ran(part, facts, outcome))
             if trial is not None:
                 tried = _share(version, self.trial_share)
@@ -97,7 +97,7 @@ class Traffic:
                     tried, ref, trial.memory_mb, timeout, part, u, dependency, self.evidence
                 )
                 self.ledger.trial(i, t_outcome, part.end, version)
-                self._measure(i, trial.memory_mb, t_facts, t_outcome)
+                self._measure(i, trial.memory_mb, timeout, t_facts, t_outcome)
                 trial.left -= t_outcome.invocations
                 if trial.left <= 0:
                     del self.trials[i]
@@ -108,11 +108,13 @@ class Traffic:
             self.ran[i] = [r for r in ran if r.part.end > old]
         return ended
 
-    def _measure(self, i: int, memory_mb: int, facts: WindowFacts, outcome: Outcome) -> None:
+    def _measure(
+        self, i: int, memory_mb: int, timeout_s: float, facts: WindowFacts, outcome: Outcome
+    ) -> None:
         mean = facts.extra.get("duration_avg_ms")
         if mean is not None:
-            failed = bool(outcome.ooms or outcome.timeouts)
-            self.sizes.add(i, memory_mb, outcome.invocations, mean, failed)
+            n, ooms, timeouts = outcome.invocations, outcome.ooms, outcome.timeouts
+            self.sizes.add(i, memory_mb, n, mean, ooms, timeouts, timeout_s * 1000.0)
 
     def within(self, i: int, start: float, end: float) -> list[Ran]:
         """Function ``i``'s parts inside ``[start, end)``."""
