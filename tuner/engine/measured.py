@@ -4,11 +4,11 @@ Pure.  Where more memory buys CPU, a function may cost less at a larger size: it
 invocations end sooner than the memory grows (a runtime whose own threads compete with
 the handler for a small CPU share).  No model tells that from one size, so it is
 measured: a provider that can run a share of the real traffic at another size (a trial)
-reports what an invocation cost at each size the function ran at, cleanly (no OOM, no
-timeout), since its version went live:
+reports what a successful invocation cost at each size the function's version ran at
+without running out of memory (failures paid for):
 
-- ``extra.cheapest_measured_memory_mb``: the size that cost least per invocation;
-- ``extra.cheapest_measured_cost_ratio``: its cost per invocation over today's size's;
+- ``extra.cheapest_measured_memory_mb``: the size where that cost least;
+- ``extra.cheapest_measured_cost_ratio``: its cost over today's size's;
 - ``extra.measured_below_mb``, ``extra.measured_above_mb``: the nearest sizes measured
   below and above it.
 
