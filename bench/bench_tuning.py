@@ -8,7 +8,8 @@ against the functions' true optimum, on one fleet or on many (``--seeds 1-20``: 
 strategy, the mean and the worst fleet of each figure).
 
 Run: ``python bench/bench_tuning.py [--quick] [--functions N] [--days D] [--seed S | --seeds
-A-B] [--held-out A-B] [--jobs J] [--early-gap S] [--json FILE] [--explain N]``.
+A-B] [--held-out A-B] [--jobs J] [--strategies tuner,vpa] [--early-gap S] [--json FILE]
+[--explain N]``.
 ``--explain N`` lists tuner's N functions whose settled cost is furthest over their
 optimum, with the decision that sized each (one seed).  ``--held-out`` names the seeds
 reported apart, as fleets the rules were not fitted to.
@@ -136,7 +137,8 @@ def print_group(title: str, by_seed: dict[int, dict[str, dict[str, Any]]]) -> di
     print(f"{title}: seeds {', '.join(map(str, by_seed))}")
     print(f"{'strategy':18}" + "".join(f" {label:>20}" for _, label, _ in SHOWN))
     out: dict[str, Any] = {}
-    for name in STRATEGIES:
+    names = list(next(iter(by_seed.values())))
+    for name in names:
         s = summary([runs[name] for runs in by_seed.values()])
         out[name] = s
         cells = "".join(
@@ -145,6 +147,8 @@ def print_group(title: str, by_seed: dict[int, dict[str, dict[str, Any]]]) -> di
         )
         print(f"{name:18}{cells}")
     print("  (mean / worst seed)")
+    if len(names) < len(STRATEGIES):
+        return out
     checks = targets(by_seed)
     for target, met, figure in checks:
         print(f"  {'met ' if met else 'MISS'} {target}: {figure}")
@@ -154,8 +158,9 @@ def print_group(title: str, by_seed: dict[int, dict[str, dict[str, Any]]]) -> di
 
 def print_seeds(by_seed: dict[int, dict[str, dict[str, Any]]]) -> None:
     """One line per fleet: tuner's one step and cost, every strategy's cost per success and failures."""
+    names = list(next(iter(by_seed.values())))
     head = f"{'seed':>4} {'1 step':>7} {'cost/opt':>8} {'early':>5} |" + "".join(
-        f" {name[:12]:>12}" for name in STRATEGIES
+        f" {name[:12]:>12}" for name in names
     )
     print(
         "per seed: tuner's figures | cost per successful invocation / optimum (failed invocations)"
@@ -165,7 +170,7 @@ def print_seeds(by_seed: dict[int, dict[str, dict[str, Any]]]) -> None:
         t = runs["tuner"]
         cells = "".join(
             f" {runs[n]['cost_per_success_to_optimum']:6.3f} ({runs[n]['failed_invocations'] / 1000:,.0f}k)"
-            for n in STRATEGIES
+            for n in names
         )
         print(
             f"{seed:4d} {t['oom_one_step_fraction']:7.1%} {t['cost_ratio_to_optimum']:8.3f} "
@@ -183,6 +188,11 @@ def main() -> int:
     ap.add_argument("--seeds", help="several fleets, e.g. 1-20 (overrides --seed)")
     ap.add_argument("--held-out", default="", help="seeds reported apart, e.g. 11-20")
     ap.add_argument("--jobs", type=int, default=1, help="processes running strategies at once")
+    ap.add_argument(
+        "--strategies",
+        default=",".join(STRATEGIES),
+        help="which to run, tuner and any peers (targets are checked only with all of them)",
+    )
     ap.add_argument("--window", type=float, default=900.0, help="cycle interval in seconds")
     ap.add_argument(
         "--early-gap",
@@ -204,7 +214,10 @@ def main() -> int:
         args.functions, args.days = 80, 3.0
     seeds = seeds_of(args.seeds) if args.seeds else [args.seed]
     held_out = set(seeds_of(args.held_out)) if args.held_out else set()
-    tasks = [(name, seed) for seed in seeds for name in STRATEGIES]
+    chosen = [n for n in STRATEGIES if n in args.strategies.split(",")]
+    if "tuner" not in chosen:
+        ap.error("--strategies must name tuner (the others are compared with it)")
+    tasks = [(name, seed) for seed in seeds for name in chosen]
     explain = args.explain if len(seeds) == 1 else 0
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
