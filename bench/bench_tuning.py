@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleet_scores import figures, summary, targets  # noqa: E402
+from fleet_scores import family_summary, figures, summary, targets  # noqa: E402
 from peers import PEERS, run_peer  # noqa: E402
 
 from tuner.daemon.logs import configure  # noqa: E402
@@ -147,6 +147,15 @@ def print_group(title: str, by_seed: dict[int, dict[str, dict[str, Any]]]) -> di
         )
         print(f"{name:18}{cells}")
     print("  (mean / worst seed)")
+    families = family_summary(by_seed)
+    print("by family: cost / optimum (mean / worst seed)")
+    print(f"{'family':18}" + "".join(f" {name:>20}" for name in names))
+    for family, by_name in families.items():
+        cells = "".join(
+            f" {by_name[n]['mean']:.3f} / {by_name[n]['worst']:.3f}".rjust(21) for n in names
+        )
+        print(f"{family:18}{cells}")
+    out["families"] = families
     if len(names) < len(STRATEGIES):
         return out
     checks = targets(by_seed)
@@ -178,6 +187,26 @@ def print_seeds(by_seed: dict[int, dict[str, dict[str, Any]]]) -> None:
         )
 
 
+def run_all(
+    chosen: list[str], seeds: list[int], args: argparse.Namespace
+) -> dict[int, dict[str, dict[str, Any]]]:
+    """Every chosen strategy on every fleet, in ``args.jobs`` processes: figures by seed."""
+    tasks = [(name, seed) for seed in seeds for name in chosen]
+    explain = args.explain if len(seeds) == 1 else 0
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            futures = [
+                pool.submit(run, n, s, args, explain if n == "tuner" else 0) for n, s in tasks
+            ]
+            results = [f.result() for f in futures]
+    else:
+        results = [run(n, s, args, explain if n == "tuner" else 0) for n, s in tasks]
+    by_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    for (name, seed), result in zip(tasks, results, strict=True):
+        by_seed.setdefault(seed, {})[name] = result
+    return by_seed
+
+
 def main() -> int:
     """Run every strategy on every fleet asked for, print the figures and optionally write JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -203,6 +232,11 @@ def main() -> int:
     ap.add_argument("--rules", help="tuner's rule file or directory (default: the bundled rules)")
     ap.add_argument("--json", dest="json_file")
     ap.add_argument(
+        "--report",
+        metavar="JSON_FILE",
+        help="print the figures of a run saved by --json again, without running",
+    )
+    ap.add_argument(
         "--explain",
         type=int,
         default=0,
@@ -212,25 +246,19 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.functions, args.days = 80, 3.0
-    seeds = seeds_of(args.seeds) if args.seeds else [args.seed]
     held_out = set(seeds_of(args.held_out)) if args.held_out else set()
-    chosen = [n for n in STRATEGIES if n in args.strategies.split(",")]
-    if "tuner" not in chosen:
-        ap.error("--strategies must name tuner (the others are compared with it)")
-    tasks = [(name, seed) for seed in seeds for name in chosen]
-    explain = args.explain if len(seeds) == 1 else 0
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            futures = [
-                pool.submit(run, n, s, args, explain if n == "tuner" else 0) for n, s in tasks
-            ]
-            results = [f.result() for f in futures]
+    if args.report:
+        saved = json.loads(Path(args.report).read_text(encoding="utf-8"))
+        args.functions, args.days = saved["functions"], saved["days"]
+        args.window = saved.get("window", args.window)
+        by_seed = {int(seed): runs for seed, runs in saved["seeds"].items()}
     else:
-        results = [run(n, s, args, explain if n == "tuner" else 0) for n, s in tasks]
-    by_seed: dict[int, dict[str, dict[str, Any]]] = {}
-    for (name, seed), result in zip(tasks, results, strict=True):
-        by_seed.setdefault(seed, {})[name] = result
-    out: dict[str, Any] = {"functions": args.functions, "days": args.days, "seeds": {}}
+        chosen = [n for n in STRATEGIES if n in args.strategies.split(",")]
+        if "tuner" not in chosen:
+            ap.error("--strategies must name tuner (the others are compared with it)")
+        by_seed = run_all(chosen, seeds_of(args.seeds) if args.seeds else [args.seed], args)
+    seeds = list(by_seed)
+    out: dict[str, Any] = {"functions": args.functions, "days": args.days, "window": args.window}
     if len(seeds) == 1:
         print_seed(seeds[0], by_seed[seeds[0]], args)
     else:

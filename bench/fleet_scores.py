@@ -92,6 +92,22 @@ def summary(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
+def family_summary(
+    by_seed: Mapping[int, Mapping[str, Mapping[str, Any]]],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per family and strategy, the mean and the worst seed of the family's cost / optimum."""
+    ratios: dict[str, dict[str, list[float]]] = {}
+    for runs in by_seed.values():
+        for name, r in runs.items():
+            for family, f in r["families"].items():
+                by_name = ratios.setdefault(family, {})
+                by_name.setdefault(name, []).append(f["cost_ratio_to_optimum"])
+    return {
+        family: {n: {"mean": sum(v) / len(v), "worst": max(v)} for n, v in by_name.items()}
+        for family, by_name in sorted(ratios.items())
+    }
+
+
 def targets(by_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> list[tuple[str, bool, str]]:
     """Tuner's targets over the seeds: (target, met, the figure that says so)."""
     tuner = [runs["tuner"] for runs in by_seed.values()]
