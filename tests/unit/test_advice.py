@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def test_recommendations_say_how_to_let_tuner_apply_them_truthfully(
 ) -> None:
     for compiled in RULES.rules:
         rule = compiled.rule.model_copy(update={"mode": rule_mode})
-        compiled = type(compiled)(rule, compiled.condition, compiled.source, compiled.line)
+        compiled = replace(compiled, rule=rule)
         finding = Finding(TARGET.ref, rule.name, rule.severity, FACTS, 0.0)
         planned = plan_finding(compiled, finding, TARGET, global_mode, 0.0)
         for d in guard(planned, Budget.start([], {}, GuardPolicy(), 0.0)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tuner.daemon.addresses import parse_address
 from tuner.daemon.config import TunerConfig, load_config
 from tuner.domain.durations import parse_duration
 
@@ -51,3 +52,11 @@ def count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a whole number of 1 or more: {text!r}")
     return int(text)
+
+
+def address(text: str) -> tuple[str, int] | None:
+    """An argparse type: ``HOST:PORT`` or ``off`` (a usage error otherwise)."""
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

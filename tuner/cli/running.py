@@ -10,14 +10,14 @@ import sys
 import time
 from typing import Any
 
-from tuner.cli.arguments import CONFIG_HELP, command_config, duration, say
+from tuner.cli.arguments import CONFIG_HELP, address, command_config, duration, say
 from tuner.cli.explaining import decision_line, summary_table
+from tuner.daemon.addresses import DEFAULT_ADDRESS
 from tuner.daemon.logs import configure
 from tuner.decisions.documents import decision_json
 from tuner.domain.errors import ConfigError, Problem
 from tuner.domain.lifecycle import State
 from tuner.store.audit import SqliteStore
-from tuner.web.addresses import DEFAULT_ADDRESS, parse_address
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -51,8 +51,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tuner.web.controls import load_token
 
     try:
-        chosen = hasattr(args, "http")  # the default address may be taken: then run without it
-        address = args.http if chosen else parse_address(DEFAULT_ADDRESS)
+        # an address nobody chose may be taken: then the daemon runs without it
+        chosen = hasattr(args, "http") or config.http is not None
+        address = args.http if hasattr(args, "http") else config.http_address
         insight = attach(tuner, address, token=load_token(), required=chosen)
     except BaseException:
         tuner.close()
@@ -94,6 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     finally:
         insight.close()
+        last = {view.key: view.facts for view in insight.state.functions()}
+        with contextlib.suppress(Exception):  # the last facts are a courtesy; the run is over
+            tuner.store.remember_functions(time.time(), last)
         tuner.close()
     store = SqliteStore(config.store_path())
     try:
@@ -145,8 +149,9 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--http",
         default=argparse.SUPPRESS,
-        type=parse_address,
-        help=f"serve the dashboard and metrics at HOST:PORT, or off (default {DEFAULT_ADDRESS})",
+        type=address,
+        help="serve the dashboard and metrics at HOST:PORT, or off (default: the "
+        f"configuration's http, else {DEFAULT_ADDRESS})",
     )
     run.set_defaults(fn=cmd_run)
 

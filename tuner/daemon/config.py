@@ -26,8 +26,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from tuner.daemon.addresses import DEFAULT_ADDRESS, parse_address
 from tuner.decisions.guard import GuardPolicy
 from tuner.decisions.verifying import VerifyPolicy
 from tuner.domain.durations import Duration
@@ -82,6 +83,11 @@ class TunerConfig(BaseModel):
     guard: GuardPolicy = Field(default_factory=GuardPolicy)
     verify: VerifyPolicy = Field(default_factory=VerifyPolicy)
     log: LogSettings = Field(default_factory=LogSettings)
+    http: str | None = Field(
+        None,
+        description=f"HOST:PORT or off: where the dashboard, API and metrics are served "
+        f"(default {DEFAULT_ADDRESS}); `tuner status` and `tuner why` ask this address.",
+    )
     source: str = Field("", exclude=True, description="Where this configuration was read from.")
     _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
 
@@ -107,6 +113,19 @@ class TunerConfig(BaseModel):
         if p.is_absolute() or not self.source:
             return p
         return Path(self.source).parent / p
+
+    @field_validator("http")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        """A HOST:PORT or ``off``."""
+        if value is not None:
+            parse_address(value)
+        return value
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        """Where this configuration's daemon serves HTTP (None: it does not)."""
+        return parse_address(self.http or DEFAULT_ADDRESS)
 
     @property
     def window_s(self) -> float:

@@ -22,6 +22,7 @@ from tuner.decisions.rollbacks import rollback_of
 from tuner.domain.decisions import Decision, Kind
 from tuner.domain.lifecycle import TRANSITIONS, State, Verdict
 from tuner.domain.model import Change, FunctionRef, Mode, Severity, Target, new_id
+from tuner.domain.naming import function_key
 from tuner.domain.ports import Clock, DecisionStore, Provider, StateStore
 
 MANUAL_RULE = "manual"
@@ -75,14 +76,25 @@ class ManualControl:
         """Who paused tuning of a function and why, or None when it is not paused."""
         return paused(self.store, key)
 
-    def pause(self, key: str, who: str, why: str = "") -> Decision:
+    def function_key(self, name: str) -> str:
+        """The key of a managed function, from its key or unique bare name.
+
+        Raises :class:`~tuner.domain.naming.UnknownFunction` (with "did you mean") or
+        :class:`~tuner.domain.naming.AmbiguousFunction`: nothing is recorded for them.
+        """
+        keys = [t.ref.key for p in self._providers for t in self._retry(p.targets)]
+        return function_key(name, keys)
+
+    def pause(self, name: str, who: str, why: str = "") -> Decision:
         """Stop tuner from changing one function until it is resumed; audited."""
+        key = self.function_key(name)
         now = self._clock.now()
         self.store.put_state(_PAUSED + key, json.dumps({"by": who, "at": now, "why": why}))
         return self._audit(FunctionRef.parse(key), "pause", f"tuning paused by {who}", why)
 
-    def resume(self, key: str, who: str, why: str = "") -> Decision:
+    def resume(self, name: str, who: str, why: str = "") -> Decision:
         """Let tuner change a paused function again; audited."""
+        key = self.function_key(name)
         if self.paused_by(key) is None:
             raise ManualError(f"{key} is not paused")
         self.store.delete_state(_PAUSED + key)
@@ -110,6 +122,8 @@ class ManualControl:
         """Apply a recommended change now, from the live value; the new decision says who approved."""
         with self._lock:
             decision = self._decision(decision_id)
+            if decision.state is State.SUPERSEDED:
+                raise ManualError(f"this recommendation is no longer live: {decision.why}")
             if decision.state is not State.RECOMMENDED or decision.change is None:
                 raise ManualError("only a recommended change can be approved")
             provider, target = self._target(decision.ref)

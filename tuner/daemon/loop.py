@@ -25,7 +25,7 @@ from tuner.daemon.reports import STEPS, CycleObserver, CycleReport
 from tuner.daemon.retrying import Retrier
 from tuner.decisions.guard import Budget, GuardPolicy, guard, history_span
 from tuner.decisions.held import HeldPlans
-from tuner.decisions.planning import replan, resolved_decision
+from tuner.decisions.planning import replan, resolved_decision, superseded
 from tuner.decisions.verifying import VerifyPolicy
 from tuner.domain.decisions import Decision
 from tuner.domain.holds import Hold, HoldKind
@@ -60,6 +60,9 @@ class DaemonSettings:
     retry_budget_s: float = 10.0
     retention_s: float | None = 30 * DAY_S
     """How long decisions are kept in the store (at least a day, which the guard reads)."""
+    remember_every_s: float = HOUR_S
+    """How often each function's facts are written to the store (a new function's at once),
+    so that ``tuner status`` and ``tuner why`` know the whole fleet after the daemon stops."""
 
 
 class Daemon:
@@ -95,6 +98,8 @@ class Daemon:
         self._judging = Judging(store, self.applier, self.settings.verify_policy)
         self._held = HeldPlans()
         self._pruned_at = float("-inf")
+        self._remembered: dict[str, float] = {}
+        """When each function's facts were last written to the store, by key."""
         tune_collector()  # a cycle builds and drops many objects: see tuner.daemon.collector
 
     @property
@@ -251,6 +256,8 @@ class Daemon:
         for i, d in zip(c.made, recorded, strict=False):
             c.decided[i] = d
         c.report.decisions.extend(c.decided)  # the windows set aside are recorded, not reported
+        self._supersede_recommendations(recorded)
+        self._remember_fleet(c)
         self._held.remember(
             c.report.decisions,
             self.settings.guard_policy.fleet_cap,
@@ -291,6 +298,34 @@ class Daemon:
             if k not in seen and FunctionRef.parse(k).provider not in c.listed
         }
         self.streaks.forget(seen | silent)
+
+    def _supersede_recommendations(self, recorded: list[Decision]) -> None:
+        """A new recommendation supersedes the older ones for its function and knob."""
+        fresh = [d for d in recorded if d.state is State.RECOMMENDED and d.seen == 1 and d.change]
+        older: list[Decision] = []
+        for new in fresh:
+            older += superseded(new, self.store.decisions(new.ref, limit=200))
+        if older:
+            self.store.record_many(older)
+
+    def _remember_fleet(self, c: CycleState) -> None:
+        """Write the facts of functions new to the store, or not written for a while."""
+        every, last = self.settings.remember_every_s, self._remembered
+        due = {
+            o.target.ref.key: o.facts
+            for o in c.observed
+            if o.facts is not None and c.now - last.get(o.target.ref.key, -every) >= every
+        }
+        if not due:
+            return
+        try:
+            self.store.remember_functions(c.now, due)
+        except Exception as exc:  # noqa: BLE001 - tried again next cycle
+            log.error("fleet not remembered", functions=len(due), error=str(exc))
+            return
+        seen = {o.target.ref.key for o in c.observed}
+        self._remembered = {k: at for k, at in last.items() if k in seen}
+        self._remembered.update(dict.fromkeys(due, c.now))
 
     def _prune(self, now: float) -> None:
         """Once an hour, drop the decisions older than the retention; a failure waits an hour."""

@@ -8,7 +8,7 @@ asynchronous frameworks (Kopf) call the core through ``asyncio.to_thread``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from tuner.domain.decisions import Decision, Intent
 from tuner.domain.lifecycle import IntentState
@@ -202,8 +202,21 @@ class StateStore(Protocol):
 
 
 @runtime_checkable
-class Store(DecisionStore, IntentStore, StateStore, Protocol):
-    """The audit log and the loop's durable state: decisions, intents and loop state."""
+class FleetStore(Protocol):
+    """Each function as last seen, so that the fleet outlives the daemon (one row a function)."""
+
+    def remember_functions(self, seen: float, facts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Keep these functions' facts (by key) as seen at ``seen``."""
+        ...
+
+    def functions(self) -> dict[str, tuple[float, dict[str, Any]]]:
+        """Every function remembered, by key: when it was last seen and its facts then."""
+        ...
+
+
+@runtime_checkable
+class Store(DecisionStore, IntentStore, StateStore, FleetStore, Protocol):
+    """The audit log and the loop's durable state: decisions, intents, loop state, the fleet."""
 
 
 @runtime_checkable

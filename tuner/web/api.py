@@ -19,6 +19,7 @@ from tuner.daemon.live import FunctionView, LiveState
 from tuner.decisions.documents import decision_json
 from tuner.domain.decisions import Decision
 from tuner.domain.model import FunctionRef, Knob
+from tuner.domain.naming import function_key
 from tuner.domain.ports import Store
 from tuner.engine.explaining import explain, plain
 from tuner.engine.rulefiles import CompiledRule
@@ -70,14 +71,20 @@ def status_json(src: Sources) -> dict[str, Any]:
         "functions": sum(s.per_provider.values()),
         "providers": s.per_provider,
         "now": now,
+        "store": str(src.db_path.resolve()) if src.db_path else None,
     }
 
 
-def _view(src: Sources, key: str) -> FunctionView:
-    view = src.state.function(key)
-    if view is None:
-        raise NotFound(f"no function {key!r} in the last cycle")
-    return view
+def _view(src: Sources, name: str) -> FunctionView:
+    """A function of the last cycle by key or unique bare name; NotFound says what is known."""
+    view = src.state.function(name)
+    if view is not None:
+        return view
+    try:
+        function_key(name, (v.key for v in src.state.functions()))  # says why it is not
+    except LookupError as exc:
+        raise NotFound(f"{exc} in the last cycle") from None
+    raise NotFound(f"no function {name!r} in the last cycle")
 
 
 def _config(view: FunctionView) -> dict[str, Any]:

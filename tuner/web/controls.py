@@ -23,6 +23,7 @@ from tuner.daemon.control import ManualControl, ManualError
 from tuner.decisions.documents import decision_json
 from tuner.domain.decisions import Decision
 from tuner.domain.errors import ConfigError, Problem
+from tuner.domain.naming import AmbiguousFunction, UnknownFunction
 
 log = structlog.get_logger(__name__)
 
@@ -102,7 +103,9 @@ class Actions:
                 decision_id = _text(data, "decision")
                 changing = control.approve if name == "approve" else control.roll_back
                 done = changing(decision_id, who)
-        except ManualError as exc:
+        except UnknownFunction as exc:
+            raise ActionError(404, str(exc)) from None
+        except (ManualError, AmbiguousFunction) as exc:
             raise ActionError(409, str(exc)) from None
         log.info("manual action", action=name, function=done.ref.key, by=who)
         if self._on_done is not None:

@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
 
+from tuner.daemon.addresses import LOOPBACK_NAMES, is_loopback
 from tuner.web import api
-from tuner.web.addresses import LOOPBACK_NAMES, is_loopback
 from tuner.web.api import NotFound, Sources
 from tuner.web.controls import ActionError, Actions
 from tuner.web.metrics import CONTENT_TYPE, Metrics
