@@ -53,6 +53,8 @@ def read_text(path: str | Path, limit: int | None = None) -> str:
         raise ConfigError([Problem(source, None, "is a folder, not a file")]) from None
     except OSError as exc:
         raise ConfigError([Problem(source, None, f"cannot read: {exc.strerror}")]) from None
+    except ValueError:  # a NUL in the name
+        raise ConfigError([Problem(repr(source), None, "not a file name")]) from None
     if len(data) > limit:
         raise _too_large(source, len(data), limit)
     return decode(data, source)
