@@ -189,7 +189,11 @@ class KubernetesProvider:
             kind, obj = live[target.ref]
             container = workloads.container_name(kind, obj, self.settings.container) or ""
             own = signals.pods_of(pods, kind.pod_labels(obj))
-            window = self._facts(target.ref, own, cluster_events, container, memory, start, end)
+            config = workloads.read_config(kind, obj, container) if container else None
+            # failures are evidence about the size they happened at: the one in force only
+            at_size = signals.in_force(own, container, config.memory_mb) if config else own
+            seen = observations.observe(at_size, cluster_events, container, start, end)
+            window = self._facts(target.ref, own, seen, container, memory, start, end)
             facts[target.ref] = self.prober.with_probe(kind, obj, container, window, now)
         return facts
 
@@ -219,7 +223,7 @@ class KubernetesProvider:
         self,
         ref: FunctionRef,
         pods: Sequence[JsonObject],
-        cluster_events: Sequence[JsonObject],
+        seen: observations.PodSignals,
         container: str,
         memory: Mapping[tuple[str, str], float],
         start: float,
@@ -232,7 +236,6 @@ class KubernetesProvider:
             if self._prometheus
             else None
         )
-        seen = observations.observe(pods, cluster_events, container, start, end)
         return WindowFacts(
             ref=ref,
             start=start,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
 from tuner.providers.kubernetes.api import JsonObject
-from tuner.providers.kubernetes.workloads import dig
+from tuner.providers.kubernetes.workloads import container_memory_mb, dig
 
 OOM_REASON = "OOMKilled"
 LOST_REASON = "ContainerStatusUnknown"
@@ -36,6 +36,24 @@ def pods_of(pods: Iterable[JsonObject], labels: Mapping[str, str]) -> list[JsonO
         for pod in pods
         if all((dig(pod, "metadata", "labels") or {}).get(k) == v for k, v in labels.items())
     ]
+
+
+def in_force(pods: Iterable[JsonObject], container: str, memory_mb: int) -> list[JsonObject]:
+    """The pods that run the memory in force: their ``container`` has ``memory_mb``.
+
+    A pod of an older template (a change, or a person's edit, rolled out since it
+    started) is evidence about another size: its OOM kills must not ask the size in force
+    for more.  A pod whose spec does not say its container's memory is kept.
+    """
+    kept = []
+    for pod in pods:
+        spec = next(
+            (c for c in dig(pod, "spec", "containers") or [] if c.get("name") == container), None
+        )
+        memory = container_memory_mb(spec) if spec is not None else None
+        if memory is None or memory == memory_mb:
+            kept.append(pod)
+    return kept
 
 
 def timestamp(text: str | None) -> float | None:
