@@ -47,9 +47,15 @@ FACTS: Mapping[str, FactDoc] = {
     "init_errors": FactDoc(
         Type.NUMBER,
         "count",
-        "Init phases that failed before the handler ran (import error, crash, init timeout); "
+        "Init phases that failed before the handler ran (import error, crash, no handler); "
         "no memory or timeout change fixes them.",
     ),
+    "init_timeouts": FactDoc(Type.NUMBER, "count", "aws: init phases that ran out of time."),
+    "evictions": FactDoc(Type.NUMBER, "count", "kubernetes: pods evicted by the kubelet."),
+    "evictions_over_request": FactDoc(
+        Type.NUMBER, "count", "kubernetes: evictions for memory of pods over their request."
+    ),
+    "eviction_reason": FactDoc(Type.STRING, "", "kubernetes: what the node was low on."),
     # duration
     "duration_p50_ms": FactDoc(Type.NUMBER, "ms", "Median duration."),
     "duration_p95_ms": FactDoc(Type.NUMBER, "ms", "95th percentile duration."),
@@ -156,7 +162,15 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     ),
     # Kubernetes
     "restarts": FactDoc(Type.NUMBER, "count", "kubernetes: container restarts of the pods."),
+    "restarts_without_state": FactDoc(
+        Type.NUMBER, "count", "kubernetes: restarts whose termination the kubelet lost."
+    ),
+    "other_container_ooms": FactDoc(
+        Type.NUMBER, "count", "kubernetes: OOM kills of init, sidecar or other containers."
+    ),
+    "backoffs": FactDoc(Type.NUMBER, "count", "kubernetes: BackOff events of the pods."),
     "pods": FactDoc(Type.NUMBER, "count", "kubernetes: pods of the workload."),
+    **{name: FACTS[name] for name in ("init_timeouts", "evictions", "evictions_over_request")},
     # sizing evidence (the sim provider reports it all; others what they can measure)
     "payload_kb_max": FactDoc(
         Type.NUMBER, "KB", "Largest payload in the window, of failed invocations too."
@@ -346,6 +360,9 @@ def build_facts(
     facts["throttles"] = f(w.throttles)
     facts["cold_starts"] = f(w.cold_starts)
     facts["init_errors"] = f(w.init_errors)
+    for name in ("init_timeouts", "evictions", "evictions_over_request"):
+        facts[name] = f(extra.get(name))
+    facts["eviction_reason"] = w.evidence.get("eviction_reason")
     facts["duration_p50_ms"] = f(w.duration_p50_ms)
     facts["duration_p95_ms"] = f(w.duration_p95_ms)
     facts["duration_p99_ms"] = p99

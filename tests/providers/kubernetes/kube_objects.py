@@ -93,8 +93,9 @@ def pod(
     oom_at: float | None = None,
     restarts: int = 0,
     container_name: str = "app",
+    memory: str = "256Mi",
 ) -> dict[str, Any]:
-    """A running pod whose container was last terminated by the OOM killer at ``oom_at``."""
+    """A running pod whose container (at ``memory``) was last OOM-killed at ``oom_at``."""
     status: dict[str, Any] = {
         "name": container_name,
         "ready": True,
@@ -109,7 +110,7 @@ def pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {"containers": [container(container_name)]},
+        "spec": {"containers": [container(container_name, memory)]},
         "status": {"phase": "Running", "containerStatuses": [status]},
     }
 

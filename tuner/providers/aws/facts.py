@@ -20,9 +20,10 @@ def window_facts(
 ) -> WindowFacts:
     """The facts of one function over one window.
 
-    Counters that only logs can give (timeouts, OOMs, cold starts, init errors) are None
-    when the logs were not read.  Duration percentiles come from the REPORT lines when
-    there are some, else from CloudWatch percentiles when those were asked for.
+    Counters that only logs can give (timeouts, OOMs, cold starts, init errors and init
+    timeouts) are None when the logs were not read.  Duration percentiles come from the
+    REPORT lines when there are some, else from CloudWatch percentiles when those were
+    asked for.
     """
     invocations = stats.get("invocations")
     if invocations is None and summary is not None and summary.reports:
@@ -31,6 +32,7 @@ def window_facts(
     if summary is not None:
         extra["log_reports"] = float(len(summary.reports))
         extra["malformed_log_lines"] = float(summary.malformed)
+        extra["init_timeouts"] = float(summary.init_timeouts)
     return WindowFacts(
         ref=ref,
         start=start,

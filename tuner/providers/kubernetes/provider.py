@@ -13,6 +13,7 @@ from tuner.domain.ports import Clock
 from tuner.providers.kubernetes import (
     disruption,
     events,
+    observations,
     patching,
     rollouts,
     signals,
@@ -152,9 +153,10 @@ class KubernetesProvider:
     def observe(
         self, targets: Sequence[Target], start: float, end: float
     ) -> Mapping[FunctionRef, WindowFacts]:
-        """OOM kills and restarts from pods, peak memory and latency from metrics.
+        """OOM kills, restarts and evictions from pods and Events, memory and latency from metrics.
 
-        One list of workloads per kind, one of pods and one memory query cover the fleet.
+        One list of workloads per kind, one of pods, one of Events and one memory query
+        cover the fleet.
         """
         mine = [t for t in targets if t.ref.provider == self.name]
         if not mine:
@@ -177,6 +179,7 @@ class KubernetesProvider:
             ]
             probes = self.prober.sweep(probes, managed)
         memory = self._memory_usage(namespace, start, end)
+        cluster_events = self._events(namespace)
         now = self._clock.now()
         self.prober.update(probes, memory, now)
         facts: dict[FunctionRef, WindowFacts] = {}
@@ -186,7 +189,11 @@ class KubernetesProvider:
             kind, obj = live[target.ref]
             container = workloads.container_name(kind, obj, self.settings.container) or ""
             own = signals.pods_of(pods, kind.pod_labels(obj))
-            window = self._facts(target.ref, own, container, memory, start, end)
+            config = workloads.read_config(kind, obj, container) if container else None
+            # failures are evidence about the size they happened at: the one in force only
+            at_size = signals.in_force(own, container, config.memory_mb) if config else own
+            seen = observations.observe(at_size, cluster_events, container, start, end)
+            window = self._facts(target.ref, own, seen, container, memory, start, end)
             facts[target.ref] = self.prober.with_probe(kind, obj, container, window, now)
         return facts
 
@@ -202,10 +209,21 @@ class KubernetesProvider:
             return usage.metrics_api_usage(self.api, namespace)
         return {}
 
+    def _events(self, namespace: str) -> list[JsonObject]:
+        """The namespace's Events (OOM kills, back-offs, evictions); none when not granted."""
+        try:
+            return self.api.list(events.events_path(namespace))
+        except (NotFoundError, ForbiddenError) as exc:
+            if "events" not in self._missing_kinds:
+                self._missing_kinds.add("events")
+                log.warning("events_unreadable", namespace=namespace, error=str(exc))
+            return []
+
     def _facts(
         self,
         ref: FunctionRef,
         pods: Sequence[JsonObject],
+        seen: observations.PodSignals,
         container: str,
         memory: Mapping[tuple[str, str], float],
         start: float,
@@ -223,7 +241,7 @@ class KubernetesProvider:
             start=start,
             end=end,
             invocations=_invocations(latency, pods),
-            ooms=signals.count_ooms(pods, container, start, end),
+            ooms=seen.ooms,
             peak_memory_mb=max(peaks) if peaks else None,
             duration_p50_ms=latency.p50_ms if latency else None,
             duration_p95_ms=latency.p95_ms if latency else None,
@@ -231,7 +249,9 @@ class KubernetesProvider:
             extra={
                 "restarts": float(signals.restart_count(pods, container)),
                 "pods": float(len(pods)),
+                **seen.extra,
             },
+            evidence=seen.evidence,
         )
 
     def timing_topology(self, start: float, end: float) -> Topology:
