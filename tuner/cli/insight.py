@@ -21,7 +21,7 @@ from tuner.domain.decisions import Decision, Kind
 from tuner.domain.model import FunctionConfig, FunctionRef, Target
 from tuner.domain.naming import did_you_mean, function_key
 from tuner.domain.times import iso
-from tuner.engine.explaining import fact_value, plain
+from tuner.engine.explaining import fact_value, plain, shown
 from tuner.engine.rulefiles import RuleBase
 from tuner.web.api import why_rule
 from tuner.web.fleet import STATES, fleet_state, severity_of
@@ -122,11 +122,7 @@ def _clock(t: float | None) -> str:
 
 
 def _value(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
+    return shown(v)
 
 
 def why_text(answer: Mapping[str, Any]) -> str:

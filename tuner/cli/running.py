@@ -8,6 +8,7 @@ import json
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from tuner.cli.arguments import CONFIG_HELP, address, command_config, duration, say
@@ -35,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from tuner.store.claiming import ensure_unheld
 
         ensure_unheld(config.store_path())  # never delete the store of a running daemon
-        shutil.rmtree(config.store_path().parent, ignore_errors=True)
+        fresh_start(config.store_path().parent)
     if args.interval:
         config = config.model_copy(update={"interval": args.interval})
     configure(
@@ -132,6 +133,22 @@ def cmd_once(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def fresh_start(folder: Path) -> None:
+    """Clear the demo's state in ``folder``, keeping sub-folders that hold another store.
+
+    The example application keeps its own store and traces in ``.tuner/app``, which the
+    README's next steps read: a fresh demo leaves them.
+    """
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            if not any(entry.rglob("tuner.db")):
+                shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def register(sub: Any) -> None:
     """Add ``run`` and ``once`` to the ``tuner`` command's subparsers."""
     run = sub.add_parser("run", help="run the daemon (the embedded demo without -c)")
@@ -143,7 +160,8 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--fresh",
         action="store_true",
-        help="embedded demo only: start from the shipped examples (clears .tuner/)",
+        help="embedded demo only: start from the shipped examples (clears the demo's .tuner/, "
+        "not the example application's)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log every step")
     run.add_argument(

@@ -31,15 +31,16 @@ from tuner.store.audit import SqliteStore
 def _provider_module(kind: str, config: TunerConfig, index: int) -> ModuleType:
     source = config.source or "tuner.yaml"
     try:
-        return PROVIDERS.load(kind)
+        missing = PROVIDERS.entry(kind).missing()
     except UnknownNameError as exc:
         line = config.line_of("providers", index, "type")
         raise ConfigError(
             [Problem(source, line, str(exc), field=f"providers[{index}].type")]
         ) from None
-    except ImportError as exc:
-        why = f"provider '{kind}' needs an extra: pip install 'tuner[{kind}]' ({exc.name} missing)"
-        raise ConfigError([Problem(source, config.line_of("providers", index), why)]) from None
+    if missing:
+        line = config.line_of("providers", index, "type")
+        raise ConfigError([Problem(source, line, missing, field=f"providers[{index}].type")])
+    return PROVIDERS.load(kind)
 
 
 def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:
@@ -65,6 +66,7 @@ def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:
 def notify_settings(config: TunerConfig) -> Any:
     """The notification settings, validated, with problems located in the configuration file."""
     from tuner.notify import load_settings
+    from tuner.notify.channels import CHANNELS
 
     raw: dict[str, Any] = {"channels": config.channels}  # the console is always configured
     for key in ("routing", "delivery"):
@@ -73,7 +75,20 @@ def notify_settings(config: TunerConfig) -> Any:
     if config.templates:
         base = Path(config.source).parent if config.source else Path.cwd()
         raw["templates"] = base / config.templates
-    return load_settings(raw, config.source or "tuner.yaml", config.lines)
+    settings = load_settings(raw, config.source or "tuner.yaml", config.lines)
+    problems = [
+        Problem(
+            config.source or "tuner.yaml",
+            config.line_of("channels", name, "type"),
+            why,
+            field=f"channels.{name}.type",
+        )
+        for name, channel in settings.channels.items()
+        if (why := CHANNELS.entry(channel.type).missing())
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return settings
 
 
 def check_rule_channels(rules: RuleSource, channels: set[str]) -> None:

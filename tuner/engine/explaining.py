@@ -192,3 +192,22 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [plain(v) for v in value]
     return value
+
+
+def shown(value: Any) -> str:
+    """A fact's value as people read it, the way conditions write it: never a Python repr.
+
+    ``null``, ``true``/``false``, numbers without a trailing ``.0``, and nested facts as
+    ``{name: value, ...}``.
+    """
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {shown(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    return str(value)

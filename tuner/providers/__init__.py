@@ -47,11 +47,15 @@ PROVIDERS: Registry[ModuleType] = Registry(
             partial(import_module, "tuner.providers.aws"),
             permissions=AWS_IAM_ACTIONS,
             summary="AWS Lambda: Lambda, CloudWatch metrics and logs",
+            needs=("boto3", "botocore"),
+            extra="aws",
         ),
         Entry(
             "kubernetes",
             partial(import_module, "tuner.providers.kubernetes"),
             summary="Deployments and Knative Services, through the Kubernetes API",
+            needs=("kubernetes",),
+            extra="kubernetes",
         ),
         Entry(
             "sim",

@@ -2,7 +2,8 @@
 const tuner = (() => {
   const poll = Number(document.body.dataset.poll) || 3000;
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
-  const clock = (t) => (t ? new Date(t * 1000).toLocaleTimeString() : "");
+  // one time format everywhere: ISO 8601 in UTC, to the second, as the CLI and messages
+  const clock = (t) => (t ? new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z") : "");
   const slug = (s) => String(s || "").replace(/ /g, "-");
   const num = (v) => (v === null || v === undefined ? "-" : Number.isInteger(v) ? String(v) : String(Math.round(v * 1000) / 1000));
 
