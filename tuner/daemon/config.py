@@ -50,7 +50,7 @@ def bundled_rules() -> Path:
 
 
 class LogSettings(BaseModel):
-    """Logging: JSON lines when not on a terminal, readable text on one."""
+    """Logging: readable lines (`auto`, `console`), or JSON lines for a log collector (`json`)."""
 
     model_config = ConfigDict(extra="forbid")
 

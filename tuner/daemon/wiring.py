@@ -157,14 +157,7 @@ def daemon_settings(config: TunerConfig) -> DaemonSettings:
 def manual_control(daemon: Daemon) -> ManualControl:
     """Manual control beside a daemon, sharing its store, applier, providers and lock."""
     control = ManualControl(
-        store=daemon.store,
-        applier=daemon.applier,
-        providers=daemon.providers,
-        lock=daemon.lock,
-        notify=daemon.notify,
-        clock=daemon.clock,
-        mode=daemon.mode,
-        retry=daemon.retry,
+        daemon.store, daemon.applier, daemon.providers, daemon.lock, daemon.notify, daemon.mode
     )
     daemon.paused_by = control.paused_by
     return control

@@ -15,26 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuner.engine.conditions import compile_node
-from tuner.engine.expressions import Node, fact_names, flatten, parse
+from tuner.engine.expressions import BINARY_POWER, Node, fact_names, flatten, parse
 
 _COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
-_PRECEDENCE = {
-    "?:": 0,
-    "||": 1,
-    "&&": 2,
-    "==": 3,
-    "!=": 3,
-    "<": 3,
-    "<=": 3,
-    ">": 3,
-    ">=": 3,
-    "in": 3,
-    "+": 4,
-    "-": 4,
-    "*": 5,
-    "/": 5,
-    "%": 5,
-}
+_PRECEDENCE = {"?:": 0, **BINARY_POWER}
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class Node:
     pos: int = 0
 
 
-_BINARY_POWER = {
+BINARY_POWER: dict[str, int] = {
     "||": 1,
     "&&": 2,
     "==": 3,
@@ -134,7 +134,7 @@ class _Parser:
         left = self.unary(depth + 1)
         while True:
             tok = self.peek()
-            power = _BINARY_POWER.get(tok.text) if tok.kind in ("op", "ident") else None
+            power = BINARY_POWER.get(tok.text) if tok.kind in ("op", "ident") else None
             if power is None or power <= min_power:
                 return left
             self.take()
