@@ -7,7 +7,6 @@ a function's configuration is shown knob by knob, never its environment.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from tuner.domain.naming import function_key
 from tuner.domain.ports import Store
 from tuner.engine.explaining import explain, plain
 from tuner.engine.rulefiles import CompiledRule
+from tuner.notify.outbox import Outbox
 from tuner.web.fleet import Fleet
 
 MAX_DECISIONS = 200
@@ -35,7 +35,9 @@ class Sources:
     state: LiveState
     store: Store | None = None
     db_path: Path | None = None
-    """The SQLite file that also holds the notification outbox (read for messages)."""
+    """The store's SQLite file (its path says which daemon this is)."""
+    outbox: Outbox | None = None
+    """The notification outbox: the messages that told about each function."""
     streaks: Callable[[], Mapping[str, Mapping[str, int]]] = dict
     clock: Callable[[], float] = time.time
     fleet: Fleet = field(init=False)
@@ -155,41 +157,21 @@ def decisions_json(src: Sources, key: str | None, limit: int) -> list[dict[str, 
 
 
 def messages(src: Sources, ref: FunctionRef, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest messages that name a function (from the outbox; none when there is none)."""
-    if src.db_path is None or not src.db_path.exists():
+    """The newest messages that told about a function, grouped ones included."""
+    if src.outbox is None:
         return []
-    try:
-        db = sqlite3.connect(f"file:{src.db_path}?mode=ro", uri=True, timeout=1.0)
-    except sqlite3.Error:
-        return []
-    try:
-        rows = db.execute(
-            "SELECT channel, kind, state, created_at, sent_at, body FROM notify_outbox "
-            "WHERE group_key = ? OR body LIKE ? ORDER BY seq DESC LIMIT ?",
-            (f"function:{ref.key}", f'%"{ref.key}"%', limit),
-        ).fetchall()
-    except sqlite3.Error:
-        return []
-    finally:
-        db.close()
-    out = []
-    for channel, kind, state, created, sent, body in rows:
-        try:
-            message = json.loads(body)
-        except ValueError:
-            continue
-        out.append(
-            {
-                "channel": channel,
-                "kind": kind,
-                "state": state,
-                "created": created,
-                "sent": sent,
-                "title": message.get("title", ""),
-                "text": message.get("text", ""),
-            }
-        )
-    return out
+    return [
+        {
+            "channel": m.channel,
+            "kind": m.kind,
+            "state": m.state,
+            "created": m.created_at,
+            "sent": m.sent_at,
+            "title": m.title,
+            "text": m.text,
+        }
+        for m in src.outbox.told_about(ref.key, limit)
+    ]
 
 
 def rule_json(compiled: CompiledRule) -> dict[str, Any]:

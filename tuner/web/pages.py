@@ -9,6 +9,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from tuner.domain.model import Knob
 from tuner.domain.times import iso
 from tuner.engine.explaining import shown
 from tuner.web import api
@@ -32,9 +33,13 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-def _fact(value: Any) -> str:
+_SETTINGS = frozenset({k.value for k in Knob} | {"timeout_ms"})
+"""Facts that are a function's settings: null means it has no such setting, not no data."""
+
+
+def _fact(value: Any, name: str = "") -> str:
     if value is None:
-        return "null (no data)"
+        return "null (not applicable)" if name in _SETTINGS else "null (no data)"
     return _num(value) if isinstance(value, int | float) else shown(value)
 
 

@@ -138,7 +138,7 @@ class LocalProvider:
                     labels=dict(spec.labels),
                     limits=LOCAL_LIMITS,
                     owner=spec.owner,
-                    console_url=f"{self.url}/functions" if self.url else "",
+                    # no console: the host's endpoint answers only with its token
                 )
             )
         return found
