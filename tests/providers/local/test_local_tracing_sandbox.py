@@ -83,7 +83,8 @@ def test_traced_workers_are_reused_and_their_traces_reach_the_host(host: Functio
     log = host.state_dir / "logs" / "whoami.log"
     assert not log.exists() or "recycled" not in log.read_text()
     if ROOT:
-        assert results[0].result["uid"] == 65534  # traced as nobody
+        identity = host.worker_identity("whoami")  # traced as the function's own user
+        assert identity is not None and results[0].result["uid"] == identity.uid
     assert host.tracing is not None
     traces = host.tracing.store.traces("whoami")
     assert len(traces) == 3 and all(t.complete and t.tree is not None for t in traces)

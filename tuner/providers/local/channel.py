@@ -57,8 +57,10 @@ class FrameReader:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            watched = [self._fd] if self._sink is None else [self._fd, self._sink.fd]
-            ready, _, _ = select.select(watched, [], [], min(remaining, TICK_S))
+            ready = _readable(
+                [self._fd] if self._sink is None else [self._fd, self._sink.fd],
+                min(remaining, TICK_S),
+            )
             if not ready:
                 if self._on_tick is not None:
                     self._on_tick()
@@ -86,4 +88,23 @@ def send_frame(fd: int, message: dict[str, Any], deadline: float) -> None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("the worker stopped reading") from None
-            select.select([], [fd], [], remaining)
+            _writable(fd, remaining)
+
+
+def _readable(fds: list[int], timeout_s: float) -> list[int]:
+    """The descriptors that can be read (or were closed) within the time.
+
+    ``poll`` rather than ``select``: a daemon holding many files gets descriptors above
+    1024, which ``select`` cannot watch.
+    """
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, _ in poller.poll(timeout_s * 1000)]
+
+
+def _writable(fd: int, timeout_s: float) -> None:
+    """Wait until a pipe can be written (or the time is up)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    poller.poll(timeout_s * 1000)

@@ -20,14 +20,14 @@ from tuner.providers.local.executions import (
     WorkerSpec,
 )
 from tuner.providers.local.output import OutputSink
-from tuner.providers.local.sandboxing import (
+from tuner.providers.local.processes import (
     ProcessProbe,
     ProcessStatus,
-    Sandbox,
     group_rss_mb,
     kill_group,
-    remove_tmp,
+    stopped,
 )
+from tuner.providers.local.sandboxing import Sandbox, remove_tmp
 from tuner.providers.local.worker import EXIT_OUT_OF_MEMORY
 
 _STARTUP_TIMEOUT_S = 15.0
@@ -77,7 +77,7 @@ class WorkerProcess:
         output_read, output_write = os.pipe()
         try:
             self._process = sandbox.start(
-                dict(spec.environment), self._tmp, spec.directory, output_write
+                spec.function, dict(spec.environment), self._tmp, spec.directory, output_write
             )
         except BaseException:
             os.close(output_read)
@@ -130,7 +130,7 @@ class WorkerProcess:
             "timeout_s": self.spec.timeout_s,
             "cache_ttl_s": self.spec.cache_ttl_s,
             "dependencies": dict(self.spec.dependencies),
-            "nproc": self._sandbox.nproc_limit(pids_cgroup),
+            "nproc": self._sandbox.nproc_limit(self.spec.function, pids_cgroup),
             "file_bytes": self._sandbox.policy.file_bytes,
         }
         try:
@@ -175,7 +175,7 @@ class WorkerProcess:
         execution = Execution(outcome="", duration_ms=0.0)
         request: dict[str, Any] = {"type": "invoke", "event": event}
         if trace:
-            request["trace"] = {**trace, "max_bytes": self._sandbox.policy.frame_bytes // 2}
+            request["trace"] = {**trace, "max_bytes": self._sandbox.policy.trace_bytes}
         self._traced = bool(trace)
         self._sink.begin_invocation()
         self._probe.reset_peak()
@@ -317,9 +317,17 @@ class WorkerProcess:
         )
 
     def _timed_out(self, execution: Execution) -> None:
+        """The deadline passed: a timeout, unless a signal the host did not send stopped the worker."""
         status = self._probe.read()
         execution.peak_memory_mb = status.peak_mb if status is not None else None
+        held = stopped(self.pid)  # read from the kernel before the kill
         self.stop()  # the whole process group and cgroup: children and threads die too
+        if held:
+            execution.outcome = "error"
+            execution.error = "the worker was stopped by a signal tuner did not send"
+            execution.counted = False
+            self._sink.note(f"[tuner: {execution.error}: not a timeout of the function]\n".encode())
+            return
         execution.outcome = "timeout"
         execution.error = f"timed out after {self.spec.timeout_s:g} s"
 
