@@ -17,6 +17,7 @@ never holds more than an eighth of them (:func:`connection_cap`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -163,6 +164,8 @@ class BoundedServer:
             return
         request = _request(scope)
         reply = self._admit(request)
+        if reply is not None and reply.close:
+            await _discard_small_body(request, receive)
         if reply is None:
             reply = await self._admitted(request, receive)
             if reply is None:
@@ -264,6 +267,30 @@ def _request(scope: Any) -> Request:
         peer=str(client[0]),
         port=int(server[1] or 0),
     )
+
+
+_DISCARD_BYTES = 64 * 1024
+_DISCARD_S = 1.0
+
+
+async def _discard_small_body(request: Request, receive: Any) -> None:
+    """Take in a small body that is refused, so the answer is read rather than reset.
+
+    A server that closes a connection with unread data makes the kernel reset it, and
+    the client may lose the answer (401, 404, 429) to the reset.  Only a body declared
+    at most 64 KiB is taken in, for at most a second, and thrown away unread.
+    """
+    declared = (request.header("content-length") or "").strip()
+    if not declared.isdigit() or not 0 < int(declared) <= _DISCARD_BYTES:
+        return
+    left = int(declared)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_DISCARD_S):
+            while left > 0:
+                message = await receive()
+                if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                    return
+                left -= len(message.get("body", b""))
 
 
 async def _disconnected(receive: Any) -> None:
