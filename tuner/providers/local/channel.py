@@ -78,6 +78,21 @@ class FrameReader:
         return frame
 
 
+_KIND = b'{"type": "'
+
+
+def frame_kind(frame: bytes) -> str:
+    """The type a frame declares first, read before it is parsed; ValueError when it does not.
+
+    Every message of the protocol names its type first, so the host can hold each kind to
+    its own cap (a profile to the trace cap) before it parses a byte.
+    """
+    end = frame.find(b'"', len(_KIND), len(_KIND) + 40)
+    if not frame.startswith(_KIND) or end < 0:
+        raise ValueError("a message that does not begin with its type")
+    return frame[len(_KIND) : end].decode("ascii", "replace")
+
+
 def send_frame(fd: int, message: dict[str, Any], deadline: float) -> None:
     """Write one message to a non-blocking pipe; TimeoutError once the deadline passed."""
     data = memoryview(json.dumps(message).encode() + b"\n")

@@ -105,6 +105,8 @@ class Execution:
     invoke_calls: list[InvokeCall] = field(default_factory=list)
     trace: dict[str, Any] | None = None
     """The tracer's last profile of a traced invocation (the worker's word, see tracer.py)."""
+    trace_cut: str = ""
+    """Why the host cut the profile before reading it (a message over the trace cap)."""
     counted: bool = True
     """False when something outside the function stopped it: it says nothing of the function."""
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tuner.domain.errors import ProviderError
 from tuner.domain.model import Change
 from tuner.providers.local.executions import DependencyCall, Execution, InvokeCall
-from tuner.providers.local.trace_messages import profile_fields
+from tuner.providers.local.trace_messages import ProfileCaps, checked_profile
 from tuner.providers.local.trace_switches import TraceSwitches
 from tuner.trace.model import (
     Span,
@@ -173,10 +173,23 @@ class Tracing:
         """Build the trace from the tracer's last message and the host's view, store it.
 
         The outcome, error and child spans are the host's; the call tree, exception and
-        memory are the tracer's, in the worker: a malformed profile is left out.
+        memory are the tracer's, in the worker: a malformed profile is left out, one over
+        the caps is cut, and its root span says what was cut (``tuner.trace_cut``).
         """
         ended = time.time()
-        data = execution.trace or {}
+        spec = plan.spec
+        caps = ProfileCaps.of(
+            spec.max_nodes, spec.max_depth, spec.interval_ms, execution.duration_ms
+        )
+        profile = checked_profile(execution.trace or {}, caps)
+        cut = [execution.trace_cut] if execution.trace_cut else profile.cut
+        fields = {**profile.fields, **({"complete": False} if cut else {})}
+        attributes: dict[str, str | float | int | bool] = {
+            "faas.name": function,
+            "tuner.outcome": execution.outcome,
+        }
+        if cut:
+            attributes["tuner.trace_cut"] = "; ".join(cut)
         spans = [
             Span(
                 span_id=plan.span_id,
@@ -186,7 +199,7 @@ class Tracing:
                 start=plan.started,
                 end=ended,
                 error=execution.error,
-                attributes={"faas.name": function, "tuner.outcome": execution.outcome},
+                attributes=attributes,
             )
         ]
         for call in execution.dependency_calls[: plan.spec.max_spans]:
@@ -207,7 +220,7 @@ class Tracing:
             outcome=execution.outcome,
             error=execution.error,
             spans=tuple(spans),
-            **profile_fields(data),
+            **fields,
         )
         self._note_pressure(trace)
         self.store.save(trace, keep=plan.spec.keep)

@@ -8,12 +8,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tuner.providers.local import dependency_calls
-from tuner.providers.local.channel import FrameReader, FrameTooLargeError, send_frame
+from tuner.providers.local.channel import (
+    FrameReader,
+    FrameTooLargeError,
+    frame_kind,
+    send_frame,
+)
 from tuner.providers.local.executions import (
-    DependencyCall,
     Execution,
-    InvokeCall,
     Invoker,
     MemoryLimit,
     SharedCache,
@@ -29,6 +31,7 @@ from tuner.providers.local.processes import (
 )
 from tuner.providers.local.sandboxing import Sandbox, remove_tmp
 from tuner.providers.local.worker import EXIT_OUT_OF_MEMORY
+from tuner.providers.local.worker_requests import ProtocolError, dependency_reply, nested_reply
 
 _STARTUP_TIMEOUT_S = 15.0
 
@@ -37,17 +40,11 @@ class WorkerStartError(Exception):
     """The worker process did not come up (bad handler, import error, crash)."""
 
 
-class ProtocolError(Exception):
-    """The worker sent something the protocol does not allow; the worker is stopped."""
-
-
 _FROM_WORKER = {"dependency_get", "cache_get", "cache_set", "invoke_call", "trace", "result"}
 _MALFORMED = (ProtocolError, FrameTooLargeError, ValueError, KeyError, TypeError, RecursionError)
 """What a frame that breaks the protocol raises (RecursionError: JSON nested too deeply)."""
 _CLAIMABLE_OUTCOMES = {"ok", "error"}
 """Outcomes a worker may state; oom and timeout are only ever measured by the host."""
-_MAX_DEPENDENCY_CALLS = 1000
-"""Dependency (and nested) calls recorded per invocation; later ones still run."""
 _MAX_ERROR_CHARS = 2000
 _WATCH_EVERY_S = 0.25
 """How often, without a cgroup, the host adds up a busy worker's process group."""
@@ -186,7 +183,7 @@ class WorkerProcess:
                 if line is None:
                     self._timed_out(execution)
                 else:
-                    self._handle(json.loads(line), execution, cache, invoker)
+                    self._receive(line, execution, cache, invoker)
             execution.duration_ms = (time.monotonic() - started) * 1000
         except TimeoutError:
             self._timed_out(execution)
@@ -202,6 +199,24 @@ class WorkerProcess:
             self._check_leftovers()
         return execution
 
+    def _receive(
+        self, line: bytes, execution: Execution, cache: SharedCache, invoker: Invoker | None
+    ) -> None:
+        """Parse one frame and act on it; a profile over the trace cap is cut unread."""
+        kind = frame_kind(line)
+        if kind == "trace" and len(line) > self._sandbox.policy.trace_bytes:
+            if not self._traced:
+                raise ProtocolError("a trace of an invocation that is not traced")
+            execution.trace = None  # not parsed: its size alone would cost the daemon
+            execution.trace_cut = (
+                f"a profile of {len(line)} bytes over {self._sandbox.policy.trace_bytes}"
+            )
+            return
+        message = json.loads(line)
+        if not isinstance(message, dict) or message.get("type") != kind:
+            raise ProtocolError("a message whose type is not the one it begins with")
+        self._handle(message, execution, cache, invoker)
+
     def _handle(
         self,
         message: dict[str, Any],
@@ -213,13 +228,15 @@ class WorkerProcess:
         if kind not in _FROM_WORKER:
             raise ProtocolError(f"unknown message type {str(kind)[:40]!r}")
         if kind == "dependency_get":
-            self._call_dependency(message, execution)
+            max_bytes = self._sandbox.policy.frame_bytes // 2
+            self._send(dependency_reply(message, self.spec, self._deadline, max_bytes, execution))
         elif kind == "invoke_call":
-            self._nested(message, execution, invoker)
+            self._send(nested_reply(message, invoker, execution))
         elif kind == "trace":
             if not self._traced:
                 raise ProtocolError("a trace of an invocation that is not traced")
             execution.trace = message  # the latest profile: the last one before a kill
+            execution.trace_cut = ""
         elif kind == "cache_get":
             value = cache.get(str(message["key"]))
             if value is None:
@@ -242,26 +259,6 @@ class WorkerProcess:
                 execution.error = "a process of the invocation was killed at its memory limit"
                 execution.peak_memory_mb = float(self.spec.memory_mb)
                 self.reusable = False
-
-    def _call_dependency(self, message: dict[str, Any], execution: Execution) -> None:
-        """Make the handler's dependency call, time and record it, and answer with the body."""
-        name = message["name"]
-        url = self.spec.dependencies.get(name) if isinstance(name, str) else None
-        if url is None:
-            raise ProtocolError(f"a call to the undeclared dependency {str(name)[:40]!r}")
-        try:
-            path = dependency_calls.checked_path(message["path"])
-        except ValueError as error:
-            self._send({"type": "dependency_value", "value": None, "error": str(error)})
-            return
-        answer = dependency_calls.call(
-            url, path, self._deadline, self._sandbox.policy.frame_bytes // 2
-        )
-        if len(execution.dependency_calls) < _MAX_DEPENDENCY_CALLS:
-            execution.dependency_calls.append(
-                DependencyCall(name, time.time(), answer.latency_ms, answer.error)
-            )
-        self._send({"type": "dependency_value", "value": answer.value, "error": answer.error})
 
     def _watch_memory(self) -> None:
         """Without a cgroup: kill the process group once its resident total passes the limit.
@@ -290,31 +287,6 @@ class WorkerProcess:
             " left running after the invocation]\n".encode()
         )
         self.stop()
-
-    def _nested(
-        self,
-        message: dict[str, Any],
-        execution: Execution,
-        invoker: Invoker | None,
-    ) -> None:
-        """Run the handler's ``context.invoke`` through the host and answer with its result."""
-        name = message["name"]
-        if not isinstance(name, str):
-            raise ProtocolError("a nested call without a function name")
-        if invoker is None:
-            call, result = InvokeCall(name[:200], time.time(), 0.0, "error", "no host"), None
-        else:
-            call, result = invoker(name, message.get("event"))
-        if len(execution.invoke_calls) < _MAX_DEPENDENCY_CALLS:
-            execution.invoke_calls.append(call)
-        self._send(
-            {
-                "type": "invoke_result",
-                "outcome": call.outcome,
-                "result": result,
-                "error": call.error,
-            }
-        )
 
     def _timed_out(self, execution: Execution) -> None:
         """The deadline passed: a timeout, unless a signal the host did not send stopped the worker."""
