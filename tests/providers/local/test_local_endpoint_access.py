@@ -115,15 +115,23 @@ def test_the_body_cap_holds_whatever_content_length_says(
     assert guarded.host.records.invocations(["echo"], 0, time.time() + 1) == []
 
 
-def test_trickling_connections_are_capped_before_their_headers_are_complete(
+def test_trickling_connections_are_capped_and_cut_before_their_headers_are_complete(
     guarded: LocalProvider,
 ) -> None:
     assert guarded.url is not None
     port = int(guarded.url.rsplit(":", 1)[1])
-    head = b"POST /functions/echo/invoke HTTP/1.1\r\nHost: x\r\n"  # and nothing more
-    with half_open(port, EndpointLimits().connections + 100, head):
+    limits = EndpointLimits()
+    head = b"POST /functions/echo/invoke HTTP/1.1\r\nHost: x\r\n"  # and never the end
+    with half_open(port, limits.connections + 20, head) as clients:
         time.sleep(0.3)
-        assert held_by_server(port) <= EndpointLimits().connections
+        assert held_by_server(port) <= limits.connections
+        until = time.monotonic() + limits.request_s + 3
+        while time.monotonic() < until:  # a header byte a second: never idle for long
+            for client in clients:
+                with contextlib.suppress(OSError):
+                    client.send(b"X")
+            time.sleep(1)
+        assert held_by_server(port) == 0
     assert " 200 " in raw(guarded, post("/functions/echo/invoke", b"{}"), b"{}")
 
 
