@@ -11,7 +11,8 @@ caps the connections and gives every request a deadline.  On top of that this se
 - notices a caller that goes away before its answer and says so in one log line.
 
 The caps leave most of the process's open files to the rest of the daemon: a server
-never holds more than an eighth of them (:func:`connection_cap`).
+never holds more than a sixteenth of them (:func:`connection_cap`), plus at most
+``backlog`` connections it has just accepted and is cutting.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from tuner.serving.guarding import CapNotice, GuardedProtocol
 
 log = structlog.get_logger(__name__)
 
-FILE_SHARE = 8
+FILE_SHARE = 16
 """A server holds at most 1/FILE_SHARE of the process's open-file limit in connections."""
 _STARTUP_S = 5.0
 
@@ -48,7 +49,9 @@ class ServerLimits:
     """What one server accepts: connections, time, sizes and concurrency."""
 
     connections: int = 128
-    """Connections held at once (at most an eighth of the open-file limit)."""
+    """Connections held at once (at most a sixteenth of the open-file limit)."""
+    backlog: int = 16
+    """Connections the kernel queues, and the most accepted at once (each then cut or kept)."""
     request_s: float = 10.0
     """A request's headers and body must arrive within this long of its first byte."""
     idle_s: float = 5.0
@@ -64,7 +67,7 @@ class ServerLimits:
 
 
 def connection_cap(wanted: int) -> int:
-    """``wanted``, but no more than an eighth of this process's open-file limit."""
+    """``wanted``, but no more than a sixteenth of this process's open-file limit."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return wanted
@@ -97,7 +100,7 @@ class BoundedServer:
         self._sockets: list[socket.socket] = []
         try:
             for host, port in addresses:
-                self._sockets.append(_listen(host, port))
+                self._sockets.append(_listen(host, port, self.limits.backlog))
         except OSError:
             self._close_sockets()
             raise
@@ -120,6 +123,7 @@ class BoundedServer:
             timeout_keep_alive=max(1, math.ceil(self.limits.idle_s)),
             timeout_graceful_shutdown=2,
             h11_max_incomplete_event_size=self.limits.header_bytes,
+            backlog=self.limits.backlog,  # asyncio accepts up to this many per wakeup
         )
         self._server = uvicorn.Server(config)
         self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix=name)
@@ -311,13 +315,13 @@ async def _send(send: Any, reply: Reply, *, head: bool) -> None:
     await send({"type": "http.response.body", "body": b"" if head else reply.body})
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(128)
+        sock.listen(backlog)
     except OSError:
         sock.close()
         raise
