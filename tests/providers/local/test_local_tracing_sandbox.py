@@ -15,6 +15,7 @@ from local_world import WallClock, traced_host, write_handlers
 from tuner.providers.local.executions import Execution
 from tuner.providers.local.host import MAX_NESTING, FunctionHost
 from tuner.providers.local.trace_executor import TracePlan, Tracing, TracingSpec
+from tuner.providers.local.trace_messages import ProfileCaps, checked_profile
 from tuner.providers.local.tracer import InvocationTracer
 
 ROOT = os.geteuid() == 0
@@ -156,7 +157,10 @@ def _plan() -> TracePlan:
 )
 def test_a_malformed_profile_is_left_out_of_the_trace(tmp_path: Path, profile: dict) -> None:  # type: ignore[type-arg]
     tracing = Tracing(tmp_path / "traces", TracingSpec())
-    execution = Execution(outcome="ok", duration_ms=5.0, trace={"type": "trace", **profile})
+    caps = ProfileCaps.of(5000, 64, 1.0, 5.0)
+    execution = Execution(
+        outcome="ok", duration_ms=5.0, trace=checked_profile({"type": "trace", **profile}, caps)
+    )
 
     trace = tracing.finish(_plan(), "f", 1, execution)
 

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -102,6 +103,9 @@ class Sandbox:
         self.python = sys.executable
         self.hides_processes = False
         """True when each worker's /proc shows only its own user's processes."""
+        self.reading_profiles = threading.Lock()
+        """One profile is parsed at a time on a host: a forged one costs the daemon its
+        size once, not once per worker that sends one."""
         if self.identities:
             source = Path(worker_script.__file__).parent
             for name in RUNTIME_FILES:  # the worker loads its siblings by path

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tuner.domain.errors import ProviderError
 from tuner.domain.model import Change
 from tuner.providers.local.executions import DependencyCall, Execution, InvokeCall
-from tuner.providers.local.trace_messages import ProfileCaps, checked_profile
+from tuner.providers.local.trace_messages import Profile
 from tuner.providers.local.trace_switches import TraceSwitches
 from tuner.trace.model import (
     Span,
@@ -173,16 +173,13 @@ class Tracing:
         """Build the trace from the tracer's last message and the host's view, store it.
 
         The outcome, error and child spans are the host's; the call tree, exception and
-        memory are the tracer's, in the worker: a malformed profile is left out, one over
-        the caps is cut, and its root span says what was cut (``tuner.trace_cut``).
+        memory are the tracer's, in the worker, as the host checked them when they came
+        (``trace_messages.py``): a malformed profile is left out, one over the caps is
+        cut, and the root span says what was cut or left out (``tuner.trace_cut``).
         """
         ended = time.time()
-        spec = plan.spec
-        caps = ProfileCaps.of(
-            spec.max_nodes, spec.max_depth, spec.interval_ms, execution.duration_ms
-        )
-        profile = checked_profile(execution.trace or {}, caps)
-        cut = [execution.trace_cut] if execution.trace_cut else profile.cut
+        profile = execution.trace or Profile()
+        cut = profile.cut
         fields = {**profile.fields, **({"complete": False} if cut else {})}
         attributes: dict[str, str | float | int | bool] = {
             "faas.name": function,

@@ -11,6 +11,7 @@ from typing import Any
 from tuner.providers.local.channel import (
     FrameReader,
     FrameTooLargeError,
+    SkippedFrame,
     frame_kind,
     send_frame,
 )
@@ -30,6 +31,7 @@ from tuner.providers.local.processes import (
     stopped,
 )
 from tuner.providers.local.sandboxing import Sandbox, remove_tmp
+from tuner.providers.local.trace_messages import Profile, ProfileCaps, checked_profile
 from tuner.providers.local.worker import EXIT_OUT_OF_MEMORY
 from tuner.providers.local.worker_requests import ProtocolError, dependency_reply, nested_reply
 
@@ -40,7 +42,8 @@ class WorkerStartError(Exception):
     """The worker process did not come up (bad handler, import error, crash)."""
 
 
-_FROM_WORKER = {"dependency_get", "cache_get", "cache_set", "invoke_call", "trace", "result"}
+_FROM_WORKER = {"dependency_get", "cache_get", "cache_set", "invoke_call", "result"}
+"""Messages a worker may send besides ``trace`` (a profile, read apart)."""
 _MALFORMED = (ProtocolError, FrameTooLargeError, ValueError, KeyError, TypeError, RecursionError)
 """What a frame that breaks the protocol raises (RecursionError: JSON nested too deeply)."""
 _CLAIMABLE_OUTCOMES = {"ok", "error"}
@@ -89,7 +92,11 @@ class WorkerProcess:
         policy = sandbox.policy
         self._sink = OutputSink(output_read, spec.log_path, policy.output_bytes, policy.log_bytes)
         self._reader = FrameReader(
-            self._process.stdout.fileno(), self._sink, policy.frame_bytes, self._watch_memory
+            self._process.stdout.fileno(),
+            self._sink,
+            policy.frame_bytes,
+            self._watch_memory,
+            kind_bytes={"trace": policy.trace_bytes},
         )
         if limit is not None:
             limit.add(self._process.pid)
@@ -99,7 +106,7 @@ class WorkerProcess:
         self._killed_for_memory = False
         self._next_watch = 0.0
         self._stopped = False
-        self._traced = False
+        self._caps: ProfileCaps | None = None
         self._start(started)
 
     @property
@@ -133,7 +140,7 @@ class WorkerProcess:
         try:
             self._send(init)
             line = self._reader.read_frame(self._deadline)
-            reply = json.loads(line) if line is not None else None
+            reply = json.loads(line) if isinstance(line, bytes) else None
             ready = isinstance(reply, dict) and reply.get("type") == "ready"
         except (
             EOFError,
@@ -171,9 +178,15 @@ class WorkerProcess:
         self._deadline = deadline = started + self.spec.timeout_s
         execution = Execution(outcome="", duration_ms=0.0)
         request: dict[str, Any] = {"type": "invoke", "event": event}
+        self._caps = None
         if trace:
             request["trace"] = {**trace, "max_bytes": self._sandbox.policy.trace_bytes}
-        self._traced = bool(trace)
+            self._caps = ProfileCaps.of(
+                trace["max_nodes"],
+                trace["max_depth"],
+                trace["interval_ms"],
+                self.spec.timeout_s * 1000,
+            )
         self._sink.begin_invocation()
         self._probe.reset_peak()
         try:
@@ -200,22 +213,30 @@ class WorkerProcess:
         return execution
 
     def _receive(
-        self, line: bytes, execution: Execution, cache: SharedCache, invoker: Invoker | None
+        self,
+        line: bytes | SkippedFrame,
+        execution: Execution,
+        cache: SharedCache,
+        invoker: Invoker | None,
     ) -> None:
-        """Parse one frame and act on it; a profile over the trace cap is cut unread."""
-        kind = frame_kind(line)
-        if kind == "trace" and len(line) > self._sandbox.policy.trace_bytes:
-            if not self._traced:
-                raise ProtocolError("a trace of an invocation that is not traced")
-            execution.trace = None  # not parsed: its size alone would cost the daemon
-            execution.trace_cut = (
-                f"a profile of {len(line)} bytes over {self._sandbox.policy.trace_bytes}"
-            )
+        """Parse one frame and act on it; a profile is checked against the caps as it comes.
+
+        Only the latest profile is kept: the last one before a kill.
+        """
+        if isinstance(line, SkippedFrame):  # over its kind's cap: never parsed
+            if line.kind != "trace" or self._caps is None:
+                raise ProtocolError(f"a {line.kind[:40]!r} message of {line.size} bytes")
+            cap = self._sandbox.policy.trace_bytes
+            execution.trace = Profile(cut=[f"a profile of {line.size} bytes over {cap}"])
             return
-        message = json.loads(line)
-        if not isinstance(message, dict) or message.get("type") != kind:
-            raise ProtocolError("a message whose type is not the one it begins with")
-        self._handle(message, execution, cache, invoker)
+        kind = frame_kind(line)
+        if kind != "trace":
+            self._handle(_parsed(line, kind), execution, cache, invoker)
+        elif self._caps is None:
+            raise ProtocolError("a trace of an invocation that is not traced")
+        else:
+            with self._sandbox.reading_profiles:
+                execution.trace = checked_profile(_parsed(line, kind), self._caps)
 
     def _handle(
         self,
@@ -232,11 +253,6 @@ class WorkerProcess:
             self._send(dependency_reply(message, self.spec, self._deadline, max_bytes, execution))
         elif kind == "invoke_call":
             self._send(nested_reply(message, invoker, execution))
-        elif kind == "trace":
-            if not self._traced:
-                raise ProtocolError("a trace of an invocation that is not traced")
-            execution.trace = message  # the latest profile: the last one before a kill
-            execution.trace_cut = ""
         elif kind == "cache_get":
             value = cache.get(str(message["key"]))
             if value is None:
@@ -360,3 +376,11 @@ class WorkerProcess:
 
     def _send(self, message: dict[str, Any]) -> None:
         send_frame(self._stdin_fd, message, self._deadline)
+
+
+def _parsed(line: bytes, kind: str) -> dict[str, Any]:
+    """The frame as JSON; a ProtocolError unless it is an object of the type it began with."""
+    message = json.loads(line)
+    if not isinstance(message, dict) or message.get("type") != kind:
+        raise ProtocolError("a message whose type is not the one it begins with")
+    return message
