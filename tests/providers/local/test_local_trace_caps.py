@@ -8,34 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile import TRACE_FORGER
 from local_world import traced_host, write_handlers
 
 from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.trace_evidence import StoredTraces
+from tuner.providers.local.trace_executor import Tracing, TracingSpec
 from tuner.providers.local.trace_messages import ProfileCaps, checked_profile
-from tuner.trace.model import CallNode
+from tuner.trace.model import CallNode, Frame, Trace
+from tuner.trace.storing import TraceStore
 
-# Writes a forged profile, then a forged ``ok``, on every pipe it holds (the protocol's among
-# them), and stays busy so that the tracer's own last profile never comes.
-_FORGE = (
-    "import json, os, stat, time\n\n"
-    "def node(wall_ms, children=()):\n"
-    "    return {'function': 'f', 'file': 'x.py', 'line': 1, 'wall_ms': wall_ms,\n"
-    "            'cpu_ms': 0, 'samples': 1, 'lines': {}, 'children': list(children)}\n\n"
-    "def handler(event, context):\n"
-    "    tree = node(event.get('wall_ms', 1), [node(1) for _ in range(event['nodes'] - 1)])\n"
-    "    forged = {'type': 'trace', 'complete': True, 'samples': 1, 'cpu_ms': 1,\n"
-    "              'tree': tree, 'where': [], 'exception': None, 'memory': None}\n"
-    "    frames = (json.dumps(forged) + '\\n' + json.dumps({'type': 'result', 'outcome': 'ok',\n"
-    "              'result': 'forged'}) + '\\n').encode()\n"
-    "    for fd in range(3, 64):\n"
-    "        try:\n"
-    "            if stat.S_ISFIFO(os.fstat(fd).st_mode):\n"
-    "                os.write(fd, frames)\n"
-    "        except OSError:\n"
-    "            pass\n"
-    "    time.sleep(3)\n"
-)
-FUNCTIONS = {"forger": ("memory_mb: 256\ntimeout_s: 10\ntracing: {mode: full}\n", _FORGE)}
+FUNCTIONS = {"forger": ("memory_mb: 256\ntimeout_s: 10\ntracing: {mode: full}\n", TRACE_FORGER)}
 
 
 @pytest.fixture
@@ -143,3 +126,41 @@ def test_a_plausible_profile_is_kept_whole() -> None:
 
     assert checked.cut == [] and checked.fields["complete"] is True
     assert depth_of(checked.fields["tree"]) == 10
+
+
+class CountingStore(TraceStore):
+    """A trace store that counts the files it parses."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.parsed = 0
+
+    def read(self, path: Path) -> Trace | None:
+        self.parsed += 1
+        return super().read(path)
+
+
+def test_a_cycle_parses_each_stored_trace_once_and_holds_one_tree(tmp_path: Path) -> None:
+    tracing = Tracing(tmp_path / "traces", TracingSpec())
+    store = tracing.store = CountingStore(tmp_path / "traces")
+    tree = CallNode(
+        Frame("handler", "h.py", 1),
+        1.0,
+        1.0,
+        1,
+        children=(CallNode(Frame("f", "h.py", 2), 1.0, 1.0, 1),),
+    )
+    for index, seconds in enumerate([0.1, 0.9, 0.3]):  # the second one is the slowest
+        span = f"{index:016x}"
+        store.save(
+            Trace("a" * 32, span, "f", 100.0 + index, 100.0 + index + seconds, "ok", tree=tree)
+        )
+    traces = StoredTraces(tracing, longest_s=300)
+
+    first = traces.window(["f"], 100.0, 110.0)["f"]
+    again = traces.window(["f"], 100.0, 110.0)["f"]
+
+    assert [t.span_id for t in first if t.tree is not None] == ["0000000000000001"]
+    assert [t.span_id for t in again if t.tree is not None] == ["0000000000000001"]
+    assert len(first) == len(again) == 3
+    assert store.parsed == 3 + 1 + 1  # each file once, and the slowest again each cycle
