@@ -343,7 +343,7 @@ def test_no_runnable_interpreter_is_a_configuration_error_naming_those_tried(
     assert sys.executable in str(refused.value) and "/nonexistent/python3" in str(refused.value)
 
 
-def test_without_a_worker_user_workers_keep_the_hosts_user(tmp_path: Path) -> None:
+def test_without_worker_uids_workers_keep_the_hosts_user(tmp_path: Path) -> None:
     host = FunctionHost(
         write_hostile(tmp_path / "hostile"),
         tmp_path / "state",

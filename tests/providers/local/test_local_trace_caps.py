@@ -13,8 +13,9 @@ from local_world import traced_host, write_handlers
 
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.trace_evidence import StoredTraces
-from tuner.providers.local.trace_executor import Tracing, TracingSpec
+from tuner.providers.local.trace_executor import Tracing
 from tuner.providers.local.trace_messages import ProfileCaps, checked_profile
+from tuner.providers.local.tracing_specs import TracingSpec
 from tuner.trace.model import CallNode, Frame, Trace
 from tuner.trace.storing import TraceStore
 

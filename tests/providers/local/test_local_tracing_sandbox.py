@@ -14,9 +14,10 @@ from local_world import WallClock, traced_host, write_handlers
 
 from tuner.providers.local.executions import Execution
 from tuner.providers.local.host import MAX_NESTING, FunctionHost
-from tuner.providers.local.trace_executor import TracePlan, Tracing, TracingSpec
+from tuner.providers.local.trace_executor import TracePlan, Tracing
 from tuner.providers.local.trace_messages import ProfileCaps, checked_profile
 from tuner.providers.local.tracer import InvocationTracer
+from tuner.providers.local.tracing_specs import TracingSpec
 
 ROOT = os.geteuid() == 0
 

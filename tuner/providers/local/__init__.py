@@ -20,7 +20,8 @@ from tuner.providers.local.identities import DEFAULT_UIDS
 from tuner.providers.local.probing import ProbePolicy
 from tuner.providers.local.provider import LOCAL_LIMITS, LocalProvider
 from tuner.providers.local.sandboxing import SYSTEM_PYTHON, SandboxPolicy
-from tuner.providers.local.trace_executor import Tracing, TracingSpec
+from tuner.providers.local.trace_executor import Tracing
+from tuner.providers.local.tracing_specs import TracingSpec
 
 if TYPE_CHECKING:
     from tuner.trace.otel import OtlpForwarder

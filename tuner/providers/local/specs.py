@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tuner.domain.errors import ConfigError, Problem
 from tuner.domain.model import FunctionConfig
 from tuner.engine.yamlfiles import load_yaml_file
-from tuner.providers.local.trace_executor import TracingSpec
+from tuner.providers.local.tracing_specs import TracingSpec
 
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """A function's name (its folder's): letters, digits, ``.``, ``_`` and ``-``, at most 64."""
