@@ -178,23 +178,24 @@ def build(
     """
     clock = clock or SystemClock()
     rules = RuleSource(config.rule_paths())
-    if providers is None:
-        providers = [
-            module.build(settings, clock=clock) for module, settings in provider_settings(config)
-        ]
+    chosen = provider_settings(config) if providers is None else []
     store_path = config.store_path()
     if notifier is None:
         settings = notify_settings(config)
         check_rule_channels(rules, set(settings.channels))
-    store = SqliteStore(store_path, hold=True)  # checked and claimed before the outbox opens it
-    if notifier is None:
-        from tuner.notify import build_notifier
+    # Claimed before anything starts (a provider's ports, state, workers' users): a second
+    # daemon on the same store stops here, with one line, having touched nothing.
+    store = SqliteStore(store_path, hold=True)
+    try:
+        if providers is None:
+            providers = [module.build(options, clock=clock) for module, options in chosen]
+        if notifier is None:
+            from tuner.notify import build_notifier
 
-        try:
             notifier = build_notifier(settings, store_path, clock)
-        except BaseException:
-            store.close()
-            raise
+    except BaseException:
+        store.close()
+        raise
     daemon = Daemon(
         providers=providers,
         rules=rules,

@@ -81,7 +81,7 @@ class Actions:
 
     def handle(self, path: str, headers: Headers, body: bytes, peer: str) -> dict[str, Any]:
         """Carry out ``POST /api/actions/NAME`` with a JSON body; raises ActionError when refused."""
-        self._authorise(headers)
+        self.authorise(headers)
         name = path.removeprefix("/api/actions/")
         if name not in self.NAMES:
             raise ActionError(404, f"no action {name!r}; actions: {', '.join(self.NAMES)}")
@@ -113,7 +113,8 @@ class Actions:
             self._on_done([done] if undone is None else [undone, done])
         return {"ok": True, "decision": decision_json(done)}
 
-    def _authorise(self, headers: Headers) -> None:
+    def authorise(self, headers: Headers) -> None:
+        """Raise ActionError unless the request carries the token and comes from this origin."""
         if not self._token:
             raise ActionError(403, "read-only: no token is configured")
         given = (headers.get("Authorization") or "").removeprefix("Bearer ").strip()

@@ -158,3 +158,36 @@ def test_broken_declarations_are_located_problems_not_crashes(tmp_path: Path) ->
     ]
     with pytest.raises(ConfigError, match="aliases expand to more than"):
         load_dependencies(tmp_path)
+
+
+def test_bad_function_folders_are_refused_at_load_with_the_reason_and_path(
+    tmp_path: Path,
+) -> None:
+    functions = tmp_path / "functions"
+    for name, files in {
+        "my func": ("handler.py", "function.yaml"),
+        "-dash": ("handler.py", "function.yaml"),
+        "no-handler": ("function.yaml",),
+        "no-declaration": ("handler.py",),
+        "fine": ("handler.py", "function.yaml"),
+        "shared": ("helpers.py",),  # not a function: left alone
+        "__pycache__": ("handler.py",),
+    }.items():
+        (functions / name).mkdir(parents=True)
+        for file in files:
+            (functions / name / file).write_text("def handler(event, context):\n    pass\n")
+    (functions / "fine" / "function.yaml").write_text("memory_mb: 128\n")
+
+    with pytest.raises(ConfigError) as refused:
+        load_functions(tmp_path)
+
+    assert sorted(str(p) for p in refused.value.problems) == sorted(
+        [
+            f"{functions / '-dash'}: '-dash' is not a function name: use letters, digits,"
+            " '.', '_' and '-', beginning with a letter or digit, at most 64",
+            f"{functions / 'my func'}: 'my func' is not a function name: use letters, digits,"
+            " '.', '_' and '-', beginning with a letter or digit, at most 64",
+            f"{functions / 'no-declaration'}: has a handler.py but no function.yaml",
+            f"{functions / 'no-handler'}: has a function.yaml but no handler.py",
+        ]
+    )

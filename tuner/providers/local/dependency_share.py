@@ -53,7 +53,7 @@ def with_slow_dependencies(
 ) -> dict[FunctionRef, WindowFacts]:
     """The windows, with ``evidence.slow_dependency`` where a function called a dependency.
 
-    ``stored`` holds each function's stored traces (:func:`trace_evidence.stored_traces`).
+    ``stored`` holds each function's stored traces (:meth:`trace_evidence.StoredTraces.window`).
     """
     out = dict(windows)
     callers = [ref for ref, w in windows.items() if calls.get(ref.name) and not w.empty]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tuner.providers.local.trace_messages import Profile
+
 
 class SharedCache(Protocol):
     """The host's cache of one function, as a worker's ``cache_get``/``cache_set`` reach it."""
@@ -103,8 +105,11 @@ class Execution:
     cache_hits: int = 0
     cache_misses: int = 0
     invoke_calls: list[InvokeCall] = field(default_factory=list)
-    trace: dict[str, Any] | None = None
-    """The tracer's last profile of a traced invocation (the worker's word, see tracer.py)."""
+    trace: Profile | None = None
+    """The tracer's last profile of a traced invocation (the worker's word, see tracer.py),
+    as the host checked it against the caps when it arrived."""
+    counted: bool = True
+    """False when something outside the function stopped it: it says nothing of the function."""
 
 
 class LimitFactory(Protocol):

@@ -16,6 +16,7 @@ from tuner.domain.model import FunctionConfig
 from tuner.domain.ports import Clock
 from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.executions import Execution, InvokeCall, LimitFactory, WorkerSpec
+from tuner.providers.local.identities import Identity
 from tuner.providers.local.pool import WorkerPool
 from tuner.providers.local.probing import ProbePolicy, Prober
 from tuner.providers.local.queues import EventSourceQueue
@@ -103,8 +104,8 @@ class FunctionHost:
         self._clock = clock
         self._max_workers = max_workers_per_function
         self._memory_limits = memory_limits
-        self._sandbox = Sandbox(sandbox or SandboxPolicy())
-        self._sandbox.worker_slots = max_workers_per_function * len(self.specs) + 1  # + a probe
+        self._sandbox = Sandbox(sandbox or SandboxPolicy(), self.specs, state_dir)
+        self._sandbox.worker_slots = max_workers_per_function + 1  # + a probe
         self.prober = Prober(
             probe or ProbePolicy(enabled=False), clock, memory_limits, self._sandbox
         )
@@ -131,7 +132,7 @@ class FunctionHost:
         self._stubs.start()
         for name, spec in self.specs.items():
             config = self._configs[name]
-            self._directories[name] = sandbox.reachable(spec.directory)
+            self._directories[name] = sandbox.reachable(spec.directory, name)
             self._caches[name] = TtlCache(self._clock, config.cache_ttl_s or 0)
             self._pools[name] = WorkerPool(
                 self._worker_spec(spec, config), self._max_workers, self._memory_limits, sandbox
@@ -179,6 +180,10 @@ class FunctionHost:
         close = getattr(self.tracing.forward if self.tracing else None, "close", None)
         if close is not None:
             close()  # send the traces still queued for a collector
+
+    def worker_identity(self, name: str) -> Identity | None:
+        """The user a function's workers run as (its own); None when they keep the host's."""
+        return self._sandbox.identity(name)
 
     def warm_workers(self, name: str) -> list[int]:
         """Process ids of a function's idle warm workers (empty before start)."""
@@ -290,7 +295,12 @@ class FunctionHost:
         self._record(name, revision, start, event, execution, cold, init_ms)
         if execution.outcome == "oom" and spec is not None and not self._closing:
             self.prober.after(spec, event, execution)
-        if plan is not None and self.tracing is not None and not self._closing:
+        if (
+            plan is not None
+            and self.tracing is not None
+            and execution.counted
+            and not self._closing
+        ):
             self.tracing.finish(plan, name, revision, execution)
         return execution
 
@@ -329,8 +339,8 @@ class FunctionHost:
         cold: bool,
         init_ms: float | None,
     ) -> None:
-        if self._closing:
-            return  # invocations cut short by shutdown say nothing about the function
+        if self._closing or not execution.counted:
+            return  # cut short by shutdown or stopped from outside: nothing of the function
         invocation = InvocationRecord(
             function=name,
             revision=revision,

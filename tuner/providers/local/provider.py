@@ -27,7 +27,7 @@ from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
 from tuner.providers.local.probing import with_probe_facts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
-from tuner.providers.local.trace_evidence import in_window, stored_traces, with_trace_facts
+from tuner.providers.local.trace_evidence import StoredTraces, in_window, with_trace_facts
 from tuner.providers.local.trace_executor import switch_tracing
 from tuner.providers.local.traffic import TrafficDriver
 
@@ -83,6 +83,7 @@ class LocalProvider:
         )
         self._applying = Lock()
         self._started = False
+        self._traces = StoredTraces(host.tracing, LOCAL_LIMITS.timeout_max_s)
 
     @property
     def url(self) -> str | None:
@@ -168,7 +169,7 @@ class LocalProvider:
         calls: dict[str, list[DependencyCallRecord]] = defaultdict(list)
         for call in self.host.records.dependency_calls(names, start, end):
             calls[call.function].append(call)
-        stored = stored_traces(self.host.tracing, [n for n in names if invocations[n]])
+        stored = self._traces.window([n for n in names if invocations[n]], start, end)
         windows = {
             ref: with_probe_facts(
                 with_trace_facts(

@@ -6,6 +6,7 @@ function and an optional ``dependencies.yaml`` naming the dependencies the host 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tuner.domain.errors import ConfigError, Problem
 from tuner.domain.model import FunctionConfig
 from tuner.engine.yamlfiles import load_yaml_file
-from tuner.providers.local.trace_executor import TracingSpec
+from tuner.providers.local.tracing_specs import TracingSpec
+
+FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""A function's name (its folder's): letters, digits, ``.``, ``_`` and ``-``, at most 64."""
 
 
 class TrafficSpec(BaseModel):
@@ -88,7 +92,15 @@ def load_functions(directory: Path) -> dict[str, FunctionSpec]:
     problems: list[Problem] = []
     for function_dir in sorted(p for p in functions_root.iterdir() if p.is_dir()):
         declaration = function_dir / "function.yaml"
-        if not (function_dir / "handler.py").is_file() or not declaration.is_file():
+        has_handler, has_declaration = (
+            (function_dir / "handler.py").is_file(),
+            declaration.is_file(),
+        )
+        if function_dir.name.startswith((".", "__")) or not (has_handler or has_declaration):
+            continue  # not a function: hidden, a cache, shared code
+        refusal = _refusal(function_dir.name, has_handler, has_declaration)
+        if refusal:
+            problems.append(Problem(str(function_dir), None, refusal))
             continue
         data = _read_yaml(declaration, problems)
         try:
@@ -100,6 +112,20 @@ def load_functions(directory: Path) -> dict[str, FunctionSpec]:
     if problems:
         raise ConfigError(problems)
     return specs
+
+
+def _refusal(name: str, has_handler: bool, has_declaration: bool) -> str:
+    """Why a function folder cannot be loaded, or "" when it can."""
+    if not FUNCTION_NAME.match(name):
+        return (
+            f"{name!r} is not a function name: use letters, digits, '.', '_' and '-',"
+            " beginning with a letter or digit, at most 64"
+        )
+    if not has_handler:
+        return "has a function.yaml but no handler.py"
+    if not has_declaration:
+        return "has a handler.py but no function.yaml"
+    return ""
 
 
 def load_dependencies(directory: Path) -> dict[str, DependencySpec]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from tuner.domain.model import WindowFacts
 from tuner.providers.local.trace_executor import Tracing
 from tuner.trace.model import CallNode, Trace
+from tuner.trace.storing import TraceStore
 
 _CITED = re.compile(r"\(trace ([0-9a-f]+)\)")
 RECENT_IDS = 5
@@ -142,11 +144,55 @@ def trace_facts(traces: Sequence[Trace]) -> tuple[dict[str, float], dict[str, st
     return numbers, text
 
 
-def stored_traces(tracing: Tracing | None, functions: Iterable[str]) -> dict[str, list[Trace]]:
-    """The stored traces of each function, read once for all that a cycle asks of them."""
-    if tracing is None:
-        return {}
-    return {name: tracing.store.traces(name) for name in functions}
+class StoredTraces:
+    """The host's stored traces as cycles read them: each file parsed once, one tree a cycle.
+
+    A cycle needs, of each function, the traces that may have ended in its window or the
+    one before (the baseline of the topology), and the call tree of only the slowest
+    finished one of the window (the hot path is read from it).  Stored traces do not
+    change, so each file is parsed once and kept without its tree; the slowest one's file
+    is read again for its tree.  However large and many the stored trees, a cycle parses
+    the new ones and one more per function, and holds one tree per function.
+    """
+
+    def __init__(self, tracing: Tracing | None, longest_s: float) -> None:
+        self.tracing = tracing
+        self.longest_s = longest_s
+        """The longest an invocation runs: a trace is filed under its start, this long before its end."""
+        self._kept: dict[str, dict[Path, Trace]] = {}
+
+    def window(self, functions: Iterable[str], start: float, end: float) -> dict[str, list[Trace]]:
+        """Each function's traces for the window ``[start, end)`` and the one before it."""
+        if self.tracing is None:
+            return {}
+        store = self.tracing.store
+        found: dict[str, list[Trace]] = {}
+        for name in functions:
+            known = self._kept.get(name, {})
+            current: dict[Path, Trace] = {}
+            for path in store.files(name, since=2 * start - end - self.longest_s):
+                trace = known.get(path) or store.read(path)
+                if trace is not None:
+                    current[path] = replace(trace, tree=None) if trace.tree else trace
+            self._kept[name] = current  # pruned files, and those before the baseline, go
+            found[name] = _with_slowest_tree(store, current, start, end)
+        return found
+
+
+def _with_slowest_tree(
+    store: TraceStore, traces: dict[Path, Trace], start: float, end: float
+) -> list[Trace]:
+    """The traces, the slowest one that finished in ``[start, end)`` read again with its tree."""
+    finished = [
+        (trace.duration_ms, path)
+        for path, trace in traces.items()
+        if trace.outcome in ("ok", "timeout") and start <= trace.end < end
+    ]
+    found = dict(traces)
+    if finished:
+        slowest = max(finished)[1]
+        found[slowest] = store.read(slowest) or traces[slowest]
+    return list(found.values())
 
 
 def in_window(traces: Iterable[Trace], start: float, end: float) -> list[Trace]:

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 _MB = 1024 * 1024
+_MAX_FILES = 1024
 EXIT_OUT_OF_MEMORY = 86
 """The exit status after a MemoryError caught in :func:`serve`: the host's ``oom``."""
 
@@ -170,23 +171,57 @@ def read_memory_status() -> dict[str, int]:
 
 
 def drop_privileges(uid: int, gid: int) -> None:
-    """Become ``uid``/``gid`` with no other groups, before any handler code is loaded.
+    """Become ``uid``/``gid`` (the function's own user) with no other groups, at once.
 
-    Changing user inside the process (rather than before exec) also makes the kernel
-    mark it not dumpable: other processes of the same user (other functions' workers)
-    can then neither trace it nor read its memory or descriptors through /proc.
+    This runs before any handler code is loaded.  Changing user inside the process
+    (rather than before exec) also makes the kernel mark it not dumpable.  The umask
+    keeps the files the handler makes to its own function unless it says otherwise.
     """
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)
+    os.umask(0o077)
+
+
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 1 << 14, 1 << 18
+
+
+def enter_compartment() -> None:
+    """A mount namespace of this worker's own, whose /proc shows only its user's processes.
+
+    Run as root, before the worker drops to its function's user: the new ``proc``
+    instance is mounted with ``hidepid=invisible`` (Linux 5.8 or later; an older kernel
+    refuses the option, and the host then runs workers without it), so that neither
+    another function's processes nor the daemon's can be seen, let alone found by pid.
+    Mounts made here never propagate to the host.
+    """
+    import ctypes  # only a confined worker needs it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def check(result: int, step: str) -> None:
+        """Stop at the first step that fails: later ones would act on the host's mounts."""
+        if result != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, f"{step}: {os.strerror(number)}")
+
+    check(libc.unshare(_CLONE_NEWNS), "unshare")
+    check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "private mounts")
+    options = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+    check(libc.mount(b"proc", b"/proc", b"proc", options, b"hidepid=invisible"), "private /proc")
 
 
 def limit_processes(nproc: int | None, file_bytes: int | None = None) -> None:
     """No core dumps, files of at most ``file_bytes``, at most ``nproc`` processes for the user.
 
     A write past the file size limit fails with EFBIG (an OSError) instead of killing.
+    Open files are capped at the usual 1,024 whatever the daemon's own limit is.
     """
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _, most_files = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if most_files == resource.RLIM_INFINITY or most_files > _MAX_FILES:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_MAX_FILES, _MAX_FILES))
     if file_bytes is not None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
@@ -312,11 +347,20 @@ def serve(channel: Channel) -> None:
 
 
 def main() -> None:
-    """Run as a worker: keep a private copy of stdout for the protocol."""
-    if sys.argv[1:] == ["--probe"]:
-        return  # the host checks that this interpreter can run this file
-    if sys.argv[1:2] == ["--user"]:
-        drop_privileges(*(int(part) for part in sys.argv[2].split(":")))
+    """Run as a worker: confine this process, then keep a private copy of stdout for the protocol.
+
+    Arguments: ``--compartment`` (a mount namespace with a private /proc), ``--user
+    UID:GID`` (the function's own user), ``--probe`` (the host checks that this
+    interpreter, and the confinement asked for, work here: exit at once).
+    """
+    arguments = sys.argv[1:]
+    if "--compartment" in arguments:
+        enter_compartment()
+    if "--user" in arguments:
+        uid, gid = arguments[arguments.index("--user") + 1].split(":")
+        drop_privileges(int(uid), int(gid))
+    if "--probe" in arguments:
+        return
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the handler's print() goes to the log, never into the protocol
     logging.basicConfig(
