@@ -268,7 +268,9 @@ class InvocationTracer:
             failed = failed_allocation(failure, self.root_dir)
             if failed is not None:
                 facts["failed_allocation"] = failed
-                if failed.get("size_mb") is not None:
+                # In a loop the invocation would have gone on allocating: what it held
+                # plus this one allocation is not its need.
+                if failed.get("size_mb") is not None and not failed.get("repeats"):
                     facts["need_mb"] = round(rss_mb + failed["size_mb"], 3)
         return facts
 
