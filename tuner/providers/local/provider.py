@@ -152,7 +152,7 @@ class LocalProvider:
         before a change are evidence of the past, not of the configuration in force.
         """
         current = {
-            t.ref: t.config.revision
+            t.ref: t.config
             for t in targets
             if t.ref.provider == self.name and t.ref.name in self.host.specs
         }
@@ -160,7 +160,7 @@ class LocalProvider:
         if not mine:
             return {}
         names = [ref.name for ref in mine]
-        revisions = {ref.name: revision for ref, revision in current.items()}
+        revisions = {ref.name: config.revision for ref, config in current.items()}
         invocations: dict[str, list[InvocationRecord]] = defaultdict(list)
         for invocation in self.host.records.invocations(names, start, end):
             if str(invocation.revision) == revisions[invocation.function]:
@@ -176,6 +176,7 @@ class LocalProvider:
                     in_window(stored.get(ref.name, ()), start, end),
                 ),
                 self.host.prober,
+                current[ref].memory_mb,
             )
             for ref in mine
         }
