@@ -16,7 +16,9 @@ class LongerTimeout(BaseAction):
     """Raise the timeout above the observed duration tail.
 
     The basis is the longest observed duration (at least the current timeout when
-    invocations hit it, since their real duration is unknown) times ``factor``.
+    invocations hit it, since their real duration is unknown) times ``factor``, up to
+    ``max_s`` or the provider's limit.  A timeout that invocations hit is known to be too
+    short: a longer one that has not helped yet is kept, and the next step follows.
 
     Example::
 
@@ -30,6 +32,7 @@ class LongerTimeout(BaseAction):
     max_s: float | None = Field(None, gt=0, description="Never go above this.")
     knob: ClassVar[Knob | None] = Knob.TIMEOUT_S
     symptom: ClassVar[str | None] = "timeout_rate"
+    monotone: ClassVar[bool] = True
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
         """Timeout from the duration tail times a factor."""
