@@ -134,6 +134,12 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     "cache_misses": FactDoc(Type.NUMBER, "count", "local: cache misses in the window."),
     "cache_hit_rate": FactDoc(Type.NUMBER, "ratio", "local: hits / (hits + misses)."),
     "init_ms_max": FactDoc(Type.NUMBER, "ms", "local: the longest worker start."),
+    "split_share": FactDoc(
+        Type.NUMBER,
+        "ratio",
+        "local: share of the invocations that timed out (of all, when none did) whose event "
+        "is a list of two or more items, the only events a fan-out splits.",
+    ),
     "traced_invocations": FactDoc(
         Type.NUMBER, "count", "local: traced invocations in the window (absent: none)."
     ),
