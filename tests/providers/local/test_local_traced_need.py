@@ -33,6 +33,13 @@ HANDLERS = {
         "def handler(event, context):\n"
         "    return len(build(event))\n",
     ),
+    # About 3 million floats in rows: some 110 MB untraced, in 160 MB.
+    "grid": (
+        "memory_mb: 160\ntimeout_s: 60\n",
+        "def handler(event, context):\n"
+        "    grid = [[float(c) for c in range(100)] for _ in range(event['rows'])]\n"
+        "    return len(grid)\n",
+    ),
     "concat": (
         "memory_mb: 128\ntimeout_s: 10\n",
         "def handler(event, context):\n"
@@ -87,3 +94,19 @@ def test_an_allocation_in_a_loop_is_named_but_gives_no_need(provider: LocalProvi
     assert facts.extra["traced_peak_memory_mb"] <= 128 + 16  # what it reached, no more
     assert "bytes concatenation" in facts.evidence["allocation_site"]
     assert "at handler.py:5" in facts.evidence["allocation_site"]
+
+
+def test_following_allocations_needs_no_memory_the_function_does_not(tmp_path: Path) -> None:
+    # Every traced invocation of a function under memory pressure follows its allocations.
+    write_handlers(tmp_path / "fns", {"grid": HANDLERS["grid"]})
+    spec = TracingSpec(mode="full", allocations=1.0)
+    host = traced_host(tmp_path / "fns", tmp_path / "state", spec, probe=ProbePolicy(enabled=False))
+    host.start()
+    try:
+        outcomes = [host.invoke("grid", {"rows": 30_000}).outcome for _ in range(3)]
+        traces = host.tracing.store.traces("grid") if host.tracing is not None else []
+    finally:
+        host.close()
+    assert outcomes == ["ok", "ok", "ok"]  # tracemalloc's own records alone would pass 160 MB
+    followed = [t for t in traces if t.memory is not None and t.memory.sites]
+    assert followed and "handler.py:2" in followed[-1].memory.sites[0].stack[-1]

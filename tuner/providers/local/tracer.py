@@ -32,6 +32,11 @@ from typing import TYPE_CHECKING, Any
 _MB = 1024 * 1024
 _PEAK_MIN = 256 * 1024
 """Allocations smaller than this are not worth a snapshot at the peak."""
+_BOOKKEEPING_SHARE = 0.02
+"""The most of the memory limit tracemalloc's own bookkeeping may take.  Past it the
+allocations are no longer followed (the sites at the last peak are kept): code that makes
+millions of small objects would otherwise need more memory, and far more time, traced than
+untraced, and a size measured untraced would not fit its traced invocations."""
 _OWN_FILES = (__file__, "worker.py", "allocation_sizes.py")
 _SAMPLER_STACK = 1024 * 1024
 """The sampling thread's stack: small, so tracing leaves the handler its memory limit."""
@@ -241,7 +246,13 @@ class InvocationTracer:
     # ------------------------------------------------------------ memory
 
     def _snapshot_at_peak(self) -> None:
-        """Keep a snapshot of the allocations whenever they grew past the last one by half."""
+        """Keep a snapshot of the allocations whenever they grew past the last one by half;
+        stop following them once their bookkeeping passes its share of the limit."""
+        if not tracemalloc.is_tracing():
+            return
+        if tracemalloc.get_tracemalloc_memory() > _BOOKKEEPING_SHARE * self.limit_mb * _MB:
+            tracemalloc.stop()
+            return
         current, _ = tracemalloc.get_traced_memory()
         if current > _PEAK_MIN and current > 1.5 * self._peak_size:
             self._peak = tracemalloc.take_snapshot()
@@ -264,6 +275,8 @@ class InvocationTracer:
             facts["in_use_mb"] = round(current / _MB, 3)
             at_peak = self._peak if self._peak is not None and self._peak_size > current else None
             facts["sites"] = self._sites(at_peak or tracemalloc.take_snapshot())
+        elif self._peak is not None:  # followed until the bookkeeping grew too large
+            facts["sites"] = self._sites(self._peak)
         if failure is not None:
             failed = failed_allocation(failure, self.root_dir)
             if failed is not None:
