@@ -227,7 +227,7 @@ def _following(
 
 
 def _still_needs_more(action: type[BaseAction] | None, after: Mapping[str, Any]) -> bool:
-    """True when a need that enough of the knob meets (memory) still shows its symptom."""
+    """True when a need that enough of the knob meets (memory, timeout) still shows its symptom."""
     if action is None or not action.monotone or not action.symptom:
         return False
     return (fact_number(after, action.symptom) or 0.0) > 0
