@@ -33,10 +33,8 @@ _MB = 1024 * 1024
 _PEAK_MIN = 256 * 1024
 """Allocations smaller than this are not worth a snapshot at the peak."""
 _BOOKKEEPING_SHARE = 0.02
-"""The most of the memory limit tracemalloc's own bookkeeping may take.  Past it the
-allocations are no longer followed (the sites at the last peak are kept): code that makes
-millions of small objects would otherwise need more memory, and far more time, traced than
-untraced, and a size measured untraced would not fit its traced invocations."""
+"""Of the memory limit, the most tracemalloc's own records may take (then it stops): traced,
+millions of small objects would otherwise need memory and time they do not untraced."""
 _OWN_FILES = (__file__, "worker.py", "allocation_sizes.py")
 _SAMPLER_STACK = 1024 * 1024
 """The sampling thread's stack: small, so tracing leaves the handler its memory limit."""
@@ -190,7 +188,7 @@ class InvocationTracer:
             if frame is not None:
                 with self._lock:
                     self._add(frame, now - last_wall, cpu - last_cpu)
-            if self.allocations:
+            if self.allocations and tracemalloc.is_tracing():
                 self._snapshot_at_peak()
             last_wall, last_cpu = now, cpu
             if now >= next_flush:
@@ -246,12 +244,9 @@ class InvocationTracer:
     # ------------------------------------------------------------ memory
 
     def _snapshot_at_peak(self) -> None:
-        """Keep a snapshot of the allocations whenever they grew past the last one by half;
-        stop following them once their bookkeeping passes its share of the limit."""
-        if not tracemalloc.is_tracing():
-            return
+        """Snapshot the allocations whenever they grew by half; stop past the records' share."""
         if tracemalloc.get_tracemalloc_memory() > _BOOKKEEPING_SHARE * self.limit_mb * _MB:
-            tracemalloc.stop()
+            tracemalloc.stop()  # the sites at the last peak are kept
             return
         current, _ = tracemalloc.get_traced_memory()
         if current > _PEAK_MIN and current > 1.5 * self._peak_size:
@@ -281,8 +276,7 @@ class InvocationTracer:
             failed = failed_allocation(failure, self.root_dir)
             if failed is not None:
                 facts["failed_allocation"] = failed
-                # In a loop the invocation would have gone on allocating: what it held
-                # plus this one allocation is not its need.
+                # In a loop it would have gone on allocating: held + this one is no need.
                 if failed.get("size_mb") is not None and not failed.get("repeats"):
                     facts["need_mb"] = round(rss_mb + failed["size_mb"], 3)
         return facts
