@@ -92,3 +92,14 @@ def test_decomposition_is_advised_where_tuner_does_not_decompose(
     advice = " ".join(for_finding(facts, change, TARGET.config, Limits(), Mode.APPLY, None))
     assert ("Decompose the work: smaller batches than 100 records" in advice) is advised
     assert "10% of the invocations hit the 3 s timeout" in advice or not advised
+
+
+def test_a_fan_out_is_not_advised_for_events_that_do_not_split() -> None:
+    facts = {**FACTS, "duration_timeout_ratio": 1.0, "extra": {"split_share": 0.0}}
+    config = replace(TARGET.config, batch_size=None, fan_out=1)
+    advice = " ".join(for_finding(facts, None, config, Limits(), Mode.APPLY, None))
+    assert "a continuation that hands its state over; its events are not lists" in advice
+    assert "a fan-out over more than" not in advice
+    lists = {**facts, "extra": {"split_share": 1.0}}
+    advice = " ".join(for_finding(lists, None, config, Limits(), Mode.APPLY, None))
+    assert "Decompose the work: a fan-out over more than 1 parts" in advice

@@ -50,10 +50,17 @@ def for_finding(
     if timeout_rate > 0 and near_limit and (change is None or change.knob is Knob.TIMEOUT_S):
         timeout_ms = fact_number(facts, "timeout_ms")
         limit = f"the {timeout_ms / 1000:g} s timeout" if timeout_ms else "the timeout"
+        extra = facts.get("extra")
+        split = fact_number(extra, "split_share") if isinstance(extra, Mapping) else None
         if config.batch_size is not None:
             how = f"smaller batches than {config.batch_size} records"
-        elif config.fan_out is not None:
+        elif config.fan_out is not None and split != 0:
             how = f"a fan-out over more than {config.fan_out} parts"
+        elif split == 0:
+            how = (
+                "a continuation that hands its state over; its events are not lists, so a "
+                "fan-out cannot split them until the function takes its work as a list"
+            )
         else:
             how = "a continuation that hands its state over, or a map-reduce fan-out over parts"
         out.append(

@@ -33,6 +33,10 @@ GONE = "the function no longer exists: not judged"
 MADE_WORSE = "it made things worse"
 ONLY_COST = "it cost more and did not help"
 STILL_FAILING = "still failing at the new size: kept (not rolled back to a size known to fail)"
+FOLLOWED_BY_TIMEOUTS = (
+    "timeouts followed: invocations that now run on hit the timeout, a new symptom that the"
+    " timeout rule decides on its own"
+)
 ENDED = (
     "ended: back to the function's own setting (its count or time ran out, or a person changed it)"
 )
@@ -96,17 +100,26 @@ def compare(
     """Compare one window after a change with the window that triggered it.
 
     None: too little traffic to tell, or a dependency began failing after a memory or
-    timeout change (its errors are not the change's).  Worse: the error rate rose, or the p95 duration
-    rose without fewer errors.  For an action with a symptom (e.g. ``oom_rate`` for more
-    memory) that was present before: improved when it fell by ``min_improvement`` to none
-    (or the rule's condition no longer holds), partial when it fell but is still there and
-    the condition still holds, else unchanged.  Otherwise improved when the rule's condition no longer holds.
+    timeout change (its errors are not the change's).  A change of a knob that enough of
+    meets the need (memory, timeout) made for its symptom is judged on that symptom alone:
+    the setting before is known to fail, and what else the invocations that now run on
+    do (time out, fail otherwise) is a new symptom with its own rule.  Otherwise worse: the
+    error rate rose, or the p95 duration rose without fewer errors.  For an action with a
+    symptom (e.g. ``oom_rate`` for more memory) that was present before: improved when it
+    fell by ``min_improvement`` to none (or the rule's condition no longer holds), partial
+    when it fell but is still there and the condition still holds, else unchanged.
+    Otherwise improved when the rule's condition no longer holds.
     """
     invocations = fact_number(after, "invocations")
     if invocations is None or invocations < policy.min_invocations:
         return None
     if _dependency_failing(before, after, action, policy):
         return None  # errors from a dependency that began failing say nothing of this change
+    holds = condition is not None and condition.evaluate(after) is True
+    symptom = action.symptom if action is not None else None
+    was = fact_number(before, symptom) if symptom else None
+    if symptom and was and action is not None and action.monotone:
+        return _by_symptom(was, fact_number(after, symptom), holds, policy)
     rate_before, rate_after = fact_number(before, "error_rate"), fact_number(after, "error_rate")
     fewer_errors = False
     if rate_before is not None and rate_after is not None:
@@ -118,15 +131,16 @@ def compare(
     slower = bool(p95_before and p95_after and p95_after > p95_before * policy.latency_factor)
     if slower and not fewer_errors:
         return State.WORSE
-    holds = condition is not None and condition.evaluate(after) is True
-    symptom = action.symptom if action is not None else None
-    was = fact_number(before, symptom) if symptom else None
     if symptom and was:
-        now = fact_number(after, symptom)
-        if now is None or now > was * (1.0 - policy.min_improvement):
-            return State.UNCHANGED
-        return State.PARTIAL if now > 0 and holds else State.IMPROVED
+        return _by_symptom(was, fact_number(after, symptom), holds, policy)
     return State.UNCHANGED if holds else State.IMPROVED
+
+
+def _by_symptom(was: float, now: float | None, holds: bool, policy: VerifyPolicy) -> State:
+    """Improved, partial or unchanged, by how far the symptom fell."""
+    if now is None or now > was * (1.0 - policy.min_improvement):
+        return State.UNCHANGED
+    return State.PARTIAL if now > 0 and holds else State.IMPROVED
 
 
 def judge(
@@ -164,7 +178,7 @@ def judge(
         return Judgement(State.UNCHANGED, TOO_QUIET, counted=True)
     if verdict is State.UNCHANGED and seen < policy.windows:
         return Judgement(None, counted=True)
-    note = evidence(decision.facts, after, action)
+    note = evidence(decision.facts, after, action) + _following(decision.facts, after, action)
     superseded = live.get(change.knob) != change.after
     if superseded or change.before is None:
         return Judgement(verdict, note, counted=True)  # never undo a person's change
@@ -202,8 +216,18 @@ def _dependency_failing(
     return now is not None and now >= was + policy.error_rate_increase
 
 
+def _following(
+    before: Mapping[str, Any], after: Mapping[str, Any], action: type[BaseAction] | None
+) -> str:
+    """A note that timeouts followed a change made for another symptom (e.g. memory)."""
+    if action is None or action.symptom == "timeout_rate":
+        return ""
+    was, now = fact_number(before, "timeout_rate") or 0.0, fact_number(after, "timeout_rate")
+    return f"; {FOLLOWED_BY_TIMEOUTS}" if now is not None and now > was else ""
+
+
 def _still_needs_more(action: type[BaseAction] | None, after: Mapping[str, Any]) -> bool:
-    """True when a need that enough of the knob meets (memory) still shows its symptom."""
+    """True when a need that enough of the knob meets (memory, timeout) still shows its symptom."""
     if action is None or not action.monotone or not action.symptom:
         return False
     return (fact_number(after, action.symptom) or 0.0) > 0

@@ -140,6 +140,12 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     "cache_misses": FactDoc(Type.NUMBER, "count", "local: cache misses in the window."),
     "cache_hit_rate": FactDoc(Type.NUMBER, "ratio", "local: hits / (hits + misses)."),
     "init_ms_max": FactDoc(Type.NUMBER, "ms", "local: the longest worker start."),
+    "split_share": FactDoc(
+        Type.NUMBER,
+        "ratio",
+        "local: share of the invocations that timed out (of all, when none did) whose event "
+        "is a list of two or more items, the only events a fan-out splits.",
+    ),
     "traced_invocations": FactDoc(
         Type.NUMBER, "count", "local: traced invocations in the window (absent: none)."
     ),
@@ -211,12 +217,16 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     ),
     "probe_payload_kb": FactDoc(Type.NUMBER, "KB", "local, sim: the payload size of the probe."),
     "probe_pending": FactDoc(
-        Type.NUMBER, "", "kubernetes: 1 while a probe pod runs and has measured nothing yet."
+        Type.NUMBER,
+        "",
+        "local: 1 from a kill for memory until its probe has measured (at most the probe "
+        "policy's wait_s); kubernetes: 1 while a probe pod runs and has measured nothing yet.",
     ),
     "probes": FactDoc(
         Type.NUMBER,
         "count",
-        "local: probes that finished in the window; kubernetes: 1 with a probe's evidence.",
+        "local: probes behind the window's evidence (those that finished in it, else 1 for "
+        "the latest at the memory the function has); kubernetes: 1 with a probe's evidence.",
     ),
     "lookback_peak_memory_mb": FactDoc(
         Type.NUMBER, "MB", "Highest peak of surviving invocations over the lookback."

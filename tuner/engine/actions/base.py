@@ -45,8 +45,9 @@ class BaseAction(BaseModel):
     symptom: ClassVar[str | None] = None
     """The fact that must fall after this action for the change to count as helping."""
     monotone: ClassVar[bool] = False
-    """True when enough of the knob meets the need (memory): while the symptom stays, the
-    next step is due, and the change is never rolled back to a value known to fail."""
+    """True when enough of the knob meets the need (memory, timeout): while the symptom
+    stays, the next step is due, and the change is never rolled back to a value known to
+    fail; what else its invocations then do is a new symptom, judged by its own rule."""
     temporary: ClassVar[bool] = False
     """True when the change ends by itself (tracing for a while): it is not judged as a fix,
     it expires."""

@@ -63,7 +63,8 @@ def extra_facts(invocations: Sequence[InvocationRecord]) -> dict[str, float]:
 
     ``records_per_invocation`` (mean, batched invocations only), ``duration_per_record_ms``
     (from the batches that finished; absent when none did, because a timed-out batch only
-    bounds it from below), ``cache_hits``,
+    bounds it from below), ``split_share`` (of the invocations that timed out, else of all,
+    the share whose event a fan-out splits: a list of two or more items), ``cache_hits``,
     ``cache_misses``, ``cache_hit_rate`` (when the cache was asked) and ``init_ms_max``
     (slowest cold start).
     """
@@ -75,6 +76,9 @@ def extra_facts(invocations: Sequence[InvocationRecord]) -> dict[str, float]:
         if finished:
             records = sum(i.records or 0 for i in finished)
             extra["duration_per_record_ms"] = sum(i.duration_ms for i in finished) / records
+    timed_out = [i for i in invocations if i.outcome == "timeout"]
+    judged = timed_out or invocations
+    extra["split_share"] = sum(1 for i in judged if (i.records or 0) >= 2) / len(judged)
     hits = sum(i.cache_hits for i in invocations)
     misses = sum(i.cache_misses for i in invocations)
     extra["cache_hits"] = float(hits)

@@ -153,7 +153,7 @@ class LocalProvider:
         before a change are evidence of the past, not of the configuration in force.
         """
         current = {
-            t.ref: t.config.revision
+            t.ref: t.config
             for t in targets
             if t.ref.provider == self.name and t.ref.name in self.host.specs
         }
@@ -161,7 +161,7 @@ class LocalProvider:
         if not mine:
             return {}
         names = [ref.name for ref in mine]
-        revisions = {ref.name: revision for ref, revision in current.items()}
+        revisions = {ref.name: config.revision for ref, config in current.items()}
         invocations: dict[str, list[InvocationRecord]] = defaultdict(list)
         for invocation in self.host.records.invocations(names, start, end):
             if str(invocation.revision) == revisions[invocation.function]:
@@ -177,6 +177,7 @@ class LocalProvider:
                     in_window(stored.get(ref.name, ()), start, end),
                 ),
                 self.host.prober,
+                current[ref].memory_mb,
             )
             for ref in mine
         }

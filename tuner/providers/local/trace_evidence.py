@@ -90,39 +90,41 @@ def memory_evidence(
     """Numeric memory facts and the allocation-site sentence from traced invocations.
 
     ``traced_peak_memory_mb``: the most memory one traced invocation needed (for one that
-    ran out: what it held plus the allocation that failed); ``traced_failed_allocation_mb``:
-    the largest failed allocation whose size is known.  What the failed allocation grows
-    with goes into ``facts_text``.
+    ran out: what it held plus the allocation that failed, where that is its need);
+    ``traced_failed_allocation_mb``: the size of that failed allocation, where its need
+    includes it (not for one made in a loop, after which the invocation would have gone
+    on allocating).  What the failed allocation grows with goes into ``facts_text``.
     """
     facts: dict[str, float] = {}
-    text = ""
-    needs = []
-    for trace in traces:
-        memory = trace.memory
-        if memory is None:
-            continue
-        needs.append((memory.need_mb if memory.need_mb is not None else memory.peak_mb, trace))
-        failed = memory.failed
-        if failed is not None and failed.size_mb is not None:
-            known = facts.get("traced_failed_allocation_mb", 0.0)
-            facts["traced_failed_allocation_mb"] = max(known, failed.size_mb)
+    needs = [
+        (t.memory.need_mb if t.memory.need_mb is not None else t.memory.peak_mb, t)
+        for t in traces
+        if t.memory is not None
+    ]
     if not needs:
-        return facts, text
+        return facts, ""
     need, trace = max(needs, key=lambda item: item[0])
     facts["traced_peak_memory_mb"] = need
     memory = trace.memory
     assert memory is not None
-    if memory.failed is not None:
-        text = f"MemoryError: {memory.failed.describe()} (trace {trace.trace_id})"
-        if memory.failed.grows_with:
-            facts_text["allocation_grows_with"] = ", ".join(memory.failed.grows_with)
-    elif memory.sites:
+    failed = memory.failed
+    if failed is not None and failed.size_mb is not None and memory.need_mb is not None:
+        facts["traced_failed_allocation_mb"] = failed.size_mb
+    failing = [item for item in needs if item[1].memory and item[1].memory.failed]
+    if failing:  # the failed allocation of the one that needed the most
+        described = max(failing, key=lambda item: item[0])[1]
+        assert described.memory is not None and described.memory.failed is not None
+        failed = described.memory.failed
+        if failed.grows_with:
+            facts_text["allocation_grows_with"] = ", ".join(failed.grows_with)
+        return facts, f"MemoryError: {failed.describe()} (trace {described.trace_id})"
+    if memory.sites:
         top = memory.sites[0]
-        text = (
+        return facts, (
             f"{top.size_mb:.0f} MB held at {top.file}:{top.line} at the peak"
             f" (trace {trace.trace_id})"
         )
-    return facts, text
+    return facts, ""
 
 
 def trace_facts(traces: Sequence[Trace]) -> tuple[dict[str, float], dict[str, str]]:

@@ -32,6 +32,9 @@ from typing import TYPE_CHECKING, Any
 _MB = 1024 * 1024
 _PEAK_MIN = 256 * 1024
 """Allocations smaller than this are not worth a snapshot at the peak."""
+_BOOKKEEPING_SHARE = 0.02
+"""Of the memory limit, the most tracemalloc's own records may take (then it stops): traced,
+millions of small objects would otherwise need memory and time they do not untraced."""
 _OWN_FILES = (__file__, "worker.py", "allocation_sizes.py")
 _SAMPLER_STACK = 1024 * 1024
 """The sampling thread's stack: small, so tracing leaves the handler its memory limit."""
@@ -185,7 +188,7 @@ class InvocationTracer:
             if frame is not None:
                 with self._lock:
                     self._add(frame, now - last_wall, cpu - last_cpu)
-            if self.allocations:
+            if self.allocations and tracemalloc.is_tracing():
                 self._snapshot_at_peak()
             last_wall, last_cpu = now, cpu
             if now >= next_flush:
@@ -241,7 +244,10 @@ class InvocationTracer:
     # ------------------------------------------------------------ memory
 
     def _snapshot_at_peak(self) -> None:
-        """Keep a snapshot of the allocations whenever they grew past the last one by half."""
+        """Snapshot the allocations whenever they grew by half; stop past the records' share."""
+        if tracemalloc.get_tracemalloc_memory() > _BOOKKEEPING_SHARE * self.limit_mb * _MB:
+            tracemalloc.stop()  # the sites at the last peak are kept
+            return
         current, _ = tracemalloc.get_traced_memory()
         if current > _PEAK_MIN and current > 1.5 * self._peak_size:
             self._peak = tracemalloc.take_snapshot()
@@ -264,11 +270,14 @@ class InvocationTracer:
             facts["in_use_mb"] = round(current / _MB, 3)
             at_peak = self._peak if self._peak is not None and self._peak_size > current else None
             facts["sites"] = self._sites(at_peak or tracemalloc.take_snapshot())
+        elif self._peak is not None:  # followed until the bookkeeping grew too large
+            facts["sites"] = self._sites(self._peak)
         if failure is not None:
             failed = failed_allocation(failure, self.root_dir)
             if failed is not None:
                 facts["failed_allocation"] = failed
-                if failed.get("size_mb") is not None:
+                # In a loop it would have gone on allocating: held + this one is no need.
+                if failed.get("size_mb") is not None and not failed.get("repeats"):
                     facts["need_mb"] = round(rss_mb + failed["size_mb"], 3)
         return facts
 
