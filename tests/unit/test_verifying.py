@@ -19,7 +19,7 @@ from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Change, FunctionConfig, FunctionRef, Knob, Mode, Severity
 from tuner.engine.conditions import compile_condition
-from tuner.engine.facts import FACT_TYPES
+from tuner.engine.reference import FACT_TYPES
 
 T = 1_000.0
 POLICY = VerifyPolicy(windows=3)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.cli.arguments import output_file, say
-from tuner.engine.facts import EXTRA_FACTS, FACTS
+from tuner.engine.reference import EXTRA_FACTS, FACTS
 from tuner.engine.rulefiles import rules_schema
 
 SCHEMA_PATH = Path("rules/schema.json")

@@ -36,8 +36,8 @@ from tuner.domain.errors import ConfigError, Problem
 from tuner.domain.model import Mode, Severity, Target
 from tuner.engine.actions import Action
 from tuner.engine.conditions import Condition, ConditionError, compile_condition
-from tuner.engine.facts import FACT_TYPES
 from tuner.engine.locating import located_problems
+from tuner.engine.reference import FACT_TYPES
 from tuner.engine.yamlfiles import load_yaml, read_text
 
 

@@ -19,7 +19,7 @@ from tuner.decisions.documents import decision_json
 from tuner.domain.decisions import Decision, Kind
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Severity
-from tuner.engine.facts import FAILING_DEPENDENCY_ERROR_RATE
+from tuner.engine.reference import FAILING_DEPENDENCY_ERROR_RATE
 
 if TYPE_CHECKING:
     from tuner.daemon.live import FunctionView, LiveState
