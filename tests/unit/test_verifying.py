@@ -105,6 +105,16 @@ START = T + 60  # a window that began a minute after the change (past the 10 s t
             FOLLOWED_BY_TIMEOUTS,
             True,
         ),
+        # ...but a memory fix after which invocations fail more often otherwise: worse
+        (
+            change(),
+            after(error_rate=0.9),
+            START,
+            LIVE,
+            State.ROLLED_BACK,
+            MADE_WORSE,
+            True,
+        ),
         # a change made without a failing setting before it: errors rose, rolled back
         (
             fanned(),

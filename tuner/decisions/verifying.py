@@ -101,10 +101,11 @@ def compare(
 
     None: too little traffic to tell, or a dependency began failing after a memory or
     timeout change (its errors are not the change's).  A change of a knob that enough of
-    meets the need (memory, timeout) made for its symptom is judged on that symptom alone:
-    the setting before is known to fail, and what else the invocations that now run on
-    do (time out, fail otherwise) is a new symptom with its own rule.  Otherwise worse: the
-    error rate rose, or the p95 duration rose without fewer errors.  For an action with a
+    meets the need (memory, timeout) made for its symptom is judged on that symptom: the
+    setting before is known to fail, and the invocations that now run on take longer or
+    time out, a new symptom with its own rule; it is worse only when invocations fail more
+    often in other ways.  Otherwise worse: the error rate rose, or the p95 duration rose
+    without fewer errors.  For an action with a
     symptom (e.g. ``oom_rate`` for more memory) that was present before: improved when it
     fell by ``min_improvement`` to none (or the rule's condition no longer holds), partial
     when it fell but is still there and the condition still holds, else unchanged.
@@ -119,6 +120,8 @@ def compare(
     symptom = action.symptom if action is not None else None
     was = fact_number(before, symptom) if symptom else None
     if symptom and was and action is not None and action.monotone:
+        if _failing_otherwise(before, after, policy):
+            return State.WORSE
         return _by_symptom(was, fact_number(after, symptom), holds, policy)
     rate_before, rate_after = fact_number(before, "error_rate"), fact_number(after, "error_rate")
     fewer_errors = False
@@ -214,6 +217,19 @@ def _dependency_failing(
     now = fact_number(after, "dependency_error_rate")
     was = fact_number(before, "dependency_error_rate") or 0.0
     return now is not None and now >= was + policy.error_rate_increase
+
+
+def _failing_otherwise(
+    before: Mapping[str, Any], after: Mapping[str, Any], policy: VerifyPolicy
+) -> bool:
+    """True when the share of invocations that failed other than by timing out rose."""
+    rates = []
+    for facts in (before, after):
+        errors = fact_number(facts, "error_rate")
+        if errors is None:
+            return False
+        rates.append(errors - (fact_number(facts, "timeout_rate") or 0.0))
+    return rates[1] > rates[0] + policy.error_rate_increase
 
 
 def _following(

@@ -47,7 +47,7 @@ class BaseAction(BaseModel):
     monotone: ClassVar[bool] = False
     """True when enough of the knob meets the need (memory, timeout): while the symptom
     stays, the next step is due, and the change is never rolled back to a value known to
-    fail; what else its invocations then do is a new symptom, judged by its own rule."""
+    fail because its invocations now run longer or time out (a new symptom, for its rule)."""
     temporary: ClassVar[bool] = False
     """True when the change ends by itself (tracing for a while): it is not judged as a fix,
     it expires."""

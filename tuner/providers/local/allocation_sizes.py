@@ -9,6 +9,7 @@ instruction's source position, so a call written over several lines is read whol
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import operator
 import os
@@ -53,13 +54,16 @@ class _Source:
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
         self.tree = ast.parse(text)
-        self.parents: dict[int, ast.AST] = {}
-        for node in ast.walk(self.tree):
-            for child in ast.iter_child_nodes(node):
-                self.parents[id(child)] = node
         self.functions: list[tuple[int, int, str]] = []
         """(first line, last line, qualified name) of every function, outermost first."""
         _collect(self.tree, "", self.functions)
+
+    @functools.cached_property
+    def parents(self) -> dict[int, ast.AST]:
+        """Each node's parent, by the node's id (made when a failed allocation asks)."""
+        return {
+            id(child): node for node in ast.walk(self.tree) for child in ast.iter_child_nodes(node)
+        }
 
     def statement(self, line: int) -> ast.stmt | None:
         """The innermost statement that spans ``line``."""
