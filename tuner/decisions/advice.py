@@ -159,7 +159,7 @@ def _code_advice(facts: Mapping[str, Any]) -> list[str]:
             else ""
         )
         need = facts.get("traced_peak_memory_mb")
-        needed = f" It needed {need:.0f} MB." if isinstance(need, float | int) else ""
+        needed = f" The trace saw a peak of {need:.0f} MB." if isinstance(need, float | int) else ""
         out.append(
             f"Traced: {site}.{needed}{how} Memory flame graph: tuner profile {function} "
             "--kind memory."
