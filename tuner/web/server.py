@@ -247,15 +247,15 @@ def _reply(
     status: int, body: bytes, content_type: str, *, close: bool = False, **headers: str
 ) -> Reply:
     """An answer with the headers every answer of the dashboard carries."""
-    extra = {
+    sent = {
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": headers.pop("cache", "no-store"),
     }
     if content_type.startswith("text/html"):
-        extra["Content-Security-Policy"] = _CSP
-    extra.update({name.replace("_", "-"): value for name, value in headers.items()})
-    return Reply(status, body, content_type, extra, close)
+        sent["Content-Security-Policy"] = _CSP
+    sent.update({name.replace("_", "-"): value for name, value in headers.items()})
+    return Reply(status, body, content_type, sent, close)
 
 
 def _json(value: Any, status: int = 200, *, close: bool = False) -> Reply:
