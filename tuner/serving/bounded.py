@@ -190,7 +190,10 @@ class BoundedServer:
             return reply
         if self._in_flight >= self.limits.concurrent:
             return json_reply(
-                503, {"error": "too many requests at once"}, headers={"Retry-After": "1"}
+                503,
+                {"error": "too many requests at once"},
+                headers={"Retry-After": "1"},
+                close=True,
             )
         self._in_flight += 1
         return None

@@ -21,10 +21,10 @@ from urllib.parse import parse_qs
 
 import structlog
 
-from tuner.daemon.addresses import LOOPBACK_NAMES, is_loopback
 from tuner.serving.bounded import BoundedServer, ServerLimits
 from tuner.serving.exchanges import Reply, Request
 from tuner.web import api
+from tuner.web.addresses import LOOPBACK_NAMES, is_loopback
 from tuner.web.api import NotFound, Sources
 from tuner.web.controls import ActionError, Actions
 from tuner.web.metrics import CONTENT_TYPE, Metrics
@@ -247,15 +247,15 @@ def _reply(
     status: int, body: bytes, content_type: str, *, close: bool = False, **headers: str
 ) -> Reply:
     """An answer with the headers every answer of the dashboard carries."""
-    always = {
+    sent = {
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": headers.pop("cache", "no-store"),
     }
     if content_type.startswith("text/html"):
-        always["Content-Security-Policy"] = _CSP
-    always.update({name.replace("_", "-"): value for name, value in headers.items()})
-    return Reply(status, body, content_type, always, close)
+        sent["Content-Security-Policy"] = _CSP
+    sent.update({name.replace("_", "-"): value for name, value in headers.items()})
+    return Reply(status, body, content_type, sent, close)
 
 
 def _json(value: Any, status: int = 200, *, close: bool = False) -> Reply:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,20 @@ def test_a_lease_folder_others_could_write_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         Identities(DEFAULT_UIDS, tmp_path / "a.json", leases)
     assert refused.value.problems[0].field == "worker_uids" and str(leases) in str(refused.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can start a process as another user")
+def test_a_user_a_running_process_holds_is_never_taken(tmp_path: Path) -> None:
+    # Changes user itself, as a worker does: no longer dumpable, its /proc folder is root's.
+    code = (
+        f"import os, time; os.setgroups([]); os.setgid({FIRST}); os.setuid({FIRST}); time.sleep(30)"
+    )
+    holder = subprocess.Popen(["/usr/bin/python3", "-c", code])
+    time.sleep(0.3)
+    host = identities(tmp_path)
+    try:
+        assert host.take(["a"])["a"].uid == FIRST + 1
+    finally:
+        host.close()
+        holder.kill()
+        holder.wait()

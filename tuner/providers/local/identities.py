@@ -152,14 +152,19 @@ def _own_folder(path: Path) -> None:
 
 
 def _uids_in_use(first: int, last: int) -> set[int]:
-    """User ids in the range that running processes hold (a scan of /proc)."""
+    """User ids in the range that running processes hold (a scan of /proc).
+
+    Read from each process's status (its real user), not from the owner of its /proc
+    folder, which is root for a process that changed user and is not dumpable.
+    """
     found: set[int] = set()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            uid = os.stat(entry.path).st_uid
-        except OSError:
+            with open(os.path.join(entry.path, "status"), "rb") as status:
+                uid = int(status.read().split(b"\nUid:", 1)[1].split()[0])
+        except (OSError, IndexError, ValueError):
             continue
         if first <= uid <= last:
             found.add(uid)

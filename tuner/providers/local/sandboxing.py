@@ -268,7 +268,7 @@ def _remove_runtime(runtime: Path, identities: Identities | None) -> None:
         identities.close()
 
 
-_STATE_ENTRIES = ("local.sqlite", "local-token", "logs", "traces", "tuner.db")
+_STATE_ENTRIES = ("local.sqlite", "local-token", "logs", "traces", "tuner.db", "worker-uids")
 
 
 def private_folder(path: Path) -> None:
