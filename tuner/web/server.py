@@ -21,10 +21,10 @@ from urllib.parse import parse_qs
 
 import structlog
 
+from tuner.daemon.addresses import LOOPBACK_NAMES, is_loopback
 from tuner.serving.bounded import BoundedServer, ServerLimits
 from tuner.serving.exchanges import Reply, Request
 from tuner.web import api
-from tuner.web.addresses import LOOPBACK_NAMES, is_loopback
 from tuner.web.api import NotFound, Sources
 from tuner.web.controls import ActionError, Actions
 from tuner.web.metrics import CONTENT_TYPE, Metrics
