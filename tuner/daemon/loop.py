@@ -31,7 +31,7 @@ from tuner.domain.decisions import Decision
 from tuner.domain.holds import Hold, HoldKind
 from tuner.domain.lifecycle import EVENTS, UNTOLD, State, Verdict
 from tuner.domain.model import Change, FunctionRef, Mode, Target
-from tuner.domain.ports import Clock, Notifier, Provider, Store
+from tuner.domain.ports import Clock, CycleRecord, Notifier, Provider, Store
 from tuner.domain.times import DAY_S, HOUR_S
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
 
@@ -246,9 +246,9 @@ class Daemon:
         # plain str -> str -> int: no cycles to look for, and no spaces to store
         counts = json.dumps(self.streaks.counts, check_circular=False, separators=(",", ":"))
         try:
-            recorded = self.store.record_cycle(
-                c.now, c.writes, made, {_STREAKS_KEY: counts}, 2 * self.settings.window_s
-            )
+            state = {_STREAKS_KEY: counts}
+            record = CycleRecord(c.now, c.writes, made, state, 2 * self.settings.window_s)
+            recorded = self.store.record_cycle(record)
         except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
             c.report.errors.append(f"decisions not recorded: {exc}")
             log.error("decisions not recorded", decisions=len(c.writes) + len(made), error=str(exc))

@@ -8,6 +8,7 @@ asynchronous frameworks (Kopf) call the core through ``asyncio.to_thread``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from tuner.domain.decisions import Decision, Intent
@@ -108,6 +109,22 @@ class Clock(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class CycleRecord:
+    """What one cycle writes at once: verifications as they are, the decisions it made counted.
+
+    A decision in ``made`` that says the same as in the previous cycle (at most
+    ``max_gap_s`` before) is counted on its record (:mod:`tuner.decisions.repeats`), not
+    written again.  ``state`` is loop state saved with them.
+    """
+
+    at: float
+    writes: list[Decision]
+    made: list[Decision]
+    state: Mapping[str, str]
+    max_gap_s: float
+
+
 @runtime_checkable
 class DecisionStore(Protocol):
     """The audit log of decisions: every decision, acted on or not, and what became of it."""
@@ -120,21 +137,8 @@ class DecisionStore(Protocol):
         """Write several decisions at once (one transaction where the store has them)."""
         ...
 
-    def record_cycle(
-        self,
-        at: float,
-        writes: list[Decision],
-        made: list[Decision],
-        state: Mapping[str, str],
-        max_gap_s: float,
-    ) -> list[Decision]:
-        """Write a cycle's record at once: ``writes`` as they are, ``made`` counted or written.
-
-        A decision in ``made`` that says the same as in the previous cycle (at most
-        ``max_gap_s`` before) is counted on its record (:mod:`tuner.decisions.repeats`), not
-        written again; returns ``made`` as recorded (a repeat with its record's id).
-        ``state`` is loop state saved with them.
-        """
+    def record_cycle(self, record: CycleRecord) -> list[Decision]:
+        """Write a cycle's record at once; return its ``made`` as recorded (see CycleRecord)."""
         ...
 
     def decisions(

@@ -20,6 +20,7 @@ from tuner.decisions.repeats import REPEATABLE, Repeats
 from tuner.domain.decisions import Decision, Intent
 from tuner.domain.lifecycle import LIVE, IntentState, State
 from tuner.domain.model import Change, FunctionRef, Knob
+from tuner.domain.ports import CycleRecord
 from tuner.store.claiming import StoreHolder, guard_store
 from tuner.store.rows import ROW_LENGTH, decision_of, decision_row, facts_json
 from tuner.store.schema import COLUMNS, READ, SCHEMA_VERSION, migrate
@@ -79,23 +80,16 @@ class SqliteStore:
             db.executemany(self._insert, rows)
         self._repeats.drop({d.id for d in decisions})  # a run rewritten is a run ended
 
-    def record_cycle(
-        self,
-        at: float,
-        writes: list[Decision],
-        made: list[Decision],
-        state: Mapping[str, str],
-        max_gap_s: float,
-    ) -> list[Decision]:
-        """Write a cycle's record in one transaction, and return ``made`` as recorded.
+    def record_cycle(self, record: CycleRecord) -> list[Decision]:
+        """Write a cycle's record in one transaction, and return its ``made`` as recorded.
 
-        ``writes`` are written as they are.  ``made`` are the decisions the cycle made
-        that nothing was applied for (:data:`tuner.decisions.repeats.REPEATABLE`): one that says the
-        same as in the previous cycle (at most ``max_gap_s`` before) is not written again,
-        and is returned with its record's id, ``seen`` and ``last_seen``; the others are
-        written.  ``state`` is loop state saved with them.
+        ``writes`` are written as they are.  A decision in ``made`` (nothing was applied for
+        it: :data:`tuner.decisions.repeats.REPEATABLE`) that says the same as in the
+        previous cycle is not written again, and is returned with its record's id, ``seen``
+        and ``last_seen``; the others are written.
         """
-        split = self._repeats.split(made, at, max_gap_s)
+        at, writes, made, state = record.at, record.writes, record.made, record.state
+        split = self._repeats.split(made, at, record.max_gap_s)
         again = json.dumps([d.id for d in split.seen_again], check_circular=False)
         runs = {d.id for d in split.new if d.state in REPEATABLE}
         with self._tx() as db:
