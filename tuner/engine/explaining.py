@@ -21,8 +21,19 @@ _COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
 _PRECEDENCE = {"?:": 0, **BINARY_POWER}
 
 
+class _Judged:
+    """What a clause or a whole condition evaluated to, in words."""
+
+    value: Any
+
+    @property
+    def status(self) -> str:
+        """``holds``, ``does not hold`` or ``no data``."""
+        return status(self.value)
+
+
 @dataclass(frozen=True)
-class Clause:
+class Clause(_Judged):
     """One clause of a condition, evaluated on its own."""
 
     text: str
@@ -36,11 +47,6 @@ class Clause:
     """For a parenthesised ``&&``/``||`` group: its own clauses."""
     joiner: str = ""
     """``&&`` or ``||`` when the clause has parts."""
-
-    @property
-    def status(self) -> str:
-        """``holds``, ``does not hold`` or ``no data``."""
-        return status(self.value)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form (NaN and infinities become null)."""
@@ -56,18 +62,13 @@ class Clause:
 
 
 @dataclass(frozen=True)
-class Explanation:
+class Explanation(_Judged):
     """A whole condition explained: its value and its top-level clauses."""
 
     source: str
     value: Any
     joiner: str
     clauses: tuple[Clause, ...]
-
-    @property
-    def status(self) -> str:
-        """``holds``, ``does not hold`` or ``no data``."""
-        return status(self.value)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form."""
