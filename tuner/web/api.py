@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -160,18 +160,7 @@ def messages(src: Sources, ref: FunctionRef, limit: int = 20) -> list[dict[str, 
     """The newest messages that told about a function, grouped ones included."""
     if src.outbox is None:
         return []
-    return [
-        {
-            "channel": m.channel,
-            "kind": m.kind,
-            "state": m.state,
-            "created": m.created_at,
-            "sent": m.sent_at,
-            "title": m.title,
-            "text": m.text,
-        }
-        for m in src.outbox.told_about(ref.key, limit)
-    ]
+    return [asdict(m) for m in src.outbox.told_about(ref.key, limit)]
 
 
 def rule_json(compiled: CompiledRule) -> dict[str, Any]:
