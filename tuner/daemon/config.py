@@ -35,7 +35,7 @@ from tuner.domain.durations import Duration
 from tuner.domain.errors import ConfigError, Problem
 from tuner.domain.model import Mode
 from tuner.engine.locating import located_problems
-from tuner.engine.yamlfiles import load_yaml, nearest_line, read_text
+from tuner.engine.yamlfiles import load_mapping, nearest_line, read_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,11 +135,7 @@ class TunerConfig(BaseModel):
 
 def parse_config(text: str, source: str) -> TunerConfig:
     """Validate a configuration text; raise ConfigError naming file, line and field."""
-    data, lines = load_yaml(text, source)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError([Problem(source, 1, "a configuration file is a mapping")])
+    data, lines = load_mapping(text, source, "a configuration file is a mapping")
     try:
         config = TunerConfig.model_validate(data)
     except ValidationError as exc:

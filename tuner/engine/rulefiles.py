@@ -38,7 +38,7 @@ from tuner.engine.actions import Action
 from tuner.engine.conditions import Condition, ConditionError, compile_condition
 from tuner.engine.locating import located_problems
 from tuner.engine.reference import FACT_TYPES
-from tuner.engine.yamlfiles import load_yaml, read_text
+from tuner.engine.yamlfiles import load_mapping, read_text
 
 
 class Match(BaseModel):
@@ -193,11 +193,7 @@ class Step(NamedTuple):
 
 def parse_rules(text: str, source: str) -> RuleBase:
     """Validate and compile the rules in one file's text; raise ConfigError with every problem."""
-    data, lines = load_yaml(text, source)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError([Problem(source, 1, "a rule file is a mapping with a 'rules' list")])
+    data, lines = load_mapping(text, source, "a rule file is a mapping with a 'rules' list")
     problems: list[Problem] = []
     raw_rules = data.get("rules", [])
     try:

@@ -240,6 +240,18 @@ def load_yaml(
     return data, lines
 
 
+def load_mapping(
+    text: str, source: str, what: str
+) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    """A YAML document that must be a mapping (empty: ``{}``); ConfigError saying ``what`` it is."""
+    data, lines = load_yaml(text, source)
+    if data is None:
+        return {}, lines
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(source, 1, what)])
+    return data, lines
+
+
 def load_yaml_file(path: str | Path) -> tuple[str, Any, dict[tuple[Any, ...], int]]:
     """Read and parse a YAML file with every limit above: its text, data and line map."""
     text = read_text(path)
