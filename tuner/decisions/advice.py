@@ -41,7 +41,8 @@ def for_finding(
         and change.knob is Knob.MEMORY_MB
         and change.after >= limits.memory_max_mb
     )
-    if ooms > 0 and (stuck or at_cap):
+    resized = change is None or change.knob is Knob.MEMORY_MB  # not split already
+    if ooms > 0 and (stuck or at_cap) and resized:
         out.append(
             "Memory cannot grow further: split the work map-reduce style, or move "
             "large private state out of the function."
