@@ -16,7 +16,7 @@ import pytest
 from local_world import WallClock, write_handlers
 
 from tuner.providers.local.chain_store import Chain
-from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.host import MAX_NESTING, FunctionHost
 
 ROLLUP = (
     "memory_mb: 128\ntimeout_s: 1\nchain: {max_links: 20}\n",
@@ -173,3 +173,11 @@ def test_a_split_whose_part_fails_fails_and_says_which(host: FunctionHost) -> No
     now = time.time()
     [split] = host.decomposition.store.splits(["indexer"], now - 60, now + 1)
     assert (split.parts, split.failed, split.merged) == (2, 2, False)
+
+
+def test_parts_nested_too_deep_fail_without_running(host: FunctionHost) -> None:
+    deadline = time.monotonic() + 5
+    failed = host._parts("plain", MAX_NESTING + 1, deadline, [{}, {}])
+    assert [e.outcome for e in failed] == ["error", "error"]
+    assert "nested deeper than" in failed[0].error
+    assert host.records.invocations(["plain"], 0, time.time() + 1) == []

@@ -301,7 +301,11 @@ class FunctionHost:
         return execution
 
     def _parts(self, name: str, depth: int, deadline: float, events: list[Any]) -> list[Execution]:
-        """Run a split's parts as invocations of the function, in parallel (tuner_handler)."""
+        """Run a split's parts as invocations of the function, in parallel (tuner_handler);
+        parts that split again count as nested calls (at most :data:`MAX_NESTING` deep)."""
+        if depth > MAX_NESTING:
+            error = f"parts nested deeper than {MAX_NESTING} calls"
+            return [Execution(outcome="error", duration_ms=0.0, error=error) for _ in events]
         return self._fan_out(name, events, Caller(None, depth, deadline))
 
     def _nested(
