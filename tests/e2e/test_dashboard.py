@@ -27,7 +27,16 @@ from tests.safety.harness import default_rules
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium-headless-shell")
-DEMO = ("report-builder", "ledger-sync", "price-lookup", "checkout", "refund-notifier", "greeter")
+DEMO = (
+    "report-builder",
+    "ledger-sync",
+    "price-lookup",
+    "checkout",
+    "refund-notifier",
+    "greeter",
+    "month-close",
+    "catalog-index",
+)
 
 
 def _free_port() -> int:
@@ -77,7 +86,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 states = _states(url)
                 if (
                     states.get("report-builder") in ("verifying", "changed")
-                    and len(states) == 6
+                    and len(states) == len(DEMO)
                     and states.get("checkout") == "outage"
                 ):
                     break
@@ -110,13 +119,13 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def test_the_fleet_page_shows_the_six_demo_functions_with_their_states(
+def test_the_fleet_page_shows_the_demo_functions_with_their_states(
     daemon: str, browser: Any
 ) -> None:
     page = browser.new_page()
     page.goto(daemon + "/")
     rows = page.locator("#fleet tbody tr")
-    assert rows.count() == 6
+    assert rows.count() == len(DEMO)
     seen = {
         row.locator("td").nth(0).inner_text().strip(): row.locator("td").nth(2).inner_text().strip()
         for row in rows.all()
@@ -213,7 +222,7 @@ def test_metrics_parse_and_pass_promtool(daemon: str) -> None:
     ):
         assert name in families, name
     [functions] = families["tuner_functions"].samples
-    assert functions.labels == {"provider": "local"} and functions.value == 6
+    assert functions.labels == {"provider": "local"} and functions.value == len(DEMO)
     sent = [s for s in families["tuner_notifications"].samples if s.labels.get("result") == "sent"]
     assert sent, families["tuner_notifications"].samples
     promtool = shutil.which("promtool")

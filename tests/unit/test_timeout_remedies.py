@@ -79,7 +79,8 @@ def test_the_first_remedy_that_can_act(
 
 def test_when_no_remedy_can_act_the_owners_are_told_why() -> None:
     # Dict events at the local host's 300 s limit: nothing tuner can change would help.
-    (decision,) = plan(FunctionConfig(256, 300.0, fan_out=1), LOCAL, facts(split_share=0.0))
+    config = FunctionConfig(256, 300.0, fan_out=1, handover_s=0.0)
+    (decision,) = plan(config, LOCAL, facts(split_share=0.0))
     assert decision.change is None and decision.action == "notify"
     assert decision.summary == (
         "Invocations reach the timeout: no automatic fix applies ("
@@ -87,6 +88,32 @@ def test_when_no_remedy_can_act_the_owners_are_told_why() -> None:
         "longer-timeout: timeout is already at the cap (300 s); "
         "more-memory: more memory buys no CPU on this provider; "
         "fan-out: its events do not split: fan-out divides a list event over parts, and the"
-        " failing events are not lists)"
+        " failing events are not lists; "
+        "handover: its code does not use tuner_handler's handover)"
     )
     assert "its events are not lists" in decision.advice
+    assert "adopt tuner_handler's handover" in decision.advice  # the few lines that adopt it
+    assert "`@handover` above `def handler(event, context):`" in decision.advice
+
+
+@pytest.mark.parametrize(
+    ("handover_s", "timeouts", "holds"),
+    [
+        (0.0, 0.0, True),  # the tail at 95% of the timeout: about to time out
+        (None, 0.0, True),
+        (0.2, 0.0, False),  # a chain's links end near the timeout by design
+        (0.2, 1.0, True),  # but a link that times out still counts
+    ],
+)
+def test_links_of_a_chain_near_the_timeout_are_not_a_finding(
+    handover_s: float | None, timeouts: float, holds: bool
+) -> None:
+    assert TIMEOUT is not None
+    window = {
+        **facts(),
+        "timeouts": timeouts,
+        "timeout_rate": timeouts / 30,
+        "duration_timeout_ratio": 0.95,
+        "handover_s": handover_s,
+    }
+    assert TIMEOUT.condition.evaluate(window) is holds

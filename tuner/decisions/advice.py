@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tuner.decisions.adopting import adoption_advice
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Change, FunctionConfig, Knob, Limits, Mode, fact_number, trace_ids
 
@@ -40,9 +41,10 @@ def for_finding(
         and change.knob is Knob.MEMORY_MB
         and change.after >= limits.memory_max_mb
     )
-    if ooms > 0 and (stuck or at_cap):
+    resized = change is None or change.knob is Knob.MEMORY_MB  # not split already
+    if ooms > 0 and (stuck or at_cap) and resized:
         out.append(
-            "Memory cannot grow further: split the work map-reduce style (fan-out), or move "
+            "Memory cannot grow further: split the work map-reduce style, or move "
             "large private state out of the function."
         )
     timeout_rate = fact_number(facts, "timeout_rate") or 0.0
@@ -67,6 +69,7 @@ def for_finding(
             f"{timeout_rate:.0%} of the invocations hit {limit}: a longer timeout only "
             f"postpones this. Decompose the work: {how}."
         )
+    out.extend(adoption_advice(facts, stuck=stuck))
     latency = fact_number(facts, "dependency_latency_p95_ms")
     out.extend(slow_dependency_advice(facts, latency))
     if latency and latency > SLOW_DEPENDENCY_MS and facts.get("cache_enabled") is True:

@@ -21,7 +21,7 @@ from tuner.domain.model import FunctionConfig, Knob, fact_number
 from tuner.engine.actions import BaseAction, action_class
 from tuner.engine.conditions import Condition
 
-COST_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT})
+COST_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT, Knob.HANDOVER_S})
 """Knobs whose increase costs money: raising one that does not help is rolled back."""
 CALL_NEUTRAL_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S})
 """Knobs that do not change what a function asks of its dependencies (unlike fan-out)."""
@@ -171,6 +171,8 @@ def judge(
     if change is None or decision.time > window_start:
         return _WAIT
     verdict = compare(decision.facts, after, action, condition, policy)
+    if verdict is State.IMPROVED and _failed_at(action, after):
+        verdict = State.PARTIAL  # the symptom went, but chains or splits failed instead
     in_flight = decision.time + (live.timeout_s or 0.0) > window_start
     if in_flight and verdict in (State.UNCHANGED, State.PARTIAL, None):
         return _WAIT  # invocations from before the change may be what still fails
@@ -232,6 +234,14 @@ def _failing_otherwise(
     return rates[1] > rates[0] + policy.error_rate_increase
 
 
+def _failed_at(action: type[BaseAction] | None, after: Mapping[str, Any]) -> bool:
+    """True when a window after the change counts what the change itself failed at."""
+    extra = after.get("extra")
+    if action is None or action.failure is None or not isinstance(extra, Mapping):
+        return False
+    return (fact_number(extra, action.failure) or 0.0) > 0
+
+
 def _following(
     before: Mapping[str, Any], after: Mapping[str, Any], action: type[BaseAction] | None
 ) -> str:
@@ -252,10 +262,12 @@ def _still_needs_more(action: type[BaseAction] | None, after: Mapping[str, Any])
 def evidence(
     before: Mapping[str, Any], after: Mapping[str, Any], action: type[BaseAction] | None
 ) -> str:
-    """A short account of what moved, e.g. ``oom_rate 0.45 -> 0; duration_p95_ms 320 -> 41``."""
+    """A short account of what moved, e.g. ``oom_rate 0.45 -> 0; duration_p95_ms 320 -> 41``,
+    after the action's own account of how the function runs now, where it has one."""
     names = [action.symptom] if action is not None and action.symptom else []
     names += [n for n in ("error_rate", "duration_p95_ms") if n not in names]
-    parts = []
+    own = action.account(after) if action is not None else ""
+    parts = [own] if own else []
     for name in names:
         was, now = fact_number(before, name), fact_number(after, name)
         if was is not None or now is not None:

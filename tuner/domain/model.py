@@ -87,6 +87,9 @@ class Knob(enum.StrEnum):
     TRACING = "tracing"
     """Share of invocations traced for a while above the function's own tracing setting
     (the ``trace`` action); 0 means none.  It goes back to 0 by itself."""
+    HANDOVER_S = "handover_s"
+    """Seconds before its timeout at which an invocation hands its state over to a fresh
+    invocation of the function (a chain, see tuner_handler); 0 means handover is off."""
 
 
 INTEGER_KNOBS = frozenset(
@@ -145,6 +148,8 @@ class FunctionConfig:
     fan_out: int | None = None
     concurrency: int | None = None
     cache_ttl_s: int | None = None
+    handover_s: float | None = None
+    """The handover margin (0: off); None where the function cannot hand over."""
     tracing: float | None = field(default=None, compare=False)
     """Share of invocations traced for a while on top of the function's own setting (0:
     none); None where the provider cannot switch tracing on."""
@@ -190,6 +195,7 @@ class Limits:
             Knob.FAN_OUT: (1, self.fan_out_max),
             Knob.CONCURRENCY: (self.concurrency_min, self.concurrency_max),
             Knob.CACHE_TTL_S: (0, self.cache_ttl_max_s),
+            Knob.HANDOVER_S: (0, self.timeout_max_s),
         }
         return ranges.get(knob)
 

@@ -113,6 +113,7 @@ def build_facts(
         "concurrency": _f(cfg.concurrency),
         "cache_ttl_s": _f(cfg.cache_ttl_s),
         "cache_enabled": None if cfg.cache_ttl_s is None else cfg.cache_ttl_s > 0,
+        "handover_s": _f(cfg.handover_s),
         "fleet_functions": float(fleet.get("fleet_functions", 0)),
     }
     if w is None:

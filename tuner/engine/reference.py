@@ -76,6 +76,12 @@ FACTS: Mapping[str, FactDoc] = {
     "concurrency": FactDoc(Type.NUMBER, "count", "Requests one instance serves at once."),
     "cache_ttl_s": FactDoc(Type.NUMBER, "s", "Cache time-to-live; 0 is off, null: no cache knob."),
     "cache_enabled": FactDoc(Type.BOOL, "", "True when the cache is on."),
+    "handover_s": FactDoc(
+        Type.NUMBER,
+        "s",
+        "Handover margin: seconds before the timeout at which an invocation hands its state "
+        "to a fresh one (tuner_handler); 0 is off, null: the function has no such setting.",
+    ),
     # dependencies
     "dependencies": FactDoc(
         Type.MAP,
@@ -118,9 +124,11 @@ FACTS: Mapping[str, FactDoc] = {
     "evidence": FactDoc(
         Type.MAP,
         "",
-        "Text from traces: evidence.hot_path (where the time went), evidence.allocation_site "
-        "(what held or failed to get memory), evidence.trace_ids, evidence.slow_dependency "
-        "(the dependency holding the time, from the window's topology).",
+        "Text from traces: evidence.hot_path (where the time went), evidence.hot_site (the "
+        "code it was in at the timeout, else the busiest), evidence.allocation_site (what held "
+        "or failed to get memory), evidence.allocation_grows_with (the names its size was "
+        "read from), evidence.trace_ids, evidence.slow_dependency (the dependency holding "
+        "the time, from the window's topology).",
     ),
 }
 
@@ -140,11 +148,48 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
         Type.NUMBER,
         "ratio",
         "local: share of the invocations that timed out (of all, when none did) whose event "
-        "is a list of two or more items, the only events a fan-out splits.",
+        "is a list of two or more items, the only events the host's fan-out splits; 1 where "
+        "the handler splits its events itself (tuner_handler's split).",
     ),
     "traced_invocations": FactDoc(
         Type.NUMBER, "count", "local: traced invocations in the window (absent: none)."
     ),
+    # handover and split (tuner_handler; docs/remedies.md)
+    "supports_handover": FactDoc(
+        Type.NUMBER,
+        "",
+        "local, aws: 1 where the function's code uses tuner_handler's handover (local: its "
+        "handler says so when a worker starts; aws: it has TUNER_HANDOVER_S in its environment).",
+    ),
+    "supports_split": FactDoc(
+        Type.NUMBER,
+        "",
+        "local, aws: 1 where the function's code uses tuner_handler's split (local: its "
+        "handler says so; aws: it has TUNER_FAN_OUT in its environment).",
+    ),
+    "runtime_memory_mb": FactDoc(
+        Type.NUMBER,
+        "MB",
+        "local: resident memory of a worker with its handler loaded, before any invocation "
+        "(the part of the need that no split divides).",
+    ),
+    "chains": FactDoc(Type.NUMBER, "count", "local: chains (handover) that ended in the window."),
+    "chains_failed": FactDoc(
+        Type.NUMBER,
+        "count",
+        "local: chains that failed in the window (a link failed after its retries, or asked "
+        "for more links than the chain may have).",
+    ),
+    "chain_links_max": FactDoc(
+        Type.NUMBER, "count", "local: invocations of the longest chain that ended in the window."
+    ),
+    "splits": FactDoc(
+        Type.NUMBER, "count", "local: invocations that ran their event in parts (split)."
+    ),
+    "splits_failed": FactDoc(
+        Type.NUMBER, "count", "local: of those, the ones a part failed in (no merged result)."
+    ),
+    "split_parts_max": FactDoc(Type.NUMBER, "count", "local: the most parts of one split."),
     # AWS Lambda
     "log_reports": FactDoc(Type.NUMBER, "count", "aws: REPORT log lines read for the window."),
     "malformed_log_lines": FactDoc(Type.NUMBER, "count", "aws: log lines that could not be read."),

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from tuner.domain.registry import Entry, Registry
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
+from tuner.engine.actions.decomposition import Handover, Split
 from tuner.engine.actions.granularity import FanOut, LessConcurrency, LongerTimeout, SmallerBatches
 from tuner.engine.actions.memory import LessMemory, MoreMemory
 from tuner.engine.actions.telling import EnableCache, Notify, Trace
@@ -22,6 +23,7 @@ __all__ = [
     "BaseAction",
     "EnableCache",
     "FanOut",
+    "Handover",
     "LessConcurrency",
     "LessMemory",
     "LongerTimeout",
@@ -29,6 +31,7 @@ __all__ = [
     "Notify",
     "Plan",
     "SmallerBatches",
+    "Split",
     "Trace",
     "action_class",
     "not_applicable",
@@ -42,6 +45,8 @@ Action = Annotated[
     | SmallerBatches
     | FanOut
     | LessConcurrency
+    | Handover
+    | Split
     | EnableCache
     | Notify
     | Trace,

@@ -51,6 +51,14 @@ class BaseAction(BaseModel):
     temporary: ClassVar[bool] = False
     """True when the change ends by itself (tracing for a while): it is not judged as a fix,
     it expires."""
+    failure: ClassVar[str | None] = None
+    """An ``extra`` fact counting what the change itself can fail at (chains, splits): any
+    in a window after it, and the change is at best partial, never improved."""
+
+    @classmethod
+    def account(cls, after: Mapping[str, Any]) -> str:
+        """How the function runs after this change, in a few words ('': nothing to add)."""
+        return ""
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
         """Propose a change for this function, or say why there is none."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tuner.domain.model import FunctionRef, WindowFacts
+from tuner.domain.model import FunctionConfig, FunctionRef, WindowFacts
 from tuner.providers.aws.metrics import FunctionStats
 from tuner.providers.aws.reports import LogSummary
 
@@ -84,3 +84,14 @@ def _percentile(summary: LogSummary | None, q: float, fallback: float | None) ->
 def _largest(*values: float | None) -> float | None:
     present = [v for v in values if v is not None]
     return max(present) if present else None
+
+
+def with_handler_facts(facts: WindowFacts, config: FunctionConfig) -> WindowFacts:
+    """The window with ``supports_handover`` / ``supports_split`` where the function carries
+    tuner_handler's settings (so has the knobs): it declares that its code uses them."""
+    declared = {}
+    if config.handover_s is not None:
+        declared["supports_handover"] = 1.0
+    if config.fan_out is not None:
+        declared["supports_split"] = 1.0
+    return replace(facts, extra={**facts.extra, **declared}) if declared else facts

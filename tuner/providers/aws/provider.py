@@ -14,7 +14,7 @@ from tuner.domain.ports import Clock
 from tuner.providers.aws import actuating, aliases, canary, logs, metrics, timing
 from tuner.providers.aws.clients import RegionClients, connect
 from tuner.providers.aws.errors import provider_errors
-from tuner.providers.aws.facts import canary_facts, window_facts
+from tuner.providers.aws.facts import canary_facts, window_facts, with_handler_facts
 from tuner.providers.aws.reports import LogSummary
 from tuner.providers.aws.settings import Settings
 from tuner.providers.aws.targets import list_targets
@@ -163,7 +163,9 @@ class AwsProvider:
                     facts[t.ref] = canary_facts(
                         t.ref, start, end, summary, trial.version, trial.weight
                     )
-        return facts
+        return {
+            t.ref: with_handler_facts(facts[t.ref], t.config) for t in targets if t.ref in facts
+        }
 
     def timing_topology(self, start: float, end: float) -> Topology:
         """Who calls whom, mined from the REPORT lines of invocations that ended in the window.

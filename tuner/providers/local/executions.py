@@ -92,6 +92,21 @@ Invoker = Callable[[str, Any], tuple[InvokeCall, Any]]
 """Runs a nested invocation for a worker: how it went, and its result."""
 
 
+class Remedies(Protocol):
+    """What a handler (through tuner_handler) may ask of the host in one invocation."""
+
+    request_id: str
+    """The host's id of the invocation, given to the handler as ``aws_request_id``."""
+
+    def hand_over(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The reply to a ``handover`` request: the host takes the state, or says why not."""
+        ...
+
+    def run(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The reply to an ``invoke_parts`` request: each part's outcome and result."""
+        ...
+
+
 @dataclass(slots=True)
 class Execution:
     """What one invocation did, as the host saw it."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,11 @@ import structlog
 from tuner.domain.model import FunctionConfig
 from tuner.domain.ports import Clock
 from tuner.providers.local.caching import TtlCache
+from tuner.providers.local.chain_store import ChainStore, LinkTask
+from tuner.providers.local.decomposing import Decomposition
 from tuner.providers.local.executions import Execution, InvokeCall, LimitFactory, WorkerSpec
 from tuner.providers.local.identities import Identity
+from tuner.providers.local.invocations import Caller, InvocationResult, merge
 from tuner.providers.local.pool import WorkerPool
 from tuner.providers.local.probing import ProbePolicy, Prober
 from tuner.providers.local.queues import EventSourceQueue
@@ -26,47 +28,13 @@ from tuner.providers.local.specs import FunctionSpec, load_dependencies, load_fu
 from tuner.providers.local.stubs import DependencyStubs
 from tuner.providers.local.trace_executor import TraceParent, TracePlan, Tracing, new_span_id
 from tuner.providers.local.worker_processes import WorkerStartError
+from tuner_handler.envelopes import link_envelope
+from tuner_handler.parts import slices
 
 log = structlog.get_logger(__name__)
 
 MAX_NESTING = 8
 """How deep ``context.invoke`` calls may nest (a function calling itself included)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """The invocation a nested call (``context.invoke``) comes from."""
-
-    parent: TraceParent | None
-    """Its trace and the call's span, when the caller is traced."""
-    depth: int
-    """1 for a call from an invocation made from outside, 2 for a call from that call..."""
-    deadline: float
-    """The caller's deadline (``time.monotonic()``): no longer is waited for a free worker."""
-
-
-@dataclass(frozen=True, slots=True)
-class InvocationResult:
-    """What the caller of an invocation gets back (merged over a fan-out)."""
-
-    function: str
-    outcome: str
-    result: Any
-    error: str
-    duration_ms: float
-    invocations: int
-    """Worker invocations it took: 1, or the number of fan-out parts."""
-
-    def as_json(self) -> dict[str, Any]:
-        """The result as the HTTP endpoint returns it."""
-        return {
-            "function": self.function,
-            "outcome": self.outcome,
-            "result": self.result,
-            "error": self.error,
-            "duration_ms": round(self.duration_ms, 3),
-            "invocations": self.invocations,
-        }
 
 
 class UnknownFunctionError(KeyError):
@@ -120,6 +88,14 @@ class FunctionHost:
         self._deploying = threading.Lock()
         self._closing = False
         self._load_configs(reset)
+        self.decomposition = Decomposition(
+            ChainStore(state_dir / "local.sqlite"),
+            clock,
+            self.specs,
+            self._run_link,
+            max(1, max_workers_per_function // 2),
+        )
+        """Chains (handover) and splits: the requests of tuner_handler, and what follows."""
 
     @property
     def dependency_urls(self) -> dict[str, str]:
@@ -147,6 +123,7 @@ class FunctionHost:
                 )
                 queue.start()
                 self._queues[name] = queue
+        self.decomposition.start()
         log.info("local host started", functions=sorted(self.specs), state_dir=str(self.state_dir))
 
     def _batch_size(self, name: str) -> int:
@@ -170,8 +147,10 @@ class FunctionHost:
         """Stop the queues, workers and dependencies, then close the records."""
         self._closing = True
         self.prober.close()
+        self.decomposition.stop()
         for pool in self._pools.values():
-            pool.close()
+            pool.close()  # a link cut short runs again at the next start
+        self.decomposition.close()
         for queue in self._queues.values():
             queue.stop()
         self._stubs.close()
@@ -237,8 +216,9 @@ class FunctionHost:
         """
         fan_out = self.config(name).fan_out or 1
         started = time.monotonic()
-        if fan_out > 1 and isinstance(event, list) and len(event) > 1:
-            executions = self._fan_out(name, split(event, fan_out), caller)
+        hosts_split = not self.decomposition.splits_itself(name)  # else tuner_handler splits
+        if fan_out > 1 and isinstance(event, list) and len(event) > 1 and hosts_split:
+            executions = self._fan_out(name, slices(event, fan_out), caller)
         else:
             executions = [self._invoke_once(name, event, caller)]
         failed = next((e for e in executions if e.outcome != "ok"), None)
@@ -253,7 +233,7 @@ class FunctionHost:
             invocations=len(executions),
         )
 
-    def _fan_out(self, name: str, parts: list[list[Any]], caller: Caller | None) -> list[Execution]:
+    def _fan_out(self, name: str, parts: list[Any], caller: Caller | None) -> list[Execution]:
         executions: list[Execution | None] = [None] * len(parts)
 
         def run(index: int) -> None:
@@ -267,9 +247,19 @@ class FunctionHost:
             thread.join()
         return [e for e in executions if e is not None]
 
-    def _invoke_once(self, name: str, event: Any, caller: Caller | None = None) -> Execution:
+    def _run_link(self, task: LinkTask) -> Execution:
+        """Run one link of a chain (the chain runner calls it)."""
+        ref = task.ref
+        envelope = link_envelope(ref.chain, ref.link, task.state, task.event)
+        return self._invoke_once(task.function, envelope, link=task)
+
+    def _invoke_once(
+        self, name: str, event: Any, caller: Caller | None = None, link: LinkTask | None = None
+    ) -> Execution:
         start = self._clock.now()
-        revision = int(self.config(name).revision)
+        config = self.config(name)
+        revision = int(config.revision)
+        session = self.decomposition.session(name, event, link, config)
         plan = None
         if self.tracing is not None:
             parent = caller.parent if caller is not None else None
@@ -283,16 +273,22 @@ class FunctionHost:
                 init_ms = process.init_ms if cold else None
                 revision, spec = process.spec.revision, process.spec
                 deadline = time.monotonic() + process.spec.timeout_s
+                if cold:
+                    self.decomposition.note(name, process.supports, process.runtime_mb)
+                session.run_parts = functools.partial(self._parts, name, depth + 1, deadline)
                 execution = process.invoke(
                     event,
                     self._caches[name],
                     trace=plan.options() if plan is not None else None,
                     invoker=functools.partial(self._nested, plan, depth + 1, deadline),
+                    remedies=session,
                 )
         except WorkerStartError as error:
             cold = True
             execution = Execution(outcome="error", duration_ms=0.0, error=str(error))
         self._record(name, revision, start, event, execution, cold, init_ms)
+        if not self._closing:
+            self.decomposition.finish(session, execution)
         if execution.outcome == "oom" and spec is not None and not self._closing:
             self.prober.after(spec, event, execution)
         if (
@@ -303,6 +299,14 @@ class FunctionHost:
         ):
             self.tracing.finish(plan, name, revision, execution)
         return execution
+
+    def _parts(self, name: str, depth: int, deadline: float, events: list[Any]) -> list[Execution]:
+        """Run a split's parts as invocations of the function, in parallel (tuner_handler);
+        parts that split again count as nested calls (at most :data:`MAX_NESTING` deep)."""
+        if depth > MAX_NESTING:
+            error = f"parts nested deeper than {MAX_NESTING} calls"
+            return [Execution(outcome="error", duration_ms=0.0, error=error) for _ in events]
+        return self._fan_out(name, events, Caller(None, depth, deadline))
 
     def _nested(
         self, plan: TracePlan | None, depth: int, deadline: float, callee: str, event: Any
@@ -369,27 +373,11 @@ class FunctionHost:
             memory_mb=config.memory_mb,
             timeout_s=config.timeout_s or spec.timeout_s,
             cache_ttl_s=config.cache_ttl_s or 0,
-            environment=dict(config.environment),
+            environment={
+                **config.environment,
+                **self.decomposition.environment(spec.name, config),
+            },
             dependencies=self.dependency_urls,
             log_path=self.state_dir / "logs" / f"{spec.name}.log",
             revision=int(config.revision),
         )
-
-
-def split(items: Sequence[Any], parts: int) -> list[list[Any]]:
-    """Split a list into at most ``parts`` contiguous, nearly equal, non-empty chunks."""
-    parts = max(1, min(parts, len(items)))
-    size, rest = divmod(len(items), parts)
-    chunks, begin = [], 0
-    for index in range(parts):
-        end = begin + size + (1 if index < rest else 0)
-        chunks.append(list(items[begin:end]))
-        begin = end
-    return chunks
-
-
-def merge(results: Sequence[Any]) -> Any:
-    """Merge fan-out results: lists are concatenated, anything else is listed in order."""
-    if all(isinstance(r, list) for r in results):
-        return [item for r in results for item in r]
-    return list(results)

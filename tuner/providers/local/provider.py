@@ -22,7 +22,7 @@ from tuner.domain.model import (
 )
 from tuner.domain.ports import Clock
 from tuner.providers.local.dependency_share import with_slow_dependencies
-from tuner.providers.local.facts import window_facts
+from tuner.providers.local.facts import window_facts, with_remedy_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
 from tuner.providers.local.probing import with_probe_facts
@@ -47,7 +47,14 @@ LOCAL_LIMITS = Limits(
 """What the local host allows; memory does not buy CPU here."""
 
 _KNOBS = frozenset(
-    {Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.BATCH_SIZE, Knob.FAN_OUT, Knob.CACHE_TTL_S}
+    {
+        Knob.MEMORY_MB,
+        Knob.TIMEOUT_S,
+        Knob.BATCH_SIZE,
+        Knob.FAN_OUT,
+        Knob.CACHE_TTL_S,
+        Knob.HANDOVER_S,
+    }
 )
 """The settings a local function has (tracing is switched, not deployed)."""
 
@@ -137,7 +144,7 @@ class LocalProvider:
                     ref=self.ref(name),
                     config=self._live(name),
                     labels=dict(spec.labels),
-                    limits=LOCAL_LIMITS,
+                    limits=self._limits(name),
                     owner=spec.owner,
                     # no console: the host's endpoint answers only with its token
                 )
@@ -181,6 +188,7 @@ class LocalProvider:
             )
             for ref in mine
         }
+        windows = with_remedy_facts(windows, self.host.decomposition, start, end)
         return with_slow_dependencies(windows, invocations, calls, stored, self.host.records)
 
     def read(self, ref: FunctionRef) -> FunctionConfig:
@@ -218,7 +226,8 @@ class LocalProvider:
                     f"{target.ref}: revision {target.config.revision} is stale,"
                     f" live is {live.revision}"
                 )
-            values = {change.knob: self._checked(live, change) for change in changes}
+            limits = self._limits(target.ref.name)
+            values = {change.knob: self._checked(live, change, limits) for change in changes}
             deployed = self.host.deploy(target.ref.name, live.with_changes(values))
         log.info(
             "applied",
@@ -237,13 +246,17 @@ class LocalProvider:
         log.info("tracing switched", function=name, change=changes[0].describe())
         return replace(live, tracing=rate)
 
-    def _checked(self, live: FunctionConfig, change: Change) -> float | int:
+    def _limits(self, name: str) -> Limits:
+        """The host's limits under the function's own ceilings (``limits:`` in function.yaml)."""
+        return self.host.specs[name].limits.applied(LOCAL_LIMITS)
+
+    def _checked(self, live: FunctionConfig, change: Change, limits: Limits) -> float | int:
         if change.knob not in _KNOBS:
             raise ProviderError(f"the local host has no {change.knob.value} setting")
         if change.knob is Knob.BATCH_SIZE and live.batch_size is None:
             raise ProviderError("batch_size needs an event source queue (none configured)")
-        if not LOCAL_LIMITS.allows(change.knob, change.after):
-            low, high = LOCAL_LIMITS.range(change.knob) or (None, None)
+        if not limits.allows(change.knob, change.after):
+            low, high = limits.range(change.knob) or (None, None)
             raise ProviderError(
                 f"{change.knob.value} {change.after} is outside the local limits {low}..{high}"
             )

@@ -106,6 +106,7 @@ def config_to_json(config: FunctionConfig) -> str:
             "fan_out": config.fan_out,
             "concurrency": config.concurrency,
             "cache_ttl_s": config.cache_ttl_s,
+            "handover_s": config.handover_s,
             "environment": dict(config.environment),
         },
         sort_keys=True,
@@ -113,23 +114,43 @@ def config_to_json(config: FunctionConfig) -> str:
 
 
 def config_from_json(text: str, revision: int) -> FunctionConfig:
-    """Inverse of :func:`config_to_json`."""
+    """Inverse of :func:`config_to_json` (a configuration stored before handover: off)."""
     data = json.loads(text)
+    data.setdefault("handover_s", 0.0)
     return FunctionConfig(revision=str(revision), **data)
 
 
-class Records:
-    """Thread-safe access to the host's SQLite file."""
+class SqliteFile:
+    """A SQLite file of the host's, used from several threads behind one lock."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = connect(path, _SCHEMA)
+        self._db = connect(path, schema)
 
     def close(self) -> None:
         """Close the database."""
         with self._lock:
             self._db.close()
+
+    def _in_window(
+        self, select: str, time_column: str, functions: Sequence[str], start: float, end: float
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``select`` for the functions whose ``time_column`` is in ``[start, end)``."""
+        marks = ",".join("?" * len(functions))
+        query = (
+            f"{select} WHERE function IN ({marks})"
+            f" AND {time_column} >= ? AND {time_column} < ? ORDER BY {time_column}"
+        )
+        with self._lock:
+            return self._db.execute(query, (*functions, start, end)).fetchall()
+
+
+class Records(SqliteFile):
+    """Thread-safe access to the host's SQLite file: invocations, calls, deployments."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, _SCHEMA)
 
     def add_invocation(
         self, invocation: InvocationRecord, calls: Iterable[DependencyCallRecord]
@@ -194,17 +215,6 @@ class Records:
             end,
         )
         return [DependencyCallRecord(*row) for row in rows]
-
-    def _in_window(
-        self, select: str, time_column: str, functions: Sequence[str], start: float, end: float
-    ) -> list[tuple[Any, ...]]:
-        marks = ",".join("?" * len(functions))
-        query = (
-            f"{select} WHERE function IN ({marks})"
-            f" AND {time_column} >= ? AND {time_column} < ? ORDER BY {time_column}"
-        )
-        with self._lock:
-            return self._db.execute(query, (*functions, start, end)).fetchall()
 
     def live_config(self, function: str) -> FunctionConfig | None:
         """The stored configuration of a function, or None when it was never deployed."""

@@ -31,6 +31,7 @@ import structlog
 from tuner.domain.errors import ConfigError, Problem
 from tuner.providers.local import worker as worker_script
 from tuner.providers.local.identities import DEFAULT_UIDS, RECORD_FILE, Identities, Identity
+from tuner.providers.local.library import copy_library
 
 log = structlog.get_logger(__name__)
 
@@ -97,6 +98,8 @@ class Sandbox:
         os.chmod(self._runtime, 0o755)  # the worker users pass through to their files
         (self._runtime / "tmp").mkdir(mode=0o711)
         (self._runtime / "functions").mkdir(mode=0o711)
+        self.library = copy_library(self._runtime / "lib")
+        """Holds tuner_handler, for the worker's path."""
         self._cleanup = weakref.finalize(self, _remove_runtime, self._runtime, self._identities)
         """Removes the folder (workers' temp folders included) even if close() is never called."""
         self.script = Path(worker_script.__file__)

@@ -7,13 +7,14 @@ function and an optional ``dependencies.yaml`` naming the dependencies the host 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tuner.domain.errors import ConfigError, Problem
-from tuner.domain.model import FunctionConfig
+from tuner.domain.model import FunctionConfig, Limits
 from tuner.engine.yamlfiles import load_yaml_file
 from tuner.providers.local.tracing_specs import TracingSpec
 
@@ -36,6 +37,34 @@ class TrafficSpec(BaseModel):
     """Records already waiting on the queue when the traffic starts."""
 
 
+class ChainSpec(BaseModel):
+    """How the host runs a function's chains (tuner_handler's handover)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_links: int = Field(default=10, ge=1, le=1000)
+    """The most invocations one chain may take; a link asking for more fails the chain."""
+    retries: int = Field(default=2, ge=0, le=10)
+    """How often a failed link runs again from its state before the chain fails."""
+
+
+class CeilingSpec(BaseModel):
+    """A function's own ceilings under the host's: tuner never goes above them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    memory_max_mb: int | None = Field(default=None, ge=64)
+    timeout_max_s: float | None = Field(default=None, gt=0)
+
+    def applied(self, limits: Limits) -> Limits:
+        """The host's limits lowered to these ceilings."""
+        return replace(
+            limits,
+            memory_max_mb=min(limits.memory_max_mb, self.memory_max_mb or limits.memory_max_mb),
+            timeout_max_s=min(limits.timeout_max_s, self.timeout_max_s or limits.timeout_max_s),
+        )
+
+
 class FunctionSpec(BaseModel):
     """One function as declared in its ``function.yaml``."""
 
@@ -51,12 +80,29 @@ class FunctionSpec(BaseModel):
     """How long the queue waits to fill a batch before delivering a smaller one."""
     fan_out: int = Field(default=1, ge=1)
     cache_ttl_s: int = Field(default=0, ge=0)
+    handover_s: float = Field(default=0.0, ge=0)
+    """Handover margin in seconds (0: off), for a handler that uses tuner_handler's handover."""
+    chain: ChainSpec = Field(default_factory=ChainSpec)
+    limits: CeilingSpec = Field(default_factory=CeilingSpec)
+    """Ceilings of this function (e.g. the longest a job may hold a worker)."""
     environment: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     owner: str = ""
     traffic: TrafficSpec = Field(default_factory=TrafficSpec)
     tracing: TracingSpec | None = None
     """How its invocations are traced; None: the provider's default."""
+
+    @model_validator(mode="after")
+    def _within_ceilings(self) -> FunctionSpec:
+        """Memory and timeout at most the function's own ceilings."""
+        ceiling = self.limits
+        if ceiling.memory_max_mb is not None and self.memory_mb > ceiling.memory_max_mb:
+            raise ValueError(f"memory_mb {self.memory_mb} is over limits.memory_max_mb")
+        if ceiling.timeout_max_s is not None and self.timeout_s > ceiling.timeout_max_s:
+            raise ValueError(f"timeout_s {self.timeout_s:g} is over limits.timeout_max_s")
+        if self.handover_s >= self.timeout_s:
+            raise ValueError("handover_s must be shorter than timeout_s")
+        return self
 
     def initial_config(self) -> FunctionConfig:
         """The configuration the function is deployed with before anyone tunes it."""
@@ -66,6 +112,7 @@ class FunctionSpec(BaseModel):
             batch_size=self.batch_size,
             fan_out=self.fan_out,
             cache_ttl_s=self.cache_ttl_s,
+            handover_s=self.handover_s,
             environment=dict(self.environment),
             revision="1",
         )

@@ -84,6 +84,18 @@ def hot_path(traces: Sequence[Trace]) -> str:
     return text + f" (trace {slowest.trace_id})"
 
 
+def hot_site(traces: Sequence[Trace]) -> str:
+    """The code the slowest traced invocation was in when it timed out, else its busiest
+    frame: ``crunch (handler.py:9)`` (or '')."""
+    if not traces:
+        return ""
+    slowest = max(traces, key=lambda t: t.duration_ms)
+    if slowest.outcome == "timeout" and slowest.where:
+        return slowest.where[-1].label
+    found = _hot_frame(slowest)
+    return found[0] if found else ""
+
+
 def memory_evidence(
     traces: Sequence[Trace], facts_text: dict[str, str]
 ) -> tuple[dict[str, float], str]:
@@ -137,6 +149,7 @@ def trace_facts(traces: Sequence[Trace]) -> tuple[dict[str, float], dict[str, st
     path = hot_path(slow)
     if path:
         text["hot_path"] = path
+        text["hot_site"] = hot_site(slow)
     if allocation:
         text["allocation_site"] = allocation
     if traces:

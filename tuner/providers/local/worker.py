@@ -8,8 +8,10 @@ Protocol (host -> worker): ``init`` once, then ``invoke`` repeatedly (with ``tra
 when the invocation is traced, see ``tracer.py``), and ``cache_value`` as the answer to a
 ``cache_get``.  Worker -> host: ``ready`` after init, then per invocation any number of
 ``dependency_get`` (answered by ``dependency_value``), ``cache_get`` (answered by
-``cache_value``), ``cache_set``, ``invoke_call`` (answered by ``invoke_result``) and, when
-traced, ``trace`` messages (the tracer's profile so far), and finally one ``result``:
+``cache_value``), ``cache_set``, ``invoke_call`` (answered by ``invoke_result``),
+``handover`` and ``invoke_parts`` (tuner_handler's remedies, answered by ``handover_reply``
+and ``parts_result``) and, when traced, ``trace`` messages (the tracer's profile so far),
+and finally one ``result``:
 ``ok`` with the handler's return value or ``error`` with what it raised.  Nothing else is
 believed: the host measures time, memory and leftovers itself, and a MemoryError ends
 this process with :data:`EXIT_OUT_OF_MEMORY`, which the host reads from the exit status
@@ -127,8 +129,10 @@ class Context:
         cache: Cache,
         dependency_urls: dict[str, str],
         channel: Channel,
+        request_id: str = "",
     ) -> None:
         self.function_name = function_name
+        self.aws_request_id = request_id  # the host's id of this invocation, named as on Lambda
         self.memory_limit_mb = memory_limit_mb
         self.cache = cache
         self.logger = logging.getLogger(function_name)
@@ -157,6 +161,17 @@ class Context:
         if reply.get("outcome") != "ok":
             raise InvocationError(name, reply.get("outcome", "error"), reply.get("error", ""))
         return reply.get("result")
+
+    def hand_over(self, state: Any) -> dict[str, Any]:
+        """Ask the host to go on with this chain in a fresh invocation (tuner_handler's handover)."""
+        self._channel.send({"type": "handover", "state": state})
+        return self._channel.receive() or {"accepted": False, "error": "the host closed"}
+
+    def invoke_parts(self, events: list[Any]) -> Any:
+        """Run each event as an invocation of this function, in parallel (tuner_handler's split)."""
+        self._channel.send({"type": "invoke_parts", "events": events})
+        reply = self._channel.receive() or {"error": "the host closed"}
+        return reply.get("parts", reply)
 
 
 def read_memory_status() -> dict[str, int]:
@@ -243,9 +258,14 @@ def limit_address_space(memory_mb: int) -> int:
     return non_resident_kb // 1024
 
 
-def load_handler(directory: str) -> Callable[[Any, Context], Any]:
-    """Import ``handler.py`` from the function's directory and return its ``handler``."""
+def load_handler(directory: str, library: str | None = None) -> Callable[[Any, Context], Any]:
+    """Import ``handler.py`` from the function's directory and return its ``handler``.
+
+    ``library`` holds tuner_handler, found after the function's folder (its own copy wins).
+    """
     sys.path.insert(0, directory)
+    if library:
+        sys.path.append(library)
     spec = importlib.util.spec_from_file_location("handler", os.path.join(directory, "handler.py"))
     if spec is None or spec.loader is None:
         raise ImportError(f"no handler.py in {directory}")
@@ -298,21 +318,24 @@ def serve(channel: Channel) -> None:
         return
     started = time.monotonic()
     limit_processes(init.get("nproc"), init.get("file_bytes"))
-    handler = load_handler(init["directory"])
+    handler = load_handler(init["directory"], init.get("library"))
     reserve = bytearray(2 * _MB)  # freed on MemoryError so the trace can still be sent
     non_resident_mb = limit_address_space(init["memory_mb"])
+    supports = getattr(handler, "__tuner_handler__", None)  # set by tuner_handler's decorators
     channel.send(
         {
             "type": "ready",
             "init_ms": (time.monotonic() - started) * 1000,
             "non_resident_mb": non_resident_mb,
+            "supports": [supports] if isinstance(supports, str) else [],
         }
     )
     cache = Cache(channel, enabled=init["cache_ttl_s"] > 0)
     while (request := channel.receive()) is not None:
         deadline = time.monotonic() + init["timeout_s"]
+        request_id, dependencies = str(request.get("request_id", "")), init["dependencies"]
         context = Context(
-            init["function"], init["memory_mb"], deadline, cache, init["dependencies"], channel
+            init["function"], init["memory_mb"], deadline, cache, dependencies, channel, request_id
         )
         reply: dict[str, Any] = {"type": "result", "outcome": "ok"}
         tracer, failure = start_tracer(request.get("trace"), init, handler, channel), None

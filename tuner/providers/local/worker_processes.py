@@ -19,6 +19,7 @@ from tuner.providers.local.executions import (
     Execution,
     Invoker,
     MemoryLimit,
+    Remedies,
     SharedCache,
     WorkerSpec,
 )
@@ -30,6 +31,7 @@ from tuner.providers.local.processes import (
     kill_group,
     stopped,
 )
+from tuner.providers.local.remedy_requests import REMEDY_REQUESTS, claimed_remedies, remedy_reply
 from tuner.providers.local.sandboxing import Sandbox, remove_tmp
 from tuner.providers.local.trace_messages import Profile, ProfileCaps, checked_profile
 from tuner.providers.local.worker import EXIT_OUT_OF_MEMORY
@@ -42,7 +44,8 @@ class WorkerStartError(Exception):
     """The worker process did not come up (bad handler, import error, crash)."""
 
 
-_FROM_WORKER = {"dependency_get", "cache_get", "cache_set", "invoke_call", "result"}
+_PLATFORM = {"dependency_get", "cache_get", "cache_set", "invoke_call", "result"}
+_FROM_WORKER = _PLATFORM | REMEDY_REQUESTS
 """Messages a worker may send besides ``trace`` (a profile, read apart)."""
 _MALFORMED = (ProtocolError, FrameTooLargeError, ValueError, KeyError, TypeError, RecursionError)
 """What a frame that breaks the protocol raises (RecursionError: JSON nested too deeply)."""
@@ -107,6 +110,9 @@ class WorkerProcess:
         self._next_watch = 0.0
         self._stopped = False
         self._caps: ProfileCaps | None = None
+        self._remedies: Remedies | None = None
+        self.supports: frozenset[str] = frozenset()  # the handler's claim (tuner_handler)
+        self.runtime_mb: float | None = None  # measured once its handler is loaded
         self._start(started)
 
     @property
@@ -136,6 +142,7 @@ class WorkerProcess:
             "dependencies": dict(self.spec.dependencies),
             "nproc": self._sandbox.nproc_limit(self.spec.function, pids_cgroup),
             "file_bytes": self._sandbox.policy.file_bytes,
+            "library": str(self._sandbox.library),
         }
         try:
             self._send(init)
@@ -158,6 +165,8 @@ class WorkerProcess:
             )
         status = self._probe.read()
         self._threads = status.threads if status is not None else 1
+        self.runtime_mb = status.peak_mb if status is not None else None
+        self.supports = claimed_remedies(reply)
         self.init_ms = (time.monotonic() - started) * 1000
 
     def invoke(
@@ -167,17 +176,20 @@ class WorkerProcess:
         *,
         trace: Mapping[str, Any] | None = None,
         invoker: Invoker | None = None,
+        remedies: Remedies | None = None,
     ) -> Execution:
         """Run one invocation; kill the worker and its children when it exceeds the timeout.
 
-        ``trace`` holds the tracer's options when the invocation is traced (its profile
-        then arrives in ``trace`` messages, kept in :attr:`Execution.trace`); ``invoker``
-        runs the handler's ``context.invoke`` calls (without it they fail).
+        ``trace``: the tracer's options of a traced invocation (its profile arrives in
+        ``trace`` messages, kept in :attr:`Execution.trace`); ``invoker`` runs the handler's
+        ``context.invoke`` calls, ``remedies`` its hand-over and parts (else they fail).
         """
         started = time.monotonic()
         self._deadline = deadline = started + self.spec.timeout_s
         execution = Execution(outcome="", duration_ms=0.0)
         request: dict[str, Any] = {"type": "invoke", "event": event}
+        request["request_id"] = remedies.request_id if remedies is not None else ""
+        self._remedies = remedies
         self._caps = None
         if trace:
             request["trace"] = {**trace, "max_bytes": self._sandbox.policy.trace_bytes}
@@ -253,6 +265,8 @@ class WorkerProcess:
             self._send(dependency_reply(message, self.spec, self._deadline, max_bytes, execution))
         elif kind == "invoke_call":
             self._send(nested_reply(message, invoker, execution))
+        elif kind in REMEDY_REQUESTS:
+            self._send(remedy_reply(kind, message, self._remedies))
         elif kind == "cache_get":
             value = cache.get(str(message["key"]))
             if value is None:
