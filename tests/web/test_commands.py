@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +105,8 @@ def test_explain_facts_shows_what_each_decision_rested_on(
     assert main(["explain", "oomer", "--facts", "-c", config]) == 0
     out = capsys.readouterr().out
     assert "when: ooms > 0.0" in out and "    ooms" in out and "peak_memory_mb=128" in out
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", out), "times are ISO 8601 UTC"
+    assert not re.search(r"\b(True|False|None)\b|\{'", out), "values are never Python reprs"
     assert main(["explain", "oomer", "--facts", "--json", "-c", config]) == 0
     [record] = json.loads(capsys.readouterr().out)
     assert (
