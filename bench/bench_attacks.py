@@ -13,7 +13,7 @@ other, each in bounded loops that stop by themselves:
   held against the dashboard and the invoke endpoint.
 
 Prints the daemon's resident memory when idle and its peak (VmHWM) after each memory
-attack (target: within 50 MB of idle), and the gaps between cycles before and while the
+attack (target: within 50 MB of idle; over it the run fails, --quick too, so CI checks it), and the gaps between cycles before and while the
 connections are held (target: the interval, 1 s, give or take the load).
 
 Run: ``python -m bench.bench_attacks [--quick]`` (``--quick``: 60 MB streams, a few
@@ -240,7 +240,7 @@ def main() -> int:
     print(json.dumps(figures, indent=2))
     grew = max(after_body, after_trace) - idle_peak
     print(f"peak memory above idle under attack: {grew:.1f} MB (target {MEMORY_TARGET_MB:g} MB)")
-    return 1 if grew > MEMORY_TARGET_MB and not args.quick else 0
+    return 1 if grew > MEMORY_TARGET_MB else 0  # memory is no timing: the bar holds in CI too
 
 
 if __name__ == "__main__":
