@@ -46,6 +46,11 @@ def test_check_a_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str
     cfg.write_text("providers:\n  - type: azure\n")
     assert main(["check", str(cfg)]) == 2
     assert "unknown provider type 'azure'" in capsys.readouterr().err
+    cfg.write_text("providers: []\nhttp: off\n")  # YAML reads a bare off as false
+    assert main(["check", str(cfg)]) == 0
+    cfg.write_text("providers: []\nhttp: banana\n")
+    assert main(["check", str(cfg)]) == 2
+    assert f"{cfg}:2: field 'http'" in capsys.readouterr().err
 
 
 def test_check_a_configuration_whose_rules_name_an_unknown_channel(

@@ -60,11 +60,24 @@ def test_the_surface_is_read_from_the_parser() -> None:
     assert ("run", "--for", "banana") in OPTIONS and ("simulate", "--json", "") in OPTIONS
 
 
+TRACE_COMMANDS = {"profile", "traces", "topology"}
+"""Commands that read the local host's state: they are given one, so that they reach every
+option (without a local provider they stop before reading any)."""
+
+
 @pytest.fixture
-def config(tmp_path: Path) -> str:
-    """A configuration that watches nothing and serves nothing, with a store of its own."""
+def config(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A configuration that serves nothing, with a store of its own; a command that reads
+    the local host's traces gets an empty host to read (never started), others watch nothing."""
+    providers = "[]"
+    if request.node.callspec.params.get("command") in TRACE_COMMANDS:
+        (tmp_path / "functions").mkdir()
+        providers = (
+            f"[{{type: local, functions_dir: {tmp_path / 'functions'}, "
+            f"state_dir: {tmp_path / 'state'}}}]"
+        )
     path = tmp_path / "tuner.yaml"
-    path.write_text(f"providers: []\nstore: {tmp_path / 'tuner.db'}\nhttp: off\n")
+    path.write_text(f"providers: {providers}\nstore: {tmp_path / 'tuner.db'}\nhttp: off\n")
     return str(path)
 
 

@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tuner.cli.arguments import duration, output_file
 from tuner.daemon.config import load_config
 from tuner.domain.durations import parse_duration
 from tuner.domain.errors import ConfigError, Problem
+from tuner.domain.times import iso
 from tuner.mining.timing import Interval
 from tuner.trace.folded import fold, hottest, render_folded
 from tuner.trace.model import Trace
@@ -48,7 +50,7 @@ def _store(args: argparse.Namespace) -> TraceStore:
 
 
 def _since(args: argparse.Namespace) -> float | None:
-    return time.time() - parse_duration(args.since) if getattr(args, "since", None) else None
+    return time.time() - args.since if getattr(args, "since", None) else None
 
 
 def _traces(args: argparse.Namespace) -> list[Trace]:
@@ -62,7 +64,7 @@ def _traces(args: argparse.Namespace) -> list[Trace]:
                     str(store.root),
                     None,
                     f"no traces of {args.function!r}"
-                    + (f" in the last {args.since}" if args.since else "")
+                    + (f" in the last {args.since:g} s" if args.since else "")
                     + f" (functions with traces: {known}); set tracing: {{mode: full}} "
                     "in its function.yaml or run more invocations",
                 )
@@ -95,6 +97,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         text = json.dumps(render_speedscope(folded, name=title, unit=long))
     else:
         text = render_folded(folded)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
     output.write_text(text, encoding="utf-8")
     _print(f"{title}: wrote {output}")
     _print(hot_table(folded, short))
@@ -134,13 +139,13 @@ def cmd_traces(args: argparse.Namespace) -> int:
         _print(json.dumps([t.as_json() for t in traces], indent=1))
         return 0
     _print(
-        f"{'started':19} {'trace id':32} {'outcome':8} {'ms':>8} {'cpu ms':>7} {'peak MB':>8}  detail"
+        f"{'started':20} {'trace id':32} {'outcome':8} {'ms':>8} {'cpu ms':>7} {'peak MB':>8}  detail"
     )
     for t in traces:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t.start))
+        stamp = iso(t.start)
         peak = f"{t.memory.peak_mb:8.1f}" if t.memory else f"{'-':>8}"
         _print(
-            f"{stamp:19} {t.trace_id:32} {t.outcome:8} {t.duration_ms:8.1f} {t.cpu_ms:7.1f} "
+            f"{stamp:20} {t.trace_id:32} {t.outcome:8} {t.duration_ms:8.1f} {t.cpu_ms:7.1f} "
             f"{peak}  {_detail(t)}"
         )
     return 0
@@ -260,7 +265,7 @@ def cmd_topology(args: argparse.Namespace) -> int:
         except GraphvizMissingError as error:
             print(error, file=sys.stderr)
             return 2
-    if args.output:
+    if args.output and args.output != "-":
         Path(args.output).write_text(text, encoding="utf-8")
         _print(f"wrote {args.output}: {len(topology.nodes)} nodes, {len(topology.edges)} edges")
     else:
@@ -275,14 +280,16 @@ def register(sub: Any) -> None:
     profile.add_argument(
         "-c", "--config", help="the configuration file (default: the embedded local host)"
     )
-    profile.add_argument("--since", help="only traces this recent, e.g. 10m")
+    profile.add_argument("--since", type=duration, help="only traces this recent, e.g. 10m")
     profile.add_argument(
         "--kind", choices=["cpu", "wall", "memory"], default="cpu", help="what the frames weigh"
     )
     profile.add_argument(
         "--format", choices=sorted(_FORMATS), default="svg", help="the file written (default svg)"
     )
-    profile.add_argument("-o", "--output", help="default: FUNCTION.KIND.svg (or .folded ...)")
+    profile.add_argument(
+        "-o", "--output", type=output_file, help="default: FUNCTION.KIND.svg (or .folded ...)"
+    )
     profile.set_defaults(fn=cmd_profile)
 
     traces = sub.add_parser("traces", help="list a function's recent traces")
@@ -290,9 +297,11 @@ def register(sub: Any) -> None:
     traces.add_argument(
         "-c", "--config", help="the configuration file (default: the embedded local host)"
     )
-    traces.add_argument("--since", help="only traces this recent, e.g. 10m")
+    traces.add_argument("--since", type=duration, help="only traces this recent, e.g. 10m")
     traces.add_argument("--json", action="store_true", help="one JSON record per trace")
-    traces.add_argument("--otlp-json", metavar="FILE", help="also write them as OTLP/JSON")
+    traces.add_argument(
+        "--otlp-json", metavar="FILE", type=output_file, help="also write them as OTLP/JSON"
+    )
     traces.add_argument("--otlp", metavar="URL", help="also send them to an OTLP/HTTP collector")
     traces.set_defaults(fn=cmd_traces)
 
@@ -302,6 +311,7 @@ def register(sub: Any) -> None:
     )
     topology.add_argument(
         "--since",
+        type=duration,
         help=f"only what happened this recently, e.g. 10m (AWS, Kubernetes: {REMOTE_SINCE})",
     )
     topology.add_argument(
@@ -313,5 +323,7 @@ def register(sub: Any) -> None:
     topology.add_argument(
         "--format", choices=["json", "dot", "svg"], default="json", help="the output format"
     )
-    topology.add_argument("-o", "--output", help="write to this file (default: standard output)")
+    topology.add_argument(
+        "-o", "--output", type=output_file, help="write to this file (default: standard output)"
+    )
     topology.set_defaults(fn=cmd_topology)

@@ -114,11 +114,13 @@ class TunerConfig(BaseModel):
             return p
         return Path(self.source).parent / p
 
-    @field_validator("http")
+    @field_validator("http", mode="before")
     @classmethod
-    def _address(cls, value: str | None) -> str | None:
-        """A HOST:PORT or ``off``."""
-        if value is not None:
+    def _address(cls, value: Any) -> Any:
+        """A HOST:PORT or ``off`` (which YAML reads as false when it is not quoted)."""
+        if value is False:
+            return "off"
+        if isinstance(value, str):
             parse_address(value)
         return value
 
