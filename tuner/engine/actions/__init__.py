@@ -14,6 +14,7 @@ from tuner.domain.registry import Entry, Registry
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
 from tuner.engine.actions.granularity import FanOut, LessConcurrency, LongerTimeout, SmallerBatches
 from tuner.engine.actions.memory import LessMemory, MoreMemory
+from tuner.engine.actions.shaping import Fuse, NearReplica, SplitPath, ZoneAffinity
 from tuner.engine.actions.telling import EnableCache, Notify, Trace
 
 __all__ = [
@@ -22,14 +23,18 @@ __all__ = [
     "BaseAction",
     "EnableCache",
     "FanOut",
+    "Fuse",
     "LessConcurrency",
     "LessMemory",
     "LongerTimeout",
     "MoreMemory",
+    "NearReplica",
     "Notify",
     "Plan",
     "SmallerBatches",
+    "SplitPath",
     "Trace",
+    "ZoneAffinity",
     "action_class",
     "not_applicable",
 ]
@@ -44,7 +49,11 @@ Action = Annotated[
     | LessConcurrency
     | EnableCache
     | Notify
-    | Trace,
+    | Trace
+    | Fuse
+    | SplitPath
+    | NearReplica
+    | ZoneAffinity,
     Field(discriminator="action"),
 ]
 """Any action of a rule, told apart by its ``action`` field."""
