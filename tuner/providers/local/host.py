@@ -6,7 +6,7 @@ import functools
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,14 @@ from tuner.domain.model import FunctionConfig
 from tuner.domain.ports import Clock
 from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.executions import Execution, InvokeCall, LimitFactory, WorkerSpec
+from tuner.providers.local.fusing import FusedCalls, Fusions, FusionServices
 from tuner.providers.local.identities import Identity
+from tuner.providers.local.invocations import Caller, InvocationResult
 from tuner.providers.local.pool import WorkerPool
 from tuner.providers.local.probing import ProbePolicy, Prober
 from tuner.providers.local.queues import EventSourceQueue
-from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
+from tuner.providers.local.recording import Records
+from tuner.providers.local.replicas import routed
 from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy, private_folder
 from tuner.providers.local.specs import FunctionSpec, load_dependencies, load_functions
 from tuner.providers.local.stubs import DependencyStubs
@@ -31,42 +34,6 @@ log = structlog.get_logger(__name__)
 
 MAX_NESTING = 8
 """How deep ``context.invoke`` calls may nest (a function calling itself included)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """The invocation a nested call (``context.invoke``) comes from."""
-
-    parent: TraceParent | None
-    """Its trace and the call's span, when the caller is traced."""
-    depth: int
-    """1 for a call from an invocation made from outside, 2 for a call from that call..."""
-    deadline: float
-    """The caller's deadline (``time.monotonic()``): no longer is waited for a free worker."""
-
-
-@dataclass(frozen=True, slots=True)
-class InvocationResult:
-    """What the caller of an invocation gets back (merged over a fan-out)."""
-
-    function: str
-    outcome: str
-    result: Any
-    error: str
-    duration_ms: float
-    invocations: int
-    """Worker invocations it took: 1, or the number of fan-out parts."""
-
-    def as_json(self) -> dict[str, Any]:
-        """The result as the HTTP endpoint returns it."""
-        return {
-            "function": self.function,
-            "outcome": self.outcome,
-            "result": self.result,
-            "error": self.error,
-            "duration_ms": round(self.duration_ms, 3),
-            "invocations": self.invocations,
-        }
 
 
 class UnknownFunctionError(KeyError):
@@ -111,11 +78,24 @@ class FunctionHost:
         )
         """Re-runs an invocation killed for memory at a higher limit (see probing.py)."""
         self._directories: dict[str, Path] = {}
-        self._stubs = DependencyStubs(load_dependencies(functions_dir))
+        self.dependency_specs = load_dependencies(functions_dir)
+        self._stubs = DependencyStubs(self.dependency_specs)
         self.records = Records(state_dir / "local.sqlite")
         self._configs: dict[str, FunctionConfig] = {}
         self._pools: dict[str, WorkerPool] = {}
         self._caches: dict[str, TtlCache] = {}
+        folders = {name: spec.directory for name, spec in self.specs.items()}
+        self.fusions = Fusions(state_dir, self._sandbox, folders)
+        """Which functions run inside which caller's workers (see fusing.py)."""
+        self._fusion = FusionServices(
+            self.records,
+            tracing,
+            self._caches,
+            lambda name: self.specs[name].tracing,
+            lambda plan, depth, deadline: functools.partial(self._nested, plan, depth, deadline),
+            clock,
+            lambda: self._closing,
+        )
         self._queues: dict[str, EventSourceQueue] = {}
         self._deploying = threading.Lock()
         self._closing = False
@@ -214,6 +194,10 @@ class FunctionHost:
             if name in self._pools:  # started: new invocations get the new configuration
                 self._caches[name].configure(after.cache_ttl_s or 0)
                 self._pools[name].configure(self._worker_spec(self.specs[name], after))
+                for caller in self.fusions.above(name):  # the callers it runs in, fused or not
+                    self._pools[caller].configure(self._worker_spec_of(caller))
+            if before.fused and not after.fused:
+                self.fusions.unpair(name)
         log.info("function redeployed", function=name, revision=after.revision)
         return after
 
@@ -283,12 +267,18 @@ class FunctionHost:
                 init_ms = process.init_ms if cold else None
                 revision, spec = process.spec.revision, process.spec
                 deadline = time.monotonic() + process.spec.timeout_s
+                fused = (
+                    FusedCalls(spec, self._fusion, plan, depth, deadline) if spec.fused else None
+                )
                 execution = process.invoke(
                     event,
                     self._caches[name],
                     trace=plan.options() if plan is not None else None,
                     invoker=functools.partial(self._nested, plan, depth + 1, deadline),
+                    fused=fused,
                 )
+                if fused is not None:
+                    fused.close(execution)
         except WorkerStartError as error:
             cold = True
             execution = Execution(outcome="error", duration_ms=0.0, error=str(error))
@@ -341,26 +331,9 @@ class FunctionHost:
     ) -> None:
         if self._closing or not execution.counted:
             return  # cut short by shutdown or stopped from outside: nothing of the function
-        invocation = InvocationRecord(
-            function=name,
-            revision=revision,
-            start=start,
-            end=self._clock.now(),
-            duration_ms=execution.duration_ms,
-            outcome=execution.outcome,
-            peak_memory_mb=execution.peak_memory_mb,
-            cold_start=cold,
-            init_ms=init_ms,
-            records=len(event) if isinstance(event, list) else None,
-            cache_hits=execution.cache_hits,
-            cache_misses=execution.cache_misses,
-            error=execution.error,
-        )
-        calls = [
-            DependencyCallRecord(name, c.name, c.time, c.latency_ms, c.error)
-            for c in execution.dependency_calls
-        ]
-        self.records.add_invocation(invocation, calls)
+        records = len(event) if isinstance(event, list) else None
+        end = self._clock.now()
+        self.records.add_execution(name, revision, start, end, records, execution, cold, init_ms)
 
     def _worker_spec(self, spec: FunctionSpec, config: FunctionConfig) -> WorkerSpec:
         return WorkerSpec(
@@ -370,10 +343,18 @@ class FunctionHost:
             timeout_s=config.timeout_s or spec.timeout_s,
             cache_ttl_s=config.cache_ttl_s or 0,
             environment=dict(config.environment),
-            dependencies=self.dependency_urls,
+            dependencies=routed(self._stubs.urls, self.dependency_specs, bool(config.near_replica)),
             log_path=self.state_dir / "logs" / f"{spec.name}.log",
             revision=int(config.revision),
+            fused=self.fusions.specs(spec.name, self._fused_spec),
         )
+
+    def _worker_spec_of(self, name: str) -> WorkerSpec:
+        return self._worker_spec(self.specs[name], self._configs[name])
+
+    def _fused_spec(self, name: str) -> WorkerSpec | None:
+        """A paired function's spec while it is fused (its ``fused`` knob is 1), else None."""
+        return self._worker_spec_of(name) if self._configs[name].fused else None
 
 
 def split(items: Sequence[Any], parts: int) -> list[list[Any]]:

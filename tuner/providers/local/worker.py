@@ -127,6 +127,7 @@ class Context:
         cache: Cache,
         dependency_urls: dict[str, str],
         channel: Channel,
+        fused: Any = None,
     ) -> None:
         self.function_name = function_name
         self.memory_limit_mb = memory_limit_mb
@@ -135,6 +136,8 @@ class Context:
         self._deadline = deadline
         self._dependency_urls = dependency_urls
         self._channel = channel
+        self._fused = fused
+        """The functions fused into this one (``fused_worker.FusedFunctions``): run here."""
 
     def remaining_time_ms(self) -> int:
         """Milliseconds left before the host kills this invocation."""
@@ -150,8 +153,11 @@ class Context:
         """Invoke another hosted function through the host and return its result.
 
         The call runs with the callee's own limits; a callee that does not succeed raises
-        :class:`InvocationError` (with its outcome: error, timeout, oom).
+        :class:`InvocationError` (with its outcome: error, timeout, oom).  A callee fused
+        into this function runs in this process, with the same result.
         """
+        if self._fused is not None and name in self._fused:
+            return self._fused.call(name, event, self._deadline)
         self._channel.send({"type": "invoke_call", "name": name, "event": event})
         reply = self._channel.receive() or {"outcome": "error", "error": "host closed"}
         if reply.get("outcome") != "ok":
@@ -256,6 +262,20 @@ def load_handler(directory: str) -> Callable[[Any, Context], Any]:
     return handler
 
 
+def sibling(name: str) -> Any:
+    """A module next to this file, loaded by path: a worker imports nothing from tuner's package."""
+    qualified = f"tuner_worker_{name}"
+    if qualified not in sys.modules:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        spec = importlib.util.spec_from_file_location(qualified, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        module.sibling = sibling  # type: ignore[attr-defined]  # its own siblings, the same way
+        sys.modules[qualified] = module
+        spec.loader.exec_module(module)
+    return sys.modules[qualified]
+
+
 def start_tracer(
     options: dict[str, Any] | None, init: dict[str, Any], handler: Any, channel: Channel
 ) -> Any:
@@ -266,15 +286,7 @@ def start_tracer(
     """
     if not options:
         return None
-    module = sys.modules.get("tuner_worker_tracer")
-    if module is None:  # loaded by path: a worker imports nothing from tuner's package
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tracer.py")
-        spec = importlib.util.spec_from_file_location("tuner_worker_tracer", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["tuner_worker_tracer"] = module
-        spec.loader.exec_module(module)
-    tracer = module.InvocationTracer(
+    tracer = sibling("tracer").InvocationTracer(
         {**options, "allocations": options.get("allocations", False) and init.get("served", 0) > 0},
         init["directory"],
         init["memory_mb"],
@@ -299,6 +311,9 @@ def serve(channel: Channel) -> None:
     started = time.monotonic()
     limit_processes(init.get("nproc"), init.get("file_bytes"))
     handler = load_handler(init["directory"])
+    fused = None  # the functions fused into this one, run in this process
+    if init.get("fused"):
+        fused = sibling("fused_worker").load(init, channel, Context, Cache, InvocationError)
     reserve = bytearray(2 * _MB)  # freed on MemoryError so the trace can still be sent
     non_resident_mb = limit_address_space(init["memory_mb"])
     channel.send(
@@ -312,11 +327,17 @@ def serve(channel: Channel) -> None:
     while (request := channel.receive()) is not None:
         deadline = time.monotonic() + init["timeout_s"]
         context = Context(
-            init["function"], init["memory_mb"], deadline, cache, init["dependencies"], channel
+            init["function"],
+            init["memory_mb"],
+            deadline,
+            cache,
+            init["dependencies"],
+            channel,
+            fused,
         )
         reply: dict[str, Any] = {"type": "result", "outcome": "ok"}
         tracer, failure = start_tracer(request.get("trace"), init, handler, channel), None
-        out_of_memory = False
+        out_of_memory, began = False, time.monotonic()
         try:
             reply["result"] = handler(request["event"], context)
             json.dumps(reply["result"])
@@ -342,6 +363,7 @@ def serve(channel: Channel) -> None:
                 finally:
                     os._exit(EXIT_OUT_OF_MEMORY)  # a worker that ran out of memory is not reused
         init["served"] = init.get("served", 0) + 1
+        reply["handler_ms"] = round((time.monotonic() - began) * 1000, 3)
         failure = None  # its traceback holds the handler's frames (and their memory)
         channel.send(reply)
 
