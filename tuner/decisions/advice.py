@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tuner.decisions.shape_advice import shape_proposals
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Change, FunctionConfig, Knob, Limits, Mode, fact_number, trace_ids
 
@@ -76,6 +77,7 @@ def for_finding(
             f"{which} stays at {latency:.0f} ms p95 with the cache on: move the data closer "
             "(a copy near the function, or an edge location)."
         )
+    out.extend(shape_proposals(facts, change))
     out.extend(traced_advice(facts))
     if change is not None and global_mode.stricter(rule_mode) is Mode.RECOMMEND:
         out.append(_how_to_apply(change, global_mode, rule_mode))

@@ -253,7 +253,7 @@ def evidence(
     """A short account of what moved, e.g. ``oom_rate 0.45 -> 0; duration_p95_ms 320 -> 41``."""
     names = [action.symptom] if action is not None and action.symptom else []
     names += [n for n in ("error_rate", "duration_p95_ms") if n not in names]
-    names += list(action.must_not_rise) if action is not None else []
+    names += [n for n in (action.must_not_rise if action else ()) if n not in names]
     parts = []
     for name in names:
         was, now = named_fact(before, name), named_fact(after, name)

@@ -226,6 +226,7 @@ class NearReplica(BaseAction):
     action: Literal["near-replica"] = "near-replica"
     knob: ClassVar[Knob | None] = Knob.NEAR_REPLICA
     symptom: ClassVar[str | None] = "dependency_latency_p95_ms"
+    must_not_rise: ClassVar[tuple[str, ...]] = ("dependency_latency_p95_ms",)
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
         """Switch to the nearest replica where one nearer than the dependency is declared."""
@@ -252,6 +253,7 @@ class ZoneAffinity(BaseAction):
 
     A preferred pod affinity, never a required one (which could leave pods
     unschedulable), towards the pods behind the dependency's Service.  Kubernetes only.
+    Verified on the dependency's p95, and rolled back when it rose.
 
     Example::
 
@@ -263,13 +265,14 @@ class ZoneAffinity(BaseAction):
     weight: int = Field(100, ge=1, le=100, description="The preferred affinity's weight.")
     knob: ClassVar[Knob | None] = Knob.ZONE_AFFINITY
     symptom: ClassVar[str | None] = "dependency_latency_p95_ms"
+    must_not_rise: ClassVar[tuple[str, ...]] = ("dependency_latency_p95_ms",)
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
         """Add the affinity where the pods run in none of the dependency's zones."""
         current = config.zone_affinity
         if current is None:
             return not_applicable("this provider cannot place the function near a dependency")
-        if current >= self.weight:
+        if current > 0:  # whoever set it, and whatever its weight: left as it is
             return not_applicable(f"it prefers the dependency's zone already (weight {current})")
         if extra_number(facts, "zone_mismatch") != 1.0:
             return not_applicable("its pods share a zone with the dependency already")
