@@ -58,22 +58,23 @@ SHAPE_FACTS: Mapping[str, FactDoc] = {
     "fused_memory_share": FactDoc(
         _N,
         _R,
-        "local: for a fused function, the share of its caller's traced peak that its code "
-        "held (the memory flame graph's path through it).",
+        "for a fused function, the share of its caller's traced peak that its code held "
+        "(the memory flame graph's path through it); no provider measures it yet.",
     ),
     "fused_memory_mb": FactDoc(
-        _N, _MB, "local: what its code held at its caller's traced peak, while fused."
+        _N, _MB, "what its code held at its caller's traced peak, while fused (not measured yet)."
     ),
-    # one code path holding most of a function's memory (local: memory flame graph)
+    # one code path holding most of a function's memory (from a memory flame graph): the
+    # split-path facts, which no provider measures yet
     "memory_path_share": FactDoc(
-        _N, _R, "local: share of the traced peak held below one code path of the function."
+        _N, _R, "share of the traced peak held below one code path of the function."
     ),
-    "memory_path_mb": FactDoc(_N, _MB, "local: what that code path held at the traced peak."),
+    "memory_path_mb": FactDoc(_N, _MB, "what that code path held at the traced peak."),
     "memory_rest_mb": FactDoc(
-        _N, _MB, "local: the traced peak without that code path (what the rest needs)."
+        _N, _MB, "the traced peak without that code path (what the rest needs)."
     ),
     "memory_path_invocations_share": FactDoc(
-        _N, _R, "local: share of the traced invocations whose memory went down that path."
+        _N, _R, "share of the traced invocations whose memory went down that path."
     ),
     # how far a function's data is
     "distance_share": FactDoc(
