@@ -64,17 +64,17 @@ SHAPE_FACTS: Mapping[str, FactDoc] = {
     "fused_memory_mb": FactDoc(
         _N, _MB, "what its code held at its caller's traced peak, while fused (not measured yet)."
     ),
-    # one code path holding most of a function's memory (from a memory flame graph): the
-    # split-path facts, which no provider measures yet
+    # one code path holding most of a function's memory (local: the memory flame graph of
+    # its traces, where allocations were followed)
     "memory_path_share": FactDoc(
-        _N, _R, "share of the traced peak held below one code path of the function."
+        _N, _R, "local: share of the traced peak held below one code path of the function."
     ),
-    "memory_path_mb": FactDoc(_N, _MB, "what that code path held at the traced peak."),
+    "memory_path_mb": FactDoc(_N, _MB, "local: what that code path held at the traced peak."),
     "memory_rest_mb": FactDoc(
-        _N, _MB, "the traced peak without that code path (what the rest needs)."
+        _N, _MB, "local: the traced peak without that code path (what the rest needs)."
     ),
     "memory_path_invocations_share": FactDoc(
-        _N, _R, "share of the traced invocations whose memory went down that path."
+        _N, _R, "local: share of the traced invocations whose memory went down that path."
     ),
     # how far a function's data is
     "distance_share": FactDoc(

@@ -26,6 +26,7 @@ from tuner.providers.local.dependency_share import with_slow_dependencies
 from tuner.providers.local.facts import window_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
+from tuner.providers.local.memory_paths import with_memory_path_facts
 from tuner.providers.local.probing import with_probe_facts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
 from tuner.providers.local.replicas import with_distance_facts
@@ -194,11 +195,14 @@ class LocalProvider:
             )
             for ref in mine
         }
+        traced = {name: in_window(stored.get(name, ()), start, end) for name in names}
         windows = {
-            ref: with_distance_facts(w, current[ref], calls[ref.name], dependencies)
+            ref: with_memory_path_facts(
+                with_distance_facts(w, current[ref], calls[ref.name], dependencies),
+                traced[ref.name],
+            )
             for ref, w in windows.items()
         }
-        traced = {name: in_window(stored.get(name, ()), start, end) for name in names}
         configs = {ref.name: config for ref, config in current.items()}
         windows, self._callers = with_call_facts(windows, configs, invocations, traced)
         return with_slow_dependencies(windows, invocations, calls, stored, self.host.records)
