@@ -18,6 +18,7 @@ TRUE_EDGES = {
     ("upload", "resize"),
     ("upload", "index"),
     ("index", "search-db"),
+    ("resize", "sharpen"),
 }
 EVENTS = [  # photo-sized, so that resize runs long enough to be sampled on a busy machine
     {"name": "beach.jpg", "width": 512, "height": 384, "tags": ["sea", "sand"]},
@@ -64,11 +65,13 @@ def test_topology_of_the_example_app_has_the_true_edges(
         "upload": "function",
         "resize": "function",
         "index": "function",
+        "sharpen": "function",
         "object-store": "dependency",
         "search-db": "dependency",
     }
     calls = {(e["source"], e["target"]): e["calls"] for e in data["edges"]}
     assert calls[("upload", "resize")] == 6 and calls[("index", "search-db")] == 15
+    assert calls[("resize", "sharpen")] == 3 * 12 + 3 * 8  # one call per thumbnail row
     assert all(e["evidence"] == "trace" and e["error_rate"] == 0.0 for e in data["edges"])
 
 
@@ -95,8 +98,7 @@ def test_profile_shows_the_nested_functions(
     )
     stacks = parse_folded(folded_path.read_text())
     frames = {frame for stack in stacks for frame in stack.split(";")}
-    # sharpen works on the 16-pixel thumbnail (~0.1 ms): a 1 ms sampler may well miss it
-    assert {"handler (handler.py:37)", "scale (handler.py:11)"} <= frames
+    assert {"handler (handler.py:27)", "scale (handler.py:11)"} <= frames
     assert "scale.<locals>.block_mean (handler.py:14)" in frames  # a nested function
     table = capsys.readouterr().out
     assert "share" in table and "handler.py" in table

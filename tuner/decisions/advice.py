@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tuner.decisions.adopting import adoption_advice
+from tuner.decisions.shape_advice import shape_proposals
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Change, FunctionConfig, Knob, Limits, Mode, fact_number, trace_ids
 
@@ -79,6 +80,7 @@ def for_finding(
             f"{which} stays at {latency:.0f} ms p95 with the cache on: move the data closer "
             "(a copy near the function, or an edge location)."
         )
+    out.extend(shape_proposals(facts, change))
     out.extend(traced_advice(facts))
     if change is not None and global_mode.stricter(rule_mode) is Mode.RECOMMEND:
         out.append(_how_to_apply(change, global_mode, rule_mode))

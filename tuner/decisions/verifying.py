@@ -118,25 +118,39 @@ def compare(
         return None  # errors from a dependency that began failing say nothing of this change
     holds = condition is not None and condition.evaluate(after) is True
     symptom = action.symptom if action is not None else None
-    was = fact_number(before, symptom) if symptom else None
+    was = named_fact(before, symptom) if symptom else None
     if symptom and was and action is not None and action.monotone:
         if _failing_otherwise(before, after, policy):
             return State.WORSE
-        return _by_symptom(was, fact_number(after, symptom), holds, policy)
+        return _by_symptom(was, named_fact(after, symptom), holds, policy)
     rate_before, rate_after = fact_number(before, "error_rate"), fact_number(after, "error_rate")
     fewer_errors = False
     if rate_before is not None and rate_after is not None:
         if rate_after > rate_before + policy.error_rate_increase:
             return State.WORSE
         fewer_errors = rate_after < rate_before
-    p95_before = fact_number(before, "duration_p95_ms")
-    p95_after = fact_number(after, "duration_p95_ms")
-    slower = bool(p95_before and p95_after and p95_after > p95_before * policy.latency_factor)
+    guarded = ("duration_p95_ms", *(action.must_not_rise if action is not None else ()))
+    slower = any(_rose(before, after, name, policy.latency_factor) for name in guarded)
     if slower and not fewer_errors:
         return State.WORSE
     if symptom and was:
-        return _by_symptom(was, fact_number(after, symptom), holds, policy)
+        return _by_symptom(was, named_fact(after, symptom), holds, policy)
     return State.UNCHANGED if holds else State.IMPROVED
+
+
+def named_fact(facts: Mapping[str, Any], name: str) -> float | None:
+    """A numeric fact by the name an action gives it: ``duration_p95_ms`` or ``extra.<name>``."""
+    scope, dot, rest = name.partition(".")
+    if dot and scope == "extra":
+        extra = facts.get("extra")
+        return fact_number(extra, rest) if isinstance(extra, Mapping) else None
+    return fact_number(facts, name)
+
+
+def _rose(before: Mapping[str, Any], after: Mapping[str, Any], name: str, factor: float) -> bool:
+    """True when a fact rose by ``factor`` or more from a known value."""
+    was, now = named_fact(before, name), named_fact(after, name)
+    return bool(was and now and now > was * factor)
 
 
 def _by_symptom(was: float, now: float | None, holds: bool, policy: VerifyPolicy) -> State:
@@ -256,7 +270,7 @@ def _still_needs_more(action: type[BaseAction] | None, after: Mapping[str, Any])
     """True when a need that enough of the knob meets (memory, timeout) still shows its symptom."""
     if action is None or not action.monotone or not action.symptom:
         return False
-    return (fact_number(after, action.symptom) or 0.0) > 0
+    return (named_fact(after, action.symptom) or 0.0) > 0
 
 
 def evidence(
@@ -266,12 +280,13 @@ def evidence(
     after the action's own account of how the function runs now, where it has one."""
     names = [action.symptom] if action is not None and action.symptom else []
     names += [n for n in ("error_rate", "duration_p95_ms") if n not in names]
+    names += [n for n in (action.must_not_rise if action else ()) if n not in names]
     own = action.account(after) if action is not None else ""
     parts = [own] if own else []
     for name in names:
-        was, now = fact_number(before, name), fact_number(after, name)
+        was, now = named_fact(before, name), named_fact(after, name)
         if was is not None or now is not None:
-            parts.append(f"{name} {_short(was)} -> {_short(now)}")
+            parts.append(f"{name.removeprefix('extra.')} {_short(was)} -> {_short(now)}")
     return "; ".join(parts)
 
 

@@ -7,21 +7,15 @@ fact read anywhere is in it.  How facts are built is :mod:`tuner.engine.facts`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from tuner.engine.conditions import Type
+from tuner.engine.fact_docs import FactDoc
+from tuner.engine.shape_facts import SHAPE_EVIDENCE, SHAPE_FACTS
 
 FAILING_DEPENDENCY_ERROR_RATE = 0.5
 """A dependency counts as failing for a function when at least this share of calls fail."""
 
-
-@dataclass(frozen=True)
-class FactDoc:
-    """One documented fact: its type, unit and meaning."""
-
-    type: Type
-    unit: str
-    doc: str
+__all__ = ["EXTRA_FACTS", "FACTS", "FACT_TYPES", "FAILING_DEPENDENCY_ERROR_RATE", "FactDoc"]
 
 
 FACTS: Mapping[str, FactDoc] = {
@@ -128,7 +122,9 @@ FACTS: Mapping[str, FactDoc] = {
         "code it was in at the timeout, else the busiest), evidence.allocation_site (what held "
         "or failed to get memory), evidence.allocation_grows_with (the names its size was "
         "read from), evidence.trace_ids, evidence.slow_dependency (the dependency holding "
-        "the time, from the window's topology).",
+        "the time, from the window's topology)"
+        + "".join(f", evidence.{name} ({doc})" for name, doc in SHAPE_EVIDENCE.items())
+        + ".",
     ),
 }
 
@@ -282,5 +278,6 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
     ),
     "price_gb_s": FactDoc(Type.NUMBER, "$", "Price of one GB-second of memory."),
     "price_per_request": FactDoc(Type.NUMBER, "$", "Price of one invocation."),
+    **SHAPE_FACTS,
 }
 """Provider-specific facts, under ``extra`` (e.g. ``extra.cache_hit_rate``), and who produces them."""

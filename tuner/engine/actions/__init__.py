@@ -15,6 +15,7 @@ from tuner.engine.actions.base import BaseAction, Plan, not_applicable
 from tuner.engine.actions.decomposition import Handover, Split
 from tuner.engine.actions.granularity import FanOut, LessConcurrency, LongerTimeout, SmallerBatches
 from tuner.engine.actions.memory import LessMemory, MoreMemory
+from tuner.engine.actions.shaping import Fuse, NearReplica, SplitPath, ZoneAffinity
 from tuner.engine.actions.telling import EnableCache, Notify, Trace
 
 __all__ = [
@@ -24,15 +25,19 @@ __all__ = [
     "EnableCache",
     "FanOut",
     "Handover",
+    "Fuse",
     "LessConcurrency",
     "LessMemory",
     "LongerTimeout",
     "MoreMemory",
+    "NearReplica",
     "Notify",
     "Plan",
     "SmallerBatches",
     "Split",
+    "SplitPath",
     "Trace",
+    "ZoneAffinity",
     "action_class",
     "not_applicable",
 ]
@@ -49,7 +54,11 @@ Action = Annotated[
     | Split
     | EnableCache
     | Notify
-    | Trace,
+    | Trace
+    | Fuse
+    | SplitPath
+    | NearReplica
+    | ZoneAffinity,
     Field(discriminator="action"),
 ]
 """Any action of a rule, told apart by its ``action`` field."""

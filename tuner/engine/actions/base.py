@@ -43,7 +43,11 @@ class BaseAction(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     knob: ClassVar[Knob | None] = None
     symptom: ClassVar[str | None] = None
-    """The fact that must fall after this action for the change to count as helping."""
+    """The fact that must fall after this action for the change to count as helping
+    (``extra.<name>`` for a provider fact)."""
+    must_not_rise: ClassVar[tuple[str, ...]] = ()
+    """Facts besides the p95 duration whose rise by the verify policy's latency factor makes
+    the change worse (e.g. the pair's cost per call for a fusion)."""
     monotone: ClassVar[bool] = False
     """True when enough of the knob meets the need (memory, timeout): while the symptom
     stays, the next step is due, and the change is never rolled back to a value known to

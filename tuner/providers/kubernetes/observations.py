@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from tuner.providers.kubernetes import evictions, podevents, signals
 from tuner.providers.kubernetes.api import JsonObject
 from tuner.providers.kubernetes.workloads import dig
+from tuner.providers.prometheus.queries import LatencyFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +121,14 @@ def observe(
     }
     evidence = {"eviction_reason": latest[1].resource or "unknown"} if latest else {}
     return PodSignals(_oom_kills(pods, counts, container, start, end), extra, evidence)
+
+
+def invocations(latency: LatencyFacts | None, pods: Sequence[JsonObject]) -> int:
+    """Requests served when Prometheus counts them; otherwise the pods observed.
+
+    A Deployment without a request metric still runs: its pods are the units of work
+    tuner can see, so an OOM-killed pod is data (``oom_rate`` is then kills per pod).
+    """
+    if latency is not None and latency.requests is not None:
+        return latency.requests
+    return len(pods)

@@ -22,12 +22,12 @@ from tuner.providers.kubernetes import (
     workloads,
 )
 from tuner.providers.kubernetes.api import ForbiddenError, JsonObject, KubeApi, NotFoundError
+from tuner.providers.kubernetes.distance import Distances
 from tuner.providers.kubernetes.probe_pods import probed_deployment
 from tuner.providers.kubernetes.probing import Prober
 from tuner.providers.kubernetes.settings import Settings
 from tuner.providers.kubernetes.workloads import KINDS, WorkloadKind, dig
 from tuner.providers.prometheus import ContainerQueries, PrometheusClient
-from tuner.providers.prometheus.queries import LatencyFacts
 from tuner.trace.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -55,6 +55,16 @@ class KubernetesProvider:
             lambda: self.api, settings.namespace, settings.probe, cap_mb=settings.memory_max_mb
         )
         self._swept = not settings.probe.enabled
+        self._distances = (
+            Distances(
+                PrometheusClient(settings.prometheus_url),
+                settings.dependency_metric,
+                settings.dependency_label,
+                settings.latency_metric or "",
+            )
+            if settings.prometheus_url and settings.dependency_metric
+            else None
+        )
 
     # lifecycle
 
@@ -182,6 +192,8 @@ class KubernetesProvider:
         cluster_events = self._events(namespace)
         now = self._clock.now()
         self.prober.update(probes, memory, now)
+        if self._distances is not None:
+            self._distances.begin(self.api, namespace)
         facts: dict[FunctionRef, WindowFacts] = {}
         for target in mine:
             if target.ref not in live:
@@ -194,6 +206,8 @@ class KubernetesProvider:
             at_size = signals.in_force(own, container, config.memory_mb) if config else own
             seen = observations.observe(at_size, cluster_events, container, start, end)
             window = self._facts(target.ref, own, seen, container, memory, start, end)
+            if self._distances is not None:
+                window = self._distances.add(window, own, namespace)
             facts[target.ref] = self.prober.with_probe(kind, obj, container, window, now)
         return facts
 
@@ -240,7 +254,7 @@ class KubernetesProvider:
             ref=ref,
             start=start,
             end=end,
-            invocations=_invocations(latency, pods),
+            invocations=observations.invocations(latency, pods),
             ooms=seen.ooms,
             peak_memory_mb=max(peaks) if peaks else None,
             duration_p50_ms=latency.p50_ms if latency else None,
@@ -328,7 +342,8 @@ class KubernetesProvider:
             )
             container = workloads.container_name(kind, obj, self.settings.container) or ""
             note = patching.change_annotation(changes, reason, self._clock.now())
-            body = patching.change_patch(kind, obj, container, changes, note)
+            far = self._distances.far.get(target.ref) if self._distances else None
+            body = patching.change_patch(kind, obj, container, changes, note, far)
             try:
                 patched = self.api.patch(path, body)
             except ConflictError:
@@ -370,14 +385,3 @@ class KubernetesProvider:
             time.sleep(ROLLOUT_POLL_S)
             obj = self.api.get(path)
         return obj
-
-
-def _invocations(latency: LatencyFacts | None, pods: Sequence[JsonObject]) -> int:
-    """Requests served when Prometheus counts them; otherwise the pods observed.
-
-    A Deployment without a request metric still runs: its pods are the units of work
-    tuner can see, so an OOM-killed pod is data (``oom_rate`` is then kills per pod).
-    """
-    if latency is not None and latency.requests is not None:
-        return latency.requests
-    return len(pods)

@@ -64,6 +64,8 @@ class WorkerSpec:
     log_path: Path
     revision: int = 0
     """The deployment these workers run, recorded with every invocation."""
+    fused: Mapping[str, WorkerSpec] = field(default_factory=dict)
+    """The functions fused into this one, by name: their workers' specs, run in its workers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,9 @@ class Execution:
     as the host checked it against the caps when it arrived."""
     counted: bool = True
     """False when something outside the function stopped it: it says nothing of the function."""
+    handler_ms: float | None = None
+    """How long the handler itself ran, by its worker's clock (the worker's word): evidence
+    for traces only, never a measurement of the invocation."""
 
 
 class LimitFactory(Protocol):

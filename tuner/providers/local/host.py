@@ -17,12 +17,14 @@ from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.chain_store import ChainStore, LinkTask
 from tuner.providers.local.decomposing import Decomposition
 from tuner.providers.local.executions import Execution, InvokeCall, LimitFactory, WorkerSpec
+from tuner.providers.local.fusing import FusedCalls, Fusions, FusionServices
 from tuner.providers.local.identities import Identity
 from tuner.providers.local.invocations import Caller, InvocationResult, merge
 from tuner.providers.local.pool import WorkerPool
 from tuner.providers.local.probing import ProbePolicy, Prober
 from tuner.providers.local.queues import EventSourceQueue
-from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
+from tuner.providers.local.recording import Records
+from tuner.providers.local.replicas import routed
 from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy, private_folder
 from tuner.providers.local.specs import FunctionSpec, load_dependencies, load_functions
 from tuner.providers.local.stubs import DependencyStubs
@@ -79,11 +81,24 @@ class FunctionHost:
         )
         """Re-runs an invocation killed for memory at a higher limit (see probing.py)."""
         self._directories: dict[str, Path] = {}
-        self._stubs = DependencyStubs(load_dependencies(functions_dir))
+        self.dependency_specs = load_dependencies(functions_dir)
+        self._stubs = DependencyStubs(self.dependency_specs)
         self.records = Records(state_dir / "local.sqlite")
         self._configs: dict[str, FunctionConfig] = {}
         self._pools: dict[str, WorkerPool] = {}
         self._caches: dict[str, TtlCache] = {}
+        folders = {name: spec.directory for name, spec in self.specs.items()}
+        self.fusions = Fusions(state_dir, self._sandbox, folders)
+        """Which functions run inside which caller's workers (see fusing.py)."""
+        self._fusion = FusionServices(
+            self.records,
+            tracing,
+            self._caches,
+            lambda name: self.specs[name].tracing,
+            lambda plan, depth, deadline: functools.partial(self._nested, plan, depth, deadline),
+            clock,
+            lambda: self._closing,
+        )
         self._queues: dict[str, EventSourceQueue] = {}
         self._deploying = threading.Lock()
         self._closing = False
@@ -193,6 +208,10 @@ class FunctionHost:
             if name in self._pools:  # started: new invocations get the new configuration
                 self._caches[name].configure(after.cache_ttl_s or 0)
                 self._pools[name].configure(self._worker_spec(self.specs[name], after))
+                for caller in self.fusions.above(name):  # the callers it runs in, fused or not
+                    self._pools[caller].configure(self._worker_spec_of(caller))
+            if before.fused and not after.fused:
+                self.fusions.unpair(name)
         log.info("function redeployed", function=name, revision=after.revision)
         return after
 
@@ -276,13 +295,19 @@ class FunctionHost:
                 if cold:
                     self.decomposition.note(name, process.supports, process.runtime_mb)
                 session.run_parts = functools.partial(self._parts, name, depth + 1, deadline)
+                fused = (
+                    FusedCalls(spec, self._fusion, plan, depth, deadline) if spec.fused else None
+                )
                 execution = process.invoke(
                     event,
                     self._caches[name],
                     trace=plan.options() if plan is not None else None,
                     invoker=functools.partial(self._nested, plan, depth + 1, deadline),
                     remedies=session,
+                    fused=fused,
                 )
+                if fused is not None:
+                    fused.close(execution)
         except WorkerStartError as error:
             cold = True
             execution = Execution(outcome="error", duration_ms=0.0, error=str(error))
@@ -345,26 +370,9 @@ class FunctionHost:
     ) -> None:
         if self._closing or not execution.counted:
             return  # cut short by shutdown or stopped from outside: nothing of the function
-        invocation = InvocationRecord(
-            function=name,
-            revision=revision,
-            start=start,
-            end=self._clock.now(),
-            duration_ms=execution.duration_ms,
-            outcome=execution.outcome,
-            peak_memory_mb=execution.peak_memory_mb,
-            cold_start=cold,
-            init_ms=init_ms,
-            records=len(event) if isinstance(event, list) else None,
-            cache_hits=execution.cache_hits,
-            cache_misses=execution.cache_misses,
-            error=execution.error,
-        )
-        calls = [
-            DependencyCallRecord(name, c.name, c.time, c.latency_ms, c.error)
-            for c in execution.dependency_calls
-        ]
-        self.records.add_invocation(invocation, calls)
+        records = len(event) if isinstance(event, list) else None
+        end = self._clock.now()
+        self.records.add_execution(name, revision, start, end, records, execution, cold, init_ms)
 
     def _worker_spec(self, spec: FunctionSpec, config: FunctionConfig) -> WorkerSpec:
         return WorkerSpec(
@@ -377,7 +385,15 @@ class FunctionHost:
                 **config.environment,
                 **self.decomposition.environment(spec.name, config),
             },
-            dependencies=self.dependency_urls,
+            dependencies=routed(self._stubs.urls, self.dependency_specs, bool(config.near_replica)),
             log_path=self.state_dir / "logs" / f"{spec.name}.log",
             revision=int(config.revision),
+            fused=self.fusions.specs(spec.name, self._fused_spec),
         )
+
+    def _worker_spec_of(self, name: str) -> WorkerSpec:
+        return self._worker_spec(self.specs[name], self._configs[name])
+
+    def _fused_spec(self, name: str) -> WorkerSpec | None:
+        """A paired function's spec while it is fused (its ``fused`` knob is 1), else None."""
+        return self._worker_spec_of(name) if self._configs[name].fused else None

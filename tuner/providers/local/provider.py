@@ -21,12 +21,15 @@ from tuner.domain.model import (
     WindowFacts,
 )
 from tuner.domain.ports import Clock
+from tuner.providers.local.call_facts import with_call_facts
 from tuner.providers.local.dependency_share import with_slow_dependencies
 from tuner.providers.local.facts import window_facts, with_remedy_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
+from tuner.providers.local.memory_paths import with_memory_path_facts
 from tuner.providers.local.probing import with_probe_facts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
+from tuner.providers.local.replicas import with_distance_facts
 from tuner.providers.local.trace_evidence import StoredTraces, in_window, with_trace_facts
 from tuner.providers.local.trace_executor import switch_tracing
 from tuner.providers.local.traffic import TrafficDriver
@@ -54,6 +57,8 @@ _KNOBS = frozenset(
         Knob.FAN_OUT,
         Knob.CACHE_TTL_S,
         Knob.HANDOVER_S,
+        Knob.FUSED,
+        Knob.NEAR_REPLICA,
     }
 )
 """The settings a local function has (tracing is switched, not deployed)."""
@@ -91,6 +96,8 @@ class LocalProvider:
         self._applying = Lock()
         self._started = False
         self._traces = StoredTraces(host.tracing, LOCAL_LIMITS.timeout_max_s)
+        self._callers: dict[str, frozenset[str]] = {}
+        """Each function's callers in the traces of the last window observed."""
 
     @property
     def url(self) -> str | None:
@@ -177,6 +184,7 @@ class LocalProvider:
         for call in self.host.records.dependency_calls(names, start, end):
             calls[call.function].append(call)
         stored = self._traces.window([n for n in names if invocations[n]], start, end)
+        dependencies = self.host.dependency_specs
         windows = {
             ref: with_probe_facts(
                 with_trace_facts(
@@ -189,6 +197,16 @@ class LocalProvider:
             for ref in mine
         }
         windows = with_remedy_facts(windows, self.host.decomposition, start, end)
+        traced = {name: in_window(stored.get(name, ()), start, end) for name in names}
+        windows = {
+            ref: with_memory_path_facts(
+                with_distance_facts(w, current[ref], calls[ref.name], dependencies),
+                traced[ref.name],
+            )
+            for ref, w in windows.items()
+        }
+        configs = {ref.name: config for ref, config in current.items()}
+        windows, self._callers = with_call_facts(windows, configs, invocations, traced)
         return with_slow_dependencies(windows, invocations, calls, stored, self.host.records)
 
     def read(self, ref: FunctionRef) -> FunctionConfig:
@@ -228,6 +246,8 @@ class LocalProvider:
                 )
             limits = self._limits(target.ref.name)
             values = {change.knob: self._checked(live, change, limits) for change in changes}
+            if values.get(Knob.FUSED) == 1:
+                self._pair(target.ref.name)
             deployed = self.host.deploy(target.ref.name, live.with_changes(values))
         log.info(
             "applied",
@@ -249,6 +269,19 @@ class LocalProvider:
     def _limits(self, name: str) -> Limits:
         """The host's limits under the function's own ceilings (``limits:`` in function.yaml)."""
         return self.host.specs[name].limits.applied(LOCAL_LIMITS)
+
+    def _pair(self, name: str) -> None:
+        """Name the caller a function is fused into: its one caller in the last window's traces."""
+        callers = self._callers.get(name, frozenset())
+        if len(callers) != 1:
+            raise ProviderError(
+                f"{name} has {len(callers)} callers in its traces: only a function with one"
+                " caller is fused"
+            )
+        try:
+            self.host.fusions.pair(name, next(iter(callers)))
+        except ValueError as error:
+            raise ProviderError(str(error)) from None
 
     def _checked(self, live: FunctionConfig, change: Change, limits: Limits) -> float | int:
         if change.knob not in _KNOBS:

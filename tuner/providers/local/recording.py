@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.domain.model import FunctionConfig
+from tuner.providers.local.executions import Execution
 from tuner.store.sqlite import connect, transaction
 
 _SCHEMA = """
@@ -107,6 +108,8 @@ def config_to_json(config: FunctionConfig) -> str:
             "concurrency": config.concurrency,
             "cache_ttl_s": config.cache_ttl_s,
             "handover_s": config.handover_s,
+            "fused": config.fused,
+            "near_replica": config.near_replica,
             "environment": dict(config.environment),
         },
         sort_keys=True,
@@ -114,9 +117,13 @@ def config_to_json(config: FunctionConfig) -> str:
 
 
 def config_from_json(text: str, revision: int) -> FunctionConfig:
-    """Inverse of :func:`config_to_json` (a configuration stored before handover: off)."""
-    data = json.loads(text)
-    data.setdefault("handover_s", 0.0)
+    """Inverse of :func:`config_to_json`."""
+    data = {
+        "handover_s": 0.0,
+        "fused": 0,
+        "near_replica": 0,
+        **json.loads(text),
+    }  # stored before they existed
     return FunctionConfig(revision=str(revision), **data)
 
 
@@ -185,6 +192,39 @@ class Records(SqliteFile):
                     for c in calls
                 ],
             )
+
+    def add_execution(
+        self,
+        function: str,
+        revision: int,
+        start: float,
+        end: float,
+        records: int | None,
+        execution: Execution,
+        cold: bool = False,
+        init_ms: float | None = None,
+    ) -> None:
+        """Store what one invocation did, as the host measured it, with its dependency calls."""
+        invocation = InvocationRecord(
+            function=function,
+            revision=revision,
+            start=start,
+            end=end,
+            duration_ms=execution.duration_ms,
+            outcome=execution.outcome,
+            peak_memory_mb=execution.peak_memory_mb,
+            cold_start=cold,
+            init_ms=init_ms,
+            records=records,
+            cache_hits=execution.cache_hits,
+            cache_misses=execution.cache_misses,
+            error=execution.error,
+        )
+        calls = [
+            DependencyCallRecord(function, c.name, c.time, c.latency_ms, c.error)
+            for c in execution.dependency_calls
+        ]
+        self.add_invocation(invocation, calls)
 
     def invocations(
         self, functions: Sequence[str], start: float, end: float

@@ -37,7 +37,13 @@ log = structlog.get_logger(__name__)
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _RUNTIME_PREFIX = "tuner-runtime-"
-RUNTIME_FILES = ("worker.py", "tracer.py", "allocation_sizes.py")
+RUNTIME_FILES = (
+    "worker.py",
+    "worker_limits.py",
+    "tracer.py",
+    "allocation_sizes.py",
+    "fused_worker.py",
+)
 """The worker's own files (standard library only), copied where the worker user can read them."""
 SYSTEM_PYTHON = "/usr/bin/python3"
 _PROBE_TIMEOUT_S = 15.0
@@ -185,18 +191,20 @@ class Sandbox:
             return None
         return self.policy.pids_max * self.worker_slots
 
-    def reachable(self, directory: Path, function: str) -> Path:
+    def reachable(self, directory: Path, function: str, into: str = "") -> Path:
         """A path to a function's directory that its worker user can read.
 
         The directory itself when every user may read it; else a copy in the runtime
         folder (made now: later edits apply when the host restarts), owned by the
         function's user, whose every file keeps the operator's permissions for its owner
-        and none for anyone else: a secret stays readable by its function only.
+        and none for anyone else: a secret stays readable by its function only.  ``into``
+        names the copy's folder (default the directory's own name): another function's
+        code made readable for ``function`` goes to a folder of its own.
         """
         identity = self.identity(function)
         if identity is None or _readable_by_others(directory):
             return directory
-        copy = self._runtime / "functions" / directory.name
+        copy = self._runtime / "functions" / (into or directory.name)
         shutil.rmtree(copy, ignore_errors=True)
         # Links stay links: the worker follows them with its own rights, never with root's.
         shutil.copytree(directory, copy, symlinks=True)

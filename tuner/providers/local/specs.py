@@ -113,6 +113,8 @@ class FunctionSpec(BaseModel):
             fan_out=self.fan_out,
             cache_ttl_s=self.cache_ttl_s,
             handover_s=self.handover_s,
+            fused=0,
+            near_replica=0,
             environment=dict(self.environment),
             revision="1",
         )
@@ -128,6 +130,10 @@ class DependencySpec(BaseModel):
     jitter_ms: float = Field(default=0.0, ge=0)
     down: bool = False
     """True: nothing listens on the port, so every call is refused."""
+    distance_ms: float = Field(default=0.0, ge=0)
+    """The network round trip to where it runs, paid on every call (added to its latency)."""
+    replicas: tuple[str, ...] = ()
+    """Other dependencies of this file that hold a copy of its data (read replicas)."""
 
 
 def load_functions(directory: Path) -> dict[str, FunctionSpec]:
@@ -191,6 +197,13 @@ def load_dependencies(directory: Path) -> dict[str, DependencySpec]:
                 problems.extend(_problems(declaration, error, prefix=name))
             else:
                 problems.append(Problem(str(declaration), None, f"{name}: not a mapping"))
+    for spec in specs.values():
+        for replica in spec.replicas:
+            if replica not in specs or replica == spec.name:
+                why = "is itself" if replica == spec.name else "is not declared in this file"
+                problems.append(
+                    Problem(str(declaration), None, f"replica {replica!r} {why}", field=spec.name)
+                )
     if problems:
         raise ConfigError(problems)
     return specs

@@ -41,7 +41,8 @@ class _Stubs:
     def respond(self, request: Request, body: bytes) -> Reply:
         """Answer after the dependency's latency with a small JSON body."""
         spec = self.by_port[request.port]
-        delay_ms = spec.latency_ms + random.uniform(-spec.jitter_ms, spec.jitter_ms)
+        delay_ms = spec.distance_ms + spec.latency_ms
+        delay_ms += random.uniform(-spec.jitter_ms, spec.jitter_ms)
         time.sleep(max(0.0, delay_ms) / 1000)
         return Reply(200, json.dumps({"dependency": spec.name, "path": request.path}).encode())
 

@@ -33,6 +33,13 @@ from tuner.trace.model import (
 )
 from tuner.trace.storing import TraceStore
 
+IN_WORKER = "tuner.duration_ms"
+"""The root span's attribute holding the invocation's duration in its worker, as the host
+measured it (the tracer's work included, the wait for a worker and its start not)."""
+OWN_DURATION = "tuner.handler_ms"
+"""The root span's attribute holding how long the handler itself ran (by its worker's
+clock; the host's measure when it has none): the invocation's own work, against which a
+caller's wait for it is set to measure the invocation's overhead."""
 MEMORY_PRESSURE = 0.5
 """A function whose last traced invocation ran out of memory or peaked at this share of
 its limit has its allocation sites followed; below it, they would explain nothing."""
@@ -150,6 +157,8 @@ class Tracing:
         attributes: dict[str, str | float | int | bool] = {
             "faas.name": function,
             "tuner.outcome": execution.outcome,
+            IN_WORKER: round(execution.duration_ms, 3),
+            OWN_DURATION: round(_own(execution), 3),
         }
         if cut:
             attributes["tuner.trace_cut"] = "; ".join(cut)
@@ -224,6 +233,12 @@ def switch_tracing(
     own = spec or tracing.default
     tracing.switches.set(function, rate, own, invocations=invocations, seconds=seconds)
     return rate
+
+
+def _own(execution: Execution) -> float:
+    """The invocation's own duration: the handler's time where its worker said, else the host's."""
+    took = execution.handler_ms
+    return took if took is not None and took <= execution.duration_ms else execution.duration_ms
 
 
 def _child(

@@ -17,7 +17,6 @@ The message holds ``{"type": "trace", "complete", "samples", "wall_ms", "cpu_ms"
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -35,30 +34,22 @@ _PEAK_MIN = 256 * 1024
 _BOOKKEEPING_SHARE = 0.02
 """Of the memory limit, the most tracemalloc's own records may take (then it stops): traced,
 millions of small objects would otherwise need memory and time they do not untraced."""
-_OWN_FILES = (__file__, "worker.py", "allocation_sizes.py")
+_OWN_FILES = (__file__, "worker.py", "worker_limits.py", "allocation_sizes.py", "fused_worker.py")
 _SAMPLER_STACK = 1024 * 1024
 """The sampling thread's stack: small, so tracing leaves the handler its memory limit."""
-
-
-def _sibling(name: str) -> Any:
-    """A module next to this file, loaded by path (a worker imports nothing from tuner)."""
-    qualified = f"tuner_worker_{name}"
-    if qualified not in sys.modules:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-        spec = importlib.util.spec_from_file_location(qualified, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[qualified] = module
-        spec.loader.exec_module(module)
-    return sys.modules[qualified]
 
 
 if TYPE_CHECKING:
     from tuner.providers.local.allocation_sizes import failed_allocation, function_at, short_path
 else:
-    failed_allocation = _sibling("allocation_sizes").failed_allocation
-    function_at = _sibling("allocation_sizes").function_at
-    short_path = _sibling("allocation_sizes").short_path
+    if "sibling" not in globals():  # imported from tuner's package, not loaded by a worker
+        from tuner.providers.local.worker import sibling
+    _sizes = sibling("allocation_sizes")  # a worker gives the modules it loads its loader
+    failed_allocation, function_at, short_path = (
+        _sizes.failed_allocation,
+        _sizes.function_at,
+        _sizes.short_path,
+    )
 
 
 def _label(frame: tracemalloc.Frame, root: str) -> str:

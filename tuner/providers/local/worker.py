@@ -26,8 +26,6 @@ import importlib.util
 import json
 import logging
 import os
-import resource
-import signal
 import sys
 import threading
 import time
@@ -36,7 +34,6 @@ from collections.abc import Callable
 from typing import IO, Any
 
 _MB = 1024 * 1024
-_MAX_FILES = 1024
 EXIT_OUT_OF_MEMORY = 86
 """The exit status after a MemoryError caught in :func:`serve`: the host's ``oom``."""
 
@@ -130,6 +127,7 @@ class Context:
         dependency_urls: dict[str, str],
         channel: Channel,
         request_id: str = "",
+        fused: Any = None,
     ) -> None:
         self.function_name = function_name
         self.aws_request_id = request_id  # the host's id of this invocation, named as on Lambda
@@ -139,6 +137,8 @@ class Context:
         self._deadline = deadline
         self._dependency_urls = dependency_urls
         self._channel = channel
+        self._fused = fused
+        """The functions fused into this one (``fused_worker.FusedFunctions``): run here."""
 
     def remaining_time_ms(self) -> int:
         """Milliseconds left before the host kills this invocation."""
@@ -154,8 +154,11 @@ class Context:
         """Invoke another hosted function through the host and return its result.
 
         The call runs with the callee's own limits; a callee that does not succeed raises
-        :class:`InvocationError` (with its outcome: error, timeout, oom).
+        :class:`InvocationError` (with its outcome: error, timeout, oom).  A callee fused
+        into this function runs in this process, with the same result.
         """
+        if self._fused is not None and name in self._fused:
+            return self._fused.call(name, event, self._deadline)
         self._channel.send({"type": "invoke_call", "name": name, "event": event})
         reply = self._channel.receive() or {"outcome": "error", "error": "host closed"}
         if reply.get("outcome") != "ok":
@@ -172,90 +175,6 @@ class Context:
         self._channel.send({"type": "invoke_parts", "events": events})
         reply = self._channel.receive() or {"error": "the host closed"}
         return reply.get("parts", reply)
-
-
-def read_memory_status() -> dict[str, int]:
-    """VmSize, VmRSS and VmHWM of this process in kB."""
-    status: dict[str, int] = {}
-    with open("/proc/self/status") as lines:
-        for line in lines:
-            key, _, value = line.partition(":")
-            if key in ("VmSize", "VmRSS", "VmHWM"):
-                status[key] = int(value.split()[0])
-    return status
-
-
-def drop_privileges(uid: int, gid: int) -> None:
-    """Become ``uid``/``gid`` (the function's own user) with no other groups, at once.
-
-    This runs before any handler code is loaded.  Changing user inside the process
-    (rather than before exec) also makes the kernel mark it not dumpable.  The umask
-    keeps the files the handler makes to its own function unless it says otherwise.
-    """
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
-    os.umask(0o077)
-
-
-_CLONE_NEWNS = 0x00020000
-_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 1 << 14, 1 << 18
-
-
-def enter_compartment() -> None:
-    """A mount namespace of this worker's own, whose /proc shows only its user's processes.
-
-    Run as root, before the worker drops to its function's user: the new ``proc``
-    instance is mounted with ``hidepid=invisible`` (Linux 5.8 or later; an older kernel
-    refuses the option, and the host then runs workers without it), so that neither
-    another function's processes nor the daemon's can be seen, let alone found by pid.
-    Mounts made here never propagate to the host.
-    """
-    import ctypes  # only a confined worker needs it
-
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def check(result: int, step: str) -> None:
-        """Stop at the first step that fails: later ones would act on the host's mounts."""
-        if result != 0:
-            number = ctypes.get_errno()
-            raise OSError(number, f"{step}: {os.strerror(number)}")
-
-    check(libc.unshare(_CLONE_NEWNS), "unshare")
-    check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "private mounts")
-    options = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-    check(libc.mount(b"proc", b"/proc", b"proc", options, b"hidepid=invisible"), "private /proc")
-
-
-def limit_processes(nproc: int | None, file_bytes: int | None = None) -> None:
-    """No core dumps, files of at most ``file_bytes``, at most ``nproc`` processes for the user.
-
-    A write past the file size limit fails with EFBIG (an OSError) instead of killing.
-    Open files are capped at the usual 1,024 whatever the daemon's own limit is.
-    """
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    _, most_files = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if most_files == resource.RLIM_INFINITY or most_files > _MAX_FILES:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (_MAX_FILES, _MAX_FILES))
-    if file_bytes is not None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-    if nproc is not None:
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-
-
-def limit_address_space(memory_mb: int) -> int:
-    """Cap the address space so the resident memory of the process can reach ``memory_mb``.
-
-    The cap is the memory limit plus the part of the address space that is mapped but not
-    resident right now (shared libraries, reserved arenas): an allocation that would push
-    the process past ``memory_mb`` resident then raises MemoryError.
-    """
-    status = read_memory_status()
-    non_resident_kb = status["VmSize"] - status["VmRSS"]
-    limit = memory_mb * _MB + non_resident_kb * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    return non_resident_kb // 1024
 
 
 def load_handler(directory: str, library: str | None = None) -> Callable[[Any, Context], Any]:
@@ -276,6 +195,20 @@ def load_handler(directory: str, library: str | None = None) -> Callable[[Any, C
     return handler
 
 
+def sibling(name: str) -> Any:
+    """A module next to this file, loaded by path: a worker imports nothing from tuner's package."""
+    qualified = f"tuner_worker_{name}"
+    if qualified not in sys.modules:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        spec = importlib.util.spec_from_file_location(qualified, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        module.sibling = sibling  # type: ignore[attr-defined]  # its own siblings, the same way
+        sys.modules[qualified] = module
+        spec.loader.exec_module(module)
+    return sys.modules[qualified]
+
+
 def start_tracer(
     options: dict[str, Any] | None, init: dict[str, Any], handler: Any, channel: Channel
 ) -> Any:
@@ -286,22 +219,14 @@ def start_tracer(
     """
     if not options:
         return None
-    module = sys.modules.get("tuner_worker_tracer")
-    if module is None:  # loaded by path: a worker imports nothing from tuner's package
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tracer.py")
-        spec = importlib.util.spec_from_file_location("tuner_worker_tracer", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["tuner_worker_tracer"] = module
-        spec.loader.exec_module(module)
-    tracer = module.InvocationTracer(
+    tracer = sibling("tracer").InvocationTracer(
         {**options, "allocations": options.get("allocations", False) and init.get("served", 0) > 0},
         init["directory"],
         init["memory_mb"],
         handler,
         channel.send_encoded,
     )
-    tracer.start(read_memory_status()["VmRSS"] / 1024)
+    tracer.start(sibling("worker_limits").read_memory_status()["VmRSS"] / 1024)
     return tracer
 
 
@@ -317,10 +242,14 @@ def serve(channel: Channel) -> None:
     if init is None:
         return
     started = time.monotonic()
-    limit_processes(init.get("nproc"), init.get("file_bytes"))
+    limits = sibling("worker_limits")
+    limits.limit_processes(init.get("nproc"), init.get("file_bytes"))
     handler = load_handler(init["directory"], init.get("library"))
+    fused = None  # the functions fused into this one, run in this process
+    if init.get("fused"):
+        fused = sibling("fused_worker").load(init, channel, Context, Cache, InvocationError)
     reserve = bytearray(2 * _MB)  # freed on MemoryError so the trace can still be sent
-    non_resident_mb = limit_address_space(init["memory_mb"])
+    non_resident_mb = limits.limit_address_space(init["memory_mb"])
     supports = getattr(handler, "__tuner_handler__", None)  # set by tuner_handler's decorators
     channel.send(
         {
@@ -335,11 +264,18 @@ def serve(channel: Channel) -> None:
         deadline = time.monotonic() + init["timeout_s"]
         request_id, dependencies = str(request.get("request_id", "")), init["dependencies"]
         context = Context(
-            init["function"], init["memory_mb"], deadline, cache, dependencies, channel, request_id
+            init["function"],
+            init["memory_mb"],
+            deadline,
+            cache,
+            dependencies,
+            channel,
+            request_id,
+            fused,
         )
         reply: dict[str, Any] = {"type": "result", "outcome": "ok"}
         tracer, failure = start_tracer(request.get("trace"), init, handler, channel), None
-        out_of_memory = False
+        out_of_memory, began = False, time.monotonic()
         try:
             reply["result"] = handler(request["event"], context)
             json.dumps(reply["result"])
@@ -355,6 +291,7 @@ def serve(channel: Channel) -> None:
                     "error": f"{type(error).__name__}: {error}",
                 }
                 traceback.print_exc()
+        ran = time.monotonic()
         try:
             if tracer is not None:
                 tracer.finish(failure, out_of_memory)  # sends the trace; its thread is joined
@@ -365,6 +302,7 @@ def serve(channel: Channel) -> None:
                 finally:
                     os._exit(EXIT_OUT_OF_MEMORY)  # a worker that ran out of memory is not reused
         init["served"] = init.get("served", 0) + 1
+        reply["handler_ms"] = round((ran - began) * 1000, 3)  # the tracer's finish left out
         failure = None  # its traceback holds the handler's frames (and their memory)
         channel.send(reply)
 
@@ -378,10 +316,10 @@ def main() -> None:
     """
     arguments = sys.argv[1:]
     if "--compartment" in arguments:
-        enter_compartment()
+        sibling("worker_limits").enter_compartment()
     if "--user" in arguments:
         uid, gid = arguments[arguments.index("--user") + 1].split(":")
-        drop_privileges(int(uid), int(gid))
+        sibling("worker_limits").drop_privileges(int(uid), int(gid))
     if "--probe" in arguments:
         return
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")

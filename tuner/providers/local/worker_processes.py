@@ -23,6 +23,7 @@ from tuner.providers.local.executions import (
     SharedCache,
     WorkerSpec,
 )
+from tuner.providers.local.fusing import FusedCalls, fused_init
 from tuner.providers.local.output import OutputSink
 from tuner.providers.local.processes import (
     ProcessProbe,
@@ -35,7 +36,16 @@ from tuner.providers.local.remedy_requests import REMEDY_REQUESTS, claimed_remed
 from tuner.providers.local.sandboxing import Sandbox, remove_tmp
 from tuner.providers.local.trace_messages import Profile, ProfileCaps, checked_profile
 from tuner.providers.local.worker import EXIT_OUT_OF_MEMORY
-from tuner.providers.local.worker_requests import ProtocolError, dependency_reply, nested_reply
+from tuner.providers.local.worker_requests import (
+    FROM_WORKER,
+    MAX_ERROR_CHARS,
+    ProtocolError,
+    cache_reply,
+    dependency_reply,
+    nested_reply,
+    parsed_frame,
+    settle,
+)
 
 _STARTUP_TIMEOUT_S = 15.0
 
@@ -44,14 +54,8 @@ class WorkerStartError(Exception):
     """The worker process did not come up (bad handler, import error, crash)."""
 
 
-_PLATFORM = {"dependency_get", "cache_get", "cache_set", "invoke_call", "result"}
-_FROM_WORKER = _PLATFORM | REMEDY_REQUESTS
-"""Messages a worker may send besides ``trace`` (a profile, read apart)."""
 _MALFORMED = (ProtocolError, FrameTooLargeError, ValueError, KeyError, TypeError, RecursionError)
 """What a frame that breaks the protocol raises (RecursionError: JSON nested too deeply)."""
-_CLAIMABLE_OUTCOMES = {"ok", "error"}
-"""Outcomes a worker may state; oom and timeout are only ever measured by the host."""
-_MAX_ERROR_CHARS = 2000
 _WATCH_EVERY_S = 0.25
 """How often, without a cgroup, the host adds up a busy worker's process group."""
 
@@ -143,6 +147,7 @@ class WorkerProcess:
             "nproc": self._sandbox.nproc_limit(self.spec.function, pids_cgroup),
             "file_bytes": self._sandbox.policy.file_bytes,
             "library": str(self._sandbox.library),
+            "fused": fused_init(self.spec),
         }
         try:
             self._send(init)
@@ -177,12 +182,14 @@ class WorkerProcess:
         trace: Mapping[str, Any] | None = None,
         invoker: Invoker | None = None,
         remedies: Remedies | None = None,
+        fused: FusedCalls | None = None,
     ) -> Execution:
         """Run one invocation; kill the worker and its children when it exceeds the timeout.
 
         ``trace``: the tracer's options of a traced invocation (its profile arrives in
         ``trace`` messages, kept in :attr:`Execution.trace`); ``invoker`` runs the handler's
-        ``context.invoke`` calls, ``remedies`` its hand-over and parts (else they fail).
+        ``context.invoke`` calls, ``remedies`` its hand-over and parts (else they fail);
+        ``fused`` is the host's side of its in-process calls to functions fused into it.
         """
         started = time.monotonic()
         self._deadline = deadline = started + self.spec.timeout_s
@@ -208,7 +215,7 @@ class WorkerProcess:
                 if line is None:
                     self._timed_out(execution)
                 else:
-                    self._receive(line, execution, cache, invoker)
+                    self._receive(line, execution, cache, invoker, fused)
             execution.duration_ms = (time.monotonic() - started) * 1000
         except TimeoutError:
             self._timed_out(execution)
@@ -230,6 +237,7 @@ class WorkerProcess:
         execution: Execution,
         cache: SharedCache,
         invoker: Invoker | None,
+        fused: FusedCalls | None = None,
     ) -> None:
         """Parse one frame and act on it; a profile is checked against the caps as it comes.
 
@@ -243,12 +251,17 @@ class WorkerProcess:
             return
         kind = frame_kind(line)
         if kind != "trace":
-            self._handle(_parsed(line, kind), execution, cache, invoker)
+            message, spec = parsed_frame(line, kind), self.spec
+            if fused is not None:  # a worker that runs functions fused into it
+                if fused.handles(message, execution):
+                    return
+                execution, cache, invoker, spec = fused.scope(kind, execution, cache, invoker)
+            self._handle(message, execution, cache, invoker, spec)
         elif self._caps is None:
             raise ProtocolError("a trace of an invocation that is not traced")
         else:
             with self._sandbox.reading_profiles:
-                execution.trace = checked_profile(_parsed(line, kind), self._caps)
+                execution.trace = checked_profile(parsed_frame(line, kind), self._caps)
 
     def _handle(
         self,
@@ -256,32 +269,25 @@ class WorkerProcess:
         execution: Execution,
         cache: SharedCache,
         invoker: Invoker | None = None,
+        spec: WorkerSpec | None = None,
     ) -> None:
         kind = message["type"]
-        if kind not in _FROM_WORKER:
+        if kind not in FROM_WORKER:
             raise ProtocolError(f"unknown message type {str(kind)[:40]!r}")
         if kind == "dependency_get":
             max_bytes = self._sandbox.policy.frame_bytes // 2
-            self._send(dependency_reply(message, self.spec, self._deadline, max_bytes, execution))
+            caller = spec or self.spec
+            self._send(dependency_reply(message, caller, self._deadline, max_bytes, execution))
         elif kind == "invoke_call":
             self._send(nested_reply(message, invoker, execution))
         elif kind in REMEDY_REQUESTS:
             self._send(remedy_reply(kind, message, self._remedies))
         elif kind == "cache_get":
-            value = cache.get(str(message["key"]))
-            if value is None:
-                execution.cache_misses += 1
-            else:
-                execution.cache_hits += 1
-            self._send({"type": "cache_value", "value": value})
+            self._send(cache_reply(message, cache, execution))
         elif kind == "cache_set":
             cache.set(str(message["key"]), message["value"])
         else:
-            if message["outcome"] not in _CLAIMABLE_OUTCOMES:
-                raise ProtocolError(f"the worker may not state outcome {message['outcome']!r}")
-            execution.outcome = message["outcome"]
-            execution.result = message.get("result")
-            execution.error = str(message.get("error", ""))[:_MAX_ERROR_CHARS]
+            settle(message, execution)
             self._status = self._probe.read()
             execution.peak_memory_mb = self._status.peak_mb if self._status is not None else None
             if self._limit is not None and self._limit.exceeded():
@@ -353,7 +359,7 @@ class WorkerProcess:
     def _violated(self, execution: Execution, error: Exception) -> None:
         self.stop()
         execution.outcome = "error"
-        execution.error = f"protocol violation: {error}"[:_MAX_ERROR_CHARS]
+        execution.error = f"protocol violation: {error}"[:MAX_ERROR_CHARS]
         self._sink.note(f"[tuner: worker stopped: {execution.error}]\n".encode())
 
     def kill(self) -> None:
@@ -390,11 +396,3 @@ class WorkerProcess:
 
     def _send(self, message: dict[str, Any]) -> None:
         send_frame(self._stdin_fd, message, self._deadline)
-
-
-def _parsed(line: bytes, kind: str) -> dict[str, Any]:
-    """The frame as JSON; a ProtocolError unless it is an object of the type it began with."""
-    message = json.loads(line)
-    if not isinstance(message, dict) or message.get("type") != kind:
-        raise ProtocolError("a message whose type is not the one it begins with")
-    return message

@@ -8,6 +8,7 @@ the call in the invocation's :class:`~tuner.providers.local.executions.Execution
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -17,15 +18,36 @@ from tuner.providers.local.executions import (
     Execution,
     InvokeCall,
     Invoker,
+    SharedCache,
     WorkerSpec,
 )
+from tuner.providers.local.remedy_requests import REMEDY_REQUESTS
 
 MAX_CALLS = 1000
 """Dependency (and nested) calls recorded per invocation; later ones still run."""
+CLAIMABLE_OUTCOMES = frozenset({"ok", "error"})
+"""Outcomes a worker may state; oom and timeout are only ever measured by the host."""
+MAX_ERROR_CHARS = 2000
+FROM_WORKER = {
+    "dependency_get",
+    "cache_get",
+    "cache_set",
+    "invoke_call",
+    "result",
+} | REMEDY_REQUESTS
+"""Messages a worker may send besides ``trace`` (a profile, read apart)."""
 
 
 class ProtocolError(Exception):
     """The worker sent something the protocol does not allow; the worker is stopped."""
+
+
+def parsed_frame(line: bytes, kind: str) -> dict[str, Any]:
+    """The frame as JSON; a ProtocolError unless it is an object of the type it began with."""
+    message = json.loads(line)
+    if not isinstance(message, dict) or message.get("type") != kind:
+        raise ProtocolError("a message whose type is not the one it begins with")
+    return message
 
 
 def dependency_reply(
@@ -62,3 +84,31 @@ def nested_reply(
     if len(execution.invoke_calls) < MAX_CALLS:
         execution.invoke_calls.append(call)
     return {"type": "invoke_result", "outcome": call.outcome, "result": result, "error": call.error}
+
+
+def cache_reply(
+    message: dict[str, Any], cache: SharedCache, execution: Execution
+) -> dict[str, Any]:
+    """Answer the handler's ``cache_get`` from its function's cache, counting hit or miss."""
+    value = cache.get(str(message["key"]))
+    if value is None:
+        execution.cache_misses += 1
+    else:
+        execution.cache_hits += 1
+    return {"type": "cache_value", "value": value}
+
+
+def settle(message: dict[str, Any], execution: Execution) -> None:
+    """Take the worker's ``result`` for what it may say: it returned this, or raised that.
+
+    Its ``handler_ms`` (how long the handler ran, by the worker's clock) is kept as
+    evidence for traces only, never as a measurement of the invocation.
+    """
+    if message["outcome"] not in CLAIMABLE_OUTCOMES:
+        raise ProtocolError(f"the worker may not state outcome {message['outcome']!r}")
+    execution.outcome = message["outcome"]
+    execution.result = message.get("result")
+    execution.error = str(message.get("error", ""))[:MAX_ERROR_CHARS]
+    took = message.get("handler_ms")
+    if isinstance(took, int | float) and not isinstance(took, bool) and 0 <= took <= 1e9:
+        execution.handler_ms = float(took)
