@@ -57,14 +57,18 @@ class FusionEstimate:
     """At the provider's prices, else Lambda's."""
 
     def describe(self) -> str:
-        """E.g. ``1,240 calls/min, 1.1 ms overhead per call (86% of the call)...``."""
+        """E.g. ``1,240 calls/min, 1.1 ms overhead per call (86% of the call)...``.
+
+        The overhead is the host's side of a call only (the caller's and the callee's own legs
+        are not in it), so the saving is a lower bound.
+        """
         p95 = ""
         if self.caller_p95_ms is not None and self.caller_p95_after_ms is not None:
             p95 = f"; {self.caller} p95 {self.caller_p95_ms:.0f} -> ~{self.caller_p95_after_ms:.0f} ms"
         return (
             f"{self.calls_per_min:,.0f} calls/min, {self.overhead_ms:.1f} ms overhead per call "
-            f"({self.overhead_share:.0%} of the call): saves ~{self.overhead_ms:.1f} ms per "
-            f"call and ~{self.mb_s_per_call_saved * self.calls_per_min / 1024:,.2f} GB-s/min "
+            f"({self.overhead_share:.0%} of the call): saves at least {self.overhead_ms:.1f} ms "
+            f"per call and {self.mb_s_per_call_saved * self.calls_per_min / 1024:,.2f} GB-s/min "
             f"(${self.dollars_per_month:,.2f}/month){p95}"
         )
 
