@@ -3,7 +3,7 @@
 A p-value says how rare the evidence would be without a call, not how likely the call
 is.  The map is an isotonic regression (pool adjacent violators) of "the edge is real"
 on ``-log10(p)``, fitted (:func:`fit`) on the candidate edges of randomly generated
-applications whose calls are known (``python -m bench.bench_topology --fit``, on seeds
+applications whose calls are known (``python bench/bench_topology.py --fit``, on seeds
 the benchmark does not score), read between its knots by linear interpolation, and
 capped below 1: timing alone is never certain.  :func:`reliability` is the check:
 claimed confidence against the true share, per bin, on other applications.
@@ -17,36 +17,56 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 KNOTS: tuple[tuple[float, float], ...] = (
-    (0.0, 0.126),
-    (0.09, 0.132),
-    (0.2, 0.156),
-    (0.48, 0.215),
-    (0.87, 0.375),
-    (1.35, 0.463),
-    (2.28, 0.648),
-    (4.18, 0.835),
-    (8.0, 0.926),
-    (13.55, 0.977),
-    (20.7, 0.986),
-    (29.86, 1.0),
+    (0.0, 0.124),
+    (0.01, 0.126),
+    (0.12, 0.128),
+    (0.2, 0.171),
+    (0.35, 0.175),
+    (0.55, 0.28),
+    (1.19, 0.484),
+    (3.57, 0.768),
+    (8.32, 0.934),
+    (13.04, 0.96),
+    (20.43, 0.996),
+    (29.85, 0.999),
 )
-"""(-log10 p, share of real edges), fitted by ``python -m bench.bench_topology --fit``."""
+"""(-log10 p, share of real edges), fitted by ``python bench/bench_topology.py --fit``."""
+RATE_KNOTS: tuple[tuple[float, float], ...] = (
+    (3.36, 0.363),
+    (5.59, 0.52),
+    (8.37, 0.699),
+    (11.26, 0.754),
+    (13.97, 0.778),
+    (20.93, 0.849),
+    (29.0, 0.867),
+    (36.24, 0.887),
+    (44.35, 0.909),
+    (49.51, 0.931),
+    (63.46, 0.95),
+    (88.57, 0.955),
+)
+"""The same for the rate-series miner (:mod:`.rates`), fitted on the same applications."""
+RATE_EVIDENCE_LIMIT = 120.0
+"""Its correlations' tails still tell edges apart far beyond 10^-30."""
 CAP = 0.99
 """The most timing alone claims."""
 EVIDENCE_LIMIT = 30.0
 """``-log10(p)`` beyond this says nothing more (the null itself is a model)."""
 
 
-def evidence(p_value: float) -> float:
-    """``-log10(p)``, at most :data:`EVIDENCE_LIMIT`."""
-    return max(0.0, min(EVIDENCE_LIMIT, -math.log10(max(p_value, 1e-300))))
+def evidence(p_value: float, limit: float = EVIDENCE_LIMIT) -> float:
+    """``-log10(p)``, at most ``limit``."""
+    return max(0.0, min(limit, -math.log10(max(p_value, 1e-300))))
 
 
 def confidence_of(
-    p_value: float, knots: Sequence[tuple[float, float]] = KNOTS, cap: float = CAP
+    p_value: float,
+    knots: Sequence[tuple[float, float]] = KNOTS,
+    cap: float = CAP,
+    limit: float = EVIDENCE_LIMIT,
 ) -> float:
     """The calibrated confidence of an edge with this p-value."""
-    x = evidence(p_value)
+    x = evidence(p_value, limit)
     xs = [k[0] for k in knots]
     index = bisect.bisect_right(xs, x)
     if index == 0:
@@ -59,7 +79,9 @@ def confidence_of(
     return min(cap, value)
 
 
-def fit(samples: Iterable[tuple[float, bool]], blocks: int = 12) -> tuple[tuple[float, float], ...]:
+def fit(
+    samples: Iterable[tuple[float, bool]], blocks: int = 12, limit: float = EVIDENCE_LIMIT
+) -> tuple[tuple[float, float], ...]:
     """Knots of the isotonic regression of truth on the evidence of ``(p_value, true)`` pairs.
 
     Pool adjacent violators (over samples of equal evidence taken together) gives blocks
@@ -68,7 +90,7 @@ def fit(samples: Iterable[tuple[float, bool]], blocks: int = 12) -> tuple[tuple[
     """
     tied: dict[float, list[float]] = {}  # evidence -> [sum of x, sum of y, count]
     for p, true in samples:
-        x = evidence(p)
+        x = evidence(p, limit)
         group = tied.setdefault(x, [0.0, 0.0, 0.0])
         group[0] += x
         group[1] += 1.0 if true else 0.0
