@@ -3,7 +3,7 @@
 Invocations and queue records arrive as Poisson processes: each function has its own
 random stream, so unrelated functions never start in step (as real clients do not).
 Functions with a ``schedule`` also fire at its cron times, and functions with the same
-schedule fire together, as cron jobs do.
+schedule fire together, as cron jobs do (in a new random order each time).
 """
 
 from __future__ import annotations
@@ -70,7 +70,10 @@ class TrafficDriver:
         if scheduled:
             self._threads.append(
                 threading.Thread(
-                    target=self._fire, args=(scheduled,), name="traffic-schedule", daemon=True
+                    target=self._fire,
+                    args=(scheduled, random.Random(seeds.getrandbits(64))),
+                    name="traffic-schedule",
+                    daemon=True,
                 )
             )
 
@@ -116,8 +119,9 @@ class TrafficDriver:
         with self._lock:
             self.sent[name] += len(serials)
 
-    def _fire(self, schedules: Mapping[str, Mapping[str, str | int]]) -> None:
-        """Invoke each scheduled function at its cron times (together when they match)."""
+    def _fire(self, schedules: Mapping[str, Mapping[str, str | int]], rng: random.Random) -> None:
+        """Invoke each scheduled function at its cron times: together when they match, in
+        no particular order (each time another, as independent schedulers would)."""
         triggers = {name: cron_trigger(fields) for name, fields in schedules.items()}
         due = {name: next_fire(trigger, time.time()) for name, trigger in triggers.items()}
         while True:
@@ -127,7 +131,9 @@ class TrafficDriver:
             moment = min(pending)
             if self._stop.wait(max(0.0, moment - time.time())):
                 return
-            for name in [n for n, t in due.items() if t == moment]:
+            now = [n for n, t in due.items() if t == moment]
+            rng.shuffle(now)
+            for name in now:
                 self._submit(name)
                 due[name] = next_fire(triggers[name], moment)
 
