@@ -4,8 +4,8 @@
    DAGs of nested calls, shared dependencies, functions that call nothing, independent
    functions whose traffic shares a daily cycle and bursts) under three kinds of traffic:
    Poisson arrivals, functions that fire together on a schedule, and one shared 50 ms
-   tick.  Every candidate edge is mined with its confidence; the edges drawn are those
-   at 0.9 or more.  Printed per kind: precision and recall of the edges between functions
+   tick, each for one to ten minutes.  Every candidate edge is mined with its
+   confidence; the edges drawn are those at 0.9 or more.  Printed per kind: precision and recall of the edges between functions
    (what timing draws on the local host and on AWS) and of the calls to dependencies,
    beside the naive rule "B overlaps A at least once"; then the calibration: claimed
    confidence against the true share, per bin.
@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from topology_apps import KINDS, App, generate, simulate  # noqa: E402
+from topology_apps import KINDS, App, duration, generate, simulate  # noqa: E402
 from topology_rates import print_rates, run_rates  # noqa: E402
 
 from tuner.mining.calibration import (  # noqa: E402
@@ -56,14 +56,20 @@ MIN_BIN = 30
 BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 FIT_SEEDS = 10_000
 """The calibrations are fitted on seeds from here; the benchmark scores seeds from 0."""
-RATE_SECONDS = 240.0
-"""Steps of one second the rate-series miner gets (it needs ~100 to tell chance apart)."""
+SPAN = (60.0, 600.0)
+"""Each application's traffic lasts between these many seconds (log-uniform): the
+calibration is fitted and checked over windows of one to ten minutes."""
+RATE_SPAN = (120.0, 600.0)
+"""The same for the rate-series miner, at one step a second (it needs ~100 steps)."""
+QUICK_SPAN, QUICK_RATE_SPAN = (60.0, 180.0), (120.0, 240.0)
 
 
-def mined(app: App, kind: str, seconds: float, seed: int) -> tuple[list[MinedEdge], set[Any]]:
+def mined(
+    app: App, kind: str, span: tuple[float, float], seed: int
+) -> tuple[list[MinedEdge], set[Any]]:
     """Every candidate edge of one simulated run, and the naive rule's edges."""
     rng = random.Random(seed)
-    intervals = simulate(app, kind, seconds, rng)
+    intervals = simulate(app, kind, duration(seed, span), rng)
     edges = mine(intervals, callers=set(app.functions), min_confidence=0.0, seed=seed)
     return edges, naive(intervals)
 
@@ -74,7 +80,7 @@ def _score(found: set[Any], truth: set[Any], naive_found: set[Any]) -> dict[str,
     return {"precision": p, "recall": r, "naive_precision": naive_p}
 
 
-def run_timing(apps: int, seconds: float, first_seed: int = 0) -> dict[str, Any]:
+def run_timing(apps: int, span: tuple[float, float], first_seed: int = 0) -> dict[str, Any]:
     """Mine ``apps`` applications of each kind; scores per kind and every claim."""
     per_kind: dict[str, dict[str, Any]] = {}
     claims: list[tuple[float, float, bool]] = []
@@ -83,7 +89,7 @@ def run_timing(apps: int, seconds: float, first_seed: int = 0) -> dict[str, Any]
         started = time.perf_counter()
         for seed in range(first_seed, first_seed + apps):
             app = generate(random.Random(seed), kind)
-            edges, naive_found = mined(app, kind, seconds, seed)
+            edges, naive_found = mined(app, kind, span, seed)
             claims += [(e.p_value, e.confidence, (e.source, e.target) in app.truth) for e in edges]
             drawn = {(e.source, e.target) for e in edges if e.confidence >= DRAWN}
             for group, targets in (
@@ -132,9 +138,12 @@ def print_calibration(claims: Sequence[tuple[float, float, bool]]) -> bool:
     return share >= TARGET and held
 
 
-def print_timing(result: dict[str, Any], apps: int, seconds: float) -> bool:
+def print_timing(result: dict[str, Any], apps: int, span: tuple[float, float]) -> bool:
     """Print the timing figures; whether they meet the targets."""
-    print(f"timing: {apps} random applications per kind, {seconds:.0f} s of traffic each")
+    print(
+        f"timing: {apps} random applications per kind, "
+        f"{span[0]:.0f} to {span[1]:.0f} s of traffic each"
+    )
     print(
         f"{'traffic':9} {'edges':12} {'precision':>9} {'recall':>6} {'naive p':>7}  {'mine s':>6}"
     )
@@ -150,12 +159,12 @@ def print_timing(result: dict[str, Any], apps: int, seconds: float) -> bool:
     return print_calibration(result["claims"])
 
 
-def run_fit(apps: int, seconds: float, save: Path | None) -> None:
+def run_fit(apps: int, save: Path | None) -> None:
     """Fit both calibrations on seeds the benchmark does not score, and print them."""
     samples = {}
     for name, run, length, limit in (
-        ("KNOTS", run_timing, seconds, EVIDENCE_LIMIT),
-        ("RATE_KNOTS", run_rates, RATE_SECONDS, RATE_EVIDENCE_LIMIT),
+        ("KNOTS", run_timing, SPAN, EVIDENCE_LIMIT),
+        ("RATE_KNOTS", run_rates, RATE_SPAN, RATE_EVIDENCE_LIMIT),
     ):
         claims = run(apps, length, first_seed=FIT_SEEDS)["claims"]
         samples[name] = [(p, true) for p, _, true in claims]
@@ -173,14 +182,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fit", action="store_true", help="fit the calibrations and stop")
     parser.add_argument("--no-host", action="store_true", help="skip the local host run")
     args = parser.parse_args(argv)
-    apps, seconds = (12, 90.0) if args.quick else (60, 240.0)
+    apps = 12 if args.quick else 60
+    span, rate_span = (QUICK_SPAN, QUICK_RATE_SPAN) if args.quick else (SPAN, RATE_SPAN)
     if args.fit:
-        run_fit(150, 120.0, args.json)
+        run_fit(150, args.json)
         return 0
-    timing = run_timing(apps, seconds)
-    ok = print_timing(timing, apps, seconds)
-    rates = run_rates(apps, RATE_SECONDS)
-    print_rates(rates["kinds"], RATE_SECONDS)
+    timing = run_timing(apps, span)
+    ok = print_timing(timing, apps, span)
+    rates = run_rates(apps, rate_span)
+    print_rates(rates["kinds"], rate_span)
     ok = print_calibration(rates["claims"]) and ok
     figures: dict[str, Any] = {"timing": timing["kinds"], "rates": rates["kinds"]}
     if not args.no_host:

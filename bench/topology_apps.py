@@ -162,6 +162,12 @@ def _poisson_times(
             times.append(t)
 
 
+def duration(seed: int, span: tuple[float, float]) -> float:
+    """How long one application's traffic lasts, drawn from ``span`` (log-uniform)."""
+    low, high = span
+    return math.exp(random.Random(seed * 7 + 1).uniform(math.log(low), math.log(high)))
+
+
 def simulate(app: App, kind: str, seconds: float, rng: random.Random) -> list[Interval]:
     """Every invocation and dependency call of ``seconds`` of the application's traffic."""
     bursts = []

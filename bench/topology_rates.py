@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from topology_apps import KINDS, generate, simulate
+from topology_apps import KINDS, duration, generate, simulate
 
 from tuner.mining.rates import RateSeries, mine_rates
 from tuner.mining.timing import Interval, precision_recall
@@ -58,7 +58,7 @@ def _correlation(x: Sequence[float], y: Sequence[float]) -> float:
     return sxy / math.sqrt(sxx * syy) if sxx and syy else 0.0
 
 
-def run_rates(apps: int, seconds: float, first_seed: int = 0) -> dict[str, Any]:
+def run_rates(apps: int, span: tuple[float, float], first_seed: int = 0) -> dict[str, Any]:
     """Mine ``apps`` applications of each kind; scores per kind and every claim."""
     rows = []
     claims: list[tuple[float, float, bool]] = []
@@ -69,6 +69,7 @@ def run_rates(apps: int, seconds: float, first_seed: int = 0) -> dict[str, Any]:
         started = time.perf_counter()
         for seed in range(first_seed, first_seed + apps):
             app = generate(random.Random(seed), kind)
+            seconds = duration(seed, span)
             series = series_of(simulate(app, kind, seconds, random.Random(seed)), seconds)
             edges = mine_rates(series, callers=app.functions, min_confidence=0.0)
             claims += [(e.p_value, e.confidence, (e.source, e.target) in app.truth) for e in edges]
@@ -90,9 +91,12 @@ def run_rates(apps: int, seconds: float, first_seed: int = 0) -> dict[str, Any]:
     return {"kinds": rows, "claims": claims}
 
 
-def print_rates(rows: list[dict[str, Any]], seconds: float) -> None:
+def print_rates(rows: list[dict[str, Any]], span: tuple[float, float]) -> None:
     """Print the rate-series figures."""
-    print(f"\nrate series: the same kind of applications, {seconds / STEP_S:.0f} steps of 1 s")
+    print(
+        f"\nrate series: the same kind of applications, "
+        f"{span[0] / STEP_S:.0f} to {span[1] / STEP_S:.0f} steps of 1 s"
+    )
     print(f"{'traffic':9} {'precision':>9} {'recall':>6}  {'naive p':>7} {'naive r':>7} {'s':>5}")
     for row in rows:
         print(

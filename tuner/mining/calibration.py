@@ -17,33 +17,31 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 KNOTS: tuple[tuple[float, float], ...] = (
-    (0.0, 0.124),
-    (0.01, 0.126),
-    (0.12, 0.128),
-    (0.2, 0.171),
-    (0.35, 0.175),
-    (0.55, 0.28),
-    (1.19, 0.484),
-    (3.57, 0.768),
-    (8.32, 0.934),
-    (13.04, 0.96),
-    (20.43, 0.996),
-    (29.85, 0.999),
+    (0.0, 0.108),
+    (0.02, 0.129),
+    (0.06, 0.14),
+    (0.21, 0.18),
+    (0.75, 0.323),
+    (3.99, 0.746),
+    (10.44, 0.927),
+    (19.79, 0.972),
+    (27.77, 0.978),
+    (30.0, 0.998),
 )
 """(-log10 p, share of real edges), fitted by ``python bench/bench_topology.py --fit``."""
 RATE_KNOTS: tuple[tuple[float, float], ...] = (
-    (3.36, 0.363),
-    (5.59, 0.52),
-    (8.37, 0.699),
-    (11.26, 0.754),
-    (13.97, 0.778),
-    (20.93, 0.849),
-    (29.0, 0.867),
-    (36.24, 0.887),
-    (44.35, 0.909),
-    (49.51, 0.931),
-    (63.46, 0.95),
-    (88.57, 0.955),
+    (3.34, 0.396),
+    (5.43, 0.515),
+    (8.73, 0.681),
+    (14.62, 0.794),
+    (21.83, 0.846),
+    (28.71, 0.888),
+    (35.54, 0.896),
+    (43.62, 0.903),
+    (53.87, 0.904),
+    (67.59, 0.922),
+    (94.76, 0.928),
+    (120.0, 0.976),
 )
 """The same for the rate-series miner (:mod:`.rates`), fitted on the same applications."""
 RATE_EVIDENCE_LIMIT = 120.0
@@ -105,7 +103,13 @@ def fit(
         index = min(range(len(pooled) - 1), key=lambda i: pooled[i][2] + pooled[i + 1][2])
         merged = [a + b for a, b in zip(pooled[index], pooled[index + 1], strict=True)]
         pooled[index : index + 2] = [merged]
-    return tuple((round(x / n, 2), round(y / n, 3)) for x, y, n in pooled)
+    knots: list[list[float]] = []
+    for block in pooled:  # blocks that would share a knot's (rounded) place become one
+        if knots and round(knots[-1][0] / knots[-1][2], 2) == round(block[0] / block[2], 2):
+            knots[-1] = [a + b for a, b in zip(knots[-1], block, strict=True)]
+        else:
+            knots.append(block)
+    return tuple((round(x / n, 2), round(y / n, 3)) for x, y, n in knots)
 
 
 @dataclass(frozen=True, slots=True)
