@@ -105,4 +105,3 @@ def test_only_the_services_that_may_call_are_callers() -> None:
     a, b, c, lone = chain()
     found = {(e.source, e.target) for e in mine_rates([a, b, c, lone], callers={"b"})}
     assert found == {("b", "c")}  # a -> b needs a as a caller
-
