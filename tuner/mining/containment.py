@@ -75,8 +75,17 @@ class Containers:
         Intervals of ``node`` itself are never its parent; those of ``moved`` are taken as
         if they had all happened ``by`` seconds later.
         """
+        found = self.holder(node, start, end, moved, by)
+        return found if found is None or found == AMBIGUOUS else found[0]
+
+    def holder(
+        self, node: str, start: float, end: float, moved: str = "", by: float = 0.0
+    ) -> tuple[str, float] | str | None:
+        """The innermost interval containing ``[start, end]`` (its node and start); None;
+        or AMBIGUOUS when the intervals containing it cross."""
         slack, duration = self.slack, end - start
-        inner_node, inner_start, inner_end = None, 0.0, 0.0
+        inner: tuple[str, float] | None = None
+        inner_end = 0.0
         found: list[float] = []
         for candidate in self._nodes.values():
             if candidate.name == node or candidate.longest <= duration:
@@ -88,15 +97,32 @@ class Containers:
             for index in range(high - 1, low - 1, -1):  # the latest-starting container
                 if ends[index] + shift + slack >= end and ends[index] - starts[index] > duration:
                     found.append(ends[index] + shift)
-                    if inner_node is None or starts[index] + shift > inner_start:
-                        inner_node, inner_start = candidate.name, starts[index] + shift
+                    if inner is None or starts[index] + shift > inner[1]:
+                        inner = (candidate.name, starts[index] + shift)
                         inner_end = ends[index] + shift
                     break
-        if inner_node is None:
+        if inner is None:
             return None
         if any(other_end + slack < inner_end for other_end in found):
             return AMBIGUOUS  # they cross: either could hold it
-        return inner_node
+        return inner
+
+
+def overlapping_siblings(children: Sequence[Span]) -> list[tuple[int, int]]:
+    """Pairs of the children of one invocation (indexes) of different nodes that overlap.
+
+    A synchronous caller makes one call at a time, so two of them running at once cannot
+    both be its calls.
+    """
+    order = sorted(range(len(children)), key=lambda i: children[i].start)
+    pairs = []
+    for position, i in enumerate(order):
+        for j in order[position + 1 :]:
+            if children[j].start >= children[i].end:
+                break
+            if children[j].node != children[i].node:
+                pairs.append((i, j))
+    return pairs
 
 
 def _index(name: str, intervals: Sequence[Span]) -> _Node:

@@ -6,7 +6,9 @@ invocations run *inside* A's far more often than chance would give.  Here:
 - only the nodes in ``callers`` may call (functions: a dependency never calls anyone);
 - each invocation of B is given to the innermost longer invocation that contains it, so
   that A -> B -> C gives no A -> C and a callee is never its caller's caller; when its
-  containers cross, it is given to no one (:mod:`.containment`);
+  containers cross, it is given to no one; of two given to the same one that run at
+  once (a synchronous caller makes one call at a time), the one its node is less often
+  given to that caller goes to no one (:mod:`.containment`);
 - chance is what the same count gives with A's invocations all shifted in time together
   (by one to ten of their lengths): traffic that rises and falls together (a daily
   cycle, shared bursts) and a job that runs most of the time keep their chance, and only
@@ -36,7 +38,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from tuner.mining.calibration import confidence_of
-from tuner.mining.containment import AMBIGUOUS, Containers, Starts, by_chance
+from tuner.mining.containment import Containers, Starts, by_chance, overlapping_siblings
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +93,30 @@ def attribute(
 def _attribute(
     intervals: Iterable[Interval], containers: Containers
 ) -> dict[tuple[str, str], list[Interval]]:
-    credited: dict[tuple[str, str], list[Interval]] = defaultdict(list)
+    """Each interval given to its holder's node; of two that run at once inside the same
+    holder, the one of the node its holder's node holds less often overall is given to no
+    one (both, when they are held as often)."""
+    held: dict[tuple[str, float], list[Interval]] = defaultdict(list)
     for current in intervals:
-        parent = containers.parent(current.node, current.start, current.end)
-        if parent is not None and parent != AMBIGUOUS:
-            credited[(parent, current.node)].append(current)
+        holder = containers.holder(current.node, current.start, current.end)
+        if isinstance(holder, tuple):
+            held[holder].append(current)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for (parent, _), children in held.items():
+        for child in children:
+            counts[(parent, child.node)] += 1
+    credited: dict[tuple[str, str], list[Interval]] = defaultdict(list)
+    for (parent, _), children in held.items():
+        dropped: set[int] = set()
+        for i, j in overlapping_siblings(children):
+            ours, theirs = counts[(parent, children[i].node)], counts[(parent, children[j].node)]
+            if ours <= theirs:
+                dropped.add(i)
+            if theirs <= ours:
+                dropped.add(j)
+        for index, child in enumerate(children):
+            if index not in dropped:
+                credited[(parent, child.node)].append(child)
     return credited
 
 
