@@ -162,13 +162,13 @@ def print_timing(result: dict[str, Any], apps: int, span: tuple[float, float]) -
 def run_fit(apps: int, save: Path | None) -> None:
     """Fit both calibrations on seeds the benchmark does not score, and print them."""
     samples = {}
-    for name, run, length, limit in (
-        ("KNOTS", run_timing, SPAN, EVIDENCE_LIMIT),
-        ("RATE_KNOTS", run_rates, RATE_SPAN, RATE_EVIDENCE_LIMIT),
+    for name, run, length, limit, blocks in (
+        ("KNOTS", run_timing, SPAN, EVIDENCE_LIMIT, 16),
+        ("RATE_KNOTS", run_rates, RATE_SPAN, RATE_EVIDENCE_LIMIT, 12),
     ):
         claims = run(apps, length, first_seed=FIT_SEEDS)["claims"]
         samples[name] = [(p, true) for p, _, true in claims]
-        knots = fit(samples[name], limit=limit)
+        knots = fit(samples[name], blocks=blocks, limit=limit)
         print(f"{name} = {knots!r}  # from {len(claims)} candidate edges")
     if save:
         save.write_text(json.dumps(samples))

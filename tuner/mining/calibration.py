@@ -17,16 +17,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 KNOTS: tuple[tuple[float, float], ...] = (
-    (0.0, 0.108),
-    (0.02, 0.129),
-    (0.06, 0.14),
-    (0.21, 0.18),
-    (0.75, 0.323),
-    (3.99, 0.746),
-    (10.44, 0.927),
-    (19.79, 0.972),
-    (27.77, 0.978),
-    (30.0, 0.998),
+    (0.0, 0.189),
+    (0.03, 0.331),
+    (0.09, 0.432),
+    (0.19, 0.452),
+    (0.27, 0.455),
+    (0.38, 0.545),
+    (0.76, 0.69),
+    (1.49, 0.758),
+    (2.57, 0.846),
+    (4.74, 0.94),
+    (8.59, 0.943),
+    (11.9, 0.956),
+    (16.57, 0.983),
+    (29.6, 0.999),
 )
 """(-log10 p, share of real edges), fitted by ``python bench/bench_topology.py --fit``."""
 RATE_KNOTS: tuple[tuple[float, float], ...] = (
@@ -78,7 +82,7 @@ def confidence_of(
 
 
 def fit(
-    samples: Iterable[tuple[float, bool]], blocks: int = 12, limit: float = EVIDENCE_LIMIT
+    samples: Iterable[tuple[float, bool]], blocks: int = 16, limit: float = EVIDENCE_LIMIT
 ) -> tuple[tuple[float, float], ...]:
     """Knots of the isotonic regression of truth on the evidence of ``(p_value, true)`` pairs.
 
