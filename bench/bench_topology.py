@@ -18,7 +18,9 @@
 
 Targets, for both miners over every kind of traffic: precision >= 0.9 of the edges drawn
 (those claimed at 0.9 or more); no bin of 30 claims or more off by more than 0.1.  On
-the host: no false edge, every dependency call drawn.
+the host: no false edge, every dependency call drawn.  ``--quick`` (a dozen shorter
+applications per kind) holds only the timing precision and the host: the bins and the
+rate series need the full run's applications.
 Run: ``python bench/bench_topology.py [--quick] [--json FILE] [--fit]``.
 """
 
@@ -119,8 +121,9 @@ def calibration(
     return bins, share, len(high), held
 
 
-def print_calibration(claims: Sequence[tuple[float, float, bool]]) -> bool:
-    """Print claimed confidence against the true share; whether it meets the targets."""
+def print_calibration(claims: Sequence[tuple[float, float, bool]]) -> tuple[bool, bool]:
+    """Print claimed confidence against the true share; whether the edges drawn meet the
+    precision target, and whether every bin meets the calibration target."""
     bins, share, count, held = calibration(claims)
     print(f"calibration over {len(claims)} candidate edges:")
     print(f"{'confidence':>11} {'claims':>6} {'claimed':>7} {'true':>6} {'gap':>6}")
@@ -135,11 +138,11 @@ def print_calibration(claims: Sequence[tuple[float, float, bool]]) -> bool:
         f"{share:.3f} (target >= {TARGET}); every bin of {MIN_BIN}+ claims within "
         f"{MAX_GAP}: {'yes' if held else 'NO'}"
     )
-    return share >= TARGET and held
+    return share >= TARGET, held
 
 
-def print_timing(result: dict[str, Any], apps: int, span: tuple[float, float]) -> bool:
-    """Print the timing figures; whether they meet the targets."""
+def print_timing(result: dict[str, Any], apps: int, span: tuple[float, float]) -> tuple[bool, bool]:
+    """Print the timing figures; whether they meet the precision and calibration targets."""
     print(
         f"timing: {apps} random applications per kind, "
         f"{span[0]:.0f} to {span[1]:.0f} s of traffic each"
@@ -188,10 +191,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_fit(150, args.json)
         return 0
     timing = run_timing(apps, span)
-    ok = print_timing(timing, apps, span)
+    precise, calibrated = print_timing(timing, apps, span)
     rates = run_rates(apps, rate_span)
     print_rates(rates["kinds"], rate_span)
-    ok = print_calibration(rates["claims"]) and ok
+    rates_precise, rates_calibrated = print_calibration(rates["claims"])
+    ok = precise and (args.quick or (calibrated and rates_precise and rates_calibrated))
+    if args.quick:
+        print(
+            "--quick holds the timing edges' precision and the host; calibration per bin and "
+            "the rate series are judged on the full run (a dozen applications are too few: "
+            "their edges come in clusters)"
+        )
     figures: dict[str, Any] = {"timing": timing["kinds"], "rates": rates["kinds"]}
     if not args.no_host:
         from topology_host import print_host, run_host

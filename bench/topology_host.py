@@ -127,7 +127,7 @@ def run_one(app: App, scheduled: bool, seconds: float, seed: int) -> dict[str, A
 def run_host(quick: bool) -> list[dict[str, Any]]:
     """Each application under both kinds of traffic."""
     configure("console", "warning")
-    seconds = 30.0 if quick else 120.0
+    seconds = 20.0 if quick else 120.0
     rows = []
     for seed in SEEDS[:1] if quick else SEEDS:
         app = small(seed)
