@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,10 @@ from tuner.daemon.config import load_config
 from tuner.domain.durations import parse_duration
 from tuner.domain.errors import ConfigError, Problem
 from tuner.domain.times import iso
-from tuner.mining.timing import Interval
 from tuner.trace.folded import fold, hottest, render_folded
 from tuner.trace.model import Trace
 from tuner.trace.storing import TraceStore
+from tuner.trace.topology import Topology
 
 _FORMATS = {"svg": "svg", "folded": "folded", "speedscope": "speedscope.json"}
 _UNITS = {"cpu": ("µs", "microseconds"), "wall": ("µs", "microseconds"), "memory": ("KB", "bytes")}
@@ -169,24 +170,24 @@ def _detail(trace: Trace) -> str:
 # ---------------------------------------------------------------- topology
 
 
-def timing_intervals(state: Path, since: float | None) -> tuple[list[Interval], dict[str, str]]:
-    """Invocations and dependency calls recorded by the local host, as intervals."""
-    from tuner.providers.local.dependency_share import intervals
+def host_records(state: Path, since: float | None) -> tuple[Topology, Counter[str]]:
+    """What the local host's records show (the dependency calls, the calls between functions
+    that timing supports), and each function's invocations."""
+    from tuner.providers.local.dependency_share import host_topology
     from tuner.providers.local.recording import Records
 
     path = state / "local.sqlite"
     if not path.is_file():
-        return [], {}
+        return Topology((), ()), Counter()
     records = Records(path)
     try:
         names = sorted({d.function for d in records.deployments()})
         start, end = since or 0.0, time.time() + 1
-        found, kinds = intervals(
-            records.invocations(names, start, end), records.dependency_calls(names, start, end)
-        )
+        invocations = records.invocations(names, start, end)
+        calls = records.dependency_calls(names, start, end)
     finally:
         records.close()
-    return found, {n: "function" for n in names} | kinds
+    return host_topology(invocations, calls), Counter(i.function for i in invocations)
 
 
 REMOTE_SINCE = "1h"
@@ -225,8 +226,6 @@ def cmd_topology(args: argparse.Namespace) -> int:
     """Print or write the application's topology."""
     from tuner.trace.topology import (
         GraphvizMissingError,
-        Topology,
-        from_timing,
         from_traces,
         merge,
         to_dot,
@@ -238,19 +237,18 @@ def cmd_topology(args: argparse.Namespace) -> int:
     topology = Topology((), ())
     if any(p.get("type", "local") == "local" for p in config.providers):
         state = state_dir(args.config)
-        if args.source in ("traces", "both"):
-            topology = from_traces(TraceStore(state / "traces").all_traces(since))
-        if args.source in ("timing", "both"):
-            from tuner.providers.local.dependency_share import SLACK_S
-
-            intervals, kinds = timing_intervals(state, since)
-            mined = from_timing(intervals, kinds, slack=SLACK_S)
-            topology = mined if args.source == "timing" else merge(topology, mined)
+        traces = TraceStore(state / "traces").all_traces(since) if args.source != "timing" else []
+        topology = from_traces(traces)
+        if args.source != "traces":
+            recorded, invocations = host_records(state, since)
+            traced = Counter(t.function for t in traces)
+            counts = {n: (traced[n], count) for n, count in invocations.items()}
+            topology = merge(topology, recorded, counts)
     remote = [str(p.get("type")) for p in config.providers if p.get("type", "local") != "local"]
     if remote and args.source == "traces":
         hint = f"only the local host traces; for {', '.join(remote)}: --source timing"
         print(hint, file=sys.stderr)
-    if remote and args.source in ("timing", "both"):
+    if remote and args.source != "traces":
         now = time.time()
         start = since if since is not None else now - parse_duration(REMOTE_SINCE)
         for mined in provider_timing(args.config, start, now):
@@ -305,7 +303,7 @@ def register(sub: Any) -> None:
     traces.add_argument("--otlp", metavar="URL", help="also send them to an OTLP/HTTP collector")
     traces.set_defaults(fn=cmd_traces)
 
-    topology = sub.add_parser("topology", help="who calls whom: from traces and/or timing")
+    topology = sub.add_parser("topology", help="who calls whom: from traces, records and timing")
     topology.add_argument(
         "-c", "--config", help="the configuration file (default: the embedded local host)"
     )
@@ -316,9 +314,10 @@ def register(sub: Any) -> None:
     )
     topology.add_argument(
         "--source",
-        choices=["traces", "timing", "both"],
-        default="both",
-        help="edges from traces (precise), from timing (heuristic), or both",
+        choices=["auto", "traces", "timing"],
+        default="auto",
+        help="auto: traces where there are any, the host's records and timing where traces "
+        "cannot speak; traces: only traces; timing: only records and timing",
     )
     topology.add_argument(
         "--format", choices=["json", "dot", "svg"], default="json", help="the output format"

@@ -11,11 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tuner.domain.errors import ConfigError, Problem
 from tuner.domain.model import FunctionConfig, Limits
 from tuner.engine.yamlfiles import load_yaml_file
+from tuner.providers.local.schedules import checked_schedule
 from tuner.providers.local.tracing_specs import TracingSpec
 
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -28,13 +29,22 @@ class TrafficSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rate_per_s: float = Field(default=0.0, ge=0)
-    """Direct invocations per second, each with the next event of ``events``."""
+    """Direct invocations per second, as Poisson arrivals (independent, at random times),
+    each with the next event of ``events``."""
+    schedule: dict[str, str | int] | None = None
+    """Cron fields (``second``, ``minute``, ``hour``, ``day_of_week`` ...; UTC): one more
+    invocation at each time they match.  Functions with the same schedule fire together."""
     events: list[Any] = Field(default_factory=lambda: [{}])
     """Payloads sent in turn; an invocation gets ``events[i % len(events)]``."""
     records_per_s: float = Field(default=0.0, ge=0)
-    """Records per second put on the function's event source queue."""
+    """Records per second put on the function's event source queue (Poisson arrivals)."""
     backlog: int = Field(default=0, ge=0)
     """Records already waiting on the queue when the traffic starts."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: dict[str, str | int] | None) -> dict[str, str | int] | None:
+        return None if value is None else checked_schedule(value)
 
 
 class ChainSpec(BaseModel):
