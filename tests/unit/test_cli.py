@@ -126,15 +126,20 @@ def test_facts_lists_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
         ),
     ],
 )
-def test_check_says_which_extra_a_configuration_needs(
-    tmp_path: Path, section: str, blocked: str, said: str
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_check_and_start_up_say_which_extra_a_configuration_needs(
+    tmp_path: Path, section: str, blocked: str, said: str, command: str
 ) -> None:
-    """A plain install without the extra: `tuner check` names it, before anything runs."""
+    """A plain install without the extra: `tuner check` and `tuner run` name it, before
+    anything runs."""
     config = tmp_path / "tuner.yaml"
     config.write_text(("providers: []\n" if "providers" not in section else "") + section)
+    argv = [command, "-c", "{path}", "--for", "30s"] if command == "run" else [command, "{path}"]
     code = (
         f"import sys; sys.modules[{blocked!r}] = None  # as if it were not installed\n"
-        "from tuner.cli.main import main; sys.exit(main(['check', sys.argv[1]]))"
+        f"from tuner.cli.main import main; sys.exit(main({argv!r}))".replace(
+            "'{path}'", "sys.argv[1]"
+        )
     )
     result = subprocess.run(
         [sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=60
