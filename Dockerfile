@@ -1,5 +1,5 @@
 # The tuner operator image: Kopf handlers plus the tuner library, run as a non-root user.
-# Build from the repository root:  docker build -t tuner-operator .
+# Build from the repository root:  docker build -t tuner-operator:0.1.0 .  (docs/kubernetes.md)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -19,5 +19,5 @@ COPY operators ./operators
 ENV TUNER_STATE_DIR=/var/lib/tuner \
     TUNER_DEFAULT_RULES=/app/rules/default.yaml
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8780
 ENTRYPOINT ["python", "-m", "operators.tuner_operator"]

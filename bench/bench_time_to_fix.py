@@ -16,30 +16,18 @@ import threading
 import time
 from pathlib import Path
 
+from bench.local_loop import local_daemon
 from tuner.daemon.logs import configure
-from tuner.daemon.loop import Daemon, DaemonSettings, SystemClock
 from tuner.daemon.scheduling import run_forever
-from tuner.engine import load_rules
-from tuner.providers.local import Settings, build
-from tuner.store.audit import SqliteStore
-
-ROOT = Path(__file__).resolve().parents[1]
+from tuner.providers.local import Settings
 
 
 def main(interval_s: float = 5.0) -> None:
     """Print first OOM -> applied change, against the interval and the apply time."""
     configure("console", "warning")
     with tempfile.TemporaryDirectory() as tmp:
-        clock = SystemClock()
-        provider = build(Settings(state_dir=Path(tmp), http_port=None), clock=clock)
-        store = SqliteStore(Path(tmp) / "tuner.db")
-        daemon = Daemon(
-            providers=[provider],
-            rules=load_rules([ROOT / "rules" / "default.yaml"]),
-            store=store,
-            clock=clock,
-            settings=DaemonSettings(window_s=interval_s),
-        )
+        settings = Settings(state_dir=Path(tmp), http_port=None)
+        provider, store, daemon = local_daemon(settings, Path(tmp) / "tuner.db", interval_s)
         stop = threading.Event()
         applied_at: list[float] = []
         apply_seconds: list[float] = []

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from tuner.providers.local.host import FunctionHost
-from tuner.providers.local.trace_executor import Tracing, TracingSpec
+from tuner.providers.local.trace_executor import Tracing
+from tuner.providers.local.tracing_specs import TracingSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "examples" / "app"

@@ -19,7 +19,7 @@ status through a :class:`~operators.cluster_state.ClusterStateMirror`:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -29,7 +29,7 @@ from tuner.domain.decisions import Decision, Intent, Kind
 from tuner.domain.errors import ProviderError
 from tuner.domain.lifecycle import IntentState, State
 from tuner.domain.model import FunctionRef
-from tuner.domain.ports import Store
+from tuner.domain.ports import CycleRecord, Store
 from tuner.domain.times import DAY_S
 
 log = structlog.get_logger(__name__)
@@ -106,17 +106,10 @@ class MirroredStore:
         self.inner.record_many(decisions)
         self._push([d.id for d in decisions])
 
-    def record_cycle(
-        self,
-        at: float,
-        writes: list[Decision],
-        made: list[Decision],
-        state: Mapping[str, str],
-        max_gap_s: float,
-    ) -> list[Decision]:
+    def record_cycle(self, record: CycleRecord) -> list[Decision]:
         """Write a cycle's record locally in one transaction, then its changes' entries."""
-        recorded = self.inner.record_cycle(at, writes, made, state, max_gap_s)
-        self._push([d.id for d in writes])
+        recorded = self.inner.record_cycle(record)
+        self._push([d.id for d in record.writes])
         return recorded
 
     def put_state(self, key: str, value: str) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuner.daemon.addresses import parse_address
 from tuner.domain.errors import ConfigError, Problem
-from tuner.web.addresses import parse_address
 
 GROUP = "tuner.dev"
 VERSION = "v1alpha1"
@@ -77,5 +76,5 @@ def _address(text: str) -> tuple[str, int] | None:
     """``HOST:PORT`` or ``off``; anything else is a ConfigError naming the variable."""
     try:
         return parse_address(text)
-    except argparse.ArgumentTypeError as exc:
+    except ValueError as exc:
         raise ConfigError([Problem("TUNER_HTTP_ADDRESS", None, str(exc))]) from None

@@ -18,6 +18,7 @@ TRUE_EDGES = {
     ("upload", "resize"),
     ("upload", "index"),
     ("index", "search-db"),
+    ("resize", "sharpen"),
 }
 EVENTS = [  # photo-sized, so that resize runs long enough to be sampled on a busy machine
     {"name": "beach.jpg", "width": 512, "height": 384, "tags": ["sea", "sand"]},
@@ -53,10 +54,10 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return config
 
 
-def test_topology_of_the_example_app_has_the_true_edges(
+def test_topology_of_the_example_app_has_the_true_edges_from_its_traces(
     app: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["topology", "-c", str(app), "--source", "both"]) == 0
+    assert main(["topology", "-c", str(app)]) == 0  # traces first, where there are any
     data = json.loads(capsys.readouterr().out)
     assert {(e["source"], e["target"]) for e in data["edges"]} == TRUE_EDGES
     kinds = {n["id"]: n["kind"] for n in data["nodes"]}
@@ -64,12 +65,28 @@ def test_topology_of_the_example_app_has_the_true_edges(
         "upload": "function",
         "resize": "function",
         "index": "function",
+        "sharpen": "function",
         "object-store": "dependency",
         "search-db": "dependency",
     }
     calls = {(e["source"], e["target"]): e["calls"] for e in data["edges"]}
     assert calls[("upload", "resize")] == 6 and calls[("index", "search-db")] == 15
+    assert calls[("resize", "sharpen")] == 3 * 12 + 3 * 8  # one call per thumbnail row
     assert all(e["evidence"] == "trace" and e["error_rate"] == 0.0 for e in data["edges"])
+
+
+def test_without_traces_the_records_give_the_dependency_calls_and_timing_the_rest(
+    app: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["topology", "-c", str(app), "--source", "timing"]) == 0
+    edges = {(e["source"], e["target"]): e for e in json.loads(capsys.readouterr().out)["edges"]}
+    assert set(edges) <= TRUE_EDGES  # timing may miss a call in so few, never invent one
+    for pair in (("upload", "object-store"), ("index", "search-db")):
+        assert edges[pair]["evidence"] == "record" and edges[pair]["confidence"] == 1.0
+    assert edges[("index", "search-db")]["calls"] == 15
+    for pair in (("upload", "resize"), ("upload", "index")):
+        if pair in edges:
+            assert edges[pair]["evidence"] == "timing" and 0.9 <= edges[pair]["confidence"] < 1.0
 
 
 def test_profile_shows_the_nested_functions(
@@ -95,8 +112,7 @@ def test_profile_shows_the_nested_functions(
     )
     stacks = parse_folded(folded_path.read_text())
     frames = {frame for stack in stacks for frame in stack.split(";")}
-    # sharpen works on the 16-pixel thumbnail (~0.1 ms): a 1 ms sampler may well miss it
-    assert {"handler (handler.py:37)", "scale (handler.py:11)"} <= frames
+    assert {"handler (handler.py:27)", "scale (handler.py:11)"} <= frames
     assert "scale.<locals>.block_mean (handler.py:14)" in frames  # a nested function
     table = capsys.readouterr().out
     assert "share" in table and "handler.py" in table

@@ -27,7 +27,16 @@ from tests.safety.harness import default_rules
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium-headless-shell")
-DEMO = ("report-builder", "ledger-sync", "price-lookup", "checkout", "refund-notifier", "greeter")
+DEMO = (
+    "report-builder",
+    "ledger-sync",
+    "price-lookup",
+    "checkout",
+    "refund-notifier",
+    "greeter",
+    "month-close",
+    "catalog-index",
+)
 
 
 def _free_port() -> int:
@@ -77,7 +86,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 states = _states(url)
                 if (
                     states.get("report-builder") in ("verifying", "changed")
-                    and len(states) == 6
+                    and len(states) == len(DEMO)
                     and states.get("checkout") == "outage"
                 ):
                     break
@@ -110,13 +119,13 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def test_the_fleet_page_shows_the_six_demo_functions_with_their_states(
+def test_the_fleet_page_shows_the_demo_functions_with_their_states(
     daemon: str, browser: Any
 ) -> None:
     page = browser.new_page()
     page.goto(daemon + "/")
     rows = page.locator("#fleet tbody tr")
-    assert rows.count() == 6
+    assert rows.count() == len(DEMO)
     seen = {
         row.locator("td").nth(0).inner_text().strip(): row.locator("td").nth(2).inner_text().strip()
         for row in rows.all()
@@ -213,7 +222,7 @@ def test_metrics_parse_and_pass_promtool(daemon: str) -> None:
     ):
         assert name in families, name
     [functions] = families["tuner_functions"].samples
-    assert functions.labels == {"provider": "local"} and functions.value == 6
+    assert functions.labels == {"provider": "local"} and functions.value == len(DEMO)
     sent = [s for s in families["tuner_notifications"].samples if s.labels.get("result") == "sent"]
     assert sent, families["tuner_notifications"].samples
     promtool = shutil.which("promtool")
@@ -223,3 +232,87 @@ def test_metrics_parse_and_pass_promtool(daemon: str) -> None:
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_greeter_s_page_explains_its_empty_panel_and_times_are_one_format(
+    daemon: str, browser: Any
+) -> None:
+    page = browser.new_page()
+    page.goto(daemon + "/functions/local:greeter")
+    page.wait_for_selector("#chart-deps canvas")
+    # greeter calls no dependency: its panel says so instead of staying blank
+    assert page.locator("#chart-deps").get_attribute("data-empty") == "yes"
+    assert "called no dependency" in page.locator("figure:has(#chart-deps) .empty").inner_text()
+    # times are ISO 8601 UTC, as in the CLI and the messages
+    for stamp in page.locator("time").all_inner_texts():
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp), stamp
+    # a setting the function does not have is not "no data"
+    facts = page.locator("table.facts").inner_text()
+    assert re.search(r"batch_size\s+null \(not applicable\)", facts)
+    # the local host has no console page: no link that answers 401
+    assert "provider console" not in page.locator("p.meta").first.inner_text()
+    page.close()
+
+
+MEASURE_AXES = """(id) => {
+  const u = tuner.charts[id];
+  const ctx = u.ctx;
+  const width = (axis, text) => { ctx.font = axis.font[0]; return ctx.measureText(text).width; };
+  const [x, y] = u.axes;
+  return {
+    y_size: y._size * devicePixelRatio,
+    y_widest: Math.max(...y._values.map((v) => width(y, v))),
+    x_labels: x._splits.map((s, i) => ({pos: u.valToPos(s, "x", true), w: width(x, x._values[i])})),
+    y_min: u.scales.y.min,
+  };
+}"""
+"""The uPlot axes of one chart, measured in the page (canvas pixels)."""
+
+
+def test_charts_label_their_axes_in_full_without_overlap(daemon: str, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(daemon + "/functions/local:report-builder")  # a 10,000 ms timeout on its chart
+    deadline = time.monotonic() + 40  # a few cycles, so that the time axis has ticks to space
+    while True:
+        page.wait_for_selector("#chart-duration canvas")
+        axes = page.evaluate(MEASURE_AXES, "chart-duration")
+        if len(axes["x_labels"]) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+        page.reload()
+    # the y axis is wide enough for its widest label: never "0,000" for "10,000"
+    assert axes["y_widest"] < axes["y_size"], axes
+    labels = sorted(axes["x_labels"], key=lambda label: label["pos"])
+    assert len(labels) >= 2
+    for a, b in zip(labels, labels[1:], strict=False):
+        assert a["pos"] + a["w"] / 2 <= b["pos"] - b["w"] / 2, labels  # no label runs into the next
+    assert axes["y_min"] == 0  # from zero: a flat line does not fill the chart
+    page.close()
+
+
+def test_a_clause_that_holds_is_red_only_where_its_rule_fires(daemon: str, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(daemon + "/rules?function=greeter")
+    red = "rgb(163, 38, 28)"
+    colours = page.evaluate(
+        """() => [...document.querySelectorAll('table.clauses tr.c-holds td:last-child')]
+             .map((td) => [td.closest('table').classList.contains('alarm'),
+                           getComputedStyle(td).color])"""
+    )
+    assert colours, "some clause holds for greeter (e.g. no probe pending)"
+    assert all(colour != red for alarm, colour in colours if not alarm)
+    page.close()
+
+
+def test_a_grouped_message_is_listed_on_each_function_it_covers(daemon: str) -> None:
+    deadline = time.monotonic() + 40
+    while True:
+        told = {
+            n: _get(f"{daemon}/api/functions/{n}")["messages"]
+            for n in ("checkout", "refund-notifier")
+        }
+        titles = {n: {m["title"] for m in ms} for n, ms in told.items()}
+        if titles["checkout"] & titles["refund-notifier"]:
+            break  # the one message about payments-api, under both functions
+        assert time.monotonic() < deadline, titles
+        time.sleep(1)

@@ -66,6 +66,39 @@ def test_timeout_fixed_by_granularity_or_timeout(demo: tuple[Path, str]) -> None
     assert applied[-1].state is State.IMPROVED
 
 
+def test_a_job_longer_than_its_ceiling_is_fixed_by_handover(demo: tuple[Path, str]) -> None:
+    db, stdout = demo
+    [change] = _applied(db, "month-close")
+    assert (change.rule, change.action, change.change.knob) == (
+        "timeout",
+        "handover",
+        Knob.HANDOVER_S,
+    )
+    assert change.change.before == 0 and 0 < change.change.after < 2
+    assert change.state is State.IMPROVED
+    with sqlite3.connect(db.parent / "local.sqlite") as conn:
+        chains = conn.execute(
+            "SELECT status, links FROM chains WHERE function = 'month-close'"
+        ).fetchall()
+    done = [links for status, links in chains if status == "done"]
+    assert done and min(done) >= 2 and not [c for c in chains if c[0] == "failed"]
+    assert "handover on: " in stdout
+
+
+def test_a_payload_over_its_memory_ceiling_is_fixed_by_splitting(demo: tuple[Path, str]) -> None:
+    db, stdout = demo
+    [change] = _applied(db, "catalog-index")
+    assert (change.rule, change.action, change.change.knob) == ("oom", "split", Knob.FAN_OUT)
+    assert change.change.before == 1 and change.change.after >= 3
+    assert change.state is State.IMPROVED
+    with sqlite3.connect(db.parent / "local.sqlite") as conn:
+        splits = conn.execute(
+            "SELECT parts, failed, merged FROM splits WHERE function = 'catalog-index'"
+        ).fetchall()
+    assert splits and all(row == (change.change.after, 0, 1) for row in splits)
+    assert f"split into {change.change.after} parts: 0 OOMs, results merged" in stdout
+
+
 def test_cache_turned_on_and_p95_falls(demo: tuple[Path, str]) -> None:
     db, _ = demo
     [change] = _applied(db, "price-lookup")

@@ -47,3 +47,28 @@ def test_claims_take_the_oldest_due_message_once(tmp_path: Path) -> None:
     assert first.prune(sent_before=T0 + 2) == 1
     first.close()
     second.close()
+
+
+def test_a_grouped_message_is_told_about_every_function_it_covers(tmp_path: Path) -> None:
+    """The dashboard lists a message under each function a grouped message covered."""
+    import io
+
+    from tests.fakes import FakeClock
+    from tests.notify.conftest import decision
+    from tuner.domain.lifecycle import State
+    from tuner.notify import build_notifier
+
+    clock = FakeClock()
+    settings = {"channels": {"hook": {"type": "console"}}, "routing": {"group_wait": 1}}
+    outage = {"group": "dependency:orders-db", "state": State.NOTIFIED, "action": "notify"}
+    with build_notifier(settings, tmp_path / "tuner.db", clock, stream=io.StringIO()) as center:
+        center.notify([decision("a", **outage), decision("b", **outage), decision("c")])
+        clock.advance(30)
+        center.flush(0, include_waiting=True)
+        told = {
+            name: [m.title for m in center.outbox.told_about(f"aws:eu-west-1/{name}")]
+            for name in ("a", "b", "c", "d")
+        }
+    assert told["a"] == told["b"] and len(told["a"]) >= 1  # one message for both
+    assert "dependency orders-db" in told["a"][0]
+    assert told["c"] and told["c"] != told["a"] and told["d"] == []

@@ -26,7 +26,7 @@ def helm_binary() -> str:
     """helm on PATH or in the venv (scripts/install_helm.py puts it there)."""
     found = shutil.which("helm") or shutil.which("helm", path=os.path.dirname(sys.executable))
     if not found:
-        pytest.fail("helm is missing: run `python scripts/install_helm.py .venv/bin`")
+        pytest.fail("helm is missing: run `python scripts/install_helm.py .ci/venv/bin`")
     return found
 
 
@@ -362,3 +362,22 @@ def test_the_crd_and_the_operator_accept_the_same_policies(spec: dict[str, Any])
 def test_the_crd_refuses_an_unknown_mode() -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"spec": {"mode": "yolo"}}, crd_schema())
+
+
+def test_one_port_everywhere_and_a_default_image_the_docs_build() -> None:
+    """The image exposes the port the chart serves and probes, and the chart's default image
+    is the one `docs/kubernetes.md` tells people to build."""
+    from operators.settings import DEFAULT_HTTP_ADDRESS
+
+    docs = render()
+    container = operator_container(docs)
+    port = yaml.safe_load((CHART / "values.yaml").read_text())["metrics"]["port"]
+    exposed = re.findall(r"^EXPOSE (\d+)$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    assert exposed == [str(port)] and DEFAULT_HTTP_ADDRESS.endswith(f":{port}")
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    [service] = [s for s in by_kind(docs, "Service") if s["spec"].get("ports")][:1]
+    assert {p["port"] for p in service["spec"]["ports"]} == {port}
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    image = f"tuner-operator:{app_version}"
+    assert container["image"] == image
+    assert f"docker build -t {image} ." in (REPO / "docs" / "kubernetes.md").read_text()

@@ -70,6 +70,7 @@ def test_the_calls_of_a_whole_cycle_are_exactly_the_granted_rules(
         oom_at=now,
         restarts=1,
         container_name="user-container",
+        memory="512Mi",  # the Service's size: a pod of its revision
     )
     seed(
         kube,

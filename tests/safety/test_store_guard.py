@@ -12,7 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from tests.unit.test_loop import world
 from tuner.cli.main import main
 from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
+from tuner.domain.ports import CycleRecord
 from tuner.store.audit import SCHEMA_VERSION, SqliteStore
 from tuner.store.claiming import StoreError, lock_path
 
@@ -216,18 +217,11 @@ class FillingStore(SqliteStore):
 
     full = False
 
-    def record_cycle(
-        self,
-        at: float,
-        writes: list[Decision],
-        made: list[Decision],
-        state: Mapping[str, str],
-        max_gap_s: float,
-    ) -> list[Decision]:
+    def record_cycle(self, record: CycleRecord) -> list[Decision]:
         if not self.full:
             self.full = True
             fill(Path(self.path).parent)
-        return super().record_cycle(at, writes, made, state, max_gap_s)
+        return super().record_cycle(record)
 
 
 def test_disk_full_an_applied_change_is_announced_and_the_daemon_recovers(

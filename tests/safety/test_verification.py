@@ -97,36 +97,40 @@ def test_a_change_that_raises_the_error_rate_is_rolled_back(
     assert rows[undo.id]["action"] == "rollback"
 
 
-def test_a_change_that_slows_the_function_down_is_rolled_back(world: World) -> None:
-    """p95 doubles after the change (errors no better): worse, undone."""
+def test_a_memory_fix_after_which_invocations_run_longer_is_kept(world: World) -> None:
+    """p95 doubles after the change: the invocations killed early now run to their end.
+
+    256 MB is known to fail; the longer duration is no reason to go back to it.
+    """
     world.cycle()
-    world.cycle(ooms=0, errors=5, duration_p95_ms=160.0 * 1.6)
+    world.cycle(ooms=0, errors=0, duration_p95_ms=160.0 * 1.6)
     first = world.first_change()
-    assert first.state is State.ROLLED_BACK and "made things worse" in first.why
-    assert world.provider.configs["f"].memory_mb == 256
+    assert first.state is State.IMPROVED and "duration_p95_ms 80 -> 256" in first.why
+    assert world.provider.configs["f"].memory_mb == 512
+    assert world.rollbacks() == []
 
 
-def test_a_costly_change_that_does_not_help_is_rolled_back_after_the_verify_windows(
+def test_a_longer_timeout_that_does_not_help_is_kept_and_the_next_step_follows(
     world: World,
 ) -> None:
-    """Timeouts go on for 3 windows after a longer timeout: the extra time is given back, not before.
+    """Timeouts go on for 3 windows after a longer timeout: 30 s is known to be too short.
 
     The first window after the change may still hold invocations that began before it, so
-    it cannot show that nothing changed and does not count.
+    it cannot show that nothing changed and does not count.  The next step waits out the
+    rule's 10-minute cooldown.
     """
     world.provider.windows["f"] = healthy(world.ref, timeouts=5, errors=5)
     world.cycle()
     assert world.provider.configs["f"].timeout_s == 45
-    world.cycle()
-    world.cycle()
-    world.cycle()
-    assert world.provider.configs["f"].timeout_s == 45, "two windows are not enough to judge"
-    world.cycle()
+    for _ in range(4):
+        world.cycle()
     [first] = [d for d in world.store.decisions() if d.action == "longer-timeout" and d.applied]
-    assert first.state is State.ROLLED_BACK and "did not help" in first.why
-    [undo] = world.rollbacks()
-    assert "did not help" in undo.summary
-    assert world.provider.configs["f"].timeout_s == 30
+    assert first.state is State.PARTIAL and "still failing" in first.why
+    assert world.rollbacks() == []
+    for _ in range(6):
+        world.cycle()
+    assert world.provider.configs["f"].timeout_s == 68, "the next step, after the cooldown"
+    assert world.rollbacks() == []
 
 
 def test_more_memory_that_still_fails_is_kept_not_rolled_back_to_a_size_known_to_fail(

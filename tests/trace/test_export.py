@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import threading
 import xml.etree.ElementTree as ElementTree
 import zlib
@@ -184,15 +185,17 @@ def test_topology_from_traces_has_the_calls_latency_and_errors() -> None:
 
 
 def test_dot_and_svg_draw_every_edge() -> None:
+    starts = [i * 2.0 + random.Random(i).uniform(0.0, 1.5) for i in range(30)]
     timing = from_timing(
-        [Interval("batch", i, i + 0.5) for i in range(20)]
-        + [Interval("reports", i + 0.1, i + 0.3) for i in range(20)],
+        [Interval("batch", t, t + 0.5) for t in starts]
+        + [Interval("reports", t + 0.1, t + 0.3) for t in starts],
         {},
     )
     topology = merge(from_traces(upload_trace()), timing)
     dot = to_dot(topology)
     assert '"upload" -> "object-store"' in dot and '"batch" -> "reports"' in dot
     assert "style=dashed" in dot  # the timing edge
+    assert "timing, confidence 0.9" in dot  # with its confidence, never 1.00
     svg = ElementTree.fromstring(to_svg(topology).encode())
     titles = {t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")}
     assert {"upload->object-store", "upload->resize", "batch->reports"} <= titles

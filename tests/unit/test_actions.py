@@ -107,6 +107,7 @@ def cfg(**kw: Any) -> FunctionConfig:
         ),
         (SmallerBatches(), cfg(batch_size=3), AWS, {}, 1),
         (FanOut(), cfg(fan_out=1), LOCAL, {}, 2),
+        (FanOut(), cfg(fan_out=1), LOCAL, {"extra": {"split_share": 0.4}}, 2),
         (FanOut(factor=4), cfg(fan_out=8), LOCAL, {}, 16),
         (LessConcurrency(), cfg(concurrency=10), AWS, {}, 5),
         (EnableCache(ttl_s=60), cfg(cache_ttl_s=0), AWS, {}, 60),
@@ -157,6 +158,8 @@ def test_plans(
         (SmallerBatches(), cfg(batch_size=1), AWS, {}, "already at the minimum"),
         (FanOut(), cfg(), LOCAL, {}, "does not support fan-out"),
         (FanOut(), cfg(fan_out=16), LOCAL, {}, "at the cap"),
+        # the failing events are dicts: the host splits only lists, the change could not help
+        (FanOut(), cfg(fan_out=1), LOCAL, {"extra": {"split_share": 0.0}}, "do not split"),
         (LessConcurrency(), cfg(concurrency=1), AWS, {}, "already at the minimum"),
         (EnableCache(), cfg(), AWS, {}, "no cache setting"),
         (EnableCache(), cfg(cache_ttl_s=30), AWS, {}, "already on"),

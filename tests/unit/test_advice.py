@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def test_recommendations_say_how_to_let_tuner_apply_them_truthfully(
 ) -> None:
     for compiled in RULES.rules:
         rule = compiled.rule.model_copy(update={"mode": rule_mode})
-        compiled = type(compiled)(rule, compiled.condition, compiled.source, compiled.line)
+        compiled = replace(compiled, rule=rule)
         finding = Finding(TARGET.ref, rule.name, rule.severity, FACTS, 0.0)
         planned = plan_finding(compiled, finding, TARGET, global_mode, 0.0)
         for d in guard(planned, Budget.start([], {}, GuardPolicy(), 0.0)):
@@ -91,3 +92,14 @@ def test_decomposition_is_advised_where_tuner_does_not_decompose(
     advice = " ".join(for_finding(facts, change, TARGET.config, Limits(), Mode.APPLY, None))
     assert ("Decompose the work: smaller batches than 100 records" in advice) is advised
     assert "10% of the invocations hit the 3 s timeout" in advice or not advised
+
+
+def test_a_fan_out_is_not_advised_for_events_that_do_not_split() -> None:
+    facts = {**FACTS, "duration_timeout_ratio": 1.0, "extra": {"split_share": 0.0}}
+    config = replace(TARGET.config, batch_size=None, fan_out=1)
+    advice = " ".join(for_finding(facts, None, config, Limits(), Mode.APPLY, None))
+    assert "a continuation that hands its state over; its events are not lists" in advice
+    assert "a fan-out over more than" not in advice
+    lists = {**facts, "extra": {"split_share": 1.0}}
+    advice = " ".join(for_finding(lists, None, config, Limits(), Mode.APPLY, None))
+    assert "Decompose the work: a fan-out over more than 1 parts" in advice

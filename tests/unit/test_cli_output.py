@@ -98,8 +98,9 @@ def test_explain_of_an_unknown_function_says_so(
 ) -> None:
     assert main(["explain", "nosuch", "-c", str(history)]) == 1
     out, err = capsys.readouterr()
-    assert out == ""
-    assert err.startswith("no such function: nosuch (functions with decisions: down-a, down-b,")
+    assert out == "" and err == "tuner explain: no function 'nosuch'\n"
+    assert main(["explain", "oomre", "-c", str(history)]) == 1
+    assert "no function 'oomre' (did you mean 'oomer'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tuner.engine.conditions import ConditionError, compile_condition, compile_node, parse
-from tuner.engine.facts import FACT_TYPES
+from tuner.engine.reference import FACT_TYPES
 
 FACTS = {
     "ooms": 2.0,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from tuner.engine.facts import EXTRA_FACTS, FACTS
+from tuner.engine.reference import EXTRA_FACTS, FACTS
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tuner"
 FACT_HOLDERS = {"facts", "before", "after", "window", "extra"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tuner.domain.decisions import Decision
 from tuner.domain.holds import Hold, HoldKind
 from tuner.domain.lifecycle import State, Verdict
 from tuner.domain.model import FunctionConfig, FunctionRef, Knob, Mode, Severity, WindowFacts
+from tuner.domain.ports import CycleRecord
 from tuner.engine import load_rules
 from tuner.store.audit import SCHEMA_VERSION, SqliteStore
 
@@ -151,18 +151,11 @@ class FailingOnce(SqliteStore):
 
     fail = False
 
-    def record_cycle(
-        self,
-        at: float,
-        writes: list[Decision],
-        made: list[Decision],
-        state: Mapping[str, str],
-        max_gap_s: float,
-    ) -> list[Decision]:
+    def record_cycle(self, record: CycleRecord) -> list[Decision]:
         if self.fail:
             self.fail = False
             raise sqlite3.OperationalError("database or disk is full")
-        return super().record_cycle(at, writes, made, state, max_gap_s)
+        return super().record_cycle(record)
 
 
 def test_a_failed_write_loses_nothing_the_run_goes_on_uncounted_for_that_cycle() -> None:
@@ -203,10 +196,10 @@ def test_a_run_costs_no_write_until_it_ends_and_is_never_pruned_while_it_goes_on
         severity=Severity.WARNING,
         mode=Mode.APPLY,
     ).with_verdict(Verdict.NOTIFY)
-    store.record_cycle(0.0, [], [skipped("run", 0.0), other], {}, 120.0)
+    store.record_cycle(CycleRecord(0.0, [], [skipped("run", 0.0), other], {}, 120.0))
     changes = store._db.total_changes
     for i, at in enumerate((60.0, 120.0, 180.0), start=2):
-        [again] = store.record_cycle(at, [], [skipped(f"new-{i}", at)], {}, 120.0)
+        [again] = store.record_cycle(CycleRecord(at, [], [skipped(f"new-{i}", at)], {}, 120.0))
         assert (again.id, again.seen, again.last_seen) == ("run", i, at)
     # the first cycle ended the other's run; then only the last cycle's time was written
     assert store._db.total_changes - changes == 1 + 3
@@ -215,9 +208,9 @@ def test_a_run_costs_no_write_until_it_ends_and_is_never_pruned_while_it_goes_on
     assert (row.id, row.seen, row.time, row.last_seen) == ("run", 4, 0.0, 180.0)
     store.close()
     store = SqliteStore(tmp_path / "tuner.db")  # a restart: the run goes on
-    [again] = store.record_cycle(240.0, [], [skipped("new-5", 240.0)], {}, 120.0)
+    [again] = store.record_cycle(CycleRecord(240.0, [], [skipped("new-5", 240.0)], {}, 120.0))
     assert (again.id, again.seen) == ("run", 5)
-    store.record_cycle(300.0, [], [skipped("new-6", 300.0, COOLDOWN)], {}, 120.0)
+    store.record_cycle(CycleRecord(300.0, [], [skipped("new-6", 300.0, COOLDOWN)], {}, 120.0))
     assert [(d.id, d.seen, d.last_seen) for d in store.decisions()] == [
         ("run", 5, 240.0),
         ("new-6", 1, None),

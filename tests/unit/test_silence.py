@@ -54,3 +54,37 @@ def test_no_traffic_and_no_calls_keep_a_dependency_outage_open() -> None:
     _window(provider, invocations=20, calls=20, errors=0)  # calls that succeed: healthy
     daemon.run_cycle()
     assert _resolved(notifier) == ["dependency-down"]
+
+
+def test_a_failing_trickle_is_no_recovery_either() -> None:
+    """Traffic drops to about a call a window, every call still failing: the alert stays open."""
+    daemon, provider, notifier, clock = _daemon()
+    _window(provider, invocations=20, calls=20, errors=20)
+    daemon.run_cycle()
+    for calls in (1, 2, 1, 1):  # too few calls for the condition, every one still failing
+        clock.advance(60)
+        _window(provider, invocations=calls, calls=calls, errors=calls)
+        daemon.run_cycle()
+    assert _resolved(notifier) == []
+    clock.advance(60)
+    _window(provider, invocations=2, calls=2, errors=0)  # succeeding, but too few to judge
+    daemon.run_cycle()
+    assert _resolved(notifier) == []
+    clock.advance(60)
+    _window(provider, invocations=6, calls=6, errors=0)  # enough calls, all succeed
+    daemon.run_cycle()
+    assert _resolved(notifier) == ["dependency-down"]
+
+
+def test_rules_resolve_only_on_enough_traffic_by_default() -> None:
+    """Without a ``resolve_when`` of its own, a rule resolves in a window of 5 invocations or more."""
+    daemon, provider, notifier, clock = _daemon()
+    ref = provider.ref("checkout")
+    provider.windows["checkout"] = WindowFacts(ref, 0, 0, 20, errors=18, ooms=0, timeouts=0)
+    daemon.run_cycle()
+    assert [d.rule for d in notifier.sent] == ["errors"]
+    for invocations, resolved in ((4, []), (5, ["errors"])):
+        clock.advance(60)
+        provider.windows["checkout"] = WindowFacts(ref, 0, 0, invocations, 0, ooms=0, timeouts=0)
+        daemon.run_cycle()
+        assert _resolved(notifier) == resolved

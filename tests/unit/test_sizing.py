@@ -7,12 +7,14 @@ import pytest
 from tuner.domain.model import FunctionConfig, Limits
 from tuner.engine.actions import LessMemory, MoreMemory
 from tuner.engine.sizing import (
+    Need,
     monthly_saving,
-    oom_need,
+    oom_evidence,
     payload_need,
     probe_need,
     smallest_in_time,
     steady_need,
+    strongest,
     traced_need,
     with_margin,
 )
@@ -23,6 +25,10 @@ FLAT = Limits(cpu_scales_with_memory=False)
 
 def oom_facts(memory: float, **extra: float) -> dict[str, object]:
     return {"memory_mb": memory, "ooms": 5.0, "invocations": 20.0, "extra": extra}
+
+
+def oom_need(facts: dict[str, object], memory: float) -> Need | None:
+    return strongest(oom_evidence(facts, memory))
 
 
 def test_payload_model_sizes_for_the_largest_payload_seen_in_the_lookback() -> None:
@@ -98,7 +104,32 @@ def test_a_probe_outweighs_a_trace_of_work_allocated_in_parts() -> None:
     assert need is not None and need.mb == 520 and not need.lower_bound
     plan = MoreMemory(margin=0.1).plan(FunctionConfig(memory_mb=256), AWS, facts)
     assert plan.change is not None and plan.change.after == 572
-    assert "re-run at 2048 MB peaked at 520 MB" in plan.summary
+    assert "from its probe: needs 520 MB + 10%: a killed invocation re-run at 2048 MB" in (
+        plan.summary
+    )
+    assert plan.summary.endswith("peaked at 520 MB; its trace: at least 380 MB)")
+
+
+def test_the_summary_says_what_each_size_came_from() -> None:
+    config = FunctionConfig(memory_mb=128)
+    traced = oom_facts(128, traced_peak_memory_mb=190.0, traced_failed_allocation_mb=176.0)
+    assert "(from its trace: needs 190 MB + 10%: a killed invocation held 14 MB" in (
+        MoreMemory(margin=0.1).plan(config, AWS, traced).summary
+    )
+    blind = MoreMemory(margin=0.1).plan(config, AWS, oom_facts(128))
+    assert blind.summary == (
+        "memory 128 -> 256 MB (blind x2: killed at the limit, and no probe or trace"
+        " measured its need)"
+    )
+    survivors = {**oom_facts(512), "peak_memory_mb": 480.0}
+    assert "from the survivors' peak: 480 MB + 10%" in (
+        MoreMemory(margin=0.1).plan(FunctionConfig(memory_mb=512), AWS, survivors).summary
+    )
+    speed = {"memory_mb": 512.0, "ooms": 0.0, "extra": {}}
+    faster = MoreMemory(only_if_cpu_scales=True).plan(FunctionConfig(memory_mb=512), AWS, speed)
+    assert (
+        faster.summary == "memory 512 -> 1024 MB (x2: more memory buys more CPU on this provider)"
+    )
 
 
 def test_a_probe_killed_at_its_own_limit_is_only_a_lower_bound() -> None:

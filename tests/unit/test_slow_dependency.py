@@ -33,11 +33,14 @@ def test_timing_evidence_says_so_and_other_sources_are_ignored() -> None:
         (),
         (
             Edge("other", "catalog-db", 5, 1.0, 1.0, 0.0, 1.0, "timing", total_ms=5.0),
-            Edge("shop", "catalog-db", 8, 250.0, 290.0, 0.0, 0.9991, "timing", total_ms=2_000.0),
+            Edge("shop", "catalog-db", 8, 250.0, 290.0, 0.0, 0.9899, "timing", total_ms=2_000.0),
         ),
     )
     text = slow_dependency("shop", [300.0] * 8, mined)
-    assert text.endswith("(p95 290 ms over 8 calls, from invocation timing, confidence 0.999)")
+    assert text.endswith("(p95 290 ms over 8 calls, from invocation timing, confidence 0.989)")
+    recorded = Topology((), (edge("catalog-db", 290, 8, 2_000.0, evidence="record"),))
+    text = slow_dependency("shop", [300.0] * 8, recorded)
+    assert text.endswith("(p95 290 ms over 8 calls, from the recorded calls)")
     assert slow_dependency("nobody", [300.0], mined) == ""
     assert slow_dependency("shop", [], mined) == ""
 

@@ -54,7 +54,7 @@ def test_advice_names_the_hot_path_and_the_allocation_site() -> None:
         "Flame graph: tuner profile report-builder."
     )
     assert "bytearray of 176 MB at handler.py:8" in memory
-    assert "It needed 190 MB." in memory and "fan out by pages" in memory
+    assert "The trace saw a peak of 190 MB." in memory and "fan out by pages" in memory
     assert "tuner profile report-builder --kind memory" in memory
 
 

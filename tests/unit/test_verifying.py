@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tuner.decisions.verifying import (
+    FOLLOWED_BY_TIMEOUTS,
     MADE_WORSE,
     ONLY_COST,
     STILL_FAILING,
@@ -18,7 +19,7 @@ from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Change, FunctionConfig, FunctionRef, Knob, Mode, Severity
 from tuner.engine.conditions import compile_condition
-from tuner.engine.facts import FACT_TYPES
+from tuner.engine.reference import FACT_TYPES
 
 T = 1_000.0
 POLICY = VerifyPolicy(windows=3)
@@ -67,6 +68,22 @@ def after(**facts: float) -> dict[str, Any]:
 
 
 LIVE = FunctionConfig(memory_mb=512, timeout_s=10.0)
+TIMEOUT_BEFORE = {
+    "invocations": 100.0,
+    "timeout_rate": 0.2,
+    "error_rate": 0.2,
+    "duration_p95_ms": 100.0,
+}
+FANNED_LIVE = FunctionConfig(memory_mb=512, timeout_s=10.0, fan_out=2)
+
+
+def fanned(
+    before: float | None = 1, judged: int = 0, facts: dict[str, Any] | None = None
+) -> Decision:
+    """Fan-out 1 -> 2 for timeouts: a change that no failing setting before it calls for."""
+    return change("fan-out", Knob.FAN_OUT, before, 2, judged, facts or TIMEOUT_BEFORE)
+
+
 START = T + 60  # a window that began a minute after the change (past the 10 s timeout)
 
 
@@ -77,32 +94,53 @@ START = T + 60  # a window that began a minute after the change (past the 10 s t
         (change(), after(), T - 1, LIVE, None, "", False),
         # the problem went away
         (change(), after(), START, LIVE, State.IMPROVED, "oom_rate 0.4 -> 0", True),
-        # errors rose: worse, rolled back
+        # a memory fix after which the invocations that now run on time out: the OOMs
+        # went away, the timeouts are a new symptom, and 256 MB is known to fail
         (
             change(),
-            after(error_rate=0.9, ooms=0.0),
+            after(error_rate=0.9, timeout_rate=0.9, duration_p95_ms=10_000.0),
             START,
             LIVE,
+            State.IMPROVED,
+            FOLLOWED_BY_TIMEOUTS,
+            True,
+        ),
+        # ...but a memory fix after which invocations fail more often otherwise: worse
+        (
+            change(),
+            after(error_rate=0.9),
+            START,
+            LIVE,
+            State.ROLLED_BACK,
+            MADE_WORSE,
+            True,
+        ),
+        # a change made without a failing setting before it: errors rose, rolled back
+        (
+            fanned(),
+            after(error_rate=0.9),
+            START,
+            FANNED_LIVE,
             State.ROLLED_BACK,
             MADE_WORSE,
             True,
         ),
         # slower without fewer errors: worse
         (
-            change(facts={**OOM_BEFORE, "error_rate": 0.0}),
+            fanned(facts={**TIMEOUT_BEFORE, "error_rate": 0.0}),
             after(duration_p95_ms=200.0),
             START,
-            LIVE,
+            FANNED_LIVE,
             State.ROLLED_BACK,
             MADE_WORSE,
             True,
         ),
         # a person moved the knob since: judged, never undone
         (
-            change(),
+            fanned(),
             after(error_rate=0.9),
             START,
-            FunctionConfig(memory_mb=2048, timeout_s=10.0),
+            FunctionConfig(memory_mb=512, timeout_s=10.0, fan_out=8),
             State.WORSE,
             "",
             True,
@@ -129,7 +167,8 @@ START = T + 60  # a window that began a minute after the change (past the 10 s t
             STILL_FAILING,
             True,
         ),
-        # a longer timeout that did not help costs more: given back after the windows
+        # a longer timeout that did not help: 10 s is known to be too short, kept, the
+        # next step follows
         (
             change(
                 "longer-timeout",
@@ -137,15 +176,17 @@ START = T + 60  # a window that began a minute after the change (past the 10 s t
                 10.0,
                 20.0,
                 judged=2,
-                facts={"invocations": 100.0, "timeout_rate": 0.2, "error_rate": 0.2},
+                facts=TIMEOUT_BEFORE,
             ),
-            {"invocations": 100.0, "timeout_rate": 0.2, "error_rate": 0.2},
+            TIMEOUT_BEFORE,
             START + 60,
             FunctionConfig(memory_mb=512, timeout_s=20.0),
-            State.ROLLED_BACK,
-            ONLY_COST,
+            State.PARTIAL,
+            STILL_FAILING,
             True,
         ),
+        # more fan-out that did not help costs more: given back after the windows
+        (fanned(judged=2), TIMEOUT_BEFORE, START, FANNED_LIVE, State.ROLLED_BACK, ONLY_COST, True),
         # invocations in flight at the change: cannot show that nothing changed
         (change(), after(ooms=40.0, oom_rate=0.4, error_rate=0.4), T + 5, LIVE, None, "", False),
         # ...but can show that it helped
@@ -154,7 +195,7 @@ START = T + 60  # a window that began a minute after the change (past the 10 s t
         (change(), after(invocations=1.0), START, LIVE, None, "", True),
         (change(judged=8), after(invocations=1.0), START, LIVE, State.UNCHANGED, TOO_QUIET, True),
         # a change from an unknown value cannot be rolled back: judged only
-        (change(before=None), after(error_rate=0.9), START, LIVE, State.WORSE, "", True),
+        (fanned(before=None), after(error_rate=0.9), START, FANNED_LIVE, State.WORSE, "", True),
     ],
 )
 def test_judge(

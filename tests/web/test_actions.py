@@ -128,3 +128,46 @@ def test_a_short_token_is_refused_and_a_token_file_is_read(tmp_path: object) -> 
     path = Path(str(tmp_path)) / "token"
     path.write_text(TOKEN + "\n")
     assert load_token({"TUNER_WEB_TOKEN_FILE": str(path)}) == TOKEN
+
+
+def test_a_bare_name_that_is_unique_is_the_function_and_an_unknown_one_changes_nothing(
+    world: World,
+) -> None:
+    status, answer = world.post("/api/actions/pause", {"function": "oomer"}, **AUTH)
+    assert status == 200 and answer["decision"]["function"] == "fake:oomer"
+    assert world.tuner.store.get_state("paused:fake:oomer") is not None
+    world.cycle()
+    assert world.provider.configs["oomer"].memory_mb == 128  # the real function is paused
+    before = len(world.tuner.store.decisions())
+    status, answer = world.post("/api/actions/pause", {"function": "oomr"}, **AUTH)
+    assert status == 404 and "no function 'oomr' (did you mean 'oomer'" in answer["error"]
+    assert world.post("/api/actions/resume", {"function": "nope"}, **AUTH)[0] == 404
+    assert len(world.tuner.store.decisions()) == before  # nothing recorded for them
+    assert world.tuner.store.get_state("paused:oomr") is None
+
+
+def test_a_bare_name_that_two_functions_share_is_refused(world: World) -> None:
+    other = replace(world.provider, name="other", configs=dict(world.provider.configs))
+    world.tuner.daemon.providers.append(other)  # manual control shares the daemon's list
+    status, answer = world.post("/api/actions/pause", {"function": "oomer"}, **AUTH)
+    assert status == 409 and "fake:oomer, other:oomer" in answer["error"]
+    assert world.post("/api/actions/pause", {"function": "other:oomer"}, **AUTH)[0] == 200
+
+
+def test_a_newer_recommendation_supersedes_the_older_whose_approval_then_changes_nothing(
+    world: World,
+) -> None:
+    daemon = world.tuner.daemon
+    daemon.settings = replace(daemon.settings, mode=Mode.RECOMMEND)
+    world.cycle()
+    oomer = world.provider.windows["oomer"]
+    world.provider.windows["oomer"] = replace(oomer, extra={"traced_peak_memory_mb": 300.0})
+    world.cycle()  # new evidence: another size for the same knob
+    older, newer = [d for d in world.tuner.store.decisions() if d.rule == "oom"]
+    assert newer.state is State.RECOMMENDED and newer.change != older.change
+    assert older.state is State.SUPERSEDED and newer.id in older.why
+    status, answer = world.post("/api/actions/approve", {"decision": older.id}, **AUTH)
+    assert status == 409 and "no longer live" in answer["error"]
+    assert world.provider.configs["oomer"].memory_mb == 128
+    assert world.post("/api/actions/approve", {"decision": newer.id}, **AUTH)[0] == 200
+    assert world.provider.configs["oomer"].memory_mb == newer.change.after  # type: ignore[union-attr]

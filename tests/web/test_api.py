@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.web.conftest import World
+from tuner.daemon.reports import STEPS
 
 
 def test_health_is_up_at_once_and_ready_only_after_a_cycle(world: World) -> None:
@@ -147,6 +150,14 @@ def test_metrics_count_what_the_loop_did(world: World) -> None:
     assert samples[("tuner_build_info", (("version", "0.1.0"),))] == 1
     assert ("tuner_outbox_pending", ()) in samples
     assert not any("function" in dict(labels) for _, labels in samples)
+    for step in STEPS:
+        assert samples[("tuner_cycle_step_seconds_count", (("step", step),))] == 1, step
+    promtool = shutil.which("promtool")
+    assert promtool, "Debian's prometheus package provides promtool"
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_assets_are_served_from_the_package(world: World) -> None:

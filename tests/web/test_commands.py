@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,10 +48,30 @@ def test_why_falls_back_to_the_facts_in_the_store(
     config = _config(world, tmp_path)
     assert main(["why", "oomer", "-c", config, "--url", _closed_url()]) == 0
     out = capsys.readouterr().out
-    assert "facts from the facts recorded with the decision" in out
-    assert "oom              FIRED" in out
-    assert main(["why", "healthy", "-c", config, "--url", _closed_url()]) == 1
-    assert "holds no facts for 'healthy'" in capsys.readouterr().out
+    assert f"facts from the store {world.tuner.store.path} as of" in out
+    assert "(no daemon answered)" in out and "oom              FIRED" in out
+    # a healthy function, with no decision at all, is known to the store too
+    assert main(["why", "healthy", "-c", config, "--url", _closed_url()]) == 0
+    assert "oom              DID NOT FIRE" in capsys.readouterr().out
+    assert main(["why", "helthy", "-c", config, "--url", _closed_url()]) == 1
+    assert "no function 'helthy' (did you mean 'healthy'" in capsys.readouterr().out
+
+
+def test_the_daemon_of_another_configuration_is_never_asked(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.cycle()
+    other = tmp_path / "other.yaml"  # another store; its address is where the world's daemon is
+    other.write_text(f"store: {tmp_path / 'other.db'}\nhttp: {world.url.removeprefix('http://')}\n")
+    assert main(["status", "-c", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "no functions known yet" in out and "keeps another store" in out
+    assert main(["why", "oomer", "-c", str(other)]) == 1
+    assert "no function 'oomer'" in capsys.readouterr().out
+    mine = tmp_path / "mine.yaml"  # the world's own store at that address: asked
+    mine.write_text(f"store: {world.tuner.store.path}\nhttp: {world.url.removeprefix('http://')}\n")
+    assert main(["status", "-c", str(mine)]) == 0
+    assert f"from the running daemon at {world.url}" in capsys.readouterr().out
 
 
 def test_status_prints_the_fleet(
@@ -64,10 +85,16 @@ def test_status_prints_the_fleet(
     assert "memory_mb 128 -> 256 (oom, applied" in lines["fake:oomer"]
     assert main(["status", "--url", world.url, "--json", "--state", "outage"]) == 0
     assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["down-a", "down-b"]
-    # without a daemon: what the decisions say
-    assert main(["status", "-c", _config(world, tmp_path), "--url", _closed_url()]) == 0
-    out = capsys.readouterr().out
-    assert "from the store" in out and "fake:oomer" in out and "verifying" in out
+    # without a daemon: every function the store has seen, healthy ones included
+    config = _config(world, tmp_path)
+    assert main(["status", "-c", config, "--url", _closed_url(), "--json"]) == 0
+    stored = {r["name"]: r["state"] for r in json.loads(capsys.readouterr().out)}
+    daemon = {r["name"]: r["state"] for r in world.json("/api/fleet")["rows"]}
+    assert stored == daemon and stored["healthy"] == "healthy" and stored["oomer"] == "verifying"
+    assert main(["status", "-c", config, "--url", _closed_url(), "--state", "no data"]) == 0
+    assert "fake:quiet" in capsys.readouterr().out
+    assert main(["status", "-c", config, "--url", _closed_url(), "--state", "rolled back"]) == 0
+    assert "no function is 'rolled back'" in capsys.readouterr().out
 
 
 def test_explain_facts_shows_what_each_decision_rested_on(
@@ -78,12 +105,25 @@ def test_explain_facts_shows_what_each_decision_rested_on(
     assert main(["explain", "oomer", "--facts", "-c", config]) == 0
     out = capsys.readouterr().out
     assert "when: ooms > 0.0" in out and "    ooms" in out and "peak_memory_mb=128" in out
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", out), "times are ISO 8601 UTC"
+    assert not re.search(r"\b(True|False|None)\b|\{'", out), "values are never Python reprs"
     assert main(["explain", "oomer", "--facts", "--json", "-c", config]) == 0
     [record] = json.loads(capsys.readouterr().out)
     assert (
         record["condition_facts"] == {"extra.probe_pending": None, "ooms": 6.0}
         and record["facts"]["memory_mb"] == 128.0
     )
+
+
+def test_explain_of_a_function_left_alone_says_so(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.cycle()
+    config = _config(world, tmp_path)
+    assert main(["explain", "healthy", "-c", config]) == 0
+    assert "fake:healthy: no decisions: tuner left it alone" in capsys.readouterr().out
+    assert main(["explain", "helthy", "-c", config]) == 1
+    assert "no function 'helthy' (did you mean 'healthy'" in capsys.readouterr().err
 
 
 @pytest.fixture

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+from pathlib import Path
 
+from tuner.daemon.addresses import parse_address
 from tuner.daemon.config import TunerConfig, load_config
 from tuner.domain.durations import parse_duration
 
@@ -51,3 +55,56 @@ def count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a whole number of 1 or more: {text!r}")
     return int(text)
+
+
+def address(text: str) -> tuple[str, int] | None:
+    """An argparse type: ``HOST:PORT`` or ``off`` (a usage error otherwise)."""
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"not a finite number above 0: {text!r}")
+    return value
+
+
+def output_file(text: str) -> str:
+    """An argparse type: a file to write, in a folder that exists (``-``: standard output)."""
+    if text == "-":
+        return text
+    try:
+        path = _path(text)
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+        folder = path.parent
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"{text}: the folder {folder} does not exist")
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"not a usable file name: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: the folder {folder} is not writable")
+    return text
+
+
+def existing_path(text: str) -> str:
+    """An argparse type: a file or folder that exists."""
+    try:
+        if not _path(text).exists():
+            raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"not a usable file name: {exc.strerror}") from None
+    return text
+
+
+def _path(text: str) -> Path:
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"not a file name: {text[:60]!r}")
+    return Path(text)

@@ -21,6 +21,7 @@ from tuner.decisions.documents import decision_json
 from tuner.decisions.planning import FUNCTION_GROUP
 from tuner.domain.decisions import Decision, Kind
 from tuner.domain.lifecycle import JUDGED, State
+from tuner.domain.naming import function_key
 from tuner.domain.times import iso
 from tuner.store.audit import SqliteStore
 
@@ -103,9 +104,23 @@ def history(
     return mine[-limit:] if limit > 0 else []
 
 
-def known_functions(store: SqliteStore) -> list[str]:
-    """The names of the functions the store holds decisions for."""
-    return sorted({d.ref.name for d in store.decisions(limit=ALL)})
+def known_functions(store: SqliteStore) -> set[str]:
+    """The keys of the functions the store holds decisions for."""
+    return {d.ref.key for d in store.decisions(limit=ALL)}
+
+
+def _left_alone(name: str, known: set[str], seen: dict[str, tuple[float, Any]]) -> int:
+    """Say that a function seen but never decided about was left alone, or that it is unknown."""
+    try:
+        key = function_key(name, known)
+    except LookupError as exc:
+        print(f"tuner explain: {exc}", file=sys.stderr)
+        return 1
+    if key not in seen:
+        print(f"tuner explain: no decision about {key} matches", file=sys.stderr)
+        return 1
+    say(f"{key}: no decisions: tuner left it alone (last seen {iso(seen[key][0])})")
+    return 0
 
 
 def summary_table(decisions: Sequence[Decision]) -> str:
@@ -156,16 +171,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
     store = SqliteStore(path)
     try:
         decisions = history(store, args.function, args.limit, args.trace)
-        known = known_functions(store) if args.function and not decisions else []
+        seen = store.functions() if args.function and not decisions else {}
+        known = known_functions(store) | set(seen) if args.function and not decisions else set()
     finally:
         store.close()
     if args.trace and not decisions:
         print(f"no decision rests on trace {args.trace}", file=sys.stderr)
         return 1
     if args.function and not decisions:
-        hint = f" (functions with decisions: {', '.join(known)})" if known else ""
-        print(f"no such function: {args.function}{hint}", file=sys.stderr)
-        return 1
+        return _left_alone(args.function, known, seen)
     if args.facts:
         from tuner.cli.insight import explain_facts
         from tuner.daemon.reloading import RuleSource

@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tuner.cli.arguments import command_config
+from tuner.cli.asking import URL_ENV, Asking
 from tuner.daemon.live import FunctionView
+from tuner.daemon.reloading import RuleSource
 from tuner.decisions.documents import decision_json
 from tuner.domain.decisions import Decision, Kind
 from tuner.domain.model import FunctionConfig, FunctionRef, Target
+from tuner.domain.naming import did_you_mean, function_key
 from tuner.domain.times import iso
-from tuner.engine.explaining import fact_value, plain
+from tuner.engine.explaining import fact_value, plain, shown
 from tuner.engine.rulefiles import RuleBase
 from tuner.web.api import why_rule
 from tuner.web.fleet import STATES, fleet_state, severity_of
-
-URL_ENV = "TUNER_URL"
-DEFAULT_URL = "http://127.0.0.1:8780"
 
 
 def register(sub: Any) -> None:
@@ -50,27 +45,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         "-c", "--config", help="the configuration file (default: the embedded local host)"
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--url", help=f"the daemon's address (default ${URL_ENV} or {DEFAULT_URL})")
-
-
-def _get(url: str, path: str, params: Mapping[str, str]) -> Any:
-    """GET a JSON answer from the daemon; None when no daemon answers there."""
-    full = url.rstrip("/") + path + "?" + urllib.parse.urlencode(params)
-    try:
-        with urllib.request.urlopen(full, timeout=3) as answer:  # noqa: S310 - an http URL we build
-            return json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read()).get("error", "")
-        except ValueError:
-            detail = ""
-        raise LookupError(detail or f"{full}: HTTP {exc.code}") from None
-    except (OSError, ValueError):
-        return None
-
-
-def _url(args: argparse.Namespace) -> str:
-    return str(args.url or os.environ.get(URL_ENV) or DEFAULT_URL)
+    p.add_argument(
+        "--url", help=f"the daemon's address (default ${URL_ENV}, else the configuration's http)"
+    )
 
 
 def _print(text: str = "") -> None:
@@ -82,22 +59,18 @@ def _print(text: str = "") -> None:
 
 def cmd_why(args: argparse.Namespace) -> int:
     """Print, clause by clause, why each rule fired or did not fire for a function."""
+    config = command_config(args.config, quiet=True)
+    asking = Asking.of(config, args.url)
     params = {"function": args.function, **({"rule": args.rule} if args.rule else {})}
     try:
-        answer = _get(_url(args), "/api/why", params)
+        answer = asking.get("/api/why", params)
+        if answer is not None:
+            answer["source"] = asking.source
+        else:
+            answer = _why_from_store(args, asking)
     except LookupError as exc:
         _print(f"tuner why: {exc}")
         return 1
-    if answer is not None:
-        answer["source"] = f"the running daemon at {_url(args)}"
-    else:
-        answer = _why_from_store(args)
-        if answer is None:
-            _print(
-                f"tuner why: no daemon answers at {_url(args)} and the store holds no facts "
-                f"for {args.function!r}"
-            )
-            return 1
     if args.json:
         _print(json.dumps(plain(answer), indent=2))
     else:
@@ -105,51 +78,43 @@ def cmd_why(args: argparse.Namespace) -> int:
     return 0
 
 
-def _why_from_store(args: argparse.Namespace) -> dict[str, Any] | None:
-    from tuner.daemon.reloading import RuleSource
-    from tuner.store.audit import SqliteStore
-
-    config = command_config(args.config)
-    path = config.store_path()
-    if not path.exists():
-        return None
-    store = SqliteStore(path)
-    try:
-        latest = [
-            d for d in store.decisions(limit=5000) if args.function in (d.ref.key, d.ref.name)
-        ]
-    finally:
-        store.close()
-    with_facts = [d for d in latest if d.facts]
-    if not with_facts:
-        return None
-    decision = with_facts[-1]
-    rules = RuleSource(config.rule_paths()).rules
-    view = _view_of(decision)
+def _why_from_store(args: argparse.Namespace, asking: Asking) -> dict[str, Any]:
+    """The why answer from the function's last facts in the store (or its latest decision's)."""
+    decisions, functions = asking.read_store()
+    keys = {d.ref.key for d in decisions} | set(functions)
+    key = function_key(args.function, keys)  # LookupError: unknown, with "did you mean"
+    seen, facts = functions.get(key, (None, {}))
+    latest = [d for d in decisions if d.ref.key == key and d.facts]
+    if latest and (seen is None or latest[-1].time > seen):
+        seen, facts = latest[-1].time, dict(latest[-1].facts)
+    if seen is None:
+        raise LookupError(f"the store holds no facts for {key!r}")
+    rules = RuleSource(asking.config.rule_paths()).rules
     chosen = [r for r in rules.rules if args.rule in (None, r.name)]
     if not chosen:
-        raise SystemExit(f"tuner why: no rule {args.rule!r}")
+        raise LookupError(
+            f"no rule {args.rule!r}{did_you_mean(args.rule, [r.name for r in rules.rules])}"
+        )
+    fired = tuple(d.rule for d in latest[-1:] if d.kind is Kind.FINDING and d.time >= seen)
+    view = FunctionView(_target_of(key, facts), facts, fired, seen)
     return {
-        "function": decision.ref.key,
-        "observed_at": decision.time,
-        "invocations": decision.facts.get("invocations"),
+        "function": key,
+        "observed_at": seen,
+        "invocations": facts.get("invocations"),
         "rules": [why_rule(view, r, 0) for r in chosen],
-        "source": f"the facts recorded with the decision at {_clock(decision.time)} "
-        "(no daemon answered)",
+        "source": asking.store_source(seen),
     }
 
 
-def _view_of(decision: Decision) -> FunctionView:
-    facts = dict(decision.facts)
+def _target_of(key: str, facts: Mapping[str, Any]) -> Target:
+    """The target as far as its recorded facts tell (its memory and labels)."""
     memory = facts.get("memory_mb")
     labels = facts.get("labels")
-    target = Target(
-        decision.ref,
+    return Target(
+        FunctionRef.parse(key),
         FunctionConfig(memory_mb=int(memory) if isinstance(memory, float) else 0),
         labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
     )
-    findings = (decision.rule,) if decision.kind is Kind.FINDING else ()
-    return FunctionView(target, facts, findings, decision.time)
 
 
 def _clock(t: float | None) -> str:
@@ -157,11 +122,7 @@ def _clock(t: float | None) -> str:
 
 
 def _value(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
+    return shown(v)
 
 
 def why_text(answer: Mapping[str, Any]) -> str:
@@ -190,80 +151,71 @@ def why_text(answer: Mapping[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the fleet table: function, provider, state, last change, severity."""
-    rows, source = _rows_from_daemon(args)
+    asking = Asking.of(command_config(args.config, quiet=True), args.url)
+    rows = _rows_from_daemon(asking)
+    source = asking.source
     if rows is None:
-        rows, source = _rows_from_store(args)
+        decisions, functions = asking.read_store()
+        now = max([d.time for d in decisions] + [s for s, _ in functions.values()], default=0.0)
+        rows, source = store_rows(decisions, functions, now), asking.store_source(now or None)
     if args.state:
         rows = [r for r in rows if r["state"] == args.state]
     if args.json:
         _print(json.dumps(plain(rows), indent=2))
         return 0
-    _print(status_table(rows))
+    _print(status_table(rows, args.state))
     _print(f"\n{len(rows)} functions, from {source}")
     return 0
 
 
-def _rows_from_daemon(args: argparse.Namespace) -> tuple[list[dict[str, Any]] | None, str]:
-    url = _url(args)
+def _rows_from_daemon(asking: Asking) -> list[dict[str, Any]] | None:
     rows: list[dict[str, Any]] = []
     page, pages = 1, 1
     while page <= pages:
-        answer = _get(url, "/api/fleet", {"page": str(page), "per_page": "500"})
+        answer = asking.get("/api/fleet", {"page": str(page), "per_page": "500"})
         if answer is None:
-            return None, ""
+            return None
         rows.extend(answer["rows"])
         pages = int(answer["pages"])
         page += 1
-    return rows, f"the running daemon at {url}"
+    return rows
 
 
-def _rows_from_store(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
-    from tuner.store.audit import SqliteStore
-
-    path = command_config(args.config).store_path()
-    if not path.exists():
-        return [], f"nowhere: no daemon answered and {path} does not exist"
-    store = SqliteStore(path)
-    try:
-        decisions = store.decisions(limit=100_000)
-    finally:
-        store.close()
-    newest = decisions[-1].time if decisions else time.time()
-    source = (
-        f"the store as of its newest decision, {_clock(newest)} (no daemon answered: "
-        "functions without decisions are not listed)"
-    )
-    return store_rows(decisions, newest), source
-
-
-def store_rows(decisions: Sequence[Decision], now: float) -> list[dict[str, Any]]:
-    """Fleet rows from decisions alone (functions without a decision are not known)."""
-    last: dict[FunctionRef, Decision] = {}
-    change: dict[FunctionRef, Decision] = {}
-    for d in decisions:
-        last[d.ref] = d
-        if d.change is not None and d.kind is not Kind.RESOLVED:
-            change[d.ref] = d
+def store_rows(
+    decisions: Sequence[Decision],
+    functions: Mapping[str, tuple[float, Mapping[str, Any]]],
+    now: float,
+) -> list[dict[str, Any]]:
+    """Fleet rows from the store: every function seen, its last facts and decisions."""
+    last: dict[str, Decision] = {}
+    change: dict[str, Decision] = {}
+    for decision in decisions:
+        last[decision.ref.key] = decision
+        if decision.change is not None and decision.kind is not Kind.RESOLVED:
+            change[decision.ref.key] = decision
     rows = []
-    for ref, d in sorted(last.items()):
-        c = change.get(ref)
-        facts = d.facts or None
-        findings = (d.rule,) if d.kind is Kind.FINDING else ()
+    for key in sorted(set(last) | set(functions)):
+        ref = FunctionRef.parse(key)
+        d, c = last.get(key), change.get(key)
+        seen, facts = functions.get(key, (None, None))
+        if d is not None and d.facts and (seen is None or d.time > seen):
+            facts = d.facts
+        findings = (d.rule,) if d is not None and d.kind is Kind.FINDING else ()
         rows.append(
             {
-                "key": ref.key,
+                "key": key,
                 "name": ref.name,
                 "provider": ref.provider,
                 "state": fleet_state(facts, findings, d, c, None, now),
-                "severity": severity_of((), c, None, now) if c else d.severity.value,
+                "severity": severity_of((), c, None, now) if c else (d.severity.value if d else ""),
                 "last_change": None if c is None else decision_json(c),
             }
         )
     return rows
 
 
-def status_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The fleet as a text table."""
+def status_table(rows: Sequence[Mapping[str, Any]], state: str | None = None) -> str:
+    """The fleet as a text table (``state``: the filter the rows passed)."""
     header = ("function", "provider", "state", "last change", "severity")
     lines = []
     for r in rows:
@@ -271,7 +223,7 @@ def status_table(rows: Sequence[Mapping[str, Any]]) -> str:
         change = "-" if not c else f"{c['change']} ({c['rule']}, {c['state']}, {c['time']})"
         lines.append((r["key"], r["provider"], r["state"], change, r.get("severity") or "-"))
     if not lines:
-        return "no functions known yet"
+        return f"no function is {state!r}" if state else "no functions known yet"
     widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
     fmt = "  ".join(f"{{:{w}}}" for w in widths)
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]

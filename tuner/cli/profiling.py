@@ -10,16 +10,19 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tuner.cli.arguments import duration, output_file
 from tuner.daemon.config import load_config
 from tuner.domain.durations import parse_duration
 from tuner.domain.errors import ConfigError, Problem
-from tuner.mining.timing import Interval
+from tuner.domain.times import iso
 from tuner.trace.folded import fold, hottest, render_folded
 from tuner.trace.model import Trace
 from tuner.trace.storing import TraceStore
+from tuner.trace.topology import Topology
 
 _FORMATS = {"svg": "svg", "folded": "folded", "speedscope": "speedscope.json"}
 _UNITS = {"cpu": ("µs", "microseconds"), "wall": ("µs", "microseconds"), "memory": ("KB", "bytes")}
@@ -48,7 +51,7 @@ def _store(args: argparse.Namespace) -> TraceStore:
 
 
 def _since(args: argparse.Namespace) -> float | None:
-    return time.time() - parse_duration(args.since) if getattr(args, "since", None) else None
+    return time.time() - args.since if getattr(args, "since", None) else None
 
 
 def _traces(args: argparse.Namespace) -> list[Trace]:
@@ -62,7 +65,7 @@ def _traces(args: argparse.Namespace) -> list[Trace]:
                     str(store.root),
                     None,
                     f"no traces of {args.function!r}"
-                    + (f" in the last {args.since}" if args.since else "")
+                    + (f" in the last {args.since:g} s" if args.since else "")
                     + f" (functions with traces: {known}); set tracing: {{mode: full}} "
                     "in its function.yaml or run more invocations",
                 )
@@ -95,6 +98,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         text = json.dumps(render_speedscope(folded, name=title, unit=long))
     else:
         text = render_folded(folded)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
     output.write_text(text, encoding="utf-8")
     _print(f"{title}: wrote {output}")
     _print(hot_table(folded, short))
@@ -134,13 +140,13 @@ def cmd_traces(args: argparse.Namespace) -> int:
         _print(json.dumps([t.as_json() for t in traces], indent=1))
         return 0
     _print(
-        f"{'started':19} {'trace id':32} {'outcome':8} {'ms':>8} {'cpu ms':>7} {'peak MB':>8}  detail"
+        f"{'started':20} {'trace id':32} {'outcome':8} {'ms':>8} {'cpu ms':>7} {'peak MB':>8}  detail"
     )
     for t in traces:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t.start))
+        stamp = iso(t.start)
         peak = f"{t.memory.peak_mb:8.1f}" if t.memory else f"{'-':>8}"
         _print(
-            f"{stamp:19} {t.trace_id:32} {t.outcome:8} {t.duration_ms:8.1f} {t.cpu_ms:7.1f} "
+            f"{stamp:20} {t.trace_id:32} {t.outcome:8} {t.duration_ms:8.1f} {t.cpu_ms:7.1f} "
             f"{peak}  {_detail(t)}"
         )
     return 0
@@ -164,24 +170,24 @@ def _detail(trace: Trace) -> str:
 # ---------------------------------------------------------------- topology
 
 
-def timing_intervals(state: Path, since: float | None) -> tuple[list[Interval], dict[str, str]]:
-    """Invocations and dependency calls recorded by the local host, as intervals."""
-    from tuner.providers.local.dependency_share import intervals
+def host_records(state: Path, since: float | None) -> tuple[Topology, Counter[str]]:
+    """What the local host's records show (the dependency calls, the calls between functions
+    that timing supports), and each function's invocations."""
+    from tuner.providers.local.dependency_share import host_topology
     from tuner.providers.local.recording import Records
 
     path = state / "local.sqlite"
     if not path.is_file():
-        return [], {}
+        return Topology((), ()), Counter()
     records = Records(path)
     try:
         names = sorted({d.function for d in records.deployments()})
         start, end = since or 0.0, time.time() + 1
-        found, kinds = intervals(
-            records.invocations(names, start, end), records.dependency_calls(names, start, end)
-        )
+        invocations = records.invocations(names, start, end)
+        calls = records.dependency_calls(names, start, end)
     finally:
         records.close()
-    return found, {n: "function" for n in names} | kinds
+    return host_topology(invocations, calls), Counter(i.function for i in invocations)
 
 
 REMOTE_SINCE = "1h"
@@ -220,8 +226,6 @@ def cmd_topology(args: argparse.Namespace) -> int:
     """Print or write the application's topology."""
     from tuner.trace.topology import (
         GraphvizMissingError,
-        Topology,
-        from_timing,
         from_traces,
         merge,
         to_dot,
@@ -233,19 +237,18 @@ def cmd_topology(args: argparse.Namespace) -> int:
     topology = Topology((), ())
     if any(p.get("type", "local") == "local" for p in config.providers):
         state = state_dir(args.config)
-        if args.source in ("traces", "both"):
-            topology = from_traces(TraceStore(state / "traces").all_traces(since))
-        if args.source in ("timing", "both"):
-            from tuner.providers.local.dependency_share import SLACK_S
-
-            intervals, kinds = timing_intervals(state, since)
-            mined = from_timing(intervals, kinds, slack=SLACK_S)
-            topology = mined if args.source == "timing" else merge(topology, mined)
+        traces = TraceStore(state / "traces").all_traces(since) if args.source != "timing" else []
+        topology = from_traces(traces)
+        if args.source != "traces":
+            recorded, invocations = host_records(state, since)
+            traced = Counter(t.function for t in traces)
+            counts = {n: (traced[n], count) for n, count in invocations.items()}
+            topology = merge(topology, recorded, counts)
     remote = [str(p.get("type")) for p in config.providers if p.get("type", "local") != "local"]
     if remote and args.source == "traces":
         hint = f"only the local host traces; for {', '.join(remote)}: --source timing"
         print(hint, file=sys.stderr)
-    if remote and args.source in ("timing", "both"):
+    if remote and args.source != "traces":
         now = time.time()
         start = since if since is not None else now - parse_duration(REMOTE_SINCE)
         for mined in provider_timing(args.config, start, now):
@@ -260,7 +263,7 @@ def cmd_topology(args: argparse.Namespace) -> int:
         except GraphvizMissingError as error:
             print(error, file=sys.stderr)
             return 2
-    if args.output:
+    if args.output and args.output != "-":
         Path(args.output).write_text(text, encoding="utf-8")
         _print(f"wrote {args.output}: {len(topology.nodes)} nodes, {len(topology.edges)} edges")
     else:
@@ -275,14 +278,16 @@ def register(sub: Any) -> None:
     profile.add_argument(
         "-c", "--config", help="the configuration file (default: the embedded local host)"
     )
-    profile.add_argument("--since", help="only traces this recent, e.g. 10m")
+    profile.add_argument("--since", type=duration, help="only traces this recent, e.g. 10m")
     profile.add_argument(
         "--kind", choices=["cpu", "wall", "memory"], default="cpu", help="what the frames weigh"
     )
     profile.add_argument(
         "--format", choices=sorted(_FORMATS), default="svg", help="the file written (default svg)"
     )
-    profile.add_argument("-o", "--output", help="default: FUNCTION.KIND.svg (or .folded ...)")
+    profile.add_argument(
+        "-o", "--output", type=output_file, help="default: FUNCTION.KIND.svg (or .folded ...)"
+    )
     profile.set_defaults(fn=cmd_profile)
 
     traces = sub.add_parser("traces", help="list a function's recent traces")
@@ -290,28 +295,34 @@ def register(sub: Any) -> None:
     traces.add_argument(
         "-c", "--config", help="the configuration file (default: the embedded local host)"
     )
-    traces.add_argument("--since", help="only traces this recent, e.g. 10m")
+    traces.add_argument("--since", type=duration, help="only traces this recent, e.g. 10m")
     traces.add_argument("--json", action="store_true", help="one JSON record per trace")
-    traces.add_argument("--otlp-json", metavar="FILE", help="also write them as OTLP/JSON")
+    traces.add_argument(
+        "--otlp-json", metavar="FILE", type=output_file, help="also write them as OTLP/JSON"
+    )
     traces.add_argument("--otlp", metavar="URL", help="also send them to an OTLP/HTTP collector")
     traces.set_defaults(fn=cmd_traces)
 
-    topology = sub.add_parser("topology", help="who calls whom: from traces and/or timing")
+    topology = sub.add_parser("topology", help="who calls whom: from traces, records and timing")
     topology.add_argument(
         "-c", "--config", help="the configuration file (default: the embedded local host)"
     )
     topology.add_argument(
         "--since",
+        type=duration,
         help=f"only what happened this recently, e.g. 10m (AWS, Kubernetes: {REMOTE_SINCE})",
     )
     topology.add_argument(
         "--source",
-        choices=["traces", "timing", "both"],
-        default="both",
-        help="edges from traces (precise), from timing (heuristic), or both",
+        choices=["auto", "traces", "timing"],
+        default="auto",
+        help="auto: traces where there are any, the host's records and timing where traces "
+        "cannot speak; traces: only traces; timing: only records and timing",
     )
     topology.add_argument(
         "--format", choices=["json", "dot", "svg"], default="json", help="the output format"
     )
-    topology.add_argument("-o", "--output", help="write to this file (default: standard output)")
+    topology.add_argument(
+        "-o", "--output", type=output_file, help="write to this file (default: standard output)"
+    )
     topology.set_defaults(fn=cmd_topology)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tuner.cli.arguments import say
-from tuner.engine.facts import EXTRA_FACTS, FACTS
+from tuner.cli.arguments import output_file, say
+from tuner.engine.reference import EXTRA_FACTS, FACTS
 from tuner.engine.rulefiles import rules_schema
 
 SCHEMA_PATH = Path("rules/schema.json")
@@ -54,6 +54,7 @@ def register(sub: Any) -> None:
         "-o",
         "--output",
         default=str(SCHEMA_PATH),
+        type=output_file,
         help=f"where to (default {SCHEMA_PATH}; - for stdout)",
     )
     schema.add_argument("--check", action="store_true", help="fail when the file is stale")

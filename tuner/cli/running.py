@@ -8,16 +8,17 @@ import json
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from tuner.cli.arguments import CONFIG_HELP, command_config, duration, say
+from tuner.cli.arguments import CONFIG_HELP, address, command_config, duration, say
 from tuner.cli.explaining import decision_line, summary_table
+from tuner.daemon.addresses import DEFAULT_ADDRESS
 from tuner.daemon.logs import configure
 from tuner.decisions.documents import decision_json
 from tuner.domain.errors import ConfigError, Problem
 from tuner.domain.lifecycle import State
 from tuner.store.audit import SqliteStore
-from tuner.web.addresses import DEFAULT_ADDRESS, parse_address
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -35,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from tuner.store.claiming import ensure_unheld
 
         ensure_unheld(config.store_path())  # never delete the store of a running daemon
-        shutil.rmtree(config.store_path().parent, ignore_errors=True)
+        fresh_start(config.store_path().parent)
     if args.interval:
         config = config.model_copy(update={"interval": args.interval})
     configure(
@@ -51,8 +52,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tuner.web.controls import load_token
 
     try:
-        chosen = hasattr(args, "http")  # the default address may be taken: then run without it
-        address = args.http if chosen else parse_address(DEFAULT_ADDRESS)
+        # an address nobody chose may be taken: then the daemon runs without it
+        chosen = hasattr(args, "http") or config.http is not None
+        address = args.http if hasattr(args, "http") else config.http_address
         insight = attach(tuner, address, token=load_token(), required=chosen)
     except BaseException:
         tuner.close()
@@ -96,6 +98,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     finally:
         insight.close()
+        last = {view.key: view.facts for view in insight.state.functions()}
+        with contextlib.suppress(Exception):  # the last facts are a courtesy; the run is over
+            tuner.store.remember_functions(time.time(), last)
         tuner.close()
     store = SqliteStore(config.store_path())
     try:
@@ -130,6 +135,22 @@ def cmd_once(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def fresh_start(folder: Path) -> None:
+    """Clear the demo's state in ``folder``, keeping sub-folders that hold another store.
+
+    The example application keeps its own store and traces in ``.tuner/app``, which the
+    README's next steps read: a fresh demo leaves them.
+    """
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            if not any(entry.rglob("tuner.db")):
+                shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def register(sub: Any) -> None:
     """Add ``run`` and ``once`` to the ``tuner`` command's subparsers."""
     run = sub.add_parser("run", help="run the daemon (the embedded demo without -c)")
@@ -141,14 +162,16 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--fresh",
         action="store_true",
-        help="embedded demo only: start from the shipped examples (clears .tuner/)",
+        help="embedded demo only: start from the shipped examples (clears the demo's .tuner/, "
+        "not the example application's)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log every step")
     run.add_argument(
         "--http",
         default=argparse.SUPPRESS,
-        type=parse_address,
-        help=f"serve the dashboard and metrics at HOST:PORT, or off (default {DEFAULT_ADDRESS})",
+        type=address,
+        help="serve the dashboard and metrics at HOST:PORT, or off (default: the "
+        f"configuration's http, else {DEFAULT_ADDRESS})",
     )
     run.set_defaults(fn=cmd_run)
 

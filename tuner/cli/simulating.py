@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tuner.cli.arguments import count, existing_path, output_file, positive
 from tuner.daemon.simulating import BUNDLED_RULES, Simulation, simulate
 
 
@@ -49,12 +50,16 @@ def report_lines(sim: Simulation) -> list[str]:
 def register(sub: Any) -> None:
     """Register ``tuner simulate`` on the CLI's subparsers."""
     p = sub.add_parser("simulate", help="dry-run a rule base on a simulated fleet")
-    p.add_argument("--rules", default=str(BUNDLED_RULES), help="rule file or directory")
-    p.add_argument("--functions", type=int, default=1000, help="functions in the fleet")
-    p.add_argument("--days", type=float, default=7.0, help="simulated days")
+    p.add_argument(
+        "--rules", type=existing_path, default=str(BUNDLED_RULES), help="rule file or directory"
+    )
+    p.add_argument("--functions", type=count, default=1000, help="functions in the fleet")
+    p.add_argument("--days", type=positive, default=7.0, help="simulated days")
     p.add_argument("--seed", type=int, default=0, help="the fleet and its traffic, reproducibly")
-    p.add_argument("--window", type=float, default=900.0, help="cycle interval in seconds")
-    p.add_argument("--json", dest="json_file", help="also write the result to this file")
+    p.add_argument("--window", type=positive, default=900.0, help="cycle interval in seconds")
+    p.add_argument(
+        "--json", dest="json_file", type=output_file, help="also write the result to this file"
+    )
     p.set_defaults(fn=cmd_simulate)
 
 
@@ -63,8 +68,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from tuner.daemon.logs import configure
 
     configure("console", "error")
-    if args.functions < 1 or args.days <= 0 or args.window <= 0:
-        raise SystemExit("tuner simulate: --functions, --days and --window must be positive")
     sim = simulate(
         [args.rules], functions=args.functions, days=args.days, seed=args.seed, window_s=args.window
     )

@@ -27,15 +27,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from tuner.daemon.addresses import DEFAULT_ADDRESS, parse_address
 from tuner.decisions.guard import GuardPolicy
 from tuner.decisions.verifying import VerifyPolicy
 from tuner.domain.durations import Duration
 from tuner.domain.errors import ConfigError, Problem
 from tuner.domain.model import Mode
 from tuner.engine.locating import located_problems
-from tuner.engine.yamlfiles import load_yaml, nearest_line, read_text
+from tuner.engine.yamlfiles import load_mapping, nearest_line, read_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +51,7 @@ def bundled_rules() -> Path:
 
 
 class LogSettings(BaseModel):
-    """Logging: JSON lines when not on a terminal, readable text on one."""
+    """Logging: readable lines (`auto`, `console`), or JSON lines for a log collector (`json`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -89,6 +90,11 @@ class TunerConfig(BaseModel):
     guard: GuardPolicy = Field(default_factory=GuardPolicy)
     verify: VerifyPolicy = Field(default_factory=VerifyPolicy)
     log: LogSettings = Field(default_factory=LogSettings)
+    http: str | None = Field(
+        None,
+        description=f"HOST:PORT or off: where the dashboard, API and metrics are served "
+        f"(default {DEFAULT_ADDRESS}); `tuner status` and `tuner why` ask this address.",
+    )
     source: str = Field("", exclude=True, description="Where this configuration was read from.")
     _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
 
@@ -115,6 +121,21 @@ class TunerConfig(BaseModel):
             return p
         return Path(self.source).parent / p
 
+    @field_validator("http", mode="before")
+    @classmethod
+    def _address(cls, value: Any) -> Any:
+        """A HOST:PORT or ``off`` (which YAML reads as false when it is not quoted)."""
+        if value is False:
+            return "off"
+        if isinstance(value, str):
+            parse_address(value)
+        return value
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        """Where this configuration's daemon serves HTTP (None: it does not)."""
+        return parse_address(self.http or DEFAULT_ADDRESS)
+
     @property
     def window_s(self) -> float:
         """The observation window in seconds."""
@@ -128,11 +149,7 @@ class TunerConfig(BaseModel):
 
 def parse_config(text: str, source: str) -> TunerConfig:
     """Validate a configuration text; raise ConfigError naming file, line and field."""
-    data, lines = load_yaml(text, source)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError([Problem(source, 1, "a configuration file is a mapping")])
+    data, lines = load_mapping(text, source, "a configuration file is a mapping")
     try:
         config = TunerConfig.model_validate(data)
     except ValidationError as exc:

@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from tuner.daemon.applying import Applier
-from tuner.daemon.retrying import Retrier
 from tuner.decisions.planning import function_group
 from tuner.decisions.rollbacks import rollback_of
 from tuner.domain.decisions import Decision, Kind
 from tuner.domain.lifecycle import TRANSITIONS, State, Verdict
 from tuner.domain.model import Change, FunctionRef, Mode, Severity, Target, new_id
-from tuner.domain.ports import Clock, DecisionStore, Provider, StateStore
+from tuner.domain.naming import function_key
+from tuner.domain.ports import DecisionStore, Provider, StateStore
 
 MANUAL_RULE = "manual"
 _PAUSED = "paused:"
@@ -45,29 +46,19 @@ class ControlStore(DecisionStore, StateStore, Protocol):
     """What manual control reads and writes: decisions and the loop's state (pauses)."""
 
 
+@dataclass
 class ManualControl:
-    """Pause, resume, approve and roll back by hand, each audited, one at a time with the loop."""
+    """Pause, resume, approve and roll back by hand, each audited, one at a time with the loop.
 
-    def __init__(
-        self,
-        *,
-        store: ControlStore,
-        applier: Applier,
-        providers: Sequence[Provider],
-        lock: threading.Lock,
-        notify: Callable[[list[Decision]], None],
-        clock: Clock,
-        mode: Mode,
-        retry: Retrier,
-    ):
-        self.store = store
-        self._applier = applier
-        self._providers = providers
-        self._lock = lock
-        self._notify = notify
-        self._clock = clock
-        self._mode = mode
-        self._retry = retry
+    It shares the daemon's store, applier (with its clock and retries), providers and lock.
+    """
+
+    store: ControlStore
+    applier: Applier
+    providers: Sequence[Provider]
+    lock: threading.Lock
+    notify: Callable[[list[Decision]], None]
+    mode: Mode
 
     # ------------------------------------------------------------ pausing
 
@@ -75,14 +66,25 @@ class ManualControl:
         """Who paused tuning of a function and why, or None when it is not paused."""
         return paused(self.store, key)
 
-    def pause(self, key: str, who: str, why: str = "") -> Decision:
+    def function_key(self, name: str) -> str:
+        """The key of a managed function, from its key or unique bare name.
+
+        Raises :class:`~tuner.domain.naming.UnknownFunction` (with "did you mean") or
+        :class:`~tuner.domain.naming.AmbiguousFunction`: nothing is recorded for them.
+        """
+        keys = [t.ref.key for p in self.providers for t in self.applier.retry(p.targets)]
+        return function_key(name, keys)
+
+    def pause(self, name: str, who: str, why: str = "") -> Decision:
         """Stop tuner from changing one function until it is resumed; audited."""
-        now = self._clock.now()
+        key = self.function_key(name)
+        now = self.applier.clock.now()
         self.store.put_state(_PAUSED + key, json.dumps({"by": who, "at": now, "why": why}))
         return self._audit(FunctionRef.parse(key), "pause", f"tuning paused by {who}", why)
 
-    def resume(self, key: str, who: str, why: str = "") -> Decision:
+    def resume(self, name: str, who: str, why: str = "") -> Decision:
         """Let tuner change a paused function again; audited."""
+        key = self.function_key(name)
         if self.paused_by(key) is None:
             raise ManualError(f"{key} is not paused")
         self.store.delete_state(_PAUSED + key)
@@ -91,12 +93,12 @@ class ManualControl:
     def _audit(self, ref: FunctionRef, action: str, summary: str, reason: str) -> Decision:
         decision = Decision(
             id=new_id(),
-            time=self._clock.now(),
+            time=self.applier.clock.now(),
             ref=ref,
             rule=MANUAL_RULE,
             action=action,
             severity=Severity.INFO,
-            mode=self._mode,
+            mode=self.mode,
             summary=summary,
             group=function_group(ref),
             kind=Kind.MANUAL,
@@ -108,8 +110,10 @@ class ManualControl:
 
     def approve(self, decision_id: str, who: str) -> Decision:
         """Apply a recommended change now, from the live value; the new decision says who approved."""
-        with self._lock:
+        with self.lock:
             decision = self._decision(decision_id)
+            if decision.state is State.SUPERSEDED:
+                raise ManualError(f"this recommendation is no longer live: {decision.why}")
             if decision.state is not State.RECOMMENDED or decision.change is None:
                 raise ManualError("only a recommended change can be approved")
             provider, target = self._target(decision.ref)
@@ -119,7 +123,7 @@ class ManualControl:
                 raise ManualError(f"{change.knob.value} is already {live}")
             approved = decision.replaced(
                 id=new_id(),
-                time=self._clock.now(),
+                time=self.applier.clock.now(),
                 mode=Mode.APPLY,
                 state=State.PLANNED,
                 verdict=None,
@@ -129,13 +133,13 @@ class ManualControl:
                 seen=1,
                 last_seen=None,
             ).with_verdict(Verdict.APPLY, f"approved by {who} (recommendation {decision.id})")
-            done, _ = self._applier.apply(provider, target, approved)
-        self._notify([done])
+            done, _ = self.applier.apply(provider, target, approved)
+        self.notify([done])
         return done
 
     def roll_back(self, decision_id: str, who: str) -> Decision:
         """Put a changed knob back to its value before the change, now; audited as a rollback."""
-        with self._lock:
+        with self.lock:
             decision = self._decision(decision_id)
             change = decision.change
             live = State.ROLLED_BACK in TRANSITIONS[decision.state]
@@ -148,14 +152,14 @@ class ManualControl:
             provider, target = self._target(decision.ref)
             undo = rollback_of(
                 decision,
-                now=self._clock.now(),
+                now=self.applier.clock.now(),
                 live=target.config.get(change.knob),
                 summary=f"rolled back {change.describe()} by hand",
                 reason=f"by {who}",
             )
-            done, _ = self._applier.apply(provider, target, undo)
-            reversed_ = self._applier.rolled_back(done) if done.state is State.APPLIED else None
-        self._notify([reversed_ or done])
+            done, _ = self.applier.apply(provider, target, undo)
+            reversed_ = self.applier.rolled_back(done) if done.state is State.APPLIED else None
+        self.notify([reversed_ or done])
         return done
 
     def _decision(self, decision_id: str) -> Decision:
@@ -165,10 +169,10 @@ class ManualControl:
         return decision
 
     def _target(self, ref: FunctionRef) -> tuple[Provider, Target]:
-        provider = next((p for p in self._providers if p.name == ref.provider), None)
+        provider = next((p for p in self.providers if p.name == ref.provider), None)
         if provider is None:
             raise ManualError(f"no provider {ref.provider!r}")
-        target = next((t for t in self._retry(provider.targets) if t.ref == ref), None)
+        target = next((t for t in self.applier.retry(provider.targets) if t.ref == ref), None)
         if target is None:
             raise ManualError(f"{ref.key} is not managed by {ref.provider} any more")
         return provider, target

@@ -1,4 +1,9 @@
-"""Logging setup: structlog with JSON lines off a terminal and readable lines on one."""
+"""Logging setup: structlog with readable lines, or JSON lines for a log collector.
+
+``tuner run`` and the other commands print for people on standard output; their logs
+(on standard error) are readable lines too, so that the two never mix formats in one
+file.  ``log: {format: json}`` in tuner.yaml gives JSON lines, one event a line.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +28,9 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 def configure(
     fmt: Literal["auto", "json", "console"] = "auto", level: str = "info", stream: object = None
 ) -> None:
-    """Configure structlog once for the process."""
+    """Configure structlog once for the process (``auto``: readable lines, as ``console``)."""
     out = stream or sys.stderr
-    json_lines = fmt == "json" or (fmt == "auto" and not getattr(out, "isatty", lambda: False)())
+    json_lines = fmt == "json"
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if json_lines

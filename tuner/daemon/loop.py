@@ -25,13 +25,13 @@ from tuner.daemon.reports import STEPS, CycleObserver, CycleReport
 from tuner.daemon.retrying import Retrier
 from tuner.decisions.guard import Budget, GuardPolicy, guard, history_span
 from tuner.decisions.held import HeldPlans
-from tuner.decisions.planning import replan, resolved_decision
+from tuner.decisions.planning import replan, resolved_decision, superseded
 from tuner.decisions.verifying import VerifyPolicy
 from tuner.domain.decisions import Decision
 from tuner.domain.holds import Hold, HoldKind
 from tuner.domain.lifecycle import EVENTS, UNTOLD, State, Verdict
 from tuner.domain.model import Change, FunctionRef, Mode, Target
-from tuner.domain.ports import Clock, Notifier, Provider, Store
+from tuner.domain.ports import Clock, CycleRecord, Notifier, Provider, Store
 from tuner.domain.times import DAY_S, HOUR_S
 from tuner.engine import RuleBase, Streaks, build_facts, evaluate, fleet_facts
 
@@ -60,6 +60,9 @@ class DaemonSettings:
     retry_budget_s: float = 10.0
     retention_s: float | None = 30 * DAY_S
     """How long decisions are kept in the store (at least a day, which the guard reads)."""
+    remember_every_s: float = HOUR_S
+    """How often each function's facts are written to the store (a new function's at once),
+    so that ``tuner status`` and ``tuner why`` know the whole fleet after the daemon stops."""
 
 
 class Daemon:
@@ -97,6 +100,8 @@ class Daemon:
         self._pruned_at = float("-inf")
         self._regular_at = float("-inf")
         """When the last regular cycle ran: an early cycle's window starts there."""
+        self._remembered: dict[str, float] = {}
+        """When each function's facts were last written to the store, by key."""
         tune_collector()  # a cycle builds and drops many objects: see tuner.daemon.collector
 
     @property
@@ -254,9 +259,9 @@ class Daemon:
         # plain str -> str -> int: no cycles to look for, and no spaces to store
         counts = json.dumps(self.streaks.counts, check_circular=False, separators=(",", ":"))
         try:
-            recorded = self.store.record_cycle(
-                c.now, c.writes, made, {_STREAKS_KEY: counts}, 2 * self.settings.window_s
-            )
+            state = {_STREAKS_KEY: counts}
+            record = CycleRecord(c.now, c.writes, made, state, 2 * self.settings.window_s)
+            recorded = self.store.record_cycle(record)
         except Exception as exc:  # noqa: BLE001 - a full disk never stops the cycle
             c.report.errors.append(f"decisions not recorded: {exc}")
             log.error("decisions not recorded", decisions=len(c.writes) + len(made), error=str(exc))
@@ -264,6 +269,8 @@ class Daemon:
         for i, d in zip(c.made, recorded, strict=False):
             c.decided[i] = d
         c.report.decisions.extend(c.decided)  # the windows set aside are recorded, not reported
+        self._supersede_recommendations(recorded)
+        self._remember_fleet(c)
         self._held.remember(
             c.report.decisions,
             self.settings.guard_policy.fleet_cap,
@@ -304,6 +311,34 @@ class Daemon:
             if k not in seen and FunctionRef.parse(k).provider not in c.listed
         }
         self.streaks.forget(seen | silent)
+
+    def _supersede_recommendations(self, recorded: list[Decision]) -> None:
+        """A new recommendation supersedes the older ones for its function and knob."""
+        fresh = [d for d in recorded if d.state is State.RECOMMENDED and d.seen == 1 and d.change]
+        older: list[Decision] = []
+        for new in fresh:
+            older += superseded(new, self.store.decisions(new.ref, limit=200))
+        if older:
+            self.store.record_many(older)
+
+    def _remember_fleet(self, c: CycleState) -> None:
+        """Write the facts of functions new to the store, or not written for a while."""
+        every, last = self.settings.remember_every_s, self._remembered
+        due = {
+            o.target.ref.key: o.facts
+            for o in c.observed
+            if o.facts is not None and c.now - last.get(o.target.ref.key, -every) >= every
+        }
+        if not due:
+            return
+        try:
+            self.store.remember_functions(c.now, due)
+        except Exception as exc:  # noqa: BLE001 - tried again next cycle
+            log.error("fleet not remembered", functions=len(due), error=str(exc))
+            return
+        seen = {o.target.ref.key for o in c.observed}
+        self._remembered = {k: at for k, at in last.items() if k in seen}
+        self._remembered.update(dict.fromkeys(due, c.now))
 
     def _prune(self, now: float) -> None:
         """Once an hour, drop the decisions older than the retention; a failure waits an hour."""

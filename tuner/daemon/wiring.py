@@ -31,15 +31,16 @@ from tuner.store.audit import SqliteStore
 def _provider_module(kind: str, config: TunerConfig, index: int) -> ModuleType:
     source = config.source or "tuner.yaml"
     try:
-        return PROVIDERS.load(kind)
+        missing = PROVIDERS.entry(kind).missing()
     except UnknownNameError as exc:
         line = config.line_of("providers", index, "type")
         raise ConfigError(
             [Problem(source, line, str(exc), field=f"providers[{index}].type")]
         ) from None
-    except ImportError as exc:
-        why = f"provider '{kind}' needs an extra: pip install 'tuner[{kind}]' ({exc.name} missing)"
-        raise ConfigError([Problem(source, config.line_of("providers", index), why)]) from None
+    if missing:
+        line = config.line_of("providers", index, "type")
+        raise ConfigError([Problem(source, line, missing, field=f"providers[{index}].type")])
+    return PROVIDERS.load(kind)
 
 
 def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:
@@ -65,6 +66,7 @@ def provider_settings(config: TunerConfig) -> list[tuple[ModuleType, Any]]:
 def notify_settings(config: TunerConfig) -> Any:
     """The notification settings, validated, with problems located in the configuration file."""
     from tuner.notify import load_settings
+    from tuner.notify.channels import CHANNELS
 
     raw: dict[str, Any] = {"channels": config.channels}  # the console is always configured
     for key in ("routing", "delivery"):
@@ -73,7 +75,20 @@ def notify_settings(config: TunerConfig) -> Any:
     if config.templates:
         base = Path(config.source).parent if config.source else Path.cwd()
         raw["templates"] = base / config.templates
-    return load_settings(raw, config.source or "tuner.yaml", config.lines)
+    settings = load_settings(raw, config.source or "tuner.yaml", config.lines)
+    problems = [
+        Problem(
+            config.source or "tuner.yaml",
+            config.line_of("channels", name, "type"),
+            why,
+            field=f"channels.{name}.type",
+        )
+        for name, channel in settings.channels.items()
+        if (why := CHANNELS.entry(channel.type).missing())
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return settings
 
 
 def check_rule_channels(rules: RuleSource, channels: set[str]) -> None:
@@ -142,14 +157,7 @@ def daemon_settings(config: TunerConfig) -> DaemonSettings:
 def manual_control(daemon: Daemon) -> ManualControl:
     """Manual control beside a daemon, sharing its store, applier, providers and lock."""
     control = ManualControl(
-        store=daemon.store,
-        applier=daemon.applier,
-        providers=daemon.providers,
-        lock=daemon.lock,
-        notify=daemon.notify,
-        clock=daemon.clock,
-        mode=daemon.mode,
-        retry=daemon.retry,
+        daemon.store, daemon.applier, daemon.providers, daemon.lock, daemon.notify, daemon.mode
     )
     daemon.paused_by = control.paused_by
     return control
@@ -170,23 +178,24 @@ def build(
     """
     clock = clock or SystemClock()
     rules = RuleSource(config.rule_paths())
-    if providers is None:
-        providers = [
-            module.build(settings, clock=clock) for module, settings in provider_settings(config)
-        ]
+    chosen = provider_settings(config) if providers is None else []
     store_path = config.store_path()
     if notifier is None:
         settings = notify_settings(config)
         check_rule_channels(rules, set(settings.channels))
-    store = SqliteStore(store_path, hold=True)  # checked and claimed before the outbox opens it
-    if notifier is None:
-        from tuner.notify import build_notifier
+    # Claimed before anything starts (a provider's ports, state, workers' users): a second
+    # daemon on the same store stops here, with one line, having touched nothing.
+    store = SqliteStore(store_path, hold=True)
+    try:
+        if providers is None:
+            providers = [module.build(options, clock=clock) for module, options in chosen]
+        if notifier is None:
+            from tuner.notify import build_notifier
 
-        try:
             notifier = build_notifier(settings, store_path, clock)
-        except BaseException:
-            store.close()
-            raise
+    except BaseException:
+        store.close()
+        raise
     daemon = Daemon(
         providers=providers,
         rules=rules,

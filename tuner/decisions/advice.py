@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tuner.decisions.adopting import adoption_advice
+from tuner.decisions.shape_advice import shape_proposals
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Change, FunctionConfig, Knob, Limits, Mode, fact_number, trace_ids
 
@@ -40,9 +42,10 @@ def for_finding(
         and change.knob is Knob.MEMORY_MB
         and change.after >= limits.memory_max_mb
     )
-    if ooms > 0 and (stuck or at_cap):
+    resized = change is None or change.knob is Knob.MEMORY_MB  # not split already
+    if ooms > 0 and (stuck or at_cap) and resized:
         out.append(
-            "Memory cannot grow further: split the work map-reduce style (fan-out), or move "
+            "Memory cannot grow further: split the work map-reduce style, or move "
             "large private state out of the function."
         )
     timeout_rate = fact_number(facts, "timeout_rate") or 0.0
@@ -50,16 +53,24 @@ def for_finding(
     if timeout_rate > 0 and near_limit and (change is None or change.knob is Knob.TIMEOUT_S):
         timeout_ms = fact_number(facts, "timeout_ms")
         limit = f"the {timeout_ms / 1000:g} s timeout" if timeout_ms else "the timeout"
+        extra = facts.get("extra")
+        split = fact_number(extra, "split_share") if isinstance(extra, Mapping) else None
         if config.batch_size is not None:
             how = f"smaller batches than {config.batch_size} records"
-        elif config.fan_out is not None:
+        elif config.fan_out is not None and split != 0:
             how = f"a fan-out over more than {config.fan_out} parts"
+        elif split == 0:
+            how = (
+                "a continuation that hands its state over; its events are not lists, so a "
+                "fan-out cannot split them until the function takes its work as a list"
+            )
         else:
             how = "a continuation that hands its state over, or a map-reduce fan-out over parts"
         out.append(
             f"{timeout_rate:.0%} of the invocations hit {limit}: a longer timeout only "
             f"postpones this. Decompose the work: {how}."
         )
+    out.extend(adoption_advice(facts, stuck=stuck))
     latency = fact_number(facts, "dependency_latency_p95_ms")
     out.extend(slow_dependency_advice(facts, latency))
     if latency and latency > SLOW_DEPENDENCY_MS and facts.get("cache_enabled") is True:
@@ -69,6 +80,7 @@ def for_finding(
             f"{which} stays at {latency:.0f} ms p95 with the cache on: move the data closer "
             "(a copy near the function, or an edge location)."
         )
+    out.extend(shape_proposals(facts, change))
     out.extend(traced_advice(facts))
     if change is not None and global_mode.stricter(rule_mode) is Mode.RECOMMEND:
         out.append(_how_to_apply(change, global_mode, rule_mode))
@@ -152,7 +164,7 @@ def _code_advice(facts: Mapping[str, Any]) -> list[str]:
             else ""
         )
         need = facts.get("traced_peak_memory_mb")
-        needed = f" It needed {need:.0f} MB." if isinstance(need, float | int) else ""
+        needed = f" The trace saw a peak of {need:.0f} MB." if isinstance(need, float | int) else ""
         out.append(
             f"Traced: {site}.{needed}{how} Memory flame graph: tuner profile {function} "
             "--kind memory."

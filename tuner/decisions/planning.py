@@ -7,12 +7,12 @@ decides afterwards what may actually happen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from tuner.decisions.advice import for_finding
 from tuner.domain.decisions import Decision, Kind
 from tuner.domain.holds import Hold, HoldKind
-from tuner.domain.lifecycle import Verdict
+from tuner.domain.lifecycle import State, Verdict
 from tuner.domain.model import (
     Change,
     FactValue,
@@ -193,3 +193,23 @@ def telemetry_decision(ref: FunctionRef, why: str, mode: Mode, now: float) -> De
         group=function_group(ref),
         kind=Kind.TELEMETRY,
     ).with_verdict(Verdict.SKIP, hold=Hold(HoldKind.BAD_TELEMETRY, detail=why))
+
+
+def superseded(new: Decision, older: Iterable[Decision]) -> list[Decision]:
+    """The older live recommendations for the same function and knob, superseded by ``new``.
+
+    One recommendation per function and knob is live: approving an older one, whose size
+    rests on older facts, would apply a change nobody recommends any more.
+    """
+    if new.state is not State.RECOMMENDED or new.change is None:
+        return []
+    knob = new.change.knob
+    return [
+        d.advance(State.SUPERSEDED, f"superseded by a newer recommendation ({new.id})")
+        for d in older
+        if d.id != new.id
+        and d.ref == new.ref
+        and d.state is State.RECOMMENDED
+        and d.change is not None
+        and d.change.knob is knob
+    ]

@@ -21,7 +21,7 @@ from tuner.domain.model import FunctionConfig, Knob, fact_number
 from tuner.engine.actions import BaseAction, action_class
 from tuner.engine.conditions import Condition
 
-COST_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT})
+COST_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT, Knob.HANDOVER_S})
 """Knobs whose increase costs money: raising one that does not help is rolled back."""
 CALL_NEUTRAL_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S})
 """Knobs that do not change what a function asks of its dependencies (unlike fan-out)."""
@@ -33,6 +33,10 @@ GONE = "the function no longer exists: not judged"
 MADE_WORSE = "it made things worse"
 ONLY_COST = "it cost more and did not help"
 STILL_FAILING = "still failing at the new size: kept (not rolled back to a size known to fail)"
+FOLLOWED_BY_TIMEOUTS = (
+    "timeouts followed: invocations that now run on hit the timeout, a new symptom that the"
+    " timeout rule decides on its own"
+)
 ENDED = (
     "ended: back to the function's own setting (its count or time ran out, or a person changed it)"
 )
@@ -96,37 +100,64 @@ def compare(
     """Compare one window after a change with the window that triggered it.
 
     None: too little traffic to tell, or a dependency began failing after a memory or
-    timeout change (its errors are not the change's).  Worse: the error rate rose, or the p95 duration
-    rose without fewer errors.  For an action with a symptom (e.g. ``oom_rate`` for more
-    memory) that was present before: improved when it fell by ``min_improvement`` to none
-    (or the rule's condition no longer holds), partial when it fell but is still there and
-    the condition still holds, else unchanged.  Otherwise improved when the rule's condition no longer holds.
+    timeout change (its errors are not the change's).  A change of a knob that enough of
+    meets the need (memory, timeout) made for its symptom is judged on that symptom: the
+    setting before is known to fail, and the invocations that now run on take longer or
+    time out, a new symptom with its own rule; it is worse only when invocations fail more
+    often in other ways.  Otherwise worse: the error rate rose, or the p95 duration rose
+    without fewer errors.  For an action with a
+    symptom (e.g. ``oom_rate`` for more memory) that was present before: improved when it
+    fell by ``min_improvement`` to none (or the rule's condition no longer holds), partial
+    when it fell but is still there and the condition still holds, else unchanged.
+    Otherwise improved when the rule's condition no longer holds.
     """
     invocations = fact_number(after, "invocations")
     if invocations is None or invocations < policy.min_invocations:
         return None
     if _dependency_failing(before, after, action, policy):
         return None  # errors from a dependency that began failing say nothing of this change
+    holds = condition is not None and condition.evaluate(after) is True
+    symptom = action.symptom if action is not None else None
+    was = named_fact(before, symptom) if symptom else None
+    if symptom and was and action is not None and action.monotone:
+        if _failing_otherwise(before, after, policy):
+            return State.WORSE
+        return _by_symptom(was, named_fact(after, symptom), holds, policy)
     rate_before, rate_after = fact_number(before, "error_rate"), fact_number(after, "error_rate")
     fewer_errors = False
     if rate_before is not None and rate_after is not None:
         if rate_after > rate_before + policy.error_rate_increase:
             return State.WORSE
         fewer_errors = rate_after < rate_before
-    p95_before = fact_number(before, "duration_p95_ms")
-    p95_after = fact_number(after, "duration_p95_ms")
-    slower = bool(p95_before and p95_after and p95_after > p95_before * policy.latency_factor)
+    guarded = ("duration_p95_ms", *(action.must_not_rise if action is not None else ()))
+    slower = any(_rose(before, after, name, policy.latency_factor) for name in guarded)
     if slower and not fewer_errors:
         return State.WORSE
-    holds = condition is not None and condition.evaluate(after) is True
-    symptom = action.symptom if action is not None else None
-    was = fact_number(before, symptom) if symptom else None
     if symptom and was:
-        now = fact_number(after, symptom)
-        if now is None or now > was * (1.0 - policy.min_improvement):
-            return State.UNCHANGED
-        return State.PARTIAL if now > 0 and holds else State.IMPROVED
+        return _by_symptom(was, named_fact(after, symptom), holds, policy)
     return State.UNCHANGED if holds else State.IMPROVED
+
+
+def named_fact(facts: Mapping[str, Any], name: str) -> float | None:
+    """A numeric fact by the name an action gives it: ``duration_p95_ms`` or ``extra.<name>``."""
+    scope, dot, rest = name.partition(".")
+    if dot and scope == "extra":
+        extra = facts.get("extra")
+        return fact_number(extra, rest) if isinstance(extra, Mapping) else None
+    return fact_number(facts, name)
+
+
+def _rose(before: Mapping[str, Any], after: Mapping[str, Any], name: str, factor: float) -> bool:
+    """True when a fact rose by ``factor`` or more from a known value."""
+    was, now = named_fact(before, name), named_fact(after, name)
+    return bool(was and now and now > was * factor)
+
+
+def _by_symptom(was: float, now: float | None, holds: bool, policy: VerifyPolicy) -> State:
+    """Improved, partial or unchanged, by how far the symptom fell."""
+    if now is None or now > was * (1.0 - policy.min_improvement):
+        return State.UNCHANGED
+    return State.PARTIAL if now > 0 and holds else State.IMPROVED
 
 
 def judge(
@@ -154,6 +185,8 @@ def judge(
     if change is None or decision.time > window_start:
         return _WAIT
     verdict = compare(decision.facts, after, action, condition, policy)
+    if verdict is State.IMPROVED and _failed_at(action, after):
+        verdict = State.PARTIAL  # the symptom went, but chains or splits failed instead
     in_flight = decision.time + (live.timeout_s or 0.0) > window_start
     if in_flight and verdict in (State.UNCHANGED, State.PARTIAL, None):
         return _WAIT  # invocations from before the change may be what still fails
@@ -164,7 +197,7 @@ def judge(
         return Judgement(State.UNCHANGED, TOO_QUIET, counted=True)
     if verdict is State.UNCHANGED and seen < policy.windows:
         return Judgement(None, counted=True)
-    note = evidence(decision.facts, after, action)
+    note = evidence(decision.facts, after, action) + _following(decision.facts, after, action)
     superseded = live.get(change.knob) != change.after
     if superseded or change.before is None:
         return Judgement(verdict, note, counted=True)  # never undo a person's change
@@ -202,24 +235,58 @@ def _dependency_failing(
     return now is not None and now >= was + policy.error_rate_increase
 
 
+def _failing_otherwise(
+    before: Mapping[str, Any], after: Mapping[str, Any], policy: VerifyPolicy
+) -> bool:
+    """True when the share of invocations that failed other than by timing out rose."""
+    rates = []
+    for facts in (before, after):
+        errors = fact_number(facts, "error_rate")
+        if errors is None:
+            return False
+        rates.append(errors - (fact_number(facts, "timeout_rate") or 0.0))
+    return rates[1] > rates[0] + policy.error_rate_increase
+
+
+def _failed_at(action: type[BaseAction] | None, after: Mapping[str, Any]) -> bool:
+    """True when a window after the change counts what the change itself failed at."""
+    extra = after.get("extra")
+    if action is None or action.failure is None or not isinstance(extra, Mapping):
+        return False
+    return (fact_number(extra, action.failure) or 0.0) > 0
+
+
+def _following(
+    before: Mapping[str, Any], after: Mapping[str, Any], action: type[BaseAction] | None
+) -> str:
+    """A note that timeouts followed a change made for another symptom (e.g. memory)."""
+    if action is None or action.symptom == "timeout_rate":
+        return ""
+    was, now = fact_number(before, "timeout_rate") or 0.0, fact_number(after, "timeout_rate")
+    return f"; {FOLLOWED_BY_TIMEOUTS}" if now is not None and now > was else ""
+
+
 def _still_needs_more(action: type[BaseAction] | None, after: Mapping[str, Any]) -> bool:
-    """True when a need that enough of the knob meets (memory) still shows its symptom."""
+    """True when a need that enough of the knob meets (memory, timeout) still shows its symptom."""
     if action is None or not action.monotone or not action.symptom:
         return False
-    return (fact_number(after, action.symptom) or 0.0) > 0
+    return (named_fact(after, action.symptom) or 0.0) > 0
 
 
 def evidence(
     before: Mapping[str, Any], after: Mapping[str, Any], action: type[BaseAction] | None
 ) -> str:
-    """A short account of what moved, e.g. ``oom_rate 0.45 -> 0; duration_p95_ms 320 -> 41``."""
+    """A short account of what moved, e.g. ``oom_rate 0.45 -> 0; duration_p95_ms 320 -> 41``,
+    after the action's own account of how the function runs now, where it has one."""
     names = [action.symptom] if action is not None and action.symptom else []
     names += [n for n in ("error_rate", "duration_p95_ms") if n not in names]
-    parts = []
+    names += [n for n in (action.must_not_rise if action else ()) if n not in names]
+    own = action.account(after) if action is not None else ""
+    parts = [own] if own else []
     for name in names:
-        was, now = fact_number(before, name), fact_number(after, name)
+        was, now = named_fact(before, name), named_fact(after, name)
         if was is not None or now is not None:
-            parts.append(f"{name} {_short(was)} -> {_short(now)}")
+            parts.append(f"{name.removeprefix('extra.')} {_short(was)} -> {_short(now)}")
     return "; ".join(parts)
 
 

@@ -38,7 +38,7 @@ class State(enum.StrEnum):
     SKIPPED = "skipped"  # held back by the guard (or a throttling provider)
     APPLYING = "applying"  # written down before the provider is called
     FAILED = "failed"  # the provider could not apply it, or a crash interrupted it
-    SUPERSEDED = "superseded"  # an outside change made it moot before it was applied
+    SUPERSEDED = "superseded"  # made moot before it was applied: an outside change, a newer one
     APPLIED = "applied"  # live; a change waits for its verdict (a rollback stays here)
     IMPROVED = "improved"  # later windows show the problem went away
     PARTIAL = "partial"  # kept, but the problem remains: the next step follows the cooldown
@@ -71,7 +71,7 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.APPLYING: frozenset({State.APPLIED, State.FAILED, State.SUPERSEDED}),
     State.APPLIED: JUDGED | {State.ROLLED_BACK, State.EXPIRED},
     State.OBSERVED: frozenset(),
-    State.RECOMMENDED: frozenset(),
+    State.RECOMMENDED: frozenset({State.SUPERSEDED}),  # a newer recommendation for its knob
     State.NOTIFIED: frozenset(),
     State.SKIPPED: frozenset(),
     State.FAILED: frozenset(),
@@ -106,7 +106,7 @@ IN_WORDS: Mapping[State, str] = {
     State.SKIPPED: "held back",
     State.APPLYING: "being applied",
     State.FAILED: "failed to apply",
-    State.SUPERSEDED: "superseded by an outside change",
+    State.SUPERSEDED: "superseded: made moot by an outside change or a newer decision",
     State.APPLIED: "applied",
     State.IMPROVED: "applied, and it helped",
     State.PARTIAL: "applied, not enough yet: a next step follows",

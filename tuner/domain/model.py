@@ -90,6 +90,18 @@ class Knob(enum.StrEnum):
     MEMORY_TRIAL_MB = "memory_trial_mb"
     """Memory tried on a share of the real traffic for a while, beside the function's own
     (the ``try-memory`` action); 0 means none.  It goes back to 0 by itself."""
+    HANDOVER_S = "handover_s"
+    """Seconds before its timeout at which an invocation hands its state over to a fresh
+    invocation of the function (a chain, see tuner_handler); 0 means handover is off."""
+    FUSED = "fused"
+    """1: the function runs inside its one caller's worker, an in-process call (fused); 0: on
+    its own."""
+    NEAR_REPLICA = "near_replica"
+    """1: the function's calls to a far dependency go to its nearest declared replica; 0: to
+    the dependency itself."""
+    ZONE_AFFINITY = "zone_affinity"
+    """Weight (1 to 100) of a preferred affinity towards the zone of the function's far
+    dependency; 0: none."""
 
 
 INTEGER_KNOBS = frozenset(
@@ -100,6 +112,9 @@ INTEGER_KNOBS = frozenset(
         Knob.FAN_OUT,
         Knob.CONCURRENCY,
         Knob.CACHE_TTL_S,
+        Knob.FUSED,
+        Knob.NEAR_REPLICA,
+        Knob.ZONE_AFFINITY,
     }
 )
 """Knobs whose values are whole numbers."""
@@ -155,12 +170,20 @@ class FunctionConfig:
     fan_out: int | None = None
     concurrency: int | None = None
     cache_ttl_s: int | None = None
+    handover_s: float | None = None
+    """The handover margin (0: off); None where the function cannot hand over."""
     tracing: float | None = field(default=None, compare=False)
     """Share of invocations traced for a while on top of the function's own setting (0:
     none); None where the provider cannot switch tracing on."""
     memory_trial_mb: int | None = field(default=None, compare=False)
     """Memory tried on a share of the real traffic for a while (0: none); None where the
     provider cannot try a size on part of the traffic."""
+    fused: int | None = None
+    """1 while the function runs inside its caller's worker; None where it cannot be fused."""
+    near_replica: int | None = None
+    """1 while it calls the nearest replica of a far dependency; None where none can be chosen."""
+    zone_affinity: int | None = None
+    """The weight of tuner's affinity towards its dependency's zone; None where there is none."""
     environment: Mapping[str, str] = field(default_factory=lambda: _EMPTY, compare=False)
     revision: str = field(default="", compare=False)
     """Optimistic-concurrency token: Lambda RevisionId, Kubernetes resourceVersion."""
@@ -203,6 +226,10 @@ class Limits:
             Knob.FAN_OUT: (1, self.fan_out_max),
             Knob.CONCURRENCY: (self.concurrency_min, self.concurrency_max),
             Knob.CACHE_TTL_S: (0, self.cache_ttl_max_s),
+            Knob.HANDOVER_S: (0, self.timeout_max_s),
+            Knob.FUSED: (0, 1),
+            Knob.NEAR_REPLICA: (0, 1),
+            Knob.ZONE_AFFINITY: (0, 100),
         }
         return ranges.get(knob)
 

@@ -8,7 +8,8 @@ asynchronous frameworks (Kopf) call the core through ``asyncio.to_thread``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from tuner.domain.decisions import Decision, Intent
 from tuner.domain.lifecycle import IntentState
@@ -122,6 +123,22 @@ class Clock(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class CycleRecord:
+    """What one cycle writes at once: verifications as they are, the decisions it made counted.
+
+    A decision in ``made`` that says the same as in the previous cycle (at most
+    ``max_gap_s`` before) is counted on its record (:mod:`tuner.decisions.repeats`), not
+    written again.  ``state`` is loop state saved with them.
+    """
+
+    at: float
+    writes: list[Decision]
+    made: list[Decision]
+    state: Mapping[str, str]
+    max_gap_s: float
+
+
 @runtime_checkable
 class DecisionStore(Protocol):
     """The audit log of decisions: every decision, acted on or not, and what became of it."""
@@ -134,21 +151,8 @@ class DecisionStore(Protocol):
         """Write several decisions at once (one transaction where the store has them)."""
         ...
 
-    def record_cycle(
-        self,
-        at: float,
-        writes: list[Decision],
-        made: list[Decision],
-        state: Mapping[str, str],
-        max_gap_s: float,
-    ) -> list[Decision]:
-        """Write a cycle's record at once: ``writes`` as they are, ``made`` counted or written.
-
-        A decision in ``made`` that says the same as in the previous cycle (at most
-        ``max_gap_s`` before) is counted on its record (:mod:`tuner.decisions.repeats`), not
-        written again; returns ``made`` as recorded (a repeat with its record's id).
-        ``state`` is loop state saved with them.
-        """
+    def record_cycle(self, record: CycleRecord) -> list[Decision]:
+        """Write a cycle's record at once; return its ``made`` as recorded (see CycleRecord)."""
         ...
 
     def decisions(
@@ -216,8 +220,21 @@ class StateStore(Protocol):
 
 
 @runtime_checkable
-class Store(DecisionStore, IntentStore, StateStore, Protocol):
-    """The audit log and the loop's durable state: decisions, intents and loop state."""
+class FleetStore(Protocol):
+    """Each function as last seen, so that the fleet outlives the daemon (one row a function)."""
+
+    def remember_functions(self, seen: float, facts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Keep these functions' facts (by key) as seen at ``seen``."""
+        ...
+
+    def functions(self) -> dict[str, tuple[float, dict[str, Any]]]:
+        """Every function remembered, by key: when it was last seen and its facts then."""
+        ...
+
+
+@runtime_checkable
+class Store(DecisionStore, IntentStore, StateStore, FleetStore, Protocol):
+    """The audit log and the loop's durable state: decisions, intents, loop state, the fleet."""
 
 
 @runtime_checkable

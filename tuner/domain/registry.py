@@ -9,6 +9,7 @@ registry is an explicit constant built where its entries live, never mutated at 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -28,6 +29,22 @@ class Entry(Generic[T]):
     permissions: tuple[str, ...] = ()
     """What it needs granted to run: IAM actions, RBAC rules (``group/resource:verb``)."""
     summary: str = ""
+    needs: tuple[str, ...] = ()
+    """The Python modules it imports when it runs (not all of them at load)."""
+    extra: str = ""
+    """The install extra that brings them: ``pip install 'tuner[EXTRA]'``."""
+
+    def missing(self) -> str:
+        """What must be installed before it can run, in one sentence; '' when nothing."""
+        for module in self.needs:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                return (
+                    f"{self.name} needs the extra {self.extra!r}: "
+                    f"pip install 'tuner[{self.extra}]' ({module} is not installed)"
+                )
+        return ""
 
 
 class UnknownNameError(KeyError):

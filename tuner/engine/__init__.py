@@ -1,7 +1,8 @@
 """The rule engine: rule files, conditions, the fact reference and evaluation."""
 
 from tuner.engine.evaluating import Streaks, evaluate
-from tuner.engine.facts import FACTS, build_facts, fleet_facts
+from tuner.engine.facts import build_facts, fleet_facts
+from tuner.engine.reference import FACTS
 from tuner.engine.rulefiles import (
     CompiledRule,
     Rule,

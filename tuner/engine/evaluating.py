@@ -54,6 +54,8 @@ def evaluate(
     consecutive windows.  A window without invocations neither starts nor breaks a
     streak, and neither does a condition that is unknown (``null``, e.g. no calls to the
     failing dependency): no data is no evidence either way, so silence never resolves.
+    Nor does thin data: a condition that no longer holds breaks a streak only in a window
+    that shows enough to judge (the rule's ``resolve_when``, by default 5 invocations).
     """
     findings: list[Finding] = []
     resolved: list[str] = []
@@ -63,7 +65,7 @@ def evaluate(
     ref = target.ref
     counts = streaks.counts
     mine = counts.get(key)  # this function's streaks: none for most, so nothing to break
-    for name, for_windows, severity, condition, matches in rules.steps:
+    for name, for_windows, severity, condition, matches, shows_health in rules.steps:
         if matches is not None and not matches(target):
             continue
         holds = condition(facts)
@@ -73,7 +75,7 @@ def evaluate(
             mine[name] = n = mine.get(name, 0) + 1
             if n >= for_windows:
                 findings.append(Finding(ref, name, severity, facts, window_end))
-        elif holds is False and mine and name in mine:
+        elif holds is False and mine and name in mine and shows_health(facts) is True:
             if streaks.reset(key, name) >= for_windows:
                 resolved.append(name)  # only data showing health resolves; unknown keeps it
             mine = counts.get(key)  # reset() drops the function's entry with its last streak

@@ -15,30 +15,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuner.engine.conditions import compile_node
-from tuner.engine.expressions import Node, fact_names, flatten, parse
+from tuner.engine.expressions import BINARY_POWER, Node, fact_names, flatten, parse
 
 _COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
-_PRECEDENCE = {
-    "?:": 0,
-    "||": 1,
-    "&&": 2,
-    "==": 3,
-    "!=": 3,
-    "<": 3,
-    "<=": 3,
-    ">": 3,
-    ">=": 3,
-    "in": 3,
-    "+": 4,
-    "-": 4,
-    "*": 5,
-    "/": 5,
-    "%": 5,
-}
+_PRECEDENCE = {"?:": 0, **BINARY_POWER}
+
+
+class _Judged:
+    """What a clause or a whole condition evaluated to, in words."""
+
+    value: Any
+
+    @property
+    def status(self) -> str:
+        """``holds``, ``does not hold`` or ``no data``."""
+        return status(self.value)
 
 
 @dataclass(frozen=True)
-class Clause:
+class Clause(_Judged):
     """One clause of a condition, evaluated on its own."""
 
     text: str
@@ -52,11 +47,6 @@ class Clause:
     """For a parenthesised ``&&``/``||`` group: its own clauses."""
     joiner: str = ""
     """``&&`` or ``||`` when the clause has parts."""
-
-    @property
-    def status(self) -> str:
-        """``holds``, ``does not hold`` or ``no data``."""
-        return status(self.value)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form (NaN and infinities become null)."""
@@ -72,18 +62,13 @@ class Clause:
 
 
 @dataclass(frozen=True)
-class Explanation:
+class Explanation(_Judged):
     """A whole condition explained: its value and its top-level clauses."""
 
     source: str
     value: Any
     joiner: str
     clauses: tuple[Clause, ...]
-
-    @property
-    def status(self) -> str:
-        """``holds``, ``does not hold`` or ``no data``."""
-        return status(self.value)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -192,3 +177,22 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [plain(v) for v in value]
     return value
+
+
+def shown(value: Any) -> str:
+    """A fact's value as people read it, the way conditions write it: never a Python repr.
+
+    ``null``, ``true``/``false``, numbers without a trailing ``.0``, and nested facts as
+    ``{name: value, ...}``.
+    """
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {shown(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    return str(value)

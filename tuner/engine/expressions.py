@@ -68,7 +68,7 @@ class Node:
     pos: int = 0
 
 
-_BINARY_POWER = {
+BINARY_POWER: dict[str, int] = {
     "||": 1,
     "&&": 2,
     "==": 3,
@@ -134,7 +134,7 @@ class _Parser:
         left = self.unary(depth + 1)
         while True:
             tok = self.peek()
-            power = _BINARY_POWER.get(tok.text) if tok.kind in ("op", "ident") else None
+            power = BINARY_POWER.get(tok.text) if tok.kind in ("op", "ident") else None
             if power is None or power <= min_power:
                 return left
             self.take()
@@ -174,6 +174,16 @@ class _Parser:
             else:
                 return node
 
+    def items(self, close: str, depth: int) -> tuple[Node, ...]:
+        """Comma-separated expressions up to ``close`` (a call's arguments, a list's items)."""
+        items: list[Node] = []
+        while self.peek().text != close:
+            items.append(self.expr(depth + 1))
+            if self.peek().text != close:
+                self.take(",")
+        self.take(close)
+        return tuple(items)
+
     def primary(self, depth: int) -> Node:
         tok = self.take()
         if tok.kind == "number":
@@ -188,26 +198,15 @@ class _Parser:
             _check_ident(tok)
             if self.peek().text == "(":
                 self.take()
-                args: list[Node] = []
-                while self.peek().text != ")":
-                    args.append(self.expr(depth + 1))
-                    if self.peek().text != ")":
-                        self.take(",")
-                self.take(")")
-                return self.node("call", tuple(args), value=tok.text, pos=tok.pos)
+                args = self.items(")", depth)
+                return self.node("call", args, value=tok.text, pos=tok.pos)
             return self.node("fact", value=tok.text, pos=tok.pos)
         if tok.text == "(":
             inner = self.expr(depth + 1)
             self.take(")")
             return inner
         if tok.text == "[":
-            items: list[Node] = []
-            while self.peek().text != "]":
-                items.append(self.expr(depth + 1))
-                if self.peek().text != "]":
-                    self.take(",")
-            self.take("]")
-            return self.node("list", tuple(items), pos=tok.pos)
+            return self.node("list", self.items("]", depth), pos=tok.pos)
         raise ConditionError(f"unexpected {tok.text or 'end of condition'!r}", tok.pos)
 
 

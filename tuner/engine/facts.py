@@ -1,4 +1,4 @@
-"""The fact reference: every name a rule condition may use, and how facts are built.
+"""How facts are built from a window: the values of the names of the fact reference.
 
 All numbers are floats (``3.0``, not ``3``) so that arithmetic such as
 ``0.9 * memory_mb`` is well typed in CEL; a fact that was not measured is ``null``.
@@ -9,228 +9,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from tuner.domain.model import DependencyFacts, Target, WindowFacts
-from tuner.engine.conditions import Type
 from tuner.engine.measured import cost_facts
-
-FAILING_DEPENDENCY_ERROR_RATE = 0.5
-"""A dependency counts as failing for a function when at least this share of calls fail."""
-
-
-@dataclass(frozen=True)
-class FactDoc:
-    """One documented fact: its type, unit and meaning."""
-
-    type: Type
-    unit: str
-    doc: str
-
-
-FACTS: Mapping[str, FactDoc] = {
-    # identity
-    "provider": FactDoc(Type.STRING, "", "The provider's name: local, aws, kubernetes."),
-    "function": FactDoc(Type.STRING, "", "The function's name."),
-    "labels": FactDoc(Type.MAP, "", "The function's labels or tags, e.g. labels.team."),
-    "window_s": FactDoc(Type.NUMBER, "s", "Length of the observed window."),
-    # traffic and outcomes
-    "invocations": FactDoc(Type.NUMBER, "count", "Invocations in the window."),
-    "errors": FactDoc(Type.NUMBER, "count", "Invocations that did not succeed, for any reason."),
-    "error_rate": FactDoc(Type.NUMBER, "ratio", "errors / invocations."),
-    "timeouts": FactDoc(Type.NUMBER, "count", "Invocations stopped at the timeout."),
-    "timeout_rate": FactDoc(Type.NUMBER, "ratio", "timeouts / invocations."),
-    "ooms": FactDoc(Type.NUMBER, "count", "Invocations killed for running out of memory."),
-    "oom_rate": FactDoc(Type.NUMBER, "ratio", "ooms / invocations."),
-    "throttles": FactDoc(Type.NUMBER, "count", "Invocations refused for concurrency limits."),
-    "cold_starts": FactDoc(Type.NUMBER, "count", "Invocations that started a new worker."),
-    "init_errors": FactDoc(
-        Type.NUMBER,
-        "count",
-        "Init phases that failed before the handler ran (import error, crash, init timeout); "
-        "no memory or timeout change fixes them.",
-    ),
-    # duration
-    "duration_p50_ms": FactDoc(Type.NUMBER, "ms", "Median duration."),
-    "duration_p95_ms": FactDoc(Type.NUMBER, "ms", "95th percentile duration."),
-    "duration_p99_ms": FactDoc(Type.NUMBER, "ms", "99th percentile duration."),
-    "duration_max_ms": FactDoc(Type.NUMBER, "ms", "Longest duration."),
-    "timeout_ms": FactDoc(Type.NUMBER, "ms", "The configured timeout (null where none)."),
-    "duration_timeout_ratio": FactDoc(
-        Type.NUMBER, "ratio", "duration_p99_ms / timeout_ms: how close the tail is to the timeout."
-    ),
-    # memory
-    "memory_mb": FactDoc(Type.NUMBER, "MB", "The configured memory."),
-    "peak_memory_mb": FactDoc(Type.NUMBER, "MB", "Highest memory used by one invocation."),
-    "memory_utilisation": FactDoc(Type.NUMBER, "ratio", "peak_memory_mb / memory_mb."),
-    "cpu_scales_with_memory": FactDoc(
-        Type.BOOL, "", "True where more memory also buys CPU (AWS Lambda)."
-    ),
-    # granularity and caching
-    "batch_size": FactDoc(Type.NUMBER, "records", "Records per invocation (null: no such knob)."),
-    "fan_out": FactDoc(
-        Type.NUMBER, "count", "Parallel parts a payload is split into (null: none)."
-    ),
-    "concurrency": FactDoc(Type.NUMBER, "count", "Requests one instance serves at once."),
-    "cache_ttl_s": FactDoc(Type.NUMBER, "s", "Cache time-to-live; 0 is off, null: no cache knob."),
-    "cache_enabled": FactDoc(Type.BOOL, "", "True when the cache is on."),
-    # dependencies
-    "dependencies": FactDoc(
-        Type.MAP,
-        "",
-        "Per dependency name: {calls, errors, error_rate, latency_p95_ms}, "
-        'e.g. dependencies["orders-db"].error_rate.',
-    ),
-    "dependency_calls": FactDoc(Type.NUMBER, "count", "Calls to all dependencies."),
-    "dependency_errors": FactDoc(Type.NUMBER, "count", "Failed calls to all dependencies."),
-    "dependency_error_rate": FactDoc(
-        Type.NUMBER, "ratio", "The highest error rate of any one dependency."
-    ),
-    "dependency_latency_p95_ms": FactDoc(
-        Type.NUMBER, "ms", "The highest p95 call latency of any one dependency."
-    ),
-    "worst_dependency": FactDoc(
-        Type.STRING, "", "The dependency with the highest error rate (then latency)."
-    ),
-    # fleet
-    "fleet_functions": FactDoc(Type.NUMBER, "count", "Functions observed in this cycle."),
-    "dependency_failing_functions": FactDoc(
-        Type.NUMBER,
-        "count",
-        "How many functions in the fleet see this function's worst dependency failing "
-        f"(error rate >= {FAILING_DEPENDENCY_ERROR_RATE}); 0 when it is not failing here.",
-    ),
-    "extra": FactDoc(
-        Type.MAP, "", "Provider-specific measurements, e.g. extra.records_per_invocation."
-    ),
-    # traces (where the provider traces invocations: local)
-    "traced_peak_memory_mb": FactDoc(
-        Type.NUMBER,
-        "MB",
-        "The most memory one traced invocation needed: its peak, or for one that ran out, "
-        "what it held plus the allocation that failed (null: no traced invocation).",
-    ),
-    "traced_failed_allocation_mb": FactDoc(
-        Type.NUMBER, "MB", "The largest allocation a traced invocation failed to make."
-    ),
-    "cpu_time_share": FactDoc(Type.NUMBER, "ratio", "Share of the mean duration on CPU."),
-    "measured_excess_cost": FactDoc(
-        Type.NUMBER, "ratio", "Cost per invocation over the cheapest size measured's, less 1."
-    ),
-    "measured_trial_mb": FactDoc(Type.NUMBER, "MB", "The next size to try (null: none)."),
-    "evidence": FactDoc(
-        Type.MAP,
-        "",
-        "Text from traces: evidence.hot_path (where the time went), evidence.allocation_site "
-        "(what held or failed to get memory), evidence.trace_ids, evidence.slow_dependency "
-        "(the dependency holding the time, from the window's topology).",
-    ),
-}
-
-FACT_TYPES: Mapping[str, Type] = {name: doc.type for name, doc in FACTS.items()}
-
-EXTRA_FACTS: Mapping[str, FactDoc] = {
-    # local host
-    "records_per_invocation": FactDoc(
-        Type.NUMBER, "records", "local: records per batched invocation."
-    ),
-    "duration_per_record_ms": FactDoc(Type.NUMBER, "ms", "local: duration per record of a batch."),
-    "cache_hits": FactDoc(Type.NUMBER, "count", "local: cache hits in the window."),
-    "cache_misses": FactDoc(Type.NUMBER, "count", "local: cache misses in the window."),
-    "cache_hit_rate": FactDoc(Type.NUMBER, "ratio", "local: hits / (hits + misses)."),
-    "init_ms_max": FactDoc(Type.NUMBER, "ms", "local: the longest worker start."),
-    "traced_invocations": FactDoc(
-        Type.NUMBER, "count", "local: traced invocations in the window (absent: none)."
-    ),
-    # AWS Lambda
-    "log_reports": FactDoc(Type.NUMBER, "count", "aws: REPORT log lines read for the window."),
-    "malformed_log_lines": FactDoc(Type.NUMBER, "count", "aws: log lines that could not be read."),
-    "duration_avg_ms": FactDoc(Type.NUMBER, "ms", "aws: CloudWatch's average duration."),
-    "concurrent_executions_max": FactDoc(Type.NUMBER, "count", "aws: most concurrent executions."),
-    "memory_utilization_pct": FactDoc(
-        Type.NUMBER, "percent", "aws: Lambda Insights' memory utilisation."
-    ),
-    "canary_version": FactDoc(
-        Type.NUMBER,
-        "version",
-        "aws: the published version on trial on the alias (canary); while it is set, every "
-        "fact of the window is that version's invocations alone.",
-    ),
-    "canary_weight": FactDoc(
-        Type.NUMBER, "ratio", "aws: the share of the alias's traffic the version on trial gets."
-    ),
-    # Kubernetes
-    "restarts": FactDoc(Type.NUMBER, "count", "kubernetes: container restarts of the pods."),
-    "pods": FactDoc(Type.NUMBER, "count", "kubernetes: pods of the workload."),
-    # sizing evidence (the sim provider reports it all; others what they can measure)
-    "payload_kb_max": FactDoc(
-        Type.NUMBER, "KB", "Largest payload in the window, of failed invocations too."
-    ),
-    "memory_mb_per_payload_kb": FactDoc(
-        Type.NUMBER, "MB/KB", "How much an invocation's peak memory grows per KB of payload."
-    ),
-    "memory_base_mb": FactDoc(
-        Type.NUMBER, "MB", "Peak memory of an invocation with an empty payload."
-    ),
-    "worker_start_memory_mb": FactDoc(
-        Type.NUMBER, "MB", "Memory of a worker after its first invocation."
-    ),
-    "memory_growth_mb_per_invocation": FactDoc(
-        Type.NUMBER, "MB", "Memory a worker keeps after each invocation (a leak)."
-    ),
-    "worker_lifetime_invocations": FactDoc(
-        Type.NUMBER, "count", "Invocations a worker serves before the platform recycles it."
-    ),
-    "traced_peak_memory_mb": FactDoc(
-        Type.NUMBER,
-        "MB",
-        "The most memory a traced invocation needed: its peak, or for one killed for "
-        "memory, what it held plus the allocation that failed.",
-    ),
-    "traced_failed_allocation_mb": FactDoc(
-        Type.NUMBER, "MB", "The largest allocation a traced invocation failed to make."
-    ),
-    "probe_peak_memory_mb": FactDoc(
-        Type.NUMBER,
-        "MB",
-        "local, sim: peak of an invocation killed for memory, re-run once at a higher limit "
-        "(a probe); kubernetes: peak of a probe pod serving real traffic at a higher limit; "
-        "at the probe's limit when it ran out there too.",
-    ),
-    "probe_memory_mb": FactDoc(
-        Type.NUMBER, "MB", "local, sim, kubernetes: the limit the probe ran at."
-    ),
-    "probe_payload_kb": FactDoc(Type.NUMBER, "KB", "local, sim: the payload size of the probe."),
-    "probe_pending": FactDoc(
-        Type.NUMBER, "", "kubernetes: 1 while a probe pod runs and has measured nothing yet."
-    ),
-    "probes": FactDoc(
-        Type.NUMBER,
-        "count",
-        "local: probes that finished in the window; kubernetes: 1 with a probe's evidence.",
-    ),
-    "lookback_peak_memory_mb": FactDoc(
-        Type.NUMBER, "MB", "Highest peak of surviving invocations over the lookback."
-    ),
-    "lookback_duration_avg_ms_min": FactDoc(
-        Type.NUMBER, "ms", "Lowest mean duration of a window over the lookback."
-    ),
-    "lookback_payload_kb_max": FactDoc(Type.NUMBER, "KB", "Largest payload over the lookback."),
-    "lookback_days": FactDoc(Type.NUMBER, "days", "Days of history in the lookback."),
-    "cpu_time_ms": FactDoc(
-        Type.NUMBER, "ms", "CPU time per invocation (Lambda Insights cpu_total_time)."
-    ),
-    "cheapest_measured_memory_mb": FactDoc(
-        Type.NUMBER, "MB", "sim: the size whose successful invocations cost least (no OOM)."
-    ),
-    "cheapest_measured_cost_ratio": FactDoc(Type.NUMBER, "ratio", "sim: its cost over today's."),
-    "measured_below_mb": FactDoc(Type.NUMBER, "MB", "sim: the size measured next below it."),
-    "measured_above_mb": FactDoc(Type.NUMBER, "MB", "sim: the size measured next above it."),
-    "price_gb_s": FactDoc(Type.NUMBER, "$", "Price of one GB-second of memory."),
-    "price_per_request": FactDoc(Type.NUMBER, "$", "Price of one invocation."),
-}
-"""Provider-specific facts, under ``extra`` (e.g. ``extra.cache_hit_rate``), and who produces them."""
+from tuner.engine.reference import FACTS, FAILING_DEPENDENCY_ERROR_RATE
 
 
 def _f(value: float | int | None) -> float | None:
@@ -331,6 +114,7 @@ def build_facts(
         "concurrency": _f(cfg.concurrency),
         "cache_ttl_s": _f(cfg.cache_ttl_s),
         "cache_enabled": None if cfg.cache_ttl_s is None else cfg.cache_ttl_s > 0,
+        "handover_s": _f(cfg.handover_s),
         "fleet_functions": float(fleet.get("fleet_functions", 0)),
     }
     if w is None:
@@ -358,6 +142,9 @@ def build_facts(
     facts["throttles"] = f(w.throttles)
     facts["cold_starts"] = f(w.cold_starts)
     facts["init_errors"] = f(w.init_errors)
+    for name in ("init_timeouts", "evictions", "evictions_over_request"):
+        facts[name] = f(extra.get(name))
+    facts["eviction_reason"] = w.evidence.get("eviction_reason")
     facts["duration_p50_ms"] = f(w.duration_p50_ms)
     facts["duration_p95_ms"] = f(w.duration_p95_ms)
     facts["duration_p99_ms"] = p99

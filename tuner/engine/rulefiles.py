@@ -36,9 +36,9 @@ from tuner.domain.errors import ConfigError, Problem
 from tuner.domain.model import Mode, Severity, Target
 from tuner.engine.actions import Action
 from tuner.engine.conditions import Condition, ConditionError, compile_condition
-from tuner.engine.facts import FACT_TYPES
 from tuner.engine.locating import located_problems
-from tuner.engine.yamlfiles import load_yaml, read_text
+from tuner.engine.reference import FACT_TYPES
+from tuner.engine.yamlfiles import load_mapping, read_text
 
 
 class Match(BaseModel):
@@ -80,6 +80,10 @@ def _glob(pattern: str) -> Callable[[str], bool]:
     return lambda text: regex.match(text) is not None
 
 
+RESOLVE_WHEN = "invocations >= 5.0"
+"""Enough traffic to judge that a problem is gone, unless a rule says otherwise."""
+
+
 class Rule(BaseModel):
     """One rule: when its condition holds for enough windows, its actions run."""
 
@@ -100,6 +104,13 @@ class Rule(BaseModel):
     advice: str = Field("", description="What a person should do; goes into every message.")
     notify: list[str] = Field(default_factory=list, description="Channel names.")
     group_by: Literal["function", "rule", "dependency"] = "function"
+    resolve_when: str = Field(
+        RESOLVE_WHEN,
+        description="What a window must show, besides the condition no longer holding, for a "
+        "rule that fired to resolve: enough traffic to judge. A window where it does not hold "
+        "keeps the rule's streak as it is, as a window without traffic does.",
+        max_length=2000,
+    )
 
 
 class RuleFile(BaseModel):
@@ -119,6 +130,8 @@ class CompiledRule:
     condition: Condition
     source: str
     line: int
+    resolve: Condition
+    """What a window must show for the rule, once fired, to resolve (``resolve_when``)."""
 
     @property
     def name(self) -> str:
@@ -156,6 +169,7 @@ class RuleBase:
                 r.rule.severity,
                 r.condition.evaluate,
                 None if r.matches_all else r.rule.match.matcher(),
+                r.resolve.evaluate,
             )
             for r in self.rules
         )
@@ -170,6 +184,8 @@ class Step(NamedTuple):
     holds: Callable[[Mapping[str, Any]], Any]
     matches: Callable[[Target], bool] | None
     """None when the rule selects every function."""
+    shows_health: Callable[[Mapping[str, Any]], Any]
+    """True when a window has enough to say the problem is gone (``resolve_when``)."""
 
 
 # ---------------------------------------------------------------- loading
@@ -177,11 +193,7 @@ class Step(NamedTuple):
 
 def parse_rules(text: str, source: str) -> RuleBase:
     """Validate and compile the rules in one file's text; raise ConfigError with every problem."""
-    data, lines = load_yaml(text, source)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError([Problem(source, 1, "a rule file is a mapping with a 'rules' list")])
+    data, lines = load_mapping(text, source, "a rule file is a mapping with a 'rules' list")
     problems: list[Problem] = []
     raw_rules = data.get("rules", [])
     try:
@@ -205,12 +217,13 @@ def parse_rules(text: str, source: str) -> RuleBase:
                     exc, source, lines, data, model=Rule, prefix=("rules", i), rule_file=True
                 )
             )
-            if isinstance(raw, dict) and isinstance(raw.get("when"), str):
-                problems.extend(
-                    _condition_problems(
-                        raw["when"], source, lines, i, str(raw.get("name", f"#{i + 1}"))
-                    )
-                )
+            if isinstance(raw, dict):
+                name = str(raw.get("name", f"#{i + 1}"))
+                for field in ("when", "resolve_when"):
+                    if isinstance(raw.get(field), str):
+                        problems.extend(
+                            _condition_problems(raw[field], source, lines, i, name, field)
+                        )
             continue
         if rule.name in seen:
             problems.append(
@@ -226,23 +239,32 @@ def parse_rules(text: str, source: str) -> RuleBase:
         seen[rule.name] = line
         try:
             condition = compile_condition(rule.when, FACT_TYPES)
+            resolve = compile_condition(rule.resolve_when, FACT_TYPES)
         except ConditionError:
-            problems.extend(_condition_problems(rule.when, source, lines, i, rule.name))
+            for field in ("when", "resolve_when"):
+                problems.extend(
+                    _condition_problems(getattr(rule, field), source, lines, i, rule.name, field)
+                )
             continue
-        compiled.append(CompiledRule(rule, condition, source, line))
+        compiled.append(CompiledRule(rule, condition, source, line, resolve))
     if problems:
         raise ConfigError(problems)
     return RuleBase(tuple(compiled), (source,))
 
 
 def _condition_problems(
-    when: str, source: str, lines: Mapping[tuple[Any, ...], int], index: int, rule: str
+    when: str,
+    source: str,
+    lines: Mapping[tuple[Any, ...], int],
+    index: int,
+    rule: str,
+    field: str = "when",
 ) -> list[Problem]:
     try:
         compile_condition(when, FACT_TYPES)
     except ConditionError as exc:
-        line = lines.get(("rules", index, "when"), lines.get(("rules", index)))
-        return [Problem(source, line, str(exc), rule, "when")]
+        line = lines.get(("rules", index, field), lines.get(("rules", index)))
+        return [Problem(source, line, str(exc), rule, field)]
     return []
 
 

@@ -18,6 +18,9 @@ evidence, strongest first:
 - the peak of the invocations that survived (``peak_memory_mb``,
   ``extra.lookback_peak_memory_mb``), which bounds the need from below.
 
+Each estimate names what it was measured from (:class:`Source`), and a decision's summary
+says it, with what the other evidence said (:func:`also_said`).
+
 Headroom (:func:`with_margin`) is kept over the part of a need that grows with traffic:
 where a growth model splits the need into a fixed part (the runtime and the work every
 invocation does, ``fixed_mb``) and a part that grows with the payload or a worker's age,
@@ -30,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from tuner.domain.model import fact_number
@@ -45,12 +49,23 @@ NEAR_LIMIT_PROBE = 0.95
 """A probe that peaked at this share of its limit ran out of memory there too."""
 
 
+class Source(StrEnum):
+    """What a need was measured from; the value is how a decision's summary names it."""
+
+    PROBE = "its probe"
+    PAYLOAD = "its payload model"
+    LEAK = "its workers' growth"
+    TRACE = "its trace"
+    PEAK = "its peak"
+
+
 @dataclass(frozen=True, slots=True)
 class Need:
     """An estimate of the most memory one invocation needs, and what it rests on."""
 
     mb: float
     basis: str
+    source: Source
     lower_bound: bool = False
     """True when the need may be larger still (an invocation grew to the limit in small steps)."""
     fixed_mb: float = 0.0
@@ -93,7 +108,7 @@ def payload_need(facts: Mapping[str, Any]) -> Need | None:
         return None
     mb = base + slope * largest
     basis = f"{base:.0f} MB + {slope:.3g} MB/KB x the largest payload ({largest:.0f} KB)"
-    return Need(mb, basis, fixed_mb=base)
+    return Need(mb, basis, Source.PAYLOAD, fixed_mb=base)
 
 
 def leak_need(facts: Mapping[str, Any]) -> Need | None:
@@ -107,6 +122,7 @@ def leak_need(facts: Mapping[str, Any]) -> Need | None:
     return Need(
         mb,
         f"a worker grows {growth:.2g} MB per invocation over its {life:.0f} invocations",
+        Source.LEAK,
         fixed_mb=start,
     )
 
@@ -124,12 +140,13 @@ def traced_need(facts: Mapping[str, Any]) -> Need | None:
     if need is None:
         return None
     if failed is None:  # the trace measured the need, but not the allocation that failed
-        return Need(need, f"a traced need of {need:.0f} MB")
+        return Need(need, f"a traced need of {need:.0f} MB", Source.TRACE)
     held = need - failed
     near = memory is not None and held >= NEAR_LIMIT * memory
     return Need(
         need,
         f"a killed invocation held {held:.0f} MB when {failed:.0f} MB failed to allocate",
+        Source.TRACE,
         lower_bound=near,
     )
 
@@ -153,17 +170,16 @@ def probe_need(facts: Mapping[str, Any]) -> Need | None:
         else (f"a killed invocation re-run peaked at {peak:.0f} MB")
     )
     if limit is not None and peak >= NEAR_LIMIT_PROBE * limit:
-        return Need(peak, f"{basis}, its limit", lower_bound=True)
+        return Need(peak, f"{basis}, its limit", Source.PROBE, lower_bound=True)
     base = _extra(facts, "memory_base_mb")
     payload = _extra(facts, "probe_payload_kb")
     largest = _largest(_extra(facts, "payload_kb_max"), _extra(facts, "lookback_payload_kb_max"))
     if base is not None and payload and largest and largest > payload and peak > base:
         slope = (peak - base) / payload
         mb = base + slope * largest
-        return Need(
-            mb, f"{basis} with {payload:.0f} KB; {mb:.0f} MB at {largest:.0f} KB", fixed_mb=base
-        )
-    return Need(peak, basis)
+        at_largest = f"{basis} with {payload:.0f} KB; {mb:.0f} MB at {largest:.0f} KB"
+        return Need(mb, at_largest, Source.PROBE, fixed_mb=base)
+    return Need(peak, basis, Source.PROBE)
 
 
 def survivors_peak(facts: Mapping[str, Any]) -> float | None:
@@ -171,21 +187,32 @@ def survivors_peak(facts: Mapping[str, Any]) -> float | None:
     return _largest(fact_number(facts, "peak_memory_mb"), _extra(facts, "lookback_peak_memory_mb"))
 
 
-def oom_need(facts: Mapping[str, Any], memory_mb: float) -> Need | None:
-    """What a function that runs out of memory at ``memory_mb`` needs, when evidence tells.
+def oom_evidence(facts: Mapping[str, Any], memory_mb: float) -> list[Need]:
+    """Every estimate of the failing invocations' need that puts it above ``memory_mb``.
 
-    Only evidence about the failing invocations counts: a probe, a growth model or a trace
-    that puts the need above the current memory; of those that measure the need (not a
-    lower bound), the largest.  None means the need is unknown (the
-    invocations died at the limit and nothing says how much more they wanted).
+    Only evidence about the failing invocations counts: a probe, a growth model or a trace.
     """
     evidence = (probe_need(facts), payload_need(facts), leak_need(facts), traced_need(facts))
-    found = [n for n in evidence if n]
-    above = [n for n in found if n.mb > memory_mb]
-    if not above:
+    return [n for n in evidence if n is not None and n.mb > memory_mb]
+
+
+def strongest(needs: list[Need]) -> Need | None:
+    """The need to size from: the largest of those measured (not a lower bound), else the
+    largest lower bound.  None means the need is unknown (the invocations died at the
+    limit and nothing says how much more they wanted)."""
+    if not needs:
         return None
-    exact = [n for n in above if not n.lower_bound]
-    return max(exact or above, key=lambda n: n.mb)
+    exact = [n for n in needs if not n.lower_bound]
+    return max(exact or needs, key=lambda n: n.mb)
+
+
+def also_said(needs: list[Need], chosen: Need) -> str:
+    """What the evidence not chosen said, for a summary: ``; its trace: 316 MB``."""
+    return "".join(
+        f"; {n.source}: {'at least ' if n.lower_bound else ''}{n.mb:.0f} MB"
+        for n in needs
+        if n is not chosen
+    )
 
 
 def steady_need(facts: Mapping[str, Any]) -> Need | None:
@@ -195,7 +222,7 @@ def steady_need(facts: Mapping[str, Any]) -> Need | None:
     if peak is not None and peak > 0:
         days = _extra(facts, "lookback_days")
         span = f"over {days:.0f} days" if days else "in the window"
-        found.append(Need(peak, f"peak {peak:.0f} MB {span}"))
+        found.append(Need(peak, f"peak {peak:.0f} MB {span}", Source.PEAK))
     return max(found, key=lambda n: n.mb) if found else None
 
 

@@ -53,6 +53,8 @@ def read_text(path: str | Path, limit: int | None = None) -> str:
         raise ConfigError([Problem(source, None, "is a folder, not a file")]) from None
     except OSError as exc:
         raise ConfigError([Problem(source, None, f"cannot read: {exc.strerror}")]) from None
+    except ValueError:  # a NUL in the name
+        raise ConfigError([Problem(repr(source), None, "not a file name")]) from None
     if len(data) > limit:
         raise _too_large(source, len(data), limit)
     return decode(data, source)
@@ -235,6 +237,18 @@ def load_yaml(
         raise ConfigError([Problem(source, exc.line, f"invalid YAML: {message}")]) from None
     except RecursionError:
         raise ConfigError([Problem(source, None, "invalid YAML: nested too deeply")]) from None
+    return data, lines
+
+
+def load_mapping(
+    text: str, source: str, what: str
+) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    """A YAML document that must be a mapping (empty: ``{}``); ConfigError saying ``what`` it is."""
+    data, lines = load_yaml(text, source)
+    if data is None:
+        return {}, lines
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(source, 1, what)])
     return data, lines
 
 

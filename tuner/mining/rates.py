@@ -1,7 +1,7 @@
 """Heuristic topology from request-rate series: who calls whom when only aggregates exist.
 
 Prometheus keeps request counts and duration sums per scrape, not one interval per
-request, so the containment test of :mod:`.topology_mining` cannot run on them.  What
+request, so the containment test of :mod:`.timing` cannot run on them.  What
 remains is the same idea one level up: when service A calls service B, every change in
 A's request rate shows up in B's rate in the same step (or a step later), far more often
 than chance would give.  So, per target B:
@@ -17,8 +17,13 @@ than chance would give.  So, per target B:
 - each choice is tested against a shift null: B's residual series is rotated by every
   offset beyond the lags, and the best correlation any candidate reaches with a rotated
   series is the null statistic (rotation keeps each series' own autocorrelation; taking
-  the best over candidates and lags pays for having searched them).  The confidence is
-  one minus the share of rotations that do at least as well.
+  the best over candidates and lags pays for having searched them).  A candidate is
+  taken while fewer than 1% of the rotations do as well;
+- its confidence is how far its correlation stands above the rotations' best (as a
+  normal tail), calibrated against generated applications whose calls are known
+  (:mod:`.calibration`), like the timing miner's: services that share a caller, or a
+  callee slower on average than its caller, fool the means and the correlations often
+  enough that a rotation test alone overstates it.
 
 Its calls are estimated: the regression slope (B's requests per A's request) times A's
 requests.  Pure: it needs aligned series only.
@@ -28,8 +33,10 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+
+from tuner.mining.calibration import RATE_EVIDENCE_LIMIT, RATE_KNOTS, confidence_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,9 @@ class RateEdge:
     lag: int
     """Steps by which the target follows the source."""
     confidence: float
+    """The calibrated chance that the edge is real (:mod:`.calibration`)."""
+    p_value: float
+    """How rare its correlation is among the rotations' best (a normal tail)."""
 
 
 def _diff(values: Sequence[float]) -> list[float]:
@@ -88,6 +98,12 @@ def _minus_projection(values: list[float], basis: Sequence[list[float]]) -> list
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Null:
+    share: float
+    above: float
+
+
 class _Target:
     """The greedy selection of one target's callers."""
 
@@ -117,21 +133,26 @@ class _Target:
                 found = (key, correlation, direction)
         return found
 
-    def null_share(self, observed: float, max_lag: int, directions: list[list[float]]) -> float:
-        """Share of rotations of the residual that some candidate correlates with as well."""
+    def null(self, observed: float, max_lag: int, directions: list[list[float]]) -> _Null:
+        """How rotations of the residual fare: the share some candidate correlates with as
+        well as ``observed``, and how far ``observed`` stands above their best correlations
+        (in standard deviations)."""
         unit_residual = _unit(self.residual)
         assert unit_residual is not None
         n = len(unit_residual)
         margin = max_lag + 1
         offsets = range(margin, n - margin + 1)
         if not offsets:
-            return 1.0
-        beaten = 0
+            return _Null(1.0, 0.0)
+        best = []
         for offset in offsets:
             rotated = _rotate(unit_residual, offset)
-            if any(_dot(rotated, d) >= observed for d in directions):
-                beaten += 1
-        return (beaten + 1) / (len(offsets) + 1)
+            best.append(max((_dot(rotated, d) for d in directions), default=0.0))
+        beaten = sum(1 for value in best if value >= observed)
+        mean = math.fsum(best) / len(best)
+        spread = math.sqrt(math.fsum((v - mean) ** 2 for v in best) / len(best))
+        above = (observed - mean) / spread if spread > 1e-12 else 0.0
+        return _Null((beaten + 1) / (len(offsets) + 1), above)
 
     def choose(self, key: tuple[str, int], direction: list[float]) -> float:
         """Take the candidate as a caller; its slope (residual units per candidate unit)."""
@@ -149,16 +170,22 @@ def mine_rates(
     series: Sequence[RateSeries],
     *,
     max_lag: int = 1,
-    min_confidence: float = 0.99,
+    significance: float = 0.99,
+    min_confidence: float = 0.9,
     min_correlation: float = 0.2,
     min_calls: int = 3,
     max_callers: int = 5,
+    callers: Collection[str] | None = None,
 ) -> list[RateEdge]:
     """The edges the rate series support, most confident first.
 
+    Only services in ``callers`` (default: all) are sources.  A caller is taken while
+    fewer than ``1 - significance`` of the rotations do as well; it is an edge when its
+    calibrated confidence is at least ``min_confidence``.
+
     Series must be aligned and of equal length; with fewer than ``2 * (max_lag + 1) + 10``
-    steps nothing can be told from chance and no edge is returned.  The confidence cannot
-    exceed ``1 - 1 / (steps - 2 * max_lag)``: reaching 0.99 takes at least ~100 steps.
+    steps nothing can be told from chance and no edge is returned.  The share of rotations
+    cannot fall below ``1 / (steps - 2 * max_lag)``: 0.99 takes at least ~100 steps.
     """
     if not series:
         return []
@@ -177,7 +204,7 @@ def mine_rates(
         candidates = {
             (caller.node, lag): _centre(_rotate(differenced[caller.node], -lag))
             for caller in series
-            if _may_call(caller, target)
+            if (callers is None or caller.node in callers) and _may_call(caller, target)
             for lag in range(max_lag + 1)
         }
         selection = _Target(target.node, residual, candidates)
@@ -191,15 +218,18 @@ def mine_rates(
                 for d in (_unit(_minus_projection(v, selection.basis)) for v in candidates.values())
                 if d is not None
             ]
-            share = selection.null_share(correlation, max_lag, directions)
-            confidence = 1.0 - share
-            if confidence < min_confidence:
+            null = selection.null(correlation, max_lag, directions)
+            if 1.0 - null.share < significance:
                 break
             slope = selection.choose(key, direction)
             calls = min(totals[target.node], max(0.0, slope) * totals[key[0]])
-            if round(calls) >= min_calls:
+            p_value = 0.5 * math.erfc(null.above / math.sqrt(2.0))
+            confidence = confidence_of(p_value, RATE_KNOTS, limit=RATE_EVIDENCE_LIMIT)
+            if round(calls) >= min_calls and confidence >= min_confidence:
                 edges.append(
-                    RateEdge(key[0], target.node, round(calls), correlation, key[1], confidence)
+                    RateEdge(
+                        key[0], target.node, round(calls), correlation, key[1], confidence, p_value
+                    )
                 )
             candidates = selection.candidates
     return sorted(edges, key=lambda e: (-e.confidence, -e.correlation, e.source, e.target))

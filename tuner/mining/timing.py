@@ -1,18 +1,31 @@
 """Heuristic topology from invocation timing alone: who calls whom, with a confidence.
 
-The idea of Peddycord et al. (NSDMiner): when service A calls service B synchronously,
-B's invocations run *inside* A's, far more often than chance would give.  Each invocation
-of B is attributed to the innermost interval of another node that contains it (so that
-A -> B -> C does not also give A -> C); an edge A -> B is kept when the number of B's
-invocations attributed to A is improbable under chance: a binomial tail over B's
-invocations, with the chance of a random B interval fitting inside one of A's as the
-success probability.  That chance is estimated from the data (the null model): random
-intervals with B's durations, placed at random times, attributed the same way.  The
-confidence of an edge is one minus the tail.
+The idea of Peddycord et al. (NSDMiner): when function A calls B synchronously, B's
+invocations run *inside* A's far more often than chance would give.  Here:
+
+- only the nodes in ``callers`` may call (functions: a dependency never calls anyone);
+- each invocation of B is given to the innermost longer invocation that contains it, so
+  that A -> B -> C gives no A -> C and a callee is never its caller's caller; when its
+  containers cross, it is given to no one; of two given to the same one that run at
+  once (a synchronous caller makes one call at a time), the one its node is less often
+  given to that caller goes to no one (:mod:`.containment`);
+- chance is what the same count gives with A's invocations all shifted in time together
+  (by one to ten of their lengths): traffic that rises and falls together (a daily
+  cycle, shared bursts) and a job that runs most of the time keep their chance, and only
+  a finer link to A's invocations is evidence;
+- functions that merely start together (a shared clock, a cron schedule) nest about as
+  often as they cross: B still running when A starts, which no call does.  So the crossings
+  beyond chance are added to what chance explains.  This is the refutation of The Mystery
+  Machine (Chow et al., OSDI'14) in counts: an observation a call cannot produce counts
+  against it;
+- an edge's p-value is the binomial tail of the contained count against that expectation
+  (raised by twice the standard error of chance's estimate), and its confidence is that
+  p-value calibrated against generated applications whose calls are known
+  (:mod:`.calibration`): of the edges claimed at 0.9, about 90% are true.  Timing alone
+  never claims certainty.
 
 Pure: it needs intervals only, so it works for any provider that reports when
-invocations started and ended (the local host's records, AWS REPORT lines, request
-timing from Prometheus).
+invocations started and ended (the local host's records, AWS REPORT lines).
 """
 
 from __future__ import annotations
@@ -21,8 +34,11 @@ import bisect
 import math
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+
+from tuner.mining.calibration import confidence_of
+from tuner.mining.containment import Containers, Starts, by_chance, overlapping_siblings
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,72 +63,65 @@ class MinedEdge:
     source: str
     target: str
     calls: int
-    """Invocations of the target attributed to the source."""
+    """Invocations of the target given to the source."""
     expected: float
-    """How many would be attributed by chance."""
+    """How many chance and co-firing would give."""
+    p_value: float
     confidence: float
+    """The calibrated chance that the edge is real (below 1: timing is never certain)."""
     durations_ms: tuple[float, ...]
     errors: int
 
 
-class _Index:
-    """Intervals sorted by start, to find the innermost one containing a given span."""
-
-    def __init__(self, intervals: Sequence[Interval], slack: float) -> None:
-        self.items = sorted(intervals, key=lambda i: (i.start, -i.end))
-        self.starts = [i.start for i in self.items]
-        self.longest = max((i.duration for i in self.items), default=0.0)
-        self.slack = slack
-
-    def innermost(self, node: str, start: float, end: float) -> Interval | None:
-        """The latest-starting interval of another node that contains ``[start, end]``."""
-        high = bisect.bisect_right(self.starts, start + self.slack)
-        low = bisect.bisect_left(self.starts, start - self.longest - self.slack)
-        for index in range(high - 1, low - 1, -1):
-            candidate = self.items[index]
-            if candidate.node != node and candidate.end + self.slack >= end:
-                return candidate
-        return None
+SHIFT = 10.0
+"""The null's largest shift, in multiples of the candidate caller's p90 duration (the
+smallest is one: a shift must take a caller's invocation off the callees it held)."""
 
 
 def attribute(
-    intervals: Sequence[Interval], slack: float = 0.0
+    intervals: Sequence[Interval], callers: Collection[str] | None = None, slack: float = 0.0
 ) -> dict[tuple[str, str], list[Interval]]:
-    """Each interval attributed to the innermost interval of another node that contains it.
+    """Each interval given to the node of its innermost container among ``callers``.
 
-    ``slack`` (seconds) tolerates clocks that disagree a little at the edges.
+    ``callers`` defaults to every node; ``slack`` (seconds) tolerates clocks that disagree
+    a little at the edges.  Intervals whose containers cross are given to no one.
     """
-    index = _Index(intervals, slack)
-    credited: dict[tuple[str, str], list[Interval]] = defaultdict(list)
+    allowed = _callers(intervals, callers)
+    return _attribute(intervals, Containers([i for i in intervals if i.node in allowed], slack))
+
+
+def _attribute(
+    intervals: Iterable[Interval], containers: Containers
+) -> dict[tuple[str, str], list[Interval]]:
+    """Each interval given to its holder's node; of two that run at once inside the same
+    holder, the one of the node its holder's node holds less often overall is given to no
+    one (both, when they are held as often)."""
+    held: dict[tuple[str, float], list[Interval]] = defaultdict(list)
     for current in intervals:
-        parent = index.innermost(current.node, current.start, current.end)
-        if parent is not None:
-            credited[(parent.node, current.node)].append(current)
+        holder = containers.holder(current.node, current.start, current.end)
+        if isinstance(holder, tuple):
+            held[holder].append(current)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for (parent, _), children in held.items():
+        for child in children:
+            counts[(parent, child.node)] += 1
+    credited: dict[tuple[str, str], list[Interval]] = defaultdict(list)
+    for (parent, _), children in held.items():
+        dropped: set[int] = set()
+        for i, j in overlapping_siblings(children):
+            ours, theirs = counts[(parent, children[i].node)], counts[(parent, children[j].node)]
+            if ours <= theirs:
+                dropped.add(i)
+            if theirs <= ours:
+                dropped.add(j)
+        for index, child in enumerate(children):
+            if index not in dropped:
+                credited[(parent, child.node)].append(child)
     return credited
 
 
-def chance(
-    index: _Index,
-    node: str,
-    durations: Sequence[float],
-    begin: float,
-    span: float,
-    rng: random.Random,
-    probes: int,
-) -> dict[str, float]:
-    """For each other node, the chance that a random interval of ``node`` is attributed to it.
-
-    Estimated by placing ``probes`` intervals (with ``node``'s own durations) at random
-    times and attributing them like real ones: the null model of "no call at all".
-    """
-    hits: dict[str, int] = defaultdict(int)
-    for _ in range(probes):
-        duration = rng.choice(durations)
-        start = begin + rng.random() * max(0.0, span - duration)
-        parent = index.innermost(node, start, start + duration)
-        if parent is not None:
-            hits[parent.node] += 1
-    return {parent: (count + 0.5) / (probes + 1) for parent, count in hits.items()}
+def _callers(intervals: Iterable[Interval], callers: Collection[str] | None) -> set[str]:
+    return {i.node for i in intervals} if callers is None else set(callers)
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
@@ -134,44 +143,58 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return min(1.0, total)
 
 
+def _p90(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+
+
 def mine(
     intervals: Iterable[Interval],
     *,
+    callers: Collection[str] | None = None,
     min_calls: int = 3,
-    min_confidence: float = 0.999,
-    min_share: float = 0.05,
+    min_confidence: float = 0.9,
     slack: float = 0.0,
-    probes: int = 400,
+    copies: int = 20,
+    budget: int = 2000,
     seed: int = 0,
 ) -> list[MinedEdge]:
     """The edges the timing supports, most confident first.
 
-    An edge needs at least ``min_calls`` attributed invocations, at least ``min_share``
-    of the target's invocations, and ``min_confidence`` against chance.
+    Only nodes in ``callers`` (default: all) are sources.  An edge needs at least
+    ``min_calls`` attributed invocations and ``min_confidence``; ``copies`` shifts make
+    the chance of each candidate edge, from at most ``budget`` looks.
     """
     items = list(intervals)
     if not items:
         return []
-    by_node: dict[str, list[Interval]] = defaultdict(list)
+    allowed = _callers(items, callers)
+    grouped: dict[str, list[Interval]] = defaultdict(list)
     for interval in items:
-        by_node[interval.node].append(interval)
+        grouped[interval.node].append(interval)
+    containers = Containers([i for i in items if i.node in allowed], slack)
     begin = min(i.start for i in items)
-    span = max(i.end for i in items) - begin
-    index = _Index(items, slack)
+    window = (begin, max(i.end for i in items) - begin + 1e-6)
     rng = random.Random(seed)
-    nulls: dict[str, dict[str, float]] = {}
     edges = []
-    for (source, target), children in sorted(attribute(items, slack).items()):
-        n = len(by_node[target])
-        k = len(children)
-        if k < min_calls or k < min_share * n:
+    for (source, target), children in sorted(_attribute(items, containers).items()):
+        k, n = len(children), len(grouped[target])
+        if k < min_calls:
             continue
-        if target not in nulls:
-            durations = [i.duration for i in by_node[target]]
-            nulls[target] = chance(index, target, durations, begin, span, rng, probes)
-        p = nulls[target].get(source, 0.5 / (probes + 1))
-        tail = binomial_tail(k, n, p)
-        confidence = 1.0 - tail
+        longest = _p90([i.duration for i in grouped[source]])
+        starts = Starts(grouped[source])
+        held = set(map(id, children))
+        strata = (children, [i for i in grouped[target] if id(i) not in held])
+        spread = (longest, SHIFT * longest)
+        chance = by_chance(
+            strata, source, containers, starts, spread, window, rng, copies=copies, budget=budget
+        )
+        crossing = sum(1 for i in grouped[target] if starts.crossed(i.start, i.end))
+        cofired = crossing - (chance.crossing - 2.0 * chance.crossing_error)
+        expected = chance.contained + 2.0 * chance.contained_error + max(0.0, cofired)
+        floor = 0.5 / copies  # below one hit in all the shifts of one invocation
+        p_value = binomial_tail(k, n, min(1.0, max(expected, floor) / n))
+        confidence = confidence_of(p_value)
         if confidence < min_confidence:
             continue
         edges.append(
@@ -179,29 +202,28 @@ def mine(
                 source=source,
                 target=target,
                 calls=k,
-                expected=n * p,
+                expected=expected,
+                p_value=p_value,
                 confidence=confidence,
                 durations_ms=tuple(i.duration * 1000 for i in children),
                 errors=sum(1 for i in children if i.failed),
             )
         )
-    return sorted(edges, key=lambda e: (-e.confidence, -e.calls, e.source, e.target))
+    return sorted(edges, key=lambda e: (-e.confidence, e.p_value, -e.calls, e.source, e.target))
 
 
 def naive(intervals: Iterable[Interval]) -> set[tuple[str, str]]:
     """The naive rule, for comparison: A -> B when some B overlaps some A at least once."""
-    by_node: dict[str, list[Interval]] = defaultdict(list)
+    by_name: dict[str, list[Interval]] = defaultdict(list)
     for interval in intervals:
-        by_node[interval.node].append(interval)
-    starts = {n: [i.start for i in sorted(v, key=lambda i: i.start)] for n, v in by_node.items()}
-    ordered = {n: sorted(v, key=lambda i: i.start) for n, v in by_node.items()}
+        by_name[interval.node].append(interval)
+    ordered = {n: sorted(v, key=lambda i: i.start) for n, v in by_name.items()}
+    starts = {n: [i.start for i in v] for n, v in ordered.items()}
     found = set()
     for a, a_intervals in ordered.items():
         longest = max(i.duration for i in a_intervals)
-        for b, b_intervals in by_node.items():
-            if a == b:
-                continue
-            if _overlaps_any(a_intervals, starts[a], longest, b_intervals):
+        for b, b_intervals in by_name.items():
+            if a != b and _overlaps_any(a_intervals, starts[a], longest, b_intervals):
                 found.add((a, b))
     return found
 
@@ -235,11 +257,3 @@ def precision_recall(
 def edge_names(edges: Iterable[MinedEdge]) -> set[tuple[str, str]]:
     """The (source, target) pairs of mined edges."""
     return {(e.source, e.target) for e in edges}
-
-
-def by_node(intervals: Iterable[Interval]) -> Mapping[str, int]:
-    """How many intervals each node has."""
-    counts: dict[str, int] = defaultdict(int)
-    for interval in intervals:
-        counts[interval.node] += 1
-    return dict(counts)

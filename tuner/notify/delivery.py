@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -82,72 +83,52 @@ class Courier:
 
     def _attempt(self, claim: Claim) -> bool:
         """One attempt at one message; True when it arrived."""
-        message, name = claim.message, self.channel.name
+        message = claim.message
+        said = log.bind(channel=self.channel.name, message=message.id)
         try:
             self.channel.send(message)
         except DeliveryError as error:
-            return self._failed(claim, error)
+            return self._failed(claim, error, said)
         except Exception as error:  # a fault in tuner's own code: retry, never lose
-            log.exception("channel failed unexpectedly", channel=name, message=message.id)
-            return self._failed(claim, DeliveryError(self.channel.redact(repr(error))))
-        now = self._clock.now()
-        self._outbox.mark_sent(message.id, now)
-        self._not_before = now + self.channel.min_interval
-        self._tell("sent")
-        log.info(
-            "message sent",
-            channel=name,
-            message=message.id,
-            kind=message.kind,
-            group=message.group,
-            attempt=claim.attempt,
-        )
+            said.exception("channel failed unexpectedly")
+            return self._failed(claim, DeliveryError(self.channel.redact(repr(error))), said)
+        self._sent(message.id)
+        said.info("message sent", kind=message.kind, group=message.group, attempt=claim.attempt)
         return True
 
-    def _failed(self, claim: Claim, error: DeliveryError) -> bool:
-        message, name = claim.message, self.channel.name
+    def _sent(self, message_id: str) -> None:
+        now = self._clock.now()
+        self._outbox.mark_sent(message_id, now)
+        self._not_before = now + self.channel.min_interval
+        self._tell("sent")
+
+    def _failed(self, claim: Claim, error: DeliveryError, said: Any) -> bool:
+        message_id = claim.message.id
         reason = self.channel.redact(str(error))
         now = self._clock.now()
         if error.delivered:
-            self._outbox.mark_sent(message.id, now)
-            log.warning(
-                "message sent with a problem", channel=name, message=message.id, error=reason
-            )
-            self._not_before = now + self.channel.min_interval
-            self._tell("sent")
+            self._sent(message_id)
+            said.warning("message sent with a problem", error=reason)
             return True
         if error.delivered is None and not self.channel.resend_in_doubt:
-            self._outbox.mark_in_doubt(message.id, reason)
+            self._outbox.mark_in_doubt(message_id, reason)
             self._tell("in-doubt")
-            log.error(
-                "message may not have arrived; not sent again",
-                channel=name,
-                message=message.id,
-                error=reason,
-            )
+            said.error("message may not have arrived; not sent again", error=reason)
             return False
         if now - claim.created_at >= self._settings.give_up_after:
-            self._outbox.mark_dead(message.id, reason)
+            self._outbox.mark_dead(message_id, reason)
             self._tell("dead")
-            log.error(
-                "message given up",
-                channel=name,
-                message=message.id,
-                attempts=claim.attempt,
-                error=reason,
-            )
+            said.error("message given up", attempts=claim.attempt, error=reason)
             return False
         if error.retry_after is not None:  # the receiver said when: honour it exactly
             delay = error.retry_after
             self._not_before = now + delay
         else:
             delay = backoff(claim.attempt, self._settings, self._rng)
-        self._outbox.mark_retry(message.id, now + delay, reason)
+        self._outbox.mark_retry(message_id, now + delay, reason)
         self._tell("retry")
-        log.warning(
+        said.warning(
             "message not delivered; will retry",
-            channel=name,
-            message=message.id,
             attempt=claim.attempt,
             retry_in=round(delay, 3),
             error=reason,

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, TypeGuard
 
 from tuner.domain.model import fact_number
+from tuner.engine.explaining import shown
 
 MAX_LINES = 10
 
@@ -18,7 +19,7 @@ _COUNTS = (
     ("cold_starts", None),
 )
 _DURATIONS = ("duration_p50_ms", "duration_p95_ms", "duration_p99_ms", "duration_max_ms")
-_KNOBS = ("batch_size", "fan_out", "concurrency", "cache_ttl_s")
+_KNOBS = ("batch_size", "fan_out", "concurrency", "cache_ttl_s", "handover_s")
 _SHOWN_OR_HIDDEN = frozenset(
     {
         "invocations",
@@ -137,7 +138,7 @@ def _others(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
 def format_fact(name: str, value: Any) -> str:
     """A fact's value with its unit, from the fact's name."""
     if not _is_number(value):
-        return str(value)
+        return shown(value)
     if name.endswith(("_rate", "_utilisation", "_ratio")):
         return f"{value:.1%}"
     number = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"

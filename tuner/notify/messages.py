@@ -22,6 +22,8 @@ class Message:
     html: str = ""
     blocks: list[dict[str, Any]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    functions: list[str] = field(default_factory=list)
+    """The keys of the functions it tells about (a grouped message covers several)."""
 
     def to_json(self) -> str:
         """The message as JSON text, for the outbox."""
@@ -29,5 +31,5 @@ class Message:
 
     @classmethod
     def from_json(cls, text: str) -> Message:
-        """Inverse of :meth:`to_json`."""
+        """Inverse of :meth:`to_json` (a message queued before ``functions`` had none)."""
         return cls(**json.loads(text))

@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
 );
 CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox (channel, state, seq);
 CREATE INDEX IF NOT EXISTS notify_outbox_state ON notify_outbox (state);
+CREATE TABLE IF NOT EXISTS notify_outbox_functions (
+    seq INTEGER NOT NULL,
+    function TEXT NOT NULL,
+    PRIMARY KEY (function, seq)
+);
 CREATE TABLE IF NOT EXISTS notify_groups (
     channel TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -62,6 +67,19 @@ class Claim:
     message: Message
     attempt: int
     created_at: float
+
+
+@dataclass(frozen=True)
+class Told:
+    """A message as the dashboard lists it under a function it told about."""
+
+    channel: str
+    kind: str
+    state: str
+    created_at: float
+    sent_at: float | None
+    title: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -116,14 +134,31 @@ class Outbox:
                 "DELETE FROM notify_groups WHERE channel = ? AND key = ? AND version < ?",
                 changes.deleted,
             )
-            db.executemany(
-                "INSERT INTO notify_outbox (id, channel, group_key, kind, body, state,"
-                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (m.id, m.channel, m.group, m.kind, m.to_json(), QUEUED, now, now)
-                    for m in messages
-                ],
-            )
+            for m in messages:
+                seq = db.execute(
+                    "INSERT INTO notify_outbox (id, channel, group_key, kind, body, state,"
+                    " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (m.id, m.channel, m.group, m.kind, m.to_json(), QUEUED, now, now),
+                ).lastrowid
+                db.executemany(
+                    "INSERT OR IGNORE INTO notify_outbox_functions VALUES (?, ?)",
+                    [(seq, function) for function in m.functions],
+                )
+
+    def told_about(self, function: str, limit: int = 20) -> list[Told]:
+        """The newest messages that told about a function, grouped ones included."""
+        sql = (
+            "SELECT o.channel, o.kind, o.state, o.created_at, o.sent_at, o.body"
+            " FROM notify_outbox_functions f JOIN notify_outbox o ON o.seq = f.seq"
+            " WHERE f.function = ? ORDER BY f.seq DESC LIMIT ?"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (function, limit)).fetchall()
+        told = []
+        for channel, kind, state, created, sent, body in rows:
+            message = Message.from_json(body)
+            told.append(Told(channel, kind, state, created, sent, message.title, message.text))
+        return told
 
     def load_groups(self) -> list[Group]:
         """Every persisted group."""
@@ -231,6 +266,9 @@ class Outbox:
         with self._transaction() as db:
             cursor = db.execute(
                 "DELETE FROM notify_outbox WHERE state = ? AND sent_at < ?", (SENT, sent_before)
+            )
+            db.execute(
+                "DELETE FROM notify_outbox_functions WHERE seq NOT IN (SELECT seq FROM notify_outbox)"
             )
             return cursor.rowcount
 

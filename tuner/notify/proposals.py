@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from tuner.decisions.advice import for_state
 from tuner.domain.lifecycle import State
 from tuner.domain.model import fact_number
-from tuner.engine.facts import FAILING_DEPENDENCY_ERROR_RATE
+from tuner.engine.reference import FAILING_DEPENDENCY_ERROR_RATE
 from tuner.notify.alerts import Alert
 
 SHARED_RULE_FUNCTIONS = 3

@@ -106,6 +106,7 @@ class Renderer:
             html=html or "",
             blocks=blocks or [],
             data=data or {},
+            functions=sorted({a.ref for s in sections for a in (*s.firing, *s.resolved)}),
         )
 
     def _render(self, name: str, **context: Any) -> str:

@@ -29,10 +29,15 @@ AWS_IAM_ACTIONS = (
     "cloudwatch:GetMetricData",
     "cloudwatch:ListMetrics",
     "logs:FilterLogEvents",
+    "dynamodb:DescribeTable",
+    "rds:DescribeDBInstances",
+    "s3:GetBucketLocation",
+    "ec2:DescribeSubnets",
     "sts:AssumeRole",
 )
 """Every AWS API action the provider calls (``sts:AssumeRole`` only with ``assume_role_arn``;
-``GetAlias``, ``PublishVersion`` and ``UpdateAlias`` only with ``canary``)."""
+``GetAlias``, ``PublishVersion`` and ``UpdateAlias`` only with ``canary``; the DynamoDB, RDS,
+S3 and EC2 ones only for the data stores a function names and its subnets)."""
 
 PROVIDERS: Registry[ModuleType] = Registry(
     "provider type",
@@ -47,11 +52,15 @@ PROVIDERS: Registry[ModuleType] = Registry(
             partial(import_module, "tuner.providers.aws"),
             permissions=AWS_IAM_ACTIONS,
             summary="AWS Lambda: Lambda, CloudWatch metrics and logs",
+            needs=("boto3", "botocore"),
+            extra="aws",
         ),
         Entry(
             "kubernetes",
             partial(import_module, "tuner.providers.kubernetes"),
             summary="Deployments and Knative Services, through the Kubernetes API",
+            needs=("kubernetes",),
+            extra="kubernetes",
         ),
         Entry(
             "sim",

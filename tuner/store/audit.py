@@ -14,13 +14,15 @@ import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from tuner.decisions.repeats import REPEATABLE, Repeats
 from tuner.domain.decisions import Decision, Intent
 from tuner.domain.lifecycle import LIVE, IntentState, State
 from tuner.domain.model import Change, FunctionRef, Knob
+from tuner.domain.ports import CycleRecord
 from tuner.store.claiming import StoreHolder, guard_store
-from tuner.store.rows import ROW_LENGTH, decision_of, decision_row
+from tuner.store.rows import ROW_LENGTH, decision_of, decision_row, facts_json
 from tuner.store.schema import COLUMNS, READ, SCHEMA_VERSION, migrate
 from tuner.store.sqlite import connect, transaction
 
@@ -78,23 +80,16 @@ class SqliteStore:
             db.executemany(self._insert, rows)
         self._repeats.drop({d.id for d in decisions})  # a run rewritten is a run ended
 
-    def record_cycle(
-        self,
-        at: float,
-        writes: list[Decision],
-        made: list[Decision],
-        state: Mapping[str, str],
-        max_gap_s: float,
-    ) -> list[Decision]:
-        """Write a cycle's record in one transaction, and return ``made`` as recorded.
+    def record_cycle(self, record: CycleRecord) -> list[Decision]:
+        """Write a cycle's record in one transaction, and return its ``made`` as recorded.
 
-        ``writes`` are written as they are.  ``made`` are the decisions the cycle made
-        that nothing was applied for (:data:`tuner.decisions.repeats.REPEATABLE`): one that says the
-        same as in the previous cycle (at most ``max_gap_s`` before) is not written again,
-        and is returned with its record's id, ``seen`` and ``last_seen``; the others are
-        written.  ``state`` is loop state saved with them.
+        ``writes`` are written as they are.  A decision in ``made`` (nothing was applied for
+        it: :data:`tuner.decisions.repeats.REPEATABLE`) that says the same as in the
+        previous cycle is not written again, and is returned with its record's id, ``seen``
+        and ``last_seen``; the others are written.
         """
-        split = self._repeats.split(made, at, max_gap_s)
+        at, writes, made, state = record.at, record.writes, record.made, record.state
+        split = self._repeats.split(made, at, record.max_gap_s)
         again = json.dumps([d.id for d in split.seen_again], check_circular=False)
         runs = {d.id for d in split.new if d.state in REPEATABLE}
         with self._tx() as db:
@@ -239,7 +234,7 @@ class SqliteStore:
         ]
 
     def prune(self, before: float) -> int:
-        """Delete decisions and finished intents older than ``before``; return how many decisions.
+        """Delete decisions, finished intents and functions not seen since ``before``; return how many decisions.
 
         A decision goes once it was last made before ``before``.  Unfinished work stays: a
         change still being verified, and one whose intent is open.
@@ -254,7 +249,24 @@ class SqliteStore:
         with self._tx() as db:
             deleted = db.execute(sql, args).rowcount
             db.execute("DELETE FROM intents WHERE created < ? AND state != 'open'", (before,))
+            db.execute("DELETE FROM functions WHERE seen < ?", (before,))
         return int(deleted)
+
+    # ------------------------------------------------------------ the fleet
+
+    def remember_functions(self, seen: float, facts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Keep these functions' facts (by key) as seen at ``seen``: one row a function."""
+        rows = [(key, seen, facts_json(f)) for key, f in facts.items()]
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO functions VALUES (?, ?, ?)", rows)
+
+    def functions(self) -> dict[str, tuple[float, dict[str, Any]]]:
+        """Every function remembered, by key: when it was last seen and its facts then."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, seen, facts FROM functions ORDER BY key"
+            ).fetchall()
+        return {key: (seen, json.loads(facts)) for key, seen, facts in rows}
 
     # ------------------------------------------------------------ state
 

@@ -38,7 +38,7 @@ def decision_row(d: Decision, run: int | None = None) -> tuple[Any, ...]:
         d.judged_windows,
         json.dumps(list(d.channels)),
         d.group,
-        _facts_json(d.facts),
+        facts_json(d.facts),
         d.undoes,
         d.seen,
         d.last_seen if d.last_seen is not None else d.time,
@@ -113,7 +113,7 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _facts_json(facts: Mapping[str, Any]) -> str:
+def facts_json(facts: Mapping[str, Any]) -> str:
     """The facts as JSON; NaN and infinite numbers (rare) become null."""
     try:
         return json.dumps(facts, default=_json_default, allow_nan=False)

@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS functions (
+    key TEXT PRIMARY KEY,
+    seen REAL NOT NULL,
+    facts TEXT NOT NULL
+);
 """
 
 COLUMNS = (
@@ -83,7 +88,7 @@ makes it (``seen`` and ``last_seen`` then stored, ``run`` cleared)."""
 SCHEMA_VERSION = 4
 """``PRAGMA user_version`` of a store this version writes (1: outcome and verification;
 2: one row per decision, however often it was made again; 3: without a decision's kind
-and typed hold)."""
+and typed hold, and without the fleet's last facts)."""
 
 _MIGRATE_FROM_1 = """
 ALTER TABLE decisions ADD COLUMN state TEXT NOT NULL DEFAULT 'planned';

@@ -1,7 +1,7 @@
 """Which dependency holds a function's time, read from the topology: one sentence for advice.
 
 Given the function's invocation durations and a topology of the same window (from traces
-when there are any, else from timing), the dependency named is the one whose p95 grew the
+when there are any, else from the host's records of dependency calls, or from timing), the dependency named is the one whose p95 grew the
 most since a baseline window; without a baseline (or when none grew) the one that holds
 the largest share of the function's time.  For example ``p95 340 ms, 81% of it in
 catalog-db (p95 280 ms over 120 calls, from traces)``.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tuner.domain.stats import percentile
-from tuner.trace.topology import Edge, Topology
+from tuner.trace.topology import Edge, Topology, shown_confidence
 
 
 def _grown(edge: Edge, baseline: Topology | None) -> float:
@@ -50,10 +50,8 @@ def slow_dependency(
     p95 = p95_ms if p95_ms is not None else percentile(durations_ms, 95) or 0.0
     before = baseline.edge(edge.source, edge.target) if baseline and grown else None
     up = f", up from {before.p95_ms:.0f} ms" if before and before.p95_ms is not None else ""
-    source = (
-        "from traces"
-        if edge.evidence == "trace"
-        else f"from invocation timing, confidence {edge.confidence:.3f}"
+    source = {"trace": "from traces", "record": "from the recorded calls"}.get(
+        edge.evidence, f"from invocation timing, confidence {shown_confidence(edge, 3):.3f}"
     )
     return (
         f"p95 {p95:.0f} ms, {share:.0%} of it in {edge.target} "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from tuner.trace.model import Trace
@@ -49,18 +50,32 @@ class TraceStore:
 
     def traces(self, function: str, since: float | None = None) -> list[Trace]:
         """A function's stored traces, oldest first, started at or after ``since``."""
+        return list(self.each(function, since))
+
+    def each(self, function: str, since: float | None = None) -> Iterator[Trace]:
+        """A function's stored traces one by one, oldest first (one in memory at a time)."""
+        for path in self.files(function, since):
+            trace = self.read(path)
+            if trace is not None:
+                yield trace
+
+    def files(self, function: str, since: float | None = None) -> list[Path]:
+        """The files of a function's traces that started at or after ``since``, oldest first."""
         folder = self.root / function
         if not _NAME.match(function) or not folder.is_dir():
             return []
-        found = []
-        for path in sorted(folder.glob("*.json")):
-            if since is not None and int(path.name.split("-", 1)[0]) < since * 1000:
-                continue
-            try:
-                found.append(Trace.from_json(json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # pruned meanwhile, or written by an older version
-        return found
+        return [
+            path
+            for path in sorted(folder.glob("*.json"))
+            if since is None or int(path.name.split("-", 1)[0]) >= since * 1000
+        ]
+
+    def read(self, path: Path) -> Trace | None:
+        """The trace in one file; None when it was pruned meanwhile or cannot be read."""
+        try:
+            return Trace.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # pruned meanwhile, or written by an older version
 
     def all_traces(self, since: float | None = None) -> list[Trace]:
         """Every stored trace of every function, oldest first."""

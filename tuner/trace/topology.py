@@ -1,17 +1,26 @@
-"""The application's topology: precise from traces, heuristic from timing, or both.
+"""The application's topology: precise from traces and records, heuristic from timing.
 
 Nodes are functions and dependencies; an edge says who calls whom, how often, how fast
-(p50/p95 in ms) and how often it fails, with its evidence (``trace`` or ``timing``) and a
-confidence (1.0 for an edge seen in traces).  Output as JSON, Graphviz DOT, or SVG
-through Graphviz's ``dot`` where it is installed.
+(p50/p95 in ms) and how often it fails, with its evidence and a confidence:
+
+- ``trace``: seen in traces (confidence 1);
+- ``record``: a dependency call the host recorded with the function that made it
+  (confidence 1);
+- ``timing``: inferred from when invocations ran (:mod:`tuner.mining.timing`), with the
+  calibrated chance that it is real, always below 1; only a function calls, and timing
+  speaks for a function only where its traces cannot (:func:`merge`).
+
+Output as JSON, Graphviz DOT (timing edges dashed and grey, with their confidence), or
+SVG through Graphviz's ``dot`` where it is installed.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +50,7 @@ class Edge:
     error_rate: float | None
     confidence: float
     evidence: str
-    """``trace`` or ``timing``."""
+    """``trace``, ``record`` or ``timing``."""
     total_ms: float | None = None
     """The time spent in these calls, summed (not in the JSON output)."""
 
@@ -65,7 +74,7 @@ class Topology:
                     "p50_ms": _round(e.p50_ms),
                     "p95_ms": _round(e.p95_ms),
                     "error_rate": _round(e.error_rate, 4),
-                    "confidence": round(e.confidence, 4),
+                    "confidence": shown_confidence(e, 4),
                     "evidence": e.evidence,
                 }
                 for e in self.edges
@@ -79,6 +88,15 @@ class Topology:
 
 def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def shown_confidence(edge: Edge, digits: int) -> float:
+    """The edge's confidence to ``digits`` decimals, rounded down for an inferred edge
+    (so that 0.996 from timing never reads as a certain 1.00)."""
+    scale = 10.0**digits
+    if edge.evidence == "timing":
+        return math.floor(edge.confidence * scale) / scale
+    return round(edge.confidence, digits)
 
 
 def _edge(
@@ -128,9 +146,13 @@ def from_traces(traces: Iterable[Trace]) -> Topology:
 
 
 def from_timing(intervals: Sequence[Interval], kinds: dict[str, str], **options: Any) -> Topology:
-    """The heuristic topology: edges the invocation timing supports (see the miner)."""
-    mined = mine(intervals, **options)
+    """The heuristic topology: edges the invocation timing supports (see the miner).
+
+    Only functions call: nodes of another kind in ``kinds`` are never a source.
+    """
     nodes = {i.node for i in intervals}
+    callers = {n for n in nodes if kinds.get(n, "function") == "function"}
+    mined = mine(intervals, callers=callers, **options)
     edges = [
         _edge(e.source, e.target, e.durations_ms, e.errors, e.confidence, "timing") for e in mined
     ]
@@ -140,12 +162,69 @@ def from_timing(intervals: Sequence[Interval], kinds: dict[str, str], **options:
     )
 
 
-def merge(precise: Topology, heuristic: Topology) -> Topology:
-    """Both: every traced edge, plus the timing edges the traces did not see."""
+@dataclass(frozen=True, slots=True)
+class RecordedCall:
+    """A dependency call as the host recorded it, with the function that made it."""
+
+    function: str
+    dependency: str
+    latency_ms: float
+    failed: bool
+
+
+def from_records(calls: Iterable[RecordedCall]) -> Topology:
+    """The dependency calls the host recorded: exact edges (evidence ``record``)."""
+    latencies: dict[tuple[str, str], list[float]] = defaultdict(list)
+    errors: dict[tuple[str, str], int] = defaultdict(int)
+    for call in calls:
+        latencies[(call.function, call.dependency)].append(call.latency_ms)
+        errors[(call.function, call.dependency)] += 1 if call.failed else 0
+    kinds = {s: "function" for s, _ in latencies} | {t: "dependency" for _, t in latencies}
+    edges = [_edge(s, t, v, errors[(s, t)], 1.0, "record") for (s, t), v in latencies.items()]
+    return Topology(
+        tuple(Node(n, k) for n, k in sorted(kinds.items())),
+        tuple(sorted(edges, key=lambda e: (e.source, e.target))),
+    )
+
+
+REFUTED_BELOW = 0.05
+"""A timing edge is dropped when its source's traces would show it but for this chance."""
+
+
+def refuted(edge: Edge, invocations: int, traced: int) -> bool:
+    """Whether ``traced`` invocations of the edge's source, none of which made the call, rule
+    out an edge that timing puts in ``edge.calls`` of its ``invocations``.
+
+    Had the source made the call that often, traces without it would be rarer than
+    :data:`REFUTED_BELOW`: the observed requests contradict the timing.
+    """
+    if traced <= 0 or invocations <= 0:
+        return False
+    share = min(1.0, edge.calls / invocations)
+    return (1.0 - share) ** traced < REFUTED_BELOW
+
+
+def merge(
+    precise: Topology,
+    heuristic: Topology,
+    counts: Mapping[str, tuple[int, int]] | None = None,
+) -> Topology:
+    """Traced edges first, then the others the traces do not contradict.
+
+    ``counts`` gives each function's (traced, all) invocations over the same time: a
+    timing edge from a function whose traces rule it out (:func:`refuted`) is dropped.
+    """
     nodes = {n.id: n for n in heuristic.nodes}
     nodes.update({n.id: n for n in precise.nodes})
     seen = {(e.source, e.target) for e in precise.edges}
-    edges = list(precise.edges) + [e for e in heuristic.edges if (e.source, e.target) not in seen]
+    edges = list(precise.edges)
+    for edge in heuristic.edges:
+        if (edge.source, edge.target) in seen:
+            continue
+        traced, invocations = (counts or {}).get(edge.source, (0, 0))
+        if edge.evidence == "timing" and refuted(edge, invocations, traced):
+            continue
+        edges.append(edge)
     return Topology(
         tuple(nodes[k] for k in sorted(nodes)),
         tuple(sorted(edges, key=lambda e: (e.source, e.target))),
@@ -173,10 +252,11 @@ def to_dot(topology: Topology, name: str = "topology") -> str:
             parts.append(f"p50 {e.p50_ms:.0f} ms, p95 {e.p95_ms:.0f} ms")
         if e.error_rate:
             parts.append(f"{e.error_rate:.0%} errors")
-        if e.evidence == "timing":
-            parts.append(f"timing, confidence {e.confidence:.2f}")
-        style = "dashed" if e.evidence == "timing" else "solid"
-        colour = "firebrick" if (e.error_rate or 0) >= 0.5 else "black"
+        timing = e.evidence == "timing"
+        if timing:
+            parts.append(f"timing, confidence {shown_confidence(e, 2):.2f}")
+        style = "dashed" if timing else "solid"
+        colour = "firebrick" if (e.error_rate or 0) >= 0.5 else "gray45" if timing else "black"
         label = "\\n".join(parts)
         lines.append(
             f"  {_quote(e.source)} -> {_quote(e.target)} "

@@ -7,10 +7,9 @@ a function's configuration is shown knob by knob, never its environment.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,11 @@ from tuner.daemon.live import FunctionView, LiveState
 from tuner.decisions.documents import decision_json
 from tuner.domain.decisions import Decision
 from tuner.domain.model import FunctionRef, Knob
+from tuner.domain.naming import function_key
 from tuner.domain.ports import Store
 from tuner.engine.explaining import explain, plain
 from tuner.engine.rulefiles import CompiledRule
+from tuner.notify.outbox import Outbox
 from tuner.web.fleet import Fleet
 
 MAX_DECISIONS = 200
@@ -34,7 +35,9 @@ class Sources:
     state: LiveState
     store: Store | None = None
     db_path: Path | None = None
-    """The SQLite file that also holds the notification outbox (read for messages)."""
+    """The store's SQLite file (its path says which daemon this is)."""
+    outbox: Outbox | None = None
+    """The notification outbox: the messages that told about each function."""
     streaks: Callable[[], Mapping[str, Mapping[str, int]]] = dict
     clock: Callable[[], float] = time.time
     fleet: Fleet = field(init=False)
@@ -70,14 +73,20 @@ def status_json(src: Sources) -> dict[str, Any]:
         "functions": sum(s.per_provider.values()),
         "providers": s.per_provider,
         "now": now,
+        "store": str(src.db_path.resolve()) if src.db_path else None,
     }
 
 
-def _view(src: Sources, key: str) -> FunctionView:
-    view = src.state.function(key)
-    if view is None:
-        raise NotFound(f"no function {key!r} in the last cycle")
-    return view
+def _view(src: Sources, name: str) -> FunctionView:
+    """A function of the last cycle by key or unique bare name; NotFound says what is known."""
+    view = src.state.function(name)
+    if view is not None:
+        return view
+    try:
+        function_key(name, (v.key for v in src.state.functions()))  # says why it is not
+    except LookupError as exc:
+        raise NotFound(f"{exc} in the last cycle") from None
+    raise NotFound(f"no function {name!r} in the last cycle")
 
 
 def _config(view: FunctionView) -> dict[str, Any]:
@@ -148,41 +157,10 @@ def decisions_json(src: Sources, key: str | None, limit: int) -> list[dict[str, 
 
 
 def messages(src: Sources, ref: FunctionRef, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest messages that name a function (from the outbox; none when there is none)."""
-    if src.db_path is None or not src.db_path.exists():
+    """The newest messages that told about a function, grouped ones included."""
+    if src.outbox is None:
         return []
-    try:
-        db = sqlite3.connect(f"file:{src.db_path}?mode=ro", uri=True, timeout=1.0)
-    except sqlite3.Error:
-        return []
-    try:
-        rows = db.execute(
-            "SELECT channel, kind, state, created_at, sent_at, body FROM notify_outbox "
-            "WHERE group_key = ? OR body LIKE ? ORDER BY seq DESC LIMIT ?",
-            (f"function:{ref.key}", f'%"{ref.key}"%', limit),
-        ).fetchall()
-    except sqlite3.Error:
-        return []
-    finally:
-        db.close()
-    out = []
-    for channel, kind, state, created, sent, body in rows:
-        try:
-            message = json.loads(body)
-        except ValueError:
-            continue
-        out.append(
-            {
-                "channel": channel,
-                "kind": kind,
-                "state": state,
-                "created": created,
-                "sent": sent,
-                "title": message.get("title", ""),
-                "text": message.get("text", ""),
-            }
-        )
-    return out
+    return [asdict(m) for m in src.outbox.told_about(ref.key, limit)]
 
 
 def rule_json(compiled: CompiledRule) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import structlog
 from tuner.daemon.live import LiveState
 from tuner.domain.errors import ConfigError, Problem
 from tuner.domain.times import DAY_S
+from tuner.notify.center import NotificationCenter
 from tuner.web.api import Sources
 from tuner.web.controls import Actions
 from tuner.web.metrics import MeteredProvider, Metrics, Watched
@@ -110,6 +111,7 @@ def attach(
         state,
         store=tuner.store,
         db_path=Path(tuner.store.path) if tuner.store.path != ":memory:" else None,
+        outbox=tuner.notifier.outbox if isinstance(tuner.notifier, NotificationCenter) else None,
         streaks=lambda: daemon.streaks.counts,
         clock=daemon.clock.now,
     )

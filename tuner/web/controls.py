@@ -23,6 +23,7 @@ from tuner.daemon.control import ManualControl, ManualError
 from tuner.decisions.documents import decision_json
 from tuner.domain.decisions import Decision
 from tuner.domain.errors import ConfigError, Problem
+from tuner.domain.naming import AmbiguousFunction, UnknownFunction
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +81,7 @@ class Actions:
 
     def handle(self, path: str, headers: Headers, body: bytes, peer: str) -> dict[str, Any]:
         """Carry out ``POST /api/actions/NAME`` with a JSON body; raises ActionError when refused."""
-        self._authorise(headers)
+        self.authorise(headers)
         name = path.removeprefix("/api/actions/")
         if name not in self.NAMES:
             raise ActionError(404, f"no action {name!r}; actions: {', '.join(self.NAMES)}")
@@ -102,7 +103,9 @@ class Actions:
                 decision_id = _text(data, "decision")
                 changing = control.approve if name == "approve" else control.roll_back
                 done = changing(decision_id, who)
-        except ManualError as exc:
+        except UnknownFunction as exc:
+            raise ActionError(404, str(exc)) from None
+        except (ManualError, AmbiguousFunction) as exc:
             raise ActionError(409, str(exc)) from None
         log.info("manual action", action=name, function=done.ref.key, by=who)
         if self._on_done is not None:
@@ -110,7 +113,8 @@ class Actions:
             self._on_done([done] if undone is None else [undone, done])
         return {"ok": True, "decision": decision_json(done)}
 
-    def _authorise(self, headers: Headers) -> None:
+    def authorise(self, headers: Headers) -> None:
+        """Raise ActionError unless the request carries the token and comes from this origin."""
         if not self._token:
             raise ActionError(403, "read-only: no token is configured")
         given = (headers.get("Authorization") or "").removeprefix("Bearer ").strip()

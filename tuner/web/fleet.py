@@ -12,14 +12,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from tuner.decisions.documents import decision_json
 from tuner.domain.decisions import Decision, Kind
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Severity
-from tuner.engine.facts import FAILING_DEPENDENCY_ERROR_RATE
+from tuner.engine.reference import FAILING_DEPENDENCY_ERROR_RATE
 
 if TYPE_CHECKING:
     from tuner.daemon.live import FunctionView, LiveState
@@ -116,20 +116,11 @@ class FleetRow:
     invocations: float | None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form the dashboard reads."""
+        """The JSON form the dashboard reads: every field, the last change as a decision."""
         c = self.last_change
-        return {
-            "key": self.key,
-            "name": self.name,
-            "provider": self.provider,
-            "scope": self.scope,
-            "owner": self.owner,
-            "state": self.state,
-            "severity": self.severity,
-            "findings": list(self.findings),
-            "invocations": self.invocations,
-            "last_change": None if c is None else decision_json(c),
-        }
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row.update(findings=list(self.findings), last_change=c and decision_json(c))
+        return row
 
 
 def row_of(view: FunctionView, state: LiveState, now: float) -> FleetRow:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-import time
 from html import escape
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from tuner.domain.model import Knob
+from tuner.domain.times import iso
+from tuner.engine.explaining import shown
 from tuner.web import api
 from tuner.web.api import NotFound, Sources
 
@@ -31,16 +33,18 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-def _fact(value: Any) -> str:
+_SETTINGS = frozenset({k.value for k in Knob} | {"timeout_ms"})
+"""Facts that are a function's settings: null means it has no such setting, not no data."""
+
+
+def _fact(value: Any, name: str = "") -> str:
     if value is None:
-        return "null (no data)"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_fact(v)}" for k, v in value.items()) or "{}"
-    return _num(value)
+        return "null (not applicable)" if name in _SETTINGS else "null (no data)"
+    return _num(value) if isinstance(value, int | float) else shown(value)
 
 
 def _clock(t: float | None) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(t)) if t else ""
+    return iso(t) if t else ""
 
 
 def environment() -> Environment:

@@ -1,28 +1,30 @@
 """The daemon's one HTTP server: health, readiness, metrics, the JSON API and the dashboard.
 
-The standard library's ``ThreadingHTTPServer`` is enough here and adds no dependency: every
-answer is a read of in-memory state or one indexed query, built in milliseconds, and each
-request gets its own thread, so a slow client never holds up a scrape.  It listens on
-127.0.0.1 unless told otherwise, and then answers only requests addressed to a loopback name
-(a page on another site cannot reach it through DNS rebinding).
+It is a :class:`~tuner.serving.bounded.BoundedServer` (uvicorn, with a cap on connections
+and a deadline for each request: see ``docs/security.md``).  Every answer is a read of
+in-memory state or one indexed query, built in milliseconds on one of a few threads, so a
+slow client never holds up a scrape.  It listens on 127.0.0.1 unless told otherwise, and
+then answers only requests addressed to a loopback name (a page on another site cannot
+reach it through DNS rebinding).  An action (``POST``) is refused on its headers alone,
+before its body is read, unless it carries the token.
 """
 
 from __future__ import annotations
 
 import functools
 import mimetypes
-import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs
 
 import structlog
 
+from tuner.daemon.addresses import LOOPBACK_NAMES, is_loopback
+from tuner.serving.bounded import BoundedServer, ServerLimits
+from tuner.serving.exchanges import Reply, Request
 from tuner.web import api
-from tuner.web.addresses import LOOPBACK_NAMES, is_loopback
 from tuner.web.api import NotFound, Sources
 from tuner.web.controls import ActionError, Actions
 from tuner.web.metrics import CONTENT_TYPE, Metrics
@@ -34,6 +36,8 @@ _CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
+LIMITS = ServerLimits(connections=128, body_bytes=64_000, workers=8, concurrent=64)
+"""The dashboard's bounds: an action's body is a small JSON object."""
 
 
 Probe = Callable[[], tuple[bool, str]]
@@ -79,17 +83,13 @@ class WebServer:
                 raise ValueError("a server without sources needs its own readiness probe")
             ready = functools.partial(_daemon_ready, src)
         self.ready: Probe = ready
-        handler = type("Handler", (_Handler,), {"web": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
         self.loopback_only = is_loopback(host)
-        self._thread: threading.Thread | None = None
+        self.server = BoundedServer("tuner-web", _Dashboard(self), [(host, port)], LIMITS)
 
     @property
     def address(self) -> tuple[str, int]:
         """The host and port actually bound (port 0 picks a free one)."""
-        host, port = self.httpd.server_address[:2]
-        return str(host), int(port)
+        return self.server.addresses[0]
 
     @property
     def url(self) -> str:
@@ -100,100 +100,91 @@ class WebServer:
 
     def start(self) -> None:
         """Serve on a daemon thread."""
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="tuner-web", daemon=True
-        )
-        self._thread.start()
+        self.server.start()
 
     def close(self) -> None:
         """Stop serving and release the port."""
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self.server.close()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    web: WebServer
-    server_version = "tuner"
-    sys_version = ""
+class _Dashboard:
+    """Answers the dashboard's requests (the bounded server's handler)."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        """No access log: scrapes and polls every few seconds would drown the daemon's log."""
+    def __init__(self, web: WebServer) -> None:
+        self.web = web
 
-    # ------------------------------------------------------------ answering
+    def admit(self, request: Request) -> Reply | None:
+        """Refuse, from the head alone: a foreign Host, an unknown method, an action without the token."""
+        if not self._host_ok(request):
+            return _reply(421, b"misdirected request\n", "text/plain", close=True)
+        if request.method in ("GET", "HEAD"):
+            return None
+        if request.method != "POST":
+            return _reply(405, b"method not allowed\n", "text/plain", close=True, Allow="GET, POST")
+        actions = self.web.actions
+        if actions is None or not actions.enabled:
+            refusal = ActionError(HTTPStatus.FORBIDDEN, "read-only: no token is configured")
+            return _json({"error": str(refusal)}, refusal.status, close=True)
+        try:
+            actions.authorise(request.headers)
+        except ActionError as exc:
+            return _json({"error": str(exc)}, exc.status, close=True)  # its body stays unread
+        return None
 
-    def _send(self, status: int, body: bytes, content_type: str, **headers: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Cache-Control", headers.pop("cache", "no-store"))
-        if content_type.startswith("text/html"):
-            self.send_header("Content-Security-Policy", _CSP)
-        for name, value in headers.items():
-            self.send_header(name.replace("_", "-"), value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, value: Any, status: int = 200) -> None:
-        self._send(status, api.dumps(value), "application/json")
-
-    def _html(self, text: str, status: int = 200) -> None:
-        self._send(status, text.encode(), "text/html; charset=utf-8")
-
-    def _host_ok(self) -> bool:
+    def _host_ok(self, request: Request) -> bool:
         if not self.web.loopback_only:
             return True
-        host = (self.headers.get("Host") or "").strip()
+        host = (request.header("Host") or "").strip()
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         return is_loopback(name.strip("[]")) or name in LOOPBACK_NAMES
 
-    def do_HEAD(self) -> None:  # noqa: N802 - the base's naming
-        self.do_GET()
-
-    def do_GET(self) -> None:  # noqa: N802 - the base's naming
-        if not self._host_ok():
-            self._send(421, b"misdirected request\n", "text/plain")
-            return
-        parts = urlsplit(self.path)
-        path = unquote(parts.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        wants_json = path.startswith("/api/")
+    def respond(self, request: Request, body: bytes) -> Reply:
+        """The answer to a GET (a page, the API, metrics, probes) or to an action."""
+        if request.method == "POST":
+            return self._act(request, body)
+        query = {k: v[-1] for k, v in parse_qs(request.query).items()}
+        path = request.path
         try:
-            self._route(path, query)
+            return self._route(path, query)
         except NotFound as exc:
-            if wants_json:
-                self._json({"error": str(exc)}, 404)
-            elif self.web.pages is None:
-                self._send(404, f"{exc}\n".encode(), "text/plain; charset=utf-8")
-            else:
-                self._html(self.web.pages.error(404, str(exc)), 404)
+            if path.startswith("/api/"):
+                return _json({"error": str(exc)}, 404)
+            if self.web.pages is None:
+                return _reply(404, f"{exc}\n".encode(), "text/plain; charset=utf-8")
+            return _html(self.web.pages.error(404, str(exc)), 404)
         except ValueError as exc:
-            self._json({"error": str(exc)}, 400)
+            return _json({"error": str(exc)}, 400)
         except Exception as exc:  # noqa: BLE001 - one bad answer never stops the server
             log.exception("web request failed", path=path)
-            self._json({"error": f"internal error: {type(exc).__name__}"}, 500)
+            return _json({"error": f"internal error: {type(exc).__name__}"}, 500)
 
-    def _route(self, path: str, q: dict[str, str]) -> None:
+    def _act(self, request: Request, body: bytes) -> Reply:
+        actions = self.web.actions
+        assert actions is not None  # admitted only with actions enabled
+        try:
+            result = actions.handle(request.path, request.headers, body, request.peer)
+        except ActionError as exc:
+            return _json({"error": str(exc)}, exc.status)
+        return _json(result)
+
+    def _route(self, path: str, q: dict[str, str]) -> Reply:
         web = self.web
         if path in ("/healthz", "/readyz"):
             passed, why = web.alive() if path == "/healthz" else web.ready()
-            self._send(200 if passed else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
-        elif path == "/metrics":
-            self._send(200, web.metrics.exposition(), CONTENT_TYPE)
-        elif web.src is None or web.pages is None:
+            return _reply(
+                200 if passed else 503, (why + "\n").encode(), "text/plain; charset=utf-8"
+            )
+        if path == "/metrics":
+            return _reply(200, web.metrics.exposition(), CONTENT_TYPE)
+        if web.src is None or web.pages is None:
             raise NotFound(f"nothing at {path}")
-        else:
-            self._read(path, q, web.src, web.pages)
+        return self._read(path, q, web.src, web.pages)
 
-    def _read(self, path: str, q: dict[str, str], src: Sources, pages: Pages) -> None:
+    def _read(self, path: str, q: dict[str, str], src: Sources, pages: Pages) -> Reply:
         if path == "/api/status":
-            self._json(api.status_json(src))
-        elif path == "/api/fleet":
-            self._json(
+            return _json(api.status_json(src))
+        if path == "/api/fleet":
+            return _json(
                 src.fleet.query(
                     q.get("q", ""),
                     q.get("state", ""),
@@ -202,50 +193,35 @@ class _Handler(BaseHTTPRequestHandler):
                     _int(q, "per_page", 50),
                 )
             )
-        elif path.startswith("/api/functions/"):
-            self._json(api.function_json(src, path.removeprefix("/api/functions/")))
-        elif path == "/api/decisions":
-            self._json(api.decisions_json(src, q.get("function"), _int(q, "limit", 100)))
-        elif path == "/api/rules":
-            self._json(api.rules_json(src))
-        elif path == "/api/why":
+        if path.startswith("/api/functions/"):
+            return _json(api.function_json(src, path.removeprefix("/api/functions/")))
+        if path == "/api/decisions":
+            return _json(api.decisions_json(src, q.get("function"), _int(q, "limit", 100)))
+        if path == "/api/rules":
+            return _json(api.rules_json(src))
+        if path == "/api/why":
             if not q.get("function"):
                 raise ValueError("/api/why needs ?function=KEY (and optionally &rule=NAME)")
-            self._json(api.why_json(src, q["function"], q.get("rule")))
-        elif path == "/api/topology":
-            self._json(api.topology_json(src, q.get("function"), _int(q, "limit", 500)))
-        elif path == "/api/actions":
-            self._json(self._actions_info())
-        elif path == "/":
-            self._html(
+            return _json(api.why_json(src, q["function"], q.get("rule")))
+        if path == "/api/topology":
+            return _json(api.topology_json(src, q.get("function"), _int(q, "limit", 500)))
+        if path == "/api/actions":
+            return _json(self._actions_info())
+        if path == "/":
+            return _html(
                 pages.fleet(
                     q.get("q", ""), q.get("state", ""), q.get("provider", ""), _int(q, "page", 1)
                 )
             )
-        elif path.startswith("/functions/"):
-            self._html(pages.function(path.removeprefix("/functions/")))
-        elif path == "/rules":
-            self._html(pages.rules(q.get("function")))
-        elif path == "/topology":
-            self._html(pages.topology(q.get("function")))
-        elif path.startswith("/static/"):
-            self._static(path.removeprefix("/static/"))
-        else:
-            raise NotFound(f"nothing at {path}")
-
-    def _static(self, name: str) -> None:
-        if "/" in name or name.startswith("."):
-            raise NotFound(name)
-        try:
-            body = resources.files("tuner.web").joinpath("static", name).read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
-            raise NotFound(f"no asset {name}") from None
-        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        if kind.startswith("text/") or kind.endswith("javascript"):
-            kind += "; charset=utf-8"
-        self._send(200, body, kind, cache="public, max-age=3600")
-
-    # ------------------------------------------------------------ actions
+        if path.startswith("/functions/"):
+            return _html(pages.function(path.removeprefix("/functions/")))
+        if path == "/rules":
+            return _html(pages.rules(q.get("function")))
+        if path == "/topology":
+            return _html(pages.topology(q.get("function")))
+        if path.startswith("/static/"):
+            return _static(path.removeprefix("/static/"))
+        raise NotFound(f"nothing at {path}")
 
     def _actions_info(self) -> dict[str, Any]:
         actions = self.web.actions
@@ -253,30 +229,41 @@ class _Handler(BaseHTTPRequestHandler):
             return {"enabled": False, "why": "read-only: no token is configured"}
         return {"enabled": True, "actions": list(actions.NAMES)}
 
-    def do_POST(self) -> None:  # noqa: N802 - the base's naming
-        if not self._host_ok():
-            self._send(421, b"misdirected request\n", "text/plain")
-            return
-        actions = self.web.actions
-        path = urlsplit(self.path).path
-        if actions is None or not actions.enabled:
-            self._json({"error": "read-only: no token is configured"}, HTTPStatus.FORBIDDEN)
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > 64_000:
-            self._json({"error": "request too large"}, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-            return
-        body = self.rfile.read(length)
-        try:
-            result = actions.handle(path, self.headers, body, _peer(self))
-        except ActionError as exc:
-            self._json({"error": str(exc)}, exc.status)
-            return
-        self._json(result)
+
+def _static(name: str) -> Reply:
+    if "/" in name or name.startswith("."):
+        raise NotFound(name)
+    try:
+        body = resources.files("tuner.web").joinpath("static", name).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise NotFound(f"no asset {name}") from None
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if kind.startswith("text/") or kind.endswith("javascript"):
+        kind += "; charset=utf-8"
+    return _reply(200, body, kind, cache="public, max-age=3600")
 
 
-def _peer(handler: BaseHTTPRequestHandler) -> str:
-    return str(handler.client_address[0])
+def _reply(
+    status: int, body: bytes, content_type: str, *, close: bool = False, **headers: str
+) -> Reply:
+    """An answer with the headers every answer of the dashboard carries."""
+    sent = {
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": headers.pop("cache", "no-store"),
+    }
+    if content_type.startswith("text/html"):
+        sent["Content-Security-Policy"] = _CSP
+    sent.update({name.replace("_", "-"): value for name, value in headers.items()})
+    return Reply(status, body, content_type, sent, close)
+
+
+def _json(value: Any, status: int = 200, *, close: bool = False) -> Reply:
+    return _reply(status, api.dumps(value), "application/json", close=close)
+
+
+def _html(text: str, status: int = 200) -> Reply:
+    return _reply(status, text.encode(), "text/html; charset=utf-8")
 
 
 def _int(q: dict[str, str], name: str, default: int) -> int:

@@ -116,13 +116,16 @@ class AwsWorld:
         timeout_s: int = 3,
         tags: dict[str, str] | None = None,
         environment: dict[str, str] | None = None,
+        subnets: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Create a Lambda function from an in-memory zip."""
+        """Create a Lambda function from an in-memory zip (in a VPC's ``subnets`` when given)."""
         extra: dict[str, Any] = {}
         if tags:
             extra["Tags"] = tags
         if environment:
             extra["Environment"] = {"Variables": environment}
+        if subnets:
+            extra["VpcConfig"] = {"SubnetIds": subnets, "SecurityGroupIds": []}
         function: dict[str, Any] = self.client("lambda").create_function(
             FunctionName=name,
             Runtime="python3.12",
@@ -134,6 +137,51 @@ class AwsWorld:
             **extra,
         )
         return function
+
+    def subnet(self, zone: str) -> str:
+        """A subnet in ``zone`` (of a VPC of its own) of the world's region."""
+        ec2 = self.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet: str = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone=zone)[
+            "Subnet"
+        ]["SubnetId"]
+        return subnet
+
+    def table(self, name: str, region: str) -> str:
+        """A DynamoDB table in ``region``; returns its ARN."""
+        dynamodb = boto3.client("dynamodb", region_name=region, endpoint_url=self.endpoint_url)
+        table = dynamodb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        arn: str = table["TableDescription"]["TableArn"]
+        return arn
+
+    def bucket(self, name: str, region: str) -> None:
+        """An S3 bucket in ``region``."""
+        s3 = boto3.client("s3", region_name=region, endpoint_url=self.endpoint_url)
+        where = (
+            {}
+            if region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        )
+        s3.create_bucket(Bucket=name, **where)
+
+    def database(self, name: str, zone: str) -> str:
+        """An RDS instance in ``zone`` of the world's region; returns its endpoint's address."""
+        db = self.client("rds").create_db_instance(
+            DBInstanceIdentifier=name,
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            AvailabilityZone=zone,
+            MasterUsername="ledger",
+            MasterUserPassword="not-a-real-password",
+            AllocatedStorage=20,
+        )
+        address: str = db["DBInstance"]["Endpoint"]["Address"]
+        return address
 
     def attach_queue(self, function: str, batch_size: int) -> str:
         """Give the function an SQS event source mapping; return the mapping's UUID."""
@@ -269,10 +317,12 @@ class CallRecorder:
         self.calls: list[tuple[str, str]] = []
 
     def watch(self, provider: AwsProvider) -> CallRecorder:
-        """Observe every client of the provider."""
+        """Observe every client of the provider, and those its sessions make later."""
         for region in provider.settings.regions:
-            for client in provider.clients(region).all():
+            clients = provider.clients(region)
+            for client in clients.all():
                 client.meta.events.register("before-call", self._record)
+            clients.session.events.register("before-call", self._record)
         return self
 
     def _record(self, model: Any, **_: Any) -> None:

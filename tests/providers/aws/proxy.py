@@ -23,6 +23,16 @@ from urllib.parse import urlsplit
 _HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length"}
 
 
+@dataclass(frozen=True)
+class Seen:
+    """One request the proxy received, as it came."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 @dataclass
 class Injection:
     """Answer up to ``times`` requests matching ``method`` and ``path`` differently."""
@@ -61,6 +71,8 @@ class AwsProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = urlsplit(upstream)
         self.injections: list[Injection] = []
+        self.seen: list[Seen] = []
+        """Every request received, in order."""
         self._lock = threading.Lock()
         proxy = self
 
@@ -93,6 +105,8 @@ class AwsProxy:
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
+        with self._lock:
+            self.seen.append(Seen(request.command, request.path, dict(request.headers), body))
         target = request.headers.get("X-Amz-Target", "")
         injection = self._claim(request.command, request.path, target)
         if injection is not None and injection.status is not None:

@@ -97,8 +97,8 @@ def test_knobs_lambda_does_not_have_are_refused(
 ) -> None:
     world.create_function("plain")
     provider = make_provider()
-    with pytest.raises(ProviderError, match="cannot change fan_out"):
-        provider.apply(target_named(provider, "plain"), [Change(Knob.FAN_OUT, None, 4)])
+    with pytest.raises(ProviderError, match="cannot change concurrency"):
+        provider.apply(target_named(provider, "plain"), [Change(Knob.CONCURRENCY, None, 4)])
 
 
 def test_a_target_read_before_another_change_conflicts_without_calling_update(

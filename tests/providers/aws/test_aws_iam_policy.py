@@ -21,6 +21,10 @@ IAM_PREFIX = {
     "CloudWatch Logs": "logs",
     "Resource Groups Tagging API": "tag",
     "STS": "sts",
+    "DynamoDB": "dynamodb",
+    "RDS": "rds",
+    "S3": "s3",
+    "EC2": "ec2",
 }
 ROLE_ONLY = {"sts:AssumeRole"}  # made only with assume_role_arn, by the session itself
 
@@ -34,7 +38,15 @@ def test_every_operation_of_a_full_cycle_is_in_the_policy_and_nothing_more(
     world: AwsWorld, make_provider: Callable[..., AwsProvider], recorder: CallRecorder
 ) -> None:
     now = time.time()
-    world.create_function("resize", tags={"tuner": "on"}, environment={"KEEP": "1"})
+    data = {  # the data stores it names are located too
+        "KEEP": "1",
+        "TABLE": world.table("orders", "us-east-1"),
+        "DB": world.database("ledger", f"{REGION}b"),
+        "BUCKET": "s3://photos",
+    }
+    world.bucket("photos", REGION)
+    subnets = [world.subnet(f"{REGION}a")]
+    world.create_function("resize", tags={"tuner": "on"}, environment=data, subnets=subnets)
     world.attach_queue("resize", batch_size=10)
     world.put_metrics("resize", now - 120, Invocations=10, Errors=1, Duration=2900.0)
     world.put_insights("resize", now - 120, used_memory_max=120.0)

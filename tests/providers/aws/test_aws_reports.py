@@ -232,8 +232,12 @@ def test_init_failures_and_import_errors_are_init_errors_not_timeouts_or_ooms() 
     assert summary.init_errors == 2  # two failed inits, each with its import error line
     assert (summary.timeouts, summary.ooms, summary.malformed) == (0, 0, 0)
     assert len(summary.reports) == 1
-    assert summarize([INIT_TIMEOUT]).init_errors == 1
-    assert summarize([INIT_TIMEOUT]).timeouts == 0
+    init_timeout = summarize([INIT_TIMEOUT])  # its own fact: more CPU can cure it
+    assert (init_timeout.init_timeouts, init_timeout.init_errors, init_timeout.timeouts) == (
+        1,
+        0,
+        0,
+    )
     assert summarize([IMPORT_ERROR]).init_errors == 1
     assert summarize(["INIT_REPORT Init Duration: 9908.09 ms"]).init_errors == 0  # success
     record = {

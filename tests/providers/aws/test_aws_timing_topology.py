@@ -79,7 +79,7 @@ def test_report_lines_give_the_true_edges_with_a_confidence(
     assert set(edges) == {("checkout", "pricing"), ("pricing", "rates")}
     for edge in edges.values():
         assert edge.evidence == "timing"
-        assert edge.confidence >= 0.999
+        assert 0.9 <= edge.confidence < 1.0  # timing alone is never certain
     assert edges[("checkout", "pricing")].calls == len(made["pricing"]) < 60
     assert edges[("pricing", "rates")].p50_ms == pytest.approx(40.0, abs=0.01)
     assert {n.id for n in topology.nodes} == {"checkout", "pricing", "rates", "audit"}

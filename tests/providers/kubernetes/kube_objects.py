@@ -15,6 +15,8 @@ PLURALS = {
     "TuningPolicy": "tuningpolicies",
     "ConfigMap": "configmaps",
     "Secret": "secrets",
+    "Node": "nodes",
+    "EndpointSlice": "endpointslices",
 }
 
 
@@ -23,8 +25,9 @@ def seed(kube: Any, *objects: dict[str, Any]) -> None:
     for obj in objects:
         group = obj["apiVersion"]
         prefix = "/api/v1" if group == "v1" else f"/apis/{group}"
-        namespace = obj["metadata"]["namespace"]
-        kube.create(f"{prefix}/namespaces/{namespace}/{PLURALS[obj['kind']]}", obj)
+        namespace = obj["metadata"].get("namespace")
+        scope = f"/namespaces/{namespace}" if namespace else ""  # a Node is cluster-wide
+        kube.create(f"{prefix}{scope}/{PLURALS[obj['kind']]}", obj)
 
 
 def stamp(when: float) -> str:
@@ -93,8 +96,10 @@ def pod(
     oom_at: float | None = None,
     restarts: int = 0,
     container_name: str = "app",
+    memory: str = "256Mi",
+    node: str | None = None,
 ) -> dict[str, Any]:
-    """A running pod whose container was last terminated by the OOM killer at ``oom_at``."""
+    """A running pod (on ``node``) whose container (at ``memory``) was last OOM-killed at ``oom_at``."""
     status: dict[str, Any] = {
         "name": container_name,
         "ready": True,
@@ -109,8 +114,52 @@ def pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {"containers": [container(container_name)]},
+        "spec": {
+            "containers": [container(container_name, memory)],
+            **({"nodeName": node} if node else {}),
+        },
         "status": {"phase": "Running", "containerStatuses": [status]},
+    }
+
+
+def node(name: str, zone: str) -> dict[str, Any]:
+    """A Node in a zone (``topology.kubernetes.io/zone``)."""
+    labels = {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": zone}
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}}
+
+
+def service(name: str, namespace: str, selector: dict[str, str]) -> dict[str, Any]:
+    """A v1 Service selecting pods by ``selector``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": selector, "ports": [{"port": 80}]},
+    }
+
+
+def endpoint_slice(
+    service_name: str, namespace: str, endpoints: list[tuple[str, str, bool]]
+) -> dict[str, Any]:
+    """The EndpointSlice of a Service: (pod, node, ready) per endpoint."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{service_name}-abc12",
+            "namespace": namespace,
+            "labels": {"kubernetes.io/service-name": service_name},
+        },
+        "addressType": "IPv4",
+        "endpoints": [
+            {
+                "addresses": [f"10.0.0.{index + 10}"],
+                "conditions": {"ready": ready},
+                "nodeName": on,
+                "targetRef": {"kind": "Pod", "name": name, "namespace": namespace},
+            }
+            for index, (name, on, ready) in enumerate(endpoints)
+        ],
     }
 
 

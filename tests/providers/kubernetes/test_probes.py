@@ -140,6 +140,15 @@ def test_one_probe_at_a_time_ended_when_its_time_is_up_and_none_again_within_for
     containers = live["spec"]["template"]["spec"]["containers"]
     containers[0]["resources"] = {"limits": {"memory": "512Mi"}, "requests": {"memory": "512Mi"}}
     kube.patch(path, {"spec": {"template": {"spec": {"containers": containers}}}})
+    pod_path = f"/api/v1/namespaces/{namespace}/pods/api-1"  # its pod, now at 512Mi
+    kube.patch(
+        pod_path,
+        {
+            "spec": {
+                "containers": [{**kube.get(pod_path)["spec"]["containers"][0], **containers[0]}]
+            }
+        },
+    )
     clock.t = start + 1201  # killed at a new limit: a new probe
     api_facts(probing, start - 60, clock.now())
     [second] = probe_pods(kube, namespace)
@@ -289,7 +298,14 @@ def test_a_knative_service_is_not_probed(
     seed(
         kube,
         knative_service("resize", namespace),
-        pod("resize-1", namespace, labels, oom_at=now - 5, container_name="user-container"),
+        pod(
+            "resize-1",
+            namespace,
+            labels,
+            oom_at=now - 5,
+            container_name="user-container",
+            memory="512Mi",
+        ),
     )
     with capture_logs() as logs:
         [facts] = provider.observe(provider.targets(), now - 60, now).values()

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from kube_emulation import EmulatorThread, WallClock
 from kube_objects import deployment, pod, seed
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_server import free_port, scraping, wait_for
 
 from tuner.domain.model import FunctionRef
 from tuner.providers.kubernetes import Settings, build
@@ -20,13 +17,6 @@ from tuner.providers.kubernetes.api import KubeApi
 from tuner.providers.prometheus import PrometheusClient
 
 MIB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Exporter:
@@ -55,13 +45,6 @@ class Exporter:
         self.server.server_close()
 
 
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if not found:
-        pytest.fail("prometheus is missing: apt-get install --no-install-recommends prometheus")
-    return found
-
-
 @pytest.fixture(scope="module")
 def exporter() -> Iterator[Exporter]:
     exported = Exporter()
@@ -71,41 +54,8 @@ def exporter() -> Iterator[Exporter]:
 
 @pytest.fixture(scope="module")
 def prometheus(exporter: Exporter, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("prometheus")
-    config = folder / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        "scrape_configs:\n"
-        f"  - job_name: pods\n    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n"
-    )
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            prometheus_binary(),
-            f"--config.file={config}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
-
-
-def wait_for(client: PrometheusClient, promql: str, accept: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            samples = client.query(promql, time.time())
-        except Exception:  # noqa: BLE001 - the server may still be starting
-            samples = []
-        if samples and accept(samples[0].value):
-            return
-        time.sleep(0.2)
-    pytest.fail(f"prometheus never answered {promql} as expected")
+    with scraping(exporter.port, tmp_path_factory.mktemp("prometheus")) as url:
+        yield url
 
 
 def test_observe_reads_peak_memory_and_latency_from_prometheus(

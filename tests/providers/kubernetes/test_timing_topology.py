@@ -105,7 +105,7 @@ def test_request_rates_give_the_true_edges_with_a_confidence(
     assert set(edges) == TRUE_EDGES  # no frontend -> db-proxy, nothing from slow batch
     for edge in edges.values():
         assert edge.evidence == "timing"
-        assert edge.confidence >= 0.99
+        assert 0.9 <= edge.confidence < 1.0  # calibrated: never certain
     counts = requests_per_second(SERVICES, SECONDS)
     cart_calls = edges[("frontend", "cart")].calls
     assert abs(cart_calls - sum(counts["cart"])) < 0.1 * sum(counts["cart"])

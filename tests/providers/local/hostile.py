@@ -195,6 +195,25 @@ HOSTILE = {
 }
 
 
+# Sends a forged profile and a forged ``ok`` at once on the worker's own channel (whose
+# lock keeps the tracer's sends from coming between them), and stays busy so that the
+# tracer's own last profile never comes.
+TRACE_FORGER = (
+    "import json, time\n\n"
+    "def node(wall_ms, children=()):\n"
+    "    return {'function': 'f', 'file': 'x.py', 'line': 1, 'wall_ms': wall_ms,\n"
+    "            'cpu_ms': 0, 'samples': 1, 'lines': {}, 'children': list(children)}\n\n"
+    "def handler(event, context):\n"
+    "    tree = node(event.get('wall_ms', 1), [node(1) for _ in range(event['nodes'] - 1)])\n"
+    "    forged = {'type': 'trace', 'complete': True, 'samples': 1, 'cpu_ms': 1,\n"
+    "              'tree': tree, 'where': [], 'exception': None, 'memory': None}\n"
+    "    result = {'type': 'result', 'outcome': 'ok', 'result': 'forged'}\n"
+    "    context._channel.send_encoded(json.dumps(forged) + '\\n' + json.dumps(result))\n"
+    "    time.sleep(3)\n"
+)
+"""A traced handler's source: ``{'nodes': N, 'wall_ms': W}`` forges an N-frame profile."""
+
+
 def write_hostile(directory: Path) -> Path:
     """Write the hostile functions into ``directory`` (a functions directory)."""
     write_handlers(directory, HOSTILE)

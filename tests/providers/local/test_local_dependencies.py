@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
+import pytest
+
+from tests.serving.connections import held_by_server
 from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.specs import DependencySpec
+from tuner.providers.local.stubs import DependencyStubs
 
 
 def test_a_slow_dependency_call_is_recorded_with_its_latency(host: FunctionHost) -> None:
@@ -63,3 +70,28 @@ def test_turning_the_cache_off_forgets_what_it_held(host: FunctionHost) -> None:
     host.invoke("lookup", {"key": "a", "dependency": "slow-db"})
 
     assert len(host.records.dependency_calls(["lookup"], 0, time.time() + 1)) == 2
+
+
+def test_a_caller_killed_mid_call_costs_the_stub_one_log_line(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    stubs = DependencyStubs({"slow": DependencySpec(name="slow", latency_ms=1500)})
+    url = stubs.start()["slow"]
+    try:
+        script = f"import urllib.request; urllib.request.urlopen({url + '/x'!r}, timeout=30)"
+        callers = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(3)]
+        deadline = time.monotonic() + 10
+        while held_by_server(int(url.rsplit(":", 1)[1])) < 3:  # each waits for its answer
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        for caller in callers:
+            caller.kill()
+            caller.wait()
+        time.sleep(1.6)  # the stub finishes its latency and would answer now
+    finally:
+        stubs.close()
+
+    out, err = capfd.readouterr()
+    assert (out + err).count("the caller went away before its answer") == 3
+    assert "Traceback" not in err and "ConnectionResetError" not in err
+    assert "BrokenPipeError" not in err

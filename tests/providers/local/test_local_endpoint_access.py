@@ -14,17 +14,13 @@ from pathlib import Path
 import pytest
 from local_world import WallClock
 
-from tuner.providers.local.access import (
-    BodyError,
-    RateLimiter,
-    authorized,
-    body_length,
-    load_or_create_token,
-)
+from tests.serving.connections import half_open, held_by_server
+from tuner.providers.local.access import RateLimiter, authorized, load_or_create_token
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.http_api import EndpointLimits
 from tuner.providers.local.provider import LocalProvider
 from tuner.providers.local.sandboxing import private_folder
+from tuner.serving.exchanges import BodyError, body_length
 
 BODY_CAP = 64 * 1024
 
@@ -110,10 +106,33 @@ def test_the_body_cap_holds_whatever_content_length_says(
 ) -> None:
     head = "POST /functions/echo/invoke HTTP/1.1\r\nConnection: close"
     head += f"\r\n{length_header}" if length_header else ""
-    answer = raw(guarded, head, b"x" * (8 * 1024 * 1024))  # far past the cap, never read
+    body = b"x" * (8 * 1024 * 1024)  # far past the cap, never read
+    if "chunked" in length_header:
+        body = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    answer = raw(guarded, head, body)
 
     assert answer.startswith(f"HTTP/1.0 {status}") or answer.startswith(f"HTTP/1.1 {status}")
     assert guarded.host.records.invocations(["echo"], 0, time.time() + 1) == []
+
+
+def test_trickling_connections_are_capped_and_cut_before_their_headers_are_complete(
+    guarded: LocalProvider,
+) -> None:
+    assert guarded.url is not None
+    port = int(guarded.url.rsplit(":", 1)[1])
+    limits = EndpointLimits()
+    head = b"POST /functions/echo/invoke HTTP/1.1\r\nHost: x\r\n"  # and never the end
+    with half_open(port, limits.connections + 20, head) as clients:
+        time.sleep(0.3)
+        assert held_by_server(port) <= limits.connections
+        until = time.monotonic() + limits.request_s + 3
+        while time.monotonic() < until:  # a header byte a second: never idle for long
+            for client in clients:
+                with contextlib.suppress(OSError):
+                    client.send(b"X")
+            time.sleep(1)
+        assert held_by_server(port) == 0
+    assert " 200 " in raw(guarded, post("/functions/echo/invoke", b"{}"), b"{}")
 
 
 def test_invocations_are_rate_limited_per_function(guarded: LocalProvider) -> None:
@@ -125,8 +144,9 @@ def test_invocations_are_rate_limited_per_function(guarded: LocalProvider) -> No
 
 
 def test_body_length_rules() -> None:
-    assert body_length("12", None, 100) == 12
-    assert body_length("0", None, 100) == 0
+    assert body_length("12", None, 100, required=True) == 12
+    assert body_length("0", None, 100, required=True) == 0
+    assert body_length(None, None, 100, required=False) == 0
     for header, encoding, status in [
         (None, None, 411),
         ("-1", None, 400),
@@ -135,7 +155,7 @@ def test_body_length_rules() -> None:
         ("5", "chunked", 411),
     ]:
         with pytest.raises(BodyError) as refused:
-            body_length(header, encoding, 100)
+            body_length(header, encoding, 100, required=True)
         assert refused.value.status == status
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from local_world import WallClock
+from test_local_remedies import wait_for_chain
 
 from tuner.domain.errors import ConfigError
 from tuner.providers.local import Settings, build, resolve_functions_dir
@@ -31,13 +32,15 @@ def peak_of_last(host: FunctionHost, name: str) -> float | None:
     return host.records.invocations([name], 0, time.time() + 1)[-1].peak_memory_mb
 
 
-def test_the_demo_declares_five_kinds_of_function_and_their_dependencies(tmp_path: Path) -> None:
+def test_the_demo_declares_seven_kinds_of_function_and_their_dependencies(tmp_path: Path) -> None:
     host = FunctionHost(EXAMPLES, tmp_path / "state", WallClock())
     try:
         assert host.functions() == [
+            "catalog-index",
             "checkout",
             "greeter",
             "ledger-sync",
+            "month-close",
             "price-lookup",
             "refund-notifier",
             "report-builder",
@@ -58,6 +61,31 @@ def test_report_builder_runs_out_of_memory_and_fits_after_doubling(demo: Functio
     assert demo.invoke("report-builder", {"pages": 44}).outcome == "ok"
     peak = peak_of_last(demo, "report-builder")
     assert peak is not None and 170 <= peak <= 215
+
+
+def test_month_close_times_out_at_its_ceiling_until_it_hands_over(demo: FunctionHost) -> None:
+    event = {"month": "2026-11", "accounts": 48}
+    assert demo.invoke("month-close", event).outcome == "timeout"
+    demo.deploy("month-close", replace(demo.config("month-close"), handover_s=0.2))
+
+    handed = demo.invoke("month-close", event).result["handed_over"]
+
+    chain = wait_for_chain(demo, handed["chain"])
+    assert chain.status == "done" and 3 <= chain.links <= 4
+    assert chain.result["accounts"] == 48
+
+
+def test_catalog_index_runs_out_of_memory_at_its_ceiling_until_it_splits(
+    demo: FunctionHost,
+) -> None:
+    event = {"import": "i-1", "pages": list(range(1, 41))}
+    assert demo.invoke("catalog-index", event).outcome == "oom"
+    demo.deploy("catalog-index", replace(demo.config("catalog-index"), fan_out=4))
+
+    merged = demo.invoke("catalog-index", event)
+
+    assert merged.outcome == "ok", merged.error
+    assert merged.result["pages"] == 40 and merged.result["bytes"] == 40 * 9 * 1024 * 1024
 
 
 def test_ledger_sync_times_out_on_full_batches_and_not_on_half_ones(demo: FunctionHost) -> None:
@@ -158,3 +186,36 @@ def test_broken_declarations_are_located_problems_not_crashes(tmp_path: Path) ->
     ]
     with pytest.raises(ConfigError, match="aliases expand to more than"):
         load_dependencies(tmp_path)
+
+
+def test_bad_function_folders_are_refused_at_load_with_the_reason_and_path(
+    tmp_path: Path,
+) -> None:
+    functions = tmp_path / "functions"
+    for name, files in {
+        "my func": ("handler.py", "function.yaml"),
+        "-dash": ("handler.py", "function.yaml"),
+        "no-handler": ("function.yaml",),
+        "no-declaration": ("handler.py",),
+        "fine": ("handler.py", "function.yaml"),
+        "shared": ("helpers.py",),  # not a function: left alone
+        "__pycache__": ("handler.py",),
+    }.items():
+        (functions / name).mkdir(parents=True)
+        for file in files:
+            (functions / name / file).write_text("def handler(event, context):\n    pass\n")
+    (functions / "fine" / "function.yaml").write_text("memory_mb: 128\n")
+
+    with pytest.raises(ConfigError) as refused:
+        load_functions(tmp_path)
+
+    assert sorted(str(p) for p in refused.value.problems) == sorted(
+        [
+            f"{functions / '-dash'}: '-dash' is not a function name: use letters, digits,"
+            " '.', '_' and '-', beginning with a letter or digit, at most 64",
+            f"{functions / 'my func'}: 'my func' is not a function name: use letters, digits,"
+            " '.', '_' and '-', beginning with a letter or digit, at most 64",
+            f"{functions / 'no-declaration'}: has a handler.py but no function.yaml",
+            f"{functions / 'no-handler'}: has a function.yaml but no handler.py",
+        ]
+    )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from tuner.providers.local.host import FunctionHost, merge, split
+from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.invocations import merge
+from tuner_handler.parts import slices as split
 
 
 def wait_for_records(host: FunctionHost, name: str, count: int, within_s: float = 10) -> None:

@@ -42,7 +42,7 @@ def test_it_is_a_provider_listing_every_function(provider: LocalProvider) -> Non
     assert echo.config.memory_mb == 128 and echo.config.timeout_s == 5
     assert echo.config.revision == "1"
     assert (echo.labels, echo.owner, echo.limits) == ({"team": "test"}, "test-team", LOCAL_LIMITS)
-    assert echo.console_url.startswith("http://127.0.0.1:")
+    assert echo.console_url == ""  # the host has no console page: its endpoint needs a token
     assert target(provider, "batcher").config.batch_size == 5
     assert echo.config.batch_size is None
 

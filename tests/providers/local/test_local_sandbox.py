@@ -27,8 +27,10 @@ from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.cgroups import memory_limits
 from tuner.providers.local.dependency_calls import checked_path
 from tuner.providers.local.host import FunctionHost
+from tuner.providers.local.identities import DEFAULT_UIDS
 from tuner.providers.local.output import OutputSink
 from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy, remove_stale_runtimes
+from tuner_handler.settings import FAN_OUT_ENV, HANDOVER_ENV, MAX_LINKS_ENV
 
 PIDS_MAX = 16
 OUTPUT_BYTES = 64 * 1024
@@ -225,7 +227,9 @@ def test_workers_run_unprivileged_with_only_their_declared_environment(
 
     assert result.outcome == "ok"
     seen = result.result
-    assert (seen["uid"], seen["gid"], seen["groups"]) == (65534, 65534, [])
+    identity = plain.worker_identity("snoop")
+    assert identity is not None and DEFAULT_UIDS[0] <= identity.uid <= DEFAULT_UIDS[1]
+    assert (seen["uid"], seen["gid"], seen["groups"]) == (identity.uid, identity.gid, [])
     assert seen["shadow"] == "PermissionError"
     assert seen["environment"]["GREETING"] == "hello"
     assert set(seen["environment"]) <= {
@@ -236,8 +240,11 @@ def test_workers_run_unprivileged_with_only_their_declared_environment(
         "TMPDIR",
         "MALLOC_ARENA_MAX",
         "LC_CTYPE",
+        HANDOVER_ENV,  # the settings tuner_handler reads, from the live configuration
+        MAX_LINKS_ENV,
+        FAN_OUT_ENV,
     }
-    assert seen["tmp"] != "/tmp" and seen["tmp_mode"] == 0o700 and seen["tmp_uid"] == 65534
+    assert seen["tmp"] != "/tmp" and seen["tmp_mode"] == 0o700 and seen["tmp_uid"] == identity.uid
     assert not Path(seen["tmp"]).exists() or plain.warm_workers("snoop")
 
 
@@ -253,7 +260,7 @@ def test_a_worker_cannot_look_into_another_functions_worker(plain: FunctionHost)
     [victim] = plain.warm_workers("snoop")
 
     seen = plain.invoke("peeker", {"pid": victim}).result
-    assert seen == {"environ": "PermissionError", "maps": "PermissionError"}
+    assert seen == {"environ": "FileNotFoundError", "maps": "FileNotFoundError"}  # not even seen
 
 
 @pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")
@@ -293,48 +300,59 @@ def test_the_shared_cache_a_handler_fills_stays_within_its_bound() -> None:
 
 
 @pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")
-def test_workers_use_an_interpreter_their_user_can_run() -> None:
-    sandbox = Sandbox(SandboxPolicy())
+def test_workers_use_an_interpreter_their_user_can_run(tmp_path: Path) -> None:
+    sandbox = Sandbox(SandboxPolicy(), ["f"], tmp_path)
     try:
+        identity = sandbox.identity("f")
+        assert identity is not None
         probe = subprocess.run(
             [sandbox.python, "-I", str(sandbox.script), "--probe"],
-            user=65534,
-            group=65534,
+            user=identity.uid,
+            group=identity.gid,
             capture_output=True,
             cwd="/",
         )
         assert probe.returncode == 0, probe.stderr
-        assert sandbox.drops_privileges and sandbox.command()[-2:] == ["--user", "65534:65534"]
+        user = ["--user", f"{identity.uid}:{identity.gid}"]
+        assert sandbox.command("f")[3:5] == user
     finally:
         sandbox.close()
 
 
 @pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")
-def test_an_unknown_worker_user_is_a_configuration_error() -> None:
+@pytest.mark.parametrize(
+    ("uids", "why"),
+    [((0, 10), "not a range of user ids above 0"), ((65534, 65534), "no free user id left")],
+)
+def test_a_range_without_free_user_ids_is_a_configuration_error(
+    tmp_path: Path, uids: tuple[int, int], why: str
+) -> None:
     with pytest.raises(ConfigError) as refused:
-        Sandbox(SandboxPolicy(user="no-such-user-here"))
-    assert refused.value.problems[0].field == "worker_user"
+        Sandbox(SandboxPolicy(uids=uids), ["f"], tmp_path)  # 65534 is nobody: a named user
+    assert refused.value.problems[0].field == "worker_uids" and why in str(refused.value)
 
 
 @pytest.mark.skipif(not ROOT, reason="privileges are only dropped when the host runs as root")
-def test_no_runnable_interpreter_is_a_configuration_error_naming_those_tried() -> None:
+def test_no_runnable_interpreter_is_a_configuration_error_naming_those_tried(
+    tmp_path: Path,
+) -> None:
     try:
         subprocess.run([sys.executable, "-c", "pass"], user=65534, group=65534, check=True, cwd="/")
         pytest.skip("tuner's own interpreter is readable by every user here")
     except (OSError, subprocess.CalledProcessError):
         pass  # as expected: a venv below root's home
     with pytest.raises(ConfigError) as refused:
-        Sandbox(SandboxPolicy(python="/nonexistent/python3"))
+        Sandbox(SandboxPolicy(python="/nonexistent/python3"), ["f"], tmp_path)
     assert refused.value.problems[0].field == "worker_python"
     assert sys.executable in str(refused.value) and "/nonexistent/python3" in str(refused.value)
 
 
-def test_without_a_worker_user_workers_keep_the_hosts_user(tmp_path: Path) -> None:
+def test_without_worker_uids_workers_keep_the_hosts_user(tmp_path: Path) -> None:
     host = FunctionHost(
         write_hostile(tmp_path / "hostile"),
         tmp_path / "state",
         WallClock(),
-        sandbox=SandboxPolicy(user=None),
+        sandbox=SandboxPolicy(uids=None),
     )
     host.start()
     try:

@@ -11,7 +11,8 @@ from local_world import WallClock, traced_host, write_handlers
 from tuner.domain.model import FunctionRef
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.provider import LocalProvider
-from tuner.providers.local.trace_executor import MEMORY_PRESSURE, TracingSpec
+from tuner.providers.local.trace_executor import MEMORY_PRESSURE
+from tuner.providers.local.tracing_specs import TracingSpec
 from tuner.trace.folded import fold
 
 FUNCTIONS = {

@@ -14,8 +14,10 @@ from local_world import WallClock, traced_host, write_handlers
 
 from tuner.providers.local.executions import Execution
 from tuner.providers.local.host import MAX_NESTING, FunctionHost
-from tuner.providers.local.trace_executor import TracePlan, Tracing, TracingSpec
+from tuner.providers.local.trace_executor import TracePlan, Tracing
+from tuner.providers.local.trace_messages import ProfileCaps, checked_profile
 from tuner.providers.local.tracer import InvocationTracer
+from tuner.providers.local.tracing_specs import TracingSpec
 
 ROOT = os.geteuid() == 0
 
@@ -83,7 +85,8 @@ def test_traced_workers_are_reused_and_their_traces_reach_the_host(host: Functio
     log = host.state_dir / "logs" / "whoami.log"
     assert not log.exists() or "recycled" not in log.read_text()
     if ROOT:
-        assert results[0].result["uid"] == 65534  # traced as nobody
+        identity = host.worker_identity("whoami")  # traced as the function's own user
+        assert identity is not None and results[0].result["uid"] == identity.uid
     assert host.tracing is not None
     traces = host.tracing.store.traces("whoami")
     assert len(traces) == 3 and all(t.complete and t.tree is not None for t in traces)
@@ -155,7 +158,10 @@ def _plan() -> TracePlan:
 )
 def test_a_malformed_profile_is_left_out_of_the_trace(tmp_path: Path, profile: dict) -> None:  # type: ignore[type-arg]
     tracing = Tracing(tmp_path / "traces", TracingSpec())
-    execution = Execution(outcome="ok", duration_ms=5.0, trace={"type": "trace", **profile})
+    caps = ProfileCaps.of(5000, 64, 1.0, 5.0)
+    execution = Execution(
+        outcome="ok", duration_ms=5.0, trace=checked_profile({"type": "trace", **profile}, caps)
+    )
 
     trace = tracing.finish(_plan(), "f", 1, execution)
 

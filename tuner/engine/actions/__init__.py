@@ -12,8 +12,10 @@ from pydantic import Field
 
 from tuner.domain.registry import Entry, Registry
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
+from tuner.engine.actions.decomposition import Handover, Split
 from tuner.engine.actions.granularity import FanOut, LessConcurrency, LongerTimeout, SmallerBatches
 from tuner.engine.actions.memory import LessMemory, MoreMemory
+from tuner.engine.actions.shaping import Fuse, NearReplica, SplitPath, ZoneAffinity
 from tuner.engine.actions.telling import EnableCache, Notify, Trace
 from tuner.engine.actions.trials import CheapestMemory, TryMemory
 
@@ -24,15 +26,21 @@ __all__ = [
     "CheapestMemory",
     "EnableCache",
     "FanOut",
+    "Handover",
+    "Fuse",
     "LessConcurrency",
     "LessMemory",
     "LongerTimeout",
     "MoreMemory",
+    "NearReplica",
     "Notify",
     "Plan",
     "SmallerBatches",
+    "Split",
+    "SplitPath",
     "Trace",
     "TryMemory",
+    "ZoneAffinity",
     "action_class",
     "not_applicable",
 ]
@@ -45,11 +53,17 @@ Action = Annotated[
     | SmallerBatches
     | FanOut
     | LessConcurrency
+    | Handover
+    | Split
     | EnableCache
     | Notify
     | Trace
     | TryMemory
-    | CheapestMemory,
+    | CheapestMemory
+    | Fuse
+    | SplitPath
+    | NearReplica
+    | ZoneAffinity,
     Field(discriminator="action"),
 ]
 """Any action of a rule, told apart by its ``action`` field."""

@@ -16,7 +16,9 @@ class LongerTimeout(BaseAction):
     """Raise the timeout above the observed duration tail.
 
     The basis is the longest observed duration (at least the current timeout when
-    invocations hit it, since their real duration is unknown) times ``factor``.
+    invocations hit it, since their real duration is unknown) times ``factor``, up to
+    ``max_s`` or the provider's limit.  A timeout that invocations hit is known to be too
+    short: a longer one that has not helped yet is kept, and the next step follows.
 
     Example::
 
@@ -30,6 +32,7 @@ class LongerTimeout(BaseAction):
     max_s: float | None = Field(None, gt=0, description="Never go above this.")
     knob: ClassVar[Knob | None] = Knob.TIMEOUT_S
     symptom: ClassVar[str | None] = "timeout_rate"
+    monotone: ClassVar[bool] = True
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
         """Timeout from the duration tail times a factor."""
@@ -103,6 +106,10 @@ class SmallerBatches(BaseAction):
 class FanOut(BaseAction):
     """Split each payload into more parallel parts (map-reduce).
 
+    Only where the payloads split: a provider that tells which events it can split
+    (``extra.split_share``, e.g. the local host, which splits list events) gets no fan-out
+    for a function whose failing events it cannot split, since the change could not help.
+
     Example::
 
         - action: fan-out
@@ -115,12 +122,19 @@ class FanOut(BaseAction):
     symptom: ClassVar[str | None] = "timeout_rate"
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
-        """Multiply the fan-out, up to the provider's cap."""
+        """Multiply the fan-out, up to the provider's cap, where the events split."""
         current = config.fan_out
         if current is None:
             return not_applicable("the function does not support fan-out")
         if current >= limits.fan_out_max:
             return not_applicable(f"fan-out is already at the cap ({limits.fan_out_max})")
+        extra = facts.get("extra")
+        split = fact_number(extra, "split_share") if isinstance(extra, Mapping) else None
+        if split == 0:
+            return not_applicable(
+                "its events do not split: fan-out divides a list event over parts, and the"
+                " failing events are not lists"
+            )
         after = int(limits.clamp(Knob.FAN_OUT, max(1, current) * self.factor))
         return Plan(Change(Knob.FAN_OUT, current, after), f"fan-out {current} -> {after} parts")
 

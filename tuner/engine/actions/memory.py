@@ -11,11 +11,13 @@ from tuner.domain.model import Change, FunctionConfig, Knob, Limits, fact_number
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
 from tuner.engine.measured import measured_floor
 from tuner.engine.sizing import (
+    also_said,
     margin_basis,
     monthly_saving,
-    oom_need,
+    oom_evidence,
     smallest_in_time,
     steady_need,
+    strongest,
     with_margin,
 )
 
@@ -66,22 +68,36 @@ class MoreMemory(BaseAction):
         cap = min(limits.memory_max_mb, self.max_mb or limits.memory_max_mb)
         if current >= cap:
             return not_applicable(f"memory is already at the cap ({cap} MB)")
-        need = oom_need(facts, current) if (fact_number(facts, "ooms") or 0) > 0 else None
-        if need is not None and need.lower_bound:
+        ooms = (fact_number(facts, "ooms") or 0) > 0
+        evidence = oom_evidence(facts, current) if ooms else []
+        need = strongest(evidence)
+        if not ooms and self.only_if_cpu_scales:
+            wanted = current * self.growth
+            basis = f"x{self.growth:g}: more memory buys more CPU on this provider"
+        elif need is not None and need.lower_bound:
             wanted = max(need.mb * (1.0 + self.margin), current * self.growth)
-            basis = f"x{self.growth:g} at least: {need.basis}, still growing at the limit"
+            basis = (
+                f"x{self.growth:g} at least, from {need.source}: {need.basis},"
+                f" still growing at the limit{also_said(evidence, need)}"
+            )
         elif need is not None:
             wanted = with_margin(need, self.margin)
-            basis = f"needs {need.mb:.0f} MB {margin_basis(need, self.margin)}: {need.basis}"
+            basis = (
+                f"from {need.source}: needs {need.mb:.0f} MB {margin_basis(need, self.margin)}:"
+                f" {need.basis}{also_said(evidence, need)}"
+            )
         elif peak is not None and peak < 0.95 * current:
             wanted = peak * (1.0 + self.margin)
-            basis = f"from a {peak:.0f} MB peak + {self.margin:.0%}"
+            basis = f"from the survivors' peak: {peak:.0f} MB + {self.margin:.0%}"
             if wanted <= current:
                 wanted = current * self.growth
-                basis = f"x{self.growth:g}: the {peak:.0f} MB peak fits, the failures did not"
+                basis = f"blind x{self.growth:g}: the {peak:.0f} MB peak fits, the failures did not"
         else:
             wanted = current * self.growth
-            basis = f"x{self.growth:g}: killed at the limit, real need unknown"
+            basis = (
+                f"blind x{self.growth:g}: killed at the limit, and no probe or trace measured"
+                " its need"
+            )
         after = int(min(cap, limits.clamp(Knob.MEMORY_MB, wanted)))
         return Plan(
             Change(Knob.MEMORY_MB, current, after), f"memory {current} -> {after} MB ({basis})"

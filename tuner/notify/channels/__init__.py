@@ -60,15 +60,25 @@ def _console(name: str, settings: ConsoleChannelSettings, stream: TextIO | None)
 
 
 def _entry(
-    name: str, build: Callable[..., Channel], settings: type[Any], summary: str
+    name: str,
+    build: Callable[..., Channel],
+    settings: type[Any],
+    summary: str,
+    needs: tuple[str, ...] = (),
 ) -> Entry[ChannelBuilder]:
-    return Entry(name, lambda: build, settings=settings, summary=summary)
+    return Entry(name, lambda: build, settings=settings, summary=summary, needs=needs, extra=name)
 
 
 CHANNELS: Registry[ChannelBuilder] = Registry(
     "channel type",
     [
-        _entry("slack", _slack, SlackChannelSettings, "a Slack incoming webhook (slack-sdk)"),
+        _entry(
+            "slack",
+            _slack,
+            SlackChannelSettings,
+            "a Slack incoming webhook (slack-sdk)",
+            needs=("slack_sdk",),
+        ),
         _entry("email", _email, EmailChannelSettings, "mail over SMTP"),
         _entry("webhook", _webhook, WebhookChannelSettings, "a JSON POST to any HTTP endpoint"),
         _entry("console", _console, ConsoleChannelSettings, "the terminal tuner runs in"),

@@ -16,10 +16,20 @@ from tuner.providers.aws.clients import RegionClients
 from tuner.providers.aws.configs import config_from, environment_of
 from tuner.providers.aws.errors import error_code
 from tuner.providers.aws.settings import Settings
+from tuner_handler.settings import FAN_OUT_ENV, HANDOVER_ENV
 
 log = structlog.get_logger(__name__)
 
-SUPPORTED_KNOBS = (Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.CACHE_TTL_S, Knob.BATCH_SIZE)
+SUPPORTED_KNOBS = (
+    Knob.MEMORY_MB,
+    Knob.TIMEOUT_S,
+    Knob.CACHE_TTL_S,
+    Knob.BATCH_SIZE,
+    Knob.FAN_OUT,
+    Knob.HANDOVER_S,
+)
+ENVIRONMENT_KNOBS = {Knob.FAN_OUT: FAN_OUT_ENV, Knob.HANDOVER_S: HANDOVER_ENV}
+"""Knobs a function carries as environment variables for tuner_handler, by variable."""
 _SETTLING_STATES = frozenset({"Creating", "Enabling", "Updating"})
 
 
@@ -57,6 +67,12 @@ def apply_changes(
         return live
     if target.config.revision != live.revision:
         raise ConflictError(f"{target.ref.key} changed since it was read")
+    undeclared = [k.value for k in pending if k in ENVIRONMENT_KNOBS and live.get(k) is None]
+    if undeclared:
+        raise ProviderError(
+            f"{target.ref.key} does not carry {', '.join(undeclared)}: its code does not use"
+            " tuner_handler"
+        )
     update = function_update(pending, environment_of(function), settings.cache_env_var)
     if update:
         update_function(clients, name, live.revision, update, settings)
@@ -82,6 +98,8 @@ def wanted_values(changes: Sequence[Change]) -> dict[Knob, float | int]:
     for change in changes:
         if change.knob is Knob.TIMEOUT_S:
             wanted[change.knob] = float(math.ceil(change.after))
+        elif change.knob is Knob.HANDOVER_S:
+            wanted[change.knob] = round(float(change.after), 3)
         else:
             wanted[change.knob] = int(change.after)
     return wanted
@@ -96,9 +114,13 @@ def function_update(
         update["MemorySize"] = int(pending[Knob.MEMORY_MB])
     if Knob.TIMEOUT_S in pending:
         update["Timeout"] = int(pending[Knob.TIMEOUT_S])
+    variables = {
+        name: f"{pending[knob]:g}" for knob, name in ENVIRONMENT_KNOBS.items() if knob in pending
+    }
     if Knob.CACHE_TTL_S in pending:
-        merged = {**environment, cache_env_var: str(int(pending[Knob.CACHE_TTL_S]))}
-        update["Environment"] = {"Variables": merged}
+        variables[cache_env_var] = str(int(pending[Knob.CACHE_TTL_S]))
+    if variables:
+        update["Environment"] = {"Variables": {**environment, **variables}}
     return update
 
 

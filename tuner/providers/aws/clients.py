@@ -39,19 +39,10 @@ class RegionClients:
 
 def connect(settings: Settings, region: str) -> RegionClients:
     """Clients for ``region``, with credentials from boto3's chain or the configured role."""
-    from botocore.config import Config
-
     session = _session(settings, region)
-    config = Config(
-        region_name=region,
-        retries={"mode": "adaptive", "max_attempts": settings.max_attempts},
-        connect_timeout=5,
-        read_timeout=30,
-        user_agent_extra="tuner",
-    )
 
     def client(service: str) -> Any:
-        return session.client(service, config=config, endpoint_url=settings.endpoint_url)
+        return client_in(session, settings, service, region)
 
     lambda_ = client("lambda")
     control_plane = TokenBucket(settings.control_plane_rps)
@@ -65,6 +56,20 @@ def connect(settings: Settings, region: str) -> RegionClients:
         tagging=client("resourcegroupstaggingapi"),
         logs_bucket=TokenBucket(settings.logs_rps),
     )
+
+
+def client_in(session: Any, settings: Settings, service: str, region: str) -> Any:
+    """A client of ``session`` for ``service`` in ``region``, with tuner's retries and timeouts."""
+    from botocore.config import Config
+
+    config = Config(
+        region_name=region,
+        retries={"mode": "adaptive", "max_attempts": settings.max_attempts},
+        connect_timeout=5,
+        read_timeout=30,
+        user_agent_extra="tuner",
+    )
+    return session.client(service, config=config, endpoint_url=settings.endpoint_url)
 
 
 def _take_token(bucket: TokenBucket) -> Any:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tuner.domain.model import FunctionConfig, Limits
+from tuner_handler.settings import FAN_OUT_ENV, HANDOVER_ENV
 
 LAMBDA_LIMITS = Limits(
     memory_min_mb=128,
@@ -35,13 +36,18 @@ def config_from(
 
     Only the ``TUNER_*`` environment variables are carried, so that secrets in a
     function's environment never reach rules, the store or notifications.  With several
-    event source mappings the batch size is the smallest of them.
+    event source mappings the batch size is the smallest of them.  A function whose code
+    uses tuner_handler declares it by carrying its settings (``TUNER_HANDOVER_S``,
+    ``TUNER_FAN_OUT``): only then has it the ``handover_s`` and ``fan_out`` knobs.
     """
     environment = environment_of(function)
+    handover = _float_or_none(environment.get(HANDOVER_ENV))
     return FunctionConfig(
         memory_mb=int(function["MemorySize"]),
         timeout_s=float(function["Timeout"]),
         batch_size=min(batch_sizes) if batch_sizes else None,
+        fan_out=_int_or_none(environment.get(FAN_OUT_ENV)),
+        handover_s=None if handover is None else max(0.0, handover),
         cache_ttl_s=_int_or_none(environment.get(cache_env_var)),
         environment={k: v for k, v in environment.items() if k.startswith(TUNER_ENV_PREFIX)},
         revision=str(function.get("RevisionId", "")),
@@ -54,8 +60,14 @@ def unqualified_arn(arn: str) -> str:
     return ":".join(parts[:7])
 
 
-def _int_or_none(raw: str | None) -> int | None:
+def _float_or_none(raw: str | None) -> float | None:
     try:
-        return int(float(raw)) if raw is not None else None
+        value = float(raw) if raw is not None else None
     except ValueError:
         return None
+    return value if value is None or value == value else None  # NaN: unreadable
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    value = _float_or_none(raw)
+    return None if value is None else int(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tuner.domain.model import FunctionRef, WindowFacts
+from tuner.domain.model import FunctionConfig, FunctionRef, WindowFacts
 from tuner.providers.aws.metrics import FunctionStats
 from tuner.providers.aws.reports import LogSummary
 
@@ -20,9 +20,10 @@ def window_facts(
 ) -> WindowFacts:
     """The facts of one function over one window.
 
-    Counters that only logs can give (timeouts, OOMs, cold starts, init errors) are None
-    when the logs were not read.  Duration percentiles come from the REPORT lines when
-    there are some, else from CloudWatch percentiles when those were asked for.
+    Counters that only logs can give (timeouts, OOMs, cold starts, init errors and init
+    timeouts) are None when the logs were not read.  Duration percentiles come from the
+    REPORT lines when there are some, else from CloudWatch percentiles when those were
+    asked for.
     """
     invocations = stats.get("invocations")
     if invocations is None and summary is not None and summary.reports:
@@ -31,6 +32,7 @@ def window_facts(
     if summary is not None:
         extra["log_reports"] = float(len(summary.reports))
         extra["malformed_log_lines"] = float(summary.malformed)
+        extra["init_timeouts"] = float(summary.init_timeouts)
     return WindowFacts(
         ref=ref,
         start=start,
@@ -82,3 +84,14 @@ def _percentile(summary: LogSummary | None, q: float, fallback: float | None) ->
 def _largest(*values: float | None) -> float | None:
     present = [v for v in values if v is not None]
     return max(present) if present else None
+
+
+def with_handler_facts(facts: WindowFacts, config: FunctionConfig) -> WindowFacts:
+    """The window with ``supports_handover`` / ``supports_split`` where the function carries
+    tuner_handler's settings (so has the knobs): it declares that its code uses them."""
+    declared = {}
+    if config.handover_s is not None:
+        declared["supports_handover"] = 1.0
+    if config.fan_out is not None:
+        declared["supports_split"] = 1.0
+    return replace(facts, extra={**facts.extra, **declared}) if declared else facts

@@ -6,6 +6,11 @@ log shippers their own header).  A REPORT line is found by ``REPORT RequestId:``
 every number must be a plain non-negative decimal (``nan``, ``inf``, ``1e999`` and
 negative numbers make the line malformed).  Labels are matched whole, so SnapStart's
 ``Restore Duration`` and ``Billed Restore Duration`` never stand in for ``Duration``.
+
+A JSON report may carry only some of its metrics (a ``platform.report`` of an invocation
+that timed out or crashed can lack ``maxMemoryUsedMB``): its duration is kept and the
+missing numbers are unknown, never zero.  Only a record without a duration, or with a
+number that is not a finite non-negative number, is malformed.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ _LABELS = (
 _FIELD = re.compile(r"(?:^|(?<=\s))(" + "|".join(map(re.escape, _LABELS)) + r"):[ \t]*([^\s\"]+)")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _REQUIRED = ("Duration", "Billed Duration", "Memory Size", "Max Memory Used")
-_INIT_FAILED = ("error", "timeout", "failure")
+_INIT_FAILED = ("error", "failure")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +47,9 @@ class Report:
 
     request_id: str
     duration_ms: float
-    billed_duration_ms: float
-    memory_size_mb: float
-    max_memory_used_mb: float
+    billed_duration_ms: float | None
+    memory_size_mb: float | None
+    max_memory_used_mb: float | None
     init_duration_ms: float | None
     status: str | None
     restore_duration_ms: float | None = None
@@ -53,10 +58,10 @@ class Report:
     @property
     def out_of_memory(self) -> bool:
         """True when the invocation used all the memory it had, or Lambda said so."""
-        return (
-            self.max_memory_used_mb >= self.memory_size_mb
-            or self.error_type == "Runtime.OutOfMemory"
-        )
+        if self.error_type == "Runtime.OutOfMemory":
+            return True
+        used, size = self.max_memory_used_mb, self.memory_size_mb
+        return used is not None and size is not None and used >= size
 
     @property
     def cold_start(self) -> bool:
@@ -73,8 +78,13 @@ class InitReport:
 
     @property
     def failed(self) -> bool:
-        """True when the init phase failed or timed out: the handler never ran."""
+        """True when the init phase failed (not a timeout): the handler never ran."""
         return self.status in _INIT_FAILED
+
+    @property
+    def timed_out(self) -> bool:
+        """True when the init phase ran out of time, which more CPU (memory) can cure."""
+        return self.status == "timeout"
 
 
 def is_report(line: str) -> bool:
@@ -209,17 +219,16 @@ def _json_report(
 ) -> Report | None:
     """A report from duration, billed duration, memory size and memory used under ``keys``.
 
-    None when one of them, or a given init or restore duration, is not a finite
-    non-negative number.
+    The duration is required; the other numbers may be missing (unknown).  None when the
+    duration is missing or any number present is not a finite non-negative number.
     """
-    numbers = [_json_number(source.get(key)) for key in keys]
-    optional = [v for v in (init, restore) if v is not None]
-    if any(n is None for n in numbers) or any(_json_number(v) is None for v in optional):
+    given = [source.get(key) for key in keys] + [init, restore]
+    if given[0] is None or any(v is not None and _json_number(v) is None for v in given):
         return None
-    duration, billed, size, used = (n or 0.0 for n in numbers)
+    duration, billed, size, used = (_json_number(v) for v in given[:4])
     return Report(
         request_id=request_id,
-        duration_ms=duration,
+        duration_ms=duration or 0.0,
         billed_duration_ms=billed,
         memory_size_mb=size,
         max_memory_used_mb=used,

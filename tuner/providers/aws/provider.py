@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import structlog
 
@@ -12,12 +13,13 @@ from tuner.domain.decisions import Decision
 from tuner.domain.model import Change, FunctionConfig, FunctionRef, Target, WindowFacts
 from tuner.domain.ports import Clock
 from tuner.providers.aws import actuating, aliases, canary, logs, metrics, timing
-from tuner.providers.aws.clients import RegionClients, connect
+from tuner.providers.aws.clients import RegionClients, client_in, connect
+from tuner.providers.aws.data_stores import DataStores, far_data
 from tuner.providers.aws.errors import provider_errors
-from tuner.providers.aws.facts import canary_facts, window_facts
+from tuner.providers.aws.facts import canary_facts, window_facts, with_handler_facts
 from tuner.providers.aws.reports import LogSummary
 from tuner.providers.aws.settings import Settings
-from tuner.providers.aws.targets import list_targets
+from tuner.providers.aws.targets import Reach, list_targets
 from tuner.trace.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -41,6 +43,12 @@ class AwsProvider:
         self._cycle = 0
         self._canaries: dict[FunctionRef, aliases.Canary] = {}
         """tuner's canaries in flight, as last read from the aliases."""
+        self._reach: dict[FunctionRef, Reach] = {}
+        """What each function's configuration says of its data, as last listed."""
+        self._data_clients: dict[tuple[str, str], Any] = {}
+        self._data_lock = threading.Lock()
+        self.data_stores = DataStores(self._data_client, clock)
+        """Where the functions' data stores are (see data_stores.py)."""
 
     def start(self) -> None:
         """Create the clients of every configured region."""
@@ -53,6 +61,10 @@ class AwsProvider:
             for clients in self._clients.values():
                 clients.close()
             self._clients.clear()
+        with self._data_lock:
+            for client in self._data_clients.values():
+                client.close()
+            self._data_clients.clear()
 
     def clients(self, region: str) -> RegionClients:
         """The clients of one configured region, created on first use."""
@@ -69,7 +81,7 @@ class AwsProvider:
         found: list[Target] = []
         for region in self.settings.regions:
             with provider_errors(f"list functions in {region}"):
-                listed = list_targets(self.clients(region), self.settings)
+                listed = list_targets(self.clients(region), self.settings, self._reach)
                 found.extend(self._through_alias(region, listed))
         return found
 
@@ -154,6 +166,9 @@ class AwsProvider:
             for t in targets
             if t.ref.name in stats or summaries.get(t.ref.name) is not None
         }
+        for t in targets:
+            if t.ref in facts and t.ref in self._reach:
+                facts[t.ref] = self._with_far_data(facts[t.ref], self._reach[t.ref])
         for t in targets:  # a function on trial is judged by its canary version alone
             summary = summaries.get(t.ref.name)
             if t.ref.name in trials:
@@ -163,7 +178,32 @@ class AwsProvider:
                     facts[t.ref] = canary_facts(
                         t.ref, start, end, summary, trial.version, trial.weight
                     )
-        return facts
+        return {
+            t.ref: with_handler_facts(facts[t.ref], t.config) for t in targets if t.ref in facts
+        }
+
+    def _data_client(self, service: str, region: str) -> Any:
+        """A client for a data store's region (any region), from the configured ones' session."""
+        session = self.clients(self.settings.regions[0]).session
+        with self._data_lock:
+            key = (service, region)
+            if key not in self._data_clients:
+                self._data_clients[key] = client_in(session, self.settings, service, region)
+            return self._data_clients[key]
+
+    def _with_far_data(self, window: WindowFacts, reach: Reach) -> WindowFacts:
+        """The window with the data stores in another region or zone (unchanged without)."""
+        region = window.ref.scope
+        located = [self.data_stores.locate(store, region) for store in reach.stores]
+        zones = self.data_stores.subnet_zones(region, reach.subnets)
+        count, text = far_data(region, zones, [p for p in located if p is not None])
+        if not count:
+            return window
+        return replace(
+            window,
+            extra={**window.extra, "far_data_stores": float(count)},
+            evidence={**window.evidence, "far_data": text},
+        )
 
     def timing_topology(self, start: float, end: float) -> Topology:
         """Who calls whom, mined from the REPORT lines of invocations that ended in the window.

@@ -5,17 +5,19 @@ Lambda writes one ``REPORT`` line per invocation, e.g.::
     REPORT RequestId: 8f5e...  Duration: 102.25 ms  Billed Duration: 103 ms
     Memory Size: 128 MB  Max Memory Used: 128 MB  Init Duration: 250.12 ms
 
-plus ``Task timed out after 3.00 seconds`` on a timeout and ``Runtime exited with error:
-signal: killed``, ``Runtime.OutOfMemory``, Node's ``JavaScript heap out of memory`` or
-Python's ``[ERROR] MemoryError`` when the function ran out of memory.  Newer runtimes
-add ``Status: timeout`` / ``Status: error  Error Type: Runtime.OutOfMemory`` to the
-REPORT line.  Functions logging in Lambda's JSON format write the same numbers as a
-``platform.report`` record, and Lambda Insights writes a ``performance`` event per
-invocation.  One invocation may show several signatures; each counts once.
+plus ``Task timed out after 3.00 seconds`` on a timeout, and ``Runtime exited with error:
+signal: killed``, ``Runtime.OutOfMemory`` or the runtime's own words when the function ran
+out of memory (every runtime's are in :mod:`.signatures`).  Newer runtimes add ``Status:
+timeout`` / ``Status: error  Error Type: Runtime.OutOfMemory`` to the REPORT line.
+Functions logging in Lambda's JSON format write the same numbers as a ``platform.report``
+record, and Lambda Insights writes a ``performance`` event per invocation.  One
+invocation may show several signatures; each counts once.
 
-An init phase that fails (``INIT_REPORT ... Status: error`` or ``timeout``, an import
-error) is counted apart, as ``init_errors``: the handler never ran, so no memory or
-timeout change can fix it.  How each line is read is in :mod:`.logformats`.
+An init phase that fails (``INIT_REPORT ... Status: error``, an import error, a handler
+that is not found) is counted apart, as ``init_errors``: the handler never ran, so no
+memory or timeout change can fix it.  An init phase that runs out of time (``INIT_REPORT
+... Status: timeout``) is counted as ``init_timeouts``: more memory, and with it more CPU,
+can cure it.  How each line is read is in :mod:`.logformats`.
 """
 
 from __future__ import annotations
@@ -34,24 +36,15 @@ from tuner.providers.aws.logformats import (
     parse_json,
     parse_report,
 )
+from tuner.providers.aws.signatures import FILTER_TERMS, INIT_ERROR_TYPES, LineKind, classify
 
 __all__ = ["FILTER_PATTERN", "LogSummary", "Report", "parse_report", "summarize"]
 
-FILTER_PATTERN = (
-    '?REPORT ?INIT_REPORT ?"platform.report" ?"platform.initReport" ?"Task timed out" '
-    '?"Runtime exited with error" ?"Runtime.OutOfMemory" ?"JavaScript heap out of memory" '
-    '?MemoryError ?"Runtime.ImportModuleError" ?"Unable to import module"'
-)
-"""A CloudWatch Logs filter pattern selecting the lines this module reads."""
+FILTER_PATTERN = " ".join(f'?"{term}"' for term in FILTER_TERMS)
+"""A CloudWatch Logs filter pattern selecting the lines this module reads.
 
-_TIMEOUT = "Task timed out after"
-_OOM_SIGNATURES = (
-    "Runtime exited with error: signal: killed",
-    "Runtime.OutOfMemory",
-    "JavaScript heap out of memory",
-    "[ERROR] MemoryError",
-)
-_IMPORT_SIGNATURES = ("Runtime.ImportModuleError", "Unable to import module")
+Each term is quoted, so CloudWatch matches it as an exact phrase of whole terms."""
+
 _REQUEST_ID = re.compile(r"RequestId:\s*([\w-]+)")
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
@@ -65,6 +58,8 @@ class LogSummary:
     ooms: int
     malformed: int
     init_errors: int = 0
+    init_timeouts: int = 0
+    """Init phases that ran out of time (the handler never ran; more CPU can cure it)."""
     failed: int = 0
     """Invocations that failed as the lines show: timed out, out of memory, or Status: error."""
 
@@ -81,7 +76,8 @@ class LogSummary:
     @property
     def peak_memory_mb(self) -> float | None:
         """The largest Max Memory Used, or None without reports."""
-        return max((r.max_memory_used_mb for r in self.reports), default=None)
+        used = [r.max_memory_used_mb for r in self.reports if r.max_memory_used_mb is not None]
+        return max(used, default=None)
 
     def duration_percentile(self, q: float) -> float | None:
         """The nearest-rank ``q``-th percentile (0-100) of the reported durations."""
@@ -101,7 +97,7 @@ def summarize(lines: Iterable[str], memory_mb: float | None = None) -> LogSummar
     anonymous: list[Report] = []
     timeouts = _Invocations()
     ooms = _Invocations()
-    malformed = failed_inits = import_errors = 0
+    malformed = failed_inits = init_timeouts = import_errors = failed_reports = 0
     for line in lines:
         parsed: Report | InitReport | None | bool = False
         if line.lstrip().startswith("{"):
@@ -114,6 +110,7 @@ def summarize(lines: Iterable[str], memory_mb: float | None = None) -> LogSummar
             malformed += 1
         elif isinstance(parsed, InitReport):
             failed_inits += parsed.failed
+            init_timeouts += parsed.timed_out
         elif isinstance(parsed, Report):
             if parsed.request_id and parsed.request_id in reports:
                 pass
@@ -125,12 +122,15 @@ def summarize(lines: Iterable[str], memory_mb: float | None = None) -> LogSummar
                 timeouts.add(parsed.request_id)
             if parsed.out_of_memory:
                 ooms.add(parsed.request_id)
-        elif _TIMEOUT in line:
-            timeouts.add(_request_id(line))
-        elif any(signature in line for signature in _OOM_SIGNATURES):
-            ooms.add(_request_id(line))
-        elif any(signature in line for signature in _IMPORT_SIGNATURES):
-            import_errors += 1
+            failed_reports += parsed.error_type in INIT_ERROR_TYPES
+        else:
+            kind = classify(line)
+            if kind is LineKind.TIMEOUT:
+                timeouts.add(_request_id(line))
+            elif kind is LineKind.OOM:
+                ooms.add(_request_id(line))
+            elif kind is LineKind.INIT_FAILURE:
+                import_errors += 1
     if memory_mb is not None:
         past = {
             rid for rid, r in reports.items() if r.memory_size_mb and r.memory_size_mb != memory_mb
@@ -149,8 +149,9 @@ def summarize(lines: Iterable[str], memory_mb: float | None = None) -> LogSummar
         timeouts.count,
         ooms.count,
         malformed,
-        # one failed init writes an INIT_REPORT and its error: count the larger tally
-        init_errors=max(failed_inits, import_errors),
+        # one failed init writes an INIT_REPORT, its error and a report: the largest tally
+        init_errors=max(failed_inits, import_errors, failed_reports),
+        init_timeouts=init_timeouts,
         failed=len(failed) + max(failed_anonymous, timeouts.anonymous + ooms.anonymous),
     )
 

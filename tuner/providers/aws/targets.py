@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -10,7 +11,13 @@ import structlog
 
 from tuner.domain.model import FunctionRef, Target
 from tuner.providers.aws.clients import RegionClients
-from tuner.providers.aws.configs import LAMBDA_LIMITS, config_from, unqualified_arn
+from tuner.providers.aws.configs import (
+    LAMBDA_LIMITS,
+    config_from,
+    environment_of,
+    unqualified_arn,
+)
+from tuner.providers.aws.data_stores import DataStore, named_stores
 from tuner.providers.aws.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -18,11 +25,22 @@ log = structlog.get_logger(__name__)
 ANY_VALUE = "*"
 
 
-def list_targets(clients: RegionClients, settings: Settings) -> list[Target]:
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """What a function's configuration says of its data: the stores it names, its subnets."""
+
+    stores: tuple[DataStore, ...]
+    subnets: tuple[str, ...]
+
+
+def list_targets(
+    clients: RegionClients, settings: Settings, reach: dict[FunctionRef, Reach] | None = None
+) -> list[Target]:
     """The functions of one region that match the name patterns and the tags.
 
     Three paginated passes cover the whole region: ListFunctions, the tagging API's
-    GetResources (tags of every function at once) and ListEventSourceMappings.
+    GetResources (tags of every function at once) and ListEventSourceMappings.  ``reach``
+    gets what each function's configuration says of its data.
     """
     functions = [
         fn
@@ -44,6 +62,11 @@ def list_targets(clients: RegionClients, settings: Settings) -> list[Target]:
         )
         for fn in selected
     ]
+    if reach is not None:
+        for fn, target in zip(selected, targets, strict=True):
+            stores = tuple(named_stores(environment_of(fn)))
+            subnets = tuple((fn.get("VpcConfig") or {}).get("SubnetIds") or ())
+            reach[target.ref] = Reach(stores, subnets)
     log.info(
         "targets listed", region=clients.region, functions=len(functions), targets=len(targets)
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from tuner.domain.errors import ProviderError
 from tuner.domain.model import Change, Knob
+from tuner.providers.kubernetes.affinity import AFFINITY_ANNOTATION, Placement, affinity_patch
 from tuner.providers.kubernetes.api import JsonObject
 from tuner.providers.kubernetes.quantities import format_mb
 from tuner.providers.kubernetes.workloads import (
@@ -30,7 +31,7 @@ CHANGE_ANNOTATION = "tuner.dev/last-change"
 """Annotation on a workload: JSON saying what tuner last changed, when and why."""
 
 SUPPORTED_KNOBS: dict[str, frozenset[Knob]] = {
-    "deployment": frozenset({Knob.MEMORY_MB}),
+    "deployment": frozenset({Knob.MEMORY_MB, Knob.ZONE_AFFINITY}),
     "ksvc": frozenset({Knob.MEMORY_MB, Knob.CONCURRENCY, Knob.TIMEOUT_S}),
 }
 
@@ -51,12 +52,17 @@ def change_patch(
     container: str,
     changes: Sequence[Change],
     annotation: str,
+    placement: Placement | None = None,
 ) -> JsonObject:
-    """The merge patch applying ``changes`` to ``obj``, guarded by its resourceVersion."""
+    """The merge patch applying ``changes`` to ``obj``, guarded by its resourceVersion.
+
+    ``placement`` is the dependency a zone affinity points towards (see :mod:`.affinity`).
+    """
     unsupported = [c.knob.value for c in changes if c.knob not in SUPPORTED_KNOBS[kind.short]]
     if unsupported:
         raise ProviderError(f"a {kind.kind} has no knob {', '.join(unsupported)} tuner can set")
     pod_spec: dict[str, Any] = {}
+    annotations: dict[str, str | None] = {CHANGE_ANNOTATION: annotation}
     for change in changes:
         if change.knob is Knob.MEMORY_MB:
             pod_spec["containers"] = [
@@ -67,10 +73,16 @@ def change_patch(
             pod_spec["containerConcurrency"] = int(change.after)
         elif change.knob is Knob.TIMEOUT_S and kind is KNATIVE_SERVICE:
             pod_spec["timeoutSeconds"] = int(round(change.after))
+        elif change.knob is Knob.ZONE_AFFINITY:
+            try:
+                affinity, note = affinity_patch(obj, int(change.after), placement)
+            except ValueError as error:
+                raise ProviderError(f"{dig(obj, 'metadata', 'name')}: {error}") from None
+            pod_spec["affinity"], annotations[AFFINITY_ANNOTATION] = affinity, note
     return {
         "metadata": {
             "resourceVersion": dig(obj, "metadata", "resourceVersion"),
-            "annotations": {CHANGE_ANNOTATION: annotation},
+            "annotations": annotations,
         },
         "spec": {"template": {"spec": pod_spec}},
     }

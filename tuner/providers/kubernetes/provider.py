@@ -13,6 +13,7 @@ from tuner.domain.ports import Clock
 from tuner.providers.kubernetes import (
     disruption,
     events,
+    observations,
     patching,
     rollouts,
     signals,
@@ -21,12 +22,12 @@ from tuner.providers.kubernetes import (
     workloads,
 )
 from tuner.providers.kubernetes.api import ForbiddenError, JsonObject, KubeApi, NotFoundError
+from tuner.providers.kubernetes.distance import Distances
 from tuner.providers.kubernetes.probe_pods import probed_deployment
 from tuner.providers.kubernetes.probing import Prober
 from tuner.providers.kubernetes.settings import Settings
 from tuner.providers.kubernetes.workloads import KINDS, WorkloadKind, dig
 from tuner.providers.prometheus import ContainerQueries, PrometheusClient
-from tuner.providers.prometheus.queries import LatencyFacts
 from tuner.trace.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,16 @@ class KubernetesProvider:
             lambda: self.api, settings.namespace, settings.probe, cap_mb=settings.memory_max_mb
         )
         self._swept = not settings.probe.enabled
+        self._distances = (
+            Distances(
+                PrometheusClient(settings.prometheus_url),
+                settings.dependency_metric,
+                settings.dependency_label,
+                settings.latency_metric or "",
+            )
+            if settings.prometheus_url and settings.dependency_metric
+            else None
+        )
 
     # lifecycle
 
@@ -152,9 +163,10 @@ class KubernetesProvider:
     def observe(
         self, targets: Sequence[Target], start: float, end: float
     ) -> Mapping[FunctionRef, WindowFacts]:
-        """OOM kills and restarts from pods, peak memory and latency from metrics.
+        """OOM kills, restarts and evictions from pods and Events, memory and latency from metrics.
 
-        One list of workloads per kind, one of pods and one memory query cover the fleet.
+        One list of workloads per kind, one of pods, one of Events and one memory query
+        cover the fleet.
         """
         mine = [t for t in targets if t.ref.provider == self.name]
         if not mine:
@@ -177,8 +189,11 @@ class KubernetesProvider:
             ]
             probes = self.prober.sweep(probes, managed)
         memory = self._memory_usage(namespace, start, end)
+        cluster_events = self._events(namespace)
         now = self._clock.now()
         self.prober.update(probes, memory, now)
+        if self._distances is not None:
+            self._distances.begin(self.api, namespace)
         facts: dict[FunctionRef, WindowFacts] = {}
         for target in mine:
             if target.ref not in live:
@@ -186,7 +201,13 @@ class KubernetesProvider:
             kind, obj = live[target.ref]
             container = workloads.container_name(kind, obj, self.settings.container) or ""
             own = signals.pods_of(pods, kind.pod_labels(obj))
-            window = self._facts(target.ref, own, container, memory, start, end)
+            config = workloads.read_config(kind, obj, container) if container else None
+            # failures are evidence about the size they happened at: the one in force only
+            at_size = signals.in_force(own, container, config.memory_mb) if config else own
+            seen = observations.observe(at_size, cluster_events, container, start, end)
+            window = self._facts(target.ref, own, seen, container, memory, start, end)
+            if self._distances is not None:
+                window = self._distances.add(window, own, namespace)
             facts[target.ref] = self.prober.with_probe(kind, obj, container, window, now)
         return facts
 
@@ -202,10 +223,21 @@ class KubernetesProvider:
             return usage.metrics_api_usage(self.api, namespace)
         return {}
 
+    def _events(self, namespace: str) -> list[JsonObject]:
+        """The namespace's Events (OOM kills, back-offs, evictions); none when not granted."""
+        try:
+            return self.api.list(events.events_path(namespace))
+        except (NotFoundError, ForbiddenError) as exc:
+            if "events" not in self._missing_kinds:
+                self._missing_kinds.add("events")
+                log.warning("events_unreadable", namespace=namespace, error=str(exc))
+            return []
+
     def _facts(
         self,
         ref: FunctionRef,
         pods: Sequence[JsonObject],
+        seen: observations.PodSignals,
         container: str,
         memory: Mapping[tuple[str, str], float],
         start: float,
@@ -222,8 +254,8 @@ class KubernetesProvider:
             ref=ref,
             start=start,
             end=end,
-            invocations=_invocations(latency, pods),
-            ooms=signals.count_ooms(pods, container, start, end),
+            invocations=observations.invocations(latency, pods),
+            ooms=seen.ooms,
             peak_memory_mb=max(peaks) if peaks else None,
             duration_p50_ms=latency.p50_ms if latency else None,
             duration_p95_ms=latency.p95_ms if latency else None,
@@ -231,7 +263,9 @@ class KubernetesProvider:
             extra={
                 "restarts": float(signals.restart_count(pods, container)),
                 "pods": float(len(pods)),
+                **seen.extra,
             },
+            evidence=seen.evidence,
         )
 
     def timing_topology(self, start: float, end: float) -> Topology:
@@ -308,7 +342,8 @@ class KubernetesProvider:
             )
             container = workloads.container_name(kind, obj, self.settings.container) or ""
             note = patching.change_annotation(changes, reason, self._clock.now())
-            body = patching.change_patch(kind, obj, container, changes, note)
+            far = self._distances.far.get(target.ref) if self._distances else None
+            body = patching.change_patch(kind, obj, container, changes, note, far)
             try:
                 patched = self.api.patch(path, body)
             except ConflictError:
@@ -350,14 +385,3 @@ class KubernetesProvider:
             time.sleep(ROLLOUT_POLL_S)
             obj = self.api.get(path)
         return obj
-
-
-def _invocations(latency: LatencyFacts | None, pods: Sequence[JsonObject]) -> int:
-    """Requests served when Prometheus counts them; otherwise the pods observed.
-
-    A Deployment without a request metric still runs: its pods are the units of work
-    tuner can see, so an OOM-killed pod is data (``oom_rate`` is then kills per pod).
-    """
-    if latency is not None and latency.requests is not None:
-        return latency.requests
-    return len(pods)

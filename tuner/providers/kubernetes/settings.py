@@ -46,6 +46,14 @@ class Settings(BaseModel):
     prometheus_url: str | None = None
     latency_metric: str | None = None
     """A request-duration histogram in seconds, e.g. ``http_request_duration_seconds``."""
+    dependency_metric: str | None = None
+    """A client-side request-duration histogram in seconds whose series carry ``namespace``,
+    ``pod`` and ``dependency_label`` (the Service called), e.g. OpenTelemetry's
+    ``http_client_request_duration_seconds``: each workload's dependencies as it sees them,
+    and with ``latency_metric``, nodes' zones and EndpointSlices, how far they are (needs list
+    on nodes, services and endpointslices)."""
+    dependency_label: str = "server_address"
+    """The label of ``dependency_metric`` that names the Service called."""
     timing_step_s: float = Field(default=15.0, ge=1)
     """The step of the request-rate series ``tuner topology --source timing`` mines: no
     shorter than Prometheus' scrape interval."""

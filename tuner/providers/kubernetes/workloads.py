@@ -13,6 +13,7 @@ from typing import Any
 
 from tuner.domain.errors import ProviderError
 from tuner.domain.model import FunctionConfig, FunctionRef
+from tuner.providers.kubernetes.affinity import zone_affinity
 from tuner.providers.kubernetes.api import JsonObject
 from tuner.providers.kubernetes.quantities import parse_mb
 
@@ -156,5 +157,6 @@ def read_config(kind: WorkloadKind, obj: JsonObject, container: str) -> Function
         memory_mb=memory,
         concurrency=int(concurrency) if concurrency is not None else None,
         timeout_s=float(timeout) if timeout is not None else None,
+        zone_affinity=zone_affinity(obj) if kind is DEPLOYMENT else None,
         revision=str(dig(obj, "metadata", "resourceVersion") or ""),
     )

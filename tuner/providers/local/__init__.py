@@ -16,10 +16,12 @@ from tuner.domain.ports import Clock
 from tuner.providers.local.cgroups import memory_limits
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.http_api import EndpointLimits
+from tuner.providers.local.identities import DEFAULT_UIDS
 from tuner.providers.local.probing import ProbePolicy
 from tuner.providers.local.provider import LOCAL_LIMITS, LocalProvider
 from tuner.providers.local.sandboxing import SYSTEM_PYTHON, SandboxPolicy
-from tuner.providers.local.trace_executor import Tracing, TracingSpec
+from tuner.providers.local.trace_executor import Tracing
+from tuner.providers.local.tracing_specs import TracingSpec
 
 if TYPE_CHECKING:
     from tuner.trace.otel import OtlpForwarder
@@ -55,8 +57,9 @@ class Settings(BaseModel):
     otlp_endpoint: str | None = None
     """Also send every trace to this OTLP/HTTP collector, e.g.
     ``http://localhost:4318/v1/traces`` (needs ``tuner[tracing]``)."""
-    worker_user: str | None = "nobody"
-    """The user workers run as when tuner runs as root; null keeps root (not advised)."""
+    worker_uids: tuple[int, int] | None = DEFAULT_UIDS
+    """The range (first, last) each function's own user id is taken from when tuner runs
+    as root; null keeps root (not advised)."""
     worker_python: str = SYSTEM_PYTHON
     """The interpreter for workers when the worker user cannot run tuner's own."""
     pids_max: int = Field(default=64, ge=4, le=4096)
@@ -112,7 +115,7 @@ def build(settings: Settings, *, clock: Clock) -> LocalProvider:
         max_workers_per_function=settings.max_workers_per_function,
         memory_limits=memory_limits(pids_max=settings.pids_max) if settings.cgroups else None,
         sandbox=SandboxPolicy(
-            user=settings.worker_user,
+            uids=settings.worker_uids,
             python=settings.worker_python,
             pids_max=settings.pids_max,
             output_bytes=settings.output_kb * 1024,

@@ -3,8 +3,7 @@
 The endpoint listens on 127.0.0.1, where every local user and every handler the host
 runs can connect.  A bearer token guards it: generated once per state folder, kept in
 ``<state_dir>/local-token`` with mode 0600, so only the daemon's user (and whoever it
-shares the file with) can read it.  Bodies are read only up to a fixed cap whatever
-``Content-Length`` claims, and invocations are rate limited per function.
+shares the file with) can read it.  Invocations are rate limited per function.
 """
 
 from __future__ import annotations
@@ -58,33 +57,6 @@ def authorized(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(
         value.strip().encode(), token.encode()
     )
-
-
-class BodyError(Exception):
-    """A request body the endpoint refuses to read, with the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def body_length(content_length: str | None, transfer_encoding: str | None, cap: int) -> int:
-    """How many body bytes to read: the declared length, checked before a byte is read.
-
-    Missing, malformed, negative or chunked lengths are refused (411/400), and so is any
-    length above ``cap`` (413): the server never reads more than ``cap`` bytes.
-    """
-    if transfer_encoding:
-        raise BodyError(411, "chunked bodies are not accepted; send Content-Length")
-    if content_length is None:
-        raise BodyError(411, "Content-Length is required")
-    text = content_length.strip()
-    if not text.isdigit():  # rejects "-1", "+5", "1e9", "" and spaces inside
-        raise BodyError(400, f"invalid Content-Length {content_length[:20]!r}")
-    length = int(text)
-    if length > cap:
-        raise BodyError(413, f"body of {length} bytes is over the limit of {cap} bytes")
-    return length
 
 
 class RateLimiter:

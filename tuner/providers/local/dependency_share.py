@@ -1,9 +1,14 @@
-"""The dependency that holds a local function's time, from the window's topology.
+"""The local host's topology from its records, and the dependency that holds a function's time.
+
+The host records every invocation (with the host's own start and end stamps, so a
+nested invocation lies strictly inside its caller's) and every dependency call with the
+function that made it.  So calls to dependencies are known exactly (evidence
+``record``), and only calls between functions are inferred from timing.
 
 Adds ``evidence.slow_dependency`` to the window facts of each function that called a
 dependency: the topology of the window comes from its traces when there are any, else
-from the invocation timing the host records (the heuristic miner), and the previous
-window of the same length is the baseline that tells which edge grew.
+from the recorded calls, and the previous window of the same length is the baseline
+that tells which edge grew.
 """
 
 from __future__ import annotations
@@ -17,31 +22,34 @@ from tuner.providers.local.recording import DependencyCallRecord, InvocationReco
 from tuner.providers.local.trace_evidence import in_window
 from tuner.trace.model import Trace
 from tuner.trace.slow_dependency import slow_dependency
-from tuner.trace.topology import Topology, from_timing, from_traces
-
-SLACK_S = 0.002
-"""The host stamps invocations and dependency calls with one clock: little slack is needed."""
-
-
-def intervals(
-    invocations: Iterable[InvocationRecord], calls: Iterable[DependencyCallRecord]
-) -> tuple[list[Interval], dict[str, str]]:
-    """Invocations and dependency calls as intervals, and each node's kind."""
-    found = [
-        Interval(i.function, i.end - i.duration_ms / 1000, i.end, i.outcome != "ok")
-        for i in invocations
-    ]
-    calls = list(calls)
-    found += [Interval(c.name, c.time - c.latency_ms / 1000, c.time, bool(c.error)) for c in calls]
-    kinds = {i.node: "function" for i in found} | {c.name: "dependency" for c in calls}
-    return found, kinds
+from tuner.trace.topology import (
+    RecordedCall,
+    Topology,
+    from_records,
+    from_timing,
+    from_traces,
+    merge,
+)
 
 
-def _timing(
-    invocations: Sequence[InvocationRecord], calls: Sequence[DependencyCallRecord]
+def intervals(invocations: Iterable[InvocationRecord]) -> list[Interval]:
+    """Invocations as intervals between the host's own start and end stamps."""
+    return [Interval(i.function, i.start, i.end, i.outcome != "ok") for i in invocations]
+
+
+def recorded_calls(calls: Iterable[DependencyCallRecord]) -> Topology:
+    """The recorded dependency calls as exact edges."""
+    return from_records(
+        RecordedCall(c.function, c.name, c.latency_ms, bool(c.error)) for c in calls
+    )
+
+
+def host_topology(
+    invocations: Sequence[InvocationRecord], calls: Iterable[DependencyCallRecord]
 ) -> Topology:
-    found, kinds = intervals(invocations, calls)
-    return from_timing(found, kinds, slack=SLACK_S)
+    """What the records show: the dependency calls, and the calls between functions that
+    timing supports."""
+    return merge(recorded_calls(calls), from_timing(intervals(invocations), {}))
 
 
 def with_slow_dependencies(
@@ -53,7 +61,7 @@ def with_slow_dependencies(
 ) -> dict[FunctionRef, WindowFacts]:
     """The windows, with ``evidence.slow_dependency`` where a function called a dependency.
 
-    ``stored`` holds each function's stored traces (:func:`trace_evidence.stored_traces`).
+    ``stored`` holds each function's stored traces (:meth:`trace_evidence.StoredTraces.window`).
     """
     out = dict(windows)
     callers = [ref for ref, w in windows.items() if calls.get(ref.name) and not w.empty]
@@ -61,7 +69,7 @@ def with_slow_dependencies(
         return out
     start, end = windows[callers[0]].start, windows[callers[0]].end
     names = [ref.name for ref in windows]
-    timing: tuple[Topology, Topology] | None = None
+    recorded: tuple[Topology, Topology] | None = None
     for ref in callers:
         traces = in_window(stored.get(ref.name, ()), start, end)
         if traces:
@@ -69,13 +77,11 @@ def with_slow_dependencies(
             topology, baseline = from_traces(traces), from_traces(earlier)
             durations = [t.duration_ms for t in traces]
         else:
-            if timing is None:
-                now = [i for group in invocations.values() for i in group]
+            if recorded is None:
                 made = [c for group in calls.values() for c in group]
-                before = records.invocations(names, 2 * start - end, start)
-                before_calls = records.dependency_calls(names, 2 * start - end, start)
-                timing = (_timing(now, made), _timing(before, before_calls))
-            topology, baseline = timing
+                before = records.dependency_calls(names, 2 * start - end, start)
+                recorded = (recorded_calls(made), recorded_calls(before))
+            topology, baseline = recorded
             durations = [i.duration_ms for i in invocations.get(ref.name, ())]
         p95 = windows[ref].duration_p95_ms
         text = slow_dependency(ref.name, durations, topology, baseline, p95)

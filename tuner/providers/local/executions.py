@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tuner.providers.local.trace_messages import Profile
+
 
 class SharedCache(Protocol):
     """The host's cache of one function, as a worker's ``cache_get``/``cache_set`` reach it."""
@@ -62,6 +64,8 @@ class WorkerSpec:
     log_path: Path
     revision: int = 0
     """The deployment these workers run, recorded with every invocation."""
+    fused: Mapping[str, WorkerSpec] = field(default_factory=dict)
+    """The functions fused into this one, by name: their workers' specs, run in its workers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,21 @@ Invoker = Callable[[str, Any], tuple[InvokeCall, Any]]
 """Runs a nested invocation for a worker: how it went, and its result."""
 
 
+class Remedies(Protocol):
+    """What a handler (through tuner_handler) may ask of the host in one invocation."""
+
+    request_id: str
+    """The host's id of the invocation, given to the handler as ``aws_request_id``."""
+
+    def hand_over(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The reply to a ``handover`` request: the host takes the state, or says why not."""
+        ...
+
+    def run(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The reply to an ``invoke_parts`` request: each part's outcome and result."""
+        ...
+
+
 @dataclass(slots=True)
 class Execution:
     """What one invocation did, as the host saw it."""
@@ -103,8 +122,14 @@ class Execution:
     cache_hits: int = 0
     cache_misses: int = 0
     invoke_calls: list[InvokeCall] = field(default_factory=list)
-    trace: dict[str, Any] | None = None
-    """The tracer's last profile of a traced invocation (the worker's word, see tracer.py)."""
+    trace: Profile | None = None
+    """The tracer's last profile of a traced invocation (the worker's word, see tracer.py),
+    as the host checked it against the caps when it arrived."""
+    counted: bool = True
+    """False when something outside the function stopped it: it says nothing of the function."""
+    handler_ms: float | None = None
+    """How long the handler itself ran, by its worker's clock (the worker's word): evidence
+    for traces only, never a measurement of the invocation."""
 
 
 class LimitFactory(Protocol):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from tuner.domain.model import DependencyFacts, FunctionRef, WindowFacts
 from tuner.domain.stats import percentile
+from tuner.providers.local.chain_store import DONE, Chain, Split
+from tuner.providers.local.decomposing import SPLIT, Decomposition, Traits
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
 
 
@@ -63,7 +66,8 @@ def extra_facts(invocations: Sequence[InvocationRecord]) -> dict[str, float]:
 
     ``records_per_invocation`` (mean, batched invocations only), ``duration_per_record_ms``
     (from the batches that finished; absent when none did, because a timed-out batch only
-    bounds it from below), ``cache_hits``,
+    bounds it from below), ``split_share`` (of the invocations that timed out, else of all,
+    the share whose event a fan-out splits: a list of two or more items), ``cache_hits``,
     ``cache_misses``, ``cache_hit_rate`` (when the cache was asked) and ``init_ms_max``
     (slowest cold start).
     """
@@ -75,6 +79,9 @@ def extra_facts(invocations: Sequence[InvocationRecord]) -> dict[str, float]:
         if finished:
             records = sum(i.records or 0 for i in finished)
             extra["duration_per_record_ms"] = sum(i.duration_ms for i in finished) / records
+    timed_out = [i for i in invocations if i.outcome == "timeout"]
+    judged = timed_out or invocations
+    extra["split_share"] = sum(1 for i in judged if (i.records or 0) >= 2) / len(judged)
     hits = sum(i.cache_hits for i in invocations)
     misses = sum(i.cache_misses for i in invocations)
     extra["cache_hits"] = float(hits)
@@ -85,3 +92,52 @@ def extra_facts(invocations: Sequence[InvocationRecord]) -> dict[str, float]:
     if inits:
         extra["init_ms_max"] = max(inits)
     return extra
+
+
+def remedy_facts(
+    traits: Traits | None, chains: Sequence[Chain], splits: Sequence[Split]
+) -> dict[str, float]:
+    """What a window says of a function's handover and split (tuner_handler).
+
+    ``supports_handover`` / ``supports_split`` (1 where its handler uses them, as its
+    latest worker said), ``runtime_memory_mb`` (a worker with its handler loaded: the part
+    of the need no split divides); of the chains that ended in the window: ``chains``,
+    ``chains_failed``, ``chain_links_max``; of the invocations that ran in parts:
+    ``splits``, ``splits_failed`` (a part failed, no merged result), ``split_parts_max``.
+    A function that splits its own events has a ``split_share`` of 1.
+    """
+    extra: dict[str, float] = {}
+    if traits is not None:
+        for remedy in sorted(traits.supports):
+            extra[f"supports_{remedy}"] = 1.0
+        if SPLIT in traits.supports:
+            extra["split_share"] = 1.0
+        if traits.runtime_mb is not None:
+            extra["runtime_memory_mb"] = traits.runtime_mb
+    if chains:
+        extra["chains"] = float(len(chains))
+        extra["chains_failed"] = float(sum(1 for c in chains if c.status != DONE))
+        extra["chain_links_max"] = float(max(c.links for c in chains))
+    if splits:
+        extra["splits"] = float(len(splits))
+        extra["splits_failed"] = float(sum(1 for s in splits if not s.merged))
+        extra["split_parts_max"] = float(max(s.parts for s in splits))
+    return extra
+
+
+def with_remedy_facts(
+    windows: Mapping[FunctionRef, WindowFacts], remedies: Decomposition, start: float, end: float
+) -> dict[FunctionRef, WindowFacts]:
+    """The windows with what each says of its function's handover and split (two queries)."""
+    names = [ref.name for ref in windows]
+    chains: dict[str, list[Chain]] = defaultdict(list)
+    for chain in remedies.store.ended(names, start, end):
+        chains[chain.function].append(chain)
+    splits: dict[str, list[Split]] = defaultdict(list)
+    for split in remedies.store.splits(names, start, end):
+        splits[split.function].append(split)
+    out = {}
+    for ref, window in windows.items():
+        found = remedy_facts(remedies.traits(ref.name), chains[ref.name], splits[ref.name])
+        out[ref] = replace(window, extra={**window.extra, **found}) if found else window
+    return out

@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,57 +14,29 @@ import structlog
 from tuner.domain.model import FunctionConfig
 from tuner.domain.ports import Clock
 from tuner.providers.local.caching import TtlCache
+from tuner.providers.local.chain_store import ChainStore, LinkTask
+from tuner.providers.local.decomposing import Decomposition
 from tuner.providers.local.executions import Execution, InvokeCall, LimitFactory, WorkerSpec
+from tuner.providers.local.fusing import FusedCalls, Fusions, FusionServices
+from tuner.providers.local.identities import Identity
+from tuner.providers.local.invocations import Caller, InvocationResult, merge
 from tuner.providers.local.pool import WorkerPool
 from tuner.providers.local.probing import ProbePolicy, Prober
 from tuner.providers.local.queues import EventSourceQueue
-from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord, Records
+from tuner.providers.local.recording import Records
+from tuner.providers.local.replicas import routed
 from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy, private_folder
 from tuner.providers.local.specs import FunctionSpec, load_dependencies, load_functions
 from tuner.providers.local.stubs import DependencyStubs
 from tuner.providers.local.trace_executor import TraceParent, TracePlan, Tracing, new_span_id
 from tuner.providers.local.worker_processes import WorkerStartError
+from tuner_handler.envelopes import link_envelope
+from tuner_handler.parts import slices
 
 log = structlog.get_logger(__name__)
 
 MAX_NESTING = 8
 """How deep ``context.invoke`` calls may nest (a function calling itself included)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """The invocation a nested call (``context.invoke``) comes from."""
-
-    parent: TraceParent | None
-    """Its trace and the call's span, when the caller is traced."""
-    depth: int
-    """1 for a call from an invocation made from outside, 2 for a call from that call..."""
-    deadline: float
-    """The caller's deadline (``time.monotonic()``): no longer is waited for a free worker."""
-
-
-@dataclass(frozen=True, slots=True)
-class InvocationResult:
-    """What the caller of an invocation gets back (merged over a fan-out)."""
-
-    function: str
-    outcome: str
-    result: Any
-    error: str
-    duration_ms: float
-    invocations: int
-    """Worker invocations it took: 1, or the number of fan-out parts."""
-
-    def as_json(self) -> dict[str, Any]:
-        """The result as the HTTP endpoint returns it."""
-        return {
-            "function": self.function,
-            "outcome": self.outcome,
-            "result": self.result,
-            "error": self.error,
-            "duration_ms": round(self.duration_ms, 3),
-            "invocations": self.invocations,
-        }
 
 
 class UnknownFunctionError(KeyError):
@@ -103,22 +74,43 @@ class FunctionHost:
         self._clock = clock
         self._max_workers = max_workers_per_function
         self._memory_limits = memory_limits
-        self._sandbox = Sandbox(sandbox or SandboxPolicy())
-        self._sandbox.worker_slots = max_workers_per_function * len(self.specs) + 1  # + a probe
+        self._sandbox = Sandbox(sandbox or SandboxPolicy(), self.specs, state_dir)
+        self._sandbox.worker_slots = max_workers_per_function + 1  # + a probe
         self.prober = Prober(
             probe or ProbePolicy(enabled=False), clock, memory_limits, self._sandbox
         )
         """Re-runs an invocation killed for memory at a higher limit (see probing.py)."""
         self._directories: dict[str, Path] = {}
-        self._stubs = DependencyStubs(load_dependencies(functions_dir))
+        self.dependency_specs = load_dependencies(functions_dir)
+        self._stubs = DependencyStubs(self.dependency_specs)
         self.records = Records(state_dir / "local.sqlite")
         self._configs: dict[str, FunctionConfig] = {}
         self._pools: dict[str, WorkerPool] = {}
         self._caches: dict[str, TtlCache] = {}
+        folders = {name: spec.directory for name, spec in self.specs.items()}
+        self.fusions = Fusions(state_dir, self._sandbox, folders)
+        """Which functions run inside which caller's workers (see fusing.py)."""
+        self._fusion = FusionServices(
+            self.records,
+            tracing,
+            self._caches,
+            lambda name: self.specs[name].tracing,
+            lambda plan, depth, deadline: functools.partial(self._nested, plan, depth, deadline),
+            clock,
+            lambda: self._closing,
+        )
         self._queues: dict[str, EventSourceQueue] = {}
         self._deploying = threading.Lock()
         self._closing = False
         self._load_configs(reset)
+        self.decomposition = Decomposition(
+            ChainStore(state_dir / "local.sqlite"),
+            clock,
+            self.specs,
+            self._run_link,
+            max(1, max_workers_per_function // 2),
+        )
+        """Chains (handover) and splits: the requests of tuner_handler, and what follows."""
 
     @property
     def dependency_urls(self) -> dict[str, str]:
@@ -131,7 +123,7 @@ class FunctionHost:
         self._stubs.start()
         for name, spec in self.specs.items():
             config = self._configs[name]
-            self._directories[name] = sandbox.reachable(spec.directory)
+            self._directories[name] = sandbox.reachable(spec.directory, name)
             self._caches[name] = TtlCache(self._clock, config.cache_ttl_s or 0)
             self._pools[name] = WorkerPool(
                 self._worker_spec(spec, config), self._max_workers, self._memory_limits, sandbox
@@ -146,6 +138,7 @@ class FunctionHost:
                 )
                 queue.start()
                 self._queues[name] = queue
+        self.decomposition.start()
         log.info("local host started", functions=sorted(self.specs), state_dir=str(self.state_dir))
 
     def _batch_size(self, name: str) -> int:
@@ -169,8 +162,10 @@ class FunctionHost:
         """Stop the queues, workers and dependencies, then close the records."""
         self._closing = True
         self.prober.close()
+        self.decomposition.stop()
         for pool in self._pools.values():
-            pool.close()
+            pool.close()  # a link cut short runs again at the next start
+        self.decomposition.close()
         for queue in self._queues.values():
             queue.stop()
         self._stubs.close()
@@ -179,6 +174,10 @@ class FunctionHost:
         close = getattr(self.tracing.forward if self.tracing else None, "close", None)
         if close is not None:
             close()  # send the traces still queued for a collector
+
+    def worker_identity(self, name: str) -> Identity | None:
+        """The user a function's workers run as (its own); None when they keep the host's."""
+        return self._sandbox.identity(name)
 
     def warm_workers(self, name: str) -> list[int]:
         """Process ids of a function's idle warm workers (empty before start)."""
@@ -209,6 +208,10 @@ class FunctionHost:
             if name in self._pools:  # started: new invocations get the new configuration
                 self._caches[name].configure(after.cache_ttl_s or 0)
                 self._pools[name].configure(self._worker_spec(self.specs[name], after))
+                for caller in self.fusions.above(name):  # the callers it runs in, fused or not
+                    self._pools[caller].configure(self._worker_spec_of(caller))
+            if before.fused and not after.fused:
+                self.fusions.unpair(name)
         log.info("function redeployed", function=name, revision=after.revision)
         return after
 
@@ -232,8 +235,9 @@ class FunctionHost:
         """
         fan_out = self.config(name).fan_out or 1
         started = time.monotonic()
-        if fan_out > 1 and isinstance(event, list) and len(event) > 1:
-            executions = self._fan_out(name, split(event, fan_out), caller)
+        hosts_split = not self.decomposition.splits_itself(name)  # else tuner_handler splits
+        if fan_out > 1 and isinstance(event, list) and len(event) > 1 and hosts_split:
+            executions = self._fan_out(name, slices(event, fan_out), caller)
         else:
             executions = [self._invoke_once(name, event, caller)]
         failed = next((e for e in executions if e.outcome != "ok"), None)
@@ -248,7 +252,7 @@ class FunctionHost:
             invocations=len(executions),
         )
 
-    def _fan_out(self, name: str, parts: list[list[Any]], caller: Caller | None) -> list[Execution]:
+    def _fan_out(self, name: str, parts: list[Any], caller: Caller | None) -> list[Execution]:
         executions: list[Execution | None] = [None] * len(parts)
 
         def run(index: int) -> None:
@@ -262,9 +266,19 @@ class FunctionHost:
             thread.join()
         return [e for e in executions if e is not None]
 
-    def _invoke_once(self, name: str, event: Any, caller: Caller | None = None) -> Execution:
+    def _run_link(self, task: LinkTask) -> Execution:
+        """Run one link of a chain (the chain runner calls it)."""
+        ref = task.ref
+        envelope = link_envelope(ref.chain, ref.link, task.state, task.event)
+        return self._invoke_once(task.function, envelope, link=task)
+
+    def _invoke_once(
+        self, name: str, event: Any, caller: Caller | None = None, link: LinkTask | None = None
+    ) -> Execution:
         start = self._clock.now()
-        revision = int(self.config(name).revision)
+        config = self.config(name)
+        revision = int(config.revision)
+        session = self.decomposition.session(name, event, link, config)
         plan = None
         if self.tracing is not None:
             parent = caller.parent if caller is not None else None
@@ -278,21 +292,46 @@ class FunctionHost:
                 init_ms = process.init_ms if cold else None
                 revision, spec = process.spec.revision, process.spec
                 deadline = time.monotonic() + process.spec.timeout_s
+                if cold:
+                    self.decomposition.note(name, process.supports, process.runtime_mb)
+                session.run_parts = functools.partial(self._parts, name, depth + 1, deadline)
+                fused = (
+                    FusedCalls(spec, self._fusion, plan, depth, deadline) if spec.fused else None
+                )
                 execution = process.invoke(
                     event,
                     self._caches[name],
                     trace=plan.options() if plan is not None else None,
                     invoker=functools.partial(self._nested, plan, depth + 1, deadline),
+                    remedies=session,
+                    fused=fused,
                 )
+                if fused is not None:
+                    fused.close(execution)
         except WorkerStartError as error:
             cold = True
             execution = Execution(outcome="error", duration_ms=0.0, error=str(error))
         self._record(name, revision, start, event, execution, cold, init_ms)
+        if not self._closing:
+            self.decomposition.finish(session, execution)
         if execution.outcome == "oom" and spec is not None and not self._closing:
             self.prober.after(spec, event, execution)
-        if plan is not None and self.tracing is not None and not self._closing:
+        if (
+            plan is not None
+            and self.tracing is not None
+            and execution.counted
+            and not self._closing
+        ):
             self.tracing.finish(plan, name, revision, execution)
         return execution
+
+    def _parts(self, name: str, depth: int, deadline: float, events: list[Any]) -> list[Execution]:
+        """Run a split's parts as invocations of the function, in parallel (tuner_handler);
+        parts that split again count as nested calls (at most :data:`MAX_NESTING` deep)."""
+        if depth > MAX_NESTING:
+            error = f"parts nested deeper than {MAX_NESTING} calls"
+            return [Execution(outcome="error", duration_ms=0.0, error=error) for _ in events]
+        return self._fan_out(name, events, Caller(None, depth, deadline))
 
     def _nested(
         self, plan: TracePlan | None, depth: int, deadline: float, callee: str, event: Any
@@ -329,28 +368,11 @@ class FunctionHost:
         cold: bool,
         init_ms: float | None,
     ) -> None:
-        if self._closing:
-            return  # invocations cut short by shutdown say nothing about the function
-        invocation = InvocationRecord(
-            function=name,
-            revision=revision,
-            start=start,
-            end=self._clock.now(),
-            duration_ms=execution.duration_ms,
-            outcome=execution.outcome,
-            peak_memory_mb=execution.peak_memory_mb,
-            cold_start=cold,
-            init_ms=init_ms,
-            records=len(event) if isinstance(event, list) else None,
-            cache_hits=execution.cache_hits,
-            cache_misses=execution.cache_misses,
-            error=execution.error,
-        )
-        calls = [
-            DependencyCallRecord(name, c.name, c.time, c.latency_ms, c.error)
-            for c in execution.dependency_calls
-        ]
-        self.records.add_invocation(invocation, calls)
+        if self._closing or not execution.counted:
+            return  # cut short by shutdown or stopped from outside: nothing of the function
+        records = len(event) if isinstance(event, list) else None
+        end = self._clock.now()
+        self.records.add_execution(name, revision, start, end, records, execution, cold, init_ms)
 
     def _worker_spec(self, spec: FunctionSpec, config: FunctionConfig) -> WorkerSpec:
         return WorkerSpec(
@@ -359,27 +381,19 @@ class FunctionHost:
             memory_mb=config.memory_mb,
             timeout_s=config.timeout_s or spec.timeout_s,
             cache_ttl_s=config.cache_ttl_s or 0,
-            environment=dict(config.environment),
-            dependencies=self.dependency_urls,
+            environment={
+                **config.environment,
+                **self.decomposition.environment(spec.name, config),
+            },
+            dependencies=routed(self._stubs.urls, self.dependency_specs, bool(config.near_replica)),
             log_path=self.state_dir / "logs" / f"{spec.name}.log",
             revision=int(config.revision),
+            fused=self.fusions.specs(spec.name, self._fused_spec),
         )
 
+    def _worker_spec_of(self, name: str) -> WorkerSpec:
+        return self._worker_spec(self.specs[name], self._configs[name])
 
-def split(items: Sequence[Any], parts: int) -> list[list[Any]]:
-    """Split a list into at most ``parts`` contiguous, nearly equal, non-empty chunks."""
-    parts = max(1, min(parts, len(items)))
-    size, rest = divmod(len(items), parts)
-    chunks, begin = [], 0
-    for index in range(parts):
-        end = begin + size + (1 if index < rest else 0)
-        chunks.append(list(items[begin:end]))
-        begin = end
-    return chunks
-
-
-def merge(results: Sequence[Any]) -> Any:
-    """Merge fan-out results: lists are concatenated, anything else is listed in order."""
-    if all(isinstance(r, list) for r in results):
-        return [item for r in results for item in r]
-    return list(results)
+    def _fused_spec(self, name: str) -> WorkerSpec | None:
+        """A paired function's spec while it is fused (its ``fused`` knob is 1), else None."""
+        return self._worker_spec_of(name) if self._configs[name].fused else None

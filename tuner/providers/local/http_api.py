@@ -1,36 +1,31 @@
 """The host's HTTP endpoint on 127.0.0.1: list functions, invoke one, queue records.
 
-Every request needs ``Authorization: Bearer <token>`` (see :mod:`access`); bodies are
-capped, invocations rate limited per function, and at most ``concurrent`` requests are
-served at once.  Function environments are listed by name only.
+Every request needs ``Authorization: Bearer <token>`` (see :mod:`access`).  The token,
+the path, the rate limit and the declared body length are all checked on the request's
+head, before a byte of its body is read; bodies are capped, invocations rate limited per
+function, and at most ``concurrent`` requests served at once.  The server is a
+:class:`~tuner.serving.bounded.BoundedServer`: its connections are capped and each
+request must arrive whole within ``request_s``.  Function environments are listed by
+name only.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import structlog
 
-from tuner.providers.local.access import (
-    BodyError,
-    RateLimiter,
-    authorized,
-    body_length,
-    load_or_create_token,
-)
+from tuner.domain.errors import ConfigError, Problem
+from tuner.providers.local.access import RateLimiter, authorized, load_or_create_token
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.recording import config_to_json
+from tuner.serving.bounded import BoundedServer, ServerLimits, json_reply
+from tuner.serving.exchanges import BodyError, Reply, Request, body_length
 
 log = structlog.get_logger(__name__)
-
-_POLL_S = 0.05
-"""How often a server checks for shutdown: bounds how long close() waits."""
 
 _INVOKE = re.compile(r"^/functions/([\w.-]+)/invoke$")
 _RECORDS = re.compile(r"^/functions/([\w.-]+)/records$")
@@ -47,63 +42,96 @@ class EndpointLimits:
     invoke_burst: int = 100
     concurrent: int = 32
     """Requests served at once; more are answered 503 at once."""
-    socket_timeout_s: float = 10.0
-    """A client that sends nothing for this long is disconnected."""
+    connections: int = 64
+    """Connections held open at once; more are cut as soon as they arrive."""
+    request_s: float = 10.0
+    """A request (headers and body) must arrive whole within this long."""
+
+    def server(self) -> ServerLimits:
+        """The bounds of the HTTP server itself."""
+        return ServerLimits(
+            connections=self.connections,
+            request_s=self.request_s,
+            body_bytes=self.body_bytes,
+            workers=self.concurrent,
+            concurrent=self.concurrent,
+        )
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Invocations:
+    """Answers the endpoint's requests (the bounded server's handler)."""
 
-    def __init__(self, host: FunctionHost, port: int, token: str, limits: EndpointLimits) -> None:
+    def __init__(self, host: FunctionHost, token: str, limits: EndpointLimits) -> None:
         self.host = host
         self.token = token
         self.limits = limits
         self.rate = RateLimiter(limits.invoke_rate_per_s, limits.invoke_burst)
-        self.slots = threading.BoundedSemaphore(limits.concurrent)
-        super().__init__(("127.0.0.1", port), _Handler)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def setup(self) -> None:
-        """Apply the socket timeout before the request line is read."""
-        self.request.settimeout(self.server.limits.socket_timeout_s)
-        super().setup()
-
-    def _admitted(self) -> bool:
-        """Check the token and take a serving slot; answer and return False otherwise."""
-        if not authorized(self.headers.get("Authorization"), self.server.token):
-            self.close_connection = True
-            self._reply(
+    def admit(self, request: Request) -> Reply | None:
+        """Refuse from the head alone: no token, no such path or function, over the rate or size."""
+        if not authorized(request.header("Authorization"), self.token):
+            return json_reply(
                 401,
                 {"error": "missing or wrong bearer token (see the local-token file)"},
-                {"WWW-Authenticate": 'Bearer realm="tuner-local"'},
+                headers={"WWW-Authenticate": 'Bearer realm="tuner-local"'},
+                close=True,
             )
-            return False
-        if not self.server.slots.acquire(blocking=False):
-            self.close_connection = True
-            self._reply(503, {"error": "too many requests at once"}, {"Retry-After": "1"})
-            return False
-        return True
-
-    def _serve(self, respond: Callable[[], None]) -> None:
-        if not self._admitted():
-            return
+        if request.method == "GET":
+            return None
+        if request.method != "POST":
+            return json_reply(
+                405, {"error": "GET or POST"}, headers={"Allow": "GET, POST"}, close=True
+            )
+        found = _INVOKE.match(request.path) or _RECORDS.match(request.path)
+        if found is None:
+            return json_reply(404, {"error": "not found"}, close=True)
+        name = found.group(1)
+        if name not in self.host.specs:  # before the rate limiter keeps a bucket
+            return json_reply(404, {"error": f"no function {name!r}"}, close=True)
+        wait_s = self.rate.allow(name)
+        if wait_s > 0:
+            return json_reply(
+                429,
+                {"error": f"rate limit for {name}: retry in {wait_s:.2f} s"},
+                headers={"Retry-After": str(max(1, round(wait_s)))},
+                close=True,
+            )
         try:
-            respond()
-        finally:
-            self.server.slots.release()
+            body_length(
+                request.header("Content-Length"),
+                request.header("Transfer-Encoding"),
+                self.limits.body_bytes,
+                required=True,
+            )
+        except BodyError as error:
+            return json_reply(error.status, {"error": str(error)}, close=True)
+        return None
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
-        """``GET /functions``: every function with its live configuration."""
-        self._serve(self._get)
+    def respond(self, request: Request, body: bytes) -> Reply:
+        """``GET /functions``, ``POST /functions/<name>/invoke`` or ``.../records``."""
+        if request.method == "GET":
+            return self._listing(request)
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError as error:
+            return json_reply(400, {"error": f"invalid JSON: {error}"})
+        invoke = _INVOKE.match(request.path)
+        try:
+            if invoke is not None:
+                return json_reply(200, self.host.invoke(invoke.group(1), payload).as_json())
+            if not isinstance(payload, list):
+                return json_reply(400, {"error": "records must be a JSON list"})
+            name = request.path.split("/")[2]
+            return json_reply(202, {"accepted": self.host.enqueue(name, payload)})
+        except UnknownFunctionError as error:
+            return json_reply(404, {"error": f"no function {error}"})
+        except ValueError as error:
+            return json_reply(400, {"error": str(error)})
 
-    def _get(self) -> None:
-        if self.path.rstrip("/") != "/functions":
-            self._reply(404, {"error": "not found"})
-            return
-        host = self.server.host
+    def _listing(self, request: Request) -> Reply:
+        if request.path.rstrip("/") != "/functions":
+            return json_reply(404, {"error": "not found"})
+        host = self.host
         listing = [
             {
                 "name": name,
@@ -113,81 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
             }
             for name in host.functions()
         ]
-        self._reply(200, {"functions": listing})
-
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
-        """``POST /functions/<name>/invoke`` (JSON event) or ``.../records`` (JSON list)."""
-        self._serve(self._post)
-
-    def _post(self) -> None:
-        invoke, records = _INVOKE.match(self.path), _RECORDS.match(self.path)
-        if invoke is None and records is None:
-            self.close_connection = True  # the body stays unread
-            self._reply(404, {"error": "not found"})
-            return
-        name = (invoke or records).group(1)  # type: ignore[union-attr]
-        if name not in self.server.host.specs:  # before the rate limiter keeps a bucket
-            self.close_connection = True
-            self._reply(404, {"error": f"no function {name!r}"})
-            return
-        wait_s = self.server.rate.allow(name)
-        if wait_s > 0:
-            self.close_connection = True
-            self._reply(
-                429,
-                {"error": f"rate limit for {name}: retry in {wait_s:.2f} s"},
-                {"Retry-After": str(max(1, round(wait_s)))},
-            )
-            return
-        try:
-            payload = self._read_json()
-        except BodyError as error:
-            self.close_connection = True
-            self._reply(error.status, {"error": str(error)})
-            return
-        except ValueError as error:
-            self._reply(400, {"error": f"invalid JSON: {error}"})
-            return
-        host = self.server.host
-        try:
-            if invoke is not None:
-                self._reply(200, host.invoke(invoke.group(1), payload).as_json())
-            elif isinstance(payload, list) and records is not None:
-                accepted = host.enqueue(records.group(1), payload)
-                self._reply(202, {"accepted": accepted})
-            else:
-                self._reply(400, {"error": "records must be a JSON list"})
-        except UnknownFunctionError as error:
-            self._reply(404, {"error": f"no function {error}"})
-        except ValueError as error:
-            self._reply(400, {"error": str(error)})
-
-    def _read_json(self) -> Any:
-        length = body_length(
-            self.headers.get("Content-Length"),
-            self.headers.get("Transfer-Encoding"),
-            self.server.limits.body_bytes,
-        )
-        body = self.rfile.read(length) if length else b"null"
-        if len(body) < length:
-            raise BodyError(400, f"body ended after {len(body)} of {length} bytes")
-        return json.loads(body)
-
-    def _reply(
-        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        """Requests are logged at debug level through structlog."""
-        log.debug("http request", request=format % args)
+        return json_reply(200, {"functions": listing})
 
 
 def _without_secrets(config: dict[str, Any]) -> dict[str, Any]:
@@ -200,22 +154,30 @@ class InvokeEndpoint:
     """Serves the host over HTTP on 127.0.0.1 until closed; requests need the token.
 
     The token is read from (or first written to) ``<state_dir>/local-token``, mode 0600.
+    The port is bound here: a port in use is a :class:`ConfigError` naming ``http_port``.
     """
 
     def __init__(
         self, host: FunctionHost, port: int = 0, limits: EndpointLimits | None = None
     ) -> None:
+        limits = limits or EndpointLimits()
         self.token, self.token_path = load_or_create_token(host.state_dir)
-        self._server = _Server(host, port, self.token, limits or EndpointLimits())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(_POLL_S,), name="local-http", daemon=True
-        )
+        try:
+            self._server = BoundedServer(
+                "local-http",
+                _Invocations(host, self.token, limits),
+                [("127.0.0.1", port)],
+                limits.server(),
+            )
+        except OSError as error:
+            why = f"cannot listen on 127.0.0.1:{port}: {error.strerror}; choose another port or 0"
+            raise ConfigError([Problem("local provider", None, why, field="http_port")]) from None
 
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:8080``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host, port = self._server.addresses[0]
+        return f"http://{host}:{port}"
 
     def usage(self) -> str:
         """How to call the endpoint, as printed when the daemon starts."""
@@ -226,11 +188,9 @@ class InvokeEndpoint:
 
     def start(self) -> None:
         """Start serving."""
-        self._thread.start()
+        self._server.start()
         log.info("invoke endpoint listening", url=self.url, token_file=str(self.token_path))
 
     def close(self) -> None:
         """Stop serving and free the port."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-        self._server.server_close()
+        self._server.close()

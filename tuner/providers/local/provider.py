@@ -21,13 +21,16 @@ from tuner.domain.model import (
     WindowFacts,
 )
 from tuner.domain.ports import Clock
+from tuner.providers.local.call_facts import with_call_facts
 from tuner.providers.local.dependency_share import with_slow_dependencies
-from tuner.providers.local.facts import window_facts
+from tuner.providers.local.facts import window_facts, with_remedy_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
 from tuner.providers.local.http_api import EndpointLimits, InvokeEndpoint
+from tuner.providers.local.memory_paths import with_memory_path_facts
 from tuner.providers.local.probing import with_probe_facts
 from tuner.providers.local.recording import DependencyCallRecord, InvocationRecord
-from tuner.providers.local.trace_evidence import in_window, stored_traces, with_trace_facts
+from tuner.providers.local.replicas import with_distance_facts
+from tuner.providers.local.trace_evidence import StoredTraces, in_window, with_trace_facts
 from tuner.providers.local.trace_executor import switch_tracing
 from tuner.providers.local.traffic import TrafficDriver
 
@@ -47,7 +50,16 @@ LOCAL_LIMITS = Limits(
 """What the local host allows; memory does not buy CPU here."""
 
 _KNOBS = frozenset(
-    {Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.BATCH_SIZE, Knob.FAN_OUT, Knob.CACHE_TTL_S}
+    {
+        Knob.MEMORY_MB,
+        Knob.TIMEOUT_S,
+        Knob.BATCH_SIZE,
+        Knob.FAN_OUT,
+        Knob.CACHE_TTL_S,
+        Knob.HANDOVER_S,
+        Knob.FUSED,
+        Knob.NEAR_REPLICA,
+    }
 )
 """The settings a local function has (tracing is switched, not deployed)."""
 
@@ -83,6 +95,9 @@ class LocalProvider:
         )
         self._applying = Lock()
         self._started = False
+        self._traces = StoredTraces(host.tracing, LOCAL_LIMITS.timeout_max_s)
+        self._callers: dict[str, frozenset[str]] = {}
+        """Each function's callers in the traces of the last window observed."""
 
     @property
     def url(self) -> str | None:
@@ -136,9 +151,9 @@ class LocalProvider:
                     ref=self.ref(name),
                     config=self._live(name),
                     labels=dict(spec.labels),
-                    limits=LOCAL_LIMITS,
+                    limits=self._limits(name),
                     owner=spec.owner,
-                    console_url=f"{self.url}/functions" if self.url else "",
+                    # no console: the host's endpoint answers only with its token
                 )
             )
         return found
@@ -152,7 +167,7 @@ class LocalProvider:
         before a change are evidence of the past, not of the configuration in force.
         """
         current = {
-            t.ref: t.config.revision
+            t.ref: t.config
             for t in targets
             if t.ref.provider == self.name and t.ref.name in self.host.specs
         }
@@ -160,7 +175,7 @@ class LocalProvider:
         if not mine:
             return {}
         names = [ref.name for ref in mine]
-        revisions = {ref.name: revision for ref, revision in current.items()}
+        revisions = {ref.name: config.revision for ref, config in current.items()}
         invocations: dict[str, list[InvocationRecord]] = defaultdict(list)
         for invocation in self.host.records.invocations(names, start, end):
             if str(invocation.revision) == revisions[invocation.function]:
@@ -168,7 +183,8 @@ class LocalProvider:
         calls: dict[str, list[DependencyCallRecord]] = defaultdict(list)
         for call in self.host.records.dependency_calls(names, start, end):
             calls[call.function].append(call)
-        stored = stored_traces(self.host.tracing, [n for n in names if invocations[n]])
+        stored = self._traces.window([n for n in names if invocations[n]], start, end)
+        dependencies = self.host.dependency_specs
         windows = {
             ref: with_probe_facts(
                 with_trace_facts(
@@ -176,9 +192,21 @@ class LocalProvider:
                     in_window(stored.get(ref.name, ()), start, end),
                 ),
                 self.host.prober,
+                current[ref].memory_mb,
             )
             for ref in mine
         }
+        windows = with_remedy_facts(windows, self.host.decomposition, start, end)
+        traced = {name: in_window(stored.get(name, ()), start, end) for name in names}
+        windows = {
+            ref: with_memory_path_facts(
+                with_distance_facts(w, current[ref], calls[ref.name], dependencies),
+                traced[ref.name],
+            )
+            for ref, w in windows.items()
+        }
+        configs = {ref.name: config for ref, config in current.items()}
+        windows, self._callers = with_call_facts(windows, configs, invocations, traced)
         return with_slow_dependencies(windows, invocations, calls, stored, self.host.records)
 
     def urgent_since(self, since: float) -> dict[FunctionRef, float]:
@@ -223,7 +251,10 @@ class LocalProvider:
                     f"{target.ref}: revision {target.config.revision} is stale,"
                     f" live is {live.revision}"
                 )
-            values = {change.knob: self._checked(live, change) for change in changes}
+            limits = self._limits(target.ref.name)
+            values = {change.knob: self._checked(live, change, limits) for change in changes}
+            if values.get(Knob.FUSED) == 1:
+                self._pair(target.ref.name)
             deployed = self.host.deploy(target.ref.name, live.with_changes(values))
         log.info(
             "applied",
@@ -242,13 +273,30 @@ class LocalProvider:
         log.info("tracing switched", function=name, change=changes[0].describe())
         return replace(live, tracing=rate)
 
-    def _checked(self, live: FunctionConfig, change: Change) -> float | int:
+    def _limits(self, name: str) -> Limits:
+        """The host's limits under the function's own ceilings (``limits:`` in function.yaml)."""
+        return self.host.specs[name].limits.applied(LOCAL_LIMITS)
+
+    def _pair(self, name: str) -> None:
+        """Name the caller a function is fused into: its one caller in the last window's traces."""
+        callers = self._callers.get(name, frozenset())
+        if len(callers) != 1:
+            raise ProviderError(
+                f"{name} has {len(callers)} callers in its traces: only a function with one"
+                " caller is fused"
+            )
+        try:
+            self.host.fusions.pair(name, next(iter(callers)))
+        except ValueError as error:
+            raise ProviderError(str(error)) from None
+
+    def _checked(self, live: FunctionConfig, change: Change, limits: Limits) -> float | int:
         if change.knob not in _KNOBS:
             raise ProviderError(f"the local host has no {change.knob.value} setting")
         if change.knob is Knob.BATCH_SIZE and live.batch_size is None:
             raise ProviderError("batch_size needs an event source queue (none configured)")
-        if not LOCAL_LIMITS.allows(change.knob, change.after):
-            low, high = LOCAL_LIMITS.range(change.knob) or (None, None)
+        if not limits.allows(change.knob, change.after):
+            low, high = limits.range(change.knob) or (None, None)
             raise ProviderError(
                 f"{change.knob.value} {change.after} is outside the local limits {low}..{high}"
             )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.domain.model import FunctionConfig
+from tuner.providers.local.executions import Execution
 from tuner.store.sqlite import connect, transaction
 
 _SCHEMA = """
@@ -106,6 +107,9 @@ def config_to_json(config: FunctionConfig) -> str:
             "fan_out": config.fan_out,
             "concurrency": config.concurrency,
             "cache_ttl_s": config.cache_ttl_s,
+            "handover_s": config.handover_s,
+            "fused": config.fused,
+            "near_replica": config.near_replica,
             "environment": dict(config.environment),
         },
         sort_keys=True,
@@ -114,22 +118,46 @@ def config_to_json(config: FunctionConfig) -> str:
 
 def config_from_json(text: str, revision: int) -> FunctionConfig:
     """Inverse of :func:`config_to_json`."""
-    data = json.loads(text)
+    data = {
+        "handover_s": 0.0,
+        "fused": 0,
+        "near_replica": 0,
+        **json.loads(text),
+    }  # stored before they existed
     return FunctionConfig(revision=str(revision), **data)
 
 
-class Records:
-    """Thread-safe access to the host's SQLite file."""
+class SqliteFile:
+    """A SQLite file of the host's, used from several threads behind one lock."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = connect(path, _SCHEMA)
+        self._db = connect(path, schema)
 
     def close(self) -> None:
         """Close the database."""
         with self._lock:
             self._db.close()
+
+    def _in_window(
+        self, select: str, time_column: str, functions: Sequence[str], start: float, end: float
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``select`` for the functions whose ``time_column`` is in ``[start, end)``."""
+        marks = ",".join("?" * len(functions))
+        query = (
+            f"{select} WHERE function IN ({marks})"
+            f" AND {time_column} >= ? AND {time_column} < ? ORDER BY {time_column}"
+        )
+        with self._lock:
+            return self._db.execute(query, (*functions, start, end)).fetchall()
+
+
+class Records(SqliteFile):
+    """Thread-safe access to the host's SQLite file: invocations, calls, deployments."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, _SCHEMA)
 
     def add_invocation(
         self, invocation: InvocationRecord, calls: Iterable[DependencyCallRecord]
@@ -164,6 +192,39 @@ class Records:
                     for c in calls
                 ],
             )
+
+    def add_execution(
+        self,
+        function: str,
+        revision: int,
+        start: float,
+        end: float,
+        records: int | None,
+        execution: Execution,
+        cold: bool = False,
+        init_ms: float | None = None,
+    ) -> None:
+        """Store what one invocation did, as the host measured it, with its dependency calls."""
+        invocation = InvocationRecord(
+            function=function,
+            revision=revision,
+            start=start,
+            end=end,
+            duration_ms=execution.duration_ms,
+            outcome=execution.outcome,
+            peak_memory_mb=execution.peak_memory_mb,
+            cold_start=cold,
+            init_ms=init_ms,
+            records=records,
+            cache_hits=execution.cache_hits,
+            cache_misses=execution.cache_misses,
+            error=execution.error,
+        )
+        calls = [
+            DependencyCallRecord(function, c.name, c.time, c.latency_ms, c.error)
+            for c in execution.dependency_calls
+        ]
+        self.add_invocation(invocation, calls)
 
     def invocations(
         self, functions: Sequence[str], start: float, end: float
@@ -205,17 +266,6 @@ class Records:
             end,
         )
         return [DependencyCallRecord(*row) for row in rows]
-
-    def _in_window(
-        self, select: str, time_column: str, functions: Sequence[str], start: float, end: float
-    ) -> list[tuple[Any, ...]]:
-        marks = ",".join("?" * len(functions))
-        query = (
-            f"{select} WHERE function IN ({marks})"
-            f" AND {time_column} >= ? AND {time_column} < ? ORDER BY {time_column}"
-        )
-        with self._lock:
-            return self._db.execute(query, (*functions, start, end)).fetchall()
 
     def live_config(self, function: str) -> FunctionConfig | None:
         """The stored configuration of a function, or None when it was never deployed."""

@@ -1,24 +1,26 @@
-"""How a worker process is confined: its user, interpreter, environment, temp folder and limits.
+"""How a worker process is confined: its user, its view of /proc, environment, temp folder, limits.
 
-Run as root, the host starts every worker as an unprivileged user (``nobody`` unless
-configured) in a new session, with a private temporary folder and an environment of
-``function.yaml``'s variables plus PATH, LANG, HOME and TMPDIR.  That user usually cannot
-execute the interpreter tuner runs under (a venv below root's home), so the host probes
-which interpreter it can run, ``sys.executable`` first, then the system ``python3`` and
-copies the worker script into a folder every user can read.  Run as anyone else, workers
-keep the host's user: there is nothing to drop to.
+Run as root, the host starts every function's workers as that function's own user
+(:mod:`identities`), in a new session, with a private temporary folder and an
+environment of ``function.yaml``'s variables plus PATH, LANG, HOME and TMPDIR.  Where
+the kernel lets root make a mount namespace, each worker also gets one whose ``/proc``
+shows only its own user's processes (``hidepid=invisible``): a function can neither
+see, signal nor trace another function's processes or the daemon's.  That user usually
+cannot execute the interpreter tuner runs under (a venv below root's home), so the
+host probes which interpreter it can run, ``sys.executable`` first, then the system
+``python3``, and copies the worker script into a folder every user can read.  Run as
+anyone else, workers keep the host's user: there is nothing to drop to.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,12 +30,20 @@ import structlog
 
 from tuner.domain.errors import ConfigError, Problem
 from tuner.providers.local import worker as worker_script
+from tuner.providers.local.identities import DEFAULT_UIDS, RECORD_FILE, Identities, Identity
+from tuner.providers.local.library import copy_library
 
 log = structlog.get_logger(__name__)
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _RUNTIME_PREFIX = "tuner-runtime-"
-RUNTIME_FILES = ("worker.py", "tracer.py", "allocation_sizes.py")
+RUNTIME_FILES = (
+    "worker.py",
+    "worker_limits.py",
+    "tracer.py",
+    "allocation_sizes.py",
+    "fused_worker.py",
+)
 """The worker's own files (standard library only), copied where the worker user can read them."""
 SYSTEM_PYTHON = "/usr/bin/python3"
 _PROBE_TIMEOUT_S = 15.0
@@ -47,8 +57,9 @@ def _problem(message: str, field: str) -> ConfigError:
 class SandboxPolicy:
     """The limits every worker of a host runs under."""
 
-    user: str | None = "nobody"
-    """The user workers run as when the host runs as root; None keeps root (not advised)."""
+    uids: tuple[int, int] | None = DEFAULT_UIDS
+    """The range each function's own user id is taken from when the host runs as root;
+    None keeps root (not advised)."""
     python: str = SYSTEM_PYTHON
     """The interpreter for workers when the worker user cannot run ``sys.executable``."""
     pids_max: int = 64
@@ -59,69 +70,86 @@ class SandboxPolicy:
     """Size of a function's log file before it is rotated to ``<name>.log.1``."""
     frame_bytes: int = 8 * 1024 * 1024
     """The largest protocol message a worker may send (its result included)."""
+    trace_bytes: int = 2 * 1024 * 1024
+    """The largest ``trace`` message (a traced invocation's profile) a worker may send."""
     file_bytes: int = 512 * 1024 * 1024
     """The largest file a worker (or its child) may write (RLIMIT_FSIZE)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """The user a worker runs as."""
-
-    name: str
-    uid: int
-    gid: int
 
 
 class Sandbox:
     """The confinement of one host's workers; ``close()`` removes its runtime folder."""
 
-    def __init__(self, policy: SandboxPolicy, *, uid: int | None = None) -> None:
+    def __init__(
+        self,
+        policy: SandboxPolicy,
+        functions: Iterable[str] = (),
+        state_dir: Path | None = None,
+        *,
+        uid: int | None = None,
+    ) -> None:
         self.policy = policy
         self.worker_slots = 1
-        """Workers that may run at once on the host (scales the per-user process limit)."""
-        self.identity = (
-            _identity(policy.user) if (os.geteuid() if uid is None else uid) == 0 else None
+        """Workers of one function that may run at once (scales the per-user process limit)."""
+        root = (os.geteuid() if uid is None else uid) == 0
+        self._identities = (
+            Identities(policy.uids, (state_dir or Path(tempfile.gettempdir())) / RECORD_FILE)
+            if root and policy.uids is not None
+            else None
+        )
+        self.identities: dict[str, Identity] = (
+            self._identities.take(functions) if self._identities is not None else {}
         )
         remove_stale_runtimes()
         self._runtime = Path(tempfile.mkdtemp(prefix=f"{_RUNTIME_PREFIX}{os.getpid()}-"))
-        os.chmod(self._runtime, 0o755)  # the worker user passes through to its files
+        os.chmod(self._runtime, 0o755)  # the worker users pass through to their files
         (self._runtime / "tmp").mkdir(mode=0o711)
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self._runtime, True)
+        (self._runtime / "functions").mkdir(mode=0o711)
+        self.library = copy_library(self._runtime / "lib")
+        """Holds tuner_handler, for the worker's path."""
+        self._cleanup = weakref.finalize(self, _remove_runtime, self._runtime, self._identities)
         """Removes the folder (workers' temp folders included) even if close() is never called."""
         self.script = Path(worker_script.__file__)
         self.python = sys.executable
-        if self.identity is not None:
+        self.hides_processes = False
+        """True when each worker's /proc shows only its own user's processes."""
+        self.reading_profiles = threading.Lock()
+        """One profile is parsed at a time on a host: a forged one costs the daemon its
+        size once, not once per worker that sends one."""
+        if self.identities:
             source = Path(worker_script.__file__).parent
             for name in RUNTIME_FILES:  # the worker loads its siblings by path
                 if (source / name).is_file():
                     os.chmod(shutil.copy(source / name, self._runtime / name), 0o644)
             self.script = self._runtime / "worker.py"
-            self.python = self._runnable_python()
+            probe = next(iter(self.identities.values()))
+            self.python = self._runnable_python(probe)
+            self.hides_processes = self._compartment_works(probe)
         log.info(
             "worker sandbox",
-            user=self.identity.name if self.identity else pwd.getpwuid(os.geteuid()).pw_name,
+            users="one per function" if self.identities else pwd.getpwuid(os.geteuid()).pw_name,
             python=self.python,
-            dropped=self.identity is not None,
+            dropped=self.drops_privileges,
+            hidden=self.hides_processes,
         )
 
     @property
     def drops_privileges(self) -> bool:
-        """True when workers run as another (unprivileged) user."""
-        return self.identity is not None
+        """True when workers run as other (unprivileged) users, one per function."""
+        return bool(self.identities)
 
-    def _runnable_python(self) -> str:
+    def _runnable_python(self, probe: Identity) -> str:
         tried = []
         for candidate in dict.fromkeys([sys.executable, self.policy.python]):
-            probe = [candidate, "-I", str(self.script), "--probe"]  # run as the user throughout
+            command = [candidate, "-I", str(self.script), "--probe"]  # run as the user throughout
             try:
                 done = subprocess.run(
-                    probe,
+                    command,
                     capture_output=True,
                     timeout=_PROBE_TIMEOUT_S,
                     cwd="/",
-                    user=self._uid,
-                    group=self._gid,
-                    extra_groups=self._groups,
+                    user=probe.uid,
+                    group=probe.gid,
+                    extra_groups=[],
                 )
             except OSError as error:
                 tried.append(f"{candidate}: {error.strerror}")
@@ -129,76 +157,89 @@ class Sandbox:
             if done.returncode == 0:
                 return candidate
             tried.append(f"{candidate}: exit {done.returncode}")
-        assert self.identity is not None
         raise _problem(
-            f"no interpreter the worker user {self.identity.name} can run ({'; '.join(tried)});"
-            " make one readable to that user or name another",
+            f"no interpreter the worker user (uid {probe.uid}) can run ({'; '.join(tried)});"
+            " make one readable to every user or name another",
             "worker_python",
         )
 
-    @property
-    def _uid(self) -> int | None:
-        return None if self.identity is None else self.identity.uid
+    def _compartment_works(self, probe: Identity) -> bool:
+        """True when a worker can make its own mount namespace with a private /proc here."""
+        command = [self.python, "-I", str(self.script), *_drop(probe, compartment=True), "--probe"]
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=_PROBE_TIMEOUT_S, cwd="/")
+        except OSError:
+            return False
+        if done.returncode != 0:
+            log.warning(
+                "workers cannot hide other processes here: no mount namespace",
+                why=done.stderr.decode(errors="replace").strip()[-200:],
+            )
+        return done.returncode == 0
 
-    @property
-    def _gid(self) -> int | None:
-        return None if self.identity is None else self.identity.gid
+    def identity(self, function: str) -> Identity | None:
+        """The user a function's workers run as; None when they keep the host's."""
+        return self.identities.get(function)
 
-    @property
-    def _groups(self) -> list[int] | None:
-        return None if self.identity is None else []
-
-    def nproc_limit(self, pids_cgroup: bool) -> int | None:
+    def nproc_limit(self, function: str, pids_cgroup: bool) -> int | None:
         """RLIMIT_NPROC for a worker: only for a dropped user without a pids cgroup.
 
-        The kernel counts it per user, so it bounds all workers of the host together;
+        The kernel counts it per user, so it bounds all workers of the function together;
         for the host's own user it would count the person's own processes too.
         """
-        if pids_cgroup or self.identity is None:
+        if pids_cgroup or self.identity(function) is None:
             return None
         return self.policy.pids_max * self.worker_slots
 
-    def reachable(self, directory: Path) -> Path:
-        """A path to a function's directory that the worker user can read.
+    def reachable(self, directory: Path, function: str, into: str = "") -> Path:
+        """A path to a function's directory that its worker user can read.
 
         The directory itself when every user may read it; else a copy in the runtime
-        folder (made now: later edits apply when the host restarts).
+        folder (made now: later edits apply when the host restarts), owned by the
+        function's user, whose every file keeps the operator's permissions for its owner
+        and none for anyone else: a secret stays readable by its function only.  ``into``
+        names the copy's folder (default the directory's own name): another function's
+        code made readable for ``function`` goes to a folder of its own.
         """
-        if self.identity is None or _readable_by_others(directory):
+        identity = self.identity(function)
+        if identity is None or _readable_by_others(directory):
             return directory
-        copy = self._runtime / "functions" / directory.name
+        copy = self._runtime / "functions" / (into or directory.name)
         shutil.rmtree(copy, ignore_errors=True)
         # Links stay links: the worker follows them with its own rights, never with root's.
         shutil.copytree(directory, copy, symlinks=True)
-        for folder, _, files in os.walk(copy):
-            os.chmod(folder, 0o755)
-            for name in files:
-                path = os.path.join(folder, name)
+        for folder, folders, files in os.walk(copy):
+            links = [f for f in folders if os.path.islink(os.path.join(folder, f))]
+            for path in [folder, *(os.path.join(folder, name) for name in files + links)]:
                 if not os.path.islink(path):  # chmod would change the link's target
-                    os.chmod(path, 0o644)
-        log.info("function copied where its worker user can read it", to=str(copy))
+                    original = directory / os.path.relpath(path, copy)
+                    os.chmod(path, os.lstat(original).st_mode & 0o700)
+                os.lchown(path, identity.uid, identity.gid)
+        log.info("function copied for its worker user", to=str(copy), uid=identity.uid)
         return copy
 
-    def command(self) -> list[str]:
-        """The argv that starts a worker; the worker drops to its user itself, at once."""
+    def command(self, function: str) -> list[str]:
+        """The argv that starts a worker; the worker confines itself at once, before any handler code."""
         command = [self.python, "-I", str(self.script)]
-        if self.identity is not None:
-            command += ["--user", f"{self.identity.uid}:{self.identity.gid}"]
+        identity = self.identity(function)
+        if identity is not None:
+            command += _drop(identity, compartment=self.hides_processes)
         return command
 
     def private_tmp(self, function: str) -> Path:
-        """A new temporary folder that only the worker user can enter."""
+        """A new temporary folder that only the function's worker user can enter."""
         path = Path(tempfile.mkdtemp(prefix=f"{function}-", dir=self._runtime / "tmp"))
-        if self.identity is not None:
-            os.chown(path, self.identity.uid, self.identity.gid)
+        identity = self.identity(function)
+        if identity is not None:
+            os.chown(path, identity.uid, identity.gid)
         return path
 
     def start(
-        self, environment: dict[str, str], tmp: Path, cwd: Path, output: int
+        self, function: str, environment: dict[str, str], tmp: Path, cwd: Path, output: int
     ) -> subprocess.Popen[bytes]:
         """Start one confined worker: protocol on stdin/stdout, its output into ``output``."""
         return subprocess.Popen(
-            self.command(),
+            self.command(function),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=output,
@@ -219,11 +260,26 @@ class Sandbox:
         )
 
     def close(self) -> None:
-        """Remove the runtime folder, with any temporary folder a worker left."""
+        """Remove the runtime folder, with any temporary folder a worker left; give the ids up."""
         self._cleanup()
 
 
-_STATE_ENTRIES = ("local.sqlite", "local-token", "logs", "traces", "tuner.db")
+def _drop(identity: Identity, *, compartment: bool) -> list[str]:
+    """The worker's arguments that make it confine itself (see ``worker.main``)."""
+    return [
+        "--user",
+        f"{identity.uid}:{identity.gid}",
+        *(["--compartment"] if compartment else []),
+    ]
+
+
+def _remove_runtime(runtime: Path, identities: Identities | None) -> None:
+    shutil.rmtree(runtime, ignore_errors=True)
+    if identities is not None:
+        identities.close()
+
+
+_STATE_ENTRIES = ("local.sqlite", "local-token", "logs", "traces", "tuner.db", "worker-uids")
 
 
 def private_folder(path: Path) -> None:
@@ -257,18 +313,6 @@ def remove_stale_runtimes(root: Path | None = None) -> int:
     return removed
 
 
-def _identity(user: str | None) -> Identity | None:
-    if user is None:
-        return None
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        raise _problem(f"no user {user!r} to run workers as", "worker_user") from None
-    if entry.pw_uid == 0:
-        return None
-    return Identity(entry.pw_name, entry.pw_uid, entry.pw_gid)
-
-
 def _readable_by_others(directory: Path) -> bool:
     """True when a user owning nothing and in no group could read the whole directory."""
     resolved = directory.resolve()
@@ -284,84 +328,6 @@ def _readable_by_others(directory: Path) -> bool:
     return True
 
 
-def kill_group(pids: Iterable[int], group: int | None) -> None:
-    """SIGKILL a process group (when given) and every listed process (a cgroup's members)."""
-    if group is not None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-
-
 def remove_tmp(path: Path) -> None:
     """Remove a worker's private temporary folder."""
     shutil.rmtree(path, ignore_errors=True)
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessStatus:
-    """What /proc says about a worker: its peak resident memory and thread count."""
-
-    peak_mb: float
-    threads: int
-
-
-class ProcessProbe:
-    """Reads a worker's status and resets its peak through /proc files kept open."""
-
-    def __init__(self, pid: int) -> None:
-        self._status = _open(f"/proc/{pid}/status", os.O_RDONLY)
-        self._clear_refs = _open(f"/proc/{pid}/clear_refs", os.O_WRONLY)
-        """None on an older kernel: the peak then covers the worker's whole life."""
-
-    def read(self) -> ProcessStatus | None:
-        """VmHWM and Threads of the process, measured by the host; None once it is gone."""
-        if self._status is None:
-            return None
-        try:
-            text = os.pread(self._status, 8192, 0)
-            peak_kb = int(text.split(b"VmHWM:", 1)[1].split(None, 1)[0])
-            threads = int(text.split(b"Threads:", 1)[1].split(None, 1)[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        return ProcessStatus(peak_kb / 1024, threads)
-
-    def reset_peak(self) -> None:
-        """Reset VmHWM to the current RSS so the next reading is one invocation's peak."""
-        if self._clear_refs is not None:
-            with contextlib.suppress(OSError):
-                os.write(self._clear_refs, b"5")
-
-    def close(self) -> None:
-        """Close the /proc files."""
-        for fd in (self._status, self._clear_refs):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-
-
-def _open(path: str, flags: int) -> int | None:
-    try:
-        return os.open(path, flags | os.O_CLOEXEC)
-    except OSError:
-        return None
-
-
-_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
-
-
-def group_rss_mb(group: int) -> float:
-    """Resident memory of every process in a process group (a scan of /proc)."""
-    total_pages = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat_file:
-                fields = stat_file.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group:  # after the name: state, ppid, pgrp, ... rss is 22nd
-            total_pages += int(fields[21])
-    return total_pages * _PAGE_MB

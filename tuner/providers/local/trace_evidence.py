@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from tuner.domain.model import WindowFacts
 from tuner.providers.local.trace_executor import Tracing
 from tuner.trace.model import CallNode, Trace
+from tuner.trace.storing import TraceStore
 
 _CITED = re.compile(r"\(trace ([0-9a-f]+)\)")
 RECENT_IDS = 5
@@ -82,45 +84,59 @@ def hot_path(traces: Sequence[Trace]) -> str:
     return text + f" (trace {slowest.trace_id})"
 
 
+def hot_site(traces: Sequence[Trace]) -> str:
+    """The code the slowest traced invocation was in when it timed out, else its busiest
+    frame: ``crunch (handler.py:9)`` (or '')."""
+    if not traces:
+        return ""
+    slowest = max(traces, key=lambda t: t.duration_ms)
+    if slowest.outcome == "timeout" and slowest.where:
+        return slowest.where[-1].label
+    found = _hot_frame(slowest)
+    return found[0] if found else ""
+
+
 def memory_evidence(
     traces: Sequence[Trace], facts_text: dict[str, str]
 ) -> tuple[dict[str, float], str]:
     """Numeric memory facts and the allocation-site sentence from traced invocations.
 
     ``traced_peak_memory_mb``: the most memory one traced invocation needed (for one that
-    ran out: what it held plus the allocation that failed); ``traced_failed_allocation_mb``:
-    the largest failed allocation whose size is known.  What the failed allocation grows
-    with goes into ``facts_text``.
+    ran out: what it held plus the allocation that failed, where that is its need);
+    ``traced_failed_allocation_mb``: the size of that failed allocation, where its need
+    includes it (not for one made in a loop, after which the invocation would have gone
+    on allocating).  What the failed allocation grows with goes into ``facts_text``.
     """
     facts: dict[str, float] = {}
-    text = ""
-    needs = []
-    for trace in traces:
-        memory = trace.memory
-        if memory is None:
-            continue
-        needs.append((memory.need_mb if memory.need_mb is not None else memory.peak_mb, trace))
-        failed = memory.failed
-        if failed is not None and failed.size_mb is not None:
-            known = facts.get("traced_failed_allocation_mb", 0.0)
-            facts["traced_failed_allocation_mb"] = max(known, failed.size_mb)
+    needs = [
+        (t.memory.need_mb if t.memory.need_mb is not None else t.memory.peak_mb, t)
+        for t in traces
+        if t.memory is not None
+    ]
     if not needs:
-        return facts, text
+        return facts, ""
     need, trace = max(needs, key=lambda item: item[0])
     facts["traced_peak_memory_mb"] = need
     memory = trace.memory
     assert memory is not None
-    if memory.failed is not None:
-        text = f"MemoryError: {memory.failed.describe()} (trace {trace.trace_id})"
-        if memory.failed.grows_with:
-            facts_text["allocation_grows_with"] = ", ".join(memory.failed.grows_with)
-    elif memory.sites:
+    failed = memory.failed
+    if failed is not None and failed.size_mb is not None and memory.need_mb is not None:
+        facts["traced_failed_allocation_mb"] = failed.size_mb
+    failing = [item for item in needs if item[1].memory and item[1].memory.failed]
+    if failing:  # the failed allocation of the one that needed the most
+        described = max(failing, key=lambda item: item[0])[1]
+        assert described.memory is not None and described.memory.failed is not None
+        failed = described.memory.failed
+        if failed.grows_with:
+            facts_text["allocation_grows_with"] = ", ".join(failed.grows_with)
+        return facts, f"MemoryError: {failed.describe()} (trace {described.trace_id})"
+    if memory.sites:
         top = memory.sites[0]
-        text = (
+        return facts, (
             f"{top.size_mb:.0f} MB held at {top.file}:{top.line} at the peak"
             f" (trace {trace.trace_id})"
         )
-    return facts, text
+    return facts, ""
 
 
 def trace_facts(traces: Sequence[Trace]) -> tuple[dict[str, float], dict[str, str]]:
@@ -133,6 +149,7 @@ def trace_facts(traces: Sequence[Trace]) -> tuple[dict[str, float], dict[str, st
     path = hot_path(slow)
     if path:
         text["hot_path"] = path
+        text["hot_site"] = hot_site(slow)
     if allocation:
         text["allocation_site"] = allocation
     if traces:
@@ -142,11 +159,55 @@ def trace_facts(traces: Sequence[Trace]) -> tuple[dict[str, float], dict[str, st
     return numbers, text
 
 
-def stored_traces(tracing: Tracing | None, functions: Iterable[str]) -> dict[str, list[Trace]]:
-    """The stored traces of each function, read once for all that a cycle asks of them."""
-    if tracing is None:
-        return {}
-    return {name: tracing.store.traces(name) for name in functions}
+class StoredTraces:
+    """The host's stored traces as cycles read them: each file parsed once, one tree a cycle.
+
+    A cycle needs, of each function, the traces that may have ended in its window or the
+    one before (the baseline of the topology), and the call tree of only the slowest
+    finished one of the window (the hot path is read from it).  Stored traces do not
+    change, so each file is parsed once and kept without its tree; the slowest one's file
+    is read again for its tree.  However large and many the stored trees, a cycle parses
+    the new ones and one more per function, and holds one tree per function.
+    """
+
+    def __init__(self, tracing: Tracing | None, longest_s: float) -> None:
+        self.tracing = tracing
+        self.longest_s = longest_s
+        """The longest an invocation runs: a trace is filed under its start, this long before its end."""
+        self._kept: dict[str, dict[Path, Trace]] = {}
+
+    def window(self, functions: Iterable[str], start: float, end: float) -> dict[str, list[Trace]]:
+        """Each function's traces for the window ``[start, end)`` and the one before it."""
+        if self.tracing is None:
+            return {}
+        store = self.tracing.store
+        found: dict[str, list[Trace]] = {}
+        for name in functions:
+            known = self._kept.get(name, {})
+            current: dict[Path, Trace] = {}
+            for path in store.files(name, since=2 * start - end - self.longest_s):
+                trace = known.get(path) or store.read(path)
+                if trace is not None:
+                    current[path] = replace(trace, tree=None) if trace.tree else trace
+            self._kept[name] = current  # pruned files, and those before the baseline, go
+            found[name] = _with_slowest_tree(store, current, start, end)
+        return found
+
+
+def _with_slowest_tree(
+    store: TraceStore, traces: dict[Path, Trace], start: float, end: float
+) -> list[Trace]:
+    """The traces, the slowest one that finished in ``[start, end)`` read again with its tree."""
+    finished = [
+        (trace.duration_ms, path)
+        for path, trace in traces.items()
+        if trace.outcome in ("ok", "timeout") and start <= trace.end < end
+    ]
+    found = dict(traces)
+    if finished:
+        slowest = max(finished)[1]
+        found[slowest] = store.read(slowest) or traces[slowest]
+    return list(found.values())
 
 
 def in_window(traces: Iterable[Trace], start: float, end: float) -> list[Trace]:

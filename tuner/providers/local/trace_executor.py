@@ -19,57 +19,30 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
 
 from tuner.domain.errors import ProviderError
 from tuner.domain.model import Change
 from tuner.providers.local.executions import DependencyCall, Execution, InvokeCall
-from tuner.providers.local.trace_messages import profile_fields
+from tuner.providers.local.trace_messages import Profile
 from tuner.providers.local.trace_switches import TraceSwitches
+from tuner.providers.local.tracing_specs import TracingSpec
 from tuner.trace.model import (
     Span,
     Trace,
 )
 from tuner.trace.storing import TraceStore
 
+IN_WORKER = "tuner.duration_ms"
+"""The root span's attribute holding the invocation's duration in its worker, as the host
+measured it (the tracer's work included, the wait for a worker and its start not)."""
+OWN_DURATION = "tuner.handler_ms"
+"""The root span's attribute holding how long the handler itself ran (by its worker's
+clock; the host's measure when it has none): the invocation's own work, against which a
+caller's wait for it is set to measure the invocation's overhead."""
 MEMORY_PRESSURE = 0.5
 """A function whose last traced invocation ran out of memory or peaked at this share of
 its limit has its allocation sites followed; below it, they would explain nothing."""
-
-
-class TracingSpec(BaseModel):
-    """How a function's invocations are traced (``tracing:`` in function.yaml or tuner.yaml)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mode: Literal["off", "sample", "full"] = "sample"
-    sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
-    """Share of invocations traced in ``sample`` mode."""
-    interval_ms: float = Field(default=1.0, ge=0.1, le=100.0)
-    """How often the tracer samples the handler's stack."""
-    memory: bool = True
-    """Record the memory peak and, for a MemoryError, the allocation that failed."""
-    allocations: float = Field(default=0.1, ge=0.0, le=1.0)
-    """Share of traced invocations whose allocation sites are followed (tracemalloc), among
-    those of a function under memory pressure (see :data:`MEMORY_PRESSURE`): it costs 2-9x
-    on allocation-heavy code, so only some pay it, and only where the sites matter (never
-    a cold worker's first, whose imports would cost seconds)."""
-    keep: int = Field(default=50, ge=1, le=10_000)
-    """Traces kept per function (the oldest are pruned)."""
-    max_depth: int = Field(default=64, ge=4, le=512)
-    """Frames kept per sampled stack."""
-    max_nodes: int = Field(default=5000, ge=10, le=100_000)
-    """Distinct frames kept per call tree."""
-    max_spans: int = Field(default=200, ge=1, le=10_000)
-    """Child spans kept per trace (dependency and nested calls)."""
-
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _unquoted_off(cls, value: Any) -> Any:
-        """YAML reads an unquoted ``off`` as false: that means off."""
-        return "off" if value is False else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +146,22 @@ class Tracing:
         """Build the trace from the tracer's last message and the host's view, store it.
 
         The outcome, error and child spans are the host's; the call tree, exception and
-        memory are the tracer's, in the worker: a malformed profile is left out.
+        memory are the tracer's, in the worker, as the host checked them when they came
+        (``trace_messages.py``): a malformed profile is left out, one over the caps is
+        cut, and the root span says what was cut or left out (``tuner.trace_cut``).
         """
         ended = time.time()
-        data = execution.trace or {}
+        profile = execution.trace or Profile()
+        cut = profile.cut
+        fields = {**profile.fields, **({"complete": False} if cut else {})}
+        attributes: dict[str, str | float | int | bool] = {
+            "faas.name": function,
+            "tuner.outcome": execution.outcome,
+            IN_WORKER: round(execution.duration_ms, 3),
+            OWN_DURATION: round(_own(execution), 3),
+        }
+        if cut:
+            attributes["tuner.trace_cut"] = "; ".join(cut)
         spans = [
             Span(
                 span_id=plan.span_id,
@@ -186,7 +171,7 @@ class Tracing:
                 start=plan.started,
                 end=ended,
                 error=execution.error,
-                attributes={"faas.name": function, "tuner.outcome": execution.outcome},
+                attributes=attributes,
             )
         ]
         for call in execution.dependency_calls[: plan.spec.max_spans]:
@@ -207,7 +192,7 @@ class Tracing:
             outcome=execution.outcome,
             error=execution.error,
             spans=tuple(spans),
-            **profile_fields(data),
+            **fields,
         )
         self._note_pressure(trace)
         self.store.save(trace, keep=plan.spec.keep)
@@ -248,6 +233,12 @@ def switch_tracing(
     own = spec or tracing.default
     tracing.switches.set(function, rate, own, invocations=invocations, seconds=seconds)
     return rate
+
+
+def _own(execution: Execution) -> float:
+    """The invocation's own duration: the handler's time where its worker said, else the host's."""
+    took = execution.handler_ms
+    return took if took is not None and took <= execution.duration_ms else execution.duration_ms
 
 
 def _child(

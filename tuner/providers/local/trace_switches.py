@@ -23,12 +23,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-if TYPE_CHECKING:
-    from tuner.providers.local.trace_executor import TracingSpec
+from tuner.providers.local.tracing_specs import TracingSpec
 
 log = structlog.get_logger(__name__)
 

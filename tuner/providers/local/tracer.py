@@ -17,7 +17,6 @@ The message holds ``{"type": "trace", "complete", "samples", "wall_ms", "cpu_ms"
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -32,30 +31,25 @@ from typing import TYPE_CHECKING, Any
 _MB = 1024 * 1024
 _PEAK_MIN = 256 * 1024
 """Allocations smaller than this are not worth a snapshot at the peak."""
-_OWN_FILES = (__file__, "worker.py", "allocation_sizes.py")
+_BOOKKEEPING_SHARE = 0.02
+"""Of the memory limit, the most tracemalloc's own records may take (then it stops): traced,
+millions of small objects would otherwise need memory and time they do not untraced."""
+_OWN_FILES = (__file__, "worker.py", "worker_limits.py", "allocation_sizes.py", "fused_worker.py")
 _SAMPLER_STACK = 1024 * 1024
 """The sampling thread's stack: small, so tracing leaves the handler its memory limit."""
-
-
-def _sibling(name: str) -> Any:
-    """A module next to this file, loaded by path (a worker imports nothing from tuner)."""
-    qualified = f"tuner_worker_{name}"
-    if qualified not in sys.modules:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-        spec = importlib.util.spec_from_file_location(qualified, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[qualified] = module
-        spec.loader.exec_module(module)
-    return sys.modules[qualified]
 
 
 if TYPE_CHECKING:
     from tuner.providers.local.allocation_sizes import failed_allocation, function_at, short_path
 else:
-    failed_allocation = _sibling("allocation_sizes").failed_allocation
-    function_at = _sibling("allocation_sizes").function_at
-    short_path = _sibling("allocation_sizes").short_path
+    if "sibling" not in globals():  # imported from tuner's package, not loaded by a worker
+        from tuner.providers.local.worker import sibling
+    _sizes = sibling("allocation_sizes")  # a worker gives the modules it loads its loader
+    failed_allocation, function_at, short_path = (
+        _sizes.failed_allocation,
+        _sizes.function_at,
+        _sizes.short_path,
+    )
 
 
 def _label(frame: tracemalloc.Frame, root: str) -> str:
@@ -185,7 +179,7 @@ class InvocationTracer:
             if frame is not None:
                 with self._lock:
                     self._add(frame, now - last_wall, cpu - last_cpu)
-            if self.allocations:
+            if self.allocations and tracemalloc.is_tracing():
                 self._snapshot_at_peak()
             last_wall, last_cpu = now, cpu
             if now >= next_flush:
@@ -241,7 +235,10 @@ class InvocationTracer:
     # ------------------------------------------------------------ memory
 
     def _snapshot_at_peak(self) -> None:
-        """Keep a snapshot of the allocations whenever they grew past the last one by half."""
+        """Snapshot the allocations whenever they grew by half; stop past the records' share."""
+        if tracemalloc.get_tracemalloc_memory() > _BOOKKEEPING_SHARE * self.limit_mb * _MB:
+            tracemalloc.stop()  # the sites at the last peak are kept
+            return
         current, _ = tracemalloc.get_traced_memory()
         if current > _PEAK_MIN and current > 1.5 * self._peak_size:
             self._peak = tracemalloc.take_snapshot()
@@ -264,11 +261,14 @@ class InvocationTracer:
             facts["in_use_mb"] = round(current / _MB, 3)
             at_peak = self._peak if self._peak is not None and self._peak_size > current else None
             facts["sites"] = self._sites(at_peak or tracemalloc.take_snapshot())
+        elif self._peak is not None:  # followed until the bookkeeping grew too large
+            facts["sites"] = self._sites(self._peak)
         if failure is not None:
             failed = failed_allocation(failure, self.root_dir)
             if failed is not None:
                 facts["failed_allocation"] = failed
-                if failed.get("size_mb") is not None:
+                # In a loop it would have gone on allocating: held + this one is no need.
+                if failed.get("size_mb") is not None and not failed.get("repeats"):
                     facts["need_mb"] = round(rss_mb + failed["size_mb"], 3)
         return facts
 

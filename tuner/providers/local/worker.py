@@ -8,8 +8,10 @@ Protocol (host -> worker): ``init`` once, then ``invoke`` repeatedly (with ``tra
 when the invocation is traced, see ``tracer.py``), and ``cache_value`` as the answer to a
 ``cache_get``.  Worker -> host: ``ready`` after init, then per invocation any number of
 ``dependency_get`` (answered by ``dependency_value``), ``cache_get`` (answered by
-``cache_value``), ``cache_set``, ``invoke_call`` (answered by ``invoke_result``) and, when
-traced, ``trace`` messages (the tracer's profile so far), and finally one ``result``:
+``cache_value``), ``cache_set``, ``invoke_call`` (answered by ``invoke_result``),
+``handover`` and ``invoke_parts`` (tuner_handler's remedies, answered by ``handover_reply``
+and ``parts_result``) and, when traced, ``trace`` messages (the tracer's profile so far),
+and finally one ``result``:
 ``ok`` with the handler's return value or ``error`` with what it raised.  Nothing else is
 believed: the host measures time, memory and leftovers itself, and a MemoryError ends
 this process with :data:`EXIT_OUT_OF_MEMORY`, which the host reads from the exit status
@@ -24,8 +26,6 @@ import importlib.util
 import json
 import logging
 import os
-import resource
-import signal
 import sys
 import threading
 import time
@@ -126,14 +126,19 @@ class Context:
         cache: Cache,
         dependency_urls: dict[str, str],
         channel: Channel,
+        request_id: str = "",
+        fused: Any = None,
     ) -> None:
         self.function_name = function_name
+        self.aws_request_id = request_id  # the host's id of this invocation, named as on Lambda
         self.memory_limit_mb = memory_limit_mb
         self.cache = cache
         self.logger = logging.getLogger(function_name)
         self._deadline = deadline
         self._dependency_urls = dependency_urls
         self._channel = channel
+        self._fused = fused
+        """The functions fused into this one (``fused_worker.FusedFunctions``): run here."""
 
     def remaining_time_ms(self) -> int:
         """Milliseconds left before the host kills this invocation."""
@@ -149,68 +154,37 @@ class Context:
         """Invoke another hosted function through the host and return its result.
 
         The call runs with the callee's own limits; a callee that does not succeed raises
-        :class:`InvocationError` (with its outcome: error, timeout, oom).
+        :class:`InvocationError` (with its outcome: error, timeout, oom).  A callee fused
+        into this function runs in this process, with the same result.
         """
+        if self._fused is not None and name in self._fused:
+            return self._fused.call(name, event, self._deadline)
         self._channel.send({"type": "invoke_call", "name": name, "event": event})
         reply = self._channel.receive() or {"outcome": "error", "error": "host closed"}
         if reply.get("outcome") != "ok":
             raise InvocationError(name, reply.get("outcome", "error"), reply.get("error", ""))
         return reply.get("result")
 
+    def hand_over(self, state: Any) -> dict[str, Any]:
+        """Ask the host to go on with this chain in a fresh invocation (tuner_handler's handover)."""
+        self._channel.send({"type": "handover", "state": state})
+        return self._channel.receive() or {"accepted": False, "error": "the host closed"}
 
-def read_memory_status() -> dict[str, int]:
-    """VmSize, VmRSS and VmHWM of this process in kB."""
-    status: dict[str, int] = {}
-    with open("/proc/self/status") as lines:
-        for line in lines:
-            key, _, value = line.partition(":")
-            if key in ("VmSize", "VmRSS", "VmHWM"):
-                status[key] = int(value.split()[0])
-    return status
+    def invoke_parts(self, events: list[Any]) -> Any:
+        """Run each event as an invocation of this function, in parallel (tuner_handler's split)."""
+        self._channel.send({"type": "invoke_parts", "events": events})
+        reply = self._channel.receive() or {"error": "the host closed"}
+        return reply.get("parts", reply)
 
 
-def drop_privileges(uid: int, gid: int) -> None:
-    """Become ``uid``/``gid`` with no other groups, before any handler code is loaded.
+def load_handler(directory: str, library: str | None = None) -> Callable[[Any, Context], Any]:
+    """Import ``handler.py`` from the function's directory and return its ``handler``.
 
-    Changing user inside the process (rather than before exec) also makes the kernel
-    mark it not dumpable: other processes of the same user (other functions' workers)
-    can then neither trace it nor read its memory or descriptors through /proc.
+    ``library`` holds tuner_handler, found after the function's folder (its own copy wins).
     """
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
-
-
-def limit_processes(nproc: int | None, file_bytes: int | None = None) -> None:
-    """No core dumps, files of at most ``file_bytes``, at most ``nproc`` processes for the user.
-
-    A write past the file size limit fails with EFBIG (an OSError) instead of killing.
-    """
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if file_bytes is not None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-    if nproc is not None:
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-
-
-def limit_address_space(memory_mb: int) -> int:
-    """Cap the address space so the resident memory of the process can reach ``memory_mb``.
-
-    The cap is the memory limit plus the part of the address space that is mapped but not
-    resident right now (shared libraries, reserved arenas): an allocation that would push
-    the process past ``memory_mb`` resident then raises MemoryError.
-    """
-    status = read_memory_status()
-    non_resident_kb = status["VmSize"] - status["VmRSS"]
-    limit = memory_mb * _MB + non_resident_kb * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    return non_resident_kb // 1024
-
-
-def load_handler(directory: str) -> Callable[[Any, Context], Any]:
-    """Import ``handler.py`` from the function's directory and return its ``handler``."""
     sys.path.insert(0, directory)
+    if library:
+        sys.path.append(library)
     spec = importlib.util.spec_from_file_location("handler", os.path.join(directory, "handler.py"))
     if spec is None or spec.loader is None:
         raise ImportError(f"no handler.py in {directory}")
@@ -219,6 +193,20 @@ def load_handler(directory: str) -> Callable[[Any, Context], Any]:
     spec.loader.exec_module(module)
     handler: Callable[[Any, Context], Any] = module.handler
     return handler
+
+
+def sibling(name: str) -> Any:
+    """A module next to this file, loaded by path: a worker imports nothing from tuner's package."""
+    qualified = f"tuner_worker_{name}"
+    if qualified not in sys.modules:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        spec = importlib.util.spec_from_file_location(qualified, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        module.sibling = sibling  # type: ignore[attr-defined]  # its own siblings, the same way
+        sys.modules[qualified] = module
+        spec.loader.exec_module(module)
+    return sys.modules[qualified]
 
 
 def start_tracer(
@@ -231,22 +219,14 @@ def start_tracer(
     """
     if not options:
         return None
-    module = sys.modules.get("tuner_worker_tracer")
-    if module is None:  # loaded by path: a worker imports nothing from tuner's package
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tracer.py")
-        spec = importlib.util.spec_from_file_location("tuner_worker_tracer", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["tuner_worker_tracer"] = module
-        spec.loader.exec_module(module)
-    tracer = module.InvocationTracer(
+    tracer = sibling("tracer").InvocationTracer(
         {**options, "allocations": options.get("allocations", False) and init.get("served", 0) > 0},
         init["directory"],
         init["memory_mb"],
         handler,
         channel.send_encoded,
     )
-    tracer.start(read_memory_status()["VmRSS"] / 1024)
+    tracer.start(sibling("worker_limits").read_memory_status()["VmRSS"] / 1024)
     return tracer
 
 
@@ -262,26 +242,40 @@ def serve(channel: Channel) -> None:
     if init is None:
         return
     started = time.monotonic()
-    limit_processes(init.get("nproc"), init.get("file_bytes"))
-    handler = load_handler(init["directory"])
+    limits = sibling("worker_limits")
+    limits.limit_processes(init.get("nproc"), init.get("file_bytes"))
+    handler = load_handler(init["directory"], init.get("library"))
+    fused = None  # the functions fused into this one, run in this process
+    if init.get("fused"):
+        fused = sibling("fused_worker").load(init, channel, Context, Cache, InvocationError)
     reserve = bytearray(2 * _MB)  # freed on MemoryError so the trace can still be sent
-    non_resident_mb = limit_address_space(init["memory_mb"])
+    non_resident_mb = limits.limit_address_space(init["memory_mb"])
+    supports = getattr(handler, "__tuner_handler__", None)  # set by tuner_handler's decorators
     channel.send(
         {
             "type": "ready",
             "init_ms": (time.monotonic() - started) * 1000,
             "non_resident_mb": non_resident_mb,
+            "supports": [supports] if isinstance(supports, str) else [],
         }
     )
     cache = Cache(channel, enabled=init["cache_ttl_s"] > 0)
     while (request := channel.receive()) is not None:
         deadline = time.monotonic() + init["timeout_s"]
+        request_id, dependencies = str(request.get("request_id", "")), init["dependencies"]
         context = Context(
-            init["function"], init["memory_mb"], deadline, cache, init["dependencies"], channel
+            init["function"],
+            init["memory_mb"],
+            deadline,
+            cache,
+            dependencies,
+            channel,
+            request_id,
+            fused,
         )
         reply: dict[str, Any] = {"type": "result", "outcome": "ok"}
         tracer, failure = start_tracer(request.get("trace"), init, handler, channel), None
-        out_of_memory = False
+        out_of_memory, began = False, time.monotonic()
         try:
             reply["result"] = handler(request["event"], context)
             json.dumps(reply["result"])
@@ -297,6 +291,7 @@ def serve(channel: Channel) -> None:
                     "error": f"{type(error).__name__}: {error}",
                 }
                 traceback.print_exc()
+        ran = time.monotonic()
         try:
             if tracer is not None:
                 tracer.finish(failure, out_of_memory)  # sends the trace; its thread is joined
@@ -307,16 +302,26 @@ def serve(channel: Channel) -> None:
                 finally:
                     os._exit(EXIT_OUT_OF_MEMORY)  # a worker that ran out of memory is not reused
         init["served"] = init.get("served", 0) + 1
+        reply["handler_ms"] = round((ran - began) * 1000, 3)  # the tracer's finish left out
         failure = None  # its traceback holds the handler's frames (and their memory)
         channel.send(reply)
 
 
 def main() -> None:
-    """Run as a worker: keep a private copy of stdout for the protocol."""
-    if sys.argv[1:] == ["--probe"]:
-        return  # the host checks that this interpreter can run this file
-    if sys.argv[1:2] == ["--user"]:
-        drop_privileges(*(int(part) for part in sys.argv[2].split(":")))
+    """Run as a worker: confine this process, then keep a private copy of stdout for the protocol.
+
+    Arguments: ``--compartment`` (a mount namespace with a private /proc), ``--user
+    UID:GID`` (the function's own user), ``--probe`` (the host checks that this
+    interpreter, and the confinement asked for, work here: exit at once).
+    """
+    arguments = sys.argv[1:]
+    if "--compartment" in arguments:
+        sibling("worker_limits").enter_compartment()
+    if "--user" in arguments:
+        uid, gid = arguments[arguments.index("--user") + 1].split(":")
+        sibling("worker_limits").drop_privileges(int(uid), int(gid))
+    if "--probe" in arguments:
+        return
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the handler's print() goes to the log, never into the protocol
     logging.basicConfig(

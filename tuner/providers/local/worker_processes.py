@@ -8,27 +8,44 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tuner.providers.local import dependency_calls
-from tuner.providers.local.channel import FrameReader, FrameTooLargeError, send_frame
+from tuner.providers.local.channel import (
+    FrameReader,
+    FrameTooLargeError,
+    SkippedFrame,
+    frame_kind,
+    send_frame,
+)
 from tuner.providers.local.executions import (
-    DependencyCall,
     Execution,
-    InvokeCall,
     Invoker,
     MemoryLimit,
+    Remedies,
     SharedCache,
     WorkerSpec,
 )
+from tuner.providers.local.fusing import FusedCalls, fused_init
 from tuner.providers.local.output import OutputSink
-from tuner.providers.local.sandboxing import (
+from tuner.providers.local.processes import (
     ProcessProbe,
     ProcessStatus,
-    Sandbox,
     group_rss_mb,
     kill_group,
-    remove_tmp,
+    stopped,
 )
+from tuner.providers.local.remedy_requests import REMEDY_REQUESTS, claimed_remedies, remedy_reply
+from tuner.providers.local.sandboxing import Sandbox, remove_tmp
+from tuner.providers.local.trace_messages import Profile, ProfileCaps, checked_profile
 from tuner.providers.local.worker import EXIT_OUT_OF_MEMORY
+from tuner.providers.local.worker_requests import (
+    FROM_WORKER,
+    MAX_ERROR_CHARS,
+    ProtocolError,
+    cache_reply,
+    dependency_reply,
+    nested_reply,
+    parsed_frame,
+    settle,
+)
 
 _STARTUP_TIMEOUT_S = 15.0
 
@@ -37,18 +54,8 @@ class WorkerStartError(Exception):
     """The worker process did not come up (bad handler, import error, crash)."""
 
 
-class ProtocolError(Exception):
-    """The worker sent something the protocol does not allow; the worker is stopped."""
-
-
-_FROM_WORKER = {"dependency_get", "cache_get", "cache_set", "invoke_call", "trace", "result"}
 _MALFORMED = (ProtocolError, FrameTooLargeError, ValueError, KeyError, TypeError, RecursionError)
 """What a frame that breaks the protocol raises (RecursionError: JSON nested too deeply)."""
-_CLAIMABLE_OUTCOMES = {"ok", "error"}
-"""Outcomes a worker may state; oom and timeout are only ever measured by the host."""
-_MAX_DEPENDENCY_CALLS = 1000
-"""Dependency (and nested) calls recorded per invocation; later ones still run."""
-_MAX_ERROR_CHARS = 2000
 _WATCH_EVERY_S = 0.25
 """How often, without a cgroup, the host adds up a busy worker's process group."""
 
@@ -77,7 +84,7 @@ class WorkerProcess:
         output_read, output_write = os.pipe()
         try:
             self._process = sandbox.start(
-                dict(spec.environment), self._tmp, spec.directory, output_write
+                spec.function, dict(spec.environment), self._tmp, spec.directory, output_write
             )
         except BaseException:
             os.close(output_read)
@@ -92,7 +99,11 @@ class WorkerProcess:
         policy = sandbox.policy
         self._sink = OutputSink(output_read, spec.log_path, policy.output_bytes, policy.log_bytes)
         self._reader = FrameReader(
-            self._process.stdout.fileno(), self._sink, policy.frame_bytes, self._watch_memory
+            self._process.stdout.fileno(),
+            self._sink,
+            policy.frame_bytes,
+            self._watch_memory,
+            kind_bytes={"trace": policy.trace_bytes},
         )
         if limit is not None:
             limit.add(self._process.pid)
@@ -102,7 +113,10 @@ class WorkerProcess:
         self._killed_for_memory = False
         self._next_watch = 0.0
         self._stopped = False
-        self._traced = False
+        self._caps: ProfileCaps | None = None
+        self._remedies: Remedies | None = None
+        self.supports: frozenset[str] = frozenset()  # the handler's claim (tuner_handler)
+        self.runtime_mb: float | None = None  # measured once its handler is loaded
         self._start(started)
 
     @property
@@ -130,13 +144,15 @@ class WorkerProcess:
             "timeout_s": self.spec.timeout_s,
             "cache_ttl_s": self.spec.cache_ttl_s,
             "dependencies": dict(self.spec.dependencies),
-            "nproc": self._sandbox.nproc_limit(pids_cgroup),
+            "nproc": self._sandbox.nproc_limit(self.spec.function, pids_cgroup),
             "file_bytes": self._sandbox.policy.file_bytes,
+            "library": str(self._sandbox.library),
+            "fused": fused_init(self.spec),
         }
         try:
             self._send(init)
             line = self._reader.read_frame(self._deadline)
-            reply = json.loads(line) if line is not None else None
+            reply = json.loads(line) if isinstance(line, bytes) else None
             ready = isinstance(reply, dict) and reply.get("type") == "ready"
         except (
             EOFError,
@@ -154,6 +170,8 @@ class WorkerProcess:
             )
         status = self._probe.read()
         self._threads = status.threads if status is not None else 1
+        self.runtime_mb = status.peak_mb if status is not None else None
+        self.supports = claimed_remedies(reply)
         self.init_ms = (time.monotonic() - started) * 1000
 
     def invoke(
@@ -163,20 +181,31 @@ class WorkerProcess:
         *,
         trace: Mapping[str, Any] | None = None,
         invoker: Invoker | None = None,
+        remedies: Remedies | None = None,
+        fused: FusedCalls | None = None,
     ) -> Execution:
         """Run one invocation; kill the worker and its children when it exceeds the timeout.
 
-        ``trace`` holds the tracer's options when the invocation is traced (its profile
-        then arrives in ``trace`` messages, kept in :attr:`Execution.trace`); ``invoker``
-        runs the handler's ``context.invoke`` calls (without it they fail).
+        ``trace``: the tracer's options of a traced invocation (its profile arrives in
+        ``trace`` messages, kept in :attr:`Execution.trace`); ``invoker`` runs the handler's
+        ``context.invoke`` calls, ``remedies`` its hand-over and parts (else they fail);
+        ``fused`` is the host's side of its in-process calls to functions fused into it.
         """
         started = time.monotonic()
         self._deadline = deadline = started + self.spec.timeout_s
         execution = Execution(outcome="", duration_ms=0.0)
         request: dict[str, Any] = {"type": "invoke", "event": event}
+        request["request_id"] = remedies.request_id if remedies is not None else ""
+        self._remedies = remedies
+        self._caps = None
         if trace:
-            request["trace"] = {**trace, "max_bytes": self._sandbox.policy.frame_bytes // 2}
-        self._traced = bool(trace)
+            request["trace"] = {**trace, "max_bytes": self._sandbox.policy.trace_bytes}
+            self._caps = ProfileCaps.of(
+                trace["max_nodes"],
+                trace["max_depth"],
+                trace["interval_ms"],
+                self.spec.timeout_s * 1000,
+            )
         self._sink.begin_invocation()
         self._probe.reset_peak()
         try:
@@ -186,7 +215,7 @@ class WorkerProcess:
                 if line is None:
                     self._timed_out(execution)
                 else:
-                    self._handle(json.loads(line), execution, cache, invoker)
+                    self._receive(line, execution, cache, invoker, fused)
             execution.duration_ms = (time.monotonic() - started) * 1000
         except TimeoutError:
             self._timed_out(execution)
@@ -202,39 +231,63 @@ class WorkerProcess:
             self._check_leftovers()
         return execution
 
+    def _receive(
+        self,
+        line: bytes | SkippedFrame,
+        execution: Execution,
+        cache: SharedCache,
+        invoker: Invoker | None,
+        fused: FusedCalls | None = None,
+    ) -> None:
+        """Parse one frame and act on it; a profile is checked against the caps as it comes.
+
+        Only the latest profile is kept: the last one before a kill.
+        """
+        if isinstance(line, SkippedFrame):  # over its kind's cap: never parsed
+            if line.kind != "trace" or self._caps is None:
+                raise ProtocolError(f"a {line.kind[:40]!r} message of {line.size} bytes")
+            cap = self._sandbox.policy.trace_bytes
+            execution.trace = Profile(cut=[f"a profile of {line.size} bytes over {cap}"])
+            return
+        kind = frame_kind(line)
+        if kind != "trace":
+            message, spec = parsed_frame(line, kind), self.spec
+            if fused is not None:  # a worker that runs functions fused into it
+                if fused.handles(message, execution):
+                    return
+                execution, cache, invoker, spec = fused.scope(kind, execution, cache, invoker)
+            self._handle(message, execution, cache, invoker, spec)
+        elif self._caps is None:
+            raise ProtocolError("a trace of an invocation that is not traced")
+        else:
+            with self._sandbox.reading_profiles:
+                execution.trace = checked_profile(parsed_frame(line, kind), self._caps)
+
     def _handle(
         self,
         message: dict[str, Any],
         execution: Execution,
         cache: SharedCache,
         invoker: Invoker | None = None,
+        spec: WorkerSpec | None = None,
     ) -> None:
         kind = message["type"]
-        if kind not in _FROM_WORKER:
+        if kind not in FROM_WORKER:
             raise ProtocolError(f"unknown message type {str(kind)[:40]!r}")
         if kind == "dependency_get":
-            self._call_dependency(message, execution)
+            max_bytes = self._sandbox.policy.frame_bytes // 2
+            caller = spec or self.spec
+            self._send(dependency_reply(message, caller, self._deadline, max_bytes, execution))
         elif kind == "invoke_call":
-            self._nested(message, execution, invoker)
-        elif kind == "trace":
-            if not self._traced:
-                raise ProtocolError("a trace of an invocation that is not traced")
-            execution.trace = message  # the latest profile: the last one before a kill
+            self._send(nested_reply(message, invoker, execution))
+        elif kind in REMEDY_REQUESTS:
+            self._send(remedy_reply(kind, message, self._remedies))
         elif kind == "cache_get":
-            value = cache.get(str(message["key"]))
-            if value is None:
-                execution.cache_misses += 1
-            else:
-                execution.cache_hits += 1
-            self._send({"type": "cache_value", "value": value})
+            self._send(cache_reply(message, cache, execution))
         elif kind == "cache_set":
             cache.set(str(message["key"]), message["value"])
         else:
-            if message["outcome"] not in _CLAIMABLE_OUTCOMES:
-                raise ProtocolError(f"the worker may not state outcome {message['outcome']!r}")
-            execution.outcome = message["outcome"]
-            execution.result = message.get("result")
-            execution.error = str(message.get("error", ""))[:_MAX_ERROR_CHARS]
+            settle(message, execution)
             self._status = self._probe.read()
             execution.peak_memory_mb = self._status.peak_mb if self._status is not None else None
             if self._limit is not None and self._limit.exceeded():
@@ -242,26 +295,6 @@ class WorkerProcess:
                 execution.error = "a process of the invocation was killed at its memory limit"
                 execution.peak_memory_mb = float(self.spec.memory_mb)
                 self.reusable = False
-
-    def _call_dependency(self, message: dict[str, Any], execution: Execution) -> None:
-        """Make the handler's dependency call, time and record it, and answer with the body."""
-        name = message["name"]
-        url = self.spec.dependencies.get(name) if isinstance(name, str) else None
-        if url is None:
-            raise ProtocolError(f"a call to the undeclared dependency {str(name)[:40]!r}")
-        try:
-            path = dependency_calls.checked_path(message["path"])
-        except ValueError as error:
-            self._send({"type": "dependency_value", "value": None, "error": str(error)})
-            return
-        answer = dependency_calls.call(
-            url, path, self._deadline, self._sandbox.policy.frame_bytes // 2
-        )
-        if len(execution.dependency_calls) < _MAX_DEPENDENCY_CALLS:
-            execution.dependency_calls.append(
-                DependencyCall(name, time.time(), answer.latency_ms, answer.error)
-            )
-        self._send({"type": "dependency_value", "value": answer.value, "error": answer.error})
 
     def _watch_memory(self) -> None:
         """Without a cgroup: kill the process group once its resident total passes the limit.
@@ -291,35 +324,18 @@ class WorkerProcess:
         )
         self.stop()
 
-    def _nested(
-        self,
-        message: dict[str, Any],
-        execution: Execution,
-        invoker: Invoker | None,
-    ) -> None:
-        """Run the handler's ``context.invoke`` through the host and answer with its result."""
-        name = message["name"]
-        if not isinstance(name, str):
-            raise ProtocolError("a nested call without a function name")
-        if invoker is None:
-            call, result = InvokeCall(name[:200], time.time(), 0.0, "error", "no host"), None
-        else:
-            call, result = invoker(name, message.get("event"))
-        if len(execution.invoke_calls) < _MAX_DEPENDENCY_CALLS:
-            execution.invoke_calls.append(call)
-        self._send(
-            {
-                "type": "invoke_result",
-                "outcome": call.outcome,
-                "result": result,
-                "error": call.error,
-            }
-        )
-
     def _timed_out(self, execution: Execution) -> None:
+        """The deadline passed: a timeout, unless a signal the host did not send stopped the worker."""
         status = self._probe.read()
         execution.peak_memory_mb = status.peak_mb if status is not None else None
+        held = stopped(self.pid)  # read from the kernel before the kill
         self.stop()  # the whole process group and cgroup: children and threads die too
+        if held:
+            execution.outcome = "error"
+            execution.error = "the worker was stopped by a signal tuner did not send"
+            execution.counted = False
+            self._sink.note(f"[tuner: {execution.error}: not a timeout of the function]\n".encode())
+            return
         execution.outcome = "timeout"
         execution.error = f"timed out after {self.spec.timeout_s:g} s"
 
@@ -343,7 +359,7 @@ class WorkerProcess:
     def _violated(self, execution: Execution, error: Exception) -> None:
         self.stop()
         execution.outcome = "error"
-        execution.error = f"protocol violation: {error}"[:_MAX_ERROR_CHARS]
+        execution.error = f"protocol violation: {error}"[:MAX_ERROR_CHARS]
         self._sink.note(f"[tuner: worker stopped: {execution.error}]\n".encode())
 
     def kill(self) -> None:

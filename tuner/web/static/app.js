@@ -2,7 +2,8 @@
 const tuner = (() => {
   const poll = Number(document.body.dataset.poll) || 3000;
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
-  const clock = (t) => (t ? new Date(t * 1000).toLocaleTimeString() : "");
+  // one time format everywhere: ISO 8601 in UTC, to the second, as the CLI and messages
+  const clock = (t) => (t ? new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z") : "");
   const slug = (s) => String(s || "").replace(/ /g, "-");
   const num = (v) => (v === null || v === undefined ? "-" : Number.isInteger(v) ? String(v) : String(Math.round(v * 1000) / 1000));
 
@@ -84,6 +85,14 @@ const tuner = (() => {
     ["chart-deps", [["dependency_latency_p95_ms", "latency p95 ms", "#16a085"]]],
   ];
   const plots = {};
+  const EMPTY = {
+    "chart-memory": "no memory measured in the kept windows",
+    "chart-duration": "no invocations in the kept windows",
+    "chart-rates": "no invocations in the kept windows",
+    "chart-deps": "it called no dependency in the kept windows",
+  };
+  // wide enough for the longest label (10,000 and beyond are never clipped)
+  const axisWidth = (u, values) => 16 + 8 * Math.max(3, ...(values || []).map((v) => String(v).length));
 
   function draw(fn) {
     const h = fn.history;
@@ -97,10 +106,24 @@ const tuner = (() => {
       const opts = {
         width: Math.max(280, el.clientWidth), height: 200,
         series: [{}, ...series.map(([, label, stroke]) => ({label, stroke, width: 2, spanGaps: false}))],
-        scales: {x: {time: true}},
+        // from zero up, with headroom: a flat line stays flat (never 320-321 ms across the chart)
+        scales: {x: {time: true}, y: {range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.15 : 1]}},
+        axes: [
+          {space: 90, values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toISOString().slice(11, 16))},
+          {size: axisWidth, values: (u, ticks) => ticks.map((v) => v.toLocaleString("en"))},
+        ],
         plugins: [markerPlugin(fn.markers)],
       };
       plots[id] = new uPlot(opts, data, el);
+      const empty = series.every(([name]) => h[name].every((v) => v === null));
+      el.dataset.empty = empty ? "yes" : "";
+      let why = el.parentElement.querySelector(".empty");
+      if (empty && !why) {
+        why = document.createElement("p");
+        why.className = "empty";
+        el.before(why);
+      }
+      if (why) why.textContent = empty ? EMPTY[id] : "";
       let list = el.nextElementSibling;
       if (!list || !list.classList.contains("markers")) {
         list = document.createElement("ul");
@@ -151,5 +174,5 @@ const tuner = (() => {
     if (page === "fleet") fleet(Number(new URLSearchParams(location.search).get("page")) || 1);
     if (page === "function") fn(key);
   });
-  return {fleet, function: fn, num};
+  return {fleet, function: fn, num, charts: plots};
 })();

@@ -1,4 +1,4 @@
-"""Scales an image down to a 16-pixel-wide thumbnail."""
+"""Scales an image down to a 16-pixel-wide thumbnail, and has each row sharpened."""
 
 THUMBNAIL_WIDTH = 16
 
@@ -19,16 +19,6 @@ def scale(rows, factor):
     return [[block_mean(y * factor, x * factor) for x in range(width)] for y in range(height)]
 
 
-def sharpen(rows, passes=6):
-    """A few passes of a simple sharpening kernel."""
-    for _ in range(passes):
-        rows = [
-            [min(255, max(0, 2 * v - (row[x - 1] if x else v))) for x, v in enumerate(row)]
-            for row in rows
-        ]
-    return rows
-
-
 def encode(rows):
     """The thumbnail as a compact hex string."""
     return "".join(f"{v:02x}" for row in rows for v in row)
@@ -38,5 +28,6 @@ def handler(event, context):
     width, height = int(event["width"]), int(event["height"])
     rows = decode(event["pixels"], width, height)
     factor = max(1, width // THUMBNAIL_WIDTH)
-    thumbnail = sharpen(scale(rows, factor))
+    # each row is sharpened by the private sharpen function: one call per row
+    thumbnail = [context.invoke("sharpen", {"row": row}) for row in scale(rows, factor)]
     return {"name": event["name"], "thumbnail": encode(thumbnail)[:32]}

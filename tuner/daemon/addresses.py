@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 
 DEFAULT_ADDRESS = "127.0.0.1:8780"
@@ -10,14 +9,12 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 def parse_address(text: str) -> tuple[str, int] | None:
-    """``HOST:PORT`` (or ``off``) -> (host, port); anything else is a command-line error."""
+    """``HOST:PORT`` (or ``off``) -> (host, port); anything else is a ValueError that says why."""
     if text.strip().lower() == "off":
         return None
     host, sep, port = text.strip().rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(
-            f"use HOST:PORT (e.g. 127.0.0.1:8780) or off, not {text!r}"
-        )
+        raise ValueError(f"use HOST:PORT (e.g. 127.0.0.1:8780) or off, not {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 

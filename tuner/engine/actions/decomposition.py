@@ -1,0 +1,153 @@
+"""Decomposition actions: hand a job's state to a fresh invocation, or split its payload.
+
+Both change how a function runs, not its size, where the knobs of size have run out, and
+both need the function's code to use tuner_handler (a fact says so:
+``extra.supports_handover``, ``extra.supports_split``).  The bundled rules try them after
+a longer timeout and more memory, which the provider or the function's ceiling no longer
+allows.  See docs/remedies.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from tuner.domain.model import Change, FunctionConfig, Knob, Limits, fact_number
+from tuner.engine.actions.base import BaseAction, Plan, not_applicable
+from tuner.engine.sizing import oom_evidence, strongest
+
+
+def _extra(facts: Mapping[str, Any], name: str) -> float | None:
+    extra = facts.get("extra")
+    return fact_number(extra, name) if isinstance(extra, Mapping) else None
+
+
+def _count(value: float | None) -> str:
+    return f"{value or 0:.0f}"
+
+
+class Handover(BaseAction):
+    """Switch handover on: an invocation hands its state to a fresh one before its timeout.
+
+    For a function whose code uses tuner_handler's handover (``extra.supports_handover``)
+    and that times out where its timeout cannot grow.  The margin is ``margin`` of the
+    timeout, at least ``min_s``; the library adds the longest step it has seen, so that a
+    step never runs into the timeout.  Judged on the timeouts, and never improved while
+    chains fail (``extra.chains_failed``).
+
+    Example::
+
+        - action: handover
+          margin: 0.1
+    """
+
+    action: Literal["handover"] = "handover"
+    margin: float = Field(
+        0.1, gt=0.0, lt=0.5, description="Share of the timeout left for handing over."
+    )
+    min_s: float = Field(0.2, gt=0.0, le=60.0, description="Never a shorter margin.")
+    knob: ClassVar[Knob | None] = Knob.HANDOVER_S
+    symptom: ClassVar[str | None] = "timeout_rate"
+    failure: ClassVar[str | None] = "chains_failed"
+
+    def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
+        """A margin from the timeout, where the code can hand over and it is off."""
+        current, timeout = config.handover_s, config.timeout_s
+        if current is None or timeout is None:
+            return not_applicable("the function has no handover setting on this provider")
+        if not _extra(facts, "supports_handover"):
+            return not_applicable("its code does not use tuner_handler's handover")
+        if current > 0:
+            return not_applicable(f"handover is already on ({current:g} s before the timeout)")
+        margin = max(self.min_s, self.margin * timeout)
+        if margin >= 0.5 * timeout:
+            return not_applicable(f"a {timeout:g} s timeout leaves no room for a margin")
+        after = round(float(limits.clamp(Knob.HANDOVER_S, margin)), 3)
+        summary = (
+            f"handover on, {after:g} s before the {timeout:g} s timeout: each invocation hands"
+            " its state to the next, which carries on"
+        )
+        return Plan(Change(Knob.HANDOVER_S, current, after), summary)
+
+    @classmethod
+    def account(cls, after: Mapping[str, Any]) -> str:
+        """``handover on: 3 links, 0 timeouts`` (and the failed chains, if any)."""
+        links, failed = _extra(after, "chain_links_max"), _extra(after, "chains_failed")
+        text = (
+            f"handover on: {_count(links)} links, {_count(fact_number(after, 'timeouts'))} timeouts"
+        )
+        return text + (f", {_count(failed)} chains failed" if failed else "")
+
+
+class Split(BaseAction):
+    """Split each payload into parts, as many as make each part fit the memory it has.
+
+    For a function whose code uses tuner_handler's split (``extra.supports_split``) and
+    that runs out of memory where memory cannot grow.  The need is the strongest evidence
+    of the failing invocations (:func:`tuner.engine.sizing.oom_evidence`: a probe, the
+    payload model, a trace); the part of it no split divides is the fixed part the growth
+    model tells, else a worker's memory with its handler loaded
+    (``extra.runtime_memory_mb``).  With ``k`` parts now, a need ``N`` of which ``F`` is
+    fixed, and memory ``M``: ``k * (N - F) * (1 + margin) / (M - F)`` parts, rounded up;
+    ``k * growth`` where nothing measured the need.  Judged on the OOMs, and never improved
+    while splits fail (``extra.splits_failed``).
+
+    Example::
+
+        - action: split
+          margin: 0.1
+    """
+
+    action: Literal["split"] = "split"
+    margin: float = Field(0.1, ge=0.0, le=4.0, description="Headroom over each part's share.")
+    growth: int = Field(2, ge=2, le=16, description="Factor of parts where the need is unknown.")
+    knob: ClassVar[Knob | None] = Knob.FAN_OUT
+    symptom: ClassVar[str | None] = "oom_rate"
+    failure: ClassVar[str | None] = "splits_failed"
+
+    def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
+        """Parts from the need and the memory, where the code splits and memory ran out."""
+        current = config.fan_out
+        if current is None:
+            return not_applicable("the function cannot be split on this provider")
+        if not _extra(facts, "supports_split"):
+            return not_applicable("its code does not use tuner_handler's split")
+        if not fact_number(facts, "ooms"):
+            return not_applicable("no invocation ran out of memory")
+        if current >= limits.fan_out_max:
+            return not_applicable(f"it is already split into the most parts ({current})")
+        memory = config.memory_mb
+        need = strongest(oom_evidence(facts, memory))
+        if need is None:
+            wanted = current * self.growth
+            basis = f"x{self.growth}: nothing measured what the failing invocations need"
+        else:
+            fixed = need.fixed_mb or _extra(facts, "runtime_memory_mb") or 0.0
+            room = memory - fixed
+            if room < 0.1 * memory:
+                return not_applicable(f"{fixed:.0f} MB of fixed need leaves no room to split")
+            wanted = math.ceil(current * (need.mb - fixed) * (1.0 + self.margin) / room)
+            if need.lower_bound:
+                wanted = max(wanted, current * self.growth)
+            basis = (
+                f"from {need.source}: {need.mb:.0f} MB, {fixed:.0f} MB of it fixed, in parts of"
+                f" {memory} MB + {self.margin:.0%}: {need.basis}"
+            )
+        after = int(limits.clamp(Knob.FAN_OUT, max(wanted, current + 1)))
+        return Plan(Change(Knob.FAN_OUT, current, after), f"split into {after} parts ({basis})")
+
+    @classmethod
+    def account(cls, after: Mapping[str, Any]) -> str:
+        """``split into 4 parts: 0 OOMs, results merged`` (or how many splits failed)."""
+        parts = _extra(after, "split_parts_max") or fact_number(after, "fan_out")
+        splits, failed = _extra(after, "splits"), _extra(after, "splits_failed")
+        merged = (
+            f"{_count(failed)} of {_count(splits)} splits failed"
+            if failed
+            else ("results merged" if splits else "no split ran")
+        )
+        ooms = _count(fact_number(after, "ooms"))
+        return f"split into {_count(parts)} parts: {ooms} OOMs, {merged}"
