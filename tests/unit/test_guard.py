@@ -10,6 +10,7 @@ import pytest
 from tuner.decisions.guard import Budget, GuardPolicy, guard
 from tuner.decisions.planning import effective_mode
 from tuner.domain.decisions import Decision
+from tuner.domain.holds import HoldKind
 from tuner.domain.lifecycle import State, Verdict
 from tuner.domain.model import Change, FunctionRef, Knob, Mode, Severity
 
@@ -201,3 +202,42 @@ def test_a_change_held_back_says_the_same_in_every_cycle_until_it_may_go(
         for later in (0.0, 60.0, 120.0)
     }
     assert len(reasons) == 1 and reasons.pop().startswith(says)
+
+
+def test_a_lowering_that_was_rolled_back_is_not_made_again_by_its_rule() -> None:
+    # cheapest-size lowered 2816 -> 1309 MB, the verifier called it worse and rolled it
+    # back; once the hysteresis ended, the same facts planned the same lowering.
+    lowered = decision(
+        before=2816,
+        after=1309,
+        rule="cheapest-size",
+        action="cheapest-memory",
+        time=NOW - 7 * 3600,
+        state=State.ROLLED_BACK,
+        id="lowered",
+    )
+    rollback = decision(
+        before=1309,
+        after=2816,
+        rule="cheapest-size",
+        action="rollback",
+        time=NOW - 7 * 3600 + 900,
+        state=State.APPLIED,
+        id="rollback",
+    )
+    again = decision(before=2816, after=1309, rule="cheapest-size", action="cheapest-memory")
+    policy = GuardPolicy()
+    [held] = guard([again], Budget.start([lowered, rollback], COOLDOWN, policy, NOW))
+    assert held.verdict is Verdict.SKIP and held.hold is not None
+    assert held.hold.kind is HoldKind.UNDONE and held.hold.until == lowered.time + policy.undone_s
+    assert "lowering memory_mb at" in held.why and "was rolled back" in held.why
+    # Another rule may lower it, and the rule may raise it; after `undone`, it may lower again.
+    other = replace(again, rule="right-size", action="less-memory")
+    raise_ = decision(before=2816, after=4224, rule="cheapest-size", action="cheapest-memory")
+    later = Budget.start([lowered, rollback], COOLDOWN, policy, lowered.time + policy.undone_s)
+    verdicts = [
+        *guard([other], Budget.start([lowered, rollback], COOLDOWN, policy, NOW)),
+        *guard([raise_], Budget.start([lowered, rollback], COOLDOWN, policy, NOW)),
+        *guard([replace(again, time=later.now)], later),
+    ]
+    assert [d.verdict for d in verdicts] == [Verdict.APPLY] * 3

@@ -7,15 +7,13 @@ the cheapest size measured when a smaller one cost more on real traffic.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
 
 from tuner.domain.model import FunctionConfig, Knob, Lasting, Limits
 from tuner.engine.actions import CheapestMemory, LessMemory, TryMemory
-from tuner.engine.measured import MAX_SLOWDOWN, cost_facts
-from tuner.engine.sizing import smallest_in_time
+from tuner.engine.measured import cost_facts
 
 AWS = Limits()
 
@@ -109,65 +107,6 @@ def test_the_cheapest_size_is_taken_once_bracketed_and_worth_it() -> None:
         cfg(), AWS, facts(cheapest_measured_cost_ratio=0.6, **open_above)
     )
     assert searching.change is None and "still measuring" in searching.reason
-
-
-def threaded(handler_ms: float, io_ms: float, threads_vcpu: float) -> dict[str, Any]:
-    """Facts of a function at 2816 MB whose runtime's threads want ``threads_vcpu`` of a vCPU.
-
-    At a share ``s`` of a vCPU its handler gets ``s * s / (s + o)`` and the threads take
-    ``o / s`` of the handler's CPU time, so today's CPU time understates what a smaller
-    size costs in time.  The search measured down to the floor it predicted from today's
-    CPU time; that size costs least (the cost ratio is the one measured there).
-    """
-
-    def share(mb: float) -> float:
-        s = mb / 1769.0
-        return min(1.0, s * s / (s + threads_vcpu))
-
-    def mean(mb: float) -> float:
-        return io_ms + handler_ms / share(mb)
-
-    today = 2816.0
-    cpu_ms = handler_ms * (1.0 + threads_vcpu * 1769.0 / today)
-    out: dict[str, Any] = {
-        "memory_mb": today,
-        "invocations": 100.0,
-        "window_s": 900.0,
-        "ooms": 0.0,
-        "peak_memory_mb": 890.0,
-        "duration_max_ms": 1.8 * mean(today),
-        "timeout_ms": 6000.0,
-        "extra": {"cpu_time_ms": cpu_ms, "duration_avg_ms": mean(today)},
-    }
-    predicted = cost_facts(out, AWS)  # nothing measured yet: only the floor on time counts
-    assert predicted["measured_excess_cost"] is None
-    floor = smallest_in_time(out, MAX_SLOWDOWN, cpu_scales=True)
-    assert floor is not None
-    low = math.ceil(floor[0])
-    out["extra"].update(
-        cheapest_measured_memory_mb=float(low),
-        cheapest_measured_cost_ratio=low * mean(low) / (today * mean(today)),
-        measured_above_mb=low * 1.09,
-    )
-    out["slowdown"] = mean(low) / mean(today)
-    out.update(cost_facts(out, AWS))
-    return out
-
-
-def test_a_size_measured_slower_than_the_search_allows_is_not_taken() -> None:
-    # Threads wanting 0.18 vCPU: the floor predicted at x1.3 ran x1.5 slower (the verifier
-    # calls a p95 x1.5 worse and rolls it back; taken again, it would flap).
-    slow = threaded(323.0, 100.0, 0.18)
-    assert slow["slowdown"] > 1.5
-    assert slow["measured_excess_cost"] is None and slow["measured_trial_mb"] is None
-    plan = CheapestMemory().plan(cfg(2816), AWS, slow)
-    assert plan.change is None
-    # Without such threads the prediction holds: the floor ran x1.3 slower and is taken.
-    plain = threaded(323.0, 100.0, 0.0)
-    assert plain["slowdown"] == pytest.approx(MAX_SLOWDOWN, rel=0.01)
-    assert plain["measured_excess_cost"] > 0.05 and plain["measured_trial_mb"] is None
-    taken = CheapestMemory().plan(cfg(2816), AWS, plain)
-    assert taken.change is not None and taken.change.after < 2816
 
 
 def test_right_sizing_stops_at_the_cheapest_size_when_smaller_ones_cost_more() -> None:

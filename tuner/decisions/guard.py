@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tuner.domain.decisions import Decision
 from tuner.domain.durations import Duration
 from tuner.domain.holds import Cap, Hold, HoldKind
-from tuner.domain.lifecycle import LIVE, Verdict
+from tuner.domain.lifecycle import LIVE, State, Verdict
 from tuner.domain.model import Change, FunctionRef, Knob, Mode, Severity, fact_number
 from tuner.domain.times import DAY_S, HOUR_S
 
@@ -36,6 +36,14 @@ class GuardPolicy(BaseModel):
         6 * HOUR_S,
         alias="hysteresis",
         description="A knob is not moved back the other way within this time of a change.",
+    )
+    undone_s: Duration = Field(
+        7 * DAY_S,
+        alias="undone",
+        description=(
+            "A rule does not lower a knob again within this time of a lowering of its own "
+            "that was rolled back."
+        ),
     )
     min_invocations: int = Field(
         1,
@@ -54,8 +62,8 @@ _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
 def history_span(cooldowns: Mapping[str, float], policy: GuardPolicy) -> float:
-    """How far back the guard must see: a day (the daily cap), the longest cooldown and hysteresis."""
-    return max(DAY_S, policy.hysteresis_s, *cooldowns.values(), 0.0)
+    """How far back the guard must see: a day (the daily cap), the longest cooldown and holds."""
+    return max(DAY_S, policy.hysteresis_s, policy.undone_s, *cooldowns.values(), 0.0)
 
 
 def failed_invocations(facts: Mapping[str, Any]) -> float:
@@ -86,6 +94,8 @@ class Budget:
     in_last_hour: int = 0
     this_cycle: int = 0
     touched: set[tuple[FunctionRef, Knob]] = field(default_factory=set)
+    undone: dict[tuple[FunctionRef, Knob, str], Decision] = field(default_factory=dict)
+    """Per function, knob and rule: its latest lowering that was rolled back."""
 
     @classmethod
     def start(
@@ -100,6 +110,8 @@ class Budget:
         for past in history:
             if past.change is not None and past.state in LIVE:
                 budget.last[(past.ref, past.change.knob)] = past
+                if past.state is State.ROLLED_BACK and past.change.direction < 0:
+                    budget.undone[(past.ref, past.change.knob, past.rule)] = past
                 if past.time > now - DAY_S:
                     budget.per_function_day[past.ref] += 1
                 if past.time > now - HOUR_S:
@@ -155,7 +167,17 @@ class Budget:
         return Verdict.APPLY, None
 
     def _recently_changed(self, d: Decision, change: Change) -> Hold | None:
-        """A cooldown or hysteresis hold when the knob changed too recently."""
+        """A cooldown, hysteresis or undone hold when the knob changed too recently.
+
+        A lowering that was rolled back (it made things worse) is not made again by the
+        same rule within ``undone``: once the hysteresis ended, the same facts would make
+        it again, and it would be rolled back again (the knob would flap).
+        """
+        undone = self.undone.get((d.ref, change.knob, d.rule))
+        if undone is not None and change.direction < 0:
+            until = undone.time + self.policy.undone_s
+            if self.now < until:
+                return Hold(HoldKind.UNDONE, change.knob, since=undone.time, until=until)
         previous = self.last.get((d.ref, change.knob))
         if previous is None:
             return None

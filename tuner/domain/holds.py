@@ -27,6 +27,8 @@ class HoldKind(enum.StrEnum):
     """The knob changed recently, for the same rule."""
     HYSTERESIS = "hysteresis"
     """The knob moved the other way recently: not back so soon."""
+    UNDONE = "undone"
+    """The same rule lowered the knob before and it was rolled back: not again so soon."""
     CAP = "cap"
     """A cap on the number of changes is used up."""
     PAUSE = "pause"
@@ -84,6 +86,11 @@ class Hold:
             return (
                 f"hysteresis: {knob} moved the other way at {_at(self.since)}, "
                 f"not back before {_at(self.until)}"
+            )
+        if kind is HoldKind.UNDONE:
+            return (
+                f"undone: lowering {knob} at {_at(self.since)} was rolled back, "
+                f"not tried again before {_at(self.until)}"
             )
         if kind is HoldKind.CAP and self.cap is Cap.FLEET:
             per_cycle, per_hour = self.limits

@@ -29,13 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuner.domain.model import Limits, fact_number
-from tuner.engine.sizing import (
-    allowed_slowdown,
-    duration_split,
-    smallest_in_time,
-    steady_need,
-    with_margin,
-)
+from tuner.engine.sizing import duration_split, smallest_in_time, steady_need, with_margin
 
 STEP = 1.5
 """How far a trial steps out beyond the sizes measured."""
@@ -47,8 +41,6 @@ MARGIN = 0.1
 """Headroom over the need (over its growing part) below which no size is tried or taken."""
 MAX_SLOWDOWN = 1.3
 """No size is tried or taken where the mean duration would exceed this factor of the fastest."""
-SLOWDOWN_TOLERANCE = 0.05
-"""How far over :data:`MAX_SLOWDOWN` a size may be measured before it counts as too slow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,35 +111,13 @@ class Search:
 
 
 def search(facts: Mapping[str, Any], cpu_scales: bool, cap_mb: float) -> Search | None:
-    """Where the search stands for a function, or None before any cost was measured.
-
-    The floor on time is predicted from today's CPU time, which a runtime's own threads
-    make grow as the CPU share shrinks: where the cheapest size measured ran slower than
-    :data:`MAX_SLOWDOWN` allows (:func:`measured_slowdown`), the floor is above it and the
-    search ends there, with nothing to take.
-    """
+    """Where the search stands for a function, or None before any cost was measured."""
     found, need = measured(facts), steady_need(facts)
     if found is None or need is None:
         return None
     timing = smallest_in_time(facts, MAX_SLOWDOWN, cpu_scales)
     floor = max(with_margin(need, MARGIN), timing[0] if timing else 0.0)
-    slowdown, allowed = measured_slowdown(facts, found), allowed_slowdown(facts, MAX_SLOWDOWN)
-    if cpu_scales and slowdown and allowed and slowdown > allowed + SLOWDOWN_TOLERANCE:
-        return Search(found, max(floor, found.cheapest_mb * EXACT), None)
     return Search(found, floor, next_trial(found, floor, cap_mb))
-
-
-def measured_slowdown(facts: Mapping[str, Any], found: Measured) -> float | None:
-    """How many times today's mean duration an invocation took at the cheapest size measured.
-
-    Read from the cost measured there: an invocation's cost is its memory times its
-    duration (the request fee and the failures paid only make the figure larger).  None
-    when today's cost was not measured or the cheapest size is not smaller than today's.
-    """
-    memory = fact_number(facts, "memory_mb")
-    if not found.cost_ratio or not memory or found.cheapest_mb >= memory:
-        return None
-    return found.cost_ratio * memory / found.cheapest_mb
 
 
 def measured_floor(facts: Mapping[str, Any]) -> float | None:

@@ -284,8 +284,13 @@ def smallest_in_time(
         return None
     on_cpu, waiting = split
     today = on_cpu + waiting
-    slowdown = allowed_slowdown(facts, max_slowdown) or 1.0
-    allowed = slowdown * today
+    # From the fastest mean of the lookback where known, so that successive right-sizings
+    # cannot each slow the function by max_slowdown (x1.2, then x1.44...).
+    allowed = max_slowdown * min(today, _extra(facts, "lookback_duration_avg_ms_min") or math.inf)
+    longest, timeout = fact_number(facts, "duration_max_ms"), fact_number(facts, "timeout_ms")
+    if longest and timeout:  # the longest under 80% of the timeout, or no slower if over it
+        allowed = min(allowed, max(today, 0.8 * timeout / longest * today))
+    slowdown = allowed / today
     budget = allowed - waiting  # wall time the CPU part may take
     if on_cpu <= 0:
         return 0.0, ""
@@ -295,27 +300,6 @@ def smallest_in_time(
     share = cpu_work / budget
     mb = share * CPU_MB_PER_VCPU if share < 1.0 else CPU_MB_PER_VCPU
     return mb, f"{on_cpu:.0f} ms on CPU slows at most x{slowdown:.2f}"
-
-
-def allowed_slowdown(facts: Mapping[str, Any], max_slowdown: float) -> float | None:
-    """How many times today's mean duration the function may take at a smaller size.
-
-    ``max_slowdown`` times the fastest window mean of the lookback
-    (``extra.lookback_duration_avg_ms_min``) where that is lower than today's, so that
-    successive right-sizings cannot each slow the function by it (x1.2, then x1.44...);
-    and the longest invocation stays under 80% of the timeout, or no slower if over it.
-    None when today's mean duration (``extra.duration_avg_ms``) is unknown.
-    """
-    today_ms = _extra(facts, "duration_avg_ms")
-    if not today_ms:
-        return None
-    allowed = max_slowdown * min(
-        today_ms, _extra(facts, "lookback_duration_avg_ms_min") or math.inf
-    )
-    longest, timeout = fact_number(facts, "duration_max_ms"), fact_number(facts, "timeout_ms")
-    if longest and timeout:
-        allowed = min(allowed, max(today_ms, 0.8 * timeout / longest * today_ms))
-    return allowed / today_ms
 
 
 def cost_ratio_at(facts: Mapping[str, Any], before_mb: float, after_mb: float) -> float | None:
