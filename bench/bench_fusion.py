@@ -40,11 +40,11 @@ from tuner.domain.lifecycle import State
 from tuner.domain.model import Knob
 from tuner.domain.stats import percentile
 from tuner.engine.actions.shaping import (
-    LAMBDA_PRICE_GB_S,
     LAMBDA_PRICE_PER_REQUEST,
     FusionEstimate,
     fusion_estimate,
 )
+from tuner.engine.sizing import LAMBDA_PRICE_GB_S
 from tuner.providers.local import Settings, build
 from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.tracing_specs import TracingSpec

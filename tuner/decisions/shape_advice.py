@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tuner.domain.model import Change, Knob, fact_number
+from tuner.domain.model import Change, Knob, extra_number, fact_number
 from tuner.engine.actions.shaping import (
     evidence_of,
-    extra_number,
     fused_memory_need,
     fusion_estimate,
 )

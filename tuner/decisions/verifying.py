@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tuner.domain.decisions import Decision
 from tuner.domain.lifecycle import State
-from tuner.domain.model import FunctionConfig, Knob, fact_number
+from tuner.domain.model import FunctionConfig, Knob, extra_number, fact_number
 from tuner.engine.actions import BaseAction, action_class
 from tuner.engine.conditions import Condition
 
@@ -142,8 +142,7 @@ def named_fact(facts: Mapping[str, Any], name: str) -> float | None:
     """A numeric fact by the name an action gives it: ``duration_p95_ms`` or ``extra.<name>``."""
     scope, dot, rest = name.partition(".")
     if dot and scope == "extra":
-        extra = facts.get("extra")
-        return fact_number(extra, rest) if isinstance(extra, Mapping) else None
+        return extra_number(facts, rest)
     return fact_number(facts, name)
 
 

@@ -39,6 +39,12 @@ def fact_number(facts: Mapping[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def extra_number(facts: Mapping[str, Any], name: str) -> float | None:
+    """A provider measurement (``extra.<name>``) as a float; None when it is missing."""
+    extra = facts.get("extra")
+    return fact_number(extra, name) if isinstance(extra, Mapping) else None
+
+
 def trace_ids(facts: Mapping[str, Any]) -> tuple[str, ...]:
     """The trace ids in a window's facts (``evidence.trace_ids``), the ones cited first."""
     evidence = facts.get("evidence")

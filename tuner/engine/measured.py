@@ -112,7 +112,8 @@ class Search:
 
 def search(facts: Mapping[str, Any], cpu_scales: bool, cap_mb: float) -> Search | None:
     """Where the search stands for a function, or None before any cost was measured."""
-    found, need = measured(facts), steady_need(facts)
+    found = measured(facts)
+    need = steady_need(facts) if found is not None else None
     if found is None or need is None:
         return None
     timing = smallest_in_time(facts, MAX_SLOWDOWN, cpu_scales)

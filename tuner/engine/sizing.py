@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from tuner.domain.model import fact_number
+from tuner.domain.model import extra_number, fact_number
 
 LAMBDA_PRICE_GB_S = 0.0000166667
 """Lambda's x86 price per GB-second, used when the provider does not report a price."""
@@ -83,15 +83,10 @@ def margin_basis(need: Need, margin: float) -> str:
     return f"+ {margin:.0%}" if need.fixed_mb <= 0 else f"+ {margin:.0%} of its growing part"
 
 
-def _extra(facts: Mapping[str, Any], name: str) -> float | None:
-    extra = facts.get("extra")
-    return fact_number(extra, name) if isinstance(extra, Mapping) else None
-
-
 def _fact(facts: Mapping[str, Any], name: str) -> float | None:
     """A fact at the top level, else among the provider's ``extra`` measurements."""
     value = fact_number(facts, name)
-    return value if value is not None else _extra(facts, name)
+    return value if value is not None else extra_number(facts, name)
 
 
 def _largest(*values: float | None) -> float | None:
@@ -101,9 +96,11 @@ def _largest(*values: float | None) -> float | None:
 
 def payload_need(facts: Mapping[str, Any]) -> Need | None:
     """The need at the largest payload seen, from how memory grows with payload size."""
-    slope = _extra(facts, "memory_mb_per_payload_kb")
-    base = _extra(facts, "memory_base_mb")
-    largest = _largest(_extra(facts, "payload_kb_max"), _extra(facts, "lookback_payload_kb_max"))
+    slope = extra_number(facts, "memory_mb_per_payload_kb")
+    base = extra_number(facts, "memory_base_mb")
+    largest = _largest(
+        extra_number(facts, "payload_kb_max"), extra_number(facts, "lookback_payload_kb_max")
+    )
     if slope is None or base is None or largest is None or slope <= 0:
         return None
     mb = base + slope * largest
@@ -113,9 +110,9 @@ def payload_need(facts: Mapping[str, Any]) -> Need | None:
 
 def leak_need(facts: Mapping[str, Any]) -> Need | None:
     """The need at the end of a worker's life, for memory that grows with each invocation."""
-    start = _extra(facts, "worker_start_memory_mb")
-    growth = _extra(facts, "memory_growth_mb_per_invocation")
-    life = _extra(facts, "worker_lifetime_invocations")
+    start = extra_number(facts, "worker_start_memory_mb")
+    growth = extra_number(facts, "memory_growth_mb_per_invocation")
+    life = extra_number(facts, "worker_lifetime_invocations")
     if start is None or not growth or not life:
         return None
     mb = start + growth * life
@@ -160,10 +157,10 @@ def probe_need(facts: Mapping[str, Any]) -> Need | None:
     allocations (too low) does not hide the need of the largest failing payload.  A probe
     that itself ran out at its limit gives only a lower bound.
     """
-    peak = _extra(facts, "probe_peak_memory_mb")
+    peak = extra_number(facts, "probe_peak_memory_mb")
     if peak is None or peak <= 0:
         return None
-    limit = _extra(facts, "probe_memory_mb")
+    limit = extra_number(facts, "probe_memory_mb")
     basis = (
         f"a killed invocation re-run at {limit:.0f} MB peaked at {peak:.0f} MB"
         if limit
@@ -171,9 +168,11 @@ def probe_need(facts: Mapping[str, Any]) -> Need | None:
     )
     if limit is not None and peak >= NEAR_LIMIT_PROBE * limit:
         return Need(peak, f"{basis}, its limit", Source.PROBE, lower_bound=True)
-    base = _extra(facts, "memory_base_mb")
-    payload = _extra(facts, "probe_payload_kb")
-    largest = _largest(_extra(facts, "payload_kb_max"), _extra(facts, "lookback_payload_kb_max"))
+    base = extra_number(facts, "memory_base_mb")
+    payload = extra_number(facts, "probe_payload_kb")
+    largest = _largest(
+        extra_number(facts, "payload_kb_max"), extra_number(facts, "lookback_payload_kb_max")
+    )
     if base is not None and payload and largest and largest > payload and peak > base:
         slope = (peak - base) / payload
         mb = base + slope * largest
@@ -184,7 +183,9 @@ def probe_need(facts: Mapping[str, Any]) -> Need | None:
 
 def survivors_peak(facts: Mapping[str, Any]) -> float | None:
     """The highest peak of invocations that survived, in this window or the lookback."""
-    return _largest(fact_number(facts, "peak_memory_mb"), _extra(facts, "lookback_peak_memory_mb"))
+    return _largest(
+        fact_number(facts, "peak_memory_mb"), extra_number(facts, "lookback_peak_memory_mb")
+    )
 
 
 def oom_evidence(facts: Mapping[str, Any], memory_mb: float) -> list[Need]:
@@ -220,7 +221,7 @@ def steady_need(facts: Mapping[str, Any]) -> Need | None:
     found = [n for n in (payload_need(facts), leak_need(facts)) if n]
     peak = survivors_peak(facts)
     if peak is not None and peak > 0:
-        days = _extra(facts, "lookback_days")
+        days = extra_number(facts, "lookback_days")
         span = f"over {days:.0f} days" if days else "in the window"
         found.append(Need(peak, f"peak {peak:.0f} MB {span}", Source.PEAK))
     return max(found, key=lambda n: n.mb) if found else None
@@ -234,13 +235,13 @@ def monthly_saving(facts: Mapping[str, Any], before_mb: float, after_mb: float) 
     """
     invocations = fact_number(facts, "invocations")
     window_s = fact_number(facts, "window_s")
-    mean_ms = _extra(facts, "duration_avg_ms") or fact_number(facts, "duration_p50_ms")
+    mean_ms = extra_number(facts, "duration_avg_ms") or fact_number(facts, "duration_p50_ms")
     if not invocations or not window_s or mean_ms is None:
         return None
     ratio = after_mb / before_mb
     if facts.get("cpu_scales_with_memory") is not False:
         ratio = cost_ratio_at(facts, before_mb, after_mb) or ratio
-    price = _extra(facts, "price_gb_s") or LAMBDA_PRICE_GB_S
+    price = extra_number(facts, "price_gb_s") or LAMBDA_PRICE_GB_S
     per_month = invocations / window_s * MONTH_S
     return per_month * mean_ms / 1000.0 * before_mb / 1024.0 * price * (1.0 - ratio)
 
@@ -255,8 +256,8 @@ def duration_split(facts: Mapping[str, Any]) -> tuple[float, float] | None:
     Needs the CPU time per invocation (``extra.cpu_time_ms``, e.g. Lambda Insights'
     ``cpu_total_time``) and the mean duration (``extra.duration_avg_ms``).
     """
-    cpu = _extra(facts, "cpu_time_ms")
-    mean = _extra(facts, "duration_avg_ms")
+    cpu = extra_number(facts, "cpu_time_ms")
+    mean = extra_number(facts, "duration_avg_ms")
     memory = fact_number(facts, "memory_mb")
     if cpu is None or mean is None or not memory:
         return None
@@ -286,7 +287,9 @@ def smallest_in_time(
     today = on_cpu + waiting
     # From the fastest mean of the lookback where known, so that successive right-sizings
     # cannot each slow the function by max_slowdown (x1.2, then x1.44...).
-    allowed = max_slowdown * min(today, _extra(facts, "lookback_duration_avg_ms_min") or math.inf)
+    allowed = max_slowdown * min(
+        today, extra_number(facts, "lookback_duration_avg_ms_min") or math.inf
+    )
     longest, timeout = fact_number(facts, "duration_max_ms"), fact_number(facts, "timeout_ms")
     if longest and timeout:  # the longest under 80% of the timeout, or no slower if over it
         allowed = min(allowed, max(today, 0.8 * timeout / longest * today))

@@ -15,14 +15,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from tuner.domain.model import Change, FunctionConfig, Knob, Limits, fact_number
+from tuner.domain.model import Change, FunctionConfig, Knob, Limits, extra_number, fact_number
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
 from tuner.engine.sizing import oom_evidence, strongest
-
-
-def _extra(facts: Mapping[str, Any], name: str) -> float | None:
-    extra = facts.get("extra")
-    return fact_number(extra, name) if isinstance(extra, Mapping) else None
 
 
 def _count(value: float | None) -> str:
@@ -58,7 +53,7 @@ class Handover(BaseAction):
         current, timeout = config.handover_s, config.timeout_s
         if current is None or timeout is None:
             return not_applicable("the function has no handover setting on this provider")
-        if not _extra(facts, "supports_handover"):
+        if not extra_number(facts, "supports_handover"):
             return not_applicable("its code does not use tuner_handler's handover")
         if current > 0:
             return not_applicable(f"handover is already on ({current:g} s before the timeout)")
@@ -75,7 +70,7 @@ class Handover(BaseAction):
     @classmethod
     def account(cls, after: Mapping[str, Any]) -> str:
         """``handover on: 3 links, 0 timeouts`` (and the failed chains, if any)."""
-        links, failed = _extra(after, "chain_links_max"), _extra(after, "chains_failed")
+        links, failed = extra_number(after, "chain_links_max"), extra_number(after, "chains_failed")
         text = (
             f"handover on: {_count(links)} links, {_count(fact_number(after, 'timeouts'))} timeouts"
         )
@@ -113,7 +108,7 @@ class Split(BaseAction):
         current = config.fan_out
         if current is None:
             return not_applicable("the function cannot be split on this provider")
-        if not _extra(facts, "supports_split"):
+        if not extra_number(facts, "supports_split"):
             return not_applicable("its code does not use tuner_handler's split")
         if not fact_number(facts, "ooms"):
             return not_applicable("no invocation ran out of memory")
@@ -125,7 +120,7 @@ class Split(BaseAction):
             wanted = current * self.growth
             basis = f"x{self.growth}: nothing measured what the failing invocations need"
         else:
-            fixed = need.fixed_mb or _extra(facts, "runtime_memory_mb") or 0.0
+            fixed = need.fixed_mb or extra_number(facts, "runtime_memory_mb") or 0.0
             room = memory - fixed
             if room < 0.1 * memory:
                 return not_applicable(f"{fixed:.0f} MB of fixed need leaves no room to split")
@@ -142,8 +137,8 @@ class Split(BaseAction):
     @classmethod
     def account(cls, after: Mapping[str, Any]) -> str:
         """``split into 4 parts: 0 OOMs, results merged`` (or how many splits failed)."""
-        parts = _extra(after, "split_parts_max") or fact_number(after, "fan_out")
-        splits, failed = _extra(after, "splits"), _extra(after, "splits_failed")
+        parts = extra_number(after, "split_parts_max") or fact_number(after, "fan_out")
+        splits, failed = extra_number(after, "splits"), extra_number(after, "splits_failed")
         merged = (
             f"{_count(failed)} of {_count(splits)} splits failed"
             if failed

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from tuner.domain.model import Change, FunctionConfig, Knob, Limits, fact_number
+from tuner.domain.model import Change, FunctionConfig, Knob, Limits, extra_number, fact_number
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
 
 
@@ -86,10 +86,7 @@ class SmallerBatches(BaseAction):
             return not_applicable(f"batch size is already at the minimum ({limits.batch_min})")
         after = int(limits.clamp(Knob.BATCH_SIZE, batch * self.factor))
         basis = f"x{self.factor:g}"
-        extra = facts.get("extra")
-        per_record = (
-            fact_number(extra, "duration_per_record_ms") if isinstance(extra, Mapping) else None
-        )
+        per_record = extra_number(facts, "duration_per_record_ms")
         timeout_ms = fact_number(facts, "timeout_ms")
         if per_record and timeout_ms:
             sized = int(self.target_fraction * timeout_ms / per_record)
@@ -128,8 +125,7 @@ class FanOut(BaseAction):
             return not_applicable("the function does not support fan-out")
         if current >= limits.fan_out_max:
             return not_applicable(f"fan-out is already at the cap ({limits.fan_out_max})")
-        extra = facts.get("extra")
-        split = fact_number(extra, "split_share") if isinstance(extra, Mapping) else None
+        split = extra_number(facts, "split_share")
         if split == 0:
             return not_applicable(
                 "its events do not split: fan-out divides a list event over parts, and the"

@@ -15,20 +15,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from tuner.domain.model import Change, FunctionConfig, Knob, Limits, fact_number
+from tuner.domain.model import Change, FunctionConfig, Knob, Limits, extra_number, fact_number
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
+from tuner.engine.sizing import LAMBDA_PRICE_GB_S
 
-LAMBDA_PRICE_GB_S = 0.0000166667
-"""AWS Lambda's price of one GB-second (x86, us-east-1): money where a provider has none."""
 LAMBDA_PRICE_PER_REQUEST = 0.20 / 1_000_000
 """AWS Lambda's price of one request."""
 _MINUTES_PER_MONTH = 30 * 24 * 60
-
-
-def extra_number(facts: Mapping[str, Any], name: str) -> float | None:
-    """A provider fact (``extra.<name>``) as a float, or None."""
-    extra = facts.get("extra")
-    return fact_number(extra, name) if isinstance(extra, Mapping) else None
 
 
 def evidence_of(facts: Mapping[str, Any]) -> Mapping[str, str]:

@@ -8,7 +8,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from tuner.domain.durations import Duration
-from tuner.domain.model import Change, FunctionConfig, Knob, Lasting, Limits, fact_number
+from tuner.domain.model import (
+    Change,
+    FunctionConfig,
+    Knob,
+    Lasting,
+    Limits,
+    extra_number,
+    fact_number,
+)
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
 
 
@@ -120,8 +128,7 @@ class Trace(BaseAction):
             return not_applicable(
                 f"tracing is already on for a while ({current:.0%} of the invocations)"
             )
-        extra = facts.get("extra")
-        traced = fact_number(extra, "traced_invocations") if isinstance(extra, Mapping) else None
+        traced = extra_number(facts, "traced_invocations")
         invocations = fact_number(facts, "invocations")
         if traced and invocations and traced >= invocations:
             return not_applicable("every invocation is traced already")
