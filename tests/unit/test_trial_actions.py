@@ -7,13 +7,14 @@ the cheapest size measured when a smaller one cost more on real traffic.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 
 from tuner.domain.model import FunctionConfig, Knob, Lasting, Limits
 from tuner.engine.actions import CheapestMemory, LessMemory, TryMemory
-from tuner.engine.measured import cost_facts
+from tuner.engine.measured import cost_facts, search
 
 AWS = Limits()
 
@@ -51,10 +52,38 @@ def test_the_facts_say_where_the_search_stands() -> None:
     )
     assert done["measured_trial_mb"] is None
     assert done["measured_excess_cost"] == pytest.approx(0.25)
+    # 300 MB cannot hold the 400 MB peak: the least it may run at is the cheapest allowed
+    # (the cost rises above 300 MB), so nothing is left to try, and the saving there is
+    # predicted, never above the one measured at 300 MB.
     below_need = facts(
         cheapest_measured_memory_mb=300.0, cheapest_measured_cost_ratio=0.5, measured_above_mb=320.0
     )
-    assert below_need["measured_excess_cost"] is None  # 300 MB cannot hold the 400 MB peak
+    assert below_need["measured_trial_mb"] is None
+    assert 0.0 < below_need["measured_excess_cost"] <= 1.0
+
+
+def test_below_the_floor_the_cheapest_size_allowed_is_the_floor() -> None:
+    measured = {
+        "cheapest_measured_memory_mb": 1000.0,
+        "cheapest_measured_cost_ratio": 0.6,
+        "measured_below_mb": 900.0,
+        "measured_above_mb": 1100.0,
+    }
+    today = facts(3000.0, **measured)
+    found = search(today, cpu_scales=True, cap_mb=AWS.memory_max_mb)
+    assert found is not None and found.floor_mb > 1000.0  # 30% slower than today at most
+    assert found.target_mb == found.floor_mb and found.next_mb is None
+    assert today["measured_excess_cost"] == pytest.approx(1 / 0.6 - 1)  # bounded by 1000 MB's
+    plan = CheapestMemory().plan(cfg(3000), AWS, today)
+    assert plan.change is not None and plan.change.after == math.ceil(found.floor_mb)
+    assert "the least it may run at, above the cheapest size measured (1000 MB)" in plan.summary
+    # There, the same CPU time takes longer; the fastest mean of the lookback keeps the floor.
+    slower = {"duration_avg_ms": 800.0 + 1000.0 * 1769.0 / plan.change.after}
+    there = facts(
+        float(plan.change.after), lookback_duration_avg_ms_min=1800.0, **slower, **measured
+    )
+    assert there["measured_excess_cost"] == 0.0  # the symptom is gone: it is not moved again
+    assert CheapestMemory().plan(cfg(plan.change.after), AWS, there).change is None
 
 
 def test_a_trial_runs_the_next_size_for_so_many_invocations() -> None:

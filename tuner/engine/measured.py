@@ -29,7 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuner.domain.model import Limits, fact_number
-from tuner.engine.sizing import duration_split, smallest_in_time, steady_need, with_margin
+from tuner.engine.sizing import (
+    cost_ratio_at,
+    duration_split,
+    smallest_in_time,
+    steady_need,
+    with_margin,
+)
 
 STEP = 1.5
 """How far a trial steps out beyond the sizes measured."""
@@ -98,27 +104,40 @@ class Search:
     found: Measured
     floor_mb: float
     """The least memory it may go to: the need plus the margin, and fast enough."""
+    target_mb: float
+    """The cheapest size it may go to: the cheapest measured, or the floor when that is below."""
+    excess_cost: float | None
+    """How much more today's size costs than the target (None: not known)."""
     next_mb: float | None
     """The next size to try; None when the cheapest is bracketed."""
 
-    @property
-    def excess_cost(self) -> float | None:
-        """How much more today's size costs than the cheapest measured that it may go to."""
-        ratio = self.found.cost_ratio
-        if not ratio or self.found.cheapest_mb < self.floor_mb:
-            return None
-        return 1.0 / ratio - 1.0
-
 
 def search(facts: Mapping[str, Any], cpu_scales: bool, cap_mb: float) -> Search | None:
-    """Where the search stands for a function, or None before any cost was measured."""
+    """Where the search stands for a function, or None before any cost was measured.
+
+    Where the cheapest size measured is below the floor, the floor is the cheapest size
+    allowed (above the cheapest, the cost only rises with memory) and no trial is needed:
+    today's excess over it is predicted from the CPU time, and never put above what was
+    measured at the cheapest size.
+    """
     found = measured(facts)
     need = steady_need(facts) if found is not None else None
     if found is None or need is None:
         return None
     timing = smallest_in_time(facts, MAX_SLOWDOWN, cpu_scales)
     floor = max(with_margin(need, MARGIN), timing[0] if timing else 0.0)
-    return Search(found, floor, next_trial(found, floor, cap_mb))
+    measured_excess = 1.0 / found.cost_ratio - 1.0 if found.cost_ratio else None
+    if found.cheapest_mb >= floor:
+        return Search(
+            found, floor, found.cheapest_mb, measured_excess, next_trial(found, floor, cap_mb)
+        )
+    memory = fact_number(facts, "memory_mb") or 0.0
+    if memory <= floor * EXACT:
+        return Search(found, floor, floor, 0.0, None)
+    ratio = cost_ratio_at(facts, memory, floor)
+    if not ratio or measured_excess is None:
+        return Search(found, floor, floor, None, None)
+    return Search(found, floor, floor, min(measured_excess, 1.0 / ratio - 1.0), None)
 
 
 def measured_floor(facts: Mapping[str, Any]) -> float | None:
@@ -138,8 +157,8 @@ def cost_facts(facts: Mapping[str, Any], limits: Limits) -> dict[str, float | No
     """The facts of where time and cost go: ``cpu_time_share`` and the search's state.
 
     ``cpu_time_share`` is the share of the mean duration on CPU where memory buys CPU;
-    ``measured_excess_cost`` how much more today's size costs than the cheapest measured
-    it may go to; ``measured_trial_mb`` the next size to try.
+    ``measured_excess_cost`` how much more today's size costs than the cheapest size it
+    may go to (:attr:`Search.target_mb`); ``measured_trial_mb`` the next size to try.
     """
     split = duration_split(facts) if limits.cpu_scales_with_memory else None
     found = search(facts, limits.cpu_scales_with_memory, limits.memory_max_mb)

@@ -10,6 +10,7 @@ bracketed it.  Neither makes up an invocation: every one measured is a real requ
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -17,7 +18,7 @@ from pydantic import Field
 
 from tuner.domain.model import Change, FunctionConfig, Knob, Lasting, Limits, fact_number
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
-from tuner.engine.measured import measured
+from tuner.engine.measured import measured, search
 
 
 class TryMemory(BaseAction):
@@ -80,21 +81,26 @@ class CheapestMemory(BaseAction):
     symptom: ClassVar[str | None] = "measured_excess_cost"
 
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
-        """The cheapest size measured, when the search is done and it saves enough."""
-        excess = fact_number(facts, "measured_excess_cost")
-        found = measured(facts)
-        if excess is None or found is None:
+        """The cheapest size it may go to, when the search is done and it saves enough."""
+        found = search(facts, limits.cpu_scales_with_memory, limits.memory_max_mb)
+        if found is None or found.excess_cost is None:
             return not_applicable("no cheaper size measured that the function may run at")
-        if fact_number(facts, "measured_trial_mb") is not None:
+        if found.next_mb is not None:
             return not_applicable("still measuring other sizes")
-        saving = 1.0 - 1.0 / (1.0 + excess)
+        saving = 1.0 - 1.0 / (1.0 + found.excess_cost)
         if saving < self.min_saving:
             return not_applicable(f"saving below {self.min_saving:.0%} per invocation")
-        after = int(limits.clamp(Knob.MEMORY_MB, found.cheapest_mb))
+        after = int(limits.clamp(Knob.MEMORY_MB, math.ceil(found.target_mb)))
         if after == config.memory_mb:
-            return not_applicable("memory is the cheapest size measured already")
+            return not_applicable("memory is the cheapest size it may go to already")
+        if found.target_mb == found.found.cheapest_mb:
+            why = f"the cheapest size measured on real traffic: an invocation costs {saving:.0%} less there"
+        else:
+            why = (
+                f"the least it may run at, above the cheapest size measured "
+                f"({found.found.cheapest_mb:.0f} MB): an invocation costs about {saving:.0%} less"
+            )
         return Plan(
             Change(Knob.MEMORY_MB, config.memory_mb, after),
-            f"memory {config.memory_mb} -> {after} MB (the cheapest size measured on real "
-            f"traffic: an invocation costs {saving:.0%} less there)",
+            f"memory {config.memory_mb} -> {after} MB ({why})",
         )
