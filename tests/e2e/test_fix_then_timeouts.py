@@ -8,17 +8,13 @@ the timeout rule fixes with a longer timeout, verified in later windows.
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from bench.local_loop import local_daemon
-from tuner.daemon.scheduling import run_forever
+from tests.e2e.one_function import one_function
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Knob
-from tuner.providers.local import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -41,37 +37,17 @@ def handler(event, context):
 
 
 def test_a_memory_fix_is_kept_and_the_timeouts_after_it_are_fixed_apart(tmp_path: Path) -> None:
-    folder = tmp_path / "app" / "functions" / "render"
-    folder.mkdir(parents=True)
-    (folder / "function.yaml").write_text(DECLARATION)
-    (folder / "handler.py").write_text(HANDLER)
-    settings = Settings(
-        functions_dir=tmp_path / "app", state_dir=tmp_path / "state", http_port=None
-    )
-    provider, store, daemon = local_daemon(settings, tmp_path / "tuner.db", interval_s=3.0)
-    stop = threading.Event()
-    runner = threading.Thread(target=run_forever, args=(daemon, 3.0), kwargs={"stop": stop})
-    provider.start()
-    runner.start()
+    with one_function(tmp_path, "render", DECLARATION, HANDLER) as fn:
 
-    def timeout_fixed() -> bool:
-        return any(
-            d.rule == "timeout" and d.state is State.IMPROVED for d in store.decisions(limit=1000)
-        )
+        def timeout_fixed() -> bool:
+            return any(
+                d.rule == "timeout" and d.state is State.IMPROVED
+                for d in fn.store.decisions(limit=1000)
+            )
 
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not timeout_fixed():
-            time.sleep(0.5)
-    finally:
-        stop.set()
-        runner.join()
-    try:
-        decisions = store.decisions(limit=1000)
-        live = provider.host.config("render")
-    finally:
-        provider.close()
-        store.close()
+        fn.run_until(timeout_fixed, 120)
+        decisions = fn.store.decisions(limit=1000)
+        live = fn.provider.host.config("render")
     assert not [d for d in decisions if d.undoes]  # nothing rolled back
     changed = [
         d

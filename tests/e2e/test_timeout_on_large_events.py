@@ -6,17 +6,14 @@ on the bundled rules, gives it a longer timeout instead, and later windows verif
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from bench.local_loop import local_daemon
-from tuner.daemon.scheduling import run_forever
+from tests.e2e.one_function import one_function
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Knob
-from tuner.providers.local import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -43,34 +40,13 @@ def handler(event, context):
 def test_a_function_timing_out_on_large_dict_events_gets_a_verified_longer_timeout(
     tmp_path: Path,
 ) -> None:
-    folder = tmp_path / "app" / "functions" / "orders"
-    folder.mkdir(parents=True)
-    (folder / "function.yaml").write_text(DECLARATION)
-    (folder / "handler.py").write_text(HANDLER)
-    settings = Settings(
-        functions_dir=tmp_path / "app", state_dir=tmp_path / "state", http_port=None
-    )
-    provider, store, daemon = local_daemon(settings, tmp_path / "tuner.db", interval_s=3.0)
-    stop = threading.Event()
-    runner = threading.Thread(target=run_forever, args=(daemon, 3.0), kwargs={"stop": stop})
-    provider.start()
-    runner.start()
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any(
-            d.state is State.IMPROVED for d in store.decisions(limit=1000)
-        ):
-            time.sleep(0.5)
-    finally:
-        stop.set()
-        runner.join()
-    try:
-        decisions = [d for d in store.decisions(limit=1000) if d.ref.name == "orders"]
-        records = provider.host.records.invocations(["orders"], 0, time.time() + 1)
-        live = provider.host.config("orders")
-    finally:
-        provider.close()
-        store.close()
+    with one_function(tmp_path, "orders", DECLARATION, HANDLER) as fn:
+        fn.run_until(
+            lambda: any(d.state is State.IMPROVED for d in fn.store.decisions(limit=1000)), 90
+        )
+        decisions = [d for d in fn.store.decisions(limit=1000) if d.ref.name == "orders"]
+        records = fn.provider.host.records.invocations(["orders"], 0, time.time() + 1)
+        live = fn.provider.host.config("orders")
     changed = [d for d in decisions if d.change is not None and d.applied]
     assert [(d.rule, d.change.knob, d.change.before, d.change.after) for d in changed] == [
         ("timeout", Knob.TIMEOUT_S, 1.0, 2.0)
