@@ -15,7 +15,16 @@ from typing import Any
 from tuner.decisions.adopting import adoption_advice
 from tuner.decisions.shape_advice import shape_proposals
 from tuner.domain.lifecycle import State
-from tuner.domain.model import Change, FunctionConfig, Knob, Limits, Mode, fact_number, trace_ids
+from tuner.domain.model import (
+    Change,
+    FunctionConfig,
+    Knob,
+    Limits,
+    Mode,
+    extra_number,
+    fact_number,
+    trace_ids,
+)
 
 SLOW_DEPENDENCY_MS = 200.0
 """A dependency p95 above this with the cache on calls for moving the data closer."""
@@ -53,8 +62,7 @@ def for_finding(
     if timeout_rate > 0 and near_limit and (change is None or change.knob is Knob.TIMEOUT_S):
         timeout_ms = fact_number(facts, "timeout_ms")
         limit = f"the {timeout_ms / 1000:g} s timeout" if timeout_ms else "the timeout"
-        extra = facts.get("extra")
-        split = fact_number(extra, "split_share") if isinstance(extra, Mapping) else None
+        split = extra_number(facts, "split_share")
         if config.batch_size is not None:
             how = f"smaller batches than {config.batch_size} records"
         elif config.fan_out is not None and split != 0:

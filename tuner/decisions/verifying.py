@@ -249,10 +249,9 @@ def _failing_otherwise(
 
 def _failed_at(action: type[BaseAction] | None, after: Mapping[str, Any]) -> bool:
     """True when a window after the change counts what the change itself failed at."""
-    extra = after.get("extra")
-    if action is None or action.failure is None or not isinstance(extra, Mapping):
+    if action is None or action.failure is None:
         return False
-    return (fact_number(extra, action.failure) or 0.0) > 0
+    return (extra_number(after, action.failure) or 0.0) > 0
 
 
 def _following(
