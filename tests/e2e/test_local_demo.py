@@ -7,7 +7,6 @@ from the store (decisions) and the notification outbox, never from log text.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.demo_run import DemoRun
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Knob
 from tuner.store.audit import SqliteStore
@@ -23,19 +23,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    cwd = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    run = subprocess.run(
-        [sys.executable, "-m", "tuner.cli.main", "run", "--for", "45s", "--fresh"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return cwd / ".tuner" / "tuner.db", run.stdout
+def demo(demo_run: DemoRun) -> tuple[Path, str]:
+    return demo_run.db, demo_run.stdout
 
 
 def _decisions(db: Path, name: str) -> list:  # type: ignore[type-arg]
