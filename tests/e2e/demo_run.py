@@ -1,4 +1,4 @@
-"""The README's first command, run for real in a scratch folder."""
+"""``tuner run`` for real in a scratch folder, as the README has users type it."""
 
 from __future__ import annotations
 
@@ -22,15 +22,20 @@ class DemoRun:
         return self.cwd / ".tuner" / "tuner.db"
 
 
-def run_demo(cwd: Path) -> DemoRun:
-    """The daemon on the local host and the example functions, for 45 s."""
+def tuner_run(cwd: Path, *args: str, timeout: float = 240) -> str:
+    """``tuner run`` with ``args`` in ``cwd``, as a user types it; what it printed."""
     run = subprocess.run(
-        [sys.executable, "-m", "tuner.cli.main", "run", "--for", "45s", "--fresh"],
+        [sys.executable, "-m", "tuner.cli.main", "run", *args],
         cwd=cwd,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    return DemoRun(cwd, run.stdout)
+    return run.stdout
+
+
+def run_demo(cwd: Path) -> DemoRun:
+    """The daemon on the local host and the example functions, for 45 s."""
+    return DemoRun(cwd, tuner_run(cwd, "--for", "45s", "--fresh", timeout=180))

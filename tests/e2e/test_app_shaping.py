@@ -7,14 +7,12 @@ printed summary.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.demo_run import tuner_run
 from tuner.domain.lifecycle import State
 from tuner.domain.model import Knob
 from tuner.store.audit import SqliteStore
@@ -29,17 +27,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The store and the printed output of a 60 s run of the example application."""
     cwd = tmp_path_factory.mktemp("app-run")
     shutil.copytree(EXAMPLES / "app", cwd / "examples" / "app")
-    done = subprocess.run(
-        [sys.executable, "-m", "tuner.cli.main", "run", "-c", "examples/app/tuner.yaml"]
-        + ["--for", "60s", "--http", "off"],
-        cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return cwd / ".tuner" / "app" / "tuner.db", done.stdout
+    out = tuner_run(cwd, "-c", "examples/app/tuner.yaml", "--for", "60s", "--http", "off")
+    return cwd / ".tuner" / "app" / "tuner.db", out
 
 
 def applied(db: Path, name: str, knob: Knob) -> list:  # type: ignore[type-arg]
