@@ -21,7 +21,7 @@ Targets, for both miners over every kind of traffic: precision >= 0.9 of the edg
 the host: no false edge, every dependency call drawn.  ``--quick`` (a dozen shorter
 applications per kind) holds only the timing precision and the host: the bins and the
 rate series need the full run's applications.
-Run: ``python bench/bench_topology.py [--quick] [--json FILE] [--fit]``.
+Run: ``python bench/bench_topology.py [--quick] [--jobs N] [--json FILE] [--fit]``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,13 @@ MIN_BIN = 30
 BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 FIT_SEEDS = 10_000
 """The calibrations are fitted on seeds from here; the benchmark scores seeds from 0."""
+APPS = {"timing": 250, "rates": 60, "quick": 12}
+"""Applications scored per kind of traffic.  The timing miner's claims between 0.3 and
+0.8 come a few from each application, so its bins need a few hundred applications to
+hold their share within a few hundredths; with 60, a bin's share swings by 0.1 or more
+from one set of applications to the next."""
+FIT_APPS = {"KNOTS": 400, "RATE_KNOTS": 150}
+"""Applications per kind of traffic each calibration is fitted on."""
 SPAN = (60.0, 600.0)
 """Each application's traffic lasts between these many seconds (log-uniform): the
 calibration is fitted and checked over windows of one to ten minutes."""
@@ -82,30 +90,42 @@ def _score(found: set[Any], truth: set[Any], naive_found: set[Any]) -> dict[str,
     return {"precision": p, "recall": r, "naive_precision": naive_p}
 
 
-def run_timing(apps: int, span: tuple[float, float], first_seed: int = 0) -> dict[str, Any]:
-    """Mine ``apps`` applications of each kind; scores per kind and every claim."""
+def _one(kind: str, seed: int, span: tuple[float, float]) -> dict[str, Any]:
+    """One application of one kind of traffic: its claims, and its edges by group."""
+    app = generate(random.Random(seed), kind)
+    edges, naive_found = mined(app, kind, span, seed)
+    claims = [(e.p_value, e.confidence, (e.source, e.target) in app.truth) for e in edges]
+    drawn = {(e.source, e.target) for e in edges if e.confidence >= DRAWN}
+    groups = {}
+    for group, targets in (("functions", app.functions), ("dependencies", app.dependencies)):
+        groups[group] = [
+            {(seed, *e) for e in chosen if e[1] in targets}
+            for chosen in (drawn, app.truth, naive_found)
+        ]
+    return {"claims": claims, "groups": groups}
+
+
+def run_timing(
+    apps: int, span: tuple[float, float], first_seed: int = 0, jobs: int = 1
+) -> dict[str, Any]:
+    """Mine ``apps`` applications of each kind, in ``jobs`` processes; scores per kind and
+    every claim."""
     per_kind: dict[str, dict[str, Any]] = {}
     claims: list[tuple[float, float, bool]] = []
-    for kind in KINDS:
-        totals = {"functions": [set(), set(), set()], "dependencies": [set(), set(), set()]}
-        started = time.perf_counter()
-        for seed in range(first_seed, first_seed + apps):
-            app = generate(random.Random(seed), kind)
-            edges, naive_found = mined(app, kind, span, seed)
-            claims += [(e.p_value, e.confidence, (e.source, e.target) in app.truth) for e in edges]
-            drawn = {(e.source, e.target) for e in edges if e.confidence >= DRAWN}
-            for group, targets in (
-                ("functions", app.functions),
-                ("dependencies", app.dependencies),
-            ):
-                found, truth, naive_edges = totals[group]
-                found |= {(seed, *e) for e in drawn if e[1] in targets}
-                truth |= {(seed, *e) for e in app.truth if e[1] in targets}
-                naive_edges |= {(seed, *e) for e in naive_found if e[1] in targets}
-        per_kind[kind] = {
-            group: _score(found, truth, naive_edges)
-            for group, (found, truth, naive_edges) in totals.items()
-        } | {"seconds": time.perf_counter() - started}
+    with ProcessPoolExecutor(jobs) as pool:
+        for kind in KINDS:
+            totals = {"functions": [set(), set(), set()], "dependencies": [set(), set(), set()]}
+            started = time.perf_counter()
+            seeds = range(first_seed, first_seed + apps)
+            for one in pool.map(_one, [kind] * apps, seeds, [span] * apps, chunksize=4):
+                claims += one["claims"]
+                for group, sets in one["groups"].items():
+                    for total, part in zip(totals[group], sets, strict=True):
+                        total |= part
+            per_kind[kind] = {
+                group: _score(found, truth, naive_edges)
+                for group, (found, truth, naive_edges) in totals.items()
+            } | {"seconds": time.perf_counter() - started}
     return {"kinds": per_kind, "claims": claims}
 
 
@@ -162,14 +182,15 @@ def print_timing(result: dict[str, Any], apps: int, span: tuple[float, float]) -
     return print_calibration(result["claims"])
 
 
-def run_fit(apps: int, save: Path | None) -> None:
+def run_fit(save: Path | None, jobs: int) -> None:
     """Fit both calibrations on seeds the benchmark does not score, and print them."""
+    timing = run_timing(FIT_APPS["KNOTS"], SPAN, first_seed=FIT_SEEDS, jobs=jobs)
+    rates = run_rates(FIT_APPS["RATE_KNOTS"], RATE_SPAN, first_seed=FIT_SEEDS)
     samples = {}
-    for name, run, length, limit, blocks in (
-        ("KNOTS", run_timing, SPAN, EVIDENCE_LIMIT, 16),
-        ("RATE_KNOTS", run_rates, RATE_SPAN, RATE_EVIDENCE_LIMIT, 12),
+    for name, claims, limit, blocks in (
+        ("KNOTS", timing["claims"], EVIDENCE_LIMIT, 16),
+        ("RATE_KNOTS", rates["claims"], RATE_EVIDENCE_LIMIT, 12),
     ):
-        claims = run(apps, length, first_seed=FIT_SEEDS)["claims"]
         samples[name] = [(p, true) for p, _, true in claims]
         knots = fit(samples[name], blocks=blocks, limit=limit)
         print(f"{name} = {knots!r}  # from {len(claims)} candidate edges")
@@ -184,15 +205,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--fit", action="store_true", help="fit the calibrations and stop")
     parser.add_argument("--no-host", action="store_true", help="skip the local host run")
+    parser.add_argument("--jobs", type=int, default=2, help="processes mining the timing")
     args = parser.parse_args(argv)
-    apps = 12 if args.quick else 60
+    apps, rate_apps = (
+        (APPS["quick"], APPS["quick"]) if args.quick else (APPS["timing"], APPS["rates"])
+    )
     span, rate_span = (QUICK_SPAN, QUICK_RATE_SPAN) if args.quick else (SPAN, RATE_SPAN)
     if args.fit:
-        run_fit(150, args.json)
+        run_fit(args.json, args.jobs)
         return 0
-    timing = run_timing(apps, span)
+    timing = run_timing(apps, span, jobs=args.jobs)
     precise, calibrated = print_timing(timing, apps, span)
-    rates = run_rates(apps, rate_span)
+    rates = run_rates(rate_apps, rate_span)
     print_rates(rates["kinds"], rate_span)
     rates_precise, rates_calibrated = print_calibration(rates["claims"])
     ok = precise and (args.quick or (calibrated and rates_precise and rates_calibrated))
