@@ -5,10 +5,10 @@
    functions whose traffic shares a daily cycle and bursts) under three kinds of traffic:
    Poisson arrivals, functions that fire together on a schedule, and one shared 50 ms
    tick, each for one to ten minutes.  Every candidate edge is mined with its
-   confidence; the edges drawn are those at 0.9 or more.  Printed per kind: precision and recall of the edges between functions
-   (what timing draws on the local host and on AWS) and of the calls to dependencies,
-   beside the naive rule "B overlaps A at least once"; then the calibration: claimed
-   confidence against the true share, per bin.
+   confidence; the edges drawn are those at 0.9 or more.  Printed per kind: precision
+   and recall of the edges between functions (what timing draws on the local host and on
+   AWS) and of the calls to dependencies, beside the naive rule "B overlaps A at least
+   once"; then the calibration: claimed confidence against the true share, per bin.
 2. **Rate series** (``tuner.mining.rates.mine_rates``, for Prometheus' request counts):
    per-step counts of the same applications (``topology_rates``), beside the naive rule
    "the rates are correlated (r > 0.5) and the caller is slower", and its calibration.

@@ -65,8 +65,9 @@ class CheapestMemory(BaseAction):
     """Set memory to the cheapest size measured on real traffic, once the search bracketed it.
 
     Where that size is below the search's lower bound (the need + 10%, 30% slower than its
-    fastest), memory goes to the bound: above the cheapest, the cost only rises.  Only when an invocation costs at least ``min_saving`` less there
-    (``measured_excess_cost``, which also judges the change: it falls to 0).
+    fastest), memory goes to the bound: above the cheapest, the cost only rises.  Only when
+    an invocation costs at least ``min_saving`` less there (``measured_excess_cost``, which
+    also judges the change: it falls to 0).
 
     Example::
 
@@ -95,7 +96,10 @@ class CheapestMemory(BaseAction):
         if after == config.memory_mb:
             return not_applicable("memory is the cheapest size it may go to already")
         if found.target_mb == found.found.cheapest_mb:
-            why = f"the cheapest size measured on real traffic: an invocation costs {saving:.0%} less there"
+            why = (
+                "the cheapest size measured on real traffic: "
+                f"an invocation costs {saving:.0%} less there"
+            )
         else:
             why = (
                 f"the least it may run at, above the cheapest size measured "
