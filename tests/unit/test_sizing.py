@@ -157,6 +157,26 @@ def test_a_probe_carries_a_too_low_payload_model_to_the_largest_payload() -> Non
     assert "700 MB at 2000 KB" in need.basis
 
 
+def test_a_probe_scales_a_model_that_sees_half_of_each_allocation_above_the_runtime() -> None:
+    # Truth: 100 MB of runtime + 300 MB of work + 0.2 MB/KB.  A model fitted to half of each
+    # allocation says 250 MB + 0.1 MB/KB; the probe of a 1,000 KB invocation peaked at 600 MB.
+    # A line through the model's base would say 250 + 0.35 MB/KB: 950 MB at 2,000 KB.
+    facts = oom_facts(
+        256,
+        memory_mb_per_payload_kb=0.1,
+        memory_base_mb=250.0,
+        payload_kb_max=2000.0,
+        probe_peak_memory_mb=600.0,
+        probe_memory_mb=10240.0,
+        probe_payload_kb=1000.0,
+        runtime_memory_mb=100.0,
+    )
+    need = probe_need(facts)
+    assert need is not None
+    assert need.mb == pytest.approx(800.0) and need.fixed_mb == pytest.approx(400.0)
+    assert "800 MB at 2000 KB" in need.basis
+
+
 def test_a_probe_below_the_memory_is_no_evidence_of_an_oom_need() -> None:
     # A leaking worker's invocation re-run on a fresh worker fits easily: it tells nothing.
     facts = oom_facts(512, probe_peak_memory_mb=140.0, probe_memory_mb=4096.0)

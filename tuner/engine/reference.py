@@ -172,7 +172,7 @@ EXTRA_FACTS: Mapping[str, FactDoc] = {
         Type.NUMBER,
         "MB",
         "local: resident memory of a worker with its handler loaded, before any invocation "
-        "(the part of the need that no split divides).",
+        "(the part of the need that no split divides); sim: that of a probe's fresh worker.",
     ),
     "chains": FactDoc(Type.NUMBER, "count", "local: chains (handover) that ended in the window."),
     "chains_failed": FactDoc(

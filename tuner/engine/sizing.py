@@ -152,10 +152,14 @@ def probe_need(facts: Mapping[str, Any]) -> Need | None:
     """What a killed invocation needed when it was re-run at a higher limit (a probe).
 
     A probe measures the whole need of one failing invocation, however it allocates.
-    Where memory grows with payload size, a line through the model's base and the probe's
-    point is carried to the largest payload seen, so that a model fitted to partial
-    allocations (too low) does not hide the need of the largest failing payload.  A probe
-    that itself ran out at its limit gives only a lower bound.
+    Where memory grows with payload size, the payload model is carried through the probe's
+    point to the largest payload seen, so that a model fitted to partial allocations (too
+    low) does not hide the need of the largest failing payload.  Where the runtime's own
+    memory is known (``extra.runtime_memory_mb``), everything the model puts above it is
+    scaled by what the probe measured against the model: a model that sees only a share
+    of each allocation sees that share of the work and of its growth alike.  Otherwise
+    the line runs through the model's base.  A probe that itself ran out at its limit
+    gives only a lower bound.
     """
     peak = extra_number(facts, "probe_peak_memory_mb")
     if peak is None or peak <= 0:
@@ -174,10 +178,16 @@ def probe_need(facts: Mapping[str, Any]) -> Need | None:
         extra_number(facts, "payload_kb_max"), extra_number(facts, "lookback_payload_kb_max")
     )
     if base is not None and payload and largest and largest > payload and peak > base:
-        slope = (peak - base) / payload
-        mb = base + slope * largest
+        runtime = extra_number(facts, "runtime_memory_mb")
+        slope = extra_number(facts, "memory_mb_per_payload_kb")
+        if runtime is not None and slope and 0.0 <= runtime < base:
+            scale = (peak - runtime) / (base - runtime + slope * payload)
+            fixed = runtime + scale * (base - runtime)
+            mb = fixed + scale * slope * largest
+        else:
+            fixed, mb = base, base + (peak - base) / payload * largest
         at_largest = f"{basis} with {payload:.0f} KB; {mb:.0f} MB at {largest:.0f} KB"
-        return Need(mb, at_largest, Source.PROBE, fixed_mb=base)
+        return Need(mb, at_largest, Source.PROBE, fixed_mb=fixed)
     return Need(peak, basis, Source.PROBE)
 
 

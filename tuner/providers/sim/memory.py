@@ -133,7 +133,8 @@ def _probe(
 
     The invocation is one of the window's killed ones, drawn with ``u`` (a huge one when
     one was killed); it runs on a fresh worker, so a leaking function's probe shows one
-    invocation's need, not a worn worker's.
+    invocation's need, not a worn worker's, and the worker's memory before it (the
+    runtime's) is reported too.
     """
     if w.kind == "leak":
         peak, payload = w.start_mb + w.leak_mb, None
@@ -144,6 +145,7 @@ def _probe(
             payload = failed_payload  # a huge payload was killed
         peak = w.start_mb + w.mb_per_kb * payload
     extra["probe_memory_mb"] = float(PROBE_MEMORY_MB)
+    extra["runtime_memory_mb"] = w.runtime_mb
     extra["probe_peak_memory_mb"] = min(peak, float(PROBE_MEMORY_MB))
     if payload is not None:
         extra["probe_payload_kb"] = payload
