@@ -25,7 +25,7 @@ from tuner.providers.local.specs import TrafficSpec
 from tuner.providers.local.traffic import TrafficDriver
 
 SEEDS = (3, 7)
-"""The applications run (the first only, with the schedule only, with ``--quick``)."""
+"""The applications run (the first only, with Poisson traffic only, with ``--quick``)."""
 
 
 class WallClock:
@@ -126,13 +126,18 @@ def run_one(app: App, scheduled: bool, seconds: float, seed: int) -> dict[str, A
 
 def run_host(quick: bool) -> list[dict[str, Any]]:
     """Each application under both kinds of traffic; with ``quick``, the first application
-    for 20 s with the shared schedule, the harder of the two."""
+    for 20 s of Poisson traffic.
+
+    The shared schedule is left to the full run: in 20 s its functions fire together only
+    20 times, too few to refute the co-firing every time (one such run in about twenty
+    drew a false edge).
+    """
     configure("console", "warning")
     seconds = 20.0 if quick else 120.0
     rows = []
     for seed in SEEDS[:1] if quick else SEEDS:
         app = small(seed)
-        for scheduled in (True,) if quick else (False, True):
+        for scheduled in (False,) if quick else (False, True):
             rows.append({"seed": seed} | run_one(app, scheduled, seconds, seed))
     return rows
 
