@@ -142,7 +142,8 @@ def test_a_probe_killed_at_its_own_limit_is_only_a_lower_bound() -> None:
 
 def test_a_probe_carries_a_too_low_payload_model_to_the_largest_payload() -> None:
     # A model fitted to traces of partial allocations says 100 + 0.1 MB/KB; the probe of a
-    # 1,000 KB invocation peaked at 400 MB: 0.3 MB/KB through the same base, 700 MB at 2,000 KB.
+    # 1,000 KB invocation peaked at 400 MB.  With the runtime's memory unknown, the line runs
+    # through the model's base: 0.3 MB/KB, 700 MB at 2,000 KB.
     facts = oom_facts(
         256,
         memory_mb_per_payload_kb=0.1,
