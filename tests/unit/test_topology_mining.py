@@ -129,6 +129,50 @@ def test_a_long_job_on_a_schedule_does_not_call_what_runs_meanwhile() -> None:
     assert edge_names(mine(intervals)) == set()
 
 
+def _split(node: str, start: float, parts: int, rng: random.Random) -> list[Interval]:
+    """A payload split into ``parts`` that start within a few ms of each other."""
+    out = []
+    for _ in range(parts):
+        begin = start + rng.uniform(0, 0.004)
+        out.append(Interval(node, begin, begin + rng.uniform(0.2, 0.25)))
+    return out
+
+
+def test_parts_that_start_together_are_one_observation_not_several() -> None:
+    """A runs 0.3 s every second; B's payloads, split in 5 parts each, arrive at random,
+    and by coincidence 8 of 30 of them land inside A (chance gives about 3)."""
+    rng = random.Random(21)
+    scheduled = [Interval("A", s, s + 0.3) for s in range(70)]
+    starts = [2 * j + rng.uniform(0.35, 0.7) for j in range(30)]
+    for j in range(8):
+        starts[3 * j] = 6 * j + 0.03  # inside A's invocation of that second
+    split = [part for start in starts for part in _split("B", start, 5, rng)]
+    edges = mine(scheduled + split, min_confidence=0.0)
+    assert [(e.source, e.calls, e.bursts) for e in edges] == [("A", 40, 8)]
+    assert edges[0].confidence < 0.9
+    # as many invocations inside A of as many in all, had they come one at a time: a call
+    apart = list(scheduled)
+    for second in range(70):
+        if second < 40:
+            apart.append(Interval("B", second + 0.03, second + 0.26))
+        for _ in range(1 + second % 2 + (second < 5)):
+            begin = second + rng.uniform(0.35, 0.7)
+            apart.append(Interval("B", begin, begin + 0.23))
+    assert sum(1 for i in apart if i.node == "B") == len(split)
+    assert [(e.calls, e.bursts) for e in mine(apart)] == [(40, 40)]
+
+
+def test_a_caller_that_fans_out_in_parallel_is_still_found() -> None:
+    rng = random.Random(22)
+    intervals = poisson(rng, "other", 1.0, 200.0, 0.3)
+    for i in poisson(rng, "A", 0.5, 200.0, 0.5):
+        intervals.append(Interval("A", i.start, i.start + 0.5))
+        intervals += _split("B", i.start + 0.05, 4, rng)
+    edges = mine(intervals)
+    assert edge_names(edges) == {("A", "B")}
+    assert edges[0].calls == pytest.approx(4 * edges[0].bursts, rel=0.05)  # one burst per call
+
+
 def test_a_dependency_never_calls_even_when_its_calls_hold_a_function() -> None:
     """F runs while X waits for a slow db call: the innermost interval around F is db's,
     and X, which makes one call at a time, cannot have called F meanwhile either."""

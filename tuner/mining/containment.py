@@ -17,6 +17,11 @@ The evidence the timing miner (:mod:`.timing`) weighs, for a candidate caller A 
   runs) and its slow changes of rate (a daily cycle, bursts shared with B); only its
   finer link to B's invocations is broken.  Chance is estimated per stratum of B's
   invocations (those A holds, the others) from a sample, with its standard error.
+
+All three count **bursts** of B, not invocations: invocations of B that start together
+(a split's parts, a fan-out) fall inside or across the same invocation of A together,
+so they are one observation, and counting them one by one would make a coincidence look
+several times as strong as it is.
 """
 
 from __future__ import annotations
@@ -108,6 +113,18 @@ class Containers:
         return inner
 
 
+def bursts(intervals: Sequence[Span], together: float) -> list[list[Span]]:
+    """One node's intervals in bursts: each starts within ``together`` seconds of the one
+    before it in its burst, in order of start."""
+    groups: list[list[Span]] = []
+    for interval in sorted(intervals, key=lambda i: i.start):
+        if groups and interval.start - groups[-1][-1].start <= together:
+            groups[-1].append(interval)
+        else:
+            groups.append([interval])
+    return groups
+
+
 def overlapping_siblings(children: Sequence[Span]) -> list[tuple[int, int]]:
     """Pairs of the children of one invocation (indexes) of different nodes that overlap.
 
@@ -145,7 +162,7 @@ class Starts:
 
 @dataclass(frozen=True, slots=True)
 class Chance:
-    """How many of a target's invocations chance would put inside, or across, a source's,
+    """How many of a target's bursts chance would put inside, or across, a source's,
     each with the standard error of its estimate."""
 
     contained: float
@@ -155,7 +172,7 @@ class Chance:
 
 
 def by_chance(
-    strata: Sequence[Sequence[Span]],
+    strata: Sequence[Sequence[Sequence[Span]]],
     source: str,
     containers: Containers,
     starts: Starts,
@@ -166,13 +183,14 @@ def by_chance(
     copies: int = 20,
     budget: int = 4000,
 ) -> Chance:
-    """Expected counts over the target's invocations with the source's shifted in time.
+    """Expected counts over the target's bursts with the source's invocations shifted in time.
 
     Each of ``copies`` shifts moves all of the source's invocations together, by between
     ``spread[0]`` and ``spread[1]`` seconds, earlier or later (stratified over that
     range, around the observed ``window`` (its start and length) so that nothing is
     shifted out of it), so that the source keeps its own rhythm (a schedule, a shared
-    tick) and the target stays where it is, inside its other callers.  The target's invocations come in
+    tick) and the target stays where it is, inside its other callers.  A burst counts
+    when one of its invocations is held (or crossed).  The target's bursts come in
     ``strata`` (those the source holds, and the others), each estimated from a sample
     when it is large (at most ``budget`` looks in all).
     """
@@ -191,14 +209,16 @@ def by_chance(
         sample = list(stratum) if len(stratum) <= share else rng.sample(list(stratum), share)
         inside: list[float] = []
         across: list[float] = []
-        for interval in sample:
-            start, end = interval.start, interval.end
+        for burst in sample:
+            first = burst[0].start
             held = crossed = 0
             for shift in shifts:
                 # the source as if ``by`` later, wrapped around the window
-                by = start - (begin + (start - shift - begin) % span)
-                held += containers.parent(interval.node, start, end, source, by) == source
-                crossed += starts.crossed(start - by, end - by)
+                by = first - (begin + (first - shift - begin) % span)
+                held += any(
+                    containers.parent(i.node, i.start, i.end, source, by) == source for i in burst
+                )
+                crossed += any(starts.crossed(i.start - by, i.end - by) for i in burst)
             inside.append(held / copies)
             across.append(crossed / copies)
         for index, values in ((0, inside), (2, across)):

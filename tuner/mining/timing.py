@@ -18,6 +18,9 @@ invocations run *inside* A's far more often than chance would give.  Here:
   beyond chance are added to what chance explains.  This is the refutation of The Mystery
   Machine (Chow et al., OSDI'14) in counts: an observation a call cannot produce counts
   against it;
+- B's invocations that start together (a split's parts, a fan-out) are one burst, and
+  bursts are what is counted: they land inside or across A's invocations together, so
+  counted one by one they would make one coincidence look like several;
 - an edge's p-value is the binomial tail of the contained count against that expectation
   (raised by twice the standard error of chance's estimate), and its confidence is that
   p-value calibrated against generated applications whose calls are known
@@ -38,7 +41,13 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from tuner.mining.calibration import confidence_of
-from tuner.mining.containment import Containers, Starts, by_chance, overlapping_siblings
+from tuner.mining.containment import (
+    Containers,
+    Starts,
+    bursts,
+    by_chance,
+    overlapping_siblings,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +73,10 @@ class MinedEdge:
     target: str
     calls: int
     """Invocations of the target given to the source."""
+    bursts: int
+    """The bursts they came in (invocations of the target that started together)."""
     expected: float
-    """How many chance and co-firing would give."""
+    """How many of those bursts chance and co-firing would give."""
     p_value: float
     confidence: float
     """The calibrated chance that the edge is real (below 1: timing is never certain)."""
@@ -73,6 +84,9 @@ class MinedEdge:
     errors: int
 
 
+TOGETHER = 0.1
+"""Invocations of one node that start within this share of its median length of each other
+come as one burst (a split's parts, a fan-out): one observation, not several."""
 SHIFT = 10.0
 """The null's largest shift, in multiples of the candidate caller's p90 duration (the
 smallest is one: a shift must take a caller's invocation off the callees it held)."""
@@ -143,6 +157,11 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return min(1.0, total)
 
 
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def _p90(values: Sequence[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
@@ -176,23 +195,32 @@ def mine(
     begin = min(i.start for i in items)
     window = (begin, max(i.end for i in items) - begin + 1e-6)
     rng = random.Random(seed)
+    in_bursts = {
+        node: bursts(group, TOGETHER * _median([i.duration for i in group]))
+        for node, group in grouped.items()
+    }
     edges = []
     for (source, target), children in sorted(_attribute(items, containers).items()):
-        k, n = len(children), len(grouped[target])
-        if k < min_calls:
+        if len(children) < min_calls:
             continue
+        groups = in_bursts[target]
+        held = set(map(id, children))
+        holds = [any(id(i) in held for i in group) for group in groups]
+        strata = (
+            [g for g, h in zip(groups, holds, strict=True) if h],
+            [g for g, h in zip(groups, holds, strict=True) if not h],
+        )
+        k, n = len(strata[0]), len(groups)
         longest = _p90([i.duration for i in grouped[source]])
         starts = Starts(grouped[source])
-        held = set(map(id, children))
-        strata = (children, [i for i in grouped[target] if id(i) not in held])
         spread = (longest, SHIFT * longest)
         chance = by_chance(
             strata, source, containers, starts, spread, window, rng, copies=copies, budget=budget
         )
-        crossing = sum(1 for i in grouped[target] if starts.crossed(i.start, i.end))
+        crossing = sum(1 for g in groups if any(starts.crossed(i.start, i.end) for i in g))
         cofired = crossing - (chance.crossing - 2.0 * chance.crossing_error)
         expected = chance.contained + 2.0 * chance.contained_error + max(0.0, cofired)
-        floor = 0.5 / copies  # below one hit in all the shifts of one invocation
+        floor = 0.5 / copies  # below one hit in all the shifts of one burst
         p_value = binomial_tail(k, n, min(1.0, max(expected, floor) / n))
         confidence = confidence_of(p_value)
         if confidence < min_confidence:
@@ -201,7 +229,8 @@ def mine(
             MinedEdge(
                 source=source,
                 target=target,
-                calls=k,
+                calls=len(children),
+                bursts=k,
                 expected=expected,
                 p_value=p_value,
                 confidence=confidence,
