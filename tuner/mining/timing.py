@@ -40,6 +40,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from tuner.domain.stats import percentile
 from tuner.mining.calibration import confidence_of
 from tuner.mining.containment import (
     Containers,
@@ -157,11 +158,6 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return min(1.0, total)
 
 
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
-
-
 def _p90(values: Sequence[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
@@ -196,7 +192,7 @@ def mine(
     window = (begin, max(i.end for i in items) - begin + 1e-6)
     rng = random.Random(seed)
     in_bursts = {
-        node: bursts(group, TOGETHER * _median([i.duration for i in group]))
+        node: bursts(group, TOGETHER * (percentile([i.duration for i in group], 50) or 0.0))
         for node, group in grouped.items()
     }
     edges = []
