@@ -32,8 +32,11 @@ _MB = 1024 * 1024
 _PEAK_MIN = 256 * 1024
 """Allocations smaller than this are not worth a snapshot at the peak."""
 _BOOKKEEPING_SHARE = 0.02
-"""Of the memory limit, the most tracemalloc's own records may take (then it stops): traced,
+"""Of the memory limit, the most that following allocations may take (then it stops): traced,
 millions of small objects would otherwise need memory and time they do not untraced."""
+_SNAPSHOT_COST = 4.0
+"""A snapshot's Python objects, as a multiple of tracemalloc's own records (measured: 200 to
+220 bytes a trace against 50 to 60): both count against the share while one is taken."""
 _OWN_FILES = (__file__, "worker.py", "worker_limits.py", "allocation_sizes.py", "fused_worker.py")
 _SAMPLER_STACK = 1024 * 1024
 """The sampling thread's stack: small, so tracing leaves the handler its memory limit."""
@@ -127,7 +130,8 @@ class InvocationTracer:
         self._started = 0.0
         self._baseline_mb = 0.0
         self._switch = sys.getswitchinterval()
-        self._peak: tracemalloc.Snapshot | None = None
+        self._peak_sites: list[dict[str, Any]] | None = None
+        """The sites at the largest snapshot so far (kept, not the snapshot: it is large)."""
         self._peak_size = 0
         self._threads = 0
 
@@ -235,13 +239,15 @@ class InvocationTracer:
     # ------------------------------------------------------------ memory
 
     def _snapshot_at_peak(self) -> None:
-        """Snapshot the allocations whenever they grew by half; stop past the records' share."""
-        if tracemalloc.get_tracemalloc_memory() > _BOOKKEEPING_SHARE * self.limit_mb * _MB:
+        """The sites whenever the allocations grew by half; stop before a snapshot would pass
+        the share of the limit that following allocations may take."""
+        records = tracemalloc.get_tracemalloc_memory()
+        if records * (1 + _SNAPSHOT_COST) > _BOOKKEEPING_SHARE * self.limit_mb * _MB:
             tracemalloc.stop()  # the sites at the last peak are kept
             return
         current, _ = tracemalloc.get_traced_memory()
         if current > _PEAK_MIN and current > 1.5 * self._peak_size:
-            self._peak = tracemalloc.take_snapshot()
+            self._peak_sites = self._sites(tracemalloc.take_snapshot())
             self._peak_size = current
 
     def _memory(self, failure: BaseException | None) -> dict[str, Any]:
@@ -259,10 +265,10 @@ class InvocationTracer:
             current, peak = tracemalloc.get_traced_memory()
             facts["allocated_peak_mb"] = round(peak / _MB, 3)
             facts["in_use_mb"] = round(current / _MB, 3)
-            at_peak = self._peak if self._peak is not None and self._peak_size > current else None
-            facts["sites"] = self._sites(at_peak or tracemalloc.take_snapshot())
-        elif self._peak is not None:  # followed until the bookkeeping grew too large
-            facts["sites"] = self._sites(self._peak)
+            at_peak = self._peak_sites if self._peak_size > current else None
+            facts["sites"] = at_peak or self._sites(tracemalloc.take_snapshot())
+        elif self._peak_sites is not None:  # followed until the bookkeeping grew too large
+            facts["sites"] = self._peak_sites
         if failure is not None:
             failed = failed_allocation(failure, self.root_dir)
             if failed is not None:
