@@ -244,3 +244,28 @@ def test_allocation_sites_are_followed_under_memory_pressure_only(tmp_path: Path
     # far below its limit, its sites would explain nothing: tracemalloc's cost is not paid
     roomy = host.tracing.store.traces("roomy")
     assert len(roomy) == 2 and all(t.memory is not None and not t.memory.sites for t in roomy)
+
+
+def test_allocation_sites_are_not_followed_where_they_could_run_it_out_of_memory(
+    tmp_path: Path,
+) -> None:
+    handler = (  # fills its worker up to ``to_mb``, whatever the worker held before
+        "def handler(event, context):\n"
+        "    with open('/proc/self/status') as status:\n"
+        "        rss = next(int(line.split()[1]) for line in status if line.startswith('VmRSS'))\n"
+        "    table = bytearray((event['to_mb'] << 20) - (rss << 10))\n"
+        "    return len(table)\n"
+    )
+    spec = "memory_mb: 256\ntimeout_s: 30\ntracing: {mode: full, allocations: 1.0}\n"
+    host = traced_host(write_handlers(tmp_path / "app", {"brim": (spec, handler)}), tmp_path / "s")
+    host.start()
+    try:  # 70% of its limit, then 98%: the sites are followed after the first only
+        outcomes = [host.invoke("brim", {"to_mb": mb}).outcome for mb in (180, 250, 180)]
+    finally:
+        host.close()
+    assert outcomes == ["ok"] * 3
+    assert host.tracing is not None
+    peaks = [t.memory.peak_mb for t in host.tracing.store.traces("brim") if t.memory is not None]
+    assert 175 < peaks[0] < 185 and 245 < peaks[1] < 252
+    followed = [bool(t.memory and t.memory.sites) for t in host.tracing.store.traces("brim")]
+    assert followed == [False, True, False]

@@ -43,6 +43,10 @@ caller's wait for it is set to measure the invocation's overhead."""
 MEMORY_PRESSURE = 0.5
 """A function whose last traced invocation ran out of memory or peaked at this share of
 its limit has its allocation sites followed; below it, they would explain nothing."""
+MEMORY_ROOM = 0.05
+"""...unless that peak left less than this share of the limit: following allocations takes
+up to 2% of it (the tracer's share), and the next invocation may need more than the last,
+so it could fail where it would have passed untraced."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +208,9 @@ class Tracing:
         memory = trace.memory
         if memory is None:
             return
-        pressured = trace.outcome == "oom" or memory.peak_mb >= MEMORY_PRESSURE * max(
-            memory.limit_mb, 0.0
+        limit = max(memory.limit_mb, 0.0)
+        pressured = trace.outcome == "oom" or (
+            MEMORY_PRESSURE * limit <= memory.peak_mb <= (1.0 - MEMORY_ROOM) * limit
         )
         with self._lock:
             (self._pressured.add if pressured else self._pressured.discard)(trace.function)
