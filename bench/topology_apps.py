@@ -6,14 +6,17 @@ caller's invocations, at a random point of its work, sometimes more than once); 
 functions call nothing, and every function may call dependencies.  The functions nobody
 calls get traffic of their own, and so do some that are also called.
 
-The traffic is one of three kinds, the cases a timing miner meets:
+The traffic is one of four kinds, the cases a timing miner meets:
 
 - ``poisson``: independent Poisson arrivals whose rates share a daily cycle and bursts
   (so that independent functions have correlated traffic);
 - ``schedule``: as ``poisson``, and besides, two or three functions fire together on a
   shared schedule (a few milliseconds apart, in either order), as cron jobs do;
 - ``tick``: every arrival waits for the next tick of one shared 50 ms clock (what the
-  local host's traffic driver once did), so unrelated invocations start together.
+  local host's traffic driver once did), so unrelated invocations start together;
+- ``fan-out``: as ``poisson``, but some calls to functions that call no other function
+  are fan-outs: two to eight invocations of the callee at once (a split payload's
+  parts), which the caller waits for together.  The applications are otherwise the same.
 
 :func:`simulate` gives every invocation and dependency call as an interval, as the local
 host records them: a nested invocation starts a little after its caller asked for it
@@ -25,11 +28,11 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tuner.mining.timing import Interval
 
-KINDS = ("poisson", "schedule", "tick")
+KINDS = ("poisson", "schedule", "tick", "fan-out")
 TICK_S = 0.05
 
 
@@ -42,6 +45,8 @@ class Call:
     """Share of the caller's invocations that make it."""
     repeat: int
     """Times it is made (one after the other) when it is made."""
+    parallel: int = 1
+    """Invocations of the target made at once each time (a fan-out), waited for together."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,16 @@ def generate(rng: random.Random, kind: str = "poisson") -> App:
     if kind == "schedule":
         scheduled = tuple(rng.sample(sorted(rates), min(len(rates), rng.randint(2, 3))))
     period = rng.uniform(1.0, 5.0)
+    if kind == "fan-out":  # drawn last, so that the application is otherwise the same
+        leaves = {
+            n for n, f in functions.items() if not any(c.target in functions for c in f.calls)
+        }
+        for name, function in functions.items():
+            calls = tuple(
+                replace(c, parallel=rng.choice((1, 2, 4, 8))) if c.target in leaves else c
+                for c in function.calls
+            )
+            functions[name] = replace(function, calls=calls)
     return App(functions, dependencies, rates, scheduled, period, frozenset(truth))
 
 
@@ -129,8 +144,11 @@ class _Run:
         for call, share in zip(made, shares, strict=False):
             now += work * share / sum(shares)
             if call.target in self.app.functions:
-                begin = now + 0.0002 + rng.expovariate(1 / 0.0004)  # the host's dispatch
-                now = self.invoke(call.target, begin, depth + 1) + rng.uniform(0.0001, 0.0005)
+                ends = [
+                    self.invoke(call.target, now + 0.0002 + rng.expovariate(1 / 0.0004), depth + 1)
+                    for _ in range(call.parallel)  # each part after the host's dispatch
+                ]
+                now = max(ends) + rng.uniform(0.0001, 0.0005)
             else:
                 latency = self.app.dependencies[call.target] / 1000
                 latency *= math.exp(rng.gauss(0.0, 0.3))
