@@ -2,11 +2,12 @@
 
 The handler declares how its event splits: by a list field (``@split("pages")``: part
 ``i`` gets the event with the ``i``-th contiguous slice of that list) or by a function
-``by(event, parts) -> [event, ...]``.  With ``TUNER_FAN_OUT`` above 1, the invocation
-that receives the event splits it, runs each part as its own invocation of the same
-function, in parallel, and merges their results (``merge``, else :func:`merge_results`);
-each part runs the handler on its share.  A part never splits again.  If a part fails,
-the invocation raises :class:`SplitFailed`, naming how.
+``by(event, parts) -> [event, ...]``.  With ``TUNER_FAN_OUT`` above 1 (every event in
+that many parts), or an event larger than ``TUNER_SPLIT_ABOVE_KB`` (in parts of about that
+size), the invocation that receives the event splits it, runs each part as its own
+invocation of the same function, in parallel, and merges their results (``merge``, else
+:func:`merge_results`); each part runs the handler on its share.  A part never splits
+again.  If a part fails, the invocation raises :class:`SplitFailed`, naming how.
 
 Example::
 
@@ -20,6 +21,8 @@ Example::
 from __future__ import annotations
 
 import functools
+import json
+import math
 from collections.abc import Callable, Sequence
 from numbers import Number
 from typing import Any
@@ -27,7 +30,7 @@ from typing import Any
 from tuner_handler.envelopes import opened_part, part_envelope
 from tuner_handler.outcomes import Refused
 from tuner_handler.platforms import platform_of
-from tuner_handler.settings import SUPPORTS_ATTRIBUTE, fan_out
+from tuner_handler.settings import SUPPORTS_ATTRIBUTE, fan_out, split_above_kb
 
 Handler = Callable[[Any, Any], Any]
 Splitter = Callable[[Any, int], Sequence[Any]]
@@ -48,6 +51,20 @@ def slices(items: Sequence[Any], parts: int) -> list[list[Any]]:
         out.append(list(items[begin:end]))
         begin = end
     return out
+
+
+def payload_kb(event: Any) -> float:
+    """The size of ``event`` in KB: its JSON encoding's (a value JSON cannot hold, its text)."""
+    return len(json.dumps(event, default=str).encode()) / 1024.0
+
+
+def parts_for(event: Any) -> int:
+    """How many parts ``event`` is split into: ``fan_out``, or more where it is large."""
+    parts = fan_out()
+    above = split_above_kb()
+    if above > 0:
+        parts = max(parts, math.ceil(payload_kb(event) / above))
+    return parts
 
 
 def by_field(name: str) -> Splitter:
@@ -101,7 +118,7 @@ def split(by: str | Splitter, *, merge: Merger | None = None) -> Callable[[Handl
             own, position = opened_part(event)
             if position is not None:
                 return handler(own, context)
-            parts = fan_out()
+            parts = parts_for(event)
             platform = platform_of(context) if parts > 1 else None
             events = list(splitter(event, parts)) if platform is not None else []
             if platform is None or len(events) < 2:

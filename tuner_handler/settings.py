@@ -16,6 +16,9 @@ MAX_LINKS_ENV = "TUNER_HANDOVER_MAX_LINKS"
 """The most links (invocations) one chain may have."""
 FAN_OUT_ENV = "TUNER_FAN_OUT"
 """The number of parts a split handler's event is divided into.  1 or absent: no split."""
+SPLIT_ABOVE_ENV = "TUNER_SPLIT_ABOVE_KB"
+"""A split handler's event larger than this many KB (as JSON) is divided into parts of at
+most about this size; a smaller one runs whole.  0 or absent: off."""
 SUPPORTS_ATTRIBUTE = "__tuner_handler__"
 """Set on a decorated handler: which remedy it supports (``handover`` or ``split``)."""
 
@@ -48,3 +51,8 @@ def max_links() -> int:
 def fan_out() -> int:
     """The number of parts to split into; 1 when splitting is off."""
     return max(1, int(_number(FAN_OUT_ENV)))
+
+
+def split_above_kb() -> float:
+    """The size in KB above which an event is split; 0 when that is off."""
+    return _number(SPLIT_ABOVE_ENV)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 
 from tuner_handler import HandoverRefused, SplitFailed, handover, merge_results, split
 from tuner_handler.envelopes import link_envelope, opened_link, opened_part, part_envelope
-from tuner_handler.parts import slices
+from tuner_handler.parts import parts_for, payload_kb, slices
 
 LIBRARY = Path(__file__).resolve().parents[2] / "tuner_handler"
 RUNTIME_SHIPS = {"boto3", "botocore"}
@@ -174,6 +175,26 @@ def test_a_split_runs_parts_and_merges(monkeypatch: pytest.MonkeyPatch) -> None:
     [parts] = host.parts
     assert [opened_part(p)[0]["pages"] for p in parts] == [["a", "bb", "ccc"], ["dddd", "eeeee"]]
     assert all(opened_part(p)[0]["book"] == "b" for p in parts)
+
+
+def test_only_an_event_over_the_size_is_split_in_parts_of_about_that_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TUNER_FAN_OUT", raising=False)
+    monkeypatch.setenv("TUNER_SPLIT_ABOVE_KB", "1")
+    small = {"pages": ["x" * 100] * 5}  # about 0.6 KB as JSON: runs whole
+    host = Host(target=indexer)
+    assert indexer(small, host) == {"pages": 5, "letters": 500} and host.parts == []
+    large = {"pages": ["x" * 100] * 40}  # about 4.5 KB: in 5 parts of under 1 KB each
+    assert indexer(large, host) == {"pages": 40, "letters": 4000}
+    [parts] = host.parts
+    assert len(parts) == math.ceil(payload_kb(large)) == 5
+    assert all(payload_kb(opened_part(p)[0]) < 1.0 for p in parts)
+    monkeypatch.setenv("TUNER_FAN_OUT", "8")  # the larger of the two counts
+    assert parts_for(large) == 8
+    monkeypatch.setenv("TUNER_SPLIT_ABOVE_KB", "-3")  # unreadable or negative: off
+    monkeypatch.setenv("TUNER_FAN_OUT", "1")
+    assert parts_for(large) == 1
 
 
 def test_a_part_never_splits_again_and_a_failed_part_fails_the_split(

@@ -21,8 +21,11 @@ from tuner.domain.model import FunctionConfig, Knob, extra_number, fact_number
 from tuner.engine.actions import BaseAction, action_class
 from tuner.engine.conditions import Condition
 
-COST_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT, Knob.HANDOVER_S})
-"""Knobs whose increase costs money: raising one that does not help is rolled back."""
+COST_KNOBS = frozenset(
+    {Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.FAN_OUT, Knob.SPLIT_ABOVE_KB, Knob.HANDOVER_S}
+)
+"""Knobs whose increase costs money (splitting from 0 on): raising one that does not help
+is rolled back."""
 CALL_NEUTRAL_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S})
 """Knobs that do not change what a function asks of its dependencies (unlike fan-out)."""
 QUIET_FACTOR = 3

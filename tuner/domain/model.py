@@ -99,6 +99,10 @@ class Knob(enum.StrEnum):
     HANDOVER_S = "handover_s"
     """Seconds before its timeout at which an invocation hands its state over to a fresh
     invocation of the function (a chain, see tuner_handler); 0 means handover is off."""
+    SPLIT_ABOVE_KB = "split_above_kb"
+    """An event larger than this many KB is split into parts of at most about this size,
+    each run as an invocation of its own (tuner_handler's split); 0 means off.  Only the
+    rare large events pay for the split, where ``fan_out`` splits every event."""
     FUSED = "fused"
     """1: the function runs inside its one caller's worker, an in-process call (fused); 0: on
     its own."""
@@ -116,6 +120,7 @@ INTEGER_KNOBS = frozenset(
         Knob.MEMORY_TRIAL_MB,
         Knob.BATCH_SIZE,
         Knob.FAN_OUT,
+        Knob.SPLIT_ABOVE_KB,
         Knob.CONCURRENCY,
         Knob.CACHE_TTL_S,
         Knob.FUSED,
@@ -178,6 +183,8 @@ class FunctionConfig:
     cache_ttl_s: int | None = None
     handover_s: float | None = None
     """The handover margin (0: off); None where the function cannot hand over."""
+    split_above_kb: int | None = None
+    """The size above which an event is split (0: off); None where the function cannot split."""
     tracing: float | None = field(default=None, compare=False)
     """Share of invocations traced for a while on top of the function's own setting (0:
     none); None where the provider cannot switch tracing on."""
@@ -217,6 +224,9 @@ class Limits:
     batch_min: int = 1
     batch_max: int = 10_000
     fan_out_max: int = 64
+    """The most parts one invocation may split into (``fan_out`` and ``split_above_kb``)."""
+    split_above_max_kb: int = 6 * 1024
+    """The largest split threshold: a part travels as one synchronous invocation's event."""
     concurrency_min: int = 1
     concurrency_max: int = 1000
     cache_ttl_max_s: int = 86_400
@@ -233,6 +243,7 @@ class Limits:
             Knob.CONCURRENCY: (self.concurrency_min, self.concurrency_max),
             Knob.CACHE_TTL_S: (0, self.cache_ttl_max_s),
             Knob.HANDOVER_S: (0, self.timeout_max_s),
+            Knob.SPLIT_ABOVE_KB: (0, self.split_above_max_kb),
             Knob.FUSED: (0, 1),
             Knob.NEAR_REPLICA: (0, 1),
             Knob.ZONE_AFFINITY: (0, 100),

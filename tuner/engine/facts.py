@@ -111,6 +111,7 @@ def build_facts(
         "cpu_scales_with_memory": target.limits.cpu_scales_with_memory,
         "batch_size": _f(cfg.batch_size),
         "fan_out": _f(cfg.fan_out),
+        "split_above_kb": _f(cfg.split_above_kb),
         "concurrency": _f(cfg.concurrency),
         "cache_ttl_s": _f(cfg.cache_ttl_s),
         "cache_enabled": None if cfg.cache_ttl_s is None else cfg.cache_ttl_s > 0,

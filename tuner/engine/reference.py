@@ -67,6 +67,12 @@ FACTS: Mapping[str, FactDoc] = {
     "fan_out": FactDoc(
         Type.NUMBER, "count", "Parallel parts a payload is split into (null: none)."
     ),
+    "split_above_kb": FactDoc(
+        Type.NUMBER,
+        "KB",
+        "Size above which a payload is split into parts of about that size (tuner_handler); "
+        "0 is off, null: the function cannot split.",
+    ),
     "concurrency": FactDoc(Type.NUMBER, "count", "Requests one instance serves at once."),
     "cache_ttl_s": FactDoc(Type.NUMBER, "s", "Cache time-to-live; 0 is off, null: no cache knob."),
     "cache_enabled": FactDoc(Type.BOOL, "", "True when the cache is on."),

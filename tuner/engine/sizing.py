@@ -9,7 +9,8 @@ evidence, strongest first:
   payload ``extra.probe_payload_kb`` where known);
 - how memory grows with payload size (``extra.memory_mb_per_payload_kb`` and
   ``extra.memory_base_mb``), applied to the largest payload seen (``extra.payload_kb_max``,
-  ``extra.lookback_payload_kb_max``), including payloads of invocations that failed;
+  ``extra.lookback_payload_kb_max``), including payloads of invocations that failed, or
+  to the largest part where larger payloads are split (``split_above_kb``);
 - how a worker's memory grows over its life (``extra.worker_start_memory_mb``,
   ``extra.memory_growth_mb_per_invocation``, ``extra.worker_lifetime_invocations``);
 - tracing of an invocation killed for memory: what it held plus the allocation that
@@ -94,13 +95,21 @@ def _largest(*values: float | None) -> float | None:
     return max(known) if known else None
 
 
+def largest_payload(facts: Mapping[str, Any]) -> float | None:
+    """The largest payload one invocation runs: the largest seen, in the window or the
+    lookback, or a part's size where larger ones are split (``split_above_kb``)."""
+    largest = _largest(
+        extra_number(facts, "payload_kb_max"), extra_number(facts, "lookback_payload_kb_max")
+    )
+    above = fact_number(facts, "split_above_kb")
+    return min(largest, above) if largest is not None and above else largest
+
+
 def payload_need(facts: Mapping[str, Any]) -> Need | None:
     """The need at the largest payload seen, from how memory grows with payload size."""
     slope = extra_number(facts, "memory_mb_per_payload_kb")
     base = extra_number(facts, "memory_base_mb")
-    largest = _largest(
-        extra_number(facts, "payload_kb_max"), extra_number(facts, "lookback_payload_kb_max")
-    )
+    largest = largest_payload(facts)
     if slope is None or base is None or largest is None or slope <= 0:
         return None
     mb = base + slope * largest
@@ -174,9 +183,7 @@ def probe_need(facts: Mapping[str, Any]) -> Need | None:
         return Need(peak, f"{basis}, its limit", Source.PROBE, lower_bound=True)
     base = extra_number(facts, "memory_base_mb")
     payload = extra_number(facts, "probe_payload_kb")
-    largest = _largest(
-        extra_number(facts, "payload_kb_max"), extra_number(facts, "lookback_payload_kb_max")
-    )
+    largest = largest_payload(facts)
     if base is not None and payload and largest and largest > payload and peak > base:
         runtime = extra_number(facts, "runtime_memory_mb")
         slope = extra_number(facts, "memory_mb_per_payload_kb")

@@ -19,7 +19,7 @@ _COUNTS = (
     ("cold_starts", None),
 )
 _DURATIONS = ("duration_p50_ms", "duration_p95_ms", "duration_p99_ms", "duration_max_ms")
-_KNOBS = ("batch_size", "fan_out", "concurrency", "cache_ttl_s", "handover_s")
+_KNOBS = ("batch_size", "fan_out", "split_above_kb", "concurrency", "cache_ttl_s", "handover_s")
 _SHOWN_OR_HIDDEN = frozenset(
     {
         "invocations",

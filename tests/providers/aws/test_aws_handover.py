@@ -212,20 +212,30 @@ def test_the_provider_tunes_the_settings_a_function_declares_and_no_others(
     provider = make_provider()
     targets = {t.ref.name: t for t in provider.targets()}
     job, plain = targets["month-close"], targets["plain"]
-    assert (job.config.handover_s, job.config.fan_out) == (0.0, 1)
-    assert (plain.config.handover_s, plain.config.fan_out) == (None, None)
+    assert (job.config.handover_s, job.config.fan_out, job.config.split_above_kb) == (0.0, 1, 0)
+    assert (plain.config.handover_s, plain.config.fan_out, plain.config.split_above_kb) == (
+        None,
+        None,
+        None,
+    )
     facts = provider.observe([job, plain], now - 60, now)
     assert facts[job.ref].extra["supports_handover"] == facts[job.ref].extra["supports_split"] == 1
     assert "supports_handover" not in facts[plain.ref].extra
 
-    config = provider.apply(job, [Change(Knob.HANDOVER_S, 0.0, 90.0), Change(Knob.FAN_OUT, 1, 4)])
+    changes = [
+        Change(Knob.HANDOVER_S, 0.0, 90.0),
+        Change(Knob.FAN_OUT, 1, 4),
+        Change(Knob.SPLIT_ABOVE_KB, 0, 512),
+    ]
+    config = provider.apply(job, changes)
 
-    assert (config.handover_s, config.fan_out) == (90.0, 4)
+    assert (config.handover_s, config.fan_out, config.split_above_kb) == (90.0, 4, 512)
     live = world.client("lambda").get_function_configuration(FunctionName="month-close")
     assert live["Environment"]["Variables"] == {
         "DB_PASSWORD": "s3cret",
         "TUNER_HANDOVER_S": "90",
         "TUNER_FAN_OUT": "4",
+        "TUNER_SPLIT_ABOVE_KB": "512",
     }
     with pytest.raises(ProviderError, match="does not use tuner_handler"):
         provider.apply(plain, [Change(Knob.HANDOVER_S, None, 90.0)])

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from tuner.domain.registry import Entry, Registry
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
-from tuner.engine.actions.decomposition import Handover, Split
+from tuner.engine.actions.decomposition import Handover, Split, SplitLarge
 from tuner.engine.actions.granularity import FanOut, LessConcurrency, LongerTimeout, SmallerBatches
 from tuner.engine.actions.memory import LessMemory, MoreMemory
 from tuner.engine.actions.shaping import Fuse, NearReplica, SplitPath, ZoneAffinity
@@ -37,6 +37,7 @@ __all__ = [
     "Plan",
     "SmallerBatches",
     "Split",
+    "SplitLarge",
     "SplitPath",
     "Trace",
     "TryMemory",
@@ -55,6 +56,7 @@ Action = Annotated[
     | LessConcurrency
     | Handover
     | Split
+    | SplitLarge
     | EnableCache
     | Notify
     | Trace

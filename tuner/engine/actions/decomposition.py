@@ -1,10 +1,10 @@
 """Decomposition actions: hand a job's state to a fresh invocation, or split its payload.
 
-Both change how a function runs, not its size, where the knobs of size have run out, and
-both need the function's code to use tuner_handler (a fact says so:
-``extra.supports_handover``, ``extra.supports_split``).  The bundled rules try them after
-a longer timeout and more memory, which the provider or the function's ceiling no longer
-allows.  See docs/remedies.md.
+They change how a function runs, not its size, and need the function's code to use
+tuner_handler (a fact says so: ``extra.supports_handover``, ``extra.supports_split``).
+The bundled rules try handover and split after a longer timeout and more memory, which
+the provider or the function's ceiling no longer allows; they split only the large
+payloads before more memory, where those alone fail.  See docs/remedies.md.
 """
 
 from __future__ import annotations
@@ -17,11 +17,22 @@ from pydantic import Field
 
 from tuner.domain.model import Change, FunctionConfig, Knob, Limits, extra_number, fact_number
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
-from tuner.engine.sizing import oom_evidence, strongest
+from tuner.engine.sizing import oom_evidence, probe_need, strongest
 
 
 def _count(value: float | None) -> str:
     return f"{value or 0:.0f}"
+
+
+def _why_not_split(setting: float | None, facts: Mapping[str, Any]) -> str:
+    """Why a split cannot help now ('' when it may): the setting, the code, or no OOM."""
+    if setting is None:
+        return "the function cannot be split on this provider"
+    if not extra_number(facts, "supports_split"):
+        return "its code does not use tuner_handler's split"
+    if not fact_number(facts, "ooms"):
+        return "no invocation ran out of memory"
+    return ""
 
 
 class Handover(BaseAction):
@@ -106,12 +117,9 @@ class Split(BaseAction):
     def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
         """Parts from the need and the memory, where the code splits and memory ran out."""
         current = config.fan_out
-        if current is None:
-            return not_applicable("the function cannot be split on this provider")
-        if not extra_number(facts, "supports_split"):
-            return not_applicable("its code does not use tuner_handler's split")
-        if not fact_number(facts, "ooms"):
-            return not_applicable("no invocation ran out of memory")
+        why_not = _why_not_split(current, facts)
+        if why_not or current is None:
+            return not_applicable(why_not)
         if current >= limits.fan_out_max:
             return not_applicable(f"it is already split into the most parts ({current})")
         memory = config.memory_mb
@@ -146,3 +154,84 @@ class Split(BaseAction):
         )
         ooms = _count(fact_number(after, "ooms"))
         return f"split into {_count(parts)} parts: {ooms} OOMs, {merged}"
+
+
+class SplitLarge(BaseAction):
+    """Split only the large payloads, where rare ones far larger than the rest run out of memory.
+
+    For a function whose code uses tuner_handler's split (``extra.supports_split``) and
+    whose few failing invocations (at most ``max_share`` of them) needed at least
+    ``min_factor`` times its memory: rather than give every invocation the memory of the
+    rare large one, an event above a size runs as parts of at most that size, each of
+    which fits the memory the function has.  The size comes from a probe of a failing
+    invocation (its payload ``extra.probe_payload_kb`` and the peak it reached): on the
+    line from the part of the need no split divides (the need at an empty payload a growth
+    model tells, else ``extra.runtime_memory_mb``, else nothing) through that point, the payload whose
+    need plus ``margin`` fits the memory.  A fixed part taken too low makes the parts too
+    large: each part's need is then more than the line says.
+    Judged on the OOMs, and never improved while splits fail (``extra.splits_failed``).
+
+    Example::
+
+        - action: split-large
+          margin: 0.1
+    """
+
+    action: Literal["split-large"] = "split-large"
+    margin: float = Field(0.1, ge=0.0, le=4.0, description="Headroom over each part's need.")
+    max_share: float = Field(
+        0.01, gt=0.0, le=1.0, description="The most invocations, as a share, that may fail."
+    )
+    min_factor: float = Field(
+        1.25, ge=1.0, description="How many times the memory a failing invocation must need."
+    )
+    knob: ClassVar[Knob | None] = Knob.SPLIT_ABOVE_KB
+    symptom: ClassVar[str | None] = "oom_rate"
+    failure: ClassVar[str | None] = "splits_failed"
+
+    def plan(self, config: FunctionConfig, limits: Limits, facts: Mapping[str, Any]) -> Plan:
+        """A split size from a probe, where the failures are rare and far over the memory."""
+        current = config.split_above_kb
+        why_not = _why_not_split(current, facts)
+        if why_not or current is None:
+            return not_applicable(why_not)
+        ooms, invocations = fact_number(facts, "ooms") or 0.0, fact_number(facts, "invocations")
+        if not invocations or ooms > self.max_share * invocations:
+            return not_applicable(
+                f"{ooms:.0f} of {invocations or 0:.0f} ran out of memory: not rare"
+            )
+        need, payload = probe_need(facts), extra_number(facts, "probe_payload_kb")
+        if need is None or need.lower_bound or not payload:
+            return not_applicable("no probe measured a failing invocation's payload and need")
+        memory = config.memory_mb
+        if need.mb < self.min_factor * memory:
+            return not_applicable(f"it needed {need.mb:.0f} MB: more memory is simpler")
+        model_base = extra_number(facts, "memory_base_mb")
+        fixed = need.fixed_mb or model_base or extra_number(facts, "runtime_memory_mb") or 0.0
+        peak = extra_number(facts, "probe_peak_memory_mb") or need.mb
+        room = memory / (1.0 + self.margin) - fixed
+        if room <= 0 or peak <= fixed:
+            return not_applicable(f"{fixed:.0f} MB of fixed need leaves no room for a part")
+        above = math.floor(payload * room / (peak - fixed))
+        seen = (extra_number(facts, k) for k in ("payload_kb_max", "lookback_payload_kb_max"))
+        largest = max(payload, *(kb or 0.0 for kb in seen))
+        if above < 1 or math.ceil(largest / above) > limits.fan_out_max:
+            return not_applicable(
+                f"a {largest:.0f} KB payload would need over {limits.fan_out_max} parts"
+            )
+        if current and current <= above:
+            return not_applicable(f"payloads over {current} KB are split already")
+        after = int(limits.clamp(Knob.SPLIT_ABOVE_KB, above))
+        summary = (
+            f"split payloads over {after} KB into parts of at most that size (from its probe:"
+            f" {payload:.0f} KB peaked at {peak:.0f} MB, {fixed:.0f} MB of it fixed; a part"
+            f" fits {memory} MB + {self.margin:.0%})"
+        )
+        return Plan(Change(Knob.SPLIT_ABOVE_KB, current, after), summary)
+
+    @classmethod
+    def account(cls, after: Mapping[str, Any]) -> str:
+        """``large payloads split: 0 OOMs`` (and how many splits failed, if any)."""
+        failed = extra_number(after, "splits_failed")
+        text = f"large payloads split: {_count(fact_number(after, 'ooms'))} OOMs"
+        return text + (f", {_count(failed)} splits failed" if failed else "")

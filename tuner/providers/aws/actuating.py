@@ -16,7 +16,7 @@ from tuner.providers.aws.clients import RegionClients
 from tuner.providers.aws.configs import config_from, environment_of
 from tuner.providers.aws.errors import error_code
 from tuner.providers.aws.settings import Settings
-from tuner_handler.settings import FAN_OUT_ENV, HANDOVER_ENV
+from tuner_handler.settings import FAN_OUT_ENV, HANDOVER_ENV, SPLIT_ABOVE_ENV
 
 log = structlog.get_logger(__name__)
 
@@ -26,9 +26,14 @@ SUPPORTED_KNOBS = (
     Knob.CACHE_TTL_S,
     Knob.BATCH_SIZE,
     Knob.FAN_OUT,
+    Knob.SPLIT_ABOVE_KB,
     Knob.HANDOVER_S,
 )
-ENVIRONMENT_KNOBS = {Knob.FAN_OUT: FAN_OUT_ENV, Knob.HANDOVER_S: HANDOVER_ENV}
+ENVIRONMENT_KNOBS = {
+    Knob.FAN_OUT: FAN_OUT_ENV,
+    Knob.SPLIT_ABOVE_KB: SPLIT_ABOVE_ENV,
+    Knob.HANDOVER_S: HANDOVER_ENV,
+}
 """Knobs a function carries as environment variables for tuner_handler, by variable."""
 _SETTLING_STATES = frozenset({"Creating", "Enabling", "Updating"})
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tuner.domain.model import FunctionConfig, Limits
-from tuner_handler.settings import FAN_OUT_ENV, HANDOVER_ENV
+from tuner_handler.settings import FAN_OUT_ENV, HANDOVER_ENV, SPLIT_ABOVE_ENV
 
 LAMBDA_LIMITS = Limits(
     memory_min_mb=128,
@@ -38,15 +38,19 @@ def config_from(
     function's environment never reach rules, the store or notifications.  With several
     event source mappings the batch size is the smallest of them.  A function whose code
     uses tuner_handler declares it by carrying its settings (``TUNER_HANDOVER_S``,
-    ``TUNER_FAN_OUT``): only then has it the ``handover_s`` and ``fan_out`` knobs.
+    ``TUNER_FAN_OUT``): only then has it the ``handover_s`` and ``fan_out`` knobs, and
+    with ``fan_out`` the ``split_above_kb`` one (``TUNER_SPLIT_ABOVE_KB``, 0 when absent).
     """
     environment = environment_of(function)
     handover = _float_or_none(environment.get(HANDOVER_ENV))
+    fan_out = _int_or_none(environment.get(FAN_OUT_ENV))
+    split_above = _int_or_none(environment.get(SPLIT_ABOVE_ENV))
     return FunctionConfig(
         memory_mb=int(function["MemorySize"]),
         timeout_s=float(function["Timeout"]),
         batch_size=min(batch_sizes) if batch_sizes else None,
-        fan_out=_int_or_none(environment.get(FAN_OUT_ENV)),
+        fan_out=fan_out,
+        split_above_kb=None if fan_out is None else max(0, split_above or 0),
         handover_s=None if handover is None else max(0.0, handover),
         cache_ttl_s=_int_or_none(environment.get(cache_env_var)),
         environment={k: v for k, v in environment.items() if k.startswith(TUNER_ENV_PREFIX)},

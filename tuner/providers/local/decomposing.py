@@ -4,7 +4,7 @@ Every invocation gets a :class:`Session`.  Its handler (through tuner_handler) m
 once to hand its state over (``handover``) or to run its parts (``invoke_parts``); the
 host checks each request against the function's live settings (handover on, within the
 chain's most links, an envelope within Lambda's asynchronous limit; no more parts than
-its ``fan_out``), never taking the worker's word for where the chain stands: the host
+its ``fan_out``, or :data:`MOST_PARTS` where large events split), never taking the worker's word for where the chain stands: the host
 knows which link it started.  When the invocation ends, :meth:`Decomposition.finish`
 writes what follows to the chain store in one transaction: the next link waits, the
 chain is done with its result, or a failed link waits for a retry or fails the chain.
@@ -29,11 +29,14 @@ from tuner_handler.settings import (
     FAN_OUT_ENV,
     HANDOVER_ENV,
     MAX_LINKS_ENV,
+    SPLIT_ABOVE_ENV,
 )
 
 HANDOVER, SPLIT = "handover", "split"
 REMEDIES = frozenset({HANDOVER, SPLIT})
 """What a handler may say it supports (tuner_handler's decorators)."""
+MOST_PARTS = 16
+"""The most parts one invocation may split into on the local host."""
 RETRY_S = 1.0
 """A failed link waits this long times its attempts before it runs again."""
 
@@ -119,6 +122,8 @@ class Session:
         """Run the handler's parts as invocations of the function, in parallel."""
         events = message.get("events")
         most = self._config.fan_out or 1
+        if self._config.split_above_kb:
+            most = max(most, MOST_PARTS)
         if not isinstance(events, list) or not 2 <= len(events) <= most:
             return {"type": "parts_result", "error": f"a split runs 2 to {most} parts (fan_out)"}
         if self.parts is not None or self.run_parts is None:
@@ -191,6 +196,7 @@ class Decomposition:
             HANDOVER_ENV: f"{config.handover_s or 0.0:g}",
             MAX_LINKS_ENV: str(self._specs[name].chain.max_links),
             FAN_OUT_ENV: str(config.fan_out or 1),
+            SPLIT_ABOVE_ENV: str(config.split_above_kb or 0),
         }
 
     def finish(self, session: Session, execution: Execution) -> None:

@@ -27,7 +27,6 @@ probes off (``probe: {enabled: false}`` in the local provider's settings).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from dataclasses import dataclass, replace
@@ -42,6 +41,7 @@ from tuner.providers.local.caching import TtlCache
 from tuner.providers.local.executions import Execution, LimitFactory, WorkerSpec
 from tuner.providers.local.sandboxing import Sandbox
 from tuner.providers.local.worker_processes import WorkerProcess, WorkerStartError
+from tuner_handler.parts import payload_kb
 
 log = structlog.get_logger(__name__)
 
@@ -302,6 +302,6 @@ def with_probe_facts(facts: WindowFacts, prober: Prober, memory_mb: int) -> Wind
 
 def _payload_kb(event: Any) -> float | None:
     try:
-        return len(json.dumps(event).encode()) / 1024.0
-    except (TypeError, ValueError):
+        return payload_kb(event)  # as tuner_handler measures it against split_above_kb
+    except ValueError:
         return None

@@ -22,6 +22,7 @@ from tuner.domain.model import (
 )
 from tuner.domain.ports import Clock
 from tuner.providers.local.call_facts import with_call_facts
+from tuner.providers.local.decomposing import MOST_PARTS
 from tuner.providers.local.dependency_share import with_slow_dependencies
 from tuner.providers.local.facts import window_facts, with_remedy_facts
 from tuner.providers.local.host import FunctionHost, UnknownFunctionError
@@ -44,7 +45,7 @@ LOCAL_LIMITS = Limits(
     timeout_max_s=300.0,
     batch_min=1,
     batch_max=1000,
-    fan_out_max=16,
+    fan_out_max=MOST_PARTS,
     cpu_scales_with_memory=False,
 )
 """What the local host allows; memory does not buy CPU here."""
@@ -55,6 +56,7 @@ _KNOBS = frozenset(
         Knob.TIMEOUT_S,
         Knob.BATCH_SIZE,
         Knob.FAN_OUT,
+        Knob.SPLIT_ABOVE_KB,
         Knob.CACHE_TTL_S,
         Knob.HANDOVER_S,
         Knob.FUSED,

@@ -105,6 +105,7 @@ def config_to_json(config: FunctionConfig) -> str:
             "timeout_s": config.timeout_s,
             "batch_size": config.batch_size,
             "fan_out": config.fan_out,
+            "split_above_kb": config.split_above_kb,
             "concurrency": config.concurrency,
             "cache_ttl_s": config.cache_ttl_s,
             "handover_s": config.handover_s,
@@ -120,6 +121,7 @@ def config_from_json(text: str, revision: int) -> FunctionConfig:
     """Inverse of :func:`config_to_json`."""
     data = {
         "handover_s": 0.0,
+        "split_above_kb": 0,
         "fused": 0,
         "near_replica": 0,
         **json.loads(text),

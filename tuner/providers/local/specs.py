@@ -89,6 +89,9 @@ class FunctionSpec(BaseModel):
     batch_window_s: float = Field(default=1.0, ge=0)
     """How long the queue waits to fill a batch before delivering a smaller one."""
     fan_out: int = Field(default=1, ge=1)
+    split_above_kb: int = Field(default=0, ge=0)
+    """Events larger than this many KB split into parts of about this size (0: off), for a
+    handler that uses tuner_handler's split."""
     cache_ttl_s: int = Field(default=0, ge=0)
     handover_s: float = Field(default=0.0, ge=0)
     """Handover margin in seconds (0: off), for a handler that uses tuner_handler's handover."""
@@ -121,6 +124,7 @@ class FunctionSpec(BaseModel):
             timeout_s=self.timeout_s,
             batch_size=self.batch_size,
             fan_out=self.fan_out,
+            split_above_kb=self.split_above_kb,
             cache_ttl_s=self.cache_ttl_s,
             handover_s=self.handover_s,
             fused=0,

@@ -34,6 +34,9 @@ FAMILIES: dict[Family, float] = {
     "deploy": 0.8,
 }
 """Families and their weights: half plain, a tenth CPU-bound, 8% each of the others."""
+SPLITTING = 0.5
+"""Share of the long-tail functions whose code uses tuner_handler's split (by a list field,
+say), so that a large payload can run in parts; the others can only be given memory."""
 DAY_S = 86_400.0
 
 
@@ -135,7 +138,8 @@ def _with_family(w: Workload, rng: random.Random) -> Workload:
                 usual.payload_max_kb, min(ceiling, usual.payload_max_kb * rng.uniform(2, 4))
             ),
         )
-        return _configured(tail, rng, need=usual.need_mb)  # sized for the usual payloads
+        tail = _configured(tail, rng, need=usual.need_mb)  # sized for the usual payloads
+        return replace(tail, splits=rng.random() < SPLITTING)
     if family == "cold-start":
         heavy = replace(
             w, runtime_mb=w.runtime_mb + rng.uniform(200, 800), init_cpu_ms=rng.uniform(1000, 8000)

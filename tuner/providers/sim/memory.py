@@ -79,9 +79,12 @@ def memory_outcome(k: Killed, extra: dict[str, float]) -> Memory:
 def _payload(
     k: Killed, extra: dict[str, float]
 ) -> tuple[float | None, float | None, float, float, float | None]:
-    """A function whose need is constant or grows with its payload (a long tail included)."""
+    """A function whose need is constant or grows with its payload (a long tail included).
+
+    Payloads are those an invocation ran: a split payload's parts, not the whole of it.
+    """
     w, memory_mb, ooms, huge, u, evidence = k.w, k.memory_mb, k.ooms, k.huge, k.u, k.evidence
-    skew, pmax, slope = w.skew, w.payload_max_kb, w.mb_per_kb
+    skew, pmax, slope, part = w.skew, w.payload_max_kb, w.mb_per_kb, w.split_kb
     u_fit = fitting(w, memory_mb)
     v_fit = huge_fitting(w, memory_mb)
     huge_kept = math.floor(huge * v_fit) if huge else 0
@@ -91,10 +94,11 @@ def _payload(
     peak = p90 = None
     largest = 0.0
     if usual_kept:
-        largest = pmax * (u_fit * u[U_PEAK] ** (1.0 / usual_kept)) ** skew
-        p90 = w.start_mb + slope * pmax * (0.9 * u_fit) ** skew
+        largest = min(part, pmax * (u_fit * u[U_PEAK] ** (1.0 / usual_kept)) ** skew)
+        p90 = w.start_mb + slope * min(part, pmax * (0.9 * u_fit) ** skew)
     if huge_kept:
-        largest = max(largest, w.tail_kb * (0.9 + 0.1 * v_fit * u[U_HUGE_MAX] ** (1.0 / huge_kept)))
+        huge_kb = w.tail_kb * (0.9 + 0.1 * v_fit * u[U_HUGE_MAX] ** (1.0 / huge_kept))
+        largest = max(largest, min(part, huge_kb))
     if survivors:
         peak = w.start_mb + slope * largest
         if p90 is None:
@@ -111,6 +115,7 @@ def _payload(
         else:
             u_failed = u_fit + (1.0 - u_fit) * u[U_FAILED] ** (1.0 / ooms)
             failed_payload = pmax * u_failed**skew
+        failed_payload = min(part, failed_payload)
         largest = max(largest, failed_payload)
         work = w.work_mb + slope * failed_payload
         chunk = max(1.0, w.chunk * work)
@@ -143,6 +148,7 @@ def _probe(
         payload = w.payload_max_kb * (u_fit + (1.0 - u_fit) * u) ** w.skew
         if failed_payload is not None and failed_payload > w.payload_max_kb:
             payload = failed_payload  # a huge payload was killed
+        payload = min(payload, w.split_kb)  # or a part of one
         peak = w.start_mb + w.mb_per_kb * payload
     extra["probe_memory_mb"] = float(PROBE_MEMORY_MB)
     extra["runtime_memory_mb"] = w.runtime_mb

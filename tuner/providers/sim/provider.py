@@ -33,7 +33,7 @@ from tuner.providers.sim.traffic import Traffic, Trial
 from tuner.providers.sim.windows import DependencyState, Evidence, Outcome, simulate
 from tuner.providers.sim.workloads import MAX_MEMORY_MB, MIN_MEMORY_MB, Workload
 
-_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.MEMORY_TRIAL_MB})
+_KNOBS = frozenset({Knob.MEMORY_MB, Knob.TIMEOUT_S, Knob.MEMORY_TRIAL_MB, Knob.SPLIT_ABOVE_KB})
 TRIAL_SHARE = 0.1
 """Share of a function's traffic that runs at a size tried."""
 TRIAL_INVOCATIONS = 20
@@ -84,7 +84,11 @@ class SimProvider:
         self._index = {FunctionRef(name, w.name): i for i, w in enumerate(self.workloads)}
         self._configs = [
             FunctionConfig(
-                memory_mb=w.memory_mb, timeout_s=w.timeout_s, memory_trial_mb=0, revision="1"
+                memory_mb=w.memory_mb,
+                timeout_s=w.timeout_s,
+                memory_trial_mb=0,
+                split_above_kb=0 if w.splits else None,
+                revision="1",
             )
             for w in self.workloads
         ]
@@ -199,8 +203,10 @@ class SimProvider:
             raise ConflictError(f"{target.ref.key} changed since it was read")
         values: dict[Knob, float | int] = {}
         for change in changes:
-            if change.knob not in _KNOBS:
-                raise ProviderError(f"the simulator has no {change.knob.value} setting")
+            if change.knob not in _KNOBS or config.get(change.knob) is None:
+                raise ProviderError(
+                    f"the simulator has no {change.knob.value} setting for {target.ref.key}"
+                )
             values[change.knob] = change.after
         new = config.with_changes(values)
         if new == config and new.memory_trial_mb == config.memory_trial_mb:
@@ -216,6 +222,10 @@ class SimProvider:
         )
         if new.memory_mb != config.memory_mb or new.timeout_s != config.timeout_s:
             self.ledger.change(i, config.memory_mb, new.memory_mb, now)
+            self._changed_at[i] = max(self._changed_at[i], now)
+        if new.split_above_kb != config.split_above_kb:
+            self.workloads[i] = w = self.workloads[i].split_at(new.split_above_kb or 0)
+            self.ledger.split(i, new.memory_mb, w.version_at(now).need_mb, now)
             self._changed_at[i] = max(self._changed_at[i], now)
         trial = next((c for c in changes if c.knob is Knob.MEMORY_TRIAL_MB), None)
         if trial is not None:

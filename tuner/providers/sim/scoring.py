@@ -168,6 +168,18 @@ class Ledger:
                 fn.episodes.append((fn.redeploys, True, at - fn.began))
                 fn.in_episode = False
 
+    def split(self, index: int, memory_mb: float, need_mb: float, at: float) -> None:
+        """Count a change of where payloads split that went live at ``at``: a redeploy that
+        can end an episode (the need is a part's now), and never flapping of memory."""
+        fn = self._fns[index]
+        self.changes += 1
+        fn.need = need_mb
+        if fn.in_episode:
+            fn.redeploys += 1
+            if memory_mb >= need_mb:
+                fn.episodes.append((fn.redeploys, True, at - fn.began))
+                fn.in_episode = False
+
     def synthetic(self, invocations: int, cost: float, at: float) -> None:
         """Count invocations a strategy made up at time ``at`` to measure a function."""
         self.synthetic_invocations += invocations

@@ -107,6 +107,8 @@ def fitting(w: Workload, memory_mb: float) -> float:
         return 1.0 if room >= 0 else 0.0
     if room <= 0:
         return 0.0
+    if room / w.mb_per_kb >= w.split_kb:
+        return 1.0  # a larger payload runs as parts that fit
     return float(min(1.0, (room / w.mb_per_kb / w.payload_max_kb) ** (1.0 / w.skew)))
 
 
@@ -114,8 +116,12 @@ def huge_fitting(w: Workload, memory_mb: float) -> float:
     """The share of huge payloads (90% to 100% of ``tail_kb``) that fit in ``memory_mb``."""
     if w.tail_kb <= 0 or w.mb_per_kb <= 0:
         return 1.0
-    largest = (memory_mb - w.start_mb) / w.mb_per_kb / w.tail_kb
-    return min(1.0, max(0.0, (largest - 0.9) / 0.1))
+    largest_kb = (memory_mb - w.start_mb) / w.mb_per_kb
+    if largest_kb >= w.split_kb:
+        return 1.0  # each runs as parts that fit
+    if w.split_kb < 0.9 * w.tail_kb:
+        return 0.0  # each runs as parts, and a part does not fit
+    return min(1.0, max(0.0, (largest_kb / w.tail_kb - 0.9) / 0.1))
 
 
 def served_per_worker(w: Workload, memory_mb: float) -> int:

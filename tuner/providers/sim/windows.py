@@ -56,7 +56,8 @@ class Outcome:
     ooms: int
     timeouts: int
     cost: float
-    """Every invocation at the mean duration (with its share of inits), and the requests."""
+    """Every invocation at the mean duration (with its share of inits), and the requests;
+    a split payload's parts as invocations of their own."""
     peak_mb: float | None
     p90_mb: float | None
     probes: int = 0
@@ -118,6 +119,8 @@ def simulate(
         "duration_avg_ms": mean_ms + cold * init_ms,
         "cpu_time_ms": w.cpu_time_ms(memory_mb),
     }
+    if w.splits:
+        extra["supports_split"] = 1.0  # its handler is tuner_handler's split
     mem = memory_outcome(Killed(w, memory_mb, n, ooms, huge, u, evidence), extra)
     survivors = n - ooms
     timeout_ms = timeout_s * 1000.0
@@ -162,7 +165,8 @@ def simulate(
     )
     price = w.cost_per_invocation(memory_mb, cold=cold)
     at_timeout = PRICE_REQUEST + PRICE_GB_S * memory_mb / 1024.0 * timeout_s
-    successes, billed = float(survivors - timeouts), n * price + timeouts * (at_timeout - price)
+    paid = n + w.split_parts(n - huge, huge)  # a part costs what a whole invocation does
+    successes, billed = float(survivors - timeouts), paid * price + timeouts * (at_timeout - price)
     # Tried again: a killed request fails again with the same payload, except on a fresh
     # worker of a leaking function; a timed-out one fails again as often as the first time.
     if ooms:
@@ -178,7 +182,7 @@ def simulate(
         n,
         ooms,
         timeouts,
-        n * price,
+        paid * price,
         mem.peak_mb,
         mem.p90_mb,
         1 if mem.probe_cost else 0,

@@ -6,7 +6,9 @@ Each function is one :class:`Workload`, drawn from a seed by
 for every invocation its worker served before.  Payloads are ``payload_max_kb * u ** skew``
 with ``u`` uniform, so the largest usual payload is exactly ``payload_max_kb`` and large
 payloads are rare; a function with a long tail also gets, once in ``1 / tail_share``
-invocations, a huge payload of 90% to 100% of ``tail_kb``.  Duration is I/O time plus CPU
+invocations, a huge payload of 90% to 100% of ``tail_kb``.  A function whose code splits
+(``splits``) may run a payload above ``split_kb`` as parts of at most that size, each an
+invocation of its own that needs only a part's memory.  Duration is I/O time plus CPU
 time; the CPU part shrinks with memory up to one vCPU (1,769 MB on Lambda), and where the
 runtime's own threads need CPU too (``cpu_overhead``), the handler gets less than its
 share at small sizes, so that more memory can cost less.  A cold start adds the init's
@@ -16,7 +18,7 @@ CPU time.  A deploy can change the need (``after_deploy``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 CPU_MB_PER_VCPU = 1769.0
@@ -97,6 +99,10 @@ class Workload:
     """When a new version is deployed (seconds on the virtual clock)."""
     after_deploy: Workload | None = None
     """The new version: the same function with another need."""
+    splits: bool = False
+    """Its code uses tuner_handler's split: it has the ``split_above_kb`` knob."""
+    split_kb: float = math.inf
+    """Payloads larger than this run as parts of at most this size (``split_above_kb``)."""
 
     @property
     def start_mb(self) -> float:
@@ -110,10 +116,34 @@ class Workload:
 
     @property
     def need_mb(self) -> float:
-        """The most memory any invocation ever needs."""
+        """The most memory any invocation ever needs (a part, where large payloads split)."""
+        return self._need(min(self.largest_payload_kb, self.split_kb))
+
+    @property
+    def whole_need_mb(self) -> float:
+        """The most memory any invocation would need with no payload split."""
+        return self._need(self.largest_payload_kb)
+
+    def _need(self, payload_kb: float) -> float:
         if self.kind == "leak":
             return self.start_mb + self.leak_mb * self.worker_life
-        return self.start_mb + self.mb_per_kb * self.largest_payload_kb
+        return self.start_mb + self.mb_per_kb * payload_kb
+
+    def split_at(self, split_kb: float) -> Workload:
+        """The function (and its next version) with payloads above ``split_kb`` split (0: none)."""
+        kb = split_kb if split_kb > 0 else math.inf
+        after = self.after_deploy.split_at(split_kb) if self.after_deploy is not None else None
+        return replace(self, split_kb=kb, after_deploy=after)
+
+    def split_parts(self, usual: int, huge: int) -> float:
+        """The part invocations that ``usual`` usual and ``huge`` huge payloads split into."""
+        if self.split_kb == math.inf or self.mb_per_kb <= 0:
+            return 0.0
+        over = 1.0 - float(min(1.0, self.split_kb / self.payload_max_kb) ** (1.0 / self.skew))
+        parts = usual * over * math.ceil(self.payload_max_kb / self.split_kb)
+        if huge and self.tail_kb > self.split_kb:
+            parts += huge * math.ceil(self.tail_kb / self.split_kb)
+        return parts
 
     def version_at(self, t: float) -> Workload:
         """The version running at time ``t``."""
@@ -170,7 +200,7 @@ class Workload:
         return slowest + self.init_ms(memory_mb, cpu_scales)
 
     def optimum_mb(self, cpu_scales: bool = True) -> int:
-        """The cheapest memory with no OOM and no timeout (the latency objective).
+        """The cheapest memory with no OOM and no timeout, no payload split (the latency objective).
 
         With ``m = 1769 s``, cost per invocation is ``1769 * (s * io + C * m / share)``
         with ``C`` the CPU time (with its share of inits): below one vCPU ``m / share`` is
@@ -179,7 +209,7 @@ class Workload:
         rises with memory.  The answer is that size, or the smallest that meets both
         constraints where it is larger.
         """
-        floor_mb = max(MIN_MEMORY_MB, math.ceil(self.need_mb))
+        floor_mb = max(MIN_MEMORY_MB, math.ceil(self.whole_need_mb))  # memory alone
         if not cpu_scales:
             return min(MAX_MEMORY_MB, floor_mb)
         a, b, _ = DURATION_SPREAD
