@@ -417,13 +417,15 @@ def rules_file(folder: Path, text: str) -> Path:
 
 
 def decide(rules: RuleBase, target: Target, window: WindowFacts, end: float) -> Plan | None:
-    """The plan of the ``oom`` rule for this window, or None when the rule does not hold."""
+    """The plan the ``oom`` rule chooses for this window (its first action that can change
+    something, as ``choose: first`` does), or None when the rule does not hold."""
     facts = build_facts(target, window, {})
     found, _ = evaluate(rules, target, facts, Streaks(), end)
     oom = rules.by_name("oom")
     if oom is None or "oom" not in [f.rule for f in found]:
         return None
-    return oom.rule.actions[0].plan(target.config, target.limits, facts)
+    plans = [action.plan(target.config, target.limits, facts) for action in oom.rule.actions]
+    return next((plan for plan in plans if plan.change is not None), plans[0])
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from tuner.providers.local.host import FunctionHost
 from tuner.providers.local.identities import DEFAULT_UIDS
 from tuner.providers.local.output import OutputSink
 from tuner.providers.local.sandboxing import Sandbox, SandboxPolicy, remove_stale_runtimes
-from tuner_handler.settings import FAN_OUT_ENV, HANDOVER_ENV, MAX_LINKS_ENV
+from tuner_handler.settings import FAN_OUT_ENV, HANDOVER_ENV, MAX_LINKS_ENV, SPLIT_ABOVE_ENV
 
 PIDS_MAX = 16
 OUTPUT_BYTES = 64 * 1024
@@ -243,6 +243,7 @@ def test_workers_run_unprivileged_with_only_their_declared_environment(
         HANDOVER_ENV,  # the settings tuner_handler reads, from the live configuration
         MAX_LINKS_ENV,
         FAN_OUT_ENV,
+        SPLIT_ABOVE_ENV,
     }
     assert seen["tmp"] != "/tmp" and seen["tmp_mode"] == 0o700 and seen["tmp_uid"] == identity.uid
     assert not Path(seen["tmp"]).exists() or plain.warm_workers("snoop")
