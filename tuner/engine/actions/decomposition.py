@@ -165,11 +165,11 @@ class SplitLarge(BaseAction):
     rare large one, an event above a size runs as parts of at most that size, each of
     which fits the memory the function has.  The size comes from a probe of a failing
     invocation (its payload ``extra.probe_payload_kb`` and the peak it reached): on the
-    line from the part of the need no split divides (the need at an empty payload a growth
-    model tells, else ``extra.runtime_memory_mb``, else nothing) through that point, the payload whose
-    need plus ``margin`` fits the memory.  A fixed part taken too low makes the parts too
-    large: each part's need is then more than the line says.
-    Judged on the OOMs, and never improved while splits fail (``extra.splits_failed``).
+    line from the part of the need no split divides (the need at an empty payload a
+    growth model tells, else ``extra.runtime_memory_mb``, else nothing) through that
+    point, the payload whose need plus ``margin`` fits the memory.  A fixed part taken too
+    low makes the parts too large: each part then needs more than the line says.  Judged
+    on the OOMs, and never improved while splits fail (``extra.splits_failed``).
 
     Example::
 

@@ -4,10 +4,11 @@ Every invocation gets a :class:`Session`.  Its handler (through tuner_handler) m
 once to hand its state over (``handover``) or to run its parts (``invoke_parts``); the
 host checks each request against the function's live settings (handover on, within the
 chain's most links, an envelope within Lambda's asynchronous limit; no more parts than
-its ``fan_out``, or :data:`MOST_PARTS` where large events split), never taking the worker's word for where the chain stands: the host
-knows which link it started.  When the invocation ends, :meth:`Decomposition.finish`
-writes what follows to the chain store in one transaction: the next link waits, the
-chain is done with its result, or a failed link waits for a retry or fails the chain.
+its ``fan_out``, or :data:`MOST_PARTS` where large events split), never taking the
+worker's word for where the chain stands: the host knows which link it started.  When
+the invocation ends, :meth:`Decomposition.finish` writes what follows to the chain store
+in one transaction: the next link waits, the chain is done with its result, or a failed
+link waits for a retry or fails the chain.
 """
 
 from __future__ import annotations
