@@ -95,12 +95,17 @@ def _largest(*values: float | None) -> float | None:
     return max(known) if known else None
 
 
-def largest_payload(facts: Mapping[str, Any]) -> float | None:
-    """The largest payload one invocation runs: the largest seen, in the window or the
-    lookback, or a part's size where larger ones are split (``split_above_kb``)."""
-    largest = _largest(
+def largest_payload_seen(facts: Mapping[str, Any]) -> float | None:
+    """The largest payload seen, in the window or the lookback (failed invocations' too)."""
+    return _largest(
         extra_number(facts, "payload_kb_max"), extra_number(facts, "lookback_payload_kb_max")
     )
+
+
+def largest_payload(facts: Mapping[str, Any]) -> float | None:
+    """The largest payload one invocation runs: the largest seen, or a part's size where
+    larger ones are split (``split_above_kb``)."""
+    largest = largest_payload_seen(facts)
     above = fact_number(facts, "split_above_kb")
     return min(largest, above) if largest is not None and above else largest
 

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from tuner.domain.model import Change, FunctionConfig, Knob, Limits, extra_number, fact_number
 from tuner.engine.actions.base import BaseAction, Plan, not_applicable
-from tuner.engine.sizing import oom_evidence, probe_need, strongest
+from tuner.engine.sizing import largest_payload_seen, oom_evidence, probe_need, strongest
 
 
 def _count(value: float | None) -> str:
@@ -213,8 +213,7 @@ class SplitLarge(BaseAction):
         if room <= 0 or peak <= fixed:
             return not_applicable(f"{fixed:.0f} MB of fixed need leaves no room for a part")
         above = math.floor(payload * room / (peak - fixed))
-        seen = (extra_number(facts, k) for k in ("payload_kb_max", "lookback_payload_kb_max"))
-        largest = max(payload, *(kb or 0.0 for kb in seen))
+        largest = max(payload, largest_payload_seen(facts) or 0.0)
         if above < 1 or math.ceil(largest / above) > limits.fan_out_max:
             return not_applicable(
                 f"a {largest:.0f} KB payload would need over {limits.fan_out_max} parts"

@@ -76,6 +76,16 @@ class _Fn:
     need: float = 0.0
     """The need of the version that ran last."""
 
+    def redeployed(self, memory_mb: float, at: float) -> None:
+        """A change went live at ``at``: during an episode, one more redeploy, and the end
+        of the episode where the memory now meets the need."""
+        if not self.in_episode:
+            return
+        self.redeploys += 1
+        if memory_mb >= self.need:
+            self.episodes.append((self.redeploys, True, at - self.began))
+            self.in_episode = False
+
 
 class Ledger:
     """Counts what real traffic saw and paid, and every memory change, per function."""
@@ -162,11 +172,7 @@ class Ledger:
         if reverses and fn.reversed_last:  # up, down, up (or down, up, down): oscillating
             self.flapping += 1
         fn.direction, fn.reversed_last = direction, reverses
-        if fn.in_episode:
-            fn.redeploys += 1
-            if after >= fn.need:
-                fn.episodes.append((fn.redeploys, True, at - fn.began))
-                fn.in_episode = False
+        fn.redeployed(after, at)
 
     def split(self, index: int, memory_mb: float, need_mb: float, at: float) -> None:
         """Count a change of where payloads split that went live at ``at``: a redeploy that
@@ -174,11 +180,7 @@ class Ledger:
         fn = self._fns[index]
         self.changes += 1
         fn.need = need_mb
-        if fn.in_episode:
-            fn.redeploys += 1
-            if memory_mb >= need_mb:
-                fn.episodes.append((fn.redeploys, True, at - fn.began))
-                fn.in_episode = False
+        fn.redeployed(memory_mb, at)
 
     def synthetic(self, invocations: int, cost: float, at: float) -> None:
         """Count invocations a strategy made up at time ``at`` to measure a function."""
