@@ -122,11 +122,11 @@ class Session:
     def run(self, message: dict[str, Any]) -> dict[str, Any]:
         """Run the handler's parts as invocations of the function, in parallel."""
         events = message.get("events")
-        most = self._config.fan_out or 1
+        most, by = self._config.fan_out or 1, "fan_out"
         if self._config.split_above_kb:
-            most = max(most, MOST_PARTS)
+            most, by = max(most, MOST_PARTS), "split_above_kb"
         if not isinstance(events, list) or not 2 <= len(events) <= most:
-            return {"type": "parts_result", "error": f"a split runs 2 to {most} parts (fan_out)"}
+            return {"type": "parts_result", "error": f"a split runs 2 to {most} parts ({by})"}
         if self.parts is not None or self.run_parts is None:
             return {"type": "parts_result", "error": "an invocation splits once"}
         self.parts = self.run_parts(events)
